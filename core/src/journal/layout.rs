@@ -131,7 +131,8 @@ const _: () = assert!(offset_of!(RecordHeader, checksum) == 4);
 const _: () = assert!(offset_of!(RecordHeader, seq) == 8);
 const _: () = assert!(offset_of!(RecordHeader, kind) == 16);
 const _: () = assert!(offset_of!(RecordHeader, reserved) == 18);
-const _: () = assert!(SEGMENT_HEADER_BYTES % RECORD_ALIGNMENT_BYTES == 0);
+const _: () = assert!(RECORD_ALIGNMENT_BYTES.is_power_of_two());
+const _: () = assert!(is_aligned(SEGMENT_HEADER_BYTES as u64));
 
 /// Byte offset of the segment header checksum; the bytes before it are the
 /// ones it covers.
@@ -166,9 +167,16 @@ pub fn record_bytes(payload_bytes: u32) -> u64 {
     padded
 }
 
+/// True when `value` is a multiple of [`RECORD_ALIGNMENT_BYTES`]. A mask
+/// rather than `%` or `is_multiple_of` (Rust 1.87) to stay within the
+/// workspace's declared rust-version 1.80.
+pub const fn is_aligned(value: u64) -> bool {
+    value & (RECORD_ALIGNMENT_BYTES as u64 - 1) == 0
+}
+
 /// Offset of the payload inside a record that starts at `record_offset`.
 pub fn payload_offset(record_offset: u32) -> u32 {
-    debug_assert!(record_offset % RECORD_ALIGNMENT_BYTES == 0);
+    debug_assert!(is_aligned(u64::from(record_offset)));
     record_offset + RECORD_HEADER_BYTES
 }
 

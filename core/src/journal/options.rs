@@ -14,7 +14,7 @@
 //!   releasing records can always make room again.
 
 use super::error::JournalError;
-use super::layout::{RECORD_ALIGNMENT_BYTES, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES};
+use super::layout::{is_aligned, RECORD_ALIGNMENT_BYTES, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES};
 
 /// Smallest segment: one page, the unit the kernel maps and writes back.
 /// Small segments exist for tests that roll over often.
@@ -120,12 +120,12 @@ impl JournalOptions {
     pub fn validate(&self) -> Result<(), JournalError> {
         let alignment = u64::from(RECORD_ALIGNMENT_BYTES);
         let segment_ok = (SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&self.segment_bytes)
-            && self.segment_bytes % alignment == 0;
+            && is_aligned(self.segment_bytes);
         check(segment_ok, "segment_bytes", self.segment_bytes, "a multiple of 8 in 4096..=1073741824")?;
 
         let record_bytes_max = u64::from(self.record_bytes_max);
         let record_ok = record_bytes_max >= u64::from(RECORD_HEADER_BYTES) + alignment
-            && record_bytes_max % alignment == 0
+            && is_aligned(record_bytes_max)
             && record_bytes_max <= self.segment_bytes - u64::from(SEGMENT_HEADER_BYTES);
         check(record_ok, "record_bytes_max", record_bytes_max, "a multiple of 8, >= 32 and <= segment_bytes - 64")?;
 

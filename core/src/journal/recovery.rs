@@ -181,7 +181,7 @@ fn recover_segment(context: &SegmentContext<'_>, recovery: &mut Recovery) -> Res
 /// creation was interrupted by a power loss before the data reached disk).
 fn recreate(context: &SegmentContext<'_>, recovery: &mut Recovery) -> Result<Segment, JournalError> {
     assert!(context.is_last, "only the last segment can be half-created");
-    assert!(context.expected_seq.map_or(true, |expected| expected == context.name_seq));
+    assert!(context.expected_seq.iter().all(|expected| *expected == context.name_seq));
     fs::remove_file(context.path).map_err(io_error(context.path, "remove"))?;
     let durable = context.options.sync != SyncPolicy::Os;
     let segment = Segment::create(context.directory, context.name_seq, context.options.segment_bytes, durable)?;

@@ -28,7 +28,7 @@ use memmap2::{MmapMut, MmapOptions};
 
 use super::error::{io_error, JournalError, RecordDefect, SegmentDefect};
 use super::layout::{
-    decode_record_header, decode_segment_header, encode_record_header_fields, encode_segment_header,
+    decode_record_header, decode_segment_header, is_aligned, encode_record_header_fields, encode_segment_header,
     is_zero_header, record_bytes, record_checksum, segment_file_name, store_record_checksum,
     RECORD_ALIGNMENT_BYTES, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES, TEMPORARY_EXTENSION,
 };
@@ -171,7 +171,7 @@ impl Segment {
         assert!(self.record_offsets.is_empty(), "a segment is scanned once, before any append");
         let end = scan_records(&self.map, self.first_seq, file_bytes, &mut self.record_offsets);
         self.end_offset = end.end_offset;
-        debug_assert_eq!(self.record_offsets.last().map_or(true, |last| *last < end.end_offset), true);
+        debug_assert!(self.record_offsets.last().iter().all(|last| **last < end.end_offset));
         end
     }
 
@@ -325,7 +325,7 @@ impl Segment {
 /// first invalid record, or when no header fits. `file_bytes` is how much of
 /// `bytes` came from the file before re-extension.
 pub(crate) fn scan_records(bytes: &[u8], first_seq: u64, file_bytes: u64, offsets: &mut Vec<u32>) -> ScanEnd {
-    assert!(bytes.len() as u64 <= SEGMENT_BYTES_MAX && bytes.len() % RECORD_ALIGNMENT_BYTES as usize == 0);
+    assert!(bytes.len() as u64 <= SEGMENT_BYTES_MAX && is_aligned(bytes.len() as u64));
     assert!(bytes.len() > SEGMENT_HEADER_BYTES as usize);
     let mut offset = SEGMENT_HEADER_BYTES as usize;
     let mut expected_seq = first_seq;
@@ -383,7 +383,7 @@ fn check_record(bytes: &[u8], offset: usize, expected_seq: u64, file_bytes: u64)
 /// True for sizes this code creates and maps.
 fn valid_segment_bytes(segment_bytes: u64) -> bool {
     (SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&segment_bytes)
-        && segment_bytes % u64::from(RECORD_ALIGNMENT_BYTES) == 0
+        && is_aligned(segment_bytes)
 }
 
 /// True when every byte of the file at `path` is zero (or it is empty): a
