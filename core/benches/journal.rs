@@ -29,17 +29,23 @@ const PAYLOAD_BYTES: usize = 200;
 
 /// One measured scenario.
 struct Scenario {
+    /// Label printed in the table.
     name: &'static str,
     /// `None` for the memcpy baseline.
     policy: Option<SyncPolicy>,
+    /// Records measured (after a warm-up of a tenth as many).
     records: u64,
 }
 
 /// What a scenario measured.
 struct Measurement {
+    /// Latency of each measured append.
     latency_ns: Histogram<u64>,
+    /// Wall time of the measured loop.
     wall_ns: u64,
+    /// On-CPU time of the measured loop, when the platform reports it.
     cpu_ns: Option<u64>,
+    /// Flushes during the measured loop.
     flushes_count: u64,
 }
 
@@ -62,7 +68,12 @@ fn main() {
         },
         Scenario { name: "EveryRecord", policy: Some(SyncPolicy::EveryRecord), records: synced_records },
     ];
-    println!("journal append, payload {PAYLOAD_BYTES} B, directory {}", base.display());
+    println!(
+        "command: JOURNAL_BENCH_DIR={} JOURNAL_BENCH_RECORDS={records} JOURNAL_BENCH_SYNCED_RECORDS={synced_records} \
+         cargo bench -p tradebridge-core --bench journal",
+        base.display()
+    );
+    println!("journal append, payload {PAYLOAD_BYTES} B, default options (64 MiB segments), closed loop");
     println!(
         "{:<40} {:>8} {:>12} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10} {:>8}",
         "scenario", "records", "records/s", "p50 us", "p99 us", "p99.9 us", "max us", "cpu ns/rec", "cpu/wall", "flushes"

@@ -325,6 +325,12 @@ fn every_record_policy_is_durable_after_each_append() {
     }
     assert!(journal.segments_count() > 1);
     assert_eq!(journal.stats().flushes_count, 20);
+    // Retention under a flushing policy also syncs the directory.
+    assert!(journal.truncate_before(15).expect("truncate") >= 1);
+    let first_seq = journal.first_seq();
+    drop(journal);
+    let (_, recovery) = open(&directory.0, options);
+    assert_eq!((recovery.first_seq, recovery.last_seq, recovery.truncation), (first_seq, 20, None));
 }
 
 // Os: durable_seq counts every append (process crashes only); synced_seq moves only on flush.

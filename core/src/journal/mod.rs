@@ -266,7 +266,10 @@ impl Journal {
     /// caller calls this once it no longer needs them. The active segment is
     /// never deleted, so `next_seq()` is unchanged. The release is not
     /// recorded: records of segments kept (partly released) are found again
-    /// on reopen. Returns how many segments were deleted.
+    /// on reopen. Except under `Os` the directory is synced afterwards, so a
+    /// power loss cannot keep an older segment's deletion but undo a newer
+    /// one's (which would look like a sequence gap). Returns how many
+    /// segments were deleted.
     pub fn truncate_before(&mut self, seq: u64) -> Result<u32, JournalError> {
         let mut deleted = 0u32;
         // Bounded by the segment count; oldest first, so an interruption
@@ -281,6 +284,9 @@ impl Journal {
             deleted += 1;
         }
         debug_assert_eq!(self.index_records, self.segments.iter().map(Segment::records_count).sum::<u64>());
+        if deleted > 0 && self.options.sync != SyncPolicy::Os {
+            segment::sync_directory(&self.directory)?;
+        }
         Ok(deleted)
     }
 

@@ -119,18 +119,24 @@ pub(crate) fn recover(directory: &Path, options: &JournalOptions) -> Result<Reco
         segments.push_back(Segment::create(directory, first_seq, options.segment_bytes, durable)?);
         recovery.created = listing.is_empty();
     }
+    debug_assert!(segments.iter().zip(segments.iter().skip(1)).all(|(a, b)| a.next_seq() == b.first_seq()));
     finish(directory, durable, &segments, &mut recovery)?;
     Ok(Recovered { segments, recovery })
 }
 
 /// Everything `recover_segment` needs to know about one listed file.
 struct SegmentContext<'a> {
+    /// The journal directory, where a half-made segment is created again.
     directory: &'a Path,
+    /// The segment file.
     path: &'a Path,
+    /// First sequence according to the file name.
     name_seq: u64,
     /// The sequence this segment must start at; `None` for the first.
     expected_seq: Option<u64>,
+    /// True for the newest segment, whose torn tail is cut, not refused.
     is_last: bool,
+    /// The options the journal is opened with.
     options: &'a JournalOptions,
 }
 
@@ -159,8 +165,11 @@ fn recover_segment(context: &SegmentContext<'_>, recovery: &mut Recovery) -> Res
         Err(other) => return Err(other),
     };
     let segment_bytes = opened.segment.segment_bytes();
+    assert!(opened.file_bytes <= segment_bytes, "longer files are refused by Segment::open");
     recovery.reextended_bytes += segment_bytes - opened.file_bytes;
     let end = opened.segment.scan(opened.file_bytes);
+    assert!(u64::from(end.end_offset) <= segment_bytes);
+    assert_eq!(opened.segment.first_seq(), context.name_seq);
     let Some(defect) = end.defect else {
         return Ok(SegmentOutcome::Intact(opened.segment));
     };
