@@ -671,3 +671,20 @@ mod model {
         }
     }
 }
+
+// A segment whose file name disagrees with the first_seq in its header is refused with both numbers.
+#[test]
+fn renamed_segment_is_refused() {
+    let directory = TempDirectory::new("renamed");
+    let (mut journal, _) = open(&directory.0, small_options());
+    append_varied(&mut journal, 3);
+    drop(journal);
+    let file = segment_files(&directory.0).pop().expect("a segment");
+    fs::rename(&file, directory.0.join(format!("{:020}.seg", 7))).expect("rename");
+    let error = Journal::open(&directory.0, small_options()).err().expect("refused");
+    let message = error.to_string();
+    assert!(matches!(
+        error,
+        JournalError::BadSegment { defect: tradebridge_core::journal::SegmentDefect::FirstSeqMismatch { name_seq: 7, header_seq: 1 }, .. }
+    ), "{message}");
+}
