@@ -5,9 +5,12 @@
 //! # Layout
 //! - [`protocol`]: typed messages of `shared/PROTOCOL.md` v1 and their JSON
 //!   codec (parse and write, both directions).
+//! - [`journal`]: append-only, memory-mapped log of events, copies and
+//!   results with crash recovery; the bridge's single source of truth.
 //!
 //! # Invariants
 //! - No function in this crate opens a socket or reads a clock.
 //! - Wire and record integers are `u32`/`u64`, never `usize`.
 
+pub mod journal;
 pub mod protocol;

@@ -1,0 +1,512 @@
+//! The journal: an append-only log of master events, copy instructions and
+//! slave results, kept in memory-mapped segment files. The bridge acks a
+//! master event only once the journal says it is durable, and rebuilds all
+//! of its state from the journal on start-up.
+//!
+//! Records are opaque payloads (rkyv records made elsewhere) tagged with a
+//! caller-defined `kind: u16`. Each gets a sequence number: global, starting
+//! at 1, +1 per record across segments, never reused.
+//!
+//! # Layout
+//! - [`layout`]: on-disk format of segments and records (diagrams there).
+//! - [`options`]: [`JournalOptions`], [`SyncPolicy`] and their bounds.
+//! - `segment`: one mapped segment file: create, open, scan, write, read.
+//! - [`recovery`]: what `open` does with what it finds; [`Recovery`] report.
+//! - `sync`: the sync policy as a pure state machine with injected time.
+//! - [`error`]: [`JournalError`] and the defects it names.
+//! - This file: [`Journal`], [`Reservation`], [`Entry`], [`Entries`].
+//!
+//! # Durability
+//! `durable_seq()` is the highest sequence that survives the failures the
+//! policy protects against; `synced_seq()` is the highest one this journal
+//! flushed to storage (`msync(MS_SYNC)` of its range, on Linux a data sync
+//! of those pages). For a master event, `ack_seq` is taken from the
+//! `durable_seq()` of the record that holds it.
+//!
+//! | policy        | process crash (kill -9, panic, OOM kill)  | OS crash or power loss                        |
+//! |---------------|-------------------------------------------|-----------------------------------------------|
+//! | `EveryRecord` | every record whose `append` returned `Ok` | every record whose `append` returned `Ok`     |
+//! | `Group`       | every record whose `append` returned `Ok` | every record up to `durable_seq()`; a suffix after it may be lost |
+//! | `Os`          | every record whose `append` returned `Ok` | only what the kernel happened to write back (by default dirty pages are at most about 30 s old); see below |
+//!
+//! - A process crash loses nothing written to the mapping: the pages belong
+//!   to the kernel's page cache, not to the process. So under every policy
+//!   a record whose append returned survives kill -9. Under `Os`,
+//!   `durable_seq() == last_seq()` for that reason: the policy promises
+//!   survival of a process crash only.
+//! - A power loss or OS crash keeps only what reached storage. Under
+//!   `EveryRecord` that is every returned append; under `Group` everything
+//!   up to `durable_seq()` (the records after it may survive in part, and
+//!   recovery keeps the longest valid prefix, so what is lost is always a
+//!   suffix, never a hole). Under `Os` the lost part is a suffix of each
+//!   segment; when it belongs to a sealed segment, recovery reports a
+//!   sequence gap and refuses to open unless the options allow truncation.
+//! - These guarantees assume storage that honours flushes (no volatile write
+//!   cache that ignores them) and one process using the directory at a time
+//!   (not enforced here: the bridge holds the only handle).
+//! - New segments are created under a temporary name, preallocated with
+//!   zeros (so the mapping can never fault for lack of disk space), and
+//!   renamed; except under `Os` the file and the directory are synced before
+//!   the first record is written to it, and the previous segment is flushed
+//!   before a new one is created, so a group never spans a segment boundary.
+//! - On open, except under `Os`, every recovered segment is synced before
+//!   `durable_seq()` reports its records, since records read back after a
+//!   process crash may still sit only in the page cache. A torn tail is
+//!   zeroed and that zeroing is flushed under every policy, so stale bytes
+//!   can never reappear behind new records after a later power loss.
+//! - A failed flush poisons the journal ([`JournalError::Poisoned`]): Linux
+//!   may drop the dirty pages after reporting the error, so a retry could
+//!   report success falsely. The record is in the mapping but not durable;
+//!   reopening recovers what is really in the files.
+//!
+//! # Memory
+//! The offset index costs 4 bytes per retained record (a `u32` offset per
+//! record, grouped per segment, plus `Vec` growth slack of at most 2x).
+//! It is bounded by `index_bytes_max` (default 64 MiB, 16 Mi records);
+//! 200-byte records in 4 GiB of retained segments need about 77 MB.
+//! Appends allocate nothing except that amortized index growth.
+//!
+//! # Invariants
+//! - `segments` is never empty; the last one is the active one, and only it
+//!   is written.
+//! - Segments are contiguous: each one's `first_seq` is the previous one's
+//!   next sequence; `first_seq() <= next_seq()`.
+//! - `synced_seq() <= last_seq()`; `durable_seq() <= last_seq()`.
+//! - Records are never deleted except by `truncate_before`, and then only
+//!   whole sealed segments whose every record is below the given sequence.
+
+pub mod error;
+pub mod layout;
+pub mod options;
+pub mod recovery;
+mod segment;
+mod sync;
+
+use std::collections::VecDeque;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+pub use error::{FullLimit, JournalError, RecordDefect, SegmentDefect};
+pub use layout::HeaderDefect;
+pub use options::{JournalOptions, SealedCorruption, SyncPolicy};
+pub use recovery::{Recovery, Truncation};
+
+use error::io_error;
+use layout::record_bytes;
+use options::INDEX_BYTES_PER_RECORD;
+use segment::Segment;
+use sync::SyncState;
+
+/// One record read back from the journal; borrows the mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry<'journal> {
+    /// The record's sequence number.
+    pub seq: u64,
+    /// The caller-defined kind given at append.
+    pub kind: u16,
+    /// The payload bytes as appended, 8-byte aligned.
+    pub payload: &'journal [u8],
+}
+
+/// Counters of what the journal did since it was opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JournalStats {
+    /// Records appended (by `append` or a committed reservation).
+    pub appends_count: u64,
+    /// Flushes performed (each one may cover many records).
+    pub flushes_count: u64,
+    /// Appends or reservations refused with [`JournalError::Full`].
+    pub full_count: u64,
+    /// Segment files created by roll-over.
+    pub segments_created_count: u64,
+    /// Segment files deleted by `truncate_before`.
+    pub segments_deleted_count: u64,
+}
+
+/// An open journal. One owner appends; reads borrow it.
+pub struct Journal {
+    /// Directory holding the segment files; fixed.
+    directory: PathBuf,
+    /// Validated options; fixed.
+    options: JournalOptions,
+    /// Retained segments, oldest first; the back one is active. Grows at
+    /// roll-over, shrinks from the front in `truncate_before`.
+    segments: VecDeque<Segment>,
+    /// Flush bookkeeping; advanced by appends and flushes.
+    sync: SyncState,
+    /// Records indexed across all segments (for the index bound); follows
+    /// appends and deletions.
+    index_records: u64,
+    /// Set by a failed flush; from then on writes are refused.
+    poisoned: bool,
+    /// Counters; only grow.
+    stats: JournalStats,
+}
+
+impl Journal {
+    /// Opens (or creates) the journal in `directory`, recovering what it
+    /// holds. Only one process may use a directory at a time.
+    pub fn open(directory: impl AsRef<Path>, options: JournalOptions) -> Result<(Journal, Recovery), JournalError> {
+        options.validate()?;
+        let directory = directory.as_ref().to_path_buf();
+        let recovered = recovery::recover(&directory, &options)?;
+        let recovery = recovered.recovery;
+        let segments = recovered.segments;
+        assert!(!segments.is_empty());
+        // Recovery synced everything it found unless the policy is Os, in
+        // which case nothing is known to be on storage.
+        let synced_seq = if options.sync == SyncPolicy::Os { 0 } else { recovery.last_seq };
+        let journal = Journal {
+            directory,
+            options,
+            sync: SyncState::new(options.sync, recovery.last_seq, synced_seq),
+            index_records: recovery.records_count,
+            segments,
+            poisoned: false,
+            stats: JournalStats::default(),
+        };
+        assert_eq!(journal.last_seq(), recovery.last_seq);
+        Ok((journal, recovery))
+    }
+
+    /// Appends one record and returns its sequence number. Under
+    /// `EveryRecord` the record is on storage when this returns `Ok`. On an
+    /// `Io` error from the flush, the record is written but not durable and
+    /// the journal is poisoned.
+    pub fn append(&mut self, kind: u16, payload: &[u8], now_ms: u64) -> Result<u64, JournalError> {
+        self.check_not_poisoned()?;
+        let payload_bytes = self.check_payload_bytes(payload.len() as u64)?;
+        self.make_room(record_bytes(payload_bytes))?;
+        let seq = self.next_seq();
+        self.active_mut().append_record(seq, kind, payload);
+        self.after_publish(seq, now_ms)?;
+        Ok(seq)
+    }
+
+    /// Reserves room for a record of up to `capacity_bytes` of payload at
+    /// the end of the journal, for the caller to serialise into in place
+    /// (no copy). Unused capacity is zeroed at commit, so reserve about what
+    /// is needed. Dropping the reservation without committing abandons it.
+    pub fn reserve(&mut self, kind: u16, capacity_bytes: u32) -> Result<Reservation<'_>, JournalError> {
+        self.check_not_poisoned()?;
+        let capacity_bytes = self.check_payload_bytes(u64::from(capacity_bytes))?;
+        self.make_room(record_bytes(capacity_bytes))?;
+        Ok(Reservation { journal: self, kind, capacity_bytes, committed: false })
+    }
+
+    /// The record with sequence `seq`, or `None` when it was never appended
+    /// or was deleted by `truncate_before`.
+    pub fn read(&self, seq: u64) -> Option<Entry<'_>> {
+        let position = self.segment_position(seq)?;
+        self.segments[position].entry(seq)
+    }
+
+    /// Iterates records in order from `seq` (or from the oldest retained
+    /// one, when `seq` is older) to the last.
+    pub fn iter_from(&self, seq: u64) -> Entries<'_> {
+        let seq = seq.max(self.first_seq());
+        let position = self.segment_position(seq).unwrap_or(0);
+        Entries { journal: self, position, seq }
+    }
+
+    /// The file and byte offset of the record `seq`, for error reports and
+    /// tools; `None` when the record is not held.
+    pub fn location(&self, seq: u64) -> Option<(&Path, u64)> {
+        let segment = &self.segments[self.segment_position(seq)?];
+        let offset = segment.offset_of(seq)?;
+        Some((segment.path(), u64::from(offset)))
+    }
+
+    /// Oldest sequence still held; `next_seq()` when none is held.
+    pub fn first_seq(&self) -> u64 {
+        self.segments.front().expect("segments never empty").first_seq()
+    }
+
+    /// Sequence of the last record appended (0 before the first ever).
+    pub fn last_seq(&self) -> u64 {
+        self.next_seq() - 1
+    }
+
+    /// Sequence the next append gets.
+    pub fn next_seq(&self) -> u64 {
+        self.segments.back().expect("segments never empty").next_seq()
+    }
+
+    /// Highest sequence that survives the failures the sync policy protects
+    /// against (see the module documentation).
+    pub fn durable_seq(&self) -> u64 {
+        self.sync.durable_seq()
+    }
+
+    /// Highest sequence flushed to storage by this journal (or synced at
+    /// open); under `Os` only explicit `flush` calls advance it.
+    pub fn synced_seq(&self) -> u64 {
+        self.sync.synced_seq()
+    }
+
+    /// Flushes every unflushed record to storage; returns `synced_seq()`.
+    pub fn flush(&mut self) -> Result<u64, JournalError> {
+        self.check_not_poisoned()?;
+        self.flush_unsynced()?;
+        Ok(self.synced_seq())
+    }
+
+    /// Lets the `Group` policy flush a group whose oldest record has waited
+    /// `interval_ms`; the caller calls this from its loop with its clock.
+    /// Returns `durable_seq()`.
+    pub fn tick(&mut self, now_ms: u64) -> Result<u64, JournalError> {
+        self.check_not_poisoned()?;
+        if self.sync.is_flush_due(now_ms) {
+            self.flush_unsynced()?;
+        }
+        Ok(self.durable_seq())
+    }
+
+    /// Deletes every sealed segment whose records are all below `seq`; the
+    /// caller calls this once it no longer needs them. The active segment is
+    /// never deleted, so `next_seq()` is unchanged. The release is not
+    /// recorded: records of segments kept (partly released) are found again
+    /// on reopen. Except under `Os` the directory is synced afterwards, so a
+    /// power loss cannot keep an older segment's deletion but undo a newer
+    /// one's (which would look like a sequence gap). Returns how many
+    /// segments were deleted.
+    pub fn truncate_before(&mut self, seq: u64) -> Result<u32, JournalError> {
+        let mut deleted = 0u32;
+        // Bounded by the segment count; oldest first, so an interruption
+        // leaves a contiguous suffix.
+        while self.segments.len() > 1 && self.segments[1].first_seq() <= seq {
+            let path = self.segments[0].path().to_path_buf();
+            fs::remove_file(&path).map_err(io_error(&path, "remove segment"))?;
+            let segment = self.segments.pop_front().expect("more than one segment");
+            assert!(segment.next_seq() <= seq, "only wholly released segments are deleted");
+            self.index_records -= segment.records_count();
+            self.stats.segments_deleted_count += 1;
+            deleted += 1;
+        }
+        debug_assert_eq!(self.index_records, self.segments.iter().map(Segment::records_count).sum::<u64>());
+        if deleted > 0 && self.options.sync != SyncPolicy::Os {
+            segment::sync_directory(&self.directory)?;
+        }
+        Ok(deleted)
+    }
+
+    /// Counters since open.
+    pub fn stats(&self) -> JournalStats {
+        self.stats
+    }
+
+    /// Segment files held.
+    pub fn segments_count(&self) -> u32 {
+        self.segments.len() as u32
+    }
+
+    /// Bytes of segment files held.
+    pub fn retained_bytes(&self) -> u64 {
+        self.segments.iter().map(Segment::segment_bytes).sum()
+    }
+
+    /// Memory of the offset index (entries, not counting growth slack).
+    pub fn index_bytes(&self) -> u64 {
+        self.index_records * INDEX_BYTES_PER_RECORD
+    }
+
+    /// The options the journal was opened with.
+    pub fn options(&self) -> &JournalOptions {
+        &self.options
+    }
+
+    /// The directory holding the segment files.
+    pub fn directory(&self) -> &Path {
+        &self.directory
+    }
+
+    fn check_not_poisoned(&self) -> Result<(), JournalError> {
+        if self.poisoned {
+            return Err(JournalError::Poisoned);
+        }
+        Ok(())
+    }
+
+    fn check_payload_bytes(&self, payload_bytes: u64) -> Result<u32, JournalError> {
+        let payload_bytes_max = u64::from(self.options.payload_bytes_max());
+        if payload_bytes > payload_bytes_max {
+            return Err(JournalError::RecordTooLarge { payload_bytes, payload_bytes_max });
+        }
+        Ok(payload_bytes as u32)
+    }
+
+    /// Makes sure a record of `length` bytes fits at the end of the active
+    /// segment, rolling over to a new segment when it does not. Nothing is
+    /// written when a bound refuses.
+    fn make_room(&mut self, length: u64) -> Result<(), JournalError> {
+        assert!(length <= u64::from(self.options.record_bytes_max), "length checked by check_payload_bytes");
+        let index_records_max = self.options.index_bytes_max / INDEX_BYTES_PER_RECORD;
+        if self.index_records + 1 > index_records_max {
+            let value = (self.index_records + 1) * INDEX_BYTES_PER_RECORD;
+            return Err(self.full(FullLimit::IndexBytes, value, self.options.index_bytes_max));
+        }
+        if length <= self.active().room_bytes() {
+            return Ok(());
+        }
+        self.roll_over()?;
+        assert!(length <= self.active().room_bytes(), "a new segment holds any record up to record_bytes_max");
+        Ok(())
+    }
+
+    fn roll_over(&mut self) -> Result<(), JournalError> {
+        let segments_count = self.segments.len() as u64 + 1;
+        let segments_max = u64::from(self.options.segments_max);
+        if segments_count > segments_max {
+            return Err(self.full(FullLimit::Segments, segments_count, segments_max));
+        }
+        let retained_bytes = self.retained_bytes() + self.options.segment_bytes;
+        if retained_bytes > self.options.retained_bytes_max {
+            return Err(self.full(FullLimit::RetainedBytes, retained_bytes, self.options.retained_bytes_max));
+        }
+        let durable = self.options.sync != SyncPolicy::Os;
+        if durable {
+            // Seal the old segment on storage first, so no group of unflushed
+            // records spans two files.
+            self.flush_unsynced()?;
+        }
+        let first_seq = self.next_seq();
+        let segment = Segment::create(&self.directory, first_seq, self.options.segment_bytes, durable)?;
+        self.segments.push_back(segment);
+        self.stats.segments_created_count += 1;
+        assert_eq!(self.next_seq(), first_seq, "a new segment continues the sequence");
+        Ok(())
+    }
+
+    fn full(&mut self, limit: FullLimit, value: u64, value_max: u64) -> JournalError {
+        self.stats.full_count += 1;
+        JournalError::Full { limit, value, value_max }
+    }
+
+    /// Bookkeeping shared by `append` and `Reservation::commit`, after the
+    /// record is in the mapping.
+    fn after_publish(&mut self, seq: u64, now_ms: u64) -> Result<(), JournalError> {
+        assert_eq!(seq + 1, self.next_seq(), "the record just published is the last");
+        self.index_records += 1;
+        self.stats.appends_count += 1;
+        if self.sync.on_append(seq, now_ms) {
+            self.flush_unsynced()?;
+        }
+        debug_assert!(self.durable_seq() <= self.last_seq());
+        Ok(())
+    }
+
+    /// Flushes every record after `synced_seq()`, possibly across segments
+    /// (under `Os` roll-over does not flush). A failure poisons the journal.
+    fn flush_unsynced(&mut self) -> Result<(), JournalError> {
+        if !self.sync.has_unsynced() {
+            return Ok(());
+        }
+        let from_seq = self.sync.synced_seq() + 1;
+        // Records already deleted by truncate_before need no flush.
+        let start = self.segment_position(from_seq).unwrap_or(0);
+        for segment in self.segments.range(start..) {
+            if let Err(error) = segment.flush_from(from_seq) {
+                self.poisoned = true;
+                return Err(error);
+            }
+        }
+        self.sync.on_flushed();
+        self.stats.flushes_count += 1;
+        assert_eq!(self.synced_seq(), self.last_seq());
+        Ok(())
+    }
+
+    /// Index in `segments` of the segment that holds (or would hold) `seq`;
+    /// `None` when `seq` precedes the oldest retained segment.
+    fn segment_position(&self, seq: u64) -> Option<usize> {
+        let after = self.segments.partition_point(|segment| segment.first_seq() <= seq);
+        after.checked_sub(1)
+    }
+
+    fn active(&self) -> &Segment {
+        self.segments.back().expect("segments never empty")
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments.back_mut().expect("segments never empty")
+    }
+}
+
+/// Room for one record at the end of the journal, written in place. Commit
+/// publishes it; dropping it uncommitted zeroes what was written.
+pub struct Reservation<'journal> {
+    /// The journal, borrowed exclusively until commit or drop.
+    journal: &'journal mut Journal,
+    /// Kind the record gets at commit.
+    kind: u16,
+    /// Payload bytes reserved; the committed payload is at most this.
+    capacity_bytes: u32,
+    /// Set by `commit`, so that drop leaves the record alone.
+    committed: bool,
+}
+
+impl Reservation<'_> {
+    /// The reserved payload bytes (zero on entry), 8-byte aligned.
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        let capacity_bytes = self.capacity_bytes;
+        self.journal.active_mut().reserved_payload_mut(capacity_bytes)
+    }
+
+    /// Payload bytes reserved.
+    pub fn capacity_bytes(&self) -> u32 {
+        self.capacity_bytes
+    }
+
+    /// Publishes the first `payload_bytes` bytes written as one record and
+    /// returns its sequence; the rest of the reservation is zeroed. Sync
+    /// behaviour and errors are those of [`Journal::append`].
+    pub fn commit(mut self, payload_bytes: u32, now_ms: u64) -> Result<u64, JournalError> {
+        if payload_bytes > self.capacity_bytes {
+            let capacity_bytes = self.capacity_bytes;
+            return Err(JournalError::ReservationExceeded { payload_bytes, capacity_bytes });
+        }
+        self.committed = true;
+        let seq = self.journal.next_seq();
+        let (kind, capacity_bytes) = (self.kind, self.capacity_bytes);
+        self.journal.active_mut().commit_reserved(seq, kind, payload_bytes, capacity_bytes);
+        self.journal.after_publish(seq, now_ms)?;
+        Ok(seq)
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if !self.committed {
+            let capacity_bytes = self.capacity_bytes;
+            self.journal.active_mut().abandon_reserved(capacity_bytes);
+        }
+    }
+}
+
+/// Iterator over records in sequence order; see [`Journal::iter_from`].
+pub struct Entries<'journal> {
+    /// The journal read from.
+    journal: &'journal Journal,
+    /// Segment holding `seq` (or the one before it when `seq` starts the
+    /// next segment); advances at segment ends.
+    position: usize,
+    /// Next sequence to yield.
+    seq: u64,
+}
+
+impl<'journal> Iterator for Entries<'journal> {
+    type Item = Entry<'journal>;
+
+    fn next(&mut self) -> Option<Entry<'journal>> {
+        let segments = &self.journal.segments;
+        // Bounded: each step either yields or moves to a later segment.
+        while self.position < segments.len() {
+            if let Some(entry) = segments[self.position].entry(self.seq) {
+                self.seq += 1;
+                return Some(entry);
+            }
+            self.position += 1;
+        }
+        None
+    }
+}

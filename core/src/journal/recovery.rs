@@ -1,0 +1,261 @@
+//! Recovery on open: list the segment files, check each header and record,
+//! cut the torn tail of the last segment, and hand back the mapped segments
+//! with their index plus a report of what was found.
+//!
+//! # Layout
+//! - [`Recovery`], [`Truncation`]: the report `Journal::open` returns.
+//! - `recover`: the procedure, one segment at a time (`recover_segment`).
+//!
+//! # Invariants
+//! - Segments handed back are contiguous: each starts at the previous one's
+//!   next sequence, and the last one ends at the first invalid record.
+//! - A defect in a segment that is not the last is an error (or, when the
+//!   options say so, the point where the journal is cut and the later
+//!   segments are quarantined); it is never silently skipped.
+//! - After recovery every segment's tail is zero, and any zeroing is flushed
+//!   before new records can be written over it.
+
+use std::collections::VecDeque;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::error::{io_error, JournalError, RecordDefect};
+use super::layout::{parse_segment_file_name, QUARANTINE_EXTENSION, SEGMENT_EXTENSION, TEMPORARY_EXTENSION};
+use super::options::{JournalOptions, SealedCorruption, SyncPolicy};
+use super::segment::{file_is_all_zero, sync_directory, Segment};
+
+/// What `Journal::open` found and did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Segment files in use after recovery (created ones included).
+    pub segments_count: u32,
+    /// Valid records found.
+    pub records_count: u64,
+    /// Oldest sequence still held; equals `last_seq + 1` when none is held.
+    pub first_seq: u64,
+    /// Sequence of the last valid record ever appended (0 for a journal that
+    /// never held one); appends continue at `last_seq + 1`.
+    pub last_seq: u64,
+    /// Where the log was cut and why; `None` when it ended cleanly.
+    pub truncation: Option<Truncation>,
+    /// Zero bytes added to segment files found shorter than their header's
+    /// `segment_bytes`.
+    pub reextended_bytes: u64,
+    /// A last segment whose creation never reached its header (the file was
+    /// all zero) and that was created again.
+    pub recreated_segment: Option<PathBuf>,
+    /// Segments renamed to `*.seg.quarantine` under
+    /// `SealedCorruption::TruncateAndQuarantine`.
+    pub quarantined_segments: Vec<PathBuf>,
+    /// Leftover `*.seg.tmp` files of interrupted segment creations, removed.
+    pub temporary_files_removed: u32,
+    /// True when the directory held no segment and a first one was created.
+    pub created: bool,
+}
+
+/// Where recovery cut the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Truncation {
+    /// The segment that was cut.
+    pub path: PathBuf,
+    /// Offset of the first invalid record: the new logical end.
+    pub offset: u64,
+    /// Why the record there is invalid.
+    pub defect: RecordDefect,
+    /// Bytes zeroed, from `offset` to the last non-zero byte of the file.
+    pub bytes_zeroed: u64,
+}
+
+/// The state recovery hands to the journal.
+pub(crate) struct Recovered {
+    /// Contiguous segments, oldest first, never empty.
+    pub(crate) segments: VecDeque<Segment>,
+    /// The report for the caller.
+    pub(crate) recovery: Recovery,
+}
+
+/// What to do after one segment.
+enum SegmentOutcome {
+    /// Valid to its end; continue with the next segment.
+    Intact(Segment),
+    /// The journal now ends in this segment; later ones are quarantined.
+    CutHere(Segment),
+    /// This segment and all later ones are quarantined.
+    QuarantineFromHere,
+}
+
+/// Recovers the journal in `directory`, creating the directory and a first
+/// segment when there is none.
+pub(crate) fn recover(directory: &Path, options: &JournalOptions) -> Result<Recovered, JournalError> {
+    fs::create_dir_all(directory).map_err(io_error(directory, "create directory"))?;
+    let mut recovery = Recovery::default();
+    let listing = list_segments(directory, &mut recovery)?;
+    let durable = options.sync != SyncPolicy::Os;
+    let mut segments = VecDeque::with_capacity(listing.len());
+    let mut expected_seq = None;
+    for (position, (name_seq, path)) in listing.iter().enumerate() {
+        let is_last = position + 1 == listing.len();
+        let context = SegmentContext { directory, path, name_seq: *name_seq, expected_seq, is_last, options };
+        let outcome = recover_segment(&context, &mut recovery)?;
+        let (segment, cut) = match outcome {
+            SegmentOutcome::Intact(segment) => (segment, false),
+            SegmentOutcome::CutHere(segment) => (segment, true),
+            SegmentOutcome::QuarantineFromHere => {
+                quarantine(&listing[position..], &mut recovery)?;
+                break;
+            }
+        };
+        expected_seq = Some(segment.next_seq());
+        segments.push_back(segment);
+        if cut {
+            quarantine(&listing[position + 1..], &mut recovery)?;
+            break;
+        }
+    }
+    if segments.is_empty() {
+        // A fresh directory, or every segment quarantined: start where the
+        // first listed segment started so sequence numbers never go back.
+        let first_seq = listing.first().map_or(1, |(name_seq, _)| *name_seq).max(1);
+        segments.push_back(Segment::create(directory, first_seq, options.segment_bytes, durable)?);
+        recovery.created = listing.is_empty();
+    }
+    debug_assert!(segments.iter().zip(segments.iter().skip(1)).all(|(a, b)| a.next_seq() == b.first_seq()));
+    finish(directory, durable, &segments, &mut recovery)?;
+    Ok(Recovered { segments, recovery })
+}
+
+/// Everything `recover_segment` needs to know about one listed file.
+struct SegmentContext<'a> {
+    /// The journal directory, where a half-made segment is created again.
+    directory: &'a Path,
+    /// The segment file.
+    path: &'a Path,
+    /// First sequence according to the file name.
+    name_seq: u64,
+    /// The sequence this segment must start at; `None` for the first.
+    expected_seq: Option<u64>,
+    /// True for the newest segment, whose torn tail is cut, not refused.
+    is_last: bool,
+    /// The options the journal is opened with.
+    options: &'a JournalOptions,
+}
+
+fn recover_segment(context: &SegmentContext<'_>, recovery: &mut Recovery) -> Result<SegmentOutcome, JournalError> {
+    let quarantine_allowed = context.options.sealed_corruption == SealedCorruption::TruncateAndQuarantine;
+    if let Some(expected_seq) = context.expected_seq {
+        if context.name_seq != expected_seq {
+            if quarantine_allowed {
+                return Ok(SegmentOutcome::QuarantineFromHere);
+            }
+            let path = context.path.to_path_buf();
+            return Err(JournalError::SequenceGap { path, expected_seq, found_seq: context.name_seq });
+        }
+    }
+    let mut opened = match Segment::open(context.path, context.name_seq) {
+        Ok(opened) => opened,
+        Err(JournalError::BadSegment { path, defect }) => {
+            if context.is_last && file_is_all_zero(context.path)? {
+                return recreate(context, recovery).map(SegmentOutcome::Intact);
+            }
+            if quarantine_allowed {
+                return Ok(SegmentOutcome::QuarantineFromHere);
+            }
+            return Err(JournalError::BadSegment { path, defect });
+        }
+        Err(other) => return Err(other),
+    };
+    let segment_bytes = opened.segment.segment_bytes();
+    assert!(opened.file_bytes <= segment_bytes, "longer files are refused by Segment::open");
+    recovery.reextended_bytes += segment_bytes - opened.file_bytes;
+    let end = opened.segment.scan(opened.file_bytes);
+    assert!(u64::from(end.end_offset) <= segment_bytes);
+    assert_eq!(opened.segment.first_seq(), context.name_seq);
+    let Some(defect) = end.defect else {
+        return Ok(SegmentOutcome::Intact(opened.segment));
+    };
+    let offset = u64::from(end.end_offset);
+    if !context.is_last && !quarantine_allowed {
+        return Err(JournalError::CorruptRecord { path: context.path.to_path_buf(), offset, defect });
+    }
+    let bytes_zeroed = opened.segment.zero_tail()?;
+    recovery.truncation = Some(Truncation { path: context.path.to_path_buf(), offset, defect, bytes_zeroed });
+    if context.is_last {
+        Ok(SegmentOutcome::Intact(opened.segment))
+    } else {
+        Ok(SegmentOutcome::CutHere(opened.segment))
+    }
+}
+
+/// Replaces a last segment whose header never made it to the file (its
+/// creation was interrupted by a power loss before the data reached disk).
+fn recreate(context: &SegmentContext<'_>, recovery: &mut Recovery) -> Result<Segment, JournalError> {
+    assert!(context.is_last, "only the last segment can be half-created");
+    assert!(context.expected_seq.iter().all(|expected| *expected == context.name_seq));
+    fs::remove_file(context.path).map_err(io_error(context.path, "remove"))?;
+    let durable = context.options.sync != SyncPolicy::Os;
+    let segment = Segment::create(context.directory, context.name_seq, context.options.segment_bytes, durable)?;
+    recovery.recreated_segment = Some(context.path.to_path_buf());
+    Ok(segment)
+}
+
+/// Lists `*.seg` files sorted by first sequence, removing `*.seg.tmp`
+/// leftovers. Other files (quarantined segments, anything else) are left
+/// alone and ignored.
+fn list_segments(directory: &Path, recovery: &mut Recovery) -> Result<Vec<(u64, PathBuf)>, JournalError> {
+    let temporary_suffix = format!(".{SEGMENT_EXTENSION}.{TEMPORARY_EXTENSION}");
+    let mut listing = Vec::new();
+    let entries = fs::read_dir(directory).map_err(io_error(directory, "list directory"))?;
+    for entry in entries {
+        let entry = entry.map_err(io_error(directory, "list directory"))?;
+        let path = entry.path();
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        if name.ends_with(&temporary_suffix) {
+            fs::remove_file(&path).map_err(io_error(&path, "remove temporary"))?;
+            recovery.temporary_files_removed += 1;
+        } else if let Some(first_seq) = parse_segment_file_name(&name) {
+            listing.push((first_seq, path));
+        }
+    }
+    listing.sort_unstable_by_key(|(first_seq, _)| *first_seq);
+    debug_assert!(listing.windows(2).all(|pair| pair[0].0 < pair[1].0), "names are unique");
+    Ok(listing)
+}
+
+fn quarantine(listing: &[(u64, PathBuf)], recovery: &mut Recovery) -> Result<(), JournalError> {
+    for (_, path) in listing {
+        let mut target = path.clone().into_os_string();
+        target.push(format!(".{QUARANTINE_EXTENSION}"));
+        fs::rename(path, &target).map_err(io_error(path, "quarantine"))?;
+        recovery.quarantined_segments.push(PathBuf::from(target));
+    }
+    Ok(())
+}
+
+/// Syncs what recovery found, so that records read back from the page cache
+/// after a process crash count as durable only once they are on storage,
+/// and fills in the report's totals.
+fn finish(
+    directory: &Path,
+    durable: bool,
+    segments: &VecDeque<Segment>,
+    recovery: &mut Recovery,
+) -> Result<(), JournalError> {
+    assert!(!segments.is_empty(), "recovery always leaves an active segment");
+    if durable {
+        for segment in segments {
+            segment.sync()?;
+        }
+        if recovery.recreated_segment.is_some() || !recovery.quarantined_segments.is_empty() {
+            sync_directory(directory)?;
+        }
+    }
+    let back = segments.back().expect("not empty");
+    recovery.segments_count = u32::try_from(segments.len()).expect("segments bounded by the directory listing");
+    recovery.records_count = segments.iter().map(Segment::records_count).sum();
+    recovery.first_seq = segments.front().expect("not empty").first_seq();
+    recovery.last_seq = back.next_seq() - 1;
+    assert_eq!(recovery.last_seq + 1 - recovery.first_seq, recovery.records_count, "segments are contiguous");
+    Ok(())
+}

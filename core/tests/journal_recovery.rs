@@ -1,0 +1,690 @@
+//! Recovery and retention of the journal, driven through its public API on
+//! real files in temporary directories. Crashes are simulated by dropping
+//! the journal without a flush (the mapped pages stay in the page cache, as
+//! after kill -9) and by cutting or corrupting the files between runs.
+
+use std::fs::{self, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use tradebridge_core::journal::layout::record_bytes;
+use tradebridge_core::journal::{
+    FullLimit, Journal, JournalError, JournalOptions, RecordDefect, Recovery, SealedCorruption, SyncPolicy,
+};
+
+/// A unique directory under the system temporary directory, removed on drop.
+struct TempDirectory(PathBuf);
+
+impl TempDirectory {
+    fn new(name: &str) -> TempDirectory {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let unique = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("tradebridge-journal-{name}-{}-{unique}", std::process::id()));
+        let _ = fs::remove_dir_all(&path);
+        TempDirectory(path)
+    }
+}
+
+impl Drop for TempDirectory {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Small segments so that tests roll over often; `Os` so that tests do not
+/// wait on the disk unless they are about flushing.
+fn small_options() -> JournalOptions {
+    JournalOptions {
+        segment_bytes: 4096,
+        record_bytes_max: 1024,
+        sync: SyncPolicy::Os,
+        ..JournalOptions::default()
+    }
+}
+
+/// Deterministic payload of `length` bytes, different for each `seq`.
+fn payload(seq: u64, length: usize) -> Vec<u8> {
+    (0..length).map(|index| (seq as usize * 31 + index * 7 + 1) as u8).collect()
+}
+
+/// Kind stored with record `seq`, so that kinds are checked too.
+fn kind_of(seq: u64) -> u16 {
+    (seq % 7) as u16
+}
+
+/// Payload length of record `seq` in the varied-size tests: 0..1000 bytes.
+fn varied_length(seq: u64) -> usize {
+    (seq as usize * 389) % 1000
+}
+
+fn open(directory: &Path, options: JournalOptions) -> (Journal, Recovery) {
+    Journal::open(directory, options).expect("journal opens")
+}
+
+fn append_varied(journal: &mut Journal, count: u64) {
+    for _ in 0..count {
+        let seq = journal.next_seq();
+        let appended = journal.append(kind_of(seq), &payload(seq, varied_length(seq)), seq).expect("append");
+        assert_eq!(appended, seq);
+    }
+}
+
+fn assert_record(journal: &Journal, seq: u64, length: usize) {
+    let entry = journal.read(seq).unwrap_or_else(|| panic!("seq {seq} readable"));
+    assert_eq!((entry.seq, entry.kind), (seq, kind_of(seq)));
+    assert_eq!(entry.payload, payload(seq, length).as_slice(), "payload of seq {seq}");
+}
+
+fn segment_files(directory: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(directory)
+        .expect("list")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|extension| extension == "seg"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Writes records 1..=4 of 16 bytes and a fifth of `last_length`; returns the
+/// segment file and the fifth record's offset and length.
+fn journal_with_last_record(directory: &Path, last_length: usize) -> (PathBuf, u64, u64) {
+    let (mut journal, _) = open(directory, small_options());
+    for seq in 1..=4 {
+        journal.append(kind_of(seq), &payload(seq, 16), 0).expect("append");
+    }
+    journal.append(kind_of(5), &payload(5, last_length), 0).expect("append");
+    let (path, offset) = journal.location(5).expect("record 5 held");
+    (path.to_path_buf(), offset, record_bytes(last_length as u32))
+}
+
+/// After a damaged fifth record: exactly 1..=expected_last survive, the next
+/// append gets the next sequence, and a further reopen sees it cleanly.
+fn check_survivors_then_append(directory: &Path, recovery: &Recovery, journal: Journal, expected_last: u64) {
+    let mut journal = journal;
+    assert_eq!(recovery.last_seq, expected_last);
+    assert_eq!(recovery.records_count, expected_last);
+    for seq in 1..=4 {
+        assert_record(&journal, seq, 16);
+    }
+    assert_eq!(journal.read(5).is_some(), expected_last == 5);
+    let next = journal.append(kind_of(expected_last + 1), &payload(expected_last + 1, 100), 0).expect("append");
+    assert_eq!(next, expected_last + 1);
+    drop(journal);
+    let (journal, again) = open(directory, small_options());
+    assert_eq!(again.truncation, None, "the second recovery finds a clean log");
+    assert_eq!(again.last_seq, expected_last + 1);
+    assert_record(&journal, expected_last + 1, 100);
+}
+
+// Cutting the file at every byte of its last record keeps exactly the records whose bytes are all present.
+#[test]
+fn cut_at_every_offset_of_the_last_record() {
+    // 40 fills the record exactly; 37 leaves 3 bytes of padding.
+    for last_length in [40usize, 37] {
+        let record_length = record_bytes(last_length as u32);
+        for cut in 0..record_length {
+            let directory = TempDirectory::new("cut");
+            let (path, offset, _) = journal_with_last_record(&directory.0, last_length);
+            let file = OpenOptions::new().write(true).open(&path).expect("open segment");
+            file.set_len(offset + cut).expect("cut");
+            drop(file);
+
+            let (journal, recovery) = open(&directory.0, small_options());
+            // The record is whole once its header and payload are present;
+            // padding is re-extended as zeros, which is what it held.
+            let whole = cut >= 24 + last_length as u64;
+            assert_eq!(recovery.reextended_bytes, 4096 - offset - cut, "cut {cut}");
+            match (&recovery.truncation, whole, cut) {
+                (None, true, _) | (None, false, 0) => {}
+                (Some(truncation), false, _) => {
+                    assert_eq!(truncation.offset, offset, "cut {cut}");
+                    assert!(matches!(truncation.defect, RecordDefect::Torn { .. }), "cut {cut}: {truncation:?}");
+                    assert_eq!(truncation.path, path);
+                }
+                (truncation, _, _) => panic!("cut {cut} of length {last_length}: unexpected {truncation:?}"),
+            }
+            check_survivors_then_append(&directory.0, &recovery, journal, if whole { 5 } else { 4 });
+        }
+    }
+}
+
+// Flipping any one byte of the last record drops that record and only it.
+#[test]
+fn flipped_byte_at_every_offset_of_the_last_record() {
+    for last_length in [40usize, 37] {
+        let record_length = record_bytes(last_length as u32);
+        for flipped in 0..record_length {
+            let directory = TempDirectory::new("flip");
+            let (path, offset, _) = journal_with_last_record(&directory.0, last_length);
+            flip_byte(&path, offset + flipped);
+
+            let (journal, recovery) = open(&directory.0, small_options());
+            let truncation = recovery.truncation.clone().unwrap_or_else(|| panic!("byte {flipped} flip detected"));
+            assert_eq!(truncation.offset, offset, "byte {flipped}");
+            assert!(truncation.bytes_zeroed > 0 && truncation.bytes_zeroed <= record_length);
+            check_survivors_then_append(&directory.0, &recovery, journal, 4);
+        }
+    }
+}
+
+fn flip_byte(path: &Path, offset: u64) {
+    let file = OpenOptions::new().read(true).write(true).open(path).expect("open segment");
+    let mut byte = [0u8; 1];
+    file.read_exact_at(&mut byte, offset).expect("read byte");
+    byte[0] ^= 0xFF;
+    file.write_all_at(&byte, offset).expect("write byte");
+}
+
+// Records of varied sizes roll over several segments and read back by seq and by iteration from any seq.
+#[test]
+fn roll_over_read_and_iterate_across_segments() {
+    let directory = TempDirectory::new("rollover");
+    let (mut journal, recovery) = open(&directory.0, small_options());
+    assert!(recovery.created);
+    append_varied(&mut journal, 120);
+    assert!(journal.segments_count() >= 10, "{} segments", journal.segments_count());
+    assert_eq!(journal.stats().segments_created_count, u64::from(journal.segments_count()) - 1);
+    check_all_records(&journal, 1, 120);
+    drop(journal);
+
+    let (journal, recovery) = open(&directory.0, small_options());
+    assert_eq!((recovery.first_seq, recovery.last_seq, recovery.truncation), (1, 120, None));
+    assert_eq!(recovery.segments_count as usize, segment_files(&directory.0).len());
+    check_all_records(&journal, 1, 120);
+}
+
+fn check_all_records(journal: &Journal, first_seq: u64, last_seq: u64) {
+    for seq in first_seq..=last_seq {
+        assert_record(journal, seq, varied_length(seq));
+        let seqs: Vec<u64> = journal.iter_from(seq).map(|entry| entry.seq).collect();
+        assert_eq!(seqs, (seq..=last_seq).collect::<Vec<u64>>(), "iteration from {seq}");
+    }
+    for entry in journal.iter_from(0) {
+        assert_eq!(entry.payload, payload(entry.seq, varied_length(entry.seq)).as_slice());
+    }
+    assert!(journal.read(last_seq + 1).is_none());
+    assert!(journal.read(0).is_none());
+    assert_eq!(journal.iter_from(last_seq + 1).count(), 0);
+}
+
+// Retention deletes only whole segments below the mark; deleted seqs read None; reopen continues the sequence.
+#[test]
+fn retention_deletes_only_whole_segments_below_the_mark() {
+    let directory = TempDirectory::new("retention");
+    let (mut journal, _) = open(&directory.0, small_options());
+    append_varied(&mut journal, 80);
+    let segments_before = journal.segments_count();
+    let mark = 40;
+    let (mark_path, _) = journal.location(mark).expect("mark held");
+    let mark_path = mark_path.to_path_buf();
+
+    let deleted = journal.truncate_before(mark).expect("truncate");
+    assert_eq!(journal.segments_count(), segments_before - deleted);
+    assert_eq!(segment_files(&directory.0).first(), Some(&mark_path), "the mark's segment is kept");
+    let first_seq = journal.first_seq();
+    assert!(first_seq <= mark && first_seq > 1, "first_seq {first_seq}");
+    assert!((1..first_seq).all(|seq| journal.read(seq).is_none()));
+    check_all_records(&journal, first_seq, 80);
+    assert_eq!(journal.iter_from(1).next().map(|entry| entry.seq), Some(first_seq));
+    drop(journal);
+
+    let (mut journal, recovery) = open(&directory.0, small_options());
+    assert_eq!((recovery.first_seq, recovery.last_seq), (first_seq, 80));
+    journal.truncate_before(u64::MAX).expect("release everything");
+    assert_eq!(journal.segments_count(), 1, "the active segment stays");
+    assert_eq!(journal.next_seq(), 81);
+    drop(journal);
+
+    let (mut journal, recovery) = open(&directory.0, small_options());
+    assert_eq!(recovery.last_seq, 80);
+    assert_eq!(journal.append(1, b"after retention", 0).expect("append"), 81);
+}
+
+// Retention bounds refuse the roll-over with a counted Full error, write nothing, and clear once records are released.
+#[test]
+fn full_journal_refuses_until_records_are_released() {
+    let directory = TempDirectory::new("full");
+    let options = JournalOptions { segments_max: 3, ..small_options() };
+    let (mut journal, _) = open(&directory.0, options);
+    let error = loop {
+        let seq = journal.next_seq();
+        match journal.append(1, &payload(seq, 500), 0) {
+            Ok(_) => continue,
+            Err(error) => break error,
+        }
+    };
+    assert!(matches!(error, JournalError::Full { limit: FullLimit::Segments, value: 4, value_max: 3 }), "{error}");
+    assert!(error.to_string().contains("segments_max"), "{error}");
+    assert_eq!(journal.stats().full_count, 1);
+    let last_seq = journal.last_seq();
+    assert!(journal.append(1, &payload(0, 500), 0).is_err());
+    assert_eq!((journal.last_seq(), journal.stats().full_count), (last_seq, 2));
+
+    journal.truncate_before(last_seq + 1).expect("release");
+    assert_eq!(journal.append(1, &payload(0, 500), 0).expect("room again"), last_seq + 1);
+    drop(journal);
+
+    let bytes_bound = JournalOptions { retained_bytes_max: 8192, ..small_options() };
+    let (mut journal, _) = open(&directory.0, bytes_bound);
+    let error = (0..100).find_map(|_| journal.append(1, &payload(0, 500), 0).err()).expect("bounded");
+    assert!(matches!(error, JournalError::Full { limit: FullLimit::RetainedBytes, .. }), "{error}");
+}
+
+// The index bound refuses appends once the index would pass index_bytes_max.
+#[test]
+fn index_bound_refuses_appends() {
+    let directory = TempDirectory::new("index");
+    // Two segments of empty records: 2 * 4 * (4096 - 64) / 24 = 1344 bytes.
+    let options = JournalOptions { index_bytes_max: 1344, ..small_options() };
+    let (mut journal, _) = open(&directory.0, options);
+    for seq in 1..=336 {
+        assert_eq!(journal.append(0, b"", 0).expect("fits"), seq);
+    }
+    let error = journal.append(0, b"", 0).expect_err("index full");
+    assert!(matches!(error, JournalError::Full { limit: FullLimit::IndexBytes, value: 1348, .. }), "{error}");
+    assert_eq!(journal.index_bytes(), 1344);
+}
+
+// Group: durable_seq advances after records_max appends and on a tick once interval_ms passed, not before.
+#[test]
+fn group_policy_advances_durable_seq_by_count_and_by_tick() {
+    let directory = TempDirectory::new("group");
+    let options = JournalOptions { sync: SyncPolicy::Group { records_max: 4, interval_ms: 10 }, ..small_options() };
+    let (mut journal, _) = open(&directory.0, options);
+    for seq in 1..=3 {
+        journal.append(1, &payload(seq, 50), 0).expect("append");
+        assert_eq!(journal.durable_seq(), 0, "after {seq} appends");
+    }
+    journal.append(1, &payload(4, 50), 0).expect("append");
+    assert_eq!((journal.durable_seq(), journal.synced_seq()), (4, 4));
+
+    journal.append(1, &payload(5, 50), 100).expect("append");
+    journal.append(1, &payload(6, 50), 105).expect("append");
+    assert_eq!(journal.tick(109).expect("tick"), 4, "oldest unflushed is 9 ms old");
+    assert_eq!(journal.tick(110).expect("tick"), 6, "oldest unflushed is 10 ms old");
+    assert_eq!(journal.stats().flushes_count, 2);
+
+    journal.append(1, &payload(7, 50), 200).expect("append");
+    journal.append(1, &payload(8, 50), 215).expect("append");
+    assert_eq!(journal.durable_seq(), 8, "an append that finds the interval passed flushes");
+    journal.append(1, &payload(9, 50), 300).expect("append");
+    assert_eq!(journal.flush().expect("flush"), 9);
+    assert_eq!(journal.durable_seq(), 9);
+}
+
+// EveryRecord: durable_seq equals last_seq after each append, across roll-overs.
+#[test]
+fn every_record_policy_is_durable_after_each_append() {
+    let directory = TempDirectory::new("every");
+    let options = JournalOptions { sync: SyncPolicy::EveryRecord, ..small_options() };
+    let (mut journal, _) = open(&directory.0, options);
+    for seq in 1..=20 {
+        journal.append(kind_of(seq), &payload(seq, varied_length(seq)), seq).expect("append");
+        assert_eq!((journal.durable_seq(), journal.synced_seq()), (seq, seq));
+    }
+    assert!(journal.segments_count() > 1);
+    assert_eq!(journal.stats().flushes_count, 20);
+    // Retention under a flushing policy also syncs the directory.
+    assert!(journal.truncate_before(15).expect("truncate") >= 1);
+    let first_seq = journal.first_seq();
+    drop(journal);
+    let (_, recovery) = open(&directory.0, options);
+    assert_eq!((recovery.first_seq, recovery.last_seq, recovery.truncation), (first_seq, 20, None));
+}
+
+// Os: durable_seq counts every append (process crashes only); synced_seq moves only on flush.
+#[test]
+fn os_policy_reports_appends_durable_and_syncs_on_flush() {
+    let directory = TempDirectory::new("os");
+    let (mut journal, _) = open(&directory.0, small_options());
+    append_varied(&mut journal, 30);
+    assert_eq!((journal.durable_seq(), journal.synced_seq()), (30, 0));
+    assert_eq!(journal.tick(u64::MAX).expect("tick"), 30);
+    assert_eq!(journal.stats().flushes_count, 0);
+    assert_eq!(journal.flush().expect("flush"), 30, "flush covers records in sealed segments too");
+    assert_eq!(journal.synced_seq(), 30);
+}
+
+// Dropping the journal without a flush (as kill -9 would) loses no appended record under any policy.
+#[test]
+fn dropped_without_flush_recovers_every_record() {
+    let policies = [SyncPolicy::Os, SyncPolicy::Group { records_max: 1000, interval_ms: 10_000 }];
+    for policy in policies {
+        let directory = TempDirectory::new("crash");
+        let options = JournalOptions { sync: policy, ..small_options() };
+        let (mut journal, _) = open(&directory.0, options);
+        append_varied(&mut journal, 50);
+        assert!(journal.durable_seq() < 50 || policy == SyncPolicy::Os);
+        drop(journal);
+        let (journal, recovery) = open(&directory.0, options);
+        assert_eq!((recovery.last_seq, recovery.truncation.clone()), (50, None), "{policy:?}");
+        assert_eq!(journal.durable_seq(), 50, "recovered records are synced at open");
+        check_all_records(&journal, 1, 50);
+    }
+}
+
+// A corrupt record in a middle segment is an error naming the file and offset; the option truncates and quarantines instead.
+#[test]
+fn corrupt_middle_segment_is_an_error_or_quarantined() {
+    let directory = TempDirectory::new("middle");
+    let (mut journal, _) = open(&directory.0, small_options());
+    append_varied(&mut journal, 60);
+    let files = segment_files(&directory.0);
+    assert!(files.len() >= 4);
+    let middle = &files[1];
+    let corrupt_seq = journal.iter_from(0).find(|entry| journal.location(entry.seq).unwrap().0 == middle.as_path()).unwrap().seq + 1;
+    let (_, offset) = journal.location(corrupt_seq).expect("held");
+    drop(journal);
+    flip_byte(middle, offset + 30);
+
+    let error = Journal::open(&directory.0, small_options()).err().expect("corrupt sealed segment refused");
+    let JournalError::CorruptRecord { path, offset: error_offset, defect } = &error else {
+        panic!("expected CorruptRecord, got {error}");
+    };
+    assert_eq!((path, *error_offset), (middle, offset));
+    assert!(matches!(defect, RecordDefect::ChecksumMismatch { .. }));
+    let message = error.to_string();
+    assert!(message.contains(&middle.display().to_string()) && message.contains(&format!("offset {offset}")), "{message}");
+    assert_eq!(segment_files(&directory.0), files, "a refused open changes nothing");
+
+    let quarantine = JournalOptions { sealed_corruption: SealedCorruption::TruncateAndQuarantine, ..small_options() };
+    let (mut journal, recovery) = open(&directory.0, quarantine);
+    assert_eq!(recovery.last_seq, corrupt_seq - 1);
+    assert_eq!(recovery.quarantined_segments.len(), files.len() - 2);
+    assert_eq!(recovery.truncation.as_ref().map(|truncation| truncation.offset), Some(offset));
+    assert_eq!(journal.append(1, b"continues", 0).expect("append"), corrupt_seq);
+    drop(journal);
+    let (_, recovery) = open(&directory.0, small_options());
+    assert_eq!((recovery.last_seq, recovery.truncation), (corrupt_seq, None), "quarantined files are ignored");
+}
+
+// A missing middle segment is reported as a sequence gap naming the segment after it.
+#[test]
+fn missing_middle_segment_is_a_sequence_gap() {
+    let directory = TempDirectory::new("gap");
+    let (mut journal, _) = open(&directory.0, small_options());
+    append_varied(&mut journal, 60);
+    drop(journal);
+    let files = segment_files(&directory.0);
+    fs::remove_file(&files[1]).expect("remove");
+    let error = Journal::open(&directory.0, small_options()).err().expect("gap refused");
+    assert!(matches!(&error, JournalError::SequenceGap { path, .. } if path == &files[2]), "{error}");
+}
+
+// A record corrupted in the last segment drops it and everything after it, and those bytes never come back.
+#[test]
+fn records_after_a_corrupt_one_in_the_last_segment_are_dropped_for_good() {
+    let directory = TempDirectory::new("stale");
+    let (mut journal, _) = open(&directory.0, small_options());
+    for seq in 1..=6 {
+        journal.append(kind_of(seq), &payload(seq, 40), 0).expect("append");
+    }
+    let (path, offset) = journal.location(3).expect("held");
+    let path = path.to_path_buf();
+    drop(journal);
+    flip_byte(&path, offset + 24);
+
+    let (mut journal, recovery) = open(&directory.0, small_options());
+    let truncation = recovery.truncation.expect("truncated");
+    assert_eq!((recovery.last_seq, truncation.offset, truncation.bytes_zeroed), (2, offset, 4 * 64));
+    // New records of other sizes land where the stale ones were.
+    for seq in 3..=8 {
+        journal.append(kind_of(seq), &payload(seq, 8), 0).expect("append");
+    }
+    drop(journal);
+    let (journal, recovery) = open(&directory.0, small_options());
+    assert_eq!((recovery.last_seq, recovery.truncation), (8, None));
+    for seq in 3..=8 {
+        assert_record(&journal, seq, 8);
+    }
+}
+
+// Reservations publish in place, abandon without a trace, and refuse a commit beyond their capacity.
+#[test]
+fn reservation_commit_abandon_and_overrun() {
+    let directory = TempDirectory::new("reserve");
+    let (mut journal, _) = open(&directory.0, small_options());
+    let mut reservation = journal.reserve(kind_of(1), 100).expect("reserve");
+    assert!(reservation.payload_mut().iter().all(|byte| *byte == 0));
+    reservation.payload_mut()[..100].fill(0xAB);
+    reservation.payload_mut()[..60].copy_from_slice(&payload(1, 60));
+    assert_eq!(reservation.commit(60, 0).expect("commit"), 1);
+    assert_record(&journal, 1, 60);
+
+    let mut abandoned = journal.reserve(1, 200).expect("reserve");
+    abandoned.payload_mut().fill(0xCD);
+    drop(abandoned);
+    let mut overrun = journal.reserve(1, 16).expect("reserve");
+    overrun.payload_mut().fill(0xEF);
+    let error = overrun.commit(17, 0).expect_err("beyond capacity");
+    assert!(matches!(error, JournalError::ReservationExceeded { payload_bytes: 17, capacity_bytes: 16 }));
+    assert_eq!(journal.append(kind_of(2), &payload(2, 10), 0).expect("append"), 2);
+    drop(journal);
+
+    let (journal, recovery) = open(&directory.0, small_options());
+    assert_eq!((recovery.last_seq, recovery.truncation), (2, None), "unused reservation bytes were zeroed");
+    assert_record(&journal, 1, 60);
+    assert_record(&journal, 2, 10);
+}
+
+// Payloads up to payload_bytes_max fit, one byte more is refused with both sizes named.
+#[test]
+fn record_size_bound() {
+    let directory = TempDirectory::new("size");
+    let (mut journal, _) = open(&directory.0, small_options());
+    let largest = small_options().payload_bytes_max() as usize;
+    assert_eq!(journal.append(1, &vec![1u8; largest], 0).expect("fits"), 1);
+    let error = journal.append(1, &vec![1u8; largest + 1], 0).expect_err("too large");
+    assert!(matches!(error, JournalError::RecordTooLarge { payload_bytes: 1001, payload_bytes_max: 1000 }));
+    assert!(journal.reserve(1, largest as u32 + 1).is_err());
+}
+
+// A nested directory that does not exist is created and the first record gets seq 1.
+#[test]
+fn missing_directory_is_created() {
+    let directory = TempDirectory::new("fresh");
+    let nested = directory.0.join("a").join("b");
+    let (mut journal, recovery) = open(&nested, small_options());
+    assert!(recovery.created);
+    assert_eq!((recovery.first_seq, recovery.last_seq, recovery.records_count), (1, 0, 0));
+    assert_eq!((journal.last_seq(), journal.durable_seq()), (0, 0));
+    assert_eq!(journal.append(1, b"first", 0).expect("append"), 1);
+    assert_eq!(segment_files(&nested).len(), 1);
+}
+
+// A last segment whose header never reached the file (all zero or empty) is recreated; leftover temporaries are removed.
+#[test]
+fn half_created_last_segment_and_temporaries() {
+    for leftover_bytes in [0usize, 4096] {
+        let directory = TempDirectory::new("halfmade");
+        let (mut journal, _) = open(&directory.0, small_options());
+        append_varied(&mut journal, 5);
+        let next = journal.next_seq();
+        drop(journal);
+        let half_made = directory.0.join(format!("{next:020}.seg"));
+        fs::write(&half_made, vec![0u8; leftover_bytes]).expect("write");
+        fs::write(directory.0.join(format!("{:020}.seg.tmp", next + 100)), b"partial").expect("write");
+
+        let (mut journal, recovery) = open(&directory.0, small_options());
+        assert_eq!(recovery.recreated_segment.as_ref(), Some(&half_made));
+        assert_eq!((recovery.temporary_files_removed, recovery.last_seq), (1, 5));
+        assert_eq!(journal.append(1, b"x", 0).expect("append"), next);
+        assert_eq!(journal.location(next).expect("held").0, half_made.as_path());
+    }
+}
+
+// A last segment with a damaged header and data in it is refused, naming the file.
+#[test]
+fn damaged_header_with_data_is_refused() {
+    let directory = TempDirectory::new("header");
+    let (mut journal, _) = open(&directory.0, small_options());
+    append_varied(&mut journal, 5);
+    drop(journal);
+    let file = segment_files(&directory.0).pop().expect("a segment");
+    flip_byte(&file, 20);
+    let error = Journal::open(&directory.0, small_options()).err().expect("refused");
+    assert!(matches!(&error, JournalError::BadSegment { path, .. } if path == &file), "{error}");
+    assert!(error.to_string().contains("checksum"), "{error}");
+}
+
+// A journal reopened with another segment size keeps its old segments and makes new ones at the new size.
+#[test]
+fn segment_size_can_change_between_runs() {
+    let directory = TempDirectory::new("resize");
+    let (mut journal, _) = open(&directory.0, small_options());
+    append_varied(&mut journal, 20);
+    let old_segments = u64::from(journal.segments_count());
+    drop(journal);
+    let larger = JournalOptions { segment_bytes: 16384, ..small_options() };
+    let (mut journal, _) = open(&directory.0, larger);
+    append_varied(&mut journal, 40);
+    let new_segments = u64::from(journal.segments_count()) - old_segments;
+    assert!(new_segments >= 1);
+    assert_eq!(journal.retained_bytes(), old_segments * 4096 + new_segments * 16384);
+    check_all_records(&journal, 1, 60);
+}
+
+// A leaked reservation (mem::forget skips its cleanup) cannot corrupt the records appended after it.
+#[test]
+fn leaked_reservation_does_not_corrupt_later_records() {
+    let directory = TempDirectory::new("leak");
+    let (mut journal, _) = open(&directory.0, small_options());
+    let mut leaked = journal.reserve(1, 512).expect("reserve");
+    leaked.payload_mut().fill(0xFF);
+    std::mem::forget(leaked);
+    // 37 bytes leave 3 bytes of padding over the scribbled area, and the
+    // second record's header slot lies inside it.
+    journal.append(kind_of(1), &payload(1, 37), 0).expect("append");
+    journal.append(kind_of(2), &payload(2, 37), 0).expect("append");
+    drop(journal);
+    let (journal, recovery) = open(&directory.0, small_options());
+    assert_eq!(recovery.last_seq, 2);
+    assert_record(&journal, 1, 37);
+    assert_record(&journal, 2, 37);
+    let truncation = recovery.truncation.expect("the scribbled tail is cleaned");
+    assert_eq!(truncation.offset, 64 + 2 * 64, "{truncation:?}");
+}
+
+mod model {
+    //! Random sequences of appends, reservations, releases, flushes and
+    //! reopens against a plain vector of what was appended.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Clone, Debug)]
+    enum Operation {
+        Append { length: usize },
+        Reserve { capacity: u32, used: u32, commit: bool },
+        TruncateBefore { back: u64 },
+        Flush,
+        Reopen,
+    }
+
+    fn operation() -> impl Strategy<Value = Operation> {
+        prop_oneof![
+            6 => (0usize..1100).prop_map(|length| Operation::Append { length }),
+            2 => (0u32..1000, 0u32..1000, any::<bool>())
+                .prop_map(|(capacity, used, commit)| Operation::Reserve { capacity, used: used.min(capacity), commit }),
+            1 => (0u64..40).prop_map(|back| Operation::TruncateBefore { back }),
+            1 => Just(Operation::Flush),
+            1 => Just(Operation::Reopen),
+        ]
+    }
+
+    /// What was committed, and the highest mark released so far.
+    struct Model {
+        payloads: Vec<Vec<u8>>,
+        released_before: u64,
+    }
+
+    fn apply(journal: &mut Journal, model: &mut Model, operation: &Operation) {
+        let seq = model.payloads.len() as u64 + 1;
+        match *operation {
+            Operation::Append { length } => {
+                let bytes = payload(seq, length);
+                match journal.append(kind_of(seq), &bytes, seq) {
+                    Ok(appended) => {
+                        assert_eq!(appended, seq);
+                        model.payloads.push(bytes);
+                    }
+                    Err(JournalError::RecordTooLarge { .. }) => assert!(length > 1000),
+                    Err(error) => panic!("append: {error}"),
+                }
+            }
+            Operation::Reserve { capacity, used, commit } => {
+                let mut reservation = journal.reserve(kind_of(seq), capacity).expect("reserve");
+                reservation.payload_mut().fill(0x5A);
+                let bytes = payload(seq, used as usize);
+                reservation.payload_mut()[..used as usize].copy_from_slice(&bytes);
+                if commit {
+                    assert_eq!(reservation.commit(used, seq).expect("commit"), seq);
+                    model.payloads.push(bytes);
+                }
+            }
+            Operation::TruncateBefore { back } => {
+                let mark = seq.saturating_sub(back);
+                journal.truncate_before(mark).expect("truncate");
+                model.released_before = model.released_before.max(mark);
+            }
+            Operation::Flush => {
+                assert_eq!(journal.flush().expect("flush"), seq - 1);
+            }
+            Operation::Reopen => unreachable!("handled by the caller"),
+        }
+    }
+
+    fn check(journal: &Journal, model: &Model) {
+        let model_last_seq = model.payloads.len() as u64;
+        assert_eq!(journal.last_seq(), model_last_seq);
+        let first_seq = journal.first_seq();
+        assert!(first_seq <= model.released_before.max(1), "no unreleased record is deleted");
+        assert!(journal.read(first_seq.saturating_sub(1)).is_none() || first_seq == 1);
+        let entries: Vec<(u64, Vec<u8>)> =
+            journal.iter_from(0).map(|entry| (entry.seq, entry.payload.to_vec())).collect();
+        let expected: Vec<(u64, Vec<u8>)> =
+            (first_seq..=model_last_seq).map(|seq| (seq, model.payloads[seq as usize - 1].clone())).collect();
+        assert_eq!(entries, expected);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        // Whatever the order of operations, the journal holds exactly the committed records from first_seq on.
+        #[test]
+        fn journal_matches_model(operations in prop::collection::vec(operation(), 1..120)) {
+            let directory = TempDirectory::new("model");
+            let (mut journal, _) = open(&directory.0, small_options());
+            let mut model = Model { payloads: Vec::new(), released_before: 0 };
+            for operation in &operations {
+                if let Operation::Reopen = operation {
+                    drop(journal);
+                    let (reopened, recovery) = open(&directory.0, small_options());
+                    prop_assert!(recovery.truncation.is_none(), "{:?}", recovery.truncation);
+                    journal = reopened;
+                } else {
+                    apply(&mut journal, &mut model, operation);
+                }
+                check(&journal, &model);
+            }
+        }
+    }
+}
+
+// A segment whose file name disagrees with the first_seq in its header is refused with both numbers.
+#[test]
+fn renamed_segment_is_refused() {
+    let directory = TempDirectory::new("renamed");
+    let (mut journal, _) = open(&directory.0, small_options());
+    append_varied(&mut journal, 3);
+    drop(journal);
+    let file = segment_files(&directory.0).pop().expect("a segment");
+    fs::rename(&file, directory.0.join(format!("{:020}.seg", 7))).expect("rename");
+    let error = Journal::open(&directory.0, small_options()).err().expect("refused");
+    let message = error.to_string();
+    assert!(matches!(
+        error,
+        JournalError::BadSegment { defect: tradebridge_core::journal::SegmentDefect::FirstSeqMismatch { name_seq: 7, header_seq: 1 }, .. }
+    ), "{message}");
+}
