@@ -5,9 +5,15 @@
 //! # Layout
 //! - [`protocol`]: typed messages of `shared/PROTOCOL.md` v1 and their JSON
 //!   codec (parse and write, both directions).
+//! - [`ring`]: bounded single-producer single-consumer ring of variable-length
+//!   records over a memory mapping (anonymous or a `/dev/shm` file).
+//! - [`record`]: rkyv trade records carried by the rings (master events,
+//!   copies, results, acks) and their conversions to the protocol types.
 //!
 //! # Invariants
 //! - No function in this crate opens a socket or reads a clock.
 //! - Wire and record integers are `u32`/`u64`, never `usize`.
 
 pub mod protocol;
+pub mod record;
+pub mod ring;
