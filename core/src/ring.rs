@@ -256,7 +256,10 @@ impl RingConfig {
                 ),
             ));
         }
-        Ok(Geometry { capacity_bytes, record_bytes_max: self.record_bytes_max })
+        let geometry = Geometry { capacity_bytes, record_bytes_max: self.record_bytes_max };
+        assert!(Geometry::framed_length(u64::from(geometry.record_bytes_max)) <= geometry.capacity_bytes / 2);
+        assert!(geometry.mapping_bytes() <= HEADER_BYTES + CAPACITY_BYTES_MAX);
+        Ok(geometry)
     }
 }
 
@@ -472,6 +475,7 @@ impl Mapping {
 
     /// Checks the two positions of an existing mapping against the invariants.
     fn check_positions(&self) -> Result<(), RingError> {
+        assert!(self.geometry.capacity_bytes.is_power_of_two());
         let consumer = self.consumer_cursor().position.load(Ordering::Acquire);
         let producer = self.producer_cursor().position.load(Ordering::Acquire);
         let alignment_mask = FRAME_ALIGNMENT_BYTES - 1;
@@ -682,6 +686,8 @@ impl Producer {
     /// consumer position only when the cached one says they are not.
     fn check_room(&mut self, needed: u64) -> Result<(), PushError> {
         let capacity = self.geometry.capacity_bytes;
+        assert!(needed > 0 && needed <= capacity);
+        assert!(self.consumer_position_cached <= self.position);
         if self.position + needed - self.consumer_position_cached <= capacity {
             return Ok(());
         }
@@ -734,6 +740,7 @@ impl Reservation<'_> {
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let index = self.producer.geometry.index(self.start) + FRAME_HEADER_BYTES as usize;
         assert!(index as u64 + u64::from(self.length) <= self.producer.geometry.capacity_bytes);
+        assert!(self.start >= self.producer.position, "a reservation lies past the published position");
         // SAFETY: the range lies inside the data region (asserted), belongs
         // to the producer (past the published position and within capacity of
         // the consumer position, checked at reservation), and `&mut self`
@@ -809,6 +816,7 @@ impl Consumer {
             return Ok(None);
         };
         assert!(next > self.read_position.get());
+        assert!(next <= self.producer_position_cached.get(), "only published frames are read");
         self.read_position.set(next);
         Ok(Some(record))
     }
@@ -850,6 +858,7 @@ impl Consumer {
         // Records already handed to the handler are released even when a
         // later frame is corrupt, so they are not delivered twice.
         self.release();
+        assert!(records_read <= records_max);
         outcome.map(|()| records_read)
     }
 
@@ -857,6 +866,8 @@ impl Consumer {
     /// and returns it with the position after it.
     fn next_frame(&self) -> Result<Option<(RingRecord<'_>, u64)>, ReadError> {
         let mut position = self.read_position.get();
+        assert!(position >= self.released_position);
+        assert!(position & (FRAME_ALIGNMENT_BYTES - 1) == 0);
         for _ in 0..FRAMES_PER_READ_MAX {
             let available = self.available_from(position)?;
             if available == 0 {
