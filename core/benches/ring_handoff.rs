@@ -9,6 +9,8 @@
 //!   file per scenario: `<path>` with `.<scenario>` inserted before `.hgrm`.
 //! - `RING_BENCH_SCALE=<factor>`: multiply every record count (default 1;
 //!   0.1 for a quick look while iterating).
+//! - `RING_BENCH_PIN=0`: do not pin the threads (on a machine whose cores
+//!   are busy with other work, a pinned thread cannot move away from it).
 //!
 //! Method: the producer thread embeds two stamps in each record, nanoseconds
 //! since a base `Instant` shared by both threads: the time the record was
@@ -91,8 +93,12 @@ fn thread_cpu_us() -> u64 {
     micros(usage.ru_utime) + micros(usage.ru_stime)
 }
 
-/// Pins the calling thread to `cpu`; returns false where that is refused.
+/// Pins the calling thread to `cpu`; returns false where that is refused
+/// or RING_BENCH_PIN=0 turns pinning off.
 fn pin_to_cpu(cpu: usize) -> bool {
+    if std::env::var("RING_BENCH_PIN").is_ok_and(|value| value == "0") {
+        return false;
+    }
     // SAFETY: the cpu set is a plain bitmap initialised by CPU_ZERO; the call
     // only reads it.
     unsafe {
@@ -340,7 +346,9 @@ fn write_hgrm(scenario: &str, histogram: &Histogram<u64>) {
     let deviation_us = histogram.stdev() / 1e3;
     text.push_str(&format!("#[Mean    = {mean_us:12.3}, StdDeviation   = {deviation_us:12.3}]\n"));
     text.push_str(&format!("#[Max     = {:12.3}, Total count    = {:12}]\n", histogram.max() as f64 / 1e3, histogram.len()));
-    text.push_str(&format!("#[Buckets = {:12}, SubBuckets     = {:12}]\n", histogram.buckets(), histogram.distinct_values()));
+    // HdrHistogram's sub-bucket count: the power of two covering 2 * 10^sigfig.
+    let sub_buckets = (2 * 10u64.pow(u32::from(histogram.sigfig()))).next_power_of_two();
+    text.push_str(&format!("#[Buckets = {:12}, SubBuckets     = {:12}]\n", histogram.buckets(), sub_buckets));
     let mut file = std::fs::File::create(&path).unwrap_or_else(|error| panic!("create {}: {error}", path.display()));
     file.write_all(text.as_bytes()).expect("write hgrm");
     println!("{:<44} wrote {}", "", path.display());
