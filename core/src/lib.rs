@@ -7,6 +7,10 @@
 //!   codec (parse and write, both directions).
 //! - [`journal`]: append-only, memory-mapped log of events, copies and
 //!   results with crash recovery; the bridge's single source of truth.
+//! - [`ring`]: bounded single-producer single-consumer ring of variable-length
+//!   records over a memory mapping (anonymous or a `/dev/shm` file).
+//! - [`record`]: rkyv trade records carried by the rings (master events,
+//!   copies, results, acks) and their conversions to the protocol types.
 //!
 //! # Invariants
 //! - No function in this crate opens a socket or reads a clock.
@@ -14,3 +18,5 @@
 
 pub mod journal;
 pub mod protocol;
+pub mod record;
+pub mod ring;
