@@ -5,9 +5,11 @@
 //! # Layout
 //! - [`protocol`]: typed messages of `shared/PROTOCOL.md` v1 and their JSON
 //!   codec (parse and write, both directions).
+//! - [`config`]: the TOML configuration, validated, with line-and-key errors.
 //!
 //! # Invariants
 //! - No function in this crate opens a socket or reads a clock.
 //! - Wire and record integers are `u32`/`u64`, never `usize`.
 
+pub mod config;
 pub mod protocol;
