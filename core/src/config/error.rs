@@ -40,13 +40,21 @@ impl ConfigError {
     /// An error about `key` found at byte `offset` of `source`.
     pub(crate) fn at(source: &str, offset: usize, key: &str, message: String) -> ConfigError {
         assert!(!key.is_empty(), "a config error must name its key");
-        ConfigError::Invalid { line: Some(line_of(source, offset)), key: key.to_string(), message }
+        ConfigError::Invalid {
+            line: Some(line_of(source, offset)),
+            key: key.to_string(),
+            message,
+        }
     }
 
     /// An error about `key` with no single place in the source.
     pub(crate) fn nowhere(key: &str, message: String) -> ConfigError {
         assert!(!key.is_empty(), "a config error must name its key");
-        ConfigError::Invalid { line: None, key: key.to_string(), message }
+        ConfigError::Invalid {
+            line: None,
+            key: key.to_string(),
+            message,
+        }
     }
 
     /// The line this error points at, when it has one.
@@ -72,10 +80,18 @@ impl fmt::Display for ConfigError {
             ConfigError::Read { path, message } => {
                 write!(formatter, "cannot read config file `{path}`: {message}")
             }
-            ConfigError::Invalid { line: Some(line), key, message } => {
+            ConfigError::Invalid {
+                line: Some(line),
+                key,
+                message,
+            } => {
                 write!(formatter, "line {line}: key `{key}`: {message}")
             }
-            ConfigError::Invalid { line: None, key, message } => {
+            ConfigError::Invalid {
+                line: None,
+                key,
+                message,
+            } => {
                 write!(formatter, "key `{key}`: {message}")
             }
         }
@@ -87,7 +103,10 @@ impl std::error::Error for ConfigError {}
 /// The 1-based line holding byte `offset` of `source`.
 pub(crate) fn line_of(source: &str, offset: usize) -> u32 {
     let end = offset.min(source.len());
-    let newlines = source.as_bytes()[..end].iter().filter(|byte| **byte == b'\n').count();
+    let newlines = source.as_bytes()[..end]
+        .iter()
+        .filter(|byte| **byte == b'\n')
+        .count();
     // A config has far fewer than 4 billion lines; saturate rather than wrap.
     u32::try_from(newlines + 1).unwrap_or(u32::MAX)
 }
@@ -139,7 +158,10 @@ fn last_word(text: &str) -> Option<String> {
     let trimmed = text.trim_end();
     let start = trimmed
         .rfind(|character: char| {
-            !(character.is_ascii_alphanumeric() || character == '_' || character == '-' || character == '.')
+            !(character.is_ascii_alphanumeric()
+                || character == '_'
+                || character == '-'
+                || character == '.')
         })
         .map_or(0, |index| index + 1);
     let word = &trimmed[start..];
@@ -168,7 +190,10 @@ mod tests {
         // Shows that a value inside an inline table is named by its dotted key.
         let source = "lot = { mode = \"fixed\", value = \"x\" }";
         let start = source.find("\"x\"").unwrap();
-        assert_eq!(key_before(source, start..start + 3).as_deref(), Some("lot.value"));
+        assert_eq!(
+            key_before(source, start..start + 3).as_deref(),
+            Some("lot.value")
+        );
         let plain = "hb_ms = \"x\"";
         assert_eq!(key_before(plain, 8..11).as_deref(), Some("hb_ms"));
     }

@@ -37,13 +37,22 @@ pub struct TradingHours {
 
 impl TradingHours {
     /// The whole day, every day: what a follow without `hours_utc` gets.
-    pub const ALWAYS: TradingHours =
-        TradingHours { start_minute: 0, end_minute: DAY_MINUTES, weekdays: WEEKDAYS_ALL };
+    pub const ALWAYS: TradingHours = TradingHours {
+        start_minute: 0,
+        end_minute: DAY_MINUTES,
+        weekdays: WEEKDAYS_ALL,
+    };
 
     /// True when `now_ms` (Unix milliseconds, UTC) falls inside the window.
     pub fn allows(&self, now_ms: u64) -> bool {
-        assert!(self.start_minute != self.end_minute, "an empty window is refused at parse time");
-        assert!(self.weekdays & !WEEKDAYS_ALL == 0, "only seven weekday bits exist");
+        assert!(
+            self.start_minute != self.end_minute,
+            "an empty window is refused at parse time"
+        );
+        assert!(
+            self.weekdays & !WEEKDAYS_ALL == 0,
+            "only seven weekday bits exist"
+        );
         let day = now_ms / DAY_MS;
         // 1970-01-01 was a Thursday, which is index 3 when Monday is 0.
         let weekday = ((day + 3) % 7) as u32;
@@ -63,14 +72,21 @@ impl TradingHours {
 /// and end minutes, or a message saying what was expected.
 pub(crate) fn parse_window(text: &str) -> Result<(u32, u32), String> {
     let expected = "expected \"HH:MM-HH:MM\" in UTC, such as \"08:00-20:00\" or \"22:00-06:00\"";
-    let (start, end) = text.split_once('-').ok_or_else(|| format!("\"{text}\": {expected}"))?;
-    let start_minute = parse_clock(start.trim()).ok_or_else(|| format!("\"{text}\": {expected}"))?;
+    let (start, end) = text
+        .split_once('-')
+        .ok_or_else(|| format!("\"{text}\": {expected}"))?;
+    let start_minute =
+        parse_clock(start.trim()).ok_or_else(|| format!("\"{text}\": {expected}"))?;
     let end_minute = parse_clock(end.trim()).ok_or_else(|| format!("\"{text}\": {expected}"))?;
     if start_minute == DAY_MINUTES {
-        return Err(format!("\"{text}\": a window cannot start at 24:00; {expected}"));
+        return Err(format!(
+            "\"{text}\": a window cannot start at 24:00; {expected}"
+        ));
     }
     if start_minute == end_minute {
-        return Err(format!("\"{text}\": start equals end; use \"00:00-24:00\" for the whole day"));
+        return Err(format!(
+            "\"{text}\": start equals end; use \"00:00-24:00\" for the whole day"
+        ));
     }
     Ok((start_minute, end_minute))
 }
@@ -94,7 +110,11 @@ pub(crate) fn parse_weekday(text: &str) -> Result<u8, String> {
         .iter()
         .position(|name| *name == lower)
         .map(|index| 1u8 << index)
-        .ok_or_else(|| format!("\"{text}\" is not a weekday; expected one of mon, tue, wed, thu, fri, sat, sun"))
+        .ok_or_else(|| {
+            format!(
+                "\"{text}\" is not a weekday; expected one of mon, tue, wed, thu, fri, sat, sun"
+            )
+        })
 }
 
 #[cfg(test)]
@@ -112,7 +132,11 @@ mod tests {
     fn plain_window_includes_start_and_excludes_end() {
         // Shows the bounds of a non-wrapping window.
         let (start_minute, end_minute) = parse_window("08:00-20:00").unwrap();
-        let hours = TradingHours { start_minute, end_minute, weekdays: WEEKDAYS_ALL };
+        let hours = TradingHours {
+            start_minute,
+            end_minute,
+            weekdays: WEEKDAYS_ALL,
+        };
         assert!(!hours.allows(at(0, 7, 59)));
         assert!(hours.allows(at(0, 8, 0)));
         assert!(hours.allows(at(0, 19, 59)));
@@ -123,7 +147,11 @@ mod tests {
     fn wrapping_window_spans_midnight() {
         // Shows that "22:00-06:00" allows late evening and early morning only.
         let (start_minute, end_minute) = parse_window("22:00-06:00").unwrap();
-        let hours = TradingHours { start_minute, end_minute, weekdays: WEEKDAYS_ALL };
+        let hours = TradingHours {
+            start_minute,
+            end_minute,
+            weekdays: WEEKDAYS_ALL,
+        };
         assert!(hours.allows(at(0, 23, 30)));
         assert!(hours.allows(at(1, 5, 59)));
         assert!(!hours.allows(at(1, 6, 0)));
@@ -137,7 +165,11 @@ mod tests {
         for name in ["mon", "tue", "wed", "thu", "fri"] {
             weekdays |= parse_weekday(name).unwrap();
         }
-        let hours = TradingHours { start_minute: 0, end_minute: 1440, weekdays };
+        let hours = TradingHours {
+            start_minute: 0,
+            end_minute: 1440,
+            weekdays,
+        };
         assert!(hours.allows(at(0, 12, 0)));
         assert!(hours.allows(at(4, 12, 0)));
         assert!(!hours.allows(at(5, 12, 0)));
@@ -148,7 +180,14 @@ mod tests {
     #[test]
     fn malformed_windows_are_refused() {
         // Shows the forms that parse_window rejects, each with a message.
-        for text in ["8-20", "08:00", "25:00-26:00", "08:60-09:00", "10:00-10:00", "24:00-01:00"] {
+        for text in [
+            "8-20",
+            "08:00",
+            "25:00-26:00",
+            "08:60-09:00",
+            "10:00-10:00",
+            "24:00-01:00",
+        ] {
             assert!(parse_window(text).is_err(), "{text} should be refused");
         }
         assert_eq!(parse_window("00:00-24:00").unwrap(), (0, 1440));

@@ -45,7 +45,8 @@ pub struct Config {
 impl Config {
     /// Parses and validates a configuration from TOML text.
     pub fn from_toml_str(source: &str) -> Result<Config, ConfigError> {
-        let raw: raw::RawFile = toml::from_str(source).map_err(|error| error::from_toml(source, &error))?;
+        let raw: raw::RawFile =
+            toml::from_str(source).map_err(|error| error::from_toml(source, &error))?;
         validate::config(source, raw)
     }
 

@@ -48,7 +48,10 @@ fn minimal_form_parses_with_defaults() {
     assert_eq!(config.server.hb_ms, 5_000);
     assert_eq!(config.server.frame_bytes_max, 16_384);
     assert_eq!(config.server.journal_sync, JournalSync::Group);
-    assert_eq!(config.server.idle, IdleStrategy::Park { backoff_us_max: 50 });
+    assert_eq!(
+        config.server.idle,
+        IdleStrategy::Park { backoff_us_max: 50 }
+    );
     assert_eq!(config.server.metrics_listen, None);
     assert_eq!(config.accounts.len(), 2);
     assert_eq!(config.accounts[0].role, Role::Master);
@@ -70,7 +73,12 @@ fn brief_text_with_only_a_master_parses() {
     let source = minimal().replace("[[account]]\nlogin = 150000", "[[account]]\nlogin = 150001");
     let error = error_of(&source);
     assert_eq!(error.key(), "follow.slave");
-    assert!(error.to_string().contains("150000 is not a configured account"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("150000 is not a configured account"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -88,7 +96,12 @@ fn negative_lot_value_names_line_and_key() {
     let error = error_of(&source);
     assert_eq!(error.line(), Some(21));
     assert_eq!(error.key(), "lot.value");
-    assert!(error.to_string().starts_with("line 21: key `lot.value`: -1 is out of range"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .starts_with("line 21: key `lot.value`: -1 is out of range"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -96,7 +109,10 @@ fn placeholder_key_is_refused() {
     // Shows that the literal placeholder from the docs is not accepted as a key hash.
     let source = minimal().replacen(KEY, "<hex SHA-256 of the API key>", 1);
     let error = error_of(&source);
-    assert_eq!((error.line(), error.key()), (Some(10), "account.key_sha256"));
+    assert_eq!(
+        (error.line(), error.key()),
+        (Some(10), "account.key_sha256")
+    );
 }
 
 #[test]
@@ -109,7 +125,10 @@ fn short_or_non_hex_key_is_refused() {
         assert!(error.to_string().contains("64 hex digits"), "{error}");
     }
     let upper = minimal().replacen(KEY, &KEY.to_uppercase(), 1);
-    assert!(Config::from_toml_str(&upper).is_ok(), "upper-case hex is a valid hash");
+    assert!(
+        Config::from_toml_str(&upper).is_ok(),
+        "upper-case hex is a valid hash"
+    );
 }
 
 #[test]
@@ -118,7 +137,10 @@ fn unknown_key_names_line_and_key() {
     let source = minimal().replace("shards = 0 ", "shard = 0 ");
     let error = error_of(&source);
     assert_eq!((error.line(), error.key()), (Some(3), "shard"));
-    let source = minimal().replace("master = 100000\n", "master = 100000\ncopy_stoploss = true\n");
+    let source = minimal().replace(
+        "master = 100000\n",
+        "master = 100000\ncopy_stoploss = true\n",
+    );
     let error = error_of(&source);
     assert_eq!((error.line(), error.key()), (Some(21), "copy_stoploss"));
     let source = minimal().replace("value = 2.0 }", "value = 2.0, scale = 1 }");
@@ -151,7 +173,10 @@ fn server_ranges_are_checked() {
         ("hb_ms = 10", "server.hb_ms"),
         ("hello_timeout_ms = 0", "server.hello_timeout_ms"),
         ("frame_bytes_max = 100", "server.frame_bytes_max"),
-        ("bad_frames_max_per_minute = 0", "server.bad_frames_max_per_minute"),
+        (
+            "bad_frames_max_per_minute = 0",
+            "server.bad_frames_max_per_minute",
+        ),
         ("rate_limit_per_second = 0", "server.rate_limit_per_second"),
         ("rate_limit_burst = 0", "server.rate_limit_burst"),
         ("connections_max = 0", "server.connections_max"),
@@ -160,21 +185,32 @@ fn server_ranges_are_checked() {
         ("journal_group_records = 0", "server.journal_group_records"),
         ("journal_group_ms = 5000", "server.journal_group_ms"),
         ("journal_segment_bytes = 10", "server.journal_segment_bytes"),
-        ("idle_park_backoff_us_max = 0", "server.idle_park_backoff_us_max"),
+        (
+            "idle_park_backoff_us_max = 0",
+            "server.idle_park_backoff_us_max",
+        ),
         ("shards = 1000", "server.shards"),
         ("metrics_listen = \"nowhere\"", "server.metrics_listen"),
     ];
     for (line, key) in cases {
         let source = minimal().replace("shards = 0                      # 0 = one per core", line);
         let error = error_of(&source);
-        assert_eq!((error.line(), error.key()), (Some(3), key), "{line}: {error}");
+        assert_eq!(
+            (error.line(), error.key()),
+            (Some(3), key),
+            "{line}: {error}"
+        );
     }
     let source = minimal().replace("listen = \"127.0.0.1:8080\"", "listen = \"localhost\"");
     let error = error_of(&source);
     assert_eq!((error.line(), error.key()), (Some(2), "server.listen"));
     let source = minimal().replace("shards = 0 ", "listen = \"127.0.0.1:1\"\nshards = 0 ");
     let error = error_of(&source);
-    assert_eq!((error.line(), error.key()), (Some(3), "listen"), "a duplicate key is named: {error}");
+    assert_eq!(
+        (error.line(), error.key()),
+        (Some(3), "listen"),
+        "a duplicate key is named: {error}"
+    );
 }
 
 #[test]
@@ -199,26 +235,66 @@ positions_per_master_max = 100
 symbols_per_slave_max = 200
 closed_positions_remembered_max = 300
 "#;
-    let source = minimal().replace("journal_dir = \"./data/journal\"\n", &format!("journal_dir = \"./j\"\n{extra}"));
+    let source = minimal().replace(
+        "journal_dir = \"./data/journal\"\n",
+        &format!("journal_dir = \"./j\"\n{extra}"),
+    );
     let server = Config::from_toml_str(&source).unwrap().server;
-    assert_eq!(server.metrics_listen, Some("127.0.0.1:9100".parse().unwrap()));
-    assert_eq!((server.hb_ms, server.hello_timeout_ms, server.frame_bytes_max), (2000, 3000, 32768));
-    assert_eq!((server.bad_frames_max_per_minute, server.rate_limit_per_second, server.rate_limit_burst), (5, 100, 300));
+    assert_eq!(
+        server.metrics_listen,
+        Some("127.0.0.1:9100".parse().unwrap())
+    );
+    assert_eq!(
+        (
+            server.hb_ms,
+            server.hello_timeout_ms,
+            server.frame_bytes_max
+        ),
+        (2000, 3000, 32768)
+    );
+    assert_eq!(
+        (
+            server.bad_frames_max_per_minute,
+            server.rate_limit_per_second,
+            server.rate_limit_burst
+        ),
+        (5, 100, 300)
+    );
     assert_eq!((server.connections_max, server.ring_bytes), (500, 1 << 20));
     assert_eq!(server.journal_sync, JournalSync::EveryRecord);
-    assert_eq!((server.journal_group_records, server.journal_group_ms, server.journal_segment_bytes), (8, 1, 16 << 20));
+    assert_eq!(
+        (
+            server.journal_group_records,
+            server.journal_group_ms,
+            server.journal_segment_bytes
+        ),
+        (8, 1, 16 << 20)
+    );
     assert_eq!(server.idle, IdleStrategy::Spin);
     assert!(server.log_json);
     assert_eq!(server.journal_dir, std::path::PathBuf::from("./j"));
-    assert_eq!((server.positions_per_master_max, server.symbols_per_slave_max, server.closed_positions_remembered_max), (100, 200, 300));
+    assert_eq!(
+        (
+            server.positions_per_master_max,
+            server.symbols_per_slave_max,
+            server.closed_positions_remembered_max
+        ),
+        (100, 200, 300)
+    );
     let source = minimal().replace("shards = 0 ", "idle = \"yield\"\nshards = 0 ");
-    assert_eq!(Config::from_toml_str(&source).unwrap().server.idle, IdleStrategy::Yield);
+    assert_eq!(
+        Config::from_toml_str(&source).unwrap().server.idle,
+        IdleStrategy::Yield
+    );
 }
 
 #[test]
 fn follow_must_name_a_master_and_a_slave() {
     // Shows the role cross-references: master must be a master, slave a slave, both configured.
-    let swapped = minimal().replace("slave = 150000\nmaster = 100000", "slave = 100000\nmaster = 150000");
+    let swapped = minimal().replace(
+        "slave = 150000\nmaster = 100000",
+        "slave = 100000\nmaster = 150000",
+    );
     let error = error_of(&swapped);
     assert_eq!((error.line(), error.key()), (Some(19), "follow.slave"));
     assert!(error.to_string().contains("is not a slave"), "{error}");
@@ -257,25 +333,49 @@ fn slave_may_follow_many_masters_and_master_many_slaves() {
 fn lot_modes_parse_with_their_options() {
     // Shows every lot mode and the risk_percent options; basis is refused on other modes.
     let cases = [
-        ("{ mode = \"fixed\", value = 0.5 }", LotRule::Fixed { lots: 0.5 }),
-        ("{ mode = \"balance_ratio\", value = 1.5 }", LotRule::BalanceRatio { factor: 1.5 }),
-        ("{ mode = \"equity_ratio\", value = 1.0 }", LotRule::EquityRatio { factor: 1.0 }),
+        (
+            "{ mode = \"fixed\", value = 0.5 }",
+            LotRule::Fixed { lots: 0.5 },
+        ),
+        (
+            "{ mode = \"balance_ratio\", value = 1.5 }",
+            LotRule::BalanceRatio { factor: 1.5 },
+        ),
+        (
+            "{ mode = \"equity_ratio\", value = 1.0 }",
+            LotRule::EquityRatio { factor: 1.0 },
+        ),
         (
             "{ mode = \"risk_percent\", value = 2.0, basis = \"equity\", quote_to_account = 0.5 }",
-            LotRule::RiskPercent { percent: 2.0, basis: MoneyBasis::Equity, quote_to_account: 0.5 },
+            LotRule::RiskPercent {
+                percent: 2.0,
+                basis: MoneyBasis::Equity,
+                quote_to_account: 0.5,
+            },
         ),
         (
             "{ mode = \"risk_percent\", value = 1.0 }",
-            LotRule::RiskPercent { percent: 1.0, basis: MoneyBasis::Balance, quote_to_account: 1.0 },
+            LotRule::RiskPercent {
+                percent: 1.0,
+                basis: MoneyBasis::Balance,
+                quote_to_account: 1.0,
+            },
         ),
     ];
     for (table, expected) in cases {
         let source = minimal().replace("{ mode = \"multiplier\", value = 2.0 }", table);
-        assert_eq!(Config::from_toml_str(&source).unwrap().follows[0].lot, expected, "{table}");
+        assert_eq!(
+            Config::from_toml_str(&source).unwrap().follows[0].lot,
+            expected,
+            "{table}"
+        );
     }
     let source = minimal().replace("value = 2.0 }", "value = 2.0, basis = \"equity\" }");
     assert_eq!(error_of(&source).key(), "lot.basis");
-    let source = minimal().replace("{ mode = \"multiplier\", value = 2.0 }", "{ mode = \"risk_percent\", value = 150.0 }");
+    let source = minimal().replace(
+        "{ mode = \"multiplier\", value = 2.0 }",
+        "{ mode = \"risk_percent\", value = 150.0 }",
+    );
     assert_eq!(error_of(&source).key(), "lot.value");
 }
 
@@ -311,17 +411,52 @@ reconcile_open_max_age_ms = 0
     assert_eq!(follow.below_min, BelowMin::Min);
     assert_eq!(follow.max_lot, Some(3.0));
     assert!(!follow.copy_sl && !follow.copy_tp && !follow.copy_pending && follow.reverse);
-    assert_eq!(follow.symbols.map.get("XAUUSD").map(String::as_str), Some("GOLD"));
-    assert_eq!((follow.symbols.prefix.as_str(), follow.symbols.suffix.as_str()), ("m.", ".pro"));
-    assert_eq!((follow.symbols.strip_prefix.as_str(), follow.symbols.strip_suffix.as_str()), ("x", "-ecn"));
+    assert_eq!(
+        follow.symbols.map.get("XAUUSD").map(String::as_str),
+        Some("GOLD")
+    );
+    assert_eq!(
+        (
+            follow.symbols.prefix.as_str(),
+            follow.symbols.suffix.as_str()
+        ),
+        ("m.", ".pro")
+    );
+    assert_eq!(
+        (
+            follow.symbols.strip_prefix.as_str(),
+            follow.symbols.strip_suffix.as_str()
+        ),
+        ("x", "-ecn")
+    );
     assert_eq!(follow.symbols.allow.len(), 2);
     assert!(follow.symbols.deny.contains("BTCUSD"));
-    assert_eq!(follow.magic_allow.iter().copied().collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(
+        follow.magic_allow.iter().copied().collect::<Vec<_>>(),
+        vec![1, 2]
+    );
     assert!(follow.magic_deny.contains(&3));
     assert_eq!(follow.comment_contains.as_deref(), Some("copy"));
-    assert_eq!((follow.direction, follow.mode), (Direction::BuyOnly, CopyMode::CloseOnly));
-    assert_eq!((follow.hours.start_minute, follow.hours.end_minute, follow.hours.weekdays), (1320, 360, 0b1_0001));
-    assert_eq!((follow.ttl_ms, follow.max_dev_points, follow.reconcile_open_max_age_ms), (2000, 0, 0));
+    assert_eq!(
+        (follow.direction, follow.mode),
+        (Direction::BuyOnly, CopyMode::CloseOnly)
+    );
+    assert_eq!(
+        (
+            follow.hours.start_minute,
+            follow.hours.end_minute,
+            follow.hours.weekdays
+        ),
+        (1320, 360, 0b1_0001)
+    );
+    assert_eq!(
+        (
+            follow.ttl_ms,
+            follow.max_dev_points,
+            follow.reconcile_open_max_age_ms
+        ),
+        (2000, 0, 0)
+    );
 }
 
 #[test]
@@ -339,7 +474,11 @@ fn bad_follow_rules_name_their_key() {
     for (line, key) in cases {
         let source = format!("{}{line}\n", minimal());
         let error = error_of(&source);
-        assert_eq!((error.line(), error.key()), (Some(22), key), "{line}: {error}");
+        assert_eq!(
+            (error.line(), error.key()),
+            (Some(22), key),
+            "{line}: {error}"
+        );
     }
 }
 
@@ -353,25 +492,56 @@ fn slave_risk_keys_parse_and_are_refused_on_masters() {
     let slave = config.account(150_000).unwrap();
     assert_eq!(slave.risk.max_positions, Some(5));
     assert_eq!(slave.risk.max_positions_per_symbol, Some(2));
-    assert_eq!((slave.risk.daily_loss_money, slave.risk.daily_loss_percent), (Some(500.0), Some(5.0)));
+    assert_eq!(
+        (slave.risk.daily_loss_money, slave.risk.daily_loss_percent),
+        (Some(500.0), Some(5.0))
+    );
     assert_eq!(slave.risk.daily_loss_basis, MoneyBasis::Equity);
-    assert_eq!((slave.risk.equity_floor, slave.risk.on_limit, slave.risk.mode), (Some(1000.0), OnLimit::CloseAll, CopyMode::Frozen));
-    let on_master = minimal().replace("role = \"master\"                 # or \"slave\"\n", "role = \"master\"\nmax_positions = 5\n");
+    assert_eq!(
+        (
+            slave.risk.equity_floor,
+            slave.risk.on_limit,
+            slave.risk.mode
+        ),
+        (Some(1000.0), OnLimit::CloseAll, CopyMode::Frozen)
+    );
+    let on_master = minimal().replace(
+        "role = \"master\"                 # or \"slave\"\n",
+        "role = \"master\"\nmax_positions = 5\n",
+    );
     let error = error_of(&on_master);
-    assert_eq!((error.line(), error.key()), (Some(10), "account.max_positions"));
-    let contracts_on_slave = minimal().replace("role = \"slave\"\n", "role = \"slave\"\ncontracts = { XAUUSD = 100.0 }\n");
+    assert_eq!(
+        (error.line(), error.key()),
+        (Some(10), "account.max_positions")
+    );
+    let contracts_on_slave = minimal().replace(
+        "role = \"slave\"\n",
+        "role = \"slave\"\ncontracts = { XAUUSD = 100.0 }\n",
+    );
     assert_eq!(error_of(&contracts_on_slave).key(), "account.contracts");
-    let bad_percent = minimal().replace("role = \"slave\"\n", "role = \"slave\"\ndaily_loss_percent = 0.0\n");
+    let bad_percent = minimal().replace(
+        "role = \"slave\"\n",
+        "role = \"slave\"\ndaily_loss_percent = 0.0\n",
+    );
     assert_eq!(error_of(&bad_percent).key(), "account.daily_loss_percent");
 }
 
 #[test]
 fn master_contracts_parse_and_must_be_positive() {
     // Shows the master's contract table and its validation.
-    let source = minimal().replace("role = \"master\" ", "contracts = { XAUUSD = 100.0 }\nrole = \"master\" ");
+    let source = minimal().replace(
+        "role = \"master\" ",
+        "contracts = { XAUUSD = 100.0 }\nrole = \"master\" ",
+    );
     let config = Config::from_toml_str(&source).unwrap();
-    assert_eq!(config.account(100_000).unwrap().contracts.get("XAUUSD"), Some(&100.0));
-    let source = minimal().replace("role = \"master\" ", "contracts = { XAUUSD = 0.0 }\nrole = \"master\" ");
+    assert_eq!(
+        config.account(100_000).unwrap().contracts.get("XAUUSD"),
+        Some(&100.0)
+    );
+    let source = minimal().replace(
+        "role = \"master\" ",
+        "contracts = { XAUUSD = 0.0 }\nrole = \"master\" ",
+    );
     let error = error_of(&source);
     assert_eq!((error.line(), error.key()), (Some(9), "account.contracts"));
 }
