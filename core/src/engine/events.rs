@@ -302,7 +302,7 @@ impl Engine {
             let mut copy = SlaveCopy::new(CopyStatus::NoCopy(NoCopyCause::Lost));
             let outcome = match prepare_open(follow, slave, &context, new.pos, &position, units, now_ms) {
                 Ok((instruction, sent)) => {
-                    copy.begin_open(&sent, slave);
+                    copy.begin_open(sent, slave);
                     Outcome::Copy(instruction)
                 }
                 Err(reason) => {
@@ -352,7 +352,7 @@ impl Engine {
                 CopyStatus::NoCopy(NoCopyCause::Skipped(SkipReason::PendingNotCopied)) => {
                     let outcome = match prepare_open(follow, slave, &context, fill.pos, position, units, now_ms) {
                         Ok((instruction, sent)) => {
-                            copy.begin_open(&sent, slave);
+                            copy.begin_open(sent, slave);
                             Outcome::Copy(instruction)
                         }
                         Err(reason) => {
@@ -374,7 +374,7 @@ impl Engine {
         let Engine { follows, masters, slaves } = self;
         let Some(book) = masters.get_mut(&master) else { return };
         let Some(position) = book.positions.get_mut(&pos) else { return };
-        if position.closed || remaining_units >= position.remaining_units && !position.side.is_pending() {
+        if position.closed || (remaining_units >= position.remaining_units && !position.side.is_pending()) {
             return;
         }
         let is_pending = position.side.is_pending();

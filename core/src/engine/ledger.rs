@@ -149,10 +149,10 @@ impl SlaveCopy {
     }
 
     /// Records an open or pending order just sent.
-    pub(crate) fn begin_open(&mut self, sent: &SentOpen, slave: &mut SlaveBook) {
+    pub(crate) fn begin_open(&mut self, sent: SentOpen, slave: &mut SlaveBook) {
         assert!(!self.status.is_active(), "no second open while one is active or in flight");
         assert!(sent.units > 0 && sent.master_base_units > 0);
-        self.symbol.clone_from(&sent.symbol);
+        self.symbol = sent.symbol;
         self.side = sent.side;
         self.open_units = sent.units;
         self.closed_units = 0;
@@ -223,7 +223,9 @@ impl MasterPosition {
     /// True when nothing remains to be done for this position: the master
     /// closed it and no copy holds volume or waits for a result.
     pub fn is_settled(&self) -> bool {
-        self.closed && self.copies.iter().all(|copy| copy.in_flight == 0 && copy.held_units() == 0)
+        // Results tend to arrive in follower order, so the last copies are
+        // the likeliest to be unsettled: scanning from the back stops soonest.
+        self.closed && self.copies.iter().rev().all(|copy| copy.in_flight == 0 && copy.held_units() == 0)
     }
 }
 
@@ -400,7 +402,7 @@ mod tests {
         // Shows that a partially filled open becomes the base later closes are computed from.
         let mut book = slave();
         let mut copy = SlaveCopy::new(CopyStatus::NoCopy(NoCopyCause::Lost));
-        copy.begin_open(&sent(20_000_000), &mut book);
+        copy.begin_open(sent(20_000_000), &mut book);
         assert_eq!((copy.status, book.active_total, copy.in_flight), (CopyStatus::OpenSent, 1, 1));
         apply_result(&mut copy, &mut book, CopyAction::Open, 20_000_000, &result(ResultStatus::Filled, 0.15));
         assert_eq!((copy.status, copy.open_units, copy.in_flight), (CopyStatus::Open, 15_000_000, 0));
@@ -411,7 +413,7 @@ mod tests {
         // Shows that a rejected open uncounts the copy and holds nothing.
         let mut book = slave();
         let mut copy = SlaveCopy::new(CopyStatus::NoCopy(NoCopyCause::Lost));
-        copy.begin_open(&sent(20_000_000), &mut book);
+        copy.begin_open(sent(20_000_000), &mut book);
         apply_result(&mut copy, &mut book, CopyAction::Open, 20_000_000, &result(ResultStatus::Rejected, 0.0));
         assert_eq!(copy.status, CopyStatus::NoCopy(NoCopyCause::Refused));
         assert_eq!((copy.held_units(), book.active_total), (0, 0));
@@ -422,7 +424,7 @@ mod tests {
         // Shows that "skipped" with a ticket and volume (already present) confirms the open.
         let mut book = slave();
         let mut copy = SlaveCopy::new(CopyStatus::NoCopy(NoCopyCause::Lost));
-        copy.begin_open(&sent(20_000_000), &mut book);
+        copy.begin_open(sent(20_000_000), &mut book);
         apply_result(&mut copy, &mut book, CopyAction::Open, 20_000_000, &result(ResultStatus::Skipped, 0.2));
         assert_eq!(copy.status, CopyStatus::Open);
     }
@@ -432,7 +434,7 @@ mod tests {
         // Shows that a partial-close result updates the slave's remaining volume.
         let mut book = slave();
         let mut copy = SlaveCopy::new(CopyStatus::NoCopy(NoCopyCause::Lost));
-        copy.begin_open(&sent(30_000_000), &mut book);
+        copy.begin_open(sent(30_000_000), &mut book);
         apply_result(&mut copy, &mut book, CopyAction::Open, 30_000_000, &result(ResultStatus::Filled, 0.3));
         copy.closed_units += 10_000_000;
         copy.in_flight += 1;

@@ -125,8 +125,33 @@ impl CopyInstruction {
 }
 
 /// The tag that marks a slave position as the copy of a master position.
+/// Written by hand rather than with `format!`: it is built for every copy,
+/// and the formatting machinery was a tenth of the fan-out time.
 pub fn copy_tag(master: u64, pos: u64) -> String {
-    format!("tc:{master}:{pos}")
+    // "tc:" + two u64 of at most 20 digits + ":".
+    let mut tag = String::with_capacity(44);
+    tag.push_str("tc:");
+    push_decimal(&mut tag, master);
+    tag.push(':');
+    push_decimal(&mut tag, pos);
+    assert!(tag.len() <= 44 && tag.starts_with("tc:"));
+    tag
+}
+
+/// Appends the decimal digits of `value`.
+fn push_decimal(text: &mut String, value: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    let mut rest = value;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    text.push_str(std::str::from_utf8(&digits[start..]).expect("ASCII digits are UTF-8"));
 }
 
 /// The (master, pos) of a copy tag; `None` for any other comment. Text after
@@ -274,8 +299,12 @@ impl Engine {
             }
             return;
         };
-        ledger::apply_result(&mut position.copies[slot], slave_book, instruction.action, sent_units, result);
-        book.prune(instruction.pos);
+        let copy = &mut position.copies[slot];
+        ledger::apply_result(copy, slave_book, instruction.action, sent_units, result);
+        // Only a copy that just settled can settle its position.
+        if position.closed && copy.in_flight == 0 && copy.held_units() == 0 {
+            book.prune(instruction.pos);
+        }
     }
 
     /// The status of `slave`'s copy of a master position, if the ledger

@@ -178,7 +178,7 @@ fn retry_open(context: &CopyContext<'_>, slave: &mut SlaveBook, copy: &mut Slave
     let position = context.position;
     match prepare_open(context.follow, slave, context.master, context.pos, position, position.remaining_units, context.now_ms) {
         Ok((instruction, sent)) => {
-            copy.begin_open(&sent, slave);
+            copy.begin_open(sent, slave);
             Some(Outcome::Copy(instruction))
         }
         Err(reason) => {

@@ -66,7 +66,8 @@ pub(crate) struct SlaveBook {
     pub limit_latched: bool,
     /// Copies of this slave that are open or pending (sent or confirmed).
     pub active_total: u32,
-    /// The same per slave symbol.
+    /// The same per slave symbol. Entries stay at zero once created (a
+    /// slave trades a bounded set of symbols).
     pub active_per_symbol: BTreeMap<String, u32>,
     /// This slave's follows, sorted by master login.
     pub follows: Vec<FollowSlot>,
@@ -151,7 +152,13 @@ impl SlaveBook {
     /// Counts a copy that became active (open or pending, sent or confirmed).
     pub(crate) fn activate(&mut self, symbol: &str) {
         self.active_total += 1;
-        *self.active_per_symbol.entry(symbol.to_string()).or_insert(0) += 1;
+        // Look up before inserting so that the common case does not allocate.
+        match self.active_per_symbol.get_mut(symbol) {
+            Some(count) => *count += 1,
+            None => {
+                self.active_per_symbol.insert(symbol.to_string(), 1);
+            }
+        }
         assert!(self.active_total >= self.active_per_symbol[symbol]);
     }
 
@@ -161,10 +168,9 @@ impl SlaveBook {
         self.active_total -= 1;
         let count = self.active_per_symbol.get_mut(symbol).expect("the symbol was counted when activated");
         assert!(*count > 0);
+        // A zero count stays in the map: the symbol is likely traded again,
+        // and re-inserting would allocate its name each time.
         *count -= 1;
-        if *count == 0 {
-            self.active_per_symbol.remove(symbol);
-        }
     }
 }
 
@@ -254,5 +260,6 @@ mod tests {
         slave.deactivate("EURUSD");
         assert_eq!(slave.check_open_risk("EURUSD", 0), Ok(()));
         assert_eq!(slave.active_total, 2);
+        assert_eq!(slave.active_per_symbol.values().sum::<u32>(), slave.active_total);
     }
 }
