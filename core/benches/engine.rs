@@ -39,19 +39,33 @@ fn config() -> Config {
             2 => "symbol_map = { EURUSD = \"EURUSD.m\" }\nsymbols_deny = [\"BTCUSD\"]",
             _ => "magic_allow = [7, 42]\ncomment_contains = \"sig\"\ndirection = \"both\"\nmax_lot = 5.0",
         };
-        source.push_str(&format!("\n[[follow]]\nslave = {slave}\nmaster = {MASTER}\n{rules}\n"));
+        source.push_str(&format!(
+            "\n[[follow]]\nslave = {slave}\nmaster = {MASTER}\n{rules}\n"
+        ));
     }
     Config::from_toml_str(&source).expect("bench config parses")
 }
 
 fn symbol(name: &str) -> SymbolSpec {
-    SymbolSpec { name: name.to_string(), min: 0.01, max: 100.0, step: 0.01, digits: 5, contract: 100_000.0 }
+    SymbolSpec {
+        name: name.to_string(),
+        min: 0.01,
+        max: 100.0,
+        step: 0.01,
+        digits: 5,
+        contract: 100_000.0,
+    }
 }
 
 fn ready_engine() -> Engine {
     let mut engine = Engine::new(&config());
     let mut out = Vec::new();
-    let snapshot = Snapshot { positions: vec![], balance: 50_000.0, equity: 50_000.0, currency: "USD".into() };
+    let snapshot = Snapshot {
+        positions: vec![],
+        balance: 50_000.0,
+        equity: 50_000.0,
+        currency: "USD".into(),
+    };
     engine.on_master_snapshot(MASTER, &snapshot, NOW_MS, &mut out);
     for index in 0..FOLLOWERS {
         let state = State {
@@ -107,7 +121,12 @@ fn fill_all(engine: &mut Engine, decisions: &[Decision]) {
 
 /// Times `iterations` open+close lifecycles, counting only the open
 /// (`time_open`) or only the close.
-fn lifecycle(engine: &mut Engine, next_pos: &mut u64, iterations: u64, time_open: bool) -> Duration {
+fn lifecycle(
+    engine: &mut Engine,
+    next_pos: &mut u64,
+    iterations: u64,
+    time_open: bool,
+) -> Duration {
     let mut out = Vec::with_capacity(FOLLOWERS as usize);
     let mut measured = Duration::ZERO;
     for _ in 0..iterations {
@@ -115,7 +134,12 @@ fn lifecycle(engine: &mut Engine, next_pos: &mut u64, iterations: u64, time_open
         let pos = *next_pos;
         out.clear();
         let start = Instant::now();
-        engine.on_master_event(MASTER, black_box(&event(EventKind::Open, pos)), NOW_MS, &mut out);
+        engine.on_master_event(
+            MASTER,
+            black_box(&event(EventKind::Open, pos)),
+            NOW_MS,
+            &mut out,
+        );
         if time_open {
             measured += start.elapsed();
         }
@@ -123,7 +147,12 @@ fn lifecycle(engine: &mut Engine, next_pos: &mut u64, iterations: u64, time_open
         fill_all(engine, &out);
         out.clear();
         let start = Instant::now();
-        engine.on_master_event(MASTER, black_box(&event(EventKind::Close, pos)), NOW_MS, &mut out);
+        engine.on_master_event(
+            MASTER,
+            black_box(&event(EventKind::Close, pos)),
+            NOW_MS,
+            &mut out,
+        );
         if !time_open {
             measured += start.elapsed();
         }

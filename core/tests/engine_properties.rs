@@ -14,7 +14,11 @@ use tradebridge_core::protocol::{CopyAction, Side};
 
 /// Lot step, minimum in steps, and maximum in steps of a random slave symbol.
 fn symbol_strategy() -> impl Strategy<Value = (f64, u64, u64)> {
-    (prop::sample::select(vec![0.01, 0.1, 1.0]), 1u64..=5, 20u64..=5_000)
+    (
+        prop::sample::select(vec![0.01, 0.1, 1.0]),
+        1u64..=5,
+        20u64..=5_000,
+    )
 }
 
 fn units(lots: f64) -> u64 {
@@ -157,5 +161,11 @@ fn a_fresh_engine_with_empty_books_is_silent() {
     // Shows the base case: empty snapshot and empty states on a fresh engine give nothing.
     let mut engine: Engine = engine(&one_follow(""));
     assert!(on_snapshot(&mut engine, MASTER, &snapshot(vec![], 1e4, 1e4), NOON_MS).is_empty());
-    assert!(on_state(&mut engine, SLAVE_A, &state(1e3, 1e3, vec![], None), NOON_MS).is_empty());
+    assert!(on_state(
+        &mut engine,
+        SLAVE_A,
+        &state(1e3, 1e3, vec![], None),
+        NOON_MS
+    )
+    .is_empty());
 }

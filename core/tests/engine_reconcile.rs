@@ -11,18 +11,32 @@ use tradebridge_core::protocol::{CopyAction, Side, StatePosition};
 /// An engine with one copied, filled, open position: master 1.0 lot of pos 1.
 fn with_filled_position(rules: &str) -> Engine {
     let mut engine = engine(&one_follow(rules));
-    on_snapshot(&mut engine, MASTER, &snapshot(vec![], 10_000.0, 10_000.0), NOON_MS);
+    on_snapshot(
+        &mut engine,
+        MASTER,
+        &snapshot(vec![], 10_000.0, 10_000.0),
+        NOON_MS,
+    );
     let out = on_event(&mut engine, MASTER, &open(1, Side::Buy, 1.0), NOON_MS);
     fill_exactly(&mut engine, &out[0], NOON_MS);
     engine
 }
 
 fn master_book(volume: f64) -> tradebridge_core::protocol::Snapshot {
-    snapshot(vec![snapshot_position(1, Side::Buy, volume, 1.09, 1.12)], 10_000.0, 10_000.0)
+    snapshot(
+        vec![snapshot_position(1, Side::Buy, volume, 1.09, 1.12)],
+        10_000.0,
+        10_000.0,
+    )
 }
 
 fn slave_book(volume: f64) -> tradebridge_core::protocol::State {
-    state(1_000.0, 1_000.0, vec![tagged(MASTER, 1, "EURUSD", Side::Buy, volume)], None)
+    state(
+        1_000.0,
+        1_000.0,
+        vec![tagged(MASTER, 1, "EURUSD", Side::Buy, volume)],
+        None,
+    )
 }
 
 #[test]
@@ -31,7 +45,10 @@ fn unknown_snapshot_positions_are_opened_once() {
     let mut engine = engine(&one_follow(""));
     let out = on_snapshot(&mut engine, MASTER, &master_book(0.4), NOON_MS);
     let copy = copy_of(&out[0]);
-    assert_eq!((copy.action, copy.volume, copy.sl, copy.expires_ms), (CopyAction::Open, 0.4, 1.09, NOON_MS + 5_000));
+    assert_eq!(
+        (copy.action, copy.volume, copy.sl, copy.expires_ms),
+        (CopyAction::Open, 0.4, 1.09, NOON_MS + 5_000)
+    );
     assert!(on_snapshot(&mut engine, MASTER, &master_book(0.4), NOON_MS + 1).is_empty());
 }
 
@@ -48,12 +65,23 @@ fn agreeing_snapshot_and_state_give_nothing() {
 fn missing_snapshot_positions_are_closed() {
     // Shows that a known position missing from the snapshot is closed in full on the slave.
     let mut engine = with_filled_position("");
-    let out = on_snapshot(&mut engine, MASTER, &snapshot(vec![], 10_000.0, 10_000.0), NOON_MS + 1);
+    let out = on_snapshot(
+        &mut engine,
+        MASTER,
+        &snapshot(vec![], 10_000.0, 10_000.0),
+        NOON_MS + 1,
+    );
     let copy = copy_of(&out[0]);
-    assert_eq!((copy.action, copy.volume, copy.pos), (CopyAction::Close, 1.0, 1));
+    assert_eq!(
+        (copy.action, copy.volume, copy.pos),
+        (CopyAction::Close, 1.0, 1)
+    );
     fill_exactly(&mut engine, &out[0], NOON_MS + 2);
     assert_eq!(engine.position_count(MASTER), 0);
-    assert!(on_snapshot(&mut engine, MASTER, &master_book(1.0), NOON_MS + 3).is_empty(), "a stale entry for a closed pos");
+    assert!(
+        on_snapshot(&mut engine, MASTER, &master_book(1.0), NOON_MS + 3).is_empty(),
+        "a stale entry for a closed pos"
+    );
 }
 
 #[test]
@@ -70,10 +98,17 @@ fn lower_snapshot_volume_is_a_partial_close() {
 fn changed_snapshot_stops_are_modified() {
     // Shows that a snapshot with a new stop-loss yields a modify, and the same snapshot again yields nothing.
     let mut engine = with_filled_position("");
-    let moved = snapshot(vec![snapshot_position(1, Side::Buy, 1.0, 1.1, 1.12)], 10_000.0, 10_000.0);
+    let moved = snapshot(
+        vec![snapshot_position(1, Side::Buy, 1.0, 1.1, 1.12)],
+        10_000.0,
+        10_000.0,
+    );
     let out = on_snapshot(&mut engine, MASTER, &moved, NOON_MS + 1);
     let copy = copy_of(&out[0]);
-    assert_eq!((copy.action, copy.sl, copy.tp), (CopyAction::Modify, 1.1, 1.12));
+    assert_eq!(
+        (copy.action, copy.sl, copy.tp),
+        (CopyAction::Modify, 1.1, 1.12)
+    );
     fill_exactly(&mut engine, &out[0], NOON_MS + 2);
     assert!(on_snapshot(&mut engine, MASTER, &moved, NOON_MS + 3).is_empty());
 }
@@ -82,11 +117,23 @@ fn changed_snapshot_stops_are_modified() {
 fn snapshot_shows_a_filled_pending_order() {
     // Shows that a snapshot listing a known pending order as a position treats it as filled (nothing to send).
     let mut engine = engine(&one_follow(""));
-    let out = on_event(&mut engine, MASTER, &pending(4, Side::BuyLimit, 0.2, 1.09), NOON_MS);
+    let out = on_event(
+        &mut engine,
+        MASTER,
+        &pending(4, Side::BuyLimit, 0.2, 1.09),
+        NOON_MS,
+    );
     fill_exactly(&mut engine, &out[0], NOON_MS);
-    let filled_book = snapshot(vec![snapshot_position(4, Side::Buy, 0.2, 1.09, 1.12)], 1e4, 1e4);
+    let filled_book = snapshot(
+        vec![snapshot_position(4, Side::Buy, 0.2, 1.09, 1.12)],
+        1e4,
+        1e4,
+    );
     assert!(on_snapshot(&mut engine, MASTER, &filled_book, NOON_MS + 1).is_empty());
-    assert_eq!(engine.copy_status(MASTER, 4, SLAVE_A), Some(CopyStatus::Open));
+    assert_eq!(
+        engine.copy_status(MASTER, 4, SLAVE_A),
+        Some(CopyStatus::Open)
+    );
 }
 
 #[test]
@@ -105,7 +152,10 @@ fn state_confirms_an_open_whose_result_is_late() {
     let mut engine = engine(&one_follow(""));
     let out = on_event(&mut engine, MASTER, &open(1, Side::Buy, 1.0), NOON_MS);
     assert!(on_state(&mut engine, SLAVE_A, &slave_book(0.9), NOON_MS + 1).is_empty());
-    assert_eq!(engine.copy_status(MASTER, 1, SLAVE_A), Some(CopyStatus::Open));
+    assert_eq!(
+        engine.copy_status(MASTER, 1, SLAVE_A),
+        Some(CopyStatus::Open)
+    );
     fill_exactly(&mut engine, &out[0], NOON_MS + 2);
     assert_eq!(engine.held_volume(MASTER, 1, SLAVE_A), Some(0.9));
 }
@@ -116,12 +166,24 @@ fn lost_open_is_reopened_while_young() {
     let mut engine = engine(&one_follow(""));
     on_event(&mut engine, MASTER, &open(1, Side::Buy, 1.0), NOON_MS);
     let empty = state(1_000.0, 1_000.0, vec![], None);
-    assert!(on_state(&mut engine, SLAVE_A, &empty, NOON_MS + 1_000).is_empty(), "in flight: wait");
-    assert!(on_state(&mut engine, SLAVE_A, &empty, NOON_MS + 14_000).is_empty(), "not yet overdue");
+    assert!(
+        on_state(&mut engine, SLAVE_A, &empty, NOON_MS + 1_000).is_empty(),
+        "in flight: wait"
+    );
+    assert!(
+        on_state(&mut engine, SLAVE_A, &empty, NOON_MS + 14_000).is_empty(),
+        "not yet overdue"
+    );
     let out = on_state(&mut engine, SLAVE_A, &empty, NOON_MS + 20_000);
     let copy = copy_of(&out[0]);
-    assert_eq!((copy.action, copy.volume, copy.expires_ms), (CopyAction::Open, 1.0, NOON_MS + 25_000));
-    assert!(on_state(&mut engine, SLAVE_A, &empty, NOON_MS + 21_000).is_empty(), "no second open while one is in flight");
+    assert_eq!(
+        (copy.action, copy.volume, copy.expires_ms),
+        (CopyAction::Open, 1.0, NOON_MS + 25_000)
+    );
+    assert!(
+        on_state(&mut engine, SLAVE_A, &empty, NOON_MS + 21_000).is_empty(),
+        "no second open while one is in flight"
+    );
 }
 
 #[test]
@@ -133,17 +195,39 @@ fn lost_open_of_an_old_position_expires() {
     let out = on_state(&mut engine, SLAVE_A, &empty, NOON_MS + 40_000);
     assert_eq!((out.len(), skip_of(&out[0])), (1, SkipReason::Expired));
     assert!(on_state(&mut engine, SLAVE_A, &empty, NOON_MS + 41_000).is_empty());
-    assert_eq!(skip_of(&on_event(&mut engine, MASTER, &close(1, 1.0, Some(0.0)), NOON_MS + 42_000)[0]), SkipReason::NoCopy);
+    assert_eq!(
+        skip_of(
+            &on_event(
+                &mut engine,
+                MASTER,
+                &close(1, 1.0, Some(0.0)),
+                NOON_MS + 42_000
+            )[0]
+        ),
+        SkipReason::NoCopy
+    );
 }
 
 #[test]
 fn unknown_slave_state_is_retried_when_it_arrives() {
     // Shows that a ratio-mode open skipped for unknown slave state is copied once the first state arrives.
-    let mut engine = engine(&one_follow("lot = { mode = \"balance_ratio\", value = 1.0 }"));
-    on_snapshot(&mut engine, MASTER, &snapshot(vec![], 10_000.0, 10_000.0), NOON_MS);
+    let mut engine = engine(&one_follow(
+        "lot = { mode = \"balance_ratio\", value = 1.0 }",
+    ));
+    on_snapshot(
+        &mut engine,
+        MASTER,
+        &snapshot(vec![], 10_000.0, 10_000.0),
+        NOON_MS,
+    );
     let out = on_event(&mut engine, MASTER, &open(1, Side::Buy, 1.0), NOON_MS);
     assert_eq!(skip_of(&out[0]), SkipReason::SlaveStateUnknown);
-    let out = on_state(&mut engine, SLAVE_A, &state(5_000.0, 5_000.0, vec![], None), NOON_MS + 3_000);
+    let out = on_state(
+        &mut engine,
+        SLAVE_A,
+        &state(5_000.0, 5_000.0, vec![], None),
+        NOON_MS + 3_000,
+    );
     let copy = copy_of(&out[0]);
     assert_eq!((copy.action, copy.volume), (CopyAction::Open, 0.5));
 }
@@ -152,10 +236,28 @@ fn unknown_slave_state_is_retried_when_it_arrives() {
 fn slave_closed_copy_is_not_reopened() {
     // Shows that a copy that vanished from the slave (its stop hit) is marked closed, not reopened, and the master's close is no_copy.
     let mut engine = with_filled_position("");
-    assert!(on_state(&mut engine, SLAVE_A, &state(1_000.0, 990.0, vec![], None), NOON_MS + 1).is_empty());
-    assert_eq!(engine.copy_status(MASTER, 1, SLAVE_A), Some(CopyStatus::Closed));
-    assert!(on_state(&mut engine, SLAVE_A, &state(1_000.0, 990.0, vec![], None), NOON_MS + 2).is_empty());
-    assert_eq!(skip_of(&on_event(&mut engine, MASTER, &close(1, 1.0, Some(0.0)), NOON_MS + 3)[0]), SkipReason::NoCopy);
+    assert!(on_state(
+        &mut engine,
+        SLAVE_A,
+        &state(1_000.0, 990.0, vec![], None),
+        NOON_MS + 1
+    )
+    .is_empty());
+    assert_eq!(
+        engine.copy_status(MASTER, 1, SLAVE_A),
+        Some(CopyStatus::Closed)
+    );
+    assert!(on_state(
+        &mut engine,
+        SLAVE_A,
+        &state(1_000.0, 990.0, vec![], None),
+        NOON_MS + 2
+    )
+    .is_empty());
+    assert_eq!(
+        skip_of(&on_event(&mut engine, MASTER, &close(1, 1.0, Some(0.0)), NOON_MS + 3)[0]),
+        SkipReason::NoCopy
+    );
 }
 
 #[test]
@@ -166,10 +268,22 @@ fn tagged_copy_of_a_closed_master_position_is_closed_once() {
     engine.on_slave_result(SLAVE_A, copy_of(&out[0]), &filled(0.75), NOON_MS + 2);
     let out = on_state(&mut engine, SLAVE_A, &slave_book(0.25), NOON_MS + 3);
     let copy = copy_of(&out[0]);
-    assert_eq!((copy.action, copy.volume, copy.comment.as_str()), (CopyAction::Close, 0.25, "tc:100000:1"));
-    assert!(on_state(&mut engine, SLAVE_A, &slave_book(0.25), NOON_MS + 4).is_empty(), "the close is in flight");
+    assert_eq!(
+        (copy.action, copy.volume, copy.comment.as_str()),
+        (CopyAction::Close, 0.25, "tc:100000:1")
+    );
+    assert!(
+        on_state(&mut engine, SLAVE_A, &slave_book(0.25), NOON_MS + 4).is_empty(),
+        "the close is in flight"
+    );
     fill_exactly(&mut engine, &out[0], NOON_MS + 5);
-    assert!(on_state(&mut engine, SLAVE_A, &state(1e3, 1e3, vec![], None), NOON_MS + 6).is_empty());
+    assert!(on_state(
+        &mut engine,
+        SLAVE_A,
+        &state(1e3, 1e3, vec![], None),
+        NOON_MS + 6
+    )
+    .is_empty());
     assert_eq!(engine.position_count(MASTER), 0);
 }
 
@@ -177,15 +291,38 @@ fn tagged_copy_of_a_closed_master_position_is_closed_once() {
 fn orphan_tags_close_only_when_the_master_book_is_known() {
     // Shows that a tag for a position the ledger never held is closed only once a snapshot made the master's book complete, and only once.
     let mut engine = engine(&one_follow(""));
-    let orphan = state(1e3, 1e3, vec![tagged(MASTER, 77, "EURUSD", Side::Sell, 0.3)], None);
-    assert!(on_state(&mut engine, SLAVE_A, &orphan, NOON_MS).is_empty(), "book unknown: left alone");
-    on_snapshot(&mut engine, MASTER, &snapshot(vec![], 1e4, 1e4), NOON_MS + 1);
+    let orphan = state(
+        1e3,
+        1e3,
+        vec![tagged(MASTER, 77, "EURUSD", Side::Sell, 0.3)],
+        None,
+    );
+    assert!(
+        on_state(&mut engine, SLAVE_A, &orphan, NOON_MS).is_empty(),
+        "book unknown: left alone"
+    );
+    on_snapshot(
+        &mut engine,
+        MASTER,
+        &snapshot(vec![], 1e4, 1e4),
+        NOON_MS + 1,
+    );
     let out = on_state(&mut engine, SLAVE_A, &orphan, NOON_MS + 2);
     let copy = copy_of(&out[0]);
-    assert_eq!((copy.action, copy.side, copy.volume, copy.pos), (CopyAction::Close, Side::Sell, 0.3, 77));
-    assert!(on_state(&mut engine, SLAVE_A, &orphan, NOON_MS + 3).is_empty(), "not closed twice");
+    assert_eq!(
+        (copy.action, copy.side, copy.volume, copy.pos),
+        (CopyAction::Close, Side::Sell, 0.3, 77)
+    );
+    assert!(
+        on_state(&mut engine, SLAVE_A, &orphan, NOON_MS + 3).is_empty(),
+        "not closed twice"
+    );
     engine.on_slave_result(SLAVE_A, copy, &rejected(), NOON_MS + 4);
-    assert_eq!(on_state(&mut engine, SLAVE_A, &orphan, NOON_MS + 5).len(), 1, "a refused close is tried again");
+    assert_eq!(
+        on_state(&mut engine, SLAVE_A, &orphan, NOON_MS + 5).len(),
+        1,
+        "a refused close is tried again"
+    );
 }
 
 #[test]
@@ -194,13 +331,31 @@ fn manual_and_foreign_positions_are_never_touched() {
     let mut engine = with_filled_position("");
     let positions = vec![
         tagged(MASTER, 1, "EURUSD", Side::Buy, 1.0),
-        StatePosition { pos: 1, symbol: "EURUSD".into(), side: Side::Buy, volume: 2.0, comment: "my own trade".into() },
-        StatePosition { pos: 2, symbol: "GBPUSD".into(), side: Side::Sell, volume: 1.0, comment: String::new() },
+        StatePosition {
+            pos: 1,
+            symbol: "EURUSD".into(),
+            side: Side::Buy,
+            volume: 2.0,
+            comment: "my own trade".into(),
+        },
+        StatePosition {
+            pos: 2,
+            symbol: "GBPUSD".into(),
+            side: Side::Sell,
+            volume: 1.0,
+            comment: String::new(),
+        },
         tagged(MASTER_2, 5, "EURUSD", Side::Buy, 0.5),
         tagged(999, 5, "EURUSD", Side::Buy, 0.5),
     ];
     on_snapshot(&mut engine, MASTER_2, &snapshot(vec![], 1e4, 1e4), NOON_MS);
-    assert!(on_state(&mut engine, SLAVE_A, &state(1e3, 1e3, positions, None), NOON_MS + 1).is_empty());
+    assert!(on_state(
+        &mut engine,
+        SLAVE_A,
+        &state(1e3, 1e3, positions, None),
+        NOON_MS + 1
+    )
+    .is_empty());
 }
 
 #[test]
@@ -209,8 +364,17 @@ fn adopted_copy_with_refused_open() {
     let mut engine = engine(&one_follow(""));
     let out = on_event(&mut engine, MASTER, &open(1, Side::Buy, 1.0), NOON_MS);
     engine.on_slave_result(SLAVE_A, copy_of(&out[0]), &rejected(), NOON_MS + 1);
-    assert_eq!(engine.copy_status(MASTER, 1, SLAVE_A), Some(CopyStatus::NoCopy(NoCopyCause::Refused)));
+    assert_eq!(
+        engine.copy_status(MASTER, 1, SLAVE_A),
+        Some(CopyStatus::NoCopy(NoCopyCause::Refused))
+    );
     assert!(on_state(&mut engine, SLAVE_A, &slave_book(1.0), NOON_MS + 2).is_empty());
-    assert_eq!(engine.copy_status(MASTER, 1, SLAVE_A), Some(CopyStatus::Open));
-    assert_eq!(copy_of(&on_event(&mut engine, MASTER, &close(1, 1.0, Some(0.0)), NOON_MS + 3)[0]).volume, 1.0);
+    assert_eq!(
+        engine.copy_status(MASTER, 1, SLAVE_A),
+        Some(CopyStatus::Open)
+    );
+    assert_eq!(
+        copy_of(&on_event(&mut engine, MASTER, &close(1, 1.0, Some(0.0)), NOON_MS + 3)[0]).volume,
+        1.0
+    );
 }

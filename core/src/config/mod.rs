@@ -5,7 +5,9 @@
 //! - [`Config`] and its parts ([`ServerConfig`], [`AccountConfig`],
 //!   [`FollowConfig`]): the validated form the rest of the bridge reads.
 //! - `raw`: the file as serde sees it, with spans for error lines.
-//! - `validate`: raw to validated, range checks and cross-references.
+//! - `validate`: raw to validated for `[server]` and `[[account]]`, range
+//!   checks, and the checks across tables.
+//! - `follow`: raw to validated for `[[follow]]`.
 //! - `hours`: the trading-hours window of a follow.
 //! - `error`: [`ConfigError`], which names the line and the key.
 //!
@@ -16,6 +18,7 @@
 //!   and a slave account with role slave, and no (slave, master) pair repeats.
 
 mod error;
+mod follow;
 mod hours;
 mod raw;
 mod validate;

@@ -565,18 +565,37 @@ fn load_reports_a_missing_file() {
 #[test]
 fn deploy_example_parses() {
     // Shows that deploy/tradebridge.example.toml loads, with its two masters, three slaves and their rules.
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/tradebridge.example.toml");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/tradebridge.example.toml");
     let config = Config::load(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
-    let masters = config.accounts.iter().filter(|account| account.role == Role::Master).count();
-    let slaves = config.accounts.iter().filter(|account| account.role == Role::Slave).count();
+    let masters = config
+        .accounts
+        .iter()
+        .filter(|account| account.role == Role::Master)
+        .count();
+    let slaves = config
+        .accounts
+        .iter()
+        .filter(|account| account.role == Role::Slave)
+        .count();
     assert_eq!((masters, slaves), (2, 3));
     assert_eq!(config.follows.len(), 4);
-    assert_eq!(config.account(200_002).unwrap().risk.on_limit, OnLimit::CloseAll);
+    assert_eq!(
+        config.account(200_002).unwrap().risk.on_limit,
+        OnLimit::CloseAll
+    );
     assert_eq!(
         config.follows[2].lot,
-        LotRule::RiskPercent { percent: 1.0, basis: MoneyBasis::Equity, quote_to_account: 1.0 }
+        LotRule::RiskPercent {
+            percent: 1.0,
+            basis: MoneyBasis::Equity,
+            quote_to_account: 1.0
+        }
     );
     assert!(config.follows[3].reverse);
     // The clear demo keys named in the file's comment hash to the stored values.
-    assert_eq!(config.account(100_001).unwrap().key_sha256[..4], [0x02, 0x7a, 0xb5, 0x6e]);
+    assert_eq!(
+        config.account(100_001).unwrap().key_sha256[..4],
+        [0x02, 0x7a, 0xb5, 0x6e]
+    );
 }

@@ -2,8 +2,9 @@
 //! pending order, close (full or partial), modify, cancel.
 //!
 //! # Layout
-//! - `prepare_open`: the whole pipeline of one follower's open (mode,
-//!   filters, symbol, risk, sizing) and the instruction it yields.
+//! - `OpenRequest`, `prepare_open`, `open_copy`: the whole pipeline of one
+//!   follower's open (mode, filters, symbol, risk, sizing), the instruction
+//!   it yields, and its record in the copy.
 //! - `Engine::open_from_event`, `open_position`: a new master position.
 //! - `Engine::fill_pending`: a master pending order filled.
 //! - `Engine::close_position`, `decide_close`: full and partial closes, and
@@ -51,25 +52,49 @@ pub(crate) struct NewPosition<'a> {
     pub comment: &'a str,
 }
 
-/// The instruction and ledger record of one follower's open, or why not.
-/// `base_units` is the master volume the copy is sized from (and the
+/// One follower's open to decide: the follow, the master, the position,
+/// and `base_units`, the master volume the copy is sized from (and the
 /// denominator of its later proportional closes).
+pub(crate) struct OpenRequest<'a> {
+    pub follow: &'a FollowConfig,
+    pub master: &'a MasterContext<'a>,
+    pub pos: u64,
+    pub position: &'a MasterPosition,
+    pub base_units: u64,
+    pub now_ms: u64,
+}
+
+/// The whole pipeline of one follower's open: mode and filters, symbol,
+/// account limits, sizing. Returns the instruction and its ledger record,
+/// or the first reason to skip.
 pub(crate) fn prepare_open(
-    follow: &FollowConfig,
+    request: &OpenRequest<'_>,
     slave: &SlaveBook,
-    master: &MasterContext<'_>,
-    pos: u64,
-    position: &MasterPosition,
-    base_units: u64,
-    now_ms: u64,
 ) -> Result<(CopyInstruction, SentOpen), SkipReason> {
-    assert!(base_units > 0, "a position with no volume is refused before");
-    let facts =
-        TradeFacts { symbol: &position.symbol, side: position.side, magic: position.magic, comment: &position.comment };
+    let OpenRequest {
+        follow,
+        master,
+        position,
+        now_ms,
+        ..
+    } = *request;
+    assert!(
+        request.base_units > 0,
+        "a position with no volume is refused before"
+    );
+    let facts = TradeFacts {
+        symbol: &position.symbol,
+        side: position.side,
+        magic: position.magic,
+        comment: &position.comment,
+    };
     check_open(follow, effective_mode(follow, &slave.risk), &facts, now_ms)?;
     let symbol_name = map_symbol(&follow.symbols, &position.symbol);
     let symbol = if slave.symbols.is_known() {
-        *slave.symbols.get(&symbol_name).ok_or(SkipReason::SlaveLacksSymbol)?
+        *slave
+            .symbols
+            .get(&symbol_name)
+            .ok_or(SkipReason::SlaveLacksSymbol)?
     } else {
         SlaveSymbol::DEFAULT
     };
@@ -80,24 +105,48 @@ pub(crate) fn prepare_open(
         master_figures: master.figures,
         master_contract: master.contracts.get(&position.symbol).copied(),
         symbol,
-        master_lots: units_to_lots(base_units),
+        master_lots: units_to_lots(request.base_units),
         price: position.price,
         sl: position.sl,
         tp: position.tp,
     })?;
+    let opened = open_instruction(request, symbol_name, symbol.digits, units);
+    assert!(opened.0.volume > 0.0 && opened.0.expires_ms > now_ms);
+    Ok(opened)
+}
+
+/// Builds the open (or pending) instruction of a sized copy.
+fn open_instruction(
+    request: &OpenRequest<'_>,
+    symbol_name: String,
+    digits: u32,
+    units: u64,
+) -> (CopyInstruction, SentOpen) {
+    let OpenRequest {
+        follow,
+        master,
+        pos,
+        position,
+        now_ms,
+        ..
+    } = *request;
     let side = slave_side(follow, position.side);
     let (sl, tp) = slave_stops(follow, position.sl, position.tp);
     let max_dev = if side.is_pending() || follow.max_dev_points == 0 {
         0.0
     } else {
         // Dividing by the exact power of ten gives the clean decimal (0.0003).
-        f64::from(follow.max_dev_points) / 10f64.powi(symbol.digits as i32)
+        f64::from(follow.max_dev_points) / 10f64.powi(digits as i32)
     };
     let expires_ms = now_ms.saturating_add(follow.ttl_ms);
     let instruction = CopyInstruction {
         master: master.login,
         pos,
-        action: if side.is_pending() { CopyAction::Pending } else { CopyAction::Open },
+        action: if side.is_pending() {
+            CopyAction::Pending
+        } else {
+            CopyAction::Open
+        },
         symbol: symbol_name.clone(),
         side,
         volume: units_to_lots(units),
@@ -109,9 +158,40 @@ pub(crate) fn prepare_open(
         comment: copy_tag(master.login, pos),
         expires_ms,
     };
-    let sent = SentOpen { symbol: symbol_name, side, units, master_base_units: base_units, expires_ms, sl, tp, price: position.price };
-    assert!(instruction.volume > 0.0 && instruction.expires_ms > now_ms);
-    Ok((instruction, sent))
+    let base_units = request.base_units;
+    let sent = SentOpen {
+        symbol: symbol_name,
+        side,
+        units,
+        master_base_units: base_units,
+        expires_ms,
+        sl,
+        tp,
+        price: position.price,
+    };
+    (instruction, sent)
+}
+
+/// Decides one follower's open and records it in its (inactive) copy.
+pub(crate) fn open_copy(
+    request: &OpenRequest<'_>,
+    slave: &mut SlaveBook,
+    copy: &mut SlaveCopy,
+) -> Outcome {
+    assert!(
+        !copy.status.is_active(),
+        "no second open while one is active or in flight"
+    );
+    match prepare_open(request, slave) {
+        Ok((instruction, sent)) => {
+            copy.begin_open(sent, slave);
+            Outcome::Copy(instruction)
+        }
+        Err(reason) => {
+            copy.status = CopyStatus::NoCopy(NoCopyCause::Skipped(reason));
+            Outcome::Skip(reason)
+        }
+    }
 }
 
 /// One follower's close after the master's position dropped to
@@ -133,9 +213,19 @@ fn decide_close(
     }
     let held_units = copy.held_units();
     let spec = slave.symbols.get_or_default(&copy.symbol).lots;
-    let units = close_units(&spec, copy.open_units, held_units, copy.master_base_units, position.remaining_units);
+    let units = close_units(
+        &spec,
+        copy.open_units,
+        held_units,
+        copy.master_base_units,
+        position.remaining_units,
+    );
     if units == 0 {
-        return Outcome::Skip(if held_units == 0 { SkipReason::NoCopy } else { SkipReason::CloseCarried });
+        return Outcome::Skip(if held_units == 0 {
+            SkipReason::NoCopy
+        } else {
+            SkipReason::CloseCarried
+        });
     }
     assert!(units <= held_units);
     copy.closed_units += units;
@@ -143,11 +233,25 @@ fn decide_close(
     if position.closed || copy.held_units() == 0 {
         copy.set_status(CopyStatus::Closed, slave);
     }
-    Outcome::Copy(exit_instruction(master, pos, CopyAction::Close, copy, units_to_lots(units), price))
+    Outcome::Copy(exit_instruction(
+        master,
+        pos,
+        CopyAction::Close,
+        copy,
+        units_to_lots(units),
+        price,
+    ))
 }
 
 /// A close or cancel instruction for a copy (never expires, no deviation limit).
-pub(crate) fn exit_instruction(master: u64, pos: u64, action: CopyAction, copy: &SlaveCopy, volume: f64, price: f64) -> CopyInstruction {
+pub(crate) fn exit_instruction(
+    master: u64,
+    pos: u64,
+    action: CopyAction,
+    copy: &SlaveCopy,
+    volume: f64,
+    price: f64,
+) -> CopyInstruction {
     assert!(matches!(action, CopyAction::Close | CopyAction::Cancel));
     CopyInstruction {
         master,
@@ -169,7 +273,13 @@ pub(crate) fn exit_instruction(master: u64, pos: u64, action: CopyAction, copy: 
 /// Ends one follower's copy whatever the master still holds: cancels a
 /// copied pending order, or closes everything held of a position. Used for
 /// master cancels and for `on_limit = "close_all"`.
-pub(crate) fn decide_exit(follow: &FollowConfig, slave: &mut SlaveBook, copy: &mut SlaveCopy, master: u64, pos: u64) -> Outcome {
+pub(crate) fn decide_exit(
+    follow: &FollowConfig,
+    slave: &mut SlaveBook,
+    copy: &mut SlaveCopy,
+    master: u64,
+    pos: u64,
+) -> Outcome {
     if effective_mode(follow, &slave.risk) == CopyMode::Frozen {
         return Outcome::Skip(SkipReason::Frozen);
     }
@@ -182,7 +292,11 @@ pub(crate) fn decide_exit(follow: &FollowConfig, slave: &mut SlaveBook, copy: &m
     copy.closed_units = copy.open_units;
     copy.in_flight += 1;
     copy.set_status(CopyStatus::Closed, slave);
-    let volume = if action == CopyAction::Close { units_to_lots(held_units) } else { 0.0 };
+    let volume = if action == CopyAction::Close {
+        units_to_lots(held_units)
+    } else {
+        0.0
+    };
     Outcome::Copy(exit_instruction(master, pos, action, copy, volume, 0.0))
 }
 
@@ -205,7 +319,10 @@ fn decide_modify(
         return changed.then_some(Outcome::Skip(SkipReason::NoCopy));
     }
     let (sl, tp) = slave_stops(follow, position.sl, position.tp);
-    let is_pending = matches!(copy.status, CopyStatus::PendingSent | CopyStatus::PendingPlaced);
+    let is_pending = matches!(
+        copy.status,
+        CopyStatus::PendingSent | CopyStatus::PendingPlaced
+    );
     let price = if is_pending { position.price } else { 0.0 };
     // NaN (a refused modify) never compares equal, so it is sent again.
     let same_price = !is_pending || price == copy.sent_price;
@@ -236,7 +353,13 @@ fn decide_modify(
 
 impl Engine {
     /// An `open` or `pending` event for a position the engine does not know.
-    pub(crate) fn open_from_event(&mut self, master: u64, event: &Event, now_ms: u64, out: &mut Vec<Decision>) {
+    pub(crate) fn open_from_event(
+        &mut self,
+        master: u64,
+        event: &Event,
+        now_ms: u64,
+        out: &mut Vec<Decision>,
+    ) {
         let side_fits = match event.side {
             Some(side) => side.is_pending() == (event.kind == crate::protocol::EventKind::Pending),
             None => false,
@@ -260,23 +383,49 @@ impl Engine {
     }
 
     /// Appends the same skip for every follower of `master`.
-    pub(crate) fn skip_all(&self, master: u64, pos: u64, reason: SkipReason, out: &mut Vec<Decision>) {
-        let Some(book) = self.masters.get(&master) else { return };
+    pub(crate) fn skip_all(
+        &self,
+        master: u64,
+        pos: u64,
+        reason: SkipReason,
+        out: &mut Vec<Decision>,
+    ) {
+        let Some(book) = self.masters.get(&master) else {
+            return;
+        };
         for follower in &book.followers {
-            out.push(Decision { slave: follower.slave, master, pos, outcome: Outcome::Skip(reason) });
+            out.push(Decision {
+                slave: follower.slave,
+                master,
+                pos,
+                outcome: Outcome::Skip(reason),
+            });
         }
     }
 
     /// Records a new master position and decides each follower's open.
-    pub(crate) fn open_position(&mut self, master: u64, new: &NewPosition<'_>, now_ms: u64, out: &mut Vec<Decision>) {
+    pub(crate) fn open_position(
+        &mut self,
+        master: u64,
+        new: &NewPosition<'_>,
+        now_ms: u64,
+        out: &mut Vec<Decision>,
+    ) {
         let units = lots_to_units(new.volume).unwrap_or(0);
-        let valid = units > 0 && !new.symbol.is_empty() && new.price.is_finite() && new.price >= 0.0;
+        let valid =
+            units > 0 && !new.symbol.is_empty() && new.price.is_finite() && new.price >= 0.0;
         if !valid || !new.sl.is_finite() || !new.tp.is_finite() {
             self.skip_all(master, new.pos, SkipReason::InvalidEvent, out);
             return;
         }
-        let Engine { follows, masters, slaves } = self;
-        let Some(book) = masters.get_mut(&master) else { return };
+        let Engine {
+            follows,
+            masters,
+            slaves,
+        } = self;
+        let Some(book) = masters.get_mut(&master) else {
+            return;
+        };
         assert!(!book.knows(new.pos), "callers open only unknown positions");
         if book.positions.len() >= book.positions_max {
             self.skip_all(master, new.pos, SkipReason::LedgerFull, out);
@@ -295,24 +444,35 @@ impl Engine {
             closed: false,
             copies: Vec::with_capacity(book.followers.len()),
         };
-        let context = MasterContext { login: master, figures: book.figures, contracts: &book.contracts };
+        let context = MasterContext {
+            login: master,
+            figures: book.figures,
+            contracts: &book.contracts,
+        };
+        let mut copies = Vec::with_capacity(book.followers.len());
         for follower in &book.followers {
-            let slave = slaves.get_mut(&follower.slave).expect("every follower's slave has a book");
-            let follow = &follows[follower.follow];
-            let mut copy = SlaveCopy::new(CopyStatus::NoCopy(NoCopyCause::Lost));
-            let outcome = match prepare_open(follow, slave, &context, new.pos, &position, units, now_ms) {
-                Ok((instruction, sent)) => {
-                    copy.begin_open(sent, slave);
-                    Outcome::Copy(instruction)
-                }
-                Err(reason) => {
-                    copy.status = CopyStatus::NoCopy(NoCopyCause::Skipped(reason));
-                    Outcome::Skip(reason)
-                }
+            let slave = slaves
+                .get_mut(&follower.slave)
+                .expect("every follower's slave has a book");
+            let request = OpenRequest {
+                follow: &follows[follower.follow],
+                master: &context,
+                pos: new.pos,
+                position: &position,
+                base_units: units,
+                now_ms,
             };
-            position.copies.push(copy);
-            out.push(Decision { slave: follower.slave, master, pos: new.pos, outcome });
+            let mut copy = SlaveCopy::new(CopyStatus::NoCopy(NoCopyCause::Lost));
+            let outcome = open_copy(&request, slave, &mut copy);
+            copies.push(copy);
+            out.push(Decision {
+                slave: follower.slave,
+                master,
+                pos: new.pos,
+                outcome,
+            });
         }
+        position.copies = copies;
         assert_eq!(position.copies.len(), book.followers.len());
         book.positions.insert(new.pos, position);
     }
@@ -323,13 +483,32 @@ impl Engine {
     /// and the copy is from now on treated as an open position of the
     /// order's volume. Followers that skipped the pending only because
     /// `copy_pending = false` get a market open now.
-    pub(crate) fn fill_pending(&mut self, master: u64, fill: &NewPosition<'_>, now_ms: u64, out: &mut Vec<Decision>) {
-        let Engine { follows, masters, slaves } = self;
-        let Some(book) = masters.get_mut(&master) else { return };
-        let Some(position) = book.positions.get_mut(&fill.pos) else { return };
-        assert!(position.side.is_pending() && !position.closed, "only an open pending order fills");
+    pub(crate) fn fill_pending(
+        &mut self,
+        master: u64,
+        fill: &NewPosition<'_>,
+        now_ms: u64,
+        out: &mut Vec<Decision>,
+    ) {
+        let Engine {
+            follows,
+            masters,
+            slaves,
+        } = self;
+        let Some(book) = masters.get_mut(&master) else {
+            return;
+        };
+        let Some(position) = book.positions.get_mut(&fill.pos) else {
+            return;
+        };
+        assert!(
+            position.side.is_pending() && !position.closed,
+            "only an open pending order fills"
+        );
         assert!(!fill.side.is_pending(), "a fill is a market side");
-        let units = lots_to_units(fill.volume).filter(|units| *units > 0).unwrap_or(position.remaining_units);
+        let units = lots_to_units(fill.volume)
+            .filter(|units| *units > 0)
+            .unwrap_or(position.remaining_units);
         position.side = fill.side;
         position.remaining_units = units;
         if fill.price.is_finite() && fill.price > 0.0 {
@@ -339,10 +518,16 @@ impl Engine {
             position.sl = fill.sl;
             position.tp = fill.tp;
         }
-        let context = MasterContext { login: master, figures: book.figures, contracts: &book.contracts };
+        let context = MasterContext {
+            login: master,
+            figures: book.figures,
+            contracts: &book.contracts,
+        };
         let mut copies = std::mem::take(&mut position.copies);
         for (follower, copy) in book.followers.iter().zip(copies.iter_mut()) {
-            let slave = slaves.get_mut(&follower.slave).expect("every follower's slave has a book");
+            let slave = slaves
+                .get_mut(&follower.slave)
+                .expect("every follower's slave has a book");
             let follow = &follows[follower.follow];
             match copy.status {
                 CopyStatus::PendingSent | CopyStatus::PendingPlaced => {
@@ -350,17 +535,21 @@ impl Engine {
                     copy.set_status(CopyStatus::Open, slave);
                 }
                 CopyStatus::NoCopy(NoCopyCause::Skipped(SkipReason::PendingNotCopied)) => {
-                    let outcome = match prepare_open(follow, slave, &context, fill.pos, position, units, now_ms) {
-                        Ok((instruction, sent)) => {
-                            copy.begin_open(sent, slave);
-                            Outcome::Copy(instruction)
-                        }
-                        Err(reason) => {
-                            copy.status = CopyStatus::NoCopy(NoCopyCause::Skipped(reason));
-                            Outcome::Skip(reason)
-                        }
+                    let request = OpenRequest {
+                        follow,
+                        master: &context,
+                        pos: fill.pos,
+                        position,
+                        base_units: units,
+                        now_ms,
                     };
-                    out.push(Decision { slave: follower.slave, master, pos: fill.pos, outcome });
+                    let outcome = open_copy(&request, slave, copy);
+                    out.push(Decision {
+                        slave: follower.slave,
+                        master,
+                        pos: fill.pos,
+                        outcome,
+                    });
                 }
                 _ => {}
             }
@@ -370,44 +559,95 @@ impl Engine {
 
     /// The master's position dropped to `remaining_units` (0: closed or
     /// cancelled). Nothing happens unless it dropped.
-    pub(crate) fn close_position(&mut self, master: u64, pos: u64, remaining_units: u64, price: f64, _now_ms: u64, out: &mut Vec<Decision>) {
-        let Engine { follows, masters, slaves } = self;
-        let Some(book) = masters.get_mut(&master) else { return };
-        let Some(position) = book.positions.get_mut(&pos) else { return };
-        if position.closed || (remaining_units >= position.remaining_units && !position.side.is_pending()) {
+    pub(crate) fn close_position(
+        &mut self,
+        master: u64,
+        pos: u64,
+        remaining_units: u64,
+        price: f64,
+        _now_ms: u64,
+        out: &mut Vec<Decision>,
+    ) {
+        let Engine {
+            follows,
+            masters,
+            slaves,
+        } = self;
+        let Some(book) = masters.get_mut(&master) else {
+            return;
+        };
+        let Some(position) = book.positions.get_mut(&pos) else {
+            return;
+        };
+        if position.closed
+            || (remaining_units >= position.remaining_units && !position.side.is_pending())
+        {
             return;
         }
         let is_pending = position.side.is_pending();
         position.remaining_units = if is_pending { 0 } else { remaining_units };
         position.closed = position.remaining_units == 0;
-        let price = if price.is_finite() && price > 0.0 { price } else { 0.0 };
+        let price = if price.is_finite() && price > 0.0 {
+            price
+        } else {
+            0.0
+        };
         // The copies move out while the position is read, and move back after.
         let mut copies = std::mem::take(&mut position.copies);
         for (follower, copy) in book.followers.iter().zip(copies.iter_mut()) {
-            let slave = slaves.get_mut(&follower.slave).expect("every follower's slave has a book");
+            let slave = slaves
+                .get_mut(&follower.slave)
+                .expect("every follower's slave has a book");
             let follow = &follows[follower.follow];
             let outcome = if is_pending {
                 decide_exit(follow, slave, copy, master, pos)
             } else {
                 decide_close(follow, slave, copy, master, pos, position, price)
             };
-            out.push(Decision { slave: follower.slave, master, pos, outcome });
+            out.push(Decision {
+                slave: follower.slave,
+                master,
+                pos,
+                outcome,
+            });
         }
         position.copies = copies;
-        assert!(!is_pending || position.closed, "a cancelled pending order is closed");
+        assert!(
+            !is_pending || position.closed,
+            "a cancelled pending order is closed"
+        );
         book.prune(pos);
     }
 
     /// The master changed stops (or a pending order's trigger). A modify
     /// that changes nothing on the master only resends what a copy lacks.
-    pub(crate) fn modify_position(&mut self, master: u64, pos: u64, sl: f64, tp: f64, price: f64, out: &mut Vec<Decision>) {
-        let Engine { follows, masters, slaves } = self;
-        let Some(book) = masters.get_mut(&master) else { return };
-        let Some(position) = book.positions.get_mut(&pos) else { return };
+    pub(crate) fn modify_position(
+        &mut self,
+        master: u64,
+        pos: u64,
+        sl: f64,
+        tp: f64,
+        price: f64,
+        out: &mut Vec<Decision>,
+    ) {
+        let Engine {
+            follows,
+            masters,
+            slaves,
+        } = self;
+        let Some(book) = masters.get_mut(&master) else {
+            return;
+        };
+        let Some(position) = book.positions.get_mut(&pos) else {
+            return;
+        };
         if position.closed || !sl.is_finite() || !tp.is_finite() {
             return;
         }
-        let price_changed = position.side.is_pending() && price.is_finite() && price > 0.0 && price != position.price;
+        let price_changed = position.side.is_pending()
+            && price.is_finite()
+            && price > 0.0
+            && price != position.price;
         let changed = sl != position.sl || tp != position.tp || price_changed;
         position.sl = sl;
         position.tp = tp;
@@ -416,10 +656,19 @@ impl Engine {
         }
         let mut copies = std::mem::take(&mut position.copies);
         for (follower, copy) in book.followers.iter().zip(copies.iter_mut()) {
-            let slave = slaves.get(&follower.slave).expect("every follower's slave has a book");
+            let slave = slaves
+                .get(&follower.slave)
+                .expect("every follower's slave has a book");
             let follow = &follows[follower.follow];
-            if let Some(outcome) = decide_modify(follow, slave, copy, master, pos, position, changed) {
-                out.push(Decision { slave: follower.slave, master, pos, outcome });
+            if let Some(outcome) =
+                decide_modify(follow, slave, copy, master, pos, position, changed)
+            {
+                out.push(Decision {
+                    slave: follower.slave,
+                    master,
+                    pos,
+                    outcome,
+                });
             }
         }
         position.copies = copies;

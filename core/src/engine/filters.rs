@@ -39,7 +39,12 @@ pub fn effective_mode(follow: &FollowConfig, account: &AccountRisk) -> CopyMode 
 /// Checks an open or pending order against the follow's filters, in this
 /// order: mode, `copy_pending`, symbol lists, magic, comment, direction,
 /// trading hours. The first failing rule gives the reason.
-pub fn check_open(follow: &FollowConfig, mode: CopyMode, facts: &TradeFacts<'_>, now_ms: u64) -> Result<(), SkipReason> {
+pub fn check_open(
+    follow: &FollowConfig,
+    mode: CopyMode,
+    facts: &TradeFacts<'_>,
+    now_ms: u64,
+) -> Result<(), SkipReason> {
     match mode {
         CopyMode::Frozen => return Err(SkipReason::Frozen),
         CopyMode::CloseOnly => return Err(SkipReason::CloseOnly),
@@ -88,7 +93,11 @@ pub fn slave_side(follow: &FollowConfig, master_side: Side) -> Side {
 /// master's stop-loss level is where the reversed trade takes profit), then
 /// each dropped to 0 ("none") when its `copy_sl` / `copy_tp` is off.
 pub fn slave_stops(follow: &FollowConfig, master_sl: f64, master_tp: f64) -> (f64, f64) {
-    let (sl, tp) = if follow.reverse { (master_tp, master_sl) } else { (master_sl, master_tp) };
+    let (sl, tp) = if follow.reverse {
+        (master_tp, master_sl)
+    } else {
+        (master_sl, master_tp)
+    };
     let sl = if follow.copy_sl { sl } else { 0.0 };
     let tp = if follow.copy_tp { tp } else { 0.0 };
     (sl, tp)
@@ -101,7 +110,12 @@ mod tests {
     use crate::engine::tests_support::follow;
 
     fn facts(side: Side) -> TradeFacts<'static> {
-        TradeFacts { symbol: "EURUSD", side, magic: 7, comment: "grid #3" }
+        TradeFacts {
+            symbol: "EURUSD",
+            side,
+            magic: 7,
+            comment: "grid #3",
+        }
     }
 
     #[test]
@@ -109,9 +123,18 @@ mod tests {
         // Shows that frozen and close_only refuse opens before any other filter, and the stricter mode wins.
         let mut rule = follow(2, 1);
         rule.magic_allow.insert(99);
-        assert_eq!(check_open(&rule, CopyMode::Frozen, &facts(Side::Buy), 0), Err(SkipReason::Frozen));
-        assert_eq!(check_open(&rule, CopyMode::CloseOnly, &facts(Side::Buy), 0), Err(SkipReason::CloseOnly));
-        let account = AccountRisk { mode: CopyMode::Frozen, ..AccountRisk::default() };
+        assert_eq!(
+            check_open(&rule, CopyMode::Frozen, &facts(Side::Buy), 0),
+            Err(SkipReason::Frozen)
+        );
+        assert_eq!(
+            check_open(&rule, CopyMode::CloseOnly, &facts(Side::Buy), 0),
+            Err(SkipReason::CloseOnly)
+        );
+        let account = AccountRisk {
+            mode: CopyMode::Frozen,
+            ..AccountRisk::default()
+        };
         rule.mode = CopyMode::CloseOnly;
         assert_eq!(effective_mode(&rule, &account), CopyMode::Frozen);
     }
@@ -121,12 +144,21 @@ mod tests {
         // Shows magic allow and deny lists, deny winning.
         let mut rule = follow(2, 1);
         rule.magic_allow.insert(7);
-        assert_eq!(check_open(&rule, CopyMode::Normal, &facts(Side::Buy), 0), Ok(()));
+        assert_eq!(
+            check_open(&rule, CopyMode::Normal, &facts(Side::Buy), 0),
+            Ok(())
+        );
         rule.magic_deny.insert(7);
-        assert_eq!(check_open(&rule, CopyMode::Normal, &facts(Side::Buy), 0), Err(SkipReason::MagicFiltered));
+        assert_eq!(
+            check_open(&rule, CopyMode::Normal, &facts(Side::Buy), 0),
+            Err(SkipReason::MagicFiltered)
+        );
         let mut only_eight = follow(2, 1);
         only_eight.magic_allow.insert(8);
-        assert_eq!(check_open(&only_eight, CopyMode::Normal, &facts(Side::Buy), 0), Err(SkipReason::MagicFiltered));
+        assert_eq!(
+            check_open(&only_eight, CopyMode::Normal, &facts(Side::Buy), 0),
+            Err(SkipReason::MagicFiltered)
+        );
     }
 
     #[test]
@@ -134,9 +166,15 @@ mod tests {
         // Shows that comment_contains needs the text somewhere in the master's comment.
         let mut rule = follow(2, 1);
         rule.comment_contains = Some("grid".into());
-        assert_eq!(check_open(&rule, CopyMode::Normal, &facts(Side::Buy), 0), Ok(()));
+        assert_eq!(
+            check_open(&rule, CopyMode::Normal, &facts(Side::Buy), 0),
+            Ok(())
+        );
         rule.comment_contains = Some("scalp".into());
-        assert_eq!(check_open(&rule, CopyMode::Normal, &facts(Side::Buy), 0), Err(SkipReason::CommentFiltered));
+        assert_eq!(
+            check_open(&rule, CopyMode::Normal, &facts(Side::Buy), 0),
+            Err(SkipReason::CommentFiltered)
+        );
     }
 
     #[test]
@@ -144,11 +182,23 @@ mod tests {
         // Shows buy_only and sell_only against market and pending sides.
         let mut rule = follow(2, 1);
         rule.direction = Direction::BuyOnly;
-        assert_eq!(check_open(&rule, CopyMode::Normal, &facts(Side::BuyLimit), 0), Ok(()));
-        assert_eq!(check_open(&rule, CopyMode::Normal, &facts(Side::Sell), 0), Err(SkipReason::DirectionFiltered));
+        assert_eq!(
+            check_open(&rule, CopyMode::Normal, &facts(Side::BuyLimit), 0),
+            Ok(())
+        );
+        assert_eq!(
+            check_open(&rule, CopyMode::Normal, &facts(Side::Sell), 0),
+            Err(SkipReason::DirectionFiltered)
+        );
         rule.direction = Direction::SellOnly;
-        assert_eq!(check_open(&rule, CopyMode::Normal, &facts(Side::SellStop), 0), Ok(()));
-        assert_eq!(check_open(&rule, CopyMode::Normal, &facts(Side::Buy), 0), Err(SkipReason::DirectionFiltered));
+        assert_eq!(
+            check_open(&rule, CopyMode::Normal, &facts(Side::SellStop), 0),
+            Ok(())
+        );
+        assert_eq!(
+            check_open(&rule, CopyMode::Normal, &facts(Side::Buy), 0),
+            Err(SkipReason::DirectionFiltered)
+        );
     }
 
     #[test]
@@ -156,19 +206,35 @@ mod tests {
         // Shows that copy_pending = false refuses pending orders but not market opens.
         let mut rule = follow(2, 1);
         rule.copy_pending = false;
-        assert_eq!(check_open(&rule, CopyMode::Normal, &facts(Side::BuyStop), 0), Err(SkipReason::PendingNotCopied));
-        assert_eq!(check_open(&rule, CopyMode::Normal, &facts(Side::Buy), 0), Ok(()));
+        assert_eq!(
+            check_open(&rule, CopyMode::Normal, &facts(Side::BuyStop), 0),
+            Err(SkipReason::PendingNotCopied)
+        );
+        assert_eq!(
+            check_open(&rule, CopyMode::Normal, &facts(Side::Buy), 0),
+            Ok(())
+        );
     }
 
     #[test]
     fn hours_filter_opens() {
         // Shows that an open outside hours_utc is refused with outside_hours.
         let mut rule = follow(2, 1);
-        rule.hours = TradingHours { start_minute: 8 * 60, end_minute: 20 * 60, weekdays: crate::config::WEEKDAYS_ALL };
+        rule.hours = TradingHours {
+            start_minute: 8 * 60,
+            end_minute: 20 * 60,
+            weekdays: crate::config::WEEKDAYS_ALL,
+        };
         let noon = 10 * DAY_MS + 12 * 3_600_000;
         let night = 10 * DAY_MS + 22 * 3_600_000;
-        assert_eq!(check_open(&rule, CopyMode::Normal, &facts(Side::Buy), noon), Ok(()));
-        assert_eq!(check_open(&rule, CopyMode::Normal, &facts(Side::Buy), night), Err(SkipReason::OutsideHours));
+        assert_eq!(
+            check_open(&rule, CopyMode::Normal, &facts(Side::Buy), noon),
+            Ok(())
+        );
+        assert_eq!(
+            check_open(&rule, CopyMode::Normal, &facts(Side::Buy), night),
+            Err(SkipReason::OutsideHours)
+        );
     }
 
     #[test]

@@ -48,7 +48,9 @@ impl NoCopyCause {
             self,
             NoCopyCause::Lost
                 | NoCopyCause::Skipped(
-                    SkipReason::SlaveStateUnknown | SkipReason::MasterBalanceUnknown | SkipReason::MasterEquityUnknown
+                    SkipReason::SlaveStateUnknown
+                        | SkipReason::MasterBalanceUnknown
+                        | SkipReason::MasterEquityUnknown
                 )
         )
     }
@@ -75,7 +77,13 @@ pub enum CopyStatus {
 impl CopyStatus {
     /// True while the copy counts against the slave's position limits.
     pub fn is_active(self) -> bool {
-        matches!(self, CopyStatus::OpenSent | CopyStatus::Open | CopyStatus::PendingSent | CopyStatus::PendingPlaced)
+        matches!(
+            self,
+            CopyStatus::OpenSent
+                | CopyStatus::Open
+                | CopyStatus::PendingSent
+                | CopyStatus::PendingPlaced
+        )
     }
 }
 
@@ -112,7 +120,10 @@ pub struct SlaveCopy {
 impl SlaveCopy {
     /// A copy not yet decided.
     pub fn new(status: CopyStatus) -> SlaveCopy {
-        assert!(!status.is_active(), "an active copy starts through begin_open");
+        assert!(
+            !status.is_active(),
+            "an active copy starts through begin_open"
+        );
         SlaveCopy {
             status,
             symbol: String::new(),
@@ -150,7 +161,10 @@ impl SlaveCopy {
 
     /// Records an open or pending order just sent.
     pub(crate) fn begin_open(&mut self, sent: SentOpen, slave: &mut SlaveBook) {
-        assert!(!self.status.is_active(), "no second open while one is active or in flight");
+        assert!(
+            !self.status.is_active(),
+            "no second open while one is active or in flight"
+        );
         assert!(sent.units > 0 && sent.master_base_units > 0);
         self.symbol = sent.symbol;
         self.side = sent.side;
@@ -163,7 +177,11 @@ impl SlaveCopy {
         self.sent_sl = sent.sl;
         self.sent_tp = sent.tp;
         self.sent_price = sent.price;
-        let status = if sent.side.is_pending() { CopyStatus::PendingSent } else { CopyStatus::OpenSent };
+        let status = if sent.side.is_pending() {
+            CopyStatus::PendingSent
+        } else {
+            CopyStatus::OpenSent
+        };
         self.set_status(status, slave);
     }
 
@@ -225,7 +243,12 @@ impl MasterPosition {
     pub fn is_settled(&self) -> bool {
         // Results tend to arrive in follower order, so the last copies are
         // the likeliest to be unsettled: scanning from the back stops soonest.
-        self.closed && self.copies.iter().rev().all(|copy| copy.in_flight == 0 && copy.held_units() == 0)
+        self.closed
+            && self
+                .copies
+                .iter()
+                .rev()
+                .all(|copy| copy.in_flight == 0 && copy.held_units() == 0)
     }
 }
 
@@ -264,7 +287,11 @@ pub(crate) struct MasterBook {
 }
 
 impl MasterBook {
-    pub(crate) fn new(contracts: BTreeMap<String, f64>, positions_max: usize, closed_remembered_max: usize) -> MasterBook {
+    pub(crate) fn new(
+        contracts: BTreeMap<String, f64>,
+        positions_max: usize,
+        closed_remembered_max: usize,
+    ) -> MasterBook {
         assert!(positions_max > 0);
         MasterBook {
             contracts,
@@ -291,12 +318,18 @@ impl MasterBook {
 
     /// The slot of `slave` among the followers, if it follows this master.
     pub(crate) fn slot_of(&self, slave: u64) -> Option<usize> {
-        self.followers.binary_search_by_key(&slave, |follower| follower.slave).ok()
+        self.followers
+            .binary_search_by_key(&slave, |follower| follower.slave)
+            .ok()
     }
 
     /// Removes the position if it is settled, remembering its id.
     pub(crate) fn prune(&mut self, pos: u64) {
-        if !self.positions.get(&pos).is_some_and(MasterPosition::is_settled) {
+        if !self
+            .positions
+            .get(&pos)
+            .is_some_and(MasterPosition::is_settled)
+        {
             return;
         }
         self.positions.remove(&pos);
@@ -304,7 +337,10 @@ impl MasterBook {
             return;
         }
         if self.closed_recent.len() == self.closed_remembered_max {
-            let oldest = self.closed_recent.pop_front().expect("the queue is full, so not empty");
+            let oldest = self
+                .closed_recent
+                .pop_front()
+                .expect("the queue is full, so not empty");
             self.closed_recent_set.remove(&oldest);
         }
         if self.closed_recent_set.insert(pos) {
@@ -328,7 +364,13 @@ fn succeeded(result: &TradeResult) -> bool {
 
 /// Applies a slave `result` for an instruction of `action` that asked for
 /// `sent_units` to the copy it was sent for.
-pub(crate) fn apply_result(copy: &mut SlaveCopy, slave: &mut SlaveBook, action: CopyAction, sent_units: u64, result: &TradeResult) {
+pub(crate) fn apply_result(
+    copy: &mut SlaveCopy,
+    slave: &mut SlaveBook,
+    action: CopyAction,
+    sent_units: u64,
+    result: &TradeResult,
+) {
     copy.in_flight = copy.in_flight.saturating_sub(1);
     let took_effect = succeeded(result);
     let reported_units = lots_to_units(result.volume).filter(|units| *units > 0);
@@ -355,7 +397,11 @@ pub(crate) fn apply_result(copy: &mut SlaveCopy, slave: &mut SlaveBook, action: 
             }
         }
         CopyAction::Close => {
-            let closed_units = if took_effect { reported_units.unwrap_or(sent_units).min(sent_units) } else { 0 };
+            let closed_units = if took_effect {
+                reported_units.unwrap_or(sent_units).min(sent_units)
+            } else {
+                0
+            };
             copy.closed_units = copy.closed_units.saturating_sub(sent_units - closed_units);
         }
         CopyAction::Modify => {
@@ -394,7 +440,16 @@ mod tests {
     }
 
     fn result(status: ResultStatus, volume: f64) -> TradeResult {
-        TradeResult { seq: 1, status, ticket: 9, price: 1.1, volume, error: 0, msg: String::new(), exec_ms: 1 }
+        TradeResult {
+            seq: 1,
+            status,
+            ticket: 9,
+            price: 1.1,
+            volume,
+            error: 0,
+            msg: String::new(),
+            exec_ms: 1,
+        }
     }
 
     #[test]
@@ -403,9 +458,21 @@ mod tests {
         let mut book = slave();
         let mut copy = SlaveCopy::new(CopyStatus::NoCopy(NoCopyCause::Lost));
         copy.begin_open(sent(20_000_000), &mut book);
-        assert_eq!((copy.status, book.active_total, copy.in_flight), (CopyStatus::OpenSent, 1, 1));
-        apply_result(&mut copy, &mut book, CopyAction::Open, 20_000_000, &result(ResultStatus::Filled, 0.15));
-        assert_eq!((copy.status, copy.open_units, copy.in_flight), (CopyStatus::Open, 15_000_000, 0));
+        assert_eq!(
+            (copy.status, book.active_total, copy.in_flight),
+            (CopyStatus::OpenSent, 1, 1)
+        );
+        apply_result(
+            &mut copy,
+            &mut book,
+            CopyAction::Open,
+            20_000_000,
+            &result(ResultStatus::Filled, 0.15),
+        );
+        assert_eq!(
+            (copy.status, copy.open_units, copy.in_flight),
+            (CopyStatus::Open, 15_000_000, 0)
+        );
     }
 
     #[test]
@@ -414,7 +481,13 @@ mod tests {
         let mut book = slave();
         let mut copy = SlaveCopy::new(CopyStatus::NoCopy(NoCopyCause::Lost));
         copy.begin_open(sent(20_000_000), &mut book);
-        apply_result(&mut copy, &mut book, CopyAction::Open, 20_000_000, &result(ResultStatus::Rejected, 0.0));
+        apply_result(
+            &mut copy,
+            &mut book,
+            CopyAction::Open,
+            20_000_000,
+            &result(ResultStatus::Rejected, 0.0),
+        );
         assert_eq!(copy.status, CopyStatus::NoCopy(NoCopyCause::Refused));
         assert_eq!((copy.held_units(), book.active_total), (0, 0));
     }
@@ -425,7 +498,13 @@ mod tests {
         let mut book = slave();
         let mut copy = SlaveCopy::new(CopyStatus::NoCopy(NoCopyCause::Lost));
         copy.begin_open(sent(20_000_000), &mut book);
-        apply_result(&mut copy, &mut book, CopyAction::Open, 20_000_000, &result(ResultStatus::Skipped, 0.2));
+        apply_result(
+            &mut copy,
+            &mut book,
+            CopyAction::Open,
+            20_000_000,
+            &result(ResultStatus::Skipped, 0.2),
+        );
         assert_eq!(copy.status, CopyStatus::Open);
     }
 
@@ -435,14 +514,32 @@ mod tests {
         let mut book = slave();
         let mut copy = SlaveCopy::new(CopyStatus::NoCopy(NoCopyCause::Lost));
         copy.begin_open(sent(30_000_000), &mut book);
-        apply_result(&mut copy, &mut book, CopyAction::Open, 30_000_000, &result(ResultStatus::Filled, 0.3));
+        apply_result(
+            &mut copy,
+            &mut book,
+            CopyAction::Open,
+            30_000_000,
+            &result(ResultStatus::Filled, 0.3),
+        );
         copy.closed_units += 10_000_000;
         copy.in_flight += 1;
-        apply_result(&mut copy, &mut book, CopyAction::Close, 10_000_000, &result(ResultStatus::Filled, 0.05));
+        apply_result(
+            &mut copy,
+            &mut book,
+            CopyAction::Close,
+            10_000_000,
+            &result(ResultStatus::Filled, 0.05),
+        );
         assert_eq!(copy.held_units(), 25_000_000);
         copy.closed_units += 10_000_000;
         copy.in_flight += 1;
-        apply_result(&mut copy, &mut book, CopyAction::Close, 10_000_000, &result(ResultStatus::Rejected, 0.0));
+        apply_result(
+            &mut copy,
+            &mut book,
+            CopyAction::Close,
+            10_000_000,
+            &result(ResultStatus::Rejected, 0.0),
+        );
         assert_eq!((copy.held_units(), copy.in_flight), (25_000_000, 0));
     }
 

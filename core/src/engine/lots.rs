@@ -66,8 +66,11 @@ impl LotSpec {
     /// Used while a slave's symbol list is unknown: min 0.01, step 0.01,
     /// max 100 lots, the most common retail FX specification. The Executor
     /// normalises again against the real one.
-    pub const DEFAULT: LotSpec =
-        LotSpec { min_units: UNITS_PER_LOT / 100, max_units: 100 * UNITS_PER_LOT, step_units: UNITS_PER_LOT / 100 };
+    pub const DEFAULT: LotSpec = LotSpec {
+        min_units: UNITS_PER_LOT / 100,
+        max_units: 100 * UNITS_PER_LOT,
+        step_units: UNITS_PER_LOT / 100,
+    };
 
     /// Builds a spec from a slave symbol's lots; `None` when the figures
     /// cannot describe a tradable symbol (step not above 0, max below min,
@@ -85,7 +88,11 @@ impl LotSpec {
         if max_units < min_units {
             return None;
         }
-        let spec = LotSpec { min_units, max_units, step_units };
+        let spec = LotSpec {
+            min_units,
+            max_units,
+            step_units,
+        };
         assert!(spec.step_units >= 1 && spec.min_units >= spec.step_units);
         assert!(spec.max_units >= spec.min_units && spec.floor(spec.max_units) == spec.max_units);
         Some(spec)
@@ -100,7 +107,12 @@ impl LotSpec {
 /// Sizes an open: rounds `lots` down to the step (a trader expects never to
 /// exceed the intended size), clamps to the symbol's maximum and to
 /// `cap_units` (the follow's `max_lot`), then applies `below_min`.
-pub fn open_units(spec: &LotSpec, lots: f64, below_min: BelowMin, cap_units: Option<u64>) -> Result<u64, SkipReason> {
+pub fn open_units(
+    spec: &LotSpec,
+    lots: f64,
+    below_min: BelowMin,
+    cap_units: Option<u64>,
+) -> Result<u64, SkipReason> {
     assert!(spec.step_units >= 1 && spec.min_units <= spec.max_units);
     let units = lots_to_units(lots).unwrap_or(0);
     let cap = spec.floor(spec.max_units.min(cap_units.unwrap_or(UNITS_MAX)));
@@ -149,7 +161,12 @@ pub fn close_units(
     if master_remaining_units >= master_base_units {
         return 0;
     }
-    let target = proportional_target(spec, opened_units, master_base_units, master_remaining_units);
+    let target = proportional_target(
+        spec,
+        opened_units,
+        master_base_units,
+        master_remaining_units,
+    );
     if target == 0 {
         return held_units.min(spec.max_units);
     }
@@ -168,7 +185,12 @@ pub fn close_units(
 
 /// `opened x remaining / base`, rounded to the nearest step (halves up),
 /// computed in 128 bits so that no product overflows.
-fn proportional_target(spec: &LotSpec, opened_units: u64, base_units: u64, remaining_units: u64) -> u64 {
+fn proportional_target(
+    spec: &LotSpec,
+    opened_units: u64,
+    base_units: u64,
+    remaining_units: u64,
+) -> u64 {
     assert!(base_units > 0 && remaining_units < base_units);
     let numerator = u128::from(opened_units) * u128::from(remaining_units);
     let step_denominator = u128::from(base_units) * u128::from(spec.step_units);
@@ -209,26 +231,45 @@ mod tests {
         assert!(LotSpec::from_lots(0.01, 100.0, 0.0).is_none());
         assert!(LotSpec::from_lots(1.0, 0.5, 0.01).is_none());
         assert!(LotSpec::from_lots(f64::NAN, 1.0, 0.01).is_none());
-        assert_eq!(spec(0.0, 1.0, 0.01).min_units, units(0.01), "a zero minimum becomes one step");
+        assert_eq!(
+            spec(0.0, 1.0, 0.01).min_units,
+            units(0.01),
+            "a zero minimum becomes one step"
+        );
     }
 
     #[test]
     fn open_rounds_down_to_the_step() {
         // Shows that opens round down, never up, to the step.
         let fx = spec(0.01, 100.0, 0.01);
-        assert_eq!(open_units(&fx, 0.079, BelowMin::Skip, None), Ok(units(0.07)));
-        assert_eq!(open_units(&fx, 0.1 * 0.7, BelowMin::Skip, None), Ok(units(0.07)));
+        assert_eq!(
+            open_units(&fx, 0.079, BelowMin::Skip, None),
+            Ok(units(0.07))
+        );
+        assert_eq!(
+            open_units(&fx, 0.1 * 0.7, BelowMin::Skip, None),
+            Ok(units(0.07))
+        );
         let coarse = spec(0.1, 50.0, 0.1);
-        assert_eq!(open_units(&coarse, 0.39, BelowMin::Skip, None), Ok(units(0.3)));
+        assert_eq!(
+            open_units(&coarse, 0.39, BelowMin::Skip, None),
+            Ok(units(0.3))
+        );
     }
 
     #[test]
     fn open_below_min_skips_or_uses_min() {
         // Shows the two below_min behaviours.
         let fx = spec(0.1, 100.0, 0.01);
-        assert_eq!(open_units(&fx, 0.05, BelowMin::Skip, None), Err(SkipReason::BelowMinLot));
+        assert_eq!(
+            open_units(&fx, 0.05, BelowMin::Skip, None),
+            Err(SkipReason::BelowMinLot)
+        );
         assert_eq!(open_units(&fx, 0.05, BelowMin::Min, None), Ok(units(0.1)));
-        assert_eq!(open_units(&fx, 0.0, BelowMin::Skip, None), Err(SkipReason::BelowMinLot));
+        assert_eq!(
+            open_units(&fx, 0.0, BelowMin::Skip, None),
+            Err(SkipReason::BelowMinLot)
+        );
     }
 
     #[test]
@@ -236,9 +277,15 @@ mod tests {
         // Shows clamping to the symbol maximum and to the follow's max_lot.
         let fx = spec(0.01, 5.0, 0.01);
         assert_eq!(open_units(&fx, 7.5, BelowMin::Skip, None), Ok(units(5.0)));
-        assert_eq!(open_units(&fx, 7.5, BelowMin::Skip, Some(units(2.345))), Ok(units(2.34)));
+        assert_eq!(
+            open_units(&fx, 7.5, BelowMin::Skip, Some(units(2.345))),
+            Ok(units(2.34))
+        );
         let tight_cap = Some(units(0.005));
-        assert_eq!(open_units(&fx, 1.0, BelowMin::Min, tight_cap), Err(SkipReason::BelowMinLot));
+        assert_eq!(
+            open_units(&fx, 1.0, BelowMin::Min, tight_cap),
+            Err(SkipReason::BelowMinLot)
+        );
     }
 
     #[test]
@@ -250,7 +297,10 @@ mod tests {
         // Master closes 0.1 of 1.0: target 0.027 rounds to 0.03, nothing to close yet.
         assert_eq!(close_units(&fx, opened, opened, base, units(0.9)), 0);
         // Master closes another 0.1: target 0.024 rounds to 0.02, close 0.01.
-        assert_eq!(close_units(&fx, opened, opened, base, units(0.8)), units(0.01));
+        assert_eq!(
+            close_units(&fx, opened, opened, base, units(0.8)),
+            units(0.01)
+        );
         // Master closes all: the slave closes everything it still holds.
         assert_eq!(close_units(&fx, opened, units(0.02), base, 0), units(0.02));
     }
@@ -261,33 +311,48 @@ mod tests {
         let broker = spec(0.1, 100.0, 0.01);
         let opened = units(0.15);
         // Half closed on master: target 0.075 -> 0.08 -> raised to the 0.1 minimum; close 0.05 < min: carried.
-        assert_eq!(close_units(&broker, opened, opened, units(1.0), units(0.5)), 0);
+        assert_eq!(
+            close_units(&broker, opened, opened, units(1.0), units(0.5)),
+            0
+        );
         let opened = units(0.5);
         // 90% closed: target 0.05 raised to 0.1, close 0.4.
-        assert_eq!(close_units(&broker, opened, opened, units(1.0), units(0.1)), units(0.4));
+        assert_eq!(
+            close_units(&broker, opened, opened, units(1.0), units(0.1)),
+            units(0.4)
+        );
     }
 
     #[test]
     fn close_never_exceeds_what_is_held() {
         // Shows that a slave holding less than its target closes nothing, and a final close takes only what is held.
         let fx = spec(0.01, 100.0, 0.01);
-        assert_eq!(close_units(&fx, units(1.0), units(0.3), units(1.0), units(0.5)), 0);
-        assert_eq!(close_units(&fx, units(1.0), units(0.3), units(1.0), 0), units(0.3));
+        assert_eq!(
+            close_units(&fx, units(1.0), units(0.3), units(1.0), units(0.5)),
+            0
+        );
+        assert_eq!(
+            close_units(&fx, units(1.0), units(0.3), units(1.0), 0),
+            units(0.3)
+        );
         assert_eq!(close_units(&fx, units(1.0), 0, units(1.0), 0), 0);
     }
 
     /// A random symbol spec: step from brokers' usual set, min a multiple of it.
     fn arbitrary_spec() -> impl Strategy<Value = LotSpec> {
-        (prop::sample::select(vec![0.001, 0.01, 0.1, 1.0]), 1u64..=10, 10u64..=10_000).prop_map(
-            |(step, min_steps, max_steps)| {
+        (
+            prop::sample::select(vec![0.001, 0.01, 0.1, 1.0]),
+            1u64..=10,
+            10u64..=10_000,
+        )
+            .prop_map(|(step, min_steps, max_steps)| {
                 let step_units = units(step);
                 LotSpec {
                     min_units: step_units * min_steps,
                     max_units: step_units * min_steps * max_steps,
                     step_units,
                 }
-            },
-        )
+            })
     }
 
     proptest! {

@@ -44,7 +44,9 @@ pub(crate) mod tests_support;
 use std::collections::BTreeMap;
 
 use crate::config::Config;
-use crate::protocol::{Copy, CopyAction, Event, EventKind, Role, Side, Snapshot, State, Symbols, TradeResult};
+use crate::protocol::{
+    Copy, CopyAction, Event, EventKind, Role, Side, Snapshot, State, Symbols, TradeResult,
+};
 
 use ledger::{CopyStatus, Follower, MasterBook};
 use lots::lots_to_units;
@@ -159,7 +161,9 @@ fn push_decimal(text: &mut String, value: u64) {
 pub fn parse_copy_tag(comment: &str) -> Option<(u64, u64)> {
     let rest = comment.strip_prefix("tc:")?;
     let (master, rest) = rest.split_once(':')?;
-    let digits_end = rest.find(|character: char| !character.is_ascii_digit()).unwrap_or(rest.len());
+    let digits_end = rest
+        .find(|character: char| !character.is_ascii_digit())
+        .unwrap_or(rest.len());
     if master.is_empty() || digits_end == 0 || !master.bytes().all(|byte| byte.is_ascii_digit()) {
         return None;
     }
@@ -194,24 +198,46 @@ impl Engine {
                     masters.insert(account.login, book);
                 }
                 Role::Slave => {
-                    slaves.insert(account.login, SlaveBook::new(account.risk.clone(), server.symbols_per_slave_max as usize));
+                    slaves.insert(
+                        account.login,
+                        SlaveBook::new(account.risk.clone(), server.symbols_per_slave_max as usize),
+                    );
                 }
             }
         }
         for (index, follow) in config.follows.iter().enumerate() {
-            let book = masters.get_mut(&follow.master).expect("config validated that the master exists");
-            book.followers.push(Follower { slave: follow.slave, follow: index });
-            assert!(slaves.contains_key(&follow.slave), "config validated that the slave exists");
+            let book = masters
+                .get_mut(&follow.master)
+                .expect("config validated that the master exists");
+            book.followers.push(Follower {
+                slave: follow.slave,
+                follow: index,
+            });
+            assert!(
+                slaves.contains_key(&follow.slave),
+                "config validated that the slave exists"
+            );
         }
         for (master, book) in masters.iter_mut() {
             book.followers.sort_by_key(|follower| follower.slave);
             for (slot, follower) in book.followers.iter().enumerate() {
                 let slave = slaves.get_mut(&follower.slave).expect("checked above");
-                slave.follows.push(FollowSlot { master: *master, slot, follow: follower.follow });
+                slave.follows.push(FollowSlot {
+                    master: *master,
+                    slot,
+                    follow: follower.follow,
+                });
             }
         }
-        assert!(slaves.values().all(|slave| slave.follows.windows(2).all(|pair| pair[0].master < pair[1].master)));
-        Engine { follows: config.follows.clone(), masters, slaves }
+        assert!(slaves.values().all(|slave| slave
+            .follows
+            .windows(2)
+            .all(|pair| pair[0].master < pair[1].master)));
+        Engine {
+            follows: config.follows.clone(),
+            masters,
+            slaves,
+        }
     }
 
     /// A master `event`, already de-duplicated by `seq` by the caller.
@@ -220,17 +246,32 @@ impl Engine {
     /// already holds (or closed recently), a `close`, `modify` or `cancel`
     /// for one it does not hold, and an event from an unknown master change
     /// nothing and append nothing.
-    pub fn on_master_event(&mut self, master: u64, event: &Event, now_ms: u64, out: &mut Vec<Decision>) {
-        let Some(book) = self.masters.get(&master) else { return };
+    pub fn on_master_event(
+        &mut self,
+        master: u64,
+        event: &Event,
+        now_ms: u64,
+        out: &mut Vec<Decision>,
+    ) {
+        let Some(book) = self.masters.get(&master) else {
+            return;
+        };
         let known = book.positions.get(&event.pos);
         match event.kind {
             EventKind::Open => match known {
                 Some(position) if position.side.is_pending() && !position.closed => {
-                    let fallback = if position.side.is_long() { Side::Buy } else { Side::Sell };
+                    let fallback = if position.side.is_long() {
+                        Side::Buy
+                    } else {
+                        Side::Sell
+                    };
                     let fill = events::NewPosition {
                         pos: event.pos,
                         symbol: &event.symbol,
-                        side: event.side.filter(|side| !side.is_pending()).unwrap_or(fallback),
+                        side: event
+                            .side
+                            .filter(|side| !side.is_pending())
+                            .unwrap_or(fallback),
                         volume: event.volume,
                         price: event.price,
                         sl: event.sl,
@@ -253,11 +294,15 @@ impl Engine {
                 let Some(position) = known else { return };
                 let remaining_units = match event.remaining.and_then(lots_to_units) {
                     Some(remaining_units) => remaining_units,
-                    None => position.remaining_units.saturating_sub(lots_to_units(event.volume).unwrap_or(0)),
+                    None => position
+                        .remaining_units
+                        .saturating_sub(lots_to_units(event.volume).unwrap_or(0)),
                 };
                 self.close_position(master, event.pos, remaining_units, event.price, now_ms, out);
             }
-            EventKind::Modify => self.modify_position(master, event.pos, event.sl, event.tp, event.price, out),
+            EventKind::Modify => {
+                self.modify_position(master, event.pos, event.sl, event.tp, event.price, out)
+            }
             EventKind::Cancel => self.close_position(master, event.pos, 0, 0.0, now_ms, out),
         }
     }
@@ -266,14 +311,26 @@ impl Engine {
     /// Positions the engine did not know are opened, known ones missing are
     /// closed, lower volumes partially closed, changed stops modified. When
     /// the snapshot agrees with the ledger nothing is appended.
-    pub fn on_master_snapshot(&mut self, master: u64, snapshot: &Snapshot, now_ms: u64, out: &mut Vec<Decision>) {
+    pub fn on_master_snapshot(
+        &mut self,
+        master: u64,
+        snapshot: &Snapshot,
+        now_ms: u64,
+        out: &mut Vec<Decision>,
+    ) {
         self.reconcile_snapshot(master, snapshot, now_ms, out);
     }
 
     /// A slave `state`: records its figures and symbols, then reconciles its
     /// tagged positions with the ledger (see `reconcile`). When the slave
     /// agrees with the ledger nothing is appended.
-    pub fn on_slave_state(&mut self, slave: u64, state: &State, now_ms: u64, out: &mut Vec<Decision>) {
+    pub fn on_slave_state(
+        &mut self,
+        slave: u64,
+        state: &State,
+        now_ms: u64,
+        out: &mut Vec<Decision>,
+    ) {
         self.reconcile_state(slave, state, now_ms, out);
     }
 
@@ -286,16 +343,32 @@ impl Engine {
 
     /// The slave's result for an instruction this engine produced (the
     /// caller maps the copy's `seq` back to the instruction).
-    pub fn on_slave_result(&mut self, slave: u64, instruction: &CopyInstruction, result: &TradeResult, _now_ms: u64) {
-        let Some(slave_book) = self.slaves.get_mut(&slave) else { return };
-        let Some(book) = self.masters.get_mut(&instruction.master) else { return };
-        let Some(slot) = book.slot_of(slave) else { return };
+    pub fn on_slave_result(
+        &mut self,
+        slave: u64,
+        instruction: &CopyInstruction,
+        result: &TradeResult,
+        _now_ms: u64,
+    ) {
+        let Some(slave_book) = self.slaves.get_mut(&slave) else {
+            return;
+        };
+        let Some(book) = self.masters.get_mut(&instruction.master) else {
+            return;
+        };
+        let Some(slot) = book.slot_of(slave) else {
+            return;
+        };
         let sent_units = lots_to_units(instruction.volume).unwrap_or(0);
         let Some(position) = book.positions.get_mut(&instruction.pos) else {
             // A close reconciliation sent for a position without a ledger
             // entry: once it fails, the next state may try again.
-            if instruction.action == CopyAction::Close && result.status != crate::protocol::ResultStatus::Filled {
-                slave_book.orphan_closes.remove(&(instruction.master, instruction.pos));
+            if instruction.action == CopyAction::Close
+                && result.status != crate::protocol::ResultStatus::Filled
+            {
+                slave_book
+                    .orphan_closes
+                    .remove(&(instruction.master, instruction.pos));
             }
             return;
         };
@@ -323,7 +396,9 @@ impl Engine {
 
     /// Positions (open, or closed and not yet settled) the ledger holds for a master.
     pub fn position_count(&self, master: u64) -> usize {
-        self.masters.get(&master).map_or(0, |book| book.positions.len())
+        self.masters
+            .get(&master)
+            .map_or(0, |book| book.positions.len())
     }
 
     /// Copies of `slave` currently open or pending, across all masters.
@@ -342,8 +417,13 @@ mod tests {
         assert_eq!(copy_tag(1_234_567, 9001), "tc:1234567:9001");
         assert_eq!(parse_copy_tag("tc:1234567:9001"), Some((1_234_567, 9001)));
         assert_eq!(parse_copy_tag("tc:1:2[sl]"), Some((1, 2)));
-        assert_eq!(parse_copy_tag(&copy_tag(u64::MAX, u64::MAX)), Some((u64::MAX, u64::MAX)));
-        for other in ["", "manual", "tc:", "tc:1", "tc::2", "tc:x:2", "tc:1:", "tc:1:x", "TC:1:2"] {
+        assert_eq!(
+            parse_copy_tag(&copy_tag(u64::MAX, u64::MAX)),
+            Some((u64::MAX, u64::MAX))
+        );
+        for other in [
+            "", "manual", "tc:", "tc:1", "tc::2", "tc:x:2", "tc:1:", "tc:1:x", "TC:1:2",
+        ] {
             assert_eq!(parse_copy_tag(other), None, "{other}");
         }
     }

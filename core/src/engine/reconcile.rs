@@ -25,7 +25,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::config::{CopyMode, FollowConfig};
 use crate::protocol::{CopyAction, Side, Snapshot, SnapshotPosition, State};
 
-use super::events::{decide_exit, exit_instruction, prepare_open, MasterContext, NewPosition};
+use super::events::{
+    decide_exit, exit_instruction, open_copy, MasterContext, NewPosition, OpenRequest,
+};
 use super::filters::effective_mode;
 use super::ledger::{CopyStatus, MasterPosition, NoCopyCause, SlaveCopy};
 use super::lots::{lots_to_units, units_to_lots};
@@ -54,14 +56,23 @@ struct Tagged {
 fn tagged_positions(state: &State, follows: &[FollowSlot]) -> BTreeMap<(u64, u64), Tagged> {
     let mut tags = BTreeMap::new();
     for position in &state.positions {
-        let Some((master, pos)) = parse_copy_tag(&position.comment) else { continue };
-        if follows.binary_search_by_key(&master, |slot| slot.master).is_err() {
+        let Some((master, pos)) = parse_copy_tag(&position.comment) else {
+            continue;
+        };
+        if follows
+            .binary_search_by_key(&master, |slot| slot.master)
+            .is_err()
+        {
             continue;
         }
         let units = lots_to_units(position.volume).unwrap_or(0);
         tags.entry((master, pos))
             .and_modify(|tagged: &mut Tagged| tagged.units = tagged.units.saturating_add(units))
-            .or_insert_with(|| Tagged { units, symbol: position.symbol.clone(), side: position.side });
+            .or_insert_with(|| Tagged {
+                units,
+                symbol: position.symbol.clone(),
+                side: position.side,
+            });
     }
     tags
 }
@@ -77,7 +88,12 @@ struct CopyContext<'a> {
 
 /// Reconciles one copy with what the slave reports (`None`: no tagged
 /// position). Returns the decision to append, if any.
-fn reconcile_copy(context: &CopyContext<'_>, slave: &mut SlaveBook, copy: &mut SlaveCopy, reported: Option<&Tagged>) -> Option<Outcome> {
+fn reconcile_copy(
+    context: &CopyContext<'_>,
+    slave: &mut SlaveBook,
+    copy: &mut SlaveCopy,
+    reported: Option<&Tagged>,
+) -> Option<Outcome> {
     let frozen = effective_mode(context.follow, &slave.risk) == CopyMode::Frozen;
     if copy.in_flight > 0 && !settle_open_in_flight(context, slave, copy, reported) {
         return None;
@@ -93,7 +109,14 @@ fn reconcile_copy(context: &CopyContext<'_>, slave: &mut SlaveBook, copy: &mut S
             copy.closed_units += tagged.units;
             copy.in_flight += 1;
             copy.set_status(CopyStatus::Closed, slave);
-            let instruction = exit_instruction(context.master.login, context.pos, CopyAction::Close, copy, units_to_lots(tagged.units), 0.0);
+            let instruction = exit_instruction(
+                context.master.login,
+                context.pos,
+                CopyAction::Close,
+                copy,
+                units_to_lots(tagged.units),
+                0.0,
+            );
             Some(Outcome::Copy(instruction))
         }
         (CopyStatus::Open | CopyStatus::PendingPlaced, Some(tagged)) => {
@@ -113,7 +136,9 @@ fn reconcile_copy(context: &CopyContext<'_>, slave: &mut SlaveBook, copy: &mut S
             adopt(slave, copy, tagged, position);
             None
         }
-        (CopyStatus::NoCopy(cause), None) if cause.is_retryable() && !position.closed && !frozen => {
+        (CopyStatus::NoCopy(cause), None)
+            if cause.is_retryable() && !position.closed && !frozen =>
+        {
             retry_open(context, slave, copy, cause)
         }
         _ => None,
@@ -123,7 +148,12 @@ fn reconcile_copy(context: &CopyContext<'_>, slave: &mut SlaveBook, copy: &mut S
 /// While an instruction is in flight: confirms an open the slave already
 /// shows, or gives up on one whose result is overdue. Returns true when the
 /// copy has nothing in flight any more and can be reconciled.
-fn settle_open_in_flight(context: &CopyContext<'_>, slave: &mut SlaveBook, copy: &mut SlaveCopy, reported: Option<&Tagged>) -> bool {
+fn settle_open_in_flight(
+    context: &CopyContext<'_>,
+    slave: &mut SlaveBook,
+    copy: &mut SlaveCopy,
+    reported: Option<&Tagged>,
+) -> bool {
     assert!(copy.in_flight > 0);
     let open_in_flight = matches!(copy.status, CopyStatus::OpenSent | CopyStatus::PendingSent);
     if !open_in_flight || copy.open_confirmed {
@@ -133,11 +163,17 @@ fn settle_open_in_flight(context: &CopyContext<'_>, slave: &mut SlaveBook, copy:
         Some(tagged) => {
             // The result has not come but the slave shows the copy.
             copy.set_held(tagged.units);
-            let status = if copy.status == CopyStatus::PendingSent { CopyStatus::PendingPlaced } else { CopyStatus::Open };
+            let status = if copy.status == CopyStatus::PendingSent {
+                CopyStatus::PendingPlaced
+            } else {
+                CopyStatus::Open
+            };
             copy.set_status(status, slave);
             false
         }
-        None if copy.in_flight == 1 && context.now_ms > copy.open_expires_ms.saturating_add(RESULT_OVERDUE_MS) => {
+        None if copy.in_flight == 1
+            && context.now_ms > copy.open_expires_ms.saturating_add(RESULT_OVERDUE_MS) =>
+        {
             copy.open_units = 0;
             copy.closed_units = 0;
             copy.in_flight = 0;
@@ -159,7 +195,11 @@ fn adopt(slave: &mut SlaveBook, copy: &mut SlaveCopy, tagged: &Tagged, position:
     }
     copy.set_held(tagged.units);
     if !position.closed && !copy.status.is_active() && copy.master_base_units > 0 {
-        let status = if tagged.side.is_pending() { CopyStatus::PendingPlaced } else { CopyStatus::Open };
+        let status = if tagged.side.is_pending() {
+            CopyStatus::PendingPlaced
+        } else {
+            CopyStatus::Open
+        };
         copy.set_status(status, slave);
     }
     assert_eq!(copy.held_units(), tagged.units);
@@ -167,7 +207,12 @@ fn adopt(slave: &mut SlaveBook, copy: &mut SlaveCopy, tagged: &Tagged, position:
 
 /// Opens a copy the slave should have and lacks, if the master position is
 /// young enough; a repeat of the same unknown-figures skip stays silent.
-fn retry_open(context: &CopyContext<'_>, slave: &mut SlaveBook, copy: &mut SlaveCopy, cause: NoCopyCause) -> Option<Outcome> {
+fn retry_open(
+    context: &CopyContext<'_>,
+    slave: &mut SlaveBook,
+    copy: &mut SlaveCopy,
+    cause: NoCopyCause,
+) -> Option<Outcome> {
     assert!(cause.is_retryable() && !context.position.closed);
     let age_ms = context.now_ms.saturating_sub(context.position.opened_ms);
     let max_age_ms = context.follow.reconcile_open_max_age_ms;
@@ -176,24 +221,37 @@ fn retry_open(context: &CopyContext<'_>, slave: &mut SlaveBook, copy: &mut Slave
         return Some(Outcome::Skip(SkipReason::Expired));
     }
     let position = context.position;
-    match prepare_open(context.follow, slave, context.master, context.pos, position, position.remaining_units, context.now_ms) {
-        Ok((instruction, sent)) => {
-            copy.begin_open(sent, slave);
-            Some(Outcome::Copy(instruction))
-        }
-        Err(reason) => {
-            let repeated = cause == NoCopyCause::Skipped(reason);
-            copy.status = CopyStatus::NoCopy(NoCopyCause::Skipped(reason));
-            (!repeated).then_some(Outcome::Skip(reason))
-        }
+    let request = OpenRequest {
+        follow: context.follow,
+        master: context.master,
+        pos: context.pos,
+        position,
+        base_units: position.remaining_units,
+        now_ms: context.now_ms,
+    };
+    match open_copy(&request, slave, copy) {
+        // The same unknown figures as before: stay silent until they change.
+        Outcome::Skip(reason) if cause == NoCopyCause::Skipped(reason) => None,
+        outcome => Some(outcome),
     }
 }
 
 impl Engine {
-    pub(crate) fn reconcile_snapshot(&mut self, master: u64, snapshot: &Snapshot, now_ms: u64, out: &mut Vec<Decision>) {
-        let Some(book) = self.masters.get_mut(&master) else { return };
+    pub(crate) fn reconcile_snapshot(
+        &mut self,
+        master: u64,
+        snapshot: &Snapshot,
+        now_ms: u64,
+        out: &mut Vec<Decision>,
+    ) {
+        let Some(book) = self.masters.get_mut(&master) else {
+            return;
+        };
         if snapshot.balance.is_finite() && snapshot.equity.is_finite() {
-            book.figures = Some(AccountFigures { balance: snapshot.balance, equity: snapshot.equity });
+            book.figures = Some(AccountFigures {
+                balance: snapshot.balance,
+                equity: snapshot.equity,
+            });
         }
         book.snapshot_seen = true;
         let mut entries: Vec<&SnapshotPosition> = snapshot.positions.iter().collect();
@@ -215,11 +273,24 @@ impl Engine {
         }
         let book = &self.masters[&master];
         assert!(book.snapshot_seen);
-        assert!(book.positions.iter().all(|(pos, position)| position.closed || seen.contains(pos)), "every open position is in the snapshot");
+        assert!(
+            book.positions
+                .iter()
+                .all(|(pos, position)| position.closed || seen.contains(pos)),
+            "every open position is in the snapshot"
+        );
     }
 
-    fn reconcile_snapshot_entry(&mut self, master: u64, entry: &SnapshotPosition, now_ms: u64, out: &mut Vec<Decision>) {
-        let Some(units) = lots_to_units(entry.volume).filter(|units| *units > 0) else { return };
+    fn reconcile_snapshot_entry(
+        &mut self,
+        master: u64,
+        entry: &SnapshotPosition,
+        now_ms: u64,
+        out: &mut Vec<Decision>,
+    ) {
+        let Some(units) = lots_to_units(entry.volume).filter(|units| *units > 0) else {
+            return;
+        };
         let new = NewPosition {
             pos: entry.pos,
             symbol: &entry.symbol,
@@ -251,15 +322,25 @@ impl Engine {
         self.modify_position(master, entry.pos, entry.sl, entry.tp, entry.price, out);
     }
 
-    pub(crate) fn reconcile_state(&mut self, slave: u64, state: &State, now_ms: u64, out: &mut Vec<Decision>) {
-        let Some(slave_book) = self.slaves.get_mut(&slave) else { return };
+    pub(crate) fn reconcile_state(
+        &mut self,
+        slave: u64,
+        state: &State,
+        now_ms: u64,
+        out: &mut Vec<Decision>,
+    ) {
+        let Some(slave_book) = self.slaves.get_mut(&slave) else {
+            return;
+        };
         slave_book.record_figures(state.balance, state.equity, now_ms);
         if let Some(symbols) = &state.symbols {
             slave_book.symbols.merge(symbols);
         }
         let mut tags = tagged_positions(state, &slave_book.follows);
         let still_tagged: BTreeSet<(u64, u64)> = tags.keys().copied().collect();
-        slave_book.orphan_closes.retain(|key| still_tagged.contains(key));
+        slave_book
+            .orphan_closes
+            .retain(|key| still_tagged.contains(key));
         self.enforce_limits(slave, now_ms, out);
         let slots = self.slaves[&slave].follows.len();
         for index in 0..slots {
@@ -271,19 +352,52 @@ impl Engine {
 
     /// One follow's copies against the slave's tagged positions; the tags
     /// it accounts for are removed from `tags`.
-    fn reconcile_follow(&mut self, slave: u64, slot: FollowSlot, tags: &mut BTreeMap<(u64, u64), Tagged>, now_ms: u64, out: &mut Vec<Decision>) {
-        let Engine { follows, masters, slaves } = self;
-        let book = masters.get_mut(&slot.master).expect("a follow slot names a configured master");
+    fn reconcile_follow(
+        &mut self,
+        slave: u64,
+        slot: FollowSlot,
+        tags: &mut BTreeMap<(u64, u64), Tagged>,
+        now_ms: u64,
+        out: &mut Vec<Decision>,
+    ) {
+        let Engine {
+            follows,
+            masters,
+            slaves,
+        } = self;
+        let book = masters
+            .get_mut(&slot.master)
+            .expect("a follow slot names a configured master");
         let slave_book = slaves.get_mut(&slave).expect("the caller found the slave");
         let follow = &follows[slot.follow];
-        let master_context = MasterContext { login: slot.master, figures: book.figures, contracts: &book.contracts };
+        let master_context = MasterContext {
+            login: slot.master,
+            figures: book.figures,
+            contracts: &book.contracts,
+        };
         let mut settled = Vec::new();
         for (pos, position) in book.positions.iter_mut() {
             let reported = tags.remove(&(slot.master, *pos));
             let mut copies = std::mem::take(&mut position.copies);
-            let context = CopyContext { follow, master: &master_context, pos: *pos, position, now_ms };
-            if let Some(outcome) = reconcile_copy(&context, slave_book, &mut copies[slot.slot], reported.as_ref()) {
-                out.push(Decision { slave, master: slot.master, pos: *pos, outcome });
+            let context = CopyContext {
+                follow,
+                master: &master_context,
+                pos: *pos,
+                position,
+                now_ms,
+            };
+            if let Some(outcome) = reconcile_copy(
+                &context,
+                slave_book,
+                &mut copies[slot.slot],
+                reported.as_ref(),
+            ) {
+                out.push(Decision {
+                    slave,
+                    master: slot.master,
+                    pos: *pos,
+                    outcome,
+                });
             }
             position.copies = copies;
             if position.is_settled() {
@@ -298,28 +412,60 @@ impl Engine {
     /// Tagged slave positions with no ledger entry: closed when the master
     /// position is known to be gone (closed recently, or absent from a
     /// snapshot-complete book); left alone otherwise.
-    fn close_orphans(&mut self, slave: u64, tags: BTreeMap<(u64, u64), Tagged>, out: &mut Vec<Decision>) {
-        let Engine { follows, masters, slaves } = self;
+    fn close_orphans(
+        &mut self,
+        slave: u64,
+        tags: BTreeMap<(u64, u64), Tagged>,
+        out: &mut Vec<Decision>,
+    ) {
+        let Engine {
+            follows,
+            masters,
+            slaves,
+        } = self;
         let slave_book = slaves.get_mut(&slave).expect("the caller found the slave");
         for ((master, pos), tagged) in tags {
             let book = &masters[&master];
-            let Some(slot) = slave_book.follows.iter().find(|slot| slot.master == master) else { continue };
-            let frozen = effective_mode(&follows[slot.follow], &slave_book.risk) == CopyMode::Frozen;
+            let Some(slot) = slave_book.follows.iter().find(|slot| slot.master == master) else {
+                continue;
+            };
+            let frozen =
+                effective_mode(&follows[slot.follow], &slave_book.risk) == CopyMode::Frozen;
             let gone = book.recently_closed(pos) || book.snapshot_seen;
-            if frozen || !gone || tagged.units == 0 || !slave_book.orphan_closes.insert((master, pos)) {
+            if frozen
+                || !gone
+                || tagged.units == 0
+                || !slave_book.orphan_closes.insert((master, pos))
+            {
                 continue;
             }
             let mut copy = SlaveCopy::new(CopyStatus::Closed);
             copy.symbol = tagged.symbol;
             copy.side = tagged.side;
-            let instruction = exit_instruction(master, pos, CopyAction::Close, &copy, units_to_lots(tagged.units), 0.0);
-            out.push(Decision { slave, master, pos, outcome: Outcome::Copy(instruction) });
+            let instruction = exit_instruction(
+                master,
+                pos,
+                CopyAction::Close,
+                &copy,
+                units_to_lots(tagged.units),
+                0.0,
+            );
+            out.push(Decision {
+                slave,
+                master,
+                pos,
+                outcome: Outcome::Copy(instruction),
+            });
         }
     }
 
     /// `on_limit = "close_all"`: once per breach, ends every copy of the slave.
     fn enforce_limits(&mut self, slave: u64, now_ms: u64, out: &mut Vec<Decision>) {
-        let Engine { follows, masters, slaves } = self;
+        let Engine {
+            follows,
+            masters,
+            slaves,
+        } = self;
         let slave_book = slaves.get_mut(&slave).expect("the caller found the slave");
         if slave_book.limit_hit(now_ms).is_none() {
             slave_book.limit_latched = false;
@@ -332,14 +478,23 @@ impl Engine {
         for index in 0..slave_book.follows.len() {
             let slot = slave_book.follows[index];
             let follow = &follows[slot.follow];
-            let book = masters.get_mut(&slot.master).expect("a follow slot names a configured master");
+            let book = masters
+                .get_mut(&slot.master)
+                .expect("a follow slot names a configured master");
             for (pos, position) in book.positions.iter_mut() {
                 let copy = &mut position.copies[slot.slot];
                 if !copy.status.is_active() {
                     continue;
                 }
-                if let Outcome::Copy(instruction) = decide_exit(follow, slave_book, copy, slot.master, *pos) {
-                    out.push(Decision { slave, master: slot.master, pos: *pos, outcome: Outcome::Copy(instruction) });
+                if let Outcome::Copy(instruction) =
+                    decide_exit(follow, slave_book, copy, slot.master, *pos)
+                {
+                    out.push(Decision {
+                        slave,
+                        master: slot.master,
+                        pos: *pos,
+                        outcome: Outcome::Copy(instruction),
+                    });
                 }
             }
         }

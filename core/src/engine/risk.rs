@@ -105,7 +105,10 @@ impl SlaveBook {
         let started_today = matches!(self.day, Some(start) if start.day == today);
         if !started_today {
             let figures = self.figures.unwrap_or(incoming);
-            self.day = Some(DayStart { day: today, figures });
+            self.day = Some(DayStart {
+                day: today,
+                figures,
+            });
         }
         self.figures = Some(incoming);
         assert!(self.day.is_some_and(|start| start.day == today));
@@ -115,18 +118,28 @@ impl SlaveBook {
     /// daily loss. Nothing is breached while the figures are unknown.
     pub(crate) fn limit_hit(&self, now_ms: u64) -> Option<SkipReason> {
         let figures = self.figures?;
-        if self.risk.equity_floor.is_some_and(|floor| figures.equity < floor) {
+        if self
+            .risk
+            .equity_floor
+            .is_some_and(|floor| figures.equity < floor)
+        {
             return Some(SkipReason::EquityFloor);
         }
         // Before the day's first state, the day start is the figures we hold,
         // so the loss so far is zero.
-        let start = self.day.filter(|start| start.day == now_ms / DAY_MS)?.figures;
+        let start = self
+            .day
+            .filter(|start| start.day == now_ms / DAY_MS)?
+            .figures;
         let start_value = match self.risk.daily_loss_basis {
             MoneyBasis::Balance => start.balance,
             MoneyBasis::Equity => start.equity,
         };
         let loss = start_value - figures.equity;
-        let money_hit = self.risk.daily_loss_money.is_some_and(|limit| loss >= limit);
+        let money_hit = self
+            .risk
+            .daily_loss_money
+            .is_some_and(|limit| loss >= limit);
         let percent_hit = self
             .risk
             .daily_loss_percent
@@ -139,11 +152,19 @@ impl SlaveBook {
         if let Some(reason) = self.limit_hit(now_ms) {
             return Err(reason);
         }
-        if self.risk.max_positions.is_some_and(|max| self.active_total >= max) {
+        if self
+            .risk
+            .max_positions
+            .is_some_and(|max| self.active_total >= max)
+        {
             return Err(SkipReason::MaxPositions);
         }
         let on_symbol = self.active_per_symbol.get(symbol).copied().unwrap_or(0);
-        if self.risk.max_positions_per_symbol.is_some_and(|max| on_symbol >= max) {
+        if self
+            .risk
+            .max_positions_per_symbol
+            .is_some_and(|max| on_symbol >= max)
+        {
             return Err(SkipReason::MaxPositionsSymbol);
         }
         Ok(())
@@ -166,7 +187,10 @@ impl SlaveBook {
     pub(crate) fn deactivate(&mut self, symbol: &str) {
         assert!(self.active_total > 0, "deactivate follows an activate");
         self.active_total -= 1;
-        let count = self.active_per_symbol.get_mut(symbol).expect("the symbol was counted when activated");
+        let count = self
+            .active_per_symbol
+            .get_mut(symbol)
+            .expect("the symbol was counted when activated");
         assert!(*count > 0);
         // A zero count stays in the map: the symbol is likely traded again,
         // and re-inserting would allocate its name each time.
@@ -187,16 +211,25 @@ mod tests {
     #[test]
     fn nothing_is_breached_while_figures_are_unknown() {
         // Shows that limits only apply once a state has given figures.
-        let slave = book(AccountRisk { equity_floor: Some(1000.0), ..AccountRisk::default() });
+        let slave = book(AccountRisk {
+            equity_floor: Some(1000.0),
+            ..AccountRisk::default()
+        });
         assert_eq!(slave.limit_hit(DAY_10_NOON_MS), None);
     }
 
     #[test]
     fn equity_floor_blocks_opens() {
         // Shows that equity below the floor blocks, and equity back above it unblocks.
-        let mut slave = book(AccountRisk { equity_floor: Some(1000.0), ..AccountRisk::default() });
+        let mut slave = book(AccountRisk {
+            equity_floor: Some(1000.0),
+            ..AccountRisk::default()
+        });
         slave.record_figures(1200.0, 999.0, DAY_10_NOON_MS);
-        assert_eq!(slave.check_open_risk("EURUSD", DAY_10_NOON_MS), Err(SkipReason::EquityFloor));
+        assert_eq!(
+            slave.check_open_risk("EURUSD", DAY_10_NOON_MS),
+            Err(SkipReason::EquityFloor)
+        );
         slave.record_figures(1200.0, 1001.0, DAY_10_NOON_MS);
         assert_eq!(slave.check_open_risk("EURUSD", DAY_10_NOON_MS), Ok(()));
     }
@@ -204,62 +237,119 @@ mod tests {
     #[test]
     fn daily_loss_in_money_and_percent() {
         // Shows the daily loss limit in money and in percent of the day's starting balance.
-        let mut slave = book(AccountRisk { daily_loss_money: Some(100.0), ..AccountRisk::default() });
+        let mut slave = book(AccountRisk {
+            daily_loss_money: Some(100.0),
+            ..AccountRisk::default()
+        });
         slave.record_figures(5000.0, 5000.0, DAY_10_NOON_MS);
         slave.record_figures(5000.0, 4901.0, DAY_10_NOON_MS + 1);
         assert_eq!(slave.limit_hit(DAY_10_NOON_MS + 1), None);
         slave.record_figures(5000.0, 4900.0, DAY_10_NOON_MS + 2);
-        assert_eq!(slave.limit_hit(DAY_10_NOON_MS + 2), Some(SkipReason::DailyLossLimit));
-        let mut percent = book(AccountRisk { daily_loss_percent: Some(5.0), ..AccountRisk::default() });
+        assert_eq!(
+            slave.limit_hit(DAY_10_NOON_MS + 2),
+            Some(SkipReason::DailyLossLimit)
+        );
+        let mut percent = book(AccountRisk {
+            daily_loss_percent: Some(5.0),
+            ..AccountRisk::default()
+        });
         percent.record_figures(5000.0, 5000.0, DAY_10_NOON_MS);
         percent.record_figures(4800.0, 4760.0, DAY_10_NOON_MS + 1);
-        assert_eq!(percent.limit_hit(DAY_10_NOON_MS + 1), None, "240 lost is below 5% of 5000");
+        assert_eq!(
+            percent.limit_hit(DAY_10_NOON_MS + 1),
+            None,
+            "240 lost is below 5% of 5000"
+        );
         percent.record_figures(4800.0, 4750.0, DAY_10_NOON_MS + 2);
-        assert_eq!(percent.limit_hit(DAY_10_NOON_MS + 2), Some(SkipReason::DailyLossLimit));
+        assert_eq!(
+            percent.limit_hit(DAY_10_NOON_MS + 2),
+            Some(SkipReason::DailyLossLimit)
+        );
     }
 
     #[test]
     fn daily_loss_resets_with_the_utc_day() {
         // Shows that the next UTC day starts from the figures the account had when it began.
-        let mut slave = book(AccountRisk { daily_loss_money: Some(100.0), ..AccountRisk::default() });
+        let mut slave = book(AccountRisk {
+            daily_loss_money: Some(100.0),
+            ..AccountRisk::default()
+        });
         slave.record_figures(5000.0, 5000.0, DAY_10_NOON_MS);
         slave.record_figures(4850.0, 4850.0, DAY_10_NOON_MS + 1);
-        assert_eq!(slave.limit_hit(DAY_10_NOON_MS + 1), Some(SkipReason::DailyLossLimit));
+        assert_eq!(
+            slave.limit_hit(DAY_10_NOON_MS + 1),
+            Some(SkipReason::DailyLossLimit)
+        );
         let next_day_ms = DAY_10_NOON_MS + DAY_MS;
-        assert_eq!(slave.limit_hit(next_day_ms), None, "a new day with no state yet has lost nothing");
+        assert_eq!(
+            slave.limit_hit(next_day_ms),
+            None,
+            "a new day with no state yet has lost nothing"
+        );
         slave.record_figures(4850.0, 4800.0, next_day_ms);
-        assert_eq!(slave.day.unwrap().figures.balance, 4850.0, "the day starts from the figures at midnight");
+        assert_eq!(
+            slave.day.unwrap().figures.balance,
+            4850.0,
+            "the day starts from the figures at midnight"
+        );
         assert_eq!(slave.limit_hit(next_day_ms), None, "50 lost today");
         slave.record_figures(4850.0, 4740.0, next_day_ms + 1);
-        assert_eq!(slave.limit_hit(next_day_ms + 1), Some(SkipReason::DailyLossLimit));
+        assert_eq!(
+            slave.limit_hit(next_day_ms + 1),
+            Some(SkipReason::DailyLossLimit)
+        );
     }
 
     #[test]
     fn daily_loss_basis_equity() {
         // Shows the percent limit taken of the day's starting equity.
-        let risk = AccountRisk { daily_loss_percent: Some(10.0), daily_loss_basis: MoneyBasis::Equity, ..AccountRisk::default() };
+        let risk = AccountRisk {
+            daily_loss_percent: Some(10.0),
+            daily_loss_basis: MoneyBasis::Equity,
+            ..AccountRisk::default()
+        };
         let mut slave = book(risk);
         slave.record_figures(10_000.0, 8_000.0, DAY_10_NOON_MS);
         slave.record_figures(10_000.0, 7_250.0, DAY_10_NOON_MS + 1);
-        assert_eq!(slave.limit_hit(DAY_10_NOON_MS + 1), None, "750 is below 10% of 8000");
+        assert_eq!(
+            slave.limit_hit(DAY_10_NOON_MS + 1),
+            None,
+            "750 is below 10% of 8000"
+        );
         slave.record_figures(10_000.0, 7_200.0, DAY_10_NOON_MS + 2);
-        assert_eq!(slave.limit_hit(DAY_10_NOON_MS + 2), Some(SkipReason::DailyLossLimit));
+        assert_eq!(
+            slave.limit_hit(DAY_10_NOON_MS + 2),
+            Some(SkipReason::DailyLossLimit)
+        );
     }
 
     #[test]
     fn max_positions_total_and_per_symbol() {
         // Shows the open-copy counters against max_positions and max_positions_per_symbol.
-        let risk = AccountRisk { max_positions: Some(3), max_positions_per_symbol: Some(2), ..AccountRisk::default() };
+        let risk = AccountRisk {
+            max_positions: Some(3),
+            max_positions_per_symbol: Some(2),
+            ..AccountRisk::default()
+        };
         let mut slave = book(risk);
         slave.activate("EURUSD");
         slave.activate("EURUSD");
-        assert_eq!(slave.check_open_risk("EURUSD", 0), Err(SkipReason::MaxPositionsSymbol));
+        assert_eq!(
+            slave.check_open_risk("EURUSD", 0),
+            Err(SkipReason::MaxPositionsSymbol)
+        );
         assert_eq!(slave.check_open_risk("GBPUSD", 0), Ok(()));
         slave.activate("GBPUSD");
-        assert_eq!(slave.check_open_risk("USDJPY", 0), Err(SkipReason::MaxPositions));
+        assert_eq!(
+            slave.check_open_risk("USDJPY", 0),
+            Err(SkipReason::MaxPositions)
+        );
         slave.deactivate("EURUSD");
         assert_eq!(slave.check_open_risk("EURUSD", 0), Ok(()));
         assert_eq!(slave.active_total, 2);
-        assert_eq!(slave.active_per_symbol.values().sum::<u32>(), slave.active_total);
+        assert_eq!(
+            slave.active_per_symbol.values().sum::<u32>(),
+            slave.active_total
+        );
     }
 }

@@ -39,7 +39,10 @@ pub struct SizingInput<'a> {
 
 /// The slave volume in units, or why there is none.
 pub fn sized_units(input: &SizingInput<'_>) -> Result<u64, SkipReason> {
-    assert!(input.master_lots.is_finite() && input.master_lots > 0.0, "events with no volume are refused earlier");
+    assert!(
+        input.master_lots.is_finite() && input.master_lots > 0.0,
+        "events with no volume are refused earlier"
+    );
     let lots = rule_lots(input)?;
     let cap_units = input.follow.max_lot.and_then(lots_to_units);
     let units = open_units(&input.symbol.lots, lots, input.follow.below_min, cap_units)?;
@@ -79,7 +82,11 @@ fn rule_lots(input: &SizingInput<'_>) -> Result<f64, SkipReason> {
                 .ok_or(SkipReason::MasterEquityUnknown)?;
             input.master_lots * slave_equity.max(0.0) / master_equity * factor
         }
-        LotRule::RiskPercent { percent, basis, quote_to_account } => {
+        LotRule::RiskPercent {
+            percent,
+            basis,
+            quote_to_account,
+        } => {
             return risk_lots(input, slave()?, percent, basis, quote_to_account);
         }
     };
@@ -99,13 +106,24 @@ fn risk_lots(
     basis: MoneyBasis,
     quote_to_account: f64,
 ) -> Result<f64, SkipReason> {
-    assert!(percent > 0.0 && quote_to_account > 0.0, "validated by config");
-    let stop = if input.follow.reverse { input.tp } else { input.sl };
+    assert!(
+        percent > 0.0 && quote_to_account > 0.0,
+        "validated by config"
+    );
+    let stop = if input.follow.reverse {
+        input.tp
+    } else {
+        input.sl
+    };
     let distance = (input.price - stop).abs();
     if stop <= 0.0 || input.price <= 0.0 || !distance.is_finite() || distance == 0.0 {
         return Err(SkipReason::NoStopLoss);
     }
-    let contract = input.symbol.contract.or(input.master_contract).ok_or(SkipReason::SlaveStateUnknown)?;
+    let contract = input
+        .symbol
+        .contract
+        .or(input.master_contract)
+        .ok_or(SkipReason::SlaveStateUnknown)?;
     let money = match basis {
         MoneyBasis::Balance => slave.balance,
         MoneyBasis::Equity => slave.equity,
@@ -124,14 +142,24 @@ mod tests {
     use crate::engine::tests_support::follow;
 
     fn gold() -> SlaveSymbol {
-        SlaveSymbol { lots: LotSpec::DEFAULT, digits: 2, contract: Some(100.0) }
+        SlaveSymbol {
+            lots: LotSpec::DEFAULT,
+            digits: 2,
+            contract: Some(100.0),
+        }
     }
 
     fn input(rule: &FollowConfig) -> SizingInput<'_> {
         SizingInput {
             follow: rule,
-            slave_figures: Some(AccountFigures { balance: 5_000.0, equity: 4_000.0 }),
-            master_figures: Some(AccountFigures { balance: 10_000.0, equity: 20_000.0 }),
+            slave_figures: Some(AccountFigures {
+                balance: 5_000.0,
+                equity: 4_000.0,
+            }),
+            master_figures: Some(AccountFigures {
+                balance: 10_000.0,
+                equity: 20_000.0,
+            }),
             master_contract: None,
             symbol: gold(),
             master_lots: 1.0,
@@ -157,9 +185,17 @@ mod tests {
         let mut rule = follow(2, 1);
         rule.lot = LotRule::Multiplier { factor: 2.0 };
         let mut sizing = input(&rule);
-        assert_eq!(sized_units(&sizing), Ok(200_000_000), "same contract when the config lists none");
+        assert_eq!(
+            sized_units(&sizing),
+            Ok(200_000_000),
+            "same contract when the config lists none"
+        );
         sizing.master_contract = Some(10.0);
-        assert_eq!(sized_units(&sizing), Ok(20_000_000), "master 10 oz per lot vs slave 100 oz");
+        assert_eq!(
+            sized_units(&sizing),
+            Ok(20_000_000),
+            "master 10 oz per lot vs slave 100 oz"
+        );
     }
 
     #[test]
@@ -169,7 +205,11 @@ mod tests {
         rule.lot = LotRule::BalanceRatio { factor: 1.0 };
         assert_eq!(sized_units(&input(&rule)), Ok(50_000_000), "5000 / 10000");
         rule.lot = LotRule::EquityRatio { factor: 2.0 };
-        assert_eq!(sized_units(&input(&rule)), Ok(40_000_000), "4000 / 20000 x 2");
+        assert_eq!(
+            sized_units(&input(&rule)),
+            Ok(40_000_000),
+            "4000 / 20000 x 2"
+        );
         let mut sizing = input(&rule);
         sizing.master_figures = None;
         assert_eq!(sized_units(&sizing), Err(SkipReason::MasterEquityUnknown));
@@ -185,24 +225,44 @@ mod tests {
     fn risk_percent_from_the_stop_distance() {
         // Shows risk_percent: 1% of 5000 = 50 at a 10.0 stop on 100 oz = 0.05 lots; equity basis and quote factor.
         let mut rule = follow(2, 1);
-        rule.lot = LotRule::RiskPercent { percent: 1.0, basis: MoneyBasis::Balance, quote_to_account: 1.0 };
+        rule.lot = LotRule::RiskPercent {
+            percent: 1.0,
+            basis: MoneyBasis::Balance,
+            quote_to_account: 1.0,
+        };
         assert_eq!(sized_units(&input(&rule)), Ok(5_000_000));
-        rule.lot = LotRule::RiskPercent { percent: 1.0, basis: MoneyBasis::Equity, quote_to_account: 0.5 };
-        assert_eq!(sized_units(&input(&rule)), Ok(8_000_000), "40 / (10 x 100 x 0.5)");
+        rule.lot = LotRule::RiskPercent {
+            percent: 1.0,
+            basis: MoneyBasis::Equity,
+            quote_to_account: 0.5,
+        };
+        assert_eq!(
+            sized_units(&input(&rule)),
+            Ok(8_000_000),
+            "40 / (10 x 100 x 0.5)"
+        );
     }
 
     #[test]
     fn risk_percent_needs_a_stop() {
         // Shows that risk_percent skips with no_stop_loss when the master has none, and uses tp when reversing.
         let mut rule = follow(2, 1);
-        rule.lot = LotRule::RiskPercent { percent: 1.0, basis: MoneyBasis::Balance, quote_to_account: 1.0 };
+        rule.lot = LotRule::RiskPercent {
+            percent: 1.0,
+            basis: MoneyBasis::Balance,
+            quote_to_account: 1.0,
+        };
         let mut sizing = input(&rule);
         sizing.sl = 0.0;
         assert_eq!(sized_units(&sizing), Err(SkipReason::NoStopLoss));
         rule.reverse = true;
         let mut reversed = input(&rule);
         reversed.sl = 0.0;
-        assert_eq!(sized_units(&reversed), Ok(1_000_000), "50 / (30 x 100) = 0.0166 -> 0.01");
+        assert_eq!(
+            sized_units(&reversed),
+            Ok(1_000_000),
+            "50 / (30 x 100) = 0.0166 -> 0.01"
+        );
     }
 
     #[test]

@@ -140,8 +140,13 @@ mod tests {
     #[test]
     fn codes_are_unique_snake_case() {
         // Shows that every code is distinct and written in lower snake_case.
-        let mut codes: Vec<&str> = SkipReason::ALL.iter().map(|reason| reason.as_str()).collect();
-        assert!(codes.iter().all(|code| code.bytes().all(|byte| byte.is_ascii_lowercase() || byte == b'_')));
+        let mut codes: Vec<&str> = SkipReason::ALL
+            .iter()
+            .map(|reason| reason.as_str())
+            .collect();
+        assert!(codes.iter().all(|code| code
+            .bytes()
+            .all(|byte| byte.is_ascii_lowercase() || byte == b'_')));
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), SkipReason::ALL.len());

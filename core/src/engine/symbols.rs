@@ -44,10 +44,14 @@ pub fn map_symbol(rules: &SymbolRules, master_symbol: &str) -> String {
     }
     let mut core = master_symbol;
     if !rules.strip_prefix.is_empty() {
-        core = core.strip_prefix(rules.strip_prefix.as_str()).unwrap_or(core);
+        core = core
+            .strip_prefix(rules.strip_prefix.as_str())
+            .unwrap_or(core);
     }
     if !rules.strip_suffix.is_empty() {
-        core = core.strip_suffix(rules.strip_suffix.as_str()).unwrap_or(core);
+        core = core
+            .strip_suffix(rules.strip_suffix.as_str())
+            .unwrap_or(core);
     }
     let mut mapped = String::with_capacity(rules.prefix.len() + core.len() + rules.suffix.len());
     mapped.push_str(&rules.prefix);
@@ -75,11 +79,19 @@ impl SlaveSymbol {
             return None;
         }
         let contract = (spec.contract.is_finite() && spec.contract > 0.0).then_some(spec.contract);
-        Some(SlaveSymbol { lots, digits: spec.digits, contract })
+        Some(SlaveSymbol {
+            lots,
+            digits: spec.digits,
+            contract,
+        })
     }
 
     /// What a slave whose symbols are unknown is assumed to trade with.
-    pub const DEFAULT: SlaveSymbol = SlaveSymbol { lots: LotSpec::DEFAULT, digits: DIGITS_DEFAULT, contract: None };
+    pub const DEFAULT: SlaveSymbol = SlaveSymbol {
+        lots: LotSpec::DEFAULT,
+        digits: DIGITS_DEFAULT,
+        contract: None,
+    };
 }
 
 /// A slave's symbols, merged by name.
@@ -97,7 +109,11 @@ pub(crate) struct SymbolTable {
 impl SymbolTable {
     pub(crate) fn new(symbols_max: usize) -> SymbolTable {
         assert!(symbols_max > 0, "a slave must be able to hold one symbol");
-        SymbolTable { symbols: BTreeMap::new(), known: false, symbols_max }
+        SymbolTable {
+            symbols: BTreeMap::new(),
+            known: false,
+            symbols_max,
+        }
     }
 
     /// Merges specs by name. An invalid spec is ignored (the old one, if
@@ -105,7 +121,9 @@ impl SymbolTable {
     pub(crate) fn merge(&mut self, specs: &[SymbolSpec]) {
         self.known = true;
         for spec in specs {
-            let Some(symbol) = SlaveSymbol::from_spec(spec) else { continue };
+            let Some(symbol) = SlaveSymbol::from_spec(spec) else {
+                continue;
+            };
             if let Some(existing) = self.symbols.get_mut(&spec.name) {
                 *existing = symbol;
             } else if self.symbols.len() < self.symbols_max {
@@ -126,7 +144,10 @@ impl SymbolTable {
 
     /// The symbol if known, else the default spec.
     pub(crate) fn get_or_default(&self, name: &str) -> SlaveSymbol {
-        self.symbols.get(name).copied().unwrap_or(SlaveSymbol::DEFAULT)
+        self.symbols
+            .get(name)
+            .copied()
+            .unwrap_or(SlaveSymbol::DEFAULT)
     }
 }
 
@@ -139,7 +160,14 @@ mod tests {
     }
 
     fn spec(name: &str, step: f64) -> SymbolSpec {
-        SymbolSpec { name: name.to_string(), min: 0.01, max: 100.0, step, digits: 5, contract: 100_000.0 }
+        SymbolSpec {
+            name: name.to_string(),
+            min: 0.01,
+            max: 100.0,
+            step,
+            digits: 5,
+            contract: 100_000.0,
+        }
     }
 
     #[test]
@@ -160,7 +188,11 @@ mod tests {
         rules.strip_prefix = "i".into();
         rules.prefix = "m.".into();
         assert_eq!(map_symbol(&rules, "iEURUSD-ecn"), "m.EURUSD");
-        assert_eq!(map_symbol(&rules, "GBPUSD"), "m.GBPUSD", "absent affixes are left alone");
+        assert_eq!(
+            map_symbol(&rules, "GBPUSD"),
+            "m.GBPUSD",
+            "absent affixes are left alone"
+        );
     }
 
     #[test]
@@ -183,13 +215,21 @@ mod tests {
         let mut table = SymbolTable::new(2);
         assert!(!table.is_known());
         table.merge(&[spec("EURUSD", 0.01)]);
-        table.merge(&[spec("EURUSD", 0.1), spec("GBPUSD", 0.01), spec("USDJPY", 0.01)]);
+        table.merge(&[
+            spec("EURUSD", 0.1),
+            spec("GBPUSD", 0.01),
+            spec("USDJPY", 0.01),
+        ]);
         assert!(table.is_known());
         assert_eq!(table.get("EURUSD").unwrap().lots.step_units, 10_000_000);
         assert!(table.get("GBPUSD").is_some());
         assert!(table.get("USDJPY").is_none(), "beyond symbols_max");
         table.merge(&[spec("EURUSD", 0.0)]);
-        assert_eq!(table.get("EURUSD").unwrap().lots.step_units, 10_000_000, "an invalid spec leaves the old one");
+        assert_eq!(
+            table.get("EURUSD").unwrap().lots.step_units,
+            10_000_000,
+            "an invalid spec leaves the old one"
+        );
         assert_eq!(table.get_or_default("XAUUSD"), SlaveSymbol::DEFAULT);
     }
 }

@@ -1,6 +1,8 @@
 //! Builders shared by the engine's unit tests.
 
-use crate::config::{BelowMin, CopyMode, Direction, FollowConfig, LotRule, SymbolRules, TradingHours};
+use crate::config::{
+    BelowMin, CopyMode, Direction, FollowConfig, LotRule, SymbolRules, TradingHours,
+};
 
 /// A follow with every rule at its default.
 pub(crate) fn follow(slave: u64, master: u64) -> FollowConfig {

@@ -5,7 +5,8 @@
 use tradebridge_core::config::Config;
 use tradebridge_core::engine::{CopyInstruction, Decision, Engine, Outcome, SkipReason};
 use tradebridge_core::protocol::{
-    Event, EventKind, ResultStatus, Side, Snapshot, SnapshotPosition, State, StatePosition, SymbolSpec, TradeResult,
+    Event, EventKind, ResultStatus, Side, Snapshot, SnapshotPosition, State, StatePosition,
+    SymbolSpec, TradeResult,
 };
 
 /// Any 64 hex digits: the engine never looks at key hashes.
@@ -64,7 +65,11 @@ key_sha256 = "{KEY}"
 
 /// One follow of MASTER by SLAVE_A with the given extra rule lines.
 pub fn one_follow(rules: &str) -> Config {
-    config_with("", "", &format!("[[follow]]\nslave = {SLAVE_A}\nmaster = {MASTER}\n{rules}\n"))
+    config_with(
+        "",
+        "",
+        &format!("[[follow]]\nslave = {SLAVE_A}\nmaster = {MASTER}\n{rules}\n"),
+    )
 }
 
 pub fn engine(config: &Config) -> Engine {
@@ -149,11 +154,23 @@ pub fn snapshot_position(pos: u64, side: Side, volume: f64, sl: f64, tp: f64) ->
 }
 
 pub fn snapshot(positions: Vec<SnapshotPosition>, balance: f64, equity: f64) -> Snapshot {
-    Snapshot { positions, balance, equity, currency: "USD".to_string() }
+    Snapshot {
+        positions,
+        balance,
+        equity,
+        currency: "USD".to_string(),
+    }
 }
 
 pub fn spec(name: &str, min: f64, max: f64, step: f64, digits: u32, contract: f64) -> SymbolSpec {
-    SymbolSpec { name: name.to_string(), min, max, step, digits, contract }
+    SymbolSpec {
+        name: name.to_string(),
+        min,
+        max,
+        step,
+        digits,
+        contract,
+    }
 }
 
 /// The usual FX spec: min 0.01, max 100, step 0.01, 5 digits.
@@ -163,16 +180,46 @@ pub fn fx(name: &str) -> SymbolSpec {
 
 /// A tagged slave position copying (master, pos).
 pub fn tagged(master: u64, pos: u64, symbol: &str, side: Side, volume: f64) -> StatePosition {
-    StatePosition { pos: 50_000 + pos, symbol: symbol.to_string(), side, volume, comment: format!("tc:{master}:{pos}") }
+    StatePosition {
+        pos: 50_000 + pos,
+        symbol: symbol.to_string(),
+        side,
+        volume,
+        comment: format!("tc:{master}:{pos}"),
+    }
 }
 
-pub fn state(balance: f64, equity: f64, positions: Vec<StatePosition>, symbols: Option<Vec<SymbolSpec>>) -> State {
-    State { balance, equity, currency: "USD".to_string(), positions, symbols }
+pub fn state(
+    balance: f64,
+    equity: f64,
+    positions: Vec<StatePosition>,
+    symbols: Option<Vec<SymbolSpec>>,
+) -> State {
+    State {
+        balance,
+        equity,
+        currency: "USD".to_string(),
+        positions,
+        symbols,
+    }
 }
 
 pub fn result(status: ResultStatus, volume: f64) -> TradeResult {
-    let ticket = if status == ResultStatus::Filled { 77 } else { 0 };
-    TradeResult { seq: 1, status, ticket, price: 1.1, volume, error: 0, msg: String::new(), exec_ms: 5 }
+    let ticket = if status == ResultStatus::Filled {
+        77
+    } else {
+        0
+    };
+    TradeResult {
+        seq: 1,
+        status,
+        ticket,
+        price: 1.1,
+        volume,
+        error: 0,
+        msg: String::new(),
+        exec_ms: 5,
+    }
 }
 
 pub fn filled(volume: f64) -> TradeResult {
@@ -206,7 +253,12 @@ pub fn on_event(engine: &mut Engine, master: u64, event: &Event, now_ms: u64) ->
     out
 }
 
-pub fn on_snapshot(engine: &mut Engine, master: u64, snapshot: &Snapshot, now_ms: u64) -> Vec<Decision> {
+pub fn on_snapshot(
+    engine: &mut Engine,
+    master: u64,
+    snapshot: &Snapshot,
+    now_ms: u64,
+) -> Vec<Decision> {
     let mut out = Vec::new();
     engine.on_master_snapshot(master, snapshot, now_ms, &mut out);
     out
@@ -221,5 +273,10 @@ pub fn on_state(engine: &mut Engine, slave: u64, state: &State, now_ms: u64) -> 
 /// Feeds back a result that does exactly what the instruction asked.
 pub fn fill_exactly(engine: &mut Engine, decision: &Decision, now_ms: u64) {
     let instruction = copy_of(decision);
-    engine.on_slave_result(decision.slave, instruction, &filled(instruction.volume), now_ms);
+    engine.on_slave_result(
+        decision.slave,
+        instruction,
+        &filled(instruction.volume),
+        now_ms,
+    );
 }
