@@ -378,3 +378,35 @@ fn adopted_copy_with_refused_open() {
         1.0
     );
 }
+
+#[test]
+fn late_result_of_a_replaced_open_is_ignored() {
+    // Shows that when a lost open was re-sent, the first open's late refusal does not undo the replacement.
+    let mut engine = engine(&one_follow(""));
+    let first = on_event(&mut engine, MASTER, &open(1, Side::Buy, 1.0), NOON_MS);
+    let empty = state(1_000.0, 1_000.0, vec![], None);
+    let second = on_state(&mut engine, SLAVE_A, &empty, NOON_MS + 20_000);
+    assert_eq!(copy_of(&second[0]).action, CopyAction::Open);
+    engine.on_slave_result(SLAVE_A, copy_of(&first[0]), &rejected(), NOON_MS + 20_001);
+    assert_eq!(
+        engine.copy_status(MASTER, 1, SLAVE_A),
+        Some(CopyStatus::OpenSent)
+    );
+    fill_exactly(&mut engine, &second[0], NOON_MS + 20_002);
+    assert_eq!(
+        engine.copy_status(MASTER, 1, SLAVE_A),
+        Some(CopyStatus::Open)
+    );
+    assert_eq!(
+        copy_of(
+            &on_event(
+                &mut engine,
+                MASTER,
+                &close(1, 1.0, Some(0.0)),
+                NOON_MS + 20_003
+            )[0]
+        )
+        .volume,
+        1.0
+    );
+}

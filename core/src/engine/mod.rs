@@ -373,6 +373,12 @@ impl Engine {
             return;
         };
         let copy = &mut position.copies[slot];
+        let is_open = matches!(instruction.action, CopyAction::Open | CopyAction::Pending);
+        if is_open && instruction.expires_ms != copy.open_expires_ms {
+            // The result of an open that reconciliation gave up as lost and
+            // replaced: the replacement's own result settles the copy.
+            return;
+        }
         ledger::apply_result(copy, slave_book, instruction.action, sent_units, result);
         // Only a copy that just settled can settle its position.
         if position.closed && copy.in_flight == 0 && copy.held_units() == 0 {
