@@ -98,10 +98,9 @@ impl SlaveSymbol {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct SymbolTable {
     /// Known symbols by slave name; replaced entry by entry on each merge.
+    /// Once it holds one symbol, a symbol missing from it is a reason to
+    /// skip (an empty list, or one of invalid specs, tells us nothing).
     symbols: BTreeMap<String, SlaveSymbol>,
-    /// True once any `state.symbols` or `symbols` frame arrived, even an
-    /// empty one: from then on a missing symbol is a reason to skip.
-    known: bool,
     /// Names kept at most (`symbols_per_slave_max`).
     symbols_max: usize,
 }
@@ -111,7 +110,6 @@ impl SymbolTable {
         assert!(symbols_max > 0, "a slave must be able to hold one symbol");
         SymbolTable {
             symbols: BTreeMap::new(),
-            known: false,
             symbols_max,
         }
     }
@@ -119,7 +117,6 @@ impl SymbolTable {
     /// Merges specs by name. An invalid spec is ignored (the old one, if
     /// any, stays); new names beyond `symbols_max` are ignored.
     pub(crate) fn merge(&mut self, specs: &[SymbolSpec]) {
-        self.known = true;
         for spec in specs {
             let Some(symbol) = SlaveSymbol::from_spec(spec) else {
                 continue;
@@ -133,9 +130,9 @@ impl SymbolTable {
         assert!(self.symbols.len() <= self.symbols_max);
     }
 
-    /// True once the slave has told us its symbols.
+    /// True once the slave has told us at least one valid symbol.
     pub(crate) fn is_known(&self) -> bool {
-        self.known
+        !self.symbols.is_empty()
     }
 
     pub(crate) fn get(&self, name: &str) -> Option<&SlaveSymbol> {
@@ -213,7 +210,8 @@ mod tests {
     fn table_merges_by_name_and_is_bounded() {
         // Shows merge-by-name, that invalid specs are ignored, and the symbols_max bound.
         let mut table = SymbolTable::new(2);
-        assert!(!table.is_known());
+        table.merge(&[]);
+        assert!(!table.is_known(), "an empty list tells nothing");
         table.merge(&[spec("EURUSD", 0.01)]);
         table.merge(&[
             spec("EURUSD", 0.1),
