@@ -251,7 +251,9 @@ pub enum LotRule {
     EquityRatio { factor: f64 },
     /// Risk `percent` of the slave's balance or equity at the master's stop.
     RiskPercent {
+        /// Percentage of the basis risked per trade (0 to 100].
         percent: f64,
+        /// Slave balance or equity as the basis.
         basis: MoneyBasis,
         /// Account-currency value of one unit of the symbol's quote currency.
         quote_to_account: f64,

@@ -5,6 +5,9 @@
 //! - `RawFile`: `[server]`, `[[account]]`, `[[follow]]`.
 //! - One raw struct per table and per inline table (`lot`).
 //!
+//! Field names are the TOML keys themselves; each is documented, with its
+//! default and range, in `core/CONFIG.md` rather than repeated here.
+//!
 //! # Invariants
 //! - Every struct refuses unknown keys (`deny_unknown_fields`), so a typo is
 //!   an error rather than a silently ignored setting.

@@ -29,9 +29,13 @@ use crate::protocol::Role;
 /// A numeric key: its dotted name, default and inclusive range.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Range<T> {
+    /// Dotted key named in errors, e.g. `server.hb_ms`.
     pub key: &'static str,
+    /// Value when the key is absent.
     pub default: T,
+    /// Smallest accepted value.
     pub min: T,
+    /// Largest accepted value.
     pub max: T,
 }
 

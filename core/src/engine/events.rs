@@ -34,21 +34,33 @@ use super::{copy_tag, CopyInstruction, Decision, Engine, Outcome, SkipReason};
 
 /// What an open needs to know of the master.
 pub(crate) struct MasterContext<'a> {
+    /// Master login, for instructions and tags.
     pub login: u64,
+    /// Balance and equity from the last snapshot, for ratio modes.
     pub figures: Option<AccountFigures>,
+    /// Contract sizes of master symbols from config.
     pub contracts: &'a BTreeMap<String, f64>,
 }
 
 /// A new master position as reported by an event or a snapshot.
 pub(crate) struct NewPosition<'a> {
+    /// Master position id.
     pub pos: u64,
+    /// Master symbol.
     pub symbol: &'a str,
+    /// Master side: market, or a pending type.
     pub side: Side,
+    /// Master volume in lots.
     pub volume: f64,
+    /// Open price, or a pending order's trigger price.
     pub price: f64,
+    /// Stop-loss; 0 for none.
     pub sl: f64,
+    /// Take-profit; 0 for none.
     pub tp: f64,
+    /// Master magic number, for filters.
     pub magic: u64,
+    /// Master comment, for filters.
     pub comment: &'a str,
 }
 
@@ -56,11 +68,17 @@ pub(crate) struct NewPosition<'a> {
 /// and `base_units`, the master volume the copy is sized from (and the
 /// denominator of its later proportional closes).
 pub(crate) struct OpenRequest<'a> {
+    /// The follower's rules.
     pub follow: &'a FollowConfig,
+    /// The master's figures and contracts.
     pub master: &'a MasterContext<'a>,
+    /// Master position id.
     pub pos: u64,
+    /// The master position as the ledger holds it.
     pub position: &'a MasterPosition,
+    /// Master volume to size from, in units.
     pub base_units: u64,
+    /// Bridge time of the decision (filters, expiry).
     pub now_ms: u64,
 }
 

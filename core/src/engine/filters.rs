@@ -27,7 +27,9 @@ pub struct TradeFacts<'a> {
     pub symbol: &'a str,
     /// Master side, before reversal.
     pub side: Side,
+    /// Master magic number.
     pub magic: u64,
+    /// Master comment.
     pub comment: &'a str,
 }
 

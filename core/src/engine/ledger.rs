@@ -110,10 +110,12 @@ pub struct SlaveCopy {
     pub in_flight: u32,
     /// `expires_ms` of the last open or pending sent.
     pub open_expires_ms: u64,
-    /// Stop-loss, take-profit and pending price last sent; NaN when unknown
-    /// (after a refused modify), so the next comparison sends them again.
+    /// Stop-loss last sent; NaN when unknown (after a refused modify), so
+    /// the next comparison sends it again.
     pub sent_sl: f64,
+    /// Take-profit last sent; NaN when unknown.
     pub sent_tp: f64,
+    /// Pending trigger price last sent (0 for market copies); NaN when unknown.
     pub sent_price: f64,
 }
 
@@ -203,13 +205,21 @@ impl SlaveCopy {
 
 /// What `begin_open` records.
 pub(crate) struct SentOpen {
+    /// Slave symbol.
     pub symbol: String,
+    /// Slave side.
     pub side: Side,
+    /// Volume requested.
     pub units: u64,
+    /// Master volume the copy was sized from.
     pub master_base_units: u64,
+    /// Expiry of the instruction.
     pub expires_ms: u64,
+    /// Stop-loss sent.
     pub sl: f64,
+    /// Take-profit sent.
     pub tp: f64,
+    /// Price sent.
     pub price: f64,
 }
 
@@ -224,9 +234,13 @@ pub struct MasterPosition {
     pub remaining_units: u64,
     /// Open price, or a pending order's trigger price (updated by modifies).
     pub price: f64,
+    /// Stop-loss; 0 for none. Changed by modifies and snapshots.
     pub sl: f64,
+    /// Take-profit; 0 for none. Changed by modifies and snapshots.
     pub tp: f64,
+    /// Master magic number (copied to the slave, used by filters).
     pub magic: u64,
+    /// Master comment (used by filters).
     pub comment: String,
     /// Bridge time the engine first learned of the position.
     pub opened_ms: u64,
@@ -255,6 +269,7 @@ impl MasterPosition {
 /// One follower of a master.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Follower {
+    /// Slave login.
     pub slave: u64,
     /// Index in `Config::follows`.
     pub follow: usize,

@@ -64,6 +64,7 @@ pub struct Decision {
     pub master: u64,
     /// Master position id.
     pub pos: u64,
+    /// The copy to send, or why not.
     pub outcome: Outcome,
 }
 
@@ -78,8 +79,11 @@ pub enum Outcome {
 /// sequence number and an id.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CopyInstruction {
+    /// Master login.
     pub master: u64,
+    /// Master position id.
     pub pos: u64,
+    /// Open, pending, modify, close or cancel.
     pub action: CopyAction,
     /// Slave symbol (after mapping).
     pub symbol: String,
@@ -93,8 +97,11 @@ pub struct CopyInstruction {
     /// Largest accepted distance from `price`, in price units; 0 = no limit
     /// (always 0 except for market opens).
     pub max_dev: f64,
+    /// Slave stop-loss (after reverse and `copy_sl`); 0 for none.
     pub sl: f64,
+    /// Slave take-profit (after reverse and `copy_tp`); 0 for none.
     pub tp: f64,
+    /// Master magic number, passed on.
     pub magic: u64,
     /// `tc:<master>:<pos>`.
     pub comment: String,

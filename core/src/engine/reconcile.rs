@@ -49,6 +49,7 @@ struct Tagged {
     units: u64,
     /// Slave symbol and side of the (first) tagged position.
     symbol: String,
+    /// Slave side of the (first) tagged position.
     side: Side,
 }
 
@@ -79,10 +80,15 @@ fn tagged_positions(state: &State, follows: &[FollowSlot]) -> BTreeMap<(u64, u64
 
 /// What reconciling one copy needs besides the copy itself.
 struct CopyContext<'a> {
+    /// The follower's rules.
     follow: &'a FollowConfig,
+    /// The master's login, figures and contracts.
     master: &'a MasterContext<'a>,
+    /// Master position id.
     pos: u64,
+    /// The master position as the ledger holds it.
     position: &'a MasterPosition,
+    /// Bridge time of the state.
     now_ms: u64,
 }
 
@@ -241,6 +247,7 @@ impl Engine {
         &mut self,
         master: u64,
         snapshot: &Snapshot,
+        /// Bridge time of the state.
         now_ms: u64,
         out: &mut Vec<Decision>,
     ) {
@@ -285,6 +292,7 @@ impl Engine {
         &mut self,
         master: u64,
         entry: &SnapshotPosition,
+        /// Bridge time of the state.
         now_ms: u64,
         out: &mut Vec<Decision>,
     ) {
@@ -326,6 +334,7 @@ impl Engine {
         &mut self,
         slave: u64,
         state: &State,
+        /// Bridge time of the state.
         now_ms: u64,
         out: &mut Vec<Decision>,
     ) {
@@ -357,6 +366,7 @@ impl Engine {
         slave: u64,
         slot: FollowSlot,
         tags: &mut BTreeMap<(u64, u64), Tagged>,
+        /// Bridge time of the state.
         now_ms: u64,
         out: &mut Vec<Decision>,
     ) {

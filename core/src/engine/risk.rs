@@ -25,7 +25,9 @@ use super::symbols::SymbolTable;
 /// Balance and equity from the slave's last `state`, in account currency.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AccountFigures {
+    /// Balance: closed trades only.
     pub balance: f64,
+    /// Equity: balance plus floating profit and loss.
     pub equity: f64,
 }
 
@@ -34,6 +36,7 @@ pub struct AccountFigures {
 pub(crate) struct DayStart {
     /// UTC day index (`now_ms / DAY_MS`) these figures start.
     pub day: u64,
+    /// Balance and equity as the day began.
     pub figures: AccountFigures,
 }
 

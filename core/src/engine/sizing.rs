@@ -20,6 +20,7 @@ use super::symbols::SlaveSymbol;
 /// What sizing one follower's copy looks at.
 #[derive(Clone, Copy, Debug)]
 pub struct SizingInput<'a> {
+    /// The follower's rules (lot rule, `below_min`, `max_lot`, `reverse`).
     pub follow: &'a FollowConfig,
     /// The slave's last figures; `None` while its state is unknown.
     pub slave_figures: Option<AccountFigures>,
@@ -33,7 +34,9 @@ pub struct SizingInput<'a> {
     pub master_lots: f64,
     /// Master open (or trigger) price, stop-loss and take-profit.
     pub price: f64,
+    /// Master stop-loss; 0 for none.
     pub sl: f64,
+    /// Master take-profit; 0 for none.
     pub tp: f64,
 }
 
