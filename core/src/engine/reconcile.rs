@@ -247,7 +247,6 @@ impl Engine {
         &mut self,
         master: u64,
         snapshot: &Snapshot,
-        /// Bridge time of the state.
         now_ms: u64,
         out: &mut Vec<Decision>,
     ) {
@@ -292,7 +291,6 @@ impl Engine {
         &mut self,
         master: u64,
         entry: &SnapshotPosition,
-        /// Bridge time of the state.
         now_ms: u64,
         out: &mut Vec<Decision>,
     ) {
@@ -334,7 +332,6 @@ impl Engine {
         &mut self,
         slave: u64,
         state: &State,
-        /// Bridge time of the state.
         now_ms: u64,
         out: &mut Vec<Decision>,
     ) {
@@ -366,7 +363,6 @@ impl Engine {
         slave: u64,
         slot: FollowSlot,
         tags: &mut BTreeMap<(u64, u64), Tagged>,
-        /// Bridge time of the state.
         now_ms: u64,
         out: &mut Vec<Decision>,
     ) {
