@@ -10,7 +10,7 @@ use engine_support::*;
 use proptest::prelude::*;
 use tradebridge_core::engine::lots::{lots_to_units, units_to_lots};
 use tradebridge_core::engine::{Decision, Engine, Outcome};
-use tradebridge_core::protocol::{CopyAction, Side};
+use tradebridge_core::protocol::{CopyAction, EventKind, ResultStatus, Side};
 
 /// Lot step, minimum in steps, and maximum in steps of a random slave symbol.
 fn symbol_strategy() -> impl Strategy<Value = (f64, u64, u64)> {
@@ -168,4 +168,198 @@ fn a_fresh_engine_with_empty_books_is_silent() {
         NOON_MS
     )
     .is_empty());
+}
+
+/// Any f64 a peer could send, weighted toward the troublesome ones.
+fn wild_number() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        Just(0.0),
+        Just(-1.0),
+        Just(f64::NAN),
+        Just(f64::INFINITY),
+        Just(1e300),
+        Just(1e-300),
+        0.0f64..5.0,
+        any::<f64>(),
+    ]
+}
+
+fn wild_side() -> impl Strategy<Value = Side> {
+    prop::sample::select(vec![
+        Side::Buy,
+        Side::Sell,
+        Side::BuyLimit,
+        Side::SellLimit,
+        Side::BuyStop,
+        Side::SellStop,
+    ])
+}
+
+/// One input to the engine, as a peer might send it.
+#[derive(Clone, Debug)]
+enum Input {
+    Event {
+        kind: u8,
+        pos: u64,
+        side: Option<Side>,
+        volume: f64,
+        price: f64,
+        sl: f64,
+        remaining: Option<f64>,
+    },
+    Snapshot {
+        positions: Vec<(u64, Side, f64, f64)>,
+        balance: f64,
+    },
+    State {
+        slave_b: bool,
+        positions: Vec<(u64, u64, Side, f64)>,
+        balance: f64,
+        spec: Option<(f64, f64, f64, u32, f64)>,
+    },
+    Result {
+        pick: usize,
+        status: u8,
+        volume: f64,
+    },
+}
+
+fn wild_input() -> impl Strategy<Value = Input> {
+    prop_oneof![
+        4 => (0u8..5, 1u64..6, prop::option::of(wild_side()), wild_number(), wild_number(), wild_number(), prop::option::of(wild_number()))
+            .prop_map(|(kind, pos, side, volume, price, sl, remaining)| Input::Event { kind, pos, side, volume, price, sl, remaining }),
+        1 => (prop::collection::vec((1u64..6, wild_side(), wild_number(), wild_number()), 0..4), wild_number())
+            .prop_map(|(positions, balance)| Input::Snapshot { positions, balance }),
+        1 => (any::<bool>(), prop::collection::vec((0u64..3, 1u64..6, wild_side(), wild_number()), 0..4), wild_number(),
+              prop::option::of((wild_number(), wild_number(), wild_number(), 0u32..20, wild_number())))
+            .prop_map(|(slave_b, positions, balance, spec)| Input::State { slave_b, positions, balance, spec }),
+        3 => (any::<usize>(), 0u8..3, wild_number()).prop_map(|(pick, status, volume)| Input::Result { pick, status, volume }),
+    ]
+}
+
+fn apply(
+    engine: &mut Engine,
+    input: &Input,
+    now_ms: u64,
+    sent: &mut Vec<Decision>,
+) -> Vec<Decision> {
+    let masters = [MASTER, MASTER_2, 999];
+    match input {
+        Input::Event {
+            kind,
+            pos,
+            side,
+            volume,
+            price,
+            sl,
+            remaining,
+        } => {
+            let mut event = open(*pos, Side::Buy, 0.1);
+            event.kind = [
+                EventKind::Open,
+                EventKind::Modify,
+                EventKind::Close,
+                EventKind::Pending,
+                EventKind::Cancel,
+            ][*kind as usize];
+            event.side = *side;
+            event.volume = *volume;
+            event.price = *price;
+            event.sl = *sl;
+            event.remaining = *remaining;
+            on_event(engine, MASTER, &event, now_ms)
+        }
+        Input::Snapshot { positions, balance } => {
+            let positions = positions
+                .iter()
+                .map(|(pos, side, volume, sl)| snapshot_position(*pos, *side, *volume, *sl, 0.0))
+                .collect();
+            on_snapshot(
+                engine,
+                MASTER,
+                &snapshot(positions, *balance, *balance),
+                now_ms,
+            )
+        }
+        Input::State {
+            slave_b,
+            positions,
+            balance,
+            spec,
+        } => {
+            let positions = positions
+                .iter()
+                .map(|(master, pos, side, volume)| {
+                    tagged(masters[*master as usize], *pos, "EURUSD", *side, *volume)
+                })
+                .collect();
+            let symbols = spec.map(|(min, max, step, digits, contract)| {
+                vec![tradebridge_core::protocol::SymbolSpec {
+                    name: "EURUSD".into(),
+                    min,
+                    max,
+                    step,
+                    digits,
+                    contract,
+                }]
+            });
+            let slave = if *slave_b { SLAVE_B } else { SLAVE_A };
+            on_state(
+                engine,
+                slave,
+                &state(*balance, *balance, positions, symbols),
+                now_ms,
+            )
+        }
+        Input::Result {
+            pick,
+            status,
+            volume,
+        } => {
+            if let Some(decision) = (!sent.is_empty()).then(|| sent[pick % sent.len()].clone()) {
+                let status = [
+                    ResultStatus::Filled,
+                    ResultStatus::Rejected,
+                    ResultStatus::Skipped,
+                ][*status as usize];
+                engine.on_slave_result(
+                    decision.slave,
+                    copy_of(&decision),
+                    &result(status, *volume),
+                    now_ms,
+                );
+            }
+            Vec::new()
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1_000))]
+
+    #[test]
+    fn no_peer_input_crashes_the_engine(inputs in prop::collection::vec(wild_input(), 1..60), steps in prop::collection::vec(0u64..20_000, 60)) {
+        // Shows that arbitrary events, snapshots, states and results (NaN, infinities, negatives, unknown
+        // positions, duplicated or out-of-order results) never panic, and every copy sent is well formed.
+        let follows = format!(
+            "[[follow]]\nslave = {SLAVE_A}\nmaster = {MASTER}\nlot = {{ mode = \"balance_ratio\", value = 2.0 }}\n\
+             [[follow]]\nslave = {SLAVE_B}\nmaster = {MASTER}\nreverse = true\nbelow_min = \"min\"\n\
+             [[follow]]\nslave = {SLAVE_B}\nmaster = {MASTER_2}\n"
+        );
+        let mut engine = engine(&config_with("daily_loss_money = 10.0\non_limit = \"close_all\"", "max_positions = 3", &follows));
+        let mut sent: Vec<Decision> = Vec::new();
+        let mut now_ms = NOON_MS;
+        for (input, step) in inputs.iter().zip(steps.iter()) {
+            now_ms += step;
+            for decision in apply(&mut engine, input, now_ms, &mut sent) {
+                if let Outcome::Copy(copy) = &decision.outcome {
+                    prop_assert!(copy.volume.is_finite() && copy.volume >= 0.0);
+                    prop_assert!(copy.max_dev.is_finite() && copy.max_dev >= 0.0);
+                    prop_assert!(matches!(copy.action, CopyAction::Modify | CopyAction::Cancel) || copy.volume > 0.0);
+                    prop_assert_eq!(&copy.comment, &format!("tc:{}:{}", decision.master, decision.pos));
+                    sent.push(decision);
+                }
+            }
+        }
+    }
 }

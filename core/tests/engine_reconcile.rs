@@ -410,3 +410,26 @@ fn late_result_of_a_replaced_open_is_ignored() {
         1.0
     );
 }
+
+#[test]
+fn absurd_slave_volumes_saturate_instead_of_crashing() {
+    // Shows that a state reporting enormous tagged volumes is clamped, and the resulting close stays representable.
+    let mut engine = engine(&one_follow(""));
+    on_snapshot(&mut engine, MASTER, &snapshot(vec![], 1e4, 1e4), NOON_MS);
+    let huge = vec![
+        tagged(MASTER, 9, "EURUSD", Side::Buy, 9e6),
+        tagged(MASTER, 9, "EURUSD", Side::Buy, 9e6),
+        tagged(MASTER, 9, "EURUSD", Side::Buy, f64::INFINITY),
+    ];
+    let out = on_state(
+        &mut engine,
+        SLAVE_A,
+        &state(1e3, 1e3, huge, None),
+        NOON_MS + 1,
+    );
+    assert_eq!(
+        copy_of(&out[0]).volume,
+        1e7,
+        "10 million lots, the largest volume represented"
+    );
+}

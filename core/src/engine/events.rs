@@ -129,7 +129,7 @@ pub(crate) fn prepare_open(
         tp: position.tp,
     })?;
     let opened = open_instruction(request, symbol_name, symbol.digits, units);
-    assert!(opened.0.volume > 0.0 && opened.0.expires_ms > now_ms);
+    assert!(opened.0.volume > 0.0 && opened.0.expires_ms >= now_ms);
     Ok(opened)
 }
 
@@ -248,6 +248,10 @@ fn decide_close(
     assert!(units <= held_units);
     copy.closed_units += units;
     copy.in_flight += 1;
+    assert!(
+        copy.held_units() < held_units,
+        "a sent close lowers what is held"
+    );
     if position.closed || copy.held_units() == 0 {
         copy.set_status(CopyStatus::Closed, slave);
     }
@@ -310,6 +314,8 @@ pub(crate) fn decide_exit(
     copy.closed_units = copy.open_units;
     copy.in_flight += 1;
     copy.set_status(CopyStatus::Closed, slave);
+    assert_eq!(copy.held_units(), 0, "an exit leaves nothing held");
+    assert!(!copy.status.is_active());
     let volume = if action == CopyAction::Close {
         units_to_lots(held_units)
     } else {
@@ -347,6 +353,7 @@ fn decide_modify(
     if sl == copy.sent_sl && tp == copy.sent_tp && same_price {
         return changed.then_some(Outcome::Skip(SkipReason::Unchanged));
     }
+    assert!(copy.status.is_active(), "only an active copy is modified");
     copy.sent_sl = sl;
     copy.sent_tp = tp;
     copy.sent_price = price;

@@ -79,6 +79,11 @@ pub fn check_open(
     if !follow.hours.allows(now_ms) {
         return Err(SkipReason::OutsideHours);
     }
+    assert!(
+        mode == CopyMode::Normal,
+        "only the normal mode lets an open through"
+    );
+    assert!(!facts.side.is_pending() || follow.copy_pending);
     Ok(())
 }
 

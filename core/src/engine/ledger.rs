@@ -391,8 +391,10 @@ pub(crate) fn apply_result(
     let reported_units = lots_to_units(result.volume).filter(|units| *units > 0);
     match action {
         CopyAction::Open | CopyAction::Pending => {
-            if copy.open_confirmed {
-                // A `state` already confirmed the open and set the volume.
+            if copy.open_confirmed || matches!(copy.status, CopyStatus::NoCopy(_)) {
+                // Already settled: a `state` confirmed the open, or an
+                // earlier result for it came (a repeated result changes
+                // nothing; a later `state` shows what the slave holds).
                 return;
             }
             if took_effect {
@@ -430,6 +432,10 @@ pub(crate) fn apply_result(
         // next `state` shows the tagged position and reconciliation closes it.
         CopyAction::Cancel => {}
     }
+    assert!(
+        !matches!(copy.status, CopyStatus::NoCopy(_)) || copy.held_units() == 0,
+        "a follower with no copy holds nothing"
+    );
 }
 
 #[cfg(test)]
@@ -502,6 +508,30 @@ mod tests {
             CopyAction::Open,
             20_000_000,
             &result(ResultStatus::Rejected, 0.0),
+        );
+        assert_eq!(copy.status, CopyStatus::NoCopy(NoCopyCause::Refused));
+        assert_eq!((copy.held_units(), book.active_total), (0, 0));
+    }
+
+    #[test]
+    fn repeated_open_result_changes_nothing() {
+        // Shows that a second result for the same open (filled after refused) leaves the copy refused and empty.
+        let mut book = slave();
+        let mut copy = SlaveCopy::new(CopyStatus::NoCopy(NoCopyCause::Lost));
+        copy.begin_open(sent(20_000_000), &mut book);
+        apply_result(
+            &mut copy,
+            &mut book,
+            CopyAction::Open,
+            20_000_000,
+            &result(ResultStatus::Rejected, 0.0),
+        );
+        apply_result(
+            &mut copy,
+            &mut book,
+            CopyAction::Open,
+            20_000_000,
+            &result(ResultStatus::Filled, 0.2),
         );
         assert_eq!(copy.status, CopyStatus::NoCopy(NoCopyCause::Refused));
         assert_eq!((copy.held_units(), book.active_total), (0, 0));

@@ -28,7 +28,7 @@ use super::skip::SkipReason;
 pub const UNITS_PER_LOT: u64 = 100_000_000;
 
 /// Largest volume represented (10 million lots); larger inputs saturate.
-const UNITS_MAX: u64 = 10_000_000 * UNITS_PER_LOT;
+pub const UNITS_MAX: u64 = 10_000_000 * UNITS_PER_LOT;
 
 /// Lots to units, rounded to the nearest unit. `None` for a negative or
 /// not-a-number input; infinity and huge values saturate at 10 million lots.

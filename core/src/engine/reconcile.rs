@@ -30,7 +30,7 @@ use super::events::{
 };
 use super::filters::effective_mode;
 use super::ledger::{CopyStatus, MasterPosition, NoCopyCause, SlaveCopy};
-use super::lots::{lots_to_units, units_to_lots};
+use super::lots::{lots_to_units, units_to_lots, UNITS_MAX};
 use super::risk::{AccountFigures, FollowSlot, SlaveBook};
 use super::{parse_copy_tag, Decision, Engine, Outcome, SkipReason};
 use crate::config::OnLimit;
@@ -68,13 +68,17 @@ fn tagged_positions(state: &State, follows: &[FollowSlot]) -> BTreeMap<(u64, u64
         }
         let units = lots_to_units(position.volume).unwrap_or(0);
         tags.entry((master, pos))
-            .and_modify(|tagged: &mut Tagged| tagged.units = tagged.units.saturating_add(units))
+            .and_modify(|tagged: &mut Tagged| {
+                // Saturate like every volume: a slave cannot make us overflow.
+                tagged.units = (tagged.units + units).min(UNITS_MAX);
+            })
             .or_insert_with(|| Tagged {
                 units,
                 symbol: position.symbol.clone(),
                 side: position.side,
             });
     }
+    assert!(tags.len() <= state.positions.len());
     tags
 }
 
@@ -104,6 +108,7 @@ fn reconcile_copy(
     if copy.in_flight > 0 && !settle_open_in_flight(context, slave, copy, reported) {
         return None;
     }
+    assert_eq!(copy.in_flight, 0, "nothing in flight from here on");
     let position = context.position;
     match (copy.status, reported) {
         (_, Some(tagged)) if position.closed => {
@@ -184,6 +189,7 @@ fn settle_open_in_flight(
             copy.closed_units = 0;
             copy.in_flight = 0;
             copy.set_status(CopyStatus::NoCopy(NoCopyCause::Lost), slave);
+            assert_eq!(copy.held_units(), 0);
             true
         }
         None => false,
@@ -200,6 +206,10 @@ fn adopt(slave: &mut SlaveBook, copy: &mut SlaveCopy, tagged: &Tagged, position:
         }
     }
     copy.set_held(tagged.units);
+    assert!(
+        !copy.symbol.is_empty(),
+        "an adopted copy has the slave's symbol"
+    );
     if !position.closed && !copy.status.is_active() && copy.master_base_units > 0 {
         let status = if tagged.side.is_pending() {
             CopyStatus::PendingPlaced
@@ -354,6 +364,11 @@ impl Engine {
             self.reconcile_follow(slave, slot, &mut tags, now_ms, out);
         }
         self.close_orphans(slave, tags, out);
+        let slave_book = &self.slaves[&slave];
+        assert!(
+            slave_book.orphan_closes.len() <= still_tagged.len(),
+            "only tags still shown are remembered"
+        );
     }
 
     /// One follow's copies against the slave's tagged positions; the tags
@@ -481,6 +496,7 @@ impl Engine {
             return;
         }
         slave_book.limit_latched = true;
+        let active_before = slave_book.active_total;
         for index in 0..slave_book.follows.len() {
             let slot = slave_book.follows[index];
             let follow = &follows[slot.follow];
@@ -505,5 +521,9 @@ impl Engine {
             }
         }
         assert!(slave_book.limit_latched);
+        assert!(
+            slave_book.active_total <= active_before,
+            "closing everything never adds a copy"
+        );
     }
 }

@@ -114,6 +114,9 @@ impl SlaveBook {
             });
         }
         self.figures = Some(incoming);
+        assert!(self
+            .figures
+            .is_some_and(|figures| figures.equity.is_finite()));
         assert!(self.day.is_some_and(|start| start.day == today));
     }
 
@@ -163,6 +166,10 @@ impl SlaveBook {
             return Err(SkipReason::MaxPositions);
         }
         let on_symbol = self.active_per_symbol.get(symbol).copied().unwrap_or(0);
+        assert!(
+            on_symbol <= self.active_total,
+            "a symbol's count is part of the total"
+        );
         if self
             .risk
             .max_positions_per_symbol

@@ -93,7 +93,13 @@ fn rule_lots(input: &SizingInput<'_>) -> Result<f64, SkipReason> {
             return risk_lots(input, slave()?, percent, basis, quote_to_account);
         }
     };
-    Ok(lots * contract_ratio(input))
+    let ratio = contract_ratio(input);
+    assert!(
+        ratio.is_finite() && ratio > 0.0,
+        "contract sizes are validated positive"
+    );
+    assert!(!lots.is_nan(), "figures are finite and divisors positive");
+    Ok(lots * ratio)
 }
 
 /// `risk money / (stop distance x contract x quote_to_account)`. The stop is
