@@ -237,12 +237,7 @@ fn wild_input() -> impl Strategy<Value = Input> {
     ]
 }
 
-fn apply(
-    engine: &mut Engine,
-    input: &Input,
-    now_ms: u64,
-    sent: &mut Vec<Decision>,
-) -> Vec<Decision> {
+fn apply(engine: &mut Engine, input: &Input, now_ms: u64, sent: &[Decision]) -> Vec<Decision> {
     let masters = [MASTER, MASTER_2, 999];
     match input {
         Input::Event {
@@ -351,7 +346,7 @@ proptest! {
         let mut now_ms = NOON_MS;
         for (input, step) in inputs.iter().zip(steps.iter()) {
             now_ms += step;
-            for decision in apply(&mut engine, input, now_ms, &mut sent) {
+            for decision in apply(&mut engine, input, now_ms, &sent) {
                 if let Outcome::Copy(copy) = &decision.outcome {
                     prop_assert!(copy.volume.is_finite() && copy.volume >= 0.0);
                     prop_assert!(copy.max_dev.is_finite() && copy.max_dev >= 0.0);
