@@ -173,7 +173,7 @@ fn open_instruction(
         sl,
         tp,
         magic: position.magic,
-        comment: copy_tag(master.login, pos),
+        comment: position.tag.clone(),
         expires_ms,
     };
     let base_units = request.base_units;
@@ -258,6 +258,7 @@ fn decide_close(
     Outcome::Copy(exit_instruction(
         master,
         pos,
+        &position.tag,
         CopyAction::Close,
         copy,
         units_to_lots(units),
@@ -269,6 +270,7 @@ fn decide_close(
 pub(crate) fn exit_instruction(
     master: u64,
     pos: u64,
+    tag: &str,
     action: CopyAction,
     copy: &SlaveCopy,
     volume: f64,
@@ -287,7 +289,7 @@ pub(crate) fn exit_instruction(
         sl: 0.0,
         tp: 0.0,
         magic: 0,
-        comment: copy_tag(master, pos),
+        comment: tag.to_string(),
         expires_ms: 0,
     }
 }
@@ -301,6 +303,7 @@ pub(crate) fn decide_exit(
     copy: &mut SlaveCopy,
     master: u64,
     pos: u64,
+    tag: &str,
 ) -> Outcome {
     if effective_mode(follow, &slave.risk) == CopyMode::Frozen {
         return Outcome::Skip(SkipReason::Frozen);
@@ -321,7 +324,9 @@ pub(crate) fn decide_exit(
     } else {
         0.0
     };
-    Outcome::Copy(exit_instruction(master, pos, action, copy, volume, 0.0))
+    Outcome::Copy(exit_instruction(
+        master, pos, tag, action, copy, volume, 0.0,
+    ))
 }
 
 /// One follower's modify after the master's stops or trigger changed. With
@@ -370,7 +375,7 @@ fn decide_modify(
         sl,
         tp,
         magic: position.magic,
-        comment: copy_tag(master, pos),
+        comment: position.tag.clone(),
         expires_ms: 0,
     };
     Some(Outcome::Copy(instruction))
@@ -465,6 +470,7 @@ impl Engine {
             tp: new.tp,
             magic: new.magic,
             comment: new.comment.to_string(),
+            tag: copy_tag(master, new.pos),
             opened_ms: now_ms,
             closed: false,
             copies: Vec::with_capacity(book.followers.len()),
@@ -625,7 +631,7 @@ impl Engine {
                 .expect("every follower's slave has a book");
             let follow = &follows[follower.follow];
             let outcome = if is_pending {
-                decide_exit(follow, slave, copy, master, pos)
+                decide_exit(follow, slave, copy, master, pos, &position.tag)
             } else {
                 decide_close(follow, slave, copy, master, pos, position, price)
             };

@@ -242,6 +242,9 @@ pub struct MasterPosition {
     pub magic: u64,
     /// Master comment (used by filters).
     pub comment: String,
+    /// `tc:<master>:<pos>`, built once: every instruction for the position
+    /// carries it.
+    pub tag: String,
     /// Bridge time the engine first learned of the position.
     pub opened_ms: u64,
     /// True once the master closed or cancelled it; the entry stays until
@@ -614,6 +617,7 @@ mod tests {
                 tp: 0.0,
                 magic: 0,
                 comment: String::new(),
+                tag: String::new(),
                 opened_ms: 0,
                 closed: true,
                 copies: Vec::new(),

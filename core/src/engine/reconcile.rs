@@ -32,7 +32,7 @@ use super::filters::effective_mode;
 use super::ledger::{CopyStatus, MasterPosition, NoCopyCause, SlaveCopy};
 use super::lots::{lots_to_units, units_to_lots, UNITS_MAX};
 use super::risk::{AccountFigures, FollowSlot, SlaveBook};
-use super::{parse_copy_tag, Decision, Engine, Outcome, SkipReason};
+use super::{copy_tag, parse_copy_tag, Decision, Engine, Outcome, SkipReason};
 use crate::config::OnLimit;
 
 /// How long past an open's expiry its result may still be on its way. The
@@ -123,6 +123,7 @@ fn reconcile_copy(
             let instruction = exit_instruction(
                 context.master.login,
                 context.pos,
+                &position.tag,
                 CopyAction::Close,
                 copy,
                 units_to_lots(tagged.units),
@@ -466,6 +467,7 @@ impl Engine {
             let instruction = exit_instruction(
                 master,
                 pos,
+                &copy_tag(master, pos),
                 CopyAction::Close,
                 &copy,
                 units_to_lots(tagged.units),
@@ -509,7 +511,7 @@ impl Engine {
                     continue;
                 }
                 if let Outcome::Copy(instruction) =
-                    decide_exit(follow, slave_book, copy, slot.master, *pos)
+                    decide_exit(follow, slave_book, copy, slot.master, *pos, &position.tag)
                 {
                     out.push(Decision {
                         slave,
