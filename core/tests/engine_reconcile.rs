@@ -433,3 +433,31 @@ fn absurd_slave_volumes_saturate_instead_of_crashing() {
         "10 million lots, the largest volume represented"
     );
 }
+
+#[test]
+fn undelivered_open_closed_by_the_master_settles() {
+    // Shows that an open that never reached the slave (expired) and was closed by the master leaves the ledger once a state confirms it.
+    let mut engine = engine(&one_follow(""));
+    on_event(&mut engine, MASTER, &open(1, Side::Buy, 1.0), NOON_MS);
+    let out = on_event(
+        &mut engine,
+        MASTER,
+        &close(1, 1.0, Some(0.0)),
+        NOON_MS + 1_000,
+    );
+    engine.on_slave_result(
+        SLAVE_A,
+        copy_of(&out[0]),
+        &result(tradebridge_core::protocol::ResultStatus::Skipped, 0.0),
+        NOON_MS + 60_000,
+    );
+    assert_eq!(
+        engine.position_count(MASTER),
+        1,
+        "the open's result never comes"
+    );
+    let empty = state(1_000.0, 1_000.0, vec![], None);
+    assert!(on_state(&mut engine, SLAVE_A, &empty, NOON_MS + 60_001).is_empty());
+    assert_eq!(engine.position_count(MASTER), 0);
+    assert_eq!(engine.active_copies(SLAVE_A), 0);
+}

@@ -158,8 +158,12 @@ fn reconcile_copy(
 }
 
 /// While an instruction is in flight: confirms an open the slave already
-/// shows, or gives up on one whose result is overdue. Returns true when the
-/// copy has nothing in flight any more and can be reconciled.
+/// shows, or gives up on one whose result is overdue well past its expiry
+/// (the Executor refuses expired opens, and the bridge does not deliver
+/// them, so such an open never gets a result). Giving up also settles a
+/// copy the master closed while its open was undelivered, so the position
+/// leaves the ledger. Returns true when nothing is in flight any more and
+/// the copy can be reconciled.
 fn settle_open_in_flight(
     context: &CopyContext<'_>,
     slave: &mut SlaveBook,
@@ -167,20 +171,25 @@ fn settle_open_in_flight(
     reported: Option<&Tagged>,
 ) -> bool {
     assert!(copy.in_flight > 0);
-    let open_in_flight = matches!(copy.status, CopyStatus::OpenSent | CopyStatus::PendingSent);
-    if !open_in_flight || copy.open_confirmed {
+    let open_unconfirmed = !copy.open_confirmed
+        && copy.open_units > 0
+        && !matches!(copy.status, CopyStatus::NoCopy(_));
+    if !open_unconfirmed {
         return false;
     }
     match reported {
         Some(tagged) => {
-            // The result has not come but the slave shows the copy.
-            copy.set_held(tagged.units);
-            let status = if copy.status == CopyStatus::PendingSent {
-                CopyStatus::PendingPlaced
-            } else {
-                CopyStatus::Open
-            };
-            copy.set_status(status, slave);
+            // The result has not come but the slave shows the copy. A copy
+            // already being closed waits for its close's result instead.
+            if copy.status.is_active() {
+                copy.set_held(tagged.units);
+                let status = match copy.status {
+                    CopyStatus::PendingSent => CopyStatus::PendingPlaced,
+                    CopyStatus::OpenSent => CopyStatus::Open,
+                    other => other,
+                };
+                copy.set_status(status, slave);
+            }
             false
         }
         None if copy.in_flight == 1
@@ -189,7 +198,9 @@ fn settle_open_in_flight(
             copy.open_units = 0;
             copy.closed_units = 0;
             copy.in_flight = 0;
-            copy.set_status(CopyStatus::NoCopy(NoCopyCause::Lost), slave);
+            if copy.status.is_active() {
+                copy.set_status(CopyStatus::NoCopy(NoCopyCause::Lost), slave);
+            }
             assert_eq!(copy.held_units(), 0);
             true
         }
