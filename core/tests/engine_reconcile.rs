@@ -461,3 +461,24 @@ fn undelivered_open_closed_by_the_master_settles() {
     assert_eq!(engine.position_count(MASTER), 0);
     assert_eq!(engine.active_copies(SLAVE_A), 0);
 }
+
+#[test]
+fn lost_close_result_does_not_keep_the_position_forever() {
+    // Shows that when a close's result is lost, a state without the tag lets the closed position leave the ledger.
+    let mut engine = with_filled_position("");
+    on_event(&mut engine, MASTER, &close(1, 1.0, Some(0.0)), NOON_MS + 1);
+    assert_eq!(engine.position_count(MASTER), 1, "the close is in flight");
+    assert!(
+        on_state(&mut engine, SLAVE_A, &slave_book(1.0), NOON_MS + 2).is_empty(),
+        "the close has not run yet"
+    );
+    assert_eq!(engine.position_count(MASTER), 1);
+    assert!(on_state(
+        &mut engine,
+        SLAVE_A,
+        &state(1e3, 1e3, vec![], None),
+        NOON_MS + 3
+    )
+    .is_empty());
+    assert_eq!(engine.position_count(MASTER), 0);
+}

@@ -105,6 +105,18 @@ fn reconcile_copy(
     reported: Option<&Tagged>,
 ) -> Option<Outcome> {
     let frozen = effective_mode(context.follow, &slave.risk) == CopyMode::Frozen;
+    let open_settled = copy.open_confirmed || copy.open_units == 0;
+    if copy.in_flight > 0
+        && context.position.closed
+        && reported.is_none()
+        && copy.held_units() == 0
+        && open_settled
+    {
+        // The master closed it, the ledger has sent closes for all of it,
+        // and the slave shows none of it: whatever is in flight is done,
+        // even if its result was lost in a disconnect. The position can go.
+        copy.in_flight = 0;
+    }
     if copy.in_flight > 0 && !settle_open_in_flight(context, slave, copy, reported) {
         return None;
     }
