@@ -11,11 +11,16 @@
 //!   records over a memory mapping (anonymous or a `/dev/shm` file).
 //! - [`record`]: rkyv trade records carried by the rings (master events,
 //!   copies, results, acks) and their conversions to the protocol types.
+//! - [`config`]: the TOML configuration, validated, with line-and-key errors.
+//! - [`engine`]: the copy engine: follow rules, lot sizing, the position
+//!   ledger and reconciliation, from master events to per-follower decisions.
 //!
 //! # Invariants
 //! - No function in this crate opens a socket or reads a clock.
 //! - Wire and record integers are `u32`/`u64`, never `usize`.
 
+pub mod config;
+pub mod engine;
 pub mod journal;
 pub mod protocol;
 pub mod record;

@@ -1,0 +1,284 @@
+//! Raw to validated for `[[follow]]`: the cross-reference to its accounts,
+//! the lot rule, symbol rules, filters, trading hours and timing.
+//!
+//! # Layout
+//! - `follow`: the entry point, one table.
+//! - `check_account`, `lot`, `symbol_rules`, `magic_list`, `hours`: one
+//!   function per group of keys.
+//!
+//! # Invariants
+//! - A returned follow names a master account with role master and a slave
+//!   account with role slave.
+//! - Every list is bounded by `LIST_ENTRIES_MAX` and every symbol name by
+//!   `SYMBOL_BYTES_MAX`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use toml::Spanned;
+
+use super::error::ConfigError;
+use super::hours::{parse_weekday, parse_window, TradingHours, WEEKDAYS_ALL};
+use super::raw::{RawFollow, RawLot, RawLotMode};
+use super::validate::{number, positive, text, Range, LIST_ENTRIES_MAX};
+use super::{defaults, FollowConfig, LotRule, MoneyBasis, SymbolRules};
+use crate::protocol::Role;
+
+/// Longest symbol name or affix; MetaTrader names are at most 31 characters.
+const SYMBOL_BYTES_MAX: usize = 64;
+
+/// Largest lot figure accepted (fixed lots, multipliers, `max_lot`).
+const LOTS_MAX: f64 = 100_000.0;
+
+/// Longest `comment_contains`; MetaTrader comments are at most 31 characters.
+const COMMENT_BYTES_MAX: usize = 256;
+
+/// A signal older than an hour is never a "live" copy.
+const TTL_MS: Range<u64> = Range {
+    key: "follow.ttl_ms",
+    default: defaults::TTL_MS,
+    min: 100,
+    max: 3_600_000,
+};
+/// Up to a million points: effectively "no limit" stays expressible as 0.
+const MAX_DEV_POINTS: Range<u32> = Range {
+    key: "follow.max_dev_points",
+    default: defaults::MAX_DEV_POINTS,
+    min: 0,
+    max: 1_000_000,
+};
+/// At most a day: reconciliation never opens older signals.
+const RECONCILE_OPEN_MAX_AGE_MS: Range<u64> = Range {
+    key: "follow.reconcile_open_max_age_ms",
+    default: defaults::RECONCILE_OPEN_MAX_AGE_MS,
+    min: 0,
+    max: 86_400_000,
+};
+
+pub(crate) fn follow(
+    source: &str,
+    raw: &RawFollow,
+    roles: &BTreeMap<u64, Role>,
+) -> Result<FollowConfig, ConfigError> {
+    let slave = check_account(source, &raw.slave, "follow.slave", Role::Slave, roles)?;
+    let master = check_account(source, &raw.master, "follow.master", Role::Master, roles)?;
+    let comment_contains = text(
+        source,
+        raw.comment_contains.as_ref(),
+        "follow.comment_contains",
+        COMMENT_BYTES_MAX,
+    )?;
+    let follow = FollowConfig {
+        slave,
+        master,
+        lot: lot(source, raw.lot.as_ref())?,
+        below_min: raw.below_min.unwrap_or_default(),
+        max_lot: raw
+            .max_lot
+            .as_ref()
+            .map(|value| positive(source, value, "follow.max_lot", LOTS_MAX))
+            .transpose()?,
+        copy_sl: raw.copy_sl.unwrap_or(true),
+        copy_tp: raw.copy_tp.unwrap_or(true),
+        copy_pending: raw.copy_pending.unwrap_or(true),
+        symbols: symbol_rules(source, raw)?,
+        magic_allow: magic_list(source, raw.magic_allow.as_ref(), "follow.magic_allow")?,
+        magic_deny: magic_list(source, raw.magic_deny.as_ref(), "follow.magic_deny")?,
+        comment_contains: comment_contains.filter(|text| !text.is_empty()),
+        direction: raw.direction.unwrap_or_default(),
+        reverse: raw.reverse.unwrap_or(false),
+        mode: raw.mode.unwrap_or_default(),
+        hours: hours(source, raw)?,
+        ttl_ms: number(source, &raw.ttl_ms, TTL_MS)?,
+        max_dev_points: number(source, &raw.max_dev_points, MAX_DEV_POINTS)?,
+        reconcile_open_max_age_ms: number(
+            source,
+            &raw.reconcile_open_max_age_ms,
+            RECONCILE_OPEN_MAX_AGE_MS,
+        )?,
+    };
+    assert!(
+        follow.slave != follow.master,
+        "roles differ, so the logins differ"
+    );
+    assert!(follow.ttl_ms > 0);
+    Ok(follow)
+}
+
+/// The login, if it is a configured account with the expected role.
+fn check_account(
+    source: &str,
+    login: &Spanned<u64>,
+    key: &str,
+    expected: Role,
+    roles: &BTreeMap<u64, Role>,
+) -> Result<u64, ConfigError> {
+    let wanted = if expected == Role::Master {
+        "master"
+    } else {
+        "slave"
+    };
+    let value = *login.get_ref();
+    let message = match roles.get(&value) {
+        Some(role) if *role == expected => return Ok(value),
+        Some(_) => format!("account {value} is not a {wanted}; expected an [[account]] with role = \"{wanted}\""),
+        None => format!(
+            "{value} is not a configured account; expected the login of an [[account]] with role = \"{wanted}\""
+        ),
+    };
+    Err(ConfigError::at(source, login.span().start, key, message))
+}
+
+fn lot(source: &str, raw: Option<&Spanned<RawLot>>) -> Result<LotRule, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(LotRule::Multiplier {
+            factor: defaults::MULTIPLIER,
+        });
+    };
+    let raw = raw.get_ref();
+    let mode = *raw.mode.get_ref();
+    if mode != RawLotMode::RiskPercent {
+        let basis = raw
+            .basis
+            .as_ref()
+            .map(|value| ("lot.basis", value.span().start));
+        let quote = raw
+            .quote_to_account
+            .as_ref()
+            .map(|value| ("lot.quote_to_account", value.span().start));
+        if let Some((key, offset)) = basis.or(quote) {
+            let message = "is only valid with mode = \"risk_percent\"".to_string();
+            return Err(ConfigError::at(source, offset, key, message));
+        }
+    }
+    let value = |max: f64| positive(source, &raw.value, "lot.value", max);
+    let rule = match mode {
+        RawLotMode::Fixed => LotRule::Fixed {
+            lots: value(LOTS_MAX)?,
+        },
+        RawLotMode::Multiplier => LotRule::Multiplier {
+            factor: value(LOTS_MAX)?,
+        },
+        RawLotMode::BalanceRatio => LotRule::BalanceRatio {
+            factor: value(LOTS_MAX)?,
+        },
+        RawLotMode::EquityRatio => LotRule::EquityRatio {
+            factor: value(LOTS_MAX)?,
+        },
+        RawLotMode::RiskPercent => LotRule::RiskPercent {
+            percent: value(100.0)?,
+            basis: raw
+                .basis
+                .as_ref()
+                .map_or(MoneyBasis::Balance, |value| *value.get_ref()),
+            quote_to_account: match &raw.quote_to_account {
+                Some(value) => positive(source, value, "lot.quote_to_account", 1e9)?,
+                None => 1.0,
+            },
+        },
+    };
+    Ok(rule)
+}
+
+fn symbol_name(source: &str, offset: usize, key: &str, name: &str) -> Result<(), ConfigError> {
+    if name.is_empty() || name.len() > SYMBOL_BYTES_MAX || name.chars().any(char::is_whitespace) {
+        let message = format!("\"{name}\" is not a symbol name; expected 1 to {SYMBOL_BYTES_MAX} bytes without spaces");
+        return Err(ConfigError::at(source, offset, key, message));
+    }
+    Ok(())
+}
+
+fn entries_max(source: &str, offset: usize, key: &str, entries: usize) -> Result<(), ConfigError> {
+    if entries > LIST_ENTRIES_MAX {
+        let message = format!("{entries} entries; expected at most {LIST_ENTRIES_MAX}");
+        return Err(ConfigError::at(source, offset, key, message));
+    }
+    Ok(())
+}
+
+fn symbol_list(
+    source: &str,
+    value: Option<&Spanned<Vec<String>>>,
+    key: &str,
+) -> Result<BTreeSet<String>, ConfigError> {
+    let Some(value) = value else {
+        return Ok(BTreeSet::new());
+    };
+    entries_max(source, value.span().start, key, value.get_ref().len())?;
+    for name in value.get_ref() {
+        symbol_name(source, value.span().start, key, name)?;
+    }
+    Ok(value.get_ref().iter().cloned().collect())
+}
+
+fn symbol_rules(source: &str, raw: &RawFollow) -> Result<SymbolRules, ConfigError> {
+    let mut map = BTreeMap::new();
+    if let Some(table) = &raw.symbol_map {
+        let offset = table.span().start;
+        entries_max(source, offset, "follow.symbol_map", table.get_ref().len())?;
+        for (master_symbol, slave_symbol) in table.get_ref() {
+            symbol_name(source, offset, "follow.symbol_map", master_symbol)?;
+            symbol_name(source, offset, "follow.symbol_map", slave_symbol)?;
+        }
+        map = table.get_ref().clone();
+    }
+    let affix = |value: Option<&Spanned<String>>, key: &str| -> Result<String, ConfigError> {
+        Ok(text(source, value, key, SYMBOL_BYTES_MAX)?.unwrap_or_default())
+    };
+    Ok(SymbolRules {
+        map,
+        strip_prefix: affix(raw.strip_prefix.as_ref(), "follow.strip_prefix")?,
+        strip_suffix: affix(raw.strip_suffix.as_ref(), "follow.strip_suffix")?,
+        prefix: affix(raw.symbol_prefix.as_ref(), "follow.symbol_prefix")?,
+        suffix: affix(raw.symbol_suffix.as_ref(), "follow.symbol_suffix")?,
+        allow: symbol_list(source, raw.symbols_allow.as_ref(), "follow.symbols_allow")?,
+        deny: symbol_list(source, raw.symbols_deny.as_ref(), "follow.symbols_deny")?,
+    })
+}
+
+fn magic_list(
+    source: &str,
+    value: Option<&Spanned<Vec<u64>>>,
+    key: &str,
+) -> Result<BTreeSet<u64>, ConfigError> {
+    let Some(value) = value else {
+        return Ok(BTreeSet::new());
+    };
+    entries_max(source, value.span().start, key, value.get_ref().len())?;
+    Ok(value.get_ref().iter().copied().collect())
+}
+
+fn hours(source: &str, raw: &RawFollow) -> Result<TradingHours, ConfigError> {
+    let mut hours = TradingHours::ALWAYS;
+    if let Some(window) = &raw.hours_utc {
+        let (start_minute, end_minute) = parse_window(window.get_ref()).map_err(|message| {
+            ConfigError::at(source, window.span().start, "follow.hours_utc", message)
+        })?;
+        hours.start_minute = start_minute;
+        hours.end_minute = end_minute;
+    }
+    if let Some(days) = &raw.days_utc {
+        let error = |message: String| {
+            ConfigError::at(source, days.span().start, "follow.days_utc", message)
+        };
+        if days.get_ref().is_empty() {
+            return Err(error(
+                "[] is empty; expected at least one weekday, or leave the key out for every day"
+                    .to_string(),
+            ));
+        }
+        let mut weekdays = 0u8;
+        for name in days.get_ref() {
+            let bit = parse_weekday(name).map_err(error)?;
+            if weekdays & bit != 0 {
+                return Err(error(format!(
+                    "\"{name}\" is listed twice; expected each weekday once"
+                )));
+            }
+            weekdays |= bit;
+        }
+        hours.weekdays = weekdays;
+    }
+    assert!(hours.weekdays != 0 && hours.weekdays & !WEEKDAYS_ALL == 0);
+    assert!(hours.start_minute != hours.end_minute);
+    Ok(hours)
+}

@@ -1,0 +1,344 @@
+//! The bridge's TOML configuration: parsed, validated, cross-checked.
+//! `core/CONFIG.md` is the operator's reference for every key.
+//!
+//! # Layout
+//! - [`Config`] and its parts ([`ServerConfig`], [`AccountConfig`],
+//!   [`FollowConfig`]): the validated form the rest of the bridge reads.
+//! - `raw`: the file as serde sees it, with spans for error lines.
+//! - `validate`: raw to validated for `[server]` and `[[account]]`, range
+//!   checks, and the checks across tables.
+//! - `follow`: raw to validated for `[[follow]]`.
+//! - `hours`: the trading-hours window of a follow.
+//! - `error`: [`ConfigError`], which names the line and the key.
+//!
+//! # Invariants
+//! - Unknown keys are errors everywhere.
+//! - Every numeric setting is range-checked; a `Config` that exists is valid:
+//!   logins are unique, every follow names a master account with role master
+//!   and a slave account with role slave, and no (slave, master) pair repeats.
+
+mod error;
+mod follow;
+mod hours;
+mod raw;
+mod validate;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::protocol::Role;
+
+pub use error::ConfigError;
+pub use hours::{TradingHours, DAY_MS, WEEKDAYS_ALL};
+
+/// A validated configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// `[server]`: listeners, limits, journal and loop settings.
+    pub server: ServerConfig,
+    /// `[[account]]` entries in file order; logins are unique.
+    pub accounts: Vec<AccountConfig>,
+    /// `[[follow]]` entries in file order; (slave, master) pairs are unique.
+    pub follows: Vec<FollowConfig>,
+}
+
+impl Config {
+    /// Parses and validates a configuration from TOML text.
+    pub fn from_toml_str(source: &str) -> Result<Config, ConfigError> {
+        let raw: raw::RawFile =
+            toml::from_str(source).map_err(|error| error::from_toml(source, &error))?;
+        validate::config(source, raw)
+    }
+
+    /// Reads `path` and parses it with [`Config::from_toml_str`].
+    pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let source = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+            path: path.display().to_string(),
+            message: error.to_string(),
+        })?;
+        Config::from_toml_str(&source)
+    }
+
+    /// The account with this login, if configured.
+    pub fn account(&self, login: u64) -> Option<&AccountConfig> {
+        self.accounts.iter().find(|account| account.login == login)
+    }
+}
+
+/// How the journal makes appended records durable (see the journal module).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JournalSync {
+    /// Flush after `journal_group_records` records or `journal_group_ms`.
+    Group,
+    /// Flush after every record before acking it.
+    EveryRecord,
+    /// Leave flushing to the operating system's page cache.
+    Os,
+}
+
+/// What a poll loop does when it finds no work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdleStrategy {
+    /// Busy-poll: lowest latency, one full core per loop.
+    Spin,
+    /// Yield the thread to the scheduler between polls.
+    Yield,
+    /// Sleep with an exponential backoff capped at `backoff_us_max`.
+    Park {
+        /// Longest single sleep, in microseconds.
+        backoff_us_max: u64,
+    },
+}
+
+/// `[server]`, with every default applied.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerConfig {
+    /// Address the EA WebSocket listener binds (`ip:port`).
+    pub listen: SocketAddr,
+    /// Shard threads; 0 means one per core.
+    pub shards: u32,
+    /// Directory holding the journal segments.
+    pub journal_dir: PathBuf,
+    /// Address of the metrics endpoint; `None` disables it.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Heartbeat interval announced in `welcome`.
+    pub hb_ms: u64,
+    /// Time an EA has after the upgrade to send `hello`.
+    pub hello_timeout_ms: u64,
+    /// Largest accepted text frame.
+    pub frame_bytes_max: u32,
+    /// Bad frames tolerated per connection per minute before closing 4002.
+    pub bad_frames_max_per_minute: u32,
+    /// Steady frames per second allowed per account (token bucket rate).
+    pub rate_limit_per_second: u32,
+    /// Frames an account may send in a burst (token bucket size).
+    pub rate_limit_burst: u32,
+    /// Concurrent EA connections across all shards.
+    pub connections_max: u32,
+    /// Bytes of each shard ring, per direction; a power of two.
+    pub ring_bytes: u64,
+    /// Journal durability policy.
+    pub journal_sync: JournalSync,
+    /// Group policy: flush after this many unflushed records.
+    pub journal_group_records: u32,
+    /// Group policy: flush once the oldest unflushed record is this old.
+    pub journal_group_ms: u64,
+    /// Size of each preallocated journal segment.
+    pub journal_segment_bytes: u64,
+    /// Idle strategy of the poll loops.
+    pub idle: IdleStrategy,
+    /// Log lines as JSON objects instead of text.
+    pub log_json: bool,
+    /// Open positions the engine tracks per master; beyond it new positions
+    /// are skipped with `ledger_full`.
+    pub positions_per_master_max: u32,
+    /// Symbols remembered per slave; further names are ignored.
+    pub symbols_per_slave_max: u32,
+    /// Closed position ids remembered per master so that a stale re-sent
+    /// open or snapshot entry for them is ignored.
+    pub closed_positions_remembered_max: u32,
+}
+
+/// `mode` of a follow or of a slave account.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CopyMode {
+    /// Everything is copied.
+    #[default]
+    Normal,
+    /// No new opens or pending orders; closes, modifies and cancels flow.
+    CloseOnly,
+    /// Nothing is sent at all.
+    Frozen,
+}
+
+/// Which of the master's trades a follow copies, by the master's direction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    #[default]
+    Both,
+    BuyOnly,
+    SellOnly,
+}
+
+/// What to do when the sized volume is below the slave symbol's minimum.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BelowMin {
+    /// Skip the trade with `below_min_lot`.
+    #[default]
+    Skip,
+    /// Open the minimum volume instead.
+    Min,
+}
+
+/// Which account figure a percentage is taken of.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MoneyBasis {
+    #[default]
+    Balance,
+    Equity,
+}
+
+/// What a slave account does when its daily loss limit or equity floor is hit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnLimit {
+    /// Block new opens and pending orders.
+    #[default]
+    Block,
+    /// Block, and close every copied position of the slave once.
+    CloseAll,
+}
+
+/// Slave-wide risk settings (keys on a slave's `[[account]]`). They apply to
+/// the slave across all the masters it follows.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AccountRisk {
+    /// Mode of the whole account; the stricter of it and a follow's mode wins.
+    pub mode: CopyMode,
+    /// Copied positions and pending orders open at once, all masters.
+    pub max_positions: Option<u32>,
+    /// The same, per slave symbol.
+    pub max_positions_per_symbol: Option<u32>,
+    /// Loss since the UTC day's start, in account currency, that blocks opens.
+    pub daily_loss_money: Option<f64>,
+    /// The same as a percentage of the day's starting balance or equity.
+    pub daily_loss_percent: Option<f64>,
+    /// Whether `daily_loss_percent` is of the starting balance or equity.
+    pub daily_loss_basis: MoneyBasis,
+    /// Equity below which opens are blocked, in account currency.
+    pub equity_floor: Option<f64>,
+    /// Block only, or also close every copy once when a limit is hit.
+    pub on_limit: OnLimit,
+}
+
+/// `[[account]]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AccountConfig {
+    /// Trading account number.
+    pub login: u64,
+    /// Broker server name the EA must report in `hello`.
+    pub server: String,
+    /// Master (Monitor EA) or slave (Executor EA).
+    pub role: Role,
+    /// SHA-256 of the API key; the clear key is never stored.
+    pub key_sha256: [u8; 32],
+    /// Master only: contract size per master symbol, for normalising lots
+    /// between brokers. A symbol not listed is taken to match the slave's.
+    pub contracts: BTreeMap<String, f64>,
+    /// Slave only: account-wide limits (all defaults on a master).
+    pub risk: AccountRisk,
+}
+
+/// How a follow sizes the slave's volume.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum LotRule {
+    /// Always this many lots.
+    Fixed { lots: f64 },
+    /// Master lots times `factor`.
+    Multiplier { factor: f64 },
+    /// Master lots times slave balance / master balance times `factor`.
+    BalanceRatio { factor: f64 },
+    /// Master lots times slave equity / master equity times `factor`.
+    EquityRatio { factor: f64 },
+    /// Risk `percent` of the slave's balance or equity at the master's stop.
+    RiskPercent {
+        /// Percentage of the basis risked per trade (0 to 100].
+        percent: f64,
+        /// Slave balance or equity as the basis.
+        basis: MoneyBasis,
+        /// Account-currency value of one unit of the symbol's quote currency.
+        quote_to_account: f64,
+    },
+}
+
+/// Symbol mapping and allow/deny lists of a follow.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SymbolRules {
+    /// Master symbol to slave symbol; wins over prefix and suffix rules.
+    pub map: BTreeMap<String, String>,
+    /// Removed from the front of the master symbol when present.
+    pub strip_prefix: String,
+    /// Removed from the end of the master symbol when present.
+    pub strip_suffix: String,
+    /// Added in front after stripping.
+    pub prefix: String,
+    /// Added at the end after stripping.
+    pub suffix: String,
+    /// Master symbols copied; empty means all.
+    pub allow: BTreeSet<String>,
+    /// Master symbols never copied; wins over `allow`.
+    pub deny: BTreeSet<String>,
+}
+
+/// `[[follow]]`: one slave copying one master, with its rules.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FollowConfig {
+    /// Slave login (an account with role slave).
+    pub slave: u64,
+    /// Master login (an account with role master).
+    pub master: u64,
+    /// Volume sizing.
+    pub lot: LotRule,
+    /// Below the slave's minimum volume: skip or use the minimum.
+    pub below_min: BelowMin,
+    /// Largest volume per copied trade, in lots; larger volumes are clamped.
+    pub max_lot: Option<f64>,
+    /// Copy the stop-loss (of the slave's order, after `reverse`).
+    pub copy_sl: bool,
+    /// Copy the take-profit (of the slave's order, after `reverse`).
+    pub copy_tp: bool,
+    /// Copy pending orders; when off, a pending order is copied as a market
+    /// open once it fills on the master.
+    pub copy_pending: bool,
+    /// Symbol mapping and filters.
+    pub symbols: SymbolRules,
+    /// Master magic numbers copied; empty means all.
+    pub magic_allow: BTreeSet<u64>,
+    /// Master magic numbers never copied; wins over `magic_allow`.
+    pub magic_deny: BTreeSet<u64>,
+    /// Only master trades whose comment contains this text are copied.
+    pub comment_contains: Option<String>,
+    /// Which master directions are copied.
+    pub direction: Direction,
+    /// Copy in the opposite direction, with stop-loss and take-profit swapped.
+    pub reverse: bool,
+    /// Mode of this follow; the stricter of it and the slave account's wins.
+    pub mode: CopyMode,
+    /// UTC window in which opens are copied.
+    pub hours: TradingHours,
+    /// Lifetime of an open or pending copy: `expires_ms = now_ms + ttl_ms`.
+    pub ttl_ms: u64,
+    /// Largest price deviation accepted by the Executor, in slave points; 0
+    /// means no limit.
+    pub max_dev_points: u32,
+    /// A master position older than this is not opened on a slave by
+    /// reconciliation (only by the live event); 0 disables such opens.
+    pub reconcile_open_max_age_ms: u64,
+}
+
+/// Defaults of the follow rules, shared by validation and the docs tests.
+pub mod defaults {
+    /// Five seconds: long enough for a reconnecting Executor, short enough
+    /// that a trader would still call the price current.
+    pub const TTL_MS: u64 = 5_000;
+    /// 30 points is 3 pips on a 5-digit FX symbol: a typical slippage bound.
+    pub const MAX_DEV_POINTS: u32 = 30;
+    /// One minute: a slave that reconnects within a minute still gets the
+    /// trade (the Executor's `max_dev` check guards the price); a signal
+    /// hours old is not opened.
+    pub const RECONCILE_OPEN_MAX_AGE_MS: u64 = 60_000;
+    /// Lot multiplier when a follow has no `lot` table.
+    pub const MULTIPLIER: f64 = 1.0;
+}
+
+#[cfg(test)]
+mod tests;

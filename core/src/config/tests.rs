@@ -1,0 +1,601 @@
+//! Tests of parsing, defaults, range checks, error lines and keys, and
+//! cross-references.
+
+use super::*;
+
+/// SHA-256 of "demo-master-1"; any 64 hex digits would do.
+const KEY: &str = "0b1e5b2a9d3c4f5e6a7b8c9d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b";
+
+/// The brief's minimal form, with a real-looking hash in place of the
+/// placeholder, plus the slave account the follow needs.
+fn minimal() -> String {
+    format!(
+        r#"[server]
+listen = "127.0.0.1:8080"
+shards = 0                      # 0 = one per core
+journal_dir = "./data/journal"
+
+[[account]]
+login = 100000
+server = "Probe-Server"
+role = "master"                 # or "slave"
+key_sha256 = "{KEY}"
+
+[[account]]
+login = 150000
+server = "Probe-Server"
+role = "slave"
+key_sha256 = "{KEY}"
+
+[[follow]]
+slave = 150000
+master = 100000
+lot = {{ mode = "multiplier", value = 2.0 }}
+"#
+    )
+}
+
+fn error_of(source: &str) -> ConfigError {
+    Config::from_toml_str(source).expect_err("the config should be refused")
+}
+
+#[test]
+fn minimal_form_parses_with_defaults() {
+    // Shows that the brief's minimal form is accepted and every default applied.
+    let config = Config::from_toml_str(&minimal()).unwrap();
+    assert_eq!(config.server.listen, "127.0.0.1:8080".parse().unwrap());
+    assert_eq!(config.server.shards, 0);
+    assert_eq!(config.server.hb_ms, 5_000);
+    assert_eq!(config.server.frame_bytes_max, 16_384);
+    assert_eq!(config.server.journal_sync, JournalSync::Group);
+    assert_eq!(
+        config.server.idle,
+        IdleStrategy::Park { backoff_us_max: 50 }
+    );
+    assert_eq!(config.server.metrics_listen, None);
+    assert_eq!(config.accounts.len(), 2);
+    assert_eq!(config.accounts[0].role, Role::Master);
+    assert_eq!(config.accounts[0].key_sha256[0], 0x0b);
+    let follow = &config.follows[0];
+    assert_eq!((follow.slave, follow.master), (150_000, 100_000));
+    assert_eq!(follow.lot, LotRule::Multiplier { factor: 2.0 });
+    assert!(follow.copy_sl && follow.copy_tp && follow.copy_pending && !follow.reverse);
+    assert_eq!(follow.ttl_ms, defaults::TTL_MS);
+    assert_eq!(follow.max_dev_points, defaults::MAX_DEV_POINTS);
+    assert_eq!(follow.hours, TradingHours::ALWAYS);
+    assert_eq!(follow.below_min, BelowMin::Skip);
+    assert_eq!(follow.mode, CopyMode::Normal);
+}
+
+#[test]
+fn brief_text_with_only_a_master_parses() {
+    // Shows that the brief's exact minimal text, with the hash filled in, parses except for the follow's missing slave account.
+    let source = minimal().replace("[[account]]\nlogin = 150000", "[[account]]\nlogin = 150001");
+    let error = error_of(&source);
+    assert_eq!(error.key(), "follow.slave");
+    assert!(
+        error
+            .to_string()
+            .contains("150000 is not a configured account"),
+        "{error}"
+    );
+}
+
+#[test]
+fn missing_lot_defaults_to_multiplier_one() {
+    // Shows the default lot rule when a follow has no `lot`.
+    let source = minimal().replace("lot = { mode = \"multiplier\", value = 2.0 }\n", "");
+    let config = Config::from_toml_str(&source).unwrap();
+    assert_eq!(config.follows[0].lot, LotRule::Multiplier { factor: 1.0 });
+}
+
+#[test]
+fn negative_lot_value_names_line_and_key() {
+    // Shows that a validation error after deserialising still names its line and key.
+    let source = minimal().replace("value = 2.0", "value = -1");
+    let error = error_of(&source);
+    assert_eq!(error.line(), Some(21));
+    assert_eq!(error.key(), "lot.value");
+    assert!(
+        error
+            .to_string()
+            .starts_with("line 21: key `lot.value`: -1 is out of range"),
+        "{error}"
+    );
+}
+
+#[test]
+fn placeholder_key_is_refused() {
+    // Shows that the literal placeholder from the docs is not accepted as a key hash.
+    let source = minimal().replacen(KEY, "<hex SHA-256 of the API key>", 1);
+    let error = error_of(&source);
+    assert_eq!(
+        (error.line(), error.key()),
+        (Some(10), "account.key_sha256")
+    );
+}
+
+#[test]
+fn short_or_non_hex_key_is_refused() {
+    // Shows that a key hash must be exactly 64 hex digits.
+    for bad in ["abc", &"g".repeat(64), &"a".repeat(63)] {
+        let source = minimal().replacen(KEY, bad, 1);
+        let error = error_of(&source);
+        assert_eq!(error.key(), "account.key_sha256", "{bad}");
+        assert!(error.to_string().contains("64 hex digits"), "{error}");
+    }
+    let upper = minimal().replacen(KEY, &KEY.to_uppercase(), 1);
+    assert!(
+        Config::from_toml_str(&upper).is_ok(),
+        "upper-case hex is a valid hash"
+    );
+}
+
+#[test]
+fn unknown_key_names_line_and_key() {
+    // Shows that an unknown key anywhere is an error naming it and its line.
+    let source = minimal().replace("shards = 0 ", "shard = 0 ");
+    let error = error_of(&source);
+    assert_eq!((error.line(), error.key()), (Some(3), "shard"));
+    let source = minimal().replace(
+        "master = 100000\n",
+        "master = 100000\ncopy_stoploss = true\n",
+    );
+    let error = error_of(&source);
+    assert_eq!((error.line(), error.key()), (Some(21), "copy_stoploss"));
+    let source = minimal().replace("value = 2.0 }", "value = 2.0, scale = 1 }");
+    assert_eq!(error_of(&source).key(), "scale");
+}
+
+#[test]
+fn wrong_type_names_line_and_key() {
+    // Shows that a type error from toml itself is turned into line and key.
+    let source = minimal().replace("shards = 0 ", "shards = \"four\" ");
+    let error = error_of(&source);
+    assert_eq!((error.line(), error.key()), (Some(3), "shards"));
+    let source = minimal().replace("mode = \"multiplier\"", "mode = \"double\"");
+    let error = error_of(&source);
+    assert_eq!((error.line(), error.key()), (Some(21), "lot.mode"));
+}
+
+#[test]
+fn missing_required_key_is_named() {
+    // Shows that a missing required key is reported by name.
+    let source = minimal().replace("journal_dir = \"./data/journal\"\n", "");
+    let error = error_of(&source);
+    assert_eq!(error.key(), "journal_dir");
+}
+
+#[test]
+fn server_ranges_are_checked() {
+    // Shows that each bounded [server] key refuses a value outside its range, naming it.
+    let cases = [
+        ("hb_ms = 10", "server.hb_ms"),
+        ("hello_timeout_ms = 0", "server.hello_timeout_ms"),
+        ("frame_bytes_max = 100", "server.frame_bytes_max"),
+        (
+            "bad_frames_max_per_minute = 0",
+            "server.bad_frames_max_per_minute",
+        ),
+        ("rate_limit_per_second = 0", "server.rate_limit_per_second"),
+        ("rate_limit_burst = 0", "server.rate_limit_burst"),
+        ("connections_max = 0", "server.connections_max"),
+        ("ring_bytes = 100000", "server.ring_bytes"),
+        ("ring_bytes = 1024", "server.ring_bytes"),
+        ("journal_group_records = 0", "server.journal_group_records"),
+        ("journal_group_ms = 5000", "server.journal_group_ms"),
+        ("journal_segment_bytes = 10", "server.journal_segment_bytes"),
+        (
+            "idle_park_backoff_us_max = 0",
+            "server.idle_park_backoff_us_max",
+        ),
+        ("shards = 1000", "server.shards"),
+        ("metrics_listen = \"nowhere\"", "server.metrics_listen"),
+    ];
+    for (line, key) in cases {
+        let source = minimal().replace("shards = 0                      # 0 = one per core", line);
+        let error = error_of(&source);
+        assert_eq!(
+            (error.line(), error.key()),
+            (Some(3), key),
+            "{line}: {error}"
+        );
+    }
+    let source = minimal().replace("listen = \"127.0.0.1:8080\"", "listen = \"localhost\"");
+    let error = error_of(&source);
+    assert_eq!((error.line(), error.key()), (Some(2), "server.listen"));
+    let source = minimal().replace("shards = 0 ", "listen = \"127.0.0.1:1\"\nshards = 0 ");
+    let error = error_of(&source);
+    assert_eq!(
+        (error.line(), error.key()),
+        (Some(3), "listen"),
+        "a duplicate key is named: {error}"
+    );
+}
+
+#[test]
+fn every_server_key_is_read() {
+    // Shows that every optional [server] key is parsed into its field.
+    let extra = r#"metrics_listen = "127.0.0.1:9100"
+hb_ms = 2000
+hello_timeout_ms = 3000
+frame_bytes_max = 32768
+bad_frames_max_per_minute = 5
+rate_limit_per_second = 100
+rate_limit_burst = 300
+connections_max = 500
+ring_bytes = 1048576
+journal_sync = "every_record"
+journal_group_records = 8
+journal_group_ms = 1
+journal_segment_bytes = 16777216
+idle = "spin"
+log_json = true
+positions_per_master_max = 100
+symbols_per_slave_max = 200
+closed_positions_remembered_max = 300
+"#;
+    let source = minimal().replace(
+        "journal_dir = \"./data/journal\"\n",
+        &format!("journal_dir = \"./j\"\n{extra}"),
+    );
+    let server = Config::from_toml_str(&source).unwrap().server;
+    assert_eq!(
+        server.metrics_listen,
+        Some("127.0.0.1:9100".parse().unwrap())
+    );
+    assert_eq!(
+        (
+            server.hb_ms,
+            server.hello_timeout_ms,
+            server.frame_bytes_max
+        ),
+        (2000, 3000, 32768)
+    );
+    assert_eq!(
+        (
+            server.bad_frames_max_per_minute,
+            server.rate_limit_per_second,
+            server.rate_limit_burst
+        ),
+        (5, 100, 300)
+    );
+    assert_eq!((server.connections_max, server.ring_bytes), (500, 1 << 20));
+    assert_eq!(server.journal_sync, JournalSync::EveryRecord);
+    assert_eq!(
+        (
+            server.journal_group_records,
+            server.journal_group_ms,
+            server.journal_segment_bytes
+        ),
+        (8, 1, 16 << 20)
+    );
+    assert_eq!(server.idle, IdleStrategy::Spin);
+    assert!(server.log_json);
+    assert_eq!(server.journal_dir, std::path::PathBuf::from("./j"));
+    assert_eq!(
+        (
+            server.positions_per_master_max,
+            server.symbols_per_slave_max,
+            server.closed_positions_remembered_max
+        ),
+        (100, 200, 300)
+    );
+    let source = minimal().replace("shards = 0 ", "idle = \"yield\"\nshards = 0 ");
+    assert_eq!(
+        Config::from_toml_str(&source).unwrap().server.idle,
+        IdleStrategy::Yield
+    );
+}
+
+#[test]
+fn follow_must_name_a_master_and_a_slave() {
+    // Shows the role cross-references: master must be a master, slave a slave, both configured.
+    let swapped = minimal().replace(
+        "slave = 150000\nmaster = 100000",
+        "slave = 100000\nmaster = 150000",
+    );
+    let error = error_of(&swapped);
+    assert_eq!((error.line(), error.key()), (Some(19), "follow.slave"));
+    assert!(error.to_string().contains("is not a slave"), "{error}");
+    let unknown = minimal().replace("master = 100000\nlot", "master = 999\nlot");
+    let error = error_of(&unknown);
+    assert_eq!((error.line(), error.key()), (Some(20), "follow.master"));
+}
+
+#[test]
+fn duplicate_logins_and_follows_are_refused() {
+    // Shows that a login used twice and a (slave, master) pair used twice are errors.
+    let duplicate_login = minimal().replace("login = 150000", "login = 100000");
+    let error = error_of(&duplicate_login);
+    assert_eq!((error.line(), error.key()), (Some(13), "account.login"));
+    let follow = "\n[[follow]]\nslave = 150000\nmaster = 100000\n";
+    let duplicate_follow = format!("{}{follow}", minimal());
+    let error = error_of(&duplicate_follow);
+    assert_eq!((error.line(), error.key()), (Some(24), "follow.slave"));
+}
+
+#[test]
+fn slave_may_follow_many_masters_and_master_many_slaves() {
+    // Shows that one slave following two masters and one master with two slaves are accepted.
+    let extra = format!(
+        "\n[[account]]\nlogin = 200000\nserver = \"B\"\nrole = \"master\"\nkey_sha256 = \"{KEY}\"\n\
+         \n[[account]]\nlogin = 250000\nserver = \"B\"\nrole = \"slave\"\nkey_sha256 = \"{KEY}\"\n\
+         \n[[follow]]\nslave = 150000\nmaster = 200000\n\
+         \n[[follow]]\nslave = 250000\nmaster = 100000\n"
+    );
+    let config = Config::from_toml_str(&format!("{}{extra}", minimal())).unwrap();
+    assert_eq!(config.follows.len(), 3);
+    assert_eq!(config.account(250_000).unwrap().role, Role::Slave);
+}
+
+#[test]
+fn lot_modes_parse_with_their_options() {
+    // Shows every lot mode and the risk_percent options; basis is refused on other modes.
+    let cases = [
+        (
+            "{ mode = \"fixed\", value = 0.5 }",
+            LotRule::Fixed { lots: 0.5 },
+        ),
+        (
+            "{ mode = \"balance_ratio\", value = 1.5 }",
+            LotRule::BalanceRatio { factor: 1.5 },
+        ),
+        (
+            "{ mode = \"equity_ratio\", value = 1.0 }",
+            LotRule::EquityRatio { factor: 1.0 },
+        ),
+        (
+            "{ mode = \"risk_percent\", value = 2.0, basis = \"equity\", quote_to_account = 0.5 }",
+            LotRule::RiskPercent {
+                percent: 2.0,
+                basis: MoneyBasis::Equity,
+                quote_to_account: 0.5,
+            },
+        ),
+        (
+            "{ mode = \"risk_percent\", value = 1.0 }",
+            LotRule::RiskPercent {
+                percent: 1.0,
+                basis: MoneyBasis::Balance,
+                quote_to_account: 1.0,
+            },
+        ),
+    ];
+    for (table, expected) in cases {
+        let source = minimal().replace("{ mode = \"multiplier\", value = 2.0 }", table);
+        assert_eq!(
+            Config::from_toml_str(&source).unwrap().follows[0].lot,
+            expected,
+            "{table}"
+        );
+    }
+    let source = minimal().replace("value = 2.0 }", "value = 2.0, basis = \"equity\" }");
+    assert_eq!(error_of(&source).key(), "lot.basis");
+    let source = minimal().replace(
+        "{ mode = \"multiplier\", value = 2.0 }",
+        "{ mode = \"risk_percent\", value = 150.0 }",
+    );
+    assert_eq!(error_of(&source).key(), "lot.value");
+}
+
+#[test]
+fn follow_rules_parse() {
+    // Shows that every optional follow rule is read into its field.
+    let rules = r#"below_min = "min"
+max_lot = 3.0
+copy_sl = false
+copy_tp = false
+copy_pending = false
+symbol_map = { XAUUSD = "GOLD" }
+symbol_prefix = "m."
+symbol_suffix = ".pro"
+strip_prefix = "x"
+strip_suffix = "-ecn"
+symbols_allow = ["EURUSD", "XAUUSD"]
+symbols_deny = ["BTCUSD"]
+magic_allow = [1, 2]
+magic_deny = [3]
+comment_contains = "copy"
+direction = "buy_only"
+reverse = true
+mode = "close_only"
+hours_utc = "22:00-06:00"
+days_utc = ["mon", "fri"]
+ttl_ms = 2000
+max_dev_points = 0
+reconcile_open_max_age_ms = 0
+"#;
+    let source = format!("{}{rules}", minimal());
+    let follow = Config::from_toml_str(&source).unwrap().follows.remove(0);
+    assert_eq!(follow.below_min, BelowMin::Min);
+    assert_eq!(follow.max_lot, Some(3.0));
+    assert!(!follow.copy_sl && !follow.copy_tp && !follow.copy_pending && follow.reverse);
+    assert_eq!(
+        follow.symbols.map.get("XAUUSD").map(String::as_str),
+        Some("GOLD")
+    );
+    assert_eq!(
+        (
+            follow.symbols.prefix.as_str(),
+            follow.symbols.suffix.as_str()
+        ),
+        ("m.", ".pro")
+    );
+    assert_eq!(
+        (
+            follow.symbols.strip_prefix.as_str(),
+            follow.symbols.strip_suffix.as_str()
+        ),
+        ("x", "-ecn")
+    );
+    assert_eq!(follow.symbols.allow.len(), 2);
+    assert!(follow.symbols.deny.contains("BTCUSD"));
+    assert_eq!(
+        follow.magic_allow.iter().copied().collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    assert!(follow.magic_deny.contains(&3));
+    assert_eq!(follow.comment_contains.as_deref(), Some("copy"));
+    assert_eq!(
+        (follow.direction, follow.mode),
+        (Direction::BuyOnly, CopyMode::CloseOnly)
+    );
+    assert_eq!(
+        (
+            follow.hours.start_minute,
+            follow.hours.end_minute,
+            follow.hours.weekdays
+        ),
+        (1320, 360, 0b1_0001)
+    );
+    assert_eq!(
+        (
+            follow.ttl_ms,
+            follow.max_dev_points,
+            follow.reconcile_open_max_age_ms
+        ),
+        (2000, 0, 0)
+    );
+}
+
+#[test]
+fn bad_follow_rules_name_their_key() {
+    // Shows range and format errors of follow rules, each naming line and key.
+    let cases = [
+        ("hours_utc = \"8-20\"", "follow.hours_utc"),
+        ("days_utc = [\"mon\", \"mon\"]", "follow.days_utc"),
+        ("days_utc = []", "follow.days_utc"),
+        ("ttl_ms = 0", "follow.ttl_ms"),
+        ("max_lot = 0.0", "follow.max_lot"),
+        ("symbols_allow = [\"\"]", "follow.symbols_allow"),
+        ("symbol_map = { EURUSD = \"EUR USD\" }", "follow.symbol_map"),
+    ];
+    for (line, key) in cases {
+        let source = format!("{}{line}\n", minimal());
+        let error = error_of(&source);
+        assert_eq!(
+            (error.line(), error.key()),
+            (Some(22), key),
+            "{line}: {error}"
+        );
+    }
+}
+
+#[test]
+fn slave_risk_keys_parse_and_are_refused_on_masters() {
+    // Shows the slave-wide risk keys, and that a master refuses them and a slave refuses `contracts`.
+    let risk = "max_positions = 5\nmax_positions_per_symbol = 2\ndaily_loss_money = 500.0\ndaily_loss_percent = 5.0\n\
+                daily_loss_basis = \"equity\"\nequity_floor = 1000.0\non_limit = \"close_all\"\nmode = \"frozen\"\n";
+    let source = minimal().replace("role = \"slave\"\n", &format!("role = \"slave\"\n{risk}"));
+    let config = Config::from_toml_str(&source).unwrap();
+    let slave = config.account(150_000).unwrap();
+    assert_eq!(slave.risk.max_positions, Some(5));
+    assert_eq!(slave.risk.max_positions_per_symbol, Some(2));
+    assert_eq!(
+        (slave.risk.daily_loss_money, slave.risk.daily_loss_percent),
+        (Some(500.0), Some(5.0))
+    );
+    assert_eq!(slave.risk.daily_loss_basis, MoneyBasis::Equity);
+    assert_eq!(
+        (
+            slave.risk.equity_floor,
+            slave.risk.on_limit,
+            slave.risk.mode
+        ),
+        (Some(1000.0), OnLimit::CloseAll, CopyMode::Frozen)
+    );
+    let on_master = minimal().replace(
+        "role = \"master\"                 # or \"slave\"\n",
+        "role = \"master\"\nmax_positions = 5\n",
+    );
+    let error = error_of(&on_master);
+    assert_eq!(
+        (error.line(), error.key()),
+        (Some(10), "account.max_positions")
+    );
+    let contracts_on_slave = minimal().replace(
+        "role = \"slave\"\n",
+        "role = \"slave\"\ncontracts = { XAUUSD = 100.0 }\n",
+    );
+    assert_eq!(error_of(&contracts_on_slave).key(), "account.contracts");
+    let bad_percent = minimal().replace(
+        "role = \"slave\"\n",
+        "role = \"slave\"\ndaily_loss_percent = 0.0\n",
+    );
+    assert_eq!(error_of(&bad_percent).key(), "account.daily_loss_percent");
+}
+
+#[test]
+fn master_contracts_parse_and_must_be_positive() {
+    // Shows the master's contract table and its validation.
+    let source = minimal().replace(
+        "role = \"master\" ",
+        "contracts = { XAUUSD = 100.0 }\nrole = \"master\" ",
+    );
+    let config = Config::from_toml_str(&source).unwrap();
+    assert_eq!(
+        config.account(100_000).unwrap().contracts.get("XAUUSD"),
+        Some(&100.0)
+    );
+    let source = minimal().replace(
+        "role = \"master\" ",
+        "contracts = { XAUUSD = 0.0 }\nrole = \"master\" ",
+    );
+    let error = error_of(&source);
+    assert_eq!((error.line(), error.key()), (Some(9), "account.contracts"));
+}
+
+#[test]
+fn syntax_error_names_a_line() {
+    // Shows that broken TOML syntax is reported with a line.
+    let source = minimal().replace("shards = 0 ", "shards = = 0 ");
+    let error = error_of(&source);
+    assert_eq!(error.line(), Some(3));
+}
+
+#[test]
+fn load_reports_a_missing_file() {
+    // Shows that a file that cannot be read is a Read error naming the path.
+    let error = Config::load("/nonexistent/tradebridge.toml").unwrap_err();
+    assert!(matches!(error, ConfigError::Read { .. }));
+    assert!(error.to_string().contains("/nonexistent/tradebridge.toml"));
+}
+
+#[test]
+fn deploy_example_parses() {
+    // Shows that deploy/tradebridge.example.toml loads, with its two masters, three slaves and their rules.
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/tradebridge.example.toml");
+    let config = Config::load(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+    let masters = config
+        .accounts
+        .iter()
+        .filter(|account| account.role == Role::Master)
+        .count();
+    let slaves = config
+        .accounts
+        .iter()
+        .filter(|account| account.role == Role::Slave)
+        .count();
+    assert_eq!((masters, slaves), (2, 3));
+    assert_eq!(config.follows.len(), 4);
+    assert_eq!(
+        config.account(200_002).unwrap().risk.on_limit,
+        OnLimit::CloseAll
+    );
+    assert_eq!(
+        config.follows[2].lot,
+        LotRule::RiskPercent {
+            percent: 1.0,
+            basis: MoneyBasis::Equity,
+            quote_to_account: 1.0
+        }
+    );
+    assert!(config.follows[3].reverse);
+    // The clear demo keys named in the file's comment hash to the stored values.
+    assert_eq!(
+        config.account(100_001).unwrap().key_sha256[..4],
+        [0x02, 0x7a, 0xb5, 0x6e]
+    );
+}

@@ -1,0 +1,592 @@
+//! Raw to validated, for `[server]` and `[[account]]`, plus the checks that
+//! span tables (unique logins, unique follows). Follows are in `follow.rs`.
+//!
+//! # Layout
+//! - `config`: the entry point, in file order: server, accounts, follows.
+//! - [`Range`] and one constant per bounded `[server]` key, with its reason.
+//! - `number`, `positive`, `address`, `text`: the checks every key goes through.
+//! - `server`, `account`, `account_risk`: one function per table part.
+//!
+//! # Invariants
+//! - Every error names the key and the line of the offending value.
+//! - A returned `Config` satisfies every invariant listed in `config/mod.rs`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Display;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use toml::Spanned;
+
+use super::error::ConfigError;
+use super::follow::follow;
+use super::raw::{RawAccount, RawFile, RawIdle, RawRole, RawServer};
+use super::{
+    AccountConfig, AccountRisk, Config, IdleStrategy, JournalSync, MoneyBasis, ServerConfig,
+};
+use crate::protocol::Role;
+
+/// A numeric key: its dotted name, default and inclusive range.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Range<T> {
+    /// Dotted key named in errors, e.g. `server.hb_ms`.
+    pub key: &'static str,
+    /// Value when the key is absent.
+    pub default: T,
+    /// Smallest accepted value.
+    pub min: T,
+    /// Largest accepted value.
+    pub max: T,
+}
+
+/// Up to 256 shards: more than any machine this runs on has cores.
+const SHARDS: Range<u32> = Range {
+    key: "server.shards",
+    default: 0,
+    min: 0,
+    max: 256,
+};
+/// 5 s matches the protocol's example; below 0.5 s heartbeats cost more
+/// than they tell, above a minute a dead peer goes unnoticed too long.
+const HB_MS: Range<u64> = Range {
+    key: "server.hb_ms",
+    default: 5_000,
+    min: 500,
+    max: 60_000,
+};
+/// The protocol's 5 s, bounded like the heartbeat.
+const HELLO_TIMEOUT_MS: Range<u64> = Range {
+    key: "server.hello_timeout_ms",
+    default: 5_000,
+    min: 500,
+    max: 60_000,
+};
+/// 16 KiB holds any event; a `symbols` frame of hundreds of names may need
+/// more, so up to 1 MiB is allowed.
+const FRAME_BYTES_MAX: Range<u32> = Range {
+    key: "server.frame_bytes_max",
+    default: 16_384,
+    min: 1_024,
+    max: 1 << 20,
+};
+/// The protocol's 10 bad frames a minute.
+const BAD_FRAMES_MAX_PER_MINUTE: Range<u32> = Range {
+    key: "server.bad_frames_max_per_minute",
+    default: 10,
+    min: 1,
+    max: 1_000,
+};
+/// 200 frames a second is far above a busy scalper's rate.
+const RATE_LIMIT_PER_SECOND: Range<u32> = Range {
+    key: "server.rate_limit_per_second",
+    default: 200,
+    min: 1,
+    max: 100_000,
+};
+/// Two seconds' worth, for the outbox re-send after a reconnect.
+const RATE_LIMIT_BURST: Range<u32> = Range {
+    key: "server.rate_limit_burst",
+    default: 400,
+    min: 1,
+    max: 1_000_000,
+};
+/// The project's target of 20 000 connected terminals.
+const CONNECTIONS_MAX: Range<u32> = Range {
+    key: "server.connections_max",
+    default: 20_000,
+    min: 1,
+    max: 1_000_000,
+};
+/// 4 MiB per ring holds tens of thousands of instructions in flight.
+const RING_BYTES: Range<u64> = Range {
+    key: "server.ring_bytes",
+    default: 4 << 20,
+    min: 64 << 10,
+    max: 1 << 30,
+};
+/// 64 records or 2 ms per flush keeps acks well under the copy latency.
+const JOURNAL_GROUP_RECORDS: Range<u32> = Range {
+    key: "server.journal_group_records",
+    default: 64,
+    min: 1,
+    max: 65_536,
+};
+const JOURNAL_GROUP_MS: Range<u64> = Range {
+    key: "server.journal_group_ms",
+    default: 2,
+    min: 0,
+    max: 1_000,
+};
+/// 64 MiB segments: a day of a busy bridge in a few files.
+const JOURNAL_SEGMENT_BYTES: Range<u64> = Range {
+    key: "server.journal_segment_bytes",
+    default: 64 << 20,
+    min: 1 << 20,
+    max: 4 << 30,
+};
+/// 50 us: a parked loop wakes fast enough for sub-millisecond copies.
+const IDLE_PARK_BACKOFF_US_MAX: Range<u64> = Range {
+    key: "server.idle_park_backoff_us_max",
+    default: 50,
+    min: 1,
+    max: 100_000,
+};
+/// 10 000 open positions per master is far above any real account.
+const POSITIONS_PER_MASTER_MAX: Range<u32> = Range {
+    key: "server.positions_per_master_max",
+    default: 10_000,
+    min: 1,
+    max: 1_000_000,
+};
+/// A terminal's Market Watch rarely lists more than a few thousand symbols.
+const SYMBOLS_PER_SLAVE_MAX: Range<u32> = Range {
+    key: "server.symbols_per_slave_max",
+    default: 5_000,
+    min: 1,
+    max: 100_000,
+};
+/// 4096 ids cover any re-sent outbox or stale snapshot.
+const CLOSED_POSITIONS_REMEMBERED_MAX: Range<u32> = Range {
+    key: "server.closed_positions_remembered_max",
+    default: 4_096,
+    min: 0,
+    max: 1_000_000,
+};
+/// Position-count limits of a slave account (absent means unlimited).
+const MAX_POSITIONS: Range<u32> = Range {
+    key: "account.max_positions",
+    default: 1,
+    min: 1,
+    max: 100_000,
+};
+const MAX_POSITIONS_PER_SYMBOL: Range<u32> = Range {
+    key: "account.max_positions_per_symbol",
+    ..MAX_POSITIONS
+};
+
+/// Entries in a symbol list, symbol map, magic list or contracts table. A
+/// broker lists a few thousand symbols at most.
+pub(crate) const LIST_ENTRIES_MAX: usize = 10_000;
+
+/// Largest money figure accepted (limits and floors), in account currency.
+const MONEY_MAX: f64 = 1e12;
+
+/// The text that example configs put where the key hash goes.
+const KEY_PLACEHOLDER: &str = "<hex SHA-256 of the API key>";
+
+pub(crate) fn config(source: &str, raw: RawFile) -> Result<Config, ConfigError> {
+    let server = server(source, &raw.server)?;
+    let mut accounts = Vec::with_capacity(raw.account.len());
+    let mut logins = BTreeSet::new();
+    for raw_account in &raw.account {
+        let account = account(source, raw_account)?;
+        if !logins.insert(account.login) {
+            let message = format!(
+                "login {} appears in two [[account]] tables; expected each login once",
+                account.login
+            );
+            return Err(ConfigError::at(
+                source,
+                raw_account.login.span().start,
+                "account.login",
+                message,
+            ));
+        }
+        accounts.push(account);
+    }
+    let roles: BTreeMap<u64, Role> = accounts
+        .iter()
+        .map(|account| (account.login, account.role))
+        .collect();
+    let mut follows = Vec::with_capacity(raw.follow.len());
+    let mut pairs = BTreeSet::new();
+    for raw_follow in &raw.follow {
+        let follow = follow(source, raw_follow, &roles)?;
+        if !pairs.insert((follow.slave, follow.master)) {
+            let message = format!(
+                "slave {} already follows master {}; expected each (slave, master) pair once",
+                follow.slave, follow.master
+            );
+            return Err(ConfigError::at(
+                source,
+                raw_follow.slave.span().start,
+                "follow.slave",
+                message,
+            ));
+        }
+        follows.push(follow);
+    }
+    assert_eq!(accounts.len(), logins.len(), "logins are unique");
+    assert_eq!(follows.len(), pairs.len(), "follow pairs are unique");
+    Ok(Config {
+        server,
+        accounts,
+        follows,
+    })
+}
+
+/// An optional numeric key: its default when absent, else checked against
+/// the inclusive range.
+pub(crate) fn number<T: Copy + PartialOrd + Display>(
+    source: &str,
+    value: &Option<Spanned<T>>,
+    range: Range<T>,
+) -> Result<T, ConfigError> {
+    let key = range.key;
+    assert!(range.min <= range.max, "the range of `{key}` is not empty");
+    assert!(
+        range.default >= range.min && range.default <= range.max,
+        "the default of `{key}` lies in its range"
+    );
+    let Some(value) = value else {
+        return Ok(range.default);
+    };
+    let inner = *value.get_ref();
+    if inner < range.min || inner > range.max {
+        let message = format!(
+            "{inner} is out of range; expected {} to {}",
+            range.min, range.max
+        );
+        return Err(ConfigError::at(source, value.span().start, key, message));
+    }
+    Ok(inner)
+}
+
+/// A finite number above 0 and at most `max`.
+pub(crate) fn positive(
+    source: &str,
+    value: &Spanned<f64>,
+    key: &str,
+    max: f64,
+) -> Result<f64, ConfigError> {
+    assert!(max > 0.0, "`{key}` has a positive upper bound");
+    let inner = *value.get_ref();
+    if !inner.is_finite() || inner <= 0.0 || inner > max {
+        let message =
+            format!("{inner} is out of range; expected a number above 0 and at most {max}");
+        return Err(ConfigError::at(source, value.span().start, key, message));
+    }
+    Ok(inner)
+}
+
+/// An optional text key no longer than `bytes_max`.
+pub(crate) fn text(
+    source: &str,
+    value: Option<&Spanned<String>>,
+    key: &str,
+    bytes_max: usize,
+) -> Result<Option<String>, ConfigError> {
+    let Some(value) = value else { return Ok(None) };
+    if value.get_ref().len() > bytes_max {
+        let message = format!(
+            "{} bytes long; expected at most {bytes_max}",
+            value.get_ref().len()
+        );
+        return Err(ConfigError::at(source, value.span().start, key, message));
+    }
+    Ok(Some(value.get_ref().clone()))
+}
+
+fn address(source: &str, value: &Spanned<String>, key: &str) -> Result<SocketAddr, ConfigError> {
+    value.get_ref().parse().map_err(|_| {
+        let message = format!(
+            "\"{}\" is not an address; expected ip:port such as \"127.0.0.1:8080\"",
+            value.get_ref()
+        );
+        ConfigError::at(source, value.span().start, key, message)
+    })
+}
+
+fn ring_bytes(source: &str, raw: &RawServer) -> Result<u64, ConfigError> {
+    let ring_bytes = number(source, &raw.ring_bytes, RING_BYTES)?;
+    if !ring_bytes.is_power_of_two() {
+        let offset = raw
+            .ring_bytes
+            .as_ref()
+            .map_or(0, |value| value.span().start);
+        let message = format!("{ring_bytes} is not a power of two; expected one such as 4194304");
+        return Err(ConfigError::at(source, offset, RING_BYTES.key, message));
+    }
+    Ok(ring_bytes)
+}
+
+fn idle(source: &str, raw: &RawServer) -> Result<IdleStrategy, ConfigError> {
+    Ok(match raw.idle.unwrap_or(RawIdle::Park) {
+        RawIdle::Spin => IdleStrategy::Spin,
+        RawIdle::Yield => IdleStrategy::Yield,
+        RawIdle::Park => IdleStrategy::Park {
+            backoff_us_max: number(
+                source,
+                &raw.idle_park_backoff_us_max,
+                IDLE_PARK_BACKOFF_US_MAX,
+            )?,
+        },
+    })
+}
+
+fn server(source: &str, raw: &RawServer) -> Result<ServerConfig, ConfigError> {
+    if raw.journal_dir.get_ref().trim().is_empty() {
+        let message = "\"\" is empty; expected a directory path".to_string();
+        return Err(ConfigError::at(
+            source,
+            raw.journal_dir.span().start,
+            "server.journal_dir",
+            message,
+        ));
+    }
+    let metrics_listen = match &raw.metrics_listen {
+        Some(value) => Some(address(source, value, "server.metrics_listen")?),
+        None => None,
+    };
+    let server = ServerConfig {
+        listen: address(source, &raw.listen, "server.listen")?,
+        shards: number(source, &raw.shards, SHARDS)?,
+        journal_dir: PathBuf::from(raw.journal_dir.get_ref()),
+        metrics_listen,
+        hb_ms: number(source, &raw.hb_ms, HB_MS)?,
+        hello_timeout_ms: number(source, &raw.hello_timeout_ms, HELLO_TIMEOUT_MS)?,
+        frame_bytes_max: number(source, &raw.frame_bytes_max, FRAME_BYTES_MAX)?,
+        bad_frames_max_per_minute: number(
+            source,
+            &raw.bad_frames_max_per_minute,
+            BAD_FRAMES_MAX_PER_MINUTE,
+        )?,
+        rate_limit_per_second: number(source, &raw.rate_limit_per_second, RATE_LIMIT_PER_SECOND)?,
+        rate_limit_burst: number(source, &raw.rate_limit_burst, RATE_LIMIT_BURST)?,
+        connections_max: number(source, &raw.connections_max, CONNECTIONS_MAX)?,
+        ring_bytes: ring_bytes(source, raw)?,
+        journal_sync: raw.journal_sync.unwrap_or(JournalSync::Group),
+        journal_group_records: number(source, &raw.journal_group_records, JOURNAL_GROUP_RECORDS)?,
+        journal_group_ms: number(source, &raw.journal_group_ms, JOURNAL_GROUP_MS)?,
+        journal_segment_bytes: number(source, &raw.journal_segment_bytes, JOURNAL_SEGMENT_BYTES)?,
+        idle: idle(source, raw)?,
+        log_json: raw.log_json.unwrap_or(false),
+        positions_per_master_max: number(
+            source,
+            &raw.positions_per_master_max,
+            POSITIONS_PER_MASTER_MAX,
+        )?,
+        symbols_per_slave_max: number(source, &raw.symbols_per_slave_max, SYMBOLS_PER_SLAVE_MAX)?,
+        closed_positions_remembered_max: number(
+            source,
+            &raw.closed_positions_remembered_max,
+            CLOSED_POSITIONS_REMEMBERED_MAX,
+        )?,
+    };
+    assert!(server.ring_bytes.is_power_of_two());
+    assert!(server.hb_ms > 0 && server.frame_bytes_max > 0);
+    Ok(server)
+}
+
+fn account(source: &str, raw: &RawAccount) -> Result<AccountConfig, ConfigError> {
+    let login = *raw.login.get_ref();
+    if login == 0 {
+        let message = "0 is not a login; expected an account number above 0".to_string();
+        return Err(ConfigError::at(
+            source,
+            raw.login.span().start,
+            "account.login",
+            message,
+        ));
+    }
+    if raw.server.get_ref().trim().is_empty() {
+        let message = "\"\" is empty; expected the broker's server name".to_string();
+        return Err(ConfigError::at(
+            source,
+            raw.server.span().start,
+            "account.server",
+            message,
+        ));
+    }
+    let role = match raw.role.get_ref() {
+        RawRole::Master => Role::Master,
+        RawRole::Slave => Role::Slave,
+    };
+    let contracts = match &raw.contracts {
+        None => BTreeMap::new(),
+        Some(table) if role == Role::Slave => {
+            let why = "the slave's contract sizes come from its `state.symbols`";
+            return Err(only_on(
+                source,
+                table.span().start,
+                "account.contracts",
+                "a master",
+                why,
+            ));
+        }
+        Some(table) => contracts(source, table)?,
+    };
+    let risk = if role == Role::Slave {
+        account_risk(source, raw)?
+    } else {
+        refuse_risk_on_master(source, raw)?
+    };
+    assert!(login > 0);
+    assert!(
+        role == Role::Slave || risk == AccountRisk::default(),
+        "a master carries no risk settings"
+    );
+    let key_sha256 = key_hash(source, &raw.key_sha256)?;
+    Ok(AccountConfig {
+        login,
+        server: raw.server.get_ref().clone(),
+        role,
+        key_sha256,
+        contracts,
+        risk,
+    })
+}
+
+fn only_on(source: &str, offset: usize, key: &str, role: &str, why: &str) -> ConfigError {
+    ConfigError::at(
+        source,
+        offset,
+        key,
+        format!("is only valid on {role} account; {why}"),
+    )
+}
+
+fn key_hash(source: &str, value: &Spanned<String>) -> Result<[u8; 32], ConfigError> {
+    let text = value.get_ref().trim();
+    let error =
+        |detail: String| ConfigError::at(source, value.span().start, "account.key_sha256", detail);
+    if text == KEY_PLACEHOLDER {
+        return Err(error(
+            "is still the placeholder; expected the 64 hex digits of the key's SHA-256 (`printf %s KEY | sha256sum`)"
+                .to_string(),
+        ));
+    }
+    if text.len() != 64 || !text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        return Err(error(format!(
+            "\"{text}\" has {} characters; expected 64 hex digits (a SHA-256)",
+            text.len()
+        )));
+    }
+    let mut hash = [0u8; 32];
+    for (index, byte) in hash.iter_mut().enumerate() {
+        // The text is ASCII hex, checked above, so every pair parses.
+        *byte = u8::from_str_radix(&text[index * 2..index * 2 + 2], 16)
+            .expect("hex digits were checked");
+    }
+    assert_eq!(hash.len() * 2, text.len());
+    Ok(hash)
+}
+
+fn contracts(
+    source: &str,
+    table: &Spanned<BTreeMap<String, f64>>,
+) -> Result<BTreeMap<String, f64>, ConfigError> {
+    let key = "account.contracts";
+    if table.get_ref().len() > LIST_ENTRIES_MAX {
+        let message = format!(
+            "{} entries; expected at most {LIST_ENTRIES_MAX}",
+            table.get_ref().len()
+        );
+        return Err(ConfigError::at(source, table.span().start, key, message));
+    }
+    for (symbol, size) in table.get_ref() {
+        if !size.is_finite() || *size <= 0.0 {
+            let message = format!("{symbol} = {size}; expected a contract size above 0");
+            return Err(ConfigError::at(source, table.span().start, key, message));
+        }
+    }
+    Ok(table.get_ref().clone())
+}
+
+/// Risk keys protect the copying account; on a master they are a mistake.
+fn refuse_risk_on_master(source: &str, raw: &RawAccount) -> Result<AccountRisk, ConfigError> {
+    let present = [
+        (
+            "account.mode",
+            raw.mode.as_ref().map(|value| value.span().start),
+        ),
+        (
+            "account.max_positions",
+            raw.max_positions.as_ref().map(|value| value.span().start),
+        ),
+        (
+            "account.max_positions_per_symbol",
+            raw.max_positions_per_symbol
+                .as_ref()
+                .map(|value| value.span().start),
+        ),
+        (
+            "account.daily_loss_money",
+            raw.daily_loss_money
+                .as_ref()
+                .map(|value| value.span().start),
+        ),
+        (
+            "account.daily_loss_percent",
+            raw.daily_loss_percent
+                .as_ref()
+                .map(|value| value.span().start),
+        ),
+        (
+            "account.daily_loss_basis",
+            raw.daily_loss_basis
+                .as_ref()
+                .map(|value| value.span().start),
+        ),
+        (
+            "account.equity_floor",
+            raw.equity_floor.as_ref().map(|value| value.span().start),
+        ),
+        (
+            "account.on_limit",
+            raw.on_limit.as_ref().map(|value| value.span().start),
+        ),
+    ];
+    match present
+        .into_iter()
+        .find_map(|(key, offset)| offset.map(|offset| (key, offset)))
+    {
+        Some((key, offset)) => Err(only_on(
+            source,
+            offset,
+            key,
+            "a slave",
+            "risk limits protect the copying account",
+        )),
+        None => Ok(AccountRisk::default()),
+    }
+}
+
+fn account_risk(source: &str, raw: &RawAccount) -> Result<AccountRisk, ConfigError> {
+    let count =
+        |value: &Option<Spanned<u32>>, range: Range<u32>| -> Result<Option<u32>, ConfigError> {
+            value
+                .as_ref()
+                .map(|_| number(source, value, range))
+                .transpose()
+        };
+    let money =
+        |value: &Option<Spanned<f64>>, key: &str, max: f64| -> Result<Option<f64>, ConfigError> {
+            value
+                .as_ref()
+                .map(|value| positive(source, value, key, max))
+                .transpose()
+        };
+    let risk = AccountRisk {
+        mode: raw
+            .mode
+            .as_ref()
+            .map_or(Default::default(), |value| *value.get_ref()),
+        max_positions: count(&raw.max_positions, MAX_POSITIONS)?,
+        max_positions_per_symbol: count(&raw.max_positions_per_symbol, MAX_POSITIONS_PER_SYMBOL)?,
+        daily_loss_money: money(&raw.daily_loss_money, "account.daily_loss_money", MONEY_MAX)?,
+        daily_loss_percent: money(&raw.daily_loss_percent, "account.daily_loss_percent", 100.0)?,
+        daily_loss_basis: raw
+            .daily_loss_basis
+            .as_ref()
+            .map_or(MoneyBasis::Balance, |value| *value.get_ref()),
+        equity_floor: money(&raw.equity_floor, "account.equity_floor", MONEY_MAX)?,
+        on_limit: raw
+            .on_limit
+            .as_ref()
+            .map_or(Default::default(), |value| *value.get_ref()),
+    };
+    assert!(risk.max_positions != Some(0) && risk.max_positions_per_symbol != Some(0));
+    assert!(!matches!(risk.daily_loss_percent, Some(percent) if percent > 100.0));
+    Ok(risk)
+}
