@@ -43,7 +43,7 @@ fn error_of(source: &str) -> ConfigError {
 fn minimal_form_parses_with_defaults() {
     // Shows that the brief's minimal form is accepted and every default applied.
     let config = Config::from_toml_str(&minimal()).unwrap();
-    assert_eq!(config.server.listen, "127.0.0.1:8080".parse().unwrap());
+    assert_eq!(config.server.listen, "127.0.0.1:8080".parse::<std::net::SocketAddr>().unwrap());
     assert_eq!(config.server.shards, 0);
     assert_eq!(config.server.hb_ms, 5_000);
     assert_eq!(config.server.frame_bytes_max, 16_384);
