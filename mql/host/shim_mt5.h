@@ -1,0 +1,2 @@
+// placeholder
+using namespace sim5;

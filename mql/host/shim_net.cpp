@@ -1,0 +1,2 @@
+#define TB_SHIM_IMPLEMENTATION
+#include "mql_shim.h"
