@@ -66,6 +66,8 @@ public:
    string            Error(void) const { return m_error; }
    int               Kind(int token) const { return m_tokens[token].kind; }
    int               Count(int token) const { return m_tokens[token].count; }
+   // First token after `token`'s subtree (its next sibling, if any).
+   int               Next(int token) const { return m_tokens[token].next; }
 
    bool              Parse(TB_CONST_ARRAY_PARAM(uchar, bytes), int count)
      {

@@ -1,7 +1,12 @@
 // test_websocket.cpp: SHA-1, base64 and the RFC 6455 client engine,
 // driven byte by byte with no network.
 #include "mql_shim.h"
+// Each test file compiles the dialect in its own namespace, as each EA
+// compiles it in its own translation unit.
+namespace dialect_websocket {
 #include "../../Include/TradeBridge/WebSocket.mqh"
+}
+using namespace dialect_websocket;
 #include "check.h"
 #include "ws_peer.h"
 
