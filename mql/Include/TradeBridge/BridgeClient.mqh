@@ -83,6 +83,9 @@ public:
    bool              Configure(const string &url, const TbHello &hello, ulong backoff_base_ms, ulong backoff_max_ms, string &error)
      {
       if(!TbParseUrl(url, m_host, m_port, m_path, m_tls, error)) return false;
+      m_transport.Close();
+      m_ws.Abort("reconfigured");
+      m_transport_up = false;
 #ifndef __MQL5__
       if(m_tls) { error = "MT4 cannot open wss:// (no TLS in MT4): use ws:// to a local stunnel/nginx or a LAN bridge"; return false; }
 #endif

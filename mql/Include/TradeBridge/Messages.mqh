@@ -35,6 +35,31 @@ bool TbOneOf(const string &value, const string &allowed)
 #define TB_ROLES         "master|slave"
 #define TB_ERROR_CODES   "bad_message|unknown_type|unauthorized|rate_limited|too_large|internal"
 
+// MT4 OP_* and MT5 ORDER_TYPE_* share the numbers 0..5, so one table
+// names the side for both.
+// Side name of order/position type 0..5; "" for any other type.
+string TbSideOfType(int type)
+  {
+   switch(type)
+     {
+      case 0: return "buy";
+      case 1: return "sell";
+      case 2: return "buy_limit";
+      case 3: return "sell_limit";
+      case 4: return "buy_stop";
+      case 5: return "sell_stop";
+     }
+   return "";
+  }
+
+// Order/position type 0..5 of a side name; -1 for anything else.
+int TbTypeOfSide(const string &side)
+  {
+   for(int type = 0; type <= 5; type++)
+      if(TbSideOfType(type) == side) return type;
+   return -1;
+  }
+
 //--- readers' small helpers: each sets `error` naming the field.
 bool TbNeedULong(const TbJsonReader &r, int object, const string &key, ulong &value, string &error)
   {

@@ -76,6 +76,7 @@ public:
    bool              SequenceKnown(void) const { return m_sequence_known; }
    string            Error(void) const { return m_error; }
    ulong             PendingSeq(int index) const { return m_events[index].seq; }
+   void              PendingEventAt(int index, TbEvent &event) const { event.CopyFrom(m_events[index]); }
 
    // Loads the log (if any) and keeps it open for appends.
    bool              Open(const string &file_name, int events_max)

@@ -84,6 +84,11 @@ public:
 
    void              Configure(ulong backoff_base_ms, ulong backoff_max_ms, ulong seed)
      {
+      // A re-initialised EA (OnDeinit + OnInit) starts from scratch.
+      m_state = TB_SESSION_DOWN;
+      m_next_attempt_ms = 0;
+      m_failures = 0;
+      m_heartbeat_ms = TB_HEARTBEAT_MS_DEFAULT;
       m_backoff_base_ms = backoff_base_ms > 0 ? backoff_base_ms : TB_BACKOFF_BASE_MS_DEFAULT;
       m_backoff_max_ms = backoff_max_ms >= m_backoff_base_ms ? backoff_max_ms : m_backoff_base_ms;
       m_random.Seed(seed);

@@ -8,7 +8,7 @@
 // - TbFormatDouble: the shortest fixed-point text that reads back as the
 //   same double, for prices and volumes ("0.1", "1.08123").
 // - TbUtf8Valid: RFC 3629 validation (WebSocket text, JSON input).
-// - TbTrimSpaces, TbStartsWith.
+// - TbTrimSpaces, TbStartsWith, TbFromTicket (MT4 "from #N" comments).
 // # Invariants
 // - TbStringToULong accepts only 1..20 ASCII digits whose value fits in
 //   64 bits; anything else is reported, never wrapped.
@@ -103,6 +103,18 @@ bool TbUtf8Valid(TB_CONST_ARRAY_PARAM(uchar, bytes), int count)
 bool TbStartsWith(const string &text, const string &prefix)
   {
    return StringFind(text, prefix) == 0;
+  }
+
+// N from a "from #N" comment; 0 when the comment is something else.
+ulong TbFromTicket(const string &comment)
+  {
+   int at = StringFind(comment, "from #");
+   if(at < 0) return 0;
+   int start = at + 6, end = start;
+   while(end < StringLen(comment) && StringGetCharacter(comment, end) >= '0' && StringGetCharacter(comment, end) <= '9') end++;
+   ulong ticket = 0;
+   if(!TbStringToULong(StringSubstr(comment, start, end - start), ticket)) return 0;
+   return ticket;
   }
 
 #endif
