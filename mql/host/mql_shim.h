@@ -56,6 +56,9 @@ static_assert(sizeof(long) == 8, "MQL long is 64 bits");
 #define EMPTY_VALUE 2147483647
 #define CP_ACP 0
 #define CP_UTF8 65001
+#define INIT_SUCCEEDED 0
+#define INIT_FAILED 1
+#define INIT_PARAMETERS_INCORRECT 2
 
 //--------------------------------------------------------------------
 // string
@@ -126,6 +129,9 @@ int ArrayCopy(MqlArray<T> &destination, const MqlArray<T> &source, int destinati
 }
 template <typename T> void ArrayInitialize(MqlArray<T> &array, T value) {
     for (auto &item : array.items) item = value;
+}
+template <typename T, size_t N, typename V> void ArrayInitialize(T (&array)[N], V value) {
+    for (size_t i = 0; i < N; i++) array[i] = (T)value;
 }
 template <typename T> void ZeroMemory(T &value) { value = T(); }
 

@@ -71,6 +71,7 @@ inline double AccountEquity() { return g_terminal->equity; }
 inline string AccountCurrency() { return string(g_terminal->currency); }
 inline string AccountServer() { return string(g_terminal->server); }
 inline bool RefreshRates() { return true; }
+inline bool IsDllsAllowed() { return true; }
 inline bool IsTradeContextBusy() { return false; }
 inline double MarketInfo(const string &name, int type) {
     SimSymbol *symbol = g_terminal->FindSymbol(name.Utf8());

@@ -31,6 +31,10 @@
 #include "Book.mqh"
 #include "MonitorLink.mqh"
 
+// A deal delivered twice arrives within a few transactions of the first;
+// remembering the last 512 deals covers any burst a terminal queues.
+#define TB_RECENT_DEALS_MAX 512
+
 class TbMonitor5
   {
 private:
@@ -39,8 +43,14 @@ private:
    TbBook            m_positions;
    // Pending orders, keyed (and reported) by order ticket.
    TbBook            m_orders;
+   // Ring of the deal tickets handled last, so a deal delivered twice is
+   // reported once; m_recent_next is the slot the next deal overwrites.
+   ulong             m_recent_deals[TB_RECENT_DEALS_MAX];
+   int               m_recent_next;
 
 public:
+                     TbMonitor5(void) : m_recent_next(0) { ArrayInitialize(m_recent_deals, 0); }
+
    bool              Init(const string &url, const TbHello &hello, const string &outbox_file, int events_max,
                           ulong snapshot_interval_ms, ulong backoff_base_ms, ulong backoff_max_ms, string &error)
      {
@@ -150,9 +160,19 @@ private:
       return true;
      }
 
+   // True the first time `deal` is seen; remembers it.
+   bool              FirstSight(ulong deal)
+     {
+      for(int i = 0; i < TB_RECENT_DEALS_MAX; i++)
+         if(m_recent_deals[i] == deal) return false;
+      m_recent_deals[m_recent_next] = deal;
+      m_recent_next = (m_recent_next + 1) % TB_RECENT_DEALS_MAX;
+      return true;
+     }
+
    void              OnDeal(ulong deal)
      {
-      if(!HistoryDealSelect(deal)) return;
+      if(deal == 0 || !FirstSight(deal) || !HistoryDealSelect(deal)) return;
       int deal_type = (int)HistoryDealGetInteger(deal, DEAL_TYPE);
       // Balance, credit, commission... deals are not trades.
       if(deal_type != DEAL_TYPE_BUY && deal_type != DEAL_TYPE_SELL) return;
