@@ -57,6 +57,7 @@ struct TbFound
    double            price;        // open or trigger price
    double            sl;
    double            tp;
+                     TbFound(void) : ticket(0), type(0), volume(0), price(0), sl(0), tp(0) {}
   };
 
 struct TbAttempt
@@ -65,6 +66,7 @@ struct TbAttempt
    ulong             ticket;       // what the call produced or changed
    double            price;        // fill price
    double            volume;       // filled volume
+                     TbAttempt(void) : code(0), ticket(0), price(0), volume(0) {}
   };
 
 // Writes `text` to `<name>.tmp` and moves it over `name`.
