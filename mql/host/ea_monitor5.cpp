@@ -28,10 +28,3 @@ EaEntry EaMonitor5() {
     return EaEntry{"TradeCopy_Monitor.mq5", 5, ea_monitor5::OnInit, ea_monitor5::OnDeinit, ea_monitor5::OnTimer,
                    ea_monitor5::OnTick, Transaction, SetInput};
 }
-
-void EaDeliverTransactions(const EaEntry &ea, SimTerminal &terminal) {
-    std::vector<sim5::MqlTradeTransaction> queued;
-    queued.swap(terminal.transactions);
-    if (ea.on_trade_transaction == nullptr) return;
-    for (const auto &transaction : queued) ea.on_trade_transaction(transaction);
-}
