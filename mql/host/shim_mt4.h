@@ -8,6 +8,9 @@
 //   OrderSend / OrderClose / OrderModify / OrderDelete, MarketInfo.
 // - Winsock functions with the signatures our #import block declares.
 // # Invariants
+// - Every function is `static inline`: the MT4 and MT5 versions of one
+//   name (OrdersTotal, OrderSelect...) differ, and a binary that links EAs
+//   of both platforms (ea_host) must keep each translation unit's own.
 // - GetLastError() after a trade call returns the simulated server's error.
 #ifndef TRADEBRIDGE_SHIM_MT4_H
 #define TRADEBRIDGE_SHIM_MT4_H
@@ -59,21 +62,21 @@ void ShimSetLastError(int code);
 #define ERR_UNKNOWN_SYMBOL 4106
 #define ERR_INVALID_TICKET 4108
 
-inline Sim4Order &ShimMt4Selected() {
+static inline Sim4Order &ShimMt4Selected() {
     static Sim4Order selected;
     return selected;
 }
 
 //--- account and market
-inline int AccountNumber() { return (int)g_terminal->login; }
-inline double AccountBalance() { return g_terminal->balance; }
-inline double AccountEquity() { return g_terminal->equity; }
-inline string AccountCurrency() { return string(g_terminal->currency); }
-inline string AccountServer() { return string(g_terminal->server); }
-inline bool RefreshRates() { return true; }
-inline bool IsDllsAllowed() { return true; }
-inline bool IsTradeContextBusy() { return false; }
-inline double MarketInfo(const string &name, int type) {
+static inline int AccountNumber() { return (int)g_terminal->login; }
+static inline double AccountBalance() { return g_terminal->balance; }
+static inline double AccountEquity() { return g_terminal->equity; }
+static inline string AccountCurrency() { return string(g_terminal->currency); }
+static inline string AccountServer() { return string(g_terminal->server); }
+static inline bool RefreshRates() { return true; }
+static inline bool IsDllsAllowed() { return true; }
+static inline bool IsTradeContextBusy() { return false; }
+static inline double MarketInfo(const string &name, int type) {
     SimSymbol *symbol = g_terminal->FindSymbol(name.Utf8());
     if (symbol == nullptr) {
         ShimSetLastError(ERR_UNKNOWN_SYMBOL);
@@ -91,19 +94,19 @@ inline double MarketInfo(const string &name, int type) {
     }
     return 0;
 }
-inline bool SymbolSelect(const string &name, bool select) {
+static inline bool SymbolSelect(const string &name, bool select) {
     SimSymbol *symbol = g_terminal->FindSymbol(name.Utf8());
     if (symbol == nullptr) return false;
     symbol->in_market_watch = select;
     return true;
 }
-inline int SymbolsTotal(bool selected) {
+static inline int SymbolsTotal(bool selected) {
     int count = 0;
     for (auto &entry : g_terminal->symbols)
         if (!selected || entry.second.in_market_watch) count++;
     return count;
 }
-inline string SymbolName(int position, bool selected) {
+static inline string SymbolName(int position, bool selected) {
     int index = 0;
     for (auto &entry : g_terminal->symbols) {
         if (selected && !entry.second.in_market_watch) continue;
@@ -113,9 +116,9 @@ inline string SymbolName(int position, bool selected) {
 }
 
 //--- orders
-inline int OrdersTotal() { return (int)g_terminal->mt4_trades.size(); }
-inline int OrdersHistoryTotal() { return (int)g_terminal->mt4_history.size(); }
-inline bool OrderSelect(int index, int select, int pool = MODE_TRADES) {
+static inline int OrdersTotal() { return (int)g_terminal->mt4_trades.size(); }
+static inline int OrdersHistoryTotal() { return (int)g_terminal->mt4_history.size(); }
+static inline bool OrderSelect(int index, int select, int pool = MODE_TRADES) {
     Sim4Order *found = nullptr;
     if (select == SELECT_BY_TICKET) {
         found = g_terminal->Mt4FindTrade(index);
@@ -127,18 +130,18 @@ inline bool OrderSelect(int index, int select, int pool = MODE_TRADES) {
     ShimMt4Selected() = found != nullptr ? *found : Sim4Order();
     return found != nullptr;
 }
-inline int OrderTicket() { return ShimMt4Selected().ticket; }
-inline string OrderSymbol() { return string(ShimMt4Selected().symbol); }
-inline int OrderType() { return ShimMt4Selected().type; }
-inline double OrderLots() { return ShimMt4Selected().lots; }
-inline double OrderOpenPrice() { return ShimMt4Selected().open_price; }
-inline double OrderStopLoss() { return ShimMt4Selected().sl; }
-inline double OrderTakeProfit() { return ShimMt4Selected().tp; }
-inline int OrderMagicNumber() { return ShimMt4Selected().magic; }
-inline string OrderComment() { return string(ShimMt4Selected().comment); }
-inline datetime OrderOpenTime() { return ShimMt4Selected().open_time; }
-inline datetime OrderCloseTime() { return ShimMt4Selected().close_time; }
-inline double OrderClosePrice() {
+static inline int OrderTicket() { return ShimMt4Selected().ticket; }
+static inline string OrderSymbol() { return string(ShimMt4Selected().symbol); }
+static inline int OrderType() { return ShimMt4Selected().type; }
+static inline double OrderLots() { return ShimMt4Selected().lots; }
+static inline double OrderOpenPrice() { return ShimMt4Selected().open_price; }
+static inline double OrderStopLoss() { return ShimMt4Selected().sl; }
+static inline double OrderTakeProfit() { return ShimMt4Selected().tp; }
+static inline int OrderMagicNumber() { return ShimMt4Selected().magic; }
+static inline string OrderComment() { return string(ShimMt4Selected().comment); }
+static inline datetime OrderOpenTime() { return ShimMt4Selected().open_time; }
+static inline datetime OrderCloseTime() { return ShimMt4Selected().close_time; }
+static inline double OrderClosePrice() {
     const Sim4Order &order = ShimMt4Selected();
     if (order.close_time != 0) return order.close_price;
     SimSymbol *symbol = g_terminal->FindSymbol(order.symbol);
@@ -146,7 +149,7 @@ inline double OrderClosePrice() {
     return order.type == OP_BUY ? symbol->bid : symbol->ask;
 }
 
-inline int OrderSend(const string &symbol, int cmd, double volume, double price, int slippage, double stoploss,
+static inline int OrderSend(const string &symbol, int cmd, double volume, double price, int slippage, double stoploss,
                      double takeprofit, const string &comment = string(""), int magic = 0, datetime expiration = 0,
                      color arrow_color = clrNONE) {
     int ticket = g_terminal->Mt4OrderSend(symbol.Utf8(), cmd, volume, price, slippage, stoploss, takeprofit,
@@ -154,48 +157,48 @@ inline int OrderSend(const string &symbol, int cmd, double volume, double price,
     ShimSetLastError(g_terminal->last_error);
     return ticket;
 }
-inline bool OrderClose(int ticket, double lots, double price, int slippage, color arrow_color = clrNONE) {
+static inline bool OrderClose(int ticket, double lots, double price, int slippage, color arrow_color = clrNONE) {
     bool ok = g_terminal->Mt4OrderClose(ticket, lots, price, slippage);
     ShimSetLastError(g_terminal->last_error);
     return ok;
 }
-inline bool OrderModify(int ticket, double price, double stoploss, double takeprofit, datetime expiration,
+static inline bool OrderModify(int ticket, double price, double stoploss, double takeprofit, datetime expiration,
                         color arrow_color = clrNONE) {
     bool ok = g_terminal->Mt4OrderModify(ticket, price, stoploss, takeprofit);
     ShimSetLastError(g_terminal->last_error);
     return ok;
 }
-inline bool OrderDelete(int ticket, color arrow_color = clrNONE) {
+static inline bool OrderDelete(int ticket, color arrow_color = clrNONE) {
     bool ok = g_terminal->Mt4OrderDelete(ticket);
     ShimSetLastError(g_terminal->last_error);
     return ok;
 }
 
 //--- ws2_32 imports, with the signatures the EA's #import block declares
-inline int WSAStartup(int version_requested, MqlArray<uchar> &data) { return data.items.size() >= 400 && version_requested > 0 ? 0 : 10092; }
-inline int WSAGetLastError() { return ShimWsLastError(); }
-inline int socket(int address_family, int type, int protocol) { return ShimWsSocket(address_family, type, protocol); }
-inline int connect(int s, MqlArray<uchar> &name, int name_length) {
+static inline int WSAStartup(int version_requested, MqlArray<uchar> &data) { return data.items.size() >= 400 && version_requested > 0 ? 0 : 10092; }
+static inline int WSAGetLastError() { return ShimWsLastError(); }
+static inline int socket(int address_family, int type, int protocol) { return ShimWsSocket(address_family, type, protocol); }
+static inline int connect(int s, MqlArray<uchar> &name, int name_length) {
     if ((int)name.items.size() < name_length) return -1;
     return ShimWsConnect(s, name.items.data(), name_length);
 }
-inline int send(int s, MqlArray<uchar> &buffer, int length, int flags) {
+static inline int send(int s, MqlArray<uchar> &buffer, int length, int flags) {
     if ((int)buffer.items.size() < length) return -1;
     return ShimWsSend(s, buffer.items.data(), length);
 }
-inline int recv(int s, MqlArray<uchar> &buffer, int length, int flags) {
+static inline int recv(int s, MqlArray<uchar> &buffer, int length, int flags) {
     if ((int)buffer.items.size() < length) buffer.items.resize((size_t)length);
     return ShimWsRecv(s, buffer.items.data(), length);
 }
-inline int closesocket(int s) { return ShimWsClose(s); }
+static inline int closesocket(int s) { return ShimWsClose(s); }
 // Only FIONBIO is emulated: it is the only command the EA sends.
-inline int ioctlsocket(int s, int command, uint &argument) {
+static inline int ioctlsocket(int s, int command, uint &argument) {
     return command == (int)0x8004667E ? ShimWsSetNonBlocking(s, argument != 0) : -1;
 }
-inline int select(int nfds, MqlArray<int> &read_set, MqlArray<int> &write_set, MqlArray<int> &except_set, MqlArray<int> &timeout) {
+static inline int select(int nfds, MqlArray<int> &read_set, MqlArray<int> &write_set, MqlArray<int> &except_set, MqlArray<int> &timeout) {
     return ShimWsSelect(read_set.items.data(), write_set.items.data(), except_set.items.data(), timeout.items.data());
 }
-inline uint inet_addr(MqlArray<uchar> &text) {
+static inline uint inet_addr(MqlArray<uchar> &text) {
     std::string plain;
     for (uchar byte : text.items) {
         if (byte == 0) break;

@@ -7,6 +7,9 @@
 // - TRADE_RETCODE_* with the MQL5 reference's values.
 // - Account / Symbol / Position / Order / History / OrderSend.
 // # Invariants
+// - Every function is `static inline`: the MT4 and MT5 versions of one
+//   name (OrdersTotal, OrderSelect...) differ, and a binary that links EAs
+//   of both platforms (ea_host) must keep each translation unit's own.
 // - PositionGet* / OrderGet* read the entry last selected, as in MQL5; a
 //   selection that failed reads zeros and empty strings.
 #ifndef TRADEBRIDGE_SHIM_MT5_H
@@ -70,29 +73,29 @@ struct ShimMt5Selection {
     SimPosition position;
     SimOrder order;
 };
-inline ShimMt5Selection &ShimMt5Selected() {
+static inline ShimMt5Selection &ShimMt5Selected() {
     static ShimMt5Selection selected;
     return selected;
 }
 
 //--- account
-inline long AccountInfoInteger(ENUM_ACCOUNT_INFO_INTEGER property) {
+static inline long AccountInfoInteger(ENUM_ACCOUNT_INFO_INTEGER property) {
     if (property == ACCOUNT_LOGIN) return (long)g_terminal->login;
     if (property == ACCOUNT_MARGIN_MODE)
         return g_terminal->hedging ? ACCOUNT_MARGIN_MODE_RETAIL_HEDGING : ACCOUNT_MARGIN_MODE_RETAIL_NETTING;
     return 1;
 }
-inline double AccountInfoDouble(ENUM_ACCOUNT_INFO_DOUBLE property) {
+static inline double AccountInfoDouble(ENUM_ACCOUNT_INFO_DOUBLE property) {
     return property == ACCOUNT_BALANCE ? g_terminal->balance : g_terminal->equity;
 }
-inline string AccountInfoString(ENUM_ACCOUNT_INFO_STRING property) {
+static inline string AccountInfoString(ENUM_ACCOUNT_INFO_STRING property) {
     if (property == ACCOUNT_SERVER) return string(g_terminal->server);
     if (property == ACCOUNT_CURRENCY) return string(g_terminal->currency);
     return string("Simulated");
 }
 
 //--- symbols
-inline double SymbolInfoDouble(const string &name, ENUM_SYMBOL_INFO_DOUBLE property) {
+static inline double SymbolInfoDouble(const string &name, ENUM_SYMBOL_INFO_DOUBLE property) {
     SimSymbol *symbol = g_terminal->FindSymbol(name.Utf8());
     if (symbol == nullptr) {
         ShimSetLastError(4301);
@@ -109,7 +112,7 @@ inline double SymbolInfoDouble(const string &name, ENUM_SYMBOL_INFO_DOUBLE prope
     }
     return 0;
 }
-inline long SymbolInfoInteger(const string &name, ENUM_SYMBOL_INFO_INTEGER property) {
+static inline long SymbolInfoInteger(const string &name, ENUM_SYMBOL_INFO_INTEGER property) {
     SimSymbol *symbol = g_terminal->FindSymbol(name.Utf8());
     if (symbol == nullptr) {
         ShimSetLastError(4301);
@@ -119,19 +122,19 @@ inline long SymbolInfoInteger(const string &name, ENUM_SYMBOL_INFO_INTEGER prope
     if (property == SYMBOL_FILLING_MODE) return symbol->filling_flags;
     return symbol->in_market_watch ? 1 : 0;
 }
-inline bool SymbolSelect(const string &name, bool select) {
+static inline bool SymbolSelect(const string &name, bool select) {
     SimSymbol *symbol = g_terminal->FindSymbol(name.Utf8());
     if (symbol == nullptr) return false;
     symbol->in_market_watch = select;
     return true;
 }
-inline int SymbolsTotal(bool selected) {
+static inline int SymbolsTotal(bool selected) {
     int count = 0;
     for (auto &entry : g_terminal->symbols)
         if (!selected || entry.second.in_market_watch) count++;
     return count;
 }
-inline string SymbolName(int position, bool selected) {
+static inline string SymbolName(int position, bool selected) {
     int index = 0;
     for (auto &entry : g_terminal->symbols) {
         if (selected && !entry.second.in_market_watch) continue;
@@ -141,23 +144,23 @@ inline string SymbolName(int position, bool selected) {
 }
 
 //--- positions
-inline int PositionsTotal() { return (int)g_terminal->positions.size(); }
-inline bool PositionSelectByTicket(ulong ticket) {
+static inline int PositionsTotal() { return (int)g_terminal->positions.size(); }
+static inline bool PositionSelectByTicket(ulong ticket) {
     SimPosition *position = g_terminal->FindPositionByTicket(ticket);
     ShimMt5Selected().position = position != nullptr ? *position : SimPosition();
     return position != nullptr;
 }
-inline bool PositionSelect(const string &symbol) {
+static inline bool PositionSelect(const string &symbol) {
     SimPosition *position = g_terminal->FindPositionBySymbol(symbol.Utf8());
     ShimMt5Selected().position = position != nullptr ? *position : SimPosition();
     return position != nullptr;
 }
-inline ulong PositionGetTicket(int index) {
+static inline ulong PositionGetTicket(int index) {
     if (index < 0 || index >= PositionsTotal()) return 0;
     ShimMt5Selected().position = g_terminal->positions[(size_t)index];
     return ShimMt5Selected().position.ticket;
 }
-inline long PositionGetInteger(ENUM_POSITION_PROPERTY_INTEGER property) {
+static inline long PositionGetInteger(ENUM_POSITION_PROPERTY_INTEGER property) {
     const SimPosition &p = ShimMt5Selected().position;
     switch (property) {
     case POSITION_TICKET: return (long)p.ticket;
@@ -168,7 +171,7 @@ inline long PositionGetInteger(ENUM_POSITION_PROPERTY_INTEGER property) {
     }
     return 0;
 }
-inline double PositionGetDouble(ENUM_POSITION_PROPERTY_DOUBLE property) {
+static inline double PositionGetDouble(ENUM_POSITION_PROPERTY_DOUBLE property) {
     const SimPosition &p = ShimMt5Selected().position;
     switch (property) {
     case POSITION_VOLUME: return p.volume;
@@ -179,24 +182,24 @@ inline double PositionGetDouble(ENUM_POSITION_PROPERTY_DOUBLE property) {
     }
     return 0;
 }
-inline string PositionGetString(ENUM_POSITION_PROPERTY_STRING property) {
+static inline string PositionGetString(ENUM_POSITION_PROPERTY_STRING property) {
     const SimPosition &p = ShimMt5Selected().position;
     return string(property == POSITION_SYMBOL ? p.symbol : p.comment);
 }
 
 //--- orders (pending)
-inline int OrdersTotal() { return (int)g_terminal->orders.size(); }
-inline bool OrderSelect(ulong ticket) {
+static inline int OrdersTotal() { return (int)g_terminal->orders.size(); }
+static inline bool OrderSelect(ulong ticket) {
     SimOrder *order = g_terminal->FindOrder(ticket);
     ShimMt5Selected().order = order != nullptr ? *order : SimOrder();
     return order != nullptr;
 }
-inline ulong OrderGetTicket(int index) {
+static inline ulong OrderGetTicket(int index) {
     if (index < 0 || index >= OrdersTotal()) return 0;
     ShimMt5Selected().order = g_terminal->orders[(size_t)index];
     return ShimMt5Selected().order.ticket;
 }
-inline long OrderGetInteger(ENUM_ORDER_PROPERTY_INTEGER property) {
+static inline long OrderGetInteger(ENUM_ORDER_PROPERTY_INTEGER property) {
     const SimOrder &o = ShimMt5Selected().order;
     switch (property) {
     case ORDER_TICKET: return (long)o.ticket;
@@ -207,7 +210,7 @@ inline long OrderGetInteger(ENUM_ORDER_PROPERTY_INTEGER property) {
     }
     return 0;
 }
-inline double OrderGetDouble(ENUM_ORDER_PROPERTY_DOUBLE property) {
+static inline double OrderGetDouble(ENUM_ORDER_PROPERTY_DOUBLE property) {
     const SimOrder &o = ShimMt5Selected().order;
     switch (property) {
     case ORDER_VOLUME_INITIAL: return o.volume_initial;
@@ -218,20 +221,20 @@ inline double OrderGetDouble(ENUM_ORDER_PROPERTY_DOUBLE property) {
     }
     return 0;
 }
-inline string OrderGetString(ENUM_ORDER_PROPERTY_STRING property) {
+static inline string OrderGetString(ENUM_ORDER_PROPERTY_STRING property) {
     const SimOrder &o = ShimMt5Selected().order;
     return string(property == ORDER_SYMBOL ? o.symbol : o.comment);
 }
 
 //--- history
-inline bool HistorySelect(datetime from_date, datetime to_date) { return from_date <= to_date; }
-inline int HistoryDealsTotal() { return (int)g_terminal->deals.size(); }
-inline ulong HistoryDealGetTicket(int index) {
+static inline bool HistorySelect(datetime from_date, datetime to_date) { return from_date <= to_date; }
+static inline int HistoryDealsTotal() { return (int)g_terminal->deals.size(); }
+static inline ulong HistoryDealGetTicket(int index) {
     if (index < 0 || index >= HistoryDealsTotal()) return 0;
     return g_terminal->deals[(size_t)index].ticket;
 }
-inline bool HistoryDealSelect(ulong ticket) { return g_terminal->FindDeal(ticket) != nullptr; }
-inline long HistoryDealGetInteger(ulong ticket, ENUM_DEAL_PROPERTY_INTEGER property) {
+static inline bool HistoryDealSelect(ulong ticket) { return g_terminal->FindDeal(ticket) != nullptr; }
+static inline long HistoryDealGetInteger(ulong ticket, ENUM_DEAL_PROPERTY_INTEGER property) {
     const SimDeal *deal = g_terminal->FindDeal(ticket);
     if (deal == nullptr) return 0;
     switch (property) {
@@ -245,19 +248,19 @@ inline long HistoryDealGetInteger(ulong ticket, ENUM_DEAL_PROPERTY_INTEGER prope
     }
     return 0;
 }
-inline double HistoryDealGetDouble(ulong ticket, ENUM_DEAL_PROPERTY_DOUBLE property) {
+static inline double HistoryDealGetDouble(ulong ticket, ENUM_DEAL_PROPERTY_DOUBLE property) {
     const SimDeal *deal = g_terminal->FindDeal(ticket);
     if (deal == nullptr) return 0;
     return property == DEAL_VOLUME ? deal->volume : deal->price;
 }
-inline string HistoryDealGetString(ulong ticket, ENUM_DEAL_PROPERTY_STRING property) {
+static inline string HistoryDealGetString(ulong ticket, ENUM_DEAL_PROPERTY_STRING property) {
     const SimDeal *deal = g_terminal->FindDeal(ticket);
     if (deal == nullptr) return string("");
     return string(property == DEAL_SYMBOL ? deal->symbol : deal->comment);
 }
 
 //--- trading
-inline bool OrderSend(const MqlTradeRequest &request, MqlTradeResult &result) {
+static inline bool OrderSend(const MqlTradeRequest &request, MqlTradeResult &result) {
     uint retcode = g_terminal->Mt5Send(request, result);
     return retcode == TRADE_RETCODE_DONE || retcode == TRADE_RETCODE_PLACED || retcode == TRADE_RETCODE_DONE_PARTIAL;
 }
