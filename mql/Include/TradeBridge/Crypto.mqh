@@ -112,26 +112,32 @@ string TbWebSocketAccept(const string &key)
    return TbBase64Encode(digest, 20);
   }
 
+// 2^64 / golden ratio, written as two halves because MQL may not accept a
+// literal above LONG_MAX; any odd constant would do, this one is customary.
+#define TB_RANDOM_GOLDEN (((ulong)0x9E3779B9 << 32) | (ulong)0x7F4A7C15)
+// The xorshift64* output multiplier (Vigna, 2014).
+#define TB_RANDOM_MULTIPLIER (((ulong)0x2545F491 << 32) | (ulong)0x4F6CDD1D)
+
 class TbRandom
   {
 private:
    // Generator state; changes on every draw; never zero.
    ulong             m_state;
 public:
-                     TbRandom(void) : m_state(0x9E3779B97F4A7C15) {}
+                     TbRandom(void) : m_state(TB_RANDOM_GOLDEN) {}
    // Seeds from the caller's entropy (clock, MathRand); a zero seed is
    // replaced because xorshift cannot leave zero.
    void              Seed(ulong seed)
      {
-      m_state = seed ^ 0x9E3779B97F4A7C15;
-      if(m_state == 0) m_state = 0x2545F4914F6CDD1D;
+      m_state = seed ^ TB_RANDOM_GOLDEN;
+      if(m_state == 0) m_state = TB_RANDOM_MULTIPLIER;
      }
    ulong             Next(void)
      {
       m_state ^= m_state >> 12;
       m_state ^= m_state << 25;
       m_state ^= m_state >> 27;
-      return m_state * 0x2545F4914F6CDD1D;
+      return m_state * TB_RANDOM_MULTIPLIER;
      }
    uchar             NextByte(void) { return (uchar)(Next() >> 56); }
    // A value in [0, bound); bound 0 gives 0.

@@ -54,6 +54,7 @@ struct Pair {
         terminal.clock_real = true;
         terminal.AddSymbol("EURUSD", 1.08120, 1.08130, 5);
         terminal.AddSymbol("USDJPY", 151.230, 151.245, 3);
+        terminal.AddSymbol("XAUUSD", 1990.10, 1990.40, 2);
     }
     // Runs both EAs' timers until `done` holds; false after `limit_ms`.
     bool PumpUntil(const std::function<bool()> &done, int limit_ms = 5000) {

@@ -11,6 +11,12 @@ static int TaggedVolumeCount(SimTerminal &terminal, const std::string &tag, doub
     return count;
 }
 
+static bool StateMentions(FakeBridge &bridge, const std::string &fragment) {
+    for (auto &record : bridge.Received())
+        if (record.type == "state" && record.json.find(fragment) != std::string::npos) return true;
+    return false;
+}
+
 static void Open(SimTerminal &terminal, const char *symbol, ENUM_ORDER_TYPE type, double volume, ulong position = 0) {
     MqlTradeRequest request;
     request.action = TRADE_ACTION_DEAL;
@@ -25,13 +31,19 @@ static void Open(SimTerminal &terminal, const char *symbol, ENUM_ORDER_TYPE type
 TEST(e2e5_trades_copy_through_a_bridge_and_survive_a_drop) {
     // Open and partial close reach the slave; trades made while the bridge is down arrive once after reconnect.
     FakeBridge bridge;
-    Pair pair(5, EaMonitor5(), EaExecutor5(), bridge.Port());
+    EaEntry executor = EaExecutor5();
+    executor.set_input("SymbolsPerFrame", "2");
+    Pair pair(5, EaMonitor5(), executor, bridge.Port());
     CHECK(pair.init_ok);
-    CHECK(pair.PumpUntil([&] { return bridge.CountOf("snapshot") >= 1 && bridge.CountOf("state") >= 1 && bridge.CountOf("symbols") >= 1; }));
+    // Three Market Watch symbols at two per frame make two `symbols` frames.
+    CHECK(pair.PumpUntil([&] { return bridge.CountOf("snapshot") >= 1 && bridge.CountOf("state") >= 1 && bridge.CountOf("symbols") >= 2; }));
+    CHECK(!StateMentions(bridge, "XAUUSD\",\"min"));
     Open(pair.master, "EURUSD", ORDER_TYPE_BUY, 0.3);
     ulong pos = pair.master.positions[0].identifier;
     std::string tag = "tc:1001:" + std::to_string(pos);
     CHECK(pair.PumpUntil([&] { return TaggedVolumeCount(pair.slave, tag, 0.3) == 1 && bridge.CountOf("result") >= 1; }));
+    // The new position is a material change: a state naming its tag follows.
+    CHECK(pair.PumpUntil([&] { return StateMentions(bridge, tag); }));
     Open(pair.master, "EURUSD", ORDER_TYPE_SELL, 0.1, pos);
     CHECK(pair.PumpUntil([&] { return TaggedVolumeCount(pair.slave, tag, 0.2) == 1; }));
 

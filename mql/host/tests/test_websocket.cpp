@@ -319,3 +319,107 @@ TEST(input_is_bounded) {
     CHECK(!ws.Feed(big, space + 1));
     CHECK_EQ(ws.State(), TB_WS_CLOSED);
 }
+
+// A one-connection WebSocket echo server on loopback, written with plain
+// POSIX calls and ws_peer.h (independent of the client under test).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <thread>
+#include <unistd.h>
+
+namespace dialect_websocket {
+#include "../../Include/TradeBridge/Transport.mqh"
+}
+
+static void EchoServer(int listener) {
+    int fd = ::accept(listener, nullptr, nullptr);
+    if (fd < 0) return;
+    Bytes arrived;
+    bool upgraded = false;
+    uint8_t buffer[65536];
+    while (true) {
+        ssize_t got = ::recv(fd, buffer, sizeof buffer, 0);
+        if (got <= 0) break;
+        arrived.insert(arrived.end(), buffer, buffer + got);
+        if (!upgraded) {
+            std::string text(arrived.begin(), arrived.end());
+            size_t end = text.find("\r\n\r\n");
+            if (end == std::string::npos) continue;
+            std::string accept = TbWebSocketAccept(MqlString(HeaderValue(text, "Sec-WebSocket-Key"))).Utf8();
+            std::string response = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                                   "Sec-WebSocket-Accept: " + accept + "\r\n\r\n";
+            ::send(fd, response.data(), response.size(), MSG_NOSIGNAL);
+            arrived.erase(arrived.begin(), arrived.begin() + (long)(end + 4));
+            upgraded = true;
+        }
+        size_t offset = 0;
+        ClientFrame frame;
+        bool closed = false;
+        while (DecodeClientFrame(arrived, offset, frame)) {
+            // Text is echoed in two fragments to exercise reassembly over TCP.
+            Bytes reply;
+            if (frame.opcode == 1) {
+                size_t half = frame.payload.size() / 2;
+                Bytes first = ServerFrame(1, frame.payload.substr(0, half), false);
+                Bytes second = ServerFrame(0, frame.payload.substr(half), true);
+                reply = first;
+                reply.insert(reply.end(), second.begin(), second.end());
+            } else if (frame.opcode == 8) {
+                reply = ServerFrame(8, frame.payload.substr(0, 2));
+                closed = true;
+            }
+            if (!reply.empty()) ::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL);
+        }
+        arrived.erase(arrived.begin(), arrived.begin() + (long)offset);
+        if (closed) break;
+    }
+    ::close(fd);
+}
+
+TEST(echo_over_a_real_socket) {
+    // Through the MT5 transport on loopback, three messages (one of 20 KB) come back intact, then a clean close.
+    int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK(::bind(listener, (sockaddr *)&address, sizeof address) == 0 && ::listen(listener, 1) == 0);
+    socklen_t length = sizeof address;
+    getsockname(listener, (sockaddr *)&address, &length);
+    std::thread server(EchoServer, listener);
+    TbTransport transport;
+    MqlString error;
+    CHECK(transport.Connect("127.0.0.1", ntohs(address.sin_port), false, 1000, error));
+    TbWebSocket ws;
+    ws.Seed(9);
+    ws.Start("127.0.0.1", ntohs(address.sin_port), "/ea");
+    std::vector<std::string> sent = {"{\"t\":\"ping\"}", std::string(20000, 'z'), "{\"s\":\"é😀\"}"};
+    std::vector<std::string> received;
+    bool sent_all = false;
+    MqlArray<uchar> buffer, message, output;
+    // Bounded: at most 5,000 passes of at most 1 ms each.
+    for (int pass = 0; pass < 5000 && ws.State() != TB_WS_CLOSED; pass++) {
+        int pending = ws.CopyOutput(output);
+        if (pending > 0) ws.ConsumeOutput(transport.Send(output, pending));
+        int got = transport.Read(buffer, ws.InputSpace());
+        if (got < 0) break;
+        if (got > 0) ws.Feed(buffer, got);
+        while (ws.Poll(message)) received.push_back(CharArrayToString(message, 0, -1, CP_UTF8).Utf8());
+        if (ws.State() == TB_WS_OPEN && !sent_all) {
+            for (auto &text : sent) CHECK(ws.SendText(MqlString(text)));
+            sent_all = true;
+        }
+        if (received.size() == 3 && ws.State() == TB_WS_OPEN) ws.Close(1000, "done");
+        if (got == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    server.join();
+    ::close(listener);
+    CHECK_EQ(received.size(), (size_t)3);
+    if (received.size() == 3) {
+        CHECK_EQ(received[0], std::string("{\"t\":\"ping\"}"));
+        CHECK_EQ(received[1], std::string(20000, 'z'));
+        CHECK_EQ(received[2], std::string("{\"s\":\"é😀\"}"));
+    }
+    CHECK_EQ(ws.State(), TB_WS_CLOSED);
+    CHECK_EQ(ws.CloseCode(), 1000);
+}
