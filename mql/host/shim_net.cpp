@@ -2,7 +2,8 @@
 //
 // # Layout
 // - MT5 Socket*: blocking connect with a timeout (as SocketConnect), then
-//   non-blocking I/O; SocketIsReadable is FIONREAD. No TLS on the host:
+//   non-blocking I/O; SocketIsReadable is FIONREAD, or a speculative 1 for
+//   an empty buffer as in MQL5. No TLS on the host:
 //   SocketTlsHandshake fails with ERR_NETSOCKET_HANDSHAKE_FAILED.
 // - Winsock emulation for MT4: handles are file descriptors, errno maps to
 //   WSA codes (EAGAIN/EINPROGRESS -> WSAEWOULDBLOCK), fd_set is the int
@@ -89,7 +90,10 @@ uint SocketIsReadable(int socket) {
         ShimSetLastError(ERR_NETSOCKET_IO_ERROR);
         return 0;
     }
-    return (uint)available;
+    // MQL5 answers a speculative 1 for an empty buffer and leaves the real
+    // check to the next read; the shim does the same so the EA's code is
+    // tested against it.
+    return available == 0 ? 1u : (uint)available;
 }
 
 int SocketSend(int socket, const MqlArray<uchar> &buffer, uint buffer_length) {

@@ -26,12 +26,18 @@
 #include "Compat.mqh"
 
 #ifdef __MQL5__
+// Reads per Read call: enough to drain a burst, bounded so one timer call
+// cannot spin on a socket that keeps answering 1 speculative byte.
+#define TB_SOCKET_READS_PER_CALL 64
+
 //+------------------------------------------------------------------+
 class TbTransport
   {
 private:
    // Terminal socket handle, or INVALID_HANDLE when closed.
    int               m_socket;
+   // Scratch for one SocketRead; its bytes are appended to the caller's.
+   TB_ARRAY(uchar, m_chunk);
    // True when the connection runs TLS (wss://).
    bool              m_tls;
 public:
@@ -87,13 +93,23 @@ public:
          return got;
         }
       // SocketIsReadable may answer 1 for an empty buffer (it defers the
-      // check to the read), so the read gets a 1 ms timeout, not a wait.
-      uint available = SocketIsReadable(m_socket);
-      if(available == 0) return SocketIsConnected(m_socket) ? 0 : -1;
-      if(available > (uint)bytes_max) available = (uint)bytes_max;
-      int read = SocketRead(m_socket, data, available, 1);
-      if(read <= 0) return SocketIsConnected(m_socket) ? 0 : -1;
-      return read;
+      // check to the read), so each read gets a 1 ms timeout, not a wait,
+      // and the count is asked again after each read: a speculative 1 must
+      // not limit us to one byte per timer call.
+      ArrayResize(data, 0, bytes_max);
+      int total = 0;
+      for(int pass = 0; pass < TB_SOCKET_READS_PER_CALL && total < bytes_max; pass++)
+        {
+         uint available = SocketIsReadable(m_socket);
+         if(available == 0) break;
+         if(available > (uint)(bytes_max - total)) available = (uint)(bytes_max - total);
+         int read = SocketRead(m_socket, m_chunk, available, 1);
+         if(read <= 0) break;
+         ArrayCopy(data, m_chunk, total, 0, read);
+         total += read;
+        }
+      if(total == 0 && !SocketIsConnected(m_socket)) return -1;
+      return total;
      }
 
    void              Close(void)
