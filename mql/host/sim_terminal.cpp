@@ -208,22 +208,7 @@ uint SimTerminal::Mt5Deal(const MqlTradeRequest &request, MqlTradeResult &result
     result.price = price;
     result.volume = volume;
     if (target == nullptr) {
-        ulong order = AddFilledOrder(symbol_name, request.type, volume, price, 0, request.magic, request.comment.Utf8());
-        result.order = order;
-        result.deal = AddDeal(symbol_name, deal_type, DEAL_ENTRY_IN, volume, price, order, order, request.magic,
-                              request.comment.Utf8());
-        SimPosition position;
-        position.ticket = order;
-        position.identifier = order;
-        position.symbol = symbol_name;
-        position.type = request.type;
-        position.volume = volume;
-        position.price_open = price;
-        position.sl = request.sl;
-        position.tp = request.tp;
-        position.magic = request.magic;
-        position.comment = request.comment.Utf8();
-        positions.push_back(position);
+        Mt5OpenPosition(request, volume, price, deal_type, result);
         return partial ? kRetcodeDonePartial : kRetcodeDone;
     }
     size_t index = (size_t)(target - &positions[0]);
@@ -253,6 +238,27 @@ uint SimTerminal::Mt5Deal(const MqlTradeRequest &request, MqlTradeResult &result
     target->type = request.type;
     target->price_open = price;
     return partial ? kRetcodeDonePartial : kRetcodeDone;
+}
+
+void SimTerminal::Mt5OpenPosition(const MqlTradeRequest &request, double volume, double price, int deal_type,
+                                  MqlTradeResult &result) {
+    std::string symbol_name = request.symbol.Utf8();
+    ulong order = AddFilledOrder(symbol_name, request.type, volume, price, 0, request.magic, request.comment.Utf8());
+    result.order = order;
+    result.deal = AddDeal(symbol_name, deal_type, DEAL_ENTRY_IN, volume, price, order, order, request.magic,
+                          request.comment.Utf8());
+    SimPosition position;
+    position.ticket = order;
+    position.identifier = order;
+    position.symbol = symbol_name;
+    position.type = request.type;
+    position.volume = volume;
+    position.price_open = price;
+    position.sl = request.sl;
+    position.tp = request.tp;
+    position.magic = request.magic;
+    position.comment = request.comment.Utf8();
+    positions.push_back(position);
 }
 
 uint SimTerminal::Mt5Pending(const MqlTradeRequest &request, MqlTradeResult &result) {

@@ -212,6 +212,8 @@ class SimTerminal {
 
   private:
     uint Mt5Deal(const sim5::MqlTradeRequest &request, sim5::MqlTradeResult &result);
+    void Mt5OpenPosition(const sim5::MqlTradeRequest &request, double volume, double price, int deal_type,
+                         sim5::MqlTradeResult &result);
     uint Mt5Pending(const sim5::MqlTradeRequest &request, sim5::MqlTradeResult &result);
     uint Mt5StopsOrModify(const sim5::MqlTradeRequest &request, sim5::MqlTradeResult &result);
     uint Mt5Remove(const sim5::MqlTradeRequest &request, sim5::MqlTradeResult &result);
