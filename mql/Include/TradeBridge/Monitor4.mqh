@@ -9,8 +9,8 @@
 // - TbMonitor4.Scan(): reads every open order and compares with the book:
 //     new ticket "from #N"     -> continuation of N (no event)
 //     new market ticket        -> open;  new pending ticket -> pending
-//     ticket gone, market      -> close (closed lots from history, or the
-//                                 book's lots minus the continuation's)
+//     ticket gone, market      -> close (the book's lots minus those of the
+//                                 rest; close price from history)
 //     ticket gone, pending     -> cancel (or open + close when it filled
 //                                 and closed between two scans)
 //     pending -> market type   -> open (MT4 keeps the ticket on a fill)
@@ -206,6 +206,7 @@ private:
          entry.tp = OrderTakeProfit();
          entry.magic = (ulong)OrderMagicNumber();
          entry.comment = OrderComment();
+         entry.open_time = (long)OrderOpenTime();
          book.Put(entry);
         }
       // Positions are resolved after reading: PosOf selects history orders.
@@ -214,12 +215,34 @@ private:
          TbBookEntry entry;
          book.Get(i, entry);
          entry.pos = PosOf(entry.key, entry.comment, 0);
+         if(entry.pos == 0 && TbFromTicket(entry.comment) != 0) entry.pos = VanishedTwin(book, entry);
+         // A ticket with no known ancestor is its own position.
+         if(entry.pos == 0) entry.pos = entry.key;
          if(entry.pos != entry.key) m_lineage.Set(entry.key, entry.pos);
          book.Put(entry);
         }
      }
 
-   // The original ticket of `ticket` (see TbLineage).
+   // Two partial closes between scans leave a rest ("from #M") whose origin
+   // M we never saw. The rest keeps the open time, price, symbol and type
+   // of the original, so the vanished book entry with those is its origin.
+   ulong             VanishedTwin(const TbBook &current, const TbBookEntry &rest)
+     {
+      for(int i = 0; i < m_book.Count(); i++)
+        {
+         TbBookEntry known;
+         m_book.Get(i, known);
+         if(current.Find(known.key) >= 0) continue;
+         if(known.symbol == rest.symbol && known.type == rest.type && known.open_time == rest.open_time &&
+            known.price == rest.price)
+            return known.pos;
+        }
+      return 0;
+     }
+
+   // The original ticket of `ticket` through the book, the lineage file
+   // and "from #" comments in history (see TbLineage); 0 when the chain
+   // reaches no ticket we know.
    ulong             PosOf(ulong ticket, const string &comment, int depth)
      {
       int known = m_book.Find(ticket);
@@ -227,7 +250,7 @@ private:
       ulong recorded = m_lineage.Get(ticket);
       if(recorded != 0) return recorded;
       ulong origin = TbFromTicket(comment);
-      if(origin == 0 || depth >= TB_LINEAGE_DEPTH_MAX) return ticket;
+      if(origin == 0 || depth >= TB_LINEAGE_DEPTH_MAX) return 0;
       string origin_comment = "";
       if(OrderSelect((int)origin, SELECT_BY_TICKET)) origin_comment = OrderComment();
       // The closed part's history comment is "to #...", so the chain only
@@ -235,14 +258,16 @@ private:
       return PosOf(origin, origin_comment, depth + 1);
      }
 
-   // Lots of the open continuation ("from #ticket") of `ticket`, or 0.
-   double            ContinuationLots(const TbBook &current, ulong ticket)
+   // Lots of the new ticket that continues `known` after a partial close
+   // (a "from #" ticket with the same pos), or 0.
+   double            ContinuationLots(const TbBook &current, const TbBookEntry &known)
      {
       for(int i = 0; i < current.Count(); i++)
         {
          TbBookEntry entry;
          current.Get(i, entry);
-         if(TbFromTicket(entry.comment) == ticket && m_book.Find(entry.key) < 0) return entry.volume;
+         if(m_book.Find(entry.key) >= 0 || TbFromTicket(entry.comment) == 0) continue;
+         if(entry.pos == known.pos) return entry.volume;
         }
       return 0;
      }
@@ -277,16 +302,17 @@ private:
 
    void              EmitClose(const TbBook &current, const TbBookEntry &known, bool in_history)
      {
-      double remaining = ContinuationLots(current, known.key);
+      double remaining = ContinuationLots(current, known);
       double closed = TbLots(known.volume - remaining);
       TbEvent event;
       TbEventFrom("close", known, known.key, event);
       event.volume = closed;
       event.price = 0;
+      // The closed volume is the book's lots minus the rest's: that also
+      // covers several partial closes between two scans, where the history
+      // record of this ticket holds only the first.
       if(in_history)
         {
-         // The history record of a closed ticket holds the closed lots.
-         if(OrderLots() > 0) event.volume = OrderLots();
          event.price = OrderClosePrice();
          event.time_ms = (ulong)OrderCloseTime() * 1000;
         }

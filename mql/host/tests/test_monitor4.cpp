@@ -140,3 +140,27 @@ TEST(from_ticket_comments_parse_exactly) {
     CHECK_EQ(TbFromTicket("to #5"), 0ul);
     CHECK_EQ(TbFromTicket("from #"), 0ul);
 }
+
+TEST(monitor4_two_partial_closes_between_scans) {
+    // Two partial closes before one scan give one close of their sum, and the rest keeps the first ticket as pos.
+    Master4 master;
+    SimTerminal &terminal = master.fixture.terminal;
+    int first = terminal.Mt4OrderSend("EURUSD", 0, 1.0, 0, 3, 0, 0, "", 0);
+    master.monitor.Scan();
+    terminal.Mt4OrderClose(first, 0.2, 0, 3);
+    terminal.Mt4OrderClose(terminal.mt4_trades[0].ticket, 0.3, 0, 3);
+    master.monitor.Scan();
+    int rest = terminal.mt4_trades[0].ticket;
+    CHECK_EQ(master.monitor.PosOfTicket((ulong)rest), (ulong)first);
+    std::vector<TbEvent> events = master.Events();
+    CHECK_EQ(events.size(), (size_t)2);
+    if (events.size() == 2) {
+        CHECK(events[1].kind == "close" && events[1].pos == (ulong)first);
+        CHECK_EQ(events[1].volume, 0.5);
+        CHECK_EQ(events[1].remaining, 0.5);
+    }
+    terminal.Mt4OrderClose(rest, 0.5, 0, 3);
+    master.monitor.Scan();
+    events = master.Events();
+    CHECK(events.size() == 3 && events[2].pos == (ulong)first && events[2].remaining == 0.0);
+}
