@@ -33,10 +33,10 @@ struct TbBookEntry
    string            comment;
    long              open_time;    // MT4: OrderOpenTime, kept by a partial close's rest; MT5: 0
                      TbBookEntry(void) : key(0), pos(0), type(0), volume(0), price(0), sl(0), tp(0), magic(0), open_time(0) {}
-   void              CopyFrom(const TbBookEntry &o)
+   void              CopyFrom(const TbBookEntry &other)
      {
-      key = o.key; pos = o.pos; symbol = o.symbol; type = o.type; volume = o.volume; price = o.price; sl = o.sl;
-      tp = o.tp; magic = o.magic; comment = o.comment; open_time = o.open_time;
+      key = other.key; pos = other.pos; symbol = other.symbol; type = other.type; volume = other.volume; price = other.price; sl = other.sl;
+      tp = other.tp; magic = other.magic; comment = other.comment; open_time = other.open_time;
      }
   };
 

@@ -33,6 +33,7 @@ void TbSha1Block(TB_CONST_ARRAY_PARAM(uchar, message), int offset, TB_ARRAY_PARA
      }
    for(int i = 16; i < 80; i++)
       words[i] = TbRotateLeft(words[i - 3] ^ words[i - 8] ^ words[i - 14] ^ words[i - 16], 1);
+   // a..e, f and k are FIPS 180-4's own names for the working variables.
    uint a = state[0], b = state[1], c = state[2], d = state[3], e = state[4];
    for(int i = 0; i < 80; i++)
      {

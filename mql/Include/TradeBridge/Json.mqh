@@ -306,8 +306,8 @@ private:
    bool              CheckEscape(void)
      {
       if(m_position + 1 >= m_length) return Failure("unterminated escape");
-      uchar e = m_text[m_position + 1];
-      if(e == 'u')
+      uchar escape = m_text[m_position + 1];
+      if(escape == 'u')
         {
          if(m_position + 6 > m_length) return Failure("short \\u escape");
          for(int i = 2; i < 6; i++)
@@ -315,7 +315,7 @@ private:
          m_position += 6;
          return true;
         }
-      if(e != '"' && e != '\\' && e != '/' && e != 'b' && e != 'f' && e != 'n' && e != 'r' && e != 't')
+      if(escape != '"' && escape != '\\' && escape != '/' && escape != 'b' && escape != 'f' && escape != 'n' && escape != 'r' && escape != 't')
          return Failure("bad escape at byte " + IntegerToString(m_position));
       m_position += 2;
       return true;
@@ -405,15 +405,15 @@ private:
         {
          uchar c = m_text[i];
          if(c != '\\') { PutByte(out, length, c); i++; continue; }
-         uchar e = m_text[i + 1];
-         if(e != 'u')
+         uchar escape = m_text[i + 1];
+         if(escape != 'u')
            {
-            uint plain = e;
-            if(e == 'b') plain = 8;
-            else if(e == 'f') plain = 12;
-            else if(e == 'n') plain = 10;
-            else if(e == 'r') plain = 13;
-            else if(e == 't') plain = 9;
+            uint plain = escape;
+            if(escape == 'b') plain = 8;
+            else if(escape == 'f') plain = 12;
+            else if(escape == 'n') plain = 10;
+            else if(escape == 'r') plain = 13;
+            else if(escape == 't') plain = 9;
             PutByte(out, length, plain);
             i += 2;
             continue;

@@ -61,53 +61,53 @@ int TbTypeOfSide(const string &side)
   }
 
 //--- readers' small helpers: each sets `error` naming the field.
-bool TbNeedULong(const TbJsonReader &r, int object, const string &key, ulong &value, string &error)
+bool TbNeedULong(const TbJsonReader &reader, int object, const string &key, ulong &value, string &error)
   {
-   if(r.GetULong(object, key, value)) return true;
-   error = "field `" + key + "`: " + (r.Find(object, key) < 0 ? "missing" : "'" + r.RawText(r.Find(object, key)) + "' is not an unsigned 64-bit integer");
+   if(reader.GetULong(object, key, value)) return true;
+   error = "field `" + key + "`: " + (reader.Find(object, key) < 0 ? "missing" : "'" + reader.RawText(reader.Find(object, key)) + "' is not an unsigned 64-bit integer");
    return false;
   }
-bool TbNeedDouble(const TbJsonReader &r, int object, const string &key, double &value, string &error)
+bool TbNeedDouble(const TbJsonReader &reader, int object, const string &key, double &value, string &error)
   {
-   if(r.GetDouble(object, key, value)) return true;
-   error = "field `" + key + "`: " + (r.Find(object, key) < 0 ? "missing" : "expected a number");
+   if(reader.GetDouble(object, key, value)) return true;
+   error = "field `" + key + "`: " + (reader.Find(object, key) < 0 ? "missing" : "expected a number");
    return false;
   }
-bool TbNeedString(const TbJsonReader &r, int object, const string &key, string &value, string &error)
+bool TbNeedString(const TbJsonReader &reader, int object, const string &key, string &value, string &error)
   {
-   if(r.GetString(object, key, value)) return true;
-   error = "field `" + key + "`: " + (r.Find(object, key) < 0 ? "missing" : "expected a string");
+   if(reader.GetString(object, key, value)) return true;
+   error = "field `" + key + "`: " + (reader.Find(object, key) < 0 ? "missing" : "expected a string");
    return false;
   }
-bool TbNeedWord(const TbJsonReader &r, int object, const string &key, const string &allowed, string &value, string &error)
+bool TbNeedWord(const TbJsonReader &reader, int object, const string &key, const string &allowed, string &value, string &error)
   {
-   if(!TbNeedString(r, object, key, value, error)) return false;
+   if(!TbNeedString(reader, object, key, value, error)) return false;
    if(TbOneOf(value, allowed)) return true;
    error = "field `" + key + "`: '" + value + "' is not one of " + allowed;
    return false;
   }
 // Optional fields keep their default when absent; a wrong type is an error.
-bool TbOptULong(const TbJsonReader &r, int object, const string &key, ulong &value, string &error)
+bool TbOptULong(const TbJsonReader &reader, int object, const string &key, ulong &value, string &error)
   {
-   if(r.Find(object, key) < 0) return true;
-   return TbNeedULong(r, object, key, value, error);
+   if(reader.Find(object, key) < 0) return true;
+   return TbNeedULong(reader, object, key, value, error);
   }
-bool TbOptDouble(const TbJsonReader &r, int object, const string &key, double &value, string &error)
+bool TbOptDouble(const TbJsonReader &reader, int object, const string &key, double &value, string &error)
   {
-   if(r.Find(object, key) < 0) return true;
-   return TbNeedDouble(r, object, key, value, error);
+   if(reader.Find(object, key) < 0) return true;
+   return TbNeedDouble(reader, object, key, value, error);
   }
-bool TbOptString(const TbJsonReader &r, int object, const string &key, string &value, string &error)
+bool TbOptString(const TbJsonReader &reader, int object, const string &key, string &value, string &error)
   {
-   if(r.Find(object, key) < 0) return true;
-   return TbNeedString(r, object, key, value, error);
+   if(reader.Find(object, key) < 0) return true;
+   return TbNeedString(reader, object, key, value, error);
   }
 
 // Type of the message in `object` ("" when `t` is missing).
-string TbMessageType(const TbJsonReader &r, int object)
+string TbMessageType(const TbJsonReader &reader, int object)
   {
    string type = "";
-   r.GetString(object, "t", type);
+   reader.GetString(object, "t", type);
    return type;
   }
 
@@ -123,32 +123,32 @@ struct TbHello
    string            ea;           // EA name and version
    ulong             last_seq;     // slave: highest copy seq finished
   };
-void TbWriteHello(TbJsonWriter &w, const TbHello &m)
+void TbWriteHello(TbJsonWriter &writer, const TbHello &message)
   {
-   w.BeginObject();
-   w.FieldString("t", "hello");
-   w.FieldULong("v", m.version);
-   w.FieldString("key", m.key);
-   w.FieldULong("login", m.login);
-   w.FieldString("role", m.role);
-   w.FieldString("platform", m.platform);
-   w.FieldString("server", m.server);
-   w.FieldString("ea", m.ea);
-   w.FieldULong("last_seq", m.last_seq);
-   w.EndObject();
+   writer.BeginObject();
+   writer.FieldString("t", "hello");
+   writer.FieldULong("v", message.version);
+   writer.FieldString("key", message.key);
+   writer.FieldULong("login", message.login);
+   writer.FieldString("role", message.role);
+   writer.FieldString("platform", message.platform);
+   writer.FieldString("server", message.server);
+   writer.FieldString("ea", message.ea);
+   writer.FieldULong("last_seq", message.last_seq);
+   writer.EndObject();
   }
-bool TbReadHello(const TbJsonReader &r, int o, TbHello &m, string &error)
+bool TbReadHello(const TbJsonReader &reader, int object, TbHello &message, string &error)
   {
    ulong version = 0;
-   m.last_seq = 0;
-   m.platform = "";
-   m.ea = "";
-   if(!TbNeedULong(r, o, "v", version, error)) return false;
-   m.version = (uint)version;
-   return TbNeedString(r, o, "key", m.key, error) && TbNeedULong(r, o, "login", m.login, error) &&
-          TbNeedWord(r, o, "role", TB_ROLES, m.role, error) && TbOptString(r, o, "platform", m.platform, error) &&
-          TbNeedString(r, o, "server", m.server, error) && TbOptString(r, o, "ea", m.ea, error) &&
-          TbOptULong(r, o, "last_seq", m.last_seq, error);
+   message.last_seq = 0;
+   message.platform = "";
+   message.ea = "";
+   if(!TbNeedULong(reader, object, "v", version, error)) return false;
+   message.version = (uint)version;
+   return TbNeedString(reader, object, "key", message.key, error) && TbNeedULong(reader, object, "login", message.login, error) &&
+          TbNeedWord(reader, object, "role", TB_ROLES, message.role, error) && TbOptString(reader, object, "platform", message.platform, error) &&
+          TbNeedString(reader, object, "server", message.server, error) && TbOptString(reader, object, "ea", message.ea, error) &&
+          TbOptULong(reader, object, "last_seq", message.last_seq, error);
   }
 
 //+------------------------------------------------------------------+
@@ -159,29 +159,29 @@ struct TbWelcome
    ulong             hb_ms;        // heartbeat period the EA must keep
    ulong             ack_seq;      // master: highest event seq held durably
   };
-void TbWriteWelcome(TbJsonWriter &w, const TbWelcome &m)
+void TbWriteWelcome(TbJsonWriter &writer, const TbWelcome &message)
   {
-   w.BeginObject();
-   w.FieldString("t", "welcome");
-   w.FieldULong("v", m.version);
-   w.FieldString("session", m.session);
-   w.FieldULong("hb_ms", m.hb_ms);
-   w.FieldULong("ack_seq", m.ack_seq);
-   w.EndObject();
+   writer.BeginObject();
+   writer.FieldString("t", "welcome");
+   writer.FieldULong("v", message.version);
+   writer.FieldString("session", message.session);
+   writer.FieldULong("hb_ms", message.hb_ms);
+   writer.FieldULong("ack_seq", message.ack_seq);
+   writer.EndObject();
   }
-bool TbReadWelcome(const TbJsonReader &r, int o, TbWelcome &m, string &error)
+bool TbReadWelcome(const TbJsonReader &reader, int object, TbWelcome &message, string &error)
   {
    ulong version = 0;
-   m.ack_seq = 0;
-   m.session = "";
-   if(!TbNeedULong(r, o, "v", version, error)) return false;
-   m.version = (uint)version;
-   return TbOptString(r, o, "session", m.session, error) && TbNeedULong(r, o, "hb_ms", m.hb_ms, error) &&
-          TbOptULong(r, o, "ack_seq", m.ack_seq, error);
+   message.ack_seq = 0;
+   message.session = "";
+   if(!TbNeedULong(reader, object, "v", version, error)) return false;
+   message.version = (uint)version;
+   return TbOptString(reader, object, "session", message.session, error) && TbNeedULong(reader, object, "hb_ms", message.hb_ms, error) &&
+          TbOptULong(reader, object, "ack_seq", message.ack_seq, error);
   }
 
-void TbWritePing(TbJsonWriter &w) { w.BeginObject(); w.FieldString("t", "ping"); w.EndObject(); }
-void TbWritePong(TbJsonWriter &w) { w.BeginObject(); w.FieldString("t", "pong"); w.EndObject(); }
+void TbWritePing(TbJsonWriter &writer) { writer.BeginObject(); writer.FieldString("t", "ping"); writer.EndObject(); }
+void TbWritePong(TbJsonWriter &writer) { writer.BeginObject(); writer.FieldString("t", "pong"); writer.EndObject(); }
 
 //+------------------------------------------------------------------+
 struct TbEvent
@@ -206,50 +206,50 @@ struct TbEvent
       seq = 0; kind = ""; pos = 0; ticket = 0; symbol = ""; side = ""; volume = 0; price = 0; sl = 0; tp = 0;
       magic = 0; comment = ""; time_ms = 0; has_remaining = false; remaining = 0;
      }
-   void              CopyFrom(const TbEvent &o)
+   void              CopyFrom(const TbEvent &other)
      {
-      seq = o.seq; kind = o.kind; pos = o.pos; ticket = o.ticket; symbol = o.symbol; side = o.side;
-      volume = o.volume; price = o.price; sl = o.sl; tp = o.tp; magic = o.magic; comment = o.comment;
-      time_ms = o.time_ms; has_remaining = o.has_remaining; remaining = o.remaining;
+      seq = other.seq; kind = other.kind; pos = other.pos; ticket = other.ticket; symbol = other.symbol; side = other.side;
+      volume = other.volume; price = other.price; sl = other.sl; tp = other.tp; magic = other.magic; comment = other.comment;
+      time_ms = other.time_ms; has_remaining = other.has_remaining; remaining = other.remaining;
      }
   };
-void TbWriteEvent(TbJsonWriter &w, const TbEvent &m)
+void TbWriteEvent(TbJsonWriter &writer, const TbEvent &message)
   {
-   w.BeginObject();
-   w.FieldString("t", "event");
-   w.FieldULong("seq", m.seq);
-   w.FieldString("kind", m.kind);
-   w.FieldULong("pos", m.pos);
-   w.FieldULong("ticket", m.ticket);
-   if(m.symbol != "") w.FieldString("symbol", m.symbol);
-   if(m.side != "") w.FieldString("side", m.side);
-   w.FieldDouble("volume", m.volume);
-   w.FieldDouble("price", m.price);
-   w.FieldDouble("sl", m.sl);
-   w.FieldDouble("tp", m.tp);
-   w.FieldULong("magic", m.magic);
-   w.FieldString("comment", m.comment);
-   w.FieldULong("time_ms", m.time_ms);
-   if(m.has_remaining) w.FieldDouble("remaining", m.remaining);
-   w.EndObject();
+   writer.BeginObject();
+   writer.FieldString("t", "event");
+   writer.FieldULong("seq", message.seq);
+   writer.FieldString("kind", message.kind);
+   writer.FieldULong("pos", message.pos);
+   writer.FieldULong("ticket", message.ticket);
+   if(message.symbol != "") writer.FieldString("symbol", message.symbol);
+   if(message.side != "") writer.FieldString("side", message.side);
+   writer.FieldDouble("volume", message.volume);
+   writer.FieldDouble("price", message.price);
+   writer.FieldDouble("sl", message.sl);
+   writer.FieldDouble("tp", message.tp);
+   writer.FieldULong("magic", message.magic);
+   writer.FieldString("comment", message.comment);
+   writer.FieldULong("time_ms", message.time_ms);
+   if(message.has_remaining) writer.FieldDouble("remaining", message.remaining);
+   writer.EndObject();
   }
-bool TbReadEvent(const TbJsonReader &r, int o, TbEvent &m, string &error)
+bool TbReadEvent(const TbJsonReader &reader, int object, TbEvent &message, string &error)
   {
-   m.Clear();
-   if(!TbNeedULong(r, o, "seq", m.seq, error) || !TbNeedWord(r, o, "kind", TB_EVENT_KINDS, m.kind, error) ||
-      !TbNeedULong(r, o, "pos", m.pos, error) || !TbOptULong(r, o, "ticket", m.ticket, error))
+   message.Clear();
+   if(!TbNeedULong(reader, object, "seq", message.seq, error) || !TbNeedWord(reader, object, "kind", TB_EVENT_KINDS, message.kind, error) ||
+      !TbNeedULong(reader, object, "pos", message.pos, error) || !TbOptULong(reader, object, "ticket", message.ticket, error))
       return false;
-   bool opens = (m.kind == "open" || m.kind == "pending");
-   if(opens && (!TbNeedString(r, o, "symbol", m.symbol, error) || !TbNeedWord(r, o, "side", TB_SIDES_ALL, m.side, error)))
+   bool opens = (message.kind == "open" || message.kind == "pending");
+   if(opens && (!TbNeedString(reader, object, "symbol", message.symbol, error) || !TbNeedWord(reader, object, "side", TB_SIDES_ALL, message.side, error)))
       return false;
-   if(!opens && (!TbOptString(r, o, "symbol", m.symbol, error) || !TbOptString(r, o, "side", m.side, error)))
+   if(!opens && (!TbOptString(reader, object, "symbol", message.symbol, error) || !TbOptString(reader, object, "side", message.side, error)))
       return false;
-   if(m.side != "" && !TbOneOf(m.side, TB_SIDES_ALL)) { error = "field `side`: '" + m.side + "' is not one of " + TB_SIDES_ALL; return false; }
-   m.has_remaining = r.Find(o, "remaining") >= 0;
-   return TbOptDouble(r, o, "volume", m.volume, error) && TbOptDouble(r, o, "price", m.price, error) &&
-          TbOptDouble(r, o, "sl", m.sl, error) && TbOptDouble(r, o, "tp", m.tp, error) &&
-          TbOptULong(r, o, "magic", m.magic, error) && TbOptString(r, o, "comment", m.comment, error) &&
-          TbOptULong(r, o, "time_ms", m.time_ms, error) && TbOptDouble(r, o, "remaining", m.remaining, error);
+   if(message.side != "" && !TbOneOf(message.side, TB_SIDES_ALL)) { error = "field `side`: '" + message.side + "' is not one of " + TB_SIDES_ALL; return false; }
+   message.has_remaining = reader.Find(object, "remaining") >= 0;
+   return TbOptDouble(reader, object, "volume", message.volume, error) && TbOptDouble(reader, object, "price", message.price, error) &&
+          TbOptDouble(reader, object, "sl", message.sl, error) && TbOptDouble(reader, object, "tp", message.tp, error) &&
+          TbOptULong(reader, object, "magic", message.magic, error) && TbOptString(reader, object, "comment", message.comment, error) &&
+          TbOptULong(reader, object, "time_ms", message.time_ms, error) && TbOptDouble(reader, object, "remaining", message.remaining, error);
   }
 
 //+------------------------------------------------------------------+
@@ -257,16 +257,16 @@ struct TbAck
   {
    ulong             seq;          // event seq now durable in the bridge
   };
-void TbWriteAck(TbJsonWriter &w, const TbAck &m)
+void TbWriteAck(TbJsonWriter &writer, const TbAck &message)
   {
-   w.BeginObject();
-   w.FieldString("t", "ack");
-   w.FieldULong("seq", m.seq);
-   w.EndObject();
+   writer.BeginObject();
+   writer.FieldString("t", "ack");
+   writer.FieldULong("seq", message.seq);
+   writer.EndObject();
   }
-bool TbReadAck(const TbJsonReader &r, int o, TbAck &m, string &error)
+bool TbReadAck(const TbJsonReader &reader, int object, TbAck &message, string &error)
   {
-   return TbNeedULong(r, o, "seq", m.seq, error);
+   return TbNeedULong(reader, object, "seq", message.seq, error);
   }
 
 //+------------------------------------------------------------------+
@@ -281,10 +281,10 @@ struct TbPosition
    double            tp;
    ulong             magic;
    string            comment;
-   void              CopyFrom(const TbPosition &o)
+   void              CopyFrom(const TbPosition &other)
      {
-      pos = o.pos; symbol = o.symbol; side = o.side; volume = o.volume; price = o.price; sl = o.sl; tp = o.tp;
-      magic = o.magic; comment = o.comment;
+      pos = other.pos; symbol = other.symbol; side = other.side; volume = other.volume; price = other.price; sl = other.sl; tp = other.tp;
+      magic = other.magic; comment = other.comment;
      }
   };
 struct TbSnapshot
@@ -294,55 +294,55 @@ struct TbSnapshot
    double            equity;
    string            currency;
   };
-void TbWriteSnapshot(TbJsonWriter &w, const TbSnapshot &m)
+void TbWriteSnapshot(TbJsonWriter &writer, const TbSnapshot &message)
   {
-   w.BeginObject();
-   w.FieldString("t", "snapshot");
-   w.Key("positions");
-   w.BeginArray();
-   for(int i = 0; i < ArraySize(m.positions); i++)
+   writer.BeginObject();
+   writer.FieldString("t", "snapshot");
+   writer.Key("positions");
+   writer.BeginArray();
+   for(int i = 0; i < ArraySize(message.positions); i++)
      {
-      w.BeginObject();
-      w.FieldULong("pos", m.positions[i].pos);
-      w.FieldString("symbol", m.positions[i].symbol);
-      w.FieldString("side", m.positions[i].side);
-      w.FieldDouble("volume", m.positions[i].volume);
-      w.FieldDouble("price", m.positions[i].price);
-      w.FieldDouble("sl", m.positions[i].sl);
-      w.FieldDouble("tp", m.positions[i].tp);
-      w.FieldULong("magic", m.positions[i].magic);
-      w.FieldString("comment", m.positions[i].comment);
-      w.EndObject();
+      writer.BeginObject();
+      writer.FieldULong("pos", message.positions[i].pos);
+      writer.FieldString("symbol", message.positions[i].symbol);
+      writer.FieldString("side", message.positions[i].side);
+      writer.FieldDouble("volume", message.positions[i].volume);
+      writer.FieldDouble("price", message.positions[i].price);
+      writer.FieldDouble("sl", message.positions[i].sl);
+      writer.FieldDouble("tp", message.positions[i].tp);
+      writer.FieldULong("magic", message.positions[i].magic);
+      writer.FieldString("comment", message.positions[i].comment);
+      writer.EndObject();
      }
-   w.EndArray();
-   w.FieldDouble("balance", m.balance);
-   w.FieldDouble("equity", m.equity);
-   w.FieldString("currency", m.currency);
-   w.EndObject();
+   writer.EndArray();
+   writer.FieldDouble("balance", message.balance);
+   writer.FieldDouble("equity", message.equity);
+   writer.FieldString("currency", message.currency);
+   writer.EndObject();
   }
-bool TbReadSnapshot(const TbJsonReader &r, int o, TbSnapshot &m, string &error)
+bool TbReadSnapshot(const TbJsonReader &reader, int object, TbSnapshot &message, string &error)
   {
-   int array = r.Find(o, "positions");
-   if(array < 0 || r.Kind(array) != TB_JSON_ARRAY) { error = "field `positions`: missing or not an array"; return false; }
-   int count = r.Count(array);
-   ArrayResize(m.positions, count);
+   int array = reader.Find(object, "positions");
+   if(array < 0 || reader.Kind(array) != TB_JSON_ARRAY) { error = "field `positions`: missing or not an array"; return false; }
+   int count = reader.Count(array);
+   ArrayResize(message.positions, count);
    for(int i = 0; i < count; i++)
      {
-      int item = r.Element(array, i);
-      m.positions[i].magic = 0; m.positions[i].sl = 0; m.positions[i].tp = 0; m.positions[i].comment = "";
-      if(!TbNeedULong(r, item, "pos", m.positions[i].pos, error) || !TbNeedString(r, item, "symbol", m.positions[i].symbol, error) ||
-         !TbNeedWord(r, item, "side", TB_SIDES_ALL, m.positions[i].side, error) ||
-         !TbNeedDouble(r, item, "volume", m.positions[i].volume, error) || !TbNeedDouble(r, item, "price", m.positions[i].price, error) ||
-         !TbOptDouble(r, item, "sl", m.positions[i].sl, error) || !TbOptDouble(r, item, "tp", m.positions[i].tp, error) ||
-         !TbOptULong(r, item, "magic", m.positions[i].magic, error) || !TbOptString(r, item, "comment", m.positions[i].comment, error))
+      int item = reader.Element(array, i);
+      message.positions[i].magic = 0; message.positions[i].sl = 0; message.positions[i].tp = 0; message.positions[i].comment = "";
+      if(!TbNeedULong(reader, item, "pos", message.positions[i].pos, error) || !TbNeedString(reader, item, "symbol", message.positions[i].symbol, error) ||
+         !TbNeedWord(reader, item, "side", TB_SIDES_ALL, message.positions[i].side, error) ||
+         !TbNeedDouble(reader, item, "volume", message.positions[i].volume, error) || !TbNeedDouble(reader, item, "price", message.positions[i].price, error) ||
+         !TbOptDouble(reader, item, "sl", message.positions[i].sl, error) || !TbOptDouble(reader, item, "tp", message.positions[i].tp, error) ||
+         !TbOptULong(reader, item, "magic", message.positions[i].magic, error) || !TbOptString(reader, item, "comment", message.positions[i].comment, error))
         {
          error = "positions[" + IntegerToString(i) + "]." + error;
          return false;
         }
      }
-   m.currency = "";
-   return TbNeedDouble(r, o, "balance", m.balance, error) && TbNeedDouble(r, o, "equity", m.equity, error) &&
-          TbOptString(r, o, "currency", m.currency, error);
+   message.currency = "";
+   return TbNeedDouble(reader, object, "balance", message.balance, error) && TbNeedDouble(reader, object, "equity", message.equity, error) &&
+          TbOptString(reader, object, "currency", message.currency, error);
   }
 
 //+------------------------------------------------------------------+
@@ -368,45 +368,45 @@ struct TbCopy
       seq = 0; id = ""; master = 0; pos = 0; action = ""; symbol = ""; side = ""; volume = 0; price = 0;
       max_dev = 0; sl = 0; tp = 0; magic = 0; comment = ""; expires_ms = 0;
      }
-   void              CopyFrom(const TbCopy &o)
+   void              CopyFrom(const TbCopy &other)
      {
-      seq = o.seq; id = o.id; master = o.master; pos = o.pos; action = o.action; symbol = o.symbol; side = o.side;
-      volume = o.volume; price = o.price; max_dev = o.max_dev; sl = o.sl; tp = o.tp; magic = o.magic;
-      comment = o.comment; expires_ms = o.expires_ms;
+      seq = other.seq; id = other.id; master = other.master; pos = other.pos; action = other.action; symbol = other.symbol; side = other.side;
+      volume = other.volume; price = other.price; max_dev = other.max_dev; sl = other.sl; tp = other.tp; magic = other.magic;
+      comment = other.comment; expires_ms = other.expires_ms;
      }
   };
-void TbWriteCopy(TbJsonWriter &w, const TbCopy &m)
+void TbWriteCopy(TbJsonWriter &writer, const TbCopy &message)
   {
-   w.BeginObject();
-   w.FieldString("t", "copy");
-   w.FieldULong("seq", m.seq);
-   w.FieldString("id", m.id);
-   w.FieldULong("master", m.master);
-   w.FieldULong("pos", m.pos);
-   w.FieldString("action", m.action);
-   w.FieldString("symbol", m.symbol);
-   w.FieldString("side", m.side);
-   w.FieldDouble("volume", m.volume);
-   w.FieldDouble("price", m.price);
-   w.FieldDouble("max_dev", m.max_dev);
-   w.FieldDouble("sl", m.sl);
-   w.FieldDouble("tp", m.tp);
-   w.FieldULong("magic", m.magic);
-   w.FieldString("comment", m.comment);
-   w.FieldULong("expires_ms", m.expires_ms);
-   w.EndObject();
+   writer.BeginObject();
+   writer.FieldString("t", "copy");
+   writer.FieldULong("seq", message.seq);
+   writer.FieldString("id", message.id);
+   writer.FieldULong("master", message.master);
+   writer.FieldULong("pos", message.pos);
+   writer.FieldString("action", message.action);
+   writer.FieldString("symbol", message.symbol);
+   writer.FieldString("side", message.side);
+   writer.FieldDouble("volume", message.volume);
+   writer.FieldDouble("price", message.price);
+   writer.FieldDouble("max_dev", message.max_dev);
+   writer.FieldDouble("sl", message.sl);
+   writer.FieldDouble("tp", message.tp);
+   writer.FieldULong("magic", message.magic);
+   writer.FieldString("comment", message.comment);
+   writer.FieldULong("expires_ms", message.expires_ms);
+   writer.EndObject();
   }
-bool TbReadCopy(const TbJsonReader &r, int o, TbCopy &m, string &error)
+bool TbReadCopy(const TbJsonReader &reader, int object, TbCopy &message, string &error)
   {
-   m.Clear();
-   return TbNeedULong(r, o, "seq", m.seq, error) && TbOptString(r, o, "id", m.id, error) &&
-          TbNeedULong(r, o, "master", m.master, error) && TbNeedULong(r, o, "pos", m.pos, error) &&
-          TbNeedWord(r, o, "action", TB_COPY_ACTIONS, m.action, error) && TbNeedString(r, o, "symbol", m.symbol, error) &&
-          TbNeedWord(r, o, "side", TB_SIDES_ALL, m.side, error) && TbOptDouble(r, o, "volume", m.volume, error) &&
-          TbOptDouble(r, o, "price", m.price, error) && TbOptDouble(r, o, "max_dev", m.max_dev, error) &&
-          TbOptDouble(r, o, "sl", m.sl, error) && TbOptDouble(r, o, "tp", m.tp, error) &&
-          TbOptULong(r, o, "magic", m.magic, error) && TbOptString(r, o, "comment", m.comment, error) &&
-          TbOptULong(r, o, "expires_ms", m.expires_ms, error);
+   message.Clear();
+   return TbNeedULong(reader, object, "seq", message.seq, error) && TbOptString(reader, object, "id", message.id, error) &&
+          TbNeedULong(reader, object, "master", message.master, error) && TbNeedULong(reader, object, "pos", message.pos, error) &&
+          TbNeedWord(reader, object, "action", TB_COPY_ACTIONS, message.action, error) && TbNeedString(reader, object, "symbol", message.symbol, error) &&
+          TbNeedWord(reader, object, "side", TB_SIDES_ALL, message.side, error) && TbOptDouble(reader, object, "volume", message.volume, error) &&
+          TbOptDouble(reader, object, "price", message.price, error) && TbOptDouble(reader, object, "max_dev", message.max_dev, error) &&
+          TbOptDouble(reader, object, "sl", message.sl, error) && TbOptDouble(reader, object, "tp", message.tp, error) &&
+          TbOptULong(reader, object, "magic", message.magic, error) && TbOptString(reader, object, "comment", message.comment, error) &&
+          TbOptULong(reader, object, "expires_ms", message.expires_ms, error);
   }
 
 //+------------------------------------------------------------------+
@@ -421,36 +421,36 @@ struct TbResult
    string            msg;          // human-readable reason
    ulong             exec_ms;      // time the Executor spent
    void              Clear(void) { seq = 0; status = ""; ticket = 0; price = 0; volume = 0; error = 0; msg = ""; exec_ms = 0; }
-   void              CopyFrom(const TbResult &o)
+   void              CopyFrom(const TbResult &other)
      {
-      seq = o.seq; status = o.status; ticket = o.ticket; price = o.price; volume = o.volume; error = o.error;
-      msg = o.msg; exec_ms = o.exec_ms;
+      seq = other.seq; status = other.status; ticket = other.ticket; price = other.price; volume = other.volume; error = other.error;
+      msg = other.msg; exec_ms = other.exec_ms;
      }
   };
-void TbWriteResult(TbJsonWriter &w, const TbResult &m)
+void TbWriteResult(TbJsonWriter &writer, const TbResult &message)
   {
-   w.BeginObject();
-   w.FieldString("t", "result");
-   w.FieldULong("seq", m.seq);
-   w.FieldString("status", m.status);
-   w.FieldULong("ticket", m.ticket);
-   w.FieldDouble("price", m.price);
-   w.FieldDouble("volume", m.volume);
-   w.FieldULong("error", m.error);
-   w.FieldString("msg", m.msg);
-   w.FieldULong("exec_ms", m.exec_ms);
-   w.EndObject();
+   writer.BeginObject();
+   writer.FieldString("t", "result");
+   writer.FieldULong("seq", message.seq);
+   writer.FieldString("status", message.status);
+   writer.FieldULong("ticket", message.ticket);
+   writer.FieldDouble("price", message.price);
+   writer.FieldDouble("volume", message.volume);
+   writer.FieldULong("error", message.error);
+   writer.FieldString("msg", message.msg);
+   writer.FieldULong("exec_ms", message.exec_ms);
+   writer.EndObject();
   }
-bool TbReadResult(const TbJsonReader &r, int o, TbResult &m, string &error)
+bool TbReadResult(const TbJsonReader &reader, int object, TbResult &message, string &error)
   {
-   m.Clear();
+   message.Clear();
    ulong code = 0;
-   bool ok = TbNeedULong(r, o, "seq", m.seq, error) && TbNeedWord(r, o, "status", TB_RESULT_STATUS, m.status, error) &&
-             TbOptULong(r, o, "ticket", m.ticket, error) && TbOptDouble(r, o, "price", m.price, error) &&
-             TbOptDouble(r, o, "volume", m.volume, error) && TbOptULong(r, o, "error", code, error) &&
-             TbOptString(r, o, "msg", m.msg, error) && TbOptULong(r, o, "exec_ms", m.exec_ms, error);
+   bool ok = TbNeedULong(reader, object, "seq", message.seq, error) && TbNeedWord(reader, object, "status", TB_RESULT_STATUS, message.status, error) &&
+             TbOptULong(reader, object, "ticket", message.ticket, error) && TbOptDouble(reader, object, "price", message.price, error) &&
+             TbOptDouble(reader, object, "volume", message.volume, error) && TbOptULong(reader, object, "error", code, error) &&
+             TbOptString(reader, object, "msg", message.msg, error) && TbOptULong(reader, object, "exec_ms", message.exec_ms, error);
    if(ok && code > 0xFFFFFFFF) { error = "field `error`: " + TbULongToString(code) + " does not fit 32 bits"; return false; }
-   m.error = (uint)code;
+   message.error = (uint)code;
    return ok;
   }
 
@@ -462,7 +462,7 @@ struct TbStatePosition
    string            side;
    double            volume;
    string            comment;      // carries the tc:<master>:<pos> tag
-   void              CopyFrom(const TbStatePosition &o) { pos = o.pos; symbol = o.symbol; side = o.side; volume = o.volume; comment = o.comment; }
+   void              CopyFrom(const TbStatePosition &other) { pos = other.pos; symbol = other.symbol; side = other.side; volume = other.volume; comment = other.comment; }
   };
 struct TbSymbolSpec
   {
@@ -488,36 +488,36 @@ struct TbSymbols
    TB_ARRAY(TbSymbolSpec, symbols);
   };
 
-void TbWriteSymbolList(TbJsonWriter &w, TB_CONST_ARRAY_PARAM(TbSymbolSpec, symbols), int start, int count)
+void TbWriteSymbolList(TbJsonWriter &writer, TB_CONST_ARRAY_PARAM(TbSymbolSpec, symbols), int start, int count)
   {
-   w.Key("symbols");
-   w.BeginArray();
+   writer.Key("symbols");
+   writer.BeginArray();
    for(int i = start; i < start + count; i++)
      {
-      w.BeginObject();
-      w.FieldString("name", symbols[i].name);
-      w.FieldDouble("min", symbols[i].min);
-      w.FieldDouble("max", symbols[i].max);
-      w.FieldDouble("step", symbols[i].step);
-      w.FieldULong("digits", symbols[i].digits);
-      w.FieldDouble("contract", symbols[i].contract);
-      w.EndObject();
+      writer.BeginObject();
+      writer.FieldString("name", symbols[i].name);
+      writer.FieldDouble("min", symbols[i].min);
+      writer.FieldDouble("max", symbols[i].max);
+      writer.FieldDouble("step", symbols[i].step);
+      writer.FieldULong("digits", symbols[i].digits);
+      writer.FieldDouble("contract", symbols[i].contract);
+      writer.EndObject();
      }
-   w.EndArray();
+   writer.EndArray();
   }
-bool TbReadSymbolList(const TbJsonReader &r, int o, TB_ARRAY_PARAM(TbSymbolSpec, symbols), string &error)
+bool TbReadSymbolList(const TbJsonReader &reader, int object, TB_ARRAY_PARAM(TbSymbolSpec, symbols), string &error)
   {
-   int array = r.Find(o, "symbols");
-   if(array < 0 || r.Kind(array) != TB_JSON_ARRAY) { error = "field `symbols`: missing or not an array"; return false; }
-   int count = r.Count(array);
+   int array = reader.Find(object, "symbols");
+   if(array < 0 || reader.Kind(array) != TB_JSON_ARRAY) { error = "field `symbols`: missing or not an array"; return false; }
+   int count = reader.Count(array);
    ArrayResize(symbols, count);
    for(int i = 0; i < count; i++)
      {
-      int item = r.Element(array, i);
+      int item = reader.Element(array, i);
       ulong digits = 0;
-      if(!TbNeedString(r, item, "name", symbols[i].name, error) || !TbNeedDouble(r, item, "min", symbols[i].min, error) ||
-         !TbNeedDouble(r, item, "max", symbols[i].max, error) || !TbNeedDouble(r, item, "step", symbols[i].step, error) ||
-         !TbNeedULong(r, item, "digits", digits, error) || !TbNeedDouble(r, item, "contract", symbols[i].contract, error))
+      if(!TbNeedString(reader, item, "name", symbols[i].name, error) || !TbNeedDouble(reader, item, "min", symbols[i].min, error) ||
+         !TbNeedDouble(reader, item, "max", symbols[i].max, error) || !TbNeedDouble(reader, item, "step", symbols[i].step, error) ||
+         !TbNeedULong(reader, item, "digits", digits, error) || !TbNeedDouble(reader, item, "contract", symbols[i].contract, error))
         {
          error = "symbols[" + IntegerToString(i) + "]." + error;
          return false;
@@ -527,66 +527,66 @@ bool TbReadSymbolList(const TbJsonReader &r, int o, TB_ARRAY_PARAM(TbSymbolSpec,
    return true;
   }
 
-void TbWriteState(TbJsonWriter &w, const TbState &m)
+void TbWriteState(TbJsonWriter &writer, const TbState &message)
   {
-   w.BeginObject();
-   w.FieldString("t", "state");
-   w.FieldDouble("balance", m.balance);
-   w.FieldDouble("equity", m.equity);
-   w.FieldString("currency", m.currency);
-   w.Key("positions");
-   w.BeginArray();
-   for(int i = 0; i < ArraySize(m.positions); i++)
+   writer.BeginObject();
+   writer.FieldString("t", "state");
+   writer.FieldDouble("balance", message.balance);
+   writer.FieldDouble("equity", message.equity);
+   writer.FieldString("currency", message.currency);
+   writer.Key("positions");
+   writer.BeginArray();
+   for(int i = 0; i < ArraySize(message.positions); i++)
      {
-      w.BeginObject();
-      w.FieldULong("pos", m.positions[i].pos);
-      w.FieldString("symbol", m.positions[i].symbol);
-      w.FieldString("side", m.positions[i].side);
-      w.FieldDouble("volume", m.positions[i].volume);
-      w.FieldString("comment", m.positions[i].comment);
-      w.EndObject();
+      writer.BeginObject();
+      writer.FieldULong("pos", message.positions[i].pos);
+      writer.FieldString("symbol", message.positions[i].symbol);
+      writer.FieldString("side", message.positions[i].side);
+      writer.FieldDouble("volume", message.positions[i].volume);
+      writer.FieldString("comment", message.positions[i].comment);
+      writer.EndObject();
      }
-   w.EndArray();
-   if(m.has_symbols) TbWriteSymbolList(w, m.symbols, 0, ArraySize(m.symbols));
-   w.EndObject();
+   writer.EndArray();
+   if(message.has_symbols) TbWriteSymbolList(writer, message.symbols, 0, ArraySize(message.symbols));
+   writer.EndObject();
   }
-bool TbReadState(const TbJsonReader &r, int o, TbState &m, string &error)
+bool TbReadState(const TbJsonReader &reader, int object, TbState &message, string &error)
   {
-   m.currency = "";
-   if(!TbNeedDouble(r, o, "balance", m.balance, error) || !TbNeedDouble(r, o, "equity", m.equity, error) ||
-      !TbOptString(r, o, "currency", m.currency, error))
+   message.currency = "";
+   if(!TbNeedDouble(reader, object, "balance", message.balance, error) || !TbNeedDouble(reader, object, "equity", message.equity, error) ||
+      !TbOptString(reader, object, "currency", message.currency, error))
       return false;
-   int array = r.Find(o, "positions");
-   if(array < 0 || r.Kind(array) != TB_JSON_ARRAY) { error = "field `positions`: missing or not an array"; return false; }
-   int count = r.Count(array);
-   ArrayResize(m.positions, count);
+   int array = reader.Find(object, "positions");
+   if(array < 0 || reader.Kind(array) != TB_JSON_ARRAY) { error = "field `positions`: missing or not an array"; return false; }
+   int count = reader.Count(array);
+   ArrayResize(message.positions, count);
    for(int i = 0; i < count; i++)
      {
-      int item = r.Element(array, i);
-      m.positions[i].comment = "";
-      if(!TbNeedULong(r, item, "pos", m.positions[i].pos, error) || !TbNeedString(r, item, "symbol", m.positions[i].symbol, error) ||
-         !TbNeedWord(r, item, "side", TB_SIDES_ALL, m.positions[i].side, error) ||
-         !TbNeedDouble(r, item, "volume", m.positions[i].volume, error) || !TbOptString(r, item, "comment", m.positions[i].comment, error))
+      int item = reader.Element(array, i);
+      message.positions[i].comment = "";
+      if(!TbNeedULong(reader, item, "pos", message.positions[i].pos, error) || !TbNeedString(reader, item, "symbol", message.positions[i].symbol, error) ||
+         !TbNeedWord(reader, item, "side", TB_SIDES_ALL, message.positions[i].side, error) ||
+         !TbNeedDouble(reader, item, "volume", message.positions[i].volume, error) || !TbOptString(reader, item, "comment", message.positions[i].comment, error))
         {
          error = "positions[" + IntegerToString(i) + "]." + error;
          return false;
         }
      }
-   m.has_symbols = r.Find(o, "symbols") >= 0;
-   if(!m.has_symbols) { ArrayResize(m.symbols, 0); return true; }
-   return TbReadSymbolList(r, o, m.symbols, error);
+   message.has_symbols = reader.Find(object, "symbols") >= 0;
+   if(!message.has_symbols) { ArrayResize(message.symbols, 0); return true; }
+   return TbReadSymbolList(reader, object, message.symbols, error);
   }
 
-void TbWriteSymbols(TbJsonWriter &w, TB_CONST_ARRAY_PARAM(TbSymbolSpec, symbols), int start, int count)
+void TbWriteSymbols(TbJsonWriter &writer, TB_CONST_ARRAY_PARAM(TbSymbolSpec, symbols), int start, int count)
   {
-   w.BeginObject();
-   w.FieldString("t", "symbols");
-   TbWriteSymbolList(w, symbols, start, count);
-   w.EndObject();
+   writer.BeginObject();
+   writer.FieldString("t", "symbols");
+   TbWriteSymbolList(writer, symbols, start, count);
+   writer.EndObject();
   }
-bool TbReadSymbols(const TbJsonReader &r, int o, TbSymbols &m, string &error)
+bool TbReadSymbols(const TbJsonReader &reader, int object, TbSymbols &message, string &error)
   {
-   return TbReadSymbolList(r, o, m.symbols, error);
+   return TbReadSymbolList(reader, object, message.symbols, error);
   }
 
 //+------------------------------------------------------------------+
@@ -595,18 +595,18 @@ struct TbError
    string            code;         // bad_message | unknown_type | ...
    string            msg;
   };
-void TbWriteError(TbJsonWriter &w, const TbError &m)
+void TbWriteError(TbJsonWriter &writer, const TbError &message)
   {
-   w.BeginObject();
-   w.FieldString("t", "error");
-   w.FieldString("code", m.code);
-   w.FieldString("msg", m.msg);
-   w.EndObject();
+   writer.BeginObject();
+   writer.FieldString("t", "error");
+   writer.FieldString("code", message.code);
+   writer.FieldString("msg", message.msg);
+   writer.EndObject();
   }
-bool TbReadError(const TbJsonReader &r, int o, TbError &m, string &error)
+bool TbReadError(const TbJsonReader &reader, int object, TbError &message, string &error)
   {
-   m.msg = "";
-   return TbNeedWord(r, o, "code", TB_ERROR_CODES, m.code, error) && TbOptString(r, o, "msg", m.msg, error);
+   message.msg = "";
+   return TbNeedWord(reader, object, "code", TB_ERROR_CODES, message.code, error) && TbOptString(reader, object, "msg", message.msg, error);
   }
 
 #endif

@@ -128,7 +128,14 @@ public:
    void              PendingEventAt(int index, TbEvent &event) const { m_link.PendingEventAt(index, event); }
    bool              IsReady(void) const { return m_link.IsReady(); }
    ulong             LastSeq(void) const { return m_link.LastSeq(); }
-   ulong             PosOfTicket(ulong ticket) const { int i = m_book.Find(ticket); if(i < 0) return 0; TbBookEntry e; m_book.Get(i, e); return e.pos; }
+   ulong             PosOfTicket(ulong ticket) const
+     {
+      int index = m_book.Find(ticket);
+      if(index < 0) return 0;
+      TbBookEntry entry;
+      m_book.Get(index, entry);
+      return entry.pos;
+     }
    void              Shutdown(void) { m_link.Shutdown(); }
 
    void              Service(ulong now_ms)
