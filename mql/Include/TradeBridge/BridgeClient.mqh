@@ -86,6 +86,7 @@ public:
       m_transport.Close();
       m_ws.Abort("reconfigured");
       m_transport_up = false;
+      m_last_logged = "";
 #ifndef __MQL5__
       if(m_tls) { error = "MT4 cannot open wss:// (no TLS in MT4): use ws:// to a local stunnel/nginx or a LAN bridge"; return false; }
 #endif

@@ -100,7 +100,15 @@ public:
       m_clock_skew_ms = clock_skew_ms;
       m_deviation_points_default = deviation_points_default;
       m_symbols_per_frame = symbols_per_frame > 0 ? symbols_per_frame : TB_SYMBOLS_PER_FRAME_DEFAULT;
+      // MQL keeps an EA's globals across OnDeinit/OnInit: start clean.
       m_result_count = 0;
+      ArrayResize(m_results, 0, 64);
+      m_state_signature = "";
+      m_state_balance = 0;
+      m_state_equity = 0;
+      m_last_state_check_ms = 0;
+      m_state_due = false;
+      m_symbols_due = false;
       hello.last_seq = m_last_seq;
       return m_client.Configure(url, hello, backoff_base_ms, backoff_max_ms, error);
      }

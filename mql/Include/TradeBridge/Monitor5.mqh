@@ -55,6 +55,10 @@ public:
                           ulong snapshot_interval_ms, ulong backoff_base_ms, ulong backoff_max_ms, string &error)
      {
       if(!m_link.Init(url, hello, outbox_file, events_max, snapshot_interval_ms, backoff_base_ms, backoff_max_ms, error)) return false;
+      // MQL keeps an EA's globals across OnDeinit/OnInit (account or chart
+      // change), so everything learnt before is forgotten here.
+      ArrayInitialize(m_recent_deals, 0);
+      m_recent_next = 0;
       LoadBook();
       return true;
      }

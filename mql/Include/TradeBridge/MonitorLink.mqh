@@ -60,6 +60,8 @@ public:
       if(!m_client.Configure(url, hello, backoff_base_ms, backoff_max_ms, error)) return false;
       if(!m_outbox.Open(outbox_file, events_max)) { error = m_outbox.Error(); return false; }
       m_snapshot_interval_ms = snapshot_interval_ms > 0 ? snapshot_interval_ms : TB_SNAPSHOT_INTERVAL_MS_DEFAULT;
+      m_last_snapshot_ms = 0;
+      m_snapshot_now = false;
       return true;
      }
 
