@@ -1,0 +1,354 @@
+//+------------------------------------------------------------------+
+//| Monitor4.mqh: MT4 master, by diffing the order list.             |
+//+------------------------------------------------------------------+
+// # Layout
+// - TbLineage: ticket -> original ticket (`pos`), persisted in a file, so
+//   a partial close's remainder keeps the `pos` of the first ticket across
+//   EA restarts. MT4 gives the remainder a new ticket with the comment
+//   "from #<old>" and leaves "to #<new>" on the closed part in history.
+// - TbMonitor4.Scan(): reads every open order and compares with the book:
+//     new ticket "from #N"     -> continuation of N (no event)
+//     new market ticket        -> open;  new pending ticket -> pending
+//     ticket gone, market      -> close (the book's lots minus those of the
+//                                 rest; close price from history)
+//     ticket gone, pending     -> cancel (or open + close when it filled
+//                                 and closed between two scans)
+//     pending -> market type   -> open (MT4 keeps the ticket on a fill)
+//     SL/TP or trigger moved   -> modify
+//   It runs from OnTimer and OnTick, so a change is seen within one timer
+//   period even on a quiet symbol.
+// # Invariants
+// - `pos` of a position is the ticket it was opened with, whatever
+//   partial closes happened since, even across EA restarts.
+// - The lineage file holds only tickets still open (pruned on save), at
+//   most TB_LINEAGE_ENTRIES_MAX.
+#ifndef TRADEBRIDGE_MONITOR4_MQH
+#define TRADEBRIDGE_MONITOR4_MQH
+
+#include "Compat.mqh"
+#include "Book.mqh"
+#include "MonitorLink.mqh"
+
+// Far above the open tickets of any real account.
+#define TB_LINEAGE_ENTRIES_MAX 5000
+// Partial closes of one position followed through history at most this deep.
+#define TB_LINEAGE_DEPTH_MAX 64
+
+class TbLineage
+  {
+private:
+   // Parallel arrays: ticket i descends from original ticket m_positions[i].
+   TB_ARRAY(ulong, m_tickets);
+   TB_ARRAY(ulong, m_positions);
+   int               m_count;
+   string            m_file_name;
+public:
+                     TbLineage(void) : m_count(0) {}
+   int               Count(void) const { return m_count; }
+   ulong             Get(ulong ticket) const
+     {
+      for(int i = 0; i < m_count; i++)
+         if(m_tickets[i] == ticket) return m_positions[i];
+      return 0;
+     }
+   void              Set(ulong ticket, ulong pos)
+     {
+      for(int i = 0; i < m_count; i++)
+         if(m_tickets[i] == ticket) { m_positions[i] = pos; return; }
+      if(m_count >= TB_LINEAGE_ENTRIES_MAX) return;
+      ArrayResize(m_tickets, m_count + 1, 64);
+      ArrayResize(m_positions, m_count + 1, 64);
+      m_tickets[m_count] = ticket;
+      m_positions[m_count] = pos;
+      m_count++;
+     }
+   void              Load(const string &file_name)
+     {
+      m_file_name = file_name;
+      m_count = 0;
+      if(!FileIsExist(file_name)) return;
+      int handle = FileOpen(file_name, FILE_READ | FILE_BIN);
+      if(handle == INVALID_HANDLE) return;
+      TB_ARRAY(uchar, bytes);
+      int size = (int)FileReadArray(handle, bytes, 0, WHOLE_ARRAY);
+      FileClose(handle);
+      int start = 0;
+      for(int i = 0; i < size; i++)
+        {
+         if(bytes[i] != '\n') continue;
+         string line = CharArrayToString(bytes, start, i - start, CP_UTF8);
+         start = i + 1;
+         int space = StringFind(line, " ");
+         ulong ticket = 0, pos = 0;
+         if(space > 0 && TbStringToULong(StringSubstr(line, 0, space), ticket) && TbStringToULong(StringSubstr(line, space + 1), pos))
+            Set(ticket, pos);
+        }
+     }
+   // Keeps only tickets in `book` and writes the file (temp + move).
+   void              Save(const TbBook &book)
+     {
+      string text = "";
+      for(int i = 0; i < m_count; i++)
+         if(book.Find(m_tickets[i]) >= 0) text += TbULongToString(m_tickets[i]) + " " + TbULongToString(m_positions[i]) + "\n";
+      string temporary = m_file_name + ".tmp";
+      int handle = FileOpen(temporary, FILE_WRITE | FILE_BIN);
+      if(handle == INVALID_HANDLE) return;
+      TB_ARRAY(uchar, bytes);
+      int count = StringToCharArray(text, bytes, 0, -1, CP_UTF8) - 1;
+      FileWriteArray(handle, bytes, 0, count);
+      FileClose(handle);
+      FileMove(temporary, 0, m_file_name, FILE_REWRITE);
+      Load(m_file_name);
+     }
+  };
+
+class TbMonitor4
+  {
+private:
+   TbMonitorLink     m_link;
+   // Open orders (market and pending) as of the last scan, keyed by ticket.
+   TbBook            m_book;
+   TbLineage         m_lineage;
+
+public:
+   bool              Init(const string &url, const TbHello &hello, const string &outbox_file, const string &lineage_file,
+                          int events_max, ulong snapshot_interval_ms, ulong backoff_base_ms, ulong backoff_max_ms, string &error)
+     {
+      if(!m_link.Init(url, hello, outbox_file, events_max, snapshot_interval_ms, backoff_base_ms, backoff_max_ms, error)) return false;
+      m_lineage.Load(lineage_file);
+      // The book starts as the terminal is: what happened while we were
+      // away reaches the bridge through the snapshot after welcome.
+      TbBook current;
+      ReadOrders(current);
+      m_book.CopyFrom(current);
+      m_lineage.Save(m_book);
+      return true;
+     }
+   int               PendingEvents(void) const { return m_link.PendingEvents(); }
+   void              PendingEventAt(int index, TbEvent &event) const { m_link.PendingEventAt(index, event); }
+   bool              IsReady(void) const { return m_link.IsReady(); }
+   ulong             LastSeq(void) const { return m_link.LastSeq(); }
+   ulong             PosOfTicket(ulong ticket) const
+     {
+      int index = m_book.Find(ticket);
+      if(index < 0) return 0;
+      TbBookEntry entry;
+      m_book.Get(index, entry);
+      return entry.pos;
+     }
+   void              Shutdown(void) { m_link.Shutdown(); }
+
+   void              Service(ulong now_ms)
+     {
+      Scan();
+      if(!m_link.Service(now_ms)) return;
+      TbSnapshot snapshot;
+      BuildSnapshot(snapshot);
+      m_link.SendSnapshot(snapshot, now_ms);
+     }
+
+   void              BuildSnapshot(TbSnapshot &snapshot)
+     {
+      int count = 0;
+      ArrayResize(snapshot.positions, 0, m_book.Count());
+      for(int i = 0; i < m_book.Count(); i++)
+        {
+         TbBookEntry entry;
+         m_book.Get(i, entry);
+         if(entry.type > 1) continue;
+         ArrayResize(snapshot.positions, count + 1, m_book.Count());
+         snapshot.positions[count].pos = entry.pos;
+         snapshot.positions[count].symbol = entry.symbol;
+         snapshot.positions[count].side = TbSideOfType(entry.type);
+         snapshot.positions[count].volume = entry.volume;
+         snapshot.positions[count].price = entry.price;
+         snapshot.positions[count].sl = entry.sl;
+         snapshot.positions[count].tp = entry.tp;
+         snapshot.positions[count].magic = entry.magic;
+         snapshot.positions[count].comment = entry.comment;
+         count++;
+        }
+      snapshot.balance = AccountBalance();
+      snapshot.equity = AccountEquity();
+      snapshot.currency = AccountCurrency();
+     }
+
+   // Compares the terminal's orders with the book and emits the difference.
+   void              Scan(void)
+     {
+      TbBook current;
+      ReadOrders(current);
+      bool lineage_changed = false;
+      EmitGone(current);
+      for(int i = 0; i < current.Count(); i++)
+        {
+         TbBookEntry entry;
+         current.Get(i, entry);
+         if(m_book.Find(entry.key) >= 0) { EmitChanges(entry); continue; }
+         if(TbFromTicket(entry.comment) != 0) { lineage_changed = true; continue; }
+         TbEvent event;
+         TbEventFrom(entry.type <= 1 ? "open" : "pending", entry, entry.key, event);
+         m_link.Emit(event);
+        }
+      m_book.CopyFrom(current);
+      if(lineage_changed) m_lineage.Save(m_book);
+     }
+
+private:
+   void              ReadOrders(TbBook &book)
+     {
+      book.Clear();
+      int total = OrdersTotal();
+      for(int i = 0; i < total; i++)
+        {
+         if(!OrderSelect(i, SELECT_BY_POS, MODE_TRADES)) continue;
+         TbBookEntry entry;
+         entry.key = (ulong)OrderTicket();
+         entry.pos = 0;
+         entry.symbol = OrderSymbol();
+         entry.type = OrderType();
+         entry.volume = OrderLots();
+         entry.price = OrderOpenPrice();
+         entry.sl = OrderStopLoss();
+         entry.tp = OrderTakeProfit();
+         entry.magic = (ulong)OrderMagicNumber();
+         entry.comment = OrderComment();
+         entry.open_time = (long)OrderOpenTime();
+         book.Put(entry);
+        }
+      // Positions are resolved after reading: PosOf selects history orders.
+      for(int i = 0; i < book.Count(); i++)
+        {
+         TbBookEntry entry;
+         book.Get(i, entry);
+         entry.pos = PosOf(entry.key, entry.comment, 0);
+         if(entry.pos == 0 && TbFromTicket(entry.comment) != 0) entry.pos = VanishedTwin(book, entry);
+         // A ticket with no known ancestor is its own position.
+         if(entry.pos == 0) entry.pos = entry.key;
+         if(entry.pos != entry.key) m_lineage.Set(entry.key, entry.pos);
+         book.Put(entry);
+        }
+     }
+
+   // Two partial closes between scans leave a rest ("from #M") whose origin
+   // M we never saw. The rest keeps the open time, price, symbol and type
+   // of the original, so the vanished book entry with those is its origin.
+   ulong             VanishedTwin(const TbBook &current, const TbBookEntry &rest)
+     {
+      for(int i = 0; i < m_book.Count(); i++)
+        {
+         TbBookEntry known;
+         m_book.Get(i, known);
+         if(current.Find(known.key) >= 0) continue;
+         if(known.symbol == rest.symbol && known.type == rest.type && known.open_time == rest.open_time &&
+            known.price == rest.price)
+            return known.pos;
+        }
+      return 0;
+     }
+
+   // The original ticket of `ticket` through the book, the lineage file
+   // and "from #" comments in history (see TbLineage); 0 when the chain
+   // reaches no ticket we know.
+   ulong             PosOf(ulong ticket, const string &comment, int depth)
+     {
+      int known = m_book.Find(ticket);
+      if(known >= 0) { TbBookEntry entry; m_book.Get(known, entry); if(entry.pos != 0) return entry.pos; }
+      ulong recorded = m_lineage.Get(ticket);
+      if(recorded != 0) return recorded;
+      ulong origin = TbFromTicket(comment);
+      if(origin == 0 || depth >= TB_LINEAGE_DEPTH_MAX) return 0;
+      string origin_comment = "";
+      if(OrderSelect((int)origin, SELECT_BY_TICKET)) origin_comment = OrderComment();
+      // The closed part's history comment is "to #...", so the chain only
+      // continues through the book or the lineage file, which hold it.
+      return PosOf(origin, origin_comment, depth + 1);
+     }
+
+   // Lots of the new ticket that continues `known` after a partial close
+   // (a "from #" ticket with the same pos), or 0.
+   double            ContinuationLots(const TbBook &current, const TbBookEntry &known)
+     {
+      for(int i = 0; i < current.Count(); i++)
+        {
+         TbBookEntry entry;
+         current.Get(i, entry);
+         if(m_book.Find(entry.key) >= 0 || TbFromTicket(entry.comment) == 0) continue;
+         if(entry.pos == known.pos) return entry.volume;
+        }
+      return 0;
+     }
+
+   void              EmitGone(const TbBook &current)
+     {
+      for(int i = 0; i < m_book.Count(); i++)
+        {
+         TbBookEntry known;
+         m_book.Get(i, known);
+         if(current.Find(known.key) >= 0) continue;
+         bool in_history = OrderSelect((int)known.key, SELECT_BY_TICKET);
+         if(known.type > 1 && !(in_history && OrderType() <= 1))
+           {
+            TbEvent cancel;
+            TbEventFrom("cancel", known, known.key, cancel);
+            m_link.Emit(cancel);
+            continue;
+           }
+         if(known.type > 1)
+           {
+            // Filled and closed between two scans: report both steps.
+            TbEvent open;
+            known.type = OrderType();
+            known.price = OrderOpenPrice();
+            TbEventFrom("open", known, known.key, open);
+            m_link.Emit(open);
+           }
+         EmitClose(current, known, in_history);
+        }
+     }
+
+   void              EmitClose(const TbBook &current, const TbBookEntry &known, bool in_history)
+     {
+      double remaining = ContinuationLots(current, known);
+      double closed = TbLots(known.volume - remaining);
+      TbEvent event;
+      TbEventFrom("close", known, known.key, event);
+      event.volume = closed;
+      event.price = 0;
+      // The closed volume is the book's lots minus the rest's: that also
+      // covers several partial closes between two scans, where the history
+      // record of this ticket holds only the first.
+      if(in_history)
+        {
+         event.price = OrderClosePrice();
+         event.time_ms = (ulong)OrderCloseTime() * 1000;
+        }
+      event.has_remaining = true;
+      event.remaining = remaining;
+      m_link.Emit(event);
+     }
+
+   void              EmitChanges(const TbBookEntry &entry)
+     {
+      TbBookEntry known;
+      m_book.Get(m_book.Find(entry.key), known);
+      TbBookEntry now;
+      now.CopyFrom(entry);
+      now.pos = known.pos;
+      if(known.type > 1 && entry.type <= 1)
+        {
+         TbEvent open;
+         TbEventFrom("open", now, entry.key, open);
+         m_link.Emit(open);
+         return;
+        }
+      bool moved = known.sl != entry.sl || known.tp != entry.tp || (entry.type > 1 && known.price != entry.price);
+      if(!moved) return;
+      TbEvent modify;
+      TbEventFrom("modify", now, entry.key, modify);
+      if(entry.type <= 1) modify.price = 0;
+      m_link.Emit(modify);
+     }
+  };
+
+#endif

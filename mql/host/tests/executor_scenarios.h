@@ -1,0 +1,184 @@
+// executor_scenarios.h: Executor tests shared by MT4 and MT5; included by
+// test_executor4.cpp and test_executor5.cpp after the dialect and after
+// defining PLATFORM, ForceRetryable(terminal, n) and ForceFatal(terminal).
+// Test names carry the platform through TEST_NAME.
+
+namespace {
+
+struct Slave {
+    SimFixture fixture;
+    TbExecutor executor;
+    explicit Slave(bool hedging = true) : fixture(PLATFORM) {
+        fixture.terminal.hedging = hedging;
+        Init(executor);
+    }
+    void Init(TbExecutor &target) {
+        TbHello hello;
+        hello.version = 1; hello.key = "k"; hello.login = 77; hello.role = "slave"; hello.platform = "x";
+        hello.server = "s"; hello.ea = "t"; hello.last_seq = 0;
+        MqlString error;
+        CHECK(target.Init("ws://127.0.0.1:1/ea", hello, "seq.txt", "tags.txt", 3, 10, 2000, 30, 100, 500, 30000, error));
+        last_hello_seq = hello.last_seq;
+    }
+    TbResult Run(const TbCopy &copy, ulong gmt_ms = 1732400000000ul) {
+        TbResult result;
+        executor.Execute(copy, gmt_ms, result);
+        return result;
+    }
+    ulong last_hello_seq = 0;
+};
+
+TbCopy MakeCopy(ulong seq, const char *action, ulong pos, const char *side, double volume, double price = 1.0813) {
+    TbCopy copy;
+    copy.Clear();
+    copy.seq = seq;
+    copy.id = "c";
+    copy.master = 1234567;
+    copy.pos = pos;
+    copy.action = action;
+    copy.symbol = "EURUSD";
+    copy.side = side;
+    copy.volume = volume;
+    copy.price = price;
+    copy.comment = "tc:1234567:" + std::to_string(pos);
+    return copy;
+}
+
+} // namespace
+
+#define TEST_NAME(name) TEST(name)
+
+TEST_NAME(SCENARIO(open_is_idempotent_by_tag)) {
+    // An open fills once; the same position sent again (new seq, or after a restart) is skipped, not doubled.
+    Slave slave;
+    TbResult first = slave.Run(MakeCopy(1, "open", 9001, "buy", 0.2));
+    CHECK(first.status == "filled");
+    CHECK_EQ(first.volume, 0.2);
+    CHECK(first.ticket != 0);
+    TbResult again = slave.Run(MakeCopy(2, "open", 9001, "buy", 0.2));
+    CHECK(again.status == "skipped");
+    CHECK_EQ(again.ticket, first.ticket);
+    TbExecutor restarted;
+    slave.Init(restarted);
+    CHECK_EQ(slave.last_hello_seq, 2ul);
+    TbResult replay;
+    restarted.Execute(MakeCopy(2, "open", 9001, "buy", 0.2), 1732400000000ul, replay);
+    CHECK(replay.status == "skipped");
+    TbResult other;
+    restarted.Execute(MakeCopy(3, "open", 9001, "buy", 0.2), 1732400000000ul, other);
+    CHECK(other.status == "skipped");
+    CHECK_EQ(CountOpenPositions(slave.fixture.terminal), 1);
+}
+
+TEST_NAME(SCENARIO(price_past_max_dev_is_skipped)) {
+    // A market 5 points away with max_dev 3 points is skipped; within max_dev it fills.
+    Slave slave;
+    TbCopy copy = MakeCopy(1, "open", 1, "buy", 0.1, 1.0808);
+    copy.max_dev = 0.0003;
+    TbResult result = slave.Run(copy);
+    CHECK(result.status == "skipped");
+    CHECK(result.msg.Utf8().find("max_dev") != std::string::npos);
+    copy.seq = 2;
+    copy.price = 1.0811;
+    CHECK(slave.Run(copy).status == "filled");
+}
+
+TEST_NAME(SCENARIO(expired_open_is_skipped_but_close_is_not)) {
+    // An open past expires_ms (beyond the skew tolerance) is skipped; a close with expires_ms 0 runs.
+    Slave slave;
+    TbCopy copy = MakeCopy(1, "open", 1, "buy", 0.1);
+    copy.expires_ms = 1732400000000ul - 2001;
+    TbResult late = slave.Run(copy);
+    CHECK(late.status == "skipped");
+    CHECK(late.msg.Utf8().find("expired") == 0);
+    copy.seq = 2;
+    copy.expires_ms = 1732400000000ul - 1000;
+    CHECK(slave.Run(copy).status == "filled");
+    CHECK(slave.Run(MakeCopy(3, "close", 1, "buy", 0.1)).status == "filled");
+}
+
+TEST_NAME(SCENARIO(volume_is_normalised_to_the_symbol)) {
+    // 0.237 lots opens 0.23; below the minimum is skipped with the minimum named.
+    Slave slave;
+    TbResult result = slave.Run(MakeCopy(1, "open", 1, "buy", 0.237));
+    CHECK_EQ(result.volume, 0.23);
+    TbResult tiny = slave.Run(MakeCopy(2, "open", 2, "buy", 0.004));
+    CHECK(tiny.status == "skipped");
+    CHECK(tiny.msg.Utf8().find("minimum 0.01") != std::string::npos);
+}
+
+TEST_NAME(SCENARIO(retryable_errors_are_retried_a_bounded_number_of_times)) {
+    // Two requotes then success fills on the third attempt; endless requotes give up after 1 + MaxRetries attempts.
+    Slave slave;
+    ForceRetryable(slave.fixture.terminal, 2);
+    CHECK(slave.Run(MakeCopy(1, "open", 1, "buy", 0.1)).status == "filled");
+    CHECK_EQ(slave.fixture.terminal.trade_requests_count, 3);
+    slave.fixture.terminal.trade_requests_count = 0;
+    ForceRetryable(slave.fixture.terminal, 50);
+    TbResult result = slave.Run(MakeCopy(2, "open", 2, "buy", 0.1));
+    CHECK(result.status == "rejected");
+    CHECK(result.error != 0);
+    CHECK_EQ(slave.fixture.terminal.trade_requests_count, 4);
+}
+
+TEST_NAME(SCENARIO(fatal_errors_are_not_retried)) {
+    // A non-retryable error rejects at once with the terminal's code.
+    Slave slave;
+    ForceFatal(slave.fixture.terminal);
+    TbResult result = slave.Run(MakeCopy(1, "open", 1, "buy", 0.1));
+    CHECK(result.status == "rejected");
+    CHECK_EQ(slave.fixture.terminal.trade_requests_count, 1);
+}
+
+TEST_NAME(SCENARIO(partial_then_full_close_follow_the_copy)) {
+    // A partial close keeps the rest findable by tag (MT4: under its new ticket); the final close empties it.
+    Slave slave;
+    CHECK(slave.Run(MakeCopy(1, "open", 5, "sell", 0.5)).status == "filled");
+    TbResult partial = slave.Run(MakeCopy(2, "close", 5, "sell", 0.2));
+    CHECK(partial.status == "filled");
+    CHECK_EQ(partial.volume, 0.2);
+    TbState state;
+    slave.executor.BuildState(state);
+    CHECK_EQ(ArraySize(state.positions), 1);
+    if (ArraySize(state.positions) == 1) {
+        CHECK_EQ(state.positions[0].volume, 0.3);
+        CHECK(state.positions[0].comment == "tc:1234567:5");
+    }
+    TbResult full = slave.Run(MakeCopy(3, "close", 5, "sell", 0.3));
+    CHECK(full.status == "filled");
+    CHECK_EQ(CountOpenPositions(slave.fixture.terminal), 0);
+    CHECK(slave.Run(MakeCopy(4, "close", 5, "sell", 0.3)).status == "skipped");
+}
+
+TEST_NAME(SCENARIO(modify_pending_and_cancel)) {
+    // SL/TP modify of a position; a pending order placed, re-sent (skipped), moved, cancelled.
+    Slave slave;
+    slave.Run(MakeCopy(1, "open", 1, "buy", 0.1));
+    TbCopy modify = MakeCopy(2, "modify", 1, "buy", 0);
+    modify.sl = 1.07;
+    modify.tp = 1.09;
+    CHECK(slave.Run(modify).status == "filled");
+    CHECK_EQ(PositionStopLoss(slave.fixture.terminal), 1.07);
+    TbCopy pending = MakeCopy(3, "pending", 2, "buy_limit", 0.2, 1.0750);
+    CHECK(slave.Run(pending).status == "filled");
+    pending.seq = 4;
+    CHECK(slave.Run(pending).status == "skipped");
+    TbCopy move = MakeCopy(5, "modify", 2, "buy_limit", 0, 1.0740);
+    CHECK(slave.Run(move).status == "filled");
+    CHECK_EQ(PendingPrice(slave.fixture.terminal), 1.0740);
+    CHECK(slave.Run(MakeCopy(6, "cancel", 2, "buy_limit", 0)).status == "filled");
+    CHECK_EQ(PendingCount(slave.fixture.terminal), 0);
+    CHECK(slave.Run(MakeCopy(7, "cancel", 2, "buy_limit", 0)).status == "skipped");
+}
+
+TEST_NAME(SCENARIO(state_lists_positions_with_tags)) {
+    // The state carries balance, currency and each copy with its tag.
+    Slave slave;
+    slave.Run(MakeCopy(1, "open", 11, "buy", 0.1));
+    slave.Run(MakeCopy(2, "open", 12, "sell", 0.2));
+    TbState state;
+    slave.executor.BuildState(state);
+    CHECK_EQ(ArraySize(state.positions), 2);
+    CHECK(state.currency == "USD" && state.balance == 10000);
+    CHECK(state.positions[0].comment == "tc:1234567:11" && state.positions[1].side == "sell");
+}
