@@ -566,6 +566,93 @@ fn leaked_reservation_does_not_corrupt_later_records() {
     assert_eq!(truncation.offset, 64 + 2 * 64, "{truncation:?}");
 }
 
+/// Options of the roll-over tests: three 1000-byte records (1024 bytes with
+/// their header) fill a 4096-byte segment but for 960 bytes.
+fn roll_over_options(sync: SyncPolicy) -> JournalOptions {
+    JournalOptions { sync, ..small_options() }
+}
+
+// A reservation leaked just before a roll-over leaves the sealed segment clean: the journal reopens with every record.
+#[test]
+fn leaked_reservation_then_roll_over_reopens() {
+    for sync in [SyncPolicy::EveryRecord, SyncPolicy::Os] {
+        let directory = TempDirectory::new("leak-roll");
+        let (mut journal, _) = open(&directory.0, roll_over_options(sync));
+        for seq in 1..=3 {
+            journal.append(kind_of(seq), &payload(seq, 1000), 0).expect("append");
+        }
+        let mut leaked = journal.reserve(1, 900).expect("reserve");
+        leaked.payload_mut().fill(0xFF);
+        std::mem::forget(leaked);
+        // 1024 bytes do not fit the 960 left: the first segment is sealed.
+        assert_eq!(journal.append(kind_of(4), &payload(4, 1000), 0).expect("append"), 4);
+        assert_eq!(journal.segments_count(), 2);
+        let sealed = segment_files(&directory.0)[0].clone();
+        drop(journal);
+        let bytes = fs::read(&sealed).expect("read sealed segment");
+        assert!(bytes[64 + 3 * 1024..].iter().all(|byte| *byte == 0), "{sync:?}: sealing zeroed the leaked bytes");
+        let (journal, recovery) = Journal::open(&directory.0, roll_over_options(sync))
+            .unwrap_or_else(|error| panic!("{sync:?}: a journal of 4 intact records refuses to open: {error}"));
+        assert_eq!(recovery.last_seq, 4, "{sync:?}");
+        assert_eq!((recovery.truncation, recovery.stale_tails_zeroed), (None, Vec::new()), "{sync:?}");
+        for seq in 1..=4 {
+            assert_record(&journal, seq, 1000);
+        }
+    }
+}
+
+// Stray bytes after the end of a sealed segment, as a power loss can leave them behind an abandoned reservation, are zeroed and reported when the next segment continues right after its last record.
+#[test]
+fn stray_bytes_after_a_sealed_segment_with_no_missing_record_are_zeroed() {
+    let directory = TempDirectory::new("stray-sealed");
+    let options = roll_over_options(SyncPolicy::EveryRecord);
+    let (mut journal, _) = open(&directory.0, options);
+    for seq in 1..=5 {
+        journal.append(kind_of(seq), &payload(seq, 1000), 0).expect("append");
+    }
+    drop(journal);
+    let sealed = segment_files(&directory.0)[0].clone();
+    let end_offset = 64 + 3 * 1024;
+    let file = OpenOptions::new().write(true).open(&sealed).expect("open");
+    file.write_all_at(&[0xAB; 100], end_offset + 24).expect("scribble");
+    let (journal, recovery) = open(&directory.0, options);
+    assert_eq!((recovery.last_seq, recovery.truncation.clone()), (5, None));
+    let stale = recovery.stale_tails_zeroed.first().expect("reported");
+    assert_eq!(recovery.stale_tails_zeroed.len(), 1);
+    assert_eq!((&stale.path, stale.end_offset, stale.nonzero_offset), (&sealed, end_offset, end_offset + 24));
+    assert_eq!(stale.bytes_zeroed, 124);
+    for seq in 1..=5 {
+        assert_record(&journal, seq, 1000);
+    }
+    drop(journal);
+    assert!(fs::read(&sealed).expect("read")[end_offset as usize..].iter().all(|byte| *byte == 0));
+    let (_, again) = open(&directory.0, options);
+    assert!(again.stale_tails_zeroed.is_empty(), "zeroed for good");
+}
+
+// Bytes after a zero header in a sealed segment whose successor does not continue right after it mean lost records: still refused.
+#[test]
+fn stray_bytes_after_a_sealed_segment_with_a_missing_record_are_refused() {
+    let directory = TempDirectory::new("lost-sealed");
+    let options = roll_over_options(SyncPolicy::EveryRecord);
+    let (mut journal, _) = open(&directory.0, options);
+    for seq in 1..=5 {
+        journal.append(kind_of(seq), &payload(seq, 1000), 0).expect("append");
+    }
+    drop(journal);
+    let sealed = segment_files(&directory.0)[0].clone();
+    // Record 3's header lost (zero), its payload still there.
+    let third = 64 + 2 * 1024;
+    let file = OpenOptions::new().write(true).open(&sealed).expect("open");
+    file.write_all_at(&[0; 24], third).expect("zero header");
+    let error = Journal::open(&directory.0, options).err().expect("refused");
+    assert!(
+        matches!(&error, JournalError::CorruptRecord { path, offset, defect: RecordDefect::BytesAfterEnd { .. } }
+            if path == &sealed && *offset == third),
+        "{error}"
+    );
+}
+
 mod model {
     //! Random sequences of appends, reservations, releases, flushes and
     //! reopens against a plain vector of what was appended.

@@ -49,6 +49,13 @@
 //!   renamed; except under `Os` the file and the directory are synced before
 //!   the first record is written to it, and the previous segment is flushed
 //!   before a new one is created, so a group never spans a segment boundary.
+//! - Sealing a segment at roll-over zeroes whatever reservations left after
+//!   its last record (a leaked one's bytes, or an abandoned one's that the
+//!   kernel may have written back) and, except under `Os`, flushes that
+//!   zeroing, so a sealed segment ends in zeros on storage. Recovery still
+//!   accepts (and zeroes) stray bytes after the end of a sealed segment when
+//!   the next segment starts right after its last record, since then no
+//!   record can be missing.
 //! - On open, except under `Os`, every recovered segment is synced before
 //!   `durable_seq()` reports its records, since records read back after a
 //!   process crash may still sit only in the page cache. A torn tail is
@@ -89,7 +96,7 @@ use std::path::{Path, PathBuf};
 pub use error::{FullLimit, JournalError, RecordDefect, SegmentDefect};
 pub use layout::HeaderDefect;
 pub use options::{JournalOptions, SealedCorruption, SyncPolicy};
-pub use recovery::{Recovery, Truncation};
+pub use recovery::{Recovery, StaleTail, Truncation};
 
 use error::io_error;
 use layout::record_bytes;
@@ -369,6 +376,14 @@ impl Journal {
             // records spans two files.
             self.flush_unsynced()?;
         }
+        // Zero what reservations left after the logical end before a newer
+        // segment exists: from then on this segment is sealed, and recovery
+        // refuses non-zero bytes after the end of a sealed segment unless it
+        // can prove no record is missing.
+        if let Err(error) = self.active_mut().seal_tail(durable) {
+            self.poisoned = true;
+            return Err(error);
+        }
         let first_seq = self.next_seq();
         let segment = Segment::create(&self.directory, first_seq, self.options.segment_bytes, durable)?;
         self.segments.push_back(segment);
@@ -446,7 +461,9 @@ pub struct Reservation<'journal> {
 }
 
 impl Reservation<'_> {
-    /// The reserved payload bytes (zero on entry), 8-byte aligned.
+    /// The reserved payload bytes, 8-byte aligned. They are usually zero but
+    /// not always: after a leaked reservation (`mem::forget`) they still
+    /// hold its bytes. Write every byte that the commit will publish.
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let capacity_bytes = self.capacity_bytes;
         self.journal.active_mut().reserved_payload_mut(capacity_bytes)

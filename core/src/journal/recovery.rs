@@ -3,7 +3,8 @@
 //! with their index plus a report of what was found.
 //!
 //! # Layout
-//! - [`Recovery`], [`Truncation`]: the report `Journal::open` returns.
+//! - [`Recovery`], [`Truncation`], [`StaleTail`]: the report `Journal::open`
+//!   returns.
 //! - `recover`: the procedure, one segment at a time (`recover_segment`).
 //!
 //! # Invariants
@@ -11,7 +12,10 @@
 //!   next sequence, and the last one ends at the first invalid record.
 //! - A defect in a segment that is not the last is an error (or, when the
 //!   options say so, the point where the journal is cut and the later
-//!   segments are quarantined); it is never silently skipped.
+//!   segments are quarantined); it is never silently skipped. The one defect
+//!   accepted there is non-zero bytes after the end of a sealed segment whose
+//!   successor starts right after its last record: no record can be missing,
+//!   so the bytes are zeroed and reported in `Recovery::stale_tails_zeroed`.
 //! - After recovery every segment's tail is zero, and any zeroing is flushed
 //!   before new records can be written over it.
 
@@ -38,6 +42,11 @@ pub struct Recovery {
     pub last_seq: u64,
     /// Where the log was cut and why; `None` when it ended cleanly.
     pub truncation: Option<Truncation>,
+    /// Sealed segments that held non-zero bytes after their last record
+    /// although the next segment starts right after it (what a reservation
+    /// leaves behind when it is leaked, or abandoned after the kernel wrote
+    /// its bytes back); the bytes were zeroed and flushed, no record lost.
+    pub stale_tails_zeroed: Vec<StaleTail>,
     /// Zero bytes added to segment files found shorter than their header's
     /// `segment_bytes`.
     pub reextended_bytes: u64,
@@ -63,6 +72,19 @@ pub struct Truncation {
     /// Why the record there is invalid.
     pub defect: RecordDefect,
     /// Bytes zeroed, from `offset` to the last non-zero byte of the file.
+    pub bytes_zeroed: u64,
+}
+
+/// Stray bytes found, and zeroed, after the last record of a sealed segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StaleTail {
+    /// The sealed segment.
+    pub path: PathBuf,
+    /// Offset just after its last record: where the zeroing started.
+    pub end_offset: u64,
+    /// The first non-zero byte found after the end.
+    pub nonzero_offset: u64,
+    /// Bytes zeroed, from `end_offset` to the last non-zero byte.
     pub bytes_zeroed: u64,
 }
 
@@ -95,7 +117,9 @@ pub(crate) fn recover(directory: &Path, options: &JournalOptions) -> Result<Reco
     let mut expected_seq = None;
     for (position, (name_seq, path)) in listing.iter().enumerate() {
         let is_last = position + 1 == listing.len();
-        let context = SegmentContext { directory, path, name_seq: *name_seq, expected_seq, is_last, options };
+        let next_name_seq = listing.get(position + 1).map(|(next_name_seq, _)| *next_name_seq);
+        let context =
+            SegmentContext { directory, path, name_seq: *name_seq, expected_seq, next_name_seq, is_last, options };
         let outcome = recover_segment(&context, &mut recovery)?;
         let (segment, cut) = match outcome {
             SegmentOutcome::Intact(segment) => (segment, false),
@@ -134,6 +158,9 @@ struct SegmentContext<'a> {
     name_seq: u64,
     /// The sequence this segment must start at; `None` for the first.
     expected_seq: Option<u64>,
+    /// First sequence of the next listed segment, by its file name; `None`
+    /// for the last.
+    next_name_seq: Option<u64>,
     /// True for the newest segment, whose torn tail is cut, not refused.
     is_last: bool,
     /// The options the journal is opened with.
@@ -174,6 +201,17 @@ fn recover_segment(context: &SegmentContext<'_>, recovery: &mut Recovery) -> Res
         return Ok(SegmentOutcome::Intact(opened.segment));
     };
     let offset = u64::from(end.end_offset);
+    if let RecordDefect::BytesAfterEnd { nonzero_offset } = defect {
+        if context.next_name_seq == Some(opened.segment.next_seq()) {
+            // The next segment continues right after the last record here,
+            // so the stray bytes hold no lost record: a reservation left them.
+            let bytes_zeroed = opened.segment.zero_tail()?;
+            assert!(bytes_zeroed > 0, "a non-zero byte was found after the end");
+            let path = context.path.to_path_buf();
+            recovery.stale_tails_zeroed.push(StaleTail { path, end_offset: offset, nonzero_offset, bytes_zeroed });
+            return Ok(SegmentOutcome::Intact(opened.segment));
+        }
+    }
     if !context.is_last && !quarantine_allowed {
         return Err(JournalError::CorruptRecord { path: context.path.to_path_buf(), offset, defect });
     }

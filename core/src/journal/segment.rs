@@ -9,12 +9,17 @@
 //!
 //! # Invariants
 //! - `end_offset` is 8-aligned, `>= SEGMENT_HEADER_BYTES`, `<= segment_bytes`.
-//! - Every byte in `[end_offset, segment_bytes)` is zero once recovery has
-//!   run, and appends keep it so (payload padding and unused reservation
-//!   space are zeroed), so stale bytes are never mistaken for records. The
-//!   one exception is a leaked `Reservation` (`mem::forget`): its bytes stay
-//!   in the tail, each later record still writes its whole header, payload
-//!   and padding over them, and the next recovery zeroes the rest.
+//! - `end_offset <= reserved_end_offset <= segment_bytes`.
+//! - Every byte in `[reserved_end_offset, segment_bytes)` is zero, in memory
+//!   and on storage, once recovery has run, and appends keep it so (payload
+//!   padding and unused reservation space are zeroed). Bytes in
+//!   `[end_offset, reserved_end_offset)` may not be: a leaked `Reservation`
+//!   (`mem::forget`) leaves its bytes there, and an abandoned or partly used
+//!   reservation is zeroed in memory only, so the kernel may already have
+//!   written its bytes back. Each later record still writes its whole
+//!   header, payload and padding over them; sealing the segment at roll-over
+//!   zeroes (and under a durable policy flushes) that range, so a sealed
+//!   segment ends in zeros on storage.
 //! - `record_offsets[i]` is the offset of the record with sequence
 //!   `first_seq + i`; offsets strictly increase.
 //! - The file is never shortened while mapped, so the mapping never faults
@@ -59,6 +64,12 @@ pub(crate) struct Segment {
     record_offsets: Vec<u32>,
     /// Logical end: where the next record goes; advances per record.
     end_offset: u32,
+    /// High-water mark of bytes handed out for writing: the end of the
+    /// furthest record or reservation ever placed in this segment. Bytes
+    /// between `end_offset` and here may be non-zero in memory or on storage
+    /// (see the module invariants). Raised by reservations and records,
+    /// lowered to `end_offset` only by `seal_tail` and recovery's scan.
+    reserved_end_offset: u32,
 }
 
 /// A segment opened from disk before its records are scanned.
@@ -160,6 +171,7 @@ impl Segment {
             segment_bytes,
             record_offsets: Vec::new(),
             end_offset: SEGMENT_HEADER_BYTES,
+            reserved_end_offset: SEGMENT_HEADER_BYTES,
         }
     }
 
@@ -171,6 +183,9 @@ impl Segment {
         assert!(self.record_offsets.is_empty(), "a segment is scanned once, before any append");
         let end = scan_records(&self.map, self.first_seq, file_bytes, &mut self.record_offsets);
         self.end_offset = end.end_offset;
+        // A clean scan found a zero tail; a defect's tail is zeroed by the
+        // caller (`zero_tail`) before anything is appended.
+        self.reserved_end_offset = end.end_offset;
         debug_assert!(self.record_offsets.last().iter().all(|last| **last < end.end_offset));
         end
     }
@@ -188,6 +203,30 @@ impl Segment {
         self.map[start..end].fill(0);
         self.map.flush_range(start, end - start).map_err(io_error(&self.path, "msync zeroed tail"))?;
         debug_assert!(self.map[start..].iter().all(|byte| *byte == 0));
+        Ok((end - start) as u64)
+    }
+
+    /// Seals the segment before the journal rolls over to the next one:
+    /// zeroes `[end_offset, reserved_end_offset)`, the only bytes after the
+    /// logical end that may not be zero, and with `flush` writes that range
+    /// to storage. Without it a leaked reservation's bytes, or those of a
+    /// reservation the kernel wrote back before it was abandoned, would sit
+    /// after the end of a sealed segment, which recovery cannot tell from
+    /// lost records. Returns the bytes covered (0 when no reservation ever
+    /// reached past the end).
+    pub(crate) fn seal_tail(&mut self, flush: bool) -> Result<u64, JournalError> {
+        let start = self.end_offset as usize;
+        let end = self.reserved_end_offset as usize;
+        assert!(start <= end, "the high-water mark is never below the logical end");
+        assert!(end <= self.segment_bytes as usize);
+        if start == end {
+            return Ok(0);
+        }
+        self.map[start..end].fill(0);
+        if flush {
+            self.map.flush_range(start, end - start).map_err(io_error(&self.path, "msync sealed tail"))?;
+        }
+        self.reserved_end_offset = self.end_offset;
         Ok((end - start) as u64)
     }
 
@@ -215,8 +254,14 @@ impl Segment {
     }
 
     /// The payload area of a record being reserved at the logical end.
+    /// Raises the high-water mark over it: from here on its bytes may be
+    /// written, and may reach storage, whatever becomes of the reservation.
     pub(crate) fn reserved_payload_mut(&mut self, capacity_bytes: u32) -> &mut [u8] {
-        assert!(record_bytes(capacity_bytes) <= self.room_bytes(), "reservation checked to fit");
+        let length = record_bytes(capacity_bytes);
+        assert!(length <= self.room_bytes(), "reservation checked to fit");
+        let reserved_end = self.end_offset + length as u32;
+        self.reserved_end_offset = self.reserved_end_offset.max(reserved_end);
+        debug_assert!(self.reserved_end_offset <= self.segment_bytes);
         let start = (self.end_offset + RECORD_HEADER_BYTES) as usize;
         &mut self.map[start..start + capacity_bytes as usize]
     }
@@ -252,6 +297,7 @@ impl Segment {
         store_record_checksum(header, checksum);
         self.record_offsets.push(offset);
         self.end_offset = offset + record_bytes(payload_bytes) as u32;
+        self.reserved_end_offset = self.reserved_end_offset.max(self.end_offset);
         assert!(self.end_offset <= self.segment_bytes);
         assert_eq!(self.end_offset % RECORD_ALIGNMENT_BYTES, 0);
     }
@@ -544,6 +590,52 @@ mod tests {
         let end = scan_records(&bytes, 1, 110, &mut Vec::new());
         assert_eq!(end.defect, Some(RecordDefect::Torn { record_end_offset: 120, file_bytes: 110 }), "cut in the header");
         assert_eq!(end.end_offset, 96);
+    }
+
+    /// A fresh directory under the system temporary directory, removed on drop.
+    struct TempDirectory(PathBuf);
+
+    impl TempDirectory {
+        fn new(name: &str) -> TempDirectory {
+            static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let unique = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let path = std::env::temp_dir().join(format!("tradebridge-segment-{name}-{}-{unique}", std::process::id()));
+            let _ = fs::remove_dir_all(&path);
+            fs::create_dir_all(&path).expect("create temporary directory");
+            TempDirectory(path)
+        }
+    }
+
+    impl Drop for TempDirectory {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    // Sealing zeroes what abandoned and leaked reservations reached past the end, and only that.
+    #[test]
+    fn seal_tail_covers_every_reservation_past_the_end() {
+        let directory = TempDirectory::new("seal");
+        let mut segment = Segment::create(&directory.0, 1, 4096, false).expect("create");
+        assert_eq!(segment.seal_tail(false).expect("seal"), 0, "nothing was reserved");
+        segment.append_record(1, 2, b"first");
+        let end = segment.end_offset as usize;
+        // An abandoned reservation is zeroed in memory, but the kernel may
+        // have written its bytes back, so sealing must still cover it.
+        segment.reserved_payload_mut(500).fill(0xEE);
+        segment.abandon_reserved(500);
+        // A smaller leaked one inside it, then a record over part of both.
+        segment.reserved_payload_mut(100).fill(0xFF);
+        segment.append_record(2, 2, b"second");
+        let record_end = segment.end_offset as usize;
+        assert!(segment.map[record_end..end + 24 + 100].contains(&0xFF), "leaked bytes remain");
+        let covered = segment.seal_tail(true).expect("seal");
+        assert_eq!(covered, (end as u64 + record_bytes(500)) - record_end as u64);
+        assert!(segment.map[record_end..].iter().all(|byte| *byte == 0), "the whole tail is zero");
+        assert_eq!(segment.seal_tail(true).expect("seal again"), 0, "the mark fell back to the end");
+        let mut offsets = Vec::new();
+        assert_eq!(scan_records(&segment.map, 1, 4096, &mut offsets).defect, None);
+        assert_eq!(offsets.len(), 2);
     }
 
     // A segment filled to its last byte ends cleanly without reading past it.
