@@ -8,9 +8,11 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use tradebridge_core::journal::layout::record_bytes;
+use tradebridge_core::journal::layout::{record_bytes, records_per_segment_max};
+use tradebridge_core::journal::options::SEGMENT_BYTES_MAX;
 use tradebridge_core::journal::{
-    FullLimit, Journal, JournalError, JournalOptions, RecordDefect, Recovery, SealedCorruption, SyncPolicy,
+    FullLimit, Journal, JournalError, JournalOptions, RecordDefect, Recovery, SealedCorruption, SkippedSeqs,
+    SyncPolicy,
 };
 
 /// A unique directory under the system temporary directory, removed on drop.
@@ -364,7 +366,7 @@ fn dropped_without_flush_recovers_every_record() {
     }
 }
 
-// A corrupt record in a middle segment is an error naming the file and offset; the option truncates and quarantines instead.
+// A corrupt record in a middle segment is an error naming the file and offset; the option truncates, quarantines, and continues above every number issued.
 #[test]
 fn corrupt_middle_segment_is_an_error_or_quarantined() {
     let directory = TempDirectory::new("middle");
@@ -390,13 +392,76 @@ fn corrupt_middle_segment_is_an_error_or_quarantined() {
 
     let quarantine = JournalOptions { sealed_corruption: SealedCorruption::TruncateAndQuarantine, ..small_options() };
     let (mut journal, recovery) = open(&directory.0, quarantine);
-    assert_eq!(recovery.last_seq, corrupt_seq - 1);
+    // Records corrupt_seq..=60 were issued once: the journal continues at 61.
+    assert_eq!(recovery.skipped_seqs, Some(SkippedSeqs { from_seq: corrupt_seq, next_seq: 61 }));
+    assert_eq!((recovery.last_seq, recovery.records_count), (60, corrupt_seq - 1));
     assert_eq!(recovery.quarantined_segments.len(), files.len() - 2);
     assert_eq!(recovery.truncation.as_ref().map(|truncation| truncation.offset), Some(offset));
-    assert_eq!(journal.append(1, b"continues", 0).expect("append"), corrupt_seq);
+    assert_eq!(journal.append(1, b"continues", 0).expect("append"), 61);
     drop(journal);
-    let (_, recovery) = open(&directory.0, small_options());
-    assert_eq!((recovery.last_seq, recovery.truncation), (corrupt_seq, None), "quarantined files are ignored");
+    let (journal, recovery) = open(&directory.0, small_options());
+    assert_eq!((recovery.last_seq, recovery.truncation), (61, None), "the recorded skip is accepted, quarantined files ignored");
+    assert_eq!(recovery.skipped_seqs, None, "this open skipped nothing");
+    assert!((corrupt_seq..=60).all(|seq| journal.read(seq).is_none()));
+    let held: Vec<u64> = journal.iter_from(0).map(|entry| entry.seq).collect();
+    let expected: Vec<u64> = (1..corrupt_seq).chain([61]).collect();
+    assert_eq!(held, expected, "iteration steps over the skip");
+    assert_eq!(journal.iter_from(corrupt_seq).next().map(|entry| entry.seq), Some(61));
+}
+
+// A damaged header in the oldest segment quarantines every segment; the journal continues above every number issued, and reopens without the option.
+#[test]
+fn quarantine_from_the_first_segment_never_issues_a_number_twice() {
+    let directory = TempDirectory::new("quarantine-first");
+    let options = JournalOptions {
+        sealed_corruption: SealedCorruption::TruncateAndQuarantine,
+        ..roll_over_options(SyncPolicy::EveryRecord)
+    };
+    let (mut journal, _) = open(&directory.0, options);
+    for seq in 1..=10 {
+        journal.append(kind_of(seq), &payload(seq, 1000), 0).expect("append");
+    }
+    assert_eq!(journal.segments_count(), 4, "segments 1, 4, 7, 10");
+    drop(journal);
+    flip_byte(&directory.0.join(format!("{:020}.seg", 1)), 20);
+    let (mut journal, recovery) = open(&directory.0, options);
+    assert_eq!(recovery.quarantined_segments.len(), 4);
+    // The unreadable first segment is bounded by its successor's name; the
+    // others scan cleanly, the last ending after record 10.
+    assert_eq!(recovery.skipped_seqs, Some(SkippedSeqs { from_seq: 1, next_seq: 11 }));
+    assert_eq!((recovery.first_seq, recovery.last_seq, recovery.records_count), (11, 10, 0));
+    assert_eq!(journal.append(kind_of(11), &payload(11, 5), 0).expect("append"), 11);
+    drop(journal);
+    let (mut journal, recovery) = open(&directory.0, roll_over_options(SyncPolicy::EveryRecord));
+    assert_eq!((recovery.first_seq, recovery.last_seq, recovery.skipped_seqs), (11, 11, None));
+    assert_record(&journal, 11, 5);
+    assert_eq!(journal.append(kind_of(12), &payload(12, 5), 0).expect("append"), 12);
+}
+
+// A damaged header in the last segment leaves its numbers unknown: the journal continues above all that the largest segment could hold.
+#[test]
+fn quarantined_last_segment_with_unreadable_header_is_bounded_by_the_largest_segment() {
+    let directory = TempDirectory::new("quarantine-last");
+    let options = JournalOptions {
+        sealed_corruption: SealedCorruption::TruncateAndQuarantine,
+        ..roll_over_options(SyncPolicy::EveryRecord)
+    };
+    let (mut journal, _) = open(&directory.0, options);
+    for seq in 1..=5 {
+        journal.append(kind_of(seq), &payload(seq, 1000), 0).expect("append");
+    }
+    drop(journal);
+    flip_byte(&directory.0.join(format!("{:020}.seg", 4)), 20);
+    let (mut journal, recovery) = open(&directory.0, options);
+    let records_max = records_per_segment_max(SEGMENT_BYTES_MAX);
+    assert_eq!(recovery.skipped_seqs, Some(SkippedSeqs { from_seq: 4, next_seq: 4 + records_max }));
+    assert_eq!((recovery.records_count, recovery.last_seq), (3, 3 + records_max));
+    assert_eq!(journal.append(1, b"after", 0).expect("append"), 4 + records_max);
+    drop(journal);
+    let (journal, recovery) = open(&directory.0, roll_over_options(SyncPolicy::EveryRecord));
+    assert_eq!((recovery.records_count, recovery.last_seq), (4, 4 + records_max));
+    let held: Vec<u64> = journal.iter_from(2).map(|entry| entry.seq).collect();
+    assert_eq!(held, vec![2, 3, 4 + records_max]);
 }
 
 // A missing middle segment is reported as a sequence gap naming the segment after it.

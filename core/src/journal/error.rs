@@ -49,6 +49,8 @@ pub enum SegmentDefect {
     SegmentBytesOutOfRange { segment_bytes: u64, bytes_min: u64, bytes_max: u64 },
     /// The file is longer than the header says the segment is.
     FileTooLong { file_bytes: u64, segment_bytes: u64 },
+    /// The header's `skipped_from_seq` is not below its `first_seq`.
+    SkippedFromSeqNotBelowFirstSeq { skipped_from_seq: u64, first_seq: u64 },
 }
 
 /// Which retention bound an append would have crossed.
@@ -159,6 +161,10 @@ impl fmt::Display for SegmentDefect {
             SegmentDefect::FileTooLong { file_bytes, segment_bytes } => write!(
                 formatter,
                 "file holds {file_bytes} bytes, more than its header's segment_bytes {segment_bytes}"
+            ),
+            SegmentDefect::SkippedFromSeqNotBelowFirstSeq { skipped_from_seq, first_seq } => write!(
+                formatter,
+                "header skipped_from_seq {skipped_from_seq}: expected 0 or below first_seq {first_seq}"
             ),
         }
     }

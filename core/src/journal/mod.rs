@@ -5,7 +5,11 @@
 //!
 //! Records are opaque payloads (rkyv records made elsewhere) tagged with a
 //! caller-defined `kind: u16`. Each gets a sequence number: global, starting
-//! at 1, +1 per record across segments, never reused.
+//! at 1, +1 per record across segments, never reused. The one jump: after
+//! `SealedCorruption::TruncateAndQuarantine` sets segments aside, the
+//! journal continues above every number they may hold (reported in
+//! [`Recovery::skipped_seqs`]), since issuing one of those again would give
+//! two records the same number.
 //!
 //! # Layout
 //! - [`layout`]: on-disk format of segments and records (diagrams there).
@@ -77,7 +81,9 @@
 //! - `segments` is never empty; the last one is the active one, and only it
 //!   is written.
 //! - Segments are contiguous: each one's `first_seq` is the previous one's
-//!   next sequence; `first_seq() <= next_seq()`.
+//!   next sequence, except after a skip recorded in the later segment's
+//!   header (`skipped_from_seq`, where the earlier one ends);
+//!   `first_seq() <= next_seq()`.
 //! - `synced_seq() <= last_seq()`; `durable_seq() <= last_seq()`.
 //! - Records are never deleted except by `truncate_before`, and then only
 //!   whole sealed segments whose every record is below the given sequence.
@@ -96,7 +102,7 @@ use std::path::{Path, PathBuf};
 pub use error::{FullLimit, JournalError, RecordDefect, SegmentDefect};
 pub use layout::HeaderDefect;
 pub use options::{JournalOptions, SealedCorruption, SyncPolicy};
-pub use recovery::{Recovery, StaleTail, Truncation};
+pub use recovery::{Recovery, SkippedSeqs, StaleTail, Truncation};
 
 use error::io_error;
 use layout::record_bytes;
@@ -229,7 +235,8 @@ impl Journal {
         self.segments.front().expect("segments never empty").first_seq()
     }
 
-    /// Sequence of the last record appended (0 before the first ever).
+    /// Sequence of the last record appended (0 before the first ever); right
+    /// after recovery skipped numbers, the last number skipped.
     pub fn last_seq(&self) -> u64 {
         self.next_seq() - 1
     }
@@ -385,7 +392,7 @@ impl Journal {
             return Err(error);
         }
         let first_seq = self.next_seq();
-        let segment = Segment::create(&self.directory, first_seq, self.options.segment_bytes, durable)?;
+        let segment = Segment::create(&self.directory, first_seq, self.options.segment_bytes, durable, 0)?;
         self.segments.push_back(segment);
         self.stats.segments_created_count += 1;
         assert_eq!(self.next_seq(), first_seq, "a new segment continues the sequence");
@@ -505,7 +512,7 @@ pub struct Entries<'journal> {
     /// The journal read from.
     journal: &'journal Journal,
     /// Segment holding `seq` (or the one before it when `seq` starts the
-    /// next segment); advances at segment ends.
+    /// next segment or lies in a skip before it); advances at segment ends.
     position: usize,
     /// Next sequence to yield.
     seq: u64,
@@ -518,7 +525,11 @@ impl<'journal> Iterator for Entries<'journal> {
         let segments = &self.journal.segments;
         // Bounded: each step either yields or moves to a later segment.
         while self.position < segments.len() {
-            if let Some(entry) = segments[self.position].entry(self.seq) {
+            let segment = &segments[self.position];
+            // After a recorded skip a segment starts above the previous
+            // one's end: continue at its first record.
+            self.seq = self.seq.max(segment.first_seq());
+            if let Some(entry) = segment.entry(self.seq) {
                 self.seq += 1;
                 return Some(entry);
             }

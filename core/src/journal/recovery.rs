@@ -9,7 +9,13 @@
 //!
 //! # Invariants
 //! - Segments handed back are contiguous: each starts at the previous one's
-//!   next sequence, and the last one ends at the first invalid record.
+//!   next sequence, or, when its header records a skip, the previous one
+//!   ends at its `skipped_from_seq`; the last one ends at the first invalid
+//!   record.
+//! - After quarantining, the journal continues above every sequence number
+//!   the quarantined files (or the records cut off) may have issued, so no
+//!   number is ever issued twice; the numbers jumped over are reported in
+//!   `Recovery::skipped_seqs` and recorded in the new segment's header.
 //! - A defect in a segment that is not the last is an error (or, when the
 //!   options say so, the point where the journal is cut and the later
 //!   segments are quarantined); it is never silently skipped. The one defect
@@ -24,9 +30,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::error::{io_error, JournalError, RecordDefect};
-use super::layout::{parse_segment_file_name, QUARANTINE_EXTENSION, SEGMENT_EXTENSION, TEMPORARY_EXTENSION};
-use super::options::{JournalOptions, SealedCorruption, SyncPolicy};
-use super::segment::{file_is_all_zero, sync_directory, Segment};
+use super::layout::{
+    parse_segment_file_name, records_per_segment_max, QUARANTINE_EXTENSION, SEGMENT_EXTENSION, TEMPORARY_EXTENSION,
+};
+use super::options::{JournalOptions, SealedCorruption, SyncPolicy, SEGMENT_BYTES_MAX};
+use super::segment::{file_is_all_zero, quarantined_seq_bound, read_segment_header, sync_directory, Segment};
 
 /// What `Journal::open` found and did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -38,7 +46,8 @@ pub struct Recovery {
     /// Oldest sequence still held; equals `last_seq + 1` when none is held.
     pub first_seq: u64,
     /// Sequence of the last valid record ever appended (0 for a journal that
-    /// never held one); appends continue at `last_seq + 1`.
+    /// never held one), or after a skip the last number skipped; appends
+    /// continue at `last_seq + 1`.
     pub last_seq: u64,
     /// Where the log was cut and why; `None` when it ended cleanly.
     pub truncation: Option<Truncation>,
@@ -56,6 +65,10 @@ pub struct Recovery {
     /// Segments renamed to `*.seg.quarantine` under
     /// `SealedCorruption::TruncateAndQuarantine`.
     pub quarantined_segments: Vec<PathBuf>,
+    /// Sequence numbers this open jumped over after quarantining, because
+    /// records in the quarantined files, or cut off before them, may hold
+    /// them; `None` when nothing was skipped.
+    pub skipped_seqs: Option<SkippedSeqs>,
     /// Leftover `*.seg.tmp` files of interrupted segment creations, removed.
     pub temporary_files_removed: u32,
     /// True when the directory held no segment and a first one was created.
@@ -73,6 +86,17 @@ pub struct Truncation {
     pub defect: RecordDefect,
     /// Bytes zeroed, from `offset` to the last non-zero byte of the file.
     pub bytes_zeroed: u64,
+}
+
+/// A range of sequence numbers that will never be issued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SkippedSeqs {
+    /// First number skipped: where the kept records end (or the first
+    /// quarantined segment's first number, when none is kept).
+    pub from_seq: u64,
+    /// First number issued after the skip: above anything the quarantined
+    /// files may hold. The new segment starts here.
+    pub next_seq: u64,
 }
 
 /// Stray bytes found, and zeroed, after the last record of a sealed segment.
@@ -114,6 +138,7 @@ pub(crate) fn recover(directory: &Path, options: &JournalOptions) -> Result<Reco
     let listing = list_segments(directory, &mut recovery)?;
     let durable = options.sync != SyncPolicy::Os;
     let mut segments = VecDeque::with_capacity(listing.len());
+    let mut quarantined = Vec::new();
     let mut expected_seq = None;
     for (position, (name_seq, path)) in listing.iter().enumerate() {
         let is_last = position + 1 == listing.len();
@@ -125,27 +150,89 @@ pub(crate) fn recover(directory: &Path, options: &JournalOptions) -> Result<Reco
             SegmentOutcome::Intact(segment) => (segment, false),
             SegmentOutcome::CutHere(segment) => (segment, true),
             SegmentOutcome::QuarantineFromHere => {
-                quarantine(&listing[position..], &mut recovery)?;
+                quarantined = quarantine(&listing[position..], &mut recovery)?;
                 break;
             }
         };
         expected_seq = Some(segment.next_seq());
         segments.push_back(segment);
         if cut {
-            quarantine(&listing[position + 1..], &mut recovery)?;
+            quarantined = quarantine(&listing[position + 1..], &mut recovery)?;
             break;
         }
     }
-    if segments.is_empty() {
-        // A fresh directory, or every segment quarantined: start where the
-        // first listed segment started so sequence numbers never go back.
-        let first_seq = listing.first().map_or(1, |(name_seq, _)| *name_seq).max(1);
-        segments.push_back(Segment::create(directory, first_seq, options.segment_bytes, durable)?);
-        recovery.created = listing.is_empty();
+    if listing.is_empty() {
+        segments.push_back(Segment::create(directory, 1, options.segment_bytes, durable, 0)?);
+        recovery.created = true;
+    } else if !quarantined.is_empty() {
+        continue_above_quarantined(directory, options, &quarantined, &mut segments, &mut recovery)?;
     }
-    debug_assert!(segments.iter().zip(segments.iter().skip(1)).all(|(a, b)| a.next_seq() == b.first_seq()));
+    assert!(!segments.is_empty(), "every listed segment is kept, recreated or quarantined");
+    debug_assert!(segments.iter().zip(segments.iter().skip(1)).all(|(a, b)| follows(a, b)));
     finish(directory, durable, &segments, &mut recovery)?;
     Ok(Recovered { segments, recovery })
+}
+
+/// True when segment `b` may come right after segment `a`: it starts at
+/// `a`'s next sequence, or its header records a skip that starts there.
+fn follows(a: &Segment, b: &Segment) -> bool {
+    a.next_seq() == b.first_seq() || (b.skipped_from_seq() == a.next_seq() && a.next_seq() < b.first_seq())
+}
+
+/// After quarantining, makes the journal continue above every sequence
+/// number the quarantined files may have issued (records cut off before them
+/// lie below their numbers too), so that no number is issued twice: when
+/// that is above where the kept segments end, or nothing is kept, a new
+/// segment is created there, its header recording the skip.
+fn continue_above_quarantined(
+    directory: &Path,
+    options: &JournalOptions,
+    quarantined: &[(u64, PathBuf)],
+    segments: &mut VecDeque<Segment>,
+    recovery: &mut Recovery,
+) -> Result<(), JournalError> {
+    assert!(!quarantined.is_empty());
+    let mut issued_bound = 0u64;
+    // Bounded by the listing; each file is scanned once, read-only.
+    for (position, (name_seq, path)) in quarantined.iter().enumerate() {
+        let bound = match quarantined_seq_bound(path, *name_seq)? {
+            Some(bound) => bound,
+            // Unreadable header. Only the last segment is ever written, so a
+            // segment's numbers lie below its successor's name; the last one
+            // may hold as many records as the largest segment.
+            None => match quarantined.get(position + 1) {
+                Some((next_name_seq, _)) => *next_name_seq,
+                None => name_seq.saturating_add(records_per_segment_max(SEGMENT_BYTES_MAX)),
+            },
+        };
+        issued_bound = issued_bound.max(bound);
+    }
+    let kept_next_seq = segments.back().map(Segment::next_seq);
+    let from_seq = kept_next_seq.unwrap_or(quarantined[0].0.max(1));
+    let next_seq = issued_bound.max(from_seq);
+    if kept_next_seq == Some(next_seq) {
+        // The kept segments already end above every quarantined number.
+        return Ok(());
+    }
+    let skipped_from_seq = if next_seq > from_seq { from_seq } else { 0 };
+    let durable = options.sync != SyncPolicy::Os;
+    segments.push_back(Segment::create(directory, next_seq, options.segment_bytes, durable, skipped_from_seq)?);
+    if next_seq > from_seq {
+        recovery.skipped_seqs = Some(SkippedSeqs { from_seq, next_seq });
+    }
+    assert!(next_seq >= from_seq && segments.back().expect("just pushed").first_seq() == next_seq);
+    Ok(())
+}
+
+/// True when the segment at `path`, named `name_seq` where `expected_seq`
+/// was due, records in its header that recovery skipped from `expected_seq`
+/// to it on purpose.
+fn is_recorded_skip(path: &Path, name_seq: u64, expected_seq: u64) -> Result<bool, JournalError> {
+    if name_seq <= expected_seq {
+        return Ok(false);
+    }
+    let header = read_segment_header(path)?;
+    Ok(header.is_some_and(|header| header.first_seq == name_seq && header.skipped_from_seq == expected_seq))
 }
 
 /// Everything `recover_segment` needs to know about one listed file.
@@ -170,7 +257,7 @@ struct SegmentContext<'a> {
 fn recover_segment(context: &SegmentContext<'_>, recovery: &mut Recovery) -> Result<SegmentOutcome, JournalError> {
     let quarantine_allowed = context.options.sealed_corruption == SealedCorruption::TruncateAndQuarantine;
     if let Some(expected_seq) = context.expected_seq {
-        if context.name_seq != expected_seq {
+        if context.name_seq != expected_seq && !is_recorded_skip(context.path, context.name_seq, expected_seq)? {
             if quarantine_allowed {
                 return Ok(SegmentOutcome::QuarantineFromHere);
             }
@@ -191,6 +278,15 @@ fn recover_segment(context: &SegmentContext<'_>, recovery: &mut Recovery) -> Res
         }
         Err(other) => return Err(other),
     };
+    if let Some(expected_seq) = context.expected_seq {
+        // Read again by `Segment::open`; this process holds the directory
+        // alone, so only a storage fault could change it in between.
+        let skip_ok = opened.segment.skipped_from_seq() == expected_seq;
+        if context.name_seq != expected_seq && !skip_ok {
+            let path = context.path.to_path_buf();
+            return Err(JournalError::SequenceGap { path, expected_seq, found_seq: context.name_seq });
+        }
+    }
     let segment_bytes = opened.segment.segment_bytes();
     assert!(opened.file_bytes <= segment_bytes, "longer files are refused by Segment::open");
     recovery.reextended_bytes += segment_bytes - opened.file_bytes;
@@ -231,7 +327,7 @@ fn recreate(context: &SegmentContext<'_>, recovery: &mut Recovery) -> Result<Seg
     assert!(context.expected_seq.iter().all(|expected| *expected == context.name_seq));
     fs::remove_file(context.path).map_err(io_error(context.path, "remove"))?;
     let durable = context.options.sync != SyncPolicy::Os;
-    let segment = Segment::create(context.directory, context.name_seq, context.options.segment_bytes, durable)?;
+    let segment = Segment::create(context.directory, context.name_seq, context.options.segment_bytes, durable, 0)?;
     recovery.recreated_segment = Some(context.path.to_path_buf());
     Ok(segment)
 }
@@ -261,14 +357,19 @@ fn list_segments(directory: &Path, recovery: &mut Recovery) -> Result<Vec<(u64, 
     Ok(listing)
 }
 
-fn quarantine(listing: &[(u64, PathBuf)], recovery: &mut Recovery) -> Result<(), JournalError> {
-    for (_, path) in listing {
+/// Renames the listed segments aside; returns their first sequence (by
+/// name) and new paths, in listing order.
+fn quarantine(listing: &[(u64, PathBuf)], recovery: &mut Recovery) -> Result<Vec<(u64, PathBuf)>, JournalError> {
+    let mut quarantined = Vec::with_capacity(listing.len());
+    for (name_seq, path) in listing {
         let mut target = path.clone().into_os_string();
         target.push(format!(".{QUARANTINE_EXTENSION}"));
         fs::rename(path, &target).map_err(io_error(path, "quarantine"))?;
-        recovery.quarantined_segments.push(PathBuf::from(target));
+        recovery.quarantined_segments.push(PathBuf::from(&target));
+        quarantined.push((*name_seq, PathBuf::from(target)));
     }
-    Ok(())
+    assert_eq!(quarantined.len(), listing.len());
+    Ok(quarantined)
 }
 
 /// Syncs what recovery found, so that records read back from the page cache
@@ -294,6 +395,9 @@ fn finish(
     recovery.records_count = segments.iter().map(Segment::records_count).sum();
     recovery.first_seq = segments.front().expect("not empty").first_seq();
     recovery.last_seq = back.next_seq() - 1;
-    assert_eq!(recovery.last_seq + 1 - recovery.first_seq, recovery.records_count, "segments are contiguous");
+    let numbers_count = recovery.last_seq + 1 - recovery.first_seq;
+    let skipped_count: u64 =
+        segments.iter().zip(segments.iter().skip(1)).map(|(a, b)| b.first_seq() - a.next_seq()).sum();
+    assert_eq!(numbers_count, recovery.records_count + skipped_count, "segments are contiguous but for skips");
     Ok(())
 }

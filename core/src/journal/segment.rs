@@ -29,12 +29,12 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use memmap2::{MmapMut, MmapOptions};
+use memmap2::{Mmap, MmapMut, MmapOptions};
 
 use super::error::{io_error, JournalError, RecordDefect, SegmentDefect};
 use super::layout::{
-    decode_record_header, decode_segment_header, is_aligned, encode_record_header_fields, encode_segment_header,
-    is_zero_header, record_bytes, record_checksum, segment_file_name, store_record_checksum,
+    SegmentHeader, decode_record_header, decode_segment_header, is_aligned, encode_record_header_fields, encode_segment_header,
+    is_zero_header, record_bytes, record_checksum, records_per_segment_max, segment_file_name, store_record_checksum,
     RECORD_ALIGNMENT_BYTES, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES, TEMPORARY_EXTENSION,
 };
 use super::options::{SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN};
@@ -57,6 +57,9 @@ pub(crate) struct Segment {
     map: MmapMut,
     /// Sequence of this segment's first record; fixed at creation.
     first_seq: u64,
+    /// 0, or where the sequence numbers skipped before this segment start
+    /// (the previous segment ends there); from the header, fixed.
+    skipped_from_seq: u64,
     /// Length of the file and mapping; fixed at creation.
     segment_bytes: u32,
     /// Offset of each record, indexed by `seq - first_seq`; grows by one per
@@ -96,18 +99,22 @@ impl Segment {
     /// under a temporary name and renamed, so a crash never leaves a
     /// half-made file under a segment name. With `durable`, the file and the
     /// directory are synced before returning (needed for the rename to
-    /// survive power loss).
+    /// survive power loss). `skipped_from_seq` is 0 except when recovery
+    /// skips sequence numbers before this segment.
     pub(crate) fn create(
         directory: &Path,
         first_seq: u64,
         segment_bytes: u64,
         durable: bool,
+        skipped_from_seq: u64,
     ) -> Result<Segment, JournalError> {
         assert!(first_seq >= 1);
+        assert!(skipped_from_seq < first_seq, "skipped numbers lie below the new segment");
         assert!(valid_segment_bytes(segment_bytes), "segment_bytes {segment_bytes} validated by options");
         let path = directory.join(segment_file_name(first_seq));
         let temporary_path = path.with_extension(format!("seg.{TEMPORARY_EXTENSION}"));
-        let result = write_new_segment_file(&temporary_path, &path, first_seq, segment_bytes, durable);
+        let header = encode_segment_header(first_seq, segment_bytes, skipped_from_seq);
+        let result = write_new_segment_file(&temporary_path, &path, &header, segment_bytes, durable);
         let file = match result {
             Ok(file) => file,
             Err(error) => {
@@ -121,7 +128,7 @@ impl Segment {
             sync_directory(directory)?;
         }
         let map = map_file(&file, &path, segment_bytes, true)?;
-        Ok(Segment::from_parts(path, file, map, first_seq, segment_bytes))
+        Ok(Segment::from_parts(path, file, map, first_seq, segment_bytes, skipped_from_seq))
     }
 
     /// Opens an existing segment and checks its header against the file
@@ -143,6 +150,11 @@ impl Segment {
         if header.first_seq != name_seq {
             return Err(bad(SegmentDefect::FirstSeqMismatch { name_seq, header_seq: header.first_seq }));
         }
+        let skipped_from_seq = header.skipped_from_seq;
+        if skipped_from_seq >= header.first_seq {
+            let first_seq = header.first_seq;
+            return Err(bad(SegmentDefect::SkippedFromSeqNotBelowFirstSeq { skipped_from_seq, first_seq }));
+        }
         let segment_bytes = header.segment_bytes;
         if !valid_segment_bytes(segment_bytes) {
             let (bytes_min, bytes_max) = (SEGMENT_BYTES_MIN, SEGMENT_BYTES_MAX);
@@ -156,18 +168,27 @@ impl Segment {
             write_zeros(&mut file, segment_bytes - file_bytes).map_err(io_error(path, "re-extend"))?;
         }
         let map = map_file(&file, path, segment_bytes, false)?;
-        let segment = Segment::from_parts(path.to_path_buf(), file, map, name_seq, segment_bytes);
+        let segment = Segment::from_parts(path.to_path_buf(), file, map, name_seq, segment_bytes, skipped_from_seq);
         Ok(OpenedSegment { segment, file_bytes })
     }
 
-    fn from_parts(path: PathBuf, file: File, map: MmapMut, first_seq: u64, segment_bytes: u64) -> Segment {
+    fn from_parts(
+        path: PathBuf,
+        file: File,
+        map: MmapMut,
+        first_seq: u64,
+        segment_bytes: u64,
+        skipped_from_seq: u64,
+    ) -> Segment {
         let segment_bytes = u32::try_from(segment_bytes).expect("segment_bytes bounded by SEGMENT_BYTES_MAX");
         assert_eq!(map.len(), segment_bytes as usize);
+        assert!(skipped_from_seq < first_seq);
         Segment {
             path,
             file,
             map,
             first_seq,
+            skipped_from_seq,
             segment_bytes,
             record_offsets: Vec::new(),
             end_offset: SEGMENT_HEADER_BYTES,
@@ -340,6 +361,12 @@ impl Segment {
         self.first_seq
     }
 
+    /// 0, or the first sequence number skipped before this segment: the
+    /// segment before it ends there rather than at `first_seq`.
+    pub(crate) fn skipped_from_seq(&self) -> u64 {
+        self.skipped_from_seq
+    }
+
     /// Sequence the next record appended here gets.
     pub(crate) fn next_seq(&self) -> u64 {
         self.first_seq + self.record_offsets.len() as u64
@@ -450,6 +477,62 @@ pub(crate) fn file_is_all_zero(path: &Path) -> Result<bool, JournalError> {
     }
 }
 
+/// Best-effort bound on the sequence numbers a segment file that recovery
+/// set aside may have issued: the first number it cannot hold. `None` when
+/// its header cannot be read. A whole file whose records scan cleanly gives
+/// the exact bound; otherwise the records after a defect are unknown, so the
+/// bound is what the header's segment size could hold. The file is read
+/// through a read-only mapping and never written: quarantined files are kept
+/// as found, for inspection.
+pub(crate) fn quarantined_seq_bound(path: &Path, name_seq: u64) -> Result<Option<u64>, JournalError> {
+    let file = File::open(path).map_err(io_error(path, "open quarantined"))?;
+    let file_bytes = file.metadata().map_err(io_error(path, "stat quarantined"))?.len();
+    let Some(header) = read_usable_header(&file, path)? else {
+        return Ok(None);
+    };
+    let base_seq = header.first_seq.max(name_seq);
+    let size_bound = base_seq.saturating_add(records_per_segment_max(header.segment_bytes));
+    if file_bytes != header.segment_bytes {
+        // Cut or overlong: records may be missing from the file.
+        return Ok(Some(size_bound));
+    }
+    // SAFETY: the mapping is read-only and the file lies in the journal
+    // directory, which this process holds alone; recovery has just renamed
+    // it aside and nothing writes or shortens quarantined files.
+    let map = unsafe { Mmap::map(&file) }.map_err(io_error(path, "mmap quarantined"))?;
+    assert_eq!(map.len() as u64, file_bytes);
+    let mut offsets = Vec::new();
+    let end = scan_records(&map, header.first_seq, file_bytes, &mut offsets);
+    if end.defect.is_some() {
+        return Ok(Some(size_bound));
+    }
+    let scanned_bound = header.first_seq + offsets.len() as u64;
+    debug_assert!(scanned_bound <= size_bound);
+    Ok(Some(scanned_bound.max(name_seq)))
+}
+
+/// The header of the segment file at `path` when it decodes and its sizes
+/// are ones this code maps; `None` otherwise. Reads only; used where a
+/// header is consulted before (or instead of) opening the segment.
+pub(crate) fn read_segment_header(path: &Path) -> Result<Option<SegmentHeader>, JournalError> {
+    let file = File::open(path).map_err(io_error(path, "open"))?;
+    read_usable_header(&file, path)
+}
+
+fn read_usable_header(file: &File, path: &Path) -> Result<Option<SegmentHeader>, JournalError> {
+    let mut header_bytes = Vec::with_capacity(SEGMENT_HEADER_BYTES as usize);
+    file.take(u64::from(SEGMENT_HEADER_BYTES))
+        .read_to_end(&mut header_bytes)
+        .map_err(io_error(path, "read header"))?;
+    let Ok(header) = decode_segment_header(&header_bytes) else {
+        return Ok(None);
+    };
+    let usable = header.first_seq != 0
+        && header.skipped_from_seq < header.first_seq
+        && valid_segment_bytes(header.segment_bytes);
+    Ok(usable.then_some(header))
+}
+
 /// Fsyncs a directory so that file creations, renames and removals in it
 /// survive power loss.
 pub(crate) fn sync_directory(directory: &Path) -> Result<(), JournalError> {
@@ -460,7 +543,7 @@ pub(crate) fn sync_directory(directory: &Path) -> Result<(), JournalError> {
 fn write_new_segment_file(
     temporary_path: &Path,
     path: &Path,
-    first_seq: u64,
+    header: &[u8; SEGMENT_HEADER_BYTES as usize],
     segment_bytes: u64,
     durable: bool,
 ) -> Result<File, JournalError> {
@@ -471,8 +554,7 @@ fn write_new_segment_file(
         .truncate(true)
         .open(temporary_path)
         .map_err(io_error(temporary_path, "create"))?;
-    let header = encode_segment_header(first_seq, segment_bytes);
-    file.write_all(&header).map_err(io_error(temporary_path, "write header"))?;
+    file.write_all(header).map_err(io_error(temporary_path, "write header"))?;
     write_zeros(&mut file, segment_bytes - header.len() as u64).map_err(io_error(temporary_path, "preallocate"))?;
     if durable {
         file.sync_all().map_err(io_error(temporary_path, "fsync"))?;
@@ -522,7 +604,7 @@ mod tests {
     /// A segment image of `segment_bytes` holding records with the given payloads.
     fn image(segment_bytes: usize, first_seq: u64, payloads: &[&[u8]]) -> Vec<u8> {
         let mut bytes = vec![0u8; segment_bytes];
-        bytes[..64].copy_from_slice(&encode_segment_header(first_seq, segment_bytes as u64));
+        bytes[..64].copy_from_slice(&encode_segment_header(first_seq, segment_bytes as u64, 0));
         let mut offset = 64usize;
         for (index, payload) in payloads.iter().enumerate() {
             let payload_bytes = payload.len() as u32;
@@ -616,7 +698,7 @@ mod tests {
     #[test]
     fn seal_tail_covers_every_reservation_past_the_end() {
         let directory = TempDirectory::new("seal");
-        let mut segment = Segment::create(&directory.0, 1, 4096, false).expect("create");
+        let mut segment = Segment::create(&directory.0, 1, 4096, false, 0).expect("create");
         assert_eq!(segment.seal_tail(false).expect("seal"), 0, "nothing was reserved");
         segment.append_record(1, 2, b"first");
         let end = segment.end_offset as usize;
@@ -636,6 +718,24 @@ mod tests {
         let mut offsets = Vec::new();
         assert_eq!(scan_records(&segment.map, 1, 4096, &mut offsets).defect, None);
         assert_eq!(offsets.len(), 2);
+    }
+
+    // A header whose skipped_from_seq is not below its first_seq is refused, naming both numbers.
+    #[test]
+    fn open_refuses_a_skip_that_does_not_lie_below_the_segment() {
+        let directory = TempDirectory::new("skip-above");
+        let mut bytes = image(4096, 5, &[]);
+        bytes[32..40].copy_from_slice(&5u64.to_le_bytes());
+        let checksum = crc32c::crc32c(&bytes[..60]);
+        bytes[60..64].copy_from_slice(&checksum.to_le_bytes());
+        let path = directory.0.join(segment_file_name(5));
+        fs::write(&path, &bytes).expect("write");
+        let error = Segment::open(&path, 5).err().expect("refused");
+        let message = error.to_string();
+        let expected = SegmentDefect::SkippedFromSeqNotBelowFirstSeq { skipped_from_seq: 5, first_seq: 5 };
+        assert!(matches!(error, JournalError::BadSegment { defect, .. } if defect == expected), "{message}");
+        assert!(message.contains("skipped_from_seq 5") && message.contains("first_seq 5"), "{message}");
+        assert_eq!(read_segment_header(&path).expect("read"), None, "not a usable header either");
     }
 
     // A segment filled to its last byte ends cleanly without reading past it.
