@@ -31,7 +31,10 @@
 //!
 //! Positions are byte counts since creation (u64, never wrapping: 2^64 bytes
 //! at 10 GB/s is 58 years); a position's place in the data region is
-//! `position & (capacity_bytes - 1)`, computed only in [`Geometry`].
+//! `position & (capacity_bytes - 1)`, computed only in [`Geometry`]. A ring
+//! file whose positions are above [`POSITION_MAX`] is refused, and the
+//! producer's arithmetic is checked, so a corrupt file yields an error,
+//! never an overflow.
 //!
 //! Publication (Aeron style): the producer reserves, writes the payload and
 //! the frame header, then stores its position with `Release`: that store is
@@ -94,6 +97,14 @@ pub const CAPACITY_BYTES_MAX: u64 = 1 << 30;
 /// Default data region: 1 MiB holds about 5000 records of 200 bytes, many
 /// milliseconds of a busy master's burst, and fits in L2 on most servers.
 pub const CAPACITY_BYTES_DEFAULT: u64 = 1 << 20;
+
+/// Largest position a ring file may hold when it is opened or split. A real
+/// ring reaches 2^63 bytes only after 29 years at 10 GB/s, so a larger value
+/// is corruption; refusing it leaves 2^63 bytes of headroom, so that adding
+/// a reservation (at most one capacity plus a padding tail) to a position
+/// cannot overflow for decades of running. The producer still checks that
+/// arithmetic and reports an overflow as [`PushError::Corrupt`].
+pub const POSITION_MAX: u64 = 1 << 63;
 
 /// Size of the header page; the data region starts here, page-aligned.
 const HEADER_BYTES: u64 = 4096;
@@ -475,22 +486,38 @@ impl Mapping {
 
     /// Checks the two positions of an existing mapping against the invariants.
     fn check_positions(&self) -> Result<(), RingError> {
-        assert!(self.geometry.capacity_bytes.is_power_of_two());
         let consumer = self.consumer_cursor().position.load(Ordering::Acquire);
         let producer = self.producer_cursor().position.load(Ordering::Acquire);
-        let alignment_mask = FRAME_ALIGNMENT_BYTES - 1;
-        if consumer & alignment_mask != 0 || consumer > producer {
-            return Err(RingError::invalid("consumer position", consumer, format!("a multiple of 8 at or below the producer position {producer}")));
-        }
-        if producer & alignment_mask != 0 || producer - consumer > self.geometry.capacity_bytes {
-            return Err(RingError::invalid(
-                "producer position",
-                producer,
-                format!("a multiple of 8 within capacity_bytes = {} of the consumer position {consumer}", self.geometry.capacity_bytes),
-            ));
-        }
-        Ok(())
+        check_positions(self.geometry, producer, consumer)
     }
+}
+
+/// Checks a producer and a consumer position read from a mapping against the
+/// invariants: both multiples of the frame alignment, at most
+/// [`POSITION_MAX`], the consumer at or below the producer and the producer
+/// within one capacity of it.
+fn check_positions(geometry: Geometry, producer: u64, consumer: u64) -> Result<(), RingError> {
+    assert!(geometry.capacity_bytes.is_power_of_two());
+    let alignment_mask = FRAME_ALIGNMENT_BYTES - 1;
+    if producer > POSITION_MAX {
+        return Err(RingError::invalid(
+            "producer position",
+            producer,
+            format!("at most {POSITION_MAX} (2^63), the headroom that keeps position arithmetic from overflowing"),
+        ));
+    }
+    if consumer & alignment_mask != 0 || consumer > producer {
+        return Err(RingError::invalid("consumer position", consumer, format!("a multiple of 8 at or below the producer position {producer}")));
+    }
+    if producer & alignment_mask != 0 || producer - consumer > geometry.capacity_bytes {
+        return Err(RingError::invalid(
+            "producer position",
+            producer,
+            format!("a multiple of 8 within capacity_bytes = {} of the consumer position {consumer}", geometry.capacity_bytes),
+        ));
+    }
+    debug_assert!(consumer <= producer && producer <= POSITION_MAX);
+    Ok(())
 }
 
 fn check_field(field: &'static str, value: u64, expected: u64) -> Result<(), RingError> {
@@ -659,7 +686,7 @@ impl Producer {
         let needs_padding = framed > to_end;
         let needed = if needs_padding { to_end + framed } else { framed };
         assert!(needed <= self.geometry.capacity_bytes, "record_bytes_max bounds the framed length");
-        self.check_room(needed)?;
+        let end = self.check_room(needed)?;
         let start = if needs_padding {
             self.write_header(self.position, FrameHeader { length: (to_end - FRAME_HEADER_BYTES) as u32, kind: PADDING_KIND });
             self.position + to_end
@@ -667,7 +694,8 @@ impl Producer {
             self.position
         };
         assert!(self.geometry.index(start) as u64 + framed <= self.geometry.capacity_bytes);
-        Ok(Reservation { producer: self, start, length, kind })
+        assert_eq!(start + framed, end, "check_room computed the end without overflow");
+        Ok(Reservation { producer: self, start, end, length, kind })
     }
 
     /// Copies `payload` into the ring as one record of tag `kind`.
@@ -683,13 +711,23 @@ impl Producer {
     }
 
     /// Makes sure `needed` bytes past `position` are free, reloading the
-    /// consumer position only when the cached one says they are not.
-    fn check_room(&mut self, needed: u64) -> Result<(), PushError> {
+    /// consumer position only when the cached one says they are not, and
+    /// returns the position after them. A position so large that adding
+    /// `needed` overflows can only come from a corrupt file: `Corrupt`.
+    fn check_room(&mut self, needed: u64) -> Result<u64, PushError> {
         let capacity = self.geometry.capacity_bytes;
         assert!(needed > 0 && needed <= capacity);
         assert!(self.consumer_position_cached <= self.position);
-        if self.position + needed - self.consumer_position_cached <= capacity {
-            return Ok(());
+        let Some(end) = self.position.checked_add(needed) else {
+            return Err(PushError::Corrupt(Corruption {
+                field: "producer position",
+                value: self.position,
+                position: self.position,
+                expected: "at most POSITION_MAX (2^63), so that reserving cannot overflow",
+            }));
+        };
+        if end - self.consumer_position_cached <= capacity {
+            return Ok(end);
         }
         // Acquire pairs with the consumer's Release store: the consumer's
         // reads of the bytes we are about to reuse happened before.
@@ -703,8 +741,8 @@ impl Producer {
             }));
         }
         self.consumer_position_cached = consumer;
-        if self.position + needed - consumer <= capacity {
-            return Ok(());
+        if end - consumer <= capacity {
+            return Ok(end);
         }
         let cursor = &self.mapping.producer_cursor().full_count;
         cursor.store(cursor.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
@@ -728,6 +766,9 @@ pub struct Reservation<'a> {
     producer: &'a mut Producer,
     /// Position of this frame's header (after any padding frame).
     start: u64,
+    /// Position after this frame: the producer position `commit` publishes.
+    /// Computed with checked arithmetic at reservation.
+    end: u64,
     /// Payload bytes reserved.
     length: u32,
     /// Tag written into the header at commit.
@@ -753,7 +794,8 @@ impl Reservation<'_> {
     pub fn commit(self) {
         let producer = self.producer;
         producer.write_header(self.start, FrameHeader { length: self.length, kind: self.kind });
-        let end = self.start + Geometry::framed_length(u64::from(self.length));
+        let end = self.end;
+        assert_eq!(end - self.start, Geometry::framed_length(u64::from(self.length)));
         assert!(end > producer.position);
         assert!(end - producer.consumer_position_cached <= producer.geometry.capacity_bytes);
         producer.position = end;

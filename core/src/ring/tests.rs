@@ -385,6 +385,40 @@ fn open_file_refuses_bad_header_fields_and_positions() {
 }
 
 #[test]
+fn open_file_refuses_positions_above_the_headroom() {
+    // Positions near u64::MAX are refused at open instead of overflowing on the first push; POSITION_MAX itself still works.
+    let temp = TempRingPath::new("near-max");
+    drop(Ring::create_file(&temp.path, 2048).unwrap());
+    let near_max = u64::MAX - 7;
+    scribble(&temp.path, PRODUCER_CURSOR_OFFSET as u64, &near_max.to_ne_bytes());
+    scribble(&temp.path, CONSUMER_CURSOR_OFFSET as u64, &near_max.to_ne_bytes());
+    let error = Ring::open_file(&temp.path).err().expect("positions above the headroom");
+    assert!(matches!(error, RingError::Invalid { field: "producer position", value, .. } if value == near_max), "{error}");
+    assert!(error.to_string().contains("at most 9223372036854775808"), "{error}");
+
+    scribble(&temp.path, PRODUCER_CURSOR_OFFSET as u64, &POSITION_MAX.to_ne_bytes());
+    scribble(&temp.path, CONSUMER_CURSOR_OFFSET as u64, &POSITION_MAX.to_ne_bytes());
+    let (mut producer, mut consumer) = Ring::open_file(&temp.path).unwrap().split();
+    for seed in 0..100u64 {
+        producer.try_push(3, &payload(seed, 100)).unwrap();
+        assert_eq!(read_one(&mut consumer), Some((3, payload(seed, 100))));
+    }
+    assert!(consumer.monitor().metrics().consumer_position > POSITION_MAX + 2048, "ran past the headroom mark");
+}
+
+#[test]
+fn reserving_past_u64_max_is_corrupt_not_a_panic() {
+    // A producer position that would overflow on reservation yields PushError::Corrupt naming it.
+    let (mut producer, _consumer) = small_ring();
+    let near_max = u64::MAX - 7;
+    producer.position = near_max;
+    producer.consumer_position_cached = near_max;
+    let error = producer.try_push(1, &payload(1, 100)).unwrap_err();
+    assert!(matches!(error, PushError::Corrupt(Corruption { field: "producer position", value, .. }) if value == near_max), "{error}");
+    assert_eq!(producer.position, near_max, "nothing was published");
+}
+
+#[test]
 fn corrupt_frame_from_a_foreign_writer_is_an_error_not_a_wild_read() {
     // A frame length or producer position scribbled by another writer yields ReadError::Corrupt.
     let temp = TempRingPath::new("corrupt-frame");
