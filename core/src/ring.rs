@@ -53,7 +53,8 @@
 //! - `framed length of record_bytes_max <= capacity / 2`, so an empty ring
 //!   always accepts any record, even one that needs a padding frame first.
 //! - One [`Producer`] and one [`Consumer`] per ring in a process, enforced by
-//!   ownership: [`Ring::split`] consumes the ring and neither handle is
+//!   ownership: [`Ring::split`] consumes the ring (validating the positions
+//!   it starts the handles from) and neither handle is
 //!   `Clone`. Across processes (a file ring) it is the operator's contract;
 //!   the consumer still bounds-checks every frame, so a misbehaving writer
 //!   yields [`ReadError`], never an access outside the mapping.
@@ -611,14 +612,17 @@ impl Ring {
     }
 
     /// Splits the ring into its only producer and its only consumer, each
-    /// starting at the positions stored in the mapping.
-    pub fn split(self) -> (Producer, Consumer) {
+    /// starting at the positions stored in the mapping. The positions are
+    /// loaded again here and validated as loaded: another process may have
+    /// written a file ring since `open_file` checked it, and the handles
+    /// must start from values that hold the invariants.
+    pub fn split(self) -> Result<(Producer, Consumer), RingError> {
         let mapping = self.mapping;
         let geometry = mapping.geometry;
         let producer_position = mapping.producer_cursor().position.load(Ordering::Acquire);
         let consumer_position = mapping.consumer_cursor().position.load(Ordering::Acquire);
-        assert!(consumer_position <= producer_position);
-        assert!(producer_position - consumer_position <= geometry.capacity_bytes);
+        check_positions(geometry, producer_position, consumer_position)?;
+        debug_assert!(producer_position - consumer_position <= geometry.capacity_bytes);
         let producer = Producer {
             mapping: Arc::clone(&mapping),
             geometry,
@@ -632,7 +636,7 @@ impl Ring {
             released_position: consumer_position,
             producer_position_cached: std::cell::Cell::new(producer_position),
         };
-        (producer, consumer)
+        Ok((producer, consumer))
     }
 }
 

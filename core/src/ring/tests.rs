@@ -35,7 +35,7 @@ fn payload(seed: u64, length: usize) -> Vec<u8> {
 }
 
 fn small_ring() -> (Producer, Consumer) {
-    Ring::anonymous(CAPACITY_BYTES_MIN).unwrap().split()
+    Ring::anonymous(CAPACITY_BYTES_MIN).unwrap().split().unwrap()
 }
 
 fn read_one(consumer: &mut Consumer) -> Option<(u32, Vec<u8>)> {
@@ -285,8 +285,8 @@ fn file_ring_written_by_one_mapping_is_read_by_another() {
     let writer = Ring::create_file(&temp.path, 4096).unwrap();
     let reader = Ring::open_file(&temp.path).unwrap();
     assert_eq!((reader.capacity_bytes(), reader.record_bytes_max()), (4096, writer.record_bytes_max()));
-    let (mut producer, _unused_consumer) = writer.split();
-    let (_unused_producer, mut consumer) = reader.split();
+    let (mut producer, _unused_consumer) = writer.split().unwrap();
+    let (_unused_producer, mut consumer) = reader.split().unwrap();
     for seed in 0..200u64 {
         let bytes = payload(seed, (seed % 150) as usize);
         while producer.try_push(2, &bytes) == Err(PushError::Full) {
@@ -308,13 +308,13 @@ fn file_ring_reopened_continues_at_its_positions() {
     // Reopening a ring file keeps unread records and positions, so nothing is lost or repeated.
     let temp = TempRingPath::new("reopen");
     {
-        let (mut producer, mut consumer) = Ring::create_file(&temp.path, 2048).unwrap().split();
+        let (mut producer, mut consumer) = Ring::create_file(&temp.path, 2048).unwrap().split().unwrap();
         for seed in 0..5u64 {
             producer.try_push(1, &payload(seed, 30)).unwrap();
         }
         assert_eq!(read_one(&mut consumer), Some((1, payload(0, 30))));
     }
-    let (mut producer, mut consumer) = Ring::open_file(&temp.path).unwrap().split();
+    let (mut producer, mut consumer) = Ring::open_file(&temp.path).unwrap().split().unwrap();
     producer.try_push(1, &payload(5, 30)).unwrap();
     for seed in 1..=5u64 {
         assert_eq!(read_one(&mut consumer), Some((1, payload(seed, 30))));
@@ -398,12 +398,29 @@ fn open_file_refuses_positions_above_the_headroom() {
 
     scribble(&temp.path, PRODUCER_CURSOR_OFFSET as u64, &POSITION_MAX.to_ne_bytes());
     scribble(&temp.path, CONSUMER_CURSOR_OFFSET as u64, &POSITION_MAX.to_ne_bytes());
-    let (mut producer, mut consumer) = Ring::open_file(&temp.path).unwrap().split();
+    let (mut producer, mut consumer) = Ring::open_file(&temp.path).unwrap().split().unwrap();
     for seed in 0..100u64 {
         producer.try_push(3, &payload(seed, 100)).unwrap();
         assert_eq!(read_one(&mut consumer), Some((3, payload(seed, 100))));
     }
     assert!(consumer.monitor().metrics().consumer_position > POSITION_MAX + 2048, "ran past the headroom mark");
+}
+
+#[test]
+fn split_validates_the_positions_it_loads() {
+    // Positions a foreign writer changes after open_file checked them make split return an error, not panic.
+    let temp = TempRingPath::new("split-recheck");
+    drop(Ring::create_file(&temp.path, 2048).unwrap());
+    let ring = Ring::open_file(&temp.path).unwrap();
+    scribble(&temp.path, CONSUMER_CURSOR_OFFSET as u64, &16u64.to_ne_bytes());
+    let error = ring.split().err().expect("consumer ahead of producer");
+    assert!(matches!(error, RingError::Invalid { field: "consumer position", value: 16, .. }), "{error}");
+
+    scribble(&temp.path, CONSUMER_CURSOR_OFFSET as u64, &0u64.to_ne_bytes());
+    let ring = Ring::open_file(&temp.path).unwrap();
+    scribble(&temp.path, PRODUCER_CURSOR_OFFSET as u64, &(POSITION_MAX + 8).to_ne_bytes());
+    let error = ring.split().err().expect("producer above the headroom");
+    assert!(matches!(error, RingError::Invalid { field: "producer position", .. }), "{error}");
 }
 
 #[test]
@@ -422,7 +439,7 @@ fn reserving_past_u64_max_is_corrupt_not_a_panic() {
 fn corrupt_frame_from_a_foreign_writer_is_an_error_not_a_wild_read() {
     // A frame length or producer position scribbled by another writer yields ReadError::Corrupt.
     let temp = TempRingPath::new("corrupt-frame");
-    let (mut producer, mut consumer) = Ring::create_file(&temp.path, 2048).unwrap().split();
+    let (mut producer, mut consumer) = Ring::create_file(&temp.path, 2048).unwrap().split().unwrap();
     producer.try_push(1, &payload(1, 16)).unwrap();
     scribble(&temp.path, HEADER_BYTES, &u32::MAX.to_ne_bytes());
     let error = consumer.read().unwrap_err();
