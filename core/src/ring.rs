@@ -43,6 +43,19 @@
 //! before reusing the bytes. Header integers are native-endian: the file is
 //! shared between processes on one host, never across machines.
 //!
+//! # Payloads written by another process
+//! A payload is handed out in place, and stays unchanged until released as
+//! long as the producer keeps to the protocol. A producer in this process
+//! does (ownership enforces it), so its payloads can be validated and read
+//! in place. A producer in another process (a file ring opened with
+//! [`Ring::open_file`] whose other end is elsewhere) is outside Rust's rules:
+//! it may rewrite a payload while it is being read, so validating it in
+//! place and then reading it is not sound. Copy such payloads before
+//! validating them, with [`crate::record::CopyingDecoder`]. The frame
+//! headers and positions the consumer itself relies on are read by value
+//! and bounds-checked, so such a producer can make the consumer report
+//! [`ReadError`] or hand out wrong bytes, never read outside the mapping.
+//!
 //! # Invariants
 //! - `consumer position <= producer position <= consumer position + capacity`.
 //! - Both positions are multiples of [`FRAME_ALIGNMENT_BYTES`].
@@ -56,8 +69,10 @@
 //!   ownership: [`Ring::split`] consumes the ring (validating the positions
 //!   it starts the handles from) and neither handle is
 //!   `Clone`. Across processes (a file ring) it is the operator's contract;
-//!   the consumer still bounds-checks every frame, so a misbehaving writer
-//!   yields [`ReadError`], never an access outside the mapping.
+//!   the consumer still bounds-checks every frame header it reads (copied by
+//!   value), so a misbehaving writer yields [`ReadError`], never an access
+//!   outside the mapping. Payload bytes are another matter: see "Payloads
+//!   written by another process" above.
 //! - The library never reads a clock or sleeps; [`Idler`] only decides what
 //!   the caller should do when idle.
 
@@ -578,6 +593,8 @@ impl Ring {
 
     /// Maps an existing ring file, validating its header and positions; a
     /// file that is not a valid ring is an error, never undefined behaviour.
+    /// When the producer is another process, copy payloads before
+    /// validating them (see "Payloads written by another process" above).
     /// The positions persist in the file, so a reopened ring continues
     /// where it stopped.
     pub fn open_file(path: &Path) -> Result<Ring, RingError> {
@@ -812,7 +829,9 @@ impl Reservation<'_> {
 pub struct RingRecord<'a> {
     /// The tag given at push (never [`PADDING_KIND`]).
     pub kind: u32,
-    /// Exactly the pushed bytes, starting 8-aligned.
+    /// Exactly the pushed bytes, starting 8-aligned, in the mapping. When
+    /// the producer is another process they may change while borrowed: copy
+    /// them before validating (see the module documentation).
     pub payload: &'a [u8],
 }
 

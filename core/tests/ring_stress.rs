@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use tradebridge_core::protocol::{self, EventKind, Side};
-use tradebridge_core::record::{access_checked, MasterEventMeta, MasterEventRecord, RecordEncoder};
+use tradebridge_core::record::{access_checked, CopyingDecoder, MasterEventMeta, MasterEventRecord, RecordEncoder};
 use tradebridge_core::ring::{Consumer, IdleAction, IdleStrategy, Idler, Producer, PushError, Ring, RingRecord};
 
 /// Counts allocations per thread, so the allocation test sees only its own.
@@ -292,9 +292,10 @@ fn hot_path_event(seq: u64) -> protocol::Event {
 
 #[test]
 fn encode_push_read_allocates_nothing_after_warm_up() {
-    // After warm-up, encode + push + read + checked access + release of a master event makes zero allocations.
+    // After warm-up, encode + push + read + checked access (in place and through the copying decoder) + release of a master event makes zero allocations.
     let (mut producer, mut consumer) = Ring::anonymous(64 * 1024).unwrap().split().unwrap();
     let mut encoder = RecordEncoder::default();
+    let mut decoder = CopyingDecoder::default();
     let meta = MasterEventMeta { master_login: 1, received_ms: 2, received_ns: 3, shard_id: 0, connection_id: 4 };
     let mut record = MasterEventRecord::from_event(hot_path_event(0), meta);
     let mut round_trip = |record: &MasterEventRecord| -> u64 {
@@ -304,6 +305,8 @@ fn encode_push_read_allocates_nothing_after_warm_up() {
         let archived = access_checked::<MasterEventRecord>(ring_record.payload).unwrap();
         let seq = archived.seq.to_native();
         assert_eq!(archived.symbol.as_str(), "EURUSD");
+        let copied = decoder.access::<MasterEventRecord>(ring_record.payload).unwrap();
+        assert_eq!((copied.seq.to_native(), copied.comment.as_str()), (seq, "a comment too long to be stored inline"));
         consumer.release();
         seq
     };
