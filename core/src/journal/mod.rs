@@ -94,6 +94,8 @@ pub mod options;
 pub mod recovery;
 mod segment;
 mod sync;
+#[cfg(test)]
+mod testing;
 
 use std::collections::VecDeque;
 use std::fs;

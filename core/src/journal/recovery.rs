@@ -133,10 +133,10 @@ enum SegmentOutcome {
 /// Recovers the journal in `directory`, creating the directory and a first
 /// segment when there is none.
 pub(crate) fn recover(directory: &Path, options: &JournalOptions) -> Result<Recovered, JournalError> {
-    fs::create_dir_all(directory).map_err(io_error(directory, "create directory"))?;
+    let durable = options.sync != SyncPolicy::Os;
+    create_directory(directory, durable)?;
     let mut recovery = Recovery::default();
     let listing = list_segments(directory, &mut recovery)?;
-    let durable = options.sync != SyncPolicy::Os;
     let mut segments = VecDeque::with_capacity(listing.len());
     let mut quarantined = Vec::new();
     let mut expected_seq = None;
@@ -171,6 +171,32 @@ pub(crate) fn recover(directory: &Path, options: &JournalOptions) -> Result<Reco
     debug_assert!(segments.iter().zip(segments.iter().skip(1)).all(|(a, b)| follows(a, b)));
     finish(directory, durable, &segments, &mut recovery)?;
     Ok(Recovered { segments, recovery })
+}
+
+/// Creates `directory` and its missing parents. Under a durable policy the
+/// parent of each directory created is synced afterwards, top down: a
+/// segment synced inside a directory whose own entry never reached storage
+/// would be lost with it at a power loss. Returns how many were created.
+pub(crate) fn create_directory(directory: &Path, durable: bool) -> Result<u32, JournalError> {
+    let mut missing = Vec::new();
+    let mut ancestor = Some(directory);
+    // Bounded by the number of components of the path.
+    while let Some(path) = ancestor {
+        if path.as_os_str().is_empty() || path.exists() {
+            break;
+        }
+        missing.push(path.to_path_buf());
+        ancestor = path.parent();
+    }
+    fs::create_dir_all(directory).map_err(io_error(directory, "create directory"))?;
+    assert!(directory.is_dir(), "create_dir_all succeeded");
+    if durable {
+        for created in missing.iter().rev() {
+            let parent = created.parent().filter(|parent| !parent.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            sync_directory(parent)?;
+        }
+    }
+    Ok(u32::try_from(missing.len()).expect("path components fit in u32"))
 }
 
 /// True when segment `b` may come right after segment `a`: it starts at
@@ -374,7 +400,10 @@ fn quarantine(listing: &[(u64, PathBuf)], recovery: &mut Recovery) -> Result<Vec
 
 /// Syncs what recovery found, so that records read back from the page cache
 /// after a process crash count as durable only once they are on storage,
-/// and fills in the report's totals.
+/// and fills in the report's totals. The directory is synced too, always
+/// under a durable policy: entries the previous run (or this recovery)
+/// created, renamed or removed may still be only in memory after a process
+/// crash, and records in a segment whose entry is lost are lost with it.
 fn finish(
     directory: &Path,
     durable: bool,
@@ -386,9 +415,7 @@ fn finish(
         for segment in segments {
             segment.sync()?;
         }
-        if recovery.recreated_segment.is_some() || !recovery.quarantined_segments.is_empty() {
-            sync_directory(directory)?;
-        }
+        sync_directory(directory)?;
     }
     let back = segments.back().expect("not empty");
     recovery.segments_count = u32::try_from(segments.len()).expect("segments bounded by the directory listing");
@@ -400,4 +427,54 @@ fn finish(
         segments.iter().zip(segments.iter().skip(1)).map(|(a, b)| b.first_seq() - a.next_seq()).sum();
     assert_eq!(numbers_count, recovery.records_count + skipped_count, "segments are contiguous but for skips");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::segment::take_directory_syncs;
+    use crate::journal::testing::TempDirectory;
+    use crate::journal::Journal;
+
+    fn options(sync: SyncPolicy) -> JournalOptions {
+        JournalOptions { segment_bytes: 4096, record_bytes_max: 1024, sync, ..JournalOptions::default() }
+    }
+
+    // Under a durable policy every open syncs the journal directory, even when recovery changed nothing in it; under Os none does.
+    #[test]
+    fn durable_open_always_syncs_the_directory() {
+        let directory = TempDirectory::new("open-sync");
+        let (mut journal, _) = Journal::open(&directory.0, options(SyncPolicy::EveryRecord)).expect("create");
+        journal.append(1, b"record", 0).expect("append");
+        drop(journal);
+        let group = SyncPolicy::Group { records_max: 4, interval_ms: 10 };
+        for sync in [SyncPolicy::EveryRecord, group] {
+            take_directory_syncs();
+            let (_, recovery) = Journal::open(&directory.0, options(sync)).expect("reopen");
+            assert!(!recovery.created && recovery.quarantined_segments.is_empty() && recovery.recreated_segment.is_none());
+            assert_eq!(take_directory_syncs(), vec![directory.0.clone()], "{sync:?}");
+        }
+        take_directory_syncs();
+        Journal::open(&directory.0, options(SyncPolicy::Os)).expect("reopen");
+        assert_eq!(take_directory_syncs(), Vec::<PathBuf>::new(), "Os syncs nothing");
+    }
+
+    // Creating a nested journal directory syncs the parent of every directory created, top down, under a durable policy only.
+    #[test]
+    fn created_directories_are_synced_into_their_parents() {
+        let base = TempDirectory::new("nested-sync");
+        let nested = base.0.join("a").join("b");
+        take_directory_syncs();
+        let (_, recovery) = Journal::open(&nested, options(SyncPolicy::EveryRecord)).expect("create");
+        assert!(recovery.created);
+        let syncs = take_directory_syncs();
+        assert_eq!(syncs[..2], [base.0.clone(), base.0.join("a")], "{syncs:?}");
+        assert!(syncs[2..].iter().all(|synced| synced == &nested), "then only the journal directory: {syncs:?}");
+
+        let unsynced = base.0.join("c").join("d");
+        assert_eq!(create_directory(&unsynced, false).expect("create"), 2);
+        assert_eq!(take_directory_syncs(), Vec::<PathBuf>::new());
+        assert_eq!(create_directory(&unsynced, true).expect("exists"), 0, "nothing created, nothing synced");
+        assert_eq!(take_directory_syncs(), Vec::<PathBuf>::new());
+    }
 }

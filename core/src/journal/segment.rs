@@ -537,7 +537,23 @@ fn read_usable_header(file: &File, path: &Path) -> Result<Option<SegmentHeader>,
 /// survive power loss.
 pub(crate) fn sync_directory(directory: &Path) -> Result<(), JournalError> {
     let handle = File::open(directory).map_err(io_error(directory, "open directory"))?;
-    handle.sync_all().map_err(io_error(directory, "fsync directory"))
+    handle.sync_all().map_err(io_error(directory, "fsync directory"))?;
+    #[cfg(test)]
+    DIRECTORY_SYNCS.with(|syncs| syncs.borrow_mut().push(directory.to_path_buf()));
+    Ok(())
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Directories this thread synced, in order: lets tests check that a
+    /// sync, which has no other visible effect, happened.
+    pub(crate) static DIRECTORY_SYNCS: std::cell::RefCell<Vec<PathBuf>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Takes the list of directories this thread synced so far.
+#[cfg(test)]
+pub(crate) fn take_directory_syncs() -> Vec<PathBuf> {
+    DIRECTORY_SYNCS.with(|syncs| std::mem::take(&mut *syncs.borrow_mut()))
 }
 
 fn write_new_segment_file(
@@ -600,6 +616,7 @@ fn map_file(file: &File, path: &Path, segment_bytes: u64, populate: bool) -> Res
 mod tests {
     use super::*;
     use crate::journal::layout::encode_segment_header;
+    use crate::journal::testing::TempDirectory;
 
     /// A segment image of `segment_bytes` holding records with the given payloads.
     fn image(segment_bytes: usize, first_seq: u64, payloads: &[&[u8]]) -> Vec<u8> {
@@ -672,26 +689,6 @@ mod tests {
         let end = scan_records(&bytes, 1, 110, &mut Vec::new());
         assert_eq!(end.defect, Some(RecordDefect::Torn { record_end_offset: 120, file_bytes: 110 }), "cut in the header");
         assert_eq!(end.end_offset, 96);
-    }
-
-    /// A fresh directory under the system temporary directory, removed on drop.
-    struct TempDirectory(PathBuf);
-
-    impl TempDirectory {
-        fn new(name: &str) -> TempDirectory {
-            static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-            let unique = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let path = std::env::temp_dir().join(format!("tradebridge-segment-{name}-{}-{unique}", std::process::id()));
-            let _ = fs::remove_dir_all(&path);
-            fs::create_dir_all(&path).expect("create temporary directory");
-            TempDirectory(path)
-        }
-    }
-
-    impl Drop for TempDirectory {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
     }
 
     // Sealing zeroes what abandoned and leaked reservations reached past the end, and only that.
