@@ -718,6 +718,24 @@ fn stray_bytes_after_a_sealed_segment_with_a_missing_record_are_refused() {
     );
 }
 
+// A second open of a directory in use fails with Locked naming the directory and changes nothing; once the first journal is dropped the directory opens again.
+#[test]
+fn second_open_of_a_directory_in_use_is_refused() {
+    let directory = TempDirectory::new("locked");
+    let (mut journal, _) = open(&directory.0, small_options());
+    append_varied(&mut journal, 5);
+    let files = segment_files(&directory.0);
+    let error = Journal::open(&directory.0, small_options()).err().expect("second open refused");
+    assert!(matches!(&error, JournalError::Locked { directory: locked } if locked == &directory.0), "{error}");
+    assert!(error.to_string().contains(&directory.0.display().to_string()), "{error}");
+    assert_eq!(segment_files(&directory.0), files, "the refused open changed nothing");
+    append_varied(&mut journal, 1);
+    drop(journal);
+    let (journal, recovery) = open(&directory.0, small_options());
+    assert_eq!(recovery.last_seq, 6);
+    check_all_records(&journal, 1, 6);
+}
+
 mod model {
     //! Random sequences of appends, reservations, releases, flushes and
     //! reopens against a plain vector of what was appended.

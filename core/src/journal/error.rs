@@ -86,6 +86,9 @@ pub enum JournalError {
     CorruptRecord { path: PathBuf, offset: u64, defect: RecordDefect },
     /// A segment does not start where the previous one ended.
     SequenceGap { path: PathBuf, expected_seq: u64, found_seq: u64 },
+    /// Another open journal (in this or another process) holds the lock on
+    /// the directory's `LOCK` file.
+    Locked { directory: PathBuf },
     /// An earlier flush failed. The kernel may have dropped the unwritten
     /// pages after reporting that error, so a retry could falsely succeed;
     /// the journal refuses further work and must be reopened (recovery then
@@ -213,6 +216,11 @@ impl fmt::Display for JournalError {
                 formatter,
                 "journal segment {} starts at seq {found_seq}: expected {expected_seq} (a segment is missing or its tail was lost)",
                 path.display()
+            ),
+            JournalError::Locked { directory } => write!(
+                formatter,
+                "journal directory {} is in use: another open journal holds the lock on its LOCK file; expected one owner at a time",
+                directory.display()
             ),
             JournalError::Poisoned => formatter.write_str(
                 "journal poisoned by an earlier flush failure: reopen it to recover what is on disk",

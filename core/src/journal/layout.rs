@@ -181,9 +181,8 @@ pub fn record_bytes(payload_bytes: u32) -> u64 {
     padded
 }
 
-/// True when `value` is a multiple of [`RECORD_ALIGNMENT_BYTES`]. A mask
-/// rather than `%` or `is_multiple_of` (Rust 1.87) to stay within the
-/// workspace's declared rust-version 1.80.
+/// True when `value` is a multiple of [`RECORD_ALIGNMENT_BYTES`], a power of
+/// two (asserted above), so a mask does it in a `const fn`.
 pub const fn is_aligned(value: u64) -> bool {
     value & (RECORD_ALIGNMENT_BYTES as u64 - 1) == 0
 }
@@ -310,6 +309,9 @@ pub const SEGMENT_EXTENSION: &str = "seg";
 /// Extension added while a segment is being created; such a file is never
 /// read and is removed on open (a crash interrupted its creation).
 pub const TEMPORARY_EXTENSION: &str = "tmp";
+/// Name of the file in the journal directory whose exclusive lock the open
+/// journal holds, so that two journals never write one directory.
+pub const LOCK_FILE_NAME: &str = "LOCK";
 /// Extension given to segments set aside by `SealedCorruption::TruncateAndQuarantine`.
 pub const QUARANTINE_EXTENSION: &str = "quarantine";
 

@@ -46,8 +46,11 @@
 //!   segment; when it belongs to a sealed segment, recovery reports a
 //!   sequence gap and refuses to open unless the options allow truncation.
 //! - These guarantees assume storage that honours flushes (no volatile write
-//!   cache that ignores them) and one process using the directory at a time
-//!   (not enforced here: the bridge holds the only handle).
+//!   cache that ignores them) and one journal using the directory at a time.
+//!   The second is enforced: `open` takes an exclusive lock (`flock`) on the
+//!   directory's `LOCK` file and holds it until the journal is dropped, so a
+//!   second open, in this process or another, fails with
+//!   [`JournalError::Locked`]. (Network file systems may not honour it.)
 //! - New segments are created under a temporary name, preallocated with
 //!   zeros (so the mapping can never fault for lack of disk space), and
 //!   renamed; except under `Os` the file and the directory are synced before
@@ -98,7 +101,7 @@ mod sync;
 mod testing;
 
 use std::collections::VecDeque;
-use std::fs;
+use std::fs::{self, File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 
 pub use error::{FullLimit, JournalError, RecordDefect, SegmentDefect};
@@ -107,7 +110,7 @@ pub use options::{JournalOptions, SealedCorruption, SyncPolicy};
 pub use recovery::{Recovery, SkippedSeqs, StaleTail, Truncation};
 
 use error::io_error;
-use layout::record_bytes;
+use layout::{record_bytes, LOCK_FILE_NAME};
 use options::INDEX_BYTES_PER_RECORD;
 use segment::Segment;
 use sync::SyncState;
@@ -142,6 +145,10 @@ pub struct JournalStats {
 pub struct Journal {
     /// Directory holding the segment files; fixed.
     directory: PathBuf,
+    /// The directory's `LOCK` file, exclusively locked for the journal's
+    /// life so that no other journal writes the directory; the lock goes
+    /// when this is dropped (or the process dies). Never read.
+    _lock: File,
     /// Validated options; fixed.
     options: JournalOptions,
     /// Retained segments, oldest first; the back one is active. Grows at
@@ -160,10 +167,16 @@ pub struct Journal {
 
 impl Journal {
     /// Opens (or creates) the journal in `directory`, recovering what it
-    /// holds. Only one process may use a directory at a time.
+    /// holds. One journal at a time may hold a directory: while this one
+    /// lives, another open of the same directory fails with
+    /// [`JournalError::Locked`].
     pub fn open(directory: impl AsRef<Path>, options: JournalOptions) -> Result<(Journal, Recovery), JournalError> {
         options.validate()?;
         let directory = directory.as_ref().to_path_buf();
+        recovery::create_directory(&directory, options.sync != SyncPolicy::Os)?;
+        // Locked before recovery, which rewrites tails, renames and creates
+        // files: a second journal must not do that under a live one.
+        let lock = lock_directory(&directory)?;
         let recovered = recovery::recover(&directory, &options)?;
         let recovery = recovered.recovery;
         let segments = recovered.segments;
@@ -173,6 +186,7 @@ impl Journal {
         let synced_seq = if options.sync == SyncPolicy::Os { 0 } else { recovery.last_seq };
         let journal = Journal {
             directory,
+            _lock: lock,
             options,
             sync: SyncState::new(options.sync, recovery.last_seq, synced_seq),
             index_records: recovery.records_count,
@@ -282,11 +296,13 @@ impl Journal {
     /// caller calls this once it no longer needs them. The active segment is
     /// never deleted, so `next_seq()` is unchanged. The release is not
     /// recorded: records of segments kept (partly released) are found again
-    /// on reopen. Except under `Os` the directory is synced afterwards, so a
-    /// power loss cannot keep an older segment's deletion but undo a newer
-    /// one's (which would look like a sequence gap). Returns how many
-    /// segments were deleted.
+    /// on reopen. Segments are deleted oldest first and, except under `Os`,
+    /// the directory is synced after each deletion: a power loss could
+    /// otherwise keep a newer segment's deletion but undo an older one's,
+    /// leaving an old segment followed by a sequence gap, which recovery
+    /// refuses. Returns how many segments were deleted.
     pub fn truncate_before(&mut self, seq: u64) -> Result<u32, JournalError> {
+        let durable = self.options.sync != SyncPolicy::Os;
         let mut deleted = 0u32;
         // Bounded by the segment count; oldest first, so an interruption
         // leaves a contiguous suffix.
@@ -298,11 +314,11 @@ impl Journal {
             self.index_records -= segment.records_count();
             self.stats.segments_deleted_count += 1;
             deleted += 1;
+            if durable {
+                segment::sync_directory(&self.directory)?;
+            }
         }
         debug_assert_eq!(self.index_records, self.segments.iter().map(Segment::records_count).sum::<u64>());
-        if deleted > 0 && self.options.sync != SyncPolicy::Os {
-            segment::sync_directory(&self.directory)?;
-        }
         Ok(deleted)
     }
 
@@ -456,6 +472,24 @@ impl Journal {
     }
 }
 
+/// Opens (creating it if needed) the directory's `LOCK` file and takes an
+/// exclusive lock on it without waiting; held as long as the file is open.
+fn lock_directory(directory: &Path) -> Result<File, JournalError> {
+    let path = directory.join(LOCK_FILE_NAME);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io_error(&path, "open lock file"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(JournalError::Locked { directory: directory.to_path_buf() }),
+        Err(TryLockError::Error(source)) => Err(JournalError::Io { path, operation: "lock", source }),
+    }
+}
+
 /// Room for one record at the end of the journal, written in place. Commit
 /// publishes it; dropping it uncommitted zeroes what was written.
 pub struct Reservation<'journal> {
@@ -538,5 +572,32 @@ impl<'journal> Iterator for Entries<'journal> {
             self.position += 1;
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::segment::take_directory_syncs;
+    use crate::journal::testing::TempDirectory;
+
+    // Under a durable policy retention syncs the directory once per deleted segment, so deletions reach storage in order; under Os it syncs nothing.
+    #[test]
+    fn truncate_before_syncs_the_directory_after_each_deletion() {
+        for sync in [SyncPolicy::EveryRecord, SyncPolicy::Os] {
+            let directory = TempDirectory::new("truncate-sync");
+            let options = JournalOptions { segment_bytes: 4096, record_bytes_max: 1024, sync, ..JournalOptions::default() };
+            let (mut journal, _) = Journal::open(&directory.0, options).expect("open");
+            // Three 1000-byte records per segment: segments start at 1, 4, 7, 10.
+            for _ in 0..10 {
+                journal.append(1, &[7u8; 1000], 0).expect("append");
+            }
+            assert_eq!(journal.segments_count(), 4);
+            take_directory_syncs();
+            assert_eq!(journal.truncate_before(10).expect("truncate"), 3);
+            let expected = if sync == SyncPolicy::Os { Vec::new() } else { vec![directory.0.clone(); 3] };
+            assert_eq!(take_directory_syncs(), expected, "{sync:?}");
+            assert_eq!(journal.first_seq(), 10);
+        }
     }
 }

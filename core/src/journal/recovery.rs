@@ -130,11 +130,11 @@ enum SegmentOutcome {
     QuarantineFromHere,
 }
 
-/// Recovers the journal in `directory`, creating the directory and a first
-/// segment when there is none.
+/// Recovers the journal in `directory` (which exists and whose lock the
+/// caller holds), creating a first segment when there is none.
 pub(crate) fn recover(directory: &Path, options: &JournalOptions) -> Result<Recovered, JournalError> {
     let durable = options.sync != SyncPolicy::Os;
-    create_directory(directory, durable)?;
+    assert!(directory.is_dir(), "Journal::open creates the directory first");
     let mut recovery = Recovery::default();
     let listing = list_segments(directory, &mut recovery)?;
     let mut segments = VecDeque::with_capacity(listing.len());

@@ -497,7 +497,7 @@ pub(crate) fn quarantined_seq_bound(path: &Path, name_seq: u64) -> Result<Option
         return Ok(Some(size_bound));
     }
     // SAFETY: the mapping is read-only and the file lies in the journal
-    // directory, which this process holds alone; recovery has just renamed
+    // directory, which this journal holds alone (its LOCK); recovery has just renamed
     // it aside and nothing writes or shortens quarantined files.
     let map = unsafe { Mmap::map(&file) }.map_err(io_error(path, "mmap quarantined"))?;
     assert_eq!(map.len() as u64, file_bytes);
@@ -597,10 +597,12 @@ fn write_zeros(file: &mut File, count_bytes: u64) -> std::io::Result<()> {
 /// populating gigabytes of them would only slow the start-up.
 fn map_file(file: &File, path: &Path, segment_bytes: u64, populate: bool) -> Result<MmapMut, JournalError> {
     // SAFETY: the mapping is only sound while no one truncates or rewrites
-    // the file behind it. The journal owns its directory (one process opens
-    // it at a time, documented on `Journal::open`), never shortens a mapped
-    // file, and unlinks a segment only after dropping its mapping; the file
-    // was just written to `segment_bytes`, so every mapped page exists.
+    // the file behind it. The journal owns its directory (one journal at a
+    // time, enforced by the exclusive lock on its LOCK file taken in
+    // `Journal::open`) and never shortens a mapped file; the file was just
+    // written to `segment_bytes`, so every mapped page exists. Retention
+    // unlinks a segment before dropping its mapping, which is harmless: the
+    // unlinked file and its pages live until the mapping is dropped.
     let map = unsafe {
         let mut options = MmapOptions::new();
         options.len(segment_bytes as usize);
