@@ -680,6 +680,14 @@ const _: () = assert!(std::mem::align_of::<ArchivedCopyRecord>() as u64 <= FRAME
 const _: () = assert!(std::mem::align_of::<ArchivedResultRecord>() as u64 <= FRAME_ALIGNMENT_BYTES);
 const _: () = assert!(std::mem::align_of::<ArchivedAckRecord>() as u64 <= FRAME_ALIGNMENT_BYTES);
 const _: () = assert!(FRAME_ALIGNMENT_BYTES as usize <= ENCODER_ALIGNMENT_BYTES);
+// Archived integers and floats are little-endian and aligned. rkyv picks the
+// byte order and alignment by cargo feature, and features unify across the
+// build: any crate that enables rkyv's `big_endian` (or `unaligned`) would
+// silently change the format that outside readers of a ring and records
+// written by another build rely on. These fail to compile instead.
+const _: fn(rkyv::Archived<u64>) -> rkyv::rend::u64_le = |value| value;
+const _: fn(rkyv::Archived<u32>) -> rkyv::rend::u32_le = |value| value;
+const _: fn(rkyv::Archived<f64>) -> rkyv::rend::f64_le = |value| value;
 // The fixed parts, pinned so a layout change is a deliberate, visible edit
 // (an outside reader of a /dev/shm ring depends on them).
 const _: () = assert!(std::mem::size_of::<ArchivedMasterEventRecord>() == 144);
@@ -1126,6 +1134,19 @@ mod tests {
         aligned.clear();
         aligned.extend_from_slice(&[]);
         assert!(access_checked::<AckRecord>(&aligned).is_err());
+    }
+
+    #[test]
+    fn archived_integers_are_little_endian() {
+        // An encoded ack holds each u64 field as its little-endian bytes, in field order, in the 24-byte root at the end.
+        let ack = AckRecord { master_login: 0x0102_0304_0506_0708, connection_id: 0x1112_1314_1516_1718, seq: 0x2122_2324_2526_2728 };
+        let mut encoder = RecordEncoder::default();
+        let bytes = encoder.encode(&ack).unwrap().bytes;
+        let root = &bytes[bytes.len() - std::mem::size_of::<ArchivedAckRecord>()..];
+        assert_eq!(root.len(), 24);
+        assert_eq!(&root[0..8], &ack.master_login.to_le_bytes());
+        assert_eq!(&root[8..16], &ack.connection_id.to_le_bytes());
+        assert_eq!(&root[16..24], &ack.seq.to_le_bytes());
     }
 
     #[test]

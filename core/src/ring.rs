@@ -31,7 +31,7 @@
 //!
 //! Positions are byte counts since creation (u64, never wrapping: 2^64 bytes
 //! at 10 GB/s is 58 years); a position's place in the data region is
-//! `position & (capacity_bytes - 1)`, computed only in [`Geometry`]. A ring
+//! `position & (capacity_bytes - 1)`, computed only in `Geometry`. A ring
 //! file whose positions are above [`POSITION_MAX`] is refused, and the
 //! producer's arithmetic is checked, so a corrupt file yields an error,
 //! never an overflow.
@@ -88,7 +88,7 @@ use memmap2::{MmapOptions, MmapRaw};
 /// header is 8 bytes, so payloads land on 8 too.
 pub const FRAME_ALIGNMENT_BYTES: u64 = 8;
 
-/// Size of [`FrameHeader`].
+/// Size of `FrameHeader`, the 8-byte header in front of every frame.
 pub const FRAME_HEADER_BYTES: u64 = 8;
 
 /// The frame kind that marks padding at the end of the data region. Record
@@ -573,6 +573,9 @@ impl Ring {
         Ring::create_file_with(path, RingConfig::new(capacity_bytes))
     }
 
+    /// As [`Ring::create_file`], with a chosen `record_bytes_max`. When
+    /// sizing or mapping the new file fails, the file is removed again, so
+    /// that a retry does not find it in the way.
     pub fn create_file_with(path: &Path, config: RingConfig) -> Result<Ring, RingError> {
         let geometry = config.geometry()?;
         let file = OpenOptions::new()
@@ -581,10 +584,21 @@ impl Ring {
             .create_new(true)
             .open(path)
             .map_err(RingError::io("create", path))?;
+        Ring::map_new_file(&file, path, geometry).inspect_err(|_| {
+            // Best effort: `create_new` made this file and it holds no ring
+            // yet, so nobody else can be using it; the error reported is the
+            // one that matters.
+            let _ = std::fs::remove_file(path);
+        })
+    }
+
+    /// Sizes a file just created, maps it and writes the descriptor.
+    fn map_new_file(file: &std::fs::File, path: &Path, geometry: Geometry) -> Result<Ring, RingError> {
+        assert_eq!(file.metadata().map(|metadata| metadata.len()).unwrap_or(0), 0, "a new file is empty");
         file.set_len(geometry.mapping_bytes()).map_err(RingError::io("set length", path))?;
         let raw = MmapOptions::new()
             .len(geometry.mapping_bytes() as usize)
-            .map_raw(&file)
+            .map_raw(file)
             .map_err(RingError::io("map", path))?;
         let mapping = Mapping::new(raw, geometry);
         mapping.initialise();

@@ -355,6 +355,55 @@ fn open_file_refuses_garbage_short_and_missing_files() {
     assert!(matches!(error, RingError::Io { operation: "open", .. }), "{error}");
 }
 
+/// Set in the child process of `create_file_removes_the_file_when_sizing_fails`:
+/// the ring file path it must try to create under a file size limit.
+const SIZING_CHILD_PATH_VARIABLE: &str = "TRADEBRIDGE_RING_SIZING_CHILD_PATH";
+
+/// Printed by that child once its checks passed, so the parent knows the
+/// child really ran them (libtest exits 0 when a filter matches no test).
+const SIZING_CHILD_MARKER: &str = "sizing child: error reported and file removed";
+
+#[test]
+fn create_file_removes_the_file_when_sizing_fails() {
+    // When set_len fails (under a 1 KiB file size limit, in a child process) create_file reports it and leaves no file behind.
+    if let Some(path) = std::env::var_os(SIZING_CHILD_PATH_VARIABLE) {
+        sizing_child(Path::new(&path));
+        return;
+    }
+    let temp = TempRingPath::new("sizing-fails");
+    let test_name = "ring::tests::create_file_removes_the_file_when_sizing_fails";
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(SIZING_CHILD_PATH_VARIABLE, &temp.path)
+        .output()
+        .unwrap();
+    let printed = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "the child failed: {printed}");
+    assert!(printed.contains(SIZING_CHILD_MARKER), "the child did not run the check: {printed}");
+    assert!(!temp.path.exists());
+}
+
+/// The child's half: limit file sizes for this process, then create a ring
+/// file larger than the limit.
+fn sizing_child(path: &Path) {
+    // SAFETY: plain libc calls with valid arguments. This process runs only
+    // this test on one thread (the parent asked for exactly that), so the
+    // process-wide signal disposition and size limit touch nothing else.
+    unsafe {
+        // Without this, exceeding the limit kills the process with SIGXFSZ
+        // instead of failing the call with EFBIG.
+        assert_ne!(libc::signal(libc::SIGXFSZ, libc::SIG_IGN), libc::SIG_ERR);
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        assert_eq!(libc::getrlimit(libc::RLIMIT_FSIZE, &mut limit), 0);
+        limit.rlim_cur = 1024;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
+    }
+    let error = Ring::create_file(path, 2048).err().expect("a ring file above the size limit");
+    assert!(matches!(error, RingError::Io { operation: "set length", .. }), "{error}");
+    assert!(!path.exists(), "the half-made file was removed");
+    println!("{SIZING_CHILD_MARKER}");
+}
+
 /// Overwrites bytes of a ring file through the file API (a foreign writer).
 fn scribble(path: &Path, offset: u64, bytes: &[u8]) {
     use std::os::unix::fs::FileExt;
