@@ -63,9 +63,11 @@
 //!   accepts (and zeroes) stray bytes after the end of a sealed segment when
 //!   the next segment starts right after its last record, since then no
 //!   record can be missing.
-//! - On open, except under `Os`, every recovered segment is synced before
-//!   `durable_seq()` reports its records, since records read back after a
-//!   process crash may still sit only in the page cache. A torn tail is
+//! - On open, except under `Os`, every recovered segment and the directory
+//!   are synced before `durable_seq()` reports its records, since records
+//!   (and directory entries) read back after a process crash may still sit
+//!   only in the page cache; a directory `open` creates is synced into its
+//!   parent. A torn tail is
 //!   zeroed and that zeroing is flushed under every policy, so stale bytes
 //!   can never reappear behind new records after a later power loss.
 //! - A failed flush poisons the journal ([`JournalError::Poisoned`]): Linux

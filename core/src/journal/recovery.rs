@@ -188,6 +188,7 @@ pub(crate) fn create_directory(directory: &Path, durable: bool) -> Result<u32, J
         missing.push(path.to_path_buf());
         ancestor = path.parent();
     }
+    assert!(missing.len() <= directory.components().count(), "one entry per missing component");
     fs::create_dir_all(directory).map_err(io_error(directory, "create directory"))?;
     assert!(directory.is_dir(), "create_dir_all succeeded");
     if durable {
