@@ -266,7 +266,7 @@ fn run_consumer(mut consumer: Consumer, kind: PayloadKind, records: u64, base: I
 }
 
 fn run_two_threads(kind: PayloadKind, records: u64, interval_ns: u64) -> RunReport {
-    let (producer, consumer) = Ring::anonymous(RING_CAPACITY_BYTES).expect("ring").split();
+    let (producer, consumer) = Ring::anonymous(RING_CAPACITY_BYTES).expect("ring").split().expect("split");
     let base = Instant::now();
     let consumer_thread = std::thread::spawn(move || run_consumer(consumer, kind, records, base));
     let producer_thread = std::thread::spawn(move || run_producer(producer, kind, records, interval_ns, base));
@@ -391,7 +391,7 @@ fn baselines() {
     print_latency("baseline: clock read pair (Instant)", &clock);
 
     let operations = scaled(2_000_000);
-    let (mut producer, mut consumer) = Ring::anonymous(RING_CAPACITY_BYTES).expect("ring").split();
+    let (mut producer, mut consumer) = Ring::anonymous(RING_CAPACITY_BYTES).expect("ring").split().expect("split");
     let raw = [0x5Au8; RAW_PAYLOAD_BYTES];
     let push_read = nanoseconds_per(operations, |_| {
         producer.try_push(1, &raw).expect("room");

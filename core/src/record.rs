@@ -17,7 +17,10 @@
 //! - [`RecordEncoder`]: serialises a record into a buffer allocated once.
 //! - [`access_checked`], [`decode_checked`] (bytecheck-validated) and
 //!   [`access_trusted`] (unchecked, only for rings this binary wrote): read an
-//!   archived record in place.
+//!   archived record in place, in memory no one else writes meanwhile.
+//! - [`CopyingDecoder`]: copies a payload into a private aligned buffer,
+//!   reused, before validating it; the path for memory another process may
+//!   still write (a file ring whose producer is another process).
 //!
 //! An archived record is rkyv's relative-pointer layout: the fixed-size root
 //! struct sits at the end of the bytes, string contents before it.
@@ -37,6 +40,13 @@
 //! - Enum codes start at 1: zeroed memory never decodes as a valid kind,
 //!   side, action or status. Side code 0 means "no side" and is accepted only
 //!   where the protocol field is optional.
+//! - Validated bytes do not change until they are no longer read. Rings
+//!   whose producer is in this process guarantee it (the producer never
+//!   writes below the published position before the consumer releases);
+//!   a producer in another process is outside Rust's rules and may write the
+//!   payload while it is validated or afterwards, so validating it in place
+//!   proves nothing about what is read next: such payloads go through
+//!   [`CopyingDecoder`], whose copy nobody else can write.
 //! - After its first use on a thread, [`RecordEncoder::encode`] allocates
 //!   nothing: the output buffer is allocated once at `encoded_bytes_max` and
 //!   rkyv's scratch arena is thread-local and reused (shown by the
@@ -109,6 +119,8 @@ pub enum RecordError {
     Invalid { record: &'static str, bytes: u64, reason: String },
     /// The record did not fit in the encoder's fixed buffer.
     Encode { record: &'static str, encoded_bytes_max: u32, reason: String },
+    /// A payload longer than the [`CopyingDecoder`]'s buffer.
+    TooLarge { record: &'static str, bytes: u64, bytes_max: u32 },
 }
 
 impl std::fmt::Display for RecordError {
@@ -126,6 +138,10 @@ impl std::fmt::Display for RecordError {
             RecordError::Encode { record, encoded_bytes_max, reason } => write!(
                 formatter,
                 "{record} did not encode within encoded_bytes_max = {encoded_bytes_max} bytes: {reason}"
+            ),
+            RecordError::TooLarge { record, bytes, bytes_max } => write!(
+                formatter,
+                "{record} payload of {bytes} bytes: expected at most the decoder's bytes_max = {bytes_max}"
             ),
         }
     }
@@ -664,6 +680,14 @@ const _: () = assert!(std::mem::align_of::<ArchivedCopyRecord>() as u64 <= FRAME
 const _: () = assert!(std::mem::align_of::<ArchivedResultRecord>() as u64 <= FRAME_ALIGNMENT_BYTES);
 const _: () = assert!(std::mem::align_of::<ArchivedAckRecord>() as u64 <= FRAME_ALIGNMENT_BYTES);
 const _: () = assert!(FRAME_ALIGNMENT_BYTES as usize <= ENCODER_ALIGNMENT_BYTES);
+// Archived integers and floats are little-endian and aligned. rkyv picks the
+// byte order and alignment by cargo feature, and features unify across the
+// build: any crate that enables rkyv's `big_endian` (or `unaligned`) would
+// silently change the format that outside readers of a ring and records
+// written by another build rely on. These fail to compile instead.
+const _: fn(rkyv::Archived<u64>) -> rkyv::rend::u64_le = |value| value;
+const _: fn(rkyv::Archived<u32>) -> rkyv::rend::u32_le = |value| value;
+const _: fn(rkyv::Archived<f64>) -> rkyv::rend::f64_le = |value| value;
 // The fixed parts, pinned so a layout change is a deliberate, visible edit
 // (an outside reader of a /dev/shm ring depends on them).
 const _: () = assert!(std::mem::size_of::<ArchivedMasterEventRecord>() == 144);
@@ -769,7 +793,11 @@ impl Default for RecordEncoder {
 }
 
 /// Validates `bytes` as an archived `R` (bytecheck) and returns it in place.
-/// Use for anything read from a file, another process, or an unknown writer.
+/// Use for bytes from a file, another binary, or an unknown writer, as long
+/// as nobody can write them while the result is in use. For memory another
+/// process may still write (a file ring whose producer is another process),
+/// validating in place is not sound, since the bytes may change after the
+/// check: use [`CopyingDecoder`].
 pub fn access_checked<R: Record>(bytes: &[u8]) -> Result<&R::Archived, RecordError> {
     rkyv::access::<R::Archived, rancor::Error>(bytes).map_err(|error| RecordError::Invalid {
         record: R::NAME,
@@ -791,6 +819,87 @@ pub unsafe fn access_trusted<R: Record>(bytes: &[u8]) -> &R::Archived {
     // SAFETY: the caller guarantees these bytes are an `R` archive written by
     // this binary's encoder, so the root and every relative pointer are valid.
     unsafe { rkyv::access_unchecked::<R::Archived>(bytes) }
+}
+
+/// Validates payloads that live in memory another process may still write,
+/// such as a `/dev/shm` ring file whose producer is another process: each
+/// payload is first copied into a private, aligned buffer, then validated
+/// and read there.
+///
+/// Validating such a payload in place is not sound: bytecheck could accept
+/// it, then the other process change a string length or relative pointer,
+/// and the reads that follow trust what was validated. The copy belongs to
+/// this decoder alone, so what is validated is what is read. (A copy taken
+/// while the other process writes may be garbage; validation then refuses
+/// it.) Rings whose producer is in this process do not need this: their
+/// payloads do not change until released, so [`access_checked`] in place is
+/// sound there, and [`access_trusted`] too for this binary's own records.
+///
+/// The buffer is allocated once at `bytes_max` and reused: decoding
+/// allocates nothing (shown by `encode_push_read_allocates_nothing_after_warm_up`
+/// in `core/tests/ring_stress.rs`).
+pub struct CopyingDecoder {
+    /// Private copy of the last payload decoded; allocated at `bytes_max` by
+    /// `new` and never grown. Overwritten by each `access` or `decode`.
+    buffer: AlignedVec<ENCODER_ALIGNMENT_BYTES>,
+    /// Largest payload accepted, fixed at construction.
+    bytes_max: u32,
+}
+
+impl CopyingDecoder {
+    pub fn new(bytes_max: u32) -> CopyingDecoder {
+        assert!(bytes_max > 0, "bytes_max must be positive");
+        let buffer = AlignedVec::with_capacity(bytes_max as usize);
+        assert!(buffer.capacity() >= bytes_max as usize);
+        CopyingDecoder { buffer, bytes_max }
+    }
+
+    pub fn bytes_max(&self) -> u32 {
+        self.bytes_max
+    }
+
+    /// Copies `bytes`, then validates the copy as an archived `R`.
+    pub fn access<R: Record>(&mut self, bytes: &[u8]) -> Result<&R::Archived, RecordError> {
+        let copy = self.copy_in(R::NAME, bytes)?;
+        access_checked::<R>(copy)
+    }
+
+    /// Checks the frame tag, copies `bytes`, then validates the copy as that
+    /// record.
+    pub fn decode(&mut self, kind_code: u32, bytes: &[u8]) -> Result<ArchivedRecordRef<'_>, RecordError> {
+        let kind = RecordKind::from_code(kind_code)?;
+        let copy = self.copy_in(kind_name(kind), bytes)?;
+        decode_checked(kind_code, copy)
+    }
+
+    /// Replaces the buffer's contents with `bytes`, without growing it.
+    fn copy_in(&mut self, record: &'static str, bytes: &[u8]) -> Result<&[u8], RecordError> {
+        if bytes.len() > self.bytes_max as usize {
+            return Err(RecordError::TooLarge { record, bytes: bytes.len() as u64, bytes_max: self.bytes_max });
+        }
+        let capacity = self.buffer.capacity();
+        self.buffer.clear();
+        self.buffer.extend_from_slice(bytes);
+        assert_eq!(self.buffer.capacity(), capacity, "the buffer never grows");
+        assert_eq!(self.buffer.len(), bytes.len());
+        Ok(&self.buffer)
+    }
+}
+
+impl Default for CopyingDecoder {
+    fn default() -> CopyingDecoder {
+        CopyingDecoder::new(ENCODED_BYTES_MAX_DEFAULT)
+    }
+}
+
+/// The record name used in error messages for a frame tag.
+fn kind_name(kind: RecordKind) -> &'static str {
+    match kind {
+        RecordKind::MasterEvent => MasterEventRecord::NAME,
+        RecordKind::Copy => CopyRecord::NAME,
+        RecordKind::Result => ResultRecord::NAME,
+        RecordKind::Ack => AckRecord::NAME,
+    }
 }
 
 /// A validated archived record of any kind, for dispatch on the frame tag.
@@ -1025,6 +1134,58 @@ mod tests {
         aligned.clear();
         aligned.extend_from_slice(&[]);
         assert!(access_checked::<AckRecord>(&aligned).is_err());
+    }
+
+    #[test]
+    fn archived_integers_are_little_endian() {
+        // An encoded ack holds each u64 field as its little-endian bytes, in field order, in the 24-byte root at the end.
+        let ack = AckRecord { master_login: 0x0102_0304_0506_0708, connection_id: 0x1112_1314_1516_1718, seq: 0x2122_2324_2526_2728 };
+        let mut encoder = RecordEncoder::default();
+        let bytes = encoder.encode(&ack).unwrap().bytes;
+        let root = &bytes[bytes.len() - std::mem::size_of::<ArchivedAckRecord>()..];
+        assert_eq!(root.len(), 24);
+        assert_eq!(&root[0..8], &ack.master_login.to_le_bytes());
+        assert_eq!(&root[8..16], &ack.connection_id.to_le_bytes());
+        assert_eq!(&root[16..24], &ack.seq.to_le_bytes());
+    }
+
+    #[test]
+    fn copying_decoder_reads_its_own_copy() {
+        // The copying decoder returns the same fields as in-place access, from a copy that later writes to the source cannot reach.
+        let record = MasterEventRecord::from_event(sample_event(), sample_meta());
+        let mut encoder = RecordEncoder::default();
+        let mut shared = encoder.encode(&record).unwrap().bytes.to_vec();
+        let mut decoder = CopyingDecoder::default();
+        let archived = decoder.access::<MasterEventRecord>(&shared).unwrap();
+        // Another process rewriting the shared bytes after validation.
+        shared.fill(0xA5);
+        assert_eq!(archived.to_event().unwrap(), sample_event());
+        assert_eq!(archived.meta(), sample_meta());
+        assert!(decoder.access::<MasterEventRecord>(&shared).is_err(), "the rewritten bytes are refused");
+
+        let ack = AckRecord { master_login: 7, connection_id: 8, seq: 9 };
+        let encoded = encoder.encode(&ack).unwrap();
+        let ArchivedRecordRef::Ack(archived) = decoder.decode(RecordKind::Ack.code(), encoded.bytes).unwrap() else {
+            panic!("an ack decodes as an ack");
+        };
+        assert_eq!(archived.to_record(), ack);
+        assert_eq!(decoder.decode(99, encoded.bytes).unwrap_err(), RecordError::UnknownKind { value: 99 });
+    }
+
+    #[test]
+    fn copying_decoder_refuses_payloads_over_its_bound() {
+        // A payload longer than bytes_max is refused by name and size, without growing the buffer; smaller ones still decode.
+        let record = MasterEventRecord::from_event(sample_event(), sample_meta());
+        let mut encoder = RecordEncoder::default();
+        let encoded = encoder.encode(&record).unwrap();
+        let mut decoder = CopyingDecoder::new(64);
+        let error = decoder.access::<MasterEventRecord>(encoded.bytes).unwrap_err();
+        let expected = RecordError::TooLarge { record: "MasterEventRecord", bytes: encoded.bytes.len() as u64, bytes_max: 64 };
+        assert_eq!(error, expected);
+        assert!(error.to_string().contains("bytes_max = 64"), "{error}");
+        let ack = encoder.encode(&AckRecord { master_login: 1, connection_id: 3, seq: 2 }).unwrap();
+        assert!(decoder.access::<AckRecord>(ack.bytes).is_ok());
+        assert_eq!(decoder.bytes_max(), 64);
     }
 
     #[test]

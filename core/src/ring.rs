@@ -31,7 +31,10 @@
 //!
 //! Positions are byte counts since creation (u64, never wrapping: 2^64 bytes
 //! at 10 GB/s is 58 years); a position's place in the data region is
-//! `position & (capacity_bytes - 1)`, computed only in [`Geometry`].
+//! `position & (capacity_bytes - 1)`, computed only in `Geometry`. A ring
+//! file whose positions are above [`POSITION_MAX`] is refused, and the
+//! producer's arithmetic is checked, so a corrupt file yields an error,
+//! never an overflow.
 //!
 //! Publication (Aeron style): the producer reserves, writes the payload and
 //! the frame header, then stores its position with `Release`: that store is
@@ -39,6 +42,19 @@
 //! its own position with `Release`; the producer loads that with `Acquire`
 //! before reusing the bytes. Header integers are native-endian: the file is
 //! shared between processes on one host, never across machines.
+//!
+//! # Payloads written by another process
+//! A payload is handed out in place, and stays unchanged until released as
+//! long as the producer keeps to the protocol. A producer in this process
+//! does (ownership enforces it), so its payloads can be validated and read
+//! in place. A producer in another process (a file ring opened with
+//! [`Ring::open_file`] whose other end is elsewhere) is outside Rust's rules:
+//! it may rewrite a payload while it is being read, so validating it in
+//! place and then reading it is not sound. Copy such payloads before
+//! validating them, with [`crate::record::CopyingDecoder`]. The frame
+//! headers and positions the consumer itself relies on are read by value
+//! and bounds-checked, so such a producer can make the consumer report
+//! [`ReadError`] or hand out wrong bytes, never read outside the mapping.
 //!
 //! # Invariants
 //! - `consumer position <= producer position <= consumer position + capacity`.
@@ -50,10 +66,13 @@
 //! - `framed length of record_bytes_max <= capacity / 2`, so an empty ring
 //!   always accepts any record, even one that needs a padding frame first.
 //! - One [`Producer`] and one [`Consumer`] per ring in a process, enforced by
-//!   ownership: [`Ring::split`] consumes the ring and neither handle is
+//!   ownership: [`Ring::split`] consumes the ring (validating the positions
+//!   it starts the handles from) and neither handle is
 //!   `Clone`. Across processes (a file ring) it is the operator's contract;
-//!   the consumer still bounds-checks every frame, so a misbehaving writer
-//!   yields [`ReadError`], never an access outside the mapping.
+//!   the consumer still bounds-checks every frame header it reads (copied by
+//!   value), so a misbehaving writer yields [`ReadError`], never an access
+//!   outside the mapping. Payload bytes are another matter: see "Payloads
+//!   written by another process" above.
 //! - The library never reads a clock or sleeps; [`Idler`] only decides what
 //!   the caller should do when idle.
 
@@ -69,7 +88,7 @@ use memmap2::{MmapOptions, MmapRaw};
 /// header is 8 bytes, so payloads land on 8 too.
 pub const FRAME_ALIGNMENT_BYTES: u64 = 8;
 
-/// Size of [`FrameHeader`].
+/// Size of `FrameHeader`, the 8-byte header in front of every frame.
 pub const FRAME_HEADER_BYTES: u64 = 8;
 
 /// The frame kind that marks padding at the end of the data region. Record
@@ -94,6 +113,14 @@ pub const CAPACITY_BYTES_MAX: u64 = 1 << 30;
 /// Default data region: 1 MiB holds about 5000 records of 200 bytes, many
 /// milliseconds of a busy master's burst, and fits in L2 on most servers.
 pub const CAPACITY_BYTES_DEFAULT: u64 = 1 << 20;
+
+/// Largest position a ring file may hold when it is opened or split. A real
+/// ring reaches 2^63 bytes only after 29 years at 10 GB/s, so a larger value
+/// is corruption; refusing it leaves 2^63 bytes of headroom, so that adding
+/// a reservation (at most one capacity plus a padding tail) to a position
+/// cannot overflow for decades of running. The producer still checks that
+/// arithmetic and reports an overflow as [`PushError::Corrupt`].
+pub const POSITION_MAX: u64 = 1 << 63;
 
 /// Size of the header page; the data region starts here, page-aligned.
 const HEADER_BYTES: u64 = 4096;
@@ -475,22 +502,38 @@ impl Mapping {
 
     /// Checks the two positions of an existing mapping against the invariants.
     fn check_positions(&self) -> Result<(), RingError> {
-        assert!(self.geometry.capacity_bytes.is_power_of_two());
         let consumer = self.consumer_cursor().position.load(Ordering::Acquire);
         let producer = self.producer_cursor().position.load(Ordering::Acquire);
-        let alignment_mask = FRAME_ALIGNMENT_BYTES - 1;
-        if consumer & alignment_mask != 0 || consumer > producer {
-            return Err(RingError::invalid("consumer position", consumer, format!("a multiple of 8 at or below the producer position {producer}")));
-        }
-        if producer & alignment_mask != 0 || producer - consumer > self.geometry.capacity_bytes {
-            return Err(RingError::invalid(
-                "producer position",
-                producer,
-                format!("a multiple of 8 within capacity_bytes = {} of the consumer position {consumer}", self.geometry.capacity_bytes),
-            ));
-        }
-        Ok(())
+        check_positions(self.geometry, producer, consumer)
     }
+}
+
+/// Checks a producer and a consumer position read from a mapping against the
+/// invariants: both multiples of the frame alignment, at most
+/// [`POSITION_MAX`], the consumer at or below the producer and the producer
+/// within one capacity of it.
+fn check_positions(geometry: Geometry, producer: u64, consumer: u64) -> Result<(), RingError> {
+    assert!(geometry.capacity_bytes.is_power_of_two());
+    let alignment_mask = FRAME_ALIGNMENT_BYTES - 1;
+    if producer > POSITION_MAX {
+        return Err(RingError::invalid(
+            "producer position",
+            producer,
+            format!("at most {POSITION_MAX} (2^63), the headroom that keeps position arithmetic from overflowing"),
+        ));
+    }
+    if consumer & alignment_mask != 0 || consumer > producer {
+        return Err(RingError::invalid("consumer position", consumer, format!("a multiple of 8 at or below the producer position {producer}")));
+    }
+    if producer & alignment_mask != 0 || producer - consumer > geometry.capacity_bytes {
+        return Err(RingError::invalid(
+            "producer position",
+            producer,
+            format!("a multiple of 8 within capacity_bytes = {} of the consumer position {consumer}", geometry.capacity_bytes),
+        ));
+    }
+    debug_assert!(consumer <= producer && producer <= POSITION_MAX);
+    Ok(())
 }
 
 fn check_field(field: &'static str, value: u64, expected: u64) -> Result<(), RingError> {
@@ -530,6 +573,9 @@ impl Ring {
         Ring::create_file_with(path, RingConfig::new(capacity_bytes))
     }
 
+    /// As [`Ring::create_file`], with a chosen `record_bytes_max`. When
+    /// sizing or mapping the new file fails, the file is removed again, so
+    /// that a retry does not find it in the way.
     pub fn create_file_with(path: &Path, config: RingConfig) -> Result<Ring, RingError> {
         let geometry = config.geometry()?;
         let file = OpenOptions::new()
@@ -538,10 +584,21 @@ impl Ring {
             .create_new(true)
             .open(path)
             .map_err(RingError::io("create", path))?;
+        Ring::map_new_file(&file, path, geometry).inspect_err(|_| {
+            // Best effort: `create_new` made this file and it holds no ring
+            // yet, so nobody else can be using it; the error reported is the
+            // one that matters.
+            let _ = std::fs::remove_file(path);
+        })
+    }
+
+    /// Sizes a file just created, maps it and writes the descriptor.
+    fn map_new_file(file: &std::fs::File, path: &Path, geometry: Geometry) -> Result<Ring, RingError> {
+        assert_eq!(file.metadata().map(|metadata| metadata.len()).unwrap_or(0), 0, "a new file is empty");
         file.set_len(geometry.mapping_bytes()).map_err(RingError::io("set length", path))?;
         let raw = MmapOptions::new()
             .len(geometry.mapping_bytes() as usize)
-            .map_raw(&file)
+            .map_raw(file)
             .map_err(RingError::io("map", path))?;
         let mapping = Mapping::new(raw, geometry);
         mapping.initialise();
@@ -550,6 +607,8 @@ impl Ring {
 
     /// Maps an existing ring file, validating its header and positions; a
     /// file that is not a valid ring is an error, never undefined behaviour.
+    /// When the producer is another process, copy payloads before
+    /// validating them (see "Payloads written by another process" above).
     /// The positions persist in the file, so a reopened ring continues
     /// where it stopped.
     pub fn open_file(path: &Path) -> Result<Ring, RingError> {
@@ -584,14 +643,17 @@ impl Ring {
     }
 
     /// Splits the ring into its only producer and its only consumer, each
-    /// starting at the positions stored in the mapping.
-    pub fn split(self) -> (Producer, Consumer) {
+    /// starting at the positions stored in the mapping. The positions are
+    /// loaded again here and validated as loaded: another process may have
+    /// written a file ring since `open_file` checked it, and the handles
+    /// must start from values that hold the invariants.
+    pub fn split(self) -> Result<(Producer, Consumer), RingError> {
         let mapping = self.mapping;
         let geometry = mapping.geometry;
         let producer_position = mapping.producer_cursor().position.load(Ordering::Acquire);
         let consumer_position = mapping.consumer_cursor().position.load(Ordering::Acquire);
-        assert!(consumer_position <= producer_position);
-        assert!(producer_position - consumer_position <= geometry.capacity_bytes);
+        check_positions(geometry, producer_position, consumer_position)?;
+        debug_assert!(producer_position - consumer_position <= geometry.capacity_bytes);
         let producer = Producer {
             mapping: Arc::clone(&mapping),
             geometry,
@@ -605,7 +667,7 @@ impl Ring {
             released_position: consumer_position,
             producer_position_cached: std::cell::Cell::new(producer_position),
         };
-        (producer, consumer)
+        Ok((producer, consumer))
     }
 }
 
@@ -659,7 +721,7 @@ impl Producer {
         let needs_padding = framed > to_end;
         let needed = if needs_padding { to_end + framed } else { framed };
         assert!(needed <= self.geometry.capacity_bytes, "record_bytes_max bounds the framed length");
-        self.check_room(needed)?;
+        let end = self.check_room(needed)?;
         let start = if needs_padding {
             self.write_header(self.position, FrameHeader { length: (to_end - FRAME_HEADER_BYTES) as u32, kind: PADDING_KIND });
             self.position + to_end
@@ -667,7 +729,8 @@ impl Producer {
             self.position
         };
         assert!(self.geometry.index(start) as u64 + framed <= self.geometry.capacity_bytes);
-        Ok(Reservation { producer: self, start, length, kind })
+        assert_eq!(start + framed, end, "check_room computed the end without overflow");
+        Ok(Reservation { producer: self, start, end, length, kind })
     }
 
     /// Copies `payload` into the ring as one record of tag `kind`.
@@ -683,13 +746,23 @@ impl Producer {
     }
 
     /// Makes sure `needed` bytes past `position` are free, reloading the
-    /// consumer position only when the cached one says they are not.
-    fn check_room(&mut self, needed: u64) -> Result<(), PushError> {
+    /// consumer position only when the cached one says they are not, and
+    /// returns the position after them. A position so large that adding
+    /// `needed` overflows can only come from a corrupt file: `Corrupt`.
+    fn check_room(&mut self, needed: u64) -> Result<u64, PushError> {
         let capacity = self.geometry.capacity_bytes;
         assert!(needed > 0 && needed <= capacity);
         assert!(self.consumer_position_cached <= self.position);
-        if self.position + needed - self.consumer_position_cached <= capacity {
-            return Ok(());
+        let Some(end) = self.position.checked_add(needed) else {
+            return Err(PushError::Corrupt(Corruption {
+                field: "producer position",
+                value: self.position,
+                position: self.position,
+                expected: "at most POSITION_MAX (2^63), so that reserving cannot overflow",
+            }));
+        };
+        if end - self.consumer_position_cached <= capacity {
+            return Ok(end);
         }
         // Acquire pairs with the consumer's Release store: the consumer's
         // reads of the bytes we are about to reuse happened before.
@@ -703,8 +776,8 @@ impl Producer {
             }));
         }
         self.consumer_position_cached = consumer;
-        if self.position + needed - consumer <= capacity {
-            return Ok(());
+        if end - consumer <= capacity {
+            return Ok(end);
         }
         let cursor = &self.mapping.producer_cursor().full_count;
         cursor.store(cursor.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
@@ -728,6 +801,9 @@ pub struct Reservation<'a> {
     producer: &'a mut Producer,
     /// Position of this frame's header (after any padding frame).
     start: u64,
+    /// Position after this frame: the producer position `commit` publishes.
+    /// Computed with checked arithmetic at reservation.
+    end: u64,
     /// Payload bytes reserved.
     length: u32,
     /// Tag written into the header at commit.
@@ -753,7 +829,8 @@ impl Reservation<'_> {
     pub fn commit(self) {
         let producer = self.producer;
         producer.write_header(self.start, FrameHeader { length: self.length, kind: self.kind });
-        let end = self.start + Geometry::framed_length(u64::from(self.length));
+        let end = self.end;
+        assert_eq!(end - self.start, Geometry::framed_length(u64::from(self.length)));
         assert!(end > producer.position);
         assert!(end - producer.consumer_position_cached <= producer.geometry.capacity_bytes);
         producer.position = end;
@@ -766,7 +843,9 @@ impl Reservation<'_> {
 pub struct RingRecord<'a> {
     /// The tag given at push (never [`PADDING_KIND`]).
     pub kind: u32,
-    /// Exactly the pushed bytes, starting 8-aligned.
+    /// Exactly the pushed bytes, starting 8-aligned, in the mapping. When
+    /// the producer is another process they may change while borrowed: copy
+    /// them before validating (see the module documentation).
     pub payload: &'a [u8],
 }
 

@@ -8,9 +8,11 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use tradebridge_core::journal::layout::record_bytes;
+use tradebridge_core::journal::layout::{record_bytes, records_per_segment_max};
+use tradebridge_core::journal::options::SEGMENT_BYTES_MAX;
 use tradebridge_core::journal::{
-    FullLimit, Journal, JournalError, JournalOptions, RecordDefect, Recovery, SealedCorruption, SyncPolicy,
+    FullLimit, Journal, JournalError, JournalOptions, RecordDefect, Recovery, SealedCorruption, SkippedSeqs,
+    SyncPolicy,
 };
 
 /// A unique directory under the system temporary directory, removed on drop.
@@ -364,7 +366,7 @@ fn dropped_without_flush_recovers_every_record() {
     }
 }
 
-// A corrupt record in a middle segment is an error naming the file and offset; the option truncates and quarantines instead.
+// A corrupt record in a middle segment is an error naming the file and offset; the option truncates, quarantines, and continues above every number issued.
 #[test]
 fn corrupt_middle_segment_is_an_error_or_quarantined() {
     let directory = TempDirectory::new("middle");
@@ -390,13 +392,76 @@ fn corrupt_middle_segment_is_an_error_or_quarantined() {
 
     let quarantine = JournalOptions { sealed_corruption: SealedCorruption::TruncateAndQuarantine, ..small_options() };
     let (mut journal, recovery) = open(&directory.0, quarantine);
-    assert_eq!(recovery.last_seq, corrupt_seq - 1);
+    // Records corrupt_seq..=60 were issued once: the journal continues at 61.
+    assert_eq!(recovery.skipped_seqs, Some(SkippedSeqs { from_seq: corrupt_seq, next_seq: 61 }));
+    assert_eq!((recovery.last_seq, recovery.records_count), (60, corrupt_seq - 1));
     assert_eq!(recovery.quarantined_segments.len(), files.len() - 2);
     assert_eq!(recovery.truncation.as_ref().map(|truncation| truncation.offset), Some(offset));
-    assert_eq!(journal.append(1, b"continues", 0).expect("append"), corrupt_seq);
+    assert_eq!(journal.append(1, b"continues", 0).expect("append"), 61);
     drop(journal);
-    let (_, recovery) = open(&directory.0, small_options());
-    assert_eq!((recovery.last_seq, recovery.truncation), (corrupt_seq, None), "quarantined files are ignored");
+    let (journal, recovery) = open(&directory.0, small_options());
+    assert_eq!((recovery.last_seq, recovery.truncation), (61, None), "the recorded skip is accepted, quarantined files ignored");
+    assert_eq!(recovery.skipped_seqs, None, "this open skipped nothing");
+    assert!((corrupt_seq..=60).all(|seq| journal.read(seq).is_none()));
+    let held: Vec<u64> = journal.iter_from(0).map(|entry| entry.seq).collect();
+    let expected: Vec<u64> = (1..corrupt_seq).chain([61]).collect();
+    assert_eq!(held, expected, "iteration steps over the skip");
+    assert_eq!(journal.iter_from(corrupt_seq).next().map(|entry| entry.seq), Some(61));
+}
+
+// A damaged header in the oldest segment quarantines every segment; the journal continues above every number issued, and reopens without the option.
+#[test]
+fn quarantine_from_the_first_segment_never_issues_a_number_twice() {
+    let directory = TempDirectory::new("quarantine-first");
+    let options = JournalOptions {
+        sealed_corruption: SealedCorruption::TruncateAndQuarantine,
+        ..roll_over_options(SyncPolicy::EveryRecord)
+    };
+    let (mut journal, _) = open(&directory.0, options);
+    for seq in 1..=10 {
+        journal.append(kind_of(seq), &payload(seq, 1000), 0).expect("append");
+    }
+    assert_eq!(journal.segments_count(), 4, "segments 1, 4, 7, 10");
+    drop(journal);
+    flip_byte(&directory.0.join(format!("{:020}.seg", 1)), 20);
+    let (mut journal, recovery) = open(&directory.0, options);
+    assert_eq!(recovery.quarantined_segments.len(), 4);
+    // The unreadable first segment is bounded by its successor's name; the
+    // others scan cleanly, the last ending after record 10.
+    assert_eq!(recovery.skipped_seqs, Some(SkippedSeqs { from_seq: 1, next_seq: 11 }));
+    assert_eq!((recovery.first_seq, recovery.last_seq, recovery.records_count), (11, 10, 0));
+    assert_eq!(journal.append(kind_of(11), &payload(11, 5), 0).expect("append"), 11);
+    drop(journal);
+    let (mut journal, recovery) = open(&directory.0, roll_over_options(SyncPolicy::EveryRecord));
+    assert_eq!((recovery.first_seq, recovery.last_seq, recovery.skipped_seqs), (11, 11, None));
+    assert_record(&journal, 11, 5);
+    assert_eq!(journal.append(kind_of(12), &payload(12, 5), 0).expect("append"), 12);
+}
+
+// A damaged header in the last segment leaves its numbers unknown: the journal continues above all that the largest segment could hold.
+#[test]
+fn quarantined_last_segment_with_unreadable_header_is_bounded_by_the_largest_segment() {
+    let directory = TempDirectory::new("quarantine-last");
+    let options = JournalOptions {
+        sealed_corruption: SealedCorruption::TruncateAndQuarantine,
+        ..roll_over_options(SyncPolicy::EveryRecord)
+    };
+    let (mut journal, _) = open(&directory.0, options);
+    for seq in 1..=5 {
+        journal.append(kind_of(seq), &payload(seq, 1000), 0).expect("append");
+    }
+    drop(journal);
+    flip_byte(&directory.0.join(format!("{:020}.seg", 4)), 20);
+    let (mut journal, recovery) = open(&directory.0, options);
+    let records_max = records_per_segment_max(SEGMENT_BYTES_MAX);
+    assert_eq!(recovery.skipped_seqs, Some(SkippedSeqs { from_seq: 4, next_seq: 4 + records_max }));
+    assert_eq!((recovery.records_count, recovery.last_seq), (3, 3 + records_max));
+    assert_eq!(journal.append(1, b"after", 0).expect("append"), 4 + records_max);
+    drop(journal);
+    let (journal, recovery) = open(&directory.0, roll_over_options(SyncPolicy::EveryRecord));
+    assert_eq!((recovery.records_count, recovery.last_seq), (4, 4 + records_max));
+    let held: Vec<u64> = journal.iter_from(2).map(|entry| entry.seq).collect();
+    assert_eq!(held, vec![2, 3, 4 + records_max]);
 }
 
 // A missing middle segment is reported as a sequence gap naming the segment after it.
@@ -564,6 +629,111 @@ fn leaked_reservation_does_not_corrupt_later_records() {
     assert_record(&journal, 2, 37);
     let truncation = recovery.truncation.expect("the scribbled tail is cleaned");
     assert_eq!(truncation.offset, 64 + 2 * 64, "{truncation:?}");
+}
+
+/// Options of the roll-over tests: three 1000-byte records (1024 bytes with
+/// their header) fill a 4096-byte segment but for 960 bytes.
+fn roll_over_options(sync: SyncPolicy) -> JournalOptions {
+    JournalOptions { sync, ..small_options() }
+}
+
+// A reservation leaked just before a roll-over leaves the sealed segment clean: the journal reopens with every record.
+#[test]
+fn leaked_reservation_then_roll_over_reopens() {
+    for sync in [SyncPolicy::EveryRecord, SyncPolicy::Os] {
+        let directory = TempDirectory::new("leak-roll");
+        let (mut journal, _) = open(&directory.0, roll_over_options(sync));
+        for seq in 1..=3 {
+            journal.append(kind_of(seq), &payload(seq, 1000), 0).expect("append");
+        }
+        let mut leaked = journal.reserve(1, 900).expect("reserve");
+        leaked.payload_mut().fill(0xFF);
+        std::mem::forget(leaked);
+        // 1024 bytes do not fit the 960 left: the first segment is sealed.
+        assert_eq!(journal.append(kind_of(4), &payload(4, 1000), 0).expect("append"), 4);
+        assert_eq!(journal.segments_count(), 2);
+        let sealed = segment_files(&directory.0)[0].clone();
+        drop(journal);
+        let bytes = fs::read(&sealed).expect("read sealed segment");
+        assert!(bytes[64 + 3 * 1024..].iter().all(|byte| *byte == 0), "{sync:?}: sealing zeroed the leaked bytes");
+        let (journal, recovery) = Journal::open(&directory.0, roll_over_options(sync))
+            .unwrap_or_else(|error| panic!("{sync:?}: a journal of 4 intact records refuses to open: {error}"));
+        assert_eq!(recovery.last_seq, 4, "{sync:?}");
+        assert_eq!((recovery.truncation, recovery.stale_tails_zeroed), (None, Vec::new()), "{sync:?}");
+        for seq in 1..=4 {
+            assert_record(&journal, seq, 1000);
+        }
+    }
+}
+
+// Stray bytes after the end of a sealed segment, as a power loss can leave them behind an abandoned reservation, are zeroed and reported when the next segment continues right after its last record.
+#[test]
+fn stray_bytes_after_a_sealed_segment_with_no_missing_record_are_zeroed() {
+    let directory = TempDirectory::new("stray-sealed");
+    let options = roll_over_options(SyncPolicy::EveryRecord);
+    let (mut journal, _) = open(&directory.0, options);
+    for seq in 1..=5 {
+        journal.append(kind_of(seq), &payload(seq, 1000), 0).expect("append");
+    }
+    drop(journal);
+    let sealed = segment_files(&directory.0)[0].clone();
+    let end_offset = 64 + 3 * 1024;
+    let file = OpenOptions::new().write(true).open(&sealed).expect("open");
+    file.write_all_at(&[0xAB; 100], end_offset + 24).expect("scribble");
+    let (journal, recovery) = open(&directory.0, options);
+    assert_eq!((recovery.last_seq, recovery.truncation.clone()), (5, None));
+    let stale = recovery.stale_tails_zeroed.first().expect("reported");
+    assert_eq!(recovery.stale_tails_zeroed.len(), 1);
+    assert_eq!((&stale.path, stale.end_offset, stale.nonzero_offset), (&sealed, end_offset, end_offset + 24));
+    assert_eq!(stale.bytes_zeroed, 124);
+    for seq in 1..=5 {
+        assert_record(&journal, seq, 1000);
+    }
+    drop(journal);
+    assert!(fs::read(&sealed).expect("read")[end_offset as usize..].iter().all(|byte| *byte == 0));
+    let (_, again) = open(&directory.0, options);
+    assert!(again.stale_tails_zeroed.is_empty(), "zeroed for good");
+}
+
+// Bytes after a zero header in a sealed segment whose successor does not continue right after it mean lost records: still refused.
+#[test]
+fn stray_bytes_after_a_sealed_segment_with_a_missing_record_are_refused() {
+    let directory = TempDirectory::new("lost-sealed");
+    let options = roll_over_options(SyncPolicy::EveryRecord);
+    let (mut journal, _) = open(&directory.0, options);
+    for seq in 1..=5 {
+        journal.append(kind_of(seq), &payload(seq, 1000), 0).expect("append");
+    }
+    drop(journal);
+    let sealed = segment_files(&directory.0)[0].clone();
+    // Record 3's header lost (zero), its payload still there.
+    let third = 64 + 2 * 1024;
+    let file = OpenOptions::new().write(true).open(&sealed).expect("open");
+    file.write_all_at(&[0; 24], third).expect("zero header");
+    let error = Journal::open(&directory.0, options).err().expect("refused");
+    assert!(
+        matches!(&error, JournalError::CorruptRecord { path, offset, defect: RecordDefect::BytesAfterEnd { .. } }
+            if path == &sealed && *offset == third),
+        "{error}"
+    );
+}
+
+// A second open of a directory in use fails with Locked naming the directory and changes nothing; once the first journal is dropped the directory opens again.
+#[test]
+fn second_open_of_a_directory_in_use_is_refused() {
+    let directory = TempDirectory::new("locked");
+    let (mut journal, _) = open(&directory.0, small_options());
+    append_varied(&mut journal, 5);
+    let files = segment_files(&directory.0);
+    let error = Journal::open(&directory.0, small_options()).err().expect("second open refused");
+    assert!(matches!(&error, JournalError::Locked { directory: locked } if locked == &directory.0), "{error}");
+    assert!(error.to_string().contains(&directory.0.display().to_string()), "{error}");
+    assert_eq!(segment_files(&directory.0), files, "the refused open changed nothing");
+    append_varied(&mut journal, 1);
+    drop(journal);
+    let (journal, recovery) = open(&directory.0, small_options());
+    assert_eq!(recovery.last_seq, 6);
+    check_all_records(&journal, 1, 6);
 }
 
 mod model {

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use tradebridge_core::protocol::{self, EventKind, Side};
-use tradebridge_core::record::{access_checked, MasterEventMeta, MasterEventRecord, RecordEncoder};
+use tradebridge_core::record::{access_checked, CopyingDecoder, MasterEventMeta, MasterEventRecord, RecordEncoder};
 use tradebridge_core::ring::{Consumer, IdleAction, IdleStrategy, Idler, Producer, PushError, Ring, RingRecord};
 
 /// Counts allocations per thread, so the allocation test sees only its own.
@@ -195,7 +195,7 @@ fn run_stress(producer: Producer, consumer: Consumer, count: u64) {
 #[test]
 fn five_million_records_cross_threads_in_order_and_intact() {
     // 5 million records of 12..=200 bytes through a 64 KiB anonymous ring arrive in order, once, intact.
-    let (producer, consumer) = Ring::anonymous(64 * 1024).unwrap().split();
+    let (producer, consumer) = Ring::anonymous(64 * 1024).unwrap().split().unwrap();
     run_stress(producer, consumer, 5_000_000);
 }
 
@@ -226,9 +226,49 @@ impl Drop for TempRingPath {
 fn shm_file_ring_across_two_mappings_in_order_and_intact() {
     // Through a /dev/shm file, a producer on one mapping and a consumer on another pass 2 million records intact.
     let temp = TempRingPath::new("two-mappings");
-    let (producer, _unused_consumer) = Ring::create_file(&temp.path, 64 * 1024).unwrap().split();
-    let (_unused_producer, consumer) = Ring::open_file(&temp.path).unwrap().split();
+    let (producer, _unused_consumer) = Ring::create_file(&temp.path, 64 * 1024).unwrap().split().unwrap();
+    let (_unused_producer, consumer) = Ring::open_file(&temp.path).unwrap().split().unwrap();
     run_stress(producer, consumer, 2_000_000);
+}
+
+#[test]
+fn split_never_panics_while_another_writer_changes_the_positions() {
+    // While another thread keeps rewriting the consumer position of a ring file, open_file and split return rings or errors, never panic.
+    use std::os::unix::fs::FileExt;
+    /// Offset of the consumer position in a ring file: after the descriptor
+    /// and the producer cursor, 128 bytes each.
+    const CONSUMER_CURSOR_OFFSET: u64 = 256;
+    const ATTEMPTS: u32 = 10_000;
+    let temp = TempRingPath::new("split-race");
+    drop(Ring::create_file(&temp.path, 2048).unwrap());
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let scribbler = {
+        let (stop, path) = (stop.clone(), temp.path.clone());
+        std::thread::spawn(move || {
+            let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            let mut value = 0u64;
+            // Bounded by the main thread's ATTEMPTS, after which it sets `stop`.
+            while !stop.load(Ordering::Relaxed) {
+                // 16 puts the consumer ahead of the producer (at 0): corrupt.
+                value ^= 16;
+                file.write_all_at(&value.to_ne_bytes(), CONSUMER_CURSOR_OFFSET).unwrap();
+            }
+        })
+    };
+    let mut panics = 0u32;
+    let mut refusals = 0u32;
+    for _ in 0..ATTEMPTS {
+        let outcome = std::panic::catch_unwind(|| Ring::open_file(&temp.path).and_then(Ring::split).map(drop));
+        match outcome {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => refusals += 1,
+            Err(_) => panics += 1,
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    scribbler.join().unwrap();
+    eprintln!("{ATTEMPTS} opens and splits, {refusals} refused as corrupt");
+    assert_eq!(panics, 0, "open_file or split panicked on positions another writer changed");
 }
 
 fn hot_path_event(seq: u64) -> protocol::Event {
@@ -252,9 +292,10 @@ fn hot_path_event(seq: u64) -> protocol::Event {
 
 #[test]
 fn encode_push_read_allocates_nothing_after_warm_up() {
-    // After warm-up, encode + push + read + checked access + release of a master event makes zero allocations.
-    let (mut producer, mut consumer) = Ring::anonymous(64 * 1024).unwrap().split();
+    // After warm-up, encode + push + read + checked access (in place and through the copying decoder) + release of a master event makes zero allocations.
+    let (mut producer, mut consumer) = Ring::anonymous(64 * 1024).unwrap().split().unwrap();
     let mut encoder = RecordEncoder::default();
+    let mut decoder = CopyingDecoder::default();
     let meta = MasterEventMeta { master_login: 1, received_ms: 2, received_ns: 3, shard_id: 0, connection_id: 4 };
     let mut record = MasterEventRecord::from_event(hot_path_event(0), meta);
     let mut round_trip = |record: &MasterEventRecord| -> u64 {
@@ -264,6 +305,8 @@ fn encode_push_read_allocates_nothing_after_warm_up() {
         let archived = access_checked::<MasterEventRecord>(ring_record.payload).unwrap();
         let seq = archived.seq.to_native();
         assert_eq!(archived.symbol.as_str(), "EURUSD");
+        let copied = decoder.access::<MasterEventRecord>(ring_record.payload).unwrap();
+        assert_eq!((copied.seq.to_native(), copied.comment.as_str()), (seq, "a comment too long to be stored inline"));
         consumer.release();
         seq
     };

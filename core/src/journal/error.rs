@@ -49,6 +49,8 @@ pub enum SegmentDefect {
     SegmentBytesOutOfRange { segment_bytes: u64, bytes_min: u64, bytes_max: u64 },
     /// The file is longer than the header says the segment is.
     FileTooLong { file_bytes: u64, segment_bytes: u64 },
+    /// The header's `skipped_from_seq` is not below its `first_seq`.
+    SkippedFromSeqNotBelowFirstSeq { skipped_from_seq: u64, first_seq: u64 },
 }
 
 /// Which retention bound an append would have crossed.
@@ -84,6 +86,9 @@ pub enum JournalError {
     CorruptRecord { path: PathBuf, offset: u64, defect: RecordDefect },
     /// A segment does not start where the previous one ended.
     SequenceGap { path: PathBuf, expected_seq: u64, found_seq: u64 },
+    /// Another open journal (in this or another process) holds the lock on
+    /// the directory's `LOCK` file.
+    Locked { directory: PathBuf },
     /// An earlier flush failed. The kernel may have dropped the unwritten
     /// pages after reporting that error, so a retry could falsely succeed;
     /// the journal refuses further work and must be reopened (recovery then
@@ -160,6 +165,10 @@ impl fmt::Display for SegmentDefect {
                 formatter,
                 "file holds {file_bytes} bytes, more than its header's segment_bytes {segment_bytes}"
             ),
+            SegmentDefect::SkippedFromSeqNotBelowFirstSeq { skipped_from_seq, first_seq } => write!(
+                formatter,
+                "header skipped_from_seq {skipped_from_seq}: expected 0 or below first_seq {first_seq}"
+            ),
         }
     }
 }
@@ -207,6 +216,11 @@ impl fmt::Display for JournalError {
                 formatter,
                 "journal segment {} starts at seq {found_seq}: expected {expected_seq} (a segment is missing or its tail was lost)",
                 path.display()
+            ),
+            JournalError::Locked { directory } => write!(
+                formatter,
+                "journal directory {} is in use: another open journal holds the lock on its LOCK file; expected one owner at a time",
+                directory.display()
             ),
             JournalError::Poisoned => formatter.write_str(
                 "journal poisoned by an earlier flush failure: reopen it to recover what is on disk",

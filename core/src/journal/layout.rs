@@ -21,13 +21,22 @@
 //! Segment header (64 bytes, little-endian):
 //!
 //! ```text
-//!  0        8         12             16          24              32           60         64
-//!  +--------+---------+--------------+-----------+---------------+------------+----------+
-//!  | magic  | version | header_bytes | first_seq | segment_bytes | reserved   | checksum |
-//!  | 8 B    | u32     | u32 (= 64)   | u64       | u64           | 28 B, zero | u32      |
-//!  +--------+---------+--------------+-----------+---------------+------------+----------+
+//!  0        8         12             16          24              32                40           60         64
+//!  +--------+---------+--------------+-----------+---------------+-----------------+------------+----------+
+//!  | magic  | version | header_bytes | first_seq | segment_bytes | skipped_from_seq| reserved   | checksum |
+//!  | 8 B    | u32     | u32 (= 64)   | u64       | u64           | u64, usually 0  | 20 B, zero | u32      |
+//!  +--------+---------+--------------+-----------+---------------+-----------------+------------+----------+
 //!  checksum = CRC32C(bytes 0..60)
 //! ```
+//!
+//! `skipped_from_seq` is non-zero only in a segment that recovery created
+//! after quarantining segments (`SealedCorruption::TruncateAndQuarantine`):
+//! the numbers `[skipped_from_seq, first_seq)` may belong to quarantined
+//! records, so they are never issued, and the segment before this one ends
+//! at `skipped_from_seq` instead of `first_seq`. It took 8 of the reserved
+//! bytes, which were zero in every segment written before it, so older
+//! segments read as "no skip" and the version stays 1. (An older binary
+//! ignores the field and refuses such a journal as a sequence gap.)
 //!
 //! Record (starts 8-aligned; `record_bytes = 24 + payload_bytes` rounded up
 //! to 8):
@@ -93,8 +102,12 @@ pub struct SegmentHeader {
     /// Length the file was preallocated to; fixed for the segment's life even
     /// when the configured size changes later.
     pub segment_bytes: u64,
+    /// 0, or the first of the sequence numbers recovery skipped before this
+    /// segment (see the module documentation); below `first_seq`. Written
+    /// once at creation.
+    pub skipped_from_seq: u64,
     /// Zero; space for later fields.
-    pub reserved: [u8; 28],
+    pub reserved: [u8; 20],
     /// CRC32C of the 60 bytes before it.
     pub checksum: u32,
 }
@@ -123,7 +136,8 @@ const _: () = assert!(offset_of!(SegmentHeader, version) == 8);
 const _: () = assert!(offset_of!(SegmentHeader, header_bytes) == 12);
 const _: () = assert!(offset_of!(SegmentHeader, first_seq) == 16);
 const _: () = assert!(offset_of!(SegmentHeader, segment_bytes) == 24);
-const _: () = assert!(offset_of!(SegmentHeader, reserved) == 32);
+const _: () = assert!(offset_of!(SegmentHeader, skipped_from_seq) == 32);
+const _: () = assert!(offset_of!(SegmentHeader, reserved) == 40);
 const _: () = assert!(offset_of!(SegmentHeader, checksum) == 60);
 const _: () = assert!(size_of::<RecordHeader>() == RECORD_HEADER_BYTES as usize);
 const _: () = assert!(align_of::<RecordHeader>() == RECORD_ALIGNMENT_BYTES as usize);
@@ -167,11 +181,16 @@ pub fn record_bytes(payload_bytes: u32) -> u64 {
     padded
 }
 
-/// True when `value` is a multiple of [`RECORD_ALIGNMENT_BYTES`]. A mask
-/// rather than `%` or `is_multiple_of` (Rust 1.87) to stay within the
-/// workspace's declared rust-version 1.80.
+/// True when `value` is a multiple of [`RECORD_ALIGNMENT_BYTES`], a power of
+/// two (asserted above), so a mask does it in a `const fn`.
 pub const fn is_aligned(value: u64) -> bool {
     value & (RECORD_ALIGNMENT_BYTES as u64 - 1) == 0
+}
+
+/// Most records a segment of `segment_bytes` can hold: every record takes at
+/// least a header. Bounds the sequence numbers a segment can have issued.
+pub fn records_per_segment_max(segment_bytes: u64) -> u64 {
+    segment_bytes.saturating_sub(u64::from(SEGMENT_HEADER_BYTES)) / u64::from(RECORD_HEADER_BYTES)
 }
 
 /// Offset of the payload inside a record that starts at `record_offset`.
@@ -180,16 +199,23 @@ pub fn payload_offset(record_offset: u32) -> u32 {
     record_offset + RECORD_HEADER_BYTES
 }
 
-/// Encodes a fresh segment header, checksum included.
-pub fn encode_segment_header(first_seq: u64, segment_bytes: u64) -> [u8; SEGMENT_HEADER_BYTES as usize] {
+/// Encodes a fresh segment header, checksum included. `skipped_from_seq` is
+/// 0 except for a segment recovery creates after a skip.
+pub fn encode_segment_header(
+    first_seq: u64,
+    segment_bytes: u64,
+    skipped_from_seq: u64,
+) -> [u8; SEGMENT_HEADER_BYTES as usize] {
     assert!(first_seq >= 1, "first_seq {first_seq}: sequence numbers start at 1");
     assert!(segment_bytes > u64::from(SEGMENT_HEADER_BYTES));
+    assert!(skipped_from_seq < first_seq, "skipped_from_seq {skipped_from_seq} must be below first_seq {first_seq}");
     let mut bytes = [0u8; SEGMENT_HEADER_BYTES as usize];
     bytes[..8].copy_from_slice(&SEGMENT_MAGIC);
     put_u32(&mut bytes, offset_of!(SegmentHeader, version), SEGMENT_VERSION);
     put_u32(&mut bytes, offset_of!(SegmentHeader, header_bytes), SEGMENT_HEADER_BYTES);
     put_u64(&mut bytes, offset_of!(SegmentHeader, first_seq), first_seq);
     put_u64(&mut bytes, offset_of!(SegmentHeader, segment_bytes), segment_bytes);
+    put_u64(&mut bytes, offset_of!(SegmentHeader, skipped_from_seq), skipped_from_seq);
     let checksum = crc32c::crc32c(&bytes[..SEGMENT_CHECKSUM_OFFSET]);
     put_u32(&mut bytes, SEGMENT_CHECKSUM_OFFSET, checksum);
     bytes
@@ -208,7 +234,8 @@ pub fn decode_segment_header(bytes: &[u8]) -> Result<SegmentHeader, HeaderDefect
         header_bytes: get_u32(bytes, offset_of!(SegmentHeader, header_bytes)),
         first_seq: get_u64(bytes, offset_of!(SegmentHeader, first_seq)),
         segment_bytes: get_u64(bytes, offset_of!(SegmentHeader, segment_bytes)),
-        reserved: bytes[32..60].try_into().expect("slice of 28"),
+        skipped_from_seq: get_u64(bytes, offset_of!(SegmentHeader, skipped_from_seq)),
+        reserved: bytes[40..60].try_into().expect("slice of 20"),
         checksum: get_u32(bytes, SEGMENT_CHECKSUM_OFFSET),
     };
     if header.magic != SEGMENT_MAGIC {
@@ -282,6 +309,9 @@ pub const SEGMENT_EXTENSION: &str = "seg";
 /// Extension added while a segment is being created; such a file is never
 /// read and is removed on open (a crash interrupted its creation).
 pub const TEMPORARY_EXTENSION: &str = "tmp";
+/// Name of the file in the journal directory whose exclusive lock the open
+/// journal holds, so that two journals never write one directory.
+pub const LOCK_FILE_NAME: &str = "LOCK";
 /// Extension given to segments set aside by `SealedCorruption::TruncateAndQuarantine`.
 pub const QUARANTINE_EXTENSION: &str = "quarantine";
 
@@ -337,9 +367,11 @@ mod tests {
     // A segment header survives encode and decode, and each kind of damage is named.
     #[test]
     fn segment_header_round_trip_and_defects() {
-        let bytes = encode_segment_header(42, 4096);
+        let bytes = encode_segment_header(42, 4096, 0);
         let header = decode_segment_header(&bytes).expect("valid header");
-        assert_eq!((header.first_seq, header.segment_bytes), (42, 4096));
+        assert_eq!((header.first_seq, header.segment_bytes, header.skipped_from_seq), (42, 4096, 0));
+        let skipping = decode_segment_header(&encode_segment_header(42, 4096, 7)).expect("valid header");
+        assert_eq!((skipping.first_seq, skipping.skipped_from_seq), (42, 7));
         assert_eq!(decode_segment_header(&bytes[..63]), Err(HeaderDefect::ShortFile { file_bytes: 63 }));
 
         let mut bad_magic = bytes;

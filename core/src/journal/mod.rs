@@ -5,7 +5,11 @@
 //!
 //! Records are opaque payloads (rkyv records made elsewhere) tagged with a
 //! caller-defined `kind: u16`. Each gets a sequence number: global, starting
-//! at 1, +1 per record across segments, never reused.
+//! at 1, +1 per record across segments, never reused. The one jump: after
+//! `SealedCorruption::TruncateAndQuarantine` sets segments aside, the
+//! journal continues above every number they may hold (reported in
+//! [`Recovery::skipped_seqs`]), since issuing one of those again would give
+//! two records the same number.
 //!
 //! # Layout
 //! - [`layout`]: on-disk format of segments and records (diagrams there).
@@ -42,16 +46,28 @@
 //!   segment; when it belongs to a sealed segment, recovery reports a
 //!   sequence gap and refuses to open unless the options allow truncation.
 //! - These guarantees assume storage that honours flushes (no volatile write
-//!   cache that ignores them) and one process using the directory at a time
-//!   (not enforced here: the bridge holds the only handle).
+//!   cache that ignores them) and one journal using the directory at a time.
+//!   The second is enforced: `open` takes an exclusive lock (`flock`) on the
+//!   directory's `LOCK` file and holds it until the journal is dropped, so a
+//!   second open, in this process or another, fails with
+//!   [`JournalError::Locked`]. (Network file systems may not honour it.)
 //! - New segments are created under a temporary name, preallocated with
 //!   zeros (so the mapping can never fault for lack of disk space), and
 //!   renamed; except under `Os` the file and the directory are synced before
 //!   the first record is written to it, and the previous segment is flushed
 //!   before a new one is created, so a group never spans a segment boundary.
-//! - On open, except under `Os`, every recovered segment is synced before
-//!   `durable_seq()` reports its records, since records read back after a
-//!   process crash may still sit only in the page cache. A torn tail is
+//! - Sealing a segment at roll-over zeroes whatever reservations left after
+//!   its last record (a leaked one's bytes, or an abandoned one's that the
+//!   kernel may have written back) and, except under `Os`, flushes that
+//!   zeroing, so a sealed segment ends in zeros on storage. Recovery still
+//!   accepts (and zeroes) stray bytes after the end of a sealed segment when
+//!   the next segment starts right after its last record, since then no
+//!   record can be missing.
+//! - On open, except under `Os`, every recovered segment and the directory
+//!   are synced before `durable_seq()` reports its records, since records
+//!   (and directory entries) read back after a process crash may still sit
+//!   only in the page cache; a directory `open` creates is synced into its
+//!   parent. A torn tail is
 //!   zeroed and that zeroing is flushed under every policy, so stale bytes
 //!   can never reappear behind new records after a later power loss.
 //! - A failed flush poisons the journal ([`JournalError::Poisoned`]): Linux
@@ -70,7 +86,9 @@
 //! - `segments` is never empty; the last one is the active one, and only it
 //!   is written.
 //! - Segments are contiguous: each one's `first_seq` is the previous one's
-//!   next sequence; `first_seq() <= next_seq()`.
+//!   next sequence, except after a skip recorded in the later segment's
+//!   header (`skipped_from_seq`, where the earlier one ends);
+//!   `first_seq() <= next_seq()`.
 //! - `synced_seq() <= last_seq()`; `durable_seq() <= last_seq()`.
 //! - Records are never deleted except by `truncate_before`, and then only
 //!   whole sealed segments whose every record is below the given sequence.
@@ -81,18 +99,20 @@ pub mod options;
 pub mod recovery;
 mod segment;
 mod sync;
+#[cfg(test)]
+mod testing;
 
 use std::collections::VecDeque;
-use std::fs;
+use std::fs::{self, File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 
 pub use error::{FullLimit, JournalError, RecordDefect, SegmentDefect};
 pub use layout::HeaderDefect;
 pub use options::{JournalOptions, SealedCorruption, SyncPolicy};
-pub use recovery::{Recovery, Truncation};
+pub use recovery::{Recovery, SkippedSeqs, StaleTail, Truncation};
 
 use error::io_error;
-use layout::record_bytes;
+use layout::{record_bytes, LOCK_FILE_NAME};
 use options::INDEX_BYTES_PER_RECORD;
 use segment::Segment;
 use sync::SyncState;
@@ -127,6 +147,10 @@ pub struct JournalStats {
 pub struct Journal {
     /// Directory holding the segment files; fixed.
     directory: PathBuf,
+    /// The directory's `LOCK` file, exclusively locked for the journal's
+    /// life so that no other journal writes the directory; the lock goes
+    /// when this is dropped (or the process dies). Never read.
+    _lock: File,
     /// Validated options; fixed.
     options: JournalOptions,
     /// Retained segments, oldest first; the back one is active. Grows at
@@ -145,10 +169,16 @@ pub struct Journal {
 
 impl Journal {
     /// Opens (or creates) the journal in `directory`, recovering what it
-    /// holds. Only one process may use a directory at a time.
+    /// holds. One journal at a time may hold a directory: while this one
+    /// lives, another open of the same directory fails with
+    /// [`JournalError::Locked`].
     pub fn open(directory: impl AsRef<Path>, options: JournalOptions) -> Result<(Journal, Recovery), JournalError> {
         options.validate()?;
         let directory = directory.as_ref().to_path_buf();
+        recovery::create_directory(&directory, options.sync != SyncPolicy::Os)?;
+        // Locked before recovery, which rewrites tails, renames and creates
+        // files: a second journal must not do that under a live one.
+        let lock = lock_directory(&directory)?;
         let recovered = recovery::recover(&directory, &options)?;
         let recovery = recovered.recovery;
         let segments = recovered.segments;
@@ -158,6 +188,7 @@ impl Journal {
         let synced_seq = if options.sync == SyncPolicy::Os { 0 } else { recovery.last_seq };
         let journal = Journal {
             directory,
+            _lock: lock,
             options,
             sync: SyncState::new(options.sync, recovery.last_seq, synced_seq),
             index_records: recovery.records_count,
@@ -222,7 +253,8 @@ impl Journal {
         self.segments.front().expect("segments never empty").first_seq()
     }
 
-    /// Sequence of the last record appended (0 before the first ever).
+    /// Sequence of the last record appended (0 before the first ever); right
+    /// after recovery skipped numbers, the last number skipped.
     pub fn last_seq(&self) -> u64 {
         self.next_seq() - 1
     }
@@ -266,11 +298,13 @@ impl Journal {
     /// caller calls this once it no longer needs them. The active segment is
     /// never deleted, so `next_seq()` is unchanged. The release is not
     /// recorded: records of segments kept (partly released) are found again
-    /// on reopen. Except under `Os` the directory is synced afterwards, so a
-    /// power loss cannot keep an older segment's deletion but undo a newer
-    /// one's (which would look like a sequence gap). Returns how many
-    /// segments were deleted.
+    /// on reopen. Segments are deleted oldest first and, except under `Os`,
+    /// the directory is synced after each deletion: a power loss could
+    /// otherwise keep a newer segment's deletion but undo an older one's,
+    /// leaving an old segment followed by a sequence gap, which recovery
+    /// refuses. Returns how many segments were deleted.
     pub fn truncate_before(&mut self, seq: u64) -> Result<u32, JournalError> {
+        let durable = self.options.sync != SyncPolicy::Os;
         let mut deleted = 0u32;
         // Bounded by the segment count; oldest first, so an interruption
         // leaves a contiguous suffix.
@@ -282,11 +316,11 @@ impl Journal {
             self.index_records -= segment.records_count();
             self.stats.segments_deleted_count += 1;
             deleted += 1;
+            if durable {
+                segment::sync_directory(&self.directory)?;
+            }
         }
         debug_assert_eq!(self.index_records, self.segments.iter().map(Segment::records_count).sum::<u64>());
-        if deleted > 0 && self.options.sync != SyncPolicy::Os {
-            segment::sync_directory(&self.directory)?;
-        }
         Ok(deleted)
     }
 
@@ -369,8 +403,16 @@ impl Journal {
             // records spans two files.
             self.flush_unsynced()?;
         }
+        // Zero what reservations left after the logical end before a newer
+        // segment exists: from then on this segment is sealed, and recovery
+        // refuses non-zero bytes after the end of a sealed segment unless it
+        // can prove no record is missing.
+        if let Err(error) = self.active_mut().seal_tail(durable) {
+            self.poisoned = true;
+            return Err(error);
+        }
         let first_seq = self.next_seq();
-        let segment = Segment::create(&self.directory, first_seq, self.options.segment_bytes, durable)?;
+        let segment = Segment::create(&self.directory, first_seq, self.options.segment_bytes, durable, 0)?;
         self.segments.push_back(segment);
         self.stats.segments_created_count += 1;
         assert_eq!(self.next_seq(), first_seq, "a new segment continues the sequence");
@@ -432,6 +474,24 @@ impl Journal {
     }
 }
 
+/// Opens (creating it if needed) the directory's `LOCK` file and takes an
+/// exclusive lock on it without waiting; held as long as the file is open.
+fn lock_directory(directory: &Path) -> Result<File, JournalError> {
+    let path = directory.join(LOCK_FILE_NAME);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io_error(&path, "open lock file"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(JournalError::Locked { directory: directory.to_path_buf() }),
+        Err(TryLockError::Error(source)) => Err(JournalError::Io { path, operation: "lock", source }),
+    }
+}
+
 /// Room for one record at the end of the journal, written in place. Commit
 /// publishes it; dropping it uncommitted zeroes what was written.
 pub struct Reservation<'journal> {
@@ -446,7 +506,9 @@ pub struct Reservation<'journal> {
 }
 
 impl Reservation<'_> {
-    /// The reserved payload bytes (zero on entry), 8-byte aligned.
+    /// The reserved payload bytes, 8-byte aligned. They are usually zero but
+    /// not always: after a leaked reservation (`mem::forget`) they still
+    /// hold its bytes. Write every byte that the commit will publish.
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let capacity_bytes = self.capacity_bytes;
         self.journal.active_mut().reserved_payload_mut(capacity_bytes)
@@ -488,7 +550,7 @@ pub struct Entries<'journal> {
     /// The journal read from.
     journal: &'journal Journal,
     /// Segment holding `seq` (or the one before it when `seq` starts the
-    /// next segment); advances at segment ends.
+    /// next segment or lies in a skip before it); advances at segment ends.
     position: usize,
     /// Next sequence to yield.
     seq: u64,
@@ -501,12 +563,43 @@ impl<'journal> Iterator for Entries<'journal> {
         let segments = &self.journal.segments;
         // Bounded: each step either yields or moves to a later segment.
         while self.position < segments.len() {
-            if let Some(entry) = segments[self.position].entry(self.seq) {
+            let segment = &segments[self.position];
+            // After a recorded skip a segment starts above the previous
+            // one's end: continue at its first record.
+            self.seq = self.seq.max(segment.first_seq());
+            if let Some(entry) = segment.entry(self.seq) {
                 self.seq += 1;
                 return Some(entry);
             }
             self.position += 1;
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::segment::take_directory_syncs;
+    use crate::journal::testing::TempDirectory;
+
+    // Under a durable policy retention syncs the directory once per deleted segment, so deletions reach storage in order; under Os it syncs nothing.
+    #[test]
+    fn truncate_before_syncs_the_directory_after_each_deletion() {
+        for sync in [SyncPolicy::EveryRecord, SyncPolicy::Os] {
+            let directory = TempDirectory::new("truncate-sync");
+            let options = JournalOptions { segment_bytes: 4096, record_bytes_max: 1024, sync, ..JournalOptions::default() };
+            let (mut journal, _) = Journal::open(&directory.0, options).expect("open");
+            // Three 1000-byte records per segment: segments start at 1, 4, 7, 10.
+            for _ in 0..10 {
+                journal.append(1, &[7u8; 1000], 0).expect("append");
+            }
+            assert_eq!(journal.segments_count(), 4);
+            take_directory_syncs();
+            assert_eq!(journal.truncate_before(10).expect("truncate"), 3);
+            let expected = if sync == SyncPolicy::Os { Vec::new() } else { vec![directory.0.clone(); 3] };
+            assert_eq!(take_directory_syncs(), expected, "{sync:?}");
+            assert_eq!(journal.first_seq(), 10);
+        }
     }
 }

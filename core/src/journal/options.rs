@@ -14,7 +14,9 @@
 //!   releasing records can always make room again.
 
 use super::error::JournalError;
-use super::layout::{is_aligned, RECORD_ALIGNMENT_BYTES, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES};
+use super::layout::{
+    is_aligned, records_per_segment_max, RECORD_ALIGNMENT_BYTES, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES,
+};
 
 /// Smallest segment: one page, the unit the kernel maps and writes back.
 /// Small segments exist for tests that roll over often.
@@ -156,8 +158,7 @@ impl JournalOptions {
 /// Index memory of one segment filled with the smallest records (empty
 /// payloads): the worst case the index bound must allow.
 pub fn index_bytes_per_segment_max(segment_bytes: u64) -> u64 {
-    let records_max = segment_bytes.saturating_sub(u64::from(SEGMENT_HEADER_BYTES)) / u64::from(RECORD_HEADER_BYTES);
-    records_max * INDEX_BYTES_PER_RECORD
+    records_per_segment_max(segment_bytes) * INDEX_BYTES_PER_RECORD
 }
 
 fn check(ok: bool, field: &'static str, value: u64, expected: &'static str) -> Result<(), JournalError> {

@@ -9,12 +9,17 @@
 //!
 //! # Invariants
 //! - `end_offset` is 8-aligned, `>= SEGMENT_HEADER_BYTES`, `<= segment_bytes`.
-//! - Every byte in `[end_offset, segment_bytes)` is zero once recovery has
-//!   run, and appends keep it so (payload padding and unused reservation
-//!   space are zeroed), so stale bytes are never mistaken for records. The
-//!   one exception is a leaked `Reservation` (`mem::forget`): its bytes stay
-//!   in the tail, each later record still writes its whole header, payload
-//!   and padding over them, and the next recovery zeroes the rest.
+//! - `end_offset <= reserved_end_offset <= segment_bytes`.
+//! - Every byte in `[reserved_end_offset, segment_bytes)` is zero, in memory
+//!   and on storage, once recovery has run, and appends keep it so (payload
+//!   padding and unused reservation space are zeroed). Bytes in
+//!   `[end_offset, reserved_end_offset)` may not be: a leaked `Reservation`
+//!   (`mem::forget`) leaves its bytes there, and an abandoned or partly used
+//!   reservation is zeroed in memory only, so the kernel may already have
+//!   written its bytes back. Each later record still writes its whole
+//!   header, payload and padding over them; sealing the segment at roll-over
+//!   zeroes (and under a durable policy flushes) that range, so a sealed
+//!   segment ends in zeros on storage.
 //! - `record_offsets[i]` is the offset of the record with sequence
 //!   `first_seq + i`; offsets strictly increase.
 //! - The file is never shortened while mapped, so the mapping never faults
@@ -24,12 +29,12 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use memmap2::{MmapMut, MmapOptions};
+use memmap2::{Mmap, MmapMut, MmapOptions};
 
 use super::error::{io_error, JournalError, RecordDefect, SegmentDefect};
 use super::layout::{
-    decode_record_header, decode_segment_header, is_aligned, encode_record_header_fields, encode_segment_header,
-    is_zero_header, record_bytes, record_checksum, segment_file_name, store_record_checksum,
+    SegmentHeader, decode_record_header, decode_segment_header, is_aligned, encode_record_header_fields, encode_segment_header,
+    is_zero_header, record_bytes, record_checksum, records_per_segment_max, segment_file_name, store_record_checksum,
     RECORD_ALIGNMENT_BYTES, RECORD_HEADER_BYTES, SEGMENT_HEADER_BYTES, TEMPORARY_EXTENSION,
 };
 use super::options::{SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN};
@@ -52,6 +57,9 @@ pub(crate) struct Segment {
     map: MmapMut,
     /// Sequence of this segment's first record; fixed at creation.
     first_seq: u64,
+    /// 0, or where the sequence numbers skipped before this segment start
+    /// (the previous segment ends there); from the header, fixed.
+    skipped_from_seq: u64,
     /// Length of the file and mapping; fixed at creation.
     segment_bytes: u32,
     /// Offset of each record, indexed by `seq - first_seq`; grows by one per
@@ -59,6 +67,12 @@ pub(crate) struct Segment {
     record_offsets: Vec<u32>,
     /// Logical end: where the next record goes; advances per record.
     end_offset: u32,
+    /// High-water mark of bytes handed out for writing: the end of the
+    /// furthest record or reservation ever placed in this segment. Bytes
+    /// between `end_offset` and here may be non-zero in memory or on storage
+    /// (see the module invariants). Raised by reservations and records,
+    /// lowered to `end_offset` only by `seal_tail` and recovery's scan.
+    reserved_end_offset: u32,
 }
 
 /// A segment opened from disk before its records are scanned.
@@ -85,18 +99,22 @@ impl Segment {
     /// under a temporary name and renamed, so a crash never leaves a
     /// half-made file under a segment name. With `durable`, the file and the
     /// directory are synced before returning (needed for the rename to
-    /// survive power loss).
+    /// survive power loss). `skipped_from_seq` is 0 except when recovery
+    /// skips sequence numbers before this segment.
     pub(crate) fn create(
         directory: &Path,
         first_seq: u64,
         segment_bytes: u64,
         durable: bool,
+        skipped_from_seq: u64,
     ) -> Result<Segment, JournalError> {
         assert!(first_seq >= 1);
+        assert!(skipped_from_seq < first_seq, "skipped numbers lie below the new segment");
         assert!(valid_segment_bytes(segment_bytes), "segment_bytes {segment_bytes} validated by options");
         let path = directory.join(segment_file_name(first_seq));
         let temporary_path = path.with_extension(format!("seg.{TEMPORARY_EXTENSION}"));
-        let result = write_new_segment_file(&temporary_path, &path, first_seq, segment_bytes, durable);
+        let header = encode_segment_header(first_seq, segment_bytes, skipped_from_seq);
+        let result = write_new_segment_file(&temporary_path, &path, &header, segment_bytes, durable);
         let file = match result {
             Ok(file) => file,
             Err(error) => {
@@ -110,7 +128,7 @@ impl Segment {
             sync_directory(directory)?;
         }
         let map = map_file(&file, &path, segment_bytes, true)?;
-        Ok(Segment::from_parts(path, file, map, first_seq, segment_bytes))
+        Ok(Segment::from_parts(path, file, map, first_seq, segment_bytes, skipped_from_seq))
     }
 
     /// Opens an existing segment and checks its header against the file
@@ -132,6 +150,11 @@ impl Segment {
         if header.first_seq != name_seq {
             return Err(bad(SegmentDefect::FirstSeqMismatch { name_seq, header_seq: header.first_seq }));
         }
+        let skipped_from_seq = header.skipped_from_seq;
+        if skipped_from_seq >= header.first_seq {
+            let first_seq = header.first_seq;
+            return Err(bad(SegmentDefect::SkippedFromSeqNotBelowFirstSeq { skipped_from_seq, first_seq }));
+        }
         let segment_bytes = header.segment_bytes;
         if !valid_segment_bytes(segment_bytes) {
             let (bytes_min, bytes_max) = (SEGMENT_BYTES_MIN, SEGMENT_BYTES_MAX);
@@ -145,21 +168,31 @@ impl Segment {
             write_zeros(&mut file, segment_bytes - file_bytes).map_err(io_error(path, "re-extend"))?;
         }
         let map = map_file(&file, path, segment_bytes, false)?;
-        let segment = Segment::from_parts(path.to_path_buf(), file, map, name_seq, segment_bytes);
+        let segment = Segment::from_parts(path.to_path_buf(), file, map, name_seq, segment_bytes, skipped_from_seq);
         Ok(OpenedSegment { segment, file_bytes })
     }
 
-    fn from_parts(path: PathBuf, file: File, map: MmapMut, first_seq: u64, segment_bytes: u64) -> Segment {
+    fn from_parts(
+        path: PathBuf,
+        file: File,
+        map: MmapMut,
+        first_seq: u64,
+        segment_bytes: u64,
+        skipped_from_seq: u64,
+    ) -> Segment {
         let segment_bytes = u32::try_from(segment_bytes).expect("segment_bytes bounded by SEGMENT_BYTES_MAX");
         assert_eq!(map.len(), segment_bytes as usize);
+        assert!(skipped_from_seq < first_seq);
         Segment {
             path,
             file,
             map,
             first_seq,
+            skipped_from_seq,
             segment_bytes,
             record_offsets: Vec::new(),
             end_offset: SEGMENT_HEADER_BYTES,
+            reserved_end_offset: SEGMENT_HEADER_BYTES,
         }
     }
 
@@ -171,6 +204,9 @@ impl Segment {
         assert!(self.record_offsets.is_empty(), "a segment is scanned once, before any append");
         let end = scan_records(&self.map, self.first_seq, file_bytes, &mut self.record_offsets);
         self.end_offset = end.end_offset;
+        // A clean scan found a zero tail; a defect's tail is zeroed by the
+        // caller (`zero_tail`) before anything is appended.
+        self.reserved_end_offset = end.end_offset;
         debug_assert!(self.record_offsets.last().iter().all(|last| **last < end.end_offset));
         end
     }
@@ -188,6 +224,30 @@ impl Segment {
         self.map[start..end].fill(0);
         self.map.flush_range(start, end - start).map_err(io_error(&self.path, "msync zeroed tail"))?;
         debug_assert!(self.map[start..].iter().all(|byte| *byte == 0));
+        Ok((end - start) as u64)
+    }
+
+    /// Seals the segment before the journal rolls over to the next one:
+    /// zeroes `[end_offset, reserved_end_offset)`, the only bytes after the
+    /// logical end that may not be zero, and with `flush` writes that range
+    /// to storage. Without it a leaked reservation's bytes, or those of a
+    /// reservation the kernel wrote back before it was abandoned, would sit
+    /// after the end of a sealed segment, which recovery cannot tell from
+    /// lost records. Returns the bytes covered (0 when no reservation ever
+    /// reached past the end).
+    pub(crate) fn seal_tail(&mut self, flush: bool) -> Result<u64, JournalError> {
+        let start = self.end_offset as usize;
+        let end = self.reserved_end_offset as usize;
+        assert!(start <= end, "the high-water mark is never below the logical end");
+        assert!(end <= self.segment_bytes as usize);
+        if start == end {
+            return Ok(0);
+        }
+        self.map[start..end].fill(0);
+        if flush {
+            self.map.flush_range(start, end - start).map_err(io_error(&self.path, "msync sealed tail"))?;
+        }
+        self.reserved_end_offset = self.end_offset;
         Ok((end - start) as u64)
     }
 
@@ -215,8 +275,14 @@ impl Segment {
     }
 
     /// The payload area of a record being reserved at the logical end.
+    /// Raises the high-water mark over it: from here on its bytes may be
+    /// written, and may reach storage, whatever becomes of the reservation.
     pub(crate) fn reserved_payload_mut(&mut self, capacity_bytes: u32) -> &mut [u8] {
-        assert!(record_bytes(capacity_bytes) <= self.room_bytes(), "reservation checked to fit");
+        let length = record_bytes(capacity_bytes);
+        assert!(length <= self.room_bytes(), "reservation checked to fit");
+        let reserved_end = self.end_offset + length as u32;
+        self.reserved_end_offset = self.reserved_end_offset.max(reserved_end);
+        debug_assert!(self.reserved_end_offset <= self.segment_bytes);
         let start = (self.end_offset + RECORD_HEADER_BYTES) as usize;
         &mut self.map[start..start + capacity_bytes as usize]
     }
@@ -252,6 +318,7 @@ impl Segment {
         store_record_checksum(header, checksum);
         self.record_offsets.push(offset);
         self.end_offset = offset + record_bytes(payload_bytes) as u32;
+        self.reserved_end_offset = self.reserved_end_offset.max(self.end_offset);
         assert!(self.end_offset <= self.segment_bytes);
         assert_eq!(self.end_offset % RECORD_ALIGNMENT_BYTES, 0);
     }
@@ -292,6 +359,12 @@ impl Segment {
     /// Sequence of the first record.
     pub(crate) fn first_seq(&self) -> u64 {
         self.first_seq
+    }
+
+    /// 0, or the first sequence number skipped before this segment: the
+    /// segment before it ends there rather than at `first_seq`.
+    pub(crate) fn skipped_from_seq(&self) -> u64 {
+        self.skipped_from_seq
     }
 
     /// Sequence the next record appended here gets.
@@ -404,17 +477,89 @@ pub(crate) fn file_is_all_zero(path: &Path) -> Result<bool, JournalError> {
     }
 }
 
+/// Best-effort bound on the sequence numbers a segment file that recovery
+/// set aside may have issued: the first number it cannot hold. `None` when
+/// its header cannot be read. A whole file whose records scan cleanly gives
+/// the exact bound; otherwise the records after a defect are unknown, so the
+/// bound is what the header's segment size could hold. The file is read
+/// through a read-only mapping and never written: quarantined files are kept
+/// as found, for inspection.
+pub(crate) fn quarantined_seq_bound(path: &Path, name_seq: u64) -> Result<Option<u64>, JournalError> {
+    let file = File::open(path).map_err(io_error(path, "open quarantined"))?;
+    let file_bytes = file.metadata().map_err(io_error(path, "stat quarantined"))?.len();
+    let Some(header) = read_usable_header(&file, path)? else {
+        return Ok(None);
+    };
+    let base_seq = header.first_seq.max(name_seq);
+    let size_bound = base_seq.saturating_add(records_per_segment_max(header.segment_bytes));
+    if file_bytes != header.segment_bytes {
+        // Cut or overlong: records may be missing from the file.
+        return Ok(Some(size_bound));
+    }
+    // SAFETY: the mapping is read-only and the file lies in the journal
+    // directory, which this journal holds alone (its LOCK); recovery has just renamed
+    // it aside and nothing writes or shortens quarantined files.
+    let map = unsafe { Mmap::map(&file) }.map_err(io_error(path, "mmap quarantined"))?;
+    assert_eq!(map.len() as u64, file_bytes);
+    let mut offsets = Vec::new();
+    let end = scan_records(&map, header.first_seq, file_bytes, &mut offsets);
+    if end.defect.is_some() {
+        return Ok(Some(size_bound));
+    }
+    let scanned_bound = header.first_seq + offsets.len() as u64;
+    debug_assert!(scanned_bound <= size_bound);
+    Ok(Some(scanned_bound.max(name_seq)))
+}
+
+/// The header of the segment file at `path` when it decodes and its sizes
+/// are ones this code maps; `None` otherwise. Reads only; used where a
+/// header is consulted before (or instead of) opening the segment.
+pub(crate) fn read_segment_header(path: &Path) -> Result<Option<SegmentHeader>, JournalError> {
+    let file = File::open(path).map_err(io_error(path, "open"))?;
+    read_usable_header(&file, path)
+}
+
+fn read_usable_header(file: &File, path: &Path) -> Result<Option<SegmentHeader>, JournalError> {
+    let mut header_bytes = Vec::with_capacity(SEGMENT_HEADER_BYTES as usize);
+    file.take(u64::from(SEGMENT_HEADER_BYTES))
+        .read_to_end(&mut header_bytes)
+        .map_err(io_error(path, "read header"))?;
+    let Ok(header) = decode_segment_header(&header_bytes) else {
+        return Ok(None);
+    };
+    let usable = header.first_seq != 0
+        && header.skipped_from_seq < header.first_seq
+        && valid_segment_bytes(header.segment_bytes);
+    Ok(usable.then_some(header))
+}
+
 /// Fsyncs a directory so that file creations, renames and removals in it
 /// survive power loss.
 pub(crate) fn sync_directory(directory: &Path) -> Result<(), JournalError> {
     let handle = File::open(directory).map_err(io_error(directory, "open directory"))?;
-    handle.sync_all().map_err(io_error(directory, "fsync directory"))
+    handle.sync_all().map_err(io_error(directory, "fsync directory"))?;
+    #[cfg(test)]
+    DIRECTORY_SYNCS.with(|syncs| syncs.borrow_mut().push(directory.to_path_buf()));
+    Ok(())
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Directories this thread synced, in order: lets tests check that a
+    /// sync, which has no other visible effect, happened.
+    pub(crate) static DIRECTORY_SYNCS: std::cell::RefCell<Vec<PathBuf>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Takes the list of directories this thread synced so far.
+#[cfg(test)]
+pub(crate) fn take_directory_syncs() -> Vec<PathBuf> {
+    DIRECTORY_SYNCS.with(|syncs| std::mem::take(&mut *syncs.borrow_mut()))
 }
 
 fn write_new_segment_file(
     temporary_path: &Path,
     path: &Path,
-    first_seq: u64,
+    header: &[u8; SEGMENT_HEADER_BYTES as usize],
     segment_bytes: u64,
     durable: bool,
 ) -> Result<File, JournalError> {
@@ -425,8 +570,7 @@ fn write_new_segment_file(
         .truncate(true)
         .open(temporary_path)
         .map_err(io_error(temporary_path, "create"))?;
-    let header = encode_segment_header(first_seq, segment_bytes);
-    file.write_all(&header).map_err(io_error(temporary_path, "write header"))?;
+    file.write_all(header).map_err(io_error(temporary_path, "write header"))?;
     write_zeros(&mut file, segment_bytes - header.len() as u64).map_err(io_error(temporary_path, "preallocate"))?;
     if durable {
         file.sync_all().map_err(io_error(temporary_path, "fsync"))?;
@@ -453,10 +597,12 @@ fn write_zeros(file: &mut File, count_bytes: u64) -> std::io::Result<()> {
 /// populating gigabytes of them would only slow the start-up.
 fn map_file(file: &File, path: &Path, segment_bytes: u64, populate: bool) -> Result<MmapMut, JournalError> {
     // SAFETY: the mapping is only sound while no one truncates or rewrites
-    // the file behind it. The journal owns its directory (one process opens
-    // it at a time, documented on `Journal::open`), never shortens a mapped
-    // file, and unlinks a segment only after dropping its mapping; the file
-    // was just written to `segment_bytes`, so every mapped page exists.
+    // the file behind it. The journal owns its directory (one journal at a
+    // time, enforced by the exclusive lock on its LOCK file taken in
+    // `Journal::open`) and never shortens a mapped file; the file was just
+    // written to `segment_bytes`, so every mapped page exists. Retention
+    // unlinks a segment before dropping its mapping, which is harmless: the
+    // unlinked file and its pages live until the mapping is dropped.
     let map = unsafe {
         let mut options = MmapOptions::new();
         options.len(segment_bytes as usize);
@@ -472,11 +618,12 @@ fn map_file(file: &File, path: &Path, segment_bytes: u64, populate: bool) -> Res
 mod tests {
     use super::*;
     use crate::journal::layout::encode_segment_header;
+    use crate::journal::testing::TempDirectory;
 
     /// A segment image of `segment_bytes` holding records with the given payloads.
     fn image(segment_bytes: usize, first_seq: u64, payloads: &[&[u8]]) -> Vec<u8> {
         let mut bytes = vec![0u8; segment_bytes];
-        bytes[..64].copy_from_slice(&encode_segment_header(first_seq, segment_bytes as u64));
+        bytes[..64].copy_from_slice(&encode_segment_header(first_seq, segment_bytes as u64, 0));
         let mut offset = 64usize;
         for (index, payload) in payloads.iter().enumerate() {
             let payload_bytes = payload.len() as u32;
@@ -544,6 +691,50 @@ mod tests {
         let end = scan_records(&bytes, 1, 110, &mut Vec::new());
         assert_eq!(end.defect, Some(RecordDefect::Torn { record_end_offset: 120, file_bytes: 110 }), "cut in the header");
         assert_eq!(end.end_offset, 96);
+    }
+
+    // Sealing zeroes what abandoned and leaked reservations reached past the end, and only that.
+    #[test]
+    fn seal_tail_covers_every_reservation_past_the_end() {
+        let directory = TempDirectory::new("seal");
+        let mut segment = Segment::create(&directory.0, 1, 4096, false, 0).expect("create");
+        assert_eq!(segment.seal_tail(false).expect("seal"), 0, "nothing was reserved");
+        segment.append_record(1, 2, b"first");
+        let end = segment.end_offset as usize;
+        // An abandoned reservation is zeroed in memory, but the kernel may
+        // have written its bytes back, so sealing must still cover it.
+        segment.reserved_payload_mut(500).fill(0xEE);
+        segment.abandon_reserved(500);
+        // A smaller leaked one inside it, then a record over part of both.
+        segment.reserved_payload_mut(100).fill(0xFF);
+        segment.append_record(2, 2, b"second");
+        let record_end = segment.end_offset as usize;
+        assert!(segment.map[record_end..end + 24 + 100].contains(&0xFF), "leaked bytes remain");
+        let covered = segment.seal_tail(true).expect("seal");
+        assert_eq!(covered, (end as u64 + record_bytes(500)) - record_end as u64);
+        assert!(segment.map[record_end..].iter().all(|byte| *byte == 0), "the whole tail is zero");
+        assert_eq!(segment.seal_tail(true).expect("seal again"), 0, "the mark fell back to the end");
+        let mut offsets = Vec::new();
+        assert_eq!(scan_records(&segment.map, 1, 4096, &mut offsets).defect, None);
+        assert_eq!(offsets.len(), 2);
+    }
+
+    // A header whose skipped_from_seq is not below its first_seq is refused, naming both numbers.
+    #[test]
+    fn open_refuses_a_skip_that_does_not_lie_below_the_segment() {
+        let directory = TempDirectory::new("skip-above");
+        let mut bytes = image(4096, 5, &[]);
+        bytes[32..40].copy_from_slice(&5u64.to_le_bytes());
+        let checksum = crc32c::crc32c(&bytes[..60]);
+        bytes[60..64].copy_from_slice(&checksum.to_le_bytes());
+        let path = directory.0.join(segment_file_name(5));
+        fs::write(&path, &bytes).expect("write");
+        let error = Segment::open(&path, 5).err().expect("refused");
+        let message = error.to_string();
+        let expected = SegmentDefect::SkippedFromSeqNotBelowFirstSeq { skipped_from_seq: 5, first_seq: 5 };
+        assert!(matches!(error, JournalError::BadSegment { defect, .. } if defect == expected), "{message}");
+        assert!(message.contains("skipped_from_seq 5") && message.contains("first_seq 5"), "{message}");
+        assert_eq!(read_segment_header(&path).expect("read"), None, "not a usable header either");
     }
 
     // A segment filled to its last byte ends cleanly without reading past it.

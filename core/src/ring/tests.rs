@@ -35,7 +35,7 @@ fn payload(seed: u64, length: usize) -> Vec<u8> {
 }
 
 fn small_ring() -> (Producer, Consumer) {
-    Ring::anonymous(CAPACITY_BYTES_MIN).unwrap().split()
+    Ring::anonymous(CAPACITY_BYTES_MIN).unwrap().split().unwrap()
 }
 
 fn read_one(consumer: &mut Consumer) -> Option<(u32, Vec<u8>)> {
@@ -285,8 +285,8 @@ fn file_ring_written_by_one_mapping_is_read_by_another() {
     let writer = Ring::create_file(&temp.path, 4096).unwrap();
     let reader = Ring::open_file(&temp.path).unwrap();
     assert_eq!((reader.capacity_bytes(), reader.record_bytes_max()), (4096, writer.record_bytes_max()));
-    let (mut producer, _unused_consumer) = writer.split();
-    let (_unused_producer, mut consumer) = reader.split();
+    let (mut producer, _unused_consumer) = writer.split().unwrap();
+    let (_unused_producer, mut consumer) = reader.split().unwrap();
     for seed in 0..200u64 {
         let bytes = payload(seed, (seed % 150) as usize);
         while producer.try_push(2, &bytes) == Err(PushError::Full) {
@@ -308,13 +308,13 @@ fn file_ring_reopened_continues_at_its_positions() {
     // Reopening a ring file keeps unread records and positions, so nothing is lost or repeated.
     let temp = TempRingPath::new("reopen");
     {
-        let (mut producer, mut consumer) = Ring::create_file(&temp.path, 2048).unwrap().split();
+        let (mut producer, mut consumer) = Ring::create_file(&temp.path, 2048).unwrap().split().unwrap();
         for seed in 0..5u64 {
             producer.try_push(1, &payload(seed, 30)).unwrap();
         }
         assert_eq!(read_one(&mut consumer), Some((1, payload(0, 30))));
     }
-    let (mut producer, mut consumer) = Ring::open_file(&temp.path).unwrap().split();
+    let (mut producer, mut consumer) = Ring::open_file(&temp.path).unwrap().split().unwrap();
     producer.try_push(1, &payload(5, 30)).unwrap();
     for seed in 1..=5u64 {
         assert_eq!(read_one(&mut consumer), Some((1, payload(seed, 30))));
@@ -355,6 +355,55 @@ fn open_file_refuses_garbage_short_and_missing_files() {
     assert!(matches!(error, RingError::Io { operation: "open", .. }), "{error}");
 }
 
+/// Set in the child process of `create_file_removes_the_file_when_sizing_fails`:
+/// the ring file path it must try to create under a file size limit.
+const SIZING_CHILD_PATH_VARIABLE: &str = "TRADEBRIDGE_RING_SIZING_CHILD_PATH";
+
+/// Printed by that child once its checks passed, so the parent knows the
+/// child really ran them (libtest exits 0 when a filter matches no test).
+const SIZING_CHILD_MARKER: &str = "sizing child: error reported and file removed";
+
+#[test]
+fn create_file_removes_the_file_when_sizing_fails() {
+    // When set_len fails (under a 1 KiB file size limit, in a child process) create_file reports it and leaves no file behind.
+    if let Some(path) = std::env::var_os(SIZING_CHILD_PATH_VARIABLE) {
+        sizing_child(Path::new(&path));
+        return;
+    }
+    let temp = TempRingPath::new("sizing-fails");
+    let test_name = "ring::tests::create_file_removes_the_file_when_sizing_fails";
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([test_name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(SIZING_CHILD_PATH_VARIABLE, &temp.path)
+        .output()
+        .unwrap();
+    let printed = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "the child failed: {printed}");
+    assert!(printed.contains(SIZING_CHILD_MARKER), "the child did not run the check: {printed}");
+    assert!(!temp.path.exists());
+}
+
+/// The child's half: limit file sizes for this process, then create a ring
+/// file larger than the limit.
+fn sizing_child(path: &Path) {
+    // SAFETY: plain libc calls with valid arguments. This process runs only
+    // this test on one thread (the parent asked for exactly that), so the
+    // process-wide signal disposition and size limit touch nothing else.
+    unsafe {
+        // Without this, exceeding the limit kills the process with SIGXFSZ
+        // instead of failing the call with EFBIG.
+        assert_ne!(libc::signal(libc::SIGXFSZ, libc::SIG_IGN), libc::SIG_ERR);
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        assert_eq!(libc::getrlimit(libc::RLIMIT_FSIZE, &mut limit), 0);
+        limit.rlim_cur = 1024;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
+    }
+    let error = Ring::create_file(path, 2048).err().expect("a ring file above the size limit");
+    assert!(matches!(error, RingError::Io { operation: "set length", .. }), "{error}");
+    assert!(!path.exists(), "the half-made file was removed");
+    println!("{SIZING_CHILD_MARKER}");
+}
+
 /// Overwrites bytes of a ring file through the file API (a foreign writer).
 fn scribble(path: &Path, offset: u64, bytes: &[u8]) {
     use std::os::unix::fs::FileExt;
@@ -385,10 +434,61 @@ fn open_file_refuses_bad_header_fields_and_positions() {
 }
 
 #[test]
+fn open_file_refuses_positions_above_the_headroom() {
+    // Positions near u64::MAX are refused at open instead of overflowing on the first push; POSITION_MAX itself still works.
+    let temp = TempRingPath::new("near-max");
+    drop(Ring::create_file(&temp.path, 2048).unwrap());
+    let near_max = u64::MAX - 7;
+    scribble(&temp.path, PRODUCER_CURSOR_OFFSET as u64, &near_max.to_ne_bytes());
+    scribble(&temp.path, CONSUMER_CURSOR_OFFSET as u64, &near_max.to_ne_bytes());
+    let error = Ring::open_file(&temp.path).err().expect("positions above the headroom");
+    assert!(matches!(error, RingError::Invalid { field: "producer position", value, .. } if value == near_max), "{error}");
+    assert!(error.to_string().contains("at most 9223372036854775808"), "{error}");
+
+    scribble(&temp.path, PRODUCER_CURSOR_OFFSET as u64, &POSITION_MAX.to_ne_bytes());
+    scribble(&temp.path, CONSUMER_CURSOR_OFFSET as u64, &POSITION_MAX.to_ne_bytes());
+    let (mut producer, mut consumer) = Ring::open_file(&temp.path).unwrap().split().unwrap();
+    for seed in 0..100u64 {
+        producer.try_push(3, &payload(seed, 100)).unwrap();
+        assert_eq!(read_one(&mut consumer), Some((3, payload(seed, 100))));
+    }
+    assert!(consumer.monitor().metrics().consumer_position > POSITION_MAX + 2048, "ran past the headroom mark");
+}
+
+#[test]
+fn split_validates_the_positions_it_loads() {
+    // Positions a foreign writer changes after open_file checked them make split return an error, not panic.
+    let temp = TempRingPath::new("split-recheck");
+    drop(Ring::create_file(&temp.path, 2048).unwrap());
+    let ring = Ring::open_file(&temp.path).unwrap();
+    scribble(&temp.path, CONSUMER_CURSOR_OFFSET as u64, &16u64.to_ne_bytes());
+    let error = ring.split().err().expect("consumer ahead of producer");
+    assert!(matches!(error, RingError::Invalid { field: "consumer position", value: 16, .. }), "{error}");
+
+    scribble(&temp.path, CONSUMER_CURSOR_OFFSET as u64, &0u64.to_ne_bytes());
+    let ring = Ring::open_file(&temp.path).unwrap();
+    scribble(&temp.path, PRODUCER_CURSOR_OFFSET as u64, &(POSITION_MAX + 8).to_ne_bytes());
+    let error = ring.split().err().expect("producer above the headroom");
+    assert!(matches!(error, RingError::Invalid { field: "producer position", .. }), "{error}");
+}
+
+#[test]
+fn reserving_past_u64_max_is_corrupt_not_a_panic() {
+    // A producer position that would overflow on reservation yields PushError::Corrupt naming it.
+    let (mut producer, _consumer) = small_ring();
+    let near_max = u64::MAX - 7;
+    producer.position = near_max;
+    producer.consumer_position_cached = near_max;
+    let error = producer.try_push(1, &payload(1, 100)).unwrap_err();
+    assert!(matches!(error, PushError::Corrupt(Corruption { field: "producer position", value, .. }) if value == near_max), "{error}");
+    assert_eq!(producer.position, near_max, "nothing was published");
+}
+
+#[test]
 fn corrupt_frame_from_a_foreign_writer_is_an_error_not_a_wild_read() {
     // A frame length or producer position scribbled by another writer yields ReadError::Corrupt.
     let temp = TempRingPath::new("corrupt-frame");
-    let (mut producer, mut consumer) = Ring::create_file(&temp.path, 2048).unwrap().split();
+    let (mut producer, mut consumer) = Ring::create_file(&temp.path, 2048).unwrap().split().unwrap();
     producer.try_push(1, &payload(1, 16)).unwrap();
     scribble(&temp.path, HEADER_BYTES, &u32::MAX.to_ne_bytes());
     let error = consumer.read().unwrap_err();
