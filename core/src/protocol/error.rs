@@ -150,7 +150,10 @@ impl fmt::Display for FieldPath {
 pub enum ProtocolError {
     /// The frame is longer than the codec accepts on its own (the transport
     /// normally refuses such frames first).
-    FrameTooLarge { frame_bytes: u64, frame_bytes_max: u64 },
+    FrameTooLarge {
+        frame_bytes: u64,
+        frame_bytes_max: u64,
+    },
     /// The frame is not UTF-8; `offset` is the first byte that is not.
     InvalidUtf8 { offset: u32 },
     /// The frame is not JSON: at byte `offset` the reader expected
@@ -173,10 +176,7 @@ pub enum ProtocolError {
         got: Excerpt,
     },
     /// An array field holds more than `elements_max` elements.
-    TooManyElements {
-        field: FieldPath,
-        elements_max: u32,
-    },
+    TooManyElements { field: FieldPath, elements_max: u32 },
     /// `t` names no message type of protocol v1.
     UnknownType { got: Excerpt },
 }
@@ -215,14 +215,20 @@ impl fmt::Display for ProtocolError {
                 "frame of {frame_bytes} bytes: expected at most {frame_bytes_max}"
             ),
             ProtocolError::InvalidUtf8 { offset } => {
-                write!(formatter, "frame is not UTF-8: invalid byte at offset {offset}")
+                write!(
+                    formatter,
+                    "frame is not UTF-8: invalid byte at offset {offset}"
+                )
             }
             ProtocolError::Syntax {
                 offset,
                 expected,
                 found,
             } => {
-                write!(formatter, "malformed JSON at byte {offset}: expected {expected}, got ")?;
+                write!(
+                    formatter,
+                    "malformed JSON at byte {offset}: expected {expected}, got "
+                )?;
                 match found {
                     Some(character) => write!(formatter, "{:?}", character),
                     None => formatter.write_str("end of frame"),
@@ -299,7 +305,10 @@ mod tests {
             got: Excerpt::new("\"fill\""),
         };
         assert_eq!(unknown.code(), ErrorCode::UnknownType);
-        assert_eq!(unknown.to_string(), "field `t`: unknown message type \"fill\"");
+        assert_eq!(
+            unknown.to_string(),
+            "field `t`: unknown message type \"fill\""
+        );
     }
 
     // The error stays small enough to return by value on the hot path.

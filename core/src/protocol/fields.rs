@@ -183,7 +183,12 @@ impl<'r, 'a> Object<'r, 'a> {
 
     /// An error about a value the codec already holds (checks that need
     /// more than one field, made after the object is read).
-    pub fn invalid_number(&self, field: Field, expected: &'static str, value: f64) -> ProtocolError {
+    pub fn invalid_number(
+        &self,
+        field: Field,
+        expected: &'static str,
+        value: f64,
+    ) -> ProtocolError {
         ProtocolError::InvalidField {
             field: self.path(field),
             expected,
@@ -209,7 +214,12 @@ impl<'r, 'a> Object<'r, 'a> {
     }
 
     /// Reads an unsigned integer of at most `maximum`; `range` says so in errors.
-    fn read_unsigned(&mut self, field: Field, maximum: u64, range: &'static str) -> Result<u64, ProtocolError> {
+    fn read_unsigned(
+        &mut self,
+        field: Field,
+        maximum: u64,
+        range: &'static str,
+    ) -> Result<u64, ProtocolError> {
         let start = self.reader.offset();
         if !matches!(self.reader.peek(), Some(b'-' | b'0'..=b'9')) {
             self.reader.skip_value()?;
@@ -252,7 +262,11 @@ impl<'r, 'a> Object<'r, 'a> {
 
     /// Reads a finite number field that must not be negative (prices,
     /// distances, volumes that may be 0).
-    pub fn non_negative(&mut self, slot: &mut Option<f64>, field: Field) -> Result<(), ProtocolError> {
+    pub fn non_negative(
+        &mut self,
+        slot: &mut Option<f64>,
+        field: Field,
+    ) -> Result<(), ProtocolError> {
         let start = self.claim(slot, field)?;
         let value = self.read_finite(field, start)?;
         // `-0.0 >= 0.0` holds, so a negative zero is kept as sent.
@@ -325,7 +339,10 @@ impl<'r, 'a> Object<'r, 'a> {
         elements_max: u32,
         element: fn(&mut Object) -> Result<T, ProtocolError>,
     ) -> Result<(), ProtocolError> {
-        debug_assert!(self.element.is_none(), "arrays of objects nest only one level in v1");
+        debug_assert!(
+            self.element.is_none(),
+            "arrays of objects nest only one level in v1"
+        );
         let start = self.claim(slot, field)?;
         if self.reader.peek() != Some(b'[') {
             self.reader.skip_value()?;
@@ -386,7 +403,9 @@ fn value_of_digits(digits: &[u8]) -> Option<u64> {
     debug_assert!(digits.iter().all(u8::is_ascii_digit));
     let mut value: u64 = 0;
     for digit in digits {
-        value = value.checked_mul(10)?.checked_add(u64::from(digit - b'0'))?;
+        value = value
+            .checked_mul(10)?
+            .checked_add(u64::from(digit - b'0'))?;
     }
     Some(value)
 }
@@ -410,7 +429,10 @@ mod tests {
     #[test]
     fn digits_convert_exactly() {
         assert_eq!(value_of_digits(b"0"), Some(0));
-        assert_eq!(value_of_digits(b"9007199254740993"), Some(9_007_199_254_740_993));
+        assert_eq!(
+            value_of_digits(b"9007199254740993"),
+            Some(9_007_199_254_740_993)
+        );
         assert_eq!(value_of_digits(b"18446744073709551615"), Some(u64::MAX));
         assert_eq!(value_of_digits(b"18446744073709551616"), None);
         assert_eq!(value_of_digits(b"99999999999999999999"), None);

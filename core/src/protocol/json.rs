@@ -235,7 +235,11 @@ impl<'a> Reader<'a> {
     /// Moves to the next member of the object opened by `begin_object`:
     /// decodes its key into `key` and consumes the `:`. Returns false after
     /// consuming the closing `}`. `first` is true before the first member.
-    pub fn next_key(&mut self, first: &mut bool, key: &mut KeyBuffer) -> Result<bool, ProtocolError> {
+    pub fn next_key(
+        &mut self,
+        first: &mut bool,
+        key: &mut KeyBuffer,
+    ) -> Result<bool, ProtocolError> {
         self.skip_whitespace();
         if *first {
             if self.peek() == Some(b'}') {
@@ -329,7 +333,8 @@ impl<'a> Reader<'a> {
                     run_start = self.offset;
                 }
                 Some(0x00..=0x1F) => {
-                    return Err(self.syntax_error("a string character (control characters must be escaped)"))
+                    return Err(self
+                        .syntax_error("a string character (control characters must be escaped)"))
                 }
                 Some(_) => self.offset += 1,
             }
@@ -352,7 +357,11 @@ impl<'a> Reader<'a> {
             Some(b'r') => '\r',
             Some(b't') => '\t',
             Some(b'u') => return self.read_unicode_escape(start),
-            _ => return Err(self.syntax_error("an escape: one of \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u")),
+            _ => {
+                return Err(
+                    self.syntax_error("an escape: one of \\\" \\\\ \\/ \\b \\f \\n \\r \\t \\u")
+                )
+            }
         };
         self.offset += 1;
         Ok(simple)
@@ -367,13 +376,21 @@ impl<'a> Reader<'a> {
         let code_point = match unit {
             0xD800..=0xDBFF => {
                 let bytes = self.text.as_bytes();
-                if bytes.get(self.offset) != Some(&b'\\') || bytes.get(self.offset + 1) != Some(&b'u') {
-                    return Err(self.syntax_error_at(start, "a low surrogate `\\uDC00`-`\\uDFFF` after a high surrogate"));
+                if bytes.get(self.offset) != Some(&b'\\')
+                    || bytes.get(self.offset + 1) != Some(&b'u')
+                {
+                    return Err(self.syntax_error_at(
+                        start,
+                        "a low surrogate `\\uDC00`-`\\uDFFF` after a high surrogate",
+                    ));
                 }
                 self.offset += 2;
                 let low = self.read_hex4()?;
                 if !(0xDC00..=0xDFFF).contains(&low) {
-                    return Err(self.syntax_error_at(start, "a low surrogate `\\uDC00`-`\\uDFFF` after a high surrogate"));
+                    return Err(self.syntax_error_at(
+                        start,
+                        "a low surrogate `\\uDC00`-`\\uDFFF` after a high surrogate",
+                    ));
                 }
                 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00)
             }
@@ -383,7 +400,8 @@ impl<'a> Reader<'a> {
             _ => unit,
         };
         debug_assert!(code_point <= 0x10FFFF);
-        char::from_u32(code_point).ok_or_else(|| self.syntax_error_at(start, "a Unicode scalar value"))
+        char::from_u32(code_point)
+            .ok_or_else(|| self.syntax_error_at(start, "a Unicode scalar value"))
     }
 
     fn read_hex4(&mut self) -> Result<u32, ProtocolError> {
@@ -451,7 +469,11 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
-    fn expect_literal(&mut self, literal: &'static str, expected: &'static str) -> Result<(), ProtocolError> {
+    fn expect_literal(
+        &mut self,
+        literal: &'static str,
+        expected: &'static str,
+    ) -> Result<(), ProtocolError> {
         let end = self.offset + literal.len();
         if self.text.as_bytes().get(self.offset..end) != Some(literal.as_bytes()) {
             return Err(self.syntax_error(expected));
@@ -536,10 +558,42 @@ mod tests {
     #[test]
     fn rejects_invalid_json() {
         for text in [
-            "", "{", "}", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "{,}", "[1,]", "[,1]", "[1 2]",
-            "{\"a\":1 \"b\":2}", "01", "-", "-01", "1.", ".5", "+1", "1e", "1e+", "0x10",
-            "NaN", "Infinity", "-Infinity", "tru", "nul", "True", "'a'", "\"abc", "\"a\tb\"",
-            "\"\\x\"", "\"\\u12\"", "\"\\u12G4\"", "{a:1}", "[1]]", "{} {}", "\u{feff}{}",
+            "",
+            "{",
+            "}",
+            "{\"a\"}",
+            "{\"a\":}",
+            "{\"a\":1,}",
+            "{,}",
+            "[1,]",
+            "[,1]",
+            "[1 2]",
+            "{\"a\":1 \"b\":2}",
+            "01",
+            "-",
+            "-01",
+            "1.",
+            ".5",
+            "+1",
+            "1e",
+            "1e+",
+            "0x10",
+            "NaN",
+            "Infinity",
+            "-Infinity",
+            "tru",
+            "nul",
+            "True",
+            "'a'",
+            "\"abc",
+            "\"a\tb\"",
+            "\"\\x\"",
+            "\"\\u12\"",
+            "\"\\u12G4\"",
+            "{a:1}",
+            "[1]]",
+            "{} {}",
+            "\u{feff}{}",
         ] {
             assert!(skip_all(text).is_err(), "{text:?} was accepted");
         }
@@ -548,7 +602,10 @@ mod tests {
     // Escapes decode to the characters they stand for, surrogate pairs included.
     #[test]
     fn decodes_escapes() {
-        assert_eq!(decode(r#""a\"b\\c\/d\b\f\n\r\t""#).unwrap(), "a\"b\\c/d\u{8}\u{c}\n\r\t");
+        assert_eq!(
+            decode(r#""a\"b\\c\/d\b\f\n\r\t""#).unwrap(),
+            "a\"b\\c/d\u{8}\u{c}\n\r\t"
+        );
         assert_eq!(decode(r#""\u0041\u00e9\u20AC""#).unwrap(), "Aé€");
         assert_eq!(decode(r#""\ud83d\ude00""#).unwrap(), "😀");
         assert_eq!(decode("\"😀 raw\"").unwrap(), "😀 raw");
@@ -580,9 +637,15 @@ mod tests {
         let ok = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
         assert!(skip_all(&ok).is_ok());
         let deep = format!("{}{}", "[".repeat(depth + 1), "]".repeat(depth + 1));
-        assert!(matches!(skip_all(&deep), Err(ProtocolError::TooDeep { .. })));
+        assert!(matches!(
+            skip_all(&deep),
+            Err(ProtocolError::TooDeep { .. })
+        ));
         let hostile = "[{\"a\":".repeat(100_000);
-        assert!(matches!(skip_all(&hostile), Err(ProtocolError::TooDeep { .. })));
+        assert!(matches!(
+            skip_all(&hostile),
+            Err(ProtocolError::TooDeep { .. })
+        ));
     }
 
     // Number tokens record sign and integrality, and stop where the grammar stops.

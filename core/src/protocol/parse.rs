@@ -166,6 +166,7 @@ fn scan_type(text: &str) -> Result<MessageType, ProtocolError> {
         found = Some(read_type(&mut reader)?);
     }
     reader.finish()?;
+    debug_assert!(reader.offset() == text.len());
     found.ok_or(ProtocolError::MissingField {
         field: FieldPath::top("t"),
     })
@@ -184,6 +185,7 @@ fn read_type(reader: &mut Reader) -> Result<MessageType, ProtocolError> {
     }
     let mut name = KeyBuffer::new();
     reader.read_string(&mut name)?;
+    debug_assert!(reader.offset() >= start + 2, "a string has two quotes");
     name.as_str()
         .and_then(MessageType::from_wire)
         .ok_or_else(|| ProtocolError::UnknownType {
@@ -294,11 +296,15 @@ fn parse_event(object: &mut Object) -> Result<Event, ProtocolError> {
     while let Some(field) = object.next()? {
         match field {
             Field::Seq => object.u64(&mut slots.seq, field)?,
-            Field::Kind => object.wire_enum(&mut slots.kind, field, EventKind::from_wire, EXPECTED_KIND)?,
+            Field::Kind => {
+                object.wire_enum(&mut slots.kind, field, EventKind::from_wire, EXPECTED_KIND)?
+            }
             Field::Pos => object.u64(&mut slots.pos, field)?,
             Field::Ticket => object.u64(&mut slots.ticket, field)?,
             Field::Symbol => object.text(&mut slots.symbol, field)?,
-            Field::Side => object.wire_enum(&mut slots.side, field, Side::from_wire, EXPECTED_SIDE)?,
+            Field::Side => {
+                object.wire_enum(&mut slots.side, field, Side::from_wire, EXPECTED_SIDE)?
+            }
             Field::Volume => object.f64(&mut slots.volume, field)?,
             Field::Price => object.non_negative(&mut slots.price, field)?,
             Field::Sl => object.non_negative(&mut slots.sl, field)?,
@@ -339,10 +345,13 @@ fn build_event(object: &Object, slots: EventSlots) -> Result<Event, ProtocolErro
         EventKind::Cancel => {}
     }
     if let Some(volume) = slots.volume {
-        let opens_or_closes = matches!(kind, EventKind::Open | EventKind::Pending | EventKind::Close);
+        let opens_or_closes = matches!(
+            kind,
+            EventKind::Open | EventKind::Pending | EventKind::Close
+        );
         check_volume(object, volume, opens_or_closes)?;
     }
-    Ok(Event {
+    let event = Event {
         seq,
         kind,
         pos,
@@ -357,7 +366,10 @@ fn build_event(object: &Object, slots: EventSlots) -> Result<Event, ProtocolErro
         comment: slots.comment.unwrap_or_default(),
         time_ms: slots.time_ms.unwrap_or(0),
         remaining: slots.remaining,
-    })
+    };
+    debug_assert!(event.side.is_some() || !matches!(kind, EventKind::Open | EventKind::Pending));
+    debug_assert!(event.volume >= 0.0 && event.price >= 0.0);
+    Ok(event)
 }
 
 /// An open takes a market side; a pending order one of the four pending types.
@@ -417,9 +429,12 @@ fn parse_snapshot(object: &mut Object) -> Result<Snapshot, ProtocolError> {
     let (mut positions, mut balance, mut equity, mut currency) = (None, None, None, None);
     while let Some(field) = object.next()? {
         match field {
-            Field::Positions => {
-                object.array(&mut positions, field, POSITIONS_MAX, parse_snapshot_position)?
-            }
+            Field::Positions => object.array(
+                &mut positions,
+                field,
+                POSITIONS_MAX,
+                parse_snapshot_position,
+            )?,
             Field::Balance => object.f64(&mut balance, field)?,
             Field::Equity => object.f64(&mut equity, field)?,
             Field::Currency => object.text(&mut currency, field)?,
@@ -494,11 +509,16 @@ fn parse_copy(object: &mut Object) -> Result<Copy, ProtocolError> {
             Field::Id => object.text(&mut slots.id, field)?,
             Field::Master => object.u64(&mut slots.master, field)?,
             Field::Pos => object.u64(&mut slots.pos, field)?,
-            Field::Action => {
-                object.wire_enum(&mut slots.action, field, CopyAction::from_wire, EXPECTED_KIND)?
-            }
+            Field::Action => object.wire_enum(
+                &mut slots.action,
+                field,
+                CopyAction::from_wire,
+                EXPECTED_KIND,
+            )?,
             Field::Symbol => object.text(&mut slots.symbol, field)?,
-            Field::Side => object.wire_enum(&mut slots.side, field, Side::from_wire, EXPECTED_SIDE)?,
+            Field::Side => {
+                object.wire_enum(&mut slots.side, field, Side::from_wire, EXPECTED_SIDE)?
+            }
             Field::Volume => object.f64(&mut slots.volume, field)?,
             Field::Price => object.non_negative(&mut slots.price, field)?,
             Field::MaxDev => object.non_negative(&mut slots.max_dev, field)?,
@@ -535,8 +555,13 @@ fn build_copy(object: &Object, slots: CopySlots) -> Result<Copy, ProtocolError> 
     if let CopyAction::Open | CopyAction::Pending = copy.action {
         check_side(object, copy.side, copy.action == CopyAction::Pending)?;
     }
-    let opens_or_closes = matches!(copy.action, CopyAction::Open | CopyAction::Pending | CopyAction::Close);
+    let opens_or_closes = matches!(
+        copy.action,
+        CopyAction::Open | CopyAction::Pending | CopyAction::Close
+    );
     check_volume(object, copy.volume, opens_or_closes)?;
+    debug_assert!(copy.volume >= 0.0 && copy.price >= 0.0 && copy.max_dev >= 0.0);
+    debug_assert!(copy.action != CopyAction::Open || !copy.side.is_pending());
     Ok(copy)
 }
 
@@ -658,6 +683,7 @@ fn parse_symbol_spec(object: &mut Object) -> Result<SymbolSpec, ProtocolError> {
     if spec.max < spec.min {
         return Err(object.invalid_number(Field::Max, "finite number >= min", spec.max));
     }
+    debug_assert!(spec.min > 0.0 && spec.step > 0.0 && spec.max >= spec.min);
     Ok(spec)
 }
 
@@ -665,7 +691,9 @@ fn parse_error(object: &mut Object) -> Result<ErrorMessage, ProtocolError> {
     let (mut code, mut msg) = (None, None);
     while let Some(field) = object.next()? {
         match field {
-            Field::Code => object.wire_enum(&mut code, field, ErrorCode::from_wire, EXPECTED_CODE)?,
+            Field::Code => {
+                object.wire_enum(&mut code, field, ErrorCode::from_wire, EXPECTED_CODE)?
+            }
             Field::Msg => object.text(&mut msg, field)?,
             _ => object.skip()?,
         }

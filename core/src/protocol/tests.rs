@@ -34,15 +34,30 @@ const STATE: &str = r#"{"t":"state","balance":5000.0,"equity":4990.0,"currency":
 const ERROR: &str = r#"{"t":"error","code":"bad_message","msg":"missing field `seq`"}"#;
 
 // Frames PROTOCOL.md describes without a full example.
-const SYMBOLS: &str = r#"{"t":"symbols","symbols":[{"name":"EURUSD.m","min":0.01,"max":100.0,"step":0.01}]}"#;
+const SYMBOLS: &str =
+    r#"{"t":"symbols","symbols":[{"name":"EURUSD.m","min":0.01,"max":100.0,"step":0.01}]}"#;
 const EVENT_CLOSE: &str = r#"{"t":"event","seq":43,"kind":"close","pos":9001,"ticket":9002,"volume":0.05,"remaining":0.05}"#;
 const EVENT_PENDING: &str = r#"{"t":"event","seq":44,"kind":"pending","pos":9003,"symbol":"GBPUSD","side":"buy_limit","volume":1,"price":1.25}"#;
 const EVENT_MODIFY: &str = r#"{"t":"event","seq":45,"kind":"modify","pos":9001,"sl":0,"tp":1.1}"#;
 const EVENT_CANCEL: &str = r#"{"t":"event","seq":46,"kind":"cancel","pos":9003}"#;
 
 const ALL_FRAMES: &[&str] = &[
-    HELLO, WELCOME, PING, PONG, EVENT, ACK, SNAPSHOT, COPY, RESULT, STATE, ERROR, SYMBOLS,
-    EVENT_CLOSE, EVENT_PENDING, EVENT_MODIFY, EVENT_CANCEL,
+    HELLO,
+    WELCOME,
+    PING,
+    PONG,
+    EVENT,
+    ACK,
+    SNAPSHOT,
+    COPY,
+    RESULT,
+    STATE,
+    ERROR,
+    SYMBOLS,
+    EVENT_CLOSE,
+    EVENT_PENDING,
+    EVENT_MODIFY,
+    EVENT_CANCEL,
 ];
 
 fn parse_text(frame: &str) -> Result<Message, ProtocolError> {
@@ -63,19 +78,28 @@ fn members(frame: &str) -> Vec<(String, String)> {
     while reader.next_key(&mut first, &mut key).unwrap() {
         let start = reader.offset();
         reader.skip_value().unwrap();
-        found.push((key.as_str().unwrap().to_owned(), frame[start..reader.offset()].to_owned()));
+        found.push((
+            key.as_str().unwrap().to_owned(),
+            frame[start..reader.offset()].to_owned(),
+        ));
     }
     found
 }
 
 fn frame_of(members: &[(String, String)]) -> String {
-    let body: Vec<String> = members.iter().map(|(key, value)| format!("\"{key}\":{value}")).collect();
+    let body: Vec<String> = members
+        .iter()
+        .map(|(key, value)| format!("\"{key}\":{value}"))
+        .collect();
     format!("{{{}}}", body.join(","))
 }
 
 /// `frame` without its top-level member `key`.
 fn without(frame: &str, key: &str) -> String {
-    let kept: Vec<_> = members(frame).into_iter().filter(|(name, _)| name != key).collect();
+    let kept: Vec<_> = members(frame)
+        .into_iter()
+        .filter(|(name, _)| name != key)
+        .collect();
     frame_of(&kept)
 }
 
@@ -91,7 +115,11 @@ fn with_value(frame: &str, key: &str, value: &str) -> String {
 
 fn assert_missing(frame: &str, field: &str) {
     let error = parse_text(frame).expect_err(frame);
-    assert_eq!(error.to_string(), format!("missing field `{field}`"), "{frame}");
+    assert_eq!(
+        error.to_string(),
+        format!("missing field `{field}`"),
+        "{frame}"
+    );
     assert_eq!(error.code(), ErrorCode::BadMessage);
 }
 
@@ -230,7 +258,12 @@ fn protocol_examples_with_arrays_parse_to_expected_structs() {
         symbols: Some(vec![spec.clone()]),
     };
     assert_eq!(parse_text(STATE), Ok(Message::State(state)));
-    assert_eq!(parse_text(SYMBOLS), Ok(Message::Symbols(Symbols { symbols: vec![spec] })));
+    assert_eq!(
+        parse_text(SYMBOLS),
+        Ok(Message::Symbols(Symbols {
+            symbols: vec![spec]
+        }))
+    );
 }
 
 // Every example of every message type survives write then parse unchanged, and re-encodes to the same bytes.
@@ -262,7 +295,11 @@ fn writes_copy_example_compactly() {
 // Tickets and positions of u64::MAX and 2^53+1 (not representable as a double) survive exactly.
 #[test]
 fn large_u64_values_survive_exactly() {
-    let frame = with_value(&with_value(EVENT, "ticket", "9007199254740993"), "pos", "18446744073709551615");
+    let frame = with_value(
+        &with_value(EVENT, "ticket", "9007199254740993"),
+        "pos",
+        "18446744073709551615",
+    );
     let Ok(Message::Event(event)) = parse_text(&frame) else {
         panic!("{frame}")
     };
@@ -280,14 +317,25 @@ fn every_missing_required_field_is_named() {
     let table: &[(&str, &[&str])] = &[
         (HELLO, &["t", "v", "key", "login", "role", "server"]),
         (WELCOME, &["v", "session", "hb_ms", "ack_seq"]),
-        (EVENT, &["seq", "kind", "pos", "symbol", "side", "volume", "price"]),
-        (EVENT_PENDING, &["seq", "kind", "pos", "symbol", "side", "volume", "price"]),
+        (
+            EVENT,
+            &["seq", "kind", "pos", "symbol", "side", "volume", "price"],
+        ),
+        (
+            EVENT_PENDING,
+            &["seq", "kind", "pos", "symbol", "side", "volume", "price"],
+        ),
         (EVENT_CLOSE, &["seq", "kind", "pos", "volume"]),
         (EVENT_MODIFY, &["seq", "kind", "pos", "sl", "tp"]),
         (EVENT_CANCEL, &["seq", "kind", "pos"]),
         (ACK, &["seq"]),
         (SNAPSHOT, &["positions", "balance", "equity"]),
-        (COPY, &["seq", "id", "master", "pos", "action", "symbol", "side", "volume"]),
+        (
+            COPY,
+            &[
+                "seq", "id", "master", "pos", "action", "symbol", "side", "volume",
+            ],
+        ),
         (RESULT, &["seq", "status"]),
         (STATE, &["balance", "equity", "positions"]),
         (SYMBOLS, &["symbols"]),
@@ -321,26 +369,78 @@ fn missing_fields_in_elements_are_named() {
 // Optional fields may be left out and take the defaults of PROTOCOL-NOTES.md.
 #[test]
 fn optional_fields_take_their_defaults() {
-    let Ok(Message::Hello(hello)) = parse_text(&without(&without(&without(HELLO, "platform"), "ea"), "last_seq")) else {
+    let Ok(Message::Hello(hello)) = parse_text(&without(
+        &without(&without(HELLO, "platform"), "ea"),
+        "last_seq",
+    )) else {
         panic!()
     };
-    assert_eq!((hello.platform.as_str(), hello.ea.as_str(), hello.last_seq), ("", "", 0));
-    let Ok(Message::Event(event)) = parse_text(EVENT_CANCEL) else { panic!() };
+    assert_eq!(
+        (hello.platform.as_str(), hello.ea.as_str(), hello.last_seq),
+        ("", "", 0)
+    );
+    let Ok(Message::Event(event)) = parse_text(EVENT_CANCEL) else {
+        panic!()
+    };
     assert_eq!(event.ticket, event.pos, "ticket defaults to pos");
-    assert_eq!((event.symbol.as_str(), event.side, event.volume, event.price), ("", None, 0.0, 0.0));
-    assert_eq!((event.sl, event.tp, event.magic, event.comment.as_str(), event.time_ms), (0.0, 0.0, 0, "", 0));
+    assert_eq!(
+        (event.symbol.as_str(), event.side, event.volume, event.price),
+        ("", None, 0.0, 0.0)
+    );
+    assert_eq!(
+        (
+            event.sl,
+            event.tp,
+            event.magic,
+            event.comment.as_str(),
+            event.time_ms
+        ),
+        (0.0, 0.0, 0, "", 0)
+    );
     assert_eq!(event.remaining, None);
-    let Ok(Message::Event(close)) = parse_text(EVENT_CLOSE) else { panic!() };
+    let Ok(Message::Event(close)) = parse_text(EVENT_CLOSE) else {
+        panic!()
+    };
     assert_eq!(close.remaining, Some(0.05));
     let minimal_copy = r#"{"t":"copy","seq":1,"id":"c","master":2,"pos":3,"action":"close","symbol":"S","side":"sell","volume":1}"#;
-    let Ok(Message::Copy(copy)) = parse_text(minimal_copy) else { panic!() };
-    assert_eq!((copy.price, copy.max_dev, copy.sl, copy.tp, copy.magic, copy.expires_ms), (0.0, 0.0, 0.0, 0.0, 0, 0));
+    let Ok(Message::Copy(copy)) = parse_text(minimal_copy) else {
+        panic!()
+    };
+    assert_eq!(
+        (
+            copy.price,
+            copy.max_dev,
+            copy.sl,
+            copy.tp,
+            copy.magic,
+            copy.expires_ms
+        ),
+        (0.0, 0.0, 0.0, 0.0, 0, 0)
+    );
     assert_eq!(copy.comment, "");
-    let Ok(Message::Result(result)) = parse_text(r#"{"t":"result","seq":1,"status":"skipped"}"#) else { panic!() };
-    assert_eq!((result.ticket, result.price, result.volume, result.error, result.exec_ms), (0, 0.0, 0.0, 0, 0));
-    let Ok(Message::State(state)) = parse_text(r#"{"t":"state","balance":1,"equity":2,"positions":[]}"#) else { panic!() };
+    let Ok(Message::Result(result)) = parse_text(r#"{"t":"result","seq":1,"status":"skipped"}"#)
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (
+            result.ticket,
+            result.price,
+            result.volume,
+            result.error,
+            result.exec_ms
+        ),
+        (0, 0.0, 0.0, 0, 0)
+    );
+    let Ok(Message::State(state)) =
+        parse_text(r#"{"t":"state","balance":1,"equity":2,"positions":[]}"#)
+    else {
+        panic!()
+    };
     assert_eq!((state.currency.as_str(), state.symbols), ("", None));
-    let Ok(Message::Symbols(symbols)) = parse_text(SYMBOLS) else { panic!() };
+    let Ok(Message::Symbols(symbols)) = parse_text(SYMBOLS) else {
+        panic!()
+    };
     assert_eq!(symbols.symbols[0].digits, SYMBOL_DIGITS_DEFAULT);
     assert_eq!(symbols.symbols[0].contract, SYMBOL_CONTRACT_DEFAULT);
 }
@@ -355,7 +455,20 @@ fn ill_typed_integer_fields_are_named() {
         (COPY, &["seq", "master", "pos", "magic", "expires_ms"]),
         (RESULT, &["seq", "ticket", "error", "exec_ms"]),
     ];
-    let bad_values = ["\"abc\"", "\"42\"", "-1", "-0", "1.5", "1.0", "1e3", "18446744073709551616", "null", "true", "{}", "[1]"];
+    let bad_values = [
+        "\"abc\"",
+        "\"42\"",
+        "-1",
+        "-0",
+        "1.5",
+        "1.0",
+        "1e3",
+        "18446744073709551616",
+        "null",
+        "true",
+        "{}",
+        "[1]",
+    ];
     for (frame, fields) in table {
         for field in *fields {
             for value in bad_values {
@@ -365,7 +478,10 @@ fn ill_typed_integer_fields_are_named() {
         }
     }
     let error = parse_text(&with_value(ACK, "seq", "\"abc\"")).unwrap_err();
-    assert_eq!(error.to_string(), "field `seq`: expected unsigned integer, got \"abc\"");
+    assert_eq!(
+        error.to_string(),
+        "field `seq`: expected unsigned integer, got \"abc\""
+    );
     for (frame, field) in [(HELLO, "v"), (RESULT, "error")] {
         let error = assert_invalid(&with_value(frame, field, "4294967296"), field);
         assert!(error.to_string().contains("up to 4294967295"), "{error}");
@@ -377,21 +493,51 @@ fn ill_typed_integer_fields_are_named() {
 // Number, string and enum fields refuse values of the wrong type or outside their domain, naming themselves.
 #[test]
 fn ill_typed_other_fields_are_named() {
-    for (frame, field) in [(EVENT, "volume"), (EVENT, "price"), (EVENT, "sl"), (SNAPSHOT, "balance"), (COPY, "max_dev")] {
+    for (frame, field) in [
+        (EVENT, "volume"),
+        (EVENT, "price"),
+        (EVENT, "sl"),
+        (SNAPSHOT, "balance"),
+        (COPY, "max_dev"),
+    ] {
         for value in ["\"1.0\"", "null", "1e400", "-1e400", "[]", "true"] {
             assert_invalid(&with_value(frame, field, value), field);
         }
     }
-    for (frame, field) in [(HELLO, "key"), (HELLO, "server"), (EVENT, "symbol"), (EVENT, "comment"), (COPY, "id"), (ERROR, "msg")] {
+    for (frame, field) in [
+        (HELLO, "key"),
+        (HELLO, "server"),
+        (EVENT, "symbol"),
+        (EVENT, "comment"),
+        (COPY, "id"),
+        (ERROR, "msg"),
+    ] {
         for value in ["1", "null", "[\"a\"]", "{}"] {
             assert_invalid(&with_value(frame, field, value), field);
         }
     }
-    let enums = [(HELLO, "role"), (EVENT, "kind"), (EVENT, "side"), (COPY, "action"), (RESULT, "status"), (ERROR, "code")];
+    let enums = [
+        (HELLO, "role"),
+        (EVENT, "kind"),
+        (EVENT, "side"),
+        (COPY, "action"),
+        (RESULT, "status"),
+        (ERROR, "code"),
+    ];
     for (frame, field) in enums {
-        for value in ["\"BUY\"", "\"\"", "\"unknown\"", "\"a_value_longer_than_any_key\"", "1", "null"] {
+        for value in [
+            "\"BUY\"",
+            "\"\"",
+            "\"unknown\"",
+            "\"a_value_longer_than_any_key\"",
+            "1",
+            "null",
+        ] {
             let error = assert_invalid(&with_value(frame, field, value), field);
-            assert!(error.to_string().contains("one of") || error.to_string().contains("or"), "{error}");
+            assert!(
+                error.to_string().contains("one of") || error.to_string().contains("or"),
+                "{error}"
+            );
         }
     }
     for value in ["-0.01", "-1"] {
@@ -420,9 +566,16 @@ fn semantic_checks_name_the_field() {
     }
     assert!(parse_text(&with_value(EVENT_MODIFY, "volume", "0")).is_ok());
     assert_invalid(&with_value(EVENT_MODIFY, "volume", "-1"), "volume");
-    assert!(parse_text(&with_value(&with_value(COPY, "action", "\"modify\""), "volume", "0")).is_ok());
+    assert!(parse_text(&with_value(
+        &with_value(COPY, "action", "\"modify\""),
+        "volume",
+        "0"
+    ))
+    .is_ok());
     let spec = |min: &str, max: &str, step: &str| {
-        format!(r#"{{"t":"symbols","symbols":[{{"name":"A","min":{min},"max":{max},"step":{step}}}]}}"#)
+        format!(
+            r#"{{"t":"symbols","symbols":[{{"name":"A","min":{min},"max":{max},"step":{step}}}]}}"#
+        )
     };
     assert_invalid(&spec("0", "1", "0.01"), "symbols[0].min");
     assert_invalid(&spec("-1", "1", "0.01"), "symbols[0].min");
@@ -436,17 +589,25 @@ fn semantic_checks_name_the_field() {
 // Unknown fields, including nested objects and arrays and fields of other message types, are ignored.
 #[test]
 fn unknown_fields_are_ignored() {
-    let noise = r#"{"a":[1,{"b":[[],{}],"c":"\u00e9\"}"}],"d":{"e":{"f":null}},"g":-1.5e-300,"h":true}"#;
+    let noise =
+        r#"{"a":[1,{"b":[[],{}],"c":"\u00e9\"}"}],"d":{"e":{"f":null}},"g":-1.5e-300,"h":true}"#;
     for frame in ALL_FRAMES {
         let expected = parse_text(frame).unwrap();
         let noisy = with_value(frame, "zz_future", noise);
         assert_eq!(parse_text(&noisy).as_ref(), Ok(&expected), "{noisy}");
         let other_type = with_value(frame, "session", "[1,2]");
         if !frame.contains("\"welcome\"") {
-            assert_eq!(parse_text(&other_type).as_ref(), Ok(&expected), "{other_type}");
+            assert_eq!(
+                parse_text(&other_type).as_ref(),
+                Ok(&expected),
+                "{other_type}"
+            );
         }
     }
-    let nested = SNAPSHOT.replace("\"magic\":0}", "\"magic\":0,\"t\":\"x\",\"extra\":{\"k\":[1]}}");
+    let nested = SNAPSHOT.replace(
+        "\"magic\":0}",
+        "\"magic\":0,\"t\":\"x\",\"extra\":{\"k\":[1]}}",
+    );
     assert_eq!(parse_text(&nested), parse_text(SNAPSHOT));
 }
 
@@ -459,8 +620,14 @@ fn type_anywhere_and_escaped_keys() {
         all.push(type_member);
         assert_eq!(parse_text(&frame_of(&all)), parse_text(frame));
     }
-    assert_eq!(parse_text(r#"{"\u0074":"ack","s\u0065q":5}"#), Ok(Message::Ack(Ack { seq: 5 })));
-    assert_eq!(parse_text(" \r\n\t{ \"seq\" : 5 , \"t\" : \"ack\" } \n"), Ok(Message::Ack(Ack { seq: 5 })));
+    assert_eq!(
+        parse_text(r#"{"\u0074":"ack","s\u0065q":5}"#),
+        Ok(Message::Ack(Ack { seq: 5 }))
+    );
+    assert_eq!(
+        parse_text(" \r\n\t{ \"seq\" : 5 , \"t\" : \"ack\" } \n"),
+        Ok(Message::Ack(Ack { seq: 5 }))
+    );
 }
 
 // A missing, ill-typed or unknown `t` gives the right code and names `t`.
@@ -472,10 +639,20 @@ fn type_errors() {
     for frame in [r#"{"t":1}"#, r#"{"t":null}"#, r#"{"seq":1,"t":["ack"]}"#] {
         assert_invalid(frame, "t");
     }
-    for frame in [r#"{"t":"fill"}"#, r#"{"t":"Ping"}"#, r#"{"t":""}"#, r#"{"seq":1,"t":"a_type_longer_than_any_we_know"}"#] {
+    for frame in [
+        r#"{"t":"fill"}"#,
+        r#"{"t":"Ping"}"#,
+        r#"{"t":""}"#,
+        r#"{"seq":1,"t":"a_type_longer_than_any_we_know"}"#,
+    ] {
         let error = parse_text(frame).unwrap_err();
         assert_eq!(error.code(), ErrorCode::UnknownType, "{frame}");
-        assert!(error.to_string().starts_with("field `t`: unknown message type"), "{error}");
+        assert!(
+            error
+                .to_string()
+                .starts_with("field `t`: unknown message type"),
+            "{error}"
+        );
     }
 }
 
@@ -487,33 +664,62 @@ fn duplicate_keys() {
         (r#"{"t":"ack","t":"ack","seq":1}"#, "t"),
         (r#"{"seq":1,"t":"ack","t":"ack"}"#, "t"),
         (r#"{"t":"ack","seq":1,"s\u0065q":1}"#, "seq"),
-        (r#"{"t":"snapshot","balance":1,"equity":1,"positions":[{"pos":1,"pos":1,"symbol":"A","side":"buy","volume":1}]}"#, "positions[0].pos"),
+        (
+            r#"{"t":"snapshot","balance":1,"equity":1,"positions":[{"pos":1,"pos":1,"symbol":"A","side":"buy","volume":1}]}"#,
+            "positions[0].pos",
+        ),
     ];
     for (frame, field) in cases {
         let error = parse_text(frame).unwrap_err();
-        assert_eq!(error.to_string(), format!("duplicate field `{field}`"), "{frame}");
+        assert_eq!(
+            error.to_string(),
+            format!("duplicate field `{field}`"),
+            "{frame}"
+        );
     }
-    assert_eq!(parse_text(r#"{"t":"ack","x":1,"x":2,"price":1,"price":2,"seq":3}"#), Ok(Message::Ack(Ack { seq: 3 })));
+    assert_eq!(
+        parse_text(r#"{"t":"ack","x":1,"x":2,"price":1,"price":2,"seq":3}"#),
+        Ok(Message::Ack(Ack { seq: 3 }))
+    );
 }
 
 // Malformed JSON of every kind is an error with code bad_message, never a panic.
 #[test]
 fn malformed_json_is_refused() {
     let cases = [
-        "", " ", "[]", "\"ack\"", "null", "{", r#"{"t":"ack","seq":1"#, r#"{"t":"ack","seq":1,}"#,
-        r#"{"t":"ack","seq":1} x"#, r#"{"t":"ack","seq":1}{}"#, r#"{"t":"ack","seq":1},"#,
-        r#"{"t":"ack" "seq":1}"#, r#"{"t":"ack","seq"1}"#, r#"{"t":"ack",seq:1}"#, r#"{'t':'ack'}"#,
-        r#"{"t":"ack","seq":042}"#, r#"{"t":"ack","seq":+1}"#, r#"{"t":"ack","seq":0x1}"#,
+        "",
+        " ",
+        "[]",
+        "\"ack\"",
+        "null",
+        "{",
+        r#"{"t":"ack","seq":1"#,
+        r#"{"t":"ack","seq":1,}"#,
+        r#"{"t":"ack","seq":1} x"#,
+        r#"{"t":"ack","seq":1}{}"#,
+        r#"{"t":"ack","seq":1},"#,
+        r#"{"t":"ack" "seq":1}"#,
+        r#"{"t":"ack","seq"1}"#,
+        r#"{"t":"ack",seq:1}"#,
+        r#"{'t':'ack'}"#,
+        r#"{"t":"ack","seq":042}"#,
+        r#"{"t":"ack","seq":+1}"#,
+        r#"{"t":"ack","seq":0x1}"#,
         r#"{"t":"event","seq":1,"kind":"close","pos":1,"volume":.5}"#,
         r#"{"t":"event","seq":1,"kind":"close","pos":1,"volume":5.}"#,
         r#"{"t":"event","seq":1,"kind":"close","pos":1,"volume":NaN}"#,
         r#"{"t":"event","seq":1,"kind":"close","pos":1,"volume":Infinity}"#,
         r#"{"t":"event","seq":1,"kind":"close","pos":1,"volume":-Infinity}"#,
         r#"{"t":"event","seq":1,"kind":"close","pos":1,"volume":1e}"#,
-        r#"{"t":"error","code":"internal","msg":"\x"}"#, r#"{"t":"error","code":"internal","msg":"\u12"}"#,
-        r#"{"t":"error","code":"internal","msg":"\ud800"}"#, r#"{"t":"error","code":"internal","msg":"\udc00\ud800"}"#,
-        "{\"t\":\"error\",\"code\":\"internal\",\"msg\":\"tab\there\"}", r#"{"t":"ping","x":tru}"#,
-        r#"{"t":"ping","x":[1,]}"#, r#"{"t":"ping","x":[1 2]}"#, "\u{feff}{\"t\":\"ping\"}",
+        r#"{"t":"error","code":"internal","msg":"\x"}"#,
+        r#"{"t":"error","code":"internal","msg":"\u12"}"#,
+        r#"{"t":"error","code":"internal","msg":"\ud800"}"#,
+        r#"{"t":"error","code":"internal","msg":"\udc00\ud800"}"#,
+        "{\"t\":\"error\",\"code\":\"internal\",\"msg\":\"tab\there\"}",
+        r#"{"t":"ping","x":tru}"#,
+        r#"{"t":"ping","x":[1,]}"#,
+        r#"{"t":"ping","x":[1 2]}"#,
+        "\u{feff}{\"t\":\"ping\"}",
     ];
     for frame in cases {
         let error = parse_text(frame).expect_err(frame);
@@ -521,7 +727,10 @@ fn malformed_json_is_refused() {
         assert!(!error.to_string().is_empty());
     }
     let error = parse_text(r#"{"t":"ack","seq":1} x"#).unwrap_err();
-    assert_eq!(error.to_string(), "malformed JSON at byte 20: expected end of frame after the object, got 'x'");
+    assert_eq!(
+        error.to_string(),
+        "malformed JSON at byte 20: expected end of frame after the object, got 'x'"
+    );
 }
 
 // Every proper prefix of every example (a truncated frame) is refused.
@@ -554,12 +763,29 @@ fn invalid_utf8_is_refused() {
 #[test]
 fn nesting_depth_is_bounded() {
     let depth = DEPTH_MAX as usize - 1;
-    let within = format!(r#"{{"t":"ping","x":{}{}}}"#, "[".repeat(depth), "]".repeat(depth));
+    let within = format!(
+        r#"{{"t":"ping","x":{}{}}}"#,
+        "[".repeat(depth),
+        "]".repeat(depth)
+    );
     assert_eq!(parse_text(&within), Ok(Message::Ping));
-    let beyond = format!(r#"{{"t":"ping","x":{}{}}}"#, "[".repeat(depth + 1), "]".repeat(depth + 1));
-    assert!(matches!(parse_text(&beyond), Err(ProtocolError::TooDeep { depth_max: DEPTH_MAX, .. })));
+    let beyond = format!(
+        r#"{{"t":"ping","x":{}{}}}"#,
+        "[".repeat(depth + 1),
+        "]".repeat(depth + 1)
+    );
+    assert!(matches!(
+        parse_text(&beyond),
+        Err(ProtocolError::TooDeep {
+            depth_max: DEPTH_MAX,
+            ..
+        })
+    ));
     let hostile = format!(r#"{{"t":"ping","x":{}"#, "{\"a\":[".repeat(50_000));
-    assert!(matches!(parse_text(&hostile), Err(ProtocolError::TooDeep { .. })));
+    assert!(matches!(
+        parse_text(&hostile),
+        Err(ProtocolError::TooDeep { .. })
+    ));
 }
 
 // Arrays of positions and symbols are bounded; the bound itself is accepted.
@@ -570,14 +796,25 @@ fn array_lengths_are_bounded() {
         let elements = vec![position; count as usize].join(",");
         format!(r#"{{"t":"snapshot","balance":1,"equity":1,"positions":[{elements}]}}"#)
     };
-    let Ok(Message::Snapshot(snapshot)) = parse_text(&frame(POSITIONS_MAX)) else { panic!() };
+    let Ok(Message::Snapshot(snapshot)) = parse_text(&frame(POSITIONS_MAX)) else {
+        panic!()
+    };
     assert_eq!(snapshot.positions.len(), POSITIONS_MAX as usize);
     let error = parse_text(&frame(POSITIONS_MAX + 1)).unwrap_err();
-    assert_eq!(error.to_string(), format!("field `positions`: expected at most {POSITIONS_MAX} elements"));
+    assert_eq!(
+        error.to_string(),
+        format!("field `positions`: expected at most {POSITIONS_MAX} elements")
+    );
     let symbol = r#"{"name":"A","min":1,"max":1,"step":1}"#;
     let symbols = vec![symbol; SYMBOLS_MAX as usize + 1].join(",");
     let error = parse_text(&format!(r#"{{"t":"symbols","symbols":[{symbols}]}}"#)).unwrap_err();
-    assert!(matches!(error, ProtocolError::TooManyElements { elements_max: SYMBOLS_MAX, .. }));
+    assert!(matches!(
+        error,
+        ProtocolError::TooManyElements {
+            elements_max: SYMBOLS_MAX,
+            ..
+        }
+    ));
     assert_invalid(r#"{"t":"symbols","symbols":[1]}"#, "symbols[0]");
     assert_invalid(r#"{"t":"symbols","symbols":{}}"#, "symbols");
 }
@@ -611,10 +848,13 @@ mod properties {
 
     /// Strings with arbitrary unicode, and more often the characters that need escaping.
     fn text() -> impl Strategy<Value = String> {
-        let special = prop::sample::select(vec!['"', '\\', '/', '\u{0}', '\n', '\u{1f}', '\u{7f}', '\u{2028}', '\u{ffff}', '😀', 'é']);
+        let special = prop::sample::select(vec![
+            '"', '\\', '/', '\u{0}', '\n', '\u{1f}', '\u{7f}', '\u{2028}', '\u{ffff}', '😀', 'é',
+        ]);
         let control = (0u32..0x20).prop_map(|code| char::from_u32(code).unwrap());
         let character = prop_oneof![4 => any::<char>(), 2 => special, 1 => control, 3 => prop::char::range('a', 'z')];
-        prop::collection::vec(character, 0..12).prop_map(|characters| characters.into_iter().collect())
+        prop::collection::vec(character, 0..12)
+            .prop_map(|characters| characters.into_iter().collect())
     }
 
     fn wire_u64() -> impl Strategy<Value = u64> {
@@ -623,21 +863,37 @@ mod properties {
 
     fn finite() -> impl Strategy<Value = f64> {
         use prop::num::f64::*;
-        prop_oneof![POSITIVE | NEGATIVE | NORMAL | SUBNORMAL | ZERO, (0u64..10_000_000_000).prop_map(|n| n as f64 / 100_000.0)]
+        prop_oneof![
+            POSITIVE | NEGATIVE | NORMAL | SUBNORMAL | ZERO,
+            (0u64..10_000_000_000).prop_map(|n| n as f64 / 100_000.0)
+        ]
     }
 
     fn non_negative() -> impl Strategy<Value = f64> {
         use prop::num::f64::*;
-        prop_oneof![POSITIVE | NORMAL | SUBNORMAL | ZERO, (0u64..10_000_000_000).prop_map(|n| n as f64 / 100_000.0)]
+        prop_oneof![
+            POSITIVE | NORMAL | SUBNORMAL | ZERO,
+            (0u64..10_000_000_000).prop_map(|n| n as f64 / 100_000.0)
+        ]
     }
 
     fn positive() -> impl Strategy<Value = f64> {
         use prop::num::f64::*;
-        prop_oneof![POSITIVE | NORMAL | SUBNORMAL, (1u64..10_000_000).prop_map(|n| n as f64 / 100.0)]
+        prop_oneof![
+            POSITIVE | NORMAL | SUBNORMAL,
+            (1u64..10_000_000).prop_map(|n| n as f64 / 100.0)
+        ]
     }
 
     fn side() -> impl Strategy<Value = Side> {
-        prop::sample::select(vec![Side::Buy, Side::Sell, Side::BuyLimit, Side::SellLimit, Side::BuyStop, Side::SellStop])
+        prop::sample::select(vec![
+            Side::Buy,
+            Side::Sell,
+            Side::BuyLimit,
+            Side::SellLimit,
+            Side::BuyStop,
+            Side::SellStop,
+        ])
     }
 
     fn market_side() -> impl Strategy<Value = Side> {
@@ -645,7 +901,12 @@ mod properties {
     }
 
     fn pending_side() -> impl Strategy<Value = Side> {
-        prop::sample::select(vec![Side::BuyLimit, Side::SellLimit, Side::BuyStop, Side::SellStop])
+        prop::sample::select(vec![
+            Side::BuyLimit,
+            Side::SellLimit,
+            Side::BuyStop,
+            Side::SellStop,
+        ])
     }
 
     /// The side a message of this kind may carry: market for opens, pending types for pending orders, any otherwise.
@@ -658,90 +919,284 @@ mod properties {
     }
 
     fn event() -> impl Strategy<Value = Event> {
-        let kind = prop::sample::select(vec![EventKind::Open, EventKind::Modify, EventKind::Close, EventKind::Pending, EventKind::Cancel]);
+        let kind = prop::sample::select(vec![
+            EventKind::Open,
+            EventKind::Modify,
+            EventKind::Close,
+            EventKind::Pending,
+            EventKind::Cancel,
+        ]);
         kind.prop_flat_map(|kind| {
-            let opens_or_closes = matches!(kind, EventKind::Open | EventKind::Pending | EventKind::Close);
-            let volume = if opens_or_closes { positive().boxed() } else { non_negative().boxed() };
+            let opens_or_closes = matches!(
+                kind,
+                EventKind::Open | EventKind::Pending | EventKind::Close
+            );
+            let volume = if opens_or_closes {
+                positive().boxed()
+            } else {
+                non_negative().boxed()
+            };
             let side = if matches!(kind, EventKind::Open | EventKind::Pending) {
                 side_for(kind).prop_map(Some).boxed()
             } else {
                 prop::option::of(side()).boxed()
             };
             let numbers = (wire_u64(), wire_u64(), wire_u64(), wire_u64(), wire_u64());
-            let prices = (volume, non_negative(), non_negative(), non_negative(), prop::option::of(non_negative()));
+            let prices = (
+                volume,
+                non_negative(),
+                non_negative(),
+                non_negative(),
+                prop::option::of(non_negative()),
+            );
             (Just(kind), numbers, prices, text(), text(), side)
         })
-        .prop_map(|(kind, (seq, pos, ticket, magic, time_ms), (volume, price, sl, tp, remaining), symbol, comment, side)| Event {
-            seq, kind, pos, ticket, symbol, side, volume, price, sl, tp, magic, comment, time_ms, remaining,
-        })
+        .prop_map(
+            |(
+                kind,
+                (seq, pos, ticket, magic, time_ms),
+                (volume, price, sl, tp, remaining),
+                symbol,
+                comment,
+                side,
+            )| Event {
+                seq,
+                kind,
+                pos,
+                ticket,
+                symbol,
+                side,
+                volume,
+                price,
+                sl,
+                tp,
+                magic,
+                comment,
+                time_ms,
+                remaining,
+            },
+        )
     }
 
     fn copy() -> impl Strategy<Value = Copy> {
-        let action = prop::sample::select(vec![CopyAction::Open, CopyAction::Modify, CopyAction::Close, CopyAction::Pending, CopyAction::Cancel]);
-        action.prop_flat_map(|action| {
-            let kind = match action {
-                CopyAction::Open => EventKind::Open,
-                CopyAction::Pending => EventKind::Pending,
-                _ => EventKind::Modify,
-            };
-            let volume = if matches!(action, CopyAction::Modify | CopyAction::Cancel) { non_negative().boxed() } else { positive().boxed() };
-            let numbers = (wire_u64(), wire_u64(), wire_u64(), wire_u64(), wire_u64());
-            let prices = (volume, non_negative(), non_negative(), non_negative(), non_negative());
-            (Just(action), numbers, prices, (text(), text(), text()), side_for(kind))
-        })
-        .prop_map(|(action, (seq, master, pos, magic, expires_ms), (volume, price, max_dev, sl, tp), (id, symbol, comment), side)| Copy {
-            seq, id, master, pos, action, symbol, side, volume, price, max_dev, sl, tp, magic, comment, expires_ms,
-        })
+        let action = prop::sample::select(vec![
+            CopyAction::Open,
+            CopyAction::Modify,
+            CopyAction::Close,
+            CopyAction::Pending,
+            CopyAction::Cancel,
+        ]);
+        action
+            .prop_flat_map(|action| {
+                let kind = match action {
+                    CopyAction::Open => EventKind::Open,
+                    CopyAction::Pending => EventKind::Pending,
+                    _ => EventKind::Modify,
+                };
+                let volume = if matches!(action, CopyAction::Modify | CopyAction::Cancel) {
+                    non_negative().boxed()
+                } else {
+                    positive().boxed()
+                };
+                let numbers = (wire_u64(), wire_u64(), wire_u64(), wire_u64(), wire_u64());
+                let prices = (
+                    volume,
+                    non_negative(),
+                    non_negative(),
+                    non_negative(),
+                    non_negative(),
+                );
+                (
+                    Just(action),
+                    numbers,
+                    prices,
+                    (text(), text(), text()),
+                    side_for(kind),
+                )
+            })
+            .prop_map(
+                |(
+                    action,
+                    (seq, master, pos, magic, expires_ms),
+                    (volume, price, max_dev, sl, tp),
+                    (id, symbol, comment),
+                    side,
+                )| Copy {
+                    seq,
+                    id,
+                    master,
+                    pos,
+                    action,
+                    symbol,
+                    side,
+                    volume,
+                    price,
+                    max_dev,
+                    sl,
+                    tp,
+                    magic,
+                    comment,
+                    expires_ms,
+                },
+            )
     }
 
     fn snapshot() -> impl Strategy<Value = Snapshot> {
-        let position = (wire_u64(), text(), side(), positive(), (non_negative(), non_negative(), non_negative()), wire_u64(), text())
-            .prop_map(|(pos, symbol, side, volume, (price, sl, tp), magic, comment)| SnapshotPosition {
-                pos, symbol, side, volume, price, sl, tp, magic, comment,
-            });
-        (prop::collection::vec(position, 0..4), finite(), finite(), text())
-            .prop_map(|(positions, balance, equity, currency)| Snapshot { positions, balance, equity, currency })
+        let position = (
+            wire_u64(),
+            text(),
+            side(),
+            positive(),
+            (non_negative(), non_negative(), non_negative()),
+            wire_u64(),
+            text(),
+        )
+            .prop_map(
+                |(pos, symbol, side, volume, (price, sl, tp), magic, comment)| SnapshotPosition {
+                    pos,
+                    symbol,
+                    side,
+                    volume,
+                    price,
+                    sl,
+                    tp,
+                    magic,
+                    comment,
+                },
+            );
+        (
+            prop::collection::vec(position, 0..4),
+            finite(),
+            finite(),
+            text(),
+        )
+            .prop_map(|(positions, balance, equity, currency)| Snapshot {
+                positions,
+                balance,
+                equity,
+                currency,
+            })
     }
 
     fn symbol_spec() -> impl Strategy<Value = SymbolSpec> {
-        (text(), positive(), positive(), positive(), any::<u32>(), finite()).prop_map(|(name, a, b, step, digits, contract)| SymbolSpec {
-            name,
-            min: a.min(b),
-            max: a.max(b),
-            step,
-            digits,
-            contract,
-        })
+        (
+            text(),
+            positive(),
+            positive(),
+            positive(),
+            any::<u32>(),
+            finite(),
+        )
+            .prop_map(|(name, a, b, step, digits, contract)| SymbolSpec {
+                name,
+                min: a.min(b),
+                max: a.max(b),
+                step,
+                digits,
+                contract,
+            })
     }
 
     fn state() -> impl Strategy<Value = State> {
-        let position = (wire_u64(), text(), side(), positive(), text())
-            .prop_map(|(pos, symbol, side, volume, comment)| StatePosition { pos, symbol, side, volume, comment });
+        let position = (wire_u64(), text(), side(), positive(), text()).prop_map(
+            |(pos, symbol, side, volume, comment)| StatePosition {
+                pos,
+                symbol,
+                side,
+                volume,
+                comment,
+            },
+        );
         let symbols = prop::option::of(prop::collection::vec(symbol_spec(), 0..4));
-        (finite(), finite(), text(), prop::collection::vec(position, 0..4), symbols)
-            .prop_map(|(balance, equity, currency, positions, symbols)| State { balance, equity, currency, positions, symbols })
+        (
+            finite(),
+            finite(),
+            text(),
+            prop::collection::vec(position, 0..4),
+            symbols,
+        )
+            .prop_map(|(balance, equity, currency, positions, symbols)| State {
+                balance,
+                equity,
+                currency,
+                positions,
+                symbols,
+            })
     }
 
     fn small_messages() -> Union<BoxedStrategy<Message>> {
         let role = prop::sample::select(vec![Role::Master, Role::Slave]);
-        let hello = (any::<u32>(), text(), wire_u64(), role, (text(), text(), text()), wire_u64()).prop_map(
-            |(version, key, login, role, (platform, server, ea), last_seq)| {
-                Message::Hello(Hello { version, key, login, role, platform, server, ea, last_seq })
+        let hello = (
+            any::<u32>(),
+            text(),
+            wire_u64(),
+            role,
+            (text(), text(), text()),
+            wire_u64(),
+        )
+            .prop_map(
+                |(version, key, login, role, (platform, server, ea), last_seq)| {
+                    Message::Hello(Hello {
+                        version,
+                        key,
+                        login,
+                        role,
+                        platform,
+                        server,
+                        ea,
+                        last_seq,
+                    })
+                },
+            );
+        let welcome = (any::<u32>(), text(), wire_u64(), wire_u64()).prop_map(
+            |(version, session, hb_ms, ack_seq)| {
+                Message::Welcome(Welcome {
+                    version,
+                    session,
+                    hb_ms,
+                    ack_seq,
+                })
             },
         );
-        let welcome = (any::<u32>(), text(), wire_u64(), wire_u64())
-            .prop_map(|(version, session, hb_ms, ack_seq)| Message::Welcome(Welcome { version, session, hb_ms, ack_seq }));
-        let status = prop::sample::select(vec![ResultStatus::Filled, ResultStatus::Rejected, ResultStatus::Skipped]);
-        let result = (wire_u64(), status, wire_u64(), non_negative(), non_negative(), any::<u32>(), text(), wire_u64()).prop_map(
-            |(seq, status, ticket, price, volume, error, msg, exec_ms)| {
-                Message::Result(TradeResult { seq, status, ticket, price, volume, error, msg, exec_ms })
-            },
-        );
-        let code = prop::sample::select(vec![
-            ErrorCode::BadMessage, ErrorCode::UnknownType, ErrorCode::Unauthorized,
-            ErrorCode::RateLimited, ErrorCode::TooLarge, ErrorCode::Internal,
+        let status = prop::sample::select(vec![
+            ResultStatus::Filled,
+            ResultStatus::Rejected,
+            ResultStatus::Skipped,
         ]);
-        let error = (code, text()).prop_map(|(code, msg)| Message::Error(ErrorMessage { code, msg }));
+        let result = (
+            wire_u64(),
+            status,
+            wire_u64(),
+            non_negative(),
+            non_negative(),
+            any::<u32>(),
+            text(),
+            wire_u64(),
+        )
+            .prop_map(
+                |(seq, status, ticket, price, volume, error, msg, exec_ms)| {
+                    Message::Result(TradeResult {
+                        seq,
+                        status,
+                        ticket,
+                        price,
+                        volume,
+                        error,
+                        msg,
+                        exec_ms,
+                    })
+                },
+            );
+        let code = prop::sample::select(vec![
+            ErrorCode::BadMessage,
+            ErrorCode::UnknownType,
+            ErrorCode::Unauthorized,
+            ErrorCode::RateLimited,
+            ErrorCode::TooLarge,
+            ErrorCode::Internal,
+        ]);
+        let error =
+            (code, text()).prop_map(|(code, msg)| Message::Error(ErrorMessage { code, msg }));
         Union::new(vec![
             hello.boxed(),
             welcome.boxed(),

@@ -42,9 +42,7 @@ pub fn write(message: &Message, out: &mut Vec<u8>) {
         Message::Copy(copy) => write_copy(&mut members, copy),
         Message::Result(result) => write_result(&mut members, result),
         Message::State(state) => write_state(&mut members, state),
-        Message::Symbols(symbols) => {
-            members.array("symbols", &symbols.symbols, write_symbol_spec)
-        }
+        Message::Symbols(symbols) => members.array("symbols", &symbols.symbols, write_symbol_spec),
         Message::Error(error) => {
             members.name("code", error.code.as_str());
             members.text("msg", &error.msg);
@@ -67,7 +65,9 @@ impl Members<'_> {
     /// Writes `,"key":` (no comma before the first member). Keys are the
     /// codec's own ASCII names, which need no escaping.
     fn key(&mut self, key: &'static str) {
-        debug_assert!(key.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_'));
+        debug_assert!(key
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_'));
         if !self.first {
             self.out.push(b',');
         }
@@ -99,7 +99,9 @@ impl Members<'_> {
 
     /// Writes an enum's wire name, which needs no escaping.
     fn name(&mut self, key: &'static str, value: &'static str) {
-        debug_assert!(value.bytes().all(|byte| byte.is_ascii_lowercase() || byte == b'_'));
+        debug_assert!(value
+            .bytes()
+            .all(|byte| byte.is_ascii_lowercase() || byte == b'_'));
         self.key(key);
         self.out.push(b'"');
         self.out.extend_from_slice(value.as_bytes());
@@ -261,7 +263,10 @@ pub fn write_u64(out: &mut Vec<u8>, mut value: u64) {
 /// (`0.1`, `1.08123`, `1e300`, `-0.0`). `key` names the field in the
 /// assertion that the value is finite.
 pub fn write_f64(out: &mut Vec<u8>, key: &str, value: f64) {
-    debug_assert!(value.is_finite(), "field `{key}`: expected a finite number, got {value}");
+    debug_assert!(
+        value.is_finite(),
+        "field `{key}`: expected a finite number, got {value}"
+    );
     if !value.is_finite() {
         out.extend_from_slice(b"null");
         return;
@@ -317,7 +322,10 @@ mod tests {
     fn escapes_strings() {
         assert_eq!(string_of("plain"), "\"plain\"");
         assert_eq!(string_of("a\"b\\c"), "\"a\\\"b\\\\c\"");
-        assert_eq!(string_of("\n\t\u{0}\u{1f}"), "\"\\u000a\\u0009\\u0000\\u001f\"");
+        assert_eq!(
+            string_of("\n\t\u{0}\u{1f}"),
+            "\"\\u000a\\u0009\\u0000\\u001f\""
+        );
         assert_eq!(string_of("é😀\u{7f}/"), "\"é😀\u{7f}/\"");
     }
 
@@ -339,16 +347,32 @@ mod tests {
     // Floats use the shortest round-trip form, in JSON's grammar.
     #[test]
     fn writes_f64_shortest() {
-        for (value, text) in [(0.1, "0.1"), (1.08123, "1.08123"), (100000.0, "100000.0"), (-0.0, "-0.0")] {
+        for (value, text) in [
+            (0.1, "0.1"),
+            (1.08123, "1.08123"),
+            (100000.0, "100000.0"),
+            (-0.0, "-0.0"),
+        ] {
             let mut out = Vec::new();
             write_f64(&mut out, "price", value);
             assert_eq!(String::from_utf8(out).unwrap(), text);
         }
-        for value in [1e300, 5e-324, f64::MAX, f64::MIN_POSITIVE, 1.5e-7, 123456789012345680.0] {
+        for value in [
+            1e300,
+            5e-324,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            1.5e-7,
+            123456789012345680.0,
+        ] {
             let mut out = Vec::new();
             write_f64(&mut out, "price", value);
             let text = String::from_utf8(out).unwrap();
-            assert_eq!(text.parse::<f64>().unwrap().to_bits(), value.to_bits(), "{text}");
+            assert_eq!(
+                text.parse::<f64>().unwrap().to_bits(),
+                value.to_bits(),
+                "{text}"
+            );
         }
     }
 

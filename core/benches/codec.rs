@@ -1,0 +1,205 @@
+//! Codec benchmarks: parse and write of PROTOCOL.md's frames, with
+//! serde_json measured in the same run as the baseline that justifies the
+//! hand-written parser, and std's float formatting as the baseline for zmij.
+//!
+//! Run: `cargo bench -p tradebridge-core --bench codec`
+//! (quick: append `-- --warm-up-time 1 --measurement-time 3`).
+
+use std::hint::black_box;
+use std::io::Write as _;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use serde::{Deserialize, Serialize};
+use tradebridge_core::protocol::{parse, write, Message};
+
+/// PROTOCOL.md's `event` example, verbatim (line breaks included).
+const EVENT: &str = r#"{"t":"event","seq":42,"kind":"open","pos":9001,"ticket":9001,
+     "symbol":"EURUSD","side":"buy","volume":0.10,"price":1.08123,
+     "sl":1.07900,"tp":1.08600,"magic":0,"comment":"","time_ms":1732400000123}"#;
+
+/// PROTOCOL.md's `copy` example, verbatim.
+const COPY: &str = r#"{"t":"copy","seq":77,"id":"<copy id>","master":1234567,"pos":9001,
+     "action":"open","symbol":"EURUSD.m","side":"buy","volume":0.20,
+     "price":1.08123,"max_dev":0.0003,"sl":1.079,"tp":1.086,"magic":0,
+     "comment":"tc:1234567:9001","expires_ms":1732400005123}"#;
+
+/// PROTOCOL.md's `state` example with its one symbol replaced by 20.
+fn state_with_20_symbols() -> String {
+    let symbols: Vec<String> = (0..20)
+        .map(|index| {
+            format!(
+                r#"{{"name":"SYM{index:02}.m","min":0.01,"max":100.0,"step":0.01,"digits":5,"contract":100000.0}}"#
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"t":"state","balance":5000.0,"equity":4990.0,"currency":"USD","positions":[{{"pos":55501,"symbol":"EURUSD.m","side":"buy","volume":0.2,"comment":"tc:1234567:9001"}}],"symbols":[{}]}}"#,
+        symbols.join(",")
+    )
+}
+
+/// The serde_json baseline: the same `event` into an equivalent derived
+/// struct (typed enums, defaults for the optional fields; none of our checks).
+#[allow(dead_code)]
+#[derive(Deserialize)]
+struct SerdeEvent {
+    t: String,
+    seq: u64,
+    kind: SerdeKind,
+    pos: u64,
+    #[serde(default)]
+    ticket: Option<u64>,
+    #[serde(default)]
+    symbol: String,
+    #[serde(default)]
+    side: Option<SerdeSide>,
+    #[serde(default)]
+    volume: f64,
+    #[serde(default)]
+    price: f64,
+    #[serde(default)]
+    sl: f64,
+    #[serde(default)]
+    tp: f64,
+    #[serde(default)]
+    magic: u64,
+    #[serde(default)]
+    comment: String,
+    #[serde(default)]
+    time_ms: u64,
+    #[serde(default)]
+    remaining: Option<f64>,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum SerdeKind {
+    Open,
+    Modify,
+    Close,
+    Pending,
+    Cancel,
+}
+
+#[derive(Deserialize, Serialize, Clone, Copy)]
+#[serde(rename_all = "snake_case")]
+enum SerdeSide {
+    Buy,
+    Sell,
+    BuyLimit,
+    SellLimit,
+    BuyStop,
+    SellStop,
+}
+
+/// The serde_json baseline for writing: the `copy` example from a derived struct.
+#[derive(Serialize)]
+struct SerdeCopy<'a> {
+    t: &'a str,
+    seq: u64,
+    id: &'a str,
+    master: u64,
+    pos: u64,
+    action: SerdeKind,
+    symbol: &'a str,
+    side: SerdeSide,
+    volume: f64,
+    price: f64,
+    max_dev: f64,
+    sl: f64,
+    tp: f64,
+    magic: u64,
+    comment: &'a str,
+    expires_ms: u64,
+}
+
+fn bench_parse(criterion: &mut Criterion) {
+    let mut group = criterion.benchmark_group("parse");
+    group.throughput(Throughput::Bytes(EVENT.len() as u64));
+    group.bench_function("event_example", |bencher| {
+        bencher.iter(|| parse(black_box(EVENT.as_bytes())).unwrap())
+    });
+    group.bench_function("event_example_serde_json_baseline", |bencher| {
+        bencher.iter(|| serde_json::from_slice::<SerdeEvent>(black_box(EVENT.as_bytes())).unwrap())
+    });
+    let state = state_with_20_symbols();
+    assert!(matches!(parse(state.as_bytes()), Ok(Message::State(_))));
+    group.throughput(Throughput::Bytes(state.len() as u64));
+    group.bench_function("state_20_symbols", |bencher| {
+        bencher.iter(|| parse(black_box(state.as_bytes())).unwrap())
+    });
+    group.finish();
+}
+
+fn bench_write(criterion: &mut Criterion) {
+    let copy = parse(COPY.as_bytes()).unwrap();
+    let Message::Copy(fields) = &copy else {
+        unreachable!("the copy example parses to a copy")
+    };
+    let serde_copy = SerdeCopy {
+        t: "copy",
+        seq: fields.seq,
+        id: &fields.id,
+        master: fields.master,
+        pos: fields.pos,
+        action: SerdeKind::Open,
+        symbol: &fields.symbol,
+        side: SerdeSide::Buy,
+        volume: fields.volume,
+        price: fields.price,
+        max_dev: fields.max_dev,
+        sl: fields.sl,
+        tp: fields.tp,
+        magic: fields.magic,
+        comment: &fields.comment,
+        expires_ms: fields.expires_ms,
+    };
+    let mut out = Vec::with_capacity(1024);
+    let mut group = criterion.benchmark_group("write");
+    group.bench_function("copy_example", |bencher| {
+        bencher.iter(|| {
+            out.clear();
+            write(black_box(&copy), &mut out);
+            black_box(out.len())
+        })
+    });
+    group.bench_function("copy_example_serde_json_baseline", |bencher| {
+        bencher.iter(|| {
+            out.clear();
+            serde_json::to_writer(&mut out, black_box(&serde_copy)).unwrap();
+            black_box(out.len())
+        })
+    });
+    // The six floats of a copy, formatted by zmij (what `write` uses) and by
+    // std's shortest round-trip `{:?}`: the reason for the zmij dependency.
+    let floats = [
+        fields.volume,
+        fields.price,
+        fields.max_dev,
+        fields.sl,
+        fields.tp,
+        10012.5,
+    ];
+    group.bench_function("six_floats_zmij", |bencher| {
+        bencher.iter(|| {
+            out.clear();
+            for value in black_box(&floats) {
+                out.extend_from_slice(zmij::Buffer::new().format_finite(*value).as_bytes());
+            }
+            black_box(out.len())
+        })
+    });
+    group.bench_function("six_floats_std_debug_baseline", |bencher| {
+        bencher.iter(|| {
+            out.clear();
+            for value in black_box(&floats) {
+                write!(out, "{value:?}").unwrap();
+            }
+            black_box(out.len())
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_parse, bench_write);
+criterion_main!(benches);
