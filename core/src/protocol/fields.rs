@@ -27,24 +27,16 @@ macro_rules! fields {
         }
 
         impl Field {
-            /// Every field, for tests that walk them all.
-            #[cfg(test)]
-            pub const ALL: &'static [Field] = &[$(Field::$variant,)*];
-
             /// The key on the wire.
-            pub fn name(self) -> &'static str {
+            pub const fn name(self) -> &'static str {
                 match self {
                     $(Field::$variant => $name,)*
                 }
             }
 
-            /// The field a decoded key names, if any (case matters).
-            pub fn from_key(key: &str) -> Option<Field> {
-                match key {
-                    $($name => Some(Field::$variant),)*
-                    _ => None,
-                }
-            }
+            /// Every field, in declaration order: the perfect-hash table
+            /// below is built from it.
+            const TABLE_SOURCE: &'static [Field] = &[$(Field::$variant,)*];
         }
     };
 }
@@ -99,6 +91,67 @@ fields! {
     Code => "code",
 }
 
+/// Slots of the key lookup table; a power of two so the hash reduces cheaply.
+const KEY_TABLE_SLOTS: usize = 128;
+
+/// The key lookup hash: first byte, last byte and length, which happen to
+/// tell all 47 keys of v1 apart in 128 slots (checked when the table is
+/// built, at compile time). One hash and one comparison replace a chain of
+/// up to 47 string comparisons per key: keys are most of a frame's work.
+const fn key_hash(key: &[u8]) -> usize {
+    debug_assert!(!key.is_empty());
+    let first = key[0] as usize;
+    let last = key[key.len() - 1] as usize;
+    (first + 5 * last + 45 * (key.len() % KEY_TABLE_SLOTS)) % KEY_TABLE_SLOTS
+}
+
+/// The field whose name hashes to each slot, with that name (kept beside
+/// it so a lookup compares without a second dispatch on the field).
+/// Building it fails the compilation if two names ever collide.
+const KEY_TABLE: [(Option<Field>, &str); KEY_TABLE_SLOTS] = {
+    let mut table = [(None, ""); KEY_TABLE_SLOTS];
+    let mut index = 0;
+    while index < Field::TABLE_SOURCE.len() {
+        let field = Field::TABLE_SOURCE[index];
+        let slot = key_hash(field.name().as_bytes());
+        assert!(
+            table[slot].0.is_none(),
+            "two field names share a key hash: change key_hash"
+        );
+        table[slot] = (Some(field), field.name());
+        index += 1;
+    }
+    table
+};
+
+impl Field {
+    /// The field a decoded key names, if any (case matters).
+    #[inline]
+    pub fn from_key(key: &str) -> Option<Field> {
+        if key.is_empty() {
+            return None;
+        }
+        let (field, name) = KEY_TABLE[key_hash(key.as_bytes())];
+        // Keys are a few bytes long: a plain loop beats a call to memcmp.
+        let (name, key) = (name.as_bytes(), key.as_bytes());
+        if name.len() != key.len() {
+            return None;
+        }
+        let mut index = 0;
+        while index < key.len() {
+            if name[index] != key[index] {
+                return None;
+            }
+            index += 1;
+        }
+        field
+    }
+
+    /// Every field, for tests that walk them all.
+    #[cfg(test)]
+    pub const ALL: &'static [Field] = Field::TABLE_SOURCE;
+}
+
 /// What an unsigned integer field expects, for errors about its shape.
 const EXPECTED_UNSIGNED: &str = "unsigned integer";
 /// What a u64 field expects, for errors about its range.
@@ -150,9 +203,8 @@ impl<'r, 'a> Object<'r, 'a> {
     pub fn next(&mut self) -> Result<Option<Field>, ProtocolError> {
         // Each turn consumes at least one key, so the loop is bounded by the
         // frame's length.
-        while self.reader.next_key(&mut self.first, &mut self.key)? {
-            let field = self.key.as_str().and_then(Field::from_key);
-            match field {
+        while let Some(key) = self.reader.next_key(&mut self.first, &mut self.key)? {
+            match Field::from_key(key) {
                 Some(Field::Type) if self.element.is_none() => {
                     if self.type_seen {
                         return Err(ProtocolError::DuplicateField {
@@ -183,6 +235,7 @@ impl<'r, 'a> Object<'r, 'a> {
 
     /// An error about a value the codec already holds (checks that need
     /// more than one field, made after the object is read).
+    #[cold]
     pub fn invalid_number(
         &self,
         field: Field,
@@ -196,6 +249,7 @@ impl<'r, 'a> Object<'r, 'a> {
         }
     }
 
+    #[cold]
     fn invalid_from(&self, field: Field, expected: &'static str, start: usize) -> ProtocolError {
         ProtocolError::InvalidField {
             field: self.path(field),
@@ -229,8 +283,10 @@ impl<'r, 'a> Object<'r, 'a> {
         if token.negative || !token.integer {
             return Err(self.invalid_from(field, EXPECTED_UNSIGNED, start));
         }
-        let digits = &self.reader.text().as_bytes()[token.start..token.end];
-        match value_of_digits(digits) {
+        // An integer token's mantissa is its exact value, computed from its
+        // digits with overflow checks, never through a double.
+        debug_assert!(token.exponent == Some(0));
+        match token.mantissa {
             Some(value) if value <= maximum => Ok(value),
             _ => Err(self.invalid_from(field, range, start)),
         }
@@ -283,6 +339,10 @@ impl<'r, 'a> Object<'r, 'a> {
             return Err(self.invalid_from(field, "number", start));
         }
         let token = self.reader.scan_number()?;
+        if let Some(value) = token.fast_value() {
+            debug_assert!(value.is_finite());
+            return Ok(value);
+        }
         // The token matches JSON's number grammar, a subset of what Rust's
         // correctly rounded `f64` parser accepts; overflow gives infinity.
         let parsed = self.reader.text()[token.start..token.end].parse::<f64>();
@@ -299,9 +359,7 @@ impl<'r, 'a> Object<'r, 'a> {
             self.reader.skip_value()?;
             return Err(self.invalid_from(field, "string", start));
         }
-        let mut value = String::new();
-        self.reader.read_string(&mut value)?;
-        *slot = Some(value);
+        *slot = Some(self.reader.read_text()?);
         Ok(())
     }
 
@@ -319,9 +377,8 @@ impl<'r, 'a> Object<'r, 'a> {
             self.reader.skip_value()?;
             return Err(self.invalid_from(field, expected, start));
         }
-        let mut name = KeyBuffer::new();
-        self.reader.read_string(&mut name)?;
-        match name.as_str().and_then(from_wire) {
+        let mut scratch = KeyBuffer::new();
+        match from_wire(self.reader.read_name(&mut scratch)?) {
             Some(value) => {
                 *slot = Some(value);
                 Ok(())
@@ -397,19 +454,6 @@ impl<'r, 'a> Object<'r, 'a> {
     }
 }
 
-/// The value of a run of ASCII digits, or `None` when it exceeds u64.
-fn value_of_digits(digits: &[u8]) -> Option<u64> {
-    debug_assert!(!digits.is_empty());
-    debug_assert!(digits.iter().all(u8::is_ascii_digit));
-    let mut value: u64 = 0;
-    for digit in digits {
-        value = value
-            .checked_mul(10)?
-            .checked_add(u64::from(digit - b'0'))?;
-    }
-    Some(value)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -425,17 +469,27 @@ mod tests {
         assert_eq!(Field::from_key(""), None);
     }
 
-    // Digits convert exactly up to u64::MAX and refuse one more.
+    // Integer tokens carry their exact value up to u64::MAX and none beyond.
     #[test]
-    fn digits_convert_exactly() {
-        assert_eq!(value_of_digits(b"0"), Some(0));
-        assert_eq!(
-            value_of_digits(b"9007199254740993"),
-            Some(9_007_199_254_740_993)
-        );
-        assert_eq!(value_of_digits(b"18446744073709551615"), Some(u64::MAX));
-        assert_eq!(value_of_digits(b"18446744073709551616"), None);
-        assert_eq!(value_of_digits(b"99999999999999999999"), None);
-        assert_eq!(value_of_digits(b"000000000000000000000001"), Some(1));
+    fn integers_convert_exactly() {
+        for (text, value) in [
+            ("0", Some(0)),
+            ("9007199254740993", Some(9_007_199_254_740_993)),
+            ("18446744073709551615", Some(u64::MAX)),
+            ("18446744073709551616", None),
+            ("99999999999999999999", None),
+        ] {
+            let token = Reader::new(text).scan_number().unwrap();
+            assert!(token.integer);
+            assert_eq!(token.mantissa, value, "{text}");
+        }
+    }
+
+    // Lookalike keys (same first and last byte and length as a field) are not taken for that field.
+    #[test]
+    fn lookalike_keys_are_unknown() {
+        for key in ["sez", "sxq", "pas", "tickeT", "t ", "x", "symbolss"] {
+            assert_eq!(Field::from_key(key), None, "{key}");
+        }
     }
 }

@@ -31,7 +31,9 @@ pub const DEPTH_MAX: u32 = 32;
 pub const KEY_BYTES_MAX: usize = 16;
 
 /// A JSON number as it appears in the frame, checked against the grammar
-/// `-? (0 | [1-9][0-9]*) (\.[0-9]+)? ([eE][+-]?[0-9]+)?`.
+/// `-? (0 | [1-9][0-9]*) (\.[0-9]+)? ([eE][+-]?[0-9]+)?`, with its digits
+/// already accumulated so that integers and short decimals need no second
+/// pass.
 #[derive(Clone, Copy, Debug)]
 pub struct NumberToken {
     /// Byte offset of the first character (the `-` or first digit).
@@ -42,7 +44,64 @@ pub struct NumberToken {
     pub negative: bool,
     /// True when there is neither a fraction nor an exponent.
     pub integer: bool,
+    /// The digits of the integer part and the fraction, as one integer;
+    /// `None` when they do not fit in a u64. For an integer token this is
+    /// its exact value.
+    pub mantissa: Option<u64>,
+    /// The power of ten to apply to `mantissa`: the exponent minus the
+    /// number of fraction digits; `None` when the exponent is too large to
+    /// matter for the fast path (it then goes through the slow path).
+    pub exponent: Option<i32>,
 }
+
+/// Largest integer a double holds exactly: 2^53.
+const MANTISSA_EXACT_MAX: u64 = 1 << 53;
+
+/// Powers of ten a double holds exactly: 10^0 to 10^22.
+const POWERS_OF_TEN: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// Exponent digits beyond this bound cannot change whether the fast path
+/// applies; accumulating stops there so the exponent cannot overflow.
+const EXPONENT_ACCUMULATED_MAX: i32 = 100_000;
+
+impl NumberToken {
+    /// The number's value when Clinger's fast path gives it exactly: a
+    /// mantissa of at most 2^53 scaled by at most 10^22 is one correctly
+    /// rounded IEEE multiplication or division of two exact doubles.
+    /// `None` sends the caller to the general (correctly rounded) parser.
+    #[inline]
+    pub fn fast_value(&self) -> Option<f64> {
+        let mantissa = self.mantissa?;
+        let exponent = self.exponent?;
+        if mantissa > MANTISSA_EXACT_MAX || !(-22..=22).contains(&exponent) {
+            return None;
+        }
+        let power = POWERS_OF_TEN[exponent.unsigned_abs() as usize];
+        let magnitude = if exponent < 0 {
+            mantissa as f64 / power
+        } else {
+            mantissa as f64 * power
+        };
+        Some(if self.negative { -magnitude } else { magnitude })
+    }
+}
+
+/// Bytes that end a run of plain string content: the closing quote, the
+/// escape character, and the control characters JSON forbids raw.
+const STRING_SPECIAL: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = true;
+        byte += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
 
 /// Receives a string's decoded contents in pieces: raw runs straight from
 /// the frame and single characters decoded from escapes.
@@ -159,11 +218,13 @@ impl<'a> Reader<'a> {
     }
 
     /// The next byte, without consuming it or skipping whitespace.
+    #[inline]
     pub fn peek(&self) -> Option<u8> {
         self.text.as_bytes().get(self.offset).copied()
     }
 
     /// Skips JSON whitespace (space, tab, line feed, carriage return only).
+    #[inline]
     pub fn skip_whitespace(&mut self) {
         let bytes = self.text.as_bytes();
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = bytes.get(self.offset) {
@@ -172,10 +233,12 @@ impl<'a> Reader<'a> {
     }
 
     /// A syntax error at the current offset.
+    #[cold]
     pub fn syntax_error(&self, expected: &'static str) -> ProtocolError {
         self.syntax_error_at(self.offset, expected)
     }
 
+    #[cold]
     fn syntax_error_at(&self, offset: usize, expected: &'static str) -> ProtocolError {
         debug_assert!(offset <= self.text.len());
         // `offset` sits on a character boundary whenever the reader stops
@@ -233,24 +296,28 @@ impl<'a> Reader<'a> {
     }
 
     /// Moves to the next member of the object opened by `begin_object`:
-    /// decodes its key into `key` and consumes the `:`. Returns false after
-    /// consuming the closing `}`. `first` is true before the first member.
-    pub fn next_key(
+    /// reads its key (see `read_name`) and consumes the `:`. Returns `None`
+    /// after consuming the closing `}`. `first` is true before the first
+    /// member.
+    pub fn next_key<'s>(
         &mut self,
         first: &mut bool,
-        key: &mut KeyBuffer,
-    ) -> Result<bool, ProtocolError> {
+        scratch: &'s mut KeyBuffer,
+    ) -> Result<Option<&'s str>, ProtocolError>
+    where
+        'a: 's,
+    {
         self.skip_whitespace();
         if *first {
             if self.peek() == Some(b'}') {
                 self.leave();
-                return Ok(false);
+                return Ok(None);
             }
         } else {
             match self.peek() {
                 Some(b'}') => {
                     self.leave();
-                    return Ok(false);
+                    return Ok(None);
                 }
                 Some(b',') => {
                     self.offset += 1;
@@ -263,15 +330,14 @@ impl<'a> Reader<'a> {
         if self.peek() != Some(b'"') {
             return Err(self.syntax_error("a string key"));
         }
-        key.clear();
-        self.read_string(key)?;
+        let key = self.read_name(scratch)?;
         self.skip_whitespace();
         if self.peek() != Some(b':') {
             return Err(self.syntax_error("`:`"));
         }
         self.offset += 1;
         self.skip_whitespace();
-        Ok(true)
+        Ok(Some(key))
     }
 
     /// Consumes the `[` that opens an array.
@@ -309,6 +375,66 @@ impl<'a> Reader<'a> {
         }
         *first = false;
         Ok(true)
+    }
+
+    /// Reads the string at the current offset (its opening quote) when it
+    /// holds no escape, returning it borrowed from the frame. Returns `None`
+    /// with the offset unchanged when it holds an escape: the caller then
+    /// decodes it with `read_string`.
+    #[inline]
+    pub fn read_plain_string(&mut self) -> Result<Option<&'a str>, ProtocolError> {
+        debug_assert!(self.peek() == Some(b'"'));
+        let bytes = self.text.as_bytes();
+        let start = self.offset + 1;
+        let mut end = start;
+        while let Some(&byte) = bytes.get(end) {
+            if !STRING_SPECIAL[usize::from(byte)] {
+                end += 1;
+                continue;
+            }
+            return match byte {
+                b'"' => {
+                    self.offset = end + 1;
+                    Ok(Some(&self.text[start..end]))
+                }
+                b'\\' => Ok(None),
+                _ => {
+                    self.offset = end;
+                    Err(self
+                        .syntax_error("a string character (control characters must be escaped)"))
+                }
+            };
+        }
+        self.offset = end;
+        Err(self.syntax_error("`\"` closing the string"))
+    }
+
+    /// Reads a short string (a key or an enum value) at the current offset:
+    /// borrowed from the frame, or decoded into `scratch` when it has
+    /// escapes. A decoded string longer than `KEY_BYTES_MAX` reads as the
+    /// empty string, which names no field and no enum value either.
+    #[inline]
+    pub fn read_name<'s>(&mut self, scratch: &'s mut KeyBuffer) -> Result<&'s str, ProtocolError>
+    where
+        'a: 's,
+    {
+        if let Some(plain) = self.read_plain_string()? {
+            return Ok(plain);
+        }
+        scratch.clear();
+        self.read_string(scratch)?;
+        Ok(scratch.as_str().unwrap_or(""))
+    }
+
+    /// Reads a string value at the current offset into a new `String`.
+    #[inline]
+    pub fn read_text(&mut self) -> Result<String, ProtocolError> {
+        if let Some(plain) = self.read_plain_string()? {
+            return Ok(plain.to_owned());
+        }
+        let mut value = String::new();
+        self.read_string(&mut value)?;
+        Ok(value)
     }
 
     /// Reads the string at the current offset (which must be its opening
@@ -420,52 +546,86 @@ impl<'a> Reader<'a> {
         Ok(unit)
     }
 
-    /// Reads a number at the current offset, checking JSON's grammar.
+    /// Reads a number at the current offset, checking JSON's grammar and
+    /// accumulating its digits.
     pub fn scan_number(&mut self) -> Result<NumberToken, ProtocolError> {
         let start = self.offset;
         let negative = self.peek() == Some(b'-');
         if negative {
             self.offset += 1;
         }
+        let mut mantissa = Some(0u64);
         match self.peek() {
             Some(b'0') => self.offset += 1,
-            Some(b'1'..=b'9') => self.skip_digits(),
+            Some(b'1'..=b'9') => self.accumulate_digits(&mut mantissa),
             _ => return Err(self.syntax_error("a digit")),
         }
         let mut integer = true;
+        let mut fraction_digits = 0i32;
         if self.peek() == Some(b'.') {
             integer = false;
             self.offset += 1;
-            self.expect_digits("a digit after `.`")?;
+            let fraction_start = self.offset;
+            self.expect_digit("a digit after `.`")?;
+            self.accumulate_digits(&mut mantissa);
+            // At most the frame's length, far below i32::MAX (FRAME_BYTES_MAX).
+            fraction_digits = (self.offset - fraction_start) as i32;
         }
+        let mut exponent = Some(0i32);
         if let Some(b'e' | b'E') = self.peek() {
             integer = false;
             self.offset += 1;
-            if let Some(b'+' | b'-') = self.peek() {
-                self.offset += 1;
-            }
-            self.expect_digits("a digit in the exponent")?;
+            exponent = self.scan_exponent()?;
         }
         debug_assert!(self.offset > start);
+        debug_assert!(!integer || fraction_digits == 0);
         Ok(NumberToken {
             start,
             end: self.offset,
             negative,
             integer,
+            mantissa,
+            exponent: exponent.map(|exponent| exponent - fraction_digits),
         })
     }
 
-    fn skip_digits(&mut self) {
-        while let Some(b'0'..=b'9') = self.peek() {
+    /// Consumes digits, folding them into `mantissa` (`None` once it
+    /// overflows u64).
+    #[inline]
+    fn accumulate_digits(&mut self, mantissa: &mut Option<u64>) {
+        let bytes = self.text.as_bytes();
+        while let Some(&byte @ b'0'..=b'9') = bytes.get(self.offset) {
+            *mantissa = mantissa
+                .and_then(|value| value.checked_mul(10))
+                .and_then(|value| value.checked_add(u64::from(byte - b'0')));
             self.offset += 1;
         }
     }
 
-    fn expect_digits(&mut self, expected: &'static str) -> Result<(), ProtocolError> {
+    /// Reads an exponent after its `e`; `None` when its magnitude is too
+    /// large for the fast path to matter.
+    fn scan_exponent(&mut self) -> Result<Option<i32>, ProtocolError> {
+        let negative = self.peek() == Some(b'-');
+        if let Some(b'+' | b'-') = self.peek() {
+            self.offset += 1;
+        }
+        self.expect_digit("a digit in the exponent")?;
+        let mut magnitude = 0i32;
+        while let Some(byte @ b'0'..=b'9') = self.peek() {
+            magnitude = (magnitude * 10 + i32::from(byte - b'0')).min(EXPONENT_ACCUMULATED_MAX);
+            self.offset += 1;
+        }
+        debug_assert!((0..=EXPONENT_ACCUMULATED_MAX).contains(&magnitude));
+        if magnitude == EXPONENT_ACCUMULATED_MAX {
+            return Ok(None);
+        }
+        Ok(Some(if negative { -magnitude } else { magnitude }))
+    }
+
+    fn expect_digit(&self, expected: &'static str) -> Result<(), ProtocolError> {
         if !matches!(self.peek(), Some(b'0'..=b'9')) {
             return Err(self.syntax_error(expected));
         }
-        self.skip_digits();
         Ok(())
     }
 
@@ -488,7 +648,10 @@ impl<'a> Reader<'a> {
         match self.peek() {
             Some(b'{') => self.skip_object(),
             Some(b'[') => self.skip_array(),
-            Some(b'"') => self.read_string(&mut Discard),
+            Some(b'"') => match self.read_plain_string()? {
+                Some(_) => Ok(()),
+                None => self.read_string(&mut Discard),
+            },
             Some(b'-' | b'0'..=b'9') => self.scan_number().map(drop),
             Some(b't') => self.expect_literal("true", "a JSON value"),
             Some(b'f') => self.expect_literal("false", "a JSON value"),
@@ -502,7 +665,7 @@ impl<'a> Reader<'a> {
         self.begin_object()?;
         let mut first = true;
         let mut key = KeyBuffer::new();
-        while self.next_key(&mut first, &mut key)? {
+        while self.next_key(&mut first, &mut key)?.is_some() {
             self.skip_value()?;
         }
         debug_assert!(self.depth == depth);
@@ -672,5 +835,59 @@ mod tests {
         key.clear();
         key.push_char('é');
         assert_eq!(key.as_str(), Some("é"));
+    }
+
+    // Prices as the EAs send them take the fast path and get the correctly rounded value.
+    #[test]
+    fn common_prices_take_the_fast_path() {
+        for text in [
+            "1.08123",
+            "0.10",
+            "100000.0",
+            "-0.0",
+            "0",
+            "1732400000123",
+            "0.0003",
+            "1.5e-3",
+        ] {
+            let token = Reader::new(text).scan_number().unwrap();
+            let fast = token.fast_value().expect(text);
+            assert_eq!(
+                fast.to_bits(),
+                text.parse::<f64>().unwrap().to_bits(),
+                "{text}"
+            );
+        }
+        for text in [
+            "12345678901234567890",
+            "1e23",
+            "1.7976931348623157e308",
+            "4.9e-324",
+        ] {
+            let token = Reader::new(text).scan_number().unwrap();
+            assert!(token.fast_value().is_none(), "{text}");
+        }
+    }
+
+    proptest::proptest! {
+        // Whenever the fast path applies it gives the same bits as Rust's correctly rounded parser.
+        #[test]
+        fn fast_path_matches_std(
+            integer in proptest::prop_oneof![0u64..1000, 0u64..(1 << 53), proptest::num::u64::ANY],
+            fraction in "[0-9]{0,20}",
+            exponent in proptest::option::of(-40i32..40),
+            negative in proptest::bool::ANY,
+        ) {
+            let sign = if negative { "-" } else { "" };
+            let fraction = if fraction.is_empty() { String::new() } else { format!(".{fraction}") };
+            let exponent = exponent.map(|value| format!("e{value}")).unwrap_or_default();
+            let text = format!("{sign}{integer}{fraction}{exponent}");
+            let token = Reader::new(&text).scan_number().unwrap();
+            proptest::prop_assert_eq!(token.end, text.len());
+            let expected: f64 = text.parse().unwrap();
+            if let Some(fast) = token.fast_value() {
+                proptest::prop_assert_eq!(fast.to_bits(), expected.to_bits(), "{}", text);
+            }
+        }
     }
 }

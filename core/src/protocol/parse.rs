@@ -133,14 +133,14 @@ pub fn parse(frame: &[u8]) -> Result<Message, ProtocolError> {
 fn read_leading_type(reader: &mut Reader) -> Result<Option<MessageType>, ProtocolError> {
     reader.begin_object()?;
     let mut first = true;
-    let mut key = KeyBuffer::new();
-    if !reader.next_key(&mut first, &mut key)? {
+    let mut scratch = KeyBuffer::new();
+    let Some(key) = reader.next_key(&mut first, &mut scratch)? else {
         return Err(ProtocolError::MissingField {
             field: FieldPath::top("t"),
         });
-    }
+    };
     debug_assert!(!first);
-    if key.as_str() != Some("t") {
+    if key != "t" {
         return Ok(None);
     }
     read_type(reader).map(Some)
@@ -151,10 +151,10 @@ fn scan_type(text: &str) -> Result<MessageType, ProtocolError> {
     let mut reader = Reader::new(text);
     reader.begin_object()?;
     let mut first = true;
-    let mut key = KeyBuffer::new();
+    let mut scratch = KeyBuffer::new();
     let mut found = None;
-    while reader.next_key(&mut first, &mut key)? {
-        if key.as_str() != Some("t") {
+    while let Some(key) = reader.next_key(&mut first, &mut scratch)? {
+        if key != "t" {
             reader.skip_value()?;
             continue;
         }
@@ -183,14 +183,12 @@ fn read_type(reader: &mut Reader) -> Result<MessageType, ProtocolError> {
             got: reader.excerpt_from(start),
         });
     }
-    let mut name = KeyBuffer::new();
-    reader.read_string(&mut name)?;
+    let mut scratch = KeyBuffer::new();
+    let name = reader.read_name(&mut scratch)?;
     debug_assert!(reader.offset() >= start + 2, "a string has two quotes");
-    name.as_str()
-        .and_then(MessageType::from_wire)
-        .ok_or_else(|| ProtocolError::UnknownType {
-            got: reader.excerpt_from(start),
-        })
+    MessageType::from_wire(name).ok_or_else(|| ProtocolError::UnknownType {
+        got: reader.excerpt_from(start),
+    })
 }
 
 fn parse_body(message_type: MessageType, object: &mut Object) -> Result<Message, ProtocolError> {

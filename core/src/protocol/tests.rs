@@ -74,14 +74,12 @@ fn written(message: &Message) -> String {
 fn members(frame: &str) -> Vec<(String, String)> {
     let mut reader = Reader::new(frame);
     reader.begin_object().unwrap();
-    let (mut first, mut key, mut found) = (true, KeyBuffer::new(), Vec::new());
-    while reader.next_key(&mut first, &mut key).unwrap() {
+    let (mut first, mut scratch, mut found) = (true, KeyBuffer::new(), Vec::new());
+    while let Some(key) = reader.next_key(&mut first, &mut scratch).unwrap() {
+        let key = key.to_owned();
         let start = reader.offset();
         reader.skip_value().unwrap();
-        found.push((
-            key.as_str().unwrap().to_owned(),
-            frame[start..reader.offset()].to_owned(),
-        ));
+        found.push((key, frame[start..reader.offset()].to_owned()));
     }
     found
 }
