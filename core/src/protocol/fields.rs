@@ -171,7 +171,8 @@ pub struct Object<'r, 'a> {
     /// Top level only: set once `t` has been met in this pass over the
     /// object, so that a second `t` is a duplicate.
     type_seen: bool,
-    /// The current member's decoded key; rewritten by each `next`.
+    /// Scratch space for a key written with escapes, rewritten by each
+    /// `next`; keys without escapes are borrowed from the frame instead.
     key: KeyBuffer,
 }
 

@@ -6,8 +6,13 @@
 //! - [`Reader`]: a cursor over the frame: whitespace, objects and arrays
 //!   (with the nesting depth bounded), strings, numbers, literals, and
 //!   skipping whole values of fields nobody asked for.
-//! - [`StringSink`]: where the decoded contents of a string go: a `String`,
-//!   a fixed [`KeyBuffer`] for keys and enum values, or [`Discard`].
+//! - Strings: `read_plain_string` borrows a string without escapes straight
+//!   from the frame (the common case, no copy for keys); `read_string`
+//!   decodes escapes into a [`StringSink`]: a `String`, a fixed
+//!   [`KeyBuffer`] for keys and enum values, or [`Discard`].
+//! - Numbers: `scan_number` checks the grammar and accumulates the digits
+//!   into a [`NumberToken`]; integers need nothing more, and short decimals
+//!   get their exact double from Clinger's fast path (`fast_value`).
 //!
 //! # Invariants
 //! - `offset <= text.len()` at all times, and `offset` only moves forward,

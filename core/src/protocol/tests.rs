@@ -364,7 +364,7 @@ fn missing_fields_in_elements_are_named() {
     }
 }
 
-// Optional fields may be left out and take the defaults of PROTOCOL-NOTES.md.
+// Optional fields of hello and event may be left out and take the defaults of PROTOCOL-NOTES.md.
 #[test]
 fn optional_fields_take_their_defaults() {
     let Ok(Message::Hello(hello)) = parse_text(&without(
@@ -400,6 +400,11 @@ fn optional_fields_take_their_defaults() {
         panic!()
     };
     assert_eq!(close.remaining, Some(0.05));
+}
+
+// Optional fields of copy, result, state and symbols may be left out and take their defaults.
+#[test]
+fn optional_fields_take_their_defaults_bridge_side() {
     let minimal_copy = r#"{"t":"copy","seq":1,"id":"c","master":2,"pos":3,"action":"close","symbol":"S","side":"sell","volume":1}"#;
     let Ok(Message::Copy(copy)) = parse_text(minimal_copy) else {
         panic!()
@@ -1122,9 +1127,9 @@ mod properties {
             })
     }
 
-    fn small_messages() -> Union<BoxedStrategy<Message>> {
+    fn hello() -> impl Strategy<Value = Message> {
         let role = prop::sample::select(vec![Role::Master, Role::Slave]);
-        let hello = (
+        (
             any::<u32>(),
             text(),
             wire_u64(),
@@ -1145,23 +1150,16 @@ mod properties {
                         last_seq,
                     })
                 },
-            );
-        let welcome = (any::<u32>(), text(), wire_u64(), wire_u64()).prop_map(
-            |(version, session, hb_ms, ack_seq)| {
-                Message::Welcome(Welcome {
-                    version,
-                    session,
-                    hb_ms,
-                    ack_seq,
-                })
-            },
-        );
+            )
+    }
+
+    fn trade_result() -> impl Strategy<Value = Message> {
         let status = prop::sample::select(vec![
             ResultStatus::Filled,
             ResultStatus::Rejected,
             ResultStatus::Skipped,
         ]);
-        let result = (
+        (
             wire_u64(),
             status,
             wire_u64(),
@@ -1184,7 +1182,20 @@ mod properties {
                         exec_ms,
                     })
                 },
-            );
+            )
+    }
+
+    fn small_messages() -> Union<BoxedStrategy<Message>> {
+        let welcome = (any::<u32>(), text(), wire_u64(), wire_u64()).prop_map(
+            |(version, session, hb_ms, ack_seq)| {
+                Message::Welcome(Welcome {
+                    version,
+                    session,
+                    hb_ms,
+                    ack_seq,
+                })
+            },
+        );
         let code = prop::sample::select(vec![
             ErrorCode::BadMessage,
             ErrorCode::UnknownType,
@@ -1196,12 +1207,12 @@ mod properties {
         let error =
             (code, text()).prop_map(|(code, msg)| Message::Error(ErrorMessage { code, msg }));
         Union::new(vec![
-            hello.boxed(),
+            hello().boxed(),
             welcome.boxed(),
             Just(Message::Ping).boxed(),
             Just(Message::Pong).boxed(),
             wire_u64().prop_map(|seq| Message::Ack(Ack { seq })).boxed(),
-            result.boxed(),
+            trade_result().boxed(),
             error.boxed(),
         ])
     }
