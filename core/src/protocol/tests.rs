@@ -567,6 +567,11 @@ fn semantic_checks_name_the_field() {
             assert!(error.to_string().contains("> 0"), "{error}");
         }
     }
+    let error = parse_text(&with_value(EVENT, "volume", "0")).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "field `volume`: expected finite number > 0, got 0.0"
+    );
     assert!(parse_text(&with_value(EVENT_MODIFY, "volume", "0")).is_ok());
     assert_invalid(&with_value(EVENT_MODIFY, "volume", "-1"), "volume");
     assert!(parse_text(&with_value(
