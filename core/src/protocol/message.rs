@@ -289,3 +289,171 @@ pub enum Message {
     Symbols(Symbols),
     Error(ErrorMessage),
 }
+
+// Wire names. Each enum has `as_str` (the exact string on the wire) and
+// `from_wire` (its inverse, `None` for anything else); the codec uses these,
+// so the spelling of every enum value lives in one place.
+
+impl Role {
+    /// The wire spelling of this role.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Master => "master",
+            Role::Slave => "slave",
+        }
+    }
+
+    /// Parses the wire spelling; `None` for anything else (case matters).
+    pub fn from_wire(text: &str) -> Option<Role> {
+        match text {
+            "master" => Some(Role::Master),
+            "slave" => Some(Role::Slave),
+            _ => None,
+        }
+    }
+}
+
+impl Side {
+    /// The wire spelling of this side.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Buy => "buy",
+            Side::Sell => "sell",
+            Side::BuyLimit => "buy_limit",
+            Side::SellLimit => "sell_limit",
+            Side::BuyStop => "buy_stop",
+            Side::SellStop => "sell_stop",
+        }
+    }
+
+    /// Parses the wire spelling; `None` for anything else (case matters).
+    pub fn from_wire(text: &str) -> Option<Side> {
+        match text {
+            "buy" => Some(Side::Buy),
+            "sell" => Some(Side::Sell),
+            "buy_limit" => Some(Side::BuyLimit),
+            "sell_limit" => Some(Side::SellLimit),
+            "buy_stop" => Some(Side::BuyStop),
+            "sell_stop" => Some(Side::SellStop),
+            _ => None,
+        }
+    }
+}
+
+impl EventKind {
+    /// The wire spelling of this kind.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Open => "open",
+            EventKind::Modify => "modify",
+            EventKind::Close => "close",
+            EventKind::Pending => "pending",
+            EventKind::Cancel => "cancel",
+        }
+    }
+
+    /// Parses the wire spelling; `None` for anything else (case matters).
+    pub fn from_wire(text: &str) -> Option<EventKind> {
+        match text {
+            "open" => Some(EventKind::Open),
+            "modify" => Some(EventKind::Modify),
+            "close" => Some(EventKind::Close),
+            "pending" => Some(EventKind::Pending),
+            "cancel" => Some(EventKind::Cancel),
+            _ => None,
+        }
+    }
+}
+
+impl CopyAction {
+    /// The wire spelling of this action.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CopyAction::Open => "open",
+            CopyAction::Modify => "modify",
+            CopyAction::Close => "close",
+            CopyAction::Pending => "pending",
+            CopyAction::Cancel => "cancel",
+        }
+    }
+
+    /// Parses the wire spelling; `None` for anything else (case matters).
+    pub fn from_wire(text: &str) -> Option<CopyAction> {
+        match text {
+            "open" => Some(CopyAction::Open),
+            "modify" => Some(CopyAction::Modify),
+            "close" => Some(CopyAction::Close),
+            "pending" => Some(CopyAction::Pending),
+            "cancel" => Some(CopyAction::Cancel),
+            _ => None,
+        }
+    }
+}
+
+impl ResultStatus {
+    /// The wire spelling of this status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResultStatus::Filled => "filled",
+            ResultStatus::Rejected => "rejected",
+            ResultStatus::Skipped => "skipped",
+        }
+    }
+
+    /// Parses the wire spelling; `None` for anything else (case matters).
+    pub fn from_wire(text: &str) -> Option<ResultStatus> {
+        match text {
+            "filled" => Some(ResultStatus::Filled),
+            "rejected" => Some(ResultStatus::Rejected),
+            "skipped" => Some(ResultStatus::Skipped),
+            _ => None,
+        }
+    }
+}
+
+impl ErrorCode {
+    /// The wire spelling of this code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadMessage => "bad_message",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    /// Parses the wire spelling; `None` for anything else (case matters).
+    pub fn from_wire(text: &str) -> Option<ErrorCode> {
+        match text {
+            "bad_message" => Some(ErrorCode::BadMessage),
+            "unknown_type" => Some(ErrorCode::UnknownType),
+            "unauthorized" => Some(ErrorCode::Unauthorized),
+            "rate_limited" => Some(ErrorCode::RateLimited),
+            "too_large" => Some(ErrorCode::TooLarge),
+            "internal" => Some(ErrorCode::Internal),
+            _ => None,
+        }
+    }
+}
+
+impl Message {
+    /// The wire value of `t` for this message.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Message::Hello(_) => "hello",
+            Message::Welcome(_) => "welcome",
+            Message::Ping => "ping",
+            Message::Pong => "pong",
+            Message::Event(_) => "event",
+            Message::Ack(_) => "ack",
+            Message::Snapshot(_) => "snapshot",
+            Message::Copy(_) => "copy",
+            Message::Result(_) => "result",
+            Message::State(_) => "state",
+            Message::Symbols(_) => "symbols",
+            Message::Error(_) => "error",
+        }
+    }
+}
