@@ -135,6 +135,76 @@ fn remaining_is_derived_from_the_ledger_when_absent() {
     );
 }
 
+/// The (action, volume) of every copy among `decisions`.
+fn sent(decisions: &[tradebridge_core::engine::Decision]) -> Vec<(CopyAction, f64)> {
+    decisions
+        .iter()
+        .filter_map(|decision| match &decision.outcome {
+            Outcome::Copy(instruction) => Some((instruction.action, instruction.volume)),
+            Outcome::Skip(_) => None,
+        })
+        .collect()
+}
+
+#[test]
+fn resent_close_without_remaining_after_a_snapshot_is_not_applied_twice() {
+    // Shows (review F1) that a snapshot already showing a partial close, then the outbox re-sending that close
+    // without `remaining`, closes the slave once: the re-sent close is measured against the events, not the snapshot.
+    let mut engine = engine(&one_follow(""));
+    on_snapshot(&mut engine, MASTER, &snapshot(vec![], 10_000.0, 10_000.0), NOON_MS);
+    let out = on_event(&mut engine, MASTER, &open(1, Side::Buy, 1.0), NOON_MS);
+    fill_exactly(&mut engine, &out[0], NOON_MS);
+    let book = snapshot(
+        vec![snapshot_position(1, Side::Buy, 0.5, 1.09, 1.12)],
+        10_000.0,
+        10_000.0,
+    );
+    let out = on_snapshot(&mut engine, MASTER, &book, NOON_MS + 1_000);
+    assert_eq!(sent(&out), vec![(CopyAction::Close, 0.5)]);
+    fill_exactly(&mut engine, &out[0], NOON_MS + 1_001);
+    let out = on_event(&mut engine, MASTER, &close(1, 0.5, None), NOON_MS + 1_002);
+    assert!(out.is_empty(), "the re-sent close A changes nothing: {out:?}");
+    assert_eq!(engine.held_volume(MASTER, 1, SLAVE_A), Some(0.5));
+    // A new close B of 0.3, again without `remaining`: 1.0 - 0.5 - 0.3 = 0.2 stays on the master.
+    let out = on_event(&mut engine, MASTER, &close(1, 0.3, None), NOON_MS + 2_000);
+    assert_eq!(sent(&out), vec![(CopyAction::Close, 0.3)], "from 0.5 held to 0.2");
+    fill_exactly(&mut engine, &out[0], NOON_MS + 2_001);
+    assert_eq!(engine.held_volume(MASTER, 1, SLAVE_A), Some(0.2));
+    // The final close, still without `remaining`, takes the rest.
+    let out = on_event(&mut engine, MASTER, &close(1, 0.2, None), NOON_MS + 3_000);
+    assert_eq!(sent(&out), vec![(CopyAction::Close, 0.2)]);
+}
+
+#[test]
+fn snapshot_first_position_measures_closes_from_its_open_event() {
+    // Shows that a position first seen in a snapshot (open and a partial close still in the outbox) takes the
+    // opened volume from its late `open` event, so the re-sent partial close without `remaining` is a no-op.
+    let mut engine = engine(&one_follow(""));
+    let book = snapshot(
+        vec![snapshot_position(1, Side::Buy, 0.6, 1.09, 1.12)],
+        10_000.0,
+        10_000.0,
+    );
+    let out = on_snapshot(&mut engine, MASTER, &book, NOON_MS);
+    assert_eq!(sent(&out), vec![(CopyAction::Open, 0.6)]);
+    fill_exactly(&mut engine, &out[0], NOON_MS);
+    assert!(on_event(&mut engine, MASTER, &open(1, Side::Buy, 1.0), NOON_MS + 1).is_empty());
+    assert!(on_event(&mut engine, MASTER, &close(1, 0.4, None), NOON_MS + 2).is_empty());
+    assert_eq!(engine.held_volume(MASTER, 1, SLAVE_A), Some(0.6));
+    let out = on_event(&mut engine, MASTER, &close(1, 0.3, None), NOON_MS + 3);
+    assert_eq!(sent(&out), vec![(CopyAction::Close, 0.3)], "1.0 - 0.4 - 0.3 = 0.3 of 0.6");
+}
+
+#[test]
+fn remaining_when_present_is_used_as_sent() {
+    // Shows that a close carrying `remaining` is applied against it, whatever the earlier events summed to.
+    let mut engine = engine(&one_follow(""));
+    let out = on_event(&mut engine, MASTER, &open(1, Side::Buy, 1.0), NOON_MS);
+    fill_exactly(&mut engine, &out[0], NOON_MS);
+    let out = on_event(&mut engine, MASTER, &close(1, 0.1, Some(0.4)), NOON_MS + 1);
+    assert_eq!(sent(&out), vec![(CopyAction::Close, 0.6)]);
+}
+
 #[test]
 fn closes_follow_the_filled_volume() {
     // Shows that a partially filled open is what later closes are computed from.

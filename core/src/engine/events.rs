@@ -62,6 +62,9 @@ pub(crate) struct NewPosition<'a> {
     pub magic: u64,
     /// Master comment, for filters.
     pub comment: &'a str,
+    /// True for a master event, false for a snapshot entry: only an event's
+    /// volume is the opened volume that close events are measured from.
+    pub from_event: bool,
 }
 
 /// One follower's open to decide: the follow, the master, the position,
@@ -404,6 +407,7 @@ impl Engine {
             tp: event.tp,
             magic: event.magic,
             comment: &event.comment,
+            from_event: true,
         };
         if !side_fits {
             self.skip_all(master, event.pos, SkipReason::InvalidEvent, out);
@@ -465,6 +469,9 @@ impl Engine {
             symbol: new.symbol.to_string(),
             side: new.side,
             remaining_units: units,
+            opened_units: units,
+            opened_from_event: new.from_event,
+            closed_by_events_units: 0,
             price: new.price,
             sl: new.sl,
             tp: new.tp,
@@ -542,6 +549,9 @@ impl Engine {
             .unwrap_or(position.remaining_units);
         position.side = fill.side;
         position.remaining_units = units;
+        position.opened_units = units;
+        position.opened_from_event = fill.from_event;
+        position.closed_by_events_units = 0;
         if fill.price.is_finite() && fill.price > 0.0 {
             position.price = fill.price;
         }
@@ -586,6 +596,105 @@ impl Engine {
             }
         }
         position.copies = copies;
+    }
+
+    /// An `open` event for a position held as a pending order: the order
+    /// filled. The side falls back to the order's direction when the event
+    /// names none (or a pending one).
+    pub(crate) fn fill_pending_from_event(
+        &mut self,
+        master: u64,
+        event: &Event,
+        now_ms: u64,
+        out: &mut Vec<Decision>,
+    ) {
+        let Some(position) = self
+            .masters
+            .get(&master)
+            .and_then(|book| book.positions.get(&event.pos))
+        else {
+            return;
+        };
+        assert!(position.side.is_pending() && !position.closed);
+        let fallback = if position.side.is_long() {
+            Side::Buy
+        } else {
+            Side::Sell
+        };
+        let fill = NewPosition {
+            pos: event.pos,
+            symbol: &event.symbol,
+            side: event
+                .side
+                .filter(|side| !side.is_pending())
+                .unwrap_or(fallback),
+            volume: event.volume,
+            price: event.price,
+            sl: event.sl,
+            tp: event.tp,
+            magic: event.magic,
+            comment: &event.comment,
+            from_event: true,
+        };
+        assert!(!fill.side.is_pending());
+        self.fill_pending(master, &fill, now_ms, out);
+    }
+
+    /// An `open` or `pending` event for a position the ledger already holds
+    /// (first seen in a snapshot, or a repeat): it sends nothing, but the
+    /// event's volume becomes the opened volume if only a snapshot gave it.
+    pub(crate) fn note_opening_event(&mut self, master: u64, event: &Event) {
+        let Some(position) = self
+            .masters
+            .get_mut(&master)
+            .and_then(|book| book.positions.get_mut(&event.pos))
+        else {
+            return;
+        };
+        let Some(units) = lots_to_units(event.volume).filter(|units| *units > 0) else {
+            return;
+        };
+        if position.closed || position.opened_from_event {
+            return;
+        }
+        position.opened_units = units;
+        position.opened_from_event = true;
+        assert!(position.opened_units > 0);
+    }
+
+    /// A `close` event. With `remaining`, the master says what stays open.
+    /// Without it, what stays is derived from events only: the opened volume
+    /// less every close event so far. A snapshot may already have shown (and
+    /// applied) the same close; comparing against the events keeps a re-sent
+    /// close from being applied twice, and `close_position` acts only when
+    /// the result is below what the ledger already believes.
+    pub(crate) fn close_from_event(
+        &mut self,
+        master: u64,
+        event: &Event,
+        now_ms: u64,
+        out: &mut Vec<Decision>,
+    ) {
+        let Some(position) = self
+            .masters
+            .get_mut(&master)
+            .and_then(|book| book.positions.get_mut(&event.pos))
+        else {
+            return;
+        };
+        if position.closed {
+            return;
+        }
+        let closed_units = lots_to_units(event.volume).unwrap_or(0);
+        position.closed_by_events_units = position
+            .closed_by_events_units
+            .saturating_add(closed_units);
+        let remaining_units = match event.remaining.and_then(lots_to_units) {
+            Some(remaining_units) => remaining_units,
+            None => position.remaining_by_events_units(),
+        };
+        assert!(position.closed_by_events_units >= closed_units);
+        self.close_position(master, event.pos, remaining_units, event.price, now_ms, out);
     }
 
     /// The master's position dropped to `remaining_units` (0: closed or

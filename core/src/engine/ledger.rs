@@ -230,8 +230,22 @@ pub struct MasterPosition {
     pub symbol: String,
     /// Master side; a pending side until the order fills.
     pub side: Side,
-    /// Volume the master still holds; 0 once closed or cancelled.
+    /// Volume the master still holds, by the latest evidence (an event or a
+    /// snapshot, whichever showed less); 0 once closed or cancelled.
     pub remaining_units: u64,
+    /// The master's volume when the position opened: from its `open` or
+    /// `pending` event (or the `open` of its fill), or from the first
+    /// snapshot that showed it until such an event comes. A close event
+    /// without `remaining` is measured from it.
+    pub opened_units: u64,
+    /// True once `opened_units` came from an event rather than a snapshot;
+    /// from then on later events do not replace it.
+    pub opened_from_event: bool,
+    /// Sum of the volumes of the close events seen so far (saturating).
+    /// Kept apart from `remaining_units`, which a snapshot may lower: events
+    /// arrive in `seq` order and eventually all of them, so a re-sent close
+    /// is compared against the events before it, never against a snapshot.
+    pub closed_by_events_units: u64,
     /// Open price, or a pending order's trigger price (updated by modifies).
     pub price: f64,
     /// Stop-loss; 0 for none. Changed by modifies and snapshots.
@@ -255,6 +269,12 @@ pub struct MasterPosition {
 }
 
 impl MasterPosition {
+    /// What the master holds by its events alone: the opened volume less
+    /// every close event's volume.
+    pub fn remaining_by_events_units(&self) -> u64 {
+        self.opened_units.saturating_sub(self.closed_by_events_units)
+    }
+
     /// True when nothing remains to be done for this position: the master
     /// closed it and no copy holds volume or waits for a result.
     pub fn is_settled(&self) -> bool {
@@ -612,6 +632,9 @@ mod tests {
                 symbol: "EURUSD".into(),
                 side: Side::Buy,
                 remaining_units: 0,
+                opened_units: 0,
+                opened_from_event: true,
+                closed_by_events_units: 0,
                 price: 1.0,
                 sl: 0.0,
                 tp: 0.0,

@@ -265,48 +265,19 @@ impl Engine {
         };
         let known = book.positions.get(&event.pos);
         match event.kind {
-            EventKind::Open => match known {
-                Some(position) if position.side.is_pending() && !position.closed => {
-                    let fallback = if position.side.is_long() {
-                        Side::Buy
-                    } else {
-                        Side::Sell
-                    };
-                    let fill = events::NewPosition {
-                        pos: event.pos,
-                        symbol: &event.symbol,
-                        side: event
-                            .side
-                            .filter(|side| !side.is_pending())
-                            .unwrap_or(fallback),
-                        volume: event.volume,
-                        price: event.price,
-                        sl: event.sl,
-                        tp: event.tp,
-                        magic: event.magic,
-                        comment: &event.comment,
-                    };
-                    self.fill_pending(master, &fill, now_ms, out);
+            EventKind::Open | EventKind::Pending => match known {
+                Some(position)
+                    if event.kind == EventKind::Open
+                        && position.side.is_pending()
+                        && !position.closed =>
+                {
+                    self.fill_pending_from_event(master, event, now_ms, out);
                 }
-                Some(_) => {}
+                Some(_) => self.note_opening_event(master, event),
                 None if book.knows(event.pos) => {}
                 None => self.open_from_event(master, event, now_ms, out),
             },
-            EventKind::Pending => {
-                if !book.knows(event.pos) {
-                    self.open_from_event(master, event, now_ms, out);
-                }
-            }
-            EventKind::Close => {
-                let Some(position) = known else { return };
-                let remaining_units = match event.remaining.and_then(lots_to_units) {
-                    Some(remaining_units) => remaining_units,
-                    None => position
-                        .remaining_units
-                        .saturating_sub(lots_to_units(event.volume).unwrap_or(0)),
-                };
-                self.close_position(master, event.pos, remaining_units, event.price, now_ms, out);
-            }
+            EventKind::Close => self.close_from_event(master, event, now_ms, out),
             EventKind::Modify => {
                 self.modify_position(master, event.pos, event.sl, event.tp, event.price, out)
             }

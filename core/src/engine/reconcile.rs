@@ -341,6 +341,7 @@ impl Engine {
             tp: entry.tp,
             magic: entry.magic,
             comment: &entry.comment,
+            from_event: false,
         };
         let book = &self.masters[&master];
         let Some(position) = book.positions.get(&entry.pos) else {
