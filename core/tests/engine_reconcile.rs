@@ -380,6 +380,26 @@ fn adopted_copy_with_refused_open() {
 }
 
 #[test]
+fn tagged_position_without_a_symbol_is_ignored() {
+    // Shows (review F4) that a state whose tagged position has an empty symbol neither panics nor adopts it.
+    let mut engine = engine(&one_follow(""));
+    let out = on_event(&mut engine, MASTER, &open(1, Side::Buy, 0.1), NOON_MS);
+    engine.on_slave_result(SLAVE_A, copy_of(&out[0]), &rejected(), NOON_MS + 10);
+    let nameless = vec![tagged(MASTER, 1, "", Side::Buy, 0.1)];
+    let out = on_state(&mut engine, SLAVE_A, &state(1e3, 1e3, nameless, None), NOON_MS + 20);
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(
+        engine.copy_status(MASTER, 1, SLAVE_A),
+        Some(CopyStatus::NoCopy(NoCopyCause::Refused))
+    );
+    assert_eq!(engine.active_copies(SLAVE_A), 0);
+    // Once the master's book is known, a nameless orphan is not closed either: there is nothing to name.
+    on_snapshot(&mut engine, MASTER, &snapshot(vec![], 1e4, 1e4), NOON_MS + 30);
+    let orphan = vec![tagged(MASTER, 7, "", Side::Buy, 0.1)];
+    assert!(on_state(&mut engine, SLAVE_A, &state(1e3, 1e3, orphan, None), NOON_MS + 40).is_empty());
+}
+
+#[test]
 fn late_result_of_a_replaced_open_is_ignored() {
     // Shows that when a lost open was re-sent, the first open's late refusal does not undo the replacement.
     let mut engine = engine(&one_follow(""));

@@ -147,6 +147,33 @@ fn contract_sizes_are_normalised() {
 }
 
 #[test]
+fn contract_sizes_out_of_bounds_are_refused_not_divided() {
+    // Shows (review F5) that a slave symbol with a contract of 1e-307 is an invalid spec: ignored while the slave's
+    // table is otherwise unknown (ratio 1), and a reason to skip with slave_lacks_symbol once the table is known.
+    let mut engine = engine(&one_follow(""));
+    let tiny = vec![spec("XAUUSD", 0.01, 100.0, 0.01, 2, 1e-307)];
+    on_state(&mut engine, SLAVE_A, &state(1e3, 1e3, vec![], Some(tiny.clone())), NOON_MS);
+    assert_eq!(
+        open_volume(&mut engine, &open_on(1, "XAUUSD", Side::Buy, 0.1)),
+        Ok(0.1),
+        "no valid symbol known yet: the default spec, contract unknown"
+    );
+    let mut known = tiny;
+    known.push(fx("EURUSD"));
+    on_state(&mut engine, SLAVE_A, &state(1e3, 1e3, vec![], Some(known)), NOON_MS + 1);
+    assert_eq!(
+        open_volume(&mut engine, &open_on(2, "XAUUSD", Side::Buy, 0.1)),
+        Err(SkipReason::SlaveLacksSymbol)
+    );
+    let huge = vec![spec("XAUUSD", 0.01, 100.0, 0.01, 2, 1e300)];
+    on_state(&mut engine, SLAVE_A, &state(1e3, 1e3, vec![], Some(huge)), NOON_MS + 2);
+    assert_eq!(
+        open_volume(&mut engine, &open_on(3, "XAUUSD", Side::Buy, 0.1)),
+        Err(SkipReason::SlaveLacksSymbol)
+    );
+}
+
+#[test]
 fn risk_percent_sizes_from_the_stop() {
     // Shows risk_percent through the engine, and the no_stop_loss skip.
     let mut engine = with_slave_state(
@@ -240,6 +267,19 @@ fn prefix_and_strip_rules() {
         NOON_MS,
     );
     assert_eq!(copy_of(&out[0]).symbol, "m.EURUSD");
+}
+
+#[test]
+fn symbol_mapped_to_nothing_is_skipped() {
+    // Shows (review F4b) that a master symbol that is only the stripped affix maps to "" and is skipped with invalid_symbol.
+    let mut engine = engine_with("strip_suffix = \"-ecn\"");
+    let out = on_event(&mut engine, MASTER, &open_on(1, "-ecn", Side::Buy, 0.1), NOON_MS);
+    assert_eq!(skip_of(&out[0]), SkipReason::InvalidSymbol);
+    assert_eq!(engine.active_copies(SLAVE_A), 0);
+    assert_eq!(
+        skip_of(&on_event(&mut engine, MASTER, &close(1, 0.1, Some(0.0)), NOON_MS + 1)[0]),
+        SkipReason::NoCopy
+    );
 }
 
 #[test]

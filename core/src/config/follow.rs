@@ -19,12 +19,11 @@ use toml::Spanned;
 use super::error::ConfigError;
 use super::hours::{parse_weekday, parse_window, TradingHours, WEEKDAYS_ALL};
 use super::raw::{RawFollow, RawLot, RawLotMode};
-use super::validate::{number, positive, text, Range, LIST_ENTRIES_MAX};
+use super::validate::{
+    entries_max, number, positive, symbol_name, text, Range, SYMBOL_BYTES_MAX,
+};
 use super::{defaults, FollowConfig, LotRule, MoneyBasis, SymbolRules};
 use crate::protocol::Role;
-
-/// Longest symbol name or affix; MetaTrader names are at most 31 characters.
-const SYMBOL_BYTES_MAX: usize = 64;
 
 /// Largest lot figure accepted (fixed lots, multipliers, `max_lot`).
 const LOTS_MAX: f64 = 100_000.0;
@@ -177,22 +176,6 @@ fn lot(source: &str, raw: Option<&Spanned<RawLot>>) -> Result<LotRule, ConfigErr
         },
     };
     Ok(rule)
-}
-
-fn symbol_name(source: &str, offset: usize, key: &str, name: &str) -> Result<(), ConfigError> {
-    if name.is_empty() || name.len() > SYMBOL_BYTES_MAX || name.chars().any(char::is_whitespace) {
-        let message = format!("\"{name}\" is not a symbol name; expected 1 to {SYMBOL_BYTES_MAX} bytes without spaces");
-        return Err(ConfigError::at(source, offset, key, message));
-    }
-    Ok(())
-}
-
-fn entries_max(source: &str, offset: usize, key: &str, entries: usize) -> Result<(), ConfigError> {
-    if entries > LIST_ENTRIES_MAX {
-        let message = format!("{entries} entries; expected at most {LIST_ENTRIES_MAX}");
-        return Err(ConfigError::at(source, offset, key, message));
-    }
-    Ok(())
 }
 
 fn symbol_list(

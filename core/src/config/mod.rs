@@ -325,6 +325,17 @@ pub struct FollowConfig {
     pub reconcile_open_max_age_ms: u64,
 }
 
+/// Smallest contract size (units of the underlying per lot) accepted from
+/// the config or a slave's symbol list. Real instruments range from 0.01
+/// (some index and crypto CFDs) to a few million (FX on some brokers);
+/// 1e-6 leaves ample room below.
+pub const CONTRACT_SIZE_MIN: f64 = 1e-6;
+
+/// Largest contract size accepted. Together with [`CONTRACT_SIZE_MIN`] it
+/// keeps the master/slave ratio within 1e-18..=1e18, so sizing never
+/// divides into infinity or not-a-number.
+pub const CONTRACT_SIZE_MAX: f64 = 1e12;
+
 /// Defaults of the follow rules, shared by validation and the docs tests.
 pub mod defaults {
     /// Five seconds: long enough for a reconnecting Executor, short enough

@@ -83,7 +83,7 @@ pub(crate) struct RawAccount {
     pub server: Spanned<String>,
     pub role: Spanned<RawRole>,
     pub key_sha256: Spanned<String>,
-    pub contracts: Option<Spanned<BTreeMap<String, f64>>>,
+    pub contracts: Option<Spanned<BTreeMap<String, Spanned<f64>>>>,
     pub mode: Option<Spanned<CopyMode>>,
     pub max_positions: Option<Spanned<u32>>,
     pub max_positions_per_symbol: Option<Spanned<u32>>,

@@ -547,6 +547,31 @@ fn master_contracts_parse_and_must_be_positive() {
 }
 
 #[test]
+fn contracts_need_symbol_names_and_bounded_sizes() {
+    // Shows that contract sizes outside 1e-6..=1e12 and keys that are no symbol names are refused on their line.
+    let with = |table: &str| {
+        minimal().replace(
+            "role = \"master\" ",
+            &format!("contracts = {table}\nrole = \"master\" "),
+        )
+    };
+    for table in [
+        "{ XAUUSD = 1e-7 }",
+        "{ XAUUSD = 1e13 }",
+        "{ XAUUSD = nan }",
+        "{ XAUUSD = inf }",
+        "{ XAUUSD = -100.0 }",
+        "{ \"\" = 1.0 }",
+        "{ \"EUR USD\" = 1.0 }",
+    ] {
+        let error = error_of(&with(table));
+        assert_eq!((error.line(), error.key()), (Some(9), "account.contracts"), "{table}: {error}");
+    }
+    let config = Config::from_toml_str(&with("{ BTCUSD = 1e-6, USDJPY = 1e12 }")).unwrap();
+    assert_eq!(config.account(100_000).unwrap().contracts.len(), 2, "the bounds themselves are accepted");
+}
+
+#[test]
 fn syntax_error_names_a_line() {
     // Shows that broken TOML syntax is reported with a line.
     let source = minimal().replace("shards = 0 ", "shards = = 0 ");

@@ -23,6 +23,7 @@ use super::follow::follow;
 use super::raw::{RawAccount, RawFile, RawIdle, RawRole, RawServer};
 use super::{
     AccountConfig, AccountRisk, Config, IdleStrategy, JournalSync, MoneyBasis, ServerConfig,
+    CONTRACT_SIZE_MAX, CONTRACT_SIZE_MIN,
 };
 use crate::protocol::Role;
 
@@ -167,6 +168,9 @@ const MAX_POSITIONS_PER_SYMBOL: Range<u32> = Range {
 /// Entries in a symbol list, symbol map, magic list or contracts table. A
 /// broker lists a few thousand symbols at most.
 pub(crate) const LIST_ENTRIES_MAX: usize = 10_000;
+
+/// Longest symbol name or affix; MetaTrader names are at most 31 characters.
+pub(crate) const SYMBOL_BYTES_MAX: usize = 64;
 
 /// Largest money figure accepted (limits and floors), in account currency.
 const MONEY_MAX: f64 = 1e12;
@@ -472,25 +476,61 @@ fn key_hash(source: &str, value: &Spanned<String>) -> Result<[u8; 32], ConfigErr
     Ok(hash)
 }
 
+/// The master's contract sizes: symbol names like any symbol list, sizes
+/// within `CONTRACT_SIZE_MIN..=CONTRACT_SIZE_MAX` (the engine divides by
+/// them, so a size of 1e-300 would make lots infinite).
 fn contracts(
     source: &str,
-    table: &Spanned<BTreeMap<String, f64>>,
+    table: &Spanned<BTreeMap<String, Spanned<f64>>>,
 ) -> Result<BTreeMap<String, f64>, ConfigError> {
     let key = "account.contracts";
-    if table.get_ref().len() > LIST_ENTRIES_MAX {
-        let message = format!(
-            "{} entries; expected at most {LIST_ENTRIES_MAX}",
-            table.get_ref().len()
-        );
-        return Err(ConfigError::at(source, table.span().start, key, message));
-    }
+    entries_max(source, table.span().start, key, table.get_ref().len())?;
+    let mut sizes = BTreeMap::new();
     for (symbol, size) in table.get_ref() {
-        if !size.is_finite() || *size <= 0.0 {
-            let message = format!("{symbol} = {size}; expected a contract size above 0");
-            return Err(ConfigError::at(source, table.span().start, key, message));
+        symbol_name(source, size.span().start, key, symbol)?;
+        let inner = *size.get_ref();
+        if !(CONTRACT_SIZE_MIN..=CONTRACT_SIZE_MAX).contains(&inner) {
+            let message = format!(
+                "{symbol} = {inner} is out of range; expected a contract size from {CONTRACT_SIZE_MIN} to {CONTRACT_SIZE_MAX}"
+            );
+            return Err(ConfigError::at(source, size.span().start, key, message));
         }
+        sizes.insert(symbol.clone(), inner);
     }
-    Ok(table.get_ref().clone())
+    assert_eq!(sizes.len(), table.get_ref().len());
+    assert!(sizes.values().all(|size| size.is_finite() && *size > 0.0));
+    Ok(sizes)
+}
+
+/// Fails unless `name` can be a symbol: 1 to `SYMBOL_BYTES_MAX` bytes, no
+/// whitespace (MetaTrader names have none, so a space is a typo).
+pub(crate) fn symbol_name(
+    source: &str,
+    offset: usize,
+    key: &str,
+    name: &str,
+) -> Result<(), ConfigError> {
+    if name.is_empty() || name.len() > SYMBOL_BYTES_MAX || name.chars().any(char::is_whitespace) {
+        let message = format!(
+            "\"{name}\" is not a symbol name; expected 1 to {SYMBOL_BYTES_MAX} bytes without spaces"
+        );
+        return Err(ConfigError::at(source, offset, key, message));
+    }
+    Ok(())
+}
+
+/// Fails when a list or table has more than `LIST_ENTRIES_MAX` entries.
+pub(crate) fn entries_max(
+    source: &str,
+    offset: usize,
+    key: &str,
+    entries: usize,
+) -> Result<(), ConfigError> {
+    if entries > LIST_ENTRIES_MAX {
+        let message = format!("{entries} entries; expected at most {LIST_ENTRIES_MAX}");
+        return Err(ConfigError::at(source, offset, key, message));
+    }
+    Ok(())
 }
 
 /// Risk keys protect the copying account; on a master they are a mistake.

@@ -111,6 +111,11 @@ pub(crate) fn prepare_open(
     };
     check_open(follow, effective_mode(follow, &slave.risk), &facts, now_ms)?;
     let symbol_name = map_symbol(&follow.symbols, &position.symbol);
+    if symbol_name.is_empty() {
+        // The master's symbol was only an affix this follow strips (the
+        // symbol "-ecn" with strip_suffix = "-ecn"): nothing to trade.
+        return Err(SkipReason::InvalidSymbol);
+    }
     let symbol = if slave.symbols.is_known() {
         *slave
             .symbols

@@ -60,6 +60,11 @@ fn tagged_positions(state: &State, follows: &[FollowSlot]) -> BTreeMap<(u64, u64
         let Some((master, pos)) = parse_copy_tag(&position.comment) else {
             continue;
         };
+        if position.symbol.is_empty() {
+            // A position needs a symbol to be closed or counted; a broken or
+            // hostile Executor's nameless entry is ignored.
+            continue;
+        }
         if follows
             .binary_search_by_key(&master, |slot| slot.master)
             .is_err()

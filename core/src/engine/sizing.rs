@@ -54,12 +54,19 @@ pub fn sized_units(input: &SizingInput<'_>) -> Result<u64, SkipReason> {
 }
 
 /// Master contract / slave contract; 1 when the slave's is unknown, and the
-/// master's defaults to the slave's when the config does not list it.
-fn contract_ratio(input: &SizingInput<'_>) -> f64 {
-    match (input.master_contract, input.symbol.contract) {
+/// master's defaults to the slave's when the config does not list it. Both
+/// sizes are bounded where they are accepted, so the ratio is finite; a
+/// ratio that is not (from sizes that slipped past those bounds) skips the
+/// copy rather than sizing it from infinity.
+fn contract_ratio(input: &SizingInput<'_>) -> Result<f64, SkipReason> {
+    let ratio = match (input.master_contract, input.symbol.contract) {
         (Some(master), Some(slave)) => master / slave,
         _ => 1.0,
+    };
+    if !(ratio.is_finite() && ratio > 0.0) {
+        return Err(SkipReason::InvalidSymbol);
     }
+    Ok(ratio)
 }
 
 fn rule_lots(input: &SizingInput<'_>) -> Result<f64, SkipReason> {
@@ -93,12 +100,8 @@ fn rule_lots(input: &SizingInput<'_>) -> Result<f64, SkipReason> {
             return risk_lots(input, slave()?, percent, basis, quote_to_account);
         }
     };
-    let ratio = contract_ratio(input);
-    assert!(
-        ratio.is_finite() && ratio > 0.0,
-        "contract sizes are validated positive"
-    );
-    assert!(!lots.is_nan(), "figures are finite and divisors positive");
+    let ratio = contract_ratio(input)?;
+    assert!(ratio.is_finite() && ratio > 0.0);
     Ok(lots * ratio)
 }
 
@@ -228,6 +231,16 @@ mod tests {
         assert_eq!(sized_units(&sizing), Err(SkipReason::MasterBalanceUnknown));
         sizing.slave_figures = None;
         assert_eq!(sized_units(&sizing), Err(SkipReason::SlaveStateUnknown));
+    }
+
+    #[test]
+    fn contract_ratio_that_is_not_finite_skips() {
+        // Shows that sizes which slipped past the bounds (a slave contract of 1e-307) skip with invalid_symbol.
+        let rule = follow(2, 1);
+        let mut sizing = input(&rule);
+        sizing.master_contract = Some(100.0);
+        sizing.symbol.contract = Some(1e-307);
+        assert_eq!(sized_units(&sizing), Err(SkipReason::InvalidSymbol));
     }
 
     #[test]
