@@ -521,6 +521,94 @@ fn ledger_is_bounded() {
 }
 
 #[test]
+fn offline_follower_does_not_stop_copying_for_the_others() {
+    // Shows (review F9) that a follower that never answers does not pin closed positions: at the master's close its
+    // long-expired, unconfirmed open is settled as lost, so new trades keep reaching the online follower.
+    let follows = format!(
+        "[[follow]]\nslave = {SLAVE_A}\nmaster = {MASTER}\n[[follow]]\nslave = {SLAVE_B}\nmaster = {MASTER}\n"
+    );
+    let mut config = config_with("", "", &follows);
+    config.server.positions_per_master_max = 3;
+    let mut engine = engine(&config);
+    let mut now = NOON_MS;
+    for pos in 1..=3u64 {
+        let out = on_event(&mut engine, MASTER, &open(pos, Side::Buy, 0.1), now);
+        fill_exactly(&mut engine, &out[0], now);
+        now += 60_000;
+        let out = on_event(&mut engine, MASTER, &close(pos, 0.1, Some(0.0)), now);
+        assert_eq!(skip_of(&out[1]), SkipReason::NoCopy, "SLAVE_B's open expired unanswered");
+        fill_exactly(&mut engine, &out[0], now);
+        on_state(&mut engine, SLAVE_A, &state(1e3, 1e3, vec![], None), now + 1);
+        on_snapshot(&mut engine, MASTER, &snapshot(vec![], 1e4, 1e4), now + 2);
+        now += 3_600_000;
+    }
+    assert_eq!(engine.position_count(MASTER), 0);
+    assert_eq!((engine.active_copies(SLAVE_A), engine.active_copies(SLAVE_B)), (0, 0));
+    let out = on_event(&mut engine, MASTER, &open(4, Side::Buy, 0.1), now);
+    assert!(matches!(out[0].outcome, Outcome::Copy(_)), "{:?}", out[0].outcome);
+    // Had the lost open run after all, the slave's next state shows the tag, and it is closed as an orphan.
+    let late = vec![tagged(MASTER, 2, "EURUSD", Side::Buy, 0.1)];
+    let out = on_state(&mut engine, SLAVE_B, &state(1e3, 1e3, late, None), now + 1);
+    assert_eq!((out[0].pos, copy_of(&out[0]).action, copy_of(&out[0]).volume), (2, CopyAction::Close, 0.1));
+}
+
+#[test]
+fn overdue_open_of_a_closed_position_settles_at_the_next_snapshot() {
+    // Shows that when the master closes before an offline follower's open is overdue, the master's next snapshot
+    // after the overdue point settles it, so the position leaves the ledger.
+    let follows = format!(
+        "[[follow]]\nslave = {SLAVE_A}\nmaster = {MASTER}\n[[follow]]\nslave = {SLAVE_B}\nmaster = {MASTER}\n"
+    );
+    let mut engine = engine(&config_with("", "", &follows));
+    let out = on_event(&mut engine, MASTER, &open(1, Side::Buy, 0.1), NOON_MS);
+    fill_exactly(&mut engine, &out[0], NOON_MS);
+    let out = on_event(&mut engine, MASTER, &close(1, 0.1, Some(0.0)), NOON_MS + 1_000);
+    assert_eq!(copy_of(&out[1]).action, CopyAction::Close, "not overdue yet: SLAVE_B gets its close");
+    fill_exactly(&mut engine, &out[0], NOON_MS + 1_001);
+    on_snapshot(&mut engine, MASTER, &snapshot(vec![], 1e4, 1e4), NOON_MS + 2_000);
+    assert_eq!(engine.position_count(MASTER), 1, "SLAVE_B's open may still run");
+    on_snapshot(&mut engine, MASTER, &snapshot(vec![], 1e4, 1e4), NOON_MS + 60_000);
+    assert_eq!(engine.position_count(MASTER), 0);
+    assert_eq!(engine.copy_status(MASTER, 1, SLAVE_B), None);
+}
+
+#[test]
+fn closed_unsettled_positions_are_bounded_apart_from_open_ones() {
+    // Shows that closed positions waiting on a follower do not count against positions_per_master_max, are bounded
+    // by closed_positions_remembered_max with the oldest evicted and counted, and eviction uncounts active copies.
+    let follows = format!(
+        "[[follow]]\nslave = {SLAVE_A}\nmaster = {MASTER}\n\
+         [[follow]]\nslave = {SLAVE_B}\nmaster = {MASTER}\nmode = \"frozen\"\n"
+    );
+    let mut config = config_with("", "", &follows);
+    config.server.positions_per_master_max = 1;
+    config.server.closed_positions_remembered_max = 2;
+    let mut engine = engine(&config);
+    let mut held = Vec::new();
+    for pos in 1..=3u64 {
+        let now = NOON_MS + pos * 10;
+        let out = on_event(&mut engine, MASTER, &open(pos, Side::Buy, 0.1), now);
+        assert!(matches!(out[0].outcome, Outcome::Copy(_)), "pos {pos}: {:?}", out[0].outcome);
+        fill_exactly(&mut engine, &out[0], now);
+        // The frozen SLAVE_B holds a copy by hand-made tag: adopted, active, and never closed while frozen.
+        held.push(tagged(MASTER, pos, "EURUSD", Side::Buy, 0.1));
+        on_state(&mut engine, SLAVE_B, &state(1e3, 1e3, held.clone(), None), now + 1);
+        let out = on_event(&mut engine, MASTER, &close(pos, 0.1, Some(0.0)), now + 2);
+        assert_eq!(skip_of(&out[1]), SkipReason::Frozen);
+        fill_exactly(&mut engine, &out[0], now + 2);
+    }
+    assert_eq!(engine.open_position_count(MASTER), 0);
+    assert_eq!(engine.position_count(MASTER), 2, "positions 2 and 3 wait for SLAVE_B");
+    assert_eq!(engine.evicted_unsettled_total(MASTER), 1);
+    assert_eq!(engine.copy_status(MASTER, 1, SLAVE_B), None, "the oldest was evicted");
+    assert_eq!(engine.active_copies(SLAVE_B), 2, "the evicted copy is uncounted");
+    assert!(
+        on_event(&mut engine, MASTER, &open(1, Side::Buy, 0.1), NOON_MS + 100).is_empty(),
+        "an evicted id is remembered like a settled one"
+    );
+}
+
+#[test]
 fn replay_gives_identical_decisions() {
     // Shows determinism: two engines fed the same inputs with the same times give identical decisions.
     let run = || {

@@ -135,12 +135,14 @@ pub struct ServerConfig {
     /// Log lines as JSON objects instead of text.
     pub log_json: bool,
     /// Open positions the engine tracks per master; beyond it new positions
-    /// are skipped with `ledger_full`.
+    /// are skipped with `ledger_full`. Closed positions waiting for their
+    /// copies to settle do not count.
     pub positions_per_master_max: u32,
     /// Symbols remembered per slave; further names are ignored.
     pub symbols_per_slave_max: u32,
     /// Closed position ids remembered per master so that a stale re-sent
-    /// open or snapshot entry for them is ignored.
+    /// open or snapshot entry for them is ignored; also the bound of closed
+    /// positions kept while their copies settle (the oldest is evicted).
     pub closed_positions_remembered_max: u32,
 }
 

@@ -25,7 +25,9 @@ use crate::config::{CopyMode, FollowConfig};
 use crate::protocol::{CopyAction, Event, Side};
 
 use super::filters::{check_open, effective_mode, slave_side, slave_stops, TradeFacts};
-use super::ledger::{CopyStatus, MasterPosition, NoCopyCause, SentOpen, SlaveCopy};
+use super::ledger::{
+    CopyStatus, Follower, MasterBook, MasterPosition, NoCopyCause, SentOpen, SlaveCopy,
+};
 use super::lots::{close_units, lots_to_units, units_to_lots};
 use super::risk::{AccountFigures, SlaveBook};
 use super::sizing::{sized_units, SizingInput};
@@ -389,6 +391,42 @@ fn decide_modify(
     Some(Outcome::Copy(instruction))
 }
 
+/// After the master closed `pos`: removes it if every copy is settled;
+/// otherwise keeps it among the closed-unsettled positions, evicting the
+/// oldest of those beyond their bound.
+pub(crate) fn settle_or_hold(
+    book: &mut MasterBook,
+    slaves: &mut BTreeMap<u64, SlaveBook>,
+    pos: u64,
+) {
+    book.prune(pos);
+    if !book.positions.contains_key(&pos) {
+        return;
+    }
+    for (_, position) in book.note_unsettled_close(pos) {
+        uncount_copies(&book.followers, &position, slaves);
+    }
+    assert!(book.positions.get(&pos).is_none_or(|position| position.closed));
+}
+
+/// Uncounts the active copies of a position leaving the ledger unsettled,
+/// so the slaves' open-copy counters stay exact.
+pub(crate) fn uncount_copies(
+    followers: &[Follower],
+    position: &MasterPosition,
+    slaves: &mut BTreeMap<u64, SlaveBook>,
+) {
+    assert_eq!(followers.len(), position.copies.len());
+    for (follower, copy) in followers.iter().zip(&position.copies) {
+        if copy.status.is_active() {
+            slaves
+                .get_mut(&follower.slave)
+                .expect("every follower's slave has a book")
+                .deactivate(&copy.symbol);
+        }
+    }
+}
+
 impl Engine {
     /// An `open` or `pending` event for a position the engine does not know.
     pub(crate) fn open_from_event(
@@ -466,7 +504,7 @@ impl Engine {
             return;
         };
         assert!(!book.knows(new.pos), "callers open only unknown positions");
-        if book.positions.len() >= book.positions_max {
+        if book.open_count() >= book.positions_max {
             self.skip_all(master, new.pos, SkipReason::LedgerFull, out);
             return;
         }
@@ -710,7 +748,7 @@ impl Engine {
         pos: u64,
         remaining_units: u64,
         price: f64,
-        _now_ms: u64,
+        now_ms: u64,
         out: &mut Vec<Decision>,
     ) {
         let Engine {
@@ -744,7 +782,14 @@ impl Engine {
                 .get_mut(&follower.slave)
                 .expect("every follower's slave has a book");
             let follow = &follows[follower.follow];
-            let outcome = if is_pending {
+            let outcome = if position.closed && copy.open_overdue(now_ms) {
+                // An open the slave never confirmed, long expired (the slave
+                // is offline): nothing to close. Were it to have run, the
+                // slave's next `state` shows the tag and reconciliation
+                // closes it; waiting instead would pin the position.
+                copy.settle_lost(slave);
+                Outcome::Skip(SkipReason::NoCopy)
+            } else if is_pending {
                 decide_exit(follow, slave, copy, master, pos, &position.tag)
             } else {
                 decide_close(follow, slave, copy, master, pos, position, price)
@@ -761,7 +806,9 @@ impl Engine {
             !is_pending || position.closed,
             "a cancelled pending order is closed"
         );
-        book.prune(pos);
+        if position.closed {
+            settle_or_hold(book, slaves, pos);
+        }
     }
 
     /// The master changed stops (or a pending order's trigger). A modify

@@ -17,8 +17,12 @@
 //! - What a slave holds of a copy is `open_units - closed_units` (floored at
 //!   0): closes in flight count as done, shortfalls reported in results add
 //!   back. Sums are exact integers.
-//! - `positions.len() <= positions_max` and
-//!   `closed_recent.len() <= closed_remembered_max`.
+//! - Open positions (`positions.len() - closed_unsettled.len()`) number at
+//!   most `positions_max`; closed ones still waiting for their copies to
+//!   settle at most `closed_remembered_max` (the oldest is evicted, and
+//!   counted, beyond it), so one offline follower never blocks the others.
+//! - `closed_unsettled` holds exactly the ids of the closed positions in
+//!   `positions`, and `closed_recent.len() <= closed_remembered_max`.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -27,6 +31,13 @@ use crate::protocol::{CopyAction, ResultStatus, Side, TradeResult};
 use super::lots::lots_to_units;
 use super::risk::{AccountFigures, SlaveBook};
 use super::skip::SkipReason;
+
+/// How long past an open's expiry its result may still be on its way. The
+/// Executor refuses expired opens, so a copy still missing from the slave's
+/// `state` this long after `expires_ms` will not appear; its open is
+/// treated as lost. Ten seconds covers a result and a `state` crossing on
+/// a slow link.
+pub(crate) const RESULT_OVERDUE_MS: u64 = 10_000;
 
 /// Why a follower has no copy of a position.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -187,6 +198,34 @@ impl SlaveCopy {
         self.set_status(status, slave);
     }
 
+    /// True when an open (or pending) was sent, never confirmed, and is
+    /// past its expiry by `RESULT_OVERDUE_MS`: it either never ran, or ran
+    /// and its result was lost (then the slave's next `state` shows it).
+    pub(crate) fn open_overdue(&self, now_ms: u64) -> bool {
+        !self.open_confirmed
+            && self.open_units > 0
+            && !matches!(self.status, CopyStatus::NoCopy(_))
+            && now_ms > self.open_expires_ms.saturating_add(RESULT_OVERDUE_MS)
+    }
+
+    /// Gives up an overdue open as lost: nothing held, nothing in flight
+    /// (a close sent after it is moot; its late result finds nothing to
+    /// change). If the open did run, the slave's next `state` shows the tag
+    /// and reconciliation closes it.
+    pub(crate) fn settle_lost(&mut self, slave: &mut SlaveBook) {
+        assert!(!self.open_confirmed, "only an unconfirmed open is lost");
+        self.open_units = 0;
+        self.closed_units = 0;
+        self.in_flight = 0;
+        // A copy already closed (by `close_all`) stays closed, so that a
+        // later `state` does not open it again.
+        if self.status.is_active() {
+            self.set_status(CopyStatus::NoCopy(NoCopyCause::Lost), slave);
+        }
+        assert_eq!(self.held_units(), 0);
+        assert!(!self.status.is_active());
+    }
+
     /// Takes the slave's reported volume as the truth (from `state`).
     pub(crate) fn set_held(&mut self, units: u64) {
         // Keep the opened volume (the base of proportional closes) when the
@@ -313,14 +352,23 @@ pub(crate) struct MasterBook {
     pub positions: BTreeMap<u64, MasterPosition>,
     /// Followers sorted by slave login; position copies use this order.
     pub followers: Vec<Follower>,
-    /// Recently settled position ids, oldest first, so that a late `open` or
-    /// snapshot entry for them is not copied again.
+    /// Ids of the positions the master closed whose copies have not all
+    /// settled yet (they are still in `positions`), in the order the master
+    /// closed them. Pushed when a close leaves a position unsettled; removed
+    /// when it settles or is evicted.
+    closed_unsettled: VecDeque<u64>,
+    /// Closed positions evicted unsettled because `closed_unsettled` was
+    /// full (a follower offline for long); only grows. For metrics.
+    pub evicted_unsettled_total: u64,
+    /// Recently settled (or evicted) position ids, oldest first, so that a
+    /// late `open` or snapshot entry for them is not copied again.
     closed_recent: VecDeque<u64>,
     /// The same ids, for lookup.
     closed_recent_set: BTreeSet<u64>,
-    /// Bound of `positions`.
+    /// Bound of the open positions (`positions_per_master_max`).
     pub positions_max: usize,
-    /// Bound of `closed_recent`.
+    /// Bound of `closed_recent` and of `closed_unsettled`
+    /// (`closed_positions_remembered_max`).
     closed_remembered_max: usize,
 }
 
@@ -337,6 +385,8 @@ impl MasterBook {
             snapshot_seen: false,
             positions: BTreeMap::new(),
             followers: Vec::new(),
+            closed_unsettled: VecDeque::new(),
+            evicted_unsettled_total: 0,
             closed_recent: VecDeque::new(),
             closed_recent_set: BTreeSet::new(),
             positions_max,
@@ -361,6 +411,18 @@ impl MasterBook {
             .ok()
     }
 
+    /// Positions the master still holds open (closed ones waiting for
+    /// their copies do not count against `positions_max`).
+    pub(crate) fn open_count(&self) -> usize {
+        assert!(self.closed_unsettled.len() <= self.positions.len());
+        self.positions.len() - self.closed_unsettled.len()
+    }
+
+    /// Closed positions still waiting for their copies to settle.
+    pub(crate) fn closed_unsettled(&self) -> &VecDeque<u64> {
+        &self.closed_unsettled
+    }
+
     /// Removes the position if it is settled, remembering its id.
     pub(crate) fn prune(&mut self, pos: u64) {
         if !self
@@ -371,6 +433,46 @@ impl MasterBook {
             return;
         }
         self.positions.remove(&pos);
+        // Positions tend to settle in the order they closed, so the id is
+        // usually at the front.
+        if let Some(index) = self.closed_unsettled.iter().position(|id| *id == pos) {
+            self.closed_unsettled.remove(index);
+        }
+        self.remember_closed(pos);
+        assert!(!self.positions.contains_key(&pos));
+        assert!(self.closed_unsettled.len() <= self.positions.len());
+    }
+
+    /// Records that the master just closed `pos` and it did not settle at
+    /// once. Returns the positions evicted to keep `closed_unsettled` within
+    /// its bound, oldest first; the caller uncounts their active copies.
+    pub(crate) fn note_unsettled_close(&mut self, pos: u64) -> Vec<(u64, MasterPosition)> {
+        assert!(
+            self.positions.get(&pos).is_some_and(|position| position.closed),
+            "only a closed position in the ledger waits to settle"
+        );
+        assert!(!self.closed_unsettled.contains(&pos), "a position closes once");
+        self.closed_unsettled.push_back(pos);
+        let mut evicted = Vec::new();
+        while self.closed_unsettled.len() > self.closed_remembered_max {
+            let oldest = self
+                .closed_unsettled
+                .pop_front()
+                .expect("over the bound, so not empty");
+            let position = self
+                .positions
+                .remove(&oldest)
+                .expect("closed_unsettled names positions in the ledger");
+            self.evicted_unsettled_total += 1;
+            self.remember_closed(oldest);
+            evicted.push((oldest, position));
+        }
+        assert!(self.closed_unsettled.len() <= self.closed_remembered_max);
+        evicted
+    }
+
+    /// Remembers a settled or evicted id, forgetting the oldest beyond the bound.
+    fn remember_closed(&mut self, pos: u64) {
         if self.closed_remembered_max == 0 {
             return;
         }

@@ -385,6 +385,21 @@ impl Engine {
             .map_or(0, |book| book.positions.len())
     }
 
+    /// Positions the master holds open in the ledger (what
+    /// `positions_per_master_max` bounds).
+    pub fn open_position_count(&self, master: u64) -> usize {
+        self.masters.get(&master).map_or(0, MasterBook::open_count)
+    }
+
+    /// Closed positions of a master evicted from the ledger before every
+    /// copy settled, because `closed_positions_remembered_max` of them were
+    /// already waiting (a follower offline for long). For metrics.
+    pub fn evicted_unsettled_total(&self, master: u64) -> u64 {
+        self.masters
+            .get(&master)
+            .map_or(0, |book| book.evicted_unsettled_total)
+    }
+
     /// Copies of `slave` currently open or pending, across all masters.
     pub fn active_copies(&self, slave: u64) -> u32 {
         self.slaves.get(&slave).map_or(0, |book| book.active_total)

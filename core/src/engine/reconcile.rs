@@ -35,13 +35,6 @@ use super::risk::{AccountFigures, FollowSlot, SlaveBook};
 use super::{copy_tag, parse_copy_tag, Decision, Engine, Outcome, SkipReason};
 use crate::config::OnLimit;
 
-/// How long past an open's expiry its result may still be on its way. The
-/// Executor refuses expired opens, so a copy still missing from the slave's
-/// `state` this long after `expires_ms` will not appear; its open is
-/// treated as lost. Ten seconds covers a result and a `state` crossing on
-/// a slow link.
-const RESULT_OVERDUE_MS: u64 = 10_000;
-
 /// What a slave's `state` shows of one tagged copy.
 #[derive(Clone, Debug, PartialEq)]
 struct Tagged {
@@ -209,16 +202,8 @@ fn settle_open_in_flight(
             }
             false
         }
-        None if copy.in_flight == 1
-            && context.now_ms > copy.open_expires_ms.saturating_add(RESULT_OVERDUE_MS) =>
-        {
-            copy.open_units = 0;
-            copy.closed_units = 0;
-            copy.in_flight = 0;
-            if copy.status.is_active() {
-                copy.set_status(CopyStatus::NoCopy(NoCopyCause::Lost), slave);
-            }
-            assert_eq!(copy.held_units(), 0);
+        None if copy.in_flight == 1 && copy.open_overdue(context.now_ms) => {
+            copy.settle_lost(slave);
             true
         }
         None => false,
@@ -316,6 +301,7 @@ impl Engine {
         for pos in missing {
             self.close_position(master, pos, 0, 0.0, now_ms, out);
         }
+        self.settle_overdue_closed(master, now_ms);
         let book = &self.masters[&master];
         assert!(book.snapshot_seen);
         assert!(
@@ -324,6 +310,33 @@ impl Engine {
                 .all(|(pos, position)| position.closed || seen.contains(pos)),
             "every open position is in the snapshot"
         );
+    }
+
+    /// Closed positions waiting on an open that was never confirmed and is
+    /// long past its expiry (a follower offline): the open is settled as
+    /// lost, like at the master's close, so the position can leave. Run at
+    /// each snapshot, so such a position lingers about a snapshot period.
+    fn settle_overdue_closed(&mut self, master: u64, now_ms: u64) {
+        let Engine { masters, slaves, .. } = self;
+        let book = masters.get_mut(&master).expect("the caller found the master");
+        let waiting: Vec<u64> = book.closed_unsettled().iter().copied().collect();
+        for pos in waiting {
+            let position = book
+                .positions
+                .get_mut(&pos)
+                .expect("closed_unsettled names positions in the ledger");
+            assert!(position.closed);
+            for (follower, copy) in book.followers.iter().zip(position.copies.iter_mut()) {
+                if copy.open_overdue(now_ms) {
+                    let slave = slaves
+                        .get_mut(&follower.slave)
+                        .expect("every follower's slave has a book");
+                    copy.settle_lost(slave);
+                }
+            }
+            book.prune(pos);
+        }
+        assert!(book.closed_unsettled().len() <= book.positions.len());
     }
 
     fn reconcile_snapshot_entry(
