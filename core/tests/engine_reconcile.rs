@@ -261,6 +261,24 @@ fn slave_closed_copy_is_not_reopened() {
 }
 
 #[test]
+fn pending_copy_that_filled_on_the_slave_is_closed_by_the_master_cancel() {
+    // Shows that a placed pending copy absent from the state stays placed, and once the state shows it as a position
+    // it is open with the slave's side, so the master's cancel closes it.
+    let mut engine = engine(&one_follow(""));
+    let out = on_event(&mut engine, MASTER, &pending(1, Side::SellStop, 0.2, 1.08), NOON_MS);
+    fill_exactly(&mut engine, &out[0], NOON_MS);
+    // The Executor lists positions only: a placed order missing from its state is not taken as gone.
+    assert!(on_state(&mut engine, SLAVE_A, &state(1e3, 1e3, vec![], None), NOON_MS + 1).is_empty());
+    assert_eq!(engine.copy_status(MASTER, 1, SLAVE_A), Some(CopyStatus::PendingPlaced));
+    let filled = vec![tagged(MASTER, 1, "EURUSD", Side::Sell, 0.2)];
+    assert!(on_state(&mut engine, SLAVE_A, &state(1e3, 1e3, filled, None), NOON_MS + 1).is_empty());
+    assert_eq!(engine.copy_status(MASTER, 1, SLAVE_A), Some(CopyStatus::Open));
+    let out = on_event(&mut engine, MASTER, &cancel(1), NOON_MS + 2);
+    let exit = copy_of(&out[0]);
+    assert_eq!((exit.action, exit.side, exit.volume), (CopyAction::Close, Side::Sell, 0.2));
+}
+
+#[test]
 fn tagged_copy_of_a_closed_master_position_is_closed_once() {
     // Shows that what a slave still holds after the master closed (a short close) is closed by the next state, once.
     let mut engine = with_filled_position("");

@@ -5,6 +5,7 @@
 mod engine_support;
 
 use engine_support::*;
+use tradebridge_core::engine::ledger::CopyStatus;
 use tradebridge_core::engine::{Engine, Outcome, SkipReason};
 use tradebridge_core::protocol::{CopyAction, Side};
 
@@ -547,6 +548,64 @@ fn daily_loss_percent_close_all_closes_every_copy_once() {
         skip_of(&on_event(&mut engine, MASTER, &close(1, 0.3, Some(0.0)), NOON_MS + 7)[0]),
         SkipReason::NoCopy
     );
+}
+
+/// An engine whose SLAVE_A has equity_floor = 900 with on_limit = close_all, and a state at equity 1000.
+fn close_all_engine() -> Engine {
+    let config = config_with(
+        "equity_floor = 900.0\non_limit = \"close_all\"",
+        "",
+        &format!("[[follow]]\nslave = {SLAVE_A}\nmaster = {MASTER}\n"),
+    );
+    let mut engine = engine(&config);
+    on_state(&mut engine, SLAVE_A, &state(1_000.0, 1_000.0, vec![], None), NOON_MS);
+    engine
+}
+
+/// The number of close instructions among `decisions`.
+fn closes(decisions: &[tradebridge_core::engine::Decision]) -> usize {
+    decisions
+        .iter()
+        .filter(|decision| matches!(&decision.outcome, Outcome::Copy(instruction) if instruction.action == CopyAction::Close))
+        .count()
+}
+
+#[test]
+fn close_all_retries_a_close_that_failed_while_the_breach_lasts() {
+    // Shows (review F7) that with on_limit = close_all a refused close is sent again at the next state that still
+    // shows the copy below the floor, and not once the copy is gone or the breach is over.
+    let mut engine = close_all_engine();
+    let out = on_event(&mut engine, MASTER, &open(1, Side::Buy, 0.1), NOON_MS);
+    fill_exactly(&mut engine, &out[0], NOON_MS);
+    let held = vec![tagged(MASTER, 1, "EURUSD", Side::Buy, 0.1)];
+    let out = on_state(&mut engine, SLAVE_A, &state(1_000.0, 850.0, held.clone(), None), NOON_MS + 10);
+    assert_eq!(closes(&out), 1);
+    engine.on_slave_result(SLAVE_A, copy_of(&out[0]), &rejected(), NOON_MS + 20);
+    let out = on_state(&mut engine, SLAVE_A, &state(1_000.0, 840.0, held.clone(), None), NOON_MS + 1_000);
+    assert_eq!(closes(&out), 1, "the copy is still held below the floor: {out:?}");
+    assert_eq!(copy_of(&out[0]).volume, 0.1);
+    assert!(
+        on_state(&mut engine, SLAVE_A, &state(1_000.0, 840.0, held, None), NOON_MS + 2_000).is_empty(),
+        "the second close is in flight"
+    );
+    fill_exactly(&mut engine, &out[0], NOON_MS + 2_001);
+    assert!(on_state(&mut engine, SLAVE_A, &state(1_000.0, 840.0, vec![], None), NOON_MS + 3_000).is_empty());
+    assert_eq!(engine.active_copies(SLAVE_A), 0);
+}
+
+#[test]
+fn close_all_closes_a_pending_copy_that_filled_on_the_slave() {
+    // Shows (review F7b) that a copied pending order the slave's state shows as a market position is marked open with
+    // that side, so close_all sends a close (a cancel cannot remove a position).
+    let mut engine = close_all_engine();
+    let out = on_event(&mut engine, MASTER, &pending(1, Side::BuyLimit, 0.1, 1.09), NOON_MS);
+    fill_exactly(&mut engine, &out[0], NOON_MS);
+    let held = vec![tagged(MASTER, 1, "EURUSD", Side::Buy, 0.1)];
+    assert!(on_state(&mut engine, SLAVE_A, &state(1_000.0, 1_000.0, held.clone(), None), NOON_MS + 5).is_empty());
+    assert_eq!(engine.copy_status(MASTER, 1, SLAVE_A), Some(CopyStatus::Open));
+    let out = on_state(&mut engine, SLAVE_A, &state(1_000.0, 850.0, held, None), NOON_MS + 10);
+    let exit = copy_of(&out[0]);
+    assert_eq!((exit.action, exit.side, exit.volume), (CopyAction::Close, Side::Buy, 0.1));
 }
 
 #[test]

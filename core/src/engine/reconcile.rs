@@ -145,14 +145,19 @@ fn reconcile_copy(
             if tagged.units != copy.held_units() {
                 copy.set_held(tagged.units);
             }
+            mark_filled_on_slave(copy, tagged, slave);
             None
         }
-        (CopyStatus::Open | CopyStatus::PendingPlaced, None) => {
+        (CopyStatus::Open, None) => {
             // The slave no longer holds it (its stop hit, or closed by hand).
             copy.closed_units = copy.open_units;
             copy.set_status(CopyStatus::Closed, slave);
             None
         }
+        // The Executors list market positions only, never pending orders,
+        // so a placed order's absence from `state` says nothing; once it
+        // fills it shows as a position (see `mark_filled_on_slave`).
+        (CopyStatus::PendingPlaced, None) => None,
         (_, Some(tagged)) => {
             // The slave holds a copy the ledger thought absent: adopt it.
             adopt(slave, copy, tagged, position);
@@ -199,6 +204,7 @@ fn settle_open_in_flight(
                     other => other,
                 };
                 copy.set_status(status, slave);
+                mark_filled_on_slave(copy, tagged, slave);
             }
             false
         }
@@ -208,6 +214,19 @@ fn settle_open_in_flight(
         }
         None => false,
     }
+}
+
+/// A copied pending order that the slave reports as a market position
+/// filled on the slave (its price got there first): from now on it is an
+/// open position with the slave's side, so exits close it rather than send
+/// a `cancel` that cannot remove a position.
+fn mark_filled_on_slave(copy: &mut SlaveCopy, tagged: &Tagged, slave: &mut SlaveBook) {
+    if copy.status != CopyStatus::PendingPlaced || tagged.side.is_pending() {
+        return;
+    }
+    copy.side = tagged.side;
+    copy.set_status(CopyStatus::Open, slave);
+    assert!(copy.status.is_active() && !copy.side.is_pending());
 }
 
 /// Takes a tagged slave position as this copy (the slave's volume is the truth).
@@ -400,12 +419,14 @@ impl Engine {
         slave_book
             .orphan_closes
             .retain(|key| still_tagged.contains(key));
-        self.enforce_limits(slave, now_ms, out);
         let slots = self.slaves[&slave].follows.len();
         for index in 0..slots {
             let slot = self.slaves[&slave].follows[index];
             self.reconcile_follow(slave, slot, &mut tags, now_ms, out);
         }
+        // After reconciliation, so that a copy this state shows held again
+        // (its close failed) is closed in the same round.
+        self.enforce_limits(slave, now_ms, out);
         self.close_orphans(slave, tags, out);
         let slave_book = &self.slaves[&slave];
         assert!(
@@ -524,7 +545,11 @@ impl Engine {
         }
     }
 
-    /// `on_limit = "close_all"`: once per breach, ends every copy of the slave.
+    /// `on_limit = "close_all"`: while a limit is breached, ends every copy
+    /// of the slave that is active. The first `state` of a breach ends them
+    /// all; an exit makes its copy inactive, so later states send nothing
+    /// unless a copy is active again (its close failed and this `state`
+    /// re-adopted it), which is then closed again until the breach ends.
     fn enforce_limits(&mut self, slave: u64, now_ms: u64, out: &mut Vec<Decision>) {
         let Engine {
             follows,
@@ -532,14 +557,9 @@ impl Engine {
             slaves,
         } = self;
         let slave_book = slaves.get_mut(&slave).expect("the caller found the slave");
-        if slave_book.limit_hit(now_ms).is_none() {
-            slave_book.limit_latched = false;
+        if slave_book.risk.on_limit != OnLimit::CloseAll || slave_book.limit_hit(now_ms).is_none() {
             return;
         }
-        if slave_book.risk.on_limit != OnLimit::CloseAll || slave_book.limit_latched {
-            return;
-        }
-        slave_book.limit_latched = true;
         let active_before = slave_book.active_total;
         for index in 0..slave_book.follows.len() {
             let slot = slave_book.follows[index];
@@ -564,10 +584,10 @@ impl Engine {
                 }
             }
         }
-        assert!(slave_book.limit_latched);
         assert!(
             slave_book.active_total <= active_before,
             "closing everything never adds a copy"
         );
+        assert!(slave_book.limit_hit(now_ms).is_some());
     }
 }
