@@ -520,3 +520,35 @@ fn lost_close_result_does_not_keep_the_position_forever() {
     .is_empty());
     assert_eq!(engine.position_count(MASTER), 0);
 }
+
+#[test]
+fn failed_close_of_a_copy_the_slave_no_longer_holds_settles() {
+    // Shows (review F2) that a close refused because the slave's copy was already gone settles once the slave's state
+    // shows no tag, so such races do not fill the ledger and block new trades with ledger_full.
+    let mut config = one_follow("");
+    config.server.positions_per_master_max = 2;
+    let mut engine = engine(&config);
+    let empty = state(1_000.0, 1_000.0, vec![], None);
+    for pos in 1..=2u64 {
+        let out = on_event(&mut engine, MASTER, &open(pos, Side::Buy, 0.1), NOON_MS);
+        fill_exactly(&mut engine, &out[0], NOON_MS);
+        let out = on_event(&mut engine, MASTER, &close(pos, 0.1, Some(0.0)), NOON_MS + 10);
+        engine.on_slave_result(SLAVE_A, copy_of(&out[0]), &rejected(), NOON_MS + 20);
+        assert_eq!(engine.held_volume(MASTER, pos, SLAVE_A), Some(0.1), "the refused close adds back");
+        assert!(on_state(&mut engine, SLAVE_A, &empty, NOON_MS + 30).is_empty());
+    }
+    assert_eq!(engine.position_count(MASTER), 0);
+    let out = on_event(&mut engine, MASTER, &open(3, Side::Buy, 0.1), NOON_MS + 70_000);
+    assert_eq!(copy_of(&out[0]).action, CopyAction::Open);
+}
+
+#[test]
+fn failed_close_of_a_copy_the_slave_still_holds_is_sent_again() {
+    // Shows the other side of the same rule: when the state still shows the copy, the close is sent again.
+    let mut engine = with_filled_position("");
+    let out = on_event(&mut engine, MASTER, &close(1, 1.0, Some(0.0)), NOON_MS + 1);
+    engine.on_slave_result(SLAVE_A, copy_of(&out[0]), &rejected(), NOON_MS + 2);
+    let out = on_state(&mut engine, SLAVE_A, &slave_book(1.0), NOON_MS + 3);
+    let again = copy_of(&out[0]);
+    assert_eq!((again.action, again.volume), (CopyAction::Close, 1.0));
+}

@@ -154,6 +154,15 @@ fn reconcile_copy(
             copy.set_status(CopyStatus::Closed, slave);
             None
         }
+        (CopyStatus::Closed, None) => {
+            // Closed by the engine, nothing in flight, and the slave holds
+            // none of it: a close that failed because the position was
+            // already gone (its stop hit at the same moment) leaves nothing
+            // to wait for, so the copy settles.
+            copy.closed_units = copy.open_units;
+            assert_eq!(copy.held_units(), 0);
+            None
+        }
         // The Executors list market positions only, never pending orders,
         // so a placed order's absence from `state` says nothing; once it
         // fills it shows as a position (see `mark_filled_on_slave`).
