@@ -279,6 +279,40 @@ fn pending_copy_that_filled_on_the_slave_is_closed_by_the_master_cancel() {
 }
 
 #[test]
+fn lost_modify_result_does_not_stop_reconciliation() {
+    // Shows (review F3) that a modify whose result never comes does not keep the copy "in flight": the slave's stop
+    // hit is still noticed and the copy stops counting against max_positions.
+    let config = config_with(
+        "max_positions = 1",
+        "",
+        &format!("[[follow]]\nslave = {SLAVE_A}\nmaster = {MASTER}\n"),
+    );
+    let mut engine = engine(&config);
+    let out = on_event(&mut engine, MASTER, &open(1, Side::Buy, 0.1), NOON_MS);
+    fill_exactly(&mut engine, &out[0], NOON_MS);
+    let out = on_event(&mut engine, MASTER, &modify(1, 1.095, 1.12, 0.0), NOON_MS + 1_000);
+    assert_eq!(copy_of(&out[0]).action, CopyAction::Modify);
+    let empty = state(1_000.0, 1_000.0, vec![], None);
+    assert!(on_state(&mut engine, SLAVE_A, &empty, NOON_MS + 120_000).is_empty());
+    assert_eq!(engine.copy_status(MASTER, 1, SLAVE_A), Some(CopyStatus::Closed));
+    let out = on_event(&mut engine, MASTER, &open(2, Side::Buy, 0.1), NOON_MS + 130_000);
+    assert_eq!(copy_of(&out[0]).action, CopyAction::Open, "0 copies held, max_positions = 1");
+}
+
+#[test]
+fn modify_result_does_not_settle_a_close_in_flight() {
+    // Shows that a modify's result, arriving while a partial close is in flight, leaves the close waited for: a state
+    // still showing the old volume is not taken as the truth yet.
+    let mut engine = with_filled_position("");
+    let modify_out = on_event(&mut engine, MASTER, &modify(1, 1.095, 1.12, 0.0), NOON_MS + 1);
+    let close_out = on_event(&mut engine, MASTER, &close(1, 0.5, Some(0.5)), NOON_MS + 2);
+    assert_eq!(copy_of(&close_out[0]).volume, 0.5);
+    fill_exactly(&mut engine, &modify_out[0], NOON_MS + 3);
+    assert!(on_state(&mut engine, SLAVE_A, &slave_book(1.0), NOON_MS + 4).is_empty());
+    assert_eq!(engine.held_volume(MASTER, 1, SLAVE_A), Some(0.5), "the close is still on its way");
+}
+
+#[test]
 fn tagged_copy_of_a_closed_master_position_is_closed_once() {
     // Shows that what a slave still holds after the master closed (a short close) is closed by the next state, once.
     let mut engine = with_filled_position("");

@@ -372,7 +372,6 @@ fn decide_modify(
     copy.sent_sl = sl;
     copy.sent_tp = tp;
     copy.sent_price = price;
-    copy.in_flight += 1;
     let instruction = CopyInstruction {
         master,
         pos,

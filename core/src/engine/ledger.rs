@@ -117,7 +117,12 @@ pub struct SlaveCopy {
     /// The master's volume when this copy was opened (the denominator of
     /// proportional closes).
     pub master_base_units: u64,
-    /// Instructions sent for this copy whose result has not come.
+    /// Opens, pendings, closes and cancels sent for this copy whose result
+    /// has not come; reconciliation waits while it is above 0. Modifies are
+    /// not counted: they change no volume, and one whose result is lost in
+    /// a disconnect (never re-sent, being at or below the slave's
+    /// `last_seq`) must not switch reconciliation off for the copy. A
+    /// modify is tracked by `sent_sl`, `sent_tp` and `sent_price` instead.
     pub in_flight: u32,
     /// `expires_ms` of the last open or pending sent.
     pub open_expires_ms: u64,
@@ -511,7 +516,9 @@ pub(crate) fn apply_result(
     sent_units: u64,
     result: &TradeResult,
 ) {
-    copy.in_flight = copy.in_flight.saturating_sub(1);
+    if action != CopyAction::Modify {
+        copy.in_flight = copy.in_flight.saturating_sub(1);
+    }
     let took_effect = succeeded(result);
     let reported_units = lots_to_units(result.volume).filter(|units| *units > 0);
     match action {
