@@ -117,6 +117,21 @@ fn partial_closes_are_proportional_and_carry() {
 }
 
 #[test]
+fn partial_close_whose_target_rounds_to_zero_leaves_the_minimum() {
+    // Shows (review F10) that a slave at 0.01 of a 1.0 master keeps its 0.01 while the master keeps 0.3, and closes it
+    // at the master's final close.
+    let mut engine = engine(&one_follow("lot = { mode = \"multiplier\", value = 0.01 }"));
+    let out = on_event(&mut engine, MASTER, &open(1, Side::Buy, 1.0), NOON_MS);
+    assert_eq!(copy_of(&out[0]).volume, 0.01);
+    fill_exactly(&mut engine, &out[0], NOON_MS);
+    let out = on_event(&mut engine, MASTER, &close(1, 0.7, Some(0.3)), NOON_MS + 10);
+    assert_eq!(skip_of(&out[0]), SkipReason::CloseCarried);
+    assert_eq!(engine.held_volume(MASTER, 1, SLAVE_A), Some(0.01));
+    let out = on_event(&mut engine, MASTER, &close(1, 0.3, Some(0.0)), NOON_MS + 20);
+    assert_eq!(copy_of(&out[0]).volume, 0.01);
+}
+
+#[test]
 fn remaining_is_derived_from_the_ledger_when_absent() {
     // Shows that a close without `remaining` uses the master's open volume minus closes so far.
     let mut engine = engine(&one_follow(""));
