@@ -147,6 +147,32 @@ fn state_volumes_update_the_ledger() {
 }
 
 #[test]
+fn zero_volume_tag_is_not_a_held_copy() {
+    // Shows (review F6) that a tagged position reported with volume 0 (or NaN) counts as not held: the copy closes,
+    // the master's close finds nothing to close, and the max_positions slot is free again.
+    let config = config_with(
+        "max_positions = 1",
+        "",
+        &format!("[[follow]]\nslave = {SLAVE_A}\nmaster = {MASTER}\n"),
+    );
+    let mut engine = engine(&config);
+    let out = on_event(&mut engine, MASTER, &open(1, Side::Buy, 0.1), NOON_MS);
+    fill_exactly(&mut engine, &out[0], NOON_MS);
+    let zero = vec![
+        tagged(MASTER, 1, "EURUSD", Side::Buy, 0.0),
+        tagged(MASTER, 1, "EURUSD", Side::Buy, f64::NAN),
+    ];
+    assert!(on_state(&mut engine, SLAVE_A, &state(1e3, 1e3, zero, None), NOON_MS + 10).is_empty());
+    assert_eq!(engine.copy_status(MASTER, 1, SLAVE_A), Some(CopyStatus::Closed));
+    let out = on_event(&mut engine, MASTER, &close(1, 0.1, Some(0.0)), NOON_MS + 20);
+    assert_eq!(skip_of(&out[0]), SkipReason::NoCopy);
+    assert_eq!(engine.position_count(MASTER), 0);
+    assert_eq!(engine.active_copies(SLAVE_A), 0);
+    let out = on_event(&mut engine, MASTER, &open(2, Side::Buy, 0.1), NOON_MS + 30);
+    assert_eq!(copy_of(&out[0]).action, CopyAction::Open);
+}
+
+#[test]
 fn state_confirms_an_open_whose_result_is_late() {
     // Shows that a state showing the copy confirms an open still in flight, and the late result does not count it twice.
     let mut engine = engine(&one_follow(""));

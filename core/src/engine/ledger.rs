@@ -320,16 +320,16 @@ impl MasterPosition {
     }
 
     /// True when nothing remains to be done for this position: the master
-    /// closed it and no copy holds volume or waits for a result.
+    /// closed it and no copy holds volume, waits for a result, or still
+    /// counts as active (so pruning it never leaves a slave's open-copy
+    /// counters too high).
     pub fn is_settled(&self) -> bool {
         // Results tend to arrive in follower order, so the last copies are
         // the likeliest to be unsettled: scanning from the back stops soonest.
         self.closed
-            && self
-                .copies
-                .iter()
-                .rev()
-                .all(|copy| copy.in_flight == 0 && copy.held_units() == 0)
+            && self.copies.iter().rev().all(|copy| {
+                copy.in_flight == 0 && copy.held_units() == 0 && !copy.status.is_active()
+            })
     }
 }
 

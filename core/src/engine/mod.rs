@@ -362,6 +362,7 @@ impl Engine {
         if position.closed && copy.in_flight == 0 && copy.held_units() == 0 {
             book.prune(instruction.pos);
         }
+        assert!(book.open_count() <= book.positions_max);
     }
 
     /// The status of `slave`'s copy of a master position, if the ledger

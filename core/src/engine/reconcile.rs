@@ -65,6 +65,12 @@ fn tagged_positions(state: &State, follows: &[FollowSlot]) -> BTreeMap<(u64, u64
             continue;
         }
         let units = lots_to_units(position.volume).unwrap_or(0);
+        if units == 0 {
+            // A position of no volume (or not a number) holds nothing; taken
+            // as held it would keep the copy active, and its max_positions
+            // slot taken, with nothing to close.
+            continue;
+        }
         tags.entry((master, pos))
             .and_modify(|tagged: &mut Tagged| {
                 // Saturate like every volume: a slave cannot make us overflow.
@@ -77,6 +83,7 @@ fn tagged_positions(state: &State, follows: &[FollowSlot]) -> BTreeMap<(u64, u64
             });
     }
     assert!(tags.len() <= state.positions.len());
+    assert!(tags.values().all(|tagged| tagged.units > 0 && !tagged.symbol.is_empty()));
     tags
 }
 
@@ -123,7 +130,7 @@ fn reconcile_copy(
     match (copy.status, reported) {
         (_, Some(tagged)) if position.closed => {
             // The master closed it; the slave still holds some: close that.
-            if frozen || tagged.units == 0 {
+            if frozen {
                 return None;
             }
             adopt(slave, copy, tagged, position);
@@ -526,10 +533,7 @@ impl Engine {
             let frozen =
                 effective_mode(&follows[slot.follow], &slave_book.risk) == CopyMode::Frozen;
             let gone = book.recently_closed(pos) || book.snapshot_seen;
-            if frozen
-                || !gone
-                || tagged.units == 0
-                || !slave_book.orphan_closes.insert((master, pos))
+            if frozen || !gone || !slave_book.orphan_closes.insert((master, pos))
             {
                 continue;
             }
