@@ -365,6 +365,24 @@ fn pending_fill_sends_nothing_and_later_closes_flow() {
 }
 
 #[test]
+fn cancel_of_a_filled_pending_order_changes_nothing() {
+    // Shows (review F8) that a `cancel` for a pending order that already filled on the master gives no decision and
+    // leaves every copy open; only the position's close closes them.
+    let mut engine = engine(&one_follow(""));
+    let out = on_event(&mut engine, MASTER, &pending(1, Side::BuyLimit, 0.1, 1.09), NOON_MS);
+    fill_exactly(&mut engine, &out[0], NOON_MS);
+    let mut fill = open(1, Side::Buy, 0.1);
+    fill.price = 1.09;
+    on_event(&mut engine, MASTER, &fill, NOON_MS + 1_000);
+    assert!(on_event(&mut engine, MASTER, &cancel(1), NOON_MS + 1_001).is_empty());
+    assert_eq!(engine.copy_status(MASTER, 1, SLAVE_A), Some(CopyStatus::Open));
+    assert_eq!(engine.held_volume(MASTER, 1, SLAVE_A), Some(0.1));
+    assert!(on_event(&mut engine, MASTER, &cancel(99), NOON_MS + 1_002).is_empty(), "unknown position");
+    let out = on_event(&mut engine, MASTER, &close(1, 0.1, Some(0.0)), NOON_MS + 2_000);
+    assert_eq!(copy_of(&out[0]).action, CopyAction::Close);
+}
+
+#[test]
 fn pending_not_copied_becomes_a_market_open_on_fill() {
     // Shows copy_pending = false: the pending is skipped, and its fill on the master is copied as a market open.
     let mut engine = engine(&one_follow("copy_pending = false"));

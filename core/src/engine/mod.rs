@@ -251,7 +251,8 @@ impl Engine {
     /// Appends one decision per follower (in slave login order) for each
     /// change it makes. An `open` or `pending` for a position the engine
     /// already holds (or closed recently), a `close`, `modify` or `cancel`
-    /// for one it does not hold, and an event from an unknown master change
+    /// for one it does not hold, a `cancel` for a position that is not a
+    /// pending order (any more), and an event from an unknown master change
     /// nothing and append nothing.
     pub fn on_master_event(
         &mut self,
@@ -281,7 +282,17 @@ impl Engine {
             EventKind::Modify => {
                 self.modify_position(master, event.pos, event.sl, event.tp, event.price, out)
             }
-            EventKind::Cancel => self.close_position(master, event.pos, 0, 0.0, now_ms, out),
+            // A cancel deletes a pending order. For a position that is no
+            // longer one (it filled, and the Monitor's event is stale or
+            // wrong) it changes nothing and appends nothing: the position
+            // ends with its own close, and a cancel must never close copies
+            // of a position the master still holds.
+            EventKind::Cancel => match known {
+                Some(position) if position.side.is_pending() => {
+                    self.close_position(master, event.pos, 0, 0.0, now_ms, out)
+                }
+                _ => {}
+            },
         }
     }
 
