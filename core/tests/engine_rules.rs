@@ -117,6 +117,21 @@ fn ratio_modes_need_both_accounts() {
     );
 }
 
+#[test]
+fn empty_slave_account_is_skipped_not_opened_at_the_minimum() {
+    // Shows that balance_ratio on a slave with a balance of 0 skips with zero_volume even with below_min = "min".
+    let rules = "lot = { mode = \"balance_ratio\", value = 1.0 }\nbelow_min = \"min\"";
+    let mut engine = with_slave_state(&one_follow(rules), 0.0, 0.0);
+    on_snapshot(&mut engine, MASTER, &snapshot(vec![], 1e4, 1e4), NOON_MS);
+    assert_eq!(
+        open_volume(&mut engine, &open(1, Side::Buy, 1.0)),
+        Err(SkipReason::ZeroVolume)
+    );
+    let mut funded = with_slave_state(&one_follow(rules), 10.0, 10.0);
+    on_snapshot(&mut funded, MASTER, &snapshot(vec![], 1e4, 1e4), NOON_MS);
+    assert_eq!(open_volume(&mut funded, &open(1, Side::Buy, 1.0)), Ok(0.01), "0.001 raised to the minimum");
+}
+
 fn engine_with(rules: &str) -> Engine {
     engine(&one_follow(rules))
 }

@@ -68,11 +68,15 @@ pub enum SkipReason {
     /// The slave symbol cannot be traded as sized: the master's symbol maps
     /// to an empty name, or the contract sizes give no finite ratio.
     InvalidSymbol,
+    /// The lot rule sized the copy at 0 or less (a slave balance or equity of
+    /// 0 or below, for instance); never raised to the minimum, whatever
+    /// `below_min` says.
+    ZeroVolume,
 }
 
 impl SkipReason {
     /// Every reason, in declaration order.
-    pub const ALL: [SkipReason; 25] = [
+    pub const ALL: [SkipReason; 26] = [
         SkipReason::SymbolNotAllowed,
         SkipReason::SlaveLacksSymbol,
         SkipReason::NoStopLoss,
@@ -98,6 +102,7 @@ impl SkipReason {
         SkipReason::InvalidEvent,
         SkipReason::LedgerFull,
         SkipReason::InvalidSymbol,
+        SkipReason::ZeroVolume,
     ];
 
     /// The stable snake_case code.
@@ -128,6 +133,7 @@ impl SkipReason {
             SkipReason::InvalidEvent => "invalid_event",
             SkipReason::LedgerFull => "ledger_full",
             SkipReason::InvalidSymbol => "invalid_symbol",
+            SkipReason::ZeroVolume => "zero_volume",
         }
     }
 }
