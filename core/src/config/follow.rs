@@ -76,7 +76,7 @@ pub(crate) fn follow(
             .as_ref()
             .map(|value| positive(source, value, "follow.max_lot", LOTS_MAX))
             .transpose()?,
-        copy_sl: raw.copy_sl.unwrap_or(true),
+        copy_sl: raw.copy_sl.as_ref().is_none_or(|value| *value.get_ref()),
         copy_tp: raw.copy_tp.unwrap_or(true),
         copy_pending: raw.copy_pending.unwrap_or(true),
         symbols: symbol_rules(source, raw)?,
@@ -95,6 +95,11 @@ pub(crate) fn follow(
             RECONCILE_OPEN_MAX_AGE_MS,
         )?,
     };
+    if matches!(follow.lot, LotRule::RiskPercent { .. }) && !follow.copy_sl {
+        let offset = raw.copy_sl.as_ref().map_or(0, |value| value.span().start);
+        let message = "false with lot mode \"risk_percent\": the risk is measured at the slave's stop-loss, which copy_sl = false leaves off every trade; expected true, or another lot mode".to_string();
+        return Err(ConfigError::at(source, offset, "follow.copy_sl", message));
+    }
     assert!(
         follow.slave != follow.master,
         "roles differ, so the logins differ"

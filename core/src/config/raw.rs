@@ -124,7 +124,7 @@ pub(crate) struct RawFollow {
     pub lot: Option<Spanned<RawLot>>,
     pub below_min: Option<BelowMin>,
     pub max_lot: Option<Spanned<f64>>,
-    pub copy_sl: Option<bool>,
+    pub copy_sl: Option<Spanned<bool>>,
     pub copy_tp: Option<bool>,
     pub copy_pending: Option<bool>,
     pub symbol_map: Option<Spanned<BTreeMap<String, String>>>,

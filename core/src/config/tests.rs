@@ -380,6 +380,21 @@ fn lot_modes_parse_with_their_options() {
 }
 
 #[test]
+fn risk_percent_without_copied_stop_loss_is_refused() {
+    // Shows that risk_percent with copy_sl = false (a risk measured at a stop the slave's trade never gets) is an
+    // error naming copy_sl's line, while copy_sl = false with other modes, or risk_percent alone, is accepted.
+    let risk = minimal().replace(
+        "{ mode = \"multiplier\", value = 2.0 }",
+        "{ mode = \"risk_percent\", value = 1.0 }",
+    );
+    let error = error_of(&format!("{risk}copy_sl = false\n"));
+    assert_eq!((error.line(), error.key()), (Some(22), "follow.copy_sl"), "{error}");
+    assert!(error.to_string().contains("risk_percent"), "{error}");
+    assert!(Config::from_toml_str(&format!("{risk}copy_sl = true\n")).is_ok());
+    assert!(Config::from_toml_str(&format!("{}copy_sl = false\n", minimal())).is_ok());
+}
+
+#[test]
 fn follow_rules_parse() {
     // Shows that every optional follow rule is read into its field.
     let rules = r#"below_min = "min"
