@@ -132,6 +132,25 @@ fn empty_slave_account_is_skipped_not_opened_at_the_minimum() {
     assert_eq!(open_volume(&mut funded, &open(1, Side::Buy, 1.0)), Ok(0.01), "0.001 raised to the minimum");
 }
 
+#[test]
+fn follow_of_an_unconfigured_account_is_inert() {
+    // Shows that a follow naming a slave or master with no [[account]] (accepted with a warning) gets no decisions,
+    // while the configured follower of the same master is served as usual.
+    let follows = format!(
+        "[[follow]]\nslave = 999999\nmaster = {MASTER}\n\
+         [[follow]]\nslave = {SLAVE_A}\nmaster = {MASTER}\n\
+         [[follow]]\nslave = {SLAVE_B}\nmaster = 888888\n"
+    );
+    let config = config_with("", "", &follows);
+    assert_eq!(config.warnings.len(), 2, "{:?}", config.warnings);
+    let mut engine = engine(&config);
+    let out = on_event(&mut engine, MASTER, &open(1, Side::Buy, 0.1), NOON_MS);
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].slave, copy_of(&out[0]).volume), (SLAVE_A, 0.1));
+    assert!(on_event(&mut engine, 888_888, &open(1, Side::Buy, 0.1), NOON_MS).is_empty());
+    assert!(on_state(&mut engine, SLAVE_B, &state(1e3, 1e3, vec![], None), NOON_MS).is_empty());
+}
+
 fn engine_with(rules: &str) -> Engine {
     engine(&one_follow(rules))
 }

@@ -4,6 +4,8 @@
 //! # Layout
 //! - [`ConfigError`]: the one error type of `config`; its message always
 //!   names the key and, when the source is known, the line.
+//! - [`ConfigWarning`]: something odd in an accepted configuration, with
+//!   the same line and key.
 //! - `line_of` and `from_toml`: map offsets and toml's own errors.
 //!
 //! # Invariants
@@ -99,6 +101,41 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// Something in an accepted configuration that the operator should know:
+/// the bridge logs each one at start-up. The configuration is still valid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigWarning {
+    /// Line of the key, counted from 1.
+    pub line: u32,
+    /// Dotted key, such as `follow[0].slave`.
+    pub key: String,
+    /// What is odd, and what it means for the bridge.
+    pub message: String,
+}
+
+impl ConfigWarning {
+    /// A warning about `key` found at byte `offset` of `source`.
+    pub(crate) fn at(source: &str, offset: usize, key: &str, message: String) -> ConfigWarning {
+        assert!(!key.is_empty(), "a config warning must name its key");
+        assert!(!message.is_empty());
+        ConfigWarning {
+            line: line_of(source, offset),
+            key: key.to_string(),
+            message,
+        }
+    }
+}
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            formatter,
+            "line {}: key `{}`: {}",
+            self.line, self.key, self.message
+        )
+    }
+}
 
 /// The 1-based line holding byte `offset` of `source`.
 pub(crate) fn line_of(source: &str, offset: usize) -> u32 {

@@ -7,8 +7,8 @@
 //!   function per group of keys.
 //!
 //! # Invariants
-//! - A returned follow names a master account with role master and a slave
-//!   account with role slave.
+//! - A returned follow's slave and master differ, and each is an account of
+//!   the right role or, with a warning, no configured account.
 //! - Every list is bounded by `LIST_ENTRIES_MAX` and every symbol name by
 //!   `SYMBOL_BYTES_MAX`.
 
@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use toml::Spanned;
 
-use super::error::ConfigError;
+use super::error::{ConfigError, ConfigWarning};
 use super::hours::{parse_weekday, parse_window, TradingHours, WEEKDAYS_ALL};
 use super::raw::{RawFollow, RawLot, RawLotMode};
 use super::validate::{
@@ -57,9 +57,16 @@ pub(crate) fn follow(
     source: &str,
     raw: &RawFollow,
     roles: &BTreeMap<u64, Role>,
+    warnings: &mut Vec<ConfigWarning>,
 ) -> Result<FollowConfig, ConfigError> {
-    let slave = check_account(source, &raw.slave, "follow.slave", Role::Slave, roles)?;
-    let master = check_account(source, &raw.master, "follow.master", Role::Master, roles)?;
+    let slave = check_account(source, &raw.slave, "follow.slave", Role::Slave, roles, warnings)?;
+    let master = check_account(source, &raw.master, "follow.master", Role::Master, roles, warnings)?;
+    if slave == master {
+        let message = format!(
+            "{slave} is also this follow's master; expected a slave login other than the master's"
+        );
+        return Err(ConfigError::at(source, raw.slave.span().start, "follow.slave", message));
+    }
     let comment_contains = text(
         source,
         raw.comment_contains.as_ref(),
@@ -108,13 +115,17 @@ pub(crate) fn follow(
     Ok(follow)
 }
 
-/// The login, if it is a configured account with the expected role.
+/// The login, if it is above 0 and not an account of the other role. A
+/// login with no `[[account]]` is accepted with a warning: the follow is
+/// inert until the account is added (the brief's minimal form declares only
+/// its master while its follow names a slave).
 fn check_account(
     source: &str,
     login: &Spanned<u64>,
     key: &str,
     expected: Role,
     roles: &BTreeMap<u64, Role>,
+    warnings: &mut Vec<ConfigWarning>,
 ) -> Result<u64, ConfigError> {
     let wanted = if expected == Role::Master {
         "master"
@@ -122,14 +133,27 @@ fn check_account(
         "slave"
     };
     let value = *login.get_ref();
-    let message = match roles.get(&value) {
-        Some(role) if *role == expected => return Ok(value),
-        Some(_) => format!("account {value} is not a {wanted}; expected an [[account]] with role = \"{wanted}\""),
-        None => format!(
-            "{value} is not a configured account; expected the login of an [[account]] with role = \"{wanted}\""
-        ),
-    };
-    Err(ConfigError::at(source, login.span().start, key, message))
+    let offset = login.span().start;
+    match roles.get(&value) {
+        Some(role) if *role == expected => Ok(value),
+        Some(_) => {
+            let message = format!(
+                "account {value} is not a {wanted}; expected an [[account]] with role = \"{wanted}\""
+            );
+            Err(ConfigError::at(source, offset, key, message))
+        }
+        None if value == 0 => {
+            let message = "0 is not a login; expected an account number above 0".to_string();
+            Err(ConfigError::at(source, offset, key, message))
+        }
+        None => {
+            let message = format!(
+                "{value} is not a configured account; this follow copies nothing until an [[account]] with login = {value} and role = \"{wanted}\" is added"
+            );
+            warnings.push(ConfigWarning::at(source, offset, key, message));
+            Ok(value)
+        }
+    }
 }
 
 fn lot(source: &str, raw: Option<&Spanned<RawLot>>) -> Result<LotRule, ConfigError> {

@@ -9,13 +9,16 @@
 //!   checks, and the checks across tables.
 //! - `follow`: raw to validated for `[[follow]]`.
 //! - `hours`: the trading-hours window of a follow.
-//! - `error`: [`ConfigError`], which names the line and the key.
+//! - `error`: [`ConfigError`] and [`ConfigWarning`], which name the line
+//!   and the key.
 //!
 //! # Invariants
 //! - Unknown keys are errors everywhere.
 //! - Every numeric setting is range-checked; a `Config` that exists is valid:
-//!   logins are unique, every follow names a master account with role master
-//!   and a slave account with role slave, and no (slave, master) pair repeats.
+//!   logins are unique, a follow's slave and master differ, each is either
+//!   an account of the right role or no configured account at all (the
+//!   follow is then inert, with a warning in `Config::warnings`), and no
+//!   (slave, master) pair repeats.
 
 mod error;
 mod follow;
@@ -31,7 +34,7 @@ use serde::Deserialize;
 
 use crate::protocol::Role;
 
-pub use error::ConfigError;
+pub use error::{ConfigError, ConfigWarning};
 pub use hours::{TradingHours, DAY_MS, WEEKDAYS_ALL};
 
 /// A validated configuration.
@@ -43,6 +46,10 @@ pub struct Config {
     pub accounts: Vec<AccountConfig>,
     /// `[[follow]]` entries in file order; (slave, master) pairs are unique.
     pub follows: Vec<FollowConfig>,
+    /// What the operator should know about this accepted file (a follow
+    /// naming a login with no `[[account]]`, which stays inert until the
+    /// account is added), in file order. The bridge logs each at start-up.
+    pub warnings: Vec<ConfigWarning>,
 }
 
 impl Config {

@@ -67,18 +67,52 @@ fn minimal_form_parses_with_defaults() {
     assert_eq!(follow.mode, CopyMode::Normal);
 }
 
+/// The brief's minimal form exactly, except that the key hash is filled
+/// in: only the master has an [[account]], while the follow names slave
+/// 150000.
+fn brief_text() -> String {
+    format!(
+        r#"[server]
+listen = "127.0.0.1:8080"
+shards = 0                      # 0 = one per core
+journal_dir = "./data/journal"
+
+[[account]]
+login = 100000
+server = "Probe-Server"
+role = "master"                 # or "slave"
+key_sha256 = "{KEY}"
+
+[[follow]]
+slave = 150000
+master = 100000
+lot = {{ mode = "multiplier", value = 2.0 }}
+"#
+    )
+}
+
 #[test]
-fn brief_text_with_only_a_master_parses() {
-    // Shows that the brief's exact minimal text, with the hash filled in, parses except for the follow's missing slave account.
-    let source = minimal().replace("[[account]]\nlogin = 150000", "[[account]]\nlogin = 150001");
+fn brief_text_with_only_a_master_parses_with_a_warning() {
+    // Shows that the brief's minimal form (hash filled in) is accepted, its follow kept, and the missing slave account
+    // reported as a warning naming the line and key, not as an error.
+    let config = Config::from_toml_str(&brief_text()).unwrap();
+    assert_eq!(config.accounts.len(), 1);
+    assert_eq!((config.follows[0].slave, config.follows[0].master), (150_000, 100_000));
+    assert_eq!(config.follows[0].lot, LotRule::Multiplier { factor: 2.0 });
+    assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+    let warning = &config.warnings[0];
+    assert_eq!((warning.line, warning.key.as_str()), (13, "follow.slave"));
+    assert!(warning.message.contains("150000 is not a configured account"), "{warning}");
+    assert!(warning.to_string().starts_with("line 13: key `follow.slave`: 150000"), "{warning}");
+    assert!(Config::from_toml_str(&minimal()).unwrap().warnings.is_empty());
+}
+
+#[test]
+fn brief_text_with_its_placeholder_key_is_still_refused() {
+    // Shows that the brief's text with the literal placeholder hash stays an error: no key can ever match it.
+    let source = brief_text().replace(KEY, "<hex SHA-256 of the API key>");
     let error = error_of(&source);
-    assert_eq!(error.key(), "follow.slave");
-    assert!(
-        error
-            .to_string()
-            .contains("150000 is not a configured account"),
-        "{error}"
-    );
+    assert_eq!((error.line(), error.key()), (Some(10), "account.key_sha256"));
 }
 
 #[test]
@@ -290,7 +324,8 @@ closed_positions_remembered_max = 300
 
 #[test]
 fn follow_must_name_a_master_and_a_slave() {
-    // Shows the role cross-references: master must be a master, slave a slave, both configured.
+    // Shows the role cross-references: an account of the wrong role is an error, an unconfigured login a warning,
+    // and a follow whose slave is its master an error.
     let swapped = minimal().replace(
         "slave = 150000\nmaster = 100000",
         "slave = 100000\nmaster = 150000",
@@ -299,8 +334,14 @@ fn follow_must_name_a_master_and_a_slave() {
     assert_eq!((error.line(), error.key()), (Some(19), "follow.slave"));
     assert!(error.to_string().contains("is not a slave"), "{error}");
     let unknown = minimal().replace("master = 100000\nlot", "master = 999\nlot");
-    let error = error_of(&unknown);
-    assert_eq!((error.line(), error.key()), (Some(20), "follow.master"));
+    let config = Config::from_toml_str(&unknown).unwrap();
+    let warning = &config.warnings[0];
+    assert_eq!((warning.line, warning.key.as_str()), (20, "follow.master"), "an unknown login is only a warning");
+    let same = minimal().replace("slave = 150000\nmaster = 100000", "slave = 777\nmaster = 777");
+    let error = error_of(&same);
+    assert_eq!((error.line(), error.key()), (Some(19), "follow.slave"), "{error}");
+    let zero = minimal().replace("slave = 150000\nmaster", "slave = 0\nmaster");
+    assert_eq!(error_of(&zero).key(), "follow.slave");
 }
 
 #[test]

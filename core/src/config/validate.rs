@@ -204,8 +204,9 @@ pub(crate) fn config(source: &str, raw: RawFile) -> Result<Config, ConfigError> 
         .collect();
     let mut follows = Vec::with_capacity(raw.follow.len());
     let mut pairs = BTreeSet::new();
+    let mut warnings = Vec::new();
     for raw_follow in &raw.follow {
-        let follow = follow(source, raw_follow, &roles)?;
+        let follow = follow(source, raw_follow, &roles, &mut warnings)?;
         if !pairs.insert((follow.slave, follow.master)) {
             let message = format!(
                 "slave {} already follows master {}; expected each (slave, master) pair once",
@@ -222,10 +223,12 @@ pub(crate) fn config(source: &str, raw: RawFile) -> Result<Config, ConfigError> 
     }
     assert_eq!(accounts.len(), logins.len(), "logins are unique");
     assert_eq!(follows.len(), pairs.len(), "follow pairs are unique");
+    assert!(warnings.len() <= 2 * follows.len(), "at most two warnings per follow");
     Ok(Config {
         server,
         accounts,
         follows,
+        warnings,
     })
 }
 

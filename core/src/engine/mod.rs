@@ -213,17 +213,18 @@ impl Engine {
             }
         }
         for (index, follow) in config.follows.iter().enumerate() {
-            let book = masters
-                .get_mut(&follow.master)
-                .expect("config validated that the master exists");
+            // A follow naming a login with no [[account]] is inert (the
+            // config carries a warning for it): it gets no follower slot.
+            if !slaves.contains_key(&follow.slave) {
+                continue;
+            }
+            let Some(book) = masters.get_mut(&follow.master) else {
+                continue;
+            };
             book.followers.push(Follower {
                 slave: follow.slave,
                 follow: index,
             });
-            assert!(
-                slaves.contains_key(&follow.slave),
-                "config validated that the slave exists"
-            );
         }
         for (master, book) in masters.iter_mut() {
             book.followers.sort_by_key(|follower| follower.slave);
@@ -236,6 +237,8 @@ impl Engine {
                 });
             }
         }
+        let linked: usize = masters.values().map(|book| book.followers.len()).sum();
+        assert!(linked <= config.follows.len(), "one follower slot per follow at most");
         assert!(slaves.values().all(|slave| slave
             .follows
             .windows(2)
