@@ -127,7 +127,7 @@ pub(crate) struct RawFollow {
     pub copy_sl: Option<Spanned<bool>>,
     pub copy_tp: Option<bool>,
     pub copy_pending: Option<bool>,
-    pub symbol_map: Option<Spanned<BTreeMap<String, String>>>,
+    pub symbol_map: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
     pub symbol_prefix: Option<Spanned<String>>,
     pub symbol_suffix: Option<Spanned<String>>,
     pub strip_prefix: Option<Spanned<String>>,
