@@ -49,7 +49,7 @@ pub fn sized_units(input: &SizingInput<'_>) -> Result<u64, SkipReason> {
         "events with no volume are refused earlier"
     );
     let lots = rule_lots(input)?;
-    if !(lots > 0.0) {
+    if lots.is_nan() || lots <= 0.0 {
         // Nothing to size from (an account with no money, or figures that
         // gave not-a-number): `below_min = "min"` is for a small positive
         // size, not for opening the minimum on an empty account.
