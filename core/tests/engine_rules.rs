@@ -418,6 +418,21 @@ fn reverse_copies_the_opposite_trade() {
     assert_eq!(copy_of(&out[0]).side, Side::Sell);
 }
 
+#[test]
+fn reverse_maps_pending_orders_keeping_their_price() {
+    // Shows (the reviewer's sanity check) reverse on pending orders: buy limit becomes sell stop and buy stop sell
+    // limit at the same trigger price, stops swapped, no deviation limit, expiry ttl_ms from now.
+    let mut engine = engine_with("reverse = true");
+    let out = on_event(&mut engine, MASTER, &pending(1, Side::BuyLimit, 0.1, 1.09), NOON_MS);
+    let copy = copy_of(&out[0]);
+    assert_eq!(
+        (copy.action, copy.side, copy.price, copy.sl, copy.tp, copy.max_dev, copy.expires_ms),
+        (CopyAction::Pending, Side::SellStop, 1.09, 1.12, 1.09, 0.0, NOON_MS + 5_000)
+    );
+    let out = on_event(&mut engine, MASTER, &pending(2, Side::BuyStop, 0.1, 1.11), NOON_MS);
+    assert_eq!(copy_of(&out[0]).side, Side::SellLimit);
+}
+
 fn two_master_config(slave_keys: &str, rules: &str) -> tradebridge_core::config::Config {
     config_with(
         slave_keys,
