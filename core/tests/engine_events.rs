@@ -166,7 +166,12 @@ fn resent_close_without_remaining_after_a_snapshot_is_not_applied_twice() {
     // Shows (review F1) that a snapshot already showing a partial close, then the outbox re-sending that close
     // without `remaining`, closes the slave once: the re-sent close is measured against the events, not the snapshot.
     let mut engine = engine(&one_follow(""));
-    on_snapshot(&mut engine, MASTER, &snapshot(vec![], 10_000.0, 10_000.0), NOON_MS);
+    on_snapshot(
+        &mut engine,
+        MASTER,
+        &snapshot(vec![], 10_000.0, 10_000.0),
+        NOON_MS,
+    );
     let out = on_event(&mut engine, MASTER, &open(1, Side::Buy, 1.0), NOON_MS);
     fill_exactly(&mut engine, &out[0], NOON_MS);
     let book = snapshot(
@@ -178,11 +183,18 @@ fn resent_close_without_remaining_after_a_snapshot_is_not_applied_twice() {
     assert_eq!(sent(&out), vec![(CopyAction::Close, 0.5)]);
     fill_exactly(&mut engine, &out[0], NOON_MS + 1_001);
     let out = on_event(&mut engine, MASTER, &close(1, 0.5, None), NOON_MS + 1_002);
-    assert!(out.is_empty(), "the re-sent close A changes nothing: {out:?}");
+    assert!(
+        out.is_empty(),
+        "the re-sent close A changes nothing: {out:?}"
+    );
     assert_eq!(engine.held_volume(MASTER, 1, SLAVE_A), Some(0.5));
     // A new close B of 0.3, again without `remaining`: 1.0 - 0.5 - 0.3 = 0.2 stays on the master.
     let out = on_event(&mut engine, MASTER, &close(1, 0.3, None), NOON_MS + 2_000);
-    assert_eq!(sent(&out), vec![(CopyAction::Close, 0.3)], "from 0.5 held to 0.2");
+    assert_eq!(
+        sent(&out),
+        vec![(CopyAction::Close, 0.3)],
+        "from 0.5 held to 0.2"
+    );
     fill_exactly(&mut engine, &out[0], NOON_MS + 2_001);
     assert_eq!(engine.held_volume(MASTER, 1, SLAVE_A), Some(0.2));
     // The final close, still without `remaining`, takes the rest.
@@ -207,7 +219,11 @@ fn snapshot_first_position_measures_closes_from_its_open_event() {
     assert!(on_event(&mut engine, MASTER, &close(1, 0.4, None), NOON_MS + 2).is_empty());
     assert_eq!(engine.held_volume(MASTER, 1, SLAVE_A), Some(0.6));
     let out = on_event(&mut engine, MASTER, &close(1, 0.3, None), NOON_MS + 3);
-    assert_eq!(sent(&out), vec![(CopyAction::Close, 0.3)], "1.0 - 0.4 - 0.3 = 0.3 of 0.6");
+    assert_eq!(
+        sent(&out),
+        vec![(CopyAction::Close, 0.3)],
+        "1.0 - 0.4 - 0.3 = 0.3 of 0.6"
+    );
 }
 
 #[test]
@@ -369,16 +385,32 @@ fn cancel_of_a_filled_pending_order_changes_nothing() {
     // Shows (review F8) that a `cancel` for a pending order that already filled on the master gives no decision and
     // leaves every copy open; only the position's close closes them.
     let mut engine = engine(&one_follow(""));
-    let out = on_event(&mut engine, MASTER, &pending(1, Side::BuyLimit, 0.1, 1.09), NOON_MS);
+    let out = on_event(
+        &mut engine,
+        MASTER,
+        &pending(1, Side::BuyLimit, 0.1, 1.09),
+        NOON_MS,
+    );
     fill_exactly(&mut engine, &out[0], NOON_MS);
     let mut fill = open(1, Side::Buy, 0.1);
     fill.price = 1.09;
     on_event(&mut engine, MASTER, &fill, NOON_MS + 1_000);
     assert!(on_event(&mut engine, MASTER, &cancel(1), NOON_MS + 1_001).is_empty());
-    assert_eq!(engine.copy_status(MASTER, 1, SLAVE_A), Some(CopyStatus::Open));
+    assert_eq!(
+        engine.copy_status(MASTER, 1, SLAVE_A),
+        Some(CopyStatus::Open)
+    );
     assert_eq!(engine.held_volume(MASTER, 1, SLAVE_A), Some(0.1));
-    assert!(on_event(&mut engine, MASTER, &cancel(99), NOON_MS + 1_002).is_empty(), "unknown position");
-    let out = on_event(&mut engine, MASTER, &close(1, 0.1, Some(0.0)), NOON_MS + 2_000);
+    assert!(
+        on_event(&mut engine, MASTER, &cancel(99), NOON_MS + 1_002).is_empty(),
+        "unknown position"
+    );
+    let out = on_event(
+        &mut engine,
+        MASTER,
+        &close(1, 0.1, Some(0.0)),
+        NOON_MS + 2_000,
+    );
     assert_eq!(copy_of(&out[0]).action, CopyAction::Close);
 }
 
@@ -569,20 +601,39 @@ fn offline_follower_does_not_stop_copying_for_the_others() {
         fill_exactly(&mut engine, &out[0], now);
         now += 60_000;
         let out = on_event(&mut engine, MASTER, &close(pos, 0.1, Some(0.0)), now);
-        assert_eq!(skip_of(&out[1]), SkipReason::NoCopy, "SLAVE_B's open expired unanswered");
+        assert_eq!(
+            skip_of(&out[1]),
+            SkipReason::NoCopy,
+            "SLAVE_B's open expired unanswered"
+        );
         fill_exactly(&mut engine, &out[0], now);
-        on_state(&mut engine, SLAVE_A, &state(1e3, 1e3, vec![], None), now + 1);
+        on_state(
+            &mut engine,
+            SLAVE_A,
+            &state(1e3, 1e3, vec![], None),
+            now + 1,
+        );
         on_snapshot(&mut engine, MASTER, &snapshot(vec![], 1e4, 1e4), now + 2);
         now += 3_600_000;
     }
     assert_eq!(engine.position_count(MASTER), 0);
-    assert_eq!((engine.active_copies(SLAVE_A), engine.active_copies(SLAVE_B)), (0, 0));
+    assert_eq!(
+        (engine.active_copies(SLAVE_A), engine.active_copies(SLAVE_B)),
+        (0, 0)
+    );
     let out = on_event(&mut engine, MASTER, &open(4, Side::Buy, 0.1), now);
-    assert!(matches!(out[0].outcome, Outcome::Copy(_)), "{:?}", out[0].outcome);
+    assert!(
+        matches!(out[0].outcome, Outcome::Copy(_)),
+        "{:?}",
+        out[0].outcome
+    );
     // Had the lost open run after all, the slave's next state shows the tag, and it is closed as an orphan.
     let late = vec![tagged(MASTER, 2, "EURUSD", Side::Buy, 0.1)];
     let out = on_state(&mut engine, SLAVE_B, &state(1e3, 1e3, late, None), now + 1);
-    assert_eq!((out[0].pos, copy_of(&out[0]).action, copy_of(&out[0]).volume), (2, CopyAction::Close, 0.1));
+    assert_eq!(
+        (out[0].pos, copy_of(&out[0]).action, copy_of(&out[0]).volume),
+        (2, CopyAction::Close, 0.1)
+    );
 }
 
 #[test]
@@ -595,12 +646,35 @@ fn overdue_open_of_a_closed_position_settles_at_the_next_snapshot() {
     let mut engine = engine(&config_with("", "", &follows));
     let out = on_event(&mut engine, MASTER, &open(1, Side::Buy, 0.1), NOON_MS);
     fill_exactly(&mut engine, &out[0], NOON_MS);
-    let out = on_event(&mut engine, MASTER, &close(1, 0.1, Some(0.0)), NOON_MS + 1_000);
-    assert_eq!(copy_of(&out[1]).action, CopyAction::Close, "not overdue yet: SLAVE_B gets its close");
+    let out = on_event(
+        &mut engine,
+        MASTER,
+        &close(1, 0.1, Some(0.0)),
+        NOON_MS + 1_000,
+    );
+    assert_eq!(
+        copy_of(&out[1]).action,
+        CopyAction::Close,
+        "not overdue yet: SLAVE_B gets its close"
+    );
     fill_exactly(&mut engine, &out[0], NOON_MS + 1_001);
-    on_snapshot(&mut engine, MASTER, &snapshot(vec![], 1e4, 1e4), NOON_MS + 2_000);
-    assert_eq!(engine.position_count(MASTER), 1, "SLAVE_B's open may still run");
-    on_snapshot(&mut engine, MASTER, &snapshot(vec![], 1e4, 1e4), NOON_MS + 60_000);
+    on_snapshot(
+        &mut engine,
+        MASTER,
+        &snapshot(vec![], 1e4, 1e4),
+        NOON_MS + 2_000,
+    );
+    assert_eq!(
+        engine.position_count(MASTER),
+        1,
+        "SLAVE_B's open may still run"
+    );
+    on_snapshot(
+        &mut engine,
+        MASTER,
+        &snapshot(vec![], 1e4, 1e4),
+        NOON_MS + 60_000,
+    );
     assert_eq!(engine.position_count(MASTER), 0);
     assert_eq!(engine.copy_status(MASTER, 1, SLAVE_B), None);
 }
@@ -621,20 +695,41 @@ fn closed_unsettled_positions_are_bounded_apart_from_open_ones() {
     for pos in 1..=3u64 {
         let now = NOON_MS + pos * 10;
         let out = on_event(&mut engine, MASTER, &open(pos, Side::Buy, 0.1), now);
-        assert!(matches!(out[0].outcome, Outcome::Copy(_)), "pos {pos}: {:?}", out[0].outcome);
+        assert!(
+            matches!(out[0].outcome, Outcome::Copy(_)),
+            "pos {pos}: {:?}",
+            out[0].outcome
+        );
         fill_exactly(&mut engine, &out[0], now);
         // The frozen SLAVE_B holds a copy by hand-made tag: adopted, active, and never closed while frozen.
         held.push(tagged(MASTER, pos, "EURUSD", Side::Buy, 0.1));
-        on_state(&mut engine, SLAVE_B, &state(1e3, 1e3, held.clone(), None), now + 1);
+        on_state(
+            &mut engine,
+            SLAVE_B,
+            &state(1e3, 1e3, held.clone(), None),
+            now + 1,
+        );
         let out = on_event(&mut engine, MASTER, &close(pos, 0.1, Some(0.0)), now + 2);
         assert_eq!(skip_of(&out[1]), SkipReason::Frozen);
         fill_exactly(&mut engine, &out[0], now + 2);
     }
     assert_eq!(engine.open_position_count(MASTER), 0);
-    assert_eq!(engine.position_count(MASTER), 2, "positions 2 and 3 wait for SLAVE_B");
+    assert_eq!(
+        engine.position_count(MASTER),
+        2,
+        "positions 2 and 3 wait for SLAVE_B"
+    );
     assert_eq!(engine.evicted_unsettled_total(MASTER), 1);
-    assert_eq!(engine.copy_status(MASTER, 1, SLAVE_B), None, "the oldest was evicted");
-    assert_eq!(engine.active_copies(SLAVE_B), 2, "the evicted copy is uncounted");
+    assert_eq!(
+        engine.copy_status(MASTER, 1, SLAVE_B),
+        None,
+        "the oldest was evicted"
+    );
+    assert_eq!(
+        engine.active_copies(SLAVE_B),
+        2,
+        "the evicted copy is uncounted"
+    );
     assert!(
         on_event(&mut engine, MASTER, &open(1, Side::Buy, 0.1), NOON_MS + 100).is_empty(),
         "an evicted id is remembered like a settled one"

@@ -123,28 +123,37 @@ const KINDS: [EventKind; 5] = [
     EventKind::Cancel,
 ];
 
-const STATUSES: [ResultStatus; 3] = [ResultStatus::Filled, ResultStatus::Rejected, ResultStatus::Skipped];
+const STATUSES: [ResultStatus; 3] = [
+    ResultStatus::Filled,
+    ResultStatus::Rejected,
+    ResultStatus::Skipped,
+];
 
 fn event_step() -> impl Strategy<Value = Step> {
     (
-        (prop::sample::select(&KINDS[..]), prop::sample::select(&POSITIONS[..])),
+        (
+            prop::sample::select(&KINDS[..]),
+            prop::sample::select(&POSITIONS[..]),
+        ),
         prop::sample::select(&MASTER_SYMBOLS[..]),
         prop::option::weighted(0.8, prop::sample::select(&SIDES[..])),
         prop::sample::select(&VOLUMES[..]),
         prop::array::uniform3(prop::sample::select(&PRICES[..])),
         prop::option::of(prop::sample::select(&VOLUMES[..])),
     )
-        .prop_map(|((kind, pos), symbol, side, volume, [price, sl, tp], remaining)| Step::Event {
-            kind,
-            pos,
-            symbol,
-            side,
-            volume,
-            price,
-            sl,
-            tp,
-            remaining,
-        })
+        .prop_map(
+            |((kind, pos), symbol, side, volume, [price, sl, tp], remaining)| Step::Event {
+                kind,
+                pos,
+                symbol,
+                side,
+                volume,
+                price,
+                sl,
+                tp,
+                remaining,
+            },
+        )
 }
 
 fn snapshot_step() -> impl Strategy<Value = Step> {
@@ -241,9 +250,20 @@ fn run_step(
 ) -> Vec<(u64, CopyInstruction)> {
     let mut out = Vec::new();
     match step {
-        Step::Event { kind, pos, symbol, side, volume, price, sl, tp, remaining } => {
+        Step::Event {
+            kind,
+            pos,
+            symbol,
+            side,
+            volume,
+            price,
+            sl,
+            tp,
+            remaining,
+        } => {
             let mut event = open_on(*pos, symbol, Side::Buy, *volume);
-            (event.kind, event.side, event.price, event.sl, event.tp) = (*kind, *side, *price, *sl, *tp);
+            (event.kind, event.side, event.price, event.sl, event.tp) =
+                (*kind, *side, *price, *sl, *tp);
             event.remaining = *remaining;
             engine.on_master_event(MASTER, &event, now_ms, &mut out);
         }
@@ -256,9 +276,20 @@ fn run_step(
                     entry
                 })
                 .collect();
-            engine.on_master_snapshot(MASTER, &snapshot(positions, *balance, 1e4), now_ms, &mut out);
+            engine.on_master_snapshot(
+                MASTER,
+                &snapshot(positions, *balance, 1e4),
+                now_ms,
+                &mut out,
+            );
         }
-        Step::State { second_slave, tags, balance, equity, spec: xau } => {
+        Step::State {
+            second_slave,
+            tags,
+            balance,
+            equity,
+            spec: xau,
+        } => {
             let slave = if *second_slave { SLAVE_B } else { SLAVE_A };
             let positions = tags
                 .iter()
@@ -267,9 +298,19 @@ fn run_step(
             let symbols = xau.map(|(min, step, contract)| {
                 vec![fx("EURUSD"), spec("XAUUSD", min, 100.0, step, 2, contract)]
             });
-            engine.on_slave_state(slave, &state(*balance, *equity, positions, symbols), now_ms, &mut out);
+            engine.on_slave_state(
+                slave,
+                &state(*balance, *equity, positions, symbols),
+                now_ms,
+                &mut out,
+            );
         }
-        Step::Result { pick, status, ticket, volume } => {
+        Step::Result {
+            pick,
+            status,
+            ticket,
+            volume,
+        } => {
             if !sent.is_empty() {
                 let (slave, instruction) = sent.remove(pick % sent.len());
                 let result = TradeResult {
@@ -295,21 +336,44 @@ fn run_step(
 }
 
 /// The invariants every step must keep.
-fn check(engine: &Engine, produced: &[(u64, CopyInstruction)], positions_max: u32) -> Result<(), TestCaseError> {
+fn check(
+    engine: &Engine,
+    produced: &[(u64, CopyInstruction)],
+    positions_max: u32,
+) -> Result<(), TestCaseError> {
     for slave in [SLAVE_A, SLAVE_B] {
         let counted = POSITIONS
             .iter()
-            .filter(|pos| engine.copy_status(MASTER, **pos, slave).is_some_and(|status| status.is_active()))
+            .filter(|pos| {
+                engine
+                    .copy_status(MASTER, **pos, slave)
+                    .is_some_and(|status| status.is_active())
+            })
             .count() as u32;
-        prop_assert_eq!(engine.active_copies(slave), counted, "slave {}: counter against ledger", slave);
+        prop_assert_eq!(
+            engine.active_copies(slave),
+            counted,
+            "slave {}: counter against ledger",
+            slave
+        );
     }
     prop_assert!(engine.open_position_count(MASTER) <= positions_max as usize);
     for (_, instruction) in produced {
-        prop_assert!(instruction.volume.is_finite() && instruction.volume >= 0.0, "{:?}", instruction);
-        let sized = matches!(instruction.action, CopyAction::Open | CopyAction::Pending | CopyAction::Close);
+        prop_assert!(
+            instruction.volume.is_finite() && instruction.volume >= 0.0,
+            "{:?}",
+            instruction
+        );
+        let sized = matches!(
+            instruction.action,
+            CopyAction::Open | CopyAction::Pending | CopyAction::Close
+        );
         prop_assert!(!sized || instruction.volume > 0.0, "{:?}", instruction);
         prop_assert!(!instruction.symbol.is_empty(), "{:?}", instruction);
-        prop_assert_eq!(&instruction.comment, &format!("tc:{MASTER}:{}", instruction.pos));
+        prop_assert_eq!(
+            &instruction.comment,
+            &format!("tc:{MASTER}:{}", instruction.pos)
+        );
     }
     Ok(())
 }

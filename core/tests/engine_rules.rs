@@ -129,7 +129,11 @@ fn empty_slave_account_is_skipped_not_opened_at_the_minimum() {
     );
     let mut funded = with_slave_state(&one_follow(rules), 10.0, 10.0);
     on_snapshot(&mut funded, MASTER, &snapshot(vec![], 1e4, 1e4), NOON_MS);
-    assert_eq!(open_volume(&mut funded, &open(1, Side::Buy, 1.0)), Ok(0.01), "0.001 raised to the minimum");
+    assert_eq!(
+        open_volume(&mut funded, &open(1, Side::Buy, 1.0)),
+        Ok(0.01),
+        "0.001 raised to the minimum"
+    );
 }
 
 #[test]
@@ -148,7 +152,13 @@ fn follow_of_an_unconfigured_account_is_inert() {
     assert_eq!(out.len(), 1);
     assert_eq!((out[0].slave, copy_of(&out[0]).volume), (SLAVE_A, 0.1));
     assert!(on_event(&mut engine, 888_888, &open(1, Side::Buy, 0.1), NOON_MS).is_empty());
-    assert!(on_state(&mut engine, SLAVE_B, &state(1e3, 1e3, vec![], None), NOON_MS).is_empty());
+    assert!(on_state(
+        &mut engine,
+        SLAVE_B,
+        &state(1e3, 1e3, vec![], None),
+        NOON_MS
+    )
+    .is_empty());
 }
 
 fn engine_with(rules: &str) -> Engine {
@@ -187,7 +197,12 @@ fn contract_sizes_out_of_bounds_are_refused_not_divided() {
     // table is otherwise unknown (ratio 1), and a reason to skip with slave_lacks_symbol once the table is known.
     let mut engine = engine(&one_follow(""));
     let tiny = vec![spec("XAUUSD", 0.01, 100.0, 0.01, 2, 1e-307)];
-    on_state(&mut engine, SLAVE_A, &state(1e3, 1e3, vec![], Some(tiny.clone())), NOON_MS);
+    on_state(
+        &mut engine,
+        SLAVE_A,
+        &state(1e3, 1e3, vec![], Some(tiny.clone())),
+        NOON_MS,
+    );
     assert_eq!(
         open_volume(&mut engine, &open_on(1, "XAUUSD", Side::Buy, 0.1)),
         Ok(0.1),
@@ -195,13 +210,23 @@ fn contract_sizes_out_of_bounds_are_refused_not_divided() {
     );
     let mut known = tiny;
     known.push(fx("EURUSD"));
-    on_state(&mut engine, SLAVE_A, &state(1e3, 1e3, vec![], Some(known)), NOON_MS + 1);
+    on_state(
+        &mut engine,
+        SLAVE_A,
+        &state(1e3, 1e3, vec![], Some(known)),
+        NOON_MS + 1,
+    );
     assert_eq!(
         open_volume(&mut engine, &open_on(2, "XAUUSD", Side::Buy, 0.1)),
         Err(SkipReason::SlaveLacksSymbol)
     );
     let huge = vec![spec("XAUUSD", 0.01, 100.0, 0.01, 2, 1e300)];
-    on_state(&mut engine, SLAVE_A, &state(1e3, 1e3, vec![], Some(huge)), NOON_MS + 2);
+    on_state(
+        &mut engine,
+        SLAVE_A,
+        &state(1e3, 1e3, vec![], Some(huge)),
+        NOON_MS + 2,
+    );
     assert_eq!(
         open_volume(&mut engine, &open_on(3, "XAUUSD", Side::Buy, 0.1)),
         Err(SkipReason::SlaveLacksSymbol)
@@ -308,7 +333,12 @@ fn prefix_and_strip_rules() {
 fn symbol_mapped_to_nothing_is_skipped() {
     // Shows (review F4b) that a master symbol that is only the stripped affix maps to "" and is skipped with invalid_symbol.
     let mut engine = engine_with("strip_suffix = \"-ecn\"");
-    let out = on_event(&mut engine, MASTER, &open_on(1, "-ecn", Side::Buy, 0.1), NOON_MS);
+    let out = on_event(
+        &mut engine,
+        MASTER,
+        &open_on(1, "-ecn", Side::Buy, 0.1),
+        NOON_MS,
+    );
     assert_eq!(skip_of(&out[0]), SkipReason::InvalidSymbol);
     assert_eq!(engine.active_copies(SLAVE_A), 0);
     assert_eq!(
@@ -423,13 +453,39 @@ fn reverse_maps_pending_orders_keeping_their_price() {
     // Shows (the reviewer's sanity check) reverse on pending orders: buy limit becomes sell stop and buy stop sell
     // limit at the same trigger price, stops swapped, no deviation limit, expiry ttl_ms from now.
     let mut engine = engine_with("reverse = true");
-    let out = on_event(&mut engine, MASTER, &pending(1, Side::BuyLimit, 0.1, 1.09), NOON_MS);
+    let out = on_event(
+        &mut engine,
+        MASTER,
+        &pending(1, Side::BuyLimit, 0.1, 1.09),
+        NOON_MS,
+    );
     let copy = copy_of(&out[0]);
     assert_eq!(
-        (copy.action, copy.side, copy.price, copy.sl, copy.tp, copy.max_dev, copy.expires_ms),
-        (CopyAction::Pending, Side::SellStop, 1.09, 1.12, 1.09, 0.0, NOON_MS + 5_000)
+        (
+            copy.action,
+            copy.side,
+            copy.price,
+            copy.sl,
+            copy.tp,
+            copy.max_dev,
+            copy.expires_ms
+        ),
+        (
+            CopyAction::Pending,
+            Side::SellStop,
+            1.09,
+            1.12,
+            1.09,
+            0.0,
+            NOON_MS + 5_000
+        )
     );
-    let out = on_event(&mut engine, MASTER, &pending(2, Side::BuyStop, 0.1, 1.11), NOON_MS);
+    let out = on_event(
+        &mut engine,
+        MASTER,
+        &pending(2, Side::BuyStop, 0.1, 1.11),
+        NOON_MS,
+    );
     assert_eq!(copy_of(&out[0]).side, Side::SellLimit);
 }
 
@@ -607,7 +663,12 @@ fn close_all_engine() -> Engine {
         &format!("[[follow]]\nslave = {SLAVE_A}\nmaster = {MASTER}\n"),
     );
     let mut engine = engine(&config);
-    on_state(&mut engine, SLAVE_A, &state(1_000.0, 1_000.0, vec![], None), NOON_MS);
+    on_state(
+        &mut engine,
+        SLAVE_A,
+        &state(1_000.0, 1_000.0, vec![], None),
+        NOON_MS,
+    );
     engine
 }
 
@@ -627,18 +688,44 @@ fn close_all_retries_a_close_that_failed_while_the_breach_lasts() {
     let out = on_event(&mut engine, MASTER, &open(1, Side::Buy, 0.1), NOON_MS);
     fill_exactly(&mut engine, &out[0], NOON_MS);
     let held = vec![tagged(MASTER, 1, "EURUSD", Side::Buy, 0.1)];
-    let out = on_state(&mut engine, SLAVE_A, &state(1_000.0, 850.0, held.clone(), None), NOON_MS + 10);
+    let out = on_state(
+        &mut engine,
+        SLAVE_A,
+        &state(1_000.0, 850.0, held.clone(), None),
+        NOON_MS + 10,
+    );
     assert_eq!(closes(&out), 1);
     engine.on_slave_result(SLAVE_A, copy_of(&out[0]), &rejected(), NOON_MS + 20);
-    let out = on_state(&mut engine, SLAVE_A, &state(1_000.0, 840.0, held.clone(), None), NOON_MS + 1_000);
-    assert_eq!(closes(&out), 1, "the copy is still held below the floor: {out:?}");
+    let out = on_state(
+        &mut engine,
+        SLAVE_A,
+        &state(1_000.0, 840.0, held.clone(), None),
+        NOON_MS + 1_000,
+    );
+    assert_eq!(
+        closes(&out),
+        1,
+        "the copy is still held below the floor: {out:?}"
+    );
     assert_eq!(copy_of(&out[0]).volume, 0.1);
     assert!(
-        on_state(&mut engine, SLAVE_A, &state(1_000.0, 840.0, held, None), NOON_MS + 2_000).is_empty(),
+        on_state(
+            &mut engine,
+            SLAVE_A,
+            &state(1_000.0, 840.0, held, None),
+            NOON_MS + 2_000
+        )
+        .is_empty(),
         "the second close is in flight"
     );
     fill_exactly(&mut engine, &out[0], NOON_MS + 2_001);
-    assert!(on_state(&mut engine, SLAVE_A, &state(1_000.0, 840.0, vec![], None), NOON_MS + 3_000).is_empty());
+    assert!(on_state(
+        &mut engine,
+        SLAVE_A,
+        &state(1_000.0, 840.0, vec![], None),
+        NOON_MS + 3_000
+    )
+    .is_empty());
     assert_eq!(engine.active_copies(SLAVE_A), 0);
 }
 
@@ -647,14 +734,36 @@ fn close_all_closes_a_pending_copy_that_filled_on_the_slave() {
     // Shows (review F7b) that a copied pending order the slave's state shows as a market position is marked open with
     // that side, so close_all sends a close (a cancel cannot remove a position).
     let mut engine = close_all_engine();
-    let out = on_event(&mut engine, MASTER, &pending(1, Side::BuyLimit, 0.1, 1.09), NOON_MS);
+    let out = on_event(
+        &mut engine,
+        MASTER,
+        &pending(1, Side::BuyLimit, 0.1, 1.09),
+        NOON_MS,
+    );
     fill_exactly(&mut engine, &out[0], NOON_MS);
     let held = vec![tagged(MASTER, 1, "EURUSD", Side::Buy, 0.1)];
-    assert!(on_state(&mut engine, SLAVE_A, &state(1_000.0, 1_000.0, held.clone(), None), NOON_MS + 5).is_empty());
-    assert_eq!(engine.copy_status(MASTER, 1, SLAVE_A), Some(CopyStatus::Open));
-    let out = on_state(&mut engine, SLAVE_A, &state(1_000.0, 850.0, held, None), NOON_MS + 10);
+    assert!(on_state(
+        &mut engine,
+        SLAVE_A,
+        &state(1_000.0, 1_000.0, held.clone(), None),
+        NOON_MS + 5
+    )
+    .is_empty());
+    assert_eq!(
+        engine.copy_status(MASTER, 1, SLAVE_A),
+        Some(CopyStatus::Open)
+    );
+    let out = on_state(
+        &mut engine,
+        SLAVE_A,
+        &state(1_000.0, 850.0, held, None),
+        NOON_MS + 10,
+    );
     let exit = copy_of(&out[0]);
-    assert_eq!((exit.action, exit.side, exit.volume), (CopyAction::Close, Side::Buy, 0.1));
+    assert_eq!(
+        (exit.action, exit.side, exit.volume),
+        (CopyAction::Close, Side::Buy, 0.1)
+    );
 }
 
 #[test]

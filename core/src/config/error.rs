@@ -255,7 +255,11 @@ fn table_header(line: &str) -> Option<(String, bool)> {
     if !(rest.is_empty() || rest.starts_with('#')) {
         return None;
     }
-    let name: String = inner.split('.').map(str::trim).collect::<Vec<_>>().join(".");
+    let name: String = inner
+        .split('.')
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join(".");
     let bare = |character: char| character.is_ascii_alphanumeric() || "_-.".contains(character);
     if name.is_empty() || !name.chars().all(bare) {
         return None;
@@ -342,17 +346,35 @@ mod tests {
                       lot = { mode = \"fixed\", value = \"x\" }\n[follow.extra]\nkey = 1\n";
         let key_at = |needle: &str, nth: usize| {
             let start = source.match_indices(needle).nth(nth).unwrap().0;
-            qualified_key(source, start, key_before(source, start..start + 1).as_deref())
+            qualified_key(
+                source,
+                start,
+                key_before(source, start..start + 1).as_deref(),
+            )
         };
         assert_eq!(key_at("\"x\"", 0), "server.hb_ms");
         assert_eq!(key_at("\"x\"", 1), "follow[1].lot.value");
         assert_eq!(key_at("1\n", 0), "follow[0].slave");
         assert_eq!(key_at("1\n", 1), "follow[1].extra.key");
         let brace = source.find('{').unwrap();
-        assert_eq!(qualified_key(source, brace, Some("value")), "follow[1].lot.value");
-        assert_eq!(qualified_key(source, 0, Some("server")), "server.server", "a header line belongs to its table");
+        assert_eq!(
+            qualified_key(source, brace, Some("value")),
+            "follow[1].lot.value"
+        );
+        assert_eq!(
+            qualified_key(source, 0, Some("server")),
+            "server.server",
+            "a header line belongs to its table"
+        );
         assert_eq!(qualified_key("a = 1", 4, Some("a")), "a");
-        assert_eq!(table_header("  [1, 2],"), None, "a line of a multi-line array is no header");
-        assert_eq!(table_header("[[ account ]] # note"), Some(("account".to_string(), true)));
+        assert_eq!(
+            table_header("  [1, 2],"),
+            None,
+            "a line of a multi-line array is no header"
+        );
+        assert_eq!(
+            table_header("[[ account ]] # note"),
+            Some(("account".to_string(), true))
+        );
     }
 }

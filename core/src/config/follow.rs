@@ -147,7 +147,12 @@ fn check_account(
             let message = format!(
                 "{value} is not a configured account; this follow copies nothing until an [[account]] with login = {value} and role = \"{wanted}\" is added"
             );
-            warnings.push(ConfigWarning::at(table.source, offset, &table.key(key), message));
+            warnings.push(ConfigWarning::at(
+                table.source,
+                offset,
+                &table.key(key),
+                message,
+            ));
             Ok(value)
         }
     }
@@ -221,7 +226,11 @@ fn symbol_list(
 
 /// A prefix or suffix: at most `SYMBOL_BYTES_MAX` bytes and, like the
 /// symbol names it is part of, without whitespace; "" (none) when absent.
-fn affix(table: Table<'_>, value: Option<&Spanned<String>>, key: &str) -> Result<String, ConfigError> {
+fn affix(
+    table: Table<'_>,
+    value: Option<&Spanned<String>>,
+    key: &str,
+) -> Result<String, ConfigError> {
     let text = text(table, value, key, SYMBOL_BYTES_MAX)?.unwrap_or_default();
     if let (Some(value), true) = (value, text.chars().any(char::is_whitespace)) {
         let message = format!(

@@ -43,7 +43,10 @@ fn error_of(source: &str) -> ConfigError {
 fn minimal_form_parses_with_defaults() {
     // Shows that the brief's minimal form is accepted and every default applied.
     let config = Config::from_toml_str(&minimal()).unwrap();
-    assert_eq!(config.server.listen, "127.0.0.1:8080".parse::<std::net::SocketAddr>().unwrap());
+    assert_eq!(
+        config.server.listen,
+        "127.0.0.1:8080".parse::<std::net::SocketAddr>().unwrap()
+    );
     assert_eq!(config.server.shards, 0);
     assert_eq!(config.server.hb_ms, 5_000);
     assert_eq!(config.server.frame_bytes_max, 16_384);
@@ -97,14 +100,33 @@ fn brief_text_with_only_a_master_parses_with_a_warning() {
     // reported as a warning naming the line and key, not as an error.
     let config = Config::from_toml_str(&brief_text()).unwrap();
     assert_eq!(config.accounts.len(), 1);
-    assert_eq!((config.follows[0].slave, config.follows[0].master), (150_000, 100_000));
+    assert_eq!(
+        (config.follows[0].slave, config.follows[0].master),
+        (150_000, 100_000)
+    );
     assert_eq!(config.follows[0].lot, LotRule::Multiplier { factor: 2.0 });
     assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
     let warning = &config.warnings[0];
-    assert_eq!((warning.line, warning.key.as_str()), (13, "follow[0].slave"));
-    assert!(warning.message.contains("150000 is not a configured account"), "{warning}");
-    assert!(warning.to_string().starts_with("line 13: key `follow[0].slave`: 150000"), "{warning}");
-    assert!(Config::from_toml_str(&minimal()).unwrap().warnings.is_empty());
+    assert_eq!(
+        (warning.line, warning.key.as_str()),
+        (13, "follow[0].slave")
+    );
+    assert!(
+        warning
+            .message
+            .contains("150000 is not a configured account"),
+        "{warning}"
+    );
+    assert!(
+        warning
+            .to_string()
+            .starts_with("line 13: key `follow[0].slave`: 150000"),
+        "{warning}"
+    );
+    assert!(Config::from_toml_str(&minimal())
+        .unwrap()
+        .warnings
+        .is_empty());
 }
 
 #[test]
@@ -112,7 +134,10 @@ fn brief_text_with_its_placeholder_key_is_still_refused() {
     // Shows that the brief's text with the literal placeholder hash stays an error: no key can ever match it.
     let source = brief_text().replace(KEY, "<hex SHA-256 of the API key>");
     let error = error_of(&source);
-    assert_eq!((error.line(), error.key()), (Some(10), "account[0].key_sha256"));
+    assert_eq!(
+        (error.line(), error.key()),
+        (Some(10), "account[0].key_sha256")
+    );
 }
 
 #[test]
@@ -176,7 +201,10 @@ fn unknown_key_names_line_and_key() {
         "master = 100000\ncopy_stoploss = true\n",
     );
     let error = error_of(&source);
-    assert_eq!((error.line(), error.key()), (Some(21), "follow[0].copy_stoploss"));
+    assert_eq!(
+        (error.line(), error.key()),
+        (Some(21), "follow[0].copy_stoploss")
+    );
     let source = minimal().replace("value = 2.0 }", "value = 2.0, scale = 1 }");
     assert_eq!(error_of(&source).key(), "follow[0].lot.scale");
 }
@@ -189,7 +217,10 @@ fn wrong_type_names_line_and_key() {
     assert_eq!((error.line(), error.key()), (Some(3), "server.shards"));
     let source = minimal().replace("mode = \"multiplier\"", "mode = \"double\"");
     let error = error_of(&source);
-    assert_eq!((error.line(), error.key()), (Some(21), "follow[0].lot.mode"));
+    assert_eq!(
+        (error.line(), error.key()),
+        (Some(21), "follow[0].lot.mode")
+    );
 }
 
 #[test]
@@ -336,10 +367,21 @@ fn follow_must_name_a_master_and_a_slave() {
     let unknown = minimal().replace("master = 100000\nlot", "master = 999\nlot");
     let config = Config::from_toml_str(&unknown).unwrap();
     let warning = &config.warnings[0];
-    assert_eq!((warning.line, warning.key.as_str()), (20, "follow[0].master"), "an unknown login is only a warning");
-    let same = minimal().replace("slave = 150000\nmaster = 100000", "slave = 777\nmaster = 777");
+    assert_eq!(
+        (warning.line, warning.key.as_str()),
+        (20, "follow[0].master"),
+        "an unknown login is only a warning"
+    );
+    let same = minimal().replace(
+        "slave = 150000\nmaster = 100000",
+        "slave = 777\nmaster = 777",
+    );
     let error = error_of(&same);
-    assert_eq!((error.line(), error.key()), (Some(19), "follow[0].slave"), "{error}");
+    assert_eq!(
+        (error.line(), error.key()),
+        (Some(19), "follow[0].slave"),
+        "{error}"
+    );
     let zero = minimal().replace("slave = 150000\nmaster", "slave = 0\nmaster");
     assert_eq!(error_of(&zero).key(), "follow[0].slave");
 }
@@ -429,7 +471,11 @@ fn risk_percent_without_copied_stop_loss_is_refused() {
         "{ mode = \"risk_percent\", value = 1.0 }",
     );
     let error = error_of(&format!("{risk}copy_sl = false\n"));
-    assert_eq!((error.line(), error.key()), (Some(22), "follow[0].copy_sl"), "{error}");
+    assert_eq!(
+        (error.line(), error.key()),
+        (Some(22), "follow[0].copy_sl"),
+        "{error}"
+    );
     assert!(error.to_string().contains("risk_percent"), "{error}");
     assert!(Config::from_toml_str(&format!("{risk}copy_sl = true\n")).is_ok());
     assert!(Config::from_toml_str(&format!("{}copy_sl = false\n", minimal())).is_ok());
@@ -525,7 +571,10 @@ fn bad_follow_rules_name_their_key() {
         ("ttl_ms = 0", "follow[0].ttl_ms"),
         ("max_lot = 0.0", "follow[0].max_lot"),
         ("symbols_allow = [\"\"]", "follow[0].symbols_allow"),
-        ("symbol_map = { EURUSD = \"EUR USD\" }", "follow[0].symbol_map"),
+        (
+            "symbol_map = { EURUSD = \"EUR USD\" }",
+            "follow[0].symbol_map",
+        ),
     ];
     for (line, key) in cases {
         let source = format!("{}{line}\n", minimal());
@@ -555,40 +604,85 @@ fn every_error_names_the_full_dotted_key() {
     // Shows that validation errors and toml's own errors name keys the same way: table path with its index from 0
     // in file order, then inline table, then key (`follow[2].lot.value`, `account[2].login`, `server.hb_ms`).
     let cases = [
-        ("lot = { mode = \"fixed\", value = -1 }", 36, "follow[2].lot.value"),
-        ("lot = { mode = \"fixed\", value = 1, scale = 2 }", 36, "follow[2].lot.scale"),
+        (
+            "lot = { mode = \"fixed\", value = -1 }",
+            36,
+            "follow[2].lot.value",
+        ),
+        (
+            "lot = { mode = \"fixed\", value = 1, scale = 2 }",
+            36,
+            "follow[2].lot.scale",
+        ),
         ("lot = { mode = \"fixed\" }", 36, "follow[2].lot.value"),
         ("revers = true", 36, "follow[2].revers"),
         ("below_min = \"maybe\"", 36, "follow[2].below_min"),
         ("magic_allow = [-1]", 36, "follow[2].magic_allow"),
         ("symbol_suffix = \" m\"", 36, "follow[2].symbol_suffix"),
         ("hours_utc = \"+8:00-20:00\"", 36, "follow[2].hours_utc"),
-        ("symbol_map = { EURUSD = \"EURUSD.m\", GBPUSD = \"\" }", 36, "follow[2].symbol_map"),
-        ("symbol_map = {\n EURUSD = \"EURUSD.m\" }", 36, "follow[2].symbol_map"),
-        ("[follow.lot]\nmode = \"fixed\"\nvalue = 0.0", 38, "follow[2].lot.value"),
+        (
+            "symbol_map = { EURUSD = \"EURUSD.m\", GBPUSD = \"\" }",
+            36,
+            "follow[2].symbol_map",
+        ),
+        (
+            "symbol_map = {\n EURUSD = \"EURUSD.m\" }",
+            36,
+            "follow[2].symbol_map",
+        ),
+        (
+            "[follow.lot]\nmode = \"fixed\"\nvalue = 0.0",
+            38,
+            "follow[2].lot.value",
+        ),
     ];
     for (rules, line, key) in cases {
         let error = error_of(&three_follows(rules));
-        assert_eq!((error.line(), error.key()), (Some(line), key), "{rules}: {error}");
-        assert!(error.to_string().starts_with(&format!("line {line}: key `{key}`: ")), "{error}");
+        assert_eq!(
+            (error.line(), error.key()),
+            (Some(line), key),
+            "{rules}: {error}"
+        );
+        assert!(
+            error
+                .to_string()
+                .starts_with(&format!("line {line}: key `{key}`: ")),
+            "{error}"
+        );
     }
     let login = three_follows("").replace("login = 200000", "login = 150000");
     let error = error_of(&login);
-    assert_eq!((error.line(), error.key()), (Some(24), "account[2].login"), "{error}");
+    assert_eq!(
+        (error.line(), error.key()),
+        (Some(24), "account[2].login"),
+        "{error}"
+    );
     let missing = three_follows("").replace("login = 200000\n", "");
     assert_eq!(error_of(&missing).key(), "account[2].login");
     let config = Config::from_toml_str(&three_follows("")).unwrap();
-    assert_eq!(config.warnings[0].key, "follow[2].slave", "warnings name keys the same way");
+    assert_eq!(
+        config.warnings[0].key, "follow[2].slave",
+        "warnings name keys the same way"
+    );
 }
 
 #[test]
 fn affixes_with_whitespace_are_refused() {
     // Shows that every affix key refuses a space or tab (symbol names have none) and accepts an empty string.
-    for key in ["symbol_prefix", "symbol_suffix", "strip_prefix", "strip_suffix"] {
+    for key in [
+        "symbol_prefix",
+        "symbol_suffix",
+        "strip_prefix",
+        "strip_suffix",
+    ] {
         for bad in [" m", ".m ", "a\tb"] {
             let source = format!("{}{key} = \"{bad}\"\n", minimal());
             let error = error_of(&source);
-            assert_eq!((error.line(), error.key()), (Some(22), format!("follow[0].{key}").as_str()), "{error}");
+            assert_eq!(
+                (error.line(), error.key()),
+                (Some(22), format!("follow[0].{key}").as_str()),
+                "{error}"
+            );
             assert!(error.to_string().contains("whitespace"), "{error}");
         }
         assert!(Config::from_toml_str(&format!("{}{key} = \"\"\n", minimal())).is_ok());
@@ -636,7 +730,10 @@ fn slave_risk_keys_parse_and_are_refused_on_masters() {
         "role = \"slave\"\n",
         "role = \"slave\"\ndaily_loss_percent = 0.0\n",
     );
-    assert_eq!(error_of(&bad_percent).key(), "account[1].daily_loss_percent");
+    assert_eq!(
+        error_of(&bad_percent).key(),
+        "account[1].daily_loss_percent"
+    );
 }
 
 #[test]
@@ -656,7 +753,10 @@ fn master_contracts_parse_and_must_be_positive() {
         "contracts = { XAUUSD = 0.0 }\nrole = \"master\" ",
     );
     let error = error_of(&source);
-    assert_eq!((error.line(), error.key()), (Some(9), "account[0].contracts"));
+    assert_eq!(
+        (error.line(), error.key()),
+        (Some(9), "account[0].contracts")
+    );
 }
 
 #[test]
@@ -678,10 +778,18 @@ fn contracts_need_symbol_names_and_bounded_sizes() {
         "{ \"EUR USD\" = 1.0 }",
     ] {
         let error = error_of(&with(table));
-        assert_eq!((error.line(), error.key()), (Some(9), "account[0].contracts"), "{table}: {error}");
+        assert_eq!(
+            (error.line(), error.key()),
+            (Some(9), "account[0].contracts"),
+            "{table}: {error}"
+        );
     }
     let config = Config::from_toml_str(&with("{ BTCUSD = 1e-6, USDJPY = 1e12 }")).unwrap();
-    assert_eq!(config.account(100_000).unwrap().contracts.len(), 2, "the bounds themselves are accepted");
+    assert_eq!(
+        config.account(100_000).unwrap().contracts.len(),
+        2,
+        "the bounds themselves are accepted"
+    );
 }
 
 #[test]

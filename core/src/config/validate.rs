@@ -204,12 +204,21 @@ const MONEY_MAX: f64 = 1e12;
 const KEY_PLACEHOLDER: &str = "<hex SHA-256 of the API key>";
 
 pub(crate) fn config(source: &str, raw: RawFile) -> Result<Config, ConfigError> {
-    let server = server(Table { source, path: "server" }, &raw.server)?;
+    let server = server(
+        Table {
+            source,
+            path: "server",
+        },
+        &raw.server,
+    )?;
     let mut accounts = Vec::with_capacity(raw.account.len());
     let mut logins = BTreeSet::new();
     for (index, raw_account) in raw.account.iter().enumerate() {
         let path = format!("account[{index}]");
-        let table = Table { source, path: &path };
+        let table = Table {
+            source,
+            path: &path,
+        };
         let account = account(table, raw_account)?;
         if !logins.insert(account.login) {
             let message = format!(
@@ -229,7 +238,10 @@ pub(crate) fn config(source: &str, raw: RawFile) -> Result<Config, ConfigError> 
     let mut warnings = Vec::new();
     for (index, raw_follow) in raw.follow.iter().enumerate() {
         let path = format!("follow[{index}]");
-        let table = Table { source, path: &path };
+        let table = Table {
+            source,
+            path: &path,
+        };
         let follow = follow(table, raw_follow, &roles, &mut warnings)?;
         if !pairs.insert((follow.slave, follow.master)) {
             let message = format!(
@@ -242,7 +254,10 @@ pub(crate) fn config(source: &str, raw: RawFile) -> Result<Config, ConfigError> 
     }
     assert_eq!(accounts.len(), logins.len(), "logins are unique");
     assert_eq!(follows.len(), pairs.len(), "follow pairs are unique");
-    assert!(warnings.len() <= 2 * follows.len(), "at most two warnings per follow");
+    assert!(
+        warnings.len() <= 2 * follows.len(),
+        "at most two warnings per follow"
+    );
     Ok(Config {
         server,
         accounts,
@@ -344,7 +359,11 @@ pub(crate) fn entries_max(
     Ok(())
 }
 
-fn address(table: Table<'_>, value: &Spanned<String>, key: &str) -> Result<SocketAddr, ConfigError> {
+fn address(
+    table: Table<'_>,
+    value: &Spanned<String>,
+    key: &str,
+) -> Result<SocketAddr, ConfigError> {
     value.get_ref().parse().map_err(|_| {
         let message = format!(
             "\"{}\" is not an address; expected ip:port such as \"127.0.0.1:8080\"",
@@ -372,7 +391,11 @@ fn idle(table: Table<'_>, raw: &RawServer) -> Result<IdleStrategy, ConfigError> 
         RawIdle::Spin => IdleStrategy::Spin,
         RawIdle::Yield => IdleStrategy::Yield,
         RawIdle::Park => IdleStrategy::Park {
-            backoff_us_max: number(table, &raw.idle_park_backoff_us_max, IDLE_PARK_BACKOFF_US_MAX)?,
+            backoff_us_max: number(
+                table,
+                &raw.idle_park_backoff_us_max,
+                IDLE_PARK_BACKOFF_US_MAX,
+            )?,
         },
     })
 }
@@ -444,7 +467,13 @@ fn account(table: Table<'_>, raw: &RawAccount) -> Result<AccountConfig, ConfigEr
         None => BTreeMap::new(),
         Some(sizes) if role == Role::Slave => {
             let why = "the slave's contract sizes come from its `state.symbols`";
-            return Err(only_on(table, sizes.span().start, "contracts", "a master", why));
+            return Err(only_on(
+                table,
+                sizes.span().start,
+                "contracts",
+                "a master",
+                why,
+            ));
         }
         Some(sizes) => contracts(table, sizes)?,
     };
@@ -470,7 +499,11 @@ fn account(table: Table<'_>, raw: &RawAccount) -> Result<AccountConfig, ConfigEr
 }
 
 fn only_on(table: Table<'_>, offset: usize, key: &str, role: &str, why: &str) -> ConfigError {
-    table.error(offset, key, format!("is only valid on {role} account; {why}"))
+    table.error(
+        offset,
+        key,
+        format!("is only valid on {role} account; {why}"),
+    )
 }
 
 fn key_hash(table: Table<'_>, value: &Spanned<String>) -> Result<[u8; 32], ConfigError> {
@@ -520,7 +553,9 @@ fn contracts(
         accepted.insert(symbol.clone(), inner);
     }
     assert_eq!(accepted.len(), sizes.get_ref().len());
-    assert!(accepted.values().all(|size| size.is_finite() && *size > 0.0));
+    assert!(accepted
+        .values()
+        .all(|size| size.is_finite() && *size > 0.0));
     Ok(accepted)
 }
 
@@ -534,7 +569,10 @@ fn refuse_risk_on_master(table: Table<'_>, raw: &RawAccount) -> Result<AccountRi
     let present = [
         ("mode", start(&raw.mode)),
         ("max_positions", start(&raw.max_positions)),
-        ("max_positions_per_symbol", start(&raw.max_positions_per_symbol)),
+        (
+            "max_positions_per_symbol",
+            start(&raw.max_positions_per_symbol),
+        ),
         ("daily_loss_money", start(&raw.daily_loss_money)),
         ("daily_loss_percent", start(&raw.daily_loss_percent)),
         ("daily_loss_basis", start(&raw.daily_loss_basis)),

@@ -405,7 +405,10 @@ pub(crate) fn settle_or_hold(
     for (_, position) in book.note_unsettled_close(pos) {
         uncount_copies(&book.followers, &position, slaves);
     }
-    assert!(book.positions.get(&pos).is_none_or(|position| position.closed));
+    assert!(book
+        .positions
+        .get(&pos)
+        .is_none_or(|position| position.closed));
 }
 
 /// Uncounts the active copies of a position leaving the ledger unsettled,
@@ -424,6 +427,32 @@ pub(crate) fn uncount_copies(
                 .deactivate(&copy.symbol);
         }
     }
+}
+
+/// Turns a pending master position into the market position it filled as;
+/// returns its volume (the fill's, or the order's when the fill gives none).
+fn apply_fill(position: &mut MasterPosition, fill: &NewPosition<'_>) -> u64 {
+    assert!(
+        position.side.is_pending() && !position.closed,
+        "only an open pending order fills"
+    );
+    assert!(!fill.side.is_pending(), "a fill is a market side");
+    let units = lots_to_units(fill.volume)
+        .filter(|units| *units > 0)
+        .unwrap_or(position.remaining_units);
+    position.side = fill.side;
+    position.remaining_units = units;
+    position.opened_units = units;
+    position.opened_from_event = fill.from_event;
+    position.closed_by_events_units = 0;
+    if fill.price.is_finite() && fill.price > 0.0 {
+        position.price = fill.price;
+    }
+    if fill.sl.is_finite() && fill.tp.is_finite() {
+        position.sl = fill.sl;
+        position.tp = fill.tp;
+    }
+    units
 }
 
 impl Engine {
@@ -581,26 +610,7 @@ impl Engine {
         let Some(position) = book.positions.get_mut(&fill.pos) else {
             return;
         };
-        assert!(
-            position.side.is_pending() && !position.closed,
-            "only an open pending order fills"
-        );
-        assert!(!fill.side.is_pending(), "a fill is a market side");
-        let units = lots_to_units(fill.volume)
-            .filter(|units| *units > 0)
-            .unwrap_or(position.remaining_units);
-        position.side = fill.side;
-        position.remaining_units = units;
-        position.opened_units = units;
-        position.opened_from_event = fill.from_event;
-        position.closed_by_events_units = 0;
-        if fill.price.is_finite() && fill.price > 0.0 {
-            position.price = fill.price;
-        }
-        if fill.sl.is_finite() && fill.tp.is_finite() {
-            position.sl = fill.sl;
-            position.tp = fill.tp;
-        }
+        let units = apply_fill(position, fill);
         let context = MasterContext {
             login: master,
             figures: book.figures,
@@ -728,9 +738,8 @@ impl Engine {
             return;
         }
         let closed_units = lots_to_units(event.volume).unwrap_or(0);
-        position.closed_by_events_units = position
-            .closed_by_events_units
-            .saturating_add(closed_units);
+        position.closed_by_events_units =
+            position.closed_by_events_units.saturating_add(closed_units);
         let remaining_units = match event.remaining.and_then(lots_to_units) {
             Some(remaining_units) => remaining_units,
             None => position.remaining_by_events_units(),

@@ -316,7 +316,8 @@ impl MasterPosition {
     /// What the master holds by its events alone: the opened volume less
     /// every close event's volume.
     pub fn remaining_by_events_units(&self) -> u64 {
-        self.opened_units.saturating_sub(self.closed_by_events_units)
+        self.opened_units
+            .saturating_sub(self.closed_by_events_units)
     }
 
     /// True when nothing remains to be done for this position: the master
@@ -453,10 +454,15 @@ impl MasterBook {
     /// its bound, oldest first; the caller uncounts their active copies.
     pub(crate) fn note_unsettled_close(&mut self, pos: u64) -> Vec<(u64, MasterPosition)> {
         assert!(
-            self.positions.get(&pos).is_some_and(|position| position.closed),
+            self.positions
+                .get(&pos)
+                .is_some_and(|position| position.closed),
             "only a closed position in the ledger waits to settle"
         );
-        assert!(!self.closed_unsettled.contains(&pos), "a position closes once");
+        assert!(
+            !self.closed_unsettled.contains(&pos),
+            "a position closes once"
+        );
         self.closed_unsettled.push_back(pos);
         let mut evicted = Vec::new();
         while self.closed_unsettled.len() > self.closed_remembered_max {

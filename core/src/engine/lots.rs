@@ -328,13 +328,19 @@ mod tests {
         // Shows that while the master holds any volume, a target rounding to 0 is raised to min, not closed in full.
         let fx = spec(0.01, 100.0, 0.01);
         // 0.01 of a 1.0 master that keeps 0.3: target 0.003 rounds to 0.
-        assert_eq!(close_units(&fx, units(0.01), units(0.01), units(1.0), units(0.3)), 0);
+        assert_eq!(
+            close_units(&fx, units(0.01), units(0.01), units(1.0), units(0.3)),
+            0
+        );
         // 0.05 of a 1.0 master that keeps 0.05: target 0.0025 rounds to 0; close down to the minimum.
         assert_eq!(
             close_units(&fx, units(0.05), units(0.05), units(1.0), units(0.05)),
             units(0.04)
         );
-        assert_eq!(close_units(&fx, units(0.05), units(0.01), units(1.0), 0), units(0.01));
+        assert_eq!(
+            close_units(&fx, units(0.05), units(0.01), units(1.0), 0),
+            units(0.01)
+        );
     }
 
     #[test]

@@ -238,7 +238,10 @@ impl Engine {
             }
         }
         let linked: usize = masters.values().map(|book| book.followers.len()).sum();
-        assert!(linked <= config.follows.len(), "one follower slot per follow at most");
+        assert!(
+            linked <= config.follows.len(),
+            "one follower slot per follow at most"
+        );
         assert!(slaves.values().all(|slave| slave
             .follows
             .windows(2)

@@ -83,7 +83,9 @@ fn tagged_positions(state: &State, follows: &[FollowSlot]) -> BTreeMap<(u64, u64
             });
     }
     assert!(tags.len() <= state.positions.len());
-    assert!(tags.values().all(|tagged| tagged.units > 0 && !tagged.symbol.is_empty()));
+    assert!(tags
+        .values()
+        .all(|tagged| tagged.units > 0 && !tagged.symbol.is_empty()));
     tags
 }
 
@@ -128,25 +130,9 @@ fn reconcile_copy(
     assert_eq!(copy.in_flight, 0, "nothing in flight from here on");
     let position = context.position;
     match (copy.status, reported) {
+        (_, Some(_)) if position.closed && frozen => None,
         (_, Some(tagged)) if position.closed => {
-            // The master closed it; the slave still holds some: close that.
-            if frozen {
-                return None;
-            }
-            adopt(slave, copy, tagged, position);
-            copy.closed_units += tagged.units;
-            copy.in_flight += 1;
-            copy.set_status(CopyStatus::Closed, slave);
-            let instruction = exit_instruction(
-                context.master.login,
-                context.pos,
-                &position.tag,
-                CopyAction::Close,
-                copy,
-                units_to_lots(tagged.units),
-                0.0,
-            );
-            Some(Outcome::Copy(instruction))
+            Some(close_still_held(context, slave, copy, tagged))
         }
         (CopyStatus::Open | CopyStatus::PendingPlaced, Some(tagged)) => {
             if tagged.units != copy.held_units() {
@@ -186,6 +172,31 @@ fn reconcile_copy(
         }
         _ => None,
     }
+}
+
+/// The master closed the position and the slave still holds `tagged` of
+/// it: takes that as the copy and closes it.
+fn close_still_held(
+    context: &CopyContext<'_>,
+    slave: &mut SlaveBook,
+    copy: &mut SlaveCopy,
+    tagged: &Tagged,
+) -> Outcome {
+    assert!(context.position.closed && tagged.units > 0);
+    adopt(slave, copy, tagged, context.position);
+    copy.closed_units += tagged.units;
+    copy.in_flight += 1;
+    copy.set_status(CopyStatus::Closed, slave);
+    assert_eq!(copy.held_units(), 0, "the close takes all the slave holds");
+    Outcome::Copy(exit_instruction(
+        context.master.login,
+        context.pos,
+        &context.position.tag,
+        CopyAction::Close,
+        copy,
+        units_to_lots(tagged.units),
+        0.0,
+    ))
 }
 
 /// While an instruction is in flight: confirms an open the slave already
@@ -352,8 +363,12 @@ impl Engine {
     /// lost, like at the master's close, so the position can leave. Run at
     /// each snapshot, so such a position lingers about a snapshot period.
     fn settle_overdue_closed(&mut self, master: u64, now_ms: u64) {
-        let Engine { masters, slaves, .. } = self;
-        let book = masters.get_mut(&master).expect("the caller found the master");
+        let Engine {
+            masters, slaves, ..
+        } = self;
+        let book = masters
+            .get_mut(&master)
+            .expect("the caller found the master");
         let waiting: Vec<u64> = book.closed_unsettled().iter().copied().collect();
         for pos in waiting {
             let position = book
@@ -533,8 +548,7 @@ impl Engine {
             let frozen =
                 effective_mode(&follows[slot.follow], &slave_book.risk) == CopyMode::Frozen;
             let gone = book.recently_closed(pos) || book.snapshot_seen;
-            if frozen || !gone || !slave_book.orphan_closes.insert((master, pos))
-            {
+            if frozen || !gone || !slave_book.orphan_closes.insert((master, pos)) {
                 continue;
             }
             let mut copy = SlaveCopy::new(CopyStatus::Closed);

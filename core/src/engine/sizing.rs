@@ -303,8 +303,15 @@ mod tests {
         rule.lot = LotRule::BalanceRatio { factor: 1.0 };
         for balance in [0.0, -50.0] {
             let mut sizing = input(&rule);
-            sizing.slave_figures = Some(AccountFigures { balance, equity: balance });
-            assert_eq!(sized_units(&sizing), Err(SkipReason::ZeroVolume), "{balance}");
+            sizing.slave_figures = Some(AccountFigures {
+                balance,
+                equity: balance,
+            });
+            assert_eq!(
+                sized_units(&sizing),
+                Err(SkipReason::ZeroVolume),
+                "{balance}"
+            );
         }
         rule.lot = LotRule::RiskPercent {
             percent: 1.0,
@@ -312,12 +319,22 @@ mod tests {
             quote_to_account: 1.0,
         };
         let mut sizing = input(&rule);
-        sizing.slave_figures = Some(AccountFigures { balance: 100.0, equity: -1.0 });
+        sizing.slave_figures = Some(AccountFigures {
+            balance: 100.0,
+            equity: -1.0,
+        });
         assert_eq!(sized_units(&sizing), Err(SkipReason::ZeroVolume));
         rule.lot = LotRule::BalanceRatio { factor: 1.0 };
         let mut tiny = input(&rule);
-        tiny.slave_figures = Some(AccountFigures { balance: 1.0, equity: 1.0 });
-        assert_eq!(sized_units(&tiny), Ok(1_000_000), "a small positive size still opens the minimum");
+        tiny.slave_figures = Some(AccountFigures {
+            balance: 1.0,
+            equity: 1.0,
+        });
+        assert_eq!(
+            sized_units(&tiny),
+            Ok(1_000_000),
+            "a small positive size still opens the minimum"
+        );
     }
 
     #[test]

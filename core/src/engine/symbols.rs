@@ -235,7 +235,11 @@ mod tests {
         }
         let mut nameless = spec("", 0.01);
         nameless.contract = 100.0;
-        assert_eq!(SlaveSymbol::from_spec(&nameless), None, "a symbol needs a name");
+        assert_eq!(
+            SlaveSymbol::from_spec(&nameless),
+            None,
+            "a symbol needs a name"
+        );
     }
 
     #[test]
