@@ -117,6 +117,21 @@ fn partial_closes_are_proportional_and_carry() {
 }
 
 #[test]
+fn partial_close_whose_target_rounds_to_zero_leaves_the_minimum() {
+    // Shows (review F10) that a slave at 0.01 of a 1.0 master keeps its 0.01 while the master keeps 0.3, and closes it
+    // at the master's final close.
+    let mut engine = engine(&one_follow("lot = { mode = \"multiplier\", value = 0.01 }"));
+    let out = on_event(&mut engine, MASTER, &open(1, Side::Buy, 1.0), NOON_MS);
+    assert_eq!(copy_of(&out[0]).volume, 0.01);
+    fill_exactly(&mut engine, &out[0], NOON_MS);
+    let out = on_event(&mut engine, MASTER, &close(1, 0.7, Some(0.3)), NOON_MS + 10);
+    assert_eq!(skip_of(&out[0]), SkipReason::CloseCarried);
+    assert_eq!(engine.held_volume(MASTER, 1, SLAVE_A), Some(0.01));
+    let out = on_event(&mut engine, MASTER, &close(1, 0.3, Some(0.0)), NOON_MS + 20);
+    assert_eq!(copy_of(&out[0]).volume, 0.01);
+}
+
+#[test]
 fn remaining_is_derived_from_the_ledger_when_absent() {
     // Shows that a close without `remaining` uses the master's open volume minus closes so far.
     let mut engine = engine(&one_follow(""));
@@ -133,6 +148,92 @@ fn remaining_is_derived_from_the_ledger_when_absent() {
         None,
         "fully closed and settled"
     );
+}
+
+/// The (action, volume) of every copy among `decisions`.
+fn sent(decisions: &[tradebridge_core::engine::Decision]) -> Vec<(CopyAction, f64)> {
+    decisions
+        .iter()
+        .filter_map(|decision| match &decision.outcome {
+            Outcome::Copy(instruction) => Some((instruction.action, instruction.volume)),
+            Outcome::Skip(_) => None,
+        })
+        .collect()
+}
+
+#[test]
+fn resent_close_without_remaining_after_a_snapshot_is_not_applied_twice() {
+    // Shows (review F1) that a snapshot already showing a partial close, then the outbox re-sending that close
+    // without `remaining`, closes the slave once: the re-sent close is measured against the events, not the snapshot.
+    let mut engine = engine(&one_follow(""));
+    on_snapshot(
+        &mut engine,
+        MASTER,
+        &snapshot(vec![], 10_000.0, 10_000.0),
+        NOON_MS,
+    );
+    let out = on_event(&mut engine, MASTER, &open(1, Side::Buy, 1.0), NOON_MS);
+    fill_exactly(&mut engine, &out[0], NOON_MS);
+    let book = snapshot(
+        vec![snapshot_position(1, Side::Buy, 0.5, 1.09, 1.12)],
+        10_000.0,
+        10_000.0,
+    );
+    let out = on_snapshot(&mut engine, MASTER, &book, NOON_MS + 1_000);
+    assert_eq!(sent(&out), vec![(CopyAction::Close, 0.5)]);
+    fill_exactly(&mut engine, &out[0], NOON_MS + 1_001);
+    let out = on_event(&mut engine, MASTER, &close(1, 0.5, None), NOON_MS + 1_002);
+    assert!(
+        out.is_empty(),
+        "the re-sent close A changes nothing: {out:?}"
+    );
+    assert_eq!(engine.held_volume(MASTER, 1, SLAVE_A), Some(0.5));
+    // A new close B of 0.3, again without `remaining`: 1.0 - 0.5 - 0.3 = 0.2 stays on the master.
+    let out = on_event(&mut engine, MASTER, &close(1, 0.3, None), NOON_MS + 2_000);
+    assert_eq!(
+        sent(&out),
+        vec![(CopyAction::Close, 0.3)],
+        "from 0.5 held to 0.2"
+    );
+    fill_exactly(&mut engine, &out[0], NOON_MS + 2_001);
+    assert_eq!(engine.held_volume(MASTER, 1, SLAVE_A), Some(0.2));
+    // The final close, still without `remaining`, takes the rest.
+    let out = on_event(&mut engine, MASTER, &close(1, 0.2, None), NOON_MS + 3_000);
+    assert_eq!(sent(&out), vec![(CopyAction::Close, 0.2)]);
+}
+
+#[test]
+fn snapshot_first_position_measures_closes_from_its_open_event() {
+    // Shows that a position first seen in a snapshot (open and a partial close still in the outbox) takes the
+    // opened volume from its late `open` event, so the re-sent partial close without `remaining` is a no-op.
+    let mut engine = engine(&one_follow(""));
+    let book = snapshot(
+        vec![snapshot_position(1, Side::Buy, 0.6, 1.09, 1.12)],
+        10_000.0,
+        10_000.0,
+    );
+    let out = on_snapshot(&mut engine, MASTER, &book, NOON_MS);
+    assert_eq!(sent(&out), vec![(CopyAction::Open, 0.6)]);
+    fill_exactly(&mut engine, &out[0], NOON_MS);
+    assert!(on_event(&mut engine, MASTER, &open(1, Side::Buy, 1.0), NOON_MS + 1).is_empty());
+    assert!(on_event(&mut engine, MASTER, &close(1, 0.4, None), NOON_MS + 2).is_empty());
+    assert_eq!(engine.held_volume(MASTER, 1, SLAVE_A), Some(0.6));
+    let out = on_event(&mut engine, MASTER, &close(1, 0.3, None), NOON_MS + 3);
+    assert_eq!(
+        sent(&out),
+        vec![(CopyAction::Close, 0.3)],
+        "1.0 - 0.4 - 0.3 = 0.3 of 0.6"
+    );
+}
+
+#[test]
+fn remaining_when_present_is_used_as_sent() {
+    // Shows that a close carrying `remaining` is applied against it, whatever the earlier events summed to.
+    let mut engine = engine(&one_follow(""));
+    let out = on_event(&mut engine, MASTER, &open(1, Side::Buy, 1.0), NOON_MS);
+    fill_exactly(&mut engine, &out[0], NOON_MS);
+    let out = on_event(&mut engine, MASTER, &close(1, 0.1, Some(0.4)), NOON_MS + 1);
+    assert_eq!(sent(&out), vec![(CopyAction::Close, 0.6)]);
 }
 
 #[test]
@@ -277,6 +378,40 @@ fn pending_fill_sends_nothing_and_later_closes_flow() {
         (copy.action, copy.side, copy.volume),
         (CopyAction::Close, Side::Sell, 0.2)
     );
+}
+
+#[test]
+fn cancel_of_a_filled_pending_order_changes_nothing() {
+    // Shows (review F8) that a `cancel` for a pending order that already filled on the master gives no decision and
+    // leaves every copy open; only the position's close closes them.
+    let mut engine = engine(&one_follow(""));
+    let out = on_event(
+        &mut engine,
+        MASTER,
+        &pending(1, Side::BuyLimit, 0.1, 1.09),
+        NOON_MS,
+    );
+    fill_exactly(&mut engine, &out[0], NOON_MS);
+    let mut fill = open(1, Side::Buy, 0.1);
+    fill.price = 1.09;
+    on_event(&mut engine, MASTER, &fill, NOON_MS + 1_000);
+    assert!(on_event(&mut engine, MASTER, &cancel(1), NOON_MS + 1_001).is_empty());
+    assert_eq!(
+        engine.copy_status(MASTER, 1, SLAVE_A),
+        Some(CopyStatus::Open)
+    );
+    assert_eq!(engine.held_volume(MASTER, 1, SLAVE_A), Some(0.1));
+    assert!(
+        on_event(&mut engine, MASTER, &cancel(99), NOON_MS + 1_002).is_empty(),
+        "unknown position"
+    );
+    let out = on_event(
+        &mut engine,
+        MASTER,
+        &close(1, 0.1, Some(0.0)),
+        NOON_MS + 2_000,
+    );
+    assert_eq!(copy_of(&out[0]).action, CopyAction::Close);
 }
 
 #[test]
@@ -448,6 +583,157 @@ fn ledger_is_bounded() {
         SkipReason::LedgerFull
     );
     assert_eq!(engine.position_count(MASTER), 2);
+}
+
+#[test]
+fn offline_follower_does_not_stop_copying_for_the_others() {
+    // Shows (review F9) that a follower that never answers does not pin closed positions: at the master's close its
+    // long-expired, unconfirmed open is settled as lost, so new trades keep reaching the online follower.
+    let follows = format!(
+        "[[follow]]\nslave = {SLAVE_A}\nmaster = {MASTER}\n[[follow]]\nslave = {SLAVE_B}\nmaster = {MASTER}\n"
+    );
+    let mut config = config_with("", "", &follows);
+    config.server.positions_per_master_max = 3;
+    let mut engine = engine(&config);
+    let mut now = NOON_MS;
+    for pos in 1..=3u64 {
+        let out = on_event(&mut engine, MASTER, &open(pos, Side::Buy, 0.1), now);
+        fill_exactly(&mut engine, &out[0], now);
+        now += 60_000;
+        let out = on_event(&mut engine, MASTER, &close(pos, 0.1, Some(0.0)), now);
+        assert_eq!(
+            skip_of(&out[1]),
+            SkipReason::NoCopy,
+            "SLAVE_B's open expired unanswered"
+        );
+        fill_exactly(&mut engine, &out[0], now);
+        on_state(
+            &mut engine,
+            SLAVE_A,
+            &state(1e3, 1e3, vec![], None),
+            now + 1,
+        );
+        on_snapshot(&mut engine, MASTER, &snapshot(vec![], 1e4, 1e4), now + 2);
+        now += 3_600_000;
+    }
+    assert_eq!(engine.position_count(MASTER), 0);
+    assert_eq!(
+        (engine.active_copies(SLAVE_A), engine.active_copies(SLAVE_B)),
+        (0, 0)
+    );
+    let out = on_event(&mut engine, MASTER, &open(4, Side::Buy, 0.1), now);
+    assert!(
+        matches!(out[0].outcome, Outcome::Copy(_)),
+        "{:?}",
+        out[0].outcome
+    );
+    // Had the lost open run after all, the slave's next state shows the tag, and it is closed as an orphan.
+    let late = vec![tagged(MASTER, 2, "EURUSD", Side::Buy, 0.1)];
+    let out = on_state(&mut engine, SLAVE_B, &state(1e3, 1e3, late, None), now + 1);
+    assert_eq!(
+        (out[0].pos, copy_of(&out[0]).action, copy_of(&out[0]).volume),
+        (2, CopyAction::Close, 0.1)
+    );
+}
+
+#[test]
+fn overdue_open_of_a_closed_position_settles_at_the_next_snapshot() {
+    // Shows that when the master closes before an offline follower's open is overdue, the master's next snapshot
+    // after the overdue point settles it, so the position leaves the ledger.
+    let follows = format!(
+        "[[follow]]\nslave = {SLAVE_A}\nmaster = {MASTER}\n[[follow]]\nslave = {SLAVE_B}\nmaster = {MASTER}\n"
+    );
+    let mut engine = engine(&config_with("", "", &follows));
+    let out = on_event(&mut engine, MASTER, &open(1, Side::Buy, 0.1), NOON_MS);
+    fill_exactly(&mut engine, &out[0], NOON_MS);
+    let out = on_event(
+        &mut engine,
+        MASTER,
+        &close(1, 0.1, Some(0.0)),
+        NOON_MS + 1_000,
+    );
+    assert_eq!(
+        copy_of(&out[1]).action,
+        CopyAction::Close,
+        "not overdue yet: SLAVE_B gets its close"
+    );
+    fill_exactly(&mut engine, &out[0], NOON_MS + 1_001);
+    on_snapshot(
+        &mut engine,
+        MASTER,
+        &snapshot(vec![], 1e4, 1e4),
+        NOON_MS + 2_000,
+    );
+    assert_eq!(
+        engine.position_count(MASTER),
+        1,
+        "SLAVE_B's open may still run"
+    );
+    on_snapshot(
+        &mut engine,
+        MASTER,
+        &snapshot(vec![], 1e4, 1e4),
+        NOON_MS + 60_000,
+    );
+    assert_eq!(engine.position_count(MASTER), 0);
+    assert_eq!(engine.copy_status(MASTER, 1, SLAVE_B), None);
+}
+
+#[test]
+fn closed_unsettled_positions_are_bounded_apart_from_open_ones() {
+    // Shows that closed positions waiting on a follower do not count against positions_per_master_max, are bounded
+    // by closed_positions_remembered_max with the oldest evicted and counted, and eviction uncounts active copies.
+    let follows = format!(
+        "[[follow]]\nslave = {SLAVE_A}\nmaster = {MASTER}\n\
+         [[follow]]\nslave = {SLAVE_B}\nmaster = {MASTER}\nmode = \"frozen\"\n"
+    );
+    let mut config = config_with("", "", &follows);
+    config.server.positions_per_master_max = 1;
+    config.server.closed_positions_remembered_max = 2;
+    let mut engine = engine(&config);
+    let mut held = Vec::new();
+    for pos in 1..=3u64 {
+        let now = NOON_MS + pos * 10;
+        let out = on_event(&mut engine, MASTER, &open(pos, Side::Buy, 0.1), now);
+        assert!(
+            matches!(out[0].outcome, Outcome::Copy(_)),
+            "pos {pos}: {:?}",
+            out[0].outcome
+        );
+        fill_exactly(&mut engine, &out[0], now);
+        // The frozen SLAVE_B holds a copy by hand-made tag: adopted, active, and never closed while frozen.
+        held.push(tagged(MASTER, pos, "EURUSD", Side::Buy, 0.1));
+        on_state(
+            &mut engine,
+            SLAVE_B,
+            &state(1e3, 1e3, held.clone(), None),
+            now + 1,
+        );
+        let out = on_event(&mut engine, MASTER, &close(pos, 0.1, Some(0.0)), now + 2);
+        assert_eq!(skip_of(&out[1]), SkipReason::Frozen);
+        fill_exactly(&mut engine, &out[0], now + 2);
+    }
+    assert_eq!(engine.open_position_count(MASTER), 0);
+    assert_eq!(
+        engine.position_count(MASTER),
+        2,
+        "positions 2 and 3 wait for SLAVE_B"
+    );
+    assert_eq!(engine.evicted_unsettled_total(MASTER), 1);
+    assert_eq!(
+        engine.copy_status(MASTER, 1, SLAVE_B),
+        None,
+        "the oldest was evicted"
+    );
+    assert_eq!(
+        engine.active_copies(SLAVE_B),
+        2,
+        "the evicted copy is uncounted"
+    );
+    assert!(
+        on_event(&mut engine, MASTER, &open(1, Side::Buy, 0.1), NOON_MS + 100).is_empty(),
+        "an evicted id is remembered like a settled one"
+    );
 }
 
 #[test]

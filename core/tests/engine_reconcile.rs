@@ -147,6 +147,41 @@ fn state_volumes_update_the_ledger() {
 }
 
 #[test]
+fn zero_volume_tag_is_not_a_held_copy() {
+    // Shows (review F6) that a tagged position reported with volume 0 (or NaN) counts as not held: the copy closes,
+    // the master's close finds nothing to close, and the max_positions slot is free again.
+    let config = config_with(
+        "max_positions = 1",
+        "",
+        &format!("[[follow]]\nslave = {SLAVE_A}\nmaster = {MASTER}\n"),
+    );
+    let mut engine = engine(&config);
+    let out = on_event(&mut engine, MASTER, &open(1, Side::Buy, 0.1), NOON_MS);
+    fill_exactly(&mut engine, &out[0], NOON_MS);
+    let zero = vec![
+        tagged(MASTER, 1, "EURUSD", Side::Buy, 0.0),
+        tagged(MASTER, 1, "EURUSD", Side::Buy, f64::NAN),
+    ];
+    assert!(on_state(
+        &mut engine,
+        SLAVE_A,
+        &state(1e3, 1e3, zero, None),
+        NOON_MS + 10
+    )
+    .is_empty());
+    assert_eq!(
+        engine.copy_status(MASTER, 1, SLAVE_A),
+        Some(CopyStatus::Closed)
+    );
+    let out = on_event(&mut engine, MASTER, &close(1, 0.1, Some(0.0)), NOON_MS + 20);
+    assert_eq!(skip_of(&out[0]), SkipReason::NoCopy);
+    assert_eq!(engine.position_count(MASTER), 0);
+    assert_eq!(engine.active_copies(SLAVE_A), 0);
+    let out = on_event(&mut engine, MASTER, &open(2, Side::Buy, 0.1), NOON_MS + 30);
+    assert_eq!(copy_of(&out[0]).action, CopyAction::Open);
+}
+
+#[test]
 fn state_confirms_an_open_whose_result_is_late() {
     // Shows that a state showing the copy confirms an open still in flight, and the late result does not count it twice.
     let mut engine = engine(&one_follow(""));
@@ -257,6 +292,110 @@ fn slave_closed_copy_is_not_reopened() {
     assert_eq!(
         skip_of(&on_event(&mut engine, MASTER, &close(1, 1.0, Some(0.0)), NOON_MS + 3)[0]),
         SkipReason::NoCopy
+    );
+}
+
+#[test]
+fn pending_copy_that_filled_on_the_slave_is_closed_by_the_master_cancel() {
+    // Shows that a placed pending copy absent from the state stays placed, and once the state shows it as a position
+    // it is open with the slave's side, so the master's cancel closes it.
+    let mut engine = engine(&one_follow(""));
+    let out = on_event(
+        &mut engine,
+        MASTER,
+        &pending(1, Side::SellStop, 0.2, 1.08),
+        NOON_MS,
+    );
+    fill_exactly(&mut engine, &out[0], NOON_MS);
+    // The Executor lists positions only: a placed order missing from its state is not taken as gone.
+    assert!(on_state(
+        &mut engine,
+        SLAVE_A,
+        &state(1e3, 1e3, vec![], None),
+        NOON_MS + 1
+    )
+    .is_empty());
+    assert_eq!(
+        engine.copy_status(MASTER, 1, SLAVE_A),
+        Some(CopyStatus::PendingPlaced)
+    );
+    let filled = vec![tagged(MASTER, 1, "EURUSD", Side::Sell, 0.2)];
+    assert!(on_state(
+        &mut engine,
+        SLAVE_A,
+        &state(1e3, 1e3, filled, None),
+        NOON_MS + 1
+    )
+    .is_empty());
+    assert_eq!(
+        engine.copy_status(MASTER, 1, SLAVE_A),
+        Some(CopyStatus::Open)
+    );
+    let out = on_event(&mut engine, MASTER, &cancel(1), NOON_MS + 2);
+    let exit = copy_of(&out[0]);
+    assert_eq!(
+        (exit.action, exit.side, exit.volume),
+        (CopyAction::Close, Side::Sell, 0.2)
+    );
+}
+
+#[test]
+fn lost_modify_result_does_not_stop_reconciliation() {
+    // Shows (review F3) that a modify whose result never comes does not keep the copy "in flight": the slave's stop
+    // hit is still noticed and the copy stops counting against max_positions.
+    let config = config_with(
+        "max_positions = 1",
+        "",
+        &format!("[[follow]]\nslave = {SLAVE_A}\nmaster = {MASTER}\n"),
+    );
+    let mut engine = engine(&config);
+    let out = on_event(&mut engine, MASTER, &open(1, Side::Buy, 0.1), NOON_MS);
+    fill_exactly(&mut engine, &out[0], NOON_MS);
+    let out = on_event(
+        &mut engine,
+        MASTER,
+        &modify(1, 1.095, 1.12, 0.0),
+        NOON_MS + 1_000,
+    );
+    assert_eq!(copy_of(&out[0]).action, CopyAction::Modify);
+    let empty = state(1_000.0, 1_000.0, vec![], None);
+    assert!(on_state(&mut engine, SLAVE_A, &empty, NOON_MS + 120_000).is_empty());
+    assert_eq!(
+        engine.copy_status(MASTER, 1, SLAVE_A),
+        Some(CopyStatus::Closed)
+    );
+    let out = on_event(
+        &mut engine,
+        MASTER,
+        &open(2, Side::Buy, 0.1),
+        NOON_MS + 130_000,
+    );
+    assert_eq!(
+        copy_of(&out[0]).action,
+        CopyAction::Open,
+        "0 copies held, max_positions = 1"
+    );
+}
+
+#[test]
+fn modify_result_does_not_settle_a_close_in_flight() {
+    // Shows that a modify's result, arriving while a partial close is in flight, leaves the close waited for: a state
+    // still showing the old volume is not taken as the truth yet.
+    let mut engine = with_filled_position("");
+    let modify_out = on_event(
+        &mut engine,
+        MASTER,
+        &modify(1, 1.095, 1.12, 0.0),
+        NOON_MS + 1,
+    );
+    let close_out = on_event(&mut engine, MASTER, &close(1, 0.5, Some(0.5)), NOON_MS + 2);
+    assert_eq!(copy_of(&close_out[0]).volume, 0.5);
+    fill_exactly(&mut engine, &modify_out[0], NOON_MS + 3);
+    assert!(on_state(&mut engine, SLAVE_A, &slave_book(1.0), NOON_MS + 4).is_empty());
+    assert_eq!(
+        engine.held_volume(MASTER, 1, SLAVE_A),
+        Some(0.5),
+        "the close is still on its way"
     );
 }
 
@@ -380,6 +519,42 @@ fn adopted_copy_with_refused_open() {
 }
 
 #[test]
+fn tagged_position_without_a_symbol_is_ignored() {
+    // Shows (review F4) that a state whose tagged position has an empty symbol neither panics nor adopts it.
+    let mut engine = engine(&one_follow(""));
+    let out = on_event(&mut engine, MASTER, &open(1, Side::Buy, 0.1), NOON_MS);
+    engine.on_slave_result(SLAVE_A, copy_of(&out[0]), &rejected(), NOON_MS + 10);
+    let nameless = vec![tagged(MASTER, 1, "", Side::Buy, 0.1)];
+    let out = on_state(
+        &mut engine,
+        SLAVE_A,
+        &state(1e3, 1e3, nameless, None),
+        NOON_MS + 20,
+    );
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(
+        engine.copy_status(MASTER, 1, SLAVE_A),
+        Some(CopyStatus::NoCopy(NoCopyCause::Refused))
+    );
+    assert_eq!(engine.active_copies(SLAVE_A), 0);
+    // Once the master's book is known, a nameless orphan is not closed either: there is nothing to name.
+    on_snapshot(
+        &mut engine,
+        MASTER,
+        &snapshot(vec![], 1e4, 1e4),
+        NOON_MS + 30,
+    );
+    let orphan = vec![tagged(MASTER, 7, "", Side::Buy, 0.1)];
+    assert!(on_state(
+        &mut engine,
+        SLAVE_A,
+        &state(1e3, 1e3, orphan, None),
+        NOON_MS + 40
+    )
+    .is_empty());
+}
+
+#[test]
 fn late_result_of_a_replaced_open_is_ignored() {
     // Shows that when a lost open was re-sent, the first open's late refusal does not undo the replacement.
     let mut engine = engine(&one_follow(""));
@@ -481,4 +656,50 @@ fn lost_close_result_does_not_keep_the_position_forever() {
     )
     .is_empty());
     assert_eq!(engine.position_count(MASTER), 0);
+}
+
+#[test]
+fn failed_close_of_a_copy_the_slave_no_longer_holds_settles() {
+    // Shows (review F2) that a close refused because the slave's copy was already gone settles once the slave's state
+    // shows no tag, so such races do not fill the ledger and block new trades with ledger_full.
+    let mut config = one_follow("");
+    config.server.positions_per_master_max = 2;
+    let mut engine = engine(&config);
+    let empty = state(1_000.0, 1_000.0, vec![], None);
+    for pos in 1..=2u64 {
+        let out = on_event(&mut engine, MASTER, &open(pos, Side::Buy, 0.1), NOON_MS);
+        fill_exactly(&mut engine, &out[0], NOON_MS);
+        let out = on_event(
+            &mut engine,
+            MASTER,
+            &close(pos, 0.1, Some(0.0)),
+            NOON_MS + 10,
+        );
+        engine.on_slave_result(SLAVE_A, copy_of(&out[0]), &rejected(), NOON_MS + 20);
+        assert_eq!(
+            engine.held_volume(MASTER, pos, SLAVE_A),
+            Some(0.1),
+            "the refused close adds back"
+        );
+        assert!(on_state(&mut engine, SLAVE_A, &empty, NOON_MS + 30).is_empty());
+    }
+    assert_eq!(engine.position_count(MASTER), 0);
+    let out = on_event(
+        &mut engine,
+        MASTER,
+        &open(3, Side::Buy, 0.1),
+        NOON_MS + 70_000,
+    );
+    assert_eq!(copy_of(&out[0]).action, CopyAction::Open);
+}
+
+#[test]
+fn failed_close_of_a_copy_the_slave_still_holds_is_sent_again() {
+    // Shows the other side of the same rule: when the state still shows the copy, the close is sent again.
+    let mut engine = with_filled_position("");
+    let out = on_event(&mut engine, MASTER, &close(1, 1.0, Some(0.0)), NOON_MS + 1);
+    engine.on_slave_result(SLAVE_A, copy_of(&out[0]), &rejected(), NOON_MS + 2);
+    let out = on_state(&mut engine, SLAVE_A, &slave_book(1.0), NOON_MS + 3);
+    let again = copy_of(&out[0]);
+    assert_eq!((again.action, again.volume), (CopyAction::Close, 1.0));
 }

@@ -5,6 +5,7 @@
 mod engine_support;
 
 use engine_support::*;
+use tradebridge_core::engine::ledger::CopyStatus;
 use tradebridge_core::engine::{Engine, Outcome, SkipReason};
 use tradebridge_core::protocol::{CopyAction, Side};
 
@@ -116,6 +117,50 @@ fn ratio_modes_need_both_accounts() {
     );
 }
 
+#[test]
+fn empty_slave_account_is_skipped_not_opened_at_the_minimum() {
+    // Shows that balance_ratio on a slave with a balance of 0 skips with zero_volume even with below_min = "min".
+    let rules = "lot = { mode = \"balance_ratio\", value = 1.0 }\nbelow_min = \"min\"";
+    let mut engine = with_slave_state(&one_follow(rules), 0.0, 0.0);
+    on_snapshot(&mut engine, MASTER, &snapshot(vec![], 1e4, 1e4), NOON_MS);
+    assert_eq!(
+        open_volume(&mut engine, &open(1, Side::Buy, 1.0)),
+        Err(SkipReason::ZeroVolume)
+    );
+    let mut funded = with_slave_state(&one_follow(rules), 10.0, 10.0);
+    on_snapshot(&mut funded, MASTER, &snapshot(vec![], 1e4, 1e4), NOON_MS);
+    assert_eq!(
+        open_volume(&mut funded, &open(1, Side::Buy, 1.0)),
+        Ok(0.01),
+        "0.001 raised to the minimum"
+    );
+}
+
+#[test]
+fn follow_of_an_unconfigured_account_is_inert() {
+    // Shows that a follow naming a slave or master with no [[account]] (accepted with a warning) gets no decisions,
+    // while the configured follower of the same master is served as usual.
+    let follows = format!(
+        "[[follow]]\nslave = 999999\nmaster = {MASTER}\n\
+         [[follow]]\nslave = {SLAVE_A}\nmaster = {MASTER}\n\
+         [[follow]]\nslave = {SLAVE_B}\nmaster = 888888\n"
+    );
+    let config = config_with("", "", &follows);
+    assert_eq!(config.warnings.len(), 2, "{:?}", config.warnings);
+    let mut engine = engine(&config);
+    let out = on_event(&mut engine, MASTER, &open(1, Side::Buy, 0.1), NOON_MS);
+    assert_eq!(out.len(), 1);
+    assert_eq!((out[0].slave, copy_of(&out[0]).volume), (SLAVE_A, 0.1));
+    assert!(on_event(&mut engine, 888_888, &open(1, Side::Buy, 0.1), NOON_MS).is_empty());
+    assert!(on_state(
+        &mut engine,
+        SLAVE_B,
+        &state(1e3, 1e3, vec![], None),
+        NOON_MS
+    )
+    .is_empty());
+}
+
 fn engine_with(rules: &str) -> Engine {
     engine(&one_follow(rules))
 }
@@ -143,6 +188,48 @@ fn contract_sizes_are_normalised() {
     assert_eq!(
         open_volume(&mut same, &open_on(1, "GBPUSD", Side::Buy, 0.5)),
         Ok(0.5)
+    );
+}
+
+#[test]
+fn contract_sizes_out_of_bounds_are_refused_not_divided() {
+    // Shows (review F5) that a slave symbol with a contract of 1e-307 is an invalid spec: ignored while the slave's
+    // table is otherwise unknown (ratio 1), and a reason to skip with slave_lacks_symbol once the table is known.
+    let mut engine = engine(&one_follow(""));
+    let tiny = vec![spec("XAUUSD", 0.01, 100.0, 0.01, 2, 1e-307)];
+    on_state(
+        &mut engine,
+        SLAVE_A,
+        &state(1e3, 1e3, vec![], Some(tiny.clone())),
+        NOON_MS,
+    );
+    assert_eq!(
+        open_volume(&mut engine, &open_on(1, "XAUUSD", Side::Buy, 0.1)),
+        Ok(0.1),
+        "no valid symbol known yet: the default spec, contract unknown"
+    );
+    let mut known = tiny;
+    known.push(fx("EURUSD"));
+    on_state(
+        &mut engine,
+        SLAVE_A,
+        &state(1e3, 1e3, vec![], Some(known)),
+        NOON_MS + 1,
+    );
+    assert_eq!(
+        open_volume(&mut engine, &open_on(2, "XAUUSD", Side::Buy, 0.1)),
+        Err(SkipReason::SlaveLacksSymbol)
+    );
+    let huge = vec![spec("XAUUSD", 0.01, 100.0, 0.01, 2, 1e300)];
+    on_state(
+        &mut engine,
+        SLAVE_A,
+        &state(1e3, 1e3, vec![], Some(huge)),
+        NOON_MS + 2,
+    );
+    assert_eq!(
+        open_volume(&mut engine, &open_on(3, "XAUUSD", Side::Buy, 0.1)),
+        Err(SkipReason::SlaveLacksSymbol)
     );
 }
 
@@ -240,6 +327,24 @@ fn prefix_and_strip_rules() {
         NOON_MS,
     );
     assert_eq!(copy_of(&out[0]).symbol, "m.EURUSD");
+}
+
+#[test]
+fn symbol_mapped_to_nothing_is_skipped() {
+    // Shows (review F4b) that a master symbol that is only the stripped affix maps to "" and is skipped with invalid_symbol.
+    let mut engine = engine_with("strip_suffix = \"-ecn\"");
+    let out = on_event(
+        &mut engine,
+        MASTER,
+        &open_on(1, "-ecn", Side::Buy, 0.1),
+        NOON_MS,
+    );
+    assert_eq!(skip_of(&out[0]), SkipReason::InvalidSymbol);
+    assert_eq!(engine.active_copies(SLAVE_A), 0);
+    assert_eq!(
+        skip_of(&on_event(&mut engine, MASTER, &close(1, 0.1, Some(0.0)), NOON_MS + 1)[0]),
+        SkipReason::NoCopy
+    );
 }
 
 #[test]
@@ -341,6 +446,47 @@ fn reverse_copies_the_opposite_trade() {
     assert_eq!((copy_of(&out[0]).sl, copy_of(&out[0]).tp), (1.13, 1.095));
     let out = on_event(&mut engine, MASTER, &close(1, 0.1, Some(0.0)), NOON_MS + 2);
     assert_eq!(copy_of(&out[0]).side, Side::Sell);
+}
+
+#[test]
+fn reverse_maps_pending_orders_keeping_their_price() {
+    // Shows (the reviewer's sanity check) reverse on pending orders: buy limit becomes sell stop and buy stop sell
+    // limit at the same trigger price, stops swapped, no deviation limit, expiry ttl_ms from now.
+    let mut engine = engine_with("reverse = true");
+    let out = on_event(
+        &mut engine,
+        MASTER,
+        &pending(1, Side::BuyLimit, 0.1, 1.09),
+        NOON_MS,
+    );
+    let copy = copy_of(&out[0]);
+    assert_eq!(
+        (
+            copy.action,
+            copy.side,
+            copy.price,
+            copy.sl,
+            copy.tp,
+            copy.max_dev,
+            copy.expires_ms
+        ),
+        (
+            CopyAction::Pending,
+            Side::SellStop,
+            1.09,
+            1.12,
+            1.09,
+            0.0,
+            NOON_MS + 5_000
+        )
+    );
+    let out = on_event(
+        &mut engine,
+        MASTER,
+        &pending(2, Side::BuyStop, 0.1, 1.11),
+        NOON_MS,
+    );
+    assert_eq!(copy_of(&out[0]).side, Side::SellLimit);
 }
 
 fn two_master_config(slave_keys: &str, rules: &str) -> tradebridge_core::config::Config {
@@ -506,6 +652,117 @@ fn daily_loss_percent_close_all_closes_every_copy_once() {
     assert_eq!(
         skip_of(&on_event(&mut engine, MASTER, &close(1, 0.3, Some(0.0)), NOON_MS + 7)[0]),
         SkipReason::NoCopy
+    );
+}
+
+/// An engine whose SLAVE_A has equity_floor = 900 with on_limit = close_all, and a state at equity 1000.
+fn close_all_engine() -> Engine {
+    let config = config_with(
+        "equity_floor = 900.0\non_limit = \"close_all\"",
+        "",
+        &format!("[[follow]]\nslave = {SLAVE_A}\nmaster = {MASTER}\n"),
+    );
+    let mut engine = engine(&config);
+    on_state(
+        &mut engine,
+        SLAVE_A,
+        &state(1_000.0, 1_000.0, vec![], None),
+        NOON_MS,
+    );
+    engine
+}
+
+/// The number of close instructions among `decisions`.
+fn closes(decisions: &[tradebridge_core::engine::Decision]) -> usize {
+    decisions
+        .iter()
+        .filter(|decision| matches!(&decision.outcome, Outcome::Copy(instruction) if instruction.action == CopyAction::Close))
+        .count()
+}
+
+#[test]
+fn close_all_retries_a_close_that_failed_while_the_breach_lasts() {
+    // Shows (review F7) that with on_limit = close_all a refused close is sent again at the next state that still
+    // shows the copy below the floor, and not once the copy is gone or the breach is over.
+    let mut engine = close_all_engine();
+    let out = on_event(&mut engine, MASTER, &open(1, Side::Buy, 0.1), NOON_MS);
+    fill_exactly(&mut engine, &out[0], NOON_MS);
+    let held = vec![tagged(MASTER, 1, "EURUSD", Side::Buy, 0.1)];
+    let out = on_state(
+        &mut engine,
+        SLAVE_A,
+        &state(1_000.0, 850.0, held.clone(), None),
+        NOON_MS + 10,
+    );
+    assert_eq!(closes(&out), 1);
+    engine.on_slave_result(SLAVE_A, copy_of(&out[0]), &rejected(), NOON_MS + 20);
+    let out = on_state(
+        &mut engine,
+        SLAVE_A,
+        &state(1_000.0, 840.0, held.clone(), None),
+        NOON_MS + 1_000,
+    );
+    assert_eq!(
+        closes(&out),
+        1,
+        "the copy is still held below the floor: {out:?}"
+    );
+    assert_eq!(copy_of(&out[0]).volume, 0.1);
+    assert!(
+        on_state(
+            &mut engine,
+            SLAVE_A,
+            &state(1_000.0, 840.0, held, None),
+            NOON_MS + 2_000
+        )
+        .is_empty(),
+        "the second close is in flight"
+    );
+    fill_exactly(&mut engine, &out[0], NOON_MS + 2_001);
+    assert!(on_state(
+        &mut engine,
+        SLAVE_A,
+        &state(1_000.0, 840.0, vec![], None),
+        NOON_MS + 3_000
+    )
+    .is_empty());
+    assert_eq!(engine.active_copies(SLAVE_A), 0);
+}
+
+#[test]
+fn close_all_closes_a_pending_copy_that_filled_on_the_slave() {
+    // Shows (review F7b) that a copied pending order the slave's state shows as a market position is marked open with
+    // that side, so close_all sends a close (a cancel cannot remove a position).
+    let mut engine = close_all_engine();
+    let out = on_event(
+        &mut engine,
+        MASTER,
+        &pending(1, Side::BuyLimit, 0.1, 1.09),
+        NOON_MS,
+    );
+    fill_exactly(&mut engine, &out[0], NOON_MS);
+    let held = vec![tagged(MASTER, 1, "EURUSD", Side::Buy, 0.1)];
+    assert!(on_state(
+        &mut engine,
+        SLAVE_A,
+        &state(1_000.0, 1_000.0, held.clone(), None),
+        NOON_MS + 5
+    )
+    .is_empty());
+    assert_eq!(
+        engine.copy_status(MASTER, 1, SLAVE_A),
+        Some(CopyStatus::Open)
+    );
+    let out = on_state(
+        &mut engine,
+        SLAVE_A,
+        &state(1_000.0, 850.0, held, None),
+        NOON_MS + 10,
+    );
+    let exit = copy_of(&out[0]);
+    assert_eq!(
+        (exit.action, exit.side, exit.volume),
+        (CopyAction::Close, Side::Buy, 0.1)
     );
 }
 

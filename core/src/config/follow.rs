@@ -7,8 +7,8 @@
 //!   function per group of keys.
 //!
 //! # Invariants
-//! - A returned follow names a master account with role master and a slave
-//!   account with role slave.
+//! - A returned follow's slave and master differ, and each is an account of
+//!   the right role or, with a warning, no configured account.
 //! - Every list is bounded by `LIST_ENTRIES_MAX` and every symbol name by
 //!   `SYMBOL_BYTES_MAX`.
 
@@ -16,15 +16,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use toml::Spanned;
 
-use super::error::ConfigError;
+use super::error::{ConfigError, ConfigWarning};
 use super::hours::{parse_weekday, parse_window, TradingHours, WEEKDAYS_ALL};
 use super::raw::{RawFollow, RawLot, RawLotMode};
-use super::validate::{number, positive, text, Range, LIST_ENTRIES_MAX};
+use super::validate::{
+    entries_max, number, positive, symbol_name, text, Range, Table, SYMBOL_BYTES_MAX,
+};
 use super::{defaults, FollowConfig, LotRule, MoneyBasis, SymbolRules};
 use crate::protocol::Role;
-
-/// Longest symbol name or affix; MetaTrader names are at most 31 characters.
-const SYMBOL_BYTES_MAX: usize = 64;
 
 /// Largest lot figure accepted (fixed lots, multipliers, `max_lot`).
 const LOTS_MAX: f64 = 100_000.0;
@@ -34,83 +33,96 @@ const COMMENT_BYTES_MAX: usize = 256;
 
 /// A signal older than an hour is never a "live" copy.
 const TTL_MS: Range<u64> = Range {
-    key: "follow.ttl_ms",
+    key: "ttl_ms",
     default: defaults::TTL_MS,
     min: 100,
     max: 3_600_000,
 };
 /// Up to a million points: effectively "no limit" stays expressible as 0.
 const MAX_DEV_POINTS: Range<u32> = Range {
-    key: "follow.max_dev_points",
+    key: "max_dev_points",
     default: defaults::MAX_DEV_POINTS,
     min: 0,
     max: 1_000_000,
 };
 /// At most a day: reconciliation never opens older signals.
 const RECONCILE_OPEN_MAX_AGE_MS: Range<u64> = Range {
-    key: "follow.reconcile_open_max_age_ms",
+    key: "reconcile_open_max_age_ms",
     default: defaults::RECONCILE_OPEN_MAX_AGE_MS,
     min: 0,
     max: 86_400_000,
 };
 
 pub(crate) fn follow(
-    source: &str,
+    table: Table<'_>,
     raw: &RawFollow,
     roles: &BTreeMap<u64, Role>,
+    warnings: &mut Vec<ConfigWarning>,
 ) -> Result<FollowConfig, ConfigError> {
-    let slave = check_account(source, &raw.slave, "follow.slave", Role::Slave, roles)?;
-    let master = check_account(source, &raw.master, "follow.master", Role::Master, roles)?;
+    let slave = check_account(table, &raw.slave, "slave", Role::Slave, roles, warnings)?;
+    let master = check_account(table, &raw.master, "master", Role::Master, roles, warnings)?;
+    if slave == master {
+        let message = format!(
+            "{slave} is also this follow's master; expected a slave login other than the master's"
+        );
+        return Err(table.error(raw.slave.span().start, "slave", message));
+    }
     let comment_contains = text(
-        source,
+        table,
         raw.comment_contains.as_ref(),
-        "follow.comment_contains",
+        "comment_contains",
         COMMENT_BYTES_MAX,
     )?;
     let follow = FollowConfig {
         slave,
         master,
-        lot: lot(source, raw.lot.as_ref())?,
+        lot: lot(table, raw.lot.as_ref())?,
         below_min: raw.below_min.unwrap_or_default(),
         max_lot: raw
             .max_lot
             .as_ref()
-            .map(|value| positive(source, value, "follow.max_lot", LOTS_MAX))
+            .map(|value| positive(table, value, "max_lot", LOTS_MAX))
             .transpose()?,
-        copy_sl: raw.copy_sl.unwrap_or(true),
+        copy_sl: raw.copy_sl.as_ref().is_none_or(|value| *value.get_ref()),
         copy_tp: raw.copy_tp.unwrap_or(true),
         copy_pending: raw.copy_pending.unwrap_or(true),
-        symbols: symbol_rules(source, raw)?,
-        magic_allow: magic_list(source, raw.magic_allow.as_ref(), "follow.magic_allow")?,
-        magic_deny: magic_list(source, raw.magic_deny.as_ref(), "follow.magic_deny")?,
+        symbols: symbol_rules(table, raw)?,
+        magic_allow: magic_list(table, raw.magic_allow.as_ref(), "magic_allow")?,
+        magic_deny: magic_list(table, raw.magic_deny.as_ref(), "magic_deny")?,
         comment_contains: comment_contains.filter(|text| !text.is_empty()),
         direction: raw.direction.unwrap_or_default(),
         reverse: raw.reverse.unwrap_or(false),
         mode: raw.mode.unwrap_or_default(),
-        hours: hours(source, raw)?,
-        ttl_ms: number(source, &raw.ttl_ms, TTL_MS)?,
-        max_dev_points: number(source, &raw.max_dev_points, MAX_DEV_POINTS)?,
+        hours: hours(table, raw)?,
+        ttl_ms: number(table, &raw.ttl_ms, TTL_MS)?,
+        max_dev_points: number(table, &raw.max_dev_points, MAX_DEV_POINTS)?,
         reconcile_open_max_age_ms: number(
-            source,
+            table,
             &raw.reconcile_open_max_age_ms,
             RECONCILE_OPEN_MAX_AGE_MS,
         )?,
     };
-    assert!(
-        follow.slave != follow.master,
-        "roles differ, so the logins differ"
-    );
+    if matches!(follow.lot, LotRule::RiskPercent { .. }) && !follow.copy_sl {
+        let offset = raw.copy_sl.as_ref().map_or(0, |value| value.span().start);
+        let message = "false with lot mode \"risk_percent\": the risk is measured at the slave's stop-loss, which copy_sl = false leaves off every trade; expected true, or another lot mode".to_string();
+        return Err(table.error(offset, "copy_sl", message));
+    }
+    assert!(follow.slave != follow.master, "checked above");
     assert!(follow.ttl_ms > 0);
     Ok(follow)
 }
 
-/// The login, if it is a configured account with the expected role.
+/// The login, if it is above 0 and not an account of the other role. A
+/// login with no `[[account]]` is accepted with a warning: the follow is
+/// inert until the account is added (the brief's minimal form declares only
+/// its master while its follow names a slave).
 fn check_account(
-    source: &str,
+    table: Table<'_>,
     login: &Spanned<u64>,
     key: &str,
     expected: Role,
     roles: &BTreeMap<u64, Role>,
+    warnings: &mut Vec<ConfigWarning>,
 ) -> Result<u64, ConfigError> {
     let wanted = if expected == Role::Master {
         "master"
@@ -118,17 +130,35 @@ fn check_account(
         "slave"
     };
     let value = *login.get_ref();
-    let message = match roles.get(&value) {
-        Some(role) if *role == expected => return Ok(value),
-        Some(_) => format!("account {value} is not a {wanted}; expected an [[account]] with role = \"{wanted}\""),
-        None => format!(
-            "{value} is not a configured account; expected the login of an [[account]] with role = \"{wanted}\""
-        ),
-    };
-    Err(ConfigError::at(source, login.span().start, key, message))
+    let offset = login.span().start;
+    match roles.get(&value) {
+        Some(role) if *role == expected => Ok(value),
+        Some(_) => {
+            let message = format!(
+                "account {value} is not a {wanted}; expected an [[account]] with role = \"{wanted}\""
+            );
+            Err(table.error(offset, key, message))
+        }
+        None if value == 0 => {
+            let message = "0 is not a login; expected an account number above 0".to_string();
+            Err(table.error(offset, key, message))
+        }
+        None => {
+            let message = format!(
+                "{value} is not a configured account; this follow copies nothing until an [[account]] with login = {value} and role = \"{wanted}\" is added"
+            );
+            warnings.push(ConfigWarning::at(
+                table.source,
+                offset,
+                &table.key(key),
+                message,
+            ));
+            Ok(value)
+        }
+    }
 }
 
-fn lot(source: &str, raw: Option<&Spanned<RawLot>>) -> Result<LotRule, ConfigError> {
+fn lot(table: Table<'_>, raw: Option<&Spanned<RawLot>>) -> Result<LotRule, ConfigError> {
     let Some(raw) = raw else {
         return Ok(LotRule::Multiplier {
             factor: defaults::MULTIPLIER,
@@ -147,10 +177,10 @@ fn lot(source: &str, raw: Option<&Spanned<RawLot>>) -> Result<LotRule, ConfigErr
             .map(|value| ("lot.quote_to_account", value.span().start));
         if let Some((key, offset)) = basis.or(quote) {
             let message = "is only valid with mode = \"risk_percent\"".to_string();
-            return Err(ConfigError::at(source, offset, key, message));
+            return Err(table.error(offset, key, message));
         }
     }
-    let value = |max: f64| positive(source, &raw.value, "lot.value", max);
+    let value = |max: f64| positive(table, &raw.value, "lot.value", max);
     let rule = match mode {
         RawLotMode::Fixed => LotRule::Fixed {
             lots: value(LOTS_MAX)?,
@@ -171,7 +201,7 @@ fn lot(source: &str, raw: Option<&Spanned<RawLot>>) -> Result<LotRule, ConfigErr
                 .as_ref()
                 .map_or(MoneyBasis::Balance, |value| *value.get_ref()),
             quote_to_account: match &raw.quote_to_account {
-                Some(value) => positive(source, value, "lot.quote_to_account", 1e9)?,
+                Some(value) => positive(table, value, "lot.quote_to_account", 1e9)?,
                 None => 1.0,
             },
         },
@@ -179,87 +209,84 @@ fn lot(source: &str, raw: Option<&Spanned<RawLot>>) -> Result<LotRule, ConfigErr
     Ok(rule)
 }
 
-fn symbol_name(source: &str, offset: usize, key: &str, name: &str) -> Result<(), ConfigError> {
-    if name.is_empty() || name.len() > SYMBOL_BYTES_MAX || name.chars().any(char::is_whitespace) {
-        let message = format!("\"{name}\" is not a symbol name; expected 1 to {SYMBOL_BYTES_MAX} bytes without spaces");
-        return Err(ConfigError::at(source, offset, key, message));
-    }
-    Ok(())
-}
-
-fn entries_max(source: &str, offset: usize, key: &str, entries: usize) -> Result<(), ConfigError> {
-    if entries > LIST_ENTRIES_MAX {
-        let message = format!("{entries} entries; expected at most {LIST_ENTRIES_MAX}");
-        return Err(ConfigError::at(source, offset, key, message));
-    }
-    Ok(())
-}
-
 fn symbol_list(
-    source: &str,
+    table: Table<'_>,
     value: Option<&Spanned<Vec<String>>>,
     key: &str,
 ) -> Result<BTreeSet<String>, ConfigError> {
     let Some(value) = value else {
         return Ok(BTreeSet::new());
     };
-    entries_max(source, value.span().start, key, value.get_ref().len())?;
+    entries_max(table, value.span().start, key, value.get_ref().len())?;
     for name in value.get_ref() {
-        symbol_name(source, value.span().start, key, name)?;
+        symbol_name(table, value.span().start, key, name)?;
     }
     Ok(value.get_ref().iter().cloned().collect())
 }
 
-fn symbol_rules(source: &str, raw: &RawFollow) -> Result<SymbolRules, ConfigError> {
-    let mut map = BTreeMap::new();
-    if let Some(table) = &raw.symbol_map {
-        let offset = table.span().start;
-        entries_max(source, offset, "follow.symbol_map", table.get_ref().len())?;
-        for (master_symbol, slave_symbol) in table.get_ref() {
-            symbol_name(source, offset, "follow.symbol_map", master_symbol)?;
-            symbol_name(source, offset, "follow.symbol_map", slave_symbol)?;
-        }
-        map = table.get_ref().clone();
+/// A prefix or suffix: at most `SYMBOL_BYTES_MAX` bytes and, like the
+/// symbol names it is part of, without whitespace; "" (none) when absent.
+fn affix(
+    table: Table<'_>,
+    value: Option<&Spanned<String>>,
+    key: &str,
+) -> Result<String, ConfigError> {
+    let text = text(table, value, key, SYMBOL_BYTES_MAX)?.unwrap_or_default();
+    if let (Some(value), true) = (value, text.chars().any(char::is_whitespace)) {
+        let message = format!(
+            "\"{text}\" contains whitespace; expected an affix without spaces (symbol names have none)"
+        );
+        return Err(table.error(value.span().start, key, message));
     }
-    let affix = |value: Option<&Spanned<String>>, key: &str| -> Result<String, ConfigError> {
-        Ok(text(source, value, key, SYMBOL_BYTES_MAX)?.unwrap_or_default())
-    };
+    assert!(!text.chars().any(char::is_whitespace));
+    Ok(text)
+}
+
+fn symbol_rules(table: Table<'_>, raw: &RawFollow) -> Result<SymbolRules, ConfigError> {
+    let mut map = BTreeMap::new();
+    if let Some(pairs) = &raw.symbol_map {
+        let key = "symbol_map";
+        entries_max(table, pairs.span().start, key, pairs.get_ref().len())?;
+        for (master_symbol, slave_symbol) in pairs.get_ref() {
+            let offset = slave_symbol.span().start;
+            symbol_name(table, offset, key, master_symbol)?;
+            symbol_name(table, offset, key, slave_symbol.get_ref())?;
+            map.insert(master_symbol.clone(), slave_symbol.get_ref().clone());
+        }
+    }
     Ok(SymbolRules {
         map,
-        strip_prefix: affix(raw.strip_prefix.as_ref(), "follow.strip_prefix")?,
-        strip_suffix: affix(raw.strip_suffix.as_ref(), "follow.strip_suffix")?,
-        prefix: affix(raw.symbol_prefix.as_ref(), "follow.symbol_prefix")?,
-        suffix: affix(raw.symbol_suffix.as_ref(), "follow.symbol_suffix")?,
-        allow: symbol_list(source, raw.symbols_allow.as_ref(), "follow.symbols_allow")?,
-        deny: symbol_list(source, raw.symbols_deny.as_ref(), "follow.symbols_deny")?,
+        strip_prefix: affix(table, raw.strip_prefix.as_ref(), "strip_prefix")?,
+        strip_suffix: affix(table, raw.strip_suffix.as_ref(), "strip_suffix")?,
+        prefix: affix(table, raw.symbol_prefix.as_ref(), "symbol_prefix")?,
+        suffix: affix(table, raw.symbol_suffix.as_ref(), "symbol_suffix")?,
+        allow: symbol_list(table, raw.symbols_allow.as_ref(), "symbols_allow")?,
+        deny: symbol_list(table, raw.symbols_deny.as_ref(), "symbols_deny")?,
     })
 }
 
 fn magic_list(
-    source: &str,
+    table: Table<'_>,
     value: Option<&Spanned<Vec<u64>>>,
     key: &str,
 ) -> Result<BTreeSet<u64>, ConfigError> {
     let Some(value) = value else {
         return Ok(BTreeSet::new());
     };
-    entries_max(source, value.span().start, key, value.get_ref().len())?;
+    entries_max(table, value.span().start, key, value.get_ref().len())?;
     Ok(value.get_ref().iter().copied().collect())
 }
 
-fn hours(source: &str, raw: &RawFollow) -> Result<TradingHours, ConfigError> {
+fn hours(table: Table<'_>, raw: &RawFollow) -> Result<TradingHours, ConfigError> {
     let mut hours = TradingHours::ALWAYS;
     if let Some(window) = &raw.hours_utc {
-        let (start_minute, end_minute) = parse_window(window.get_ref()).map_err(|message| {
-            ConfigError::at(source, window.span().start, "follow.hours_utc", message)
-        })?;
+        let (start_minute, end_minute) = parse_window(window.get_ref())
+            .map_err(|message| table.error(window.span().start, "hours_utc", message))?;
         hours.start_minute = start_minute;
         hours.end_minute = end_minute;
     }
     if let Some(days) = &raw.days_utc {
-        let error = |message: String| {
-            ConfigError::at(source, days.span().start, "follow.days_utc", message)
-        };
+        let error = |message: String| table.error(days.span().start, "days_utc", message);
         if days.get_ref().is_empty() {
             return Err(error(
                 "[] is empty; expected at least one weekday, or leave the key out for every day"

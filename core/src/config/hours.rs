@@ -94,7 +94,9 @@ pub(crate) fn parse_window(text: &str) -> Result<(u32, u32), String> {
 /// `"HH:MM"` to minutes since midnight; `24:00` gives 1440.
 fn parse_clock(text: &str) -> Option<u32> {
     let (hours, minutes) = text.split_once(':')?;
-    if hours.len() != 2 || minutes.len() != 2 {
+    // Two ASCII digits each: `u32::from_str` alone would take "+8".
+    let two_digits = |part: &str| part.len() == 2 && part.bytes().all(|byte| byte.is_ascii_digit());
+    if !two_digits(hours) || !two_digits(minutes) {
         return None;
     }
     let hours: u32 = hours.parse().ok()?;
@@ -187,6 +189,10 @@ mod tests {
             "08:60-09:00",
             "10:00-10:00",
             "24:00-01:00",
+            "+8:00-20:00",
+            "08:00-+9:00",
+            "0x:00-09:00",
+            "08:-1-09:00",
         ] {
             assert!(parse_window(text).is_err(), "{text} should be refused");
         }

@@ -9,13 +9,16 @@
 //!   checks, and the checks across tables.
 //! - `follow`: raw to validated for `[[follow]]`.
 //! - `hours`: the trading-hours window of a follow.
-//! - `error`: [`ConfigError`], which names the line and the key.
+//! - `error`: [`ConfigError`] and [`ConfigWarning`], which name the line
+//!   and the key.
 //!
 //! # Invariants
 //! - Unknown keys are errors everywhere.
 //! - Every numeric setting is range-checked; a `Config` that exists is valid:
-//!   logins are unique, every follow names a master account with role master
-//!   and a slave account with role slave, and no (slave, master) pair repeats.
+//!   logins are unique, a follow's slave and master differ, each is either
+//!   an account of the right role or no configured account at all (the
+//!   follow is then inert, with a warning in `Config::warnings`), and no
+//!   (slave, master) pair repeats.
 
 mod error;
 mod follow;
@@ -31,7 +34,7 @@ use serde::Deserialize;
 
 use crate::protocol::Role;
 
-pub use error::ConfigError;
+pub use error::{ConfigError, ConfigWarning};
 pub use hours::{TradingHours, DAY_MS, WEEKDAYS_ALL};
 
 /// A validated configuration.
@@ -43,6 +46,10 @@ pub struct Config {
     pub accounts: Vec<AccountConfig>,
     /// `[[follow]]` entries in file order; (slave, master) pairs are unique.
     pub follows: Vec<FollowConfig>,
+    /// What the operator should know about this accepted file (a follow
+    /// naming a login with no `[[account]]`, which stays inert until the
+    /// account is added), in file order. The bridge logs each at start-up.
+    pub warnings: Vec<ConfigWarning>,
 }
 
 impl Config {
@@ -135,12 +142,14 @@ pub struct ServerConfig {
     /// Log lines as JSON objects instead of text.
     pub log_json: bool,
     /// Open positions the engine tracks per master; beyond it new positions
-    /// are skipped with `ledger_full`.
+    /// are skipped with `ledger_full`. Closed positions waiting for their
+    /// copies to settle do not count.
     pub positions_per_master_max: u32,
     /// Symbols remembered per slave; further names are ignored.
     pub symbols_per_slave_max: u32,
     /// Closed position ids remembered per master so that a stale re-sent
-    /// open or snapshot entry for them is ignored.
+    /// open or snapshot entry for them is ignored; also the bound of closed
+    /// positions kept while their copies settle (the oldest is evicted).
     pub closed_positions_remembered_max: u32,
 }
 
@@ -324,6 +333,17 @@ pub struct FollowConfig {
     /// reconciliation (only by the live event); 0 disables such opens.
     pub reconcile_open_max_age_ms: u64,
 }
+
+/// Smallest contract size (units of the underlying per lot) accepted from
+/// the config or a slave's symbol list. Real instruments range from 0.01
+/// (some index and crypto CFDs) to a few million (FX on some brokers);
+/// 1e-6 leaves ample room below.
+pub const CONTRACT_SIZE_MIN: f64 = 1e-6;
+
+/// Largest contract size accepted. Together with [`CONTRACT_SIZE_MIN`] it
+/// keeps the master/slave ratio within 1e-18..=1e18, so sizing never
+/// divides into infinity or not-a-number.
+pub const CONTRACT_SIZE_MAX: f64 = 1e12;
 
 /// Defaults of the follow rules, shared by validation and the docs tests.
 pub mod defaults {

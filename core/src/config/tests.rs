@@ -43,7 +43,10 @@ fn error_of(source: &str) -> ConfigError {
 fn minimal_form_parses_with_defaults() {
     // Shows that the brief's minimal form is accepted and every default applied.
     let config = Config::from_toml_str(&minimal()).unwrap();
-    assert_eq!(config.server.listen, "127.0.0.1:8080".parse::<std::net::SocketAddr>().unwrap());
+    assert_eq!(
+        config.server.listen,
+        "127.0.0.1:8080".parse::<std::net::SocketAddr>().unwrap()
+    );
     assert_eq!(config.server.shards, 0);
     assert_eq!(config.server.hb_ms, 5_000);
     assert_eq!(config.server.frame_bytes_max, 16_384);
@@ -67,17 +70,73 @@ fn minimal_form_parses_with_defaults() {
     assert_eq!(follow.mode, CopyMode::Normal);
 }
 
+/// The brief's minimal form exactly, except that the key hash is filled
+/// in: only the master has an [[account]], while the follow names slave
+/// 150000.
+fn brief_text() -> String {
+    format!(
+        r#"[server]
+listen = "127.0.0.1:8080"
+shards = 0                      # 0 = one per core
+journal_dir = "./data/journal"
+
+[[account]]
+login = 100000
+server = "Probe-Server"
+role = "master"                 # or "slave"
+key_sha256 = "{KEY}"
+
+[[follow]]
+slave = 150000
+master = 100000
+lot = {{ mode = "multiplier", value = 2.0 }}
+"#
+    )
+}
+
 #[test]
-fn brief_text_with_only_a_master_parses() {
-    // Shows that the brief's exact minimal text, with the hash filled in, parses except for the follow's missing slave account.
-    let source = minimal().replace("[[account]]\nlogin = 150000", "[[account]]\nlogin = 150001");
-    let error = error_of(&source);
-    assert_eq!(error.key(), "follow.slave");
+fn brief_text_with_only_a_master_parses_with_a_warning() {
+    // Shows that the brief's minimal form (hash filled in) is accepted, its follow kept, and the missing slave account
+    // reported as a warning naming the line and key, not as an error.
+    let config = Config::from_toml_str(&brief_text()).unwrap();
+    assert_eq!(config.accounts.len(), 1);
+    assert_eq!(
+        (config.follows[0].slave, config.follows[0].master),
+        (150_000, 100_000)
+    );
+    assert_eq!(config.follows[0].lot, LotRule::Multiplier { factor: 2.0 });
+    assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+    let warning = &config.warnings[0];
+    assert_eq!(
+        (warning.line, warning.key.as_str()),
+        (13, "follow[0].slave")
+    );
     assert!(
-        error
-            .to_string()
+        warning
+            .message
             .contains("150000 is not a configured account"),
-        "{error}"
+        "{warning}"
+    );
+    assert!(
+        warning
+            .to_string()
+            .starts_with("line 13: key `follow[0].slave`: 150000"),
+        "{warning}"
+    );
+    assert!(Config::from_toml_str(&minimal())
+        .unwrap()
+        .warnings
+        .is_empty());
+}
+
+#[test]
+fn brief_text_with_its_placeholder_key_is_still_refused() {
+    // Shows that the brief's text with the literal placeholder hash stays an error: no key can ever match it.
+    let source = brief_text().replace(KEY, "<hex SHA-256 of the API key>");
+    let error = error_of(&source);
+    assert_eq!(
+        (error.line(), error.key()),
+        (Some(10), "account[0].key_sha256")
     );
 }
 
@@ -95,11 +154,11 @@ fn negative_lot_value_names_line_and_key() {
     let source = minimal().replace("value = 2.0", "value = -1");
     let error = error_of(&source);
     assert_eq!(error.line(), Some(21));
-    assert_eq!(error.key(), "lot.value");
+    assert_eq!(error.key(), "follow[0].lot.value");
     assert!(
         error
             .to_string()
-            .starts_with("line 21: key `lot.value`: -1 is out of range"),
+            .starts_with("line 21: key `follow[0].lot.value`: -1 is out of range"),
         "{error}"
     );
 }
@@ -111,7 +170,7 @@ fn placeholder_key_is_refused() {
     let error = error_of(&source);
     assert_eq!(
         (error.line(), error.key()),
-        (Some(10), "account.key_sha256")
+        (Some(10), "account[0].key_sha256")
     );
 }
 
@@ -121,7 +180,7 @@ fn short_or_non_hex_key_is_refused() {
     for bad in ["abc", &"g".repeat(64), &"a".repeat(63)] {
         let source = minimal().replacen(KEY, bad, 1);
         let error = error_of(&source);
-        assert_eq!(error.key(), "account.key_sha256", "{bad}");
+        assert_eq!(error.key(), "account[0].key_sha256", "{bad}");
         assert!(error.to_string().contains("64 hex digits"), "{error}");
     }
     let upper = minimal().replacen(KEY, &KEY.to_uppercase(), 1);
@@ -136,15 +195,18 @@ fn unknown_key_names_line_and_key() {
     // Shows that an unknown key anywhere is an error naming it and its line.
     let source = minimal().replace("shards = 0 ", "shard = 0 ");
     let error = error_of(&source);
-    assert_eq!((error.line(), error.key()), (Some(3), "shard"));
+    assert_eq!((error.line(), error.key()), (Some(3), "server.shard"));
     let source = minimal().replace(
         "master = 100000\n",
         "master = 100000\ncopy_stoploss = true\n",
     );
     let error = error_of(&source);
-    assert_eq!((error.line(), error.key()), (Some(21), "copy_stoploss"));
+    assert_eq!(
+        (error.line(), error.key()),
+        (Some(21), "follow[0].copy_stoploss")
+    );
     let source = minimal().replace("value = 2.0 }", "value = 2.0, scale = 1 }");
-    assert_eq!(error_of(&source).key(), "scale");
+    assert_eq!(error_of(&source).key(), "follow[0].lot.scale");
 }
 
 #[test]
@@ -152,10 +214,13 @@ fn wrong_type_names_line_and_key() {
     // Shows that a type error from toml itself is turned into line and key.
     let source = minimal().replace("shards = 0 ", "shards = \"four\" ");
     let error = error_of(&source);
-    assert_eq!((error.line(), error.key()), (Some(3), "shards"));
+    assert_eq!((error.line(), error.key()), (Some(3), "server.shards"));
     let source = minimal().replace("mode = \"multiplier\"", "mode = \"double\"");
     let error = error_of(&source);
-    assert_eq!((error.line(), error.key()), (Some(21), "lot.mode"));
+    assert_eq!(
+        (error.line(), error.key()),
+        (Some(21), "follow[0].lot.mode")
+    );
 }
 
 #[test]
@@ -163,7 +228,7 @@ fn missing_required_key_is_named() {
     // Shows that a missing required key is reported by name.
     let source = minimal().replace("journal_dir = \"./data/journal\"\n", "");
     let error = error_of(&source);
-    assert_eq!(error.key(), "journal_dir");
+    assert_eq!(error.key(), "server.journal_dir");
 }
 
 #[test]
@@ -208,7 +273,7 @@ fn server_ranges_are_checked() {
     let error = error_of(&source);
     assert_eq!(
         (error.line(), error.key()),
-        (Some(3), "listen"),
+        (Some(3), "server.listen"),
         "a duplicate key is named: {error}"
     );
 }
@@ -290,17 +355,35 @@ closed_positions_remembered_max = 300
 
 #[test]
 fn follow_must_name_a_master_and_a_slave() {
-    // Shows the role cross-references: master must be a master, slave a slave, both configured.
+    // Shows the role cross-references: an account of the wrong role is an error, an unconfigured login a warning,
+    // and a follow whose slave is its master an error.
     let swapped = minimal().replace(
         "slave = 150000\nmaster = 100000",
         "slave = 100000\nmaster = 150000",
     );
     let error = error_of(&swapped);
-    assert_eq!((error.line(), error.key()), (Some(19), "follow.slave"));
+    assert_eq!((error.line(), error.key()), (Some(19), "follow[0].slave"));
     assert!(error.to_string().contains("is not a slave"), "{error}");
     let unknown = minimal().replace("master = 100000\nlot", "master = 999\nlot");
-    let error = error_of(&unknown);
-    assert_eq!((error.line(), error.key()), (Some(20), "follow.master"));
+    let config = Config::from_toml_str(&unknown).unwrap();
+    let warning = &config.warnings[0];
+    assert_eq!(
+        (warning.line, warning.key.as_str()),
+        (20, "follow[0].master"),
+        "an unknown login is only a warning"
+    );
+    let same = minimal().replace(
+        "slave = 150000\nmaster = 100000",
+        "slave = 777\nmaster = 777",
+    );
+    let error = error_of(&same);
+    assert_eq!(
+        (error.line(), error.key()),
+        (Some(19), "follow[0].slave"),
+        "{error}"
+    );
+    let zero = minimal().replace("slave = 150000\nmaster", "slave = 0\nmaster");
+    assert_eq!(error_of(&zero).key(), "follow[0].slave");
 }
 
 #[test]
@@ -308,11 +391,11 @@ fn duplicate_logins_and_follows_are_refused() {
     // Shows that a login used twice and a (slave, master) pair used twice are errors.
     let duplicate_login = minimal().replace("login = 150000", "login = 100000");
     let error = error_of(&duplicate_login);
-    assert_eq!((error.line(), error.key()), (Some(13), "account.login"));
+    assert_eq!((error.line(), error.key()), (Some(13), "account[1].login"));
     let follow = "\n[[follow]]\nslave = 150000\nmaster = 100000\n";
     let duplicate_follow = format!("{}{follow}", minimal());
     let error = error_of(&duplicate_follow);
-    assert_eq!((error.line(), error.key()), (Some(24), "follow.slave"));
+    assert_eq!((error.line(), error.key()), (Some(24), "follow[1].slave"));
 }
 
 #[test]
@@ -371,12 +454,31 @@ fn lot_modes_parse_with_their_options() {
         );
     }
     let source = minimal().replace("value = 2.0 }", "value = 2.0, basis = \"equity\" }");
-    assert_eq!(error_of(&source).key(), "lot.basis");
+    assert_eq!(error_of(&source).key(), "follow[0].lot.basis");
     let source = minimal().replace(
         "{ mode = \"multiplier\", value = 2.0 }",
         "{ mode = \"risk_percent\", value = 150.0 }",
     );
-    assert_eq!(error_of(&source).key(), "lot.value");
+    assert_eq!(error_of(&source).key(), "follow[0].lot.value");
+}
+
+#[test]
+fn risk_percent_without_copied_stop_loss_is_refused() {
+    // Shows that risk_percent with copy_sl = false (a risk measured at a stop the slave's trade never gets) is an
+    // error naming copy_sl's line, while copy_sl = false with other modes, or risk_percent alone, is accepted.
+    let risk = minimal().replace(
+        "{ mode = \"multiplier\", value = 2.0 }",
+        "{ mode = \"risk_percent\", value = 1.0 }",
+    );
+    let error = error_of(&format!("{risk}copy_sl = false\n"));
+    assert_eq!(
+        (error.line(), error.key()),
+        (Some(22), "follow[0].copy_sl"),
+        "{error}"
+    );
+    assert!(error.to_string().contains("risk_percent"), "{error}");
+    assert!(Config::from_toml_str(&format!("{risk}copy_sl = true\n")).is_ok());
+    assert!(Config::from_toml_str(&format!("{}copy_sl = false\n", minimal())).is_ok());
 }
 
 #[test]
@@ -463,13 +565,16 @@ reconcile_open_max_age_ms = 0
 fn bad_follow_rules_name_their_key() {
     // Shows range and format errors of follow rules, each naming line and key.
     let cases = [
-        ("hours_utc = \"8-20\"", "follow.hours_utc"),
-        ("days_utc = [\"mon\", \"mon\"]", "follow.days_utc"),
-        ("days_utc = []", "follow.days_utc"),
-        ("ttl_ms = 0", "follow.ttl_ms"),
-        ("max_lot = 0.0", "follow.max_lot"),
-        ("symbols_allow = [\"\"]", "follow.symbols_allow"),
-        ("symbol_map = { EURUSD = \"EUR USD\" }", "follow.symbol_map"),
+        ("hours_utc = \"8-20\"", "follow[0].hours_utc"),
+        ("days_utc = [\"mon\", \"mon\"]", "follow[0].days_utc"),
+        ("days_utc = []", "follow[0].days_utc"),
+        ("ttl_ms = 0", "follow[0].ttl_ms"),
+        ("max_lot = 0.0", "follow[0].max_lot"),
+        ("symbols_allow = [\"\"]", "follow[0].symbols_allow"),
+        (
+            "symbol_map = { EURUSD = \"EUR USD\" }",
+            "follow[0].symbol_map",
+        ),
     ];
     for (line, key) in cases {
         let source = format!("{}{line}\n", minimal());
@@ -479,6 +584,108 @@ fn bad_follow_rules_name_their_key() {
             (Some(22), key),
             "{line}: {error}"
         );
+    }
+}
+
+/// The minimal form plus a second master, whose follows come after the
+/// first: the third [[follow]] (follow[2]) starts at line 33, and its
+/// extra rules at line 36.
+fn three_follows(third_rules: &str) -> String {
+    format!(
+        "{}\n[[account]]\nlogin = 200000\nserver = \"B\"\nrole = \"master\"\nkey_sha256 = \"{KEY}\"\n\
+         \n[[follow]]\nslave = 150000\nmaster = 200000\n\
+         \n[[follow]]\nslave = 150001\nmaster = 100000\n{third_rules}\n",
+        minimal()
+    )
+}
+
+#[test]
+fn every_error_names_the_full_dotted_key() {
+    // Shows that validation errors and toml's own errors name keys the same way: table path with its index from 0
+    // in file order, then inline table, then key (`follow[2].lot.value`, `account[2].login`, `server.hb_ms`).
+    let cases = [
+        (
+            "lot = { mode = \"fixed\", value = -1 }",
+            36,
+            "follow[2].lot.value",
+        ),
+        (
+            "lot = { mode = \"fixed\", value = 1, scale = 2 }",
+            36,
+            "follow[2].lot.scale",
+        ),
+        ("lot = { mode = \"fixed\" }", 36, "follow[2].lot.value"),
+        ("revers = true", 36, "follow[2].revers"),
+        ("below_min = \"maybe\"", 36, "follow[2].below_min"),
+        ("magic_allow = [-1]", 36, "follow[2].magic_allow"),
+        ("symbol_suffix = \" m\"", 36, "follow[2].symbol_suffix"),
+        ("hours_utc = \"+8:00-20:00\"", 36, "follow[2].hours_utc"),
+        (
+            "symbol_map = { EURUSD = \"EURUSD.m\", GBPUSD = \"\" }",
+            36,
+            "follow[2].symbol_map",
+        ),
+        (
+            "symbol_map = {\n EURUSD = \"EURUSD.m\" }",
+            36,
+            "follow[2].symbol_map",
+        ),
+        (
+            "[follow.lot]\nmode = \"fixed\"\nvalue = 0.0",
+            38,
+            "follow[2].lot.value",
+        ),
+    ];
+    for (rules, line, key) in cases {
+        let error = error_of(&three_follows(rules));
+        assert_eq!(
+            (error.line(), error.key()),
+            (Some(line), key),
+            "{rules}: {error}"
+        );
+        assert!(
+            error
+                .to_string()
+                .starts_with(&format!("line {line}: key `{key}`: ")),
+            "{error}"
+        );
+    }
+    let login = three_follows("").replace("login = 200000", "login = 150000");
+    let error = error_of(&login);
+    assert_eq!(
+        (error.line(), error.key()),
+        (Some(24), "account[2].login"),
+        "{error}"
+    );
+    let missing = three_follows("").replace("login = 200000\n", "");
+    assert_eq!(error_of(&missing).key(), "account[2].login");
+    let config = Config::from_toml_str(&three_follows("")).unwrap();
+    assert_eq!(
+        config.warnings[0].key, "follow[2].slave",
+        "warnings name keys the same way"
+    );
+}
+
+#[test]
+fn affixes_with_whitespace_are_refused() {
+    // Shows that every affix key refuses a space or tab (symbol names have none) and accepts an empty string.
+    for key in [
+        "symbol_prefix",
+        "symbol_suffix",
+        "strip_prefix",
+        "strip_suffix",
+    ] {
+        for bad in [" m", ".m ", "a\tb"] {
+            let source = format!("{}{key} = \"{bad}\"\n", minimal());
+            let error = error_of(&source);
+            assert_eq!(
+                (error.line(), error.key()),
+                (Some(22), format!("follow[0].{key}").as_str()),
+                "{error}"
+            );
+            assert!(error.to_string().contains("whitespace"), "{error}");
+        }
+        assert!(Config::from_toml_str(&format!("{}{key} = \"\"\n", minimal())).is_ok());
     }
 }
 
@@ -512,18 +719,21 @@ fn slave_risk_keys_parse_and_are_refused_on_masters() {
     let error = error_of(&on_master);
     assert_eq!(
         (error.line(), error.key()),
-        (Some(10), "account.max_positions")
+        (Some(10), "account[0].max_positions")
     );
     let contracts_on_slave = minimal().replace(
         "role = \"slave\"\n",
         "role = \"slave\"\ncontracts = { XAUUSD = 100.0 }\n",
     );
-    assert_eq!(error_of(&contracts_on_slave).key(), "account.contracts");
+    assert_eq!(error_of(&contracts_on_slave).key(), "account[1].contracts");
     let bad_percent = minimal().replace(
         "role = \"slave\"\n",
         "role = \"slave\"\ndaily_loss_percent = 0.0\n",
     );
-    assert_eq!(error_of(&bad_percent).key(), "account.daily_loss_percent");
+    assert_eq!(
+        error_of(&bad_percent).key(),
+        "account[1].daily_loss_percent"
+    );
 }
 
 #[test]
@@ -543,7 +753,43 @@ fn master_contracts_parse_and_must_be_positive() {
         "contracts = { XAUUSD = 0.0 }\nrole = \"master\" ",
     );
     let error = error_of(&source);
-    assert_eq!((error.line(), error.key()), (Some(9), "account.contracts"));
+    assert_eq!(
+        (error.line(), error.key()),
+        (Some(9), "account[0].contracts")
+    );
+}
+
+#[test]
+fn contracts_need_symbol_names_and_bounded_sizes() {
+    // Shows that contract sizes outside 1e-6..=1e12 and keys that are no symbol names are refused on their line.
+    let with = |table: &str| {
+        minimal().replace(
+            "role = \"master\" ",
+            &format!("contracts = {table}\nrole = \"master\" "),
+        )
+    };
+    for table in [
+        "{ XAUUSD = 1e-7 }",
+        "{ XAUUSD = 1e13 }",
+        "{ XAUUSD = nan }",
+        "{ XAUUSD = inf }",
+        "{ XAUUSD = -100.0 }",
+        "{ \"\" = 1.0 }",
+        "{ \"EUR USD\" = 1.0 }",
+    ] {
+        let error = error_of(&with(table));
+        assert_eq!(
+            (error.line(), error.key()),
+            (Some(9), "account[0].contracts"),
+            "{table}: {error}"
+        );
+    }
+    let config = Config::from_toml_str(&with("{ BTCUSD = 1e-6, USDJPY = 1e12 }")).unwrap();
+    assert_eq!(
+        config.account(100_000).unwrap().contracts.len(),
+        2,
+        "the bounds themselves are accepted"
+    );
 }
 
 #[test]

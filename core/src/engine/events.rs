@@ -25,7 +25,9 @@ use crate::config::{CopyMode, FollowConfig};
 use crate::protocol::{CopyAction, Event, Side};
 
 use super::filters::{check_open, effective_mode, slave_side, slave_stops, TradeFacts};
-use super::ledger::{CopyStatus, MasterPosition, NoCopyCause, SentOpen, SlaveCopy};
+use super::ledger::{
+    CopyStatus, Follower, MasterBook, MasterPosition, NoCopyCause, SentOpen, SlaveCopy,
+};
 use super::lots::{close_units, lots_to_units, units_to_lots};
 use super::risk::{AccountFigures, SlaveBook};
 use super::sizing::{sized_units, SizingInput};
@@ -62,6 +64,9 @@ pub(crate) struct NewPosition<'a> {
     pub magic: u64,
     /// Master comment, for filters.
     pub comment: &'a str,
+    /// True for a master event, false for a snapshot entry: only an event's
+    /// volume is the opened volume that close events are measured from.
+    pub from_event: bool,
 }
 
 /// One follower's open to decide: the follow, the master, the position,
@@ -108,6 +113,11 @@ pub(crate) fn prepare_open(
     };
     check_open(follow, effective_mode(follow, &slave.risk), &facts, now_ms)?;
     let symbol_name = map_symbol(&follow.symbols, &position.symbol);
+    if symbol_name.is_empty() {
+        // The master's symbol was only an affix this follow strips (the
+        // symbol "-ecn" with strip_suffix = "-ecn"): nothing to trade.
+        return Err(SkipReason::InvalidSymbol);
+    }
     let symbol = if slave.symbols.is_known() {
         *slave
             .symbols
@@ -362,7 +372,6 @@ fn decide_modify(
     copy.sent_sl = sl;
     copy.sent_tp = tp;
     copy.sent_price = price;
-    copy.in_flight += 1;
     let instruction = CopyInstruction {
         master,
         pos,
@@ -379,6 +388,71 @@ fn decide_modify(
         expires_ms: 0,
     };
     Some(Outcome::Copy(instruction))
+}
+
+/// After the master closed `pos`: removes it if every copy is settled;
+/// otherwise keeps it among the closed-unsettled positions, evicting the
+/// oldest of those beyond their bound.
+pub(crate) fn settle_or_hold(
+    book: &mut MasterBook,
+    slaves: &mut BTreeMap<u64, SlaveBook>,
+    pos: u64,
+) {
+    book.prune(pos);
+    if !book.positions.contains_key(&pos) {
+        return;
+    }
+    for (_, position) in book.note_unsettled_close(pos) {
+        uncount_copies(&book.followers, &position, slaves);
+    }
+    assert!(book
+        .positions
+        .get(&pos)
+        .is_none_or(|position| position.closed));
+}
+
+/// Uncounts the active copies of a position leaving the ledger unsettled,
+/// so the slaves' open-copy counters stay exact.
+pub(crate) fn uncount_copies(
+    followers: &[Follower],
+    position: &MasterPosition,
+    slaves: &mut BTreeMap<u64, SlaveBook>,
+) {
+    assert_eq!(followers.len(), position.copies.len());
+    for (follower, copy) in followers.iter().zip(&position.copies) {
+        if copy.status.is_active() {
+            slaves
+                .get_mut(&follower.slave)
+                .expect("every follower's slave has a book")
+                .deactivate(&copy.symbol);
+        }
+    }
+}
+
+/// Turns a pending master position into the market position it filled as;
+/// returns its volume (the fill's, or the order's when the fill gives none).
+fn apply_fill(position: &mut MasterPosition, fill: &NewPosition<'_>) -> u64 {
+    assert!(
+        position.side.is_pending() && !position.closed,
+        "only an open pending order fills"
+    );
+    assert!(!fill.side.is_pending(), "a fill is a market side");
+    let units = lots_to_units(fill.volume)
+        .filter(|units| *units > 0)
+        .unwrap_or(position.remaining_units);
+    position.side = fill.side;
+    position.remaining_units = units;
+    position.opened_units = units;
+    position.opened_from_event = fill.from_event;
+    position.closed_by_events_units = 0;
+    if fill.price.is_finite() && fill.price > 0.0 {
+        position.price = fill.price;
+    }
+    if fill.sl.is_finite() && fill.tp.is_finite() {
+        position.sl = fill.sl;
+        position.tp = fill.tp;
+    }
+    units
 }
 
 impl Engine {
@@ -404,6 +478,7 @@ impl Engine {
             tp: event.tp,
             magic: event.magic,
             comment: &event.comment,
+            from_event: true,
         };
         if !side_fits {
             self.skip_all(master, event.pos, SkipReason::InvalidEvent, out);
@@ -457,7 +532,7 @@ impl Engine {
             return;
         };
         assert!(!book.knows(new.pos), "callers open only unknown positions");
-        if book.positions.len() >= book.positions_max {
+        if book.open_count() >= book.positions_max {
             self.skip_all(master, new.pos, SkipReason::LedgerFull, out);
             return;
         }
@@ -465,6 +540,9 @@ impl Engine {
             symbol: new.symbol.to_string(),
             side: new.side,
             remaining_units: units,
+            opened_units: units,
+            opened_from_event: new.from_event,
+            closed_by_events_units: 0,
             price: new.price,
             sl: new.sl,
             tp: new.tp,
@@ -532,23 +610,7 @@ impl Engine {
         let Some(position) = book.positions.get_mut(&fill.pos) else {
             return;
         };
-        assert!(
-            position.side.is_pending() && !position.closed,
-            "only an open pending order fills"
-        );
-        assert!(!fill.side.is_pending(), "a fill is a market side");
-        let units = lots_to_units(fill.volume)
-            .filter(|units| *units > 0)
-            .unwrap_or(position.remaining_units);
-        position.side = fill.side;
-        position.remaining_units = units;
-        if fill.price.is_finite() && fill.price > 0.0 {
-            position.price = fill.price;
-        }
-        if fill.sl.is_finite() && fill.tp.is_finite() {
-            position.sl = fill.sl;
-            position.tp = fill.tp;
-        }
+        let units = apply_fill(position, fill);
         let context = MasterContext {
             login: master,
             figures: book.figures,
@@ -588,6 +650,104 @@ impl Engine {
         position.copies = copies;
     }
 
+    /// An `open` event for a position held as a pending order: the order
+    /// filled. The side falls back to the order's direction when the event
+    /// names none (or a pending one).
+    pub(crate) fn fill_pending_from_event(
+        &mut self,
+        master: u64,
+        event: &Event,
+        now_ms: u64,
+        out: &mut Vec<Decision>,
+    ) {
+        let Some(position) = self
+            .masters
+            .get(&master)
+            .and_then(|book| book.positions.get(&event.pos))
+        else {
+            return;
+        };
+        assert!(position.side.is_pending() && !position.closed);
+        let fallback = if position.side.is_long() {
+            Side::Buy
+        } else {
+            Side::Sell
+        };
+        let fill = NewPosition {
+            pos: event.pos,
+            symbol: &event.symbol,
+            side: event
+                .side
+                .filter(|side| !side.is_pending())
+                .unwrap_or(fallback),
+            volume: event.volume,
+            price: event.price,
+            sl: event.sl,
+            tp: event.tp,
+            magic: event.magic,
+            comment: &event.comment,
+            from_event: true,
+        };
+        assert!(!fill.side.is_pending());
+        self.fill_pending(master, &fill, now_ms, out);
+    }
+
+    /// An `open` or `pending` event for a position the ledger already holds
+    /// (first seen in a snapshot, or a repeat): it sends nothing, but the
+    /// event's volume becomes the opened volume if only a snapshot gave it.
+    pub(crate) fn note_opening_event(&mut self, master: u64, event: &Event) {
+        let Some(position) = self
+            .masters
+            .get_mut(&master)
+            .and_then(|book| book.positions.get_mut(&event.pos))
+        else {
+            return;
+        };
+        let Some(units) = lots_to_units(event.volume).filter(|units| *units > 0) else {
+            return;
+        };
+        if position.closed || position.opened_from_event {
+            return;
+        }
+        position.opened_units = units;
+        position.opened_from_event = true;
+        assert!(position.opened_units > 0);
+    }
+
+    /// A `close` event. With `remaining`, the master says what stays open.
+    /// Without it, what stays is derived from events only: the opened volume
+    /// less every close event so far. A snapshot may already have shown (and
+    /// applied) the same close; comparing against the events keeps a re-sent
+    /// close from being applied twice, and `close_position` acts only when
+    /// the result is below what the ledger already believes.
+    pub(crate) fn close_from_event(
+        &mut self,
+        master: u64,
+        event: &Event,
+        now_ms: u64,
+        out: &mut Vec<Decision>,
+    ) {
+        let Some(position) = self
+            .masters
+            .get_mut(&master)
+            .and_then(|book| book.positions.get_mut(&event.pos))
+        else {
+            return;
+        };
+        if position.closed {
+            return;
+        }
+        let closed_units = lots_to_units(event.volume).unwrap_or(0);
+        position.closed_by_events_units =
+            position.closed_by_events_units.saturating_add(closed_units);
+        let remaining_units = match event.remaining.and_then(lots_to_units) {
+            Some(remaining_units) => remaining_units,
+            None => position.remaining_by_events_units(),
+        };
+        assert!(position.closed_by_events_units >= closed_units);
+        self.close_position(master, event.pos, remaining_units, event.price, now_ms, out);
+    }
+
     /// The master's position dropped to `remaining_units` (0: closed or
     /// cancelled). Nothing happens unless it dropped.
     pub(crate) fn close_position(
@@ -596,7 +756,7 @@ impl Engine {
         pos: u64,
         remaining_units: u64,
         price: f64,
-        _now_ms: u64,
+        now_ms: u64,
         out: &mut Vec<Decision>,
     ) {
         let Engine {
@@ -630,7 +790,14 @@ impl Engine {
                 .get_mut(&follower.slave)
                 .expect("every follower's slave has a book");
             let follow = &follows[follower.follow];
-            let outcome = if is_pending {
+            let outcome = if position.closed && copy.open_overdue(now_ms) {
+                // An open the slave never confirmed, long expired (the slave
+                // is offline): nothing to close. Were it to have run, the
+                // slave's next `state` shows the tag and reconciliation
+                // closes it; waiting instead would pin the position.
+                copy.settle_lost(slave);
+                Outcome::Skip(SkipReason::NoCopy)
+            } else if is_pending {
                 decide_exit(follow, slave, copy, master, pos, &position.tag)
             } else {
                 decide_close(follow, slave, copy, master, pos, position, price)
@@ -647,7 +814,9 @@ impl Engine {
             !is_pending || position.closed,
             "a cancelled pending order is closed"
         );
-        book.prune(pos);
+        if position.closed {
+            settle_or_hold(book, slaves, pos);
+        }
     }
 
     /// The master changed stops (or a pending order's trigger). A modify

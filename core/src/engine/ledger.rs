@@ -17,8 +17,12 @@
 //! - What a slave holds of a copy is `open_units - closed_units` (floored at
 //!   0): closes in flight count as done, shortfalls reported in results add
 //!   back. Sums are exact integers.
-//! - `positions.len() <= positions_max` and
-//!   `closed_recent.len() <= closed_remembered_max`.
+//! - Open positions (`positions.len() - closed_unsettled.len()`) number at
+//!   most `positions_max`; closed ones still waiting for their copies to
+//!   settle at most `closed_remembered_max` (the oldest is evicted, and
+//!   counted, beyond it), so one offline follower never blocks the others.
+//! - `closed_unsettled` holds exactly the ids of the closed positions in
+//!   `positions`, and `closed_recent.len() <= closed_remembered_max`.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -27,6 +31,13 @@ use crate::protocol::{CopyAction, ResultStatus, Side, TradeResult};
 use super::lots::lots_to_units;
 use super::risk::{AccountFigures, SlaveBook};
 use super::skip::SkipReason;
+
+/// How long past an open's expiry its result may still be on its way. The
+/// Executor refuses expired opens, so a copy still missing from the slave's
+/// `state` this long after `expires_ms` will not appear; its open is
+/// treated as lost. Ten seconds covers a result and a `state` crossing on
+/// a slow link.
+pub(crate) const RESULT_OVERDUE_MS: u64 = 10_000;
 
 /// Why a follower has no copy of a position.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,7 +117,12 @@ pub struct SlaveCopy {
     /// The master's volume when this copy was opened (the denominator of
     /// proportional closes).
     pub master_base_units: u64,
-    /// Instructions sent for this copy whose result has not come.
+    /// Opens, pendings, closes and cancels sent for this copy whose result
+    /// has not come; reconciliation waits while it is above 0. Modifies are
+    /// not counted: they change no volume, and one whose result is lost in
+    /// a disconnect (never re-sent, being at or below the slave's
+    /// `last_seq`) must not switch reconciliation off for the copy. A
+    /// modify is tracked by `sent_sl`, `sent_tp` and `sent_price` instead.
     pub in_flight: u32,
     /// `expires_ms` of the last open or pending sent.
     pub open_expires_ms: u64,
@@ -187,6 +203,34 @@ impl SlaveCopy {
         self.set_status(status, slave);
     }
 
+    /// True when an open (or pending) was sent, never confirmed, and is
+    /// past its expiry by `RESULT_OVERDUE_MS`: it either never ran, or ran
+    /// and its result was lost (then the slave's next `state` shows it).
+    pub(crate) fn open_overdue(&self, now_ms: u64) -> bool {
+        !self.open_confirmed
+            && self.open_units > 0
+            && !matches!(self.status, CopyStatus::NoCopy(_))
+            && now_ms > self.open_expires_ms.saturating_add(RESULT_OVERDUE_MS)
+    }
+
+    /// Gives up an overdue open as lost: nothing held, nothing in flight
+    /// (a close sent after it is moot; its late result finds nothing to
+    /// change). If the open did run, the slave's next `state` shows the tag
+    /// and reconciliation closes it.
+    pub(crate) fn settle_lost(&mut self, slave: &mut SlaveBook) {
+        assert!(!self.open_confirmed, "only an unconfirmed open is lost");
+        self.open_units = 0;
+        self.closed_units = 0;
+        self.in_flight = 0;
+        // A copy already closed (by `close_all`) stays closed, so that a
+        // later `state` does not open it again.
+        if self.status.is_active() {
+            self.set_status(CopyStatus::NoCopy(NoCopyCause::Lost), slave);
+        }
+        assert_eq!(self.held_units(), 0);
+        assert!(!self.status.is_active());
+    }
+
     /// Takes the slave's reported volume as the truth (from `state`).
     pub(crate) fn set_held(&mut self, units: u64) {
         // Keep the opened volume (the base of proportional closes) when the
@@ -230,8 +274,22 @@ pub struct MasterPosition {
     pub symbol: String,
     /// Master side; a pending side until the order fills.
     pub side: Side,
-    /// Volume the master still holds; 0 once closed or cancelled.
+    /// Volume the master still holds, by the latest evidence (an event or a
+    /// snapshot, whichever showed less); 0 once closed or cancelled.
     pub remaining_units: u64,
+    /// The master's volume when the position opened: from its `open` or
+    /// `pending` event (or the `open` of its fill), or from the first
+    /// snapshot that showed it until such an event comes. A close event
+    /// without `remaining` is measured from it.
+    pub opened_units: u64,
+    /// True once `opened_units` came from an event rather than a snapshot;
+    /// from then on later events do not replace it.
+    pub opened_from_event: bool,
+    /// Sum of the volumes of the close events seen so far (saturating).
+    /// Kept apart from `remaining_units`, which a snapshot may lower: events
+    /// arrive in `seq` order and eventually all of them, so a re-sent close
+    /// is compared against the events before it, never against a snapshot.
+    pub closed_by_events_units: u64,
     /// Open price, or a pending order's trigger price (updated by modifies).
     pub price: f64,
     /// Stop-loss; 0 for none. Changed by modifies and snapshots.
@@ -255,17 +313,24 @@ pub struct MasterPosition {
 }
 
 impl MasterPosition {
+    /// What the master holds by its events alone: the opened volume less
+    /// every close event's volume.
+    pub fn remaining_by_events_units(&self) -> u64 {
+        self.opened_units
+            .saturating_sub(self.closed_by_events_units)
+    }
+
     /// True when nothing remains to be done for this position: the master
-    /// closed it and no copy holds volume or waits for a result.
+    /// closed it and no copy holds volume, waits for a result, or still
+    /// counts as active (so pruning it never leaves a slave's open-copy
+    /// counters too high).
     pub fn is_settled(&self) -> bool {
         // Results tend to arrive in follower order, so the last copies are
         // the likeliest to be unsettled: scanning from the back stops soonest.
         self.closed
-            && self
-                .copies
-                .iter()
-                .rev()
-                .all(|copy| copy.in_flight == 0 && copy.held_units() == 0)
+            && self.copies.iter().rev().all(|copy| {
+                copy.in_flight == 0 && copy.held_units() == 0 && !copy.status.is_active()
+            })
     }
 }
 
@@ -293,14 +358,23 @@ pub(crate) struct MasterBook {
     pub positions: BTreeMap<u64, MasterPosition>,
     /// Followers sorted by slave login; position copies use this order.
     pub followers: Vec<Follower>,
-    /// Recently settled position ids, oldest first, so that a late `open` or
-    /// snapshot entry for them is not copied again.
+    /// Ids of the positions the master closed whose copies have not all
+    /// settled yet (they are still in `positions`), in the order the master
+    /// closed them. Pushed when a close leaves a position unsettled; removed
+    /// when it settles or is evicted.
+    closed_unsettled: VecDeque<u64>,
+    /// Closed positions evicted unsettled because `closed_unsettled` was
+    /// full (a follower offline for long); only grows. For metrics.
+    pub evicted_unsettled_total: u64,
+    /// Recently settled (or evicted) position ids, oldest first, so that a
+    /// late `open` or snapshot entry for them is not copied again.
     closed_recent: VecDeque<u64>,
     /// The same ids, for lookup.
     closed_recent_set: BTreeSet<u64>,
-    /// Bound of `positions`.
+    /// Bound of the open positions (`positions_per_master_max`).
     pub positions_max: usize,
-    /// Bound of `closed_recent`.
+    /// Bound of `closed_recent` and of `closed_unsettled`
+    /// (`closed_positions_remembered_max`).
     closed_remembered_max: usize,
 }
 
@@ -317,6 +391,8 @@ impl MasterBook {
             snapshot_seen: false,
             positions: BTreeMap::new(),
             followers: Vec::new(),
+            closed_unsettled: VecDeque::new(),
+            evicted_unsettled_total: 0,
             closed_recent: VecDeque::new(),
             closed_recent_set: BTreeSet::new(),
             positions_max,
@@ -341,6 +417,18 @@ impl MasterBook {
             .ok()
     }
 
+    /// Positions the master still holds open (closed ones waiting for
+    /// their copies do not count against `positions_max`).
+    pub(crate) fn open_count(&self) -> usize {
+        assert!(self.closed_unsettled.len() <= self.positions.len());
+        self.positions.len() - self.closed_unsettled.len()
+    }
+
+    /// Closed positions still waiting for their copies to settle.
+    pub(crate) fn closed_unsettled(&self) -> &VecDeque<u64> {
+        &self.closed_unsettled
+    }
+
     /// Removes the position if it is settled, remembering its id.
     pub(crate) fn prune(&mut self, pos: u64) {
         if !self
@@ -351,6 +439,51 @@ impl MasterBook {
             return;
         }
         self.positions.remove(&pos);
+        // Positions tend to settle in the order they closed, so the id is
+        // usually at the front.
+        if let Some(index) = self.closed_unsettled.iter().position(|id| *id == pos) {
+            self.closed_unsettled.remove(index);
+        }
+        self.remember_closed(pos);
+        assert!(!self.positions.contains_key(&pos));
+        assert!(self.closed_unsettled.len() <= self.positions.len());
+    }
+
+    /// Records that the master just closed `pos` and it did not settle at
+    /// once. Returns the positions evicted to keep `closed_unsettled` within
+    /// its bound, oldest first; the caller uncounts their active copies.
+    pub(crate) fn note_unsettled_close(&mut self, pos: u64) -> Vec<(u64, MasterPosition)> {
+        assert!(
+            self.positions
+                .get(&pos)
+                .is_some_and(|position| position.closed),
+            "only a closed position in the ledger waits to settle"
+        );
+        assert!(
+            !self.closed_unsettled.contains(&pos),
+            "a position closes once"
+        );
+        self.closed_unsettled.push_back(pos);
+        let mut evicted = Vec::new();
+        while self.closed_unsettled.len() > self.closed_remembered_max {
+            let oldest = self
+                .closed_unsettled
+                .pop_front()
+                .expect("over the bound, so not empty");
+            let position = self
+                .positions
+                .remove(&oldest)
+                .expect("closed_unsettled names positions in the ledger");
+            self.evicted_unsettled_total += 1;
+            self.remember_closed(oldest);
+            evicted.push((oldest, position));
+        }
+        assert!(self.closed_unsettled.len() <= self.closed_remembered_max);
+        evicted
+    }
+
+    /// Remembers a settled or evicted id, forgetting the oldest beyond the bound.
+    fn remember_closed(&mut self, pos: u64) {
         if self.closed_remembered_max == 0 {
             return;
         }
@@ -389,7 +522,9 @@ pub(crate) fn apply_result(
     sent_units: u64,
     result: &TradeResult,
 ) {
-    copy.in_flight = copy.in_flight.saturating_sub(1);
+    if action != CopyAction::Modify {
+        copy.in_flight = copy.in_flight.saturating_sub(1);
+    }
     let took_effect = succeeded(result);
     let reported_units = lots_to_units(result.volume).filter(|units| *units > 0);
     match action {
@@ -612,6 +747,9 @@ mod tests {
                 symbol: "EURUSD".into(),
                 side: Side::Buy,
                 remaining_units: 0,
+                opened_units: 0,
+                opened_from_event: true,
+                closed_by_events_units: 0,
                 price: 1.0,
                 sl: 0.0,
                 tp: 0.0,

@@ -138,7 +138,8 @@ pub fn open_units(
 /// step; the close is `held - target`. A close below the minimum is not sent
 /// (0 is returned) and the difference carries to the next close, which then
 /// catches it up. A partial close never leaves less than the minimum open
-/// (it leaves the minimum instead). When the master holds nothing more, the
+/// (it leaves the minimum instead, also when the target rounds to 0). When
+/// the master holds nothing more, the
 /// close is everything the slave holds, so a sequence of closes always sums
 /// to what was opened and a close never rounds to zero and vanishes.
 pub fn close_units(
@@ -167,10 +168,9 @@ pub fn close_units(
         master_base_units,
         master_remaining_units,
     );
-    if target == 0 {
-        return held_units.min(spec.max_units);
-    }
-    // A partial close must leave at least the minimum open.
+    // A partial close must leave at least the minimum open, even when the
+    // proportional target rounds to 0: the master still holds some, so the
+    // slave keeps its minimum until the master's final close.
     let target = target.max(spec.min_units);
     if target >= held_units {
         return 0;
@@ -320,6 +320,26 @@ mod tests {
         assert_eq!(
             close_units(&broker, opened, opened, units(1.0), units(0.1)),
             units(0.4)
+        );
+    }
+
+    #[test]
+    fn partial_close_whose_target_rounds_to_zero_keeps_the_minimum() {
+        // Shows that while the master holds any volume, a target rounding to 0 is raised to min, not closed in full.
+        let fx = spec(0.01, 100.0, 0.01);
+        // 0.01 of a 1.0 master that keeps 0.3: target 0.003 rounds to 0.
+        assert_eq!(
+            close_units(&fx, units(0.01), units(0.01), units(1.0), units(0.3)),
+            0
+        );
+        // 0.05 of a 1.0 master that keeps 0.05: target 0.0025 rounds to 0; close down to the minimum.
+        assert_eq!(
+            close_units(&fx, units(0.05), units(0.05), units(1.0), units(0.05)),
+            units(0.04)
+        );
+        assert_eq!(
+            close_units(&fx, units(0.05), units(0.01), units(1.0), 0),
+            units(0.01)
         );
     }
 

@@ -213,17 +213,18 @@ impl Engine {
             }
         }
         for (index, follow) in config.follows.iter().enumerate() {
-            let book = masters
-                .get_mut(&follow.master)
-                .expect("config validated that the master exists");
+            // A follow naming a login with no [[account]] is inert (the
+            // config carries a warning for it): it gets no follower slot.
+            if !slaves.contains_key(&follow.slave) {
+                continue;
+            }
+            let Some(book) = masters.get_mut(&follow.master) else {
+                continue;
+            };
             book.followers.push(Follower {
                 slave: follow.slave,
                 follow: index,
             });
-            assert!(
-                slaves.contains_key(&follow.slave),
-                "config validated that the slave exists"
-            );
         }
         for (master, book) in masters.iter_mut() {
             book.followers.sort_by_key(|follower| follower.slave);
@@ -236,6 +237,11 @@ impl Engine {
                 });
             }
         }
+        let linked: usize = masters.values().map(|book| book.followers.len()).sum();
+        assert!(
+            linked <= config.follows.len(),
+            "one follower slot per follow at most"
+        );
         assert!(slaves.values().all(|slave| slave
             .follows
             .windows(2)
@@ -251,7 +257,8 @@ impl Engine {
     /// Appends one decision per follower (in slave login order) for each
     /// change it makes. An `open` or `pending` for a position the engine
     /// already holds (or closed recently), a `close`, `modify` or `cancel`
-    /// for one it does not hold, and an event from an unknown master change
+    /// for one it does not hold, a `cancel` for a position that is not a
+    /// pending order (any more), and an event from an unknown master change
     /// nothing and append nothing.
     pub fn on_master_event(
         &mut self,
@@ -265,52 +272,33 @@ impl Engine {
         };
         let known = book.positions.get(&event.pos);
         match event.kind {
-            EventKind::Open => match known {
-                Some(position) if position.side.is_pending() && !position.closed => {
-                    let fallback = if position.side.is_long() {
-                        Side::Buy
-                    } else {
-                        Side::Sell
-                    };
-                    let fill = events::NewPosition {
-                        pos: event.pos,
-                        symbol: &event.symbol,
-                        side: event
-                            .side
-                            .filter(|side| !side.is_pending())
-                            .unwrap_or(fallback),
-                        volume: event.volume,
-                        price: event.price,
-                        sl: event.sl,
-                        tp: event.tp,
-                        magic: event.magic,
-                        comment: &event.comment,
-                    };
-                    self.fill_pending(master, &fill, now_ms, out);
+            EventKind::Open | EventKind::Pending => match known {
+                Some(position)
+                    if event.kind == EventKind::Open
+                        && position.side.is_pending()
+                        && !position.closed =>
+                {
+                    self.fill_pending_from_event(master, event, now_ms, out);
                 }
-                Some(_) => {}
+                Some(_) => self.note_opening_event(master, event),
                 None if book.knows(event.pos) => {}
                 None => self.open_from_event(master, event, now_ms, out),
             },
-            EventKind::Pending => {
-                if !book.knows(event.pos) {
-                    self.open_from_event(master, event, now_ms, out);
-                }
-            }
-            EventKind::Close => {
-                let Some(position) = known else { return };
-                let remaining_units = match event.remaining.and_then(lots_to_units) {
-                    Some(remaining_units) => remaining_units,
-                    None => position
-                        .remaining_units
-                        .saturating_sub(lots_to_units(event.volume).unwrap_or(0)),
-                };
-                self.close_position(master, event.pos, remaining_units, event.price, now_ms, out);
-            }
+            EventKind::Close => self.close_from_event(master, event, now_ms, out),
             EventKind::Modify => {
                 self.modify_position(master, event.pos, event.sl, event.tp, event.price, out)
             }
-            EventKind::Cancel => self.close_position(master, event.pos, 0, 0.0, now_ms, out),
+            // A cancel deletes a pending order. For a position that is no
+            // longer one (it filled, and the Monitor's event is stale or
+            // wrong) it changes nothing and appends nothing: the position
+            // ends with its own close, and a cancel must never close copies
+            // of a position the master still holds.
+            EventKind::Cancel => match known {
+                Some(position) if position.side.is_pending() => {
+                    self.close_position(master, event.pos, 0, 0.0, now_ms, out)
+                }
+                _ => {}
+            },
         }
     }
 
@@ -391,6 +379,7 @@ impl Engine {
         if position.closed && copy.in_flight == 0 && copy.held_units() == 0 {
             book.prune(instruction.pos);
         }
+        assert!(book.open_count() <= book.positions_max);
     }
 
     /// The status of `slave`'s copy of a master position, if the ledger
@@ -412,6 +401,21 @@ impl Engine {
         self.masters
             .get(&master)
             .map_or(0, |book| book.positions.len())
+    }
+
+    /// Positions the master holds open in the ledger (what
+    /// `positions_per_master_max` bounds).
+    pub fn open_position_count(&self, master: u64) -> usize {
+        self.masters.get(&master).map_or(0, MasterBook::open_count)
+    }
+
+    /// Closed positions of a master evicted from the ledger before every
+    /// copy settled, because `closed_positions_remembered_max` of them were
+    /// already waiting (a follower offline for long). For metrics.
+    pub fn evicted_unsettled_total(&self, master: u64) -> u64 {
+        self.masters
+            .get(&master)
+            .map_or(0, |book| book.evicted_unsettled_total)
     }
 
     /// Copies of `slave` currently open or pending, across all masters.

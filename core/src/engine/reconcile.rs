@@ -35,13 +35,6 @@ use super::risk::{AccountFigures, FollowSlot, SlaveBook};
 use super::{copy_tag, parse_copy_tag, Decision, Engine, Outcome, SkipReason};
 use crate::config::OnLimit;
 
-/// How long past an open's expiry its result may still be on its way. The
-/// Executor refuses expired opens, so a copy still missing from the slave's
-/// `state` this long after `expires_ms` will not appear; its open is
-/// treated as lost. Ten seconds covers a result and a `state` crossing on
-/// a slow link.
-const RESULT_OVERDUE_MS: u64 = 10_000;
-
 /// What a slave's `state` shows of one tagged copy.
 #[derive(Clone, Debug, PartialEq)]
 struct Tagged {
@@ -60,6 +53,11 @@ fn tagged_positions(state: &State, follows: &[FollowSlot]) -> BTreeMap<(u64, u64
         let Some((master, pos)) = parse_copy_tag(&position.comment) else {
             continue;
         };
+        if position.symbol.is_empty() {
+            // A position needs a symbol to be closed or counted; a broken or
+            // hostile Executor's nameless entry is ignored.
+            continue;
+        }
         if follows
             .binary_search_by_key(&master, |slot| slot.master)
             .is_err()
@@ -67,6 +65,12 @@ fn tagged_positions(state: &State, follows: &[FollowSlot]) -> BTreeMap<(u64, u64
             continue;
         }
         let units = lots_to_units(position.volume).unwrap_or(0);
+        if units == 0 {
+            // A position of no volume (or not a number) holds nothing; taken
+            // as held it would keep the copy active, and its max_positions
+            // slot taken, with nothing to close.
+            continue;
+        }
         tags.entry((master, pos))
             .and_modify(|tagged: &mut Tagged| {
                 // Saturate like every volume: a slave cannot make us overflow.
@@ -79,6 +83,9 @@ fn tagged_positions(state: &State, follows: &[FollowSlot]) -> BTreeMap<(u64, u64
             });
     }
     assert!(tags.len() <= state.positions.len());
+    assert!(tags
+        .values()
+        .all(|tagged| tagged.units > 0 && !tagged.symbol.is_empty()));
     tags
 }
 
@@ -123,38 +130,36 @@ fn reconcile_copy(
     assert_eq!(copy.in_flight, 0, "nothing in flight from here on");
     let position = context.position;
     match (copy.status, reported) {
+        (_, Some(_)) if position.closed && frozen => None,
         (_, Some(tagged)) if position.closed => {
-            // The master closed it; the slave still holds some: close that.
-            if frozen || tagged.units == 0 {
-                return None;
-            }
-            adopt(slave, copy, tagged, position);
-            copy.closed_units += tagged.units;
-            copy.in_flight += 1;
-            copy.set_status(CopyStatus::Closed, slave);
-            let instruction = exit_instruction(
-                context.master.login,
-                context.pos,
-                &position.tag,
-                CopyAction::Close,
-                copy,
-                units_to_lots(tagged.units),
-                0.0,
-            );
-            Some(Outcome::Copy(instruction))
+            Some(close_still_held(context, slave, copy, tagged))
         }
         (CopyStatus::Open | CopyStatus::PendingPlaced, Some(tagged)) => {
             if tagged.units != copy.held_units() {
                 copy.set_held(tagged.units);
             }
+            mark_filled_on_slave(copy, tagged, slave);
             None
         }
-        (CopyStatus::Open | CopyStatus::PendingPlaced, None) => {
+        (CopyStatus::Open, None) => {
             // The slave no longer holds it (its stop hit, or closed by hand).
             copy.closed_units = copy.open_units;
             copy.set_status(CopyStatus::Closed, slave);
             None
         }
+        (CopyStatus::Closed, None) => {
+            // Closed by the engine, nothing in flight, and the slave holds
+            // none of it: a close that failed because the position was
+            // already gone (its stop hit at the same moment) leaves nothing
+            // to wait for, so the copy settles.
+            copy.closed_units = copy.open_units;
+            assert_eq!(copy.held_units(), 0);
+            None
+        }
+        // The Executors list market positions only, never pending orders,
+        // so a placed order's absence from `state` says nothing; once it
+        // fills it shows as a position (see `mark_filled_on_slave`).
+        (CopyStatus::PendingPlaced, None) => None,
         (_, Some(tagged)) => {
             // The slave holds a copy the ledger thought absent: adopt it.
             adopt(slave, copy, tagged, position);
@@ -167,6 +172,31 @@ fn reconcile_copy(
         }
         _ => None,
     }
+}
+
+/// The master closed the position and the slave still holds `tagged` of
+/// it: takes that as the copy and closes it.
+fn close_still_held(
+    context: &CopyContext<'_>,
+    slave: &mut SlaveBook,
+    copy: &mut SlaveCopy,
+    tagged: &Tagged,
+) -> Outcome {
+    assert!(context.position.closed && tagged.units > 0);
+    adopt(slave, copy, tagged, context.position);
+    copy.closed_units += tagged.units;
+    copy.in_flight += 1;
+    copy.set_status(CopyStatus::Closed, slave);
+    assert_eq!(copy.held_units(), 0, "the close takes all the slave holds");
+    Outcome::Copy(exit_instruction(
+        context.master.login,
+        context.pos,
+        &context.position.tag,
+        CopyAction::Close,
+        copy,
+        units_to_lots(tagged.units),
+        0.0,
+    ))
 }
 
 /// While an instruction is in flight: confirms an open the slave already
@@ -201,23 +231,29 @@ fn settle_open_in_flight(
                     other => other,
                 };
                 copy.set_status(status, slave);
+                mark_filled_on_slave(copy, tagged, slave);
             }
             false
         }
-        None if copy.in_flight == 1
-            && context.now_ms > copy.open_expires_ms.saturating_add(RESULT_OVERDUE_MS) =>
-        {
-            copy.open_units = 0;
-            copy.closed_units = 0;
-            copy.in_flight = 0;
-            if copy.status.is_active() {
-                copy.set_status(CopyStatus::NoCopy(NoCopyCause::Lost), slave);
-            }
-            assert_eq!(copy.held_units(), 0);
+        None if copy.in_flight == 1 && copy.open_overdue(context.now_ms) => {
+            copy.settle_lost(slave);
             true
         }
         None => false,
     }
+}
+
+/// A copied pending order that the slave reports as a market position
+/// filled on the slave (its price got there first): from now on it is an
+/// open position with the slave's side, so exits close it rather than send
+/// a `cancel` that cannot remove a position.
+fn mark_filled_on_slave(copy: &mut SlaveCopy, tagged: &Tagged, slave: &mut SlaveBook) {
+    if copy.status != CopyStatus::PendingPlaced || tagged.side.is_pending() {
+        return;
+    }
+    copy.side = tagged.side;
+    copy.set_status(CopyStatus::Open, slave);
+    assert!(copy.status.is_active() && !copy.side.is_pending());
 }
 
 /// Takes a tagged slave position as this copy (the slave's volume is the truth).
@@ -311,6 +347,7 @@ impl Engine {
         for pos in missing {
             self.close_position(master, pos, 0, 0.0, now_ms, out);
         }
+        self.settle_overdue_closed(master, now_ms);
         let book = &self.masters[&master];
         assert!(book.snapshot_seen);
         assert!(
@@ -319,6 +356,37 @@ impl Engine {
                 .all(|(pos, position)| position.closed || seen.contains(pos)),
             "every open position is in the snapshot"
         );
+    }
+
+    /// Closed positions waiting on an open that was never confirmed and is
+    /// long past its expiry (a follower offline): the open is settled as
+    /// lost, like at the master's close, so the position can leave. Run at
+    /// each snapshot, so such a position lingers about a snapshot period.
+    fn settle_overdue_closed(&mut self, master: u64, now_ms: u64) {
+        let Engine {
+            masters, slaves, ..
+        } = self;
+        let book = masters
+            .get_mut(&master)
+            .expect("the caller found the master");
+        let waiting: Vec<u64> = book.closed_unsettled().iter().copied().collect();
+        for pos in waiting {
+            let position = book
+                .positions
+                .get_mut(&pos)
+                .expect("closed_unsettled names positions in the ledger");
+            assert!(position.closed);
+            for (follower, copy) in book.followers.iter().zip(position.copies.iter_mut()) {
+                if copy.open_overdue(now_ms) {
+                    let slave = slaves
+                        .get_mut(&follower.slave)
+                        .expect("every follower's slave has a book");
+                    copy.settle_lost(slave);
+                }
+            }
+            book.prune(pos);
+        }
+        assert!(book.closed_unsettled().len() <= book.positions.len());
     }
 
     fn reconcile_snapshot_entry(
@@ -341,6 +409,7 @@ impl Engine {
             tp: entry.tp,
             magic: entry.magic,
             comment: &entry.comment,
+            from_event: false,
         };
         let book = &self.masters[&master];
         let Some(position) = book.positions.get(&entry.pos) else {
@@ -381,12 +450,14 @@ impl Engine {
         slave_book
             .orphan_closes
             .retain(|key| still_tagged.contains(key));
-        self.enforce_limits(slave, now_ms, out);
         let slots = self.slaves[&slave].follows.len();
         for index in 0..slots {
             let slot = self.slaves[&slave].follows[index];
             self.reconcile_follow(slave, slot, &mut tags, now_ms, out);
         }
+        // After reconciliation, so that a copy this state shows held again
+        // (its close failed) is closed in the same round.
+        self.enforce_limits(slave, now_ms, out);
         self.close_orphans(slave, tags, out);
         let slave_book = &self.slaves[&slave];
         assert!(
@@ -477,11 +548,7 @@ impl Engine {
             let frozen =
                 effective_mode(&follows[slot.follow], &slave_book.risk) == CopyMode::Frozen;
             let gone = book.recently_closed(pos) || book.snapshot_seen;
-            if frozen
-                || !gone
-                || tagged.units == 0
-                || !slave_book.orphan_closes.insert((master, pos))
-            {
+            if frozen || !gone || !slave_book.orphan_closes.insert((master, pos)) {
                 continue;
             }
             let mut copy = SlaveCopy::new(CopyStatus::Closed);
@@ -505,7 +572,11 @@ impl Engine {
         }
     }
 
-    /// `on_limit = "close_all"`: once per breach, ends every copy of the slave.
+    /// `on_limit = "close_all"`: while a limit is breached, ends every copy
+    /// of the slave that is active. The first `state` of a breach ends them
+    /// all; an exit makes its copy inactive, so later states send nothing
+    /// unless a copy is active again (its close failed and this `state`
+    /// re-adopted it), which is then closed again until the breach ends.
     fn enforce_limits(&mut self, slave: u64, now_ms: u64, out: &mut Vec<Decision>) {
         let Engine {
             follows,
@@ -513,14 +584,9 @@ impl Engine {
             slaves,
         } = self;
         let slave_book = slaves.get_mut(&slave).expect("the caller found the slave");
-        if slave_book.limit_hit(now_ms).is_none() {
-            slave_book.limit_latched = false;
+        if slave_book.risk.on_limit != OnLimit::CloseAll || slave_book.limit_hit(now_ms).is_none() {
             return;
         }
-        if slave_book.risk.on_limit != OnLimit::CloseAll || slave_book.limit_latched {
-            return;
-        }
-        slave_book.limit_latched = true;
         let active_before = slave_book.active_total;
         for index in 0..slave_book.follows.len() {
             let slot = slave_book.follows[index];
@@ -545,10 +611,10 @@ impl Engine {
                 }
             }
         }
-        assert!(slave_book.limit_latched);
         assert!(
             slave_book.active_total <= active_before,
             "closing everything never adds a copy"
         );
+        assert!(slave_book.limit_hit(now_ms).is_some());
     }
 }

@@ -63,10 +63,6 @@ pub(crate) struct SlaveBook {
     pub symbols: SymbolTable,
     /// Figures at the start of the current UTC day, for the daily loss limit.
     pub day: Option<DayStart>,
-    /// Set when `on_limit = "close_all"` has closed everything for the
-    /// current limit breach; cleared when no limit holds any more, so a
-    /// breach closes everything once rather than at every `state`.
-    pub limit_latched: bool,
     /// Copies of this slave that are open or pending (sent or confirmed).
     pub active_total: u32,
     /// The same per slave symbol. Entries stay at zero once created (a
@@ -87,7 +83,6 @@ impl SlaveBook {
             figures: None,
             symbols: SymbolTable::new(symbols_max),
             day: None,
-            limit_latched: false,
             active_total: 0,
             active_per_symbol: BTreeMap::new(),
             follows: Vec::new(),

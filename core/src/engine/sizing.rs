@@ -7,6 +7,8 @@
 //!
 //! # Invariants
 //! - Ratio and risk modes never guess: unknown figures skip with a reason.
+//! - A rule that gives 0 lots or less (or not a number) skips with
+//!   `zero_volume`; only a positive size goes on to `below_min`.
 //! - Fixed lots are never normalised by contract size (the trader chose
 //!   the slave's lots directly); every other mode is.
 
@@ -47,6 +49,12 @@ pub fn sized_units(input: &SizingInput<'_>) -> Result<u64, SkipReason> {
         "events with no volume are refused earlier"
     );
     let lots = rule_lots(input)?;
+    if lots.is_nan() || lots <= 0.0 {
+        // Nothing to size from (an account with no money, or figures that
+        // gave not-a-number): `below_min = "min"` is for a small positive
+        // size, not for opening the minimum on an empty account.
+        return Err(SkipReason::ZeroVolume);
+    }
     let cap_units = input.follow.max_lot.and_then(lots_to_units);
     let units = open_units(&input.symbol.lots, lots, input.follow.below_min, cap_units)?;
     assert!(units >= input.symbol.lots.min_units && units <= input.symbol.lots.max_units);
@@ -54,12 +62,19 @@ pub fn sized_units(input: &SizingInput<'_>) -> Result<u64, SkipReason> {
 }
 
 /// Master contract / slave contract; 1 when the slave's is unknown, and the
-/// master's defaults to the slave's when the config does not list it.
-fn contract_ratio(input: &SizingInput<'_>) -> f64 {
-    match (input.master_contract, input.symbol.contract) {
+/// master's defaults to the slave's when the config does not list it. Both
+/// sizes are bounded where they are accepted, so the ratio is finite; a
+/// ratio that is not (from sizes that slipped past those bounds) skips the
+/// copy rather than sizing it from infinity.
+fn contract_ratio(input: &SizingInput<'_>) -> Result<f64, SkipReason> {
+    let ratio = match (input.master_contract, input.symbol.contract) {
         (Some(master), Some(slave)) => master / slave,
         _ => 1.0,
+    };
+    if !(ratio.is_finite() && ratio > 0.0) {
+        return Err(SkipReason::InvalidSymbol);
     }
+    Ok(ratio)
 }
 
 fn rule_lots(input: &SizingInput<'_>) -> Result<f64, SkipReason> {
@@ -93,12 +108,8 @@ fn rule_lots(input: &SizingInput<'_>) -> Result<f64, SkipReason> {
             return risk_lots(input, slave()?, percent, basis, quote_to_account);
         }
     };
-    let ratio = contract_ratio(input);
-    assert!(
-        ratio.is_finite() && ratio > 0.0,
-        "contract sizes are validated positive"
-    );
-    assert!(!lots.is_nan(), "figures are finite and divisors positive");
+    let ratio = contract_ratio(input)?;
+    assert!(ratio.is_finite() && ratio > 0.0);
     Ok(lots * ratio)
 }
 
@@ -231,6 +242,16 @@ mod tests {
     }
 
     #[test]
+    fn contract_ratio_that_is_not_finite_skips() {
+        // Shows that sizes which slipped past the bounds (a slave contract of 1e-307) skip with invalid_symbol.
+        let rule = follow(2, 1);
+        let mut sizing = input(&rule);
+        sizing.master_contract = Some(100.0);
+        sizing.symbol.contract = Some(1e-307);
+        assert_eq!(sized_units(&sizing), Err(SkipReason::InvalidSymbol));
+    }
+
+    #[test]
     fn risk_percent_from_the_stop_distance() {
         // Shows risk_percent: 1% of 5000 = 50 at a 10.0 stop on 100 oz = 0.05 lots; equity basis and quote factor.
         let mut rule = follow(2, 1);
@@ -271,6 +292,48 @@ mod tests {
             sized_units(&reversed),
             Ok(1_000_000),
             "50 / (30 x 100) = 0.0166 -> 0.01"
+        );
+    }
+
+    #[test]
+    fn sizing_to_zero_or_less_is_skipped_even_with_below_min_min() {
+        // Shows that a slave balance or equity at or below 0 skips with zero_volume rather than opening the minimum.
+        let mut rule = follow(2, 1);
+        rule.below_min = BelowMin::Min;
+        rule.lot = LotRule::BalanceRatio { factor: 1.0 };
+        for balance in [0.0, -50.0] {
+            let mut sizing = input(&rule);
+            sizing.slave_figures = Some(AccountFigures {
+                balance,
+                equity: balance,
+            });
+            assert_eq!(
+                sized_units(&sizing),
+                Err(SkipReason::ZeroVolume),
+                "{balance}"
+            );
+        }
+        rule.lot = LotRule::RiskPercent {
+            percent: 1.0,
+            basis: MoneyBasis::Equity,
+            quote_to_account: 1.0,
+        };
+        let mut sizing = input(&rule);
+        sizing.slave_figures = Some(AccountFigures {
+            balance: 100.0,
+            equity: -1.0,
+        });
+        assert_eq!(sized_units(&sizing), Err(SkipReason::ZeroVolume));
+        rule.lot = LotRule::BalanceRatio { factor: 1.0 };
+        let mut tiny = input(&rule);
+        tiny.slave_figures = Some(AccountFigures {
+            balance: 1.0,
+            equity: 1.0,
+        });
+        assert_eq!(
+            sized_units(&tiny),
+            Ok(1_000_000),
+            "a small positive size still opens the minimum"
         );
     }
 

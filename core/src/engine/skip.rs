@@ -63,13 +63,20 @@ pub enum SkipReason {
     Unchanged,
     /// The master event lacks what its kind needs (side, symbol, volume).
     InvalidEvent,
-    /// The master already has `positions_per_master_max` positions tracked.
+    /// The master already has `positions_per_master_max` open positions tracked.
     LedgerFull,
+    /// The slave symbol cannot be traded as sized: the master's symbol maps
+    /// to an empty name, or the contract sizes give no finite ratio.
+    InvalidSymbol,
+    /// The lot rule sized the copy at 0 or less (a slave balance or equity of
+    /// 0 or below, for instance); never raised to the minimum, whatever
+    /// `below_min` says.
+    ZeroVolume,
 }
 
 impl SkipReason {
     /// Every reason, in declaration order.
-    pub const ALL: [SkipReason; 24] = [
+    pub const ALL: [SkipReason; 26] = [
         SkipReason::SymbolNotAllowed,
         SkipReason::SlaveLacksSymbol,
         SkipReason::NoStopLoss,
@@ -94,6 +101,8 @@ impl SkipReason {
         SkipReason::Unchanged,
         SkipReason::InvalidEvent,
         SkipReason::LedgerFull,
+        SkipReason::InvalidSymbol,
+        SkipReason::ZeroVolume,
     ];
 
     /// The stable snake_case code.
@@ -123,6 +132,8 @@ impl SkipReason {
             SkipReason::Unchanged => "unchanged",
             SkipReason::InvalidEvent => "invalid_event",
             SkipReason::LedgerFull => "ledger_full",
+            SkipReason::InvalidSymbol => "invalid_symbol",
+            SkipReason::ZeroVolume => "zero_volume",
         }
     }
 }

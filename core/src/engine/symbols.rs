@@ -9,11 +9,12 @@
 //! # Invariants
 //! - A symbol table holds at most `symbols_max` names; further names are
 //!   ignored, never a reason to drop known ones.
-//! - Every stored symbol has a valid [`LotSpec`] and a positive contract or none.
+//! - Every stored symbol has a valid [`LotSpec`], and a contract size within
+//!   `CONTRACT_SIZE_MIN..=CONTRACT_SIZE_MAX` or none.
 
 use std::collections::BTreeMap;
 
-use crate::config::SymbolRules;
+use crate::config::{SymbolRules, CONTRACT_SIZE_MAX, CONTRACT_SIZE_MIN};
 use crate::protocol::SymbolSpec;
 
 use super::lots::LotSpec;
@@ -67,18 +68,29 @@ pub struct SlaveSymbol {
     pub lots: LotSpec,
     /// Price digits: a point is 10^-digits.
     pub digits: u32,
-    /// Units per lot; `None` when the slave reported 0 (unknown).
+    /// Units per lot, within `CONTRACT_SIZE_MIN..=CONTRACT_SIZE_MAX`; `None`
+    /// when the slave reported 0 (unknown).
     pub contract: Option<f64>,
 }
 
 impl SlaveSymbol {
-    /// Validates a wire spec; `None` when it cannot describe a tradable symbol.
+    /// Validates a wire spec; `None` when it cannot describe a tradable
+    /// symbol: bad lots, too many digits, an empty name, or a contract size
+    /// other than 0 ("unknown") outside `CONTRACT_SIZE_MIN..=CONTRACT_SIZE_MAX`
+    /// (a contract of 1e-307 would make the master/slave ratio infinite).
     pub fn from_spec(spec: &SymbolSpec) -> Option<SlaveSymbol> {
         let lots = LotSpec::from_lots(spec.min, spec.max, spec.step)?;
-        if spec.digits > DIGITS_MAX {
+        if spec.digits > DIGITS_MAX || spec.name.is_empty() {
             return None;
         }
-        let contract = (spec.contract.is_finite() && spec.contract > 0.0).then_some(spec.contract);
+        let contract = if spec.contract == 0.0 {
+            None
+        } else if (CONTRACT_SIZE_MIN..=CONTRACT_SIZE_MAX).contains(&spec.contract) {
+            Some(spec.contract)
+        } else {
+            return None;
+        };
+        assert!(contract.is_none_or(|size| size.is_finite() && size > 0.0));
         Some(SlaveSymbol {
             lots,
             digits: spec.digits,
@@ -207,6 +219,30 @@ mod tests {
     }
 
     #[test]
+    fn contract_sizes_outside_the_bounds_make_the_spec_invalid() {
+        // Shows that 0 means an unknown contract, and any other size outside 1e-6..=1e12 (or not a number) is refused.
+        let with = |contract: f64| {
+            let mut wire = spec("XAUUSD", 0.01);
+            wire.contract = contract;
+            SlaveSymbol::from_spec(&wire).map(|symbol| symbol.contract)
+        };
+        assert_eq!(with(0.0), Some(None));
+        assert_eq!(with(100.0), Some(Some(100.0)));
+        assert_eq!(with(CONTRACT_SIZE_MIN), Some(Some(CONTRACT_SIZE_MIN)));
+        assert_eq!(with(CONTRACT_SIZE_MAX), Some(Some(CONTRACT_SIZE_MAX)));
+        for refused in [1e-307, 1e-7, 1e13, -1.0, f64::NAN, f64::INFINITY] {
+            assert_eq!(with(refused), None, "{refused}");
+        }
+        let mut nameless = spec("", 0.01);
+        nameless.contract = 100.0;
+        assert_eq!(
+            SlaveSymbol::from_spec(&nameless),
+            None,
+            "a symbol needs a name"
+        );
+    }
+
+    #[test]
     fn table_merges_by_name_and_is_bounded() {
         // Shows merge-by-name, that invalid specs are ignored, and the symbols_max bound.
         let mut table = SymbolTable::new(2);
@@ -223,10 +259,13 @@ mod tests {
         assert!(table.get("GBPUSD").is_some());
         assert!(table.get("USDJPY").is_none(), "beyond symbols_max");
         table.merge(&[spec("EURUSD", 0.0)]);
+        let mut tiny = spec("EURUSD", 0.01);
+        tiny.contract = 1e-307;
+        table.merge(&[tiny]);
         assert_eq!(
             table.get("EURUSD").unwrap().lots.step_units,
             10_000_000,
-            "an invalid spec leaves the old one"
+            "an invalid spec (a zero step, a contract of 1e-307) leaves the old one"
         );
         assert_eq!(table.get_or_default("XAUUSD"), SlaveSymbol::DEFAULT);
     }
