@@ -1,7 +1,65 @@
-//! The `tradebridge` binary. Serving arrives with the bridge issue; until then
-//! it only reports its version so the workspace builds end to end.
+//! The `tradebridge` binary: `tradebridge serve --config FILE` loads and
+//! validates the configuration (an error names its line and key, exit code
+//! 2), starts the shards and serves until killed.
 
-fn main() -> anyhow::Result<()> {
-    println!("tradebridge {}", env!("CARGO_PKG_VERSION"));
-    Ok(())
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use tradebridge_core::config::Config;
+use tradebridge_net::shard::{self, Shared};
+
+/// Exit code for a usage or configuration error, as for most Unix tools.
+const EXIT_USAGE: u8 = 2;
+
+const USAGE: &str = "usage: tradebridge serve --config FILE\n       tradebridge --version";
+
+fn main() -> ExitCode {
+    let arguments: Vec<String> = std::env::args().skip(1).collect();
+    let words: Vec<&str> = arguments.iter().map(String::as_str).collect();
+    let config_path = match words.as_slice() {
+        ["--version"] => {
+            println!("tradebridge {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        ["serve", "--config", path] => *path,
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let config = match Config::load(config_path) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("tradebridge: configuration {config_path}: {error}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    init_logging(config.server.log_json);
+    match serve(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("tradebridge: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to standard error, as text or one JSON object per line.
+fn init_logging(json: bool) {
+    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(tracing::Level::INFO);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Starts the shards, announces the address on standard output (tests and
+/// scripts wait for this line), and serves until the shards end.
+fn serve(config: Config) -> anyhow::Result<()> {
+    let shared = Arc::new(Shared::new(config));
+    let shards = shard::start(shared)?;
+    println!("tradebridge listening on ws://{}/ea", shards.local_address);
+    tracing::info!(address = %shards.local_address, "listening");
+    shards.join()
 }

@@ -1,0 +1,201 @@
+//! The shards: one glommio executor per shard, pinned to a core, each with
+//! its own listener on the same port (SO_REUSEPORT, which glommio's
+//! `TcpListener::bind` sets) and owning the connections it accepts.
+//!
+//! # Layout
+//! - [`Shared`]: what every shard reads (configuration, account table,
+//!   connection count, the process clock).
+//! - [`ShardContext`]: one shard's own state, used only on its thread.
+//! - [`start`]: binds and starts every shard, returns once all listen.
+//!
+//! # Invariants
+//! - Shard 0 binds first; the others bind the address it resolved, so a
+//!   configured port 0 still gives one port for all shards.
+//! - The number of open EA connections never exceeds `connections_max`: a
+//!   connection over the limit is dropped before the upgrade.
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use glommio::net::TcpListener;
+use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
+use tradebridge_core::config::{Config, IdleStrategy};
+
+use crate::accounts::AccountTable;
+use crate::session::serve_connection;
+
+/// How long a shard's executor busy-polls before parking under the `spin`
+/// idle strategy; under `yield` and `park` it parks at once in io_uring,
+/// which costs no CPU while idle.
+pub const SPIN_BEFORE_PARK_MS: u64 = 1_000;
+
+/// Pause after a failed `accept` (for instance out of file descriptors), so
+/// a persistent failure does not spin the shard.
+pub const ACCEPT_RETRY_MS: u64 = 10;
+
+/// What every shard shares, read-only but for atomic counters.
+#[derive(Debug)]
+pub struct Shared {
+    /// The validated configuration; fixed.
+    pub config: Config,
+    /// The configured accounts and their live sessions.
+    pub accounts: Arc<AccountTable>,
+    /// Open EA connections across all shards; +1 on accept, -1 on close.
+    connections: AtomicU32,
+    /// Process start, the origin of [`Shared::now_ms`]; fixed.
+    started: Instant,
+    /// Wall clock at start, in ms since the Unix epoch; makes session ids
+    /// unique across restarts; fixed.
+    started_wall_ms: u64,
+}
+
+impl Shared {
+    /// Builds the shared state; reads the clocks once.
+    pub fn new(config: Config) -> Shared {
+        let started_wall_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as u64);
+        let accounts = Arc::new(AccountTable::new(&config, 0));
+        Shared { config, accounts, connections: AtomicU32::new(0), started: Instant::now(), started_wall_ms }
+    }
+
+    /// Monotonic milliseconds since the process started.
+    pub fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+}
+
+/// Counts one open connection; dropping it uncounts it.
+struct ConnectionSlot {
+    /// The shared state holding the counter.
+    shared: Arc<Shared>,
+}
+
+impl ConnectionSlot {
+    /// Takes a slot, or `None` when `connections_max` are open.
+    fn take(shared: &Arc<Shared>) -> Option<ConnectionSlot> {
+        let connections_max = shared.config.server.connections_max;
+        let taken = shared
+            .connections
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| (open < connections_max).then_some(open + 1))
+            .is_ok();
+        taken.then(|| ConnectionSlot { shared: Arc::clone(shared) })
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let before = self.shared.connections.fetch_sub(1, Ordering::AcqRel);
+        debug_assert!(before > 0, "a connection slot was released twice");
+    }
+}
+
+/// One shard's own state, used only on its executor thread.
+#[derive(Debug)]
+pub struct ShardContext {
+    /// The shard number, from 0; fixed.
+    pub index: u32,
+    /// What all shards share.
+    pub shared: Arc<Shared>,
+    /// Sessions this shard has welcomed; +1 per session id.
+    sessions_started: Cell<u64>,
+}
+
+impl ShardContext {
+    /// A new session id, unique across shards and restarts:
+    /// `<start ms hex>-<shard>-<n>`.
+    pub fn next_session_id(&self) -> String {
+        let number = self.sessions_started.get() + 1;
+        self.sessions_started.set(number);
+        format!("{:x}-{}-{}", self.shared.started_wall_ms, self.index, number)
+    }
+}
+
+/// The running shards.
+pub struct Shards {
+    /// The address every shard listens on (the resolved one when the
+    /// configuration says port 0).
+    pub local_address: SocketAddr,
+    /// One handle per shard thread.
+    handles: Vec<ExecutorJoinHandle<()>>,
+}
+
+impl Shards {
+    /// Blocks until every shard thread ends (they end only on a fatal error).
+    pub fn join(self) -> anyhow::Result<()> {
+        for handle in self.handles {
+            handle.join().map_err(|error| anyhow::anyhow!("shard thread failed: {error}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// How many shards to start: `server.shards`, or one per core when 0.
+pub fn shard_count(config: &Config) -> u32 {
+    if config.server.shards > 0 {
+        return config.server.shards;
+    }
+    std::thread::available_parallelism().map_or(1, |cores| cores.get() as u32)
+}
+
+/// Starts every shard and returns once all of them listen.
+pub fn start(shared: Arc<Shared>) -> anyhow::Result<Shards> {
+    let count = shard_count(&shared.config);
+    let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+    let mut handles = Vec::with_capacity(count as usize);
+    let mut address = shared.config.server.listen;
+    for index in 0..count {
+        let (ready_sender, ready_receiver) = mpsc::channel();
+        let shard_shared = Arc::clone(&shared);
+        let mut builder = LocalExecutorBuilder::new(Placement::Fixed(index as usize % cores)).name(&format!("shard-{index}"));
+        if shared.config.server.idle == IdleStrategy::Spin {
+            builder = builder.spin_before_park(Duration::from_millis(SPIN_BEFORE_PARK_MS));
+        }
+        let handle = builder
+            .spawn(move || run_shard(index, shard_shared, address, ready_sender))
+            .map_err(|error| anyhow::anyhow!("starting shard {index}: {error}"))?;
+        handles.push(handle);
+        let bound = ready_receiver.recv().context("a shard ended before listening")?;
+        address = bound.map_err(|error| anyhow::anyhow!("shard {index} cannot listen on {address}: {error}"))?;
+    }
+    Ok(Shards { local_address: address, handles })
+}
+
+/// One shard: bind, report the bound address, accept forever.
+async fn run_shard(index: u32, shared: Arc<Shared>, address: SocketAddr, ready: mpsc::Sender<Result<SocketAddr, String>>) {
+    let listener = match TcpListener::bind(address) {
+        Ok(listener) => listener,
+        Err(error) => {
+            let _ = ready.send(Err(error.to_string()));
+            return;
+        }
+    };
+    let bound = listener.local_addr().map_err(|error| error.to_string());
+    let _ = ready.send(bound);
+    let context = Rc::new(ShardContext { index, shared, sessions_started: Cell::new(0) });
+    loop {
+        let stream = match listener.accept().await {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::warn!(shard = index, %error, "accept failed");
+                glommio::timer::sleep(Duration::from_millis(ACCEPT_RETRY_MS)).await;
+                continue;
+            }
+        };
+        let Some(slot) = ConnectionSlot::take(&context.shared) else {
+            tracing::warn!(shard = index, connections_max = context.shared.config.server.connections_max, "connection refused: connections_max reached");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let connection_context = Rc::clone(&context);
+        glommio::spawn_local(async move {
+            serve_connection(stream, connection_context).await;
+            drop(slot);
+        })
+        .detach();
+    }
+}
