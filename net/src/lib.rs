@@ -10,6 +10,10 @@
 //!   bad frames, rate limit, close codes.
 //! - [`accounts`]: the configured accounts, key check, which session is live
 //!   per login (newer wins, older closes 4004) and the per-account bucket.
+//! - [`router`]: the routing core's thread (first cut): owns the journal,
+//!   takes master events from the shard -> router rings, de-duplicates by
+//!   per-master `seq`, journals, and returns acks once durable through the
+//!   router -> shard rings.
 //! - [`limits`]: the token bucket and the one-minute bad-frame window, pure
 //!   and clock-free.
 //!
@@ -18,11 +22,14 @@
 //!   digests in constant time.
 //! - Every per-connection loop yields to the executor, and every wait of a
 //!   connection is bounded by a timeout from the configuration.
-//! - A connection never acks or routes what the bridge does not hold: the
-//!   data path (journal, engine, copies) is not wired yet, so data messages
-//!   are answered with `error` `internal`.
+//! - A master event is acked only once the journal holds it durably; one
+//!   at or below the stored `seq` is acked again and never journaled twice.
+//! - Nothing is routed to slaves yet (engine and copies not wired): the
+//!   other data messages (`snapshot`, `result`, `state`, `symbols`) are
+//!   answered with `error` `internal` rather than pretending to handle them.
 
 pub mod accounts;
 pub mod limits;
+pub mod router;
 pub mod session;
 pub mod shard;

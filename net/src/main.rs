@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use tradebridge_core::config::Config;
+use tradebridge_net::router::{self, Router};
 use tradebridge_net::shard::{self, Shared};
 
 /// Exit code for a usage or configuration error, as for most Unix tools.
@@ -57,8 +58,20 @@ fn init_logging(json: bool) {
 /// Starts the shards, announces the address on standard output (tests and
 /// scripts wait for this line), and serves until the shards end.
 fn serve(config: Config) -> anyhow::Result<()> {
+    let journal = router::open_journal(&config)?;
     let shared = Arc::new(Shared::new(config));
-    let shards = shard::start(shared)?;
+    let (router_links, shard_links) = router::links(shard::shard_count(&shared.config), shared.config.server.ring_bytes)?;
+    let router = Router::new(journal, router_links, Arc::clone(&shared.accounts), &shared.config)?;
+    std::thread::Builder::new().name("router".into()).spawn(move || {
+        if let Err(error) = router.run() {
+            // Without the router nothing more can be acked; exiting makes
+            // the EAs reconnect to a restarted bridge that recovers the journal.
+            tracing::error!("router stopped: {error:#}");
+            eprintln!("tradebridge: router stopped: {error:#}");
+            std::process::exit(1);
+        }
+    })?;
+    let shards = shard::start(shared, shard_links)?;
     println!("tradebridge listening on ws://{}/ea", shards.local_address);
     tracing::info!(address = %shards.local_address, "listening");
     shards.join()

@@ -31,13 +31,15 @@ use async_tungstenite::WebSocketStream;
 use futures_lite::future::or;
 use futures_lite::StreamExt;
 use futures_util::SinkExt;
+use glommio::channels::local_channel::{self, LocalReceiver};
 use glommio::net::TcpStream;
 use glommio::timer::Timer;
-use tradebridge_core::protocol::{self, ErrorCode, ErrorMessage, Hello, Message, Role, Welcome};
+use tradebridge_core::protocol::{self, Ack, ErrorCode, ErrorMessage, Event, Hello, Message, Role, Welcome};
+use tradebridge_core::record::{MasterEventMeta, MasterEventRecord};
 
 use crate::accounts::{authenticate, AccountEntry, SessionControl};
 use crate::limits::BadFrameWindow;
-use crate::shard::ShardContext;
+use crate::shard::{Outbound, ShardContext, OUTBOX_MESSAGES_MAX};
 
 /// The WebSocket path the EAs connect to; any other path gets HTTP 404.
 pub const EA_PATH: &str = "/ea";
@@ -99,6 +101,9 @@ enum Wake {
     Frame(Option<Result<WsMessage, WsError>>),
     /// A newer session of the same login took over.
     Superseded,
+    /// The shard handed this connection something to send (`None`: the
+    /// outbox was closed, which does not happen while the session runs).
+    Outbound(Option<Outbound>),
     /// The heartbeat timer fired.
     Tick,
 }
@@ -224,6 +229,11 @@ struct Session<'run> {
     role: Role,
     /// Shared with any newer session of the login, which sets it; fixed.
     control: Arc<SessionControl>,
+    /// This connection's id on the shard, carried by its master events so
+    /// the router's acks come back here; fixed.
+    connection_id: u64,
+    /// What the shard hands this connection to send (acks); fixed.
+    outbox: LocalReceiver<Outbound>,
     /// Recent bad frames; grows with each bad frame, forgets after a minute.
     bad_frames: BadFrameWindow,
     /// When the peer last sent a text frame or a ping of its own; moves with
@@ -238,7 +248,7 @@ struct Session<'run> {
 async fn run_session(socket: &mut Socket, shard: &ShardContext, account: &AccountEntry, hello: &Hello) -> Flow {
     let server = &shard.shared.config.server;
     let now_ms = shard.shared.now_ms();
-    let session_id = shard.next_session_id();
+    let (session_id, connection_id) = shard.next_session();
     let ack_seq = match hello.role {
         Role::Master => account.durable_event_seq.load(std::sync::atomic::Ordering::Acquire),
         Role::Slave => 0,
@@ -246,12 +256,16 @@ async fn run_session(socket: &mut Socket, shard: &ShardContext, account: &Accoun
     let welcome = Message::Welcome(Welcome { version: 1, session: session_id.clone(), hb_ms: server.hb_ms, ack_seq });
     let control = Arc::new(SessionControl::default());
     account.claim(Arc::clone(&control));
+    let (outbox_sender, outbox) = local_channel::new_bounded(OUTBOX_MESSAGES_MAX);
+    shard.register(connection_id, outbox_sender);
     tracing::info!(shard = shard.index, login = account.login, role = hello.role.as_str(), session = %session_id, ack_seq, "welcome");
     let mut session = Session {
         shard,
         account,
         role: hello.role,
         control,
+        connection_id,
+        outbox,
         bad_frames: BadFrameWindow::new(server.bad_frames_max_per_minute),
         heard_ms: now_ms,
         pinged_ms: now_ms,
@@ -262,6 +276,7 @@ async fn run_session(socket: &mut Socket, shard: &ShardContext, account: &Accoun
         Flow::End
     };
     account.release(&session.control);
+    shard.unregister(connection_id);
     tracing::info!(shard = shard.index, login = account.login, session = %session_id, ?flow, "session ended");
     flow
 }
@@ -277,19 +292,24 @@ impl Session<'_> {
         loop {
             glommio::yield_if_needed().await;
             let control = Arc::clone(&self.control);
+            let outbox = &self.outbox;
             let wake = or(
                 async {
                     control.superseded().await;
                     Wake::Superseded
                 },
-                or(async { Wake::Frame(socket.next().await) }, async {
-                    (&mut timer).await;
-                    Wake::Tick
-                }),
+                or(
+                    async { Wake::Outbound(outbox.recv().await) },
+                    or(async { Wake::Frame(socket.next().await) }, async {
+                        (&mut timer).await;
+                        Wake::Tick
+                    }),
+                ),
             )
             .await;
             let flow = match wake {
                 Wake::Superseded => Flow::Close(close_code::REPLACED, "the same login connected again"),
+                Wake::Outbound(outbound) => self.on_outbound(socket, outbound).await,
                 Wake::Tick => {
                     timer.reset(tick);
                     self.on_tick(socket).await
@@ -364,8 +384,11 @@ impl Session<'_> {
                     Flow::End
                 }
             }
-            (Message::Event(_) | Message::Snapshot(_), Role::Master)
-            | (Message::Result(_) | Message::State(_) | Message::Symbols(_), Role::Slave) => {
+            (Message::Event(_), Role::Master) => {
+                let Message::Event(event) = message else { unreachable!("matched above") };
+                self.on_event(socket, event, now_ms).await
+            }
+            (Message::Snapshot(_), Role::Master) | (Message::Result(_) | Message::State(_) | Message::Symbols(_), Role::Slave) => {
                 // The data path (journal, engine, copies) is not wired yet;
                 // say so rather than acking what is not held.
                 let text = format!("message `{}` is not handled by this bridge build yet", type_name(&message));
@@ -383,6 +406,55 @@ impl Session<'_> {
                 );
                 self.on_bad_frame(socket, ErrorCode::BadMessage, &text, now_ms).await
             }
+        }
+    }
+
+    /// Hands a master event to the router through the shard's ring; the
+    /// `ack` comes back through the outbox once the event is durable. A full
+    /// ring is refused with `error` internal (counted): the event is not
+    /// held, and the Monitor re-sends it above `ack_seq` after reconnecting.
+    async fn on_event(&mut self, socket: &mut Socket, event: Event, now_ms: u64) -> Flow {
+        let meta = MasterEventMeta {
+            master_login: self.account.login,
+            received_ms: self.shard.shared.wall_ms(),
+            received_ns: now_ms.saturating_mul(1_000_000),
+            shard_id: self.shard.index,
+            connection_id: self.connection_id,
+        };
+        let seq = event.seq;
+        let record = MasterEventRecord::from_event(event, meta);
+        let pushed = {
+            let mut encoder = self.shard.encoder.borrow_mut();
+            match encoder.encode(&record) {
+                Ok(encoded) => self.shard.to_router.borrow_mut().try_push(encoded.kind.code(), encoded.bytes).is_ok(),
+                Err(error) => {
+                    tracing::error!(shard = self.shard.index, login = self.account.login, seq, %error, "cannot encode a master event");
+                    false
+                }
+            }
+        };
+        if pushed {
+            return Flow::Continue;
+        }
+        self.shard.ring_full_count.set(self.shard.ring_full_count.get() + 1);
+        let text = format!("event seq {seq} not accepted: the bridge is busy; re-send it");
+        if feed_error(socket, ErrorCode::Internal, &text).await {
+            Flow::Continue
+        } else {
+            Flow::End
+        }
+    }
+
+    /// Sends what the shard handed over, flushed at once (an ack is what the
+    /// Monitor waits on).
+    async fn on_outbound(&mut self, socket: &mut Socket, outbound: Option<Outbound>) -> Flow {
+        let Some(Outbound::Ack(seq)) = outbound else {
+            return Flow::End;
+        };
+        if feed(socket, &Message::Ack(Ack { seq })).await && socket.flush().await.is_ok() {
+            Flow::Continue
+        } else {
+            Flow::End
         }
     }
 

@@ -7,6 +7,8 @@
 //!   connection count, the process clock).
 //! - [`ShardContext`]: one shard's own state, used only on its thread.
 //! - [`start`]: binds and starts every shard, returns once all listen.
+//! - `pump_from_router`: per shard, moves acks from the router -> shard ring
+//!   to the connection they are for, with the configured idle strategy.
 //!
 //! # Invariants
 //! - Shard 0 binds first; the others bind the address it resolved, so a
@@ -14,7 +16,8 @@
 //! - The number of open EA connections never exceeds `connections_max`: a
 //!   connection over the limit is dropped before the upgrade.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -23,11 +26,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
+use glommio::channels::local_channel::LocalSender;
 use glommio::net::TcpListener;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use tradebridge_core::config::{Config, IdleStrategy};
+use tradebridge_core::record::{access_checked, AckRecord, RecordEncoder, RecordKind};
+use tradebridge_core::ring::{Consumer, Producer};
 
 use crate::accounts::AccountTable;
+use crate::router::{ShardLinks, RING_BATCH_RECORDS_MAX};
 use crate::session::serve_connection;
 
 /// How long a shard's executor busy-polls before parking under the `spin`
@@ -63,6 +70,13 @@ impl Shared {
         Shared { config, accounts, connections: AtomicU32::new(0), started: Instant::now(), started_wall_ms }
     }
 
+    /// Wall-clock milliseconds since the Unix epoch, from the monotonic
+    /// clock and the wall clock read once at start (so it never goes back);
+    /// the base of `copy.expires_ms`.
+    pub fn wall_ms(&self) -> u64 {
+        self.started_wall_ms + self.now_ms()
+    }
+
     /// Monotonic milliseconds since the process started.
     pub fn now_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
@@ -94,8 +108,19 @@ impl Drop for ConnectionSlot {
     }
 }
 
+/// What the shard hands to one connection's task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outbound {
+    /// Master event `seq` is durable: send `ack`.
+    Ack(u64),
+}
+
+/// Messages a connection's outbox holds before its task sends them; a
+/// connection that falls this far behind is slow or stuck, and its acks are
+/// dropped (counted) rather than buffered without bound.
+pub const OUTBOX_MESSAGES_MAX: usize = 1_024;
+
 /// One shard's own state, used only on its executor thread.
-#[derive(Debug)]
 pub struct ShardContext {
     /// The shard number, from 0; fixed.
     pub index: u32,
@@ -103,15 +128,58 @@ pub struct ShardContext {
     pub shared: Arc<Shared>,
     /// Sessions this shard has welcomed; +1 per session id.
     sessions_started: Cell<u64>,
+    /// The shard -> router ring; connection tasks push master events.
+    pub to_router: RefCell<Producer>,
+    /// Encodes records for `to_router`; allocated once.
+    pub encoder: RefCell<RecordEncoder>,
+    /// The outbox of every welcomed connection on this shard, by connection
+    /// id; inserted at `welcome`, removed when the session ends.
+    connections: RefCell<HashMap<u64, LocalSender<Outbound>>>,
+    /// Outbound messages dropped because an outbox was full; only grows.
+    pub outbox_full_count: Cell<u64>,
+    /// Events refused because the shard -> router ring was full; only grows.
+    pub ring_full_count: Cell<u64>,
+}
+
+impl std::fmt::Debug for ShardContext {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("ShardContext").field("index", &self.index).finish_non_exhaustive()
+    }
 }
 
 impl ShardContext {
-    /// A new session id, unique across shards and restarts:
-    /// `<start ms hex>-<shard>-<n>`.
-    pub fn next_session_id(&self) -> String {
+    /// A new session: its id, unique across shards and restarts
+    /// (`<start ms hex>-<shard>-<n>`), and its connection id, unique across
+    /// shards in this process (the shard in the top 16 bits, n below).
+    pub fn next_session(&self) -> (String, u64) {
         let number = self.sessions_started.get() + 1;
         self.sessions_started.set(number);
-        format!("{:x}-{}-{}", self.shared.started_wall_ms, self.index, number)
+        debug_assert!(number < 1 << 48, "connection ids of a shard must fit 48 bits");
+        let session_id = format!("{:x}-{}-{}", self.shared.started_wall_ms, self.index, number);
+        (session_id, (u64::from(self.index) << 48) | number)
+    }
+
+    /// Registers the outbox of a welcomed connection.
+    pub fn register(&self, connection_id: u64, outbox: LocalSender<Outbound>) {
+        let previous = self.connections.borrow_mut().insert(connection_id, outbox);
+        debug_assert!(previous.is_none(), "connection id {connection_id} registered twice");
+    }
+
+    /// Removes a connection's outbox when its session ends.
+    pub fn unregister(&self, connection_id: u64) {
+        self.connections.borrow_mut().remove(&connection_id);
+    }
+
+    /// Hands `message` to the connection's task; a connection gone since is
+    /// skipped (its successor learns `ack_seq` in `welcome`).
+    fn deliver(&self, connection_id: u64, message: Outbound) {
+        let connections = self.connections.borrow();
+        let Some(outbox) = connections.get(&connection_id) else {
+            return;
+        };
+        if outbox.try_send(message).is_err() {
+            self.outbox_full_count.set(self.outbox_full_count.get() + 1);
+        }
     }
 }
 
@@ -143,20 +211,23 @@ pub fn shard_count(config: &Config) -> u32 {
 }
 
 /// Starts every shard and returns once all of them listen.
-pub fn start(shared: Arc<Shared>) -> anyhow::Result<Shards> {
+pub fn start(shared: Arc<Shared>, links: Vec<ShardLinks>) -> anyhow::Result<Shards> {
     let count = shard_count(&shared.config);
+    assert_eq!(links.len(), count as usize, "one pair of rings per shard");
+    let mut links = links.into_iter();
     let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
     let mut handles = Vec::with_capacity(count as usize);
     let mut address = shared.config.server.listen;
     for index in 0..count {
         let (ready_sender, ready_receiver) = mpsc::channel();
         let shard_shared = Arc::clone(&shared);
+        let shard_links = links.next().context("one pair of rings per shard")?;
         let mut builder = LocalExecutorBuilder::new(Placement::Fixed(index as usize % cores)).name(&format!("shard-{index}"));
         if shared.config.server.idle == IdleStrategy::Spin {
             builder = builder.spin_before_park(Duration::from_millis(SPIN_BEFORE_PARK_MS));
         }
         let handle = builder
-            .spawn(move || run_shard(index, shard_shared, address, ready_sender))
+            .spawn(move || run_shard(index, shard_shared, shard_links, address, ready_sender))
             .map_err(|error| anyhow::anyhow!("starting shard {index}: {error}"))?;
         handles.push(handle);
         let bound = ready_receiver.recv().context("a shard ended before listening")?;
@@ -166,7 +237,13 @@ pub fn start(shared: Arc<Shared>) -> anyhow::Result<Shards> {
 }
 
 /// One shard: bind, report the bound address, accept forever.
-async fn run_shard(index: u32, shared: Arc<Shared>, address: SocketAddr, ready: mpsc::Sender<Result<SocketAddr, String>>) {
+async fn run_shard(
+    index: u32,
+    shared: Arc<Shared>,
+    links: ShardLinks,
+    address: SocketAddr,
+    ready: mpsc::Sender<Result<SocketAddr, String>>,
+) {
     let listener = match TcpListener::bind(address) {
         Ok(listener) => listener,
         Err(error) => {
@@ -176,7 +253,17 @@ async fn run_shard(index: u32, shared: Arc<Shared>, address: SocketAddr, ready: 
     };
     let bound = listener.local_addr().map_err(|error| error.to_string());
     let _ = ready.send(bound);
-    let context = Rc::new(ShardContext { index, shared, sessions_started: Cell::new(0) });
+    let context = Rc::new(ShardContext {
+        index,
+        shared,
+        sessions_started: Cell::new(0),
+        to_router: RefCell::new(links.to_router),
+        encoder: RefCell::new(RecordEncoder::default()),
+        connections: RefCell::new(HashMap::new()),
+        outbox_full_count: Cell::new(0),
+        ring_full_count: Cell::new(0),
+    });
+    glommio::spawn_local(pump_from_router(Rc::clone(&context), links.from_router)).detach();
     loop {
         let stream = match listener.accept().await {
             Ok(stream) => stream,
@@ -197,5 +284,53 @@ async fn run_shard(index: u32, shared: Arc<Shared>, address: SocketAddr, ready: 
             drop(slot);
         })
         .detach();
+    }
+}
+
+/// Moves acks from the router -> shard ring to their connections. When the
+/// ring is empty it waits as `server.idle` says: `spin` and `yield` only
+/// yield to the shard's other tasks (the executor then never parks), `park`
+/// sleeps on a timer with a doubling backoff up to `idle_park_backoff_us_max`.
+async fn pump_from_router(context: Rc<ShardContext>, mut from_router: Consumer) {
+    let park_us_max = match context.shared.config.server.idle {
+        IdleStrategy::Park { backoff_us_max } => Some(backoff_us_max.max(1)),
+        IdleStrategy::Spin | IdleStrategy::Yield => None,
+    };
+    let mut park_us: u64 = 1;
+    let mut acks: Vec<AckRecord> = Vec::with_capacity(RING_BATCH_RECORDS_MAX as usize);
+    loop {
+        acks.clear();
+        let read = from_router.read_batch(RING_BATCH_RECORDS_MAX, |record| {
+            if record.kind != RecordKind::Ack.code() {
+                tracing::error!(shard = context.index, kind = record.kind, "unexpected record kind on a router -> shard ring");
+                return;
+            }
+            match access_checked::<AckRecord>(record.payload) {
+                Ok(ack) => acks.push(ack.to_record()),
+                Err(error) => tracing::error!(shard = context.index, %error, "invalid ack record on a ring"),
+            }
+        });
+        let read = match read {
+            Ok(read) => read,
+            Err(error) => {
+                tracing::error!(shard = context.index, %error, "router -> shard ring is corrupt; acks stop");
+                return;
+            }
+        };
+        for ack in &acks {
+            context.deliver(ack.connection_id, Outbound::Ack(ack.seq));
+        }
+        if read > 0 {
+            park_us = 1;
+            glommio::yield_if_needed().await;
+            continue;
+        }
+        match park_us_max {
+            None => futures_lite::future::yield_now().await,
+            Some(park_us_max) => {
+                glommio::timer::sleep(Duration::from_micros(park_us)).await;
+                park_us = (park_us * 2).min(park_us_max);
+            }
+        }
     }
 }

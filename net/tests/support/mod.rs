@@ -74,6 +74,10 @@ pub struct Bridge {
     pub directory: PathBuf,
     /// Where the bridge listens.
     pub address: SocketAddr,
+    /// The configuration file, for a restart on the same journal.
+    config_path: PathBuf,
+    /// False once a restart took the directory over.
+    owns_directory: bool,
 }
 
 /// A fresh, empty temporary directory unique to this process and call.
@@ -125,7 +129,26 @@ impl Bridge {
             let _ = child.kill();
             panic!("the bridge did not announce its address; it printed {line:?}");
         };
-        Bridge { child, directory, address }
+        Bridge { child, directory, address, config_path, owns_directory: true }
+    }
+
+    /// Kills the bridge with SIGKILL (no shutdown code runs) and waits.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Kills the bridge and starts a new one on the same configuration and
+    /// journal directory (it may listen on another port).
+    pub fn restart(mut self) -> Bridge {
+        self.kill();
+        self.owns_directory = false;
+        Bridge::start_with_config_file(self.directory.clone(), self.config_path.clone())
+    }
+
+    /// The journal directory of this bridge.
+    pub fn journal_directory(&self) -> PathBuf {
+        self.directory.join("journal")
     }
 
     /// Opens a WebSocket on `path`.
@@ -163,7 +186,9 @@ impl Drop for Bridge {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.directory);
+        if self.owns_directory {
+            let _ = std::fs::remove_dir_all(&self.directory);
+        }
     }
 }
 
@@ -244,4 +269,11 @@ impl Client {
 /// Milliseconds since `start`.
 pub fn elapsed_ms(start: Instant) -> u64 {
     start.elapsed().as_millis() as u64
+}
+
+/// An `event` frame of kind `open` with sequence `seq` for position `pos`.
+pub fn open_event_text(seq: u64, pos: u64) -> String {
+    format!(
+        r#"{{"t":"event","seq":{seq},"kind":"open","pos":{pos},"ticket":{pos},"symbol":"EURUSD","side":"buy","volume":0.1,"price":1.08123,"sl":0,"tp":0,"magic":0,"comment":"","time_ms":1732400000123}}"#
+    )
 }
