@@ -30,7 +30,7 @@ use futures_util::task::AtomicWaker;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tradebridge_core::config::{Config, ServerConfig};
-use tradebridge_core::protocol::{Hello, Role};
+use tradebridge_core::protocol::{Copy, CopyAction, Hello, Role};
 
 use crate::limits::TokenBucket;
 
@@ -72,6 +72,47 @@ impl SessionControl {
     }
 }
 
+/// Copies kept per slave for replay to a reconnecting terminal; beyond it
+/// the oldest is dropped (counted in the log). A terminal that is this many
+/// copies behind has been away far longer than any open stays valid.
+pub const COPIES_RETAINED_MAX: usize = 4_096;
+
+/// Where the router leaves a slave's copies and where the shards find them.
+#[derive(Debug, Default)]
+pub struct SlaveDelivery {
+    /// Copies not yet known finished, in `seq` order; pushed by the router
+    /// once journaled durably, pruned by the slave's `last_seq` and results.
+    pub copies: std::collections::VecDeque<Copy>,
+    /// The live connection of this slave (shard in the top 16 bits), 0 when
+    /// none; set at `welcome`, cleared when that session ends.
+    pub live_connection_id: u64,
+}
+
+impl SlaveDelivery {
+    /// Keeps `copy` for replay, dropping the oldest beyond the bound.
+    pub fn retain(&mut self, copy: Copy) {
+        debug_assert!(self.copies.back().is_none_or(|last| last.seq < copy.seq), "copies are kept in seq order");
+        if self.copies.len() >= COPIES_RETAINED_MAX {
+            self.copies.pop_front();
+        }
+        self.copies.push_back(copy);
+    }
+
+    /// Forgets every copy at or below `seq` (the terminal finished them).
+    pub fn finished_up_to(&mut self, seq: u64) {
+        while self.copies.front().is_some_and(|copy| copy.seq <= seq) {
+            self.copies.pop_front();
+        }
+    }
+}
+
+/// True when `copy` may still be sent at wall-clock `now_ms`: opens and
+/// pending orders expire, the other actions never do.
+pub fn is_valid_at(copy: &Copy, now_ms: u64) -> bool {
+    let expires = matches!(copy.action, CopyAction::Open | CopyAction::Pending) && copy.expires_ms != 0;
+    !expires || now_ms <= copy.expires_ms
+}
+
 /// One configured account, as the shards share it.
 #[derive(Debug)]
 pub struct AccountEntry {
@@ -92,6 +133,10 @@ pub struct AccountEntry {
     /// Master: the highest `event.seq` held durably, sent as `ack_seq` in
     /// `welcome`; raised by the data path once an event is durable.
     pub durable_event_seq: AtomicU64,
+    /// Slave: its copies and live connection. One lock orders the router's
+    /// "keep, then look up the connection" against the session's "set the
+    /// connection, then read the copies to replay", so no copy is missed.
+    pub delivery: Mutex<SlaveDelivery>,
 }
 
 impl AccountEntry {
@@ -111,6 +156,11 @@ impl AccountEntry {
         if live.as_ref().is_some_and(|current| Arc::ptr_eq(current, control)) {
             *live = None;
         }
+    }
+
+    /// Locks the slave's delivery state.
+    pub fn delivery(&self) -> MutexGuard<'_, SlaveDelivery> {
+        lock(&self.delivery)
     }
 
     /// Takes one frame from the account's budget at `now_ms`; false when the
@@ -155,6 +205,7 @@ impl AccountTable {
                         now_ms,
                     )),
                     durable_event_seq: AtomicU64::new(0),
+                    delivery: Mutex::new(SlaveDelivery::default()),
                 };
                 (account.login, entry)
             })

@@ -61,7 +61,8 @@ fn serve(config: Config) -> anyhow::Result<()> {
     let journal = router::open_journal(&config)?;
     let shared = Arc::new(Shared::new(config));
     let (router_links, shard_links) = router::links(shard::shard_count(&shared.config), shared.config.server.ring_bytes)?;
-    let router = Router::new(journal, router_links, Arc::clone(&shared.accounts), &shared.config)?;
+    let (updates_sender, updates) = std::sync::mpsc::channel();
+    let router = Router::new(journal, router_links, Arc::clone(&shared.accounts), updates, &shared.config)?;
     std::thread::Builder::new().name("router".into()).spawn(move || {
         if let Err(error) = router.run() {
             // Without the router nothing more can be acked; exiting makes
@@ -71,7 +72,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
             std::process::exit(1);
         }
     })?;
-    let shards = shard::start(shared, shard_links)?;
+    let shards = shard::start(shared, shard_links, updates_sender)?;
     println!("tradebridge listening on ws://{}/ea", shards.local_address);
     tracing::info!(address = %shards.local_address, "listening");
     shards.join()

@@ -1,8 +1,11 @@
-//! The routing core, first cut: one thread that owns the journal, takes
-//! master events from every shard through the shard -> router rings,
-//! de-duplicates them by per-master `seq`, journals them, and sends each
-//! `ack` back through the router -> shard ring once the journal holds the
-//! event durably (group commit through `Journal::tick`).
+//! The routing core, first cut: one thread that owns the journal and the
+//! engine. It takes master events and slave results from every shard
+//! through the shard -> router rings (slave `state`/`symbols` and master
+//! `snapshot` through a channel, as core has no ring record for them),
+//! de-duplicates events by per-master `seq`, journals them, runs the engine,
+//! gives each copy the slave's next `seq` and journals it, and once the
+//! journal holds them durably (group commit through `Journal::tick`) sends
+//! the `ack`s and `copy`s back through the router -> shard rings.
 //!
 //! # Layout
 //! - [`links`]: builds the two anonymous SPSC rings per shard.
@@ -16,8 +19,12 @@
 //!   of the highest `seq` stored for that master).
 //! - A master event whose `seq` is at or below the highest stored one is
 //!   never appended again: it is only acked again.
-//! - The engine and the copies to slaves are not wired yet: nothing is
-//!   routed to slaves in this cut.
+//! - A copy's `seq` is the slave's previous one plus 1, recovered from the
+//!   journal at start; a copy leaves the router only once durable, so a
+//!   crash can never make a `seq` be given to two different copies.
+//! - A copy is kept in the slave's [`SlaveDelivery`] before the live
+//!   connection is looked up (under one lock), so a session that starts
+//!   meanwhile replays it or receives it, never neither.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering;
@@ -27,14 +34,40 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use tradebridge_core::config::{self, Config, JournalSync};
 use tradebridge_core::journal::{Journal, JournalOptions, SyncPolicy};
-use tradebridge_core::record::{access_checked, AckRecord, MasterEventRecord, RecordEncoder, RecordKind};
+use std::sync::mpsc::Receiver;
+
+use tradebridge_core::engine::{CopyInstruction, Decision, Engine, Outcome};
+use tradebridge_core::protocol::{Snapshot, State, Symbols, TradeResult};
+use tradebridge_core::record::{
+    access_checked, AckRecord, CopyMeta, CopyRecord, MasterEventRecord, RecordEncoder, RecordKind, ResultRecord,
+};
 use tradebridge_core::ring::{Consumer, IdleAction, IdleStrategy as RingIdle, Idler, Producer, Ring};
 
-use crate::accounts::AccountTable;
+use crate::accounts::{AccountTable, SlaveDelivery};
 
 /// Journal kind of a master event record: its ring tag, so a journal record
 /// and a ring frame of the same record carry the same number.
 pub const JOURNAL_KIND_MASTER_EVENT: u16 = RecordKind::MasterEvent.code() as u16;
+
+/// Journal kind of a copy record, likewise its ring tag.
+pub const JOURNAL_KIND_COPY: u16 = RecordKind::Copy.code() as u16;
+
+/// Copies remembered per slave until their result arrives, so the engine
+/// can be told what each result is for; beyond it the oldest is forgotten
+/// (its late result is then ignored).
+pub const INSTRUCTIONS_PER_SLAVE_MAX: usize = 4_096;
+
+/// What a shard sends the router outside the rings: the messages core has
+/// no ring record for. Each carries the bridge wall clock at receipt.
+#[derive(Debug)]
+pub enum Update {
+    /// A master `snapshot`.
+    Snapshot { master: u64, snapshot: Snapshot, received_ms: u64 },
+    /// A slave `state`.
+    State { slave: u64, state: State, received_ms: u64 },
+    /// A slave `symbols` frame.
+    Symbols { slave: u64, symbols: Symbols },
+}
 
 /// Records read from one shard's ring before the router looks at the next
 /// shard, so one busy shard cannot starve the others.
@@ -105,15 +138,22 @@ struct MasterProgress {
     journal_seq: u64,
 }
 
-/// An ack waiting until the journal is durable up to `journal_seq`.
-#[derive(Clone, Copy, Debug)]
+/// What waits until the journal is durable up to its record.
+#[derive(Clone, Debug)]
+enum Waiting {
+    /// An ack for the master connection on `shard`.
+    Ack { shard: u32, ack: AckRecord },
+    /// A copy for a slave.
+    Copy(Box<CopyRecord>),
+}
+
+/// An ack or copy waiting until the journal is durable up to `journal_seq`.
+#[derive(Clone, Debug)]
 struct PendingAck {
     /// The journal record that must be durable first.
     journal_seq: u64,
-    /// The shard owning the connection.
-    shard: u32,
-    /// What to send.
-    ack: AckRecord,
+    /// What to send then.
+    waiting: Waiting,
 }
 
 /// The routing core's state; lives on its own thread.
@@ -133,6 +173,21 @@ pub struct Router {
     encoder: RecordEncoder,
     /// The idle strategy of the poll loop, from `server.idle`.
     idle: config::IdleStrategy,
+    /// The copy engine; fed every new master event, snapshot, slave state,
+    /// symbols and result.
+    engine: Engine,
+    /// Last copy `seq` given to each slave; +1 per copy, recovered at start.
+    copy_seqs: HashMap<u64, u64>,
+    /// Copies sent per slave by `seq`, until their result arrives; at most
+    /// [`INSTRUCTIONS_PER_SLAVE_MAX`] per slave.
+    instructions: HashMap<u64, std::collections::BTreeMap<u64, CopyInstruction>>,
+    /// Snapshots, states and symbols from the shards.
+    updates: Receiver<Update>,
+    /// Decisions of the last engine call; reused to avoid allocating.
+    decisions: Vec<Decision>,
+    /// Copies that could not be pushed to a full router -> shard ring (the
+    /// slave gets them on reconnect); only grows.
+    copies_ring_full_count: u64,
     /// Origin of the journal's `now_ms`.
     started: Instant,
 }
@@ -140,33 +195,67 @@ pub struct Router {
 impl Router {
     /// Builds the router and recovers each master's highest stored `seq`
     /// from the journal; publishes it as the masters' durable `ack_seq`.
-    pub fn new(journal: Journal, links: RouterLinks, accounts: Arc<AccountTable>, config: &Config) -> anyhow::Result<Router> {
-        let mut masters: HashMap<u64, MasterProgress> = HashMap::new();
-        for entry in journal.iter_from(journal.first_seq()) {
-            if entry.kind != JOURNAL_KIND_MASTER_EVENT {
-                continue;
-            }
-            let record = access_checked::<MasterEventRecord>(entry.payload)
-                .with_context(|| format!("journal record {} is not a valid master event", entry.seq))?;
-            let progress = masters.entry(record.master_login.to_native()).or_default();
-            progress.event_seq = progress.event_seq.max(record.seq.to_native());
-            progress.journal_seq = entry.seq;
-        }
-        for (login, progress) in &masters {
-            if let Some(account) = accounts.get(*login) {
-                account.durable_event_seq.store(progress.event_seq, Ordering::Release);
-            }
-        }
-        Ok(Router {
+    pub fn new(
+        journal: Journal,
+        links: RouterLinks,
+        accounts: Arc<AccountTable>,
+        updates: Receiver<Update>,
+        config: &Config,
+    ) -> anyhow::Result<Router> {
+        let mut router = Router {
             journal,
             links,
-            masters,
+            masters: HashMap::new(),
             pending: VecDeque::new(),
             accounts,
             encoder: RecordEncoder::default(),
             idle: config.server.idle,
             started: Instant::now(),
-        })
+            engine: Engine::new(config),
+            copy_seqs: HashMap::new(),
+            instructions: HashMap::new(),
+            updates,
+            decisions: Vec::new(),
+            copies_ring_full_count: 0,
+        };
+        router.recover()?;
+        Ok(router)
+    }
+
+    /// Rebuilds per-master progress, the engine's book of master positions
+    /// (by replaying the journaled events; the decisions are dropped, their
+    /// copies are journaled already), each slave's last copy `seq` and its
+    /// copies for replay; publishes each master's durable `ack_seq`.
+    fn recover(&mut self) -> anyhow::Result<()> {
+        let mut decisions = Vec::new();
+        for entry in self.journal.iter_from(self.journal.first_seq()) {
+            if entry.kind == JOURNAL_KIND_MASTER_EVENT {
+                let record = access_checked::<MasterEventRecord>(entry.payload)
+                    .with_context(|| format!("journal record {} is not a valid master event", entry.seq))?;
+                let login = record.master_login.to_native();
+                let progress = self.masters.entry(login).or_default();
+                progress.event_seq = progress.event_seq.max(record.seq.to_native());
+                progress.journal_seq = entry.seq;
+                let event = record.to_event().with_context(|| format!("journal record {}", entry.seq))?;
+                self.engine.on_master_event(login, &event, record.received_ms.to_native(), &mut decisions);
+                decisions.clear();
+            } else if entry.kind == JOURNAL_KIND_COPY {
+                let record = access_checked::<CopyRecord>(entry.payload)
+                    .with_context(|| format!("journal record {} is not a valid copy", entry.seq))?;
+                let slave = record.slave_login.to_native();
+                let copy = record.to_copy().with_context(|| format!("journal record {}", entry.seq))?;
+                self.copy_seqs.insert(slave, copy.seq);
+                if let Some(account) = self.accounts.get(slave) {
+                    account.delivery().retain(copy);
+                }
+            }
+        }
+        for (login, progress) in &self.masters {
+            if let Some(account) = self.accounts.get(*login) {
+                account.durable_event_seq.store(progress.event_seq, Ordering::Release);
+            }
+        }
+        Ok(())
     }
 
     /// The poll loop; returns only when the journal fails (the bridge must
@@ -205,7 +294,7 @@ impl Router {
     /// One pass: events from every shard, a journal tick, durable acks out.
     /// True when anything was done.
     fn poll_once(&mut self) -> anyhow::Result<bool> {
-        let mut worked = false;
+        let mut worked = self.drain_updates()?;
         for shard in 0..self.links.from_shards.len() {
             if self.pending.len() >= PENDING_ACKS_MAX {
                 break;
@@ -222,11 +311,20 @@ impl Router {
         self.started.elapsed().as_millis() as u64
     }
 
-    /// Reads a batch of master events from one shard's ring.
+    /// Reads a batch of records from one shard's ring: master events and
+    /// slave results.
     fn read_shard(&mut self, shard: u32) -> anyhow::Result<bool> {
         let mut events: Vec<(u64, u64, u64, Vec<u8>)> = Vec::new();
+        let mut results: Vec<(u64, TradeResult)> = Vec::new();
         let consumer = &mut self.links.from_shards[shard as usize];
         let read = consumer.read_batch(RING_BATCH_RECORDS_MAX, |record| {
+            if record.kind == RecordKind::Result.code() {
+                match access_checked::<ResultRecord>(record.payload).map(|result| (result.slave_login.to_native(), result.to_result())) {
+                    Ok((slave, Ok(result))) => results.push((slave, result)),
+                    Ok((_, Err(error))) | Err(error) => tracing::error!(shard, %error, "invalid result record on a ring"),
+                }
+                return;
+            }
             if record.kind != RecordKind::MasterEvent.code() {
                 tracing::error!(shard, kind = record.kind, "unexpected record kind on a shard -> router ring");
                 return;
@@ -241,59 +339,180 @@ impl Router {
                 Err(error) => tracing::error!(shard, %error, "invalid master event record on a ring"),
             }
         })?;
+        // A state sent before these events were pushed is in the channel by
+        // now: take it first, so the engine sees what the slave sent first.
+        self.drain_updates()?;
         for (login, connection_id, seq, payload) in events {
             self.on_master_event(shard, login, connection_id, seq, &payload)?;
+        }
+        for (slave, result) in results {
+            self.on_result(slave, &result);
         }
         Ok(read > 0)
     }
 
-    /// De-duplicates, journals and queues the ack of one master event.
+    /// Feeds every queued snapshot, state and symbols frame to the engine.
+    fn drain_updates(&mut self) -> anyhow::Result<bool> {
+        let mut worked = false;
+        while let Ok(update) = self.updates.try_recv() {
+            worked = true;
+            let mut decisions = std::mem::take(&mut self.decisions);
+            match &update {
+                Update::Snapshot { master, snapshot, received_ms } => {
+                    self.engine.on_master_snapshot(*master, snapshot, *received_ms, &mut decisions)
+                }
+                Update::State { slave, state, received_ms } => self.engine.on_slave_state(*slave, state, *received_ms, &mut decisions),
+                Update::Symbols { slave, symbols } => self.engine.on_slave_symbols(*slave, symbols),
+            }
+            let issued = self.issue_copies(&mut decisions, 0);
+            self.decisions = decisions;
+            issued?;
+        }
+        Ok(worked)
+    }
+
+    /// A slave's result: tells the engine what became of the copy, and
+    /// forgets the copies the slave has finished.
+    fn on_result(&mut self, slave: u64, result: &TradeResult) {
+        let instruction = self.instructions.get_mut(&slave).and_then(|sent| sent.remove(&result.seq));
+        if let Some(instruction) = instruction {
+            let now_ms = self.now_ms();
+            self.engine.on_slave_result(slave, &instruction, result, now_ms);
+        }
+        if let Some(account) = self.accounts.get(slave) {
+            account.delivery().finished_up_to(result.seq);
+        }
+    }
+
+    /// Gives each copy decision the slave's next `seq`, journals it, and
+    /// queues it to be sent once durable.
+    fn issue_copies(&mut self, decisions: &mut Vec<Decision>, event_received_ns: u64) -> anyhow::Result<()> {
+        for decision in decisions.drain(..) {
+            let Outcome::Copy(instruction) = decision.outcome else {
+                tracing::debug!(slave = decision.slave, master = decision.master, pos = decision.pos, outcome = ?decision.outcome, "no copy");
+                continue;
+            };
+            let seq = self.copy_seqs.get(&decision.slave).copied().unwrap_or(0) + 1;
+            let copy = instruction.to_copy(seq, format!("{}-{}", decision.slave, seq));
+            let meta = CopyMeta { slave_login: decision.slave, event_received_ns, connection_id: None };
+            let record = CopyRecord::from_copy(copy, meta);
+            let now_ms = self.now_ms();
+            let encoded = self.encoder.encode(&record).context("encoding a copy")?;
+            let journal_seq = self.journal.append(JOURNAL_KIND_COPY, encoded.bytes, now_ms).context("journal append of a copy")?;
+            self.copy_seqs.insert(decision.slave, seq);
+            let sent = self.instructions.entry(decision.slave).or_default();
+            if sent.len() >= INSTRUCTIONS_PER_SLAVE_MAX {
+                sent.pop_first();
+            }
+            sent.insert(seq, instruction);
+            self.pending.push_back(PendingAck { journal_seq, waiting: Waiting::Copy(Box::new(record)) });
+        }
+        Ok(())
+    }
+
+    /// De-duplicates, journals and queues the ack of one master event, and
+    /// runs a new one through the engine.
     fn on_master_event(&mut self, shard: u32, login: u64, connection_id: u64, seq: u64, payload: &[u8]) -> anyhow::Result<()> {
+        let now_ms = self.now_ms();
         let progress = self.masters.entry(login).or_default();
         let ack = AckRecord { master_login: login, connection_id, seq };
         if seq <= progress.event_seq {
             // A duplicate: acked again once what is stored is durable, and
             // not appended (nor routed) a second time.
-            self.pending.push_back(PendingAck { journal_seq: progress.journal_seq, shard, ack });
+            let journal_seq = progress.journal_seq;
+            self.pending.push_back(PendingAck { journal_seq, waiting: Waiting::Ack { shard, ack } });
             return Ok(());
         }
-        let now_ms = self.started.elapsed().as_millis() as u64;
         let journal_seq = self.journal.append(JOURNAL_KIND_MASTER_EVENT, payload, now_ms).context("journal append of a master event")?;
         progress.event_seq = seq;
         progress.journal_seq = journal_seq;
-        self.pending.push_back(PendingAck { journal_seq, shard, ack });
-        Ok(())
+        self.pending.push_back(PendingAck { journal_seq, waiting: Waiting::Ack { shard, ack } });
+        let record = access_checked::<MasterEventRecord>(payload).context("master event record")?;
+        let event = record.to_event().context("master event record")?;
+        let mut decisions = std::mem::take(&mut self.decisions);
+        self.engine.on_master_event(login, &event, record.received_ms.to_native(), &mut decisions);
+        let issued = self.issue_copies(&mut decisions, record.received_ns.to_native());
+        self.decisions = decisions;
+        issued
     }
 
-    /// Sends every pending ack the journal now holds durably, in order; an
-    /// ack whose ring is full waits for the next pass.
+    /// Sends every pending ack and copy the journal now holds durably, in
+    /// order; an ack whose ring is full waits for the next pass.
     fn send_durable_acks(&mut self) -> bool {
         let durable_seq = self.journal.durable_seq();
         let mut sent = false;
-        while let Some(pending) = self.pending.front().copied() {
+        while let Some(pending) = self.pending.front() {
             if pending.journal_seq > durable_seq {
                 break;
             }
-            // The record covering this ack is durable, and it holds a seq at
-            // or above `ack.seq`, so `ack.seq` is a safe `ack_seq` for the
-            // next `welcome`.
-            if let Some(account) = self.accounts.get(pending.ack.master_login) {
-                account.durable_event_seq.fetch_max(pending.ack.seq, Ordering::AcqRel);
-            }
-            let encoded = match self.encoder.encode(&pending.ack) {
-                Ok(encoded) => encoded,
-                Err(error) => {
-                    tracing::error!(%error, "cannot encode an ack");
-                    self.pending.pop_front();
-                    continue;
+            match &pending.waiting {
+                Waiting::Ack { shard, ack } => {
+                    if !self.send_ack(*shard, *ack) {
+                        break;
+                    }
                 }
-            };
-            if self.links.to_shards[pending.shard as usize].try_push(encoded.kind.code(), encoded.bytes).is_err() {
-                break;
+                Waiting::Copy(record) => {
+                    let record = (**record).clone();
+                    self.send_copy(record);
+                }
             }
             self.pending.pop_front();
             sent = true;
         }
         sent
+    }
+
+    /// Publishes the master's durable `ack_seq` and pushes the ack; false
+    /// when the shard's ring is full.
+    fn send_ack(&mut self, shard: u32, ack: AckRecord) -> bool {
+        // The record covering this ack is durable, and it holds a seq at or
+        // above `ack.seq`, so `ack.seq` is a safe `ack_seq` for the next
+        // `welcome`.
+        if let Some(account) = self.accounts.get(ack.master_login) {
+            account.durable_event_seq.fetch_max(ack.seq, Ordering::AcqRel);
+        }
+        let encoded = match self.encoder.encode(&ack) {
+            Ok(encoded) => encoded,
+            Err(error) => {
+                tracing::error!(%error, "cannot encode an ack");
+                return true;
+            }
+        };
+        self.links.to_shards[shard as usize].try_push(encoded.kind.code(), encoded.bytes).is_ok()
+    }
+
+    /// Keeps a durable copy for replay and pushes it to the shard of the
+    /// slave's live connection, if any.
+    fn send_copy(&mut self, mut record: CopyRecord) {
+        let Some(account) = self.accounts.get(record.slave_login) else {
+            return;
+        };
+        let live_connection_id = {
+            let mut delivery: std::sync::MutexGuard<'_, SlaveDelivery> = account.delivery();
+            match record.clone().into_copy() {
+                Ok(copy) => delivery.retain(copy),
+                Err(error) => tracing::error!(%error, "invalid copy record"),
+            }
+            delivery.live_connection_id
+        };
+        if live_connection_id == 0 {
+            return;
+        }
+        record.connection_id = Some(live_connection_id);
+        let shard = (live_connection_id >> 48) as usize;
+        let encoded = match self.encoder.encode(&record) {
+            Ok(encoded) => encoded,
+            Err(error) => {
+                tracing::error!(%error, "cannot encode a copy");
+                return;
+            }
+        };
+        let Some(producer) = self.links.to_shards.get_mut(shard) else {
+            return;
+        };
+        if producer.try_push(encoded.kind.code(), encoded.bytes).is_err() {
+            self.copies_ring_full_count += 1;
+            tracing::warn!(slave = record.slave_login, seq = record.seq, full_count = self.copies_ring_full_count, "router -> shard ring full; the copy waits for the slave's reconnect");
+        }
     }
 }

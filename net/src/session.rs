@@ -34,10 +34,11 @@ use futures_util::SinkExt;
 use glommio::channels::local_channel::{self, LocalReceiver};
 use glommio::net::TcpStream;
 use glommio::timer::Timer;
-use tradebridge_core::protocol::{self, Ack, ErrorCode, ErrorMessage, Event, Hello, Message, Role, Welcome};
-use tradebridge_core::record::{MasterEventMeta, MasterEventRecord};
+use tradebridge_core::protocol::{self, Ack, Copy, ErrorCode, ErrorMessage, Event, Hello, Message, Role, TradeResult, Welcome};
+use tradebridge_core::record::{MasterEventMeta, MasterEventRecord, ResultMeta, ResultRecord};
 
-use crate::accounts::{authenticate, AccountEntry, SessionControl};
+use crate::accounts::{authenticate, is_valid_at, AccountEntry, SessionControl};
+use crate::router::Update;
 use crate::limits::BadFrameWindow;
 use crate::shard::{Outbound, ShardContext, OUTBOX_MESSAGES_MAX};
 
@@ -232,8 +233,12 @@ struct Session<'run> {
     /// This connection's id on the shard, carried by its master events so
     /// the router's acks come back here; fixed.
     connection_id: u64,
-    /// What the shard hands this connection to send (acks); fixed.
+    /// What the shard hands this connection to send (acks, copies); fixed.
     outbox: LocalReceiver<Outbound>,
+    /// Slave: the highest copy `seq` sent (or skipped as expired) on this
+    /// connection, from `last_seq` and the replay on; a copy at or below it
+    /// arriving live is a duplicate of the replay and is dropped.
+    copy_sent_seq: u64,
     /// Recent bad frames; grows with each bad frame, forgets after a minute.
     bad_frames: BadFrameWindow,
     /// When the peer last sent a text frame or a ping of its own; moves with
@@ -258,6 +263,11 @@ async fn run_session(socket: &mut Socket, shard: &ShardContext, account: &Accoun
     account.claim(Arc::clone(&control));
     let (outbox_sender, outbox) = local_channel::new_bounded(OUTBOX_MESSAGES_MAX);
     shard.register(connection_id, outbox_sender);
+    let replay = match hello.role {
+        Role::Slave => take_replay(account, connection_id, hello.last_seq),
+        Role::Master => Vec::new(),
+    };
+    let copy_sent_seq = replay.last().map_or(hello.last_seq, |copy| copy.seq.max(hello.last_seq));
     tracing::info!(shard = shard.index, login = account.login, role = hello.role.as_str(), session = %session_id, ack_seq, "welcome");
     let mut session = Session {
         shard,
@@ -266,22 +276,55 @@ async fn run_session(socket: &mut Socket, shard: &ShardContext, account: &Accoun
         control,
         connection_id,
         outbox,
+        copy_sent_seq,
         bad_frames: BadFrameWindow::new(server.bad_frames_max_per_minute),
         heard_ms: now_ms,
         pinged_ms: now_ms,
     };
-    let flow = if feed(socket, &welcome).await && socket.flush().await.is_ok() {
+    let flow = if feed(socket, &welcome).await && session.replay(socket, replay).await && socket.flush().await.is_ok() {
         session.serve(socket).await
     } else {
         Flow::End
     };
     account.release(&session.control);
     shard.unregister(connection_id);
+    if hello.role == Role::Slave {
+        let mut delivery = account.delivery();
+        if delivery.live_connection_id == connection_id {
+            delivery.live_connection_id = 0;
+        }
+    }
     tracing::info!(shard = shard.index, login = account.login, session = %session_id, ?flow, "session ended");
     flow
 }
 
+/// Makes `connection_id` the slave's live connection, forgets the copies it
+/// finished (`last_seq`), and returns the rest for replay. One lock with the
+/// router's "keep, then look up the connection", so no copy falls between.
+fn take_replay(account: &AccountEntry, connection_id: u64, last_seq: u64) -> Vec<Copy> {
+    let mut delivery = account.delivery();
+    delivery.live_connection_id = connection_id;
+    delivery.finished_up_to(last_seq);
+    delivery.copies.iter().cloned().collect()
+}
+
 impl Session<'_> {
+    /// Sends the replay after `welcome`: every kept copy above `last_seq`
+    /// that is still valid (an expired open or pending is skipped).
+    async fn replay(&mut self, socket: &mut Socket, copies: Vec<Copy>) -> bool {
+        let now_ms = self.shard.shared.wall_ms();
+        for copy in copies {
+            if !is_valid_at(&copy, now_ms) {
+                tracing::info!(login = self.account.login, seq = copy.seq, "expired copy not replayed");
+                continue;
+            }
+            if !feed(socket, &Message::Copy(copy)).await {
+                return false;
+            }
+        }
+        true
+    }
+
     /// The session loop: frames, supersession and heartbeat, until a close.
     async fn serve(&mut self, socket: &mut Socket) -> Flow {
         let hb_ms = self.shard.shared.config.server.hb_ms;
@@ -388,15 +431,23 @@ impl Session<'_> {
                 let Message::Event(event) = message else { unreachable!("matched above") };
                 self.on_event(socket, event, now_ms).await
             }
-            (Message::Snapshot(_), Role::Master) | (Message::Result(_) | Message::State(_) | Message::Symbols(_), Role::Slave) => {
-                // The data path (journal, engine, copies) is not wired yet;
-                // say so rather than acking what is not held.
-                let text = format!("message `{}` is not handled by this bridge build yet", type_name(&message));
-                if feed_error(socket, ErrorCode::Internal, &text).await {
-                    Flow::Continue
-                } else {
-                    Flow::End
+            (Message::Result(_), Role::Slave) => {
+                let Message::Result(result) = message else { unreachable!("matched above") };
+                self.on_result(socket, result, now_ms).await
+            }
+            (Message::Snapshot(_), Role::Master) | (Message::State(_) | Message::Symbols(_), Role::Slave) => {
+                let login = self.account.login;
+                let received_ms = self.shard.shared.wall_ms();
+                let update = match message {
+                    Message::Snapshot(snapshot) => Update::Snapshot { master: login, snapshot, received_ms },
+                    Message::State(state) => Update::State { slave: login, state, received_ms },
+                    Message::Symbols(symbols) => Update::Symbols { slave: login, symbols },
+                    _ => unreachable!("matched above"),
+                };
+                if self.shard.updates.send(update).is_err() {
+                    return Flow::Close(close_code::GOING_AWAY, "the routing core stopped");
                 }
+                Flow::Continue
             }
             _ => {
                 let text = format!(
@@ -445,13 +496,54 @@ impl Session<'_> {
         }
     }
 
-    /// Sends what the shard handed over, flushed at once (an ack is what the
-    /// Monitor waits on).
-    async fn on_outbound(&mut self, socket: &mut Socket, outbound: Option<Outbound>) -> Flow {
-        let Some(Outbound::Ack(seq)) = outbound else {
-            return Flow::End;
+    /// Hands a slave result to the router through the shard's ring; a full
+    /// ring is answered with `error` internal (counted).
+    async fn on_result(&mut self, socket: &mut Socket, result: TradeResult, now_ms: u64) -> Flow {
+        let seq = result.seq;
+        let meta = ResultMeta { slave_login: self.account.login, received_ns: now_ms.saturating_mul(1_000_000) };
+        let record = ResultRecord::from_result(result, meta);
+        let pushed = {
+            let mut encoder = self.shard.encoder.borrow_mut();
+            match encoder.encode(&record) {
+                Ok(encoded) => self.shard.to_router.borrow_mut().try_push(encoded.kind.code(), encoded.bytes).is_ok(),
+                Err(error) => {
+                    tracing::error!(shard = self.shard.index, login = self.account.login, seq, %error, "cannot encode a result");
+                    false
+                }
+            }
         };
-        if feed(socket, &Message::Ack(Ack { seq })).await && socket.flush().await.is_ok() {
+        if pushed {
+            return Flow::Continue;
+        }
+        self.shard.ring_full_count.set(self.shard.ring_full_count.get() + 1);
+        let text = format!("result seq {seq} not accepted: the bridge is busy; re-send it");
+        if feed_error(socket, ErrorCode::Internal, &text).await {
+            Flow::Continue
+        } else {
+            Flow::End
+        }
+    }
+
+    /// Sends what the shard handed over, flushed at once (an ack is what the
+    /// Monitor waits on, a copy what the Executor waits on). A copy already
+    /// sent by the replay, or expired, is dropped.
+    async fn on_outbound(&mut self, socket: &mut Socket, outbound: Option<Outbound>) -> Flow {
+        let message = match outbound {
+            None => return Flow::End,
+            Some(Outbound::Ack(seq)) => Message::Ack(Ack { seq }),
+            Some(Outbound::Copy(copy)) => {
+                if copy.seq <= self.copy_sent_seq {
+                    return Flow::Continue;
+                }
+                self.copy_sent_seq = copy.seq;
+                if !is_valid_at(&copy, self.shard.shared.wall_ms()) {
+                    tracing::info!(login = self.account.login, seq = copy.seq, "expired copy not sent");
+                    return Flow::Continue;
+                }
+                Message::Copy(*copy)
+            }
+        };
+        if feed(socket, &message).await && socket.flush().await.is_ok() {
             Flow::Continue
         } else {
             Flow::End

@@ -30,11 +30,12 @@ use glommio::channels::local_channel::LocalSender;
 use glommio::net::TcpListener;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use tradebridge_core::config::{Config, IdleStrategy};
-use tradebridge_core::record::{access_checked, AckRecord, RecordEncoder, RecordKind};
+use tradebridge_core::protocol::Copy;
+use tradebridge_core::record::{access_checked, CopyRecord, AckRecord, RecordEncoder, RecordKind};
 use tradebridge_core::ring::{Consumer, Producer};
 
 use crate::accounts::AccountTable;
-use crate::router::{ShardLinks, RING_BATCH_RECORDS_MAX};
+use crate::router::{ShardLinks, Update, RING_BATCH_RECORDS_MAX};
 use crate::session::serve_connection;
 
 /// How long a shard's executor busy-polls before parking under the `spin`
@@ -109,10 +110,12 @@ impl Drop for ConnectionSlot {
 }
 
 /// What the shard hands to one connection's task.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Outbound {
     /// Master event `seq` is durable: send `ack`.
     Ack(u64),
+    /// A durable copy for this slave connection.
+    Copy(Box<Copy>),
 }
 
 /// Messages a connection's outbox holds before its task sends them; a
@@ -130,6 +133,9 @@ pub struct ShardContext {
     sessions_started: Cell<u64>,
     /// The shard -> router ring; connection tasks push master events.
     pub to_router: RefCell<Producer>,
+    /// Snapshots, states and symbols to the router (no ring record exists
+    /// for them in core).
+    pub updates: mpsc::Sender<Update>,
     /// Encodes records for `to_router`; allocated once.
     pub encoder: RefCell<RecordEncoder>,
     /// The outbox of every welcomed connection on this shard, by connection
@@ -211,7 +217,7 @@ pub fn shard_count(config: &Config) -> u32 {
 }
 
 /// Starts every shard and returns once all of them listen.
-pub fn start(shared: Arc<Shared>, links: Vec<ShardLinks>) -> anyhow::Result<Shards> {
+pub fn start(shared: Arc<Shared>, links: Vec<ShardLinks>, updates: mpsc::Sender<Update>) -> anyhow::Result<Shards> {
     let count = shard_count(&shared.config);
     assert_eq!(links.len(), count as usize, "one pair of rings per shard");
     let mut links = links.into_iter();
@@ -222,12 +228,13 @@ pub fn start(shared: Arc<Shared>, links: Vec<ShardLinks>) -> anyhow::Result<Shar
         let (ready_sender, ready_receiver) = mpsc::channel();
         let shard_shared = Arc::clone(&shared);
         let shard_links = links.next().context("one pair of rings per shard")?;
+        let shard_updates = updates.clone();
         let mut builder = LocalExecutorBuilder::new(Placement::Fixed(index as usize % cores)).name(&format!("shard-{index}"));
         if shared.config.server.idle == IdleStrategy::Spin {
             builder = builder.spin_before_park(Duration::from_millis(SPIN_BEFORE_PARK_MS));
         }
         let handle = builder
-            .spawn(move || run_shard(index, shard_shared, shard_links, address, ready_sender))
+            .spawn(move || run_shard(index, shard_shared, shard_links, shard_updates, address, ready_sender))
             .map_err(|error| anyhow::anyhow!("starting shard {index}: {error}"))?;
         handles.push(handle);
         let bound = ready_receiver.recv().context("a shard ended before listening")?;
@@ -241,6 +248,7 @@ async fn run_shard(
     index: u32,
     shared: Arc<Shared>,
     links: ShardLinks,
+    updates: mpsc::Sender<Update>,
     address: SocketAddr,
     ready: mpsc::Sender<Result<SocketAddr, String>>,
 ) {
@@ -258,6 +266,7 @@ async fn run_shard(
         shared,
         sessions_started: Cell::new(0),
         to_router: RefCell::new(links.to_router),
+        updates,
         encoder: RefCell::new(RecordEncoder::default()),
         connections: RefCell::new(HashMap::new()),
         outbox_full_count: Cell::new(0),
@@ -297,28 +306,22 @@ async fn pump_from_router(context: Rc<ShardContext>, mut from_router: Consumer) 
         IdleStrategy::Spin | IdleStrategy::Yield => None,
     };
     let mut park_us: u64 = 1;
-    let mut acks: Vec<AckRecord> = Vec::with_capacity(RING_BATCH_RECORDS_MAX as usize);
+    let mut received: Vec<(u64, Outbound)> = Vec::with_capacity(RING_BATCH_RECORDS_MAX as usize);
     loop {
-        acks.clear();
-        let read = from_router.read_batch(RING_BATCH_RECORDS_MAX, |record| {
-            if record.kind != RecordKind::Ack.code() {
-                tracing::error!(shard = context.index, kind = record.kind, "unexpected record kind on a router -> shard ring");
-                return;
-            }
-            match access_checked::<AckRecord>(record.payload) {
-                Ok(ack) => acks.push(ack.to_record()),
-                Err(error) => tracing::error!(shard = context.index, %error, "invalid ack record on a ring"),
-            }
+        received.clear();
+        let read = from_router.read_batch(RING_BATCH_RECORDS_MAX, |record| match decode_outbound(record.kind, record.payload) {
+            Ok(item) => received.push(item),
+            Err(error) => tracing::error!(shard = context.index, %error, "invalid record on a router -> shard ring"),
         });
         let read = match read {
             Ok(read) => read,
             Err(error) => {
-                tracing::error!(shard = context.index, %error, "router -> shard ring is corrupt; acks stop");
+                tracing::error!(shard = context.index, %error, "router -> shard ring is corrupt; acks and copies stop");
                 return;
             }
         };
-        for ack in &acks {
-            context.deliver(ack.connection_id, Outbound::Ack(ack.seq));
+        for (connection_id, message) in received.drain(..) {
+            context.deliver(connection_id, message);
         }
         if read > 0 {
             park_us = 1;
@@ -333,4 +336,19 @@ async fn pump_from_router(context: Rc<ShardContext>, mut from_router: Consumer) 
             }
         }
     }
+}
+
+/// Decodes one router -> shard record into its connection and message.
+fn decode_outbound(kind: u32, payload: &[u8]) -> Result<(u64, Outbound), String> {
+    if kind == RecordKind::Ack.code() {
+        let ack = access_checked::<AckRecord>(payload).map_err(|error| error.to_string())?;
+        return Ok((ack.connection_id.to_native(), Outbound::Ack(ack.seq.to_native())));
+    }
+    if kind == RecordKind::Copy.code() {
+        let record = access_checked::<CopyRecord>(payload).map_err(|error| error.to_string())?;
+        let connection_id = record.connection_id.as_ref().map(|id| id.to_native()).unwrap_or(0);
+        let copy = record.to_copy().map_err(|error| error.to_string())?;
+        return Ok((connection_id, Outbound::Copy(Box::new(copy))));
+    }
+    Err(format!("record kind {kind}: expected an ack ({}) or a copy ({})", RecordKind::Ack.code(), RecordKind::Copy.code()))
 }

@@ -47,7 +47,13 @@ pub const SERVER_DEFAULTS: &[(&str, &str)] = &[
     ("idle", "\"park\""),
 ];
 
-const ACCOUNTS: &str = r#"
+pub const SLAVE2_LOGIN: u64 = 200002;
+pub const SLAVE2_KEY: &str = "demo-slave-2";
+
+/// Accounts and follows of the test bridge: slave 1 copies the master at 2x,
+/// slave 2 at 0.5x; `{slave2_follow_extra}` is replaced by extra keys of
+/// slave 2's follow (empty by default).
+pub const ACCOUNTS: &str = r#"
 [[account]]
 login = 100001
 server = "Demo-Broker-A"
@@ -60,10 +66,22 @@ server = "Demo-Broker-A"
 role = "slave"
 key_sha256 = "b9a5a2f553b362d6600a5461589956d2672870b866df579f20b9165ebb1293b2"
 
+[[account]]
+login = 200002
+server = "Demo-Broker-A"
+role = "slave"
+key_sha256 = "5be9b1e9441e77b4709302c501b9608f5e852061d507d6cb71bbeb78a310de93"
+
 [[follow]]
 slave = 200001
 master = 100001
 lot = { mode = "multiplier", value = 2.0 }
+
+[[follow]]
+slave = 200002
+master = 100001
+lot = { mode = "multiplier", value = 0.5 }
+{slave2_follow_extra}
 "#;
 
 /// A running bridge process.
@@ -94,6 +112,11 @@ impl Bridge {
     /// Starts a bridge with the default test settings, `overrides` replacing
     /// or adding `[server]` keys.
     pub fn start(overrides: &[(&str, &str)]) -> Bridge {
+        Bridge::start_with_follow_extra(overrides, "")
+    }
+
+    /// Like [`Bridge::start`], with extra TOML lines in slave 2's follow.
+    pub fn start_with_follow_extra(overrides: &[(&str, &str)], slave2_follow_extra: &str) -> Bridge {
         let directory = temp_directory("bridge");
         let mut server = String::from("[server]\nlisten = \"127.0.0.1:0\"\n");
         server.push_str(&format!("journal_dir = \"{}\"\n", directory.join("journal").display()));
@@ -104,7 +127,8 @@ impl Bridge {
             server.push_str(&format!("{key} = {value}\n"));
         }
         let config_path = directory.join("tradebridge.toml");
-        std::fs::write(&config_path, format!("{server}{ACCOUNTS}")).expect("write config");
+        let accounts = ACCOUNTS.replace("{slave2_follow_extra}", slave2_follow_extra);
+        std::fs::write(&config_path, format!("{server}{accounts}")).expect("write config");
         Bridge::start_with_config_file(directory, config_path)
     }
 
@@ -174,6 +198,11 @@ impl Bridge {
     /// and its `welcome`.
     pub fn login(&self, role: &str, last_seq: u64) -> (Client, Message) {
         let (login, key) = if role == "master" { (MASTER_LOGIN, MASTER_KEY) } else { (SLAVE_LOGIN, SLAVE_KEY) };
+        self.login_as(login, key, role, last_seq)
+    }
+
+    /// Connects and logs in as any configured account.
+    pub fn login_as(&self, login: u64, key: &str, role: &str, last_seq: u64) -> (Client, Message) {
         let mut client = self.connect();
         client.send(&hello_text(key, login, SERVER_NAME, role, last_seq));
         let welcome = client.recv();
@@ -276,4 +305,13 @@ pub fn open_event_text(seq: u64, pos: u64) -> String {
     format!(
         r#"{{"t":"event","seq":{seq},"kind":"open","pos":{pos},"ticket":{pos},"symbol":"EURUSD","side":"buy","volume":0.1,"price":1.08123,"sl":0,"tp":0,"magic":0,"comment":"","time_ms":1732400000123}}"#
     )
+}
+
+/// A `state` frame with a 10 000 USD account, no positions, and EURUSD with
+/// lot step 0.01.
+pub const STATE_TEXT: &str = r#"{"t":"state","balance":10000.0,"equity":10000.0,"currency":"USD","positions":[],"symbols":[{"name":"EURUSD","min":0.01,"max":100.0,"step":0.01,"digits":5,"contract":100000.0}]}"#;
+
+/// A `close` event of `volume` lots, leaving `remaining` open.
+pub fn close_event_text(seq: u64, pos: u64, volume: f64, remaining: f64) -> String {
+    format!(r#"{{"t":"event","seq":{seq},"kind":"close","pos":{pos},"volume":{volume},"remaining":{remaining},"price":1.081}}"#)
 }
