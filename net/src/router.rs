@@ -37,9 +37,9 @@ use tradebridge_core::journal::{Journal, JournalOptions, SyncPolicy};
 use std::sync::mpsc::Receiver;
 
 use tradebridge_core::engine::{CopyInstruction, Decision, Engine, Outcome};
-use tradebridge_core::protocol::{Snapshot, State, Symbols, TradeResult};
+use tradebridge_core::protocol::{self, Copy, Message, TradeResult};
 use tradebridge_core::record::{
-    access_checked, AckRecord, CopyMeta, CopyRecord, MasterEventRecord, RecordEncoder, RecordKind, ResultRecord,
+    access_checked, AckRecord, CopyMeta, CopyRecord, MasterEventRecord, RecordEncoder, RecordKind, ResultMeta, ResultRecord,
 };
 use tradebridge_core::ring::{Consumer, IdleAction, IdleStrategy as RingIdle, Idler, Producer, Ring};
 
@@ -57,24 +57,55 @@ pub const JOURNAL_KIND_COPY: u16 = RecordKind::Copy.code() as u16;
 /// (its late result is then ignored).
 pub const INSTRUCTIONS_PER_SLAVE_MAX: usize = 4_096;
 
-/// What a shard sends the router outside the rings: the messages core has
-/// no ring record for. Each carries the bridge wall clock at receipt.
+/// Journal kind of a journaled [`Update`]: above every ring record kind so
+/// the two never collide. Payload: `received_ms` (u64 LE), `login` (u64 LE),
+/// then the message as protocol JSON.
+pub const JOURNAL_KIND_UPDATE: u16 = 16;
+
+/// Journal kind of a slave result record, its ring tag.
+pub const JOURNAL_KIND_RESULT: u16 = RecordKind::Result.code() as u16;
+
+/// Bytes before the JSON in a journaled update.
+const UPDATE_HEADER_BYTES: usize = 16;
+
+/// What a shard sends the router outside the rings: a master `snapshot`, a
+/// slave `state` or `symbols` (core has no ring record for them).
 #[derive(Debug)]
-pub enum Update {
-    /// A master `snapshot`.
-    Snapshot { master: u64, snapshot: Snapshot, received_ms: u64 },
-    /// A slave `state`.
-    State { slave: u64, state: State, received_ms: u64 },
-    /// A slave `symbols` frame.
-    Symbols { slave: u64, symbols: Symbols },
+pub struct Update {
+    /// The account that sent it.
+    pub login: u64,
+    /// Bridge wall clock at receipt, the engine's `now_ms` for it.
+    pub received_ms: u64,
+    /// The message: `Snapshot`, `State` or `Symbols`.
+    pub message: Message,
+}
+
+impl Update {
+    /// The journal payload of this update.
+    fn encode(&self, buffer: &mut Vec<u8>) {
+        buffer.clear();
+        buffer.extend_from_slice(&self.received_ms.to_le_bytes());
+        buffer.extend_from_slice(&self.login.to_le_bytes());
+        protocol::write(&self.message, buffer);
+    }
+
+    /// Reads back a journal payload written by [`Update::encode`].
+    fn decode(payload: &[u8]) -> anyhow::Result<Update> {
+        anyhow::ensure!(payload.len() > UPDATE_HEADER_BYTES, "update of {} bytes: expected more than {UPDATE_HEADER_BYTES}", payload.len());
+        let (header, json) = payload.split_at(UPDATE_HEADER_BYTES);
+        let received_ms = u64::from_le_bytes(header[..8].try_into()?);
+        let login = u64::from_le_bytes(header[8..].try_into()?);
+        let message = protocol::parse(json).map_err(|error| anyhow::anyhow!("journaled update: {error}"))?;
+        Ok(Update { login, received_ms, message })
+    }
 }
 
 /// Records read from one shard's ring before the router looks at the next
 /// shard, so one busy shard cannot starve the others.
 pub const RING_BATCH_RECORDS_MAX: u32 = 256;
 
-/// Acks waiting for durability; beyond it the router stops reading events
-/// until the journal catches up (back pressure into the rings).
+/// Acks and copies waiting for durability; beyond it the router stops
+/// reading the rings until the journal catches up (back pressure).
 pub const PENDING_ACKS_MAX: usize = 65_536;
 
 /// Spin and yield steps of the `park` idle strategy before it sleeps.
@@ -185,6 +216,8 @@ pub struct Router {
     updates: Receiver<Update>,
     /// Decisions of the last engine call; reused to avoid allocating.
     decisions: Vec<Decision>,
+    /// Encodes updates for the journal; reused to avoid allocating.
+    update_buffer: Vec<u8>,
     /// Copies that could not be pushed to a full router -> shard ring (the
     /// slave gets them on reconnect); only grows.
     copies_ring_full_count: u64,
@@ -216,6 +249,7 @@ impl Router {
             instructions: HashMap::new(),
             updates,
             decisions: Vec::new(),
+            update_buffer: Vec::new(),
             copies_ring_full_count: 0,
         };
         router.recover()?;
@@ -228,9 +262,17 @@ impl Router {
     /// copies for replay; publishes each master's durable `ack_seq`.
     fn recover(&mut self) -> anyhow::Result<()> {
         let mut decisions = Vec::new();
-        for entry in self.journal.iter_from(self.journal.first_seq()) {
+        let first_seq = self.journal.first_seq();
+        let last_seq = self.journal.last_seq();
+        for journal_seq in first_seq..=last_seq {
+            let Some(entry) = self.journal.read(journal_seq) else {
+                continue;
+            };
+            // The payload is copied out so the engine and the tables can be
+            // updated while the journal is borrowed no longer.
+            let entry = OwnedEntry { seq: entry.seq, kind: entry.kind, payload: aligned_copy(entry.payload) };
             if entry.kind == JOURNAL_KIND_MASTER_EVENT {
-                let record = access_checked::<MasterEventRecord>(entry.payload)
+                let record = access_checked::<MasterEventRecord>(&entry.payload)
                     .with_context(|| format!("journal record {} is not a valid master event", entry.seq))?;
                 let login = record.master_login.to_native();
                 let progress = self.masters.entry(login).or_default();
@@ -240,14 +282,24 @@ impl Router {
                 self.engine.on_master_event(login, &event, record.received_ms.to_native(), &mut decisions);
                 decisions.clear();
             } else if entry.kind == JOURNAL_KIND_COPY {
-                let record = access_checked::<CopyRecord>(entry.payload)
+                let record = access_checked::<CopyRecord>(&entry.payload)
                     .with_context(|| format!("journal record {} is not a valid copy", entry.seq))?;
                 let slave = record.slave_login.to_native();
                 let copy = record.to_copy().with_context(|| format!("journal record {}", entry.seq))?;
                 self.copy_seqs.insert(slave, copy.seq);
+                self.remember_instruction(slave, copy.seq, instruction_of(&copy));
                 if let Some(account) = self.accounts.get(slave) {
                     account.delivery().retain(copy);
                 }
+            } else if entry.kind == JOURNAL_KIND_UPDATE {
+                let update = Update::decode(&entry.payload).with_context(|| format!("journal record {}", entry.seq))?;
+                self.apply_update(&update, &mut decisions);
+                decisions.clear();
+            } else if entry.kind == JOURNAL_KIND_RESULT {
+                let record = access_checked::<ResultRecord>(&entry.payload)
+                    .with_context(|| format!("journal record {} is not a valid result", entry.seq))?;
+                let result = record.to_result().with_context(|| format!("journal record {}", entry.seq))?;
+                self.on_result(record.slave_login.to_native(), &result);
             }
         }
         for (login, progress) in &self.masters {
@@ -346,7 +398,7 @@ impl Router {
             self.on_master_event(shard, login, connection_id, seq, &payload)?;
         }
         for (slave, result) in results {
-            self.on_result(slave, &result);
+            self.journal_result(slave, &result)?;
         }
         Ok(read > 0)
     }
@@ -356,19 +408,46 @@ impl Router {
         let mut worked = false;
         while let Ok(update) = self.updates.try_recv() {
             worked = true;
+            update.encode(&mut self.update_buffer);
+            let now_ms = self.now_ms();
+            self.journal.append(JOURNAL_KIND_UPDATE, &self.update_buffer, now_ms).context("journal append of an update")?;
             let mut decisions = std::mem::take(&mut self.decisions);
-            match &update {
-                Update::Snapshot { master, snapshot, received_ms } => {
-                    self.engine.on_master_snapshot(*master, snapshot, *received_ms, &mut decisions)
-                }
-                Update::State { slave, state, received_ms } => self.engine.on_slave_state(*slave, state, *received_ms, &mut decisions),
-                Update::Symbols { slave, symbols } => self.engine.on_slave_symbols(*slave, symbols),
-            }
+            self.apply_update(&update, &mut decisions);
             let issued = self.issue_copies(&mut decisions, 0);
             self.decisions = decisions;
             issued?;
         }
         Ok(worked)
+    }
+
+    /// Remembers what copy `seq` of `slave` was, until its result.
+    fn remember_instruction(&mut self, slave: u64, seq: u64, instruction: CopyInstruction) {
+        let sent = self.instructions.entry(slave).or_default();
+        if sent.len() >= INSTRUCTIONS_PER_SLAVE_MAX {
+            sent.pop_first();
+        }
+        sent.insert(seq, instruction);
+    }
+
+    /// Feeds one update to the engine.
+    fn apply_update(&mut self, update: &Update, decisions: &mut Vec<Decision>) {
+        match &update.message {
+            Message::Snapshot(snapshot) => self.engine.on_master_snapshot(update.login, snapshot, update.received_ms, decisions),
+            Message::State(state) => self.engine.on_slave_state(update.login, state, update.received_ms, decisions),
+            Message::Symbols(symbols) => self.engine.on_slave_symbols(update.login, symbols),
+            other => tracing::error!(login = update.login, ?other, "not an update message"),
+        }
+    }
+
+    /// Journals a slave result, then applies it.
+    fn journal_result(&mut self, slave: u64, result: &TradeResult) -> anyhow::Result<()> {
+        let meta = ResultMeta { slave_login: slave, received_ns: 0 };
+        let record = ResultRecord::from_result(result.clone(), meta);
+        let now_ms = self.now_ms();
+        let encoded = self.encoder.encode(&record).context("encoding a result")?;
+        self.journal.append(JOURNAL_KIND_RESULT, encoded.bytes, now_ms).context("journal append of a result")?;
+        self.on_result(slave, result);
+        Ok(())
     }
 
     /// A slave's result: tells the engine what became of the copy, and
@@ -400,11 +479,7 @@ impl Router {
             let encoded = self.encoder.encode(&record).context("encoding a copy")?;
             let journal_seq = self.journal.append(JOURNAL_KIND_COPY, encoded.bytes, now_ms).context("journal append of a copy")?;
             self.copy_seqs.insert(decision.slave, seq);
-            let sent = self.instructions.entry(decision.slave).or_default();
-            if sent.len() >= INSTRUCTIONS_PER_SLAVE_MAX {
-                sent.pop_first();
-            }
-            sent.insert(seq, instruction);
+            self.remember_instruction(decision.slave, seq, instruction);
             self.pending.push_back(PendingAck { journal_seq, waiting: Waiting::Copy(Box::new(record)) });
         }
         Ok(())
@@ -515,4 +590,40 @@ impl Router {
             tracing::warn!(slave = record.slave_login, seq = record.seq, full_count = self.copies_ring_full_count, "router -> shard ring full; the copy waits for the slave's reconnect");
         }
     }
+}
+
+/// The engine's instruction behind a journaled copy.
+fn instruction_of(copy: &Copy) -> CopyInstruction {
+    CopyInstruction {
+        master: copy.master,
+        pos: copy.pos,
+        action: copy.action,
+        symbol: copy.symbol.clone(),
+        side: copy.side,
+        volume: copy.volume,
+        price: copy.price,
+        max_dev: copy.max_dev,
+        sl: copy.sl,
+        tp: copy.tp,
+        magic: copy.magic,
+        comment: copy.comment.clone(),
+        expires_ms: copy.expires_ms,
+    }
+}
+
+/// A journal record copied out of the mapping during recovery.
+struct OwnedEntry {
+    /// Journal sequence.
+    seq: u64,
+    /// Journal kind.
+    kind: u16,
+    /// The payload, in an 8-aligned buffer so rkyv can read it in place.
+    payload: rkyv::util::AlignedVec<8>,
+}
+
+/// Copies `bytes` into an 8-aligned buffer.
+fn aligned_copy(bytes: &[u8]) -> rkyv::util::AlignedVec<8> {
+    let mut buffer = rkyv::util::AlignedVec::<8>::with_capacity(bytes.len());
+    buffer.extend_from_slice(bytes);
+    buffer
 }

@@ -436,14 +436,7 @@ impl Session<'_> {
                 self.on_result(socket, result, now_ms).await
             }
             (Message::Snapshot(_), Role::Master) | (Message::State(_) | Message::Symbols(_), Role::Slave) => {
-                let login = self.account.login;
-                let received_ms = self.shard.shared.wall_ms();
-                let update = match message {
-                    Message::Snapshot(snapshot) => Update::Snapshot { master: login, snapshot, received_ms },
-                    Message::State(state) => Update::State { slave: login, state, received_ms },
-                    Message::Symbols(symbols) => Update::Symbols { slave: login, symbols },
-                    _ => unreachable!("matched above"),
-                };
+                let update = Update { login: self.account.login, received_ms: self.shard.shared.wall_ms(), message };
                 if self.shard.updates.send(update).is_err() {
                     return Flow::Close(close_code::GOING_AWAY, "the routing core stopped");
                 }

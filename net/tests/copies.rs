@@ -136,3 +136,34 @@ fn slave_results_are_accepted() {
     ));
     slave1.expect_alive();
 }
+
+#[test]
+fn kill_9_and_restart_resends_unfinished_copies_and_routes_nothing_twice() {
+    // Shows: after kill -9 and a restart on the same journal, the master's ack_seq is right, the slave gets exactly the copy above its last_seq, a re-sent event makes no copy, and a later close still finds the copied position (engine state rebuilt from the journal).
+    let bridge = Bridge::start(&[("journal_sync", "\"group\""), ("journal_group_records", "64"), ("journal_group_ms", "2")]);
+    let mut slave1 = slave_with_state(&bridge, SLAVE_LOGIN, SLAVE_KEY, 0);
+    let (mut master, _) = bridge.login("master", 0);
+    master.send(&open_event_text(1, 9001));
+    assert_eq!(master.recv(), Message::Ack(Ack { seq: 1 }));
+    assert_eq!(expect_copy(&mut slave1).seq, 1);
+    slave1.send(r#"{"t":"result","seq":1,"status":"filled","ticket":55501,"price":1.08125,"volume":0.2,"error":0,"msg":"","exec_ms":38}"#);
+    slave1.expect_alive();
+    master.send(&open_event_text(2, 9002));
+    assert_eq!(master.recv(), Message::Ack(Ack { seq: 2 }));
+    assert_eq!(expect_copy(&mut slave1).seq, 2);
+    drop((slave1, master));
+    let bridge = bridge.restart();
+    let (mut master, welcome) = bridge.login("master", 0);
+    assert!(matches!(welcome, Message::Welcome(ref welcome) if welcome.ack_seq == 2), "{welcome:?}");
+    let (mut slave1, _) = bridge.login_as(SLAVE_LOGIN, SLAVE_KEY, "slave", 1);
+    let replayed = expect_copy(&mut slave1);
+    assert_eq!((replayed.seq, replayed.pos, replayed.action), (2, 9002, CopyAction::Open));
+    slave1.expect_alive();
+    master.send(&open_event_text(2, 9002));
+    assert_eq!(master.recv(), Message::Ack(Ack { seq: 2 }));
+    master.send(&close_event_text(3, 9001, 0.1, 0.0));
+    assert_eq!(master.recv(), Message::Ack(Ack { seq: 3 }));
+    let close = expect_copy(&mut slave1);
+    assert_eq!((close.seq, close.pos, close.action), (3, 9001, CopyAction::Close), "the re-sent event made no copy; the close continues the seq");
+    assert_volume(&close, 0.2);
+}
