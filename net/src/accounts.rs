@@ -22,7 +22,7 @@
 
 use std::collections::HashMap;
 use std::future::poll_fn;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
 
@@ -34,40 +34,43 @@ use tradebridge_core::protocol::{Copy, CopyAction, Hello, Role};
 
 use crate::limits::TokenBucket;
 
-/// The shared cell through which a newer session of the same login closes
-/// the older one, whichever shard owns it.
+/// The shared cell through which a newer session of the same login (close
+/// 4004) or the shutdown (close 1001) closes a session, whichever shard
+/// owns it.
 #[derive(Debug, Default)]
 pub struct SessionControl {
-    /// Set once, by the newer session's [`AccountEntry::claim`]; never
-    /// cleared. Stored with `Release` before waking, loaded with `Acquire`
-    /// by the owner, so the owner sees it when woken.
-    superseded: AtomicBool,
+    /// The close code asked for, 0 while none; set once (the first request
+    /// wins). Stored with `Release` before waking, loaded with `Acquire` by
+    /// the owner, so the owner sees it when woken.
+    close_code: AtomicU32,
     /// The owner's task waker, registered each time it waits; woken (from any
-    /// thread: glommio queues foreign wakes) when `superseded` is set.
+    /// thread: glommio queues foreign wakes) when `close_code` is set.
     waker: AtomicWaker,
 }
 
 impl SessionControl {
-    /// True once a newer session of the same login has taken over.
-    pub fn is_superseded(&self) -> bool {
-        self.superseded.load(Ordering::Acquire)
+    /// The close code asked for, if any.
+    pub fn close_requested(&self) -> Option<u16> {
+        let code = self.close_code.load(Ordering::Acquire);
+        (code != 0).then_some(code as u16)
     }
 
-    /// Resolves when a newer session of the same login takes over.
-    pub async fn superseded(&self) {
+    /// Resolves with the close code once a close is asked for.
+    pub async fn wait_close_request(&self) -> u16 {
         poll_fn(|context| {
             self.waker.register(context.waker());
-            if self.is_superseded() {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
+            match self.close_requested() {
+                Some(code) => Poll::Ready(code),
+                None => Poll::Pending,
             }
         })
         .await
     }
 
-    fn supersede(&self) {
-        self.superseded.store(true, Ordering::Release);
+    /// Asks the owning session to close with `code` (not 0).
+    pub fn request_close(&self, code: u16) {
+        debug_assert!(code != 0, "0 means no close request");
+        let _ = self.close_code.compare_exchange(0, u32::from(code), Ordering::AcqRel, Ordering::Acquire);
         self.waker.wake();
     }
 }
@@ -145,7 +148,7 @@ impl AccountEntry {
     pub fn claim(&self, control: Arc<SessionControl>) {
         let previous = lock(&self.live).replace(control);
         if let Some(previous) = previous {
-            previous.supersede();
+            previous.request_close(crate::session::close_code::REPLACED);
         }
     }
 
@@ -155,6 +158,13 @@ impl AccountEntry {
         let mut live = lock(&self.live);
         if live.as_ref().is_some_and(|current| Arc::ptr_eq(current, control)) {
             *live = None;
+        }
+    }
+
+    /// Asks the live session, if any, to close with `code`.
+    pub fn close_live(&self, code: u16) {
+        if let Some(live) = lock(&self.live).as_ref() {
+            live.request_close(code);
         }
     }
 
@@ -216,6 +226,11 @@ impl AccountTable {
     /// The account with this login, if configured.
     pub fn get(&self, login: u64) -> Option<&AccountEntry> {
         self.by_login.get(&login)
+    }
+
+    /// Every configured account, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &AccountEntry> {
+        self.by_login.values()
     }
 }
 
@@ -327,8 +342,11 @@ key_sha256 = "027ab56e7d6dd58a1d2af792a0e893afbeadaa1b9978c57d8ffe4b05531a15aa"
         let newer = Arc::new(SessionControl::default());
         entry.claim(older.clone());
         entry.claim(newer.clone());
-        assert!(older.is_superseded());
-        assert!(!newer.is_superseded());
+        assert_eq!(older.close_requested(), Some(4004));
+        assert_eq!(newer.close_requested(), None);
+        entry.close_live(1001);
+        assert_eq!(newer.close_requested(), Some(1001));
+        assert_eq!(older.close_requested(), Some(4004), "the first close request wins");
         entry.release(&older);
         assert!(lock(&entry.live).as_ref().is_some_and(|live| Arc::ptr_eq(live, &newer)));
         entry.release(&newer);

@@ -3,7 +3,12 @@
 //! 2), starts the shards and serves until killed.
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 
 use tradebridge_core::config::Config;
 use tradebridge_net::router::{self, Router};
@@ -55,16 +60,24 @@ fn init_logging(json: bool) {
     }
 }
 
-/// Starts the shards, announces the address on standard output (tests and
-/// scripts wait for this line), and serves until the shards end.
+/// Longest wait, after SIGTERM or SIGINT, for the sessions to close before
+/// the journal is flushed and the process exits; a peer that does not answer
+/// its close frame is dropped after `CLOSE_DRAIN_MS` anyway.
+const SHUTDOWN_DRAIN_MS_MAX: u64 = 5_000;
+
+/// Starts the router and the shards, announces the address on standard
+/// output (tests and scripts wait for this line), serves until SIGTERM or
+/// SIGINT, then drains: sessions close with 1001, the journal is flushed.
 fn serve(config: Config) -> anyhow::Result<()> {
     let journal = router::open_journal(&config)?;
     let shared = Arc::new(Shared::new(config));
     let (router_links, shard_links) = router::links(shard::shard_count(&shared.config), shared.config.server.ring_bytes)?;
     let (updates_sender, updates) = std::sync::mpsc::channel();
     let router = Router::new(journal, router_links, Arc::clone(&shared.accounts), updates, &shared.config)?;
-    std::thread::Builder::new().name("router".into()).spawn(move || {
-        if let Err(error) = router.run() {
+    let stop = Arc::new(AtomicBool::new(false));
+    let router_stop = Arc::clone(&stop);
+    let router_thread = std::thread::Builder::new().name("router".into()).spawn(move || {
+        if let Err(error) = router.run(router_stop) {
             // Without the router nothing more can be acked; exiting makes
             // the EAs reconnect to a restarted bridge that recovers the journal.
             tracing::error!("router stopped: {error:#}");
@@ -72,8 +85,22 @@ fn serve(config: Config) -> anyhow::Result<()> {
             std::process::exit(1);
         }
     })?;
-    let shards = shard::start(shared, shard_links, updates_sender)?;
+    // Registered before the address is announced, so a signal sent as soon
+    // as the bridge is up is never handled by the default action.
+    let mut signals = Signals::new([SIGTERM, SIGINT])?;
+    let shards = shard::start(Arc::clone(&shared), shard_links, updates_sender)?;
     println!("tradebridge listening on ws://{}/ea", shards.local_address);
     tracing::info!(address = %shards.local_address, "listening");
-    shards.join()
+    let signal = signals.forever().next();
+    tracing::info!(?signal, connections = shared.connections_open(), "shutting down");
+    shared.begin_shutdown();
+    let deadline = Instant::now() + Duration::from_millis(SHUTDOWN_DRAIN_MS_MAX);
+    while shared.connections_open() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    stop.store(true, Ordering::Release);
+    router_thread.join().map_err(|_| anyhow::anyhow!("the router thread panicked"))?;
+    tracing::info!(connections = shared.connections_open(), "stopped");
+    // The shard threads park in their accept loops; exiting ends them.
+    std::process::exit(0);
 }

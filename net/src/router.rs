@@ -310,9 +310,10 @@ impl Router {
         Ok(())
     }
 
-    /// The poll loop; returns only when the journal fails (the bridge must
-    /// then stop acking, so the caller exits).
-    pub fn run(mut self) -> anyhow::Result<()> {
+    /// The poll loop; returns `Ok` once `stop` is set (after a last pass
+    /// and a journal flush), or an error when the journal fails (the bridge
+    /// must then stop acking, so the caller exits).
+    pub fn run(mut self, stop: Arc<std::sync::atomic::AtomicBool>) -> anyhow::Result<()> {
         let mut idler = Idler::new(match self.idle {
             config::IdleStrategy::Spin => RingIdle::Spin,
             config::IdleStrategy::Yield => RingIdle::Yield,
@@ -326,6 +327,12 @@ impl Router {
         };
         let mut park_us: u64 = 1;
         loop {
+            if stop.load(Ordering::Acquire) {
+                self.poll_once()?;
+                self.journal.flush().context("journal flush at shutdown")?;
+                tracing::info!(durable_seq = self.journal.durable_seq(), "router stopped; journal flushed");
+                return Ok(());
+            }
             let worked = self.poll_once()?;
             if worked {
                 idler.reset();

@@ -100,8 +100,9 @@ enum Flow {
 enum Wake {
     /// The next WebSocket message, an error, or `None` at the end.
     Frame(Option<Result<WsMessage, WsError>>),
-    /// A newer session of the same login took over.
-    Superseded,
+    /// A newer session of the same login took over (4004), or the bridge is
+    /// shutting down (1001).
+    CloseRequested(u16),
     /// The shard handed this connection something to send (`None`: the
     /// outbox was closed, which does not happen while the session runs).
     Outbound(Option<Outbound>),
@@ -261,6 +262,9 @@ async fn run_session(socket: &mut Socket, shard: &ShardContext, account: &Accoun
     let welcome = Message::Welcome(Welcome { version: 1, session: session_id.clone(), hb_ms: server.hb_ms, ack_seq });
     let control = Arc::new(SessionControl::default());
     account.claim(Arc::clone(&control));
+    if shard.shared.is_shutting_down() {
+        control.request_close(close_code::GOING_AWAY);
+    }
     let (outbox_sender, outbox) = local_channel::new_bounded(OUTBOX_MESSAGES_MAX);
     shard.register(connection_id, outbox_sender);
     let replay = match hello.role {
@@ -338,8 +342,7 @@ impl Session<'_> {
             let outbox = &self.outbox;
             let wake = or(
                 async {
-                    control.superseded().await;
-                    Wake::Superseded
+                    Wake::CloseRequested(control.wait_close_request().await)
                 },
                 or(
                     async { Wake::Outbound(outbox.recv().await) },
@@ -351,7 +354,8 @@ impl Session<'_> {
             )
             .await;
             let flow = match wake {
-                Wake::Superseded => Flow::Close(close_code::REPLACED, "the same login connected again"),
+                Wake::CloseRequested(close_code::REPLACED) => Flow::Close(close_code::REPLACED, "the same login connected again"),
+                Wake::CloseRequested(code) => Flow::Close(code, "the bridge is shutting down"),
                 Wake::Outbound(outbound) => self.on_outbound(socket, outbound).await,
                 Wake::Tick => {
                     timer.reset(tick);

@@ -20,7 +20,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -56,6 +56,9 @@ pub struct Shared {
     pub accounts: Arc<AccountTable>,
     /// Open EA connections across all shards; +1 on accept, -1 on close.
     connections: AtomicU32,
+    /// Set once by [`Shared::begin_shutdown`]; from then on no connection
+    /// is accepted and no session stays welcomed.
+    shutting_down: AtomicBool,
     /// Process start, the origin of [`Shared::now_ms`]; fixed.
     started: Instant,
     /// Wall clock at start, in ms since the Unix epoch; makes session ids
@@ -68,7 +71,35 @@ impl Shared {
     pub fn new(config: Config) -> Shared {
         let started_wall_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as u64);
         let accounts = Arc::new(AccountTable::new(&config, 0));
-        Shared { config, accounts, connections: AtomicU32::new(0), started: Instant::now(), started_wall_ms }
+        Shared {
+            config,
+            accounts,
+            connections: AtomicU32::new(0),
+            shutting_down: AtomicBool::new(false),
+            started: Instant::now(),
+            started_wall_ms,
+        }
+    }
+
+    /// True once the shutdown has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+
+    /// Starts the drain: stops accepting, and asks every welcomed session
+    /// to close with 1001. A session welcomed concurrently checks the flag
+    /// after claiming its login (both under the account's lock), so it
+    /// closes too.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Release);
+        for account in self.accounts.iter() {
+            account.close_live(crate::session::close_code::GOING_AWAY);
+        }
+    }
+
+    /// Open EA connections across all shards.
+    pub fn connections_open(&self) -> u32 {
+        self.connections.load(Ordering::Acquire)
     }
 
     /// Wall-clock milliseconds since the Unix epoch, from the monotonic
@@ -282,6 +313,9 @@ async fn run_shard(
                 continue;
             }
         };
+        if context.shared.is_shutting_down() {
+            continue;
+        }
         let Some(slot) = ConnectionSlot::take(&context.shared) else {
             tracing::warn!(shard = index, connections_max = context.shared.config.server.connections_max, "connection refused: connections_max reached");
             continue;

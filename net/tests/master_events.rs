@@ -118,3 +118,32 @@ fn slave_cannot_send_events() {
     assert!(message.contains("event"), "{message}");
     slave.expect_alive();
 }
+
+#[test]
+fn sigterm_closes_sessions_with_1001_and_exits_0_keeping_the_journal() {
+    // Shows: on SIGTERM every session is closed with 1001, the process exits with code 0, and a restart on the same journal reports the acked events in ack_seq.
+    let mut bridge = Bridge::start(&[("journal_sync", "\"group\""), ("journal_group_records", "64"), ("journal_group_ms", "2")]);
+    let (mut master, _) = bridge.login("master", 0);
+    let (mut slave, _) = bridge.login("slave", 0);
+    for seq in 1..=3 {
+        master.send(&open_event_text(seq, 9000 + seq));
+        assert_eq!(master.recv(), Message::Ack(Ack { seq }));
+    }
+    bridge.terminate();
+    master.expect_close(1001);
+    // The slave first receives the copies of the three opens.
+    loop {
+        match slave.next() {
+            support::Received::Message(Message::Copy(_)) => continue,
+            support::Received::Close(code) => {
+                assert_eq!(code, Some(1001));
+                break;
+            }
+            other => panic!("expected copies then close 1001, got {other:?}"),
+        }
+    }
+    assert_eq!(bridge.wait_exit(std::time::Duration::from_secs(10)), Some(0));
+    let bridge = bridge.restart();
+    let (_master, welcome) = bridge.login("master", 0);
+    assert_eq!(ack_seq_of(welcome), 3);
+}

@@ -156,6 +156,25 @@ impl Bridge {
         Bridge { child, directory, address, config_path, owns_directory: true }
     }
 
+    /// Sends SIGTERM (the graceful shutdown) to the bridge.
+    pub fn terminate(&self) {
+        let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits up to `timeout` for the bridge to exit; its exit code, or
+    /// `None` when it is still running (or died of a signal).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     /// Kills the bridge with SIGKILL (no shutdown code runs) and waits.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
