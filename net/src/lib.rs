@@ -17,6 +17,8 @@
 //!   de-duplicates events by per-master `seq`, journals everything, gives
 //!   copies per-slave seqs, and returns acks and copies once durable through
 //!   the router -> shard rings. Rebuilds all of it from the journal at start.
+//! - [`metrics`]: counters and HDR latency histograms per stage, served as
+//!   Prometheus text on `GET /metrics` at `server.metrics_listen`.
 //! - [`limits`]: the token bucket and the one-minute bad-frame window, pure
 //!   and clock-free.
 //!
@@ -35,6 +37,7 @@
 
 pub mod accounts;
 pub mod limits;
+pub mod metrics;
 pub mod router;
 pub mod session;
 pub mod shard;

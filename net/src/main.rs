@@ -11,6 +11,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use tradebridge_core::config::Config;
+use tradebridge_net::metrics;
 use tradebridge_net::router::{self, Router};
 use tradebridge_net::shard::{self, Shared};
 
@@ -60,6 +61,19 @@ fn init_logging(json: bool) {
     }
 }
 
+/// Binds the metrics endpoint and serves it on its own thread; announces
+/// the bound address on standard output.
+fn start_metrics(address: std::net::SocketAddr, shared: &Arc<Shared>) -> anyhow::Result<()> {
+    let listener = std::net::TcpListener::bind(address).map_err(|error| anyhow::anyhow!("server.metrics_listen = {address}: {error}"))?;
+    let bound = listener.local_addr()?;
+    let render_shared = Arc::clone(shared);
+    let render: Arc<dyn Fn() -> String + Send + Sync> = Arc::new(move || render_shared.metrics.render(render_shared.connections_open()));
+    std::thread::Builder::new().name("metrics".into()).spawn(move || metrics::serve(listener, render))?;
+    println!("tradebridge metrics on http://{bound}/metrics");
+    tracing::info!(address = %bound, "metrics listening");
+    Ok(())
+}
+
 /// Longest wait, after SIGTERM or SIGINT, for the sessions to close before
 /// the journal is flushed and the process exits; a peer that does not answer
 /// its close frame is dropped after `CLOSE_DRAIN_MS` anyway.
@@ -73,7 +87,15 @@ fn serve(config: Config) -> anyhow::Result<()> {
     let shared = Arc::new(Shared::new(config));
     let (router_links, shard_links) = router::links(shard::shard_count(&shared.config), shared.config.server.ring_bytes)?;
     let (updates_sender, updates) = std::sync::mpsc::channel();
-    let router = Router::new(journal, router_links, Arc::clone(&shared.accounts), updates, &shared.config)?;
+    let router = Router::new(
+        journal,
+        router_links,
+        Arc::clone(&shared.accounts),
+        updates,
+        &shared.config,
+        shared.started,
+        Arc::clone(&shared.metrics),
+    )?;
     let stop = Arc::new(AtomicBool::new(false));
     let router_stop = Arc::clone(&stop);
     let router_thread = std::thread::Builder::new().name("router".into()).spawn(move || {
@@ -91,6 +113,9 @@ fn serve(config: Config) -> anyhow::Result<()> {
     let shards = shard::start(Arc::clone(&shared), shard_links, updates_sender)?;
     println!("tradebridge listening on ws://{}/ea", shards.local_address);
     tracing::info!(address = %shards.local_address, "listening");
+    if let Some(address) = shared.config.server.metrics_listen {
+        start_metrics(address, &shared)?;
+    }
     let signal = signals.forever().next();
     tracing::info!(?signal, connections = shared.connections_open(), "shutting down");
     shared.begin_shutdown();

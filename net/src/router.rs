@@ -44,6 +44,7 @@ use tradebridge_core::record::{
 use tradebridge_core::ring::{Consumer, IdleAction, IdleStrategy as RingIdle, Idler, Producer, Ring};
 
 use crate::accounts::{AccountTable, SlaveDelivery};
+use crate::metrics::{Metrics, Stage};
 
 /// Journal kind of a master event record: its ring tag, so a journal record
 /// and a ring frame of the same record carry the same number.
@@ -172,8 +173,9 @@ struct MasterProgress {
 /// What waits until the journal is durable up to its record.
 #[derive(Clone, Debug)]
 enum Waiting {
-    /// An ack for the master connection on `shard`.
-    Ack { shard: u32, ack: AckRecord },
+    /// An ack for the master connection on `shard`; `event_received_ns` is
+    /// the event's receipt time for the latency histogram, 0 for a duplicate.
+    Ack { shard: u32, ack: AckRecord, event_received_ns: u64 },
     /// A copy for a slave.
     Copy(Box<CopyRecord>),
 }
@@ -221,8 +223,11 @@ pub struct Router {
     /// Copies that could not be pushed to a full router -> shard ring (the
     /// slave gets them on reconnect); only grows.
     copies_ring_full_count: u64,
-    /// Origin of the journal's `now_ms`.
+    /// Origin of `now_ms` and of the latency clock, shared with the shards
+    /// (`Shared::started`).
     started: Instant,
+    /// Counters and latency histograms.
+    metrics: Arc<Metrics>,
 }
 
 impl Router {
@@ -234,6 +239,8 @@ impl Router {
         accounts: Arc<AccountTable>,
         updates: Receiver<Update>,
         config: &Config,
+        started: Instant,
+        metrics: Arc<Metrics>,
     ) -> anyhow::Result<Router> {
         let mut router = Router {
             journal,
@@ -243,7 +250,8 @@ impl Router {
             accounts,
             encoder: RecordEncoder::default(),
             idle: config.server.idle,
-            started: Instant::now(),
+            started,
+            metrics,
             engine: Engine::new(config),
             copy_seqs: HashMap::new(),
             instructions: HashMap::new(),
@@ -486,6 +494,7 @@ impl Router {
             let encoded = self.encoder.encode(&record).context("encoding a copy")?;
             let journal_seq = self.journal.append(JOURNAL_KIND_COPY, encoded.bytes, now_ms).context("journal append of a copy")?;
             self.copy_seqs.insert(decision.slave, seq);
+            Metrics::count(&self.metrics.copies_journaled);
             self.remember_instruction(decision.slave, seq, instruction);
             self.pending.push_back(PendingAck { journal_seq, waiting: Waiting::Copy(Box::new(record)) });
         }
@@ -502,14 +511,17 @@ impl Router {
             // A duplicate: acked again once what is stored is durable, and
             // not appended (nor routed) a second time.
             let journal_seq = progress.journal_seq;
-            self.pending.push_back(PendingAck { journal_seq, waiting: Waiting::Ack { shard, ack } });
+            self.pending.push_back(PendingAck { journal_seq, waiting: Waiting::Ack { shard, ack, event_received_ns: 0 } });
+            Metrics::count(&self.metrics.events_duplicate);
             return Ok(());
         }
         let journal_seq = self.journal.append(JOURNAL_KIND_MASTER_EVENT, payload, now_ms).context("journal append of a master event")?;
         progress.event_seq = seq;
         progress.journal_seq = journal_seq;
-        self.pending.push_back(PendingAck { journal_seq, waiting: Waiting::Ack { shard, ack } });
+        Metrics::count(&self.metrics.events_journaled);
         let record = access_checked::<MasterEventRecord>(payload).context("master event record")?;
+        let event_received_ns = record.received_ns.to_native();
+        self.pending.push_back(PendingAck { journal_seq, waiting: Waiting::Ack { shard, ack, event_received_ns } });
         let event = record.to_event().context("master event record")?;
         let mut decisions = std::mem::take(&mut self.decisions);
         self.engine.on_master_event(login, &event, record.received_ms.to_native(), &mut decisions);
@@ -523,22 +535,24 @@ impl Router {
     fn send_durable_acks(&mut self) -> bool {
         let durable_seq = self.journal.durable_seq();
         let mut sent = false;
-        while let Some(pending) = self.pending.front() {
-            if pending.journal_seq > durable_seq {
+        while self.pending.front().is_some_and(|pending| pending.journal_seq <= durable_seq) {
+            let Some(pending) = self.pending.pop_front() else {
                 break;
-            }
-            match &pending.waiting {
-                Waiting::Ack { shard, ack } => {
-                    if !self.send_ack(*shard, *ack) {
+            };
+            match pending.waiting {
+                Waiting::Ack { shard, ack, event_received_ns } => {
+                    if !self.send_ack(shard, ack) {
+                        // The ring is full: the ack goes first on the next pass.
+                        self.pending.push_front(PendingAck { journal_seq: pending.journal_seq, waiting: Waiting::Ack { shard, ack, event_received_ns } });
                         break;
                     }
+                    if event_received_ns != 0 {
+                        let now_ns = self.started.elapsed().as_nanos() as u64;
+                        self.metrics.record(Stage::EventToDurable, event_received_ns, now_ns);
+                    }
                 }
-                Waiting::Copy(record) => {
-                    let record = (**record).clone();
-                    self.send_copy(record);
-                }
+                Waiting::Copy(record) => self.send_copy(*record),
             }
-            self.pending.pop_front();
             sent = true;
         }
         sent

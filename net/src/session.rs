@@ -38,6 +38,7 @@ use tradebridge_core::protocol::{self, Ack, Copy, ErrorCode, ErrorMessage, Event
 use tradebridge_core::record::{MasterEventMeta, MasterEventRecord, ResultMeta, ResultRecord};
 
 use crate::accounts::{authenticate, is_valid_at, AccountEntry, SessionControl};
+use crate::metrics::{Metrics, Stage};
 use crate::router::Update;
 use crate::limits::BadFrameWindow;
 use crate::shard::{Outbound, ShardContext, OUTBOX_MESSAGES_MAX};
@@ -325,6 +326,7 @@ impl Session<'_> {
             if !feed(socket, &Message::Copy(copy)).await {
                 return false;
             }
+            Metrics::count(&self.shard.shared.metrics.copies_sent);
         }
         true
     }
@@ -433,11 +435,11 @@ impl Session<'_> {
             }
             (Message::Event(_), Role::Master) => {
                 let Message::Event(event) = message else { unreachable!("matched above") };
-                self.on_event(socket, event, now_ms).await
+                self.on_event(socket, event).await
             }
             (Message::Result(_), Role::Slave) => {
                 let Message::Result(result) = message else { unreachable!("matched above") };
-                self.on_result(socket, result, now_ms).await
+                self.on_result(socket, result).await
             }
             (Message::Snapshot(_), Role::Master) | (Message::State(_) | Message::Symbols(_), Role::Slave) => {
                 let update = Update { login: self.account.login, received_ms: self.shard.shared.wall_ms(), message };
@@ -461,11 +463,11 @@ impl Session<'_> {
     /// `ack` comes back through the outbox once the event is durable. A full
     /// ring is refused with `error` internal (counted): the event is not
     /// held, and the Monitor re-sends it above `ack_seq` after reconnecting.
-    async fn on_event(&mut self, socket: &mut Socket, event: Event, now_ms: u64) -> Flow {
+    async fn on_event(&mut self, socket: &mut Socket, event: Event) -> Flow {
         let meta = MasterEventMeta {
             master_login: self.account.login,
             received_ms: self.shard.shared.wall_ms(),
-            received_ns: now_ms.saturating_mul(1_000_000),
+            received_ns: self.shard.shared.now_ns(),
             shard_id: self.shard.index,
             connection_id: self.connection_id,
         };
@@ -484,7 +486,7 @@ impl Session<'_> {
         if pushed {
             return Flow::Continue;
         }
-        self.shard.ring_full_count.set(self.shard.ring_full_count.get() + 1);
+        Metrics::count(&self.shard.shared.metrics.ring_full);
         let text = format!("event seq {seq} not accepted: the bridge is busy; re-send it");
         if feed_error(socket, ErrorCode::Internal, &text).await {
             Flow::Continue
@@ -495,9 +497,9 @@ impl Session<'_> {
 
     /// Hands a slave result to the router through the shard's ring; a full
     /// ring is answered with `error` internal (counted).
-    async fn on_result(&mut self, socket: &mut Socket, result: TradeResult, now_ms: u64) -> Flow {
+    async fn on_result(&mut self, socket: &mut Socket, result: TradeResult) -> Flow {
         let seq = result.seq;
-        let meta = ResultMeta { slave_login: self.account.login, received_ns: now_ms.saturating_mul(1_000_000) };
+        let meta = ResultMeta { slave_login: self.account.login, received_ns: self.shard.shared.now_ns() };
         let record = ResultRecord::from_result(result, meta);
         let pushed = {
             let mut encoder = self.shard.encoder.borrow_mut();
@@ -512,7 +514,7 @@ impl Session<'_> {
         if pushed {
             return Flow::Continue;
         }
-        self.shard.ring_full_count.set(self.shard.ring_full_count.get() + 1);
+        Metrics::count(&self.shard.shared.metrics.ring_full);
         let text = format!("result seq {seq} not accepted: the bridge is busy; re-send it");
         if feed_error(socket, ErrorCode::Internal, &text).await {
             Flow::Continue
@@ -528,7 +530,7 @@ impl Session<'_> {
         let message = match outbound {
             None => return Flow::End,
             Some(Outbound::Ack(seq)) => Message::Ack(Ack { seq }),
-            Some(Outbound::Copy(copy)) => {
+            Some(Outbound::Copy(copy, event_received_ns)) => {
                 if copy.seq <= self.copy_sent_seq {
                     return Flow::Continue;
                 }
@@ -536,6 +538,11 @@ impl Session<'_> {
                 if !is_valid_at(&copy, self.shard.shared.wall_ms()) {
                     tracing::info!(login = self.account.login, seq = copy.seq, "expired copy not sent");
                     return Flow::Continue;
+                }
+                let metrics = &self.shard.shared.metrics;
+                Metrics::count(&metrics.copies_sent);
+                if event_received_ns != 0 {
+                    metrics.record(Stage::EventToCopySent, event_received_ns, self.shard.shared.now_ns());
                 }
                 Message::Copy(*copy)
             }

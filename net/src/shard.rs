@@ -35,6 +35,7 @@ use tradebridge_core::record::{access_checked, CopyRecord, AckRecord, RecordEnco
 use tradebridge_core::ring::{Consumer, Producer};
 
 use crate::accounts::AccountTable;
+use crate::metrics::Metrics;
 use crate::router::{ShardLinks, Update, RING_BATCH_RECORDS_MAX};
 use crate::session::serve_connection;
 
@@ -59,8 +60,11 @@ pub struct Shared {
     /// Set once by [`Shared::begin_shutdown`]; from then on no connection
     /// is accepted and no session stays welcomed.
     shutting_down: AtomicBool,
-    /// Process start, the origin of [`Shared::now_ms`]; fixed.
-    started: Instant,
+    /// Process start, the origin of [`Shared::now_ms`] and
+    /// [`Shared::now_ns`] for every thread; fixed.
+    pub started: Instant,
+    /// Counters and latency histograms.
+    pub metrics: Arc<Metrics>,
     /// Wall clock at start, in ms since the Unix epoch; makes session ids
     /// unique across restarts; fixed.
     started_wall_ms: u64,
@@ -77,6 +81,7 @@ impl Shared {
             connections: AtomicU32::new(0),
             shutting_down: AtomicBool::new(false),
             started: Instant::now(),
+            metrics: Arc::new(Metrics::default()),
             started_wall_ms,
         }
     }
@@ -107,6 +112,11 @@ impl Shared {
     /// the base of `copy.expires_ms`.
     pub fn wall_ms(&self) -> u64 {
         self.started_wall_ms + self.now_ms()
+    }
+
+    /// Monotonic nanoseconds since the process started; the latency clock.
+    pub fn now_ns(&self) -> u64 {
+        self.started.elapsed().as_nanos() as u64
     }
 
     /// Monotonic milliseconds since the process started.
@@ -145,8 +155,9 @@ impl Drop for ConnectionSlot {
 pub enum Outbound {
     /// Master event `seq` is durable: send `ack`.
     Ack(u64),
-    /// A durable copy for this slave connection.
-    Copy(Box<Copy>),
+    /// A durable copy for this slave connection, with the receipt time
+    /// (`Shared::now_ns`) of the master event behind it, 0 when none.
+    Copy(Box<Copy>, u64),
 }
 
 /// Messages a connection's outbox holds before its task sends them; a
@@ -172,10 +183,6 @@ pub struct ShardContext {
     /// The outbox of every welcomed connection on this shard, by connection
     /// id; inserted at `welcome`, removed when the session ends.
     connections: RefCell<HashMap<u64, LocalSender<Outbound>>>,
-    /// Outbound messages dropped because an outbox was full; only grows.
-    pub outbox_full_count: Cell<u64>,
-    /// Events refused because the shard -> router ring was full; only grows.
-    pub ring_full_count: Cell<u64>,
 }
 
 impl std::fmt::Debug for ShardContext {
@@ -215,7 +222,7 @@ impl ShardContext {
             return;
         };
         if outbox.try_send(message).is_err() {
-            self.outbox_full_count.set(self.outbox_full_count.get() + 1);
+            Metrics::count(&self.shared.metrics.outbox_full);
         }
     }
 }
@@ -300,8 +307,6 @@ async fn run_shard(
         updates,
         encoder: RefCell::new(RecordEncoder::default()),
         connections: RefCell::new(HashMap::new()),
-        outbox_full_count: Cell::new(0),
-        ring_full_count: Cell::new(0),
     });
     glommio::spawn_local(pump_from_router(Rc::clone(&context), links.from_router)).detach();
     loop {
@@ -382,7 +387,7 @@ fn decode_outbound(kind: u32, payload: &[u8]) -> Result<(u64, Outbound), String>
         let record = access_checked::<CopyRecord>(payload).map_err(|error| error.to_string())?;
         let connection_id = record.connection_id.as_ref().map(|id| id.to_native()).unwrap_or(0);
         let copy = record.to_copy().map_err(|error| error.to_string())?;
-        return Ok((connection_id, Outbound::Copy(Box::new(copy))));
+        return Ok((connection_id, Outbound::Copy(Box::new(copy), record.event_received_ns.to_native())));
     }
     Err(format!("record kind {kind}: expected an ack ({}) or a copy ({})", RecordKind::Ack.code(), RecordKind::Copy.code()))
 }

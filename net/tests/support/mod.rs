@@ -96,6 +96,8 @@ pub struct Bridge {
     config_path: PathBuf,
     /// False once a restart took the directory over.
     owns_directory: bool,
+    /// The bridge's standard output, after the listening line.
+    stdout: BufReader<std::process::ChildStdout>,
 }
 
 /// A fresh, empty temporary directory unique to this process and call.
@@ -141,9 +143,9 @@ impl Bridge {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start tradebridge");
-        let stdout = child.stdout.take().expect("piped stdout");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
         let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).expect("read the listening line");
+        stdout.read_line(&mut line).expect("read the listening line");
         let address = line
             .trim()
             .strip_prefix("tradebridge listening on ws://")
@@ -153,7 +155,14 @@ impl Bridge {
             let _ = child.kill();
             panic!("the bridge did not announce its address; it printed {line:?}");
         };
-        Bridge { child, directory, address, config_path, owns_directory: true }
+        Bridge { child, directory, address, config_path, owns_directory: true, stdout }
+    }
+
+    /// The next line the bridge prints on standard output.
+    pub fn read_stdout_line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).expect("read a line of the bridge's output");
+        line
     }
 
     /// Sends SIGTERM (the graceful shutdown) to the bridge.
