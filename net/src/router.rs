@@ -176,8 +176,11 @@ enum Waiting {
     /// An ack for the master connection on `shard`; `event_received_ns` is
     /// the event's receipt time for the latency histogram, 0 for a duplicate.
     Ack { shard: u32, ack: AckRecord, event_received_ns: u64 },
-    /// A copy for a slave.
+    /// A copy for a slave, to keep for replay and push to its live
+    /// connection.
     Copy(Box<CopyRecord>),
+    /// A kept copy whose push found the ring full: push only.
+    CopyPush(Box<CopyRecord>),
 }
 
 /// An ack or copy waiting until the journal is durable up to `journal_seq`.
@@ -551,7 +554,18 @@ impl Router {
                         self.metrics.record(Stage::EventToDurable, event_received_ns, now_ns);
                     }
                 }
-                Waiting::Copy(record) => self.send_copy(*record),
+                Waiting::Copy(record) => {
+                    if let Some(record) = self.send_copy(*record) {
+                        self.pending.push_front(PendingAck { journal_seq: pending.journal_seq, waiting: Waiting::CopyPush(Box::new(record)) });
+                        break;
+                    }
+                }
+                Waiting::CopyPush(record) => {
+                    if let Some(record) = self.push_copy(*record) {
+                        self.pending.push_front(PendingAck { journal_seq: pending.journal_seq, waiting: Waiting::CopyPush(Box::new(record)) });
+                        break;
+                    }
+                }
             }
             sent = true;
         }
@@ -579,10 +593,8 @@ impl Router {
 
     /// Keeps a durable copy for replay and pushes it to the shard of the
     /// slave's live connection, if any.
-    fn send_copy(&mut self, mut record: CopyRecord) {
-        let Some(account) = self.accounts.get(record.slave_login) else {
-            return;
-        };
+    fn send_copy(&mut self, mut record: CopyRecord) -> Option<CopyRecord> {
+        let account = self.accounts.get(record.slave_login)?;
         let live_connection_id = {
             let mut delivery: std::sync::MutexGuard<'_, SlaveDelivery> = account.delivery();
             match record.clone().into_copy() {
@@ -592,24 +604,31 @@ impl Router {
             delivery.live_connection_id
         };
         if live_connection_id == 0 {
-            return;
+            return None;
         }
         record.connection_id = Some(live_connection_id);
-        let shard = (live_connection_id >> 48) as usize;
+        self.push_copy(record)
+    }
+
+    /// Pushes a copy addressed to a live connection to its shard's ring;
+    /// gives it back when the ring is full, to be pushed first next pass
+    /// (so the slave never sees a gap in its copy seqs).
+    fn push_copy(&mut self, record: CopyRecord) -> Option<CopyRecord> {
+        let shard = (record.connection_id.unwrap_or(0) >> 48) as usize;
         let encoded = match self.encoder.encode(&record) {
             Ok(encoded) => encoded,
             Err(error) => {
                 tracing::error!(%error, "cannot encode a copy");
-                return;
+                return None;
             }
         };
-        let Some(producer) = self.links.to_shards.get_mut(shard) else {
-            return;
-        };
-        if producer.try_push(encoded.kind.code(), encoded.bytes).is_err() {
-            self.copies_ring_full_count += 1;
-            tracing::warn!(slave = record.slave_login, seq = record.seq, full_count = self.copies_ring_full_count, "router -> shard ring full; the copy waits for the slave's reconnect");
+        let producer = self.links.to_shards.get_mut(shard)?;
+        if producer.try_push(encoded.kind.code(), encoded.bytes).is_ok() {
+            return None;
         }
+        self.copies_ring_full_count += 1;
+        tracing::debug!(slave = record.slave_login, seq = record.seq, full_count = self.copies_ring_full_count, "router -> shard ring full; the copy waits");
+        Some(record)
     }
 }
 
