@@ -72,6 +72,9 @@ pub mod close_code {
     pub const UNSUPPORTED_DATA: u16 = 1003;
     /// RFC 6455: a message too big to process.
     pub const MESSAGE_TOO_BIG: u16 = 1009;
+    /// RFC 6455 (IANA registry): try again later; the connection's outbox
+    /// overflowed because the peer reads too slowly.
+    pub const TRY_AGAIN_LATER: u16 = 1013;
     /// Bad key, login, server or role.
     pub const UNAUTHORIZED: u16 = 4001;
     /// Protocol error before `welcome`, or too many bad frames after it.
@@ -267,7 +270,7 @@ async fn run_session(socket: &mut Socket, shard: &ShardContext, account: &Accoun
         control.request_close(close_code::GOING_AWAY);
     }
     let (outbox_sender, outbox) = local_channel::new_bounded(OUTBOX_MESSAGES_MAX);
-    shard.register(connection_id, outbox_sender);
+    shard.register(connection_id, outbox_sender, Arc::clone(&control));
     let replay = match hello.role {
         Role::Slave => take_replay(account, connection_id, hello.last_seq),
         Role::Master => Vec::new(),
@@ -357,6 +360,9 @@ impl Session<'_> {
             .await;
             let flow = match wake {
                 Wake::CloseRequested(close_code::REPLACED) => Flow::Close(close_code::REPLACED, "the same login connected again"),
+                Wake::CloseRequested(close_code::TRY_AGAIN_LATER) => {
+                    Flow::Close(close_code::TRY_AGAIN_LATER, "too slow: outbox full; reconnect")
+                }
                 Wake::CloseRequested(code) => Flow::Close(code, "the bridge is shutting down"),
                 Wake::Outbound(outbound) => self.on_outbound(socket, outbound).await,
                 Wake::Tick => {

@@ -34,7 +34,7 @@ use tradebridge_core::protocol::Copy;
 use tradebridge_core::record::{access_checked, CopyRecord, AckRecord, RecordEncoder, RecordKind};
 use tradebridge_core::ring::{Consumer, Producer};
 
-use crate::accounts::AccountTable;
+use crate::accounts::{AccountTable, SessionControl};
 use crate::metrics::Metrics;
 use crate::router::{ShardLinks, Update, RING_BATCH_RECORDS_MAX};
 use crate::session::serve_connection;
@@ -182,7 +182,9 @@ pub struct ShardContext {
     pub encoder: RefCell<RecordEncoder>,
     /// The outbox of every welcomed connection on this shard, by connection
     /// id; inserted at `welcome`, removed when the session ends.
-    connections: RefCell<HashMap<u64, LocalSender<Outbound>>>,
+    /// Each with the session's control, to close a connection that cannot
+    /// keep up.
+    connections: RefCell<HashMap<u64, (LocalSender<Outbound>, Arc<SessionControl>)>>,
 }
 
 impl std::fmt::Debug for ShardContext {
@@ -204,8 +206,8 @@ impl ShardContext {
     }
 
     /// Registers the outbox of a welcomed connection.
-    pub fn register(&self, connection_id: u64, outbox: LocalSender<Outbound>) {
-        let previous = self.connections.borrow_mut().insert(connection_id, outbox);
+    pub fn register(&self, connection_id: u64, outbox: LocalSender<Outbound>, control: Arc<SessionControl>) {
+        let previous = self.connections.borrow_mut().insert(connection_id, (outbox, control));
         debug_assert!(previous.is_none(), "connection id {connection_id} registered twice");
     }
 
@@ -215,14 +217,18 @@ impl ShardContext {
     }
 
     /// Hands `message` to the connection's task; a connection gone since is
-    /// skipped (its successor learns `ack_seq` in `welcome`).
+    /// skipped (its successor learns `ack_seq` in `welcome`, or gets the
+    /// copy in its replay). A connection whose outbox is full cannot keep up:
+    /// it is closed with 1013 (try again later), and on reconnecting it gets
+    /// `ack_seq` or the replay, so nothing is lost and no seq is skipped.
     fn deliver(&self, connection_id: u64, message: Outbound) {
         let connections = self.connections.borrow();
-        let Some(outbox) = connections.get(&connection_id) else {
+        let Some((outbox, control)) = connections.get(&connection_id) else {
             return;
         };
         if outbox.try_send(message).is_err() {
             Metrics::count(&self.shared.metrics.outbox_full);
+            control.request_close(crate::session::close_code::TRY_AGAIN_LATER);
         }
     }
 }
