@@ -165,6 +165,10 @@ pub enum Outbound {
 /// dropped (counted) rather than buffered without bound.
 pub const OUTBOX_MESSAGES_MAX: usize = 1_024;
 
+/// What the shard keeps of a welcomed connection: its outbox and the
+/// control that closes it.
+type ConnectionHandle = (LocalSender<Outbound>, Arc<SessionControl>);
+
 /// One shard's own state, used only on its executor thread.
 pub struct ShardContext {
     /// The shard number, from 0; fixed.
@@ -184,7 +188,7 @@ pub struct ShardContext {
     /// id; inserted at `welcome`, removed when the session ends.
     /// Each with the session's control, to close a connection that cannot
     /// keep up.
-    connections: RefCell<HashMap<u64, (LocalSender<Outbound>, Arc<SessionControl>)>>,
+    connections: RefCell<HashMap<u64, ConnectionHandle>>,
 }
 
 impl std::fmt::Debug for ShardContext {
