@@ -86,7 +86,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
     let journal = router::open_journal(&config)?;
     let shared = Arc::new(Shared::new(config));
     let (router_links, shard_links) = router::links(shard::shard_count(&shared.config), shared.config.server.ring_bytes)?;
-    let (updates_sender, updates) = std::sync::mpsc::channel();
+    let (updates_sender, updates) = std::sync::mpsc::sync_channel(router::UPDATES_QUEUED_MAX);
     let router = Router::new(
         journal,
         router_links,

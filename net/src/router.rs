@@ -63,6 +63,12 @@ pub const INSTRUCTIONS_PER_SLAVE_MAX: usize = 4_096;
 /// then the message as protocol JSON.
 pub const JOURNAL_KIND_UPDATE: u16 = 16;
 
+/// Snapshots, states and symbols frames queued for the router across all
+/// shards; a full queue refuses the frame with `error` internal (the EA
+/// sends a fresh state or snapshot soon anyway). Far above what the router
+/// falls behind by unless it is stuck.
+pub const UPDATES_QUEUED_MAX: usize = 4_096;
+
 /// Journal kind of a slave result record, its ring tag.
 pub const JOURNAL_KIND_RESULT: u16 = RecordKind::Result.code() as u16;
 

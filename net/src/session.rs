@@ -448,11 +448,21 @@ impl Session<'_> {
                 self.on_result(socket, result).await
             }
             (Message::Snapshot(_), Role::Master) | (Message::State(_) | Message::Symbols(_), Role::Slave) => {
+                let name = type_name(&message);
                 let update = Update { login: self.account.login, received_ms: self.shard.shared.wall_ms(), message };
-                if self.shard.updates.send(update).is_err() {
-                    return Flow::Close(close_code::GOING_AWAY, "the routing core stopped");
+                match self.shard.updates.try_send(update) {
+                    Ok(()) => Flow::Continue,
+                    Err(std::sync::mpsc::TrySendError::Disconnected(_)) => Flow::Close(close_code::GOING_AWAY, "the routing core stopped"),
+                    Err(std::sync::mpsc::TrySendError::Full(_)) => {
+                        Metrics::count(&self.shard.shared.metrics.ring_full);
+                        let text = format!("`{name}` not accepted: the bridge is busy; re-send it");
+                        if feed_error(socket, ErrorCode::Internal, &text).await {
+                            Flow::Continue
+                        } else {
+                            Flow::End
+                        }
+                    }
                 }
-                Flow::Continue
             }
             _ => {
                 let text = format!(

@@ -181,7 +181,7 @@ pub struct ShardContext {
     pub to_router: RefCell<Producer>,
     /// Snapshots, states and symbols to the router (no ring record exists
     /// for them in core).
-    pub updates: mpsc::Sender<Update>,
+    pub updates: mpsc::SyncSender<Update>,
     /// Encodes records for `to_router`; allocated once.
     pub encoder: RefCell<RecordEncoder>,
     /// The outbox of every welcomed connection on this shard, by connection
@@ -265,7 +265,7 @@ pub fn shard_count(config: &Config) -> u32 {
 }
 
 /// Starts every shard and returns once all of them listen.
-pub fn start(shared: Arc<Shared>, links: Vec<ShardLinks>, updates: mpsc::Sender<Update>) -> anyhow::Result<Shards> {
+pub fn start(shared: Arc<Shared>, links: Vec<ShardLinks>, updates: mpsc::SyncSender<Update>) -> anyhow::Result<Shards> {
     let count = shard_count(&shared.config);
     assert_eq!(links.len(), count as usize, "one pair of rings per shard");
     let mut links = links.into_iter();
@@ -296,7 +296,7 @@ async fn run_shard(
     index: u32,
     shared: Arc<Shared>,
     links: ShardLinks,
-    updates: mpsc::Sender<Update>,
+    updates: mpsc::SyncSender<Update>,
     address: SocketAddr,
     ready: mpsc::Sender<Result<SocketAddr, String>>,
 ) {
