@@ -1,7 +1,131 @@
-//! The `tradebridge` binary. Serving arrives with the bridge issue; until then
-//! it only reports its version so the workspace builds end to end.
+//! The `tradebridge` binary: `tradebridge serve --config FILE` loads and
+//! validates the configuration (an error names its line and key, exit code
+//! 2), starts the shards and serves until killed.
 
-fn main() -> anyhow::Result<()> {
-    println!("tradebridge {}", env!("CARGO_PKG_VERSION"));
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use tradebridge_core::config::Config;
+use tradebridge_net::metrics;
+use tradebridge_net::router::{self, Router};
+use tradebridge_net::shard::{self, Shared};
+
+/// Exit code for a usage or configuration error, as for most Unix tools.
+const EXIT_USAGE: u8 = 2;
+
+const USAGE: &str = "usage: tradebridge serve --config FILE\n       tradebridge --version";
+
+fn main() -> ExitCode {
+    let arguments: Vec<String> = std::env::args().skip(1).collect();
+    let words: Vec<&str> = arguments.iter().map(String::as_str).collect();
+    let config_path = match words.as_slice() {
+        ["--version"] => {
+            println!("tradebridge {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        ["serve", "--config", path] => *path,
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let config = match Config::load(config_path) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("tradebridge: configuration {config_path}: {error}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    init_logging(config.server.log_json);
+    match serve(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("tradebridge: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs go to standard error, as text or one JSON object per line.
+fn init_logging(json: bool) {
+    let builder = tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(tracing::Level::INFO);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Binds the metrics endpoint and serves it on its own thread; announces
+/// the bound address on standard output.
+fn start_metrics(address: std::net::SocketAddr, shared: &Arc<Shared>) -> anyhow::Result<()> {
+    let listener = std::net::TcpListener::bind(address).map_err(|error| anyhow::anyhow!("server.metrics_listen = {address}: {error}"))?;
+    let bound = listener.local_addr()?;
+    let render_shared = Arc::clone(shared);
+    let render: Arc<dyn Fn() -> String + Send + Sync> = Arc::new(move || render_shared.metrics.render(render_shared.connections_open()));
+    std::thread::Builder::new().name("metrics".into()).spawn(move || metrics::serve(listener, render))?;
+    println!("tradebridge metrics on http://{bound}/metrics");
+    tracing::info!(address = %bound, "metrics listening");
     Ok(())
+}
+
+/// Longest wait, after SIGTERM or SIGINT, for the sessions to close before
+/// the journal is flushed and the process exits; a peer that does not answer
+/// its close frame is dropped after `CLOSE_DRAIN_MS` anyway.
+const SHUTDOWN_DRAIN_MS_MAX: u64 = 5_000;
+
+/// Starts the router and the shards, announces the address on standard
+/// output (tests and scripts wait for this line), serves until SIGTERM or
+/// SIGINT, then drains: sessions close with 1001, the journal is flushed.
+fn serve(config: Config) -> anyhow::Result<()> {
+    let journal = router::open_journal(&config)?;
+    let shared = Arc::new(Shared::new(config));
+    let (router_links, shard_links) = router::links(shard::shard_count(&shared.config), shared.config.server.ring_bytes)?;
+    let (updates_sender, updates) = std::sync::mpsc::sync_channel(router::UPDATES_QUEUED_MAX);
+    let router = Router::new(
+        journal,
+        router_links,
+        Arc::clone(&shared.accounts),
+        updates,
+        &shared.config,
+        shared.started,
+        Arc::clone(&shared.metrics),
+    )?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let router_stop = Arc::clone(&stop);
+    let router_thread = std::thread::Builder::new().name("router".into()).spawn(move || {
+        if let Err(error) = router.run(router_stop) {
+            // Without the router nothing more can be acked; exiting makes
+            // the EAs reconnect to a restarted bridge that recovers the journal.
+            tracing::error!("router stopped: {error:#}");
+            eprintln!("tradebridge: router stopped: {error:#}");
+            std::process::exit(1);
+        }
+    })?;
+    // Registered before the address is announced, so a signal sent as soon
+    // as the bridge is up is never handled by the default action.
+    let mut signals = Signals::new([SIGTERM, SIGINT])?;
+    let shards = shard::start(Arc::clone(&shared), shard_links, updates_sender)?;
+    println!("tradebridge listening on ws://{}/ea", shards.local_address);
+    tracing::info!(address = %shards.local_address, "listening");
+    if let Some(address) = shared.config.server.metrics_listen {
+        start_metrics(address, &shared)?;
+    }
+    let signal = signals.forever().next();
+    tracing::info!(?signal, connections = shared.connections_open(), "shutting down");
+    shared.begin_shutdown();
+    let deadline = Instant::now() + Duration::from_millis(SHUTDOWN_DRAIN_MS_MAX);
+    while shared.connections_open() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    stop.store(true, Ordering::Release);
+    router_thread.join().map_err(|_| anyhow::anyhow!("the router thread panicked"))?;
+    tracing::info!(connections = shared.connections_open(), "stopped");
+    // The shard threads park in their accept loops; exiting ends them.
+    std::process::exit(0);
 }

@@ -1,0 +1,43 @@
+//! tradebridge net: the sockets. Thread-per-core glommio shards accept the
+//! EAs' WebSocket connections on `/ea` and enforce the session rules of
+//! `shared/PROTOCOL.md`; a router thread journals and routes; the
+//! `tradebridge` binary (`src/main.rs`) starts them from a configuration
+//! file and drains them on SIGTERM.
+//!
+//! # Layout
+//! - [`shard`]: one pinned glommio executor per shard, each listening on the
+//!   same port with SO_REUSEPORT; [`shard::Shared`] holds what all read.
+//! - [`session`]: one connection: upgrade, `hello`, `welcome`, heartbeat,
+//!   bad frames, rate limit, close codes.
+//! - [`accounts`]: the configured accounts, key check, which session is live
+//!   per login (newer wins, older closes 4004) and the per-account bucket.
+//! - [`router`]: the routing core's thread (first cut): owns the journal
+//!   and the engine; takes master events and slave results from the
+//!   shard -> router rings (snapshots, states, symbols through a channel),
+//!   de-duplicates events by per-master `seq`, journals everything, gives
+//!   copies per-slave seqs, and returns acks and copies once durable through
+//!   the router -> shard rings. Rebuilds all of it from the journal at start.
+//! - [`metrics`]: counters and HDR latency histograms per stage, served as
+//!   Prometheus text on `GET /metrics` at `server.metrics_listen`.
+//! - [`limits`]: the token bucket and the one-minute bad-frame window, pure
+//!   and clock-free.
+//!
+//! # Invariants
+//! - No API key is logged or stored in clear; keys are compared as SHA-256
+//!   digests in constant time.
+//! - Every per-connection loop yields to the executor, and every wait of a
+//!   connection is bounded by a timeout from the configuration.
+//! - A master event is acked only once the journal holds it durably; one
+//!   at or below the stored `seq` is acked again and never journaled twice.
+//! - A copy is sent only once journaled durably, with the slave's previous
+//!   `seq` + 1; a reconnecting slave gets every kept copy above its
+//!   `last_seq` that has not expired, each once per connection.
+//! - SIGTERM or SIGINT drains: no new connection, every session closed with
+//!   1001 (bounded wait), the journal flushed, exit code 0.
+
+pub mod accounts;
+pub mod limits;
+pub mod metrics;
+pub mod router;
+pub mod session;
+pub mod shard;

@@ -1,0 +1,228 @@
+//! Operational metrics: counters and HDR latency histograms per stage, and a
+//! small blocking HTTP endpoint that serves them as Prometheus text on
+//! `GET /metrics` at `server.metrics_listen`.
+//!
+//! # Layout
+//! - [`Metrics`]: the counters (atomics) and histograms (each behind its own
+//!   mutex: recorded by one thread at a time in practice, so uncontended).
+//! - [`Stage`]: the measured stages of a trade's path.
+//! - [`serve`]: the endpoint's thread body; off the hot path.
+//!
+//! # Invariants
+//! - Latencies are monotonic nanoseconds from one origin shared by every
+//!   thread ([`crate::shard::Shared::now_ns`]), recorded in microseconds at
+//!   3 significant figures; values above [`LATENCY_US_MAX`] are clamped.
+//! - The endpoint reads at most [`REQUEST_BYTES_MAX`] of a request and waits
+//!   at most [`REQUEST_TIMEOUT_MS`] for it, so a slow client cannot hold it.
+
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+/// Highest latency a histogram holds: one minute, far above anything but a
+/// stalled machine; higher values are clamped to it.
+pub const LATENCY_US_MAX: u64 = 60_000_000;
+
+/// Significant figures of every histogram (the house benchmark standard).
+pub const SIGNIFICANT_FIGURES: u8 = 3;
+
+/// Bytes of a request the endpoint reads; a `GET /metrics` line and headers
+/// fit many times over.
+pub const REQUEST_BYTES_MAX: usize = 4_096;
+
+/// How long the endpoint waits for a request or for the reply to drain.
+pub const REQUEST_TIMEOUT_MS: u64 = 2_000;
+
+/// The measured stages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Master event received by its shard -> its journal record durable.
+    EventToDurable,
+    /// Master event received -> the `copy` it caused handed to a live slave
+    /// connection's socket.
+    EventToCopySent,
+}
+
+impl Stage {
+    const ALL: [Stage; 2] = [Stage::EventToDurable, Stage::EventToCopySent];
+
+    fn name(self) -> &'static str {
+        match self {
+            Stage::EventToDurable => "event_to_durable",
+            Stage::EventToCopySent => "event_to_copy_sent",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Counters and histograms shared by the shards, the router and the
+/// endpoint.
+pub struct Metrics {
+    /// One histogram per [`Stage`], in microseconds.
+    histograms: [Mutex<Histogram<u64>>; 2],
+    /// Master events journaled (duplicates excluded); only grows.
+    pub events_journaled: AtomicU64,
+    /// Duplicate master events acked again; only grows.
+    pub events_duplicate: AtomicU64,
+    /// Copies journaled; only grows.
+    pub copies_journaled: AtomicU64,
+    /// Copies written to a slave socket (live or replay); only grows.
+    pub copies_sent: AtomicU64,
+    /// Frames refused because a shard -> router ring was full; only grows.
+    pub ring_full: AtomicU64,
+    /// Acks or copies dropped because a connection's outbox was full; only grows.
+    pub outbox_full: AtomicU64,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        let histogram = || {
+            let histogram = Histogram::new_with_bounds(1, LATENCY_US_MAX, SIGNIFICANT_FIGURES)
+                .expect("bounds 1..LATENCY_US_MAX at 3 figures are valid");
+            Mutex::new(histogram)
+        };
+        Metrics {
+            histograms: [histogram(), histogram()],
+            events_journaled: AtomicU64::new(0),
+            events_duplicate: AtomicU64::new(0),
+            copies_journaled: AtomicU64::new(0),
+            copies_sent: AtomicU64::new(0),
+            ring_full: AtomicU64::new(0),
+            outbox_full: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Metrics {
+    /// Records one latency of `stage`, from `start_ns` to `end_ns`.
+    pub fn record(&self, stage: Stage, start_ns: u64, end_ns: u64) {
+        let latency_us = (end_ns.saturating_sub(start_ns) / 1_000).clamp(1, LATENCY_US_MAX);
+        let mut histogram = self.histograms[stage.index()].lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Clamped into the histogram's bounds above, so recording cannot fail.
+        let _ = histogram.record(latency_us);
+    }
+
+    /// Adds one to a counter.
+    pub fn count(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition of everything, plus the open
+    /// connection count given by the caller.
+    pub fn render(&self, connections_open: u32) -> String {
+        let mut text = String::with_capacity(2_048);
+        let counters = [
+            ("tradebridge_events_journaled_total", "Master events journaled.", &self.events_journaled),
+            ("tradebridge_events_duplicate_total", "Duplicate master events acked again.", &self.events_duplicate),
+            ("tradebridge_copies_journaled_total", "Copies journaled.", &self.copies_journaled),
+            ("tradebridge_copies_sent_total", "Copies written to slave sockets.", &self.copies_sent),
+            ("tradebridge_ring_full_total", "Frames refused on a full shard->router ring.", &self.ring_full),
+            ("tradebridge_outbox_full_total", "Messages dropped on a full connection outbox.", &self.outbox_full),
+        ];
+        for (name, help, counter) in counters {
+            let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", counter.load(Ordering::Relaxed));
+        }
+        let _ = writeln!(
+            text,
+            "# HELP tradebridge_connections Open EA connections.\n# TYPE tradebridge_connections gauge\ntradebridge_connections {connections_open}"
+        );
+        let _ = writeln!(text, "# HELP tradebridge_latency_us Latency per stage in microseconds.\n# TYPE tradebridge_latency_us summary");
+        for stage in Stage::ALL {
+            let histogram = self.histograms[stage.index()].lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            for quantile in [0.5, 0.9, 0.99, 0.999, 1.0] {
+                let value = histogram.value_at_quantile(quantile);
+                let _ = writeln!(text, "tradebridge_latency_us{{stage=\"{}\",quantile=\"{quantile}\"}} {value}", stage.name());
+            }
+            let sum = (histogram.mean() * histogram.len() as f64).round() as u64;
+            let _ = writeln!(text, "tradebridge_latency_us_sum{{stage=\"{}\"}} {sum}", stage.name());
+            let _ = writeln!(text, "tradebridge_latency_us_count{{stage=\"{}\"}} {}", stage.name(), histogram.len());
+        }
+        text
+    }
+}
+
+/// Serves `GET /metrics` on `listener` forever, one request at a time;
+/// `render` makes the body.
+pub fn serve(listener: TcpListener, render: Arc<dyn Fn() -> String + Send + Sync>) {
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else {
+            continue;
+        };
+        if let Err(error) = answer(stream, render.as_ref()) {
+            tracing::debug!(%error, "metrics request failed");
+        }
+    }
+}
+
+/// Reads one request and answers it.
+fn answer(mut stream: TcpStream, render: &(dyn Fn() -> String + Send + Sync)) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_millis(REQUEST_TIMEOUT_MS)))?;
+    stream.set_write_timeout(Some(Duration::from_millis(REQUEST_TIMEOUT_MS)))?;
+    let mut request = [0u8; REQUEST_BYTES_MAX];
+    let mut length = 0;
+    // Read until the end of the headers, the buffer is full, or the peer stops.
+    while length < request.len() && !request[..length].windows(4).any(|window| window == b"\r\n\r\n") {
+        let read = stream.read(&mut request[length..])?;
+        if read == 0 {
+            break;
+        }
+        length += read;
+    }
+    let request_line = request[..length].split(|byte| *byte == b'\r').next().unwrap_or_default();
+    let (status, body) = if request_line.starts_with(b"GET /metrics ") {
+        ("200 OK", render())
+    } else {
+        ("404 Not Found", "not found; metrics are at GET /metrics\n".to_string())
+    };
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body.as_bytes())?;
+    stream.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Recorded latencies show up in the exposition with their count and quantiles.
+    #[test]
+    fn render_shows_counters_and_quantiles() {
+        let metrics = Metrics::default();
+        metrics.record(Stage::EventToDurable, 1_000, 51_000);
+        metrics.record(Stage::EventToDurable, 1_000, 151_000);
+        Metrics::count(&metrics.events_journaled);
+        let text = metrics.render(7);
+        assert!(text.contains("tradebridge_events_journaled_total 1\n"), "{text}");
+        assert!(text.contains("tradebridge_connections 7\n"), "{text}");
+        assert!(text.contains("tradebridge_latency_us_count{stage=\"event_to_durable\"} 2\n"), "{text}");
+        assert!(text.contains("tradebridge_latency_us{stage=\"event_to_durable\",quantile=\"1\"} 150"), "{text}");
+        assert!(text.contains("tradebridge_latency_us_count{stage=\"event_to_copy_sent\"} 0\n"), "{text}");
+    }
+
+    // A latency beyond the bound, or a clock that went backwards, is clamped rather than lost.
+    #[test]
+    fn out_of_range_latencies_are_clamped() {
+        let metrics = Metrics::default();
+        metrics.record(Stage::EventToCopySent, 10, 5);
+        metrics.record(Stage::EventToCopySent, 0, u64::MAX);
+        let text = metrics.render(0);
+        assert!(text.contains("tradebridge_latency_us_count{stage=\"event_to_copy_sent\"} 2\n"), "{text}");
+    }
+}

@@ -1,0 +1,675 @@
+//! The routing core, first cut: one thread that owns the journal and the
+//! engine. It takes master events and slave results from every shard
+//! through the shard -> router rings (slave `state`/`symbols` and master
+//! `snapshot` through a channel, as core has no ring record for them),
+//! de-duplicates events by per-master `seq`, journals them, runs the engine,
+//! gives each copy the slave's next `seq` and journals it, and once the
+//! journal holds them durably (group commit through `Journal::tick`) sends
+//! the `ack`s and `copy`s back through the router -> shard rings.
+//!
+//! # Layout
+//! - [`links`]: builds the two anonymous SPSC rings per shard.
+//! - [`open_journal`]: the journal options from `[server]`.
+//! - [`Router`]: recovery of per-master progress from the journal, then the
+//!   poll loop ([`Router::run`]) with the configured idle strategy.
+//!
+//! # Invariants
+//! - An `ack` for `seq` leaves the router only once `durable_seq()` covers
+//!   the journal record holding that `seq` (or, for a duplicate, the record
+//!   of the highest `seq` stored for that master).
+//! - A master event whose `seq` is at or below the highest stored one is
+//!   never appended again: it is only acked again.
+//! - A copy's `seq` is the slave's previous one plus 1, recovered from the
+//!   journal at start; a copy leaves the router only once durable, so a
+//!   crash can never make a `seq` be given to two different copies.
+//! - A copy is kept in the slave's [`SlaveDelivery`] before the live
+//!   connection is looked up (under one lock), so a session that starts
+//!   meanwhile replays it or receives it, never neither.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use tradebridge_core::config::{self, Config, JournalSync};
+use tradebridge_core::journal::{Journal, JournalOptions, SyncPolicy};
+use std::sync::mpsc::Receiver;
+
+use tradebridge_core::engine::{CopyInstruction, Decision, Engine, Outcome};
+use tradebridge_core::protocol::{self, Copy, Message, TradeResult};
+use tradebridge_core::record::{
+    access_checked, AckRecord, CopyMeta, CopyRecord, MasterEventRecord, RecordEncoder, RecordKind, ResultMeta, ResultRecord,
+};
+use tradebridge_core::ring::{Consumer, IdleAction, IdleStrategy as RingIdle, Idler, Producer, Ring};
+
+use crate::accounts::{AccountTable, SlaveDelivery};
+use crate::metrics::{Metrics, Stage};
+
+/// Journal kind of a master event record: its ring tag, so a journal record
+/// and a ring frame of the same record carry the same number.
+pub const JOURNAL_KIND_MASTER_EVENT: u16 = RecordKind::MasterEvent.code() as u16;
+
+/// Journal kind of a copy record, likewise its ring tag.
+pub const JOURNAL_KIND_COPY: u16 = RecordKind::Copy.code() as u16;
+
+/// Copies remembered per slave until their result arrives, so the engine
+/// can be told what each result is for; beyond it the oldest is forgotten
+/// (its late result is then ignored).
+pub const INSTRUCTIONS_PER_SLAVE_MAX: usize = 4_096;
+
+/// Journal kind of a journaled [`Update`]: above every ring record kind so
+/// the two never collide. Payload: `received_ms` (u64 LE), `login` (u64 LE),
+/// then the message as protocol JSON.
+pub const JOURNAL_KIND_UPDATE: u16 = 16;
+
+/// Snapshots, states and symbols frames queued for the router across all
+/// shards; a full queue refuses the frame with `error` internal (the EA
+/// sends a fresh state or snapshot soon anyway). Far above what the router
+/// falls behind by unless it is stuck.
+pub const UPDATES_QUEUED_MAX: usize = 4_096;
+
+/// Journal kind of a slave result record, its ring tag.
+pub const JOURNAL_KIND_RESULT: u16 = RecordKind::Result.code() as u16;
+
+/// Bytes before the JSON in a journaled update.
+const UPDATE_HEADER_BYTES: usize = 16;
+
+/// What a shard sends the router outside the rings: a master `snapshot`, a
+/// slave `state` or `symbols` (core has no ring record for them).
+#[derive(Debug)]
+pub struct Update {
+    /// The account that sent it.
+    pub login: u64,
+    /// Bridge wall clock at receipt, the engine's `now_ms` for it.
+    pub received_ms: u64,
+    /// The message: `Snapshot`, `State` or `Symbols`.
+    pub message: Message,
+}
+
+impl Update {
+    /// The journal payload of this update.
+    fn encode(&self, buffer: &mut Vec<u8>) {
+        buffer.clear();
+        buffer.extend_from_slice(&self.received_ms.to_le_bytes());
+        buffer.extend_from_slice(&self.login.to_le_bytes());
+        protocol::write(&self.message, buffer);
+    }
+
+    /// Reads back a journal payload written by [`Update::encode`].
+    fn decode(payload: &[u8]) -> anyhow::Result<Update> {
+        anyhow::ensure!(payload.len() > UPDATE_HEADER_BYTES, "update of {} bytes: expected more than {UPDATE_HEADER_BYTES}", payload.len());
+        let (header, json) = payload.split_at(UPDATE_HEADER_BYTES);
+        let received_ms = u64::from_le_bytes(header[..8].try_into()?);
+        let login = u64::from_le_bytes(header[8..].try_into()?);
+        let message = protocol::parse(json).map_err(|error| anyhow::anyhow!("journaled update: {error}"))?;
+        Ok(Update { login, received_ms, message })
+    }
+}
+
+/// Records read from one shard's ring before the router looks at the next
+/// shard, so one busy shard cannot starve the others.
+pub const RING_BATCH_RECORDS_MAX: u32 = 256;
+
+/// Acks and copies waiting for durability; beyond it the router stops
+/// reading the rings until the journal catches up (back pressure).
+pub const PENDING_ACKS_MAX: usize = 65_536;
+
+/// Spin and yield steps of the `park` idle strategy before it sleeps.
+const PARK_SPIN_STEPS_MAX: u32 = 64;
+const PARK_YIELD_STEPS_MAX: u32 = 16;
+
+/// The rings of one shard, as the shard holds them.
+pub struct ShardLinks {
+    /// Shard -> router: master events.
+    pub to_router: Producer,
+    /// Router -> shard: acks.
+    pub from_router: Consumer,
+}
+
+/// The rings of every shard, as the router holds them (index = shard).
+pub struct RouterLinks {
+    /// Shard -> router consumers.
+    from_shards: Vec<Consumer>,
+    /// Router -> shard producers.
+    to_shards: Vec<Producer>,
+}
+
+/// Two anonymous rings of `ring_bytes` per shard.
+pub fn links(shards: u32, ring_bytes: u64) -> anyhow::Result<(RouterLinks, Vec<ShardLinks>)> {
+    let mut router = RouterLinks { from_shards: Vec::new(), to_shards: Vec::new() };
+    let mut shard_links = Vec::new();
+    for shard in 0..shards {
+        let ring = |direction: &str| {
+            Ring::anonymous(ring_bytes).with_context(|| format!("server.ring_bytes = {ring_bytes}: {direction} ring of shard {shard}"))
+        };
+        let (to_router, from_shard) = ring("shard -> router")?.split()?;
+        let (to_shard, from_router) = ring("router -> shard")?.split()?;
+        router.from_shards.push(from_shard);
+        router.to_shards.push(to_shard);
+        shard_links.push(ShardLinks { to_router, from_router });
+    }
+    Ok((router, shard_links))
+}
+
+/// Opens the journal at `server.journal_dir` with the configured policy.
+pub fn open_journal(config: &Config) -> anyhow::Result<Journal> {
+    let server = &config.server;
+    let sync = match server.journal_sync {
+        JournalSync::EveryRecord => SyncPolicy::EveryRecord,
+        JournalSync::Group => SyncPolicy::Group { records_max: server.journal_group_records, interval_ms: server.journal_group_ms },
+        JournalSync::Os => SyncPolicy::Os,
+    };
+    let options = JournalOptions { segment_bytes: server.journal_segment_bytes, sync, ..JournalOptions::default() };
+    let (journal, recovery) = Journal::open(&server.journal_dir, options)
+        .with_context(|| format!("opening the journal in server.journal_dir = {}", server.journal_dir.display()))?;
+    tracing::info!(records = recovery.records_count, last_seq = recovery.last_seq, "journal recovered");
+    Ok(journal)
+}
+
+/// What the router knows of one master.
+#[derive(Clone, Copy, Debug, Default)]
+struct MasterProgress {
+    /// Highest `event.seq` appended to the journal; only grows.
+    event_seq: u64,
+    /// Journal sequence of the record holding `event_seq`.
+    journal_seq: u64,
+}
+
+/// What waits until the journal is durable up to its record.
+#[derive(Clone, Debug)]
+enum Waiting {
+    /// An ack for the master connection on `shard`; `event_received_ns` is
+    /// the event's receipt time for the latency histogram, 0 for a duplicate.
+    Ack { shard: u32, ack: AckRecord, event_received_ns: u64 },
+    /// A copy for a slave, to keep for replay and push to its live
+    /// connection.
+    Copy(Box<CopyRecord>),
+    /// A kept copy whose push found the ring full: push only.
+    CopyPush(Box<CopyRecord>),
+}
+
+/// An ack or copy waiting until the journal is durable up to `journal_seq`.
+#[derive(Clone, Debug)]
+struct PendingAck {
+    /// The journal record that must be durable first.
+    journal_seq: u64,
+    /// What to send then.
+    waiting: Waiting,
+}
+
+/// The routing core's state; lives on its own thread.
+pub struct Router {
+    /// The journal; the router is its only writer.
+    journal: Journal,
+    /// The rings to and from every shard.
+    links: RouterLinks,
+    /// Per-master progress, rebuilt from the journal at start.
+    masters: HashMap<u64, MasterProgress>,
+    /// Acks in journal order, waiting for durability; at most
+    /// [`PENDING_ACKS_MAX`].
+    pending: VecDeque<PendingAck>,
+    /// Where `welcome` reads each master's durable `ack_seq`.
+    accounts: Arc<AccountTable>,
+    /// Encodes acks for the router -> shard rings.
+    encoder: RecordEncoder,
+    /// The idle strategy of the poll loop, from `server.idle`.
+    idle: config::IdleStrategy,
+    /// The copy engine; fed every new master event, snapshot, slave state,
+    /// symbols and result.
+    engine: Engine,
+    /// Last copy `seq` given to each slave; +1 per copy, recovered at start.
+    copy_seqs: HashMap<u64, u64>,
+    /// Copies sent per slave by `seq`, until their result arrives; at most
+    /// [`INSTRUCTIONS_PER_SLAVE_MAX`] per slave.
+    instructions: HashMap<u64, std::collections::BTreeMap<u64, CopyInstruction>>,
+    /// Snapshots, states and symbols from the shards.
+    updates: Receiver<Update>,
+    /// Decisions of the last engine call; reused to avoid allocating.
+    decisions: Vec<Decision>,
+    /// Encodes updates for the journal; reused to avoid allocating.
+    update_buffer: Vec<u8>,
+    /// Copies that could not be pushed to a full router -> shard ring (the
+    /// slave gets them on reconnect); only grows.
+    copies_ring_full_count: u64,
+    /// Origin of `now_ms` and of the latency clock, shared with the shards
+    /// (`Shared::started`).
+    started: Instant,
+    /// Counters and latency histograms.
+    metrics: Arc<Metrics>,
+}
+
+impl Router {
+    /// Builds the router and recovers each master's highest stored `seq`
+    /// from the journal; publishes it as the masters' durable `ack_seq`.
+    pub fn new(
+        journal: Journal,
+        links: RouterLinks,
+        accounts: Arc<AccountTable>,
+        updates: Receiver<Update>,
+        config: &Config,
+        started: Instant,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Router> {
+        let mut router = Router {
+            journal,
+            links,
+            masters: HashMap::new(),
+            pending: VecDeque::new(),
+            accounts,
+            encoder: RecordEncoder::default(),
+            idle: config.server.idle,
+            started,
+            metrics,
+            engine: Engine::new(config),
+            copy_seqs: HashMap::new(),
+            instructions: HashMap::new(),
+            updates,
+            decisions: Vec::new(),
+            update_buffer: Vec::new(),
+            copies_ring_full_count: 0,
+        };
+        router.recover()?;
+        Ok(router)
+    }
+
+    /// Rebuilds per-master progress, the engine's book of master positions
+    /// (by replaying the journaled events; the decisions are dropped, their
+    /// copies are journaled already), each slave's last copy `seq` and its
+    /// copies for replay; publishes each master's durable `ack_seq`.
+    fn recover(&mut self) -> anyhow::Result<()> {
+        let mut decisions = Vec::new();
+        let first_seq = self.journal.first_seq();
+        let last_seq = self.journal.last_seq();
+        for journal_seq in first_seq..=last_seq {
+            let Some(entry) = self.journal.read(journal_seq) else {
+                continue;
+            };
+            // The payload is copied out so the engine and the tables can be
+            // updated while the journal is borrowed no longer.
+            let entry = OwnedEntry { seq: entry.seq, kind: entry.kind, payload: aligned_copy(entry.payload) };
+            if entry.kind == JOURNAL_KIND_MASTER_EVENT {
+                let record = access_checked::<MasterEventRecord>(&entry.payload)
+                    .with_context(|| format!("journal record {} is not a valid master event", entry.seq))?;
+                let login = record.master_login.to_native();
+                let progress = self.masters.entry(login).or_default();
+                progress.event_seq = progress.event_seq.max(record.seq.to_native());
+                progress.journal_seq = entry.seq;
+                let event = record.to_event().with_context(|| format!("journal record {}", entry.seq))?;
+                self.engine.on_master_event(login, &event, record.received_ms.to_native(), &mut decisions);
+                decisions.clear();
+            } else if entry.kind == JOURNAL_KIND_COPY {
+                let record = access_checked::<CopyRecord>(&entry.payload)
+                    .with_context(|| format!("journal record {} is not a valid copy", entry.seq))?;
+                let slave = record.slave_login.to_native();
+                let copy = record.to_copy().with_context(|| format!("journal record {}", entry.seq))?;
+                self.copy_seqs.insert(slave, copy.seq);
+                self.remember_instruction(slave, copy.seq, instruction_of(&copy));
+                if let Some(account) = self.accounts.get(slave) {
+                    account.delivery().retain(copy);
+                }
+            } else if entry.kind == JOURNAL_KIND_UPDATE {
+                let update = Update::decode(&entry.payload).with_context(|| format!("journal record {}", entry.seq))?;
+                self.apply_update(&update, &mut decisions);
+                decisions.clear();
+            } else if entry.kind == JOURNAL_KIND_RESULT {
+                let record = access_checked::<ResultRecord>(&entry.payload)
+                    .with_context(|| format!("journal record {} is not a valid result", entry.seq))?;
+                let result = record.to_result().with_context(|| format!("journal record {}", entry.seq))?;
+                self.on_result(record.slave_login.to_native(), &result);
+            }
+        }
+        for (login, progress) in &self.masters {
+            if let Some(account) = self.accounts.get(*login) {
+                account.durable_event_seq.store(progress.event_seq, Ordering::Release);
+            }
+        }
+        Ok(())
+    }
+
+    /// The poll loop; returns `Ok` once `stop` is set (after a last pass
+    /// and a journal flush), or an error when the journal fails (the bridge
+    /// must then stop acking, so the caller exits).
+    pub fn run(mut self, stop: Arc<std::sync::atomic::AtomicBool>) -> anyhow::Result<()> {
+        let mut idler = Idler::new(match self.idle {
+            config::IdleStrategy::Spin => RingIdle::Spin,
+            config::IdleStrategy::Yield => RingIdle::Yield,
+            config::IdleStrategy::Park { .. } => {
+                RingIdle::Backoff { spin_steps_max: PARK_SPIN_STEPS_MAX, yield_steps_max: PARK_YIELD_STEPS_MAX }
+            }
+        });
+        let park_us_max = match self.idle {
+            config::IdleStrategy::Park { backoff_us_max } => backoff_us_max.max(1),
+            _ => 1,
+        };
+        let mut park_us: u64 = 1;
+        loop {
+            if stop.load(Ordering::Acquire) {
+                self.poll_once()?;
+                self.journal.flush().context("journal flush at shutdown")?;
+                tracing::info!(durable_seq = self.journal.durable_seq(), "router stopped; journal flushed");
+                return Ok(());
+            }
+            let worked = self.poll_once()?;
+            if worked {
+                idler.reset();
+                park_us = 1;
+                continue;
+            }
+            match idler.idle() {
+                IdleAction::Spin => std::hint::spin_loop(),
+                IdleAction::Yield => std::thread::yield_now(),
+                IdleAction::Park => {
+                    std::thread::sleep(Duration::from_micros(park_us));
+                    park_us = (park_us * 2).min(park_us_max);
+                }
+            }
+        }
+    }
+
+    /// One pass: events from every shard, a journal tick, durable acks out.
+    /// True when anything was done.
+    fn poll_once(&mut self) -> anyhow::Result<bool> {
+        let mut worked = self.drain_updates()?;
+        for shard in 0..self.links.from_shards.len() {
+            if self.pending.len() >= PENDING_ACKS_MAX {
+                break;
+            }
+            worked |= self.read_shard(shard as u32)?;
+        }
+        let now_ms = self.now_ms();
+        self.journal.tick(now_ms).context("journal tick")?;
+        worked |= self.send_durable_acks();
+        Ok(worked)
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Reads a batch of records from one shard's ring: master events and
+    /// slave results.
+    fn read_shard(&mut self, shard: u32) -> anyhow::Result<bool> {
+        let mut events: Vec<(u64, u64, u64, Vec<u8>)> = Vec::new();
+        let mut results: Vec<(u64, TradeResult)> = Vec::new();
+        let consumer = &mut self.links.from_shards[shard as usize];
+        let read = consumer.read_batch(RING_BATCH_RECORDS_MAX, |record| {
+            if record.kind == RecordKind::Result.code() {
+                match access_checked::<ResultRecord>(record.payload).map(|result| (result.slave_login.to_native(), result.to_result())) {
+                    Ok((slave, Ok(result))) => results.push((slave, result)),
+                    Ok((_, Err(error))) | Err(error) => tracing::error!(shard, %error, "invalid result record on a ring"),
+                }
+                return;
+            }
+            if record.kind != RecordKind::MasterEvent.code() {
+                tracing::error!(shard, kind = record.kind, "unexpected record kind on a shard -> router ring");
+                return;
+            }
+            match access_checked::<MasterEventRecord>(record.payload) {
+                Ok(event) => events.push((
+                    event.master_login.to_native(),
+                    event.connection_id.to_native(),
+                    event.seq.to_native(),
+                    record.payload.to_vec(),
+                )),
+                Err(error) => tracing::error!(shard, %error, "invalid master event record on a ring"),
+            }
+        })?;
+        // A state sent before these events were pushed is in the channel by
+        // now: take it first, so the engine sees what the slave sent first.
+        self.drain_updates()?;
+        for (login, connection_id, seq, payload) in events {
+            self.on_master_event(shard, login, connection_id, seq, &payload)?;
+        }
+        for (slave, result) in results {
+            self.journal_result(slave, &result)?;
+        }
+        Ok(read > 0)
+    }
+
+    /// Feeds every queued snapshot, state and symbols frame to the engine.
+    fn drain_updates(&mut self) -> anyhow::Result<bool> {
+        let mut worked = false;
+        while let Ok(update) = self.updates.try_recv() {
+            worked = true;
+            update.encode(&mut self.update_buffer);
+            let now_ms = self.now_ms();
+            self.journal.append(JOURNAL_KIND_UPDATE, &self.update_buffer, now_ms).context("journal append of an update")?;
+            let mut decisions = std::mem::take(&mut self.decisions);
+            self.apply_update(&update, &mut decisions);
+            let issued = self.issue_copies(&mut decisions, 0);
+            self.decisions = decisions;
+            issued?;
+        }
+        Ok(worked)
+    }
+
+    /// Remembers what copy `seq` of `slave` was, until its result.
+    fn remember_instruction(&mut self, slave: u64, seq: u64, instruction: CopyInstruction) {
+        let sent = self.instructions.entry(slave).or_default();
+        if sent.len() >= INSTRUCTIONS_PER_SLAVE_MAX {
+            sent.pop_first();
+        }
+        sent.insert(seq, instruction);
+    }
+
+    /// Feeds one update to the engine.
+    fn apply_update(&mut self, update: &Update, decisions: &mut Vec<Decision>) {
+        match &update.message {
+            Message::Snapshot(snapshot) => self.engine.on_master_snapshot(update.login, snapshot, update.received_ms, decisions),
+            Message::State(state) => self.engine.on_slave_state(update.login, state, update.received_ms, decisions),
+            Message::Symbols(symbols) => self.engine.on_slave_symbols(update.login, symbols),
+            other => tracing::error!(login = update.login, ?other, "not an update message"),
+        }
+    }
+
+    /// Journals a slave result, then applies it.
+    fn journal_result(&mut self, slave: u64, result: &TradeResult) -> anyhow::Result<()> {
+        let meta = ResultMeta { slave_login: slave, received_ns: 0 };
+        let record = ResultRecord::from_result(result.clone(), meta);
+        let now_ms = self.now_ms();
+        let encoded = self.encoder.encode(&record).context("encoding a result")?;
+        self.journal.append(JOURNAL_KIND_RESULT, encoded.bytes, now_ms).context("journal append of a result")?;
+        self.on_result(slave, result);
+        Ok(())
+    }
+
+    /// A slave's result: tells the engine what became of the copy, and
+    /// forgets the copies the slave has finished.
+    fn on_result(&mut self, slave: u64, result: &TradeResult) {
+        let instruction = self.instructions.get_mut(&slave).and_then(|sent| sent.remove(&result.seq));
+        if let Some(instruction) = instruction {
+            let now_ms = self.now_ms();
+            self.engine.on_slave_result(slave, &instruction, result, now_ms);
+        }
+        if let Some(account) = self.accounts.get(slave) {
+            account.delivery().finished_up_to(result.seq);
+        }
+    }
+
+    /// Gives each copy decision the slave's next `seq`, journals it, and
+    /// queues it to be sent once durable.
+    fn issue_copies(&mut self, decisions: &mut Vec<Decision>, event_received_ns: u64) -> anyhow::Result<()> {
+        for decision in decisions.drain(..) {
+            let Outcome::Copy(instruction) = decision.outcome else {
+                tracing::debug!(slave = decision.slave, master = decision.master, pos = decision.pos, outcome = ?decision.outcome, "no copy");
+                continue;
+            };
+            let seq = self.copy_seqs.get(&decision.slave).copied().unwrap_or(0) + 1;
+            let copy = instruction.to_copy(seq, format!("{}-{}", decision.slave, seq));
+            let meta = CopyMeta { slave_login: decision.slave, event_received_ns, connection_id: None };
+            let record = CopyRecord::from_copy(copy, meta);
+            let now_ms = self.now_ms();
+            let encoded = self.encoder.encode(&record).context("encoding a copy")?;
+            let journal_seq = self.journal.append(JOURNAL_KIND_COPY, encoded.bytes, now_ms).context("journal append of a copy")?;
+            self.copy_seqs.insert(decision.slave, seq);
+            Metrics::count(&self.metrics.copies_journaled);
+            self.remember_instruction(decision.slave, seq, instruction);
+            self.pending.push_back(PendingAck { journal_seq, waiting: Waiting::Copy(Box::new(record)) });
+        }
+        Ok(())
+    }
+
+    /// De-duplicates, journals and queues the ack of one master event, and
+    /// runs a new one through the engine.
+    fn on_master_event(&mut self, shard: u32, login: u64, connection_id: u64, seq: u64, payload: &[u8]) -> anyhow::Result<()> {
+        let now_ms = self.now_ms();
+        let progress = self.masters.entry(login).or_default();
+        let ack = AckRecord { master_login: login, connection_id, seq };
+        if seq <= progress.event_seq {
+            // A duplicate: acked again once what is stored is durable, and
+            // not appended (nor routed) a second time.
+            let journal_seq = progress.journal_seq;
+            self.pending.push_back(PendingAck { journal_seq, waiting: Waiting::Ack { shard, ack, event_received_ns: 0 } });
+            Metrics::count(&self.metrics.events_duplicate);
+            return Ok(());
+        }
+        let journal_seq = self.journal.append(JOURNAL_KIND_MASTER_EVENT, payload, now_ms).context("journal append of a master event")?;
+        progress.event_seq = seq;
+        progress.journal_seq = journal_seq;
+        Metrics::count(&self.metrics.events_journaled);
+        let record = access_checked::<MasterEventRecord>(payload).context("master event record")?;
+        let event_received_ns = record.received_ns.to_native();
+        self.pending.push_back(PendingAck { journal_seq, waiting: Waiting::Ack { shard, ack, event_received_ns } });
+        let event = record.to_event().context("master event record")?;
+        let mut decisions = std::mem::take(&mut self.decisions);
+        self.engine.on_master_event(login, &event, record.received_ms.to_native(), &mut decisions);
+        let issued = self.issue_copies(&mut decisions, record.received_ns.to_native());
+        self.decisions = decisions;
+        issued
+    }
+
+    /// Sends every pending ack and copy the journal now holds durably, in
+    /// order; an ack whose ring is full waits for the next pass.
+    fn send_durable_acks(&mut self) -> bool {
+        let durable_seq = self.journal.durable_seq();
+        let mut sent = false;
+        while self.pending.front().is_some_and(|pending| pending.journal_seq <= durable_seq) {
+            let Some(pending) = self.pending.pop_front() else {
+                break;
+            };
+            match pending.waiting {
+                Waiting::Ack { shard, ack, event_received_ns } => {
+                    if !self.send_ack(shard, ack) {
+                        // The ring is full: the ack goes first on the next pass.
+                        self.pending.push_front(PendingAck { journal_seq: pending.journal_seq, waiting: Waiting::Ack { shard, ack, event_received_ns } });
+                        break;
+                    }
+                    if event_received_ns != 0 {
+                        let now_ns = self.started.elapsed().as_nanos() as u64;
+                        self.metrics.record(Stage::EventToDurable, event_received_ns, now_ns);
+                    }
+                }
+                Waiting::Copy(record) => {
+                    if let Some(record) = self.send_copy(*record) {
+                        self.pending.push_front(PendingAck { journal_seq: pending.journal_seq, waiting: Waiting::CopyPush(Box::new(record)) });
+                        break;
+                    }
+                }
+                Waiting::CopyPush(record) => {
+                    if let Some(record) = self.push_copy(*record) {
+                        self.pending.push_front(PendingAck { journal_seq: pending.journal_seq, waiting: Waiting::CopyPush(Box::new(record)) });
+                        break;
+                    }
+                }
+            }
+            sent = true;
+        }
+        sent
+    }
+
+    /// Publishes the master's durable `ack_seq` and pushes the ack; false
+    /// when the shard's ring is full.
+    fn send_ack(&mut self, shard: u32, ack: AckRecord) -> bool {
+        // The record covering this ack is durable, and it holds a seq at or
+        // above `ack.seq`, so `ack.seq` is a safe `ack_seq` for the next
+        // `welcome`.
+        if let Some(account) = self.accounts.get(ack.master_login) {
+            account.durable_event_seq.fetch_max(ack.seq, Ordering::AcqRel);
+        }
+        let encoded = match self.encoder.encode(&ack) {
+            Ok(encoded) => encoded,
+            Err(error) => {
+                tracing::error!(%error, "cannot encode an ack");
+                return true;
+            }
+        };
+        self.links.to_shards[shard as usize].try_push(encoded.kind.code(), encoded.bytes).is_ok()
+    }
+
+    /// Keeps a durable copy for replay and pushes it to the shard of the
+    /// slave's live connection, if any.
+    fn send_copy(&mut self, mut record: CopyRecord) -> Option<CopyRecord> {
+        let account = self.accounts.get(record.slave_login)?;
+        let live_connection_id = {
+            let mut delivery: std::sync::MutexGuard<'_, SlaveDelivery> = account.delivery();
+            match record.clone().into_copy() {
+                Ok(copy) => delivery.retain(copy),
+                Err(error) => tracing::error!(%error, "invalid copy record"),
+            }
+            delivery.live_connection_id
+        };
+        if live_connection_id == 0 {
+            return None;
+        }
+        record.connection_id = Some(live_connection_id);
+        self.push_copy(record)
+    }
+
+    /// Pushes a copy addressed to a live connection to its shard's ring;
+    /// gives it back when the ring is full, to be pushed first next pass
+    /// (so the slave never sees a gap in its copy seqs).
+    fn push_copy(&mut self, record: CopyRecord) -> Option<CopyRecord> {
+        let shard = (record.connection_id.unwrap_or(0) >> 48) as usize;
+        let encoded = match self.encoder.encode(&record) {
+            Ok(encoded) => encoded,
+            Err(error) => {
+                tracing::error!(%error, "cannot encode a copy");
+                return None;
+            }
+        };
+        let producer = self.links.to_shards.get_mut(shard)?;
+        if producer.try_push(encoded.kind.code(), encoded.bytes).is_ok() {
+            return None;
+        }
+        self.copies_ring_full_count += 1;
+        tracing::debug!(slave = record.slave_login, seq = record.seq, full_count = self.copies_ring_full_count, "router -> shard ring full; the copy waits");
+        Some(record)
+    }
+}
+
+/// The engine's instruction behind a journaled copy.
+fn instruction_of(copy: &Copy) -> CopyInstruction {
+    CopyInstruction {
+        master: copy.master,
+        pos: copy.pos,
+        action: copy.action,
+        symbol: copy.symbol.clone(),
+        side: copy.side,
+        volume: copy.volume,
+        price: copy.price,
+        max_dev: copy.max_dev,
+        sl: copy.sl,
+        tp: copy.tp,
+        magic: copy.magic,
+        comment: copy.comment.clone(),
+        expires_ms: copy.expires_ms,
+    }
+}
+
+/// A journal record copied out of the mapping during recovery.
+struct OwnedEntry {
+    /// Journal sequence.
+    seq: u64,
+    /// Journal kind.
+    kind: u16,
+    /// The payload, in an 8-aligned buffer so rkyv can read it in place.
+    payload: rkyv::util::AlignedVec<8>,
+}
+
+/// Copies `bytes` into an 8-aligned buffer.
+fn aligned_copy(bytes: &[u8]) -> rkyv::util::AlignedVec<8> {
+    let mut buffer = rkyv::util::AlignedVec::<8>::with_capacity(bytes.len());
+    buffer.extend_from_slice(bytes);
+    buffer
+}

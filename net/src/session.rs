@@ -1,0 +1,664 @@
+//! One EA connection on a shard: the WebSocket upgrade on `/ea`, the `hello`
+//! check, `welcome`, and the session rules of `shared/PROTOCOL.md` until the
+//! connection ends.
+//!
+//! # Layout
+//! - [`serve_connection`]: the whole life of one accepted TCP stream.
+//! - `Session`: the per-connection state after `welcome`.
+//! - `Flow`: what handling one wake-up decided (go on, or close with a code).
+//! - Close codes and the helpers that send `error` and close frames.
+//!
+//! # Invariants
+//! - Nothing here logs an API key: `Hello` is never formatted with `Debug`.
+//! - Every loop yields (`glommio::yield_if_needed`), because glommio's
+//!   `TcpStream` gives no fairness between connections on its own.
+//! - Replies are fed to the socket as they are made and flushed once per
+//!   batch of frames read without waiting (write coalescing).
+//! - Every wait is bounded: the upgrade and `hello` by `hello_timeout_ms`,
+//!   the session by 3 x `hb_ms` without a frame, the closing handshake by
+//!   [`CLOSE_DRAIN_MS`].
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
+use async_tungstenite::tungstenite::http::StatusCode;
+use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use async_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
+use async_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
+use async_tungstenite::WebSocketStream;
+use futures_lite::future::or;
+use futures_lite::StreamExt;
+use futures_util::SinkExt;
+use glommio::channels::local_channel::{self, LocalReceiver};
+use glommio::net::TcpStream;
+use glommio::timer::Timer;
+use tradebridge_core::protocol::{self, Ack, Copy, ErrorCode, ErrorMessage, Event, Hello, Message, Role, TradeResult, Welcome};
+use tradebridge_core::record::{MasterEventMeta, MasterEventRecord, ResultMeta, ResultRecord};
+
+use crate::accounts::{authenticate, is_valid_at, AccountEntry, SessionControl};
+use crate::metrics::{Metrics, Stage};
+use crate::router::Update;
+use crate::limits::BadFrameWindow;
+use crate::shard::{Outbound, ShardContext, OUTBOX_MESSAGES_MAX};
+
+/// The WebSocket path the EAs connect to; any other path gets HTTP 404.
+pub const EA_PATH: &str = "/ea";
+
+/// tungstenite's read buffer; its default of 128 KiB costs about 134 KiB per
+/// idle connection, and 8 KiB holds every frame the EAs send but a large
+/// `state`, which tungstenite then reads in several steps.
+pub const READ_BUFFER_BYTES: usize = 8 * 1024;
+
+/// How long the bridge waits for the peer's answer to its close frame before
+/// dropping the socket; long enough for a peer on another continent, short
+/// enough that a peer that never answers cannot hold the connection.
+pub const CLOSE_DRAIN_MS: u64 = 2_000;
+
+/// Frames handled between two flushes; bounds how long a fast peer can keep
+/// its replies unflushed and how long one task runs between yields.
+pub const BATCH_FRAMES_MAX: u32 = 64;
+
+/// Missed heartbeats after which the connection closes with 4008
+/// (PROTOCOL.md: "No frame from a peer for 3 x hb_ms").
+pub const HEARTBEATS_MISSED_MAX: u64 = 3;
+
+/// Close codes of PROTOCOL.md and RFC 6455.
+pub mod close_code {
+    /// RFC 6455: the server is going away (shutdown).
+    pub const GOING_AWAY: u16 = 1001;
+    /// RFC 6455: a data type the endpoint cannot accept (binary frames).
+    pub const UNSUPPORTED_DATA: u16 = 1003;
+    /// RFC 6455: a message too big to process.
+    pub const MESSAGE_TOO_BIG: u16 = 1009;
+    /// RFC 6455 (IANA registry): try again later; the connection's outbox
+    /// overflowed because the peer reads too slowly.
+    pub const TRY_AGAIN_LATER: u16 = 1013;
+    /// Bad key, login, server or role.
+    pub const UNAUTHORIZED: u16 = 4001;
+    /// Protocol error before `welcome`, or too many bad frames after it.
+    pub const PROTOCOL_ERROR: u16 = 4002;
+    /// The account exceeded its rate limit.
+    pub const RATE_LIMITED: u16 = 4003;
+    /// The same login connected again; this older connection lost.
+    pub const REPLACED: u16 = 4004;
+    /// No frame from the peer for 3 x `hb_ms`.
+    pub const HEARTBEAT_TIMEOUT: u16 = 4008;
+}
+
+type Socket = WebSocketStream<TcpStream>;
+
+/// What handling one wake-up decided.
+#[derive(Debug, PartialEq, Eq)]
+enum Flow {
+    /// Keep the connection.
+    Continue,
+    /// Send a close frame with this code and reason, then end.
+    Close(u16, &'static str),
+    /// The peer closed or the socket failed: end without a close frame.
+    End,
+}
+
+/// What woke the session loop.
+enum Wake {
+    /// The next WebSocket message, an error, or `None` at the end.
+    Frame(Option<Result<WsMessage, WsError>>),
+    /// A newer session of the same login took over (4004), or the bridge is
+    /// shutting down (1001).
+    CloseRequested(u16),
+    /// The shard handed this connection something to send (`None`: the
+    /// outbox was closed, which does not happen while the session runs).
+    Outbound(Option<Outbound>),
+    /// The heartbeat timer fired.
+    Tick,
+}
+
+/// Serves one accepted TCP stream until it closes.
+pub async fn serve_connection(stream: TcpStream, shard: Rc<ShardContext>) {
+    let server = &shard.shared.config.server;
+    let frame_bytes_max = server.frame_bytes_max as usize;
+    let websocket_config = WebSocketConfig::default()
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .max_message_size(Some(frame_bytes_max))
+        .max_frame_size(Some(frame_bytes_max));
+    let hello_deadline_ms = shard.shared.now_ms() + server.hello_timeout_ms;
+    let upgrade = async_tungstenite::accept_hdr_async_with_config(stream, check_path, Some(websocket_config));
+    let upgraded = or(async { Some(upgrade.await) }, async {
+        Timer::new(Duration::from_millis(server.hello_timeout_ms)).await;
+        None
+    })
+    .await;
+    let mut socket = match upgraded {
+        Some(Ok(socket)) => socket,
+        Some(Err(error)) => {
+            tracing::debug!(shard = shard.index, %error, "upgrade refused");
+            return;
+        }
+        None => {
+            tracing::debug!(shard = shard.index, "upgrade timed out");
+            return;
+        }
+    };
+    let hello = match read_hello(&mut socket, &shard, hello_deadline_ms).await {
+        Ok(hello) => hello,
+        Err(flow) => return finish(&mut socket, flow).await,
+    };
+    let accounts = Arc::clone(&shard.shared.accounts);
+    let account = match authenticate(&accounts, &hello) {
+        Ok(account) => account,
+        Err(reason) => {
+            tracing::warn!(shard = shard.index, login = hello.login, role = hello.role.as_str(), %reason, "hello refused");
+            let flow = Flow::Close(close_code::UNAUTHORIZED, "unauthorized");
+            let sent = send_error(&mut socket, ErrorCode::Unauthorized, "login, server, role or key not accepted").await;
+            return finish(&mut socket, if sent { flow } else { Flow::End }).await;
+        }
+    };
+    let flow = run_session(&mut socket, &shard, account, &hello).await;
+    finish(&mut socket, flow).await;
+}
+
+/// The upgrade callback: only `/ea` is a WebSocket endpoint. The signature
+/// is tungstenite's `Callback`, so its large error type stays.
+#[allow(clippy::result_large_err)]
+fn check_path(request: &Request, response: Response) -> Result<Response, ErrorResponse> {
+    if request.uri().path() == EA_PATH {
+        return Ok(response);
+    }
+    let mut refusal = ErrorResponse::new(Some(format!("no endpoint at this path; the EAs connect to {EA_PATH}\n")));
+    *refusal.status_mut() = StatusCode::NOT_FOUND;
+    Err(refusal)
+}
+
+/// Waits for the first frame until `deadline_ms` and accepts it only as a
+/// `hello` of version 1; otherwise answers `error` and says how to close.
+async fn read_hello(socket: &mut Socket, shard: &ShardContext, deadline_ms: u64) -> Result<Hello, Flow> {
+    loop {
+        glommio::yield_if_needed().await;
+        let remaining_ms = deadline_ms.saturating_sub(shard.shared.now_ms());
+        let frame = or(async { Some(socket.next().await) }, async {
+            Timer::new(Duration::from_millis(remaining_ms)).await;
+            None
+        })
+        .await;
+        let text = match frame {
+            None => {
+                let message = format!("no `hello` within hello_timeout_ms = {} ms of the upgrade", shard.shared.config.server.hello_timeout_ms);
+                return Err(refuse_before_welcome(socket, ErrorCode::BadMessage, &message).await);
+            }
+            Some(Some(Ok(WsMessage::Text(text)))) => text,
+            Some(Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_)))) => continue,
+            Some(other) => return Err(flow_of_non_text(other)),
+        };
+        let hello = match protocol::parse(text.as_bytes()) {
+            Ok(Message::Hello(hello)) => hello,
+            Ok(other) => {
+                let message = format!("field `t`: expected \"hello\" as the first frame, got \"{}\"", type_name(&other));
+                return Err(refuse_before_welcome(socket, ErrorCode::BadMessage, &message).await);
+            }
+            Err(error) => return Err(refuse_before_welcome(socket, error.code(), &error.to_string()).await),
+        };
+        if hello.version != 1 {
+            let message = format!("field `v`: expected 1, got {}", hello.version);
+            return Err(refuse_before_welcome(socket, ErrorCode::BadMessage, &message).await);
+        }
+        return Ok(hello);
+    }
+}
+
+/// Sends `error` and asks for close 4002, the answer to any protocol error
+/// before `welcome`.
+async fn refuse_before_welcome(socket: &mut Socket, code: ErrorCode, message: &str) -> Flow {
+    if send_error(socket, code, message).await {
+        Flow::Close(close_code::PROTOCOL_ERROR, "protocol error before welcome")
+    } else {
+        Flow::End
+    }
+}
+
+/// The flow for anything read that is not a text frame.
+fn flow_of_non_text(frame: Option<Result<WsMessage, WsError>>) -> Flow {
+    match frame {
+        Some(Ok(WsMessage::Binary(_))) => Flow::Close(close_code::UNSUPPORTED_DATA, "binary frames are refused"),
+        Some(Err(WsError::Capacity(_))) => Flow::Close(close_code::MESSAGE_TOO_BIG, "frame above frame_bytes_max"),
+        _ => Flow::End,
+    }
+}
+
+/// The state of one connection after `welcome`.
+struct Session<'run> {
+    /// The shard that owns this connection; fixed.
+    shard: &'run ShardContext,
+    /// The account that logged in; fixed.
+    account: &'run AccountEntry,
+    /// Master or slave; fixed.
+    role: Role,
+    /// Shared with any newer session of the login, which sets it; fixed.
+    control: Arc<SessionControl>,
+    /// This connection's id on the shard, carried by its master events so
+    /// the router's acks come back here; fixed.
+    connection_id: u64,
+    /// What the shard hands this connection to send (acks, copies); fixed.
+    outbox: LocalReceiver<Outbound>,
+    /// Slave: the highest copy `seq` sent (or skipped as expired) on this
+    /// connection, from `last_seq` and the replay on; a copy at or below it
+    /// arriving live is a duplicate of the replay and is dropped.
+    copy_sent_seq: u64,
+    /// Recent bad frames; grows with each bad frame, forgets after a minute.
+    bad_frames: BadFrameWindow,
+    /// When the peer last sent a text frame or a ping of its own; moves with
+    /// every such frame and decides close 4008.
+    heard_ms: u64,
+    /// When the bridge last sent a WebSocket ping; moves every `hb_ms`.
+    pinged_ms: u64,
+}
+
+/// Sends `welcome`, claims the login, and serves frames until the session
+/// ends; returns how to close.
+async fn run_session(socket: &mut Socket, shard: &ShardContext, account: &AccountEntry, hello: &Hello) -> Flow {
+    let server = &shard.shared.config.server;
+    let now_ms = shard.shared.now_ms();
+    let (session_id, connection_id) = shard.next_session();
+    let ack_seq = match hello.role {
+        Role::Master => account.durable_event_seq.load(std::sync::atomic::Ordering::Acquire),
+        Role::Slave => 0,
+    };
+    let welcome = Message::Welcome(Welcome { version: 1, session: session_id.clone(), hb_ms: server.hb_ms, ack_seq });
+    let control = Arc::new(SessionControl::default());
+    account.claim(Arc::clone(&control));
+    if shard.shared.is_shutting_down() {
+        control.request_close(close_code::GOING_AWAY);
+    }
+    let (outbox_sender, outbox) = local_channel::new_bounded(OUTBOX_MESSAGES_MAX);
+    shard.register(connection_id, outbox_sender, Arc::clone(&control));
+    let replay = match hello.role {
+        Role::Slave => take_replay(account, connection_id, hello.last_seq),
+        Role::Master => Vec::new(),
+    };
+    let copy_sent_seq = replay.last().map_or(hello.last_seq, |copy| copy.seq.max(hello.last_seq));
+    tracing::info!(shard = shard.index, login = account.login, role = hello.role.as_str(), session = %session_id, ack_seq, "welcome");
+    let mut session = Session {
+        shard,
+        account,
+        role: hello.role,
+        control,
+        connection_id,
+        outbox,
+        copy_sent_seq,
+        bad_frames: BadFrameWindow::new(server.bad_frames_max_per_minute),
+        heard_ms: now_ms,
+        pinged_ms: now_ms,
+    };
+    let flow = if feed(socket, &welcome).await && session.replay(socket, replay).await && socket.flush().await.is_ok() {
+        session.serve(socket).await
+    } else {
+        Flow::End
+    };
+    account.release(&session.control);
+    shard.unregister(connection_id);
+    if hello.role == Role::Slave {
+        let mut delivery = account.delivery();
+        if delivery.live_connection_id == connection_id {
+            delivery.live_connection_id = 0;
+        }
+    }
+    tracing::info!(shard = shard.index, login = account.login, session = %session_id, ?flow, "session ended");
+    flow
+}
+
+/// Makes `connection_id` the slave's live connection, forgets the copies it
+/// finished (`last_seq`), and returns the rest for replay. One lock with the
+/// router's "keep, then look up the connection", so no copy falls between.
+fn take_replay(account: &AccountEntry, connection_id: u64, last_seq: u64) -> Vec<Copy> {
+    let mut delivery = account.delivery();
+    delivery.live_connection_id = connection_id;
+    delivery.finished_up_to(last_seq);
+    delivery.copies.iter().cloned().collect()
+}
+
+impl Session<'_> {
+    /// Sends the replay after `welcome`: every kept copy above `last_seq`
+    /// that is still valid (an expired open or pending is skipped).
+    async fn replay(&mut self, socket: &mut Socket, copies: Vec<Copy>) -> bool {
+        let now_ms = self.shard.shared.wall_ms();
+        for copy in copies {
+            if !is_valid_at(&copy, now_ms) {
+                tracing::info!(login = self.account.login, seq = copy.seq, "expired copy not replayed");
+                continue;
+            }
+            if !feed(socket, &Message::Copy(copy)).await {
+                return false;
+            }
+            Metrics::count(&self.shard.shared.metrics.copies_sent);
+        }
+        true
+    }
+
+    /// The session loop: frames, supersession and heartbeat, until a close.
+    async fn serve(&mut self, socket: &mut Socket) -> Flow {
+        let hb_ms = self.shard.shared.config.server.hb_ms;
+        // The timer wakes twice per heartbeat: often enough to ping on time
+        // and to close 4008 within half a heartbeat of the deadline.
+        let tick = Duration::from_millis((hb_ms / 2).max(1));
+        let mut timer = Timer::new(tick);
+        loop {
+            glommio::yield_if_needed().await;
+            let control = Arc::clone(&self.control);
+            let outbox = &self.outbox;
+            let wake = or(
+                async {
+                    Wake::CloseRequested(control.wait_close_request().await)
+                },
+                or(
+                    async { Wake::Outbound(outbox.recv().await) },
+                    or(async { Wake::Frame(socket.next().await) }, async {
+                        (&mut timer).await;
+                        Wake::Tick
+                    }),
+                ),
+            )
+            .await;
+            let flow = match wake {
+                Wake::CloseRequested(close_code::REPLACED) => Flow::Close(close_code::REPLACED, "the same login connected again"),
+                Wake::CloseRequested(close_code::TRY_AGAIN_LATER) => {
+                    Flow::Close(close_code::TRY_AGAIN_LATER, "too slow: outbox full; reconnect")
+                }
+                Wake::CloseRequested(code) => Flow::Close(code, "the bridge is shutting down"),
+                Wake::Outbound(outbound) => self.on_outbound(socket, outbound).await,
+                Wake::Tick => {
+                    timer.reset(tick);
+                    self.on_tick(socket).await
+                }
+                Wake::Frame(frame) => self.on_frames(socket, frame).await,
+            };
+            if flow != Flow::Continue {
+                return flow;
+            }
+        }
+    }
+
+    /// Handles `first` and then every frame already buffered, up to
+    /// [`BATCH_FRAMES_MAX`], and flushes the replies once.
+    async fn on_frames(&mut self, socket: &mut Socket, first: Option<Result<WsMessage, WsError>>) -> Flow {
+        let mut flow = self.on_frame(socket, first).await;
+        let mut handled: u32 = 1;
+        while flow == Flow::Continue && handled < BATCH_FRAMES_MAX {
+            let Some(next) = futures_lite::future::poll_once(socket.next()).await else {
+                break;
+            };
+            flow = self.on_frame(socket, next).await;
+            handled += 1;
+        }
+        if flow != Flow::End && socket.flush().await.is_err() {
+            return Flow::End;
+        }
+        flow
+    }
+
+    /// Handles one frame read from the socket; replies are fed, not flushed.
+    async fn on_frame(&mut self, socket: &mut Socket, frame: Option<Result<WsMessage, WsError>>) -> Flow {
+        let now_ms = self.shard.shared.now_ms();
+        let text = match frame {
+            Some(Ok(WsMessage::Text(text))) => text,
+            Some(Ok(WsMessage::Ping(_))) => {
+                // tungstenite queues the pong itself; the peer's own ping
+                // shows it is alive.
+                self.heard_ms = now_ms;
+                return Flow::Continue;
+            }
+            // A pong only answers the bridge's ping (peers' libraries send it
+            // on their own), so it does not show that the EA itself is alive.
+            Some(Ok(WsMessage::Pong(_) | WsMessage::Frame(_))) => return Flow::Continue,
+            other => return flow_of_non_text(other),
+        };
+        self.heard_ms = now_ms;
+        if !self.account.take_token(now_ms) {
+            tracing::warn!(shard = self.shard.index, login = self.account.login, "rate limit exceeded");
+            let message = format!(
+                "account {} sent more than rate_limit_per_second = {} frames per second (burst {})",
+                self.account.login, self.shard.shared.config.server.rate_limit_per_second, self.shard.shared.config.server.rate_limit_burst
+            );
+            if !feed_error(socket, ErrorCode::RateLimited, &message).await {
+                return Flow::End;
+            }
+            return Flow::Close(close_code::RATE_LIMITED, "rate limit exceeded");
+        }
+        match protocol::parse(text.as_bytes()) {
+            Ok(message) => self.on_message(socket, message, now_ms).await,
+            Err(error) => self.on_bad_frame(socket, error.code(), &error.to_string(), now_ms).await,
+        }
+    }
+
+    /// Dispatches one well-formed message by type and role.
+    async fn on_message(&mut self, socket: &mut Socket, message: Message, now_ms: u64) -> Flow {
+        match (&message, self.role) {
+            (Message::Ping, _) => {
+                if feed(socket, &Message::Pong).await {
+                    Flow::Continue
+                } else {
+                    Flow::End
+                }
+            }
+            (Message::Event(_), Role::Master) => {
+                let Message::Event(event) = message else { unreachable!("matched above") };
+                self.on_event(socket, event).await
+            }
+            (Message::Result(_), Role::Slave) => {
+                let Message::Result(result) = message else { unreachable!("matched above") };
+                self.on_result(socket, result).await
+            }
+            (Message::Snapshot(_), Role::Master) | (Message::State(_) | Message::Symbols(_), Role::Slave) => {
+                let name = type_name(&message);
+                let update = Update { login: self.account.login, received_ms: self.shard.shared.wall_ms(), message };
+                match self.shard.updates.try_send(update) {
+                    Ok(()) => Flow::Continue,
+                    Err(std::sync::mpsc::TrySendError::Disconnected(_)) => Flow::Close(close_code::GOING_AWAY, "the routing core stopped"),
+                    Err(std::sync::mpsc::TrySendError::Full(_)) => {
+                        Metrics::count(&self.shard.shared.metrics.ring_full);
+                        let text = format!("`{name}` not accepted: the bridge is busy; re-send it");
+                        if feed_error(socket, ErrorCode::Internal, &text).await {
+                            Flow::Continue
+                        } else {
+                            Flow::End
+                        }
+                    }
+                }
+            }
+            _ => {
+                let text = format!(
+                    "field `t`: \"{}\" is not a message a {} sends after welcome",
+                    type_name(&message),
+                    self.role.as_str()
+                );
+                self.on_bad_frame(socket, ErrorCode::BadMessage, &text, now_ms).await
+            }
+        }
+    }
+
+    /// Hands a master event to the router through the shard's ring; the
+    /// `ack` comes back through the outbox once the event is durable. A full
+    /// ring is refused with `error` internal (counted): the event is not
+    /// held, and the Monitor re-sends it above `ack_seq` after reconnecting.
+    async fn on_event(&mut self, socket: &mut Socket, event: Event) -> Flow {
+        let meta = MasterEventMeta {
+            master_login: self.account.login,
+            received_ms: self.shard.shared.wall_ms(),
+            received_ns: self.shard.shared.now_ns(),
+            shard_id: self.shard.index,
+            connection_id: self.connection_id,
+        };
+        let seq = event.seq;
+        let record = MasterEventRecord::from_event(event, meta);
+        let pushed = {
+            let mut encoder = self.shard.encoder.borrow_mut();
+            match encoder.encode(&record) {
+                Ok(encoded) => self.shard.to_router.borrow_mut().try_push(encoded.kind.code(), encoded.bytes).is_ok(),
+                Err(error) => {
+                    tracing::error!(shard = self.shard.index, login = self.account.login, seq, %error, "cannot encode a master event");
+                    false
+                }
+            }
+        };
+        if pushed {
+            return Flow::Continue;
+        }
+        Metrics::count(&self.shard.shared.metrics.ring_full);
+        let text = format!("event seq {seq} not accepted: the bridge is busy; re-send it");
+        if feed_error(socket, ErrorCode::Internal, &text).await {
+            Flow::Continue
+        } else {
+            Flow::End
+        }
+    }
+
+    /// Hands a slave result to the router through the shard's ring; a full
+    /// ring is answered with `error` internal (counted).
+    async fn on_result(&mut self, socket: &mut Socket, result: TradeResult) -> Flow {
+        let seq = result.seq;
+        let meta = ResultMeta { slave_login: self.account.login, received_ns: self.shard.shared.now_ns() };
+        let record = ResultRecord::from_result(result, meta);
+        let pushed = {
+            let mut encoder = self.shard.encoder.borrow_mut();
+            match encoder.encode(&record) {
+                Ok(encoded) => self.shard.to_router.borrow_mut().try_push(encoded.kind.code(), encoded.bytes).is_ok(),
+                Err(error) => {
+                    tracing::error!(shard = self.shard.index, login = self.account.login, seq, %error, "cannot encode a result");
+                    false
+                }
+            }
+        };
+        if pushed {
+            return Flow::Continue;
+        }
+        Metrics::count(&self.shard.shared.metrics.ring_full);
+        let text = format!("result seq {seq} not accepted: the bridge is busy; re-send it");
+        if feed_error(socket, ErrorCode::Internal, &text).await {
+            Flow::Continue
+        } else {
+            Flow::End
+        }
+    }
+
+    /// Sends what the shard handed over, flushed at once (an ack is what the
+    /// Monitor waits on, a copy what the Executor waits on). A copy already
+    /// sent by the replay, or expired, is dropped.
+    async fn on_outbound(&mut self, socket: &mut Socket, outbound: Option<Outbound>) -> Flow {
+        let message = match outbound {
+            None => return Flow::End,
+            Some(Outbound::Ack(seq)) => Message::Ack(Ack { seq }),
+            Some(Outbound::Copy(copy, event_received_ns)) => {
+                if copy.seq <= self.copy_sent_seq {
+                    return Flow::Continue;
+                }
+                self.copy_sent_seq = copy.seq;
+                if !is_valid_at(&copy, self.shard.shared.wall_ms()) {
+                    tracing::info!(login = self.account.login, seq = copy.seq, "expired copy not sent");
+                    return Flow::Continue;
+                }
+                let metrics = &self.shard.shared.metrics;
+                Metrics::count(&metrics.copies_sent);
+                if event_received_ns != 0 {
+                    metrics.record(Stage::EventToCopySent, event_received_ns, self.shard.shared.now_ns());
+                }
+                Message::Copy(*copy)
+            }
+        };
+        if feed(socket, &message).await && socket.flush().await.is_ok() {
+            Flow::Continue
+        } else {
+            Flow::End
+        }
+    }
+
+    /// Answers a bad frame with `error`; the bad frame that fills the window
+    /// closes with 4002.
+    async fn on_bad_frame(&mut self, socket: &mut Socket, code: ErrorCode, message: &str, now_ms: u64) -> Flow {
+        if !feed_error(socket, code, message).await {
+            return Flow::End;
+        }
+        if self.bad_frames.record(now_ms) {
+            tracing::warn!(shard = self.shard.index, login = self.account.login, "too many bad frames");
+            return Flow::Close(close_code::PROTOCOL_ERROR, "too many bad frames in a minute");
+        }
+        Flow::Continue
+    }
+
+    /// The heartbeat: close 4008 after 3 x `hb_ms` of silence, otherwise
+    /// send a WebSocket ping once per `hb_ms`.
+    async fn on_tick(&mut self, socket: &mut Socket) -> Flow {
+        let hb_ms = self.shard.shared.config.server.hb_ms;
+        let now_ms = self.shard.shared.now_ms();
+        if now_ms.saturating_sub(self.heard_ms) >= HEARTBEATS_MISSED_MAX * hb_ms {
+            tracing::info!(shard = self.shard.index, login = self.account.login, "heartbeat timeout");
+            return Flow::Close(close_code::HEARTBEAT_TIMEOUT, "no frame for 3 x hb_ms");
+        }
+        if now_ms.saturating_sub(self.pinged_ms) >= hb_ms {
+            self.pinged_ms = now_ms;
+            if socket.send(WsMessage::Ping(Default::default())).await.is_err() {
+                return Flow::End;
+            }
+        }
+        Flow::Continue
+    }
+}
+
+/// Ends the connection as `flow` says: a close frame and a bounded wait for
+/// the peer's answer, or nothing.
+async fn finish(socket: &mut Socket, flow: Flow) {
+    let Flow::Close(code, reason) = flow else {
+        return;
+    };
+    let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
+    if socket.close(Some(frame)).await.is_err() {
+        return;
+    }
+    // Reading until the peer's close frame completes the closing handshake,
+    // so the peer sees our close frame rather than a reset.
+    let drain = async {
+        while let Some(Ok(_)) = socket.next().await {
+            glommio::yield_if_needed().await;
+        }
+    };
+    or(drain, async {
+        Timer::new(Duration::from_millis(CLOSE_DRAIN_MS)).await;
+    })
+    .await;
+}
+
+/// Encodes `message` and feeds it to the socket without flushing; false when
+/// the socket failed.
+async fn feed(socket: &mut Socket, message: &Message) -> bool {
+    let mut buffer = Vec::with_capacity(128);
+    protocol::write(message, &mut buffer);
+    // The writer emits JSON text, which is always UTF-8.
+    let text = String::from_utf8(buffer).unwrap_or_default();
+    socket.feed(WsMessage::text(text)).await.is_ok()
+}
+
+/// Feeds an `error` message without flushing.
+async fn feed_error(socket: &mut Socket, code: ErrorCode, message: &str) -> bool {
+    feed(socket, &Message::Error(ErrorMessage { code, msg: message.to_string() })).await
+}
+
+/// Sends an `error` message and flushes it.
+async fn send_error(socket: &mut Socket, code: ErrorCode, message: &str) -> bool {
+    feed_error(socket, code, message).await && socket.flush().await.is_ok()
+}
+
+/// The wire name of a message's type, for error messages.
+pub fn type_name(message: &Message) -> &'static str {
+    match message {
+        Message::Hello(_) => "hello",
+        Message::Welcome(_) => "welcome",
+        Message::Ping => "ping",
+        Message::Pong => "pong",
+        Message::Event(_) => "event",
+        Message::Ack(_) => "ack",
+        Message::Snapshot(_) => "snapshot",
+        Message::Copy(_) => "copy",
+        Message::Result(_) => "result",
+        Message::State(_) => "state",
+        Message::Symbols(_) => "symbols",
+        Message::Error(_) => "error",
+    }
+}

@@ -1,0 +1,403 @@
+//! The shards: one glommio executor per shard, pinned to a core, each with
+//! its own listener on the same port (SO_REUSEPORT, which glommio's
+//! `TcpListener::bind` sets) and owning the connections it accepts.
+//!
+//! # Layout
+//! - [`Shared`]: what every shard reads (configuration, account table,
+//!   connection count, the process clock).
+//! - [`ShardContext`]: one shard's own state, used only on its thread.
+//! - [`start`]: binds and starts every shard, returns once all listen.
+//! - `pump_from_router`: per shard, moves acks from the router -> shard ring
+//!   to the connection they are for, with the configured idle strategy.
+//!
+//! # Invariants
+//! - Shard 0 binds first; the others bind the address it resolved, so a
+//!   configured port 0 still gives one port for all shards.
+//! - The number of open EA connections never exceeds `connections_max`: a
+//!   connection over the limit is dropped before the upgrade.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use glommio::channels::local_channel::LocalSender;
+use glommio::net::TcpListener;
+use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
+use tradebridge_core::config::{Config, IdleStrategy};
+use tradebridge_core::protocol::Copy;
+use tradebridge_core::record::{access_checked, CopyRecord, AckRecord, RecordEncoder, RecordKind};
+use tradebridge_core::ring::{Consumer, Producer};
+
+use crate::accounts::{AccountTable, SessionControl};
+use crate::metrics::Metrics;
+use crate::router::{ShardLinks, Update, RING_BATCH_RECORDS_MAX};
+use crate::session::serve_connection;
+
+/// How long a shard's executor busy-polls before parking under the `spin`
+/// idle strategy; under `yield` and `park` it parks at once in io_uring,
+/// which costs no CPU while idle.
+pub const SPIN_BEFORE_PARK_MS: u64 = 1_000;
+
+/// Pause after a failed `accept` (for instance out of file descriptors), so
+/// a persistent failure does not spin the shard.
+pub const ACCEPT_RETRY_MS: u64 = 10;
+
+/// What every shard shares, read-only but for atomic counters.
+#[derive(Debug)]
+pub struct Shared {
+    /// The validated configuration; fixed.
+    pub config: Config,
+    /// The configured accounts and their live sessions.
+    pub accounts: Arc<AccountTable>,
+    /// Open EA connections across all shards; +1 on accept, -1 on close.
+    connections: AtomicU32,
+    /// Set once by [`Shared::begin_shutdown`]; from then on no connection
+    /// is accepted and no session stays welcomed.
+    shutting_down: AtomicBool,
+    /// Process start, the origin of [`Shared::now_ms`] and
+    /// [`Shared::now_ns`] for every thread; fixed.
+    pub started: Instant,
+    /// Counters and latency histograms.
+    pub metrics: Arc<Metrics>,
+    /// Wall clock at start, in ms since the Unix epoch; makes session ids
+    /// unique across restarts; fixed.
+    started_wall_ms: u64,
+}
+
+impl Shared {
+    /// Builds the shared state; reads the clocks once.
+    pub fn new(config: Config) -> Shared {
+        let started_wall_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as u64);
+        let accounts = Arc::new(AccountTable::new(&config, 0));
+        Shared {
+            config,
+            accounts,
+            connections: AtomicU32::new(0),
+            shutting_down: AtomicBool::new(false),
+            started: Instant::now(),
+            metrics: Arc::new(Metrics::default()),
+            started_wall_ms,
+        }
+    }
+
+    /// True once the shutdown has begun.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+
+    /// Starts the drain: stops accepting, and asks every welcomed session
+    /// to close with 1001. A session welcomed concurrently checks the flag
+    /// after claiming its login (both under the account's lock), so it
+    /// closes too.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Release);
+        for account in self.accounts.iter() {
+            account.close_live(crate::session::close_code::GOING_AWAY);
+        }
+    }
+
+    /// Open EA connections across all shards.
+    pub fn connections_open(&self) -> u32 {
+        self.connections.load(Ordering::Acquire)
+    }
+
+    /// Wall-clock milliseconds since the Unix epoch, from the monotonic
+    /// clock and the wall clock read once at start (so it never goes back);
+    /// the base of `copy.expires_ms`.
+    pub fn wall_ms(&self) -> u64 {
+        self.started_wall_ms + self.now_ms()
+    }
+
+    /// Monotonic nanoseconds since the process started; the latency clock.
+    pub fn now_ns(&self) -> u64 {
+        self.started.elapsed().as_nanos() as u64
+    }
+
+    /// Monotonic milliseconds since the process started.
+    pub fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+}
+
+/// Counts one open connection; dropping it uncounts it.
+struct ConnectionSlot {
+    /// The shared state holding the counter.
+    shared: Arc<Shared>,
+}
+
+impl ConnectionSlot {
+    /// Takes a slot, or `None` when `connections_max` are open.
+    fn take(shared: &Arc<Shared>) -> Option<ConnectionSlot> {
+        let connections_max = shared.config.server.connections_max;
+        let taken = shared
+            .connections
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| (open < connections_max).then_some(open + 1))
+            .is_ok();
+        taken.then(|| ConnectionSlot { shared: Arc::clone(shared) })
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let before = self.shared.connections.fetch_sub(1, Ordering::AcqRel);
+        debug_assert!(before > 0, "a connection slot was released twice");
+    }
+}
+
+/// What the shard hands to one connection's task.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outbound {
+    /// Master event `seq` is durable: send `ack`.
+    Ack(u64),
+    /// A durable copy for this slave connection, with the receipt time
+    /// (`Shared::now_ns`) of the master event behind it, 0 when none.
+    Copy(Box<Copy>, u64),
+}
+
+/// Messages a connection's outbox holds before its task sends them; a
+/// connection that falls this far behind is slow or stuck, and its acks are
+/// dropped (counted) rather than buffered without bound.
+pub const OUTBOX_MESSAGES_MAX: usize = 1_024;
+
+/// What the shard keeps of a welcomed connection: its outbox and the
+/// control that closes it.
+type ConnectionHandle = (LocalSender<Outbound>, Arc<SessionControl>);
+
+/// One shard's own state, used only on its executor thread.
+pub struct ShardContext {
+    /// The shard number, from 0; fixed.
+    pub index: u32,
+    /// What all shards share.
+    pub shared: Arc<Shared>,
+    /// Sessions this shard has welcomed; +1 per session id.
+    sessions_started: Cell<u64>,
+    /// The shard -> router ring; connection tasks push master events.
+    pub to_router: RefCell<Producer>,
+    /// Snapshots, states and symbols to the router (no ring record exists
+    /// for them in core).
+    pub updates: mpsc::SyncSender<Update>,
+    /// Encodes records for `to_router`; allocated once.
+    pub encoder: RefCell<RecordEncoder>,
+    /// The outbox of every welcomed connection on this shard, by connection
+    /// id; inserted at `welcome`, removed when the session ends.
+    /// Each with the session's control, to close a connection that cannot
+    /// keep up.
+    connections: RefCell<HashMap<u64, ConnectionHandle>>,
+}
+
+impl std::fmt::Debug for ShardContext {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("ShardContext").field("index", &self.index).finish_non_exhaustive()
+    }
+}
+
+impl ShardContext {
+    /// A new session: its id, unique across shards and restarts
+    /// (`<start ms hex>-<shard>-<n>`), and its connection id, unique across
+    /// shards in this process (the shard in the top 16 bits, n below).
+    pub fn next_session(&self) -> (String, u64) {
+        let number = self.sessions_started.get() + 1;
+        self.sessions_started.set(number);
+        debug_assert!(number < 1 << 48, "connection ids of a shard must fit 48 bits");
+        let session_id = format!("{:x}-{}-{}", self.shared.started_wall_ms, self.index, number);
+        (session_id, (u64::from(self.index) << 48) | number)
+    }
+
+    /// Registers the outbox of a welcomed connection.
+    pub fn register(&self, connection_id: u64, outbox: LocalSender<Outbound>, control: Arc<SessionControl>) {
+        let previous = self.connections.borrow_mut().insert(connection_id, (outbox, control));
+        debug_assert!(previous.is_none(), "connection id {connection_id} registered twice");
+    }
+
+    /// Removes a connection's outbox when its session ends.
+    pub fn unregister(&self, connection_id: u64) {
+        self.connections.borrow_mut().remove(&connection_id);
+    }
+
+    /// Hands `message` to the connection's task; a connection gone since is
+    /// skipped (its successor learns `ack_seq` in `welcome`, or gets the
+    /// copy in its replay). A connection whose outbox is full cannot keep up:
+    /// it is closed with 1013 (try again later), and on reconnecting it gets
+    /// `ack_seq` or the replay, so nothing is lost and no seq is skipped.
+    fn deliver(&self, connection_id: u64, message: Outbound) {
+        let connections = self.connections.borrow();
+        let Some((outbox, control)) = connections.get(&connection_id) else {
+            return;
+        };
+        if outbox.try_send(message).is_err() {
+            Metrics::count(&self.shared.metrics.outbox_full);
+            control.request_close(crate::session::close_code::TRY_AGAIN_LATER);
+        }
+    }
+}
+
+/// The running shards.
+pub struct Shards {
+    /// The address every shard listens on (the resolved one when the
+    /// configuration says port 0).
+    pub local_address: SocketAddr,
+    /// One handle per shard thread.
+    handles: Vec<ExecutorJoinHandle<()>>,
+}
+
+impl Shards {
+    /// Blocks until every shard thread ends (they end only on a fatal error).
+    pub fn join(self) -> anyhow::Result<()> {
+        for handle in self.handles {
+            handle.join().map_err(|error| anyhow::anyhow!("shard thread failed: {error}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// How many shards to start: `server.shards`, or one per core when 0.
+pub fn shard_count(config: &Config) -> u32 {
+    if config.server.shards > 0 {
+        return config.server.shards;
+    }
+    std::thread::available_parallelism().map_or(1, |cores| cores.get() as u32)
+}
+
+/// Starts every shard and returns once all of them listen.
+pub fn start(shared: Arc<Shared>, links: Vec<ShardLinks>, updates: mpsc::SyncSender<Update>) -> anyhow::Result<Shards> {
+    let count = shard_count(&shared.config);
+    assert_eq!(links.len(), count as usize, "one pair of rings per shard");
+    let mut links = links.into_iter();
+    let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
+    let mut handles = Vec::with_capacity(count as usize);
+    let mut address = shared.config.server.listen;
+    for index in 0..count {
+        let (ready_sender, ready_receiver) = mpsc::channel();
+        let shard_shared = Arc::clone(&shared);
+        let shard_links = links.next().context("one pair of rings per shard")?;
+        let shard_updates = updates.clone();
+        let mut builder = LocalExecutorBuilder::new(Placement::Fixed(index as usize % cores)).name(&format!("shard-{index}"));
+        if shared.config.server.idle == IdleStrategy::Spin {
+            builder = builder.spin_before_park(Duration::from_millis(SPIN_BEFORE_PARK_MS));
+        }
+        let handle = builder
+            .spawn(move || run_shard(index, shard_shared, shard_links, shard_updates, address, ready_sender))
+            .map_err(|error| anyhow::anyhow!("starting shard {index}: {error}"))?;
+        handles.push(handle);
+        let bound = ready_receiver.recv().context("a shard ended before listening")?;
+        address = bound.map_err(|error| anyhow::anyhow!("shard {index} cannot listen on {address}: {error}"))?;
+    }
+    Ok(Shards { local_address: address, handles })
+}
+
+/// One shard: bind, report the bound address, accept forever.
+async fn run_shard(
+    index: u32,
+    shared: Arc<Shared>,
+    links: ShardLinks,
+    updates: mpsc::SyncSender<Update>,
+    address: SocketAddr,
+    ready: mpsc::Sender<Result<SocketAddr, String>>,
+) {
+    let listener = match TcpListener::bind(address) {
+        Ok(listener) => listener,
+        Err(error) => {
+            let _ = ready.send(Err(error.to_string()));
+            return;
+        }
+    };
+    let bound = listener.local_addr().map_err(|error| error.to_string());
+    let _ = ready.send(bound);
+    let context = Rc::new(ShardContext {
+        index,
+        shared,
+        sessions_started: Cell::new(0),
+        to_router: RefCell::new(links.to_router),
+        updates,
+        encoder: RefCell::new(RecordEncoder::default()),
+        connections: RefCell::new(HashMap::new()),
+    });
+    glommio::spawn_local(pump_from_router(Rc::clone(&context), links.from_router)).detach();
+    loop {
+        let stream = match listener.accept().await {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::warn!(shard = index, %error, "accept failed");
+                glommio::timer::sleep(Duration::from_millis(ACCEPT_RETRY_MS)).await;
+                continue;
+            }
+        };
+        if context.shared.is_shutting_down() {
+            continue;
+        }
+        let Some(slot) = ConnectionSlot::take(&context.shared) else {
+            tracing::warn!(shard = index, connections_max = context.shared.config.server.connections_max, "connection refused: connections_max reached");
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let connection_context = Rc::clone(&context);
+        glommio::spawn_local(async move {
+            serve_connection(stream, connection_context).await;
+            drop(slot);
+        })
+        .detach();
+    }
+}
+
+/// Moves acks from the router -> shard ring to their connections. When the
+/// ring is empty it waits as `server.idle` says: `spin` and `yield` only
+/// yield to the shard's other tasks (the executor then never parks), `park`
+/// sleeps on a timer with a doubling backoff up to `idle_park_backoff_us_max`.
+async fn pump_from_router(context: Rc<ShardContext>, mut from_router: Consumer) {
+    let park_us_max = match context.shared.config.server.idle {
+        IdleStrategy::Park { backoff_us_max } => Some(backoff_us_max.max(1)),
+        IdleStrategy::Spin | IdleStrategy::Yield => None,
+    };
+    let mut park_us: u64 = 1;
+    let mut received: Vec<(u64, Outbound)> = Vec::with_capacity(RING_BATCH_RECORDS_MAX as usize);
+    loop {
+        received.clear();
+        let read = from_router.read_batch(RING_BATCH_RECORDS_MAX, |record| match decode_outbound(record.kind, record.payload) {
+            Ok(item) => received.push(item),
+            Err(error) => tracing::error!(shard = context.index, %error, "invalid record on a router -> shard ring"),
+        });
+        let read = match read {
+            Ok(read) => read,
+            Err(error) => {
+                tracing::error!(shard = context.index, %error, "router -> shard ring is corrupt; acks and copies stop");
+                return;
+            }
+        };
+        for (connection_id, message) in received.drain(..) {
+            context.deliver(connection_id, message);
+        }
+        if read > 0 {
+            park_us = 1;
+            glommio::yield_if_needed().await;
+            continue;
+        }
+        match park_us_max {
+            None => futures_lite::future::yield_now().await,
+            Some(park_us_max) => {
+                glommio::timer::sleep(Duration::from_micros(park_us)).await;
+                park_us = (park_us * 2).min(park_us_max);
+            }
+        }
+    }
+}
+
+/// Decodes one router -> shard record into its connection and message.
+fn decode_outbound(kind: u32, payload: &[u8]) -> Result<(u64, Outbound), String> {
+    if kind == RecordKind::Ack.code() {
+        let ack = access_checked::<AckRecord>(payload).map_err(|error| error.to_string())?;
+        return Ok((ack.connection_id.to_native(), Outbound::Ack(ack.seq.to_native())));
+    }
+    if kind == RecordKind::Copy.code() {
+        let record = access_checked::<CopyRecord>(payload).map_err(|error| error.to_string())?;
+        let connection_id = record.connection_id.as_ref().map(|id| id.to_native()).unwrap_or(0);
+        let copy = record.to_copy().map_err(|error| error.to_string())?;
+        return Ok((connection_id, Outbound::Copy(Box::new(copy), record.event_received_ns.to_native())));
+    }
+    Err(format!("record kind {kind}: expected an ack ({}) or a copy ({})", RecordKind::Ack.code(), RecordKind::Copy.code()))
+}

@@ -1,0 +1,169 @@
+//! The data path over real sockets against the real binary: a master and two
+//! slaves; opens and closes become `copy` frames with the follow's volumes,
+//! per-slave seqs, replay on reconnect, and expiry.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{close_event_text, open_event_text, Bridge, Client, SLAVE2_KEY, SLAVE2_LOGIN, SLAVE_KEY, SLAVE_LOGIN, STATE_TEXT};
+use tradebridge_core::protocol::{Ack, Copy, CopyAction, Message, Side};
+
+/// Logs a slave in, sends its state and waits for a pong, so the shard has
+/// handed the state on before the test goes on.
+fn slave_with_state(bridge: &Bridge, login: u64, key: &str, last_seq: u64) -> Client {
+    let (mut slave, _) = bridge.login_as(login, key, "slave", last_seq);
+    slave.send(STATE_TEXT);
+    slave.expect_alive();
+    slave
+}
+
+fn expect_copy(client: &mut Client) -> Copy {
+    match client.recv() {
+        Message::Copy(copy) => copy,
+        other => panic!("expected a copy, got {other:?}"),
+    }
+}
+
+fn assert_volume(copy: &Copy, expected: f64) {
+    assert!((copy.volume - expected).abs() < 1e-9, "copy {} volume {} expected {expected}", copy.seq, copy.volume);
+}
+
+#[test]
+fn open_partial_close_close_reach_both_slaves_with_their_volumes() {
+    // Shows: an open, a partial close and the final close reach both slaves as copies with seq 1, 2, 3 and the multiplier's volumes (2x and 0.5x).
+    let bridge = Bridge::start(&[]);
+    let mut slave1 = slave_with_state(&bridge, SLAVE_LOGIN, SLAVE_KEY, 0);
+    let mut slave2 = slave_with_state(&bridge, SLAVE2_LOGIN, SLAVE2_KEY, 0);
+    let (mut master, _) = bridge.login("master", 0);
+    master.send(&open_event_text(1, 9001));
+    assert_eq!(master.recv(), Message::Ack(Ack { seq: 1 }));
+    let (open1, open2) = (expect_copy(&mut slave1), expect_copy(&mut slave2));
+    for copy in [&open1, &open2] {
+        assert_eq!((copy.seq, copy.action, copy.side, copy.master, copy.pos), (1, CopyAction::Open, Side::Buy, 100001, 9001));
+        assert_eq!(copy.symbol, "EURUSD");
+        assert_eq!(copy.comment, "tc:100001:9001");
+        assert!(copy.expires_ms > 0, "an open expires");
+    }
+    assert_volume(&open1, 0.2);
+    assert_volume(&open2, 0.05);
+    master.send(&close_event_text(2, 9001, 0.04, 0.06));
+    assert_eq!(master.recv(), Message::Ack(Ack { seq: 2 }));
+    let (partial1, partial2) = (expect_copy(&mut slave1), expect_copy(&mut slave2));
+    assert_eq!((partial1.seq, partial1.action), (2, CopyAction::Close));
+    assert_eq!((partial2.seq, partial2.action), (2, CopyAction::Close));
+    assert_volume(&partial1, 0.08);
+    assert_volume(&partial2, 0.02);
+    master.send(&close_event_text(3, 9001, 0.06, 0.0));
+    assert_eq!(master.recv(), Message::Ack(Ack { seq: 3 }));
+    let (close1, close2) = (expect_copy(&mut slave1), expect_copy(&mut slave2));
+    assert_eq!((close1.seq, close1.action), (3, CopyAction::Close));
+    assert_volume(&close1, 0.12);
+    assert_volume(&close2, 0.03);
+    assert_eq!(close1.expires_ms, 0, "a close never expires");
+}
+
+#[test]
+fn duplicate_event_is_not_routed_twice() {
+    // Shows: a re-sent event (same seq) is acked again but gives the slave no second copy.
+    let bridge = Bridge::start(&[]);
+    let mut slave1 = slave_with_state(&bridge, SLAVE_LOGIN, SLAVE_KEY, 0);
+    let (mut master, _) = bridge.login("master", 0);
+    master.send(&open_event_text(1, 9001));
+    assert_eq!(master.recv(), Message::Ack(Ack { seq: 1 }));
+    assert_eq!(expect_copy(&mut slave1).seq, 1);
+    master.send(&open_event_text(1, 9001));
+    assert_eq!(master.recv(), Message::Ack(Ack { seq: 1 }));
+    master.send(&open_event_text(2, 9002));
+    assert_eq!(master.recv(), Message::Ack(Ack { seq: 2 }));
+    let next = expect_copy(&mut slave1);
+    assert_eq!((next.seq, next.pos), (2, 9002), "the copy after the duplicate is the next event's");
+}
+
+#[test]
+fn reconnecting_slave_gets_missed_copies_exactly_once() {
+    // Shows: copies made while a slave was away are replayed after `welcome` above its last_seq, each once, and nothing it finished is re-sent.
+    let bridge = Bridge::start(&[]);
+    let mut slave1 = slave_with_state(&bridge, SLAVE_LOGIN, SLAVE_KEY, 0);
+    let (mut master, _) = bridge.login("master", 0);
+    master.send(&open_event_text(1, 9001));
+    assert_eq!(master.recv(), Message::Ack(Ack { seq: 1 }));
+    assert_eq!(expect_copy(&mut slave1).seq, 1);
+    drop(slave1);
+    for seq in 2..=3 {
+        master.send(&open_event_text(seq, 9000 + seq));
+        assert_eq!(master.recv(), Message::Ack(Ack { seq }));
+    }
+    let (mut slave1, _) = bridge.login_as(SLAVE_LOGIN, SLAVE_KEY, "slave", 1);
+    let replayed: Vec<(u64, u64)> = (0..2).map(|_| expect_copy(&mut slave1)).map(|copy| (copy.seq, copy.pos)).collect();
+    assert_eq!(replayed, vec![(2, 9002), (3, 9003)]);
+    slave1.expect_alive();
+    master.send(&open_event_text(4, 9004));
+    assert_eq!(master.recv(), Message::Ack(Ack { seq: 4 }));
+    assert_eq!(expect_copy(&mut slave1).seq, 4, "live copies continue the sequence with no repeat");
+}
+
+#[test]
+fn expired_open_is_not_replayed() {
+    // Shows: an open whose expires_ms passed while the slave was away is not replayed, while a close made meanwhile is.
+    let bridge = Bridge::start_with_follow_extra(&[], "ttl_ms = 100");
+    let slave2 = slave_with_state(&bridge, SLAVE2_LOGIN, SLAVE2_KEY, 0);
+    drop(slave2);
+    let (mut master, _) = bridge.login("master", 0);
+    master.send(&open_event_text(1, 9001));
+    assert_eq!(master.recv(), Message::Ack(Ack { seq: 1 }));
+    master.send(&close_event_text(2, 9001, 0.1, 0.0));
+    assert_eq!(master.recv(), Message::Ack(Ack { seq: 2 }));
+    std::thread::sleep(Duration::from_millis(400));
+    let (mut slave2, _) = bridge.login_as(SLAVE2_LOGIN, SLAVE2_KEY, "slave", 0);
+    let close = expect_copy(&mut slave2);
+    assert_eq!((close.seq, close.action), (2, CopyAction::Close), "the open (seq 1) expired and is skipped");
+    slave2.expect_alive();
+}
+
+#[test]
+fn slave_results_are_accepted() {
+    // Shows: a `result` for a copy is taken without error and the session goes on.
+    let bridge = Bridge::start(&[]);
+    let mut slave1 = slave_with_state(&bridge, SLAVE_LOGIN, SLAVE_KEY, 0);
+    let (mut master, _) = bridge.login("master", 0);
+    master.send(&open_event_text(1, 9001));
+    assert_eq!(master.recv(), Message::Ack(Ack { seq: 1 }));
+    let copy = expect_copy(&mut slave1);
+    slave1.send(&format!(
+        r#"{{"t":"result","seq":{},"status":"filled","ticket":55501,"price":1.08125,"volume":0.2,"error":0,"msg":"","exec_ms":38}}"#,
+        copy.seq
+    ));
+    slave1.expect_alive();
+}
+
+#[test]
+fn kill_9_and_restart_resends_unfinished_copies_and_routes_nothing_twice() {
+    // Shows: after kill -9 and a restart on the same journal, the master's ack_seq is right, the slave gets exactly the copy above its last_seq, a re-sent event makes no copy, and a later close still finds the copied position (engine state rebuilt from the journal).
+    let bridge = Bridge::start(&[("journal_sync", "\"group\""), ("journal_group_records", "64"), ("journal_group_ms", "2")]);
+    let mut slave1 = slave_with_state(&bridge, SLAVE_LOGIN, SLAVE_KEY, 0);
+    let (mut master, _) = bridge.login("master", 0);
+    master.send(&open_event_text(1, 9001));
+    assert_eq!(master.recv(), Message::Ack(Ack { seq: 1 }));
+    assert_eq!(expect_copy(&mut slave1).seq, 1);
+    slave1.send(r#"{"t":"result","seq":1,"status":"filled","ticket":55501,"price":1.08125,"volume":0.2,"error":0,"msg":"","exec_ms":38}"#);
+    slave1.expect_alive();
+    master.send(&open_event_text(2, 9002));
+    assert_eq!(master.recv(), Message::Ack(Ack { seq: 2 }));
+    assert_eq!(expect_copy(&mut slave1).seq, 2);
+    drop((slave1, master));
+    let bridge = bridge.restart();
+    let (mut master, welcome) = bridge.login("master", 0);
+    assert!(matches!(welcome, Message::Welcome(ref welcome) if welcome.ack_seq == 2), "{welcome:?}");
+    let (mut slave1, _) = bridge.login_as(SLAVE_LOGIN, SLAVE_KEY, "slave", 1);
+    let replayed = expect_copy(&mut slave1);
+    assert_eq!((replayed.seq, replayed.pos, replayed.action), (2, 9002, CopyAction::Open));
+    slave1.expect_alive();
+    master.send(&open_event_text(2, 9002));
+    assert_eq!(master.recv(), Message::Ack(Ack { seq: 2 }));
+    master.send(&close_event_text(3, 9001, 0.1, 0.0));
+    assert_eq!(master.recv(), Message::Ack(Ack { seq: 3 }));
+    let close = expect_copy(&mut slave1);
+    assert_eq!((close.seq, close.pos, close.action), (3, 9001, CopyAction::Close), "the re-sent event made no copy; the close continues the seq");
+    assert_volume(&close, 0.2);
+}

@@ -1,0 +1,48 @@
+//! The metrics endpoint of the real binary over a real socket.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use support::{open_event_text, Bridge, SLAVE_KEY, SLAVE_LOGIN};
+use tradebridge_core::protocol::{Ack, Message};
+
+/// Sends one HTTP GET and returns the whole response.
+fn http_get(address: &str, path: &str) -> String {
+    let mut stream = TcpStream::connect(address).expect("connect to metrics");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").expect("send request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    response
+}
+
+#[test]
+fn metrics_endpoint_reports_counters_and_stage_latencies() {
+    // Shows: GET /metrics answers Prometheus text with the journaled event and copy counts and a latency count per stage; other paths get 404.
+    let mut bridge = Bridge::start(&[("metrics_listen", "\"127.0.0.1:0\"")]);
+    let line = bridge.read_stdout_line();
+    let address = line.trim().strip_prefix("tradebridge metrics on http://").and_then(|rest| rest.strip_suffix("/metrics")).expect("metrics line").to_string();
+    let (mut slave, _) = bridge.login_as(SLAVE_LOGIN, SLAVE_KEY, "slave", 0);
+    let (mut master, _) = bridge.login("master", 0);
+    master.send(&open_event_text(1, 9001));
+    assert_eq!(master.recv(), Message::Ack(Ack { seq: 1 }));
+    master.send(&open_event_text(1, 9001));
+    assert_eq!(master.recv(), Message::Ack(Ack { seq: 1 }));
+    assert!(matches!(slave.recv(), Message::Copy(_)));
+    let response = http_get(&address, "/metrics");
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    for expected in [
+        "tradebridge_events_journaled_total 1\n",
+        "tradebridge_events_duplicate_total 1\n",
+        "tradebridge_copies_sent_total 1\n",
+        "tradebridge_connections 2\n",
+        "tradebridge_latency_us_count{stage=\"event_to_durable\"} 1\n",
+        "tradebridge_latency_us_count{stage=\"event_to_copy_sent\"} 1\n",
+    ] {
+        assert!(response.contains(expected), "missing {expected:?} in\n{response}");
+    }
+    assert!(http_get(&address, "/other").starts_with("HTTP/1.1 404"));
+}
