@@ -4,6 +4,7 @@
 #   bench-results/<YYYY-MM-DD>_core-micro[_<tag>]/
 # holding the command, commit, machine description, raw outputs and .hgrm files.
 # Usage: bench-results/run-core-benches.sh [tag]
+# BENCHES="ring journal" picks a subset of: codec engine ring journal (default all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,9 +35,15 @@ run() {
 }
 
 export RING_BENCH_HGRM="$PWD/$dir/ring_handoff.hgrm"
-run codec   cargo bench -p tradebridge-core --bench codec
-run engine  cargo bench -p tradebridge-core --bench engine
-run ring    cargo bench -p tradebridge-core --bench ring_handoff
-run journal cargo bench -p tradebridge-core --bench journal
+benches="${BENCHES:-codec engine ring journal}"
+for bench in $benches; do
+    case "$bench" in
+        codec)   run codec   cargo bench -p tradebridge-core --bench codec ;;
+        engine)  run engine  cargo bench -p tradebridge-core --bench engine ;;
+        ring)    run ring    cargo bench -p tradebridge-core --bench ring_handoff ;;
+        journal) run journal cargo bench -p tradebridge-core --bench journal ;;
+        *) echo "unknown bench: $bench (expected codec, engine, ring or journal)" >&2; exit 2 ;;
+    esac
+done
 echo "load_after: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$dir/machine.txt"
 echo "wrote $dir"
