@@ -234,6 +234,29 @@ bool FileMove(const string &source, int common_flag, const string &destination, 
 
 #include "sim_terminal.h"
 
+// Market Watch functions that MQL4 and MQL5 share, name for name, served by
+// the current SimTerminal. `static inline` like the platform headers' own.
+static inline bool SymbolSelect(const string &name, bool select) {
+    SimSymbol *symbol = g_terminal->FindSymbol(name.Utf8());
+    if (symbol == nullptr) return false;
+    symbol->in_market_watch = select;
+    return true;
+}
+static inline int SymbolsTotal(bool selected) {
+    int count = 0;
+    for (auto &entry : g_terminal->symbols)
+        if (!selected || entry.second.in_market_watch) count++;
+    return count;
+}
+static inline string SymbolName(int position, bool selected) {
+    int index = 0;
+    for (auto &entry : g_terminal->symbols) {
+        if (selected && !entry.second.in_market_watch) continue;
+        if (index++ == position) return string(entry.first);
+    }
+    return string("");
+}
+
 #if defined(__MQL5__)
 #include "shim_mt5.h"
 #elif defined(__MQL4__)

@@ -94,26 +94,6 @@ static inline double MarketInfo(const string &name, int type) {
     }
     return 0;
 }
-static inline bool SymbolSelect(const string &name, bool select) {
-    SimSymbol *symbol = g_terminal->FindSymbol(name.Utf8());
-    if (symbol == nullptr) return false;
-    symbol->in_market_watch = select;
-    return true;
-}
-static inline int SymbolsTotal(bool selected) {
-    int count = 0;
-    for (auto &entry : g_terminal->symbols)
-        if (!selected || entry.second.in_market_watch) count++;
-    return count;
-}
-static inline string SymbolName(int position, bool selected) {
-    int index = 0;
-    for (auto &entry : g_terminal->symbols) {
-        if (selected && !entry.second.in_market_watch) continue;
-        if (index++ == position) return string(entry.first);
-    }
-    return string("");
-}
 
 //--- orders
 static inline int OrdersTotal() { return (int)g_terminal->mt4_trades.size(); }
