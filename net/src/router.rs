@@ -507,7 +507,8 @@ impl Router {
             };
             let seq = self.copy_seqs.get(&decision.slave).copied().unwrap_or(0) + 1;
             let copy = instruction.to_copy(seq, format!("{}-{}", decision.slave, seq));
-            let meta = CopyMeta { slave_login: decision.slave, event_received_ns, connection_id: None };
+            let routed_ns = self.started.elapsed().as_nanos() as u64;
+            let meta = CopyMeta { slave_login: decision.slave, event_received_ns, routed_ns, connection_id: None };
             let record = CopyRecord::from_copy(copy, meta);
             let now_ms = self.now_ms();
             let encoded = self.encoder.encode(&record).context("encoding a copy")?;
@@ -544,8 +545,9 @@ impl Router {
         let event = record.to_event().context("master event record")?;
         let mut decisions = std::mem::take(&mut self.decisions);
         self.engine.on_master_event(login, &event, record.received_ms.to_native(), &mut decisions);
-        let issued = self.issue_copies(&mut decisions, record.received_ns.to_native());
+        let issued = self.issue_copies(&mut decisions, event_received_ns);
         self.decisions = decisions;
+        self.metrics.record(Stage::FrameToRouted, event_received_ns, self.started.elapsed().as_nanos() as u64);
         issued
     }
 

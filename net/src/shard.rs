@@ -155,9 +155,18 @@ impl Drop for ConnectionSlot {
 pub enum Outbound {
     /// Master event `seq` is durable: send `ack`.
     Ack(u64),
-    /// A durable copy for this slave connection, with the receipt time
-    /// (`Shared::now_ns`) of the master event behind it, 0 when none.
-    Copy(Box<Copy>, u64),
+    /// A durable copy for this slave connection, with its latency marks.
+    Copy(Box<Copy>, CopyTimes),
+}
+
+/// When a copy passed the earlier stages, on the `Shared::now_ns` clock;
+/// 0 when unknown (a copy issued by a snapshot or state, not by an event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CopyTimes {
+    /// The master event behind it was received by its shard.
+    pub event_received_ns: u64,
+    /// The router issued it.
+    pub routed_ns: u64,
 }
 
 /// Messages a connection's outbox holds before its task sends them; a
@@ -397,7 +406,8 @@ fn decode_outbound(kind: u32, payload: &[u8]) -> Result<(u64, Outbound), String>
         let record = access_checked::<CopyRecord>(payload).map_err(|error| error.to_string())?;
         let connection_id = record.connection_id.as_ref().map(|id| id.to_native()).unwrap_or(0);
         let copy = record.to_copy().map_err(|error| error.to_string())?;
-        return Ok((connection_id, Outbound::Copy(Box::new(copy), record.event_received_ns.to_native())));
+        let times = CopyTimes { event_received_ns: record.event_received_ns.to_native(), routed_ns: record.routed_ns.to_native() };
+        return Ok((connection_id, Outbound::Copy(Box::new(copy), times)));
     }
     Err(format!("record kind {kind}: expected an ack ({}) or a copy ({})", RecordKind::Ack.code(), RecordKind::Copy.code()))
 }

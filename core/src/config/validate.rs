@@ -400,6 +400,10 @@ fn idle(table: Table<'_>, raw: &RawServer) -> Result<IdleStrategy, ConfigError> 
     })
 }
 
+/// Name of the default `histograms_dir`, beside the journal directory, so
+/// one data directory holds all the bridge writes.
+const HISTOGRAMS_DIR_DEFAULT_NAME: &str = "histograms";
+
 fn server(table: Table<'_>, raw: &RawServer) -> Result<ServerConfig, ConfigError> {
     if raw.journal_dir.get_ref().trim().is_empty() {
         let message = "\"\" is empty; expected a directory path".to_string();
@@ -409,11 +413,22 @@ fn server(table: Table<'_>, raw: &RawServer) -> Result<ServerConfig, ConfigError
         Some(value) => Some(address(table, value, "metrics_listen")?),
         None => None,
     };
+    let journal_dir = PathBuf::from(raw.journal_dir.get_ref());
+    let histograms_dir = match &raw.histograms_dir {
+        Some(value) if value.get_ref().trim().is_empty() => {
+            let message = "\"\" is empty; expected a directory path".to_string();
+            return Err(table.error(value.span().start, "histograms_dir", message));
+        }
+        Some(value) => PathBuf::from(value.get_ref()),
+        // "./data/journal" gives "./data/histograms".
+        None => journal_dir.with_file_name(HISTOGRAMS_DIR_DEFAULT_NAME),
+    };
     let server = ServerConfig {
         listen: address(table, &raw.listen, "listen")?,
         shards: number(table, &raw.shards, SHARDS)?,
-        journal_dir: PathBuf::from(raw.journal_dir.get_ref()),
+        journal_dir,
         metrics_listen,
+        histograms_dir,
         hb_ms: number(table, &raw.hb_ms, HB_MS)?,
         hello_timeout_ms: number(table, &raw.hello_timeout_ms, HELLO_TIMEOUT_MS)?,
         frame_bytes_max: number(table, &raw.frame_bytes_max, FRAME_BYTES_MAX)?,
