@@ -398,43 +398,58 @@ impl Router {
     }
 
     /// Reads a batch of records from one shard's ring: master events and
-    /// slave results.
+    /// slave results, each handled in place in the ring (no copy, no
+    /// allocation per batch).
     fn read_shard(&mut self, shard: u32) -> anyhow::Result<bool> {
-        let mut events: Vec<(u64, u64, u64, Vec<u8>)> = Vec::new();
-        let mut results: Vec<(u64, TradeResult)> = Vec::new();
-        let consumer = &mut self.links.from_shards[shard as usize];
-        let read = consumer.read_batch(RING_BATCH_RECORDS_MAX, |record| {
-            if record.kind == RecordKind::Result.code() {
-                match access_checked::<ResultRecord>(record.payload).map(|result| (result.slave_login.to_native(), result.to_result())) {
-                    Ok((slave, Ok(result))) => results.push((slave, result)),
-                    Ok((_, Err(error))) | Err(error) => tracing::error!(shard, %error, "invalid result record on a ring"),
-                }
+        // The consumers are taken out for the batch so the callback can use
+        // the rest of the router mutably.
+        let mut consumers = std::mem::take(&mut self.links.from_shards);
+        let mut failure: Option<anyhow::Error> = None;
+        let read = consumers[shard as usize].read_batch(RING_BATCH_RECORDS_MAX, |record| {
+            if failure.is_some() {
                 return;
             }
-            if record.kind != RecordKind::MasterEvent.code() {
-                tracing::error!(shard, kind = record.kind, "unexpected record kind on a shard -> router ring");
-                return;
+            if let Err(error) = self.on_ring_record(shard, record.kind, record.payload) {
+                failure = Some(error);
             }
-            match access_checked::<MasterEventRecord>(record.payload) {
-                Ok(event) => events.push((
-                    event.master_login.to_native(),
-                    event.connection_id.to_native(),
-                    event.seq.to_native(),
-                    record.payload.to_vec(),
-                )),
-                Err(error) => tracing::error!(shard, %error, "invalid master event record on a ring"),
-            }
-        })?;
-        // A state sent before these events were pushed is in the channel by
-        // now: take it first, so the engine sees what the slave sent first.
+        });
+        self.links.from_shards = consumers;
+        if let Some(error) = failure {
+            return Err(error);
+        }
+        Ok(read? > 0)
+    }
+
+    /// One record from a shard: a master event or a slave result. A record
+    /// that does not decode is logged and dropped (a shard bug, not the
+    /// peer's); a journal failure is returned.
+    fn on_ring_record(&mut self, shard: u32, kind: u32, payload: &[u8]) -> anyhow::Result<()> {
+        // A snapshot or state its connection sent before this record was
+        // pushed is in the channel by now: it goes first, so the engine never
+        // reconciles an older snapshot after a newer event (which would close
+        // the event's position). An empty channel costs one atomic load.
         self.drain_updates()?;
-        for (login, connection_id, seq, payload) in events {
-            self.on_master_event(shard, login, connection_id, seq, &payload)?;
+        if kind == RecordKind::Result.code() {
+            match access_checked::<ResultRecord>(payload).map(|result| (result.slave_login.to_native(), result.to_result())) {
+                Ok((slave, Ok(result))) => self.journal_result(slave, &result)?,
+                Ok((_, Err(error))) | Err(error) => tracing::error!(shard, %error, "invalid result record on a ring"),
+            }
+            return Ok(());
         }
-        for (slave, result) in results {
-            self.journal_result(slave, &result)?;
+        if kind != RecordKind::MasterEvent.code() {
+            tracing::error!(shard, kind, "unexpected record kind on a shard -> router ring");
+            return Ok(());
         }
-        Ok(read > 0)
+        match access_checked::<MasterEventRecord>(payload) {
+            Ok(event) => {
+                let (login, connection_id, seq) = (event.master_login.to_native(), event.connection_id.to_native(), event.seq.to_native());
+                self.on_master_event(shard, login, connection_id, seq, payload)
+            }
+            Err(error) => {
+                tracing::error!(shard, %error, "invalid master event record on a ring");
+                Ok(())
+            }
+        }
     }
 
     /// Feeds every queued snapshot, state and symbols frame to the engine.
