@@ -44,6 +44,7 @@ use tradebridge_core::record::{
 use tradebridge_core::ring::{Consumer, IdleAction, IdleStrategy as RingIdle, Idler, Producer, Ring};
 
 use crate::accounts::{AccountTable, SlaveDelivery};
+use crate::doorbell::Doorbell;
 use crate::metrics::{Metrics, Stage};
 
 /// Journal kind of a master event record: its ring tag, so a journal record
@@ -119,12 +120,18 @@ pub const PENDING_ACKS_MAX: usize = 65_536;
 const PARK_SPIN_STEPS_MAX: u32 = 64;
 const PARK_YIELD_STEPS_MAX: u32 = 16;
 
-/// The rings of one shard, as the shard holds them.
+/// The rings of one shard, as the shard holds them, with the doorbells.
 pub struct ShardLinks {
-    /// Shard -> router: master events.
+    /// Shard -> router: master events and results.
     pub to_router: Producer,
-    /// Router -> shard: acks.
+    /// Router -> shard: acks and copies.
     pub from_router: Consumer,
+    /// Rung after every push to `to_router` (and every update sent).
+    pub router_bell: Arc<Doorbell>,
+    /// This shard's doorbell, raised by its pump before it sleeps.
+    pub bell: Arc<Doorbell>,
+    /// The end of the doorbell's socket pair the pump waits on.
+    pub bell_reader: std::os::unix::net::UnixStream,
 }
 
 /// The rings of every shard, as the router holds them (index = shard).
@@ -133,11 +140,16 @@ pub struct RouterLinks {
     from_shards: Vec<Consumer>,
     /// Router -> shard producers.
     to_shards: Vec<Producer>,
+    /// The router's own doorbell.
+    bell: Arc<Doorbell>,
+    /// Each shard's doorbell, rung after every push to its ring.
+    shard_bells: Vec<Arc<Doorbell>>,
 }
 
-/// Two anonymous rings of `ring_bytes` per shard.
+/// Two anonymous rings of `ring_bytes` per shard, and the doorbells.
 pub fn links(shards: u32, ring_bytes: u64) -> anyhow::Result<(RouterLinks, Vec<ShardLinks>)> {
-    let mut router = RouterLinks { from_shards: Vec::new(), to_shards: Vec::new() };
+    let bell = Arc::new(Doorbell::for_thread());
+    let mut router = RouterLinks { from_shards: Vec::new(), to_shards: Vec::new(), bell: Arc::clone(&bell), shard_bells: Vec::new() };
     let mut shard_links = Vec::new();
     for shard in 0..shards {
         let ring = |direction: &str| {
@@ -145,9 +157,12 @@ pub fn links(shards: u32, ring_bytes: u64) -> anyhow::Result<(RouterLinks, Vec<S
         };
         let (to_router, from_shard) = ring("shard -> router")?.split()?;
         let (to_shard, from_router) = ring("router -> shard")?.split()?;
+        let (bell_writer, bell_reader) = std::os::unix::net::UnixStream::pair().context("doorbell socket pair")?;
+        let shard_bell = Arc::new(Doorbell::for_socket(bell_writer).context("doorbell socket")?);
         router.from_shards.push(from_shard);
         router.to_shards.push(to_shard);
-        shard_links.push(ShardLinks { to_router, from_router });
+        router.shard_bells.push(Arc::clone(&shard_bell));
+        shard_links.push(ShardLinks { to_router, from_router, router_bell: Arc::clone(&bell), bell: shard_bell, bell_reader });
     }
     Ok((router, shard_links))
 }
@@ -225,6 +240,8 @@ pub struct Router {
     instructions: HashMap<u64, std::collections::BTreeMap<u64, CopyInstruction>>,
     /// Snapshots, states and symbols from the shards.
     updates: Receiver<Update>,
+    /// An update taken from `updates` by the pre-sleep check; handled first.
+    stashed_update: Option<Update>,
     /// Decisions of the last engine call; reused to avoid allocating.
     decisions: Vec<Decision>,
     /// Encodes updates for the journal; reused to avoid allocating.
@@ -265,6 +282,7 @@ impl Router {
             copy_seqs: HashMap::new(),
             instructions: HashMap::new(),
             updates,
+            stashed_update: None,
             decisions: Vec::new(),
             update_buffer: Vec::new(),
             copies_ring_full_count: 0,
@@ -342,7 +360,7 @@ impl Router {
             config::IdleStrategy::Park { backoff_us_max } => backoff_us_max.max(1),
             _ => 1,
         };
-        let mut park_us: u64 = 1;
+        self.links.bell.attach_thread();
         loop {
             if stop.load(Ordering::Acquire) {
                 self.poll_once()?;
@@ -353,15 +371,23 @@ impl Router {
             let worked = self.poll_once()?;
             if worked {
                 idler.reset();
-                park_us = 1;
                 continue;
             }
             match idler.idle() {
                 IdleAction::Spin => std::hint::spin_loop(),
                 IdleAction::Yield => std::thread::yield_now(),
                 IdleAction::Park => {
-                    std::thread::sleep(Duration::from_micros(park_us));
-                    park_us = (park_us * 2).min(park_us_max);
+                    // The shards ring the bell after each push, so the park
+                    // ends as soon as work arrives; the timeout only bounds
+                    // a missed wake and the wait for the stop flag (no
+                    // journal group is open here: a pass that finds the
+                    // rings empty flushes it).
+                    let bell = Arc::clone(&self.links.bell);
+                    bell.prepare_sleep();
+                    if !self.has_input() {
+                        std::thread::park_timeout(Duration::from_micros(park_us_max));
+                    }
+                    bell.awake();
                 }
             }
         }
@@ -391,6 +417,16 @@ impl Router {
         }
         let sent = self.send_durable_acks();
         Ok(input || sent)
+    }
+
+    /// True when a shard ring holds a record or an update is queued (the
+    /// update is then stashed, to be handled first). The check a sleeper
+    /// makes after raising its doorbell.
+    fn has_input(&mut self) -> bool {
+        if self.stashed_update.is_none() {
+            self.stashed_update = self.updates.try_recv().ok();
+        }
+        self.stashed_update.is_some() || self.links.from_shards.iter().any(|consumer| matches!(consumer.peek(), Ok(Some(_))))
     }
 
     fn now_ms(&self) -> u64 {
@@ -455,7 +491,7 @@ impl Router {
     /// Feeds every queued snapshot, state and symbols frame to the engine.
     fn drain_updates(&mut self) -> anyhow::Result<bool> {
         let mut worked = false;
-        while let Ok(update) = self.updates.try_recv() {
+        while let Some(update) = self.stashed_update.take().or_else(|| self.updates.try_recv().ok()) {
             worked = true;
             update.encode(&mut self.update_buffer);
             let now_ms = self.now_ms();
@@ -621,7 +657,11 @@ impl Router {
                 return true;
             }
         };
-        self.links.to_shards[shard as usize].try_push(encoded.kind.code(), encoded.bytes).is_ok()
+        let pushed = self.links.to_shards[shard as usize].try_push(encoded.kind.code(), encoded.bytes).is_ok();
+        if pushed {
+            self.links.shard_bells[shard as usize].ring();
+        }
+        pushed
     }
 
     /// Keeps a durable copy for replay and pushes it to the shard of the
@@ -657,6 +697,7 @@ impl Router {
         };
         let producer = self.links.to_shards.get_mut(shard)?;
         if producer.try_push(encoded.kind.code(), encoded.bytes).is_ok() {
+            self.links.shard_bells[shard].ring();
             return None;
         }
         self.copies_ring_full_count += 1;

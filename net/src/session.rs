@@ -36,7 +36,7 @@ use glommio::channels::local_channel::{self, LocalReceiver};
 use glommio::net::TcpStream;
 use glommio::timer::Timer;
 use tradebridge_core::protocol::{self, Ack, Copy, ErrorCode, ErrorMessage, Event, Hello, Message, Role, TradeResult, Welcome};
-use tradebridge_core::record::{MasterEventMeta, MasterEventRecord, ResultMeta, ResultRecord};
+use tradebridge_core::record::{MasterEventMeta, MasterEventRecord, Record, ResultMeta, ResultRecord};
 
 use crate::accounts::{authenticate, is_valid_at, AccountEntry, SessionControl};
 use crate::metrics::{Metrics, Stage};
@@ -462,7 +462,10 @@ impl Session<'_> {
                 let name = type_name(&message);
                 let update = Update { login: self.account.login, received_ms: self.shard.shared.wall_ms(), message };
                 match self.shard.updates.try_send(update) {
-                    Ok(()) => Flow::Continue,
+                    Ok(()) => {
+                        self.shard.router_bell.ring();
+                        Flow::Continue
+                    }
                     Err(std::sync::mpsc::TrySendError::Disconnected(_)) => Flow::Close(close_code::GOING_AWAY, "the routing core stopped"),
                     Err(std::sync::mpsc::TrySendError::Full(_)) => {
                         Metrics::count(&self.shard.shared.metrics.ring_full);
@@ -500,26 +503,7 @@ impl Session<'_> {
         };
         let seq = event.seq;
         let record = MasterEventRecord::from_event(event, meta);
-        let pushed = {
-            let mut encoder = self.shard.encoder.borrow_mut();
-            match encoder.encode(&record) {
-                Ok(encoded) => self.shard.to_router.borrow_mut().try_push(encoded.kind.code(), encoded.bytes).is_ok(),
-                Err(error) => {
-                    tracing::error!(shard = self.shard.index, login = self.account.login, seq, %error, "cannot encode a master event");
-                    false
-                }
-            }
-        };
-        if pushed {
-            return Flow::Continue;
-        }
-        Metrics::count(&self.shard.shared.metrics.ring_full);
-        let text = format!("event seq {seq} not accepted: the bridge is busy; re-send it");
-        if feed_error(socket, ErrorCode::Internal, &text).await {
-            Flow::Continue
-        } else {
-            Flow::End
-        }
+        self.hand_to_router(socket, &record, "event", seq).await
     }
 
     /// Hands a slave result to the router through the shard's ring; a full
@@ -529,21 +513,30 @@ impl Session<'_> {
         self.time_result(seq);
         let meta = ResultMeta { slave_login: self.account.login, received_ns: self.shard.shared.now_ns() };
         let record = ResultRecord::from_result(result, meta);
+        self.hand_to_router(socket, &record, "result", seq).await
+    }
+
+    /// Pushes `record` (the `name` frame with `seq`) into the shard's ring to
+    /// the router and rings its doorbell. A record that cannot be pushed (a
+    /// full ring) is refused with `error` internal and counted: it is not
+    /// held, and the EA re-sends it.
+    async fn hand_to_router<R: Record>(&mut self, socket: &mut Socket, record: &R, name: &str, seq: u64) -> Flow {
         let pushed = {
             let mut encoder = self.shard.encoder.borrow_mut();
-            match encoder.encode(&record) {
+            match encoder.encode(record) {
                 Ok(encoded) => self.shard.to_router.borrow_mut().try_push(encoded.kind.code(), encoded.bytes).is_ok(),
                 Err(error) => {
-                    tracing::error!(shard = self.shard.index, login = self.account.login, seq, %error, "cannot encode a result");
+                    tracing::error!(shard = self.shard.index, login = self.account.login, seq, %error, "cannot encode a {name}");
                     false
                 }
             }
         };
         if pushed {
+            self.shard.router_bell.ring();
             return Flow::Continue;
         }
         Metrics::count(&self.shard.shared.metrics.ring_full);
-        let text = format!("result seq {seq} not accepted: the bridge is busy; re-send it");
+        let text = format!("{name} seq {seq} not accepted: the bridge is busy; re-send it");
         if feed_error(socket, ErrorCode::Internal, &text).await {
             Flow::Continue
         } else {

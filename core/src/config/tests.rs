@@ -53,7 +53,7 @@ fn minimal_form_parses_with_defaults() {
     assert_eq!(config.server.journal_sync, JournalSync::Group);
     assert_eq!(
         config.server.idle,
-        IdleStrategy::Park { backoff_us_max: 50 }
+        IdleStrategy::Park { backoff_us_max: 10_000 }
     );
     assert_eq!(config.server.metrics_listen, None);
     assert_eq!(config.server.histograms_dir, std::path::PathBuf::from("./data/histograms"));
