@@ -26,6 +26,10 @@
 //!   filters, reverse, trading hours, risk limits, `max_dev` (always 0) or
 //!   contract-size ratios: a configuration setting any of them is refused
 //!   at start-up (see `support`), never silently ignored.
+//! - **No machinery of tradebridge's own.** `shards`, `ring_bytes`, the
+//!   `journal_*` keys, `idle` and `metrics_listen` are read and not used:
+//!   `--threads` sizes the runtime, and there is no metrics endpoint. Past
+//!   `connections_max`, a new TCP connection is dropped unanswered.
 //! - **No reconciliation.** A master `snapshot` is accepted and ignored; a
 //!   slave `state` is used only for its symbol specifications; `result`s
 //!   are counted and release retained copies, nothing more.

@@ -33,6 +33,9 @@ fn main() -> ExitCode {
     for warning in &config.warnings {
         eprintln!("loadtest-baseline: configuration {path}: warning: {warning}");
     }
+    if let Some(address) = config.server.metrics_listen {
+        eprintln!("loadtest-baseline: server.metrics_listen = {address} is not served: the baseline has no metrics endpoint");
+    }
     eprintln!("loadtest-baseline: no journal (acks are in memory only); faults active: {}", options.faults.describe());
     match baseline::serve(config, &options) {
         Ok(()) => ExitCode::SUCCESS,
