@@ -86,7 +86,7 @@ pub struct SlaveDelivery {
     /// Copies not yet known finished, in `seq` order; pushed by the router
     /// once journaled durably, pruned by the slave's `last_seq` and results.
     pub copies: std::collections::VecDeque<Copy>,
-    /// The live connection of this slave (shard in the top 16 bits), 0 when
+    /// The live connection of this slave (`shard::connection_id`), 0 when
     /// none; set at `welcome`, cleared when that session ends.
     pub live_connection_id: u64,
 }

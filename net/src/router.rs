@@ -687,7 +687,7 @@ impl Router {
     /// gives it back when the ring is full, to be pushed first next pass
     /// (so the slave never sees a gap in its copy seqs).
     fn push_copy(&mut self, record: CopyRecord) -> Option<CopyRecord> {
-        let shard = (record.connection_id.unwrap_or(0) >> 48) as usize;
+        let shard = crate::shard::connection_shard(record.connection_id.unwrap_or(0)) as usize;
         let encoded = match self.encoder.encode(&record) {
             Ok(encoded) => encoded,
             Err(error) => {

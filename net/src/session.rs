@@ -268,7 +268,7 @@ struct Session<'run> {
 async fn run_session(socket: &mut Socket, shard: &ShardContext, account: &AccountEntry, hello: &Hello) -> Flow {
     let server = &shard.shared.config.server;
     let now_ms = shard.shared.now_ms();
-    let (session_id, connection_id) = shard.next_session();
+    let session_id = shard.next_session_id();
     let ack_seq = match hello.role {
         Role::Master => account.durable_event_seq.load(std::sync::atomic::Ordering::Acquire),
         Role::Slave => 0,
@@ -280,7 +280,11 @@ async fn run_session(socket: &mut Socket, shard: &ShardContext, account: &Accoun
         control.request_close(close_code::GOING_AWAY);
     }
     let (outbox_sender, outbox) = local_channel::new_bounded(OUTBOX_MESSAGES_MAX);
-    shard.register(connection_id, outbox_sender, Arc::clone(&control));
+    let Some(connection_id) = shard.register(outbox_sender, Arc::clone(&control)) else {
+        account.release(&control);
+        tracing::error!(shard = shard.index, login = account.login, "connection table full");
+        return Flow::Close(close_code::TRY_AGAIN_LATER, "the bridge's connection table is full");
+    };
     let replay = match hello.role {
         Role::Slave => take_replay(account, connection_id, hello.last_seq),
         Role::Master => Vec::new(),

@@ -17,7 +17,6 @@
 //!   connection over the limit is dropped before the upgrade.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -180,6 +179,26 @@ pub const OUTBOX_MESSAGES_MAX: usize = 1_024;
 /// control that closes it.
 type ConnectionHandle = (LocalSender<Outbound>, Arc<SessionControl>);
 
+/// Bits of a connection id below the shard number.
+const CONNECTION_KEY_BITS: u32 = 48;
+
+/// The connection table's slab layout: the top 16 bits of every key stay
+/// free for the shard number of the connection id; the other 48 hold the
+/// thread id, the slot address and a generation.
+#[derive(Debug)]
+struct ConnectionTableConfig;
+
+impl sharded_slab::Config for ConnectionTableConfig {
+    /// Thread ids are global to the process across every sharded-slab
+    /// (tracing's registry uses one too), so this covers every thread the
+    /// bridge starts, not only the one shard that uses this table.
+    const MAX_THREADS: usize = 256;
+    /// 32 slots in the first page, doubling: about 2 million connections per
+    /// shard, far above `connections_max`.
+    const MAX_PAGES: usize = 16;
+    const RESERVED_BITS: usize = (u64::BITS - CONNECTION_KEY_BITS) as usize;
+}
+
 /// One shard's own state, used only on its executor thread.
 pub struct ShardContext {
     /// The shard number, from 0; fixed.
@@ -198,11 +217,12 @@ pub struct ShardContext {
     pub updates: mpsc::SyncSender<Update>,
     /// Encodes records for `to_router`; allocated once.
     pub encoder: RefCell<RecordEncoder>,
-    /// The outbox of every welcomed connection on this shard, by connection
-    /// id; inserted at `welcome`, removed when the session ends.
-    /// Each with the session's control, to close a connection that cannot
-    /// keep up.
-    connections: RefCell<HashMap<u64, ConnectionHandle>>,
+    /// The outbox of every welcomed connection on this shard, with the
+    /// session's control (to close a connection that cannot keep up);
+    /// inserted at `welcome`, removed when the session ends. The slab key,
+    /// with its generation bits, is the low 48 bits of the connection id, so
+    /// an id outlives its slot safely: a stale id finds nothing.
+    connections: sharded_slab::Slab<ConnectionHandle, ConnectionTableConfig>,
 }
 
 impl std::fmt::Debug for ShardContext {
@@ -212,26 +232,27 @@ impl std::fmt::Debug for ShardContext {
 }
 
 impl ShardContext {
-    /// A new session: its id, unique across shards and restarts
-    /// (`<start ms hex>-<shard>-<n>`), and its connection id, unique across
-    /// shards in this process (the shard in the top 16 bits, n below).
-    pub fn next_session(&self) -> (String, u64) {
+    /// A new session's id, unique across shards and restarts
+    /// (`<start ms hex>-<shard>-<n>`).
+    pub fn next_session_id(&self) -> String {
         let number = self.sessions_started.get() + 1;
         self.sessions_started.set(number);
-        debug_assert!(number < 1 << 48, "connection ids of a shard must fit 48 bits");
-        let session_id = format!("{:x}-{}-{}", self.shared.started_wall_ms, self.index, number);
-        (session_id, (u64::from(self.index) << 48) | number)
+        format!("{:x}-{}-{}", self.shared.started_wall_ms, self.index, number)
     }
 
-    /// Registers the outbox of a welcomed connection.
-    pub fn register(&self, connection_id: u64, outbox: LocalSender<Outbound>, control: Arc<SessionControl>) {
-        let previous = self.connections.borrow_mut().insert(connection_id, (outbox, control));
-        debug_assert!(previous.is_none(), "connection id {connection_id} registered twice");
+    /// Registers the outbox of a welcomed connection; returns its connection
+    /// id (see [`connection_id`]), or `None` when the table is full (far
+    /// beyond `connections_max`).
+    pub fn register(&self, outbox: LocalSender<Outbound>, control: Arc<SessionControl>) -> Option<u64> {
+        let key = self.connections.insert((outbox, control))? as u64;
+        debug_assert!(key < 1 << CONNECTION_KEY_BITS, "slab keys leave the shard bits free");
+        Some(connection_id(self.index, key))
     }
 
     /// Removes a connection's outbox when its session ends.
     pub fn unregister(&self, connection_id: u64) {
-        self.connections.borrow_mut().remove(&connection_id);
+        let removed = self.connections.remove(connection_key(connection_id));
+        debug_assert!(removed, "connection id {connection_id} unregistered twice");
     }
 
     /// Hands `message` to the connection's task; a connection gone since is
@@ -240,15 +261,33 @@ impl ShardContext {
     /// it is closed with 1013 (try again later), and on reconnecting it gets
     /// `ack_seq` or the replay, so nothing is lost and no seq is skipped.
     fn deliver(&self, connection_id: u64, message: Outbound) {
-        let connections = self.connections.borrow();
-        let Some((outbox, control)) = connections.get(&connection_id) else {
+        let Some(connection) = self.connections.get(connection_key(connection_id)) else {
             return;
         };
+        let (outbox, control) = &*connection;
         if outbox.try_send(message).is_err() {
             Metrics::count(&self.shared.metrics.outbox_full);
             control.request_close(crate::session::close_code::TRY_AGAIN_LATER);
         }
     }
+}
+
+/// A connection id: the shard number plus 1 in the top 16 bits, so no id is
+/// 0 (which means "no connection" where ids are stored), and the slab key in
+/// the 48 bits below.
+pub fn connection_id(shard: u32, key: u64) -> u64 {
+    debug_assert!(shard < u32::from(u16::MAX), "shard {shard} fits the 16 bits beside the key");
+    (u64::from(shard + 1) << CONNECTION_KEY_BITS) | key
+}
+
+/// The shard that owns a connection id.
+pub fn connection_shard(connection_id: u64) -> u32 {
+    ((connection_id >> CONNECTION_KEY_BITS) as u32).saturating_sub(1)
+}
+
+/// The slab key inside a connection id.
+fn connection_key(connection_id: u64) -> usize {
+    (connection_id & ((1 << CONNECTION_KEY_BITS) - 1)) as usize
 }
 
 /// The running shards.
@@ -331,7 +370,7 @@ async fn run_shard(
         router_bell: links.router_bell,
         updates,
         encoder: RefCell::new(RecordEncoder::default()),
-        connections: RefCell::new(HashMap::new()),
+        connections: sharded_slab::Slab::new_with_config::<ConnectionTableConfig>(),
     });
     let bell_reader = match doorbell_reader(links.bell_reader) {
         Ok(reader) => reader,
@@ -451,4 +490,32 @@ fn decode_outbound(kind: u32, payload: &[u8]) -> Result<(u64, Outbound), String>
         return Ok((connection_id, Outbound::Copy(Box::new(copy), times)));
     }
     Err(format!("record kind {kind}: expected an ack ({}) or a copy ({})", RecordKind::Ack.code(), RecordKind::Copy.code()))
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_ids_are_never_zero_and_decode_to_shard_and_key() {
+        // The first key of shard 0 is 0; its connection id must still not be 0 ("no connection").
+        for (shard, key) in [(0u32, 0u64), (0, 7), (3, (1 << CONNECTION_KEY_BITS) - 1), (65_534, 42)] {
+            let id = connection_id(shard, key);
+            assert_ne!(id, 0);
+            assert_eq!((connection_shard(id), connection_key(id) as u64), (shard, key));
+        }
+    }
+
+    #[test]
+    fn a_removed_connections_id_finds_nothing_after_its_slot_is_reused() {
+        // A stale id (the session ended, its slot taken by a new one) must not reach the new connection.
+        let slab = sharded_slab::Slab::new_with_config::<ConnectionTableConfig>();
+        let first = slab.insert(1u32).unwrap();
+        assert!(slab.remove(first));
+        let second = slab.insert(2u32).unwrap();
+        assert_ne!(first, second, "the generation bits tell the two apart");
+        assert!(slab.get(first).is_none());
+        assert_eq!(slab.get(second).map(|entry| *entry), Some(2));
+    }
 }
