@@ -205,3 +205,54 @@ fn snapshot_sent_before_an_event_never_closes_that_events_position() {
     }
     assert_eq!(opened, (1..=opened_max).collect::<Vec<_>>());
 }
+
+#[test]
+fn minimal_config_of_the_core_issue_serves_and_copies() {
+    // Shows: the minimal configuration form independent tests generate (only listen, shards, journal_dir; no state from the slave) runs the bridge, which acks an open and copies it at the multiplier.
+    let directory = support::temp_directory("minimal");
+    let hash = |key: &str| -> String {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(key.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect()
+    };
+    let config = format!(
+        r#"[server]
+listen = "127.0.0.1:0"
+shards = 0                      # 0 = one per core
+journal_dir = "{journal}"
+
+[[account]]
+login = 100000
+server = "Probe-Server"
+role = "master"                 # or "slave"
+key_sha256 = "{master_hash}"
+
+[[account]]
+login = 150000
+server = "Probe-Server"
+role = "slave"
+key_sha256 = "{slave_hash}"
+
+[[follow]]
+slave = 150000
+master = 100000
+lot = {{ mode = "multiplier", value = 2.0 }}
+"#,
+        journal = directory.join("journal").display(),
+        master_hash = hash("probe-master-key"),
+        slave_hash = hash("probe-slave-key"),
+    );
+    let config_path = directory.join("minimal.toml");
+    std::fs::write(&config_path, config).expect("write the config");
+    let bridge = Bridge::start_with_config_file(directory, config_path);
+    let mut slave = bridge.connect();
+    slave.send(&support::hello_text("probe-slave-key", 150000, "Probe-Server", "slave", 0));
+    assert!(matches!(slave.recv(), Message::Welcome(_)));
+    let mut master = bridge.connect();
+    master.send(&support::hello_text("probe-master-key", 100000, "Probe-Server", "master", 0));
+    assert!(matches!(master.recv(), Message::Welcome(welcome) if welcome.ack_seq == 0));
+    master.send(&open_event_text(1, 9001));
+    assert_eq!(master.recv(), Message::Ack(Ack { seq: 1 }));
+    let copy = expect_copy(&mut slave);
+    assert_eq!((copy.seq, copy.action, copy.master, copy.pos, copy.symbol.as_str()), (1, CopyAction::Open, 100000, 9001, "EURUSD"));
+    assert_volume(&copy, 0.2);
+}

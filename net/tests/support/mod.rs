@@ -134,7 +134,9 @@ impl Bridge {
         Bridge::start_with_config_file(directory, config_path)
     }
 
-    fn start_with_config_file(directory: PathBuf, config_path: PathBuf) -> Bridge {
+    /// Starts a bridge on a configuration file written by the caller into
+    /// `directory` (which the bridge then owns and removes).
+    pub fn start_with_config_file(directory: PathBuf, config_path: PathBuf) -> Bridge {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tradebridge"))
             .arg("serve")
             .arg("--config")
