@@ -100,6 +100,10 @@ pub struct Metrics {
     pub ring_full: AtomicU64,
     /// Acks or copies dropped because a connection's outbox was full; only grows.
     pub outbox_full: AtomicU64,
+    /// Bytes of journal segments held; set by the router when it changes.
+    pub journal_bytes: AtomicU64,
+    /// `journal_bytes_max`; set by the router.
+    pub journal_bytes_max: AtomicU64,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -123,6 +127,8 @@ impl Default for Metrics {
             copies_sent: AtomicU64::new(0),
             ring_full: AtomicU64::new(0),
             outbox_full: AtomicU64::new(0),
+            journal_bytes: AtomicU64::new(0),
+            journal_bytes_max: AtomicU64::new(0),
         }
     }
 }
@@ -160,6 +166,12 @@ impl Metrics {
             text,
             "# HELP tradebridge_connections Open EA connections.\n# TYPE tradebridge_connections gauge\ntradebridge_connections {connections_open}"
         );
+        for (name, help, gauge) in [
+            ("tradebridge_journal_bytes", "Bytes of journal segments held on disk.", &self.journal_bytes),
+            ("tradebridge_journal_bytes_max", "journal_bytes_max: the bridge stops acking when the journal would pass it.", &self.journal_bytes_max),
+        ] {
+            let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}", gauge.load(Ordering::Relaxed));
+        }
         let _ = writeln!(text, "# HELP tradebridge_latency_us Latency per stage in microseconds.\n# TYPE tradebridge_latency_us summary");
         for stage in Stage::ALL {
             let histogram = self.histograms[stage.index()].lock().unwrap_or_else(|poisoned| poisoned.into_inner());

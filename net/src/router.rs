@@ -116,6 +116,9 @@ pub const RING_BATCH_RECORDS_MAX: u32 = 256;
 /// reading the rings until the journal catches up (back pressure).
 pub const PENDING_ACKS_MAX: usize = 65_536;
 
+/// Share of `journal_bytes_max` past which each new segment logs a warning.
+pub const JOURNAL_WARN_PERCENT: u64 = 80;
+
 /// Spin and yield steps of the `park` idle strategy before it sleeps.
 const PARK_SPIN_STEPS_MAX: u32 = 64;
 const PARK_YIELD_STEPS_MAX: u32 = 16;
@@ -175,7 +178,16 @@ pub fn open_journal(config: &Config) -> anyhow::Result<Journal> {
         JournalSync::Group => SyncPolicy::Group { records_max: server.journal_group_records, interval_ms: server.journal_group_ms },
         JournalSync::Os => SyncPolicy::Os,
     };
-    let options = JournalOptions { segment_bytes: server.journal_segment_bytes, sync, ..JournalOptions::default() };
+    // The byte bound decides; the segment count follows from it, so one
+    // never trips before the other.
+    let segments_max = server.journal_bytes_max.div_ceil(server.journal_segment_bytes).clamp(2, u64::from(u32::MAX)) as u32;
+    let options = JournalOptions {
+        segment_bytes: server.journal_segment_bytes,
+        sync,
+        segments_max,
+        retained_bytes_max: server.journal_bytes_max,
+        ..JournalOptions::default()
+    };
     let (journal, recovery) = Journal::open(&server.journal_dir, options)
         .with_context(|| format!("opening the journal in server.journal_dir = {}", server.journal_dir.display()))?;
     tracing::info!(records = recovery.records_count, last_seq = recovery.last_seq, "journal recovered");
@@ -254,6 +266,9 @@ pub struct Router {
     started: Instant,
     /// Counters and latency histograms.
     metrics: Arc<Metrics>,
+    /// The journal's segment count when its size was last published; 0
+    /// before the first pass.
+    segments_seen: u32,
 }
 
 impl Router {
@@ -286,6 +301,7 @@ impl Router {
             decisions: Vec::new(),
             update_buffer: Vec::new(),
             copies_ring_full_count: 0,
+            segments_seen: 0,
         };
         router.recover()?;
         Ok(router)
@@ -416,7 +432,28 @@ impl Router {
             self.journal.flush().context("journal flush of a complete group")?;
         }
         let sent = self.send_durable_acks();
+        if self.journal.segments_count() != self.segments_seen {
+            self.on_journal_grown();
+        }
         Ok(input || sent)
+    }
+
+    /// Publishes the journal's size after it took or released a segment,
+    /// and warns once the journal passes [`JOURNAL_WARN_PERCENT`] of its
+    /// bound (it does not release segments yet; full, the bridge stops).
+    fn on_journal_grown(&mut self) {
+        self.segments_seen = self.journal.segments_count();
+        let bytes = self.journal.retained_bytes();
+        let bytes_max = self.journal.options().retained_bytes_max;
+        self.metrics.journal_bytes.store(bytes, Ordering::Relaxed);
+        self.metrics.journal_bytes_max.store(bytes_max, Ordering::Relaxed);
+        if bytes.saturating_mul(100) >= bytes_max.saturating_mul(JOURNAL_WARN_PERCENT) {
+            tracing::warn!(
+                journal_bytes = bytes,
+                journal_bytes_max = bytes_max,
+                "the journal is past {JOURNAL_WARN_PERCENT} % of journal_bytes_max; when full the bridge stops acking and exits"
+            );
+        }
     }
 
     /// True when a shard ring holds a record or an update is queued (the

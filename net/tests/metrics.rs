@@ -44,6 +44,9 @@ fn metrics_endpoint_reports_counters_and_stage_latencies() {
         "tradebridge_events_duplicate_total 1\n",
         "tradebridge_copies_sent_total 1\n",
         "tradebridge_connections 2\n",
+        // The test bridge runs with the default 64 MiB segments and 4 GiB bound.
+        "tradebridge_journal_bytes 67108864\n",
+        "tradebridge_journal_bytes_max 4294967296\n",
         "tradebridge_latency_us_count{stage=\"frame_to_routed\"} 1\n",
         "tradebridge_latency_us_count{stage=\"event_to_durable\"} 1\n",
         "tradebridge_latency_us_count{stage=\"routed_to_written\"} 1\n",

@@ -140,6 +140,9 @@ pub struct ServerConfig {
     pub journal_group_ms: u64,
     /// Size of each preallocated journal segment.
     pub journal_segment_bytes: u64,
+    /// Most bytes of journal segments held on disk; the bridge stops acking
+    /// (and exits) when the journal would grow past it.
+    pub journal_bytes_max: u64,
     /// Idle strategy of the poll loops.
     pub idle: IdleStrategy,
     /// Log lines as JSON objects instead of text.

@@ -296,6 +296,7 @@ journal_sync = "every_record"
 journal_group_records = 8
 journal_group_ms = 1
 journal_segment_bytes = 16777216
+journal_bytes_max = 1073741824
 idle = "spin"
 log_json = true
 positions_per_master_max = 100
@@ -337,6 +338,7 @@ closed_positions_remembered_max = 300
         ),
         (8, 1, 16 << 20)
     );
+    assert_eq!(server.journal_bytes_max, 1 << 30);
     assert_eq!(server.idle, IdleStrategy::Spin);
     assert!(server.log_json);
     assert_eq!(server.journal_dir, std::path::PathBuf::from("./j"));

@@ -143,6 +143,13 @@ const JOURNAL_GROUP_MS: Range<u64> = Range {
     min: 0,
     max: 1_000,
 };
+/// 4 GiB of journal by default (64 segments of 64 MiB); at most 1 TiB.
+const JOURNAL_BYTES_MAX: Range<u64> = Range {
+    key: "journal_bytes_max",
+    default: 4 << 30,
+    min: 1 << 20,
+    max: 1 << 40,
+};
 /// 64 MiB segments: a day of a busy bridge in a few files.
 const JOURNAL_SEGMENT_BYTES: Range<u64> = Range {
     key: "journal_segment_bytes",
@@ -447,6 +454,7 @@ fn server(table: Table<'_>, raw: &RawServer) -> Result<ServerConfig, ConfigError
         journal_group_records: number(table, &raw.journal_group_records, JOURNAL_GROUP_RECORDS)?,
         journal_group_ms: number(table, &raw.journal_group_ms, JOURNAL_GROUP_MS)?,
         journal_segment_bytes: number(table, &raw.journal_segment_bytes, JOURNAL_SEGMENT_BYTES)?,
+        journal_bytes_max: number(table, &raw.journal_bytes_max, JOURNAL_BYTES_MAX)?,
         idle: idle(table, raw)?,
         log_json: raw.log_json.unwrap_or(false),
         positions_per_master_max: number(
