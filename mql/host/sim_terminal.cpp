@@ -161,7 +161,36 @@ void SimTerminal::ReducePosition(size_t index, double volume) {
     if (positions[index].volume <= 1e-9) positions.erase(positions.begin() + (long)index);
 }
 
-uint SimTerminal::Mt5Send(const MqlTradeRequest &request, MqlTradeResult &result) {
+std::string SimTerminal::CutComment(const std::string &comment) const {
+    if (comment_length_max == 0 || comment.size() <= comment_length_max) return comment;
+    return comment.substr(0, comment_length_max);
+}
+
+std::vector<ulong> SimTerminal::TriggerCrossedPending(const std::string &symbol_name) {
+    std::vector<ulong> crossed;
+    SimSymbol *symbol = FindSymbol(symbol_name);
+    if (symbol == nullptr) return crossed;
+    // Limits fill at or better than their price, stops once it is reached.
+    auto reached = [&](int type, double price) {
+        switch (type) {
+        case ORDER_TYPE_BUY_LIMIT: return symbol->ask <= price;
+        case ORDER_TYPE_SELL_LIMIT: return symbol->bid >= price;
+        case ORDER_TYPE_BUY_STOP: return symbol->ask >= price;
+        case ORDER_TYPE_SELL_STOP: return symbol->bid <= price;
+        }
+        return false;
+    };
+    for (const auto &order : orders)
+        if (order.symbol == symbol_name && reached(order.type, order.price_open)) crossed.push_back(order.ticket);
+    for (const auto &order : mt4_trades)
+        if (order.symbol == symbol_name && order.type > 1 && reached(order.type, order.open_price))
+            crossed.push_back((ulong)order.ticket);
+    for (ulong ticket : crossed)
+        if (!Mt5TriggerPending(ticket)) Mt4TriggerPending((int)ticket);
+    return crossed;
+}
+
+uint SimTerminal::Mt5Send(const MqlTradeRequest &original, MqlTradeResult &result) {
     trade_requests_count++;
     result = MqlTradeResult();
     if (!forced_retcodes.empty()) {
@@ -169,6 +198,8 @@ uint SimTerminal::Mt5Send(const MqlTradeRequest &request, MqlTradeResult &result
         forced_retcodes.pop_front();
         return result.retcode;
     }
+    MqlTradeRequest request = original;
+    request.comment = MqlString(CutComment(original.comment.Utf8()));
     switch (request.action) {
     case TRADE_ACTION_DEAL: result.retcode = Mt5Deal(request, result); break;
     case TRADE_ACTION_PENDING: result.retcode = Mt5Pending(request, result); break;
@@ -222,6 +253,7 @@ uint SimTerminal::Mt5Deal(const MqlTradeRequest &request, MqlTradeResult &result
                               request.comment.Utf8());
         target->price_open = (target->price_open * target->volume + price * volume) / (target->volume + volume);
         target->volume += volume;
+        opened.push_back(SimOpened{order, request.comment.Utf8()});
         return partial ? kRetcodeDonePartial : kRetcodeDone;
     }
     if (volume <= target->volume + 1e-9) {
@@ -259,6 +291,7 @@ void SimTerminal::Mt5OpenPosition(const MqlTradeRequest &request, double volume,
     position.magic = request.magic;
     position.comment = request.comment.Utf8();
     positions.push_back(position);
+    opened.push_back(SimOpened{order, position.comment});
 }
 
 uint SimTerminal::Mt5Pending(const MqlTradeRequest &request, MqlTradeResult &result) {
@@ -279,6 +312,7 @@ uint SimTerminal::Mt5Pending(const MqlTradeRequest &request, MqlTradeResult &res
     order.magic = request.magic;
     order.comment = request.comment.Utf8();
     orders.push_back(order);
+    opened.push_back(SimOpened{order.ticket, order.comment});
     PushTransaction(TRADE_TRANSACTION_ORDER_ADD, 0, order.ticket, order.symbol, order.price_open, order.sl, order.tp,
                     order.volume_current, 0, order.type, ORDER_STATE_PLACED, 0);
     result.order = order.ticket;
@@ -428,9 +462,11 @@ int SimTerminal::Mt4OrderSend(const std::string &symbol_name, int type, double l
     order.sl = sl;
     order.tp = tp;
     order.magic = magic;
-    order.comment = comment;
+    order.comment = CutComment(comment);
+    order.origin_comment = order.comment;
     order.open_time = (long)(NowMicroseconds() / 1000000) + server_offset_seconds;
     mt4_trades.push_back(order);
+    opened.push_back(SimOpened{(ulong)order.ticket, order.comment});
     return order.ticket;
 }
 
