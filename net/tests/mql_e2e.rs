@@ -46,6 +46,9 @@ use sha2::{Digest, Sha256};
 const WAIT_MAX: Duration = Duration::from_secs(20);
 /// Pause between two polls of a condition.
 const POLL_INTERVAL: Duration = Duration::from_millis(25);
+/// How long the slave must keep matching after a last reconciliation: many
+/// times the few milliseconds a copy takes from master to slave here.
+const STABLE_WINDOW: Duration = Duration::from_millis(1000);
 /// Lines of each log printed when a test fails.
 const LOG_TAIL_LINES: usize = 40;
 /// The follow's lot multiplier: the slave trades twice the master's volume.
@@ -100,11 +103,18 @@ fn session_directory(name: &str) -> PathBuf {
 }
 
 fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect()
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind a free port").local_addr().expect("local address").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind a free port")
+        .local_addr()
+        .expect("local address")
+        .port()
 }
 
 /// The last `count` lines of a log file, or a note that it is missing.
@@ -129,9 +139,11 @@ struct PairSpec {
     executor: &'static str,
     /// The slave is an MT5 netting account.
     netting: bool,
+    /// The master account; its digits count in the tag's length.
     master_login: u64,
     /// The master terminal's first ticket: large tickets make long tags.
     master_first_ticket: u64,
+    /// The slave account.
     slave_login: u64,
 }
 
@@ -141,9 +153,13 @@ const SLAVE_KEY: &str = "e2e-slave-key";
 /// The real bridge, on a port chosen once so that EAs find it again after
 /// a restart.
 struct BridgeProcess {
+    /// The running binary; None between a kill and the next spawn.
     child: Option<Child>,
+    /// The configuration file every start reads (same journal, same port).
     config: PathBuf,
+    /// Standard output and error of every start, appended.
     log: PathBuf,
+    /// The port in `listen`, chosen free at the first start.
     port: u16,
     /// How many times the bridge announced its listener in `log`.
     starts: usize,
@@ -179,6 +195,7 @@ slave = {slave}
 master = {master}
 lot = {{ mode = "multiplier", value = {MULTIPLIER:?} }}
 symbol_suffix = "{SUFFIX}"
+# Copies routed while the Executor is down must not expire on a loaded machine.
 ttl_ms = 60000
 "#,
             journal = directory.join("journal").display(),
@@ -188,14 +205,24 @@ ttl_ms = 60000
             slave_hash = sha256_hex(SLAVE_KEY),
         );
         std::fs::write(&config, text).expect("write the bridge configuration");
-        let mut bridge = BridgeProcess { child: None, config, log: directory.join("bridge.log"), port, starts: 0 };
+        let mut bridge = BridgeProcess {
+            child: None,
+            config,
+            log: directory.join("bridge.log"),
+            port,
+            starts: 0,
+        };
         bridge.spawn();
         bridge
     }
 
     /// Starts the binary and waits until it announces its listener.
     fn spawn(&mut self) {
-        let log = OpenOptions::new().create(true).append(true).open(&self.log).expect("open the bridge log");
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open the bridge log");
         let child = Command::new(env!("CARGO_BIN_EXE_tradebridge"))
             .arg("serve")
             .arg("--config")
@@ -213,10 +240,21 @@ ttl_ms = 60000
             if text.matches("tradebridge listening on ws://").count() >= self.starts {
                 return;
             }
-            if let Some(status) = self.child.as_mut().and_then(|child| child.try_wait().expect("try_wait")) {
-                panic!("the bridge exited with {status} before listening:\n{}", log_tail(&self.log, LOG_TAIL_LINES));
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|child| child.try_wait().expect("try_wait"))
+            {
+                panic!(
+                    "the bridge exited with {status} before listening:\n{}",
+                    log_tail(&self.log, LOG_TAIL_LINES)
+                );
             }
-            assert!(Instant::now() < deadline, "the bridge did not listen within {WAIT_MAX:?}:\n{}", log_tail(&self.log, LOG_TAIL_LINES));
+            assert!(
+                Instant::now() < deadline,
+                "the bridge did not listen within {WAIT_MAX:?}:\n{}",
+                log_tail(&self.log, LOG_TAIL_LINES)
+            );
             std::thread::sleep(POLL_INTERVAL);
         }
     }
@@ -244,8 +282,11 @@ impl Drop for BridgeProcess {
 struct EaHost {
     /// Names the host in failure messages.
     label: &'static str,
+    /// The command line, for a restart on the same Files folder and book.
     arguments: Vec<String>,
+    /// The ea_host process; killed on drop.
     child: Child,
+    /// Where commands are written.
     stdin: ChildStdin,
     /// Lines of the host's standard output, read by a thread.
     lines: Receiver<String>,
@@ -255,7 +296,11 @@ struct EaHost {
 
 impl EaHost {
     fn spawn(label: &'static str, arguments: Vec<String>, log: PathBuf) -> EaHost {
-        let log_file = OpenOptions::new().create(true).append(true).open(&log).expect("open the EA log");
+        let log_file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("open the EA log");
         let mut child = Command::new(ea_host_binary())
             .args(&arguments)
             .env("TB_SHIM_VERBOSE", "1")
@@ -275,9 +320,21 @@ impl EaHost {
                 }
             }
         });
-        let mut host = EaHost { label, arguments, child, stdin, lines, log };
+        let mut host = EaHost {
+            label,
+            arguments,
+            child,
+            stdin,
+            lines,
+            log,
+        };
         let started = host.answer("(start)");
-        assert_eq!(started, vec!["init 0".to_string()], "{label} did not start:\n{}", log_tail(&host.log, LOG_TAIL_LINES));
+        assert_eq!(
+            started,
+            vec!["init 0".to_string()],
+            "{label} did not start:\n{}",
+            log_tail(&host.log, LOG_TAIL_LINES)
+        );
         host
     }
 
@@ -300,7 +357,9 @@ impl EaHost {
     }
 
     fn command(&mut self, command: &str) -> Vec<String> {
-        writeln!(self.stdin, "{command}").and_then(|_| self.stdin.flush()).expect("write a command to ea_host");
+        writeln!(self.stdin, "{command}")
+            .and_then(|_| self.stdin.flush())
+            .expect("write a command to ea_host");
         self.answer(command)
     }
 
@@ -341,11 +400,16 @@ impl Drop for EaHost {
 /// A position or pending order as `dump` prints it.
 #[derive(Clone, Debug)]
 struct Entry {
+    /// MT5 position or order ticket, MT4 ticket.
     ticket: u64,
     symbol: String,
+    /// buy, sell, buy_limit, sell_limit, buy_stop or sell_stop.
     side: String,
+    /// Lots.
     volume: f64,
+    /// Open price, or a pending order's trigger.
     price: f64,
+    /// Stop-loss and take-profit, 0 for none.
     sl: f64,
     tp: f64,
     /// The comment the order was sent with ("" when none).
@@ -358,27 +422,40 @@ struct Entry {
 struct Book {
     positions: Vec<Entry>,
     orders: Vec<Entry>,
+    /// Every order the server accepted that opened exposure: (ticket, comment).
     opened: Vec<(u64, String)>,
+    /// The dump as printed, for failure messages.
     text: String,
 }
 
 fn number(field: &str) -> f64 {
-    field.parse().unwrap_or_else(|error| panic!("dump field {field:?} is not a number: {error}"))
+    field
+        .parse()
+        .unwrap_or_else(|error| panic!("dump field {field:?} is not a number: {error}"))
 }
 
 fn text_field(field: &str) -> String {
-    if field == "-" { String::new() } else { field.to_string() }
+    if field == "-" {
+        String::new()
+    } else {
+        field.to_string()
+    }
 }
 
 impl Book {
     fn parse(lines: &[String]) -> Book {
-        let mut book = Book { text: lines.join("\n"), ..Book::default() };
+        let mut book = Book {
+            text: lines.join("\n"),
+            ..Book::default()
+        };
         for line in lines {
             let fields: Vec<&str> = line.split_whitespace().collect();
             match fields.first().copied() {
                 Some("position") if fields.len() >= 11 => book.positions.push(Book::entry(fields[1], &fields[3..])),
                 Some("order") if fields.len() >= 9 => book.orders.push(Book::entry(fields[1], &fields[2..])),
-                Some("opened") if fields.len() == 3 => book.opened.push((number(fields[1]) as u64, text_field(fields[2]))),
+                Some("opened") if fields.len() == 3 => {
+                    book.opened.push((number(fields[1]) as u64, text_field(fields[2])))
+                }
                 _ => panic!("unexpected dump line {line:?}"),
             }
         }
@@ -403,7 +480,11 @@ impl Book {
     /// order on `symbol` (the script keeps one per symbol on the master;
     /// MT4 renames a partially closed ticket).
     fn ticket_on(&self, symbol: &str) -> Option<u64> {
-        self.positions.iter().chain(self.orders.iter()).find(|entry| entry.symbol == symbol).map(|entry| entry.ticket)
+        self.positions
+            .iter()
+            .chain(self.orders.iter())
+            .find(|entry| entry.symbol == symbol)
+            .map(|entry| entry.ticket)
     }
 }
 
@@ -424,11 +505,14 @@ fn tag_of_comment(comment: &str) -> Option<String> {
 /// What the slave must hold for one master position or pending order.
 #[derive(Clone, Debug, PartialEq)]
 struct Expected {
+    /// The slave's symbol (the master's with the follow's suffix).
     symbol: String,
     side: String,
+    /// The master's volume times the multiplier, rounded to the step.
     volume: f64,
     /// Checked for pending orders only (a position fills at the market).
     price: f64,
+    /// The master's stops (copy_sl and copy_tp are on).
     sl: f64,
     tp: f64,
 }
@@ -437,6 +521,7 @@ struct Expected {
 #[derive(Clone, Debug)]
 struct MasterPosition {
     symbol: String,
+    /// Lots the master opened, and what is still open.
     volume_opened: f64,
     volume_now: f64,
     /// What the slave's copy opened with.
@@ -446,7 +531,9 @@ struct MasterPosition {
 /// What the slave must hold, by tag.
 #[derive(Debug, Default)]
 struct Model {
+    /// Copied positions by tag.
     positions: BTreeMap<String, Expected>,
+    /// Copied pending orders by tag.
     orders: BTreeMap<String, Expected>,
 }
 
@@ -470,7 +557,9 @@ impl Model {
         for (ticket, comment) in &book.opened {
             match tag_of_comment(comment) {
                 Some(tag) => *opened.entry(tag).or_default() += 1,
-                None => differences.push(format!("ticket {ticket} was opened without a copy tag (comment {comment:?})")),
+                None => differences.push(format!(
+                    "ticket {ticket} was opened without a copy tag (comment {comment:?})"
+                )),
             }
         }
         for (tag, count) in opened.iter().filter(|(_, count)| **count > 1) {
@@ -479,17 +568,29 @@ impl Model {
         differences
     }
 
-    fn compare(kind: &str, expected: &BTreeMap<String, Expected>, held: &[Entry], with_price: bool, differences: &mut Vec<String>) {
+    fn compare(
+        kind: &str,
+        expected: &BTreeMap<String, Expected>,
+        held: &[Entry],
+        with_price: bool,
+        differences: &mut Vec<String>,
+    ) {
         let mut by_tag: BTreeMap<String, Vec<&Entry>> = BTreeMap::new();
         for entry in held {
             match tag_of_comment(&entry.origin) {
                 Some(tag) => by_tag.entry(tag).or_default().push(entry),
-                None => differences.push(format!("{kind} {} has no copy tag (comment {:?})", entry.ticket, entry.origin)),
+                None => differences.push(format!(
+                    "{kind} {} has no copy tag (comment {:?})",
+                    entry.ticket, entry.origin
+                )),
             }
         }
         for (tag, entries) in &by_tag {
             let Some(want) = expected.get(tag) else {
-                differences.push(format!("{kind} {tag} is held ({} times) but should not be", entries.len()));
+                differences.push(format!(
+                    "{kind} {tag} is held ({} times) but should not be",
+                    entries.len()
+                ));
                 continue;
             };
             if entries.len() != 1 {
@@ -516,10 +617,14 @@ impl Model {
 /// One master/slave pair against one bridge, and the model of the slave.
 struct Session {
     spec: PairSpec,
+    /// Configuration, journal, Files folders, books and logs of the session.
     directory: PathBuf,
     bridge: BridgeProcess,
+    /// The Monitor on the master terminal.
     master: EaHost,
+    /// The Executor on the slave terminal.
     slave: EaHost,
+    /// What the slave must hold.
     model: Model,
     /// Master positions by `pos`.
     master_positions: BTreeMap<u64, MasterPosition>,
@@ -536,7 +641,12 @@ fn ea_arguments(ea: &str, url: &str, key: &str, login: u64, files: &Path, book: 
         .map(|text| text.to_string())
         .collect();
     arguments.extend(["--login".to_string(), login.to_string()]);
-    arguments.extend(["--files".to_string(), files.display().to_string(), "--book".to_string(), book.display().to_string()]);
+    arguments.extend([
+        "--files".to_string(),
+        files.display().to_string(),
+        "--book".to_string(),
+        book.display().to_string(),
+    ]);
     for input in EA_INPUTS {
         arguments.extend(["--input".to_string(), input.to_string()]);
     }
@@ -610,7 +720,10 @@ impl Session {
                 return;
             }
             if Instant::now() >= deadline {
-                let report = self.report(&format!("after {step}, the slave does not hold what the follow rules say within {WAIT_MAX:?}"), &differences);
+                let report = self.report(
+                    &format!("after {step}, the slave does not hold what the follow rules say within {WAIT_MAX:?}"),
+                    &differences,
+                );
                 panic!("{report}");
             }
             std::thread::sleep(POLL_INTERVAL);
@@ -622,7 +735,10 @@ impl Session {
     /// seen every trade made before.
     fn wait_master_acknowledged(&mut self, step: &str) {
         assert!(self.master.command("sync").is_empty());
-        let outbox = self.directory.join("master-files").join(format!("TradeBridge_outbox_{}.log", self.spec.master_login));
+        let outbox = self
+            .directory
+            .join("master-files")
+            .join(format!("TradeBridge_outbox_{}.log", self.spec.master_login));
         let deadline = Instant::now() + WAIT_MAX;
         loop {
             let text = std::fs::read_to_string(&outbox).unwrap_or_default();
@@ -630,7 +746,10 @@ impl Session {
                 return;
             }
             if Instant::now() >= deadline {
-                let report = self.report(&format!("after {step}, the bridge did not acknowledge every event within {WAIT_MAX:?}"), &[text]);
+                let report = self.report(
+                    &format!("after {step}, the bridge did not acknowledge every event within {WAIT_MAX:?}"),
+                    &[text],
+                );
                 panic!("{report}");
             }
             std::thread::sleep(POLL_INTERVAL);
@@ -640,11 +759,26 @@ impl Session {
     /// Opens a master position; the slave must hold its copy.
     fn open(&mut self, symbol: &str, side: &str, volume: f64) -> u64 {
         let answer = self.master.trade(&format!("open {symbol} {side} {volume}"));
-        let pos: u64 = answer.strip_prefix("position ").and_then(|text| text.parse().ok()).expect("position id");
+        let pos: u64 = answer
+            .strip_prefix("position ")
+            .and_then(|text| text.parse().ok())
+            .expect("position id");
         let slave_volume = round_to_step(volume * MULTIPLIER);
-        let expected = Expected { symbol: format!("{symbol}{SUFFIX}"), side: side.to_string(), volume: slave_volume, price: 0.0, sl: 0.0, tp: 0.0 };
+        let expected = Expected {
+            symbol: format!("{symbol}{SUFFIX}"),
+            side: side.to_string(),
+            volume: slave_volume,
+            price: 0.0,
+            sl: 0.0,
+            tp: 0.0,
+        };
         self.model.positions.insert(self.tag(pos), expected);
-        let master = MasterPosition { symbol: symbol.to_string(), volume_opened: volume, volume_now: volume, slave_volume_opened: slave_volume };
+        let master = MasterPosition {
+            symbol: symbol.to_string(),
+            volume_opened: volume,
+            volume_now: volume,
+            slave_volume_opened: slave_volume,
+        };
         self.master_positions.insert(pos, master);
         pos
     }
@@ -652,14 +786,19 @@ impl Session {
     /// The master's current ticket for `pos` (MT4 renames partial closes).
     fn master_ticket(&mut self, symbol: &str) -> u64 {
         let book = self.master.book();
-        book.ticket_on(symbol).unwrap_or_else(|| panic!("the master holds nothing on {symbol}:\n{}", book.text))
+        book.ticket_on(symbol)
+            .unwrap_or_else(|| panic!("the master holds nothing on {symbol}:\n{}", book.text))
     }
 
     /// Closes `volume` of a master position; the slave's copy keeps the
     /// proportional rest (rounded to the step, at least the minimum until
     /// the master's final close).
     fn close(&mut self, pos: u64, volume: f64) {
-        let master = self.master_positions.get(&pos).expect("a known master position").clone();
+        let master = self
+            .master_positions
+            .get(&pos)
+            .expect("a known master position")
+            .clone();
         let ticket = self.master_ticket(&master.symbol);
         self.master.trade(&format!("close {ticket} {volume}"));
         let remaining = master.volume_now - volume;
@@ -671,7 +810,10 @@ impl Session {
         }
         let target = round_to_step(master.slave_volume_opened * remaining / master.volume_opened).max(VOLUME_STEP);
         self.master_positions.get_mut(&pos).expect("known").volume_now = remaining;
-        self.model.positions.get_mut(&tag).expect("a copy in the model").volume = target;
+        // A copy the slave closed by hand stays closed.
+        if let Some(copy) = self.model.positions.get_mut(&tag) {
+            copy.volume = target;
+        }
     }
 
     /// Moves a master position's stops; the copy's follow.
@@ -680,16 +822,27 @@ impl Session {
         let ticket = self.master_ticket(&symbol);
         self.master.trade(&format!("modify {ticket} {sl} {tp}"));
         let tag = self.tag(pos);
-        let copy = self.model.positions.get_mut(&tag).expect("a copy in the model");
-        (copy.sl, copy.tp) = (sl, tp);
+        if let Some(copy) = self.model.positions.get_mut(&tag) {
+            (copy.sl, copy.tp) = (sl, tp);
+        }
     }
 
     /// Places a master pending order; the slave must hold its copy.
     fn pending(&mut self, symbol: &str, side: &str, volume: f64, price: f64) -> u64 {
         let answer = self.master.trade(&format!("pending {symbol} {side} {volume} {price}"));
-        let pos: u64 = answer.strip_prefix("order ").and_then(|text| text.parse().ok()).expect("order ticket");
+        let pos: u64 = answer
+            .strip_prefix("order ")
+            .and_then(|text| text.parse().ok())
+            .expect("order ticket");
         let slave_volume = round_to_step(volume * MULTIPLIER);
-        let expected = Expected { symbol: format!("{symbol}{SUFFIX}"), side: side.to_string(), volume: slave_volume, price, sl: 0.0, tp: 0.0 };
+        let expected = Expected {
+            symbol: format!("{symbol}{SUFFIX}"),
+            side: side.to_string(),
+            volume: slave_volume,
+            price,
+            sl: 0.0,
+            tp: 0.0,
+        };
         self.model.orders.insert(self.tag(pos), expected);
         self.master_orders.insert(pos, symbol.to_string());
         pos
@@ -715,24 +868,76 @@ impl Session {
     /// each, and the copied order becomes the copied position.
     fn quote(&mut self, symbol: &str, bid: f64, ask: f64) {
         for line in self.master.command(&format!("quote {symbol} {bid} {ask}")) {
-            let pos: u64 = line.strip_prefix("filled ").and_then(|text| text.parse().ok()).expect("a filled order");
+            let pos: u64 = line
+                .strip_prefix("filled ")
+                .and_then(|text| text.parse().ok())
+                .expect("a filled order");
             let master_symbol = self.master_orders.remove(&pos).expect("a known master order filled");
             let tag = self.tag(pos);
             let order = self.model.orders.remove(&tag).expect("a copied order in the model");
             let side = if order.side.starts_with("buy") { "buy" } else { "sell" };
             let master_volume = order.volume / MULTIPLIER;
-            let master = MasterPosition { symbol: master_symbol, volume_opened: master_volume, volume_now: master_volume, slave_volume_opened: order.volume };
+            let master = MasterPosition {
+                symbol: master_symbol,
+                volume_opened: master_volume,
+                volume_now: master_volume,
+                slave_volume_opened: order.volume,
+            };
             self.master_positions.insert(pos, master);
-            self.model.positions.insert(tag, Expected { side: side.to_string(), price: 0.0, ..order });
+            self.model.positions.insert(
+                tag,
+                Expected {
+                    side: side.to_string(),
+                    price: 0.0,
+                    ..order
+                },
+            );
         }
         self.slave.command(&format!("quote {symbol}{SUFFIX} {bid} {ask}"));
     }
 
     /// SIGKILL the bridge and start it again on the same journal and port.
-    fn restart_bridge_after(&mut self, trades_while_down: impl FnOnce(&mut Session)) {
+    fn restart_bridge_after<R>(&mut self, trades_while_down: impl FnOnce(&mut Session) -> R) -> R {
         self.bridge.kill();
-        trades_while_down(self);
+        let made = trades_while_down(self);
         self.bridge.spawn();
+        made
+    }
+
+    /// The slave's trader closes the copy of `pos` by hand (as a stop-loss
+    /// would): the bridge must take it as closed and never open it again.
+    fn slave_closes_copy(&mut self, pos: u64) {
+        let tag = self.tag(pos);
+        let book = self.slave.book();
+        let copy = book
+            .positions
+            .iter()
+            .find(|entry| tag_of_comment(&entry.origin).as_deref() == Some(tag.as_str()));
+        let copy = copy
+            .unwrap_or_else(|| panic!("the slave holds no copy tagged {tag}:\n{}", book.text))
+            .clone();
+        self.slave.trade(&format!("close {} {}", copy.ticket, copy.volume));
+        self.model.positions.remove(&tag);
+    }
+
+    /// Drops both connections once more, so the bridge reconciles the
+    /// master's snapshot and the slave's state again, then checks that the
+    /// slave still holds exactly the model over STABLE_WINDOW: a copy the
+    /// reconciliation re-opened or closed by mistake would show within it.
+    fn reconcile_and_check_stable(&mut self) {
+        assert_eq!(self.master.command("drop").len(), 1);
+        assert_eq!(self.slave.command("drop").len(), 1);
+        self.wait_master_acknowledged("a last reconnect");
+        self.wait_slave_matches("a last reconnect");
+        let until = Instant::now() + STABLE_WINDOW;
+        while Instant::now() < until {
+            let differences = self.model.differences(&self.slave.book());
+            if !differences.is_empty() {
+                let report = self.report("the slave changed after reconciliation", &differences);
+                panic!("{report}");
+            }
+            std::thread::sleep(POLL_INTERVAL);
+        }
     }
 }
 
@@ -745,7 +950,10 @@ fn outbox_fully_acknowledged(text: &str) -> bool {
         if let Some(seq) = line.strip_prefix("A ") {
             acknowledged = acknowledged.max(seq.trim().parse().unwrap_or(0));
         } else if let Some(json) = line.strip_prefix("E ") {
-            let seq = json.split("\"seq\":").nth(1).map(|rest| rest.chars().take_while(char::is_ascii_digit).collect::<String>());
+            let seq = json
+                .split("\"seq\":")
+                .nth(1)
+                .map(|rest| rest.chars().take_while(char::is_ascii_digit).collect::<String>());
             match seq.and_then(|digits| digits.parse::<u64>().ok()) {
                 Some(seq) if seq > 0 => highest_event = highest_event.max(seq),
                 _ => return false,
@@ -779,30 +987,39 @@ fn run_session(spec: PairSpec) {
     assert_eq!(session.slave.command("drop").len(), 1);
     session.wait_slave_matches("both connections dropped");
     // The bridge dies (SIGKILL) while the master opens, closes and its pending order fills; it restarts on its journal.
-    session.restart_bridge_after(|session| {
-        let _p3 = session.open("AUDUSD", "sell", 0.1);
+    let p3 = session.restart_bridge_after(|session| {
+        let p3 = session.open("AUDUSD", "sell", 0.1);
         session.close(p2, 0.2);
         session.quote("XAUUSD", 1979.5, 1979.8);
+        p3
     });
+    let o3 = session.pending("USDJPY", "sell_limit", 0.1, 152.0);
     session.wait_slave_matches("a bridge kill -9 and restart");
-    let p3 = *session.master_positions.iter().find(|(_, position)| position.symbol == "AUDUSD").expect("p3").0;
     // The slave terminal dies (SIGKILL); copies are routed while it is down and replayed when it is back.
     session.slave.kill();
     let p5 = session.open("USDCHF", "buy", 0.5);
     session.close(p3, 0.05);
     session.modify(o2, 1970.0, 1995.0);
     session.wait_master_acknowledged("trades while the slave is down");
-    // The Monitor restarts; what the master did meanwhile reaches the bridge through its snapshot.
+    // The Monitor restarts; what the master did meanwhile (stops moved, an open, a pending order deleted and
+    // another placed) reaches the bridge through its snapshot only.
     assert!(session.master.command("stop").is_empty());
     session.modify(p1, 1.075, 1.095);
-    let _p6 = session.open("GBPUSD", "sell", 0.2);
+    let p6 = session.open("GBPUSD", "sell", 0.2);
+    session.cancel(o3);
+    let o4 = session.pending("USDJPY", "buy_stop", 0.1, 153.0);
     assert_eq!(session.master.command("start"), vec!["init 0".to_string()]);
     session.slave.restart();
     session.wait_slave_matches("the Executor killed and restarted, the Monitor restarted");
-    // After all that, closes still find their copies.
+    // The slave closes a copy by hand: it stays closed, whatever the master does to the position after.
+    session.slave_closes_copy(p6);
+    session.modify(p6, 1.28, 1.25);
+    // After all that, closes and cancels still find their copies.
     session.close(p5, 0.5);
     session.close(o2, 0.05);
+    session.cancel(o4);
     session.wait_slave_matches("closes after the restarts");
+    session.reconcile_and_check_stable();
     let directory = session.directory.clone();
     drop(session);
     // TB_E2E_KEEP=1 keeps the logs, books and journal of a passing run.
