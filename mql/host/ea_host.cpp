@@ -10,7 +10,10 @@
 // --book FILE keeps the simulated broker's side of the account (positions,
 // orders, history, quotes) in FILE, rewritten whenever it changes and read
 // at start: killing ea_host and starting it again on the same --files and
-// --book is a terminal crash and restart. --suffix names every symbol with
+// --book is a terminal crash and restart. The book is written before each
+// command's answer and after each service round, so kill a host whose EA
+// is idle: a kill in the middle of a round may lose that round's trades at
+// the broker while the EA's own files kept them. --suffix names every symbol with
 // a broker suffix (EURUSD.m). --comment-max is how many characters of an
 // order comment the server keeps (31, as MT4 and MT5, by default).
 //
@@ -228,7 +231,6 @@ static bool Command(Host &host, const std::string &line) {
     else if (verb == "stop") Stop(host);
     else if (verb == "start") Start(host);
     else if (!verb.empty()) std::cout << "unknown command: " << line << "\n";
-    std::cout << "end" << std::endl;
     return true;
 }
 
@@ -275,10 +277,16 @@ static void Serve(Host &host, double seconds) {
             size_t newline;
             while (running && (newline = pending_line.find('\n')) != std::string::npos) {
                 std::string line = pending_line.substr(0, newline);
-                if (line == "sync") host.sync_waiting = true;
-                else running = Command(host, line);
                 pending_line.erase(0, newline + 1);
+                if (line == "sync") {
+                    host.sync_waiting = true;
+                    continue;
+                }
+                running = Command(host, line);
+                // The answer follows the book's save: a script that kills
+                // the host after it finds the trade at the broker.
                 SaveBook(host);
+                std::cout << "end" << std::endl;
             }
         }
         if (host.ea_running) {

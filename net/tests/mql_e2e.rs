@@ -717,6 +717,8 @@ impl Session {
             let book = self.slave.book();
             let differences = self.model.differences(&book);
             if differences.is_empty() {
+                let waited = WAIT_MAX.saturating_sub(deadline.saturating_duration_since(Instant::now()));
+                eprintln!("{}: slave matched after {step} in {waited:?}", self.spec.name);
                 return;
             }
             if Instant::now() >= deadline {
@@ -1019,6 +1021,14 @@ fn run_session(spec: PairSpec) {
     session.close(o2, 0.05);
     session.cancel(o4);
     session.wait_slave_matches("closes after the restarts");
+    // The master terminal dies (SIGKILL) right after a trade, before or after its Monitor saw it; the outbox or
+    // the snapshot after the restart carries it, once.
+    let p7 = session.open("XAUUSD", "sell", 0.1);
+    session.close(p1, 0.2);
+    session.master.restart();
+    session.wait_slave_matches("the master terminal killed right after trading");
+    session.close(p7, 0.1);
+    session.wait_slave_matches("a close after the master's restart");
     session.reconcile_and_check_stable();
     let directory = session.directory.clone();
     drop(session);
