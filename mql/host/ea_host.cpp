@@ -5,7 +5,7 @@
 //   ea_host --ea monitor5|monitor4|executor5|executor4 --url ws://127.0.0.1:8080/ea
 //           --key KEY [--login N] [--server NAME] [--netting] [--files DIR]
 //           [--book FILE] [--suffix S] [--first-ticket N] [--comment-max N]
-//           [--input NAME=VALUE]... [--seconds S]
+//           [--input NAME=VALUE]... [--stopped] [--seconds S]
 //
 // --book FILE keeps the simulated broker's side of the account (positions,
 // orders, history, quotes) in FILE, rewritten whenever it changes and read
@@ -16,6 +16,8 @@
 // the broker while the EA's own files kept them. --suffix names every symbol with
 // a broker suffix (EURUSD.m). --comment-max is how many characters of an
 // order comment the server keeps (31, as MT4 and MT5, by default).
+// --stopped starts the terminal without the EA (answer "stopped"): the
+// market can move before `start` attaches it.
 //
 // Commands on stdin drive the account (a trader on a master, the market on
 // a slave); every answer ends with a line "end":
@@ -317,6 +319,8 @@ static void AddSymbols(SimTerminal &terminal, const std::string &suffix) {
     terminal.AddSymbol("GBPUSD" + suffix, 1.26500, 1.26510, 5);
     terminal.AddSymbol("AUDUSD" + suffix, 0.65400, 0.65410, 5);
     terminal.AddSymbol("USDCHF" + suffix, 0.88200, 0.88215, 5);
+    terminal.AddSymbol("NZDUSD" + suffix, 0.61000, 0.61010, 5);
+    terminal.AddSymbol("USDCAD" + suffix, 1.35900, 1.35915, 5);
 }
 
 int main(int argc, char **argv) {
@@ -324,7 +328,7 @@ int main(int argc, char **argv) {
     std::vector<std::string> inputs;
     for (int i = 1; i < argc; i++) {
         std::string key = argv[i];
-        if (key == "--netting") options["netting"] = "1";
+        if (key == "--netting" || key == "--stopped") options[key.substr(2)] = "1";
         else if (key == "--input" && i + 1 < argc) inputs.push_back(argv[++i]);
         else if (i + 1 < argc) options[key.substr(2)] = argv[++i];
     }
@@ -333,7 +337,7 @@ int main(int argc, char **argv) {
     if (host.ea.name == nullptr || options["url"].empty() || options["key"].empty()) {
         std::cerr << "usage: ea_host --ea monitor5|monitor4|executor5|executor4 --url ws://host:port/ea --key KEY [--login N] "
                      "[--server NAME] [--netting] [--files DIR] [--book FILE] [--suffix S] [--first-ticket N] "
-                     "[--comment-max N] [--input NAME=VALUE]... [--seconds S]\n";
+                     "[--comment-max N] [--input NAME=VALUE]... [--stopped] [--seconds S]\n";
         return 2;
     }
     SimTerminal &terminal = host.terminal;
@@ -358,9 +362,10 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    Start(host);
+    if (options.count("stopped") != 0) std::cout << "stopped\n";
+    else Start(host);
     std::cout << "end" << std::endl;
-    if (!host.ea_running) return 1;
+    if (!host.ea_running && options.count("stopped") == 0) return 1;
     Serve(host, options["seconds"].empty() ? 1e9 : std::stod(options["seconds"]));
     return 0;
 }

@@ -30,6 +30,7 @@ static const uint kRetcodeInvalidFill = 10030;
 static const uint kRetcodePlaced = 10008;
 static const uint kRetcodePositionClosed = 10036;
 static const uint kRetcodeInvalidOrder = 10035;
+static const uint kRetcodeInvalidPrice = 10015;
 
 ulong SimTerminal::NowMicroseconds() const {
     if (!clock_real) return clock_us;
@@ -159,6 +160,18 @@ ulong SimTerminal::AddDeal(const std::string &symbol, int type, int entry, doubl
 void SimTerminal::ReducePosition(size_t index, double volume) {
     positions[index].volume = std::round((positions[index].volume - volume) * 1e8) / 1e8;
     if (positions[index].volume <= 1e-9) positions.erase(positions.begin() + (long)index);
+}
+
+bool SimTerminal::PendingPriceValid(const SimSymbol &symbol, int type, double price) const {
+    // A limit waits for a better price, a stop for a worse one; an order
+    // the market has already reached is refused, as a real server does.
+    switch (type) {
+    case ORDER_TYPE_BUY_LIMIT: return price < symbol.ask;
+    case ORDER_TYPE_SELL_LIMIT: return price > symbol.bid;
+    case ORDER_TYPE_BUY_STOP: return price > symbol.ask;
+    case ORDER_TYPE_SELL_STOP: return price < symbol.bid;
+    }
+    return false;
 }
 
 std::string SimTerminal::CutComment(const std::string &comment) const {
@@ -299,6 +312,7 @@ uint SimTerminal::Mt5Pending(const MqlTradeRequest &request, MqlTradeResult &res
     if (symbol == nullptr) return kRetcodeInvalid;
     if (!VolumeValid(*symbol, request.volume)) return kRetcodeInvalidVolume;
     if (request.type < ORDER_TYPE_BUY_LIMIT || request.type > ORDER_TYPE_SELL_STOP) return kRetcodeInvalid;
+    if (!PendingPriceValid(*symbol, request.type, request.price)) return kRetcodeInvalidPrice;
     SimOrder order;
     order.ticket = next_ticket++;
     order.symbol = symbol->name;
@@ -325,6 +339,9 @@ uint SimTerminal::Mt5StopsOrModify(const MqlTradeRequest &request, MqlTradeResul
     if (request.action == TRADE_ACTION_MODIFY) {
         SimOrder *order = FindOrder(request.order);
         if (order == nullptr) return kRetcodeInvalidOrder;
+        SimSymbol *symbol = FindSymbol(order->symbol);
+        if (request.price > 0 && symbol != nullptr && !PendingPriceValid(*symbol, order->type, request.price))
+            return kRetcodeInvalidPrice;
         if (request.price > 0) order->price_open = request.price;
         order->sl = request.sl;
         order->tp = request.tp;
@@ -417,6 +434,7 @@ static const int kErrInvalidTradeVolume = 131;
 static const int kErrInvalidTicket = 4108;
 static const int kErrUnknownSymbol = 4106;
 static const int kErrInvalidTradeParameters = 3;
+static const int kErrInvalidStops = 130;
 
 Sim4Order *SimTerminal::Mt4FindTrade(int ticket) {
     for (auto &order : mt4_trades)
@@ -451,6 +469,11 @@ int SimTerminal::Mt4OrderSend(const std::string &symbol_name, int type, double l
     }
     if (type < 0 || type > 5) {
         last_error = kErrInvalidTradeParameters;
+        return -1;
+    }
+    // MT4 answers a pending price the market has already reached with 130.
+    if (type > 1 && !PendingPriceValid(*symbol, type, price)) {
+        last_error = kErrInvalidStops;
         return -1;
     }
     Sim4Order order;
@@ -521,6 +544,11 @@ bool SimTerminal::Mt4OrderModify(int ticket, double price, double sl, double tp)
     Sim4Order *order = Mt4FindTrade(ticket);
     if (order == nullptr) {
         last_error = kErrInvalidTicket;
+        return false;
+    }
+    SimSymbol *symbol = FindSymbol(order->symbol);
+    if (order->type > 1 && price > 0 && symbol != nullptr && !PendingPriceValid(*symbol, order->type, price)) {
+        last_error = kErrInvalidStops;
         return false;
     }
     if (order->type > 1 && price > 0) order->open_price = price;

@@ -212,6 +212,9 @@ class SimTerminal {
     SimSymbol *FindSymbol(const std::string &name);
     void SetQuote(const std::string &name, double bid, double ask);
     bool VolumeValid(const SimSymbol &symbol, double volume) const;
+    /// False when the market has already reached a pending order's price
+    /// (a buy limit at or above the ask...): the server refuses it.
+    bool PendingPriceValid(const SimSymbol &symbol, int type, double price) const;
     /// `comment` as the server stores it (cut to comment_length_max).
     std::string CutComment(const std::string &comment) const;
     /// Fills every pending order (MT5 or MT4) on `symbol` whose trigger the
