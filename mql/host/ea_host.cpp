@@ -1,48 +1,106 @@
 // ea_host.cpp: runs one compiled EA on a simulated terminal against a
 // bridge at a given URL, in real time, for end-to-end runs against the real
-// bridge (which the unit binaries replace with a loopback fake).
+// bridge (net/tests/mql_e2e.rs drives it).
 //
 //   ea_host --ea monitor5|monitor4|executor5|executor4 --url ws://127.0.0.1:8080/ea
-//           --key KEY [--login N] [--netting] [--files DIR] [--seconds S]
+//           --key KEY [--login N] [--server NAME] [--netting] [--files DIR]
+//           [--book FILE] [--suffix S] [--first-ticket N] [--comment-max N]
+//           [--input NAME=VALUE]... [--stopped] [--seconds S]
 //
-// Commands on stdin drive the simulated account (a trader on the master):
-//   open SYMBOL buy|sell VOLUME        close POS VOLUME
-//   modify POS SL TP                   pending SYMBOL SIDE VOLUME PRICE
-//   cancel ORDER                       quote SYMBOL BID ASK
-//   dump                               quit
-// `dump` prints the account's positions and orders, one per line, so a
-// script can check the slave after the master traded.
+// --book FILE keeps the simulated broker's side of the account (positions,
+// orders, history, quotes) in FILE, rewritten whenever it changes and read
+// at start: killing ea_host and starting it again on the same --files and
+// --book is a terminal crash and restart. The book is written before each
+// command's answer and after each service round, so kill a host whose EA
+// is idle: a kill in the middle of a round may lose that round's trades at
+// the broker while the EA's own files kept them. --suffix names every symbol with
+// a broker suffix (EURUSD.m). --comment-max is how many characters of an
+// order comment the server keeps (31, as MT4 and MT5, by default).
+// --stopped starts the terminal without the EA (answer "stopped"): the
+// market can move before `start` attaches it.
+//
+// Commands on stdin drive the account (a trader on a master, the market on
+// a slave); every answer ends with a line "end":
+//   open SYMBOL buy|sell VOLUME      -> "position <pos>" (MT5 position id, MT4 ticket)
+//   close TICKET VOLUME              modify TICKET SL TP
+//   pending SYMBOL SIDE VOLUME PRICE -> "order <ticket>"
+//   move ORDER PRICE SL TP           a pending order's trigger and stops
+//   cancel ORDER
+//   quote SYMBOL BID ASK             -> "filled <ticket>" per pending order reached
+//   dump                             -> "position|order|opened ..." lines (see Dump)
+//   drop                             shuts the EA's sockets down: a dropped connection
+//   stop | start                     OnDeinit | OnInit: the EA restarts, the terminal runs on
+//   sync                             answers once the EA has run one more service round
+//                                    (it has seen every trade made before)
+//   quit
+// A trade the server refuses answers "failed <retcode or error>".
 #include "mql_shim.h"
 #include "ea_entry.h"
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <poll.h>
 #include <sstream>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
 
+// The EA is serviced this often (its timer); also the stdin poll timeout.
+static const int kServicePeriodMs = 10;
+// File descriptors searched for the EA's sockets by `drop`.
+static const int kFileDescriptorsMax = 1024;
+
+static const char *const kSideNames[] = {"buy", "sell", "buy_limit", "sell_limit", "buy_stop", "sell_stop"};
+
 static int SideNumber(const std::string &side) {
-    const char *names[] = {"buy", "sell", "buy_limit", "sell_limit", "buy_stop", "sell_stop"};
     for (int i = 0; i < 6; i++)
-        if (side == names[i]) return i;
+        if (side == kSideNames[i]) return i;
     return -1;
 }
 
-static void Dump(SimTerminal &terminal) {
-    for (auto &p : terminal.positions)
-        std::cout << "position " << p.identifier << " " << p.symbol << " " << (p.type ? "sell" : "buy") << " " << p.volume
-                  << " " << p.comment << "\n";
-    for (auto &o : terminal.orders) std::cout << "order " << o.ticket << " " << o.symbol << " " << o.type << " " << o.volume_current << " " << o.comment << "\n";
-    for (auto &o : terminal.mt4_trades)
-        std::cout << (o.type <= 1 ? "position " : "order ") << o.ticket << " " << o.symbol << " " << o.type << " " << o.lots << " " << o.comment << "\n";
-    std::cout << "end" << std::endl;
+static std::string SideName(int type) { return type >= 0 && type < 6 ? kSideNames[type] : "unknown"; }
+
+static std::string Number(double value) {
+    char buffer[40];
+    std::snprintf(buffer, sizeof buffer, "%.10g", value);
+    return buffer;
 }
 
-static void Mt5Request(SimTerminal &terminal, sim5::ENUM_TRADE_REQUEST_ACTIONS action, const std::string &symbol,
-                       int type, double volume, ulong position, double price, double sl, double tp, ulong order) {
+static std::string Field(const std::string &text) { return text.empty() ? "-" : text; }
+
+// One line per open position, pending order and accepted opening order:
+//   position <ticket> <pos> <symbol> <side> <volume> <price> <sl> <tp> <origin> <comment...>
+//   order <ticket> <symbol> <side> <volume> <price> <sl> <tp> <origin> <comment...>
+//   opened <ticket> <comment>
+// <origin> is the comment the order was sent with (MT4 shows a partial
+// close's rest as "from #N"); "-" stands for an empty text.
+static void Dump(SimTerminal &terminal) {
+    for (auto &p : terminal.positions)
+        std::cout << "position " << p.ticket << " " << p.identifier << " " << p.symbol << " " << SideName(p.type) << " "
+                  << Number(p.volume) << " " << Number(p.price_open) << " " << Number(p.sl) << " " << Number(p.tp) << " "
+                  << Field(p.comment) << " " << Field(p.comment) << "\n";
+    for (auto &o : terminal.orders)
+        std::cout << "order " << o.ticket << " " << o.symbol << " " << SideName(o.type) << " " << Number(o.volume_current)
+                  << " " << Number(o.price_open) << " " << Number(o.sl) << " " << Number(o.tp) << " " << Field(o.comment)
+                  << " " << Field(o.comment) << "\n";
+    for (auto &o : terminal.mt4_trades) {
+        if (o.type <= 1) std::cout << "position " << o.ticket << " " << o.ticket;
+        else std::cout << "order " << o.ticket;
+        std::cout << " " << o.symbol << " " << SideName(o.type) << " " << Number(o.lots) << " " << Number(o.open_price)
+                  << " " << Number(o.sl) << " " << Number(o.tp) << " " << Field(o.origin_comment) << " "
+                  << Field(o.comment) << "\n";
+    }
+    for (auto &entry : terminal.opened) std::cout << "opened " << entry.ticket << " " << Field(entry.comment) << "\n";
+}
+
+static uint Mt5Request(SimTerminal &terminal, sim5::ENUM_TRADE_REQUEST_ACTIONS action, const std::string &symbol,
+                       int type, double volume, ulong position, double price, double sl, double tp, ulong order,
+                       sim5::MqlTradeResult &result) {
     sim5::MqlTradeRequest request;
     request.action = action;
     request.symbol = symbol;
@@ -53,92 +111,261 @@ static void Mt5Request(SimTerminal &terminal, sim5::ENUM_TRADE_REQUEST_ACTIONS a
     request.sl = sl;
     request.tp = tp;
     request.order = order;
-    sim5::MqlTradeResult result;
-    std::cout << "retcode " << terminal.Mt5Send(request, result) << std::endl;
+    return terminal.Mt5Send(request, result);
 }
 
-// Applies one trader command; false on "quit".
-static bool Command(SimTerminal &terminal, const std::string &line) {
+static bool Mt5Succeeded(uint retcode) { return retcode == 10008 || retcode == 10009 || retcode == 10010; }
+
+// Prints what a trade call did: `what` on success, else the server's code.
+static void Report(bool ok, const std::string &what, long code) {
+    if (ok) std::cout << what << "\n";
+    else std::cout << "failed " << code << "\n";
+}
+
+static void OpenOrPlace(SimTerminal &terminal, bool pending, const std::string &symbol, int type, double volume,
+                        double price) {
+    if (terminal.platform == 4) {
+        int ticket = terminal.Mt4OrderSend(symbol, type, volume, price, 3, 0, 0, "", 0);
+        Report(ticket > 0, (pending ? "order " : "position ") + std::to_string(ticket), terminal.last_error);
+        return;
+    }
+    sim5::MqlTradeResult result;
+    uint code = pending ? Mt5Request(terminal, sim5::TRADE_ACTION_PENDING, symbol, type, volume, 0, price, 0, 0, 0, result)
+                        : Mt5Request(terminal, sim5::TRADE_ACTION_DEAL, symbol, type, volume, 0, 0, 0, 0, 0, result);
+    const SimDeal *deal = terminal.FindDeal(result.deal);
+    ulong id = pending ? result.order : deal != nullptr ? deal->position_id : 0;
+    Report(Mt5Succeeded(code), (pending ? "order " : "position ") + std::to_string(id), code);
+}
+
+static void Close(SimTerminal &terminal, ulong ticket, double volume) {
+    if (terminal.platform == 4) {
+        Report(terminal.Mt4OrderClose((int)ticket, volume, 0, 3), "done", terminal.last_error);
+        return;
+    }
+    SimPosition *p = terminal.FindPositionByTicket(ticket);
+    if (p == nullptr) {
+        Report(false, "", 10036);
+        return;
+    }
+    sim5::MqlTradeResult result;
+    uint code = Mt5Request(terminal, sim5::TRADE_ACTION_DEAL, p->symbol, 1 - p->type, volume, ticket, 0, 0, 0, 0, result);
+    Report(Mt5Succeeded(code), "done", code);
+}
+
+static void Modify(SimTerminal &terminal, bool order, ulong ticket, double price, double sl, double tp) {
+    if (terminal.platform == 4) {
+        Report(terminal.Mt4OrderModify((int)ticket, price, sl, tp), "done", terminal.last_error);
+        return;
+    }
+    sim5::MqlTradeResult result;
+    uint code = order ? Mt5Request(terminal, sim5::TRADE_ACTION_MODIFY, "", 0, 0, 0, price, sl, tp, ticket, result)
+                      : Mt5Request(terminal, sim5::TRADE_ACTION_SLTP, "", 0, 0, ticket, 0, sl, tp, 0, result);
+    Report(Mt5Succeeded(code), "done", code);
+}
+
+static void Cancel(SimTerminal &terminal, ulong ticket) {
+    if (terminal.platform == 4) {
+        Report(terminal.Mt4OrderDelete((int)ticket), "done", terminal.last_error);
+        return;
+    }
+    sim5::MqlTradeResult result;
+    uint code = Mt5Request(terminal, sim5::TRADE_ACTION_REMOVE, "", 0, 0, 0, 0, 0, 0, ticket, result);
+    Report(Mt5Succeeded(code), "done", code);
+}
+
+// Shuts down every socket of this process (only the EA's): the EA sees its
+// connection drop as if the network went away.
+static int DropSockets() {
+    int dropped = 0;
+    for (int fd = 3; fd < kFileDescriptorsMax; fd++) {
+        struct stat info;
+        if (fstat(fd, &info) != 0 || !S_ISSOCK(info.st_mode)) continue;
+        if (::shutdown(fd, SHUT_RDWR) == 0) dropped++;
+    }
+    return dropped;
+}
+
+/// The EA, its terminal and whether the EA is attached (between start and stop).
+struct Host {
+    SimTerminal terminal;
+    EaEntry ea;
+    bool ea_running = false;
+    std::string book_path;
+    std::string book_saved;
+    /// A `sync` waits for the end of the next service round.
+    bool sync_waiting = false;
+};
+
+static void Start(Host &host) {
+    if (host.ea_running) return;
+    // A terminal does not replay transactions to an EA that was not there.
+    host.terminal.transactions.clear();
+    int code = host.ea.on_init();
+    host.ea_running = code == INIT_SUCCEEDED;
+    std::cout << "init " << code << "\n";
+}
+
+static void Stop(Host &host) {
+    if (host.ea_running) host.ea.on_deinit(0);
+    host.ea_running = false;
+}
+
+// Applies one command; false on "quit".
+static bool Command(Host &host, const std::string &line) {
+    SimTerminal &terminal = host.terminal;
     std::istringstream in(line);
     std::string verb, symbol, side;
     in >> verb;
     double volume = 0, price = 0, sl = 0, tp = 0;
     ulong ticket = 0;
-    bool mt5 = terminal.platform == 5;
     if (verb == "quit") return false;
     if (verb == "dump") Dump(terminal);
-    else if (verb == "quote" && in >> symbol >> price >> volume) terminal.SetQuote(symbol, price, volume);
-    else if (verb == "open" && in >> symbol >> side >> volume) {
-        if (mt5) Mt5Request(terminal, sim5::TRADE_ACTION_DEAL, symbol, SideNumber(side), volume, 0, 0, 0, 0, 0);
-        else std::cout << "ticket " << terminal.Mt4OrderSend(symbol, SideNumber(side), volume, 0, 3, 0, 0, "", 0) << std::endl;
-    } else if (verb == "close" && in >> ticket >> volume) {
-        if (mt5) {
-            SimPosition *p = terminal.FindPositionByTicket(ticket);
-            if (p != nullptr) Mt5Request(terminal, sim5::TRADE_ACTION_DEAL, p->symbol, 1 - p->type, volume, ticket, 0, 0, 0, 0);
-        } else {
-            std::cout << "closed " << terminal.Mt4OrderClose((int)ticket, volume, 0, 3) << std::endl;
-        }
-    } else if (verb == "modify" && in >> ticket >> sl >> tp) {
-        if (mt5) Mt5Request(terminal, sim5::TRADE_ACTION_SLTP, "", 0, 0, ticket, 0, sl, tp, 0);
-        else terminal.Mt4OrderModify((int)ticket, 0, sl, tp);
-    } else if (verb == "pending" && in >> symbol >> side >> volume >> price) {
-        if (mt5) Mt5Request(terminal, sim5::TRADE_ACTION_PENDING, symbol, SideNumber(side), volume, 0, price, 0, 0, 0);
-        else std::cout << "ticket " << terminal.Mt4OrderSend(symbol, SideNumber(side), volume, price, 0, 0, 0, "", 0) << std::endl;
-    } else if (verb == "cancel" && in >> ticket) {
-        if (mt5) Mt5Request(terminal, sim5::TRADE_ACTION_REMOVE, "", 0, 0, 0, 0, 0, 0, ticket);
-        else terminal.Mt4OrderDelete((int)ticket);
-    } else if (!verb.empty()) std::cout << "unknown command: " << line << std::endl;
+    else if (verb == "quote" && in >> symbol >> price >> volume) {
+        terminal.SetQuote(symbol, price, volume);
+        for (ulong filled : terminal.TriggerCrossedPending(symbol)) std::cout << "filled " << filled << "\n";
+    } else if (verb == "open" && in >> symbol >> side >> volume) OpenOrPlace(terminal, false, symbol, SideNumber(side), volume, 0);
+    else if (verb == "pending" && in >> symbol >> side >> volume >> price) OpenOrPlace(terminal, true, symbol, SideNumber(side), volume, price);
+    else if (verb == "close" && in >> ticket >> volume) Close(terminal, ticket, volume);
+    else if (verb == "modify" && in >> ticket >> sl >> tp) Modify(terminal, false, ticket, 0, sl, tp);
+    else if (verb == "move" && in >> ticket >> price >> sl >> tp) Modify(terminal, true, ticket, price, sl, tp);
+    else if (verb == "cancel" && in >> ticket) Cancel(terminal, ticket);
+    else if (verb == "drop") std::cout << "dropped " << DropSockets() << "\n";
+    else if (verb == "stop") Stop(host);
+    else if (verb == "start") Start(host);
+    else if (!verb.empty()) std::cout << "unknown command: " << line << "\n";
     return true;
+}
+
+// Rewrites the book file (through a temporary, so a kill leaves the old or
+// the new book) when the broker's side changed since the last write.
+static void SaveBook(Host &host) {
+    if (host.book_path.empty()) return;
+    std::string text = host.terminal.SaveBook();
+    if (text == host.book_saved) return;
+    std::string temporary = host.book_path + ".tmp";
+    {
+        std::ofstream out(temporary, std::ios::trunc);
+        out << text;
+    }
+    if (std::rename(temporary.c_str(), host.book_path.c_str()) == 0) host.book_saved = text;
+}
+
+static bool LoadBook(Host &host) {
+    std::ifstream in(host.book_path);
+    if (!in) return true;
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string error;
+    if (!host.terminal.LoadBook(text.str(), error)) {
+        std::cerr << "ea_host: " << host.book_path << ": " << error << "\n";
+        return false;
+    }
+    host.book_saved = text.str();
+    return true;
+}
+
+static void Serve(Host &host, double seconds) {
+    auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds((long)(seconds * 1000));
+    std::string pending_line;
+    bool running = true, input_open = true;
+    while (running && std::chrono::steady_clock::now() < end) {
+        pollfd input_poll{0, POLLIN, 0};
+        if (!input_open) std::this_thread::sleep_for(std::chrono::milliseconds(kServicePeriodMs));
+        else if (::poll(&input_poll, 1, kServicePeriodMs) > 0) {
+            char buffer[4096];
+            ssize_t got = ::read(0, buffer, sizeof buffer);
+            if (got <= 0) input_open = false;
+            else pending_line.append(buffer, (size_t)got);
+            size_t newline;
+            while (running && (newline = pending_line.find('\n')) != std::string::npos) {
+                std::string line = pending_line.substr(0, newline);
+                pending_line.erase(0, newline + 1);
+                if (line == "sync") {
+                    host.sync_waiting = true;
+                    continue;
+                }
+                running = Command(host, line);
+                // The answer follows the book's save: a script that kills
+                // the host after it finds the trade at the broker.
+                SaveBook(host);
+                std::cout << "end" << std::endl;
+            }
+        }
+        if (host.ea_running) {
+            EaDeliverTransactions(host.ea, host.terminal);
+            host.ea.on_timer();
+        } else {
+            host.terminal.transactions.clear();
+        }
+        SaveBook(host);
+        if (host.sync_waiting) std::cout << "end" << std::endl;
+        host.sync_waiting = false;
+    }
+    Stop(host);
+}
+
+static EaEntry EaByName(const std::string &name) {
+    if (name == "monitor5") return EaMonitor5();
+    if (name == "monitor4") return EaMonitor4();
+    if (name == "executor5") return EaExecutor5();
+    if (name == "executor4") return EaExecutor4();
+    return EaEntry{};
+}
+
+static void AddSymbols(SimTerminal &terminal, const std::string &suffix) {
+    terminal.AddSymbol("EURUSD" + suffix, 1.08120, 1.08130, 5);
+    terminal.AddSymbol("USDJPY" + suffix, 151.230, 151.245, 3);
+    terminal.AddSymbol("XAUUSD" + suffix, 1990.10, 1990.40, 2);
+    terminal.AddSymbol("GBPUSD" + suffix, 1.26500, 1.26510, 5);
+    terminal.AddSymbol("AUDUSD" + suffix, 0.65400, 0.65410, 5);
+    terminal.AddSymbol("USDCHF" + suffix, 0.88200, 0.88215, 5);
+    terminal.AddSymbol("NZDUSD" + suffix, 0.61000, 0.61010, 5);
+    terminal.AddSymbol("USDCAD" + suffix, 1.35900, 1.35915, 5);
 }
 
 int main(int argc, char **argv) {
     std::map<std::string, std::string> options;
+    std::vector<std::string> inputs;
     for (int i = 1; i < argc; i++) {
         std::string key = argv[i];
-        if (key == "--netting") options["netting"] = "1";
+        if (key == "--netting" || key == "--stopped") options[key.substr(2)] = "1";
+        else if (key == "--input" && i + 1 < argc) inputs.push_back(argv[++i]);
         else if (i + 1 < argc) options[key.substr(2)] = argv[++i];
     }
-    std::string ea_name = options["ea"];
-    EaEntry ea = ea_name == "monitor5" ? EaMonitor5() : ea_name == "monitor4" ? EaMonitor4()
-               : ea_name == "executor5" ? EaExecutor5() : ea_name == "executor4" ? EaExecutor4() : EaEntry{};
-    if (ea.name == nullptr || options["url"].empty() || options["key"].empty()) {
-        std::cerr << "usage: ea_host --ea monitor5|monitor4|executor5|executor4 --url ws://host:port/ea --key KEY "
-                     "[--login N] [--netting] [--files DIR] [--seconds S]\n";
+    Host host;
+    host.ea = EaByName(options["ea"]);
+    if (host.ea.name == nullptr || options["url"].empty() || options["key"].empty()) {
+        std::cerr << "usage: ea_host --ea monitor5|monitor4|executor5|executor4 --url ws://host:port/ea --key KEY [--login N] "
+                     "[--server NAME] [--netting] [--files DIR] [--book FILE] [--suffix S] [--first-ticket N] "
+                     "[--comment-max N] [--input NAME=VALUE]... [--stopped] [--seconds S]\n";
         return 2;
     }
-    SimTerminal terminal;
-    terminal.platform = ea.platform;
+    SimTerminal &terminal = host.terminal;
+    terminal.platform = host.ea.platform;
     terminal.clock_real = true;
     terminal.hedging = options.count("netting") == 0;
     if (!options["login"].empty()) terminal.login = std::stoul(options["login"]);
+    if (!options["server"].empty()) terminal.server = options["server"];
+    if (!options["first-ticket"].empty()) terminal.next_ticket = std::stoul(options["first-ticket"]);
+    if (!options["comment-max"].empty()) terminal.comment_length_max = std::stoul(options["comment-max"]);
     terminal.files_dir = options["files"].empty() ? "/tmp/tradebridge-ea-host-" + std::to_string(terminal.login) : options["files"];
-    terminal.AddSymbol("EURUSD", 1.08120, 1.08130, 5);
-    terminal.AddSymbol("USDJPY", 151.230, 151.245, 3);
-    terminal.AddSymbol("XAUUSD", 1990.10, 1990.40, 2);
+    AddSymbols(terminal, options["suffix"]);
+    host.book_path = options["book"];
     g_terminal = &terminal;
-    ea.set_input("BridgeUrl", options["url"]);
-    ea.set_input("ApiKey", options["key"]);
-    if (ea.on_init() != INIT_SUCCEEDED) return 1;
-    double seconds = options["seconds"].empty() ? 1e9 : std::stod(options["seconds"]);
-    auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds((long)(seconds * 1000));
-    std::string pending_line;
-    bool running = true;
-    while (running && std::chrono::steady_clock::now() < end) {
-        pollfd input_poll{0, POLLIN, 0};
-        if (::poll(&input_poll, 1, 10) > 0) {
-            char buffer[4096];
-            ssize_t got = ::read(0, buffer, sizeof buffer);
-            if (got <= 0) input_poll.fd = -1;
-            else pending_line.append(buffer, (size_t)got);
-            size_t newline;
-            while (running && (newline = pending_line.find('\n')) != std::string::npos) {
-                running = Command(terminal, pending_line.substr(0, newline));
-                pending_line.erase(0, newline + 1);
-            }
+    if (!LoadBook(host)) return 1;
+    host.ea.set_input("BridgeUrl", options["url"]);
+    host.ea.set_input("ApiKey", options["key"]);
+    for (const std::string &setting : inputs) {
+        size_t equals = setting.find('=');
+        if (equals == std::string::npos || !host.ea.set_input(setting.substr(0, equals), setting.substr(equals + 1))) {
+            std::cerr << "ea_host: --input " << setting << ": expected NAME=VALUE with an input of " << host.ea.name << "\n";
+            return 2;
         }
-        EaDeliverTransactions(ea, terminal);
-        ea.on_timer();
     }
-    ea.on_deinit(0);
+    if (options.count("stopped") != 0) std::cout << "stopped\n";
+    else Start(host);
+    std::cout << "end" << std::endl;
+    if (!host.ea_running && options.count("stopped") == 0) return 1;
+    Serve(host, options["seconds"].empty() ? 1e9 : std::stod(options["seconds"]));
     return 0;
 }

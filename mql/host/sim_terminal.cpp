@@ -30,6 +30,7 @@ static const uint kRetcodeInvalidFill = 10030;
 static const uint kRetcodePlaced = 10008;
 static const uint kRetcodePositionClosed = 10036;
 static const uint kRetcodeInvalidOrder = 10035;
+static const uint kRetcodeInvalidPrice = 10015;
 
 ulong SimTerminal::NowMicroseconds() const {
     if (!clock_real) return clock_us;
@@ -161,7 +162,48 @@ void SimTerminal::ReducePosition(size_t index, double volume) {
     if (positions[index].volume <= 1e-9) positions.erase(positions.begin() + (long)index);
 }
 
-uint SimTerminal::Mt5Send(const MqlTradeRequest &request, MqlTradeResult &result) {
+bool SimTerminal::PendingPriceValid(const SimSymbol &symbol, int type, double price) const {
+    // A limit waits for a better price, a stop for a worse one; an order
+    // the market has already reached is refused, as a real server does.
+    switch (type) {
+    case ORDER_TYPE_BUY_LIMIT: return price < symbol.ask;
+    case ORDER_TYPE_SELL_LIMIT: return price > symbol.bid;
+    case ORDER_TYPE_BUY_STOP: return price > symbol.ask;
+    case ORDER_TYPE_SELL_STOP: return price < symbol.bid;
+    }
+    return false;
+}
+
+std::string SimTerminal::CutComment(const std::string &comment) const {
+    if (comment_length_max == 0 || comment.size() <= comment_length_max) return comment;
+    return comment.substr(0, comment_length_max);
+}
+
+std::vector<ulong> SimTerminal::TriggerCrossedPending(const std::string &symbol_name) {
+    std::vector<ulong> crossed;
+    SimSymbol *symbol = FindSymbol(symbol_name);
+    if (symbol == nullptr) return crossed;
+    // Limits fill at or better than their price, stops once it is reached.
+    auto reached = [&](int type, double price) {
+        switch (type) {
+        case ORDER_TYPE_BUY_LIMIT: return symbol->ask <= price;
+        case ORDER_TYPE_SELL_LIMIT: return symbol->bid >= price;
+        case ORDER_TYPE_BUY_STOP: return symbol->ask >= price;
+        case ORDER_TYPE_SELL_STOP: return symbol->bid <= price;
+        }
+        return false;
+    };
+    for (const auto &order : orders)
+        if (order.symbol == symbol_name && reached(order.type, order.price_open)) crossed.push_back(order.ticket);
+    for (const auto &order : mt4_trades)
+        if (order.symbol == symbol_name && order.type > 1 && reached(order.type, order.open_price))
+            crossed.push_back((ulong)order.ticket);
+    for (ulong ticket : crossed)
+        if (!Mt5TriggerPending(ticket)) Mt4TriggerPending((int)ticket);
+    return crossed;
+}
+
+uint SimTerminal::Mt5Send(const MqlTradeRequest &original, MqlTradeResult &result) {
     trade_requests_count++;
     result = MqlTradeResult();
     if (!forced_retcodes.empty()) {
@@ -169,6 +211,8 @@ uint SimTerminal::Mt5Send(const MqlTradeRequest &request, MqlTradeResult &result
         forced_retcodes.pop_front();
         return result.retcode;
     }
+    MqlTradeRequest request = original;
+    request.comment = MqlString(CutComment(original.comment.Utf8()));
     switch (request.action) {
     case TRADE_ACTION_DEAL: result.retcode = Mt5Deal(request, result); break;
     case TRADE_ACTION_PENDING: result.retcode = Mt5Pending(request, result); break;
@@ -222,6 +266,7 @@ uint SimTerminal::Mt5Deal(const MqlTradeRequest &request, MqlTradeResult &result
                               request.comment.Utf8());
         target->price_open = (target->price_open * target->volume + price * volume) / (target->volume + volume);
         target->volume += volume;
+        opened.push_back(SimOpened{order, request.comment.Utf8()});
         return partial ? kRetcodeDonePartial : kRetcodeDone;
     }
     if (volume <= target->volume + 1e-9) {
@@ -259,6 +304,7 @@ void SimTerminal::Mt5OpenPosition(const MqlTradeRequest &request, double volume,
     position.magic = request.magic;
     position.comment = request.comment.Utf8();
     positions.push_back(position);
+    opened.push_back(SimOpened{order, position.comment});
 }
 
 uint SimTerminal::Mt5Pending(const MqlTradeRequest &request, MqlTradeResult &result) {
@@ -266,6 +312,7 @@ uint SimTerminal::Mt5Pending(const MqlTradeRequest &request, MqlTradeResult &res
     if (symbol == nullptr) return kRetcodeInvalid;
     if (!VolumeValid(*symbol, request.volume)) return kRetcodeInvalidVolume;
     if (request.type < ORDER_TYPE_BUY_LIMIT || request.type > ORDER_TYPE_SELL_STOP) return kRetcodeInvalid;
+    if (!PendingPriceValid(*symbol, request.type, request.price)) return kRetcodeInvalidPrice;
     SimOrder order;
     order.ticket = next_ticket++;
     order.symbol = symbol->name;
@@ -279,6 +326,7 @@ uint SimTerminal::Mt5Pending(const MqlTradeRequest &request, MqlTradeResult &res
     order.magic = request.magic;
     order.comment = request.comment.Utf8();
     orders.push_back(order);
+    opened.push_back(SimOpened{order.ticket, order.comment});
     PushTransaction(TRADE_TRANSACTION_ORDER_ADD, 0, order.ticket, order.symbol, order.price_open, order.sl, order.tp,
                     order.volume_current, 0, order.type, ORDER_STATE_PLACED, 0);
     result.order = order.ticket;
@@ -291,6 +339,9 @@ uint SimTerminal::Mt5StopsOrModify(const MqlTradeRequest &request, MqlTradeResul
     if (request.action == TRADE_ACTION_MODIFY) {
         SimOrder *order = FindOrder(request.order);
         if (order == nullptr) return kRetcodeInvalidOrder;
+        SimSymbol *symbol = FindSymbol(order->symbol);
+        if (request.price > 0 && symbol != nullptr && !PendingPriceValid(*symbol, order->type, request.price))
+            return kRetcodeInvalidPrice;
         if (request.price > 0) order->price_open = request.price;
         order->sl = request.sl;
         order->tp = request.tp;
@@ -383,6 +434,7 @@ static const int kErrInvalidTradeVolume = 131;
 static const int kErrInvalidTicket = 4108;
 static const int kErrUnknownSymbol = 4106;
 static const int kErrInvalidTradeParameters = 3;
+static const int kErrInvalidStops = 130;
 
 Sim4Order *SimTerminal::Mt4FindTrade(int ticket) {
     for (auto &order : mt4_trades)
@@ -419,6 +471,11 @@ int SimTerminal::Mt4OrderSend(const std::string &symbol_name, int type, double l
         last_error = kErrInvalidTradeParameters;
         return -1;
     }
+    // MT4 answers a pending price the market has already reached with 130.
+    if (type > 1 && !PendingPriceValid(*symbol, type, price)) {
+        last_error = kErrInvalidStops;
+        return -1;
+    }
     Sim4Order order;
     order.ticket = (int)next_ticket++;
     order.symbol = symbol_name;
@@ -428,9 +485,11 @@ int SimTerminal::Mt4OrderSend(const std::string &symbol_name, int type, double l
     order.sl = sl;
     order.tp = tp;
     order.magic = magic;
-    order.comment = comment;
+    order.comment = CutComment(comment);
+    order.origin_comment = order.comment;
     order.open_time = (long)(NowMicroseconds() / 1000000) + server_offset_seconds;
     mt4_trades.push_back(order);
+    opened.push_back(SimOpened{(ulong)order.ticket, order.comment});
     return order.ticket;
 }
 
@@ -485,6 +544,11 @@ bool SimTerminal::Mt4OrderModify(int ticket, double price, double sl, double tp)
     Sim4Order *order = Mt4FindTrade(ticket);
     if (order == nullptr) {
         last_error = kErrInvalidTicket;
+        return false;
+    }
+    SimSymbol *symbol = FindSymbol(order->symbol);
+    if (order->type > 1 && price > 0 && symbol != nullptr && !PendingPriceValid(*symbol, order->type, price)) {
+        last_error = kErrInvalidStops;
         return false;
     }
     if (order->type > 1 && price > 0) order->open_price = price;

@@ -9,6 +9,10 @@
 //   MT5 trade server (Mt5Send) and the MT4 one (Mt4OrderSend, Mt4OrderClose
 //   ...), and fault injection: queued retcodes (requotes, busy, rejects) and
 //   partial fills.
+// - Book persistence (SaveBook / LoadBook): the broker's side of the
+//   account as text, so a harness that kills the terminal process can
+//   start it again on the same positions, like a terminal reconnecting to
+//   its broker after a crash.
 //
 // # Invariants
 // - A position's identifier never changes (MT5); on a hedging account each
@@ -142,7 +146,20 @@ struct Sim4Order {
     double lots = 0, open_price = 0, close_price = 0, sl = 0, tp = 0;
     int magic = 0;
     std::string comment;
+    /// The comment the order was sent with. A real terminal shows a partial
+    /// close's rest only as "from #N"; the rest keeps this field so a
+    /// harness can tell which copy a renamed ticket belongs to.
+    std::string origin_comment;
     long open_time = 0, close_time = 0;
+};
+
+/// One order the server accepted that opened exposure: a market open, a
+/// netting scale-in or a pending order placed (a pending order that fills
+/// later is not a second entry). A harness counts these per comment to prove
+/// nothing was opened twice.
+struct SimOpened {
+    ulong ticket = 0;
+    std::string comment;
 };
 
 class SimTerminal {
@@ -156,6 +173,11 @@ class SimTerminal {
     double balance = 10000, equity = 10000;
     std::string files_dir = "/tmp/tradebridge-sim-files";
     std::map<std::string, SimSymbol> symbols;
+    /// Characters of an order comment the server keeps: MT4 and MT5 both
+    /// store at most 31 and cut the rest; 0 keeps everything.
+    size_t comment_length_max = 31;
+    /// Every order that opened exposure, oldest first (see SimOpened).
+    std::vector<SimOpened> opened;
 
     // Clock: microseconds since the Unix epoch (GMT); the trade server runs
     // `server_offset_seconds` ahead, like a broker on GMT+2.
@@ -190,6 +212,19 @@ class SimTerminal {
     SimSymbol *FindSymbol(const std::string &name);
     void SetQuote(const std::string &name, double bid, double ask);
     bool VolumeValid(const SimSymbol &symbol, double volume) const;
+    /// False when the market has already reached a pending order's price
+    /// (a buy limit at or above the ask...): the server refuses it.
+    bool PendingPriceValid(const SimSymbol &symbol, int type, double price) const;
+    /// `comment` as the server stores it (cut to comment_length_max).
+    std::string CutComment(const std::string &comment) const;
+    /// Fills every pending order (MT5 or MT4) on `symbol` whose trigger the
+    /// current quote has reached; returns their tickets.
+    std::vector<ulong> TriggerCrossedPending(const std::string &symbol);
+
+    /// The broker's side of the account (book, history, quotes, tickets) as
+    /// text; LoadBook reads it back, false with `error` set on a bad line.
+    std::string SaveBook() const;
+    bool LoadBook(const std::string &text, std::string &error);
 
     // MT5 trade server.
     uint Mt5Send(const sim5::MqlTradeRequest &request, sim5::MqlTradeResult &result);

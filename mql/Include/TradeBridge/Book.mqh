@@ -108,6 +108,21 @@ void TbEventFrom(const string &kind, const TbBookEntry &entry, ulong ticket, TbE
    event.time_ms = TbServerTimeMs();
   }
 
+// A snapshot item describing `entry` (a position, or a pending order
+// whose price is its trigger).
+void TbPositionFromEntry(const TbBookEntry &entry, TbPosition &position)
+  {
+   position.pos = entry.pos;
+   position.symbol = entry.symbol;
+   position.side = TbSideOfType(entry.type);
+   position.volume = entry.volume;
+   position.price = entry.price;
+   position.sl = entry.sl;
+   position.tp = entry.tp;
+   position.magic = entry.magic;
+   position.comment = entry.comment;
+  }
+
 // Lots rounded to 8 decimals, so repeated subtraction does not drift.
 double TbLots(double value) { return NormalizeDouble(value, 8); }
 

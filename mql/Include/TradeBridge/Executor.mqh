@@ -11,7 +11,9 @@
 //             max_dev -> skipped; volume normalised; retried on requotes.
 //     close   by position ticket (hedging) or opposite deal (netting).
 //     modify  SL/TP of the position, or price/SL/TP of the pending order.
-//     pending expired -> skipped; already there -> skipped; placed.
+//     pending expired -> skipped; already there (order, or the position
+//             it filled into) -> filled with its ticket and volume, the
+//             same answer as the first time; placed.
 //     cancel  the pending order, if still there.
 // # Invariants
 // - Idempotent: an open or pending finds an existing copy by its tag
@@ -180,12 +182,15 @@ public:
       state.has_symbols = false;
       ArrayResize(state.symbols, 0);
       m_ops.ListPositions(state);
-      // A copy whose comment the broker cut, or an MT4 remainder renamed
-      // "from #N", is still reported under its tag.
+      // A copy whose comment the broker cut or replaced, or an MT4
+      // remainder renamed "from #N", is still reported under its tag (the
+      // bridge closes a copy the state shows under a tag it does not hold,
+      // and takes one it no longer sees for closed); a compact comment is
+      // reported as the tag it stands for.
       for(int i = 0; i < ArraySize(state.positions); i++)
         {
          string tag = m_tags.TagOf(state.positions[i].pos);
-         if(tag != "") state.positions[i].comment = tag;
+         state.positions[i].comment = tag != "" ? tag : TbTagOfComment(state.positions[i].comment);
         }
      }
 
@@ -340,8 +345,12 @@ private:
       TbFound found;
       if(m_ops.FindPending(tag, m_tags.Get(tag), found) || m_ops.FindPosition(tag, m_tags.Get(tag), copy.symbol, found))
         {
+         // Idempotent success: a `skipped` without a volume would make the
+         // bridge record the copy as refused and stop following the order.
          result.ticket = found.ticket;
-         Finish(result, "skipped", 0, "already present as " + TbULongToString(found.ticket));
+         result.volume = found.volume;
+         result.price = found.price;
+         Finish(result, "filled", 0, "already present as " + TbULongToString(found.ticket));
          return;
         }
       int type = TbTypeOfSide(copy.side);

@@ -9,7 +9,8 @@
 //   that ticket in the attempt so the Executor moves the tag map onto it.
 // # Invariants
 // - Prices are refreshed (RefreshRates) before every attempt.
-// - Every order carries the copy's tag as its comment.
+// - Every order carries the copy's tag as its comment (TbOrderComment:
+//   compact when the tag would not fit MT4's 31 characters).
 #ifndef TRADEBRIDGE_EXECUTOR4_MQH
 #define TRADEBRIDGE_EXECUTOR4_MQH
 
@@ -65,7 +66,7 @@ public:
      {
       RefreshRates();
       int ticket = OrderSend(copy.symbol, type, volume, MarketPrice(copy.symbol, type), (int)deviation_points, copy.sl, copy.tp,
-                             tag, (int)copy.magic, 0, clrNONE);
+                             TbOrderComment(tag), (int)copy.magic, 0, clrNONE);
       attempt.code = ticket < 0 ? (uint)GetLastError() : ERR_NO_ERROR;
       attempt.ticket = ticket < 0 ? 0 : (ulong)ticket;
       attempt.price = 0;
@@ -102,7 +103,7 @@ public:
 
    uint              PlacePending(const TbCopy &copy, int type, double volume, const string &tag, TbAttempt &attempt)
      {
-      int ticket = OrderSend(copy.symbol, type, volume, copy.price, 0, copy.sl, copy.tp, tag, (int)copy.magic, 0, clrNONE);
+      int ticket = OrderSend(copy.symbol, type, volume, copy.price, 0, copy.sl, copy.tp, TbOrderComment(tag), (int)copy.magic, 0, clrNONE);
       attempt.code = ticket < 0 ? (uint)GetLastError() : ERR_NO_ERROR;
       attempt.ticket = ticket < 0 ? 0 : (ulong)ticket;
       attempt.price = copy.price;
@@ -169,7 +170,7 @@ private:
       for(int i = OrdersTotal() - 1; i >= 0; i--)
         {
          if(!OrderSelect(i, SELECT_BY_POS, MODE_TRADES)) continue;
-         if((OrderType() <= OP_SELL) != market || OrderComment() != tag) continue;
+         if((OrderType() <= OP_SELL) != market || TbTagOfComment(OrderComment()) != tag) continue;
          ReadOrder(found);
          return true;
         }

@@ -14,7 +14,8 @@
 // # Invariants
 // - Filling mode follows SYMBOL_FILLING_MODE: FOK when allowed, else IOC,
 //   else RETURN.
-// - Every request carries the copy's tag as its comment.
+// - Every request carries the copy's tag as its comment (TbOrderComment:
+//   compact when the tag would not fit the broker's 31 characters).
 #ifndef TRADEBRIDGE_EXECUTOR5_MQH
 #define TRADEBRIDGE_EXECUTOR5_MQH
 
@@ -62,7 +63,7 @@ public:
       for(int i = PositionsTotal() - 1; i >= 0; i--)
         {
          if(PositionGetTicket(i) == 0) continue;
-         if(PositionGetString(POSITION_COMMENT) != tag) continue;
+         if(TbTagOfComment(PositionGetString(POSITION_COMMENT)) != tag) continue;
          ReadPosition(found);
          return true;
         }
@@ -75,7 +76,7 @@ public:
       for(int i = OrdersTotal() - 1; i >= 0; i--)
         {
          ulong ticket = OrderGetTicket(i);
-         if(ticket == 0 || OrderGetString(ORDER_COMMENT) != tag) continue;
+         if(ticket == 0 || TbTagOfComment(OrderGetString(ORDER_COMMENT)) != tag) continue;
          ReadOrder(ticket, found);
          return true;
         }
@@ -97,7 +98,7 @@ public:
       request.sl = copy.sl;
       request.tp = copy.tp;
       request.magic = copy.magic;
-      request.comment = tag;
+      request.comment = TbOrderComment(tag);
       request.type_filling = Filling(copy.symbol);
       OrderSend(request, result);
       attempt.code = result.retcode;
@@ -120,7 +121,7 @@ public:
       request.type = (ENUM_ORDER_TYPE)opposite;
       request.price = MarketPrice(found.symbol, opposite);
       request.deviation = 1000;
-      request.comment = tag;
+      request.comment = TbOrderComment(tag);
       request.type_filling = Filling(found.symbol);
       // Hedging closes the copy's own position; netting nets an opposite deal.
       if(IsHedging()) request.position = found.ticket;
@@ -165,7 +166,7 @@ public:
       request.sl = copy.sl;
       request.tp = copy.tp;
       request.magic = copy.magic;
-      request.comment = tag;
+      request.comment = TbOrderComment(tag);
       request.type_filling = Filling(copy.symbol);
       request.type_time = ORDER_TIME_GTC;
       OrderSend(request, result);
@@ -288,7 +289,7 @@ private:
         {
          ulong deal = HistoryDealGetTicket(i);
          if(deal == 0 || (ulong)HistoryDealGetInteger(deal, DEAL_POSITION_ID) != identifier) continue;
-         if(HistoryDealGetString(deal, DEAL_COMMENT) != tag) continue;
+         if(TbTagOfComment(HistoryDealGetString(deal, DEAL_COMMENT)) != tag) continue;
          int entry = (int)HistoryDealGetInteger(deal, DEAL_ENTRY);
          double volume = HistoryDealGetDouble(deal, DEAL_VOLUME);
          if(entry == DEAL_ENTRY_IN) { share += volume; type = (int)HistoryDealGetInteger(deal, DEAL_TYPE); }

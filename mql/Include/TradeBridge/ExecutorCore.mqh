@@ -11,8 +11,16 @@
 //   (31 characters is common) and MT4 renames a partially closed ticket
 //   ("from #N"), so the map is consulted first and the comment scan second.
 // - TbCounterFile: one persisted ulong (the Executor's last_seq).
+// - TbOrderComment / TbTagOfComment: the comment an order carries for a
+//   tag, and back. A tag longer than the TB_COMMENT_LENGTH_MAX characters
+//   MT4 and MT5 keep would be cut, and a cut tag can equal another copy's
+//   ("tc:1:123456789" cut to "tc:1:12345678"), so it is written compact:
+//   "tc#<master>:<pos>" in base 36, at most 30 characters for any two
+//   64-bit numbers.
 // - TbExecutorCore (Executor.mqh) uses these with the platform's TbTradeOps.
 // # Invariants
+// - TbTagOfComment(TbOrderComment(tag)) == tag for every tag
+//   "tc:<u64>:<u64>"; a comment that is neither form maps to itself.
 // - Files are rewritten through "<name>.tmp" + FileMove(FILE_REWRITE), so
 //   a crash leaves the old or the new content, never a mix.
 // - The tag map holds at most TB_TAG_MAP_ENTRIES_MAX entries.
@@ -24,6 +32,10 @@
 
 // Far above the copies one slave account holds open at once.
 #define TB_TAG_MAP_ENTRIES_MAX 5000
+// Characters of an order comment MT4 and MT5 store; the rest is cut.
+#define TB_COMMENT_LENGTH_MAX 31
+// Base of the compact tag: 2^64-1 is 13 digits in base 36.
+#define TB_COMPACT_TAG_BASE 36
 
 // `volume` rounded down to `step`, clamped to `max`; 0 when below `min`.
 double TbNormalizeVolume(double volume, double min, double max, double step)
@@ -46,6 +58,73 @@ string TbCopyTag(const TbCopy &copy)
   {
    if(copy.comment != "") return copy.comment;
    return "tc:" + TbULongToString(copy.master) + ":" + TbULongToString(copy.pos);
+  }
+
+// `value` in base 36, lowercase ("0" for 0).
+string TbULongToBase36(ulong value)
+  {
+   string digits = "0123456789abcdefghijklmnopqrstuvwxyz";
+   string text = "";
+   // At most 13 passes: 2^64-1 has 13 digits in base 36.
+   do
+     {
+      text = StringSubstr(digits, (int)(value % TB_COMPACT_TAG_BASE), 1) + text;
+      value /= TB_COMPACT_TAG_BASE;
+     }
+   while(value > 0);
+   return text;
+  }
+
+// Parses lowercase base 36; false (value untouched) when empty, not a
+// digit, or above 2^64-1.
+bool TbBase36ToULong(const string &text, ulong &value)
+  {
+   int length = StringLen(text);
+   if(length == 0 || length > 13) return false;
+   ulong result = 0;
+   for(int i = 0; i < length; i++)
+     {
+      int character = (int)StringGetCharacter(text, i);
+      int digit = character >= '0' && character <= '9' ? character - '0' : character >= 'a' && character <= 'z' ? character - 'a' + 10 : -1;
+      if(digit < 0) return false;
+      if(result > (ULONG_MAX - (ulong)digit) / TB_COMPACT_TAG_BASE) return false;
+      result = result * TB_COMPACT_TAG_BASE + (ulong)digit;
+     }
+   value = result;
+   return true;
+  }
+
+// Splits "<prefix><a>:<b>" into a and b (as text); false without the prefix or colon.
+bool TbSplitTag(const string &text, const string &prefix, string &first, string &second)
+  {
+   if(!TbStartsWith(text, prefix)) return false;
+   int colon = StringFind(text, ":", StringLen(prefix));
+   if(colon < 0) return false;
+   first = StringSubstr(text, StringLen(prefix), colon - StringLen(prefix));
+   second = StringSubstr(text, colon + 1);
+   return true;
+  }
+
+// The comment an order carries for `tag` (see Layout).
+string TbOrderComment(const string &tag)
+  {
+   if(StringLen(tag) <= TB_COMMENT_LENGTH_MAX) return tag;
+   string master_text = "", pos_text = "";
+   ulong master = 0, pos = 0;
+   if(!TbSplitTag(tag, "tc:", master_text, pos_text) || !TbStringToULong(master_text, master) || !TbStringToULong(pos_text, pos))
+      return tag;
+   return "tc#" + TbULongToBase36(master) + ":" + TbULongToBase36(pos);
+  }
+
+// The tag an order's comment stands for: the compact form decoded, any
+// other comment as it is.
+string TbTagOfComment(const string &comment)
+  {
+   string master_text = "", pos_text = "";
+   ulong master = 0, pos = 0;
+   if(!TbSplitTag(comment, "tc#", master_text, pos_text) || !TbBase36ToULong(master_text, master) || !TbBase36ToULong(pos_text, pos))
+      return comment;
+   return "tc:" + TbULongToString(master) + ":" + TbULongToString(pos);
   }
 
 struct TbFound

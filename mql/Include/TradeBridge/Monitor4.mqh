@@ -155,17 +155,10 @@ public:
         {
          TbBookEntry entry;
          m_book.Get(i, entry);
-         if(entry.type > 1) continue;
+         // Pending orders too: the bridge cancels the copies of a pending
+         // order it knows and the snapshot omits.
          ArrayResize(snapshot.positions, count + 1, m_book.Count());
-         snapshot.positions[count].pos = entry.pos;
-         snapshot.positions[count].symbol = entry.symbol;
-         snapshot.positions[count].side = TbSideOfType(entry.type);
-         snapshot.positions[count].volume = entry.volume;
-         snapshot.positions[count].price = entry.price;
-         snapshot.positions[count].sl = entry.sl;
-         snapshot.positions[count].tp = entry.tp;
-         snapshot.positions[count].magic = entry.magic;
-         snapshot.positions[count].comment = entry.comment;
+         TbPositionFromEntry(entry, snapshot.positions[count]);
          count++;
         }
       snapshot.balance = AccountBalance();

@@ -14,7 +14,10 @@
 //   position's whole life on hedging and netting accounts; a pending
 //   order's ticket becomes the id of the position it opens, so the bridge
 //   sees pending and open under the same `pos`.
-// - Service(now_ms) runs the link and sends the snapshot when due.
+// - Service(now_ms) runs the link and sends the snapshot when due. The
+//   snapshot lists open positions and pending orders (side buy_limit...,
+//   price = trigger): the bridge treats a pending order it knows and the
+//   snapshot omits as deleted, and cancels its copies.
 // # Invariants
 // - The book mirrors the terminal: loaded at Init, updated by every
 //   transaction; events are derived from the difference, so a repeated
@@ -96,6 +99,15 @@ public:
          snapshot.positions[count].tp = PositionGetDouble(POSITION_TP);
          snapshot.positions[count].magic = (ulong)PositionGetInteger(POSITION_MAGIC);
          snapshot.positions[count].comment = PositionGetString(POSITION_COMMENT);
+         count++;
+        }
+      for(int i = 0; i < OrdersTotal(); i++)
+        {
+         ulong ticket = OrderGetTicket(i);
+         TbBookEntry order;
+         if(ticket == 0 || !ReadSelectedOrder(ticket, order)) continue;
+         ArrayResize(snapshot.positions, count + 1, total);
+         TbPositionFromEntry(order, snapshot.positions[count]);
          count++;
         }
       snapshot.balance = AccountInfoDouble(ACCOUNT_BALANCE);

@@ -151,7 +151,7 @@ TEST_NAME(SCENARIO(partial_then_full_close_follow_the_copy)) {
 }
 
 TEST_NAME(SCENARIO(modify_pending_and_cancel)) {
-    // SL/TP modify of a position; a pending order placed, re-sent (skipped), moved, cancelled.
+    // SL/TP modify of a position; a pending order placed, re-sent (filled again with the same ticket and volume), moved, cancelled.
     Slave slave;
     slave.Run(MakeCopy(1, "open", 1, "buy", 0.1));
     TbCopy modify = MakeCopy(2, "modify", 1, "buy", 0);
@@ -160,9 +160,15 @@ TEST_NAME(SCENARIO(modify_pending_and_cancel)) {
     CHECK(slave.Run(modify).status == "filled");
     CHECK_EQ(PositionStopLoss(slave.fixture.terminal), 1.07);
     TbCopy pending = MakeCopy(3, "pending", 2, "buy_limit", 0.2, 1.0750);
-    CHECK(slave.Run(pending).status == "filled");
+    TbResult placed = slave.Run(pending);
+    CHECK(placed.status == "filled");
     pending.seq = 4;
-    CHECK(slave.Run(pending).status == "skipped");
+    TbResult again = slave.Run(pending);
+    CHECK(again.status == "filled");
+    CHECK_EQ(again.ticket, placed.ticket);
+    CHECK_EQ(again.volume, 0.2);
+    CHECK_EQ(again.price, 1.0750);
+    CHECK_EQ(PendingCount(slave.fixture.terminal), 1);
     TbCopy move = MakeCopy(5, "modify", 2, "buy_limit", 0, 1.0740);
     CHECK(slave.Run(move).status == "filled");
     CHECK_EQ(PendingPrice(slave.fixture.terminal), 1.0740);
@@ -181,4 +187,37 @@ TEST_NAME(SCENARIO(state_lists_positions_with_tags)) {
     CHECK_EQ(ArraySize(state.positions), 2);
     CHECK(state.currency == "USD" && state.balance == 10000);
     CHECK(state.positions[0].comment == "tc:1234567:11" && state.positions[1].side == "sell");
+}
+
+TEST_NAME(SCENARIO(long_tags_are_written_compact_and_found_by_comment)) {
+    // A tag longer than the 31 characters a broker keeps is written compact: the copy is found by its comment alone (tag map gone) and reported under its full tag.
+    const char *tag = "tc:9000000000000000001:5000000001";
+    Slave slave;
+    TbCopy copy = MakeCopy(1, "open", 5000000001ul, "buy", 0.1);
+    copy.master = 9000000000000000001ul;
+    copy.comment = tag;
+    CHECK(slave.Run(copy).status == "filled");
+    CHECK(StringLen(TbOrderComment(copy.comment)) <= TB_COMMENT_LENGTH_MAX);
+    // A cut tag would read "tc:9000000000000000001:50000000": another position's tag.
+    CHECK(TbOrderComment(copy.comment) != "tc:9000000000000000001:50000000");
+    slave.executor.Shutdown();
+    std::remove((slave.fixture.terminal.files_dir + "/tags.txt").c_str());
+    TbExecutor restarted;
+    slave.Init(restarted);
+    copy.seq = 2;
+    TbResult again;
+    restarted.Execute(copy, 1732400000000ul, again);
+    CHECK(again.status == "skipped" && again.volume == 0.1);
+    TbCopy other = MakeCopy(3, "open", 50000000ul, "buy", 0.1);
+    other.master = 9000000000000000001ul;
+    other.comment = "tc:9000000000000000001:50000000";
+    TbResult second;
+    restarted.Execute(other, 1732400000000ul, second);
+    CHECK(second.status == "filled");
+    CHECK_EQ(CountOpenPositions(slave.fixture.terminal), 2);
+    TbState state;
+    restarted.BuildState(state);
+    CHECK(ArraySize(state.positions) == 2 && state.positions[0].comment == tag);
+    CHECK(TbTagOfComment(TbOrderComment("tc:18446744073709551615:18446744073709551615")) == "tc:18446744073709551615:18446744073709551615");
+    CHECK(TbTagOfComment("from #9001") == "from #9001");
 }

@@ -86,6 +86,12 @@ TEST(monitor4_lineage_survives_restart) {
     TbSnapshot snapshot;
     restarted.BuildSnapshot(snapshot);
     CHECK(ArraySize(snapshot.positions) == 1 && snapshot.positions[0].pos == (ulong)first && snapshot.positions[0].side == "sell");
+    // A pending order is in the snapshot too, at its trigger price.
+    int pending = terminal.Mt4OrderSend("USDJPY", 3, 0.2, 152.0, 0, 0, 0, "", 0);
+    restarted.Scan();
+    restarted.BuildSnapshot(snapshot);
+    CHECK(ArraySize(snapshot.positions) == 2 && snapshot.positions[1].pos == (ulong)pending && snapshot.positions[1].side == "sell_limit" &&
+          snapshot.positions[1].price == 152.0);
     // Without the lineage file the chain is cut at the first closed part
     // (its history comment is "to #..."), which is why the file exists.
     restarted.Shutdown();

@@ -174,15 +174,20 @@ TEST(monitor5_close_by_closes_both_positions) {
 }
 
 TEST(monitor5_snapshot_lists_the_book) {
-    // The snapshot carries every open position with its id, side, volume, stops, balance and currency.
+    // The snapshot carries every open position and pending order with its id, side, volume, price, stops, and the account's figures.
     Master5 master(true);
     master.Trade(TRADE_ACTION_DEAL, "EURUSD", ORDER_TYPE_BUY, 0.3, 0, 0, 1.07, 1.09);
     master.Trade(TRADE_ACTION_DEAL, "USDJPY", ORDER_TYPE_SELL, 1.0);
+    master.Trade(TRADE_ACTION_PENDING, "XAUUSD", ORDER_TYPE_BUY_LIMIT, 0.5, 0, 1980.0, 1970.0, 0);
     TbSnapshot snapshot;
     master.monitor.BuildSnapshot(snapshot);
-    CHECK_EQ(ArraySize(snapshot.positions), 2);
+    CHECK_EQ(ArraySize(snapshot.positions), 3);
+    if (ArraySize(snapshot.positions) != 3) return;
     CHECK(snapshot.positions[0].symbol == "EURUSD" && snapshot.positions[0].side == "buy" && snapshot.positions[0].sl == 1.07);
     CHECK(snapshot.positions[1].side == "sell" && snapshot.positions[1].volume == 1.0);
+    // Without it the bridge would take the order for deleted and cancel its copies.
+    CHECK(snapshot.positions[2].side == "buy_limit" && snapshot.positions[2].price == 1980.0 && snapshot.positions[2].sl == 1970.0);
+    CHECK_EQ(snapshot.positions[2].pos, master.fixture.terminal.orders[0].ticket);
     CHECK(snapshot.currency == "USD" && snapshot.balance == 10000);
 }
 
