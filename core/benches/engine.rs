@@ -114,7 +114,7 @@ fn fill_all(engine: &mut Engine, decisions: &[Decision]) {
                 msg: String::new(),
                 exec_ms: 1,
             };
-            engine.on_slave_result(decision.slave, instruction, &result, NOW_MS);
+            engine.on_slave_result(decision.slave, instruction, &result, NOW_MS, &mut Vec::new());
         }
     }
 }

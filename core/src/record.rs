@@ -564,6 +564,9 @@ pub struct ResultMeta {
     pub slave_login: u64,
     /// Bridge monotonic clock at receipt, for latency histograms only.
     pub received_ns: u64,
+    /// Bridge wall clock at receipt (ms since the Unix epoch): the engine's
+    /// `now_ms` for this result, live and when the journal is replayed.
+    pub received_ms: u64,
 }
 
 /// A slave `result` on its way from a shard to the router.
@@ -574,6 +577,8 @@ pub struct ResultRecord {
     pub slave_login: u64,
     /// Bridge monotonic stamp at receipt (ns); set once, for latency only.
     pub received_ns: u64,
+    /// Bridge wall clock at receipt (ms); set once from [`ResultMeta`].
+    pub received_ms: u64,
     /// `result.seq` (the copy's seq).
     pub seq: u64,
     /// `result.ticket`.
@@ -598,6 +603,7 @@ impl ResultRecord {
         ResultRecord {
             slave_login: meta.slave_login,
             received_ns: meta.received_ns,
+            received_ms: meta.received_ms,
             seq: result.seq,
             ticket: result.ticket,
             price: result.price,
@@ -610,7 +616,7 @@ impl ResultRecord {
     }
 
     pub fn meta(&self) -> ResultMeta {
-        ResultMeta { slave_login: self.slave_login, received_ns: self.received_ns }
+        ResultMeta { slave_login: self.slave_login, received_ns: self.received_ns, received_ms: self.received_ms }
     }
 
     /// Gives the protocol result back, checking the status code.
@@ -633,6 +639,7 @@ impl ArchivedResultRecord {
         ResultMeta {
             slave_login: self.slave_login.to_native(),
             received_ns: self.received_ns.to_native(),
+            received_ms: self.received_ms.to_native(),
         }
     }
 
@@ -700,7 +707,7 @@ const _: fn(rkyv::Archived<f64>) -> rkyv::rend::f64_le = |value| value;
 // (an outside reader of a /dev/shm ring depends on them).
 const _: () = assert!(std::mem::size_of::<ArchivedMasterEventRecord>() == 144);
 const _: () = assert!(std::mem::size_of::<ArchivedCopyRecord>() == 152);
-const _: () = assert!(std::mem::size_of::<ArchivedResultRecord>() == 72);
+const _: () = assert!(std::mem::size_of::<ArchivedResultRecord>() == 80);
 const _: () = assert!(std::mem::size_of::<ArchivedAckRecord>() == 24);
 
 // ---------------------------------------------------------------------------
@@ -1094,7 +1101,7 @@ mod tests {
     fn result_and_ack_round_trip_through_checked_access() {
         // A result and an ack survive the archive with every field equal.
         let mut encoder = RecordEncoder::default();
-        let meta = ResultMeta { slave_login: 42, received_ns: 55 };
+        let meta = ResultMeta { slave_login: 42, received_ns: 55, received_ms: 1_732_400_000_123 };
         let record = ResultRecord::from_result(sample_result(), meta);
         let encoded = encoder.encode(&record).unwrap();
         let archived = access_checked::<ResultRecord>(encoded.bytes).unwrap();

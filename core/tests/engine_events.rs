@@ -241,7 +241,7 @@ fn closes_follow_the_filled_volume() {
     // Shows that a partially filled open is what later closes are computed from.
     let mut engine = engine(&one_follow(""));
     let out = on_event(&mut engine, MASTER, &open(1, Side::Buy, 1.0), NOON_MS);
-    engine.on_slave_result(SLAVE_A, copy_of(&out[0]), &filled(0.6), NOON_MS + 1);
+    engine.on_slave_result(SLAVE_A, copy_of(&out[0]), &filled(0.6), NOON_MS + 1, &mut Vec::new());
     assert_eq!(engine.held_volume(MASTER, 1, SLAVE_A), Some(0.6));
     let out = on_event(&mut engine, MASTER, &close(1, 0.5, Some(0.5)), NOON_MS + 2);
     assert_eq!(copy_of(&out[0]).volume, 0.3);
@@ -255,7 +255,7 @@ fn close_result_updates_the_remaining_volume() {
     fill_exactly(&mut engine, &out[0], NOON_MS);
     let out = on_event(&mut engine, MASTER, &close(1, 0.5, Some(0.5)), NOON_MS + 1);
     assert_eq!(copy_of(&out[0]).volume, 0.5);
-    engine.on_slave_result(SLAVE_A, copy_of(&out[0]), &filled(0.4), NOON_MS + 2);
+    engine.on_slave_result(SLAVE_A, copy_of(&out[0]), &filled(0.4), NOON_MS + 2, &mut Vec::new());
     assert_eq!(engine.held_volume(MASTER, 1, SLAVE_A), Some(0.6));
     let out = on_event(&mut engine, MASTER, &close(1, 0.5, Some(0.0)), NOON_MS + 3);
     assert_eq!(copy_of(&out[0]).volume, 0.6);
@@ -282,7 +282,7 @@ fn refused_open_gives_no_copy_later() {
     // Shows that after the Executor refuses an open, closes and modifies for it are skipped with no_copy.
     let mut engine = engine(&one_follow(""));
     let out = on_event(&mut engine, MASTER, &open(1, Side::Buy, 1.0), NOON_MS);
-    engine.on_slave_result(SLAVE_A, copy_of(&out[0]), &rejected(), NOON_MS + 1);
+    engine.on_slave_result(SLAVE_A, copy_of(&out[0]), &rejected(), NOON_MS + 1, &mut Vec::new());
     assert_eq!(
         engine.copy_status(MASTER, 1, SLAVE_A),
         Some(CopyStatus::NoCopy(NoCopyCause::Refused))
@@ -486,7 +486,7 @@ fn refused_modify_is_sent_again_on_repeat() {
         &modify(1, 1.095, 1.12, 0.0),
         NOON_MS + 1,
     );
-    engine.on_slave_result(SLAVE_A, copy_of(&out[0]), &rejected(), NOON_MS + 2);
+    engine.on_slave_result(SLAVE_A, copy_of(&out[0]), &rejected(), NOON_MS + 2, &mut Vec::new());
     let out = on_event(
         &mut engine,
         MASTER,
@@ -780,4 +780,47 @@ fn replay_gives_identical_decisions() {
     let first = run();
     assert!(first.len() >= 6);
     assert_eq!(first, run());
+}
+
+#[test]
+fn refused_pending_copy_of_a_filled_order_is_opened_at_market() {
+    // Shows: the master's pending fills while its copy is on the way; the slave refuses the pending (its market is past the trigger), so the engine opens the copy at market.
+    let mut engine = engine(&one_follow(""));
+    let out = on_event(&mut engine, MASTER, &pending(7, Side::BuyStop, 0.3, 1.11), NOON_MS);
+    let pending_copy = copy_of(&out[0]).clone();
+    assert_eq!(pending_copy.action, CopyAction::Pending);
+    let mut fill = open(7, Side::Buy, 0.3);
+    fill.price = 1.11;
+    assert!(on_event(&mut engine, MASTER, &fill, NOON_MS + 1).is_empty());
+    let mut out = Vec::new();
+    engine.on_slave_result(SLAVE_A, &pending_copy, &rejected(), NOON_MS + 5_000, &mut out);
+    assert_eq!(out.len(), 1, "{out:?}");
+    let copy = copy_of(&out[0]);
+    assert_eq!((copy.action, copy.side, copy.volume, copy.pos), (CopyAction::Open, Side::Buy, 0.3, 7));
+    assert_eq!(engine.copy_status(MASTER, 7, SLAVE_A), Some(CopyStatus::OpenSent));
+}
+
+#[test]
+fn refused_pending_copy_of_a_fill_older_than_the_reconcile_age_is_skipped_as_expired() {
+    // Shows: the same refusal arriving after reconcile_open_max_age_ms (default 60 s) from the fill opens nothing and says expired.
+    let mut engine = engine(&one_follow(""));
+    let out = on_event(&mut engine, MASTER, &pending(7, Side::BuyStop, 0.3, 1.11), NOON_MS);
+    let pending_copy = copy_of(&out[0]).clone();
+    assert!(on_event(&mut engine, MASTER, &open(7, Side::Buy, 0.3), NOON_MS + 1).is_empty());
+    let mut out = Vec::new();
+    engine.on_slave_result(SLAVE_A, &pending_copy, &rejected(), NOON_MS + 1 + 60_001, &mut out);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(skip_of(&out[0]), SkipReason::Expired);
+}
+
+#[test]
+fn refused_pending_copy_of_an_order_still_pending_opens_nothing() {
+    // Shows: a refused pending whose master order has not filled stays refused: nothing is opened at market.
+    let mut engine = engine(&one_follow(""));
+    let out = on_event(&mut engine, MASTER, &pending(7, Side::BuyStop, 0.3, 1.11), NOON_MS);
+    let pending_copy = copy_of(&out[0]).clone();
+    let mut out = Vec::new();
+    engine.on_slave_result(SLAVE_A, &pending_copy, &rejected(), NOON_MS + 5, &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    assert!(matches!(engine.copy_status(MASTER, 7, SLAVE_A), Some(CopyStatus::NoCopy(_))));
 }

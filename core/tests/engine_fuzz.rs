@@ -323,7 +323,7 @@ fn run_step(
                     msg: String::new(),
                     exec_ms: 1,
                 };
-                engine.on_slave_result(slave, &instruction, &result, now_ms);
+                engine.on_slave_result(slave, &instruction, &result, now_ms, &mut Vec::new());
             }
         }
     }

@@ -322,6 +322,7 @@ fn apply(engine: &mut Engine, input: &Input, now_ms: u64, sent: &[Decision]) -> 
                     copy_of(&decision),
                     &result(status, *volume),
                     now_ms,
+                    &mut Vec::new(),
                 );
             }
             Vec::new()

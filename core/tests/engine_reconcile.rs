@@ -404,7 +404,7 @@ fn tagged_copy_of_a_closed_master_position_is_closed_once() {
     // Shows that what a slave still holds after the master closed (a short close) is closed by the next state, once.
     let mut engine = with_filled_position("");
     let out = on_event(&mut engine, MASTER, &close(1, 1.0, Some(0.0)), NOON_MS + 1);
-    engine.on_slave_result(SLAVE_A, copy_of(&out[0]), &filled(0.75), NOON_MS + 2);
+    engine.on_slave_result(SLAVE_A, copy_of(&out[0]), &filled(0.75), NOON_MS + 2, &mut Vec::new());
     let out = on_state(&mut engine, SLAVE_A, &slave_book(0.25), NOON_MS + 3);
     let copy = copy_of(&out[0]);
     assert_eq!(
@@ -456,7 +456,7 @@ fn orphan_tags_close_only_when_the_master_book_is_known() {
         on_state(&mut engine, SLAVE_A, &orphan, NOON_MS + 3).is_empty(),
         "not closed twice"
     );
-    engine.on_slave_result(SLAVE_A, copy, &rejected(), NOON_MS + 4);
+    engine.on_slave_result(SLAVE_A, copy, &rejected(), NOON_MS + 4, &mut Vec::new());
     assert_eq!(
         on_state(&mut engine, SLAVE_A, &orphan, NOON_MS + 5).len(),
         1,
@@ -502,7 +502,7 @@ fn adopted_copy_with_refused_open() {
     // Shows that a slave holding a copy the ledger thought refused adopts it, so the master's close reaches it.
     let mut engine = engine(&one_follow(""));
     let out = on_event(&mut engine, MASTER, &open(1, Side::Buy, 1.0), NOON_MS);
-    engine.on_slave_result(SLAVE_A, copy_of(&out[0]), &rejected(), NOON_MS + 1);
+    engine.on_slave_result(SLAVE_A, copy_of(&out[0]), &rejected(), NOON_MS + 1, &mut Vec::new());
     assert_eq!(
         engine.copy_status(MASTER, 1, SLAVE_A),
         Some(CopyStatus::NoCopy(NoCopyCause::Refused))
@@ -523,7 +523,7 @@ fn tagged_position_without_a_symbol_is_ignored() {
     // Shows (review F4) that a state whose tagged position has an empty symbol neither panics nor adopts it.
     let mut engine = engine(&one_follow(""));
     let out = on_event(&mut engine, MASTER, &open(1, Side::Buy, 0.1), NOON_MS);
-    engine.on_slave_result(SLAVE_A, copy_of(&out[0]), &rejected(), NOON_MS + 10);
+    engine.on_slave_result(SLAVE_A, copy_of(&out[0]), &rejected(), NOON_MS + 10, &mut Vec::new());
     let nameless = vec![tagged(MASTER, 1, "", Side::Buy, 0.1)];
     let out = on_state(
         &mut engine,
@@ -562,7 +562,7 @@ fn late_result_of_a_replaced_open_is_ignored() {
     let empty = state(1_000.0, 1_000.0, vec![], None);
     let second = on_state(&mut engine, SLAVE_A, &empty, NOON_MS + 20_000);
     assert_eq!(copy_of(&second[0]).action, CopyAction::Open);
-    engine.on_slave_result(SLAVE_A, copy_of(&first[0]), &rejected(), NOON_MS + 20_001);
+    engine.on_slave_result(SLAVE_A, copy_of(&first[0]), &rejected(), NOON_MS + 20_001, &mut Vec::new());
     assert_eq!(
         engine.copy_status(MASTER, 1, SLAVE_A),
         Some(CopyStatus::OpenSent)
@@ -625,6 +625,7 @@ fn undelivered_open_closed_by_the_master_settles() {
         copy_of(&out[0]),
         &result(tradebridge_core::protocol::ResultStatus::Skipped, 0.0),
         NOON_MS + 60_000,
+        &mut Vec::new(),
     );
     assert_eq!(
         engine.position_count(MASTER),
@@ -675,7 +676,7 @@ fn failed_close_of_a_copy_the_slave_no_longer_holds_settles() {
             &close(pos, 0.1, Some(0.0)),
             NOON_MS + 10,
         );
-        engine.on_slave_result(SLAVE_A, copy_of(&out[0]), &rejected(), NOON_MS + 20);
+        engine.on_slave_result(SLAVE_A, copy_of(&out[0]), &rejected(), NOON_MS + 20, &mut Vec::new());
         assert_eq!(
             engine.held_volume(MASTER, pos, SLAVE_A),
             Some(0.1),
@@ -698,7 +699,7 @@ fn failed_close_of_a_copy_the_slave_still_holds_is_sent_again() {
     // Shows the other side of the same rule: when the state still shows the copy, the close is sent again.
     let mut engine = with_filled_position("");
     let out = on_event(&mut engine, MASTER, &close(1, 1.0, Some(0.0)), NOON_MS + 1);
-    engine.on_slave_result(SLAVE_A, copy_of(&out[0]), &rejected(), NOON_MS + 2);
+    engine.on_slave_result(SLAVE_A, copy_of(&out[0]), &rejected(), NOON_MS + 2, &mut Vec::new());
     let out = on_state(&mut engine, SLAVE_A, &slave_book(1.0), NOON_MS + 3);
     let again = copy_of(&out[0]);
     assert_eq!((again.action, again.volume), (CopyAction::Close, 1.0));

@@ -695,7 +695,7 @@ fn close_all_retries_a_close_that_failed_while_the_breach_lasts() {
         NOON_MS + 10,
     );
     assert_eq!(closes(&out), 1);
-    engine.on_slave_result(SLAVE_A, copy_of(&out[0]), &rejected(), NOON_MS + 20);
+    engine.on_slave_result(SLAVE_A, copy_of(&out[0]), &rejected(), NOON_MS + 20, &mut Vec::new());
     let out = on_state(
         &mut engine,
         SLAVE_A,

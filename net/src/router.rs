@@ -39,7 +39,7 @@ use std::sync::mpsc::Receiver;
 use tradebridge_core::engine::{CopyInstruction, Decision, Engine, Outcome};
 use tradebridge_core::protocol::{self, Copy, Message, TradeResult};
 use tradebridge_core::record::{
-    access_checked, AckRecord, CopyMeta, CopyRecord, MasterEventRecord, RecordEncoder, RecordKind, ResultMeta, ResultRecord,
+    access_checked, AckRecord, CopyMeta, CopyRecord, MasterEventRecord, RecordEncoder, RecordKind, ResultRecord,
 };
 use tradebridge_core::ring::{Consumer, IdleAction, IdleStrategy as RingIdle, Idler, Producer, Ring};
 
@@ -350,7 +350,9 @@ impl Router {
                 let record = access_checked::<ResultRecord>(&entry.payload)
                     .with_context(|| format!("journal record {} is not a valid result", entry.seq))?;
                 let result = record.to_result().with_context(|| format!("journal record {}", entry.seq))?;
-                self.on_result(record.slave_login.to_native(), &result);
+                // The copies this result caused were journaled after it.
+                self.on_result(record.slave_login.to_native(), &result, record.received_ms.to_native(), &mut decisions);
+                decisions.clear();
             }
         }
         for (login, progress) in &self.masters {
@@ -503,8 +505,8 @@ impl Router {
         // the event's position). An empty channel costs one atomic load.
         self.drain_updates()?;
         if kind == RecordKind::Result.code() {
-            match access_checked::<ResultRecord>(payload).map(|result| (result.slave_login.to_native(), result.to_result())) {
-                Ok((slave, Ok(result))) => self.journal_result(slave, &result)?,
+            match access_checked::<ResultRecord>(payload).map(|record| (record.meta(), record.to_result())) {
+                Ok((meta, Ok(result))) => self.journal_result(meta.slave_login, &result, meta.received_ms, payload)?,
                 Ok((_, Err(error))) | Err(error) => tracing::error!(shard, %error, "invalid result record on a ring"),
             }
             return Ok(());
@@ -561,24 +563,26 @@ impl Router {
         }
     }
 
-    /// Journals a slave result, then applies it.
-    fn journal_result(&mut self, slave: u64, result: &TradeResult) -> anyhow::Result<()> {
-        let meta = ResultMeta { slave_login: slave, received_ns: 0 };
-        let record = ResultRecord::from_result(result.clone(), meta);
+    /// Journals a slave result (its ring record as is), then applies it and
+    /// issues the copies it causes (a refused pending order whose master
+    /// order has filled is opened at market).
+    fn journal_result(&mut self, slave: u64, result: &TradeResult, received_ms: u64, payload: &[u8]) -> anyhow::Result<()> {
         let now_ms = self.now_ms();
-        let encoded = self.encoder.encode(&record).context("encoding a result")?;
-        self.journal.append(JOURNAL_KIND_RESULT, encoded.bytes, now_ms).context("journal append of a result")?;
-        self.on_result(slave, result);
-        Ok(())
+        self.journal.append(JOURNAL_KIND_RESULT, payload, now_ms).context("journal append of a result")?;
+        let mut decisions = std::mem::take(&mut self.decisions);
+        self.on_result(slave, result, received_ms, &mut decisions);
+        let issued = self.issue_copies(&mut decisions, 0);
+        self.decisions = decisions;
+        issued
     }
 
-    /// A slave's result: tells the engine what became of the copy, and
-    /// forgets the copies the slave has finished.
-    fn on_result(&mut self, slave: u64, result: &TradeResult) {
+    /// A slave's result: tells the engine what became of the copy (at the
+    /// result's receipt time), and forgets the copies the slave has
+    /// finished. The engine's follow-up copies go into `decisions`.
+    fn on_result(&mut self, slave: u64, result: &TradeResult, received_ms: u64, decisions: &mut Vec<Decision>) {
         let instruction = self.instructions.get_mut(&slave).and_then(|sent| sent.remove(&result.seq));
         if let Some(instruction) = instruction {
-            let now_ms = self.now_ms();
-            self.engine.on_slave_result(slave, &instruction, result, now_ms);
+            self.engine.on_slave_result(slave, &instruction, result, received_ms, decisions);
         }
         if let Some(account) = self.accounts.get(slave) {
             account.delivery().finished_up_to(result.seq);

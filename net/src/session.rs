@@ -515,7 +515,7 @@ impl Session<'_> {
     async fn on_result(&mut self, socket: &mut Socket, result: TradeResult) -> Flow {
         let seq = result.seq;
         self.time_result(seq);
-        let meta = ResultMeta { slave_login: self.account.login, received_ns: self.shard.shared.now_ns() };
+        let meta = ResultMeta { slave_login: self.account.login, received_ns: self.shard.shared.now_ns(), received_ms: self.shard.shared.wall_ms() };
         let record = ResultRecord::from_result(result, meta);
         self.hand_to_router(socket, &record, "result", seq).await
     }

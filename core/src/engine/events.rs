@@ -611,6 +611,9 @@ impl Engine {
             return;
         };
         let units = apply_fill(position, fill);
+        // A filled order opens the position now: late opens (reconciliation,
+        // a refused pending copy) count their age from the fill.
+        position.opened_ms = now_ms;
         let context = MasterContext {
             login: master,
             figures: book.figures,

@@ -343,7 +343,8 @@ impl Engine {
         slave: u64,
         instruction: &CopyInstruction,
         result: &TradeResult,
-        _now_ms: u64,
+        now_ms: u64,
+        out: &mut Vec<Decision>,
     ) {
         let Some(slave_book) = self.slaves.get_mut(&slave) else {
             return;
@@ -374,7 +375,17 @@ impl Engine {
             // replaced: the replacement's own result settles the copy.
             return;
         }
+        // The master's order filled while this pending copy was on its way
+        // (the fill moved the copy to `Open`, expecting the slave's order to
+        // fill too).
+        let pending_of_filled = instruction.action == CopyAction::Pending && copy.status == CopyStatus::Open && !copy.open_confirmed;
         ledger::apply_result(copy, slave_book, instruction.action, sent_units, result);
+        if pending_of_filled && copy.status == CopyStatus::NoCopy(ledger::NoCopyCause::Refused) && !position.closed {
+            // Refused: the slave lacks the position the master now holds.
+            copy.status = CopyStatus::NoCopy(ledger::NoCopyCause::Lost);
+            self.open_after_refused_pending(instruction.master, instruction.pos, slave, now_ms, out);
+            return;
+        }
         // Only a copy that just settled can settle its position.
         if position.closed && copy.in_flight == 0 && copy.held_units() == 0 {
             book.prune(instruction.pos);

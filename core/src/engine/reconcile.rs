@@ -466,6 +466,63 @@ impl Engine {
         );
     }
 
+    /// A pending copy the slave could not place although the master's order
+    /// has filled meanwhile (typically a slave that was offline: its market
+    /// is past the trigger by the time the order arrives). The slave lacks
+    /// the position, so it is opened at market as reconciliation would a
+    /// lost open: only while the position is younger than
+    /// `reconcile_open_max_age_ms`, guarded by `max_dev`, else skipped as
+    /// `expired`.
+    pub(crate) fn open_after_refused_pending(
+        &mut self,
+        master: u64,
+        pos: u64,
+        slave: u64,
+        now_ms: u64,
+        out: &mut Vec<Decision>,
+    ) {
+        let Engine {
+            follows,
+            masters,
+            slaves,
+        } = self;
+        let (Some(book), Some(slave_book)) = (masters.get_mut(&master), slaves.get_mut(&slave)) else {
+            return;
+        };
+        let Some(slot) = book.slot_of(slave) else {
+            return;
+        };
+        let follow = &follows[book.followers[slot].follow];
+        let master_context = MasterContext {
+            login: master,
+            figures: book.figures,
+            contracts: &book.contracts,
+        };
+        let Some(position) = book.positions.get_mut(&pos) else {
+            return;
+        };
+        assert!(!position.side.is_pending() && !position.closed, "only a filled, open position is opened late");
+        let mut copies = std::mem::take(&mut position.copies);
+        let copy = &mut copies[slot];
+        assert_eq!(copy.status, CopyStatus::NoCopy(NoCopyCause::Lost));
+        let context = CopyContext {
+            follow,
+            master: &master_context,
+            pos,
+            position,
+            now_ms,
+        };
+        if let Some(outcome) = retry_open(&context, slave_book, copy, NoCopyCause::Lost) {
+            out.push(Decision {
+                slave,
+                master,
+                pos,
+                outcome,
+            });
+        }
+        position.copies = copies;
+    }
+
     /// One follow's copies against the slave's tagged positions; the tags
     /// it accounts for are removed from `tags`.
     fn reconcile_follow(

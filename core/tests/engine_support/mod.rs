@@ -278,5 +278,6 @@ pub fn fill_exactly(engine: &mut Engine, decision: &Decision, now_ms: u64) {
         instruction,
         &filled(instruction.volume),
         now_ms,
+        &mut Vec::new(),
     );
 }
