@@ -279,7 +279,10 @@ async fn run_session(socket: &mut Socket, shard: &ShardContext, account: &Accoun
     if shard.shared.is_shutting_down() {
         control.request_close(close_code::GOING_AWAY);
     }
-    let (outbox_sender, outbox) = local_channel::new_bounded(OUTBOX_MESSAGES_MAX);
+    // Unbounded in glommio's terms, bounded by `ShardContext::deliver`: a
+    // bounded glommio channel preallocates its whole capacity, which an idle
+    // connection would pay for.
+    let (outbox_sender, outbox) = local_channel::new_unbounded();
     let Some(connection_id) = shard.register(outbox_sender, Arc::clone(&control)) else {
         account.release(&control);
         tracing::error!(shard = shard.index, login = account.login, "connection table full");

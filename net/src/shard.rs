@@ -265,7 +265,7 @@ impl ShardContext {
             return;
         };
         let (outbox, control) = &*connection;
-        if outbox.try_send(message).is_err() {
+        if outbox.len() >= OUTBOX_MESSAGES_MAX || outbox.try_send(message).is_err() {
             Metrics::count(&self.shared.metrics.outbox_full);
             control.request_close(crate::session::close_code::TRY_AGAIN_LATER);
         }
