@@ -47,10 +47,12 @@ use crate::shard::{CopyTimes, Outbound, ShardContext, OUTBOX_MESSAGES_MAX};
 /// The WebSocket path the EAs connect to; any other path gets HTTP 404.
 pub const EA_PATH: &str = "/ea";
 
-/// tungstenite's read buffer; its default of 128 KiB costs about 134 KiB per
-/// idle connection, and 8 KiB holds every frame the EAs send but a large
-/// `state`, which tungstenite then reads in several steps.
-pub const READ_BUFFER_BYTES: usize = 8 * 1024;
+/// tungstenite's read buffer, which every connection keeps for its life and
+/// zero-fills in full before each read (so all of it is resident): its
+/// default of 128 KiB costs about 134 KiB per idle connection. 1 KiB holds
+/// an `event`, `result` or `ping` several times over; a large `state` or
+/// `symbols` frame is read in several steps (the buffer grows for it).
+pub const READ_BUFFER_BYTES: usize = 1024;
 
 /// How long the bridge waits for the peer's answer to its close frame before
 /// dropping the socket; long enough for a peer on another continent, short
@@ -128,7 +130,10 @@ pub async fn serve_connection(stream: TcpStream, shard: Rc<ShardContext>) {
         .max_message_size(Some(frame_bytes_max))
         .max_frame_size(Some(frame_bytes_max));
     let hello_deadline_ms = shard.shared.now_ms() + server.hello_timeout_ms;
-    let upgrade = async_tungstenite::accept_hdr_async_with_config(stream, check_path, Some(websocket_config));
+    // The handshake, the hello wait and the session are boxed so the
+    // connection's task holds only the stage it is in: an idle session then
+    // costs its own state, not the largest stage's.
+    let upgrade = Box::pin(async_tungstenite::accept_hdr_async_with_config(stream, check_path, Some(websocket_config)));
     let upgraded = or(async { Some(upgrade.await) }, async {
         Timer::new(Duration::from_millis(server.hello_timeout_ms)).await;
         None
@@ -145,7 +150,7 @@ pub async fn serve_connection(stream: TcpStream, shard: Rc<ShardContext>) {
             return;
         }
     };
-    let hello = match read_hello(&mut socket, &shard, hello_deadline_ms).await {
+    let hello = match Box::pin(read_hello(&mut socket, &shard, hello_deadline_ms)).await {
         Ok(hello) => hello,
         Err(flow) => return finish(&mut socket, flow).await,
     };
@@ -159,7 +164,7 @@ pub async fn serve_connection(stream: TcpStream, shard: Rc<ShardContext>) {
             return finish(&mut socket, if sent { flow } else { Flow::End }).await;
         }
     };
-    let flow = run_session(&mut socket, &shard, account, &hello).await;
+    let flow = Box::pin(run_session(&mut socket, &shard, account, &hello)).await;
     finish(&mut socket, flow).await;
 }
 

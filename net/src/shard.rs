@@ -45,6 +45,12 @@ use crate::session::serve_connection;
 /// which costs no CPU while idle.
 pub const SPIN_BEFORE_PARK_MS: u64 = 1_000;
 
+/// Memory glommio registers with io_uring per shard for its file I/O: the
+/// shards do none (the journal is the router's, through mmap), so the
+/// default 10 MiB per shard would only be resident memory; glommio takes at
+/// least 64 KiB.
+pub const SHARD_IO_MEMORY_BYTES: usize = 64 * 1024;
+
 /// Pause after a failed `accept` (for instance out of file descriptors), so
 /// a persistent failure does not spin the shard.
 pub const ACCEPT_RETRY_MS: u64 = 10;
@@ -330,7 +336,9 @@ pub fn start(shared: Arc<Shared>, links: Vec<ShardLinks>, updates: mpsc::SyncSen
         let shard_shared = Arc::clone(&shared);
         let shard_links = links.next().context("one pair of rings per shard")?;
         let shard_updates = updates.clone();
-        let mut builder = LocalExecutorBuilder::new(Placement::Fixed(index as usize % cores)).name(&format!("shard-{index}"));
+        let mut builder = LocalExecutorBuilder::new(Placement::Fixed(index as usize % cores))
+            .name(&format!("shard-{index}"))
+            .io_memory(SHARD_IO_MEMORY_BYTES);
         if shared.config.server.idle == IdleStrategy::Spin {
             builder = builder.spin_before_park(Duration::from_millis(SPIN_BEFORE_PARK_MS));
         }

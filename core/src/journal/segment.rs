@@ -40,6 +40,10 @@ use super::layout::{
 use super::options::{SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN};
 use super::Entry;
 
+/// Granularity of released pages: the largest common base page (arm64 with
+/// 64 KiB pages included), so the start of a release is always page-aligned.
+const RELEASE_PAGE_BYTES: u64 = 64 * 1024;
+
 /// Size of the zero buffer used to preallocate and re-extend files; large
 /// enough that writing 64 MiB takes a thousand calls, small enough to sit on
 /// the stack of no one (it is a static).
@@ -127,7 +131,7 @@ impl Segment {
         if durable {
             sync_directory(directory)?;
         }
-        let map = map_file(&file, &path, segment_bytes, true)?;
+        let map = map_file(&file, &path, segment_bytes)?;
         Ok(Segment::from_parts(path, file, map, first_seq, segment_bytes, skipped_from_seq))
     }
 
@@ -167,7 +171,7 @@ impl Segment {
             file.seek(SeekFrom::End(0)).map_err(io_error(path, "seek"))?;
             write_zeros(&mut file, segment_bytes - file_bytes).map_err(io_error(path, "re-extend"))?;
         }
-        let map = map_file(&file, path, segment_bytes, false)?;
+        let map = map_file(&file, path, segment_bytes)?;
         let segment = Segment::from_parts(path.to_path_buf(), file, map, name_seq, segment_bytes, skipped_from_seq);
         Ok(OpenedSegment { segment, file_bytes })
     }
@@ -204,11 +208,33 @@ impl Segment {
         assert!(self.record_offsets.is_empty(), "a segment is scanned once, before any append");
         let end = scan_records(&self.map, self.first_seq, file_bytes, &mut self.record_offsets);
         self.end_offset = end.end_offset;
+        // The scan read every byte after the end to check it is zero, which
+        // mapped the whole segment into this process: hand those pages back
+        // (they stay in the page cache), so an empty journal does not count
+        // a whole segment in the bridge's resident memory.
+        self.release_pages_after(u64::from(end.end_offset));
         // A clean scan found a zero tail; a defect's tail is zeroed by the
         // caller (`zero_tail`) before anything is appended.
         self.reserved_end_offset = end.end_offset;
         debug_assert!(self.record_offsets.last().iter().all(|last| **last < end.end_offset));
         end
+    }
+
+    /// Unmaps the resident pages of `[offset rounded up to a page, end)` from
+    /// this process. Advice only: a failure costs memory, never data.
+    fn release_pages_after(&self, offset: u64) {
+        let start = offset.next_multiple_of(RELEASE_PAGE_BYTES) as usize;
+        if start >= self.map.len() {
+            return;
+        }
+        let length = self.map.len() - start;
+        // SAFETY: the mapping is a shared mapping of a file (MmapMut::map_mut
+        // on the segment file), so MADV_DONTNEED only drops this process's
+        // page table entries; the bytes stay in the page cache and the file,
+        // and the next access faults them back in unchanged. Nothing holds a
+        // reference into this range across the call.
+        let advised = unsafe { self.map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, length) };
+        debug_assert!(advised.is_ok(), "madvise on a mapped range: {advised:?}");
     }
 
     /// Zeroes every byte from the logical end to the last non-zero byte of
@@ -589,13 +615,14 @@ fn write_zeros(file: &mut File, count_bytes: u64) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Maps the whole file read-write. `populate` (MAP_POPULATE) pre-faults the
-/// page tables: used for new segments, whose pages were just written and sit
-/// in the page cache, it took the 200-byte append p99 from about 2.75 us to
-/// about 2.3 us (`cargo bench --bench journal`, Os policy). Not used for
-/// segments opened at recovery, which may be sealed and never written again:
-/// populating gigabytes of them would only slow the start-up.
-fn map_file(file: &File, path: &Path, segment_bytes: u64, populate: bool) -> Result<MmapMut, JournalError> {
+/// Maps the whole file read-write, without pre-faulting (MAP_POPULATE):
+/// populating a new segment took the 200-byte append p99 from about 2.75 us
+/// to about 2.3 us (`cargo bench --bench journal`, Os policy), but mapped the
+/// whole segment (64 MiB by default) into the bridge's resident memory from
+/// its first record, which an idle bridge with thousands of connections
+/// cannot afford. Pages are now mapped as appends reach them (a minor fault
+/// per 4 KiB, a few records).
+fn map_file(file: &File, path: &Path, segment_bytes: u64) -> Result<MmapMut, JournalError> {
     // SAFETY: the mapping is only sound while no one truncates or rewrites
     // the file behind it. The journal owns its directory (one journal at a
     // time, enforced by the exclusive lock on its LOCK file taken in
@@ -606,9 +633,6 @@ fn map_file(file: &File, path: &Path, segment_bytes: u64, populate: bool) -> Res
     let map = unsafe {
         let mut options = MmapOptions::new();
         options.len(segment_bytes as usize);
-        if populate {
-            options.populate();
-        }
         options.map_mut(file)
     };
     map.map_err(io_error(path, "mmap"))
