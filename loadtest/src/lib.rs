@@ -1,0 +1,22 @@
+//! tradebridge's bundled load-test harness: simulated Monitor and Executor
+//! EAs that speak `shared/PROTOCOL.md`, scenarios that load a real bridge
+//! process the way thousands of terminals would, honest latency measurement
+//! and reports under `bench-results/`.
+//!
+//! # Layout
+//! - [`schedule`]: the open-loop schedule (phases, intended send times).
+//! - [`trades`]: the synthetic trading (positions, events, expected volumes).
+//! - [`accounting`]: exactly-once accounting of copies (lost, duplicated,
+//!   wrong volume).
+//! - [`report`]: run folders, `summary.json`, `.hgrm` files and plots.
+//!
+//! # Invariants
+//! - The harness only speaks the wire protocol to the bridge; it never links
+//!   the bridge's code (the protocol codec and config parser of `core` are
+//!   shared, the engine is not: volumes are computed independently).
+//! - Latency is measured from the intended send time of each master event.
+
+pub mod accounting;
+pub mod report;
+pub mod schedule;
+pub mod trades;
