@@ -8,6 +8,12 @@
 //! - [`trades`]: the synthetic trading (positions, events, expected volumes).
 //! - [`accounting`]: exactly-once accounting of copies (lost, duplicated,
 //!   wrong volume).
+//! - [`fleet`]: accounts, keys, follows; the generated bridge config.
+//! - [`bridge`]: the bridge under test as a child process; its metrics.
+//! - [`procfs`]: CPU time, memory, machine description.
+//! - [`ea`]: the simulated Monitor and Executor EAs.
+//! - [`stats`]: latency histograms per thread and phase.
+//! - [`run`]: one trading run: threads, phases, drain, accounting.
 //! - [`report`]: run folders, `summary.json`, `.hgrm` files and plots.
 //!
 //! # Invariants
@@ -17,6 +23,12 @@
 //! - Latency is measured from the intended send time of each master event.
 
 pub mod accounting;
+pub mod bridge;
+pub mod ea;
+pub mod fleet;
+pub mod procfs;
 pub mod report;
+pub mod run;
 pub mod schedule;
+pub mod stats;
 pub mod trades;

@@ -34,6 +34,10 @@ pub const UNITS_PER_LOT: u64 = 100_000_000;
 /// Modifies per position at most: the slot index is a small integer.
 pub const MODIFIES_PER_POSITION_MAX: u32 = 8;
 
+/// Position traits repeat with this period (3 symbols, 7 volumes, 2 sides),
+/// so what a position means to each follower can be tabled once.
+pub const TRAITS_PERIOD: u64 = 42;
+
 /// A symbol the harness trades, with the specification its Executors send.
 #[derive(Clone, Copy, Debug)]
 pub struct SymbolInfo {
@@ -367,6 +371,15 @@ mod tests {
             }
         }
         assert_eq!(Slot::from_copy(CopyAction::Cancel, 0.0, &PositionTraits::of(0)), None);
+    }
+
+    #[test]
+    fn traits_repeat_with_their_period() {
+        // Shows: position n and n + TRAITS_PERIOD have the same symbol, side and volume, so per-period tables are exact.
+        for number in 0..TRAITS_PERIOD {
+            assert_eq!(PositionTraits::of(number), PositionTraits::of(number + TRAITS_PERIOD));
+            assert_eq!(PositionTraits::of(number), PositionTraits::of(number + 1000 * TRAITS_PERIOD));
+        }
     }
 
     #[test]
