@@ -281,6 +281,7 @@ fn keep_tail(stream: impl Read + Send + 'static) -> Tail {
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines() {
             let Ok(line) = line else { break };
+            let line = strip_ansi(&line);
             let mut tail = lock(&writer);
             if tail.len() == OUTPUT_TAIL_LINES_MAX {
                 tail.pop_front();
@@ -289,6 +290,28 @@ fn keep_tail(stream: impl Read + Send + 'static) -> Tail {
         }
     });
     tail
+}
+
+/// `line` without ANSI escape sequences (the bridge colours its log lines
+/// when it thinks it writes to a terminal).
+pub fn strip_ansi(line: &str) -> String {
+    let mut plain = String::with_capacity(line.len());
+    let mut characters = line.chars();
+    while let Some(character) = characters.next() {
+        if character == '\u{1b}' {
+            // CSI: ESC [ parameters final-byte (a letter).
+            if characters.next() == Some('[') {
+                for next in characters.by_ref() {
+                    if next.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        plain.push(character);
+    }
+    plain
 }
 
 /// The body of `GET /metrics` at `address`.
@@ -333,6 +356,13 @@ pub fn parse_metrics(text: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ansi_colours_are_stripped_from_log_lines() {
+        // Shows: the colour codes tracing writes around fields disappear, the text stays.
+        assert_eq!(strip_ansi("\u{1b}[2mtime\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m listening"), "time  INFO listening");
+        assert_eq!(strip_ansi("plain"), "plain");
+    }
 
     #[test]
     fn metrics_text_is_grouped_by_stage_and_quantile() {

@@ -15,6 +15,7 @@
 //! - [`stats`]: latency histograms per thread and phase.
 //! - [`run`]: one trading run: threads, phases, drain, accounting.
 //! - [`report`]: run folders, `summary.json`, `.hgrm` files and plots.
+//! - [`cli`]: flag parsing; [`scenario`]: the commands.
 //!
 //! # Invariants
 //! - The harness only speaks the wire protocol to the bridge; it never links
@@ -24,11 +25,13 @@
 
 pub mod accounting;
 pub mod bridge;
+pub mod cli;
 pub mod ea;
 pub mod fleet;
 pub mod procfs;
 pub mod report;
 pub mod run;
+pub mod scenario;
 pub mod schedule;
 pub mod stats;
 pub mod trades;

@@ -33,6 +33,20 @@ pub fn cpu_seconds(pid: &str) -> anyhow::Result<f64> {
     Ok(ticks as f64 / ticks_per_second as f64)
 }
 
+/// CPU seconds the whole machine has been busy (all CPUs: user, nice,
+/// system, irq, softirq, steal; not idle or iowait), from /proc/stat.
+/// Minus the bridge's and the harness's own, it shows what else ran.
+pub fn machine_busy_seconds() -> anyhow::Result<f64> {
+    let text = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+    let line = text.lines().next().filter(|line| line.starts_with("cpu ")).ok_or_else(|| anyhow!("/proc/stat: no aggregate cpu line"))?;
+    let ticks: Vec<u64> = line.split_whitespace().skip(1).map(|field| field.parse().unwrap_or(0)).collect();
+    // user nice system idle iowait irq softirq steal ...
+    let busy: u64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|index| ticks.get(*index)).sum();
+    // SAFETY: sysconf has no memory effects; it only reads a constant.
+    let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1);
+    Ok(busy as f64 / ticks_per_second as f64)
+}
+
 /// Resident memory of a process, in KiB.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Memory {

@@ -132,6 +132,9 @@ pub struct PhaseOutcome {
     /// CPU seconds used during the phase's window.
     pub bridge_cpu_seconds: Option<f64>,
     pub harness_cpu_seconds: f64,
+    /// CPU seconds the whole machine was busy during the window; what is
+    /// left after the bridge and the harness ran elsewhere (other jobs).
+    pub machine_busy_seconds: f64,
 }
 
 /// What a run measured and found.
@@ -369,9 +372,11 @@ fn run_phase(shared: &RunShared, target: &Target<'_>, phase: &Phase, thread_stat
     sleep_until_ns(shared, phase.start_ns);
     let bridge_before = target.pid.and_then(|pid| procfs::cpu_seconds(&pid.to_string()).ok());
     let harness_before = procfs::cpu_seconds("self").unwrap_or(0.0);
+    let machine_before = procfs::machine_busy_seconds().unwrap_or(0.0);
     sleep_until_ns(shared, phase.end_ns);
     let bridge_after = target.pid.and_then(|pid| procfs::cpu_seconds(&pid.to_string()).ok());
     let harness_after = procfs::cpu_seconds("self").unwrap_or(0.0);
+    let machine_after = procfs::machine_busy_seconds().unwrap_or(0.0);
     let counters = &shared.phases[phase.index as usize];
     PhaseOutcome {
         phase: phase.clone(),
@@ -380,6 +385,7 @@ fn run_phase(shared: &RunShared, target: &Target<'_>, phase: &Phase, thread_stat
         copies_expected: Counters::get(&counters.copies_expected),
         bridge_cpu_seconds: bridge_before.zip(bridge_after).map(|(before, after)| after - before),
         harness_cpu_seconds: harness_after - harness_before,
+        machine_busy_seconds: machine_after - machine_before,
     }
 }
 

@@ -255,7 +255,10 @@ impl Executor {
         let intended = self.shared.tables[key.master as usize].lookup(key.position, key.slot.index(self.shared.modifies_per_position));
         if verdict == Verdict::New {
             Counters::add(&self.shared.counters.copies_received, 1);
-            if let Some((intended_ns, phase, sent_ns)) = intended.filter(|(_, phase, _)| self.shared.recorded(*phase)) {
+            // A stalled Executor's latency is its own stall, not the
+            // bridge's: it records none (its copies are still accounted).
+            let records = self.setup.stall_phase.is_none();
+            if let Some((intended_ns, phase, sent_ns)) = intended.filter(|(_, phase, _)| records && self.shared.recorded(*phase)) {
                 let mut stats = lock(&self.stats);
                 stats.record(phase, Measure::EndToEnd, received_ns.saturating_sub(intended_ns));
                 if sent_ns > 0 {
@@ -278,7 +281,8 @@ impl Executor {
             // "Already present": a skipped result with the ticket counts as filled.
             result.status = ResultStatus::Skipped;
         }
-        let intended_ns = intended.map_or(0, |(intended_ns, phase, _)| if self.shared.recorded(phase) { intended_ns } else { 0 });
+        let records = self.setup.stall_phase.is_none();
+        let intended_ns = intended.map_or(0, |(intended_ns, phase, _)| if records && self.shared.recorded(phase) { intended_ns } else { 0 });
         (result, Some((key, verdict, intended_ns)))
     }
 
