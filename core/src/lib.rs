@@ -11,6 +11,7 @@
 //!   records over a memory mapping (anonymous or a `/dev/shm` file).
 //! - [`record`]: rkyv trade records carried by the rings (master events,
 //!   copies, results, acks) and their conversions to the protocol types.
+//! - [`hgrm`]: HdrHistogram's `.hgrm` percentile text, for reports.
 //! - [`config`]: the TOML configuration, validated, with line-and-key errors.
 //! - [`engine`]: the copy engine: follow rules, lot sizing, the position
 //!   ledger and reconciliation, from master events to per-follower decisions.
@@ -21,6 +22,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod hgrm;
 pub mod journal;
 pub mod protocol;
 pub mod record;

@@ -415,6 +415,9 @@ pub struct CopyMeta {
     pub slave_login: u64,
     /// `received_ns` of the master event this copy follows (end-to-end latency).
     pub event_received_ns: u64,
+    /// When the router issued the copy, on the same clock as
+    /// `event_received_ns` (routed-to-written latency); 0 when unknown.
+    pub routed_ns: u64,
     /// The follower's current connection on the destination shard, if the
     /// router knows one; `None` means "whichever is connected".
     pub connection_id: Option<u64>,
@@ -428,6 +431,8 @@ pub struct CopyRecord {
     pub slave_login: u64,
     /// Carried from the master event's `received_ns`, for end-to-end latency.
     pub event_received_ns: u64,
+    /// When the router issued the copy; set once from [`CopyMeta`].
+    pub routed_ns: u64,
     /// Destination connection if known; set once from [`CopyMeta`].
     pub connection_id: Option<u64>,
     /// `copy.seq`.
@@ -468,6 +473,7 @@ impl CopyRecord {
         CopyRecord {
             slave_login: meta.slave_login,
             event_received_ns: meta.event_received_ns,
+            routed_ns: meta.routed_ns,
             connection_id: meta.connection_id,
             seq: copy.seq,
             master: copy.master,
@@ -491,6 +497,7 @@ impl CopyRecord {
         CopyMeta {
             slave_login: self.slave_login,
             event_received_ns: self.event_received_ns,
+            routed_ns: self.routed_ns,
             connection_id: self.connection_id,
         }
     }
@@ -522,6 +529,7 @@ impl ArchivedCopyRecord {
         CopyMeta {
             slave_login: self.slave_login.to_native(),
             event_received_ns: self.event_received_ns.to_native(),
+            routed_ns: self.routed_ns.to_native(),
             connection_id: self.connection_id.as_ref().map(|connection| connection.to_native()),
         }
     }
@@ -691,7 +699,7 @@ const _: fn(rkyv::Archived<f64>) -> rkyv::rend::f64_le = |value| value;
 // The fixed parts, pinned so a layout change is a deliberate, visible edit
 // (an outside reader of a /dev/shm ring depends on them).
 const _: () = assert!(std::mem::size_of::<ArchivedMasterEventRecord>() == 144);
-const _: () = assert!(std::mem::size_of::<ArchivedCopyRecord>() == 144);
+const _: () = assert!(std::mem::size_of::<ArchivedCopyRecord>() == 152);
 const _: () = assert!(std::mem::size_of::<ArchivedResultRecord>() == 72);
 const _: () = assert!(std::mem::size_of::<ArchivedAckRecord>() == 24);
 
@@ -1071,7 +1079,7 @@ mod tests {
         // A copy and its routing metadata survive the archive, with and without a connection id.
         let mut encoder = RecordEncoder::default();
         for connection_id in [Some(5), None] {
-            let meta = CopyMeta { slave_login: 42, event_received_ns: 123_456, connection_id };
+            let meta = CopyMeta { slave_login: 42, event_received_ns: 123_456, routed_ns: 234_567, connection_id };
             let record = CopyRecord::from_copy(sample_copy(), meta);
             let encoded = encoder.encode(&record).unwrap();
             assert_eq!(encoded.kind, RecordKind::Copy);

@@ -16,14 +16,19 @@
 //! - [`run`]: one trading run: threads, phases, drain, accounting.
 //! - [`report`]: run folders, `summary.json`, `.hgrm` files and plots.
 //! - [`cli`]: flag parsing; [`scenario`]: the commands.
+//! - [`baseline`]: the baseline bridge behind `loadtest-baseline` (tokio,
+//!   one task per connection, a mutex-guarded routing map), the comparison
+//!   point of `fanout --compare-baseline`.
 //!
 //! # Invariants
 //! - The harness only speaks the wire protocol to the bridge; it never links
 //!   the bridge's code (the protocol codec and config parser of `core` are
 //!   shared, the engine is not: volumes are computed independently).
 //! - Latency is measured from the intended send time of each master event.
+//! - Nothing here speaks to tradebridge other than through the wire protocol.
 
 pub mod accounting;
+pub mod baseline;
 pub mod bridge;
 pub mod cli;
 pub mod ea;

@@ -6,7 +6,11 @@
 //!
 //! Run a bridge first, then:
 //!
-//!     cargo run --release -p tradebridge-net --example latency -- ws://127.0.0.1:8080/ea 2000
+//!     cargo run --release -p tradebridge-net --example latency -- ws://127.0.0.1:8080/ea 2000 [GAP_US]
+//!
+//! `GAP_US` (default 0) pauses that long after each event's copy arrives, so
+//! the bridge goes idle between events as under a light real load (it shows
+//! how fast an idle bridge wakes).
 //!
 //! Not a load test (one event at a time, so no coordinated omission to
 //! correct); the load test harness lives in loadtest/.
@@ -26,6 +30,7 @@ fn main() {
     let arguments: Vec<String> = std::env::args().skip(1).collect();
     let url = arguments.first().cloned().unwrap_or_else(|| "ws://127.0.0.1:8080/ea".to_string());
     let pairs: u64 = arguments.get(1).and_then(|text| text.parse().ok()).unwrap_or(2_000);
+    let gap = Duration::from_micros(arguments.get(2).and_then(|text| text.parse().ok()).unwrap_or(0));
     let mut slave = connect(&url, r#"{"t":"hello","v":1,"key":"demo-slave-1","login":200001,"role":"slave","server":"Demo-Broker-A","last_seq":0}"#);
     let slave_welcome = receive(&mut slave);
     let Message::Welcome(_) = slave_welcome else { panic!("slave not welcomed: {slave_welcome:?}") };
@@ -55,6 +60,9 @@ fn main() {
             let copy = receive(&mut slave);
             let copy_us = started.elapsed().as_micros() as u64;
             assert!(matches!(copy, Message::Copy(_)), "expected a copy, got {copy:?}");
+            if !gap.is_zero() {
+                std::thread::sleep(gap);
+            }
             if pair >= WARM_UP_PAIRS {
                 let _ = to_ack.record(ack_us.max(1));
                 let _ = to_copy.record(copy_us.max(1));

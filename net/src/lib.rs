@@ -17,6 +17,8 @@
 //!   de-duplicates events by per-master `seq`, journals everything, gives
 //!   copies per-slave seqs, and returns acks and copies once durable through
 //!   the router -> shard rings. Rebuilds all of it from the journal at start.
+//! - [`doorbell`]: how a producer wakes the router or a shard's pump that
+//!   sleeps on empty rings (thread unpark, or a byte on a socket pair).
 //! - [`metrics`]: counters and HDR latency histograms per stage, served as
 //!   Prometheus text on `GET /metrics` at `server.metrics_listen`.
 //! - [`limits`]: the token bucket and the one-minute bad-frame window, pure
@@ -36,6 +38,7 @@
 //!   1001 (bounded wait), the journal flushed, exit code 0.
 
 pub mod accounts;
+pub mod doorbell;
 pub mod limits;
 pub mod metrics;
 pub mod router;

@@ -74,6 +74,39 @@ fn start_metrics(address: std::net::SocketAddr, shared: &Arc<Shared>) -> anyhow:
     Ok(())
 }
 
+/// File descriptors the bridge needs besides its EA connections: journal
+/// segments, listeners, io_uring rings, the metrics endpoint, logs.
+const FILES_RESERVED: u64 = 256;
+
+/// Raises the soft open-files limit towards the hard one, as far as
+/// `connections_max` needs; a limit still too low is logged, not fatal (the
+/// shards then refuse connections with a warning when `accept` fails).
+fn raise_open_files_limit(connections_max: u32) {
+    let wanted = u64::from(connections_max) + FILES_RESERVED;
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes one rlimit struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "cannot read the open-files limit");
+        return;
+    }
+    if limit.rlim_cur >= wanted {
+        return;
+    }
+    let raised = libc::rlimit { rlim_cur: wanted.min(limit.rlim_max), rlim_max: limit.rlim_max };
+    // SAFETY: setrlimit reads one rlimit struct we own.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "cannot raise the open-files limit");
+        return;
+    }
+    if raised.rlim_cur < wanted {
+        tracing::warn!(
+            open_files_max = raised.rlim_cur,
+            connections_max,
+            "the hard open-files limit is below connections_max plus {FILES_RESERVED}; raise it (ulimit -Hn, LimitNOFILE=) to reach connections_max"
+        );
+    }
+}
+
 /// Longest wait, after SIGTERM or SIGINT, for the sessions to close before
 /// the journal is flushed and the process exits; a peer that does not answer
 /// its close frame is dropped after `CLOSE_DRAIN_MS` anyway.
@@ -83,6 +116,7 @@ const SHUTDOWN_DRAIN_MS_MAX: u64 = 5_000;
 /// output (tests and scripts wait for this line), serves until SIGTERM or
 /// SIGINT, then drains: sessions close with 1001, the journal is flushed.
 fn serve(config: Config) -> anyhow::Result<()> {
+    raise_open_files_limit(config.server.connections_max);
     let journal = router::open_journal(&config)?;
     let shared = Arc::new(Shared::new(config));
     let (router_links, shard_links) = router::links(shard::shard_count(&shared.config), shared.config.server.ring_bytes)?;
@@ -126,6 +160,11 @@ fn serve(config: Config) -> anyhow::Result<()> {
     stop.store(true, Ordering::Release);
     router_thread.join().map_err(|_| anyhow::anyhow!("the router thread panicked"))?;
     tracing::info!(connections = shared.connections_open(), "stopped");
+    let histograms_dir = &shared.config.server.histograms_dir;
+    match shared.metrics.write_hgrm(histograms_dir) {
+        Ok(paths) => tracing::info!(directory = %histograms_dir.display(), files = paths.len(), "latency histograms written"),
+        Err(error) => tracing::error!(directory = %histograms_dir.display(), %error, "cannot write the latency histograms"),
+    }
     // The shard threads park in their accept loops; exiting ends them.
     std::process::exit(0);
 }

@@ -38,23 +38,40 @@ pub const REQUEST_BYTES_MAX: usize = 4_096;
 /// How long the endpoint waits for a request or for the reply to drain.
 pub const REQUEST_TIMEOUT_MS: u64 = 2_000;
 
-/// The measured stages.
+/// The measured stages of a trade's path through the bridge. Together they
+/// split the bridge-internal latency: frame received -> routed -> written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stage {
-    /// Master event received by its shard -> its journal record durable.
+    /// Master event frame received by its shard -> the router has journaled
+    /// it and issued every copy it causes (not yet durable).
+    FrameToRouted,
+    /// Master event received by its shard -> its journal record durable and
+    /// the `ack` handed to the shard.
     EventToDurable,
-    /// Master event received -> the `copy` it caused handed to a live slave
-    /// connection's socket.
+    /// Copy issued by the router -> written to the slave's socket (includes
+    /// the wait for durability and the hop to the slave's shard).
+    RoutedToWritten,
+    /// Master event received -> the `copy` it caused written to a live slave
+    /// connection's socket: the whole bridge-internal latency.
     EventToCopySent,
+    /// Copy written to the slave's socket -> the slave's `result` for it
+    /// received (the Executor's time plus the network both ways).
+    CopyToResult,
 }
 
 impl Stage {
-    const ALL: [Stage; 2] = [Stage::EventToDurable, Stage::EventToCopySent];
+    /// Every stage, in path order.
+    pub const ALL: [Stage; STAGES_COUNT] =
+        [Stage::FrameToRouted, Stage::EventToDurable, Stage::RoutedToWritten, Stage::EventToCopySent, Stage::CopyToResult];
 
-    fn name(self) -> &'static str {
+    /// The stage's name in metrics labels and `.hgrm` file names.
+    pub fn name(self) -> &'static str {
         match self {
+            Stage::FrameToRouted => "frame_to_routed",
             Stage::EventToDurable => "event_to_durable",
+            Stage::RoutedToWritten => "routed_to_written",
             Stage::EventToCopySent => "event_to_copy_sent",
+            Stage::CopyToResult => "copy_to_result",
         }
     }
 
@@ -63,11 +80,14 @@ impl Stage {
     }
 }
 
+/// Number of [`Stage`]s.
+pub const STAGES_COUNT: usize = 5;
+
 /// Counters and histograms shared by the shards, the router and the
 /// endpoint.
 pub struct Metrics {
     /// One histogram per [`Stage`], in microseconds.
-    histograms: [Mutex<Histogram<u64>>; 2],
+    histograms: [Mutex<Histogram<u64>>; STAGES_COUNT],
     /// Master events journaled (duplicates excluded); only grows.
     pub events_journaled: AtomicU64,
     /// Duplicate master events acked again; only grows.
@@ -96,7 +116,7 @@ impl Default for Metrics {
             Mutex::new(histogram)
         };
         Metrics {
-            histograms: [histogram(), histogram()],
+            histograms: std::array::from_fn(|_| histogram()),
             events_journaled: AtomicU64::new(0),
             events_duplicate: AtomicU64::new(0),
             copies_journaled: AtomicU64::new(0),
@@ -152,6 +172,26 @@ impl Metrics {
             let _ = writeln!(text, "tradebridge_latency_us_count{{stage=\"{}\"}} {}", stage.name(), histogram.len());
         }
         text
+    }
+}
+
+impl Metrics {
+    /// Writes one `<stage>.hgrm` file per stage into `directory` (created if
+    /// missing), values in microseconds; returns the paths written.
+    pub fn write_hgrm(&self, directory: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+        std::fs::create_dir_all(directory)?;
+        let mut written = Vec::with_capacity(STAGES_COUNT);
+        for stage in Stage::ALL {
+            let mut text = String::with_capacity(8_192);
+            {
+                let histogram = self.histograms[stage.index()].lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                tradebridge_core::hgrm::write_percentiles(&histogram, 1.0, "microseconds", &mut text);
+            }
+            let path = directory.join(format!("{}.hgrm", stage.name()));
+            std::fs::write(&path, text)?;
+            written.push(path);
+        }
+        Ok(written)
     }
 }
 

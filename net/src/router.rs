@@ -44,6 +44,7 @@ use tradebridge_core::record::{
 use tradebridge_core::ring::{Consumer, IdleAction, IdleStrategy as RingIdle, Idler, Producer, Ring};
 
 use crate::accounts::{AccountTable, SlaveDelivery};
+use crate::doorbell::Doorbell;
 use crate::metrics::{Metrics, Stage};
 
 /// Journal kind of a master event record: its ring tag, so a journal record
@@ -119,12 +120,18 @@ pub const PENDING_ACKS_MAX: usize = 65_536;
 const PARK_SPIN_STEPS_MAX: u32 = 64;
 const PARK_YIELD_STEPS_MAX: u32 = 16;
 
-/// The rings of one shard, as the shard holds them.
+/// The rings of one shard, as the shard holds them, with the doorbells.
 pub struct ShardLinks {
-    /// Shard -> router: master events.
+    /// Shard -> router: master events and results.
     pub to_router: Producer,
-    /// Router -> shard: acks.
+    /// Router -> shard: acks and copies.
     pub from_router: Consumer,
+    /// Rung after every push to `to_router` (and every update sent).
+    pub router_bell: Arc<Doorbell>,
+    /// This shard's doorbell, raised by its pump before it sleeps.
+    pub bell: Arc<Doorbell>,
+    /// The end of the doorbell's socket pair the pump waits on.
+    pub bell_reader: std::os::unix::net::UnixStream,
 }
 
 /// The rings of every shard, as the router holds them (index = shard).
@@ -133,11 +140,16 @@ pub struct RouterLinks {
     from_shards: Vec<Consumer>,
     /// Router -> shard producers.
     to_shards: Vec<Producer>,
+    /// The router's own doorbell.
+    bell: Arc<Doorbell>,
+    /// Each shard's doorbell, rung after every push to its ring.
+    shard_bells: Vec<Arc<Doorbell>>,
 }
 
-/// Two anonymous rings of `ring_bytes` per shard.
+/// Two anonymous rings of `ring_bytes` per shard, and the doorbells.
 pub fn links(shards: u32, ring_bytes: u64) -> anyhow::Result<(RouterLinks, Vec<ShardLinks>)> {
-    let mut router = RouterLinks { from_shards: Vec::new(), to_shards: Vec::new() };
+    let bell = Arc::new(Doorbell::for_thread());
+    let mut router = RouterLinks { from_shards: Vec::new(), to_shards: Vec::new(), bell: Arc::clone(&bell), shard_bells: Vec::new() };
     let mut shard_links = Vec::new();
     for shard in 0..shards {
         let ring = |direction: &str| {
@@ -145,9 +157,12 @@ pub fn links(shards: u32, ring_bytes: u64) -> anyhow::Result<(RouterLinks, Vec<S
         };
         let (to_router, from_shard) = ring("shard -> router")?.split()?;
         let (to_shard, from_router) = ring("router -> shard")?.split()?;
+        let (bell_writer, bell_reader) = std::os::unix::net::UnixStream::pair().context("doorbell socket pair")?;
+        let shard_bell = Arc::new(Doorbell::for_socket(bell_writer).context("doorbell socket")?);
         router.from_shards.push(from_shard);
         router.to_shards.push(to_shard);
-        shard_links.push(ShardLinks { to_router, from_router });
+        router.shard_bells.push(Arc::clone(&shard_bell));
+        shard_links.push(ShardLinks { to_router, from_router, router_bell: Arc::clone(&bell), bell: shard_bell, bell_reader });
     }
     Ok((router, shard_links))
 }
@@ -225,6 +240,8 @@ pub struct Router {
     instructions: HashMap<u64, std::collections::BTreeMap<u64, CopyInstruction>>,
     /// Snapshots, states and symbols from the shards.
     updates: Receiver<Update>,
+    /// An update taken from `updates` by the pre-sleep check; handled first.
+    stashed_update: Option<Update>,
     /// Decisions of the last engine call; reused to avoid allocating.
     decisions: Vec<Decision>,
     /// Encodes updates for the journal; reused to avoid allocating.
@@ -265,6 +282,7 @@ impl Router {
             copy_seqs: HashMap::new(),
             instructions: HashMap::new(),
             updates,
+            stashed_update: None,
             decisions: Vec::new(),
             update_buffer: Vec::new(),
             copies_ring_full_count: 0,
@@ -342,7 +360,7 @@ impl Router {
             config::IdleStrategy::Park { backoff_us_max } => backoff_us_max.max(1),
             _ => 1,
         };
-        let mut park_us: u64 = 1;
+        self.links.bell.attach_thread();
         loop {
             if stop.load(Ordering::Acquire) {
                 self.poll_once()?;
@@ -353,15 +371,23 @@ impl Router {
             let worked = self.poll_once()?;
             if worked {
                 idler.reset();
-                park_us = 1;
                 continue;
             }
             match idler.idle() {
                 IdleAction::Spin => std::hint::spin_loop(),
                 IdleAction::Yield => std::thread::yield_now(),
                 IdleAction::Park => {
-                    std::thread::sleep(Duration::from_micros(park_us));
-                    park_us = (park_us * 2).min(park_us_max);
+                    // The shards ring the bell after each push, so the park
+                    // ends as soon as work arrives; the timeout only bounds
+                    // a missed wake and the wait for the stop flag (no
+                    // journal group is open here: a pass that finds the
+                    // rings empty flushes it).
+                    let bell = Arc::clone(&self.links.bell);
+                    bell.prepare_sleep();
+                    if !self.has_input() {
+                        std::thread::park_timeout(Duration::from_micros(park_us_max));
+                    }
+                    bell.awake();
                 }
             }
         }
@@ -393,54 +419,79 @@ impl Router {
         Ok(input || sent)
     }
 
+    /// True when a shard ring holds a record or an update is queued (the
+    /// update is then stashed, to be handled first). The check a sleeper
+    /// makes after raising its doorbell.
+    fn has_input(&mut self) -> bool {
+        if self.stashed_update.is_none() {
+            self.stashed_update = self.updates.try_recv().ok();
+        }
+        self.stashed_update.is_some() || self.links.from_shards.iter().any(|consumer| matches!(consumer.peek(), Ok(Some(_))))
+    }
+
     fn now_ms(&self) -> u64 {
         self.started.elapsed().as_millis() as u64
     }
 
     /// Reads a batch of records from one shard's ring: master events and
-    /// slave results.
+    /// slave results, each handled in place in the ring (no copy, no
+    /// allocation per batch).
     fn read_shard(&mut self, shard: u32) -> anyhow::Result<bool> {
-        let mut events: Vec<(u64, u64, u64, Vec<u8>)> = Vec::new();
-        let mut results: Vec<(u64, TradeResult)> = Vec::new();
-        let consumer = &mut self.links.from_shards[shard as usize];
-        let read = consumer.read_batch(RING_BATCH_RECORDS_MAX, |record| {
-            if record.kind == RecordKind::Result.code() {
-                match access_checked::<ResultRecord>(record.payload).map(|result| (result.slave_login.to_native(), result.to_result())) {
-                    Ok((slave, Ok(result))) => results.push((slave, result)),
-                    Ok((_, Err(error))) | Err(error) => tracing::error!(shard, %error, "invalid result record on a ring"),
-                }
+        // The consumers are taken out for the batch so the callback can use
+        // the rest of the router mutably.
+        let mut consumers = std::mem::take(&mut self.links.from_shards);
+        let mut failure: Option<anyhow::Error> = None;
+        let read = consumers[shard as usize].read_batch(RING_BATCH_RECORDS_MAX, |record| {
+            if failure.is_some() {
                 return;
             }
-            if record.kind != RecordKind::MasterEvent.code() {
-                tracing::error!(shard, kind = record.kind, "unexpected record kind on a shard -> router ring");
-                return;
+            if let Err(error) = self.on_ring_record(shard, record.kind, record.payload) {
+                failure = Some(error);
             }
-            match access_checked::<MasterEventRecord>(record.payload) {
-                Ok(event) => events.push((
-                    event.master_login.to_native(),
-                    event.connection_id.to_native(),
-                    event.seq.to_native(),
-                    record.payload.to_vec(),
-                )),
-                Err(error) => tracing::error!(shard, %error, "invalid master event record on a ring"),
-            }
-        })?;
-        // A state sent before these events were pushed is in the channel by
-        // now: take it first, so the engine sees what the slave sent first.
+        });
+        self.links.from_shards = consumers;
+        if let Some(error) = failure {
+            return Err(error);
+        }
+        Ok(read? > 0)
+    }
+
+    /// One record from a shard: a master event or a slave result. A record
+    /// that does not decode is logged and dropped (a shard bug, not the
+    /// peer's); a journal failure is returned.
+    fn on_ring_record(&mut self, shard: u32, kind: u32, payload: &[u8]) -> anyhow::Result<()> {
+        // A snapshot or state its connection sent before this record was
+        // pushed is in the channel by now: it goes first, so the engine never
+        // reconciles an older snapshot after a newer event (which would close
+        // the event's position). An empty channel costs one atomic load.
         self.drain_updates()?;
-        for (login, connection_id, seq, payload) in events {
-            self.on_master_event(shard, login, connection_id, seq, &payload)?;
+        if kind == RecordKind::Result.code() {
+            match access_checked::<ResultRecord>(payload).map(|result| (result.slave_login.to_native(), result.to_result())) {
+                Ok((slave, Ok(result))) => self.journal_result(slave, &result)?,
+                Ok((_, Err(error))) | Err(error) => tracing::error!(shard, %error, "invalid result record on a ring"),
+            }
+            return Ok(());
         }
-        for (slave, result) in results {
-            self.journal_result(slave, &result)?;
+        if kind != RecordKind::MasterEvent.code() {
+            tracing::error!(shard, kind, "unexpected record kind on a shard -> router ring");
+            return Ok(());
         }
-        Ok(read > 0)
+        match access_checked::<MasterEventRecord>(payload) {
+            Ok(event) => {
+                let (login, connection_id, seq) = (event.master_login.to_native(), event.connection_id.to_native(), event.seq.to_native());
+                self.on_master_event(shard, login, connection_id, seq, payload)
+            }
+            Err(error) => {
+                tracing::error!(shard, %error, "invalid master event record on a ring");
+                Ok(())
+            }
+        }
     }
 
     /// Feeds every queued snapshot, state and symbols frame to the engine.
     fn drain_updates(&mut self) -> anyhow::Result<bool> {
         let mut worked = false;
-        while let Ok(update) = self.updates.try_recv() {
+        while let Some(update) = self.stashed_update.take().or_else(|| self.updates.try_recv().ok()) {
             worked = true;
             update.encode(&mut self.update_buffer);
             let now_ms = self.now_ms();
@@ -507,7 +558,8 @@ impl Router {
             };
             let seq = self.copy_seqs.get(&decision.slave).copied().unwrap_or(0) + 1;
             let copy = instruction.to_copy(seq, format!("{}-{}", decision.slave, seq));
-            let meta = CopyMeta { slave_login: decision.slave, event_received_ns, connection_id: None };
+            let routed_ns = self.started.elapsed().as_nanos() as u64;
+            let meta = CopyMeta { slave_login: decision.slave, event_received_ns, routed_ns, connection_id: None };
             let record = CopyRecord::from_copy(copy, meta);
             let now_ms = self.now_ms();
             let encoded = self.encoder.encode(&record).context("encoding a copy")?;
@@ -544,8 +596,9 @@ impl Router {
         let event = record.to_event().context("master event record")?;
         let mut decisions = std::mem::take(&mut self.decisions);
         self.engine.on_master_event(login, &event, record.received_ms.to_native(), &mut decisions);
-        let issued = self.issue_copies(&mut decisions, record.received_ns.to_native());
+        let issued = self.issue_copies(&mut decisions, event_received_ns);
         self.decisions = decisions;
+        self.metrics.record(Stage::FrameToRouted, event_received_ns, self.started.elapsed().as_nanos() as u64);
         issued
     }
 
@@ -604,7 +657,11 @@ impl Router {
                 return true;
             }
         };
-        self.links.to_shards[shard as usize].try_push(encoded.kind.code(), encoded.bytes).is_ok()
+        let pushed = self.links.to_shards[shard as usize].try_push(encoded.kind.code(), encoded.bytes).is_ok();
+        if pushed {
+            self.links.shard_bells[shard as usize].ring();
+        }
+        pushed
     }
 
     /// Keeps a durable copy for replay and pushes it to the shard of the
@@ -640,6 +697,7 @@ impl Router {
         };
         let producer = self.links.to_shards.get_mut(shard)?;
         if producer.try_push(encoded.kind.code(), encoded.bytes).is_ok() {
+            self.links.shard_bells[shard].ring();
             return None;
         }
         self.copies_ring_full_count += 1;

@@ -18,6 +18,7 @@
 //!   the session by 3 x `hb_ms` without a frame, the closing handshake by
 //!   [`CLOSE_DRAIN_MS`].
 
+use std::collections::VecDeque;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,13 +36,13 @@ use glommio::channels::local_channel::{self, LocalReceiver};
 use glommio::net::TcpStream;
 use glommio::timer::Timer;
 use tradebridge_core::protocol::{self, Ack, Copy, ErrorCode, ErrorMessage, Event, Hello, Message, Role, TradeResult, Welcome};
-use tradebridge_core::record::{MasterEventMeta, MasterEventRecord, ResultMeta, ResultRecord};
+use tradebridge_core::record::{MasterEventMeta, MasterEventRecord, Record, ResultMeta, ResultRecord};
 
 use crate::accounts::{authenticate, is_valid_at, AccountEntry, SessionControl};
 use crate::metrics::{Metrics, Stage};
 use crate::router::Update;
 use crate::limits::BadFrameWindow;
-use crate::shard::{Outbound, ShardContext, OUTBOX_MESSAGES_MAX};
+use crate::shard::{CopyTimes, Outbound, ShardContext, OUTBOX_MESSAGES_MAX};
 
 /// The WebSocket path the EAs connect to; any other path gets HTTP 404.
 pub const EA_PATH: &str = "/ea";
@@ -63,6 +64,10 @@ pub const BATCH_FRAMES_MAX: u32 = 64;
 /// Missed heartbeats after which the connection closes with 4008
 /// (PROTOCOL.md: "No frame from a peer for 3 x hb_ms").
 pub const HEARTBEATS_MISSED_MAX: u64 = 3;
+
+/// Live copies per slave connection whose write time is kept to time their
+/// result: the outbox bound, since a slave further behind is closed anyway.
+pub const COPIES_TIMED_MAX: usize = OUTBOX_MESSAGES_MAX;
 
 /// Close codes of PROTOCOL.md and RFC 6455.
 pub mod close_code {
@@ -244,6 +249,11 @@ struct Session<'run> {
     /// connection, from `last_seq` and the replay on; a copy at or below it
     /// arriving live is a duplicate of the replay and is dropped.
     copy_sent_seq: u64,
+    /// Slave: when each recent live copy was written (`seq`, `now_ns`), in
+    /// `seq` order, until its result arrives; at most
+    /// [`COPIES_TIMED_MAX`], the oldest forgotten first (its result is then
+    /// not timed).
+    copies_written: VecDeque<(u64, u64)>,
     /// Recent bad frames; grows with each bad frame, forgets after a minute.
     bad_frames: BadFrameWindow,
     /// When the peer last sent a text frame or a ping of its own; moves with
@@ -285,6 +295,7 @@ async fn run_session(socket: &mut Socket, shard: &ShardContext, account: &Accoun
         connection_id,
         outbox,
         copy_sent_seq,
+        copies_written: VecDeque::new(),
         bad_frames: BadFrameWindow::new(server.bad_frames_max_per_minute),
         heard_ms: now_ms,
         pinged_ms: now_ms,
@@ -451,7 +462,10 @@ impl Session<'_> {
                 let name = type_name(&message);
                 let update = Update { login: self.account.login, received_ms: self.shard.shared.wall_ms(), message };
                 match self.shard.updates.try_send(update) {
-                    Ok(()) => Flow::Continue,
+                    Ok(()) => {
+                        self.shard.router_bell.ring();
+                        Flow::Continue
+                    }
                     Err(std::sync::mpsc::TrySendError::Disconnected(_)) => Flow::Close(close_code::GOING_AWAY, "the routing core stopped"),
                     Err(std::sync::mpsc::TrySendError::Full(_)) => {
                         Metrics::count(&self.shard.shared.metrics.ring_full);
@@ -489,49 +503,40 @@ impl Session<'_> {
         };
         let seq = event.seq;
         let record = MasterEventRecord::from_event(event, meta);
-        let pushed = {
-            let mut encoder = self.shard.encoder.borrow_mut();
-            match encoder.encode(&record) {
-                Ok(encoded) => self.shard.to_router.borrow_mut().try_push(encoded.kind.code(), encoded.bytes).is_ok(),
-                Err(error) => {
-                    tracing::error!(shard = self.shard.index, login = self.account.login, seq, %error, "cannot encode a master event");
-                    false
-                }
-            }
-        };
-        if pushed {
-            return Flow::Continue;
-        }
-        Metrics::count(&self.shard.shared.metrics.ring_full);
-        let text = format!("event seq {seq} not accepted: the bridge is busy; re-send it");
-        if feed_error(socket, ErrorCode::Internal, &text).await {
-            Flow::Continue
-        } else {
-            Flow::End
-        }
+        self.hand_to_router(socket, &record, "event", seq).await
     }
 
     /// Hands a slave result to the router through the shard's ring; a full
     /// ring is answered with `error` internal (counted).
     async fn on_result(&mut self, socket: &mut Socket, result: TradeResult) -> Flow {
         let seq = result.seq;
+        self.time_result(seq);
         let meta = ResultMeta { slave_login: self.account.login, received_ns: self.shard.shared.now_ns() };
         let record = ResultRecord::from_result(result, meta);
+        self.hand_to_router(socket, &record, "result", seq).await
+    }
+
+    /// Pushes `record` (the `name` frame with `seq`) into the shard's ring to
+    /// the router and rings its doorbell. A record that cannot be pushed (a
+    /// full ring) is refused with `error` internal and counted: it is not
+    /// held, and the EA re-sends it.
+    async fn hand_to_router<R: Record>(&mut self, socket: &mut Socket, record: &R, name: &str, seq: u64) -> Flow {
         let pushed = {
             let mut encoder = self.shard.encoder.borrow_mut();
-            match encoder.encode(&record) {
+            match encoder.encode(record) {
                 Ok(encoded) => self.shard.to_router.borrow_mut().try_push(encoded.kind.code(), encoded.bytes).is_ok(),
                 Err(error) => {
-                    tracing::error!(shard = self.shard.index, login = self.account.login, seq, %error, "cannot encode a result");
+                    tracing::error!(shard = self.shard.index, login = self.account.login, seq, %error, "cannot encode a {name}");
                     false
                 }
             }
         };
         if pushed {
+            self.shard.router_bell.ring();
             return Flow::Continue;
         }
         Metrics::count(&self.shard.shared.metrics.ring_full);
-        let text = format!("result seq {seq} not accepted: the bridge is busy; re-send it");
+        let text = format!("{name} seq {seq} not accepted: the bridge is busy; re-send it");
         if feed_error(socket, ErrorCode::Internal, &text).await {
             Flow::Continue
         } else {
@@ -539,34 +544,87 @@ impl Session<'_> {
         }
     }
 
-    /// Sends what the shard handed over, flushed at once (an ack is what the
-    /// Monitor waits on, a copy what the Executor waits on). A copy already
-    /// sent by the replay, or expired, is dropped.
-    async fn on_outbound(&mut self, socket: &mut Socket, outbound: Option<Outbound>) -> Flow {
-        let message = match outbound {
-            None => return Flow::End,
-            Some(Outbound::Ack(seq)) => Message::Ack(Ack { seq }),
-            Some(Outbound::Copy(copy, event_received_ns)) => {
+    /// Sends what the shard handed over, and everything else already in the
+    /// outbox (up to [`BATCH_FRAMES_MAX`]), then flushes once: an ack is what
+    /// the Monitor waits on, a copy what the Executor waits on, and one
+    /// flush per batch keeps the syscalls down under load.
+    async fn on_outbound(&mut self, socket: &mut Socket, first: Option<Outbound>) -> Flow {
+        let mut next = first;
+        let mut handled: u32 = 0;
+        loop {
+            let Some(outbound) = next else {
+                return Flow::End;
+            };
+            if let Some(message) = self.outbound_message(outbound) {
+                if !feed(socket, &message).await {
+                    return Flow::End;
+                }
+            }
+            handled += 1;
+            if handled >= BATCH_FRAMES_MAX {
+                break;
+            }
+            match futures_lite::future::poll_once(self.outbox.recv()).await {
+                Some(more) => next = more,
+                None => break,
+            }
+        }
+        if socket.flush().await.is_ok() {
+            Flow::Continue
+        } else {
+            Flow::End
+        }
+    }
+
+    /// The message to send for what the shard handed over; `None` for a copy
+    /// already sent by the replay, or expired.
+    fn outbound_message(&mut self, outbound: Outbound) -> Option<Message> {
+        match outbound {
+            Outbound::Ack(seq) => Some(Message::Ack(Ack { seq })),
+            Outbound::Copy(copy, times) => {
                 if copy.seq <= self.copy_sent_seq {
-                    return Flow::Continue;
+                    return None;
                 }
                 self.copy_sent_seq = copy.seq;
                 if !is_valid_at(&copy, self.shard.shared.wall_ms()) {
                     tracing::info!(login = self.account.login, seq = copy.seq, "expired copy not sent");
-                    return Flow::Continue;
+                    return None;
                 }
-                let metrics = &self.shard.shared.metrics;
-                Metrics::count(&metrics.copies_sent);
-                if event_received_ns != 0 {
-                    metrics.record(Stage::EventToCopySent, event_received_ns, self.shard.shared.now_ns());
-                }
-                Message::Copy(*copy)
+                self.time_written(copy.seq, times);
+                Some(Message::Copy(*copy))
             }
-        };
-        if feed(socket, &message).await && socket.flush().await.is_ok() {
-            Flow::Continue
-        } else {
-            Flow::End
+        }
+    }
+
+    /// Counts a live copy as written and records its latencies; remembers
+    /// when, to time its result.
+    fn time_written(&mut self, seq: u64, times: CopyTimes) {
+        let metrics = &self.shard.shared.metrics;
+        let now_ns = self.shard.shared.now_ns();
+        Metrics::count(&metrics.copies_sent);
+        if times.event_received_ns != 0 {
+            metrics.record(Stage::EventToCopySent, times.event_received_ns, now_ns);
+        }
+        if times.routed_ns != 0 {
+            metrics.record(Stage::RoutedToWritten, times.routed_ns, now_ns);
+        }
+        if self.copies_written.len() >= COPIES_TIMED_MAX {
+            self.copies_written.pop_front();
+        }
+        self.copies_written.push_back((seq, now_ns));
+    }
+
+    /// Records copy-to-result for the copy `seq` answers, and forgets it and
+    /// every older one (the Executor finishes copies in order).
+    fn time_result(&mut self, seq: u64) {
+        while let Some(&(written_seq, written_ns)) = self.copies_written.front() {
+            if written_seq > seq {
+                break;
+            }
+            self.copies_written.pop_front();
+            if written_seq == seq {
+                self.shard.shared.metrics.record(Stage::CopyToResult, written_ns, self.shard.shared.now_ns());
+            }
         }
     }
 

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context as _;
 use glommio::channels::local_channel::LocalSender;
+use futures_lite::future::or;
 use glommio::net::TcpListener;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use tradebridge_core::config::{Config, IdleStrategy};
@@ -35,6 +36,7 @@ use tradebridge_core::record::{access_checked, CopyRecord, AckRecord, RecordEnco
 use tradebridge_core::ring::{Consumer, Producer};
 
 use crate::accounts::{AccountTable, SessionControl};
+use crate::doorbell::Doorbell;
 use crate::metrics::Metrics;
 use crate::router::{ShardLinks, Update, RING_BATCH_RECORDS_MAX};
 use crate::session::serve_connection;
@@ -155,9 +157,18 @@ impl Drop for ConnectionSlot {
 pub enum Outbound {
     /// Master event `seq` is durable: send `ack`.
     Ack(u64),
-    /// A durable copy for this slave connection, with the receipt time
-    /// (`Shared::now_ns`) of the master event behind it, 0 when none.
-    Copy(Box<Copy>, u64),
+    /// A durable copy for this slave connection, with its latency marks.
+    Copy(Box<Copy>, CopyTimes),
+}
+
+/// When a copy passed the earlier stages, on the `Shared::now_ns` clock;
+/// 0 when unknown (a copy issued by a snapshot or state, not by an event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CopyTimes {
+    /// The master event behind it was received by its shard.
+    pub event_received_ns: u64,
+    /// The router issued it.
+    pub routed_ns: u64,
 }
 
 /// Messages a connection's outbox holds before its task sends them; a
@@ -179,6 +190,9 @@ pub struct ShardContext {
     sessions_started: Cell<u64>,
     /// The shard -> router ring; connection tasks push master events.
     pub to_router: RefCell<Producer>,
+    /// Rung after every push to `to_router` and every update sent, so a
+    /// sleeping router wakes at once.
+    pub router_bell: Arc<Doorbell>,
     /// Snapshots, states and symbols to the router (no ring record exists
     /// for them in core).
     pub updates: mpsc::SyncSender<Update>,
@@ -314,11 +328,19 @@ async fn run_shard(
         shared,
         sessions_started: Cell::new(0),
         to_router: RefCell::new(links.to_router),
+        router_bell: links.router_bell,
         updates,
         encoder: RefCell::new(RecordEncoder::default()),
         connections: RefCell::new(HashMap::new()),
     });
-    glommio::spawn_local(pump_from_router(Rc::clone(&context), links.from_router)).detach();
+    let bell_reader = match doorbell_reader(links.bell_reader) {
+        Ok(reader) => reader,
+        Err(error) => {
+            tracing::error!(shard = index, %error, "cannot wait on the doorbell; acks and copies stop");
+            return;
+        }
+    };
+    glommio::spawn_local(pump_from_router(Rc::clone(&context), links.from_router, links.bell, bell_reader)).detach();
     loop {
         let stream = match listener.accept().await {
             Ok(stream) => stream,
@@ -345,17 +367,34 @@ async fn run_shard(
     }
 }
 
-/// Moves acks from the router -> shard ring to their connections. When the
-/// ring is empty it waits as `server.idle` says: `spin` and `yield` only
-/// yield to the shard's other tasks (the executor then never parks), `park`
-/// sleeps on a timer with a doubling backoff up to `idle_park_backoff_us_max`.
-async fn pump_from_router(context: Rc<ShardContext>, mut from_router: Consumer) {
+/// The doorbell's reading end as a glommio stream (must run on the shard's
+/// executor, whose reactor it registers with).
+fn doorbell_reader(reader: std::os::unix::net::UnixStream) -> std::io::Result<glommio::net::UnixStream> {
+    use std::os::fd::{FromRawFd as _, IntoRawFd as _};
+    reader.set_nonblocking(true)?;
+    // SAFETY: the descriptor comes from a socket we own and give up here, so
+    // the glommio stream is its only owner.
+    Ok(unsafe { glommio::net::UnixStream::from_raw_fd(reader.into_raw_fd()) })
+}
+
+/// Bytes of doorbell wakes read at once; wakes are one byte each, so this
+/// takes any backlog in one read.
+const DOORBELL_READ_BYTES: usize = 64;
+
+/// Moves acks and copies from the router -> shard ring to their
+/// connections. When the ring is empty it waits as `server.idle` says:
+/// `spin` and `yield` only yield to the shard's other tasks (the executor
+/// then never parks); `park` raises the shard's doorbell and waits for the
+/// router's wake byte (in io_uring, no CPU) or, at most,
+/// `idle_park_backoff_us_max`.
+async fn pump_from_router(context: Rc<ShardContext>, mut from_router: Consumer, bell: Arc<Doorbell>, mut bell_reader: glommio::net::UnixStream) {
+    use futures_lite::AsyncReadExt as _;
     let park_us_max = match context.shared.config.server.idle {
         IdleStrategy::Park { backoff_us_max } => Some(backoff_us_max.max(1)),
         IdleStrategy::Spin | IdleStrategy::Yield => None,
     };
-    let mut park_us: u64 = 1;
     let mut received: Vec<(u64, Outbound)> = Vec::with_capacity(RING_BATCH_RECORDS_MAX as usize);
+    let mut wakes = [0u8; DOORBELL_READ_BYTES];
     loop {
         received.clear();
         let read = from_router.read_batch(RING_BATCH_RECORDS_MAX, |record| match decode_outbound(record.kind, record.payload) {
@@ -373,17 +412,28 @@ async fn pump_from_router(context: Rc<ShardContext>, mut from_router: Consumer) 
             context.deliver(connection_id, message);
         }
         if read > 0 {
-            park_us = 1;
             glommio::yield_if_needed().await;
             continue;
         }
-        match park_us_max {
-            None => futures_lite::future::yield_now().await,
-            Some(park_us_max) => {
-                glommio::timer::sleep(Duration::from_micros(park_us)).await;
-                park_us = (park_us * 2).min(park_us_max);
-            }
+        let Some(park_us_max) = park_us_max else {
+            futures_lite::future::yield_now().await;
+            continue;
+        };
+        bell.prepare_sleep();
+        if matches!(from_router.peek(), Ok(Some(_))) {
+            bell.awake();
+            continue;
         }
+        or(
+            async {
+                // Any outcome ends the wait: a wake byte, or an error that the
+                // timeout would end anyway.
+                let _ = bell_reader.read(&mut wakes).await;
+            },
+            glommio::timer::sleep(Duration::from_micros(park_us_max)),
+        )
+        .await;
+        bell.awake();
     }
 }
 
@@ -397,7 +447,8 @@ fn decode_outbound(kind: u32, payload: &[u8]) -> Result<(u64, Outbound), String>
         let record = access_checked::<CopyRecord>(payload).map_err(|error| error.to_string())?;
         let connection_id = record.connection_id.as_ref().map(|id| id.to_native()).unwrap_or(0);
         let copy = record.to_copy().map_err(|error| error.to_string())?;
-        return Ok((connection_id, Outbound::Copy(Box::new(copy), record.event_received_ns.to_native())));
+        let times = CopyTimes { event_received_ns: record.event_received_ns.to_native(), routed_ns: record.routed_ns.to_native() };
+        return Ok((connection_id, Outbound::Copy(Box::new(copy), times)));
     }
     Err(format!("record kind {kind}: expected an ack ({}) or a copy ({})", RecordKind::Ack.code(), RecordKind::Copy.code()))
 }

@@ -167,3 +167,41 @@ fn kill_9_and_restart_resends_unfinished_copies_and_routes_nothing_twice() {
     assert_eq!((close.seq, close.pos, close.action), (3, 9001, CopyAction::Close), "the re-sent event made no copy; the close continues the seq");
     assert_volume(&close, 0.2);
 }
+
+/// A master `snapshot` listing `positions` (EURUSD buys of 0.1 lot).
+fn snapshot_text(positions: &[u64]) -> String {
+    let listed: Vec<String> = positions
+        .iter()
+        .map(|pos| format!(r#"{{"pos":{pos},"symbol":"EURUSD","side":"buy","volume":0.1,"price":1.08123,"sl":0,"tp":0,"magic":0}}"#))
+        .collect();
+    format!(r#"{{"t":"snapshot","positions":[{}],"balance":10000.0,"equity":10000.0,"currency":"USD"}}"#, listed.join(","))
+}
+
+#[test]
+fn snapshot_sent_before_an_event_never_closes_that_events_position() {
+    // Shows: a snapshot immediately followed by an open on the same connection is reconciled first, so the older snapshot never closes the newer position on the slave.
+    let bridge = Bridge::start(&[]);
+    let mut slave = slave_with_state(&bridge, SLAVE_LOGIN, SLAVE_KEY, 0);
+    let (mut master, _) = bridge.login("master", 0);
+    let opened_max: u64 = 30;
+    for pos in 1..=opened_max {
+        let earlier: Vec<u64> = (1..pos).collect();
+        master.send(&snapshot_text(&earlier));
+        master.send(&open_event_text(pos, pos));
+    }
+    for seq in 1..=opened_max {
+        assert_eq!(master.recv(), Message::Ack(Ack { seq }));
+    }
+    master.send(&open_event_text(opened_max + 1, 999));
+    assert_eq!(master.recv(), Message::Ack(Ack { seq: opened_max + 1 }));
+    let mut opened = Vec::new();
+    loop {
+        let copy = expect_copy(&mut slave);
+        assert_eq!(copy.action, CopyAction::Open, "copy {} acts on pos {}: a stale snapshot closed it", copy.seq, copy.pos);
+        if copy.pos == 999 {
+            break;
+        }
+        opened.push(copy.pos);
+    }
+    assert_eq!(opened, (1..=opened_max).collect::<Vec<_>>());
+}

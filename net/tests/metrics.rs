@@ -31,7 +31,12 @@ fn metrics_endpoint_reports_counters_and_stage_latencies() {
     assert_eq!(master.recv(), Message::Ack(Ack { seq: 1 }));
     master.send(&open_event_text(1, 9001));
     assert_eq!(master.recv(), Message::Ack(Ack { seq: 1 }));
-    assert!(matches!(slave.recv(), Message::Copy(_)));
+    let Message::Copy(copy) = slave.recv() else { panic!("expected the copy") };
+    slave.send(&format!(r#"{{"t":"result","seq":{},"status":"filled","ticket":1,"price":1.1,"volume":0.2,"error":0,"msg":"","exec_ms":1}}"#, copy.seq));
+    // The result is timed when its frame is read; a ping behind it on the
+    // same connection is answered only after that.
+    slave.send(r#"{"t":"ping"}"#);
+    assert_eq!(slave.recv(), Message::Pong);
     let response = http_get(&address, "/metrics");
     assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
     for expected in [
@@ -39,10 +44,24 @@ fn metrics_endpoint_reports_counters_and_stage_latencies() {
         "tradebridge_events_duplicate_total 1\n",
         "tradebridge_copies_sent_total 1\n",
         "tradebridge_connections 2\n",
+        "tradebridge_latency_us_count{stage=\"frame_to_routed\"} 1\n",
         "tradebridge_latency_us_count{stage=\"event_to_durable\"} 1\n",
+        "tradebridge_latency_us_count{stage=\"routed_to_written\"} 1\n",
         "tradebridge_latency_us_count{stage=\"event_to_copy_sent\"} 1\n",
+        "tradebridge_latency_us_count{stage=\"copy_to_result\"} 1\n",
     ] {
         assert!(response.contains(expected), "missing {expected:?} in\n{response}");
     }
     assert!(http_get(&address, "/other").starts_with("HTTP/1.1 404"));
+    // At shutdown every stage's histogram is written as an .hgrm file beside the journal.
+    bridge.terminate();
+    assert_eq!(bridge.wait_exit(Duration::from_secs(10)), Some(0));
+    let histograms = bridge.journal_directory().with_file_name("histograms");
+    for (stage, count) in [("frame_to_routed", 1), ("event_to_durable", 1), ("routed_to_written", 1), ("event_to_copy_sent", 1), ("copy_to_result", 1)] {
+        let path = histograms.join(format!("{stage}.hgrm"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+        assert!(text.starts_with("#[Values in microseconds]\n"), "{}:\n{text}", path.display());
+        let total = format!("Total count    = {count:12}]");
+        assert!(text.contains(&total), "{} lacks {total:?}:\n{text}", path.display());
+    }
 }

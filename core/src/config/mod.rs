@@ -113,6 +113,9 @@ pub struct ServerConfig {
     pub journal_dir: PathBuf,
     /// Address of the metrics endpoint; `None` disables it.
     pub metrics_listen: Option<SocketAddr>,
+    /// Where the latency histograms are written as `.hgrm` files at
+    /// shutdown; defaults to `histograms` beside the journal directory.
+    pub histograms_dir: PathBuf,
     /// Heartbeat interval announced in `welcome`.
     pub hb_ms: u64,
     /// Time an EA has after the upgrade to send `hello`.

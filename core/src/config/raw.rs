@@ -38,6 +38,7 @@ pub(crate) struct RawServer {
     pub shards: Option<Spanned<u32>>,
     pub journal_dir: Spanned<String>,
     pub metrics_listen: Option<Spanned<String>>,
+    pub histograms_dir: Option<Spanned<String>>,
     pub hb_ms: Option<Spanned<u64>>,
     pub hello_timeout_ms: Option<Spanned<u64>>,
     pub frame_bytes_max: Option<Spanned<u32>>,

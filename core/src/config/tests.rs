@@ -53,9 +53,10 @@ fn minimal_form_parses_with_defaults() {
     assert_eq!(config.server.journal_sync, JournalSync::Group);
     assert_eq!(
         config.server.idle,
-        IdleStrategy::Park { backoff_us_max: 50 }
+        IdleStrategy::Park { backoff_us_max: 10_000 }
     );
     assert_eq!(config.server.metrics_listen, None);
+    assert_eq!(config.server.histograms_dir, std::path::PathBuf::from("./data/histograms"));
     assert_eq!(config.accounts.len(), 2);
     assert_eq!(config.accounts[0].role, Role::Master);
     assert_eq!(config.accounts[0].key_sha256[0], 0x0b);
@@ -282,6 +283,7 @@ fn server_ranges_are_checked() {
 fn every_server_key_is_read() {
     // Shows that every optional [server] key is parsed into its field.
     let extra = r#"metrics_listen = "127.0.0.1:9100"
+histograms_dir = "/var/lib/tb/h"
 hb_ms = 2000
 hello_timeout_ms = 3000
 frame_bytes_max = 32768
@@ -338,6 +340,7 @@ closed_positions_remembered_max = 300
     assert_eq!(server.idle, IdleStrategy::Spin);
     assert!(server.log_json);
     assert_eq!(server.journal_dir, std::path::PathBuf::from("./j"));
+    assert_eq!(server.histograms_dir, std::path::PathBuf::from("/var/lib/tb/h"));
     assert_eq!(
         (
             server.positions_per_master_max,
