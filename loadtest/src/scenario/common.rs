@@ -154,13 +154,15 @@ impl Environment {
     /// Spawns a bridge of `kind` for an already generated `fleet`.
     pub fn spawn(common: &CommonOptions, kind: BridgeKind, fleet: Fleet, peak_events_per_second: f64) -> anyhow::Result<Environment> {
         let directory = TempDir::new(kind.binary_name())?;
-        let (listen, metrics) = (free_address()?, free_address()?);
+        let listen = free_address()?;
+        // The baseline serves no metrics; only tradebridge gets an endpoint.
+        let metrics = if kind == BridgeKind::Tradebridge { Some(free_address()?) } else { None };
         let (rate_limit_per_second, rate_limit_burst) = rate_limits(&fleet, peak_events_per_second);
         let accounts = (fleet.masters.len() + fleet.slaves.len()) as u32;
         let settings = ServerSettings {
             listen,
             journal_dir: directory.path.join("journal"),
-            metrics_listen: Some(metrics),
+            metrics_listen: metrics,
             journal_sync: common.journal_sync.clone(),
             shards: common.shards,
             hb_ms: common.hb_ms,
@@ -181,14 +183,14 @@ impl Environment {
             if let Some(threads) = common.baseline_threads {
                 extra.extend(["--threads".to_string(), threads.to_string()]);
             }
-            if let Some(fault) = &common.fault {
-                extra.extend(["--fault".to_string(), fault.clone()]);
+            for fault in common.fault.iter().flat_map(|faults| faults.split(',')) {
+                extra.extend(["--fault".to_string(), fault.to_string()]);
             }
         }
-        let spawned = Spawned::start(kind, &binary, &config_path, listen, Some(metrics), &extra)?;
+        let spawned = Spawned::start(kind, &binary, &config_path, listen, metrics, &extra)?;
         let pid = Some(spawned.pid);
         let binary = binary.display().to_string();
-        Ok(Environment { kind, fleet, url: format!("ws://{listen}/ea"), spawned: Some(spawned), pid, metrics: Some(metrics), config_text, binary, _directory: Some(directory) })
+        Ok(Environment { kind, fleet, url: format!("ws://{listen}/ea"), spawned: Some(spawned), pid, metrics, config_text, binary, _directory: Some(directory) })
     }
 
     fn existing(common: &CommonOptions) -> anyhow::Result<Environment> {
