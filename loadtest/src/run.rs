@@ -237,13 +237,16 @@ fn copies_per_position(fleet: &Fleet, master: u32) -> anyhow::Result<Vec<u32>> {
     Ok(copies)
 }
 
+/// A client thread; it returns its EAs' reports.
+type ClientThread = std::thread::JoinHandle<(Vec<MasterReport>, Vec<SlaveReport>)>;
+
 /// Partitions the EAs over the client threads and starts them.
 fn start_threads(
     shared: &Arc<RunShared>,
     fleet: &Fleet,
     config: &TradingConfig,
     thread_stats: &[SharedStats],
-) -> anyhow::Result<Vec<std::thread::JoinHandle<(Vec<MasterReport>, Vec<SlaveReport>)>>> {
+) -> anyhow::Result<Vec<ClientThread>> {
     let threads = config.client_threads.max(1) as usize;
     let mut masters: Vec<Vec<MasterSetup>> = vec![Vec::new(); threads];
     let mut slaves: Vec<Vec<SlaveSetup>> = vec![Vec::new(); threads];

@@ -164,7 +164,7 @@ mod tests {
         assert_eq!(merged.end_to_end.len(), 2);
         assert_eq!(merged.end_to_end.max(), merged.end_to_end.highest_equivalent(2_500));
         assert_eq!(merged.ack.len(), 1);
-        assert_eq!(merged_phase(&[first.clone()], 0).end_to_end.len(), 0);
+        assert_eq!(merged_phase(std::slice::from_ref(&first), 0).end_to_end.len(), 0);
         assert_eq!(take_interval(&[first.clone(), second]).len(), 2);
         assert_eq!(take_interval(&[first]).len(), 0, "the interval restarts after each read");
     }

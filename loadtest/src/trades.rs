@@ -100,7 +100,7 @@ impl PositionTraits {
     /// The traits of position `number`.
     pub fn of(number: u64) -> PositionTraits {
         let symbol = (number % SYMBOLS.len() as u64) as usize;
-        let side = if number % 2 == 0 { Side::Buy } else { Side::Sell };
+        let side = if number.is_multiple_of(2) { Side::Buy } else { Side::Sell };
         let volume_lots = MASTER_VOLUMES_LOTS[(number % MASTER_VOLUMES_LOTS.len() as u64) as usize];
         let price = SYMBOLS[symbol].price;
         let distance = price * 0.01;

@@ -40,7 +40,7 @@ fn smoke_fanout_passes_with_every_copy_exactly_once() {
         assert!(folder.join(file).is_file(), "{file} missing in {}", folder.display());
     }
     let hgrm = std::fs::read_to_string(folder.join("end_to_end.hgrm")).expect("hgrm");
-    assert!(hgrm.contains("Value in milliseconds") && hgrm.contains("1/(1-Percentile)"), "{hgrm}");
+    assert!(hgrm.contains("Values in milliseconds") && hgrm.contains("1/(1-Percentile)"), "{hgrm}");
     std::fs::remove_dir_all(&out_dir).expect("clean up");
 }
 

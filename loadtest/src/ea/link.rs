@@ -86,13 +86,11 @@ async fn connect_unbounded(url: &str, hello: &Message) -> anyhow::Result<(Socket
     stream.set_nodelay(true)?;
     let (mut socket, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(websocket_config())).await.with_context(|| format!("WebSocket upgrade at {url}"))?;
     socket.send(encode(hello)).await.context("sending hello")?;
-    loop {
-        match receive(&mut socket).await? {
-            Some(Message::Welcome(welcome)) => return Ok((socket, welcome)),
-            Some(Message::Error(error)) => bail!("hello refused: {:?} {}", error.code, error.msg),
-            Some(other) => bail!("expected welcome, got {other:?}"),
-            None => bail!("the bridge closed the connection before welcome"),
-        }
+    match receive(&mut socket).await? {
+        Some(Message::Welcome(welcome)) => Ok((socket, welcome)),
+        Some(Message::Error(error)) => bail!("hello refused: {:?} {}", error.code, error.msg),
+        Some(other) => bail!("expected welcome, got {other:?}"),
+        None => bail!("the bridge closed the connection before welcome"),
     }
 }
 

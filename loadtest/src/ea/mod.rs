@@ -115,7 +115,7 @@ pub fn backoff(failures: u32) -> Duration {
 /// Ends a session on purpose: half the time with a close frame, half the
 /// time by dropping the TCP connection as a crashed terminal would.
 pub async fn disconnect(mut socket: Socket, rng: &mut Rng) {
-    if rng.next_u64() % 2 == 0 {
+    if rng.next_u64().is_multiple_of(2) {
         let frame = CloseFrame { code: CloseCode::Normal, reason: "loadtest churn".into() };
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.close(Some(frame))).await;
     }

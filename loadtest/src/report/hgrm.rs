@@ -1,51 +1,24 @@
-//! HdrHistogram's percentile-distribution text (`.hgrm`), as Java's
-//! `outputPercentileDistribution` writes it, so HdrHistogram's plotters and
-//! the core benchmarks' files read the same way.
+//! The `.hgrm` files of a report (through core's HdrHistogram
+//! percentile-distribution writer, `tradebridge_core::hgrm`), and the same
+//! percentile curve as points for the plot.
 //!
 //! # Invariants
-//! - Histograms hold microseconds; the file shows milliseconds with 3
-//!   decimals (one microsecond), and its first line says so.
+//! - Histograms hold microseconds; files and plots show milliseconds with
+//!   3 decimals (one microsecond), and each file's first lines say what was
+//!   measured and in which unit.
 //! - Percentile ticks are HdrHistogram's: 5 per half distance to 100 %.
 
-use std::fmt::Write as _;
-
 use hdrhistogram::Histogram;
-
-/// Percentile ticks per half distance, HdrHistogram's default.
-pub const TICKS_PER_HALF_DISTANCE: u32 = 5;
+use tradebridge_core::hgrm::{write_percentiles, TICKS_PER_HALF_DISTANCE};
 
 /// Microseconds per millisecond, the file's value unit scaling.
 const MICROSECONDS_PER_MILLISECOND: f64 = 1_000.0;
 
 /// The `.hgrm` text of `histogram` (values in microseconds), headed by a
-/// comment line naming what was measured and the unit.
+/// comment line naming what was measured; values in milliseconds.
 pub fn percentile_distribution(histogram: &Histogram<u64>, title: &str) -> String {
-    let mut text = String::with_capacity(8 * 1024);
-    let _ = writeln!(text, "# {title}; Value in milliseconds (recorded in microseconds, 3 significant figures)");
-    let _ = write!(text, "{:>12} {:>14} {:>10} {:>14}\n\n", "Value", "Percentile", "TotalCount", "1/(1-Percentile)");
-    if histogram.is_empty() {
-        let _ = writeln!(text, "#[No values recorded]");
-        return text;
-    }
-    let mut total_count = 0u64;
-    for value in histogram.iter_quantiles(TICKS_PER_HALF_DISTANCE) {
-        total_count += value.count_since_last_iteration();
-        let quantile = value.quantile_iterated_to();
-        let milliseconds = value.value_iterated_to() as f64 / MICROSECONDS_PER_MILLISECOND;
-        if quantile < 1.0 {
-            let _ = writeln!(text, "{milliseconds:12.3} {quantile:2.12} {total_count:10} {:14.2}", 1.0 / (1.0 - quantile));
-        } else {
-            let _ = writeln!(text, "{milliseconds:12.3} {quantile:2.12} {total_count:10}");
-        }
-    }
-    let mean = histogram.mean() / MICROSECONDS_PER_MILLISECOND;
-    let deviation = histogram.stdev() / MICROSECONDS_PER_MILLISECOND;
-    let max = histogram.max() as f64 / MICROSECONDS_PER_MILLISECOND;
-    let _ = writeln!(text, "#[Mean    = {mean:12.3}, StdDeviation   = {deviation:12.3}]");
-    let _ = writeln!(text, "#[Max     = {max:12.3}, Total count    = {:12}]", histogram.len());
-    // HdrHistogram's sub-bucket count: the power of two covering 2 x 10^figures.
-    let sub_buckets = (2 * 10u64.pow(u32::from(histogram.sigfig()))).next_power_of_two();
-    let _ = writeln!(text, "#[Buckets = {:12}, SubBuckets     = {sub_buckets:12}]", histogram.buckets());
+    let mut text = format!("# {title}\n");
+    write_percentiles(histogram, MICROSECONDS_PER_MILLISECOND, "milliseconds (recorded in microseconds, 3 significant figures)", &mut text);
     text
 }
 
@@ -76,7 +49,8 @@ mod tests {
         }
         let text = percentile_distribution(&histogram, "end-to-end");
         let expected = "\
-# end-to-end; Value in milliseconds (recorded in microseconds, 3 significant figures)
+# end-to-end
+#[Values in milliseconds (recorded in microseconds, 3 significant figures)]
        Value     Percentile TotalCount 1/(1-Percentile)
 
        1.000 0.000000000000          1           1.00
@@ -93,7 +67,6 @@ mod tests {
        4.001 1.000000000000          4
 #[Mean    =        2.501, StdDeviation   =        1.118]
 #[Max     =        4.001, Total count    =            4]
-#[Buckets =           16, SubBuckets     =         2048]
 ";
         assert_eq!(text, expected);
     }

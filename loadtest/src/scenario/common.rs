@@ -23,6 +23,7 @@ use crate::fleet::{Fleet, ServerSettings};
 use crate::procfs;
 use crate::report::{self, latency_summary, RunFolder};
 use crate::run::{PhaseOutcome, TradingConfig, TradingOutcome};
+use crate::schedule::Phase;
 use crate::stats::PhaseLatencies;
 
 /// The product's end-to-end budget: a copy reaches the follower within
@@ -239,39 +240,47 @@ pub fn events_per_master(masters: usize, phases: &[(f64, f64)]) -> u64 {
     total.ceil() as u64 + 16
 }
 
-/// The measured (recorded) phases merged.
-pub fn measured(outcome: &TradingOutcome) -> (PhaseLatencies, f64, u64, u64, Option<f64>, f64) {
-    let (latencies, seconds, events, copies, bridge_cpu, harness_cpu, _) = measured_with_machine(outcome);
-    (latencies, seconds, events, copies, bridge_cpu, harness_cpu)
-}
-
-/// [`measured`] plus the machine's busy CPU seconds over the same windows.
-pub fn measured_with_machine(outcome: &TradingOutcome) -> (PhaseLatencies, f64, u64, u64, Option<f64>, f64, f64) {
-    let mut latencies = PhaseLatencies::default();
-    let (mut seconds, mut events, mut copies, mut bridge_cpu, mut harness_cpu, mut machine_busy) = (0.0, 0, 0, Some(0.0), 0.0, 0.0);
+/// The measured (recorded) phases merged into one outcome named
+/// "measured", its window as long as theirs together.
+pub fn measured(outcome: &TradingOutcome) -> PhaseOutcome {
+    let mut merged = PhaseOutcome {
+        phase: Phase { index: 0, name: "measured".into(), rate_per_second: 0.0, start_ns: 0, end_ns: 0, recorded: true },
+        latencies: PhaseLatencies::default(),
+        events: 0,
+        copies_expected: 0,
+        bridge_cpu_seconds: Some(0.0),
+        harness_cpu_seconds: 0.0,
+        machine_busy_seconds: 0.0,
+    };
     for phase in outcome.phases.iter().filter(|phase| phase.phase.recorded) {
-        latencies.add(&phase.latencies);
-        machine_busy += phase.machine_busy_seconds;
-        seconds += phase.phase.seconds();
-        events += phase.events;
-        copies += phase.copies_expected;
-        bridge_cpu = bridge_cpu.zip(phase.bridge_cpu_seconds).map(|(total, more)| total + more);
-        harness_cpu += phase.harness_cpu_seconds;
+        merged.latencies.add(&phase.latencies);
+        merged.phase.end_ns += phase.phase.end_ns - phase.phase.start_ns;
+        merged.events += phase.events;
+        merged.copies_expected += phase.copies_expected;
+        merged.bridge_cpu_seconds = merged.bridge_cpu_seconds.zip(phase.bridge_cpu_seconds).map(|(total, more)| total + more);
+        merged.harness_cpu_seconds += phase.harness_cpu_seconds;
+        merged.machine_busy_seconds += phase.machine_busy_seconds;
     }
-    (latencies, seconds, events, copies, bridge_cpu, harness_cpu, machine_busy)
+    merged.phase.rate_per_second = merged.events as f64 / merged.phase.seconds().max(1e-9);
+    merged
 }
 
-/// The JSON of one phase or merged phases.
-pub fn phase_json(name: &str, latencies: &PhaseLatencies, seconds: f64, events: u64, copies_expected: u64, bridge_cpu: Option<f64>, harness_cpu: f64, machine_busy: f64) -> Value {
+/// The JSON of a phase (or of the merged measured phases).
+pub fn phase_json(phase: &PhaseOutcome) -> Value {
+    let seconds = phase.phase.seconds().max(1e-9);
+    let latencies = &phase.latencies;
     let copies = latencies.end_to_end.len();
+    let (bridge_cpu, harness_cpu, machine_busy) = (phase.bridge_cpu_seconds, phase.harness_cpu_seconds, phase.machine_busy_seconds);
     json!({
-        "name": name,
-        "seconds": seconds,
-        "events": events,
-        "events_per_second": events as f64 / seconds.max(1e-9),
-        "copies_expected": copies_expected,
+        "name": phase.phase.name,
+        "recorded": phase.phase.recorded,
+        "seconds": phase.phase.seconds(),
+        "rate_offered_events_per_second": phase.phase.rate_per_second,
+        "events": phase.events,
+        "events_per_second": phase.events as f64 / seconds,
+        "copies_expected": phase.copies_expected,
         "copies_measured": copies,
-        "copies_per_second": copies as f64 / seconds.max(1e-9),
+        "copies_per_second": copies as f64 / seconds,
         "latency_ms": {
             "end_to_end": latency_summary(&latencies.end_to_end),
             "end_to_end_uncorrected": latency_summary(&latencies.end_to_end_uncorrected),
@@ -281,33 +290,24 @@ pub fn phase_json(name: &str, latencies: &PhaseLatencies, seconds: f64, events: 
         },
         "cpu": {
             "bridge_seconds": bridge_cpu,
-            "bridge_cores": bridge_cpu.map(|cpu| cpu / seconds.max(1e-9)),
+            "bridge_cores": bridge_cpu.map(|cpu| cpu / seconds),
             "bridge_us_per_copy": bridge_cpu.filter(|_| copies > 0).map(|cpu| cpu * 1e6 / copies as f64),
             "harness_seconds": harness_cpu,
-            "harness_cores": harness_cpu / seconds.max(1e-9),
-            "machine_busy_cores": machine_busy / seconds.max(1e-9),
-            "other_processes_cores": bridge_cpu.map(|bridge| ((machine_busy - bridge - harness_cpu) / seconds.max(1e-9)).max(0.0)),
+            "harness_cores": harness_cpu / seconds,
+            "machine_busy_cores": machine_busy / seconds,
+            "other_processes_cores": bridge_cpu.map(|bridge| ((machine_busy - bridge - harness_cpu) / seconds).max(0.0)),
         },
     })
 }
 
-/// The JSON of a phase outcome.
-pub fn phase_outcome_json(phase: &PhaseOutcome) -> Value {
-    let mut value = phase_json(&phase.phase.name, &phase.latencies, phase.phase.seconds(), phase.events, phase.copies_expected, phase.bridge_cpu_seconds, phase.harness_cpu_seconds, phase.machine_busy_seconds);
-    value["rate_offered_events_per_second"] = json!(phase.phase.rate_per_second);
-    value["recorded"] = json!(phase.phase.recorded);
-    value
-}
-
 /// Everything a trading run found, as JSON (without the verdict).
 pub fn outcome_json(environment: &Environment, outcome: &TradingOutcome, stop: Option<&StopOutcome>) -> Value {
-    let (latencies, seconds, events, copies, bridge_cpu, harness_cpu, machine_busy) = measured_with_machine(outcome);
     json!({
         "bridge": environment.kind.name(),
         "binary": environment.binary(),
         "url": environment.url,
-        "measured": phase_json("measured", &latencies, seconds, events, copies, bridge_cpu, harness_cpu, machine_busy),
-        "phases": outcome.phases.iter().map(phase_outcome_json).collect::<Vec<_>>(),
+        "measured": phase_json(&measured(outcome)),
+        "phases": outcome.phases.iter().map(phase_json).collect::<Vec<_>>(),
         "counts": outcome.counts,
         "counters": outcome.counters,
         "drained": outcome.drained,
@@ -346,7 +346,7 @@ pub fn failures(label: &str, environment: &Environment, outcome: &TradingOutcome
     if outcome.counters["schedule_overflow"] > 0 || outcome.ack_seq_regressions > 0 {
         failures.push(format!("{label}: {} events beyond the harness's tables, {} ack_seq regressions", outcome.counters["schedule_overflow"], outcome.ack_seq_regressions));
     }
-    let (latencies, ..) = measured(outcome);
+    let latencies = measured(outcome).latencies;
     if latencies.end_to_end.is_empty() {
         failures.push(format!("{label}: no copy was measured"));
     } else if let Some(budget_ms) = budget_ms {
@@ -413,7 +413,8 @@ pub fn conclude(line: &str, failures: &[String], folder: Option<&Path>) -> u8 {
 
 /// The headline of a trading run for the one-line summary and the README.
 pub fn headline(outcome: &TradingOutcome) -> String {
-    let (latencies, seconds, ..) = measured(outcome);
+    let merged = measured(outcome);
+    let (latencies, seconds) = (&merged.latencies, merged.phase.seconds());
     let counts = &outcome.counts;
     let milliseconds = |quantile: f64| latencies.end_to_end.value_at_quantile(quantile) as f64 / 1000.0;
     format!(
@@ -433,7 +434,9 @@ pub fn headline(outcome: &TradingOutcome) -> String {
 
 /// The CPU part of a headline: bridge and harness cores used.
 pub fn cpu_headline(outcome: &TradingOutcome) -> String {
-    let (latencies, seconds, _, _, bridge_cpu, harness_cpu) = measured(outcome);
+    let merged = measured(outcome);
+    let (seconds, bridge_cpu, harness_cpu) = (merged.phase.seconds(), merged.bridge_cpu_seconds, merged.harness_cpu_seconds);
+    let latencies = &merged.latencies;
     let copies = latencies.end_to_end.len().max(1) as f64;
     match bridge_cpu {
         Some(cpu) => format!("bridge {:.2} cores ({:.1} us/copy), harness {:.2} cores", cpu / seconds.max(1e-9), cpu * 1e6 / copies, harness_cpu / seconds.max(1e-9)),

@@ -1,10 +1,10 @@
 //! The scenarios, one command each, and the command dispatch.
 //!
 //! # Layout
-//! - [`common`]: flags, the bridge under test, verdicts, report files.
-//! - [`trading`]: `fanout`, `churn`, `slow-slave`, `ramp`.
-//! - [`capacity`]: `capacity`.
-//! - [`gen_config`]: `gen-config`.
+//! - [`common`] holds the flags, the bridge under test, verdicts, report files.
+//! - [`trading`] runs `fanout`, `churn`, `slow-slave` and `ramp`.
+//! - [`capacity`] runs `capacity`.
+//! - [`gen_config`] runs `gen-config`.
 //!
 //! # Invariants
 //! - Exit codes: 0 pass, 1 the run failed its checks (loss, duplicates,

@@ -12,7 +12,7 @@
 use serde_json::{json, Value};
 
 use super::common::{
-    conclude, cpu_headline, create_folder, events_per_master, failures, headline, measured, metadata, outcome_json, phase_outcome_json, trading_config, write_distributions, CommonOptions,
+    conclude, cpu_headline, create_folder, events_per_master, failures, headline, measured, metadata, outcome_json, phase_json, trading_config, write_distributions, CommonOptions,
     Environment,
 };
 use crate::bridge::{BridgeKind, StopOutcome};
@@ -125,7 +125,7 @@ fn finish_report(common: &CommonOptions, scenario: &str, title: &str, mut summar
     let prefixed = runs.len() > 1;
     let mut curves_owned = Vec::new();
     for run in runs {
-        let (latencies, ..) = measured(&run.outcome);
+        let latencies = measured(&run.outcome).latencies;
         let prefix = if prefixed { format!("{}_", run.environment.kind.name()) } else { String::new() };
         write_distributions(&folder, &prefix, &latencies)?;
         curves_owned.push((run.environment.kind.name(), latencies));
@@ -159,7 +159,8 @@ fn index_row(common: &CommonOptions, folder: &RunFolder, title: &str, line: &str
 /// Ratios baseline / tradebridge of the headline figures.
 fn ratios(tradebridge: &Finished, baseline: &Finished) -> Value {
     let figures = |run: &Finished| {
-        let (latencies, _, _, _, bridge_cpu, _) = measured(&run.outcome);
+        let merged = measured(&run.outcome);
+        let (latencies, bridge_cpu) = (&merged.latencies, merged.bridge_cpu_seconds);
         let copies = latencies.end_to_end.len().max(1) as f64;
         let quantile = |q: f64| latencies.end_to_end.value_at_quantile(q) as f64;
         (quantile(0.5), quantile(0.99), quantile(0.999), bridge_cpu.map(|cpu| cpu / copies), run.outcome.bridge_memory.map(|memory| memory.hwm_kib as f64))
@@ -347,7 +348,7 @@ fn ramp_report(common: &CommonOptions, machine: &procfs::Machine, run: Finished,
     summary["ramp"] = json!({
         "highest_sustained_events_per_second": best_rate, "highest_sustained_copies_per_second": best_copies, "first_step_over_budget": broke,
         "rule": "a step is sustained when its end-to-end p99 is within --budget-p99-ms and every copy of its events was measured",
-        "steps": steps.iter().map(|phase| phase_outcome_json(phase)).collect::<Vec<_>>(),
+        "steps": steps.iter().map(|phase| phase_json(phase)).collect::<Vec<_>>(),
     });
     let title = format!("ramp {masters}x{slaves_per_master} from {rate_start} events/s x{factor} per {step_secs} s step until p99 > {budget_ms} ms");
     let line = format!("ramp: highest sustained {best_rate:.0} events/s = {best_copies:.0} copies/s (p99 within {budget_ms} ms); first step over budget: {}", broke.as_deref().unwrap_or("none up to --rate-max"));
