@@ -99,6 +99,11 @@ impl Executor {
             if stage >= Stage::Draining {
                 churn_at = None;
             }
+            // Churn runs while trading, on live connections only: the next
+            // disconnect is drawn once a session is up.
+            if let (Stage::Trading, Some(churn), true, None) = (stage, self.setup.churn, socket.is_some(), churn_at) {
+                churn_at = Some(churn.next_disconnect(&mut rng, Instant::now()));
+            }
             let connected = socket.is_some();
             let stall = if stall_done { None } else { self.stall_window(&plan_receiver.borrow_and_update()) };
             let stall_at = stall.map(|(start_ns, _)| self.shared.instant(start_ns));
@@ -117,9 +122,7 @@ impl Executor {
                                     first_welcome = false;
                                     Counters::add(&self.shared.counters.ready, 1);
                                 }
-                                let now = Instant::now();
-                                ping_at = now + hb;
-                                churn_at = self.setup.churn.filter(|_| self.shared.stage() == Stage::Trading).map(|churn| churn.next_disconnect(&mut rng, now));
+                                ping_at = Instant::now() + hb;
                             } else {
                                 self.lost("sending state failed".into(), None);
                                 connecting = Some(reconnect(self.shared.url.clone(), self.hello(), backoff(0)));

@@ -128,6 +128,11 @@ impl Monitor {
             if stage >= Stage::Draining {
                 churn_at = None;
             }
+            // Churn runs while trading, on live connections only: the next
+            // disconnect is drawn once a session is up.
+            if let (Stage::Trading, Some(churn), true, None) = (stage, self.setup.churn, socket.is_some(), churn_at) {
+                churn_at = Some(churn.next_disconnect(&mut rng, Instant::now()));
+            }
             let plan = Arc::clone(&plan_receiver.borrow_and_update());
             let due = match self.cursor.peek(&plan, self.setup.masters, self.setup.index) {
                 Next::Event { intended_ns, .. } if self.outbox.len() < self.setup.outbox_events_max => Some(self.shared.instant(intended_ns)),
@@ -148,7 +153,6 @@ impl Monitor {
                                 let now = Instant::now();
                                 ping_at = now + hb;
                                 snapshot_at = now + self.setup.snapshot_interval;
-                                churn_at = self.setup.churn.filter(|_| self.shared.stage() == Stage::Trading).map(|churn| churn.next_disconnect(&mut rng, now));
                             } else {
                                 self.lost("sending after welcome failed".into(), None);
                                 connecting = Some(reconnect(self.shared.url.clone(), self.hello(), backoff(0)));
@@ -381,3 +385,4 @@ impl Monitor {
         Message::Snapshot(Snapshot { positions, balance: 100_000.0, equity: 100_000.0, currency: "USD".into() })
     }
 }
+
