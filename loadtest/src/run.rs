@@ -318,7 +318,8 @@ fn drive(shared: &Arc<RunShared>, target: &Target<'_>, config: &TradingConfig, p
         if index + 1 == plan.phases.len() {
             if let Some(decide) = next.as_mut() {
                 settle(shared, &phase, thread_stats);
-                let judged = PhaseOutcome { latencies: merged_phase(thread_stats, phase.index), ..outcome.clone() };
+                let mut judged = outcome.clone();
+                refresh(shared, thread_stats, &mut judged);
                 if let Some(spec) = decide(&judged) {
                     let begin = shared.now_ns() + PHASE_GAP.as_nanos() as u64;
                     plan.push(&spec.name, spec.rate_per_second, begin, spec.seconds, spec.recorded);
@@ -337,7 +338,7 @@ fn drive(shared: &Arc<RunShared>, target: &Target<'_>, config: &TradingConfig, p
     let drain_ms = drain_started.elapsed().as_millis() as u64;
     let bridge_metrics = target.metrics.map(|address| scrape_metrics(address).map(|text| parse_metrics(&text)).unwrap_or_else(|error| serde_json::json!({ "error": format!("{error:#}") })));
     for outcome in &mut outcomes {
-        outcome.latencies = merged_phase(thread_stats, outcome.phase.index);
+        refresh(shared, thread_stats, outcome);
     }
     Ok(TradingOutcome {
         phases: outcomes,
@@ -354,6 +355,15 @@ fn drive(shared: &Arc<RunShared>, target: &Target<'_>, config: &TradingConfig, p
         bridge_metrics,
         seed: config.seed,
     })
+}
+
+/// Brings a phase's latencies and counts up to date: a late sender
+/// generates some of a phase's events (and copies arrive) after its window.
+fn refresh(shared: &RunShared, thread_stats: &[SharedStats], outcome: &mut PhaseOutcome) {
+    let counters = &shared.phases[outcome.phase.index as usize];
+    outcome.latencies = merged_phase(thread_stats, outcome.phase.index);
+    outcome.events = Counters::get(&counters.events);
+    outcome.copies_expected = Counters::get(&counters.copies_expected);
 }
 
 /// Waits until every EA had its first welcome.

@@ -29,7 +29,7 @@ scenarios:
   capacity     N idle EAs with heartbeats: connect times, RSS   --eas 10000 --connect-concurrency 100 --hold-secs 10
   ramp         raise the rate until p99 breaks the budget       --rate-start 500 --rate-factor 1.5 --rate-max 64000 --step-secs 5
   churn        random disconnects/reconnects while trading      --churn-mean-ms 3000 --reconnect-delay-ms-max 500
-  slow-slave   one slave stops reading; others must not move    --moved-p99-ratio-max 2 --moved-ms-min 1
+  slow-slave   one slave stops reading; others must not move    --moved-p99-ratio-max 2 --moved-ms-min 5
   gen-config   write bridge.toml and keys.tsv for --url runs    --masters M --slaves-per-master K --out DIR [--listen ADDR]
 
 target (one of):

@@ -238,7 +238,7 @@ pub fn slow_slave(arguments: &Arguments) -> anyhow::Result<u8> {
     let rate = rate(arguments, 200.0)?;
     let (secs, warmup) = (seconds(arguments, "--secs", 20.0)?, seconds(arguments, "--warmup-secs", 2.0)?);
     let ratio_max = arguments.checked("--moved-p99-ratio-max", 2.0f64, "a ratio above 1", |value: f64| value > 1.0)?;
-    let moved_ms_min = arguments.checked("--moved-ms-min", 1.0f64, "milliseconds >= 0", |value: f64| value >= 0.0)?;
+    let moved_ms_min = arguments.checked("--moved-ms-min", 5.0f64, "milliseconds >= 0", |value: f64| value >= 0.0)?;
     if slaves_per_master == 0 {
         anyhow::bail!("--slaves-per-master 0: slow-slave needs at least one slave");
     }
