@@ -4,7 +4,8 @@
 //! # Invariants
 //! - The x axis runs from 1 (p = 0) to the largest 1/(1-p) any curve
 //!   reaches; its labels are percentiles (50 %, 90 %, 99 %, ...).
-//! - The y axis is linear, in milliseconds, from 0.
+//! - The y axis is logarithmic, in milliseconds, so a sub-millisecond curve
+//!   and a second-long tail are both readable on one plot.
 
 use std::path::Path;
 
@@ -25,7 +26,8 @@ const COLOURS: [RGBColor; 6] = [RGBColor(31, 119, 180), RGBColor(214, 39, 40), R
 pub fn percentile_plot(path: &Path, title: &str, curves: &[(&str, &Histogram<u64>)]) -> anyhow::Result<()> {
     let points: Vec<(&str, Vec<(f64, f64)>)> = curves.iter().map(|(label, histogram)| (*label, percentile_curve(histogram))).filter(|(_, points)| !points.is_empty()).collect();
     let x_max = points.iter().flat_map(|(_, points)| points.iter().map(|(x, _)| *x)).fold(10.0f64, f64::max) * 1.5;
-    let y_max = points.iter().flat_map(|(_, points)| points.iter().map(|(_, y)| *y)).fold(0.001f64, f64::max) * 1.1;
+    let y_max = points.iter().flat_map(|(_, points)| points.iter().map(|(_, y)| *y)).fold(0.001f64, f64::max) * 1.5;
+    let y_min = points.iter().flat_map(|(_, points)| points.iter().map(|(_, y)| *y)).filter(|y| *y > 0.0).fold(y_max, f64::min) / 1.5;
     let root = SVGBackend::new(path, (WIDTH_PIXELS, HEIGHT_PIXELS)).into_drawing_area();
     root.fill(&WHITE).map_err(|error| anyhow!("plot {}: {error}", path.display()))?;
     let mut chart = ChartBuilder::on(&root)
@@ -33,19 +35,19 @@ pub fn percentile_plot(path: &Path, title: &str, curves: &[(&str, &Histogram<u64
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(70)
-        .build_cartesian_2d((1.0f64..x_max).log_scale(), 0.0f64..y_max)
+        .build_cartesian_2d((1.0f64..x_max).log_scale(), (y_min.max(0.0005)..y_max).log_scale())
         .map_err(|error| anyhow!("plot {}: {error}", path.display()))?;
     chart
         .configure_mesh()
         .x_desc("percentile (log scale of 1/(1-p))")
-        .y_desc("latency (ms)")
+        .y_desc("latency (ms, log scale)")
         .x_label_formatter(&|x| percentile_label(*x))
         .draw()
         .map_err(|error| anyhow!("plot {}: {error}", path.display()))?;
     for (index, (label, curve)) in points.into_iter().enumerate() {
         let colour = COLOURS[index % COLOURS.len()];
         chart
-            .draw_series(LineSeries::new(curve, colour.stroke_width(2)))
+            .draw_series(LineSeries::new(curve.into_iter().map(|(x, y)| (x, y.max(0.0005))), colour.stroke_width(2)))
             .map_err(|error| anyhow!("plot {}: {error}", path.display()))?
             .label(label)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));

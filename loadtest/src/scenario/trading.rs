@@ -111,7 +111,7 @@ pub fn fanout(arguments: &Arguments) -> anyhow::Result<u8> {
         summary["ratios_baseline_over_tradebridge"] = ratios(tradebridge, baseline);
     }
     let title = format!("fanout {masters}x{slaves_per_master} at {rate} events/s, {secs} s");
-    let line = format!("fanout {}: {}; {}", runs[0].environment.kind.name(), headline(&runs[0].outcome), cpu_headline(&runs[0].outcome));
+    let line = runs.iter().map(|run| format!("fanout {}: {}; {}", run.environment.kind.name(), headline(&run.outcome), cpu_headline(&run.outcome))).collect::<Vec<_>>().join(" | ");
     finish_report(&common, "fanout", &title, summary, &runs, all_failures, &line)
 }
 
@@ -138,7 +138,7 @@ fn finish_report(common: &CommonOptions, scenario: &str, title: &str, mut summar
     }
     let labelled: Vec<(&str, &hdrhistogram::Histogram<u64>)> = curves.iter().map(|(label, histogram)| (label.as_str(), *histogram)).collect();
     folder.write_plot("latency", title, &labelled)?;
-    index_row(common, &folder, title, line, &summary)?;
+    index_row(common, &folder, title, line, &summary, runs)?;
     Ok(conclude(line, &failures_of(&summary), Some(&folder.path)))
 }
 
@@ -147,9 +147,14 @@ fn failures_of(summary: &Value) -> Vec<String> {
 }
 
 /// Appends the run to the README table of the output folder, if it has one.
-fn index_row(common: &CommonOptions, folder: &RunFolder, title: &str, line: &str, summary: &Value) -> anyhow::Result<()> {
+fn index_row(common: &CommonOptions, folder: &RunFolder, title: &str, line: &str, summary: &Value, runs: &[Finished]) -> anyhow::Result<()> {
     let mut caveats: Vec<String> = summary["notes"].as_array().map(|notes| notes.iter().filter_map(|note| note.as_str().map(String::from)).collect()).unwrap_or_default();
     caveats.push(format!("{} cores; load {}", summary["machine"]["cores"], summary["machine"]["load_average"].as_str().unwrap_or("?")));
+    for run in runs {
+        let other = measured(&run.outcome);
+        let busy = (other.machine_busy_seconds - other.bridge_cpu_seconds.unwrap_or(0.0) - other.harness_cpu_seconds) / other.phase.seconds().max(1e-9);
+        caveats.push(format!("other processes used {:.2} cores during {}'s measured window", busy.max(0.0), run.environment.kind.name()));
+    }
     let verdict = if summary["result"]["pass"].as_bool() == Some(true) { "PASS" } else { "FAIL" };
     let cells = [format!("[{}]({}/)", folder.name, folder.name), title.to_string(), format!("`{}`", crate::report::command_line()), format!("{verdict}: {line}"), caveats.join("; ")];
     let _ = append_index_row(&common.out_dir, &cells)?;
