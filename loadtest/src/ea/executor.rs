@@ -16,14 +16,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use futures_util::SinkExt;
 use tradebridge_core::protocol::{Copy, CopyAction, Message, ResultStatus, State, StatePosition, TradeResult, Welcome};
 
 use super::link::{self, encode, Socket};
 use super::shared::{Counters, RunShared, Stage};
-use super::{backoff, disconnect, leave, reconnect, Churn, Reconnect, Rng};
+use super::{leave, Churn, Link};
 use crate::accounting::{volume_units, CopyKey, SlaveReceipts, Verdict};
 use crate::fleet::Account;
 use crate::schedule::Plan;
@@ -83,73 +83,37 @@ impl Executor {
         let mut stage_receiver = self.shared.stage.subscribe();
         let mut plan_receiver = self.shared.plan.subscribe();
         let mut stall_done = self.setup.stall_phase.is_none();
-        let mut rng = Rng::new(self.setup.churn.map_or(0, |churn| churn.seed));
-        let mut socket: Option<Socket> = None;
-        let mut connecting: Option<Reconnect> = Some(reconnect(self.shared.url.clone(), self.hello(), Duration::ZERO));
-        let mut failures = 0u32;
-        let mut ping_at = Instant::now();
-        let mut churn_at: Option<Instant> = None;
-        let mut hb = Duration::from_secs(5);
+        let mut link = Link::new(self.shared.url.clone(), self.hello(), self.setup.churn);
         let mut first_welcome = true;
         loop {
             let stage = *stage_receiver.borrow_and_update();
             if stage == Stage::Stopping {
                 break;
             }
-            if stage >= Stage::Draining {
-                churn_at = None;
-            }
-            // Churn runs while trading, on live connections only: the next
-            // disconnect is drawn once a session is up.
-            if let (Stage::Trading, Some(churn), true, None) = (stage, self.setup.churn, socket.is_some(), churn_at) {
-                churn_at = Some(churn.next_disconnect(&mut rng, Instant::now()));
-            }
-            let connected = socket.is_some();
+            link.arm_churn(stage == Stage::Trading);
+            let connected = link.socket.is_some();
             let stall = if stall_done { None } else { self.stall_window(&plan_receiver.borrow_and_update()) };
             let stall_at = stall.map(|(start_ns, _)| self.shared.instant(start_ns));
+            let (ping_at, churn_at) = (link.ping_at, link.churn_at);
             tokio::select! {
                 _ = stage_receiver.changed() => {}
                 _ = plan_receiver.changed() => {}
-                result = async { connecting.as_mut().expect("checked").await }, if connecting.is_some() => {
-                    connecting = None;
-                    match result {
-                        Ok((mut fresh, welcome)) => {
-                            failures = 0;
-                            hb = Duration::from_millis(welcome.hb_ms.max(100));
-                            if self.on_welcome(&mut fresh, &welcome).await.is_ok() {
-                                socket = Some(fresh);
-                                if first_welcome {
-                                    first_welcome = false;
-                                    Counters::add(&self.shared.counters.ready, 1);
-                                }
-                                ping_at = Instant::now() + hb;
-                            } else {
-                                self.lost("sending state failed".into(), None);
-                                connecting = Some(reconnect(self.shared.url.clone(), self.hello(), backoff(0)));
-                            }
-                        }
-                        Err(error) => {
-                            Counters::add(&self.shared.counters.connect_failures, 1);
-                            self.shared.counters.note_error(format!("slave {}: {error:#}", self.setup.account.login), None);
-                            failures += 1;
-                            connecting = Some(reconnect(self.shared.url.clone(), self.hello(), backoff(failures)));
-                        }
+                result = async { link.connecting.as_mut().expect("checked").await }, if link.connecting.is_some() => {
+                    link.connecting = None;
+                    if self.on_connected(&mut link, result).await && first_welcome {
+                        first_welcome = false;
+                        Counters::add(&self.shared.counters.ready, 1);
                     }
                 }
-                received = async { link::receive(socket.as_mut().expect("checked")).await }, if connected => {
-                    let open = socket.as_mut().expect("checked");
+                received = async { link::receive(link.socket.as_mut().expect("checked")).await }, if connected => {
+                    let open = link.socket.as_mut().expect("checked");
                     if let Err((text, code)) = self.on_received(open, received).await {
-                        socket = None;
-                        self.lost(text, code);
-                        connecting = Some(reconnect(self.shared.url.clone(), self.hello(), backoff(0)));
+                        self.lost(&mut link, text, code);
                     }
                 }
                 _ = tokio::time::sleep_until(ping_at.into()), if connected => {
-                    ping_at = Instant::now() + hb;
-                    if socket.as_mut().expect("checked").send(encode(&Message::Ping)).await.is_err() {
-                        socket = None;
-                        self.lost("sending a ping failed".into(), None);
-                        connecting = Some(reconnect(self.shared.url.clone(), self.hello(), backoff(0)));
+                    if link.ping().await.is_err() {
+                        self.lost(&mut link, "sending a ping failed".into(), None);
                     }
                 }
                 _ = tokio::time::sleep_until(stall_at.unwrap_or_else(Instant::now).into()), if stall_at.is_some() => {
@@ -158,19 +122,35 @@ impl Executor {
                     let (_, end_ns) = stall.expect("checked");
                     stall_done = true;
                     tokio::time::sleep_until(self.shared.instant(end_ns).into()).await;
-                    ping_at = Instant::now();
+                    link.ping_at = Instant::now();
                 }
                 _ = tokio::time::sleep_until(churn_at.unwrap_or_else(Instant::now).into()), if connected && churn_at.is_some() => {
-                    let churn = self.setup.churn.expect("churn_at is only set with churn");
                     Counters::add(&self.shared.counters.disconnects_forced, 1);
-                    disconnect(socket.take().expect("checked"), &mut rng).await;
-                    churn_at = None;
-                    let delay = Duration::from_millis(rng.up_to(churn.reconnect_delay_ms_max));
-                    connecting = Some(reconnect(self.shared.url.clone(), self.hello(), delay));
+                    link.churn_disconnect(self.hello()).await;
                 }
             }
         }
-        leave(socket).await;
+        leave(link.socket).await;
+    }
+
+    /// A connection attempt ended: on a welcome, sends `state` (true when
+    /// the session is up); otherwise schedules a retry.
+    async fn on_connected(&mut self, link: &mut Link, result: anyhow::Result<(Socket, Welcome)>) -> bool {
+        match result {
+            Ok((mut socket, welcome)) => {
+                if self.on_welcome(&mut socket, &welcome).await.is_ok() {
+                    link.up(socket, &welcome);
+                    return true;
+                }
+                self.lost(link, "sending state failed".into(), None);
+            }
+            Err(error) => {
+                Counters::add(&self.shared.counters.connect_failures, 1);
+                self.shared.counters.note_error(format!("slave {}: {error:#}", self.setup.account.login), None);
+                link.failed(self.hello());
+            }
+        }
+        false
     }
 
     /// The window of the phase this Executor stalls in, once it is planned.
@@ -179,10 +159,11 @@ impl Executor {
         plan.phases.iter().find(|phase| &phase.name == name).map(|phase| (phase.start_ns, phase.end_ns))
     }
 
-    /// Counts a session the bridge or the network ended.
-    fn lost(&self, text: String, code: Option<u16>) {
+    /// Counts a session the bridge or the network ended, and reconnects.
+    fn lost(&self, link: &mut Link, text: String, code: Option<u16>) {
         Counters::add(&self.shared.counters.sessions_lost, 1);
         self.shared.counters.note_error(format!("slave {}: {text}", self.setup.account.login), code);
+        link.lose(self.hello());
     }
 
     /// After a welcome: the `state` with the positions held and the symbols.

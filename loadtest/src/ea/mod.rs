@@ -7,8 +7,9 @@
 //! - [`shared`]: what every EA of a run shares (clock, plan, tables, counters).
 //! - [`monitor`]: the Monitor: schedule, outbox, acks, snapshot.
 //! - [`executor`]: the Executor: state, copies, results, `last_seq`.
-//! - [`Churn`], [`Rng`], [`Reconnect`]: random disconnects and the
-//!   reconnect future both EAs use.
+//! - [`Link`]: one EA's connection state across reconnects (socket,
+//!   connection attempt, backoff, heartbeat and churn timers), shared by
+//!   both EAs; [`Churn`], [`Rng`], [`Reconnect`]: its parts.
 //!
 //! # Invariants
 //! - An EA task owns its socket; nothing else writes to it.
@@ -25,6 +26,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
+use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tradebridge_core::protocol::{Message, Welcome};
@@ -120,6 +122,84 @@ pub async fn disconnect(mut socket: Socket, rng: &mut Rng) {
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, socket.close(Some(frame))).await;
     }
     drop(socket);
+}
+
+/// One EA's connection across reconnects.
+pub struct Link {
+    /// The bridge's URL.
+    url: String,
+    /// The live session, if any.
+    pub socket: Option<Socket>,
+    /// A connection attempt in progress, if any (never both).
+    pub connecting: Option<Reconnect>,
+    /// Failed attempts since the last welcome (the backoff grows with it).
+    failures: u32,
+    /// Heartbeat interval from the last welcome.
+    hb: Duration,
+    /// When the next ping is due.
+    pub ping_at: Instant,
+    /// When the next churn disconnect is due (only while trading).
+    pub churn_at: Option<Instant>,
+    churn: Option<Churn>,
+    rng: Rng,
+}
+
+impl Link {
+    /// A link that starts connecting at once with `hello`.
+    pub fn new(url: String, hello: Message, churn: Option<Churn>) -> Link {
+        let connecting = Some(reconnect(url.clone(), hello, Duration::ZERO));
+        let rng = Rng::new(churn.map_or(0, |churn| churn.seed));
+        Link { url, socket: None, connecting, failures: 0, hb: Duration::from_secs(5), ping_at: Instant::now(), churn_at: None, churn, rng }
+    }
+
+    /// Draws the next churn disconnect while trading on a live session;
+    /// clears it once trading is over.
+    pub fn arm_churn(&mut self, trading: bool) {
+        if !trading {
+            self.churn_at = None;
+        } else if let (Some(churn), true, None) = (self.churn, self.socket.is_some(), self.churn_at) {
+            self.churn_at = Some(churn.next_disconnect(&mut self.rng, Instant::now()));
+        }
+    }
+
+    /// A welcome arrived on `socket`.
+    pub fn up(&mut self, socket: Socket, welcome: &Welcome) {
+        self.failures = 0;
+        self.hb = Duration::from_millis(welcome.hb_ms.max(100));
+        self.ping_at = Instant::now() + self.hb;
+        self.socket = Some(socket);
+    }
+
+    /// The session ended (or could not start): reconnect at once.
+    pub fn lose(&mut self, hello: Message) {
+        self.socket = None;
+        self.churn_at = None;
+        self.connecting = Some(reconnect(self.url.clone(), hello, backoff(0)));
+    }
+
+    /// A connection attempt failed: retry after a growing backoff.
+    pub fn failed(&mut self, hello: Message) {
+        self.failures += 1;
+        self.connecting = Some(reconnect(self.url.clone(), hello, backoff(self.failures)));
+    }
+
+    /// Sends a ping and schedules the next; `Err` when the send failed.
+    pub async fn ping(&mut self) -> Result<(), ()> {
+        self.ping_at = Instant::now() + self.hb;
+        let socket = self.socket.as_mut().ok_or(())?;
+        socket.send(link::encode(&Message::Ping)).await.map_err(|_| ())
+    }
+
+    /// Ends the session on purpose (churn) and reconnects after a random delay.
+    pub async fn churn_disconnect(&mut self, hello: Message) {
+        let churn = self.churn.expect("churn_at is only set with churn");
+        if let Some(socket) = self.socket.take() {
+            disconnect(socket, &mut self.rng).await;
+        }
+        self.churn_at = None;
+        let delay = Duration::from_millis(self.rng.up_to(churn.reconnect_delay_ms_max));
+        self.connecting = Some(reconnect(self.url.clone(), hello, delay));
+    }
 }
 
 /// Leaves at the end of a run with a close frame, bounded by CLOSE_TIMEOUT.

@@ -26,7 +26,7 @@ use tradebridge_core::protocol::{Event, EventKind, Message, Snapshot, SnapshotPo
 use super::link::{self, encode, Socket};
 use super::shared::{Counters, RunShared, Stage};
 use super::timer::PreciseTimer;
-use super::{backoff, disconnect, leave, reconnect, Churn, Reconnect, Rng};
+use super::{leave, Churn, Link};
 use crate::fleet::Account;
 use crate::schedule::{Cursor, Next, Plan};
 use crate::stats::{lock, Measure, SharedStats};
@@ -112,112 +112,90 @@ impl Monitor {
         let mut timer = PreciseTimer::new().expect("a timerfd for the send schedule");
         let mut plan_receiver = self.shared.plan.subscribe();
         let mut stage_receiver = self.shared.stage.subscribe();
-        let mut rng = Rng::new(self.setup.churn.map_or(0, |churn| churn.seed));
-        let mut socket: Option<Socket> = None;
-        let mut connecting: Option<Reconnect> = Some(reconnect(self.shared.url.clone(), self.hello(), Duration::ZERO));
-        let mut failures = 0u32;
-        let mut ping_at = Instant::now();
+        let mut link = Link::new(self.shared.url.clone(), self.hello(), self.setup.churn);
         let mut snapshot_at = Instant::now();
-        let mut churn_at: Option<Instant> = None;
-        let mut hb = Duration::from_secs(5);
         loop {
             let stage = *stage_receiver.borrow_and_update();
             if stage == Stage::Stopping {
                 break;
             }
-            if stage >= Stage::Draining {
-                churn_at = None;
-            }
-            // Churn runs while trading, on live connections only: the next
-            // disconnect is drawn once a session is up.
-            if let (Stage::Trading, Some(churn), true, None) = (stage, self.setup.churn, socket.is_some(), churn_at) {
-                churn_at = Some(churn.next_disconnect(&mut rng, Instant::now()));
-            }
+            link.arm_churn(stage == Stage::Trading);
             let plan = Arc::clone(&plan_receiver.borrow_and_update());
             let due = match self.cursor.peek(&plan, self.setup.masters, self.setup.index) {
                 Next::Event { intended_ns, .. } if self.outbox.len() < self.setup.outbox_events_max => Some(self.shared.instant(intended_ns)),
                 _ => None,
             };
-            let connected = socket.is_some();
+            let connected = link.socket.is_some();
+            let (ping_at, churn_at) = (link.ping_at, link.churn_at);
             tokio::select! {
                 _ = stage_receiver.changed() => {}
                 _ = plan_receiver.changed() => {}
-                result = async { connecting.as_mut().expect("checked").await }, if connecting.is_some() => {
-                    connecting = None;
-                    match result {
-                        Ok((mut fresh, welcome)) => {
-                            failures = 0;
-                            hb = Duration::from_millis(welcome.hb_ms.max(100));
-                            if self.on_welcome(&mut fresh, &welcome).await.is_ok() {
-                                socket = Some(fresh);
-                                let now = Instant::now();
-                                ping_at = now + hb;
-                                snapshot_at = now + self.setup.snapshot_interval;
-                            } else {
-                                self.lost("sending after welcome failed".into(), None);
-                                connecting = Some(reconnect(self.shared.url.clone(), self.hello(), backoff(0)));
-                            }
-                        }
-                        Err(error) => {
-                            Counters::add(&self.shared.counters.connect_failures, 1);
-                            self.shared.counters.note_error(format!("master {}: {error:#}", self.setup.account.login), None);
-                            failures += 1;
-                            connecting = Some(reconnect(self.shared.url.clone(), self.hello(), backoff(failures)));
-                        }
+                result = async { link.connecting.as_mut().expect("checked").await }, if link.connecting.is_some() => {
+                    link.connecting = None;
+                    if self.on_connected(&mut link, result).await {
+                        snapshot_at = Instant::now() + self.setup.snapshot_interval;
                     }
                 }
-                received = async { link::receive(socket.as_mut().expect("checked")).await }, if connected => {
+                received = async { link::receive(link.socket.as_mut().expect("checked")).await }, if connected => {
                     if let Err((text, code)) = self.on_received(received) {
-                        socket = None;
-                        self.lost(text, code);
-                        connecting = Some(reconnect(self.shared.url.clone(), self.hello(), backoff(0)));
+                        self.lost(&mut link, text, code);
                     }
                 }
                 result = timer.sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
                     result.expect("the timerfd works");
                     self.generate_due(&plan);
-                    if let Some(open) = socket.as_mut() {
+                    if let Some(open) = link.socket.as_mut() {
                         if self.send_unsent(open).await.is_err() {
-                            socket = None;
-                            self.lost("sending an event failed".into(), None);
-                            connecting = Some(reconnect(self.shared.url.clone(), self.hello(), backoff(0)));
+                            self.lost(&mut link, "sending an event failed".into(), None);
                         }
                     }
                 }
                 _ = tokio::time::sleep_until(ping_at.into()), if connected => {
-                    ping_at = Instant::now() + hb;
-                    if socket.as_mut().expect("checked").send(encode(&Message::Ping)).await.is_err() {
-                        socket = None;
-                        self.lost("sending a ping failed".into(), None);
-                        connecting = Some(reconnect(self.shared.url.clone(), self.hello(), backoff(0)));
+                    if link.ping().await.is_err() {
+                        self.lost(&mut link, "sending a ping failed".into(), None);
                     }
                 }
                 _ = tokio::time::sleep_until(snapshot_at.into()), if connected => {
                     snapshot_at = Instant::now() + self.setup.snapshot_interval;
                     let snapshot = encode(&self.snapshot());
-                    if socket.as_mut().expect("checked").send(snapshot).await.is_err() {
-                        socket = None;
-                        self.lost("sending a snapshot failed".into(), None);
-                        connecting = Some(reconnect(self.shared.url.clone(), self.hello(), backoff(0)));
+                    if link.socket.as_mut().expect("checked").send(snapshot).await.is_err() {
+                        self.lost(&mut link, "sending a snapshot failed".into(), None);
                     }
                 }
                 _ = tokio::time::sleep_until(churn_at.unwrap_or_else(Instant::now).into()), if connected && churn_at.is_some() => {
-                    let churn = self.setup.churn.expect("churn_at is only set with churn");
                     Counters::add(&self.shared.counters.disconnects_forced, 1);
-                    disconnect(socket.take().expect("checked"), &mut rng).await;
-                    churn_at = None;
-                    let delay = Duration::from_millis(rng.up_to(churn.reconnect_delay_ms_max));
-                    connecting = Some(reconnect(self.shared.url.clone(), self.hello(), delay));
+                    link.churn_disconnect(self.hello()).await;
                 }
             }
         }
-        leave(socket).await;
+        leave(link.socket).await;
     }
 
-    /// Counts a session the bridge or the network ended.
-    fn lost(&self, text: String, code: Option<u16>) {
+    /// A connection attempt ended: on a welcome, re-sends and snapshots
+    /// (true when the session is up); otherwise schedules a retry.
+    async fn on_connected(&mut self, link: &mut Link, result: anyhow::Result<(Socket, Welcome)>) -> bool {
+        match result {
+            Ok((mut socket, welcome)) => {
+                if self.on_welcome(&mut socket, &welcome).await.is_ok() {
+                    link.up(socket, &welcome);
+                    return true;
+                }
+                self.lost(link, "sending after welcome failed".into(), None);
+            }
+            Err(error) => {
+                Counters::add(&self.shared.counters.connect_failures, 1);
+                self.shared.counters.note_error(format!("master {}: {error:#}", self.setup.account.login), None);
+                link.failed(self.hello());
+            }
+        }
+        false
+    }
+
+    /// Counts a session the bridge or the network ended, and reconnects.
+    fn lost(&self, link: &mut Link, text: String, code: Option<u16>) {
         Counters::add(&self.shared.counters.sessions_lost, 1);
         self.shared.counters.note_error(format!("master {}: {text}", self.setup.account.login), code);
+        link.lose(self.hello());
     }
 
     /// After a welcome: drops what `ack_seq` covers, re-sends the rest of
