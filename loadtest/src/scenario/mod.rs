@@ -1,0 +1,68 @@
+//! The scenarios, one command each, and the command dispatch.
+//!
+//! # Layout
+//! - [`common`] holds the flags, the bridge under test, verdicts, report files.
+//! - [`trading`] runs `fanout`, `churn`, `slow-slave` and `ramp`.
+//! - [`capacity`] runs `capacity`.
+//! - [`gen_config`] runs `gen-config`.
+//!
+//! # Invariants
+//! - Exit codes: 0 pass, 1 the run failed its checks (loss, duplicates,
+//!   wrong volumes, budget, unclean bridge exit), 2 a usage or setup error.
+
+pub mod capacity;
+pub mod common;
+pub mod gen_config;
+pub mod trading;
+
+use crate::cli::Arguments;
+
+/// Exit code of a usage or setup error.
+pub const EXIT_USAGE: u8 = 2;
+
+/// `loadtest help`.
+pub const USAGE: &str = "\
+usage: loadtest <scenario> [flags]
+
+scenarios:
+  fanout       M masters x K slaves at a given event rate      --masters 10 --slaves-per-master 10 --rate 1000 --secs 30 [--compare-baseline]
+  capacity     N idle EAs with heartbeats: connect times, RSS   --eas 10000 --connect-concurrency 100 --hold-secs 10
+  ramp         raise the rate until p99 breaks the budget       --rate-start 500 --rate-factor 1.5 --rate-max 64000 --step-secs 5
+  churn        random disconnects/reconnects while trading      --churn-mean-ms 3000 --reconnect-delay-ms-max 500
+  slow-slave   one slave stops reading; others must not move    --moved-p99-ratio-max 2 --moved-ms-min 5
+  gen-config   write bridge.toml and keys.tsv for --url runs    --masters M --slaves-per-master K --out DIR [--listen ADDR]
+
+target (one of):
+  --spawn                      generate a config and start the bridge (free ports, temp journal, SIGTERM at the end)
+  --url ws://HOST:PORT/ea --config FILE [--keys FILE] [--bridge-pid PID]   a running bridge
+
+common flags:
+  --bridge tradebridge|baseline   which bridge --spawn starts (default tradebridge)
+  --bridge-bin PATH               its binary (default: next to loadtest); --baseline-bin PATH for the baseline
+  --fault KIND=N                  passed to a spawned baseline (lose-every, duplicate-every, volume-every)
+  --baseline-threads N            passed to a spawned baseline
+  --journal-sync group|os|every_record   --shards N   --hb-ms MS (5000)
+  --client-threads N (1)   --secs S   --warmup-secs S   --drain-secs S (10)
+  --open-positions N (10)  --modifies-per-position N (1)  --snapshot-secs S (60)
+  --budget-p99-ms MS (200) exit 1 when the end-to-end p99 breaks it
+  --out-dir DIR (bench-results)  --tag TAG  --notes TEXT  --seed N  --no-progress
+
+exit codes: 0 pass, 1 failed checks (lost/duplicated/wrong copies, budget, unclean bridge exit), 2 usage or setup error
+See loadtest/README.md.";
+
+/// Runs the command named by the first argument; the exit code.
+pub fn dispatch(arguments: &Arguments) -> anyhow::Result<u8> {
+    match arguments.command.as_str() {
+        "fanout" => trading::fanout(arguments),
+        "churn" => trading::churn(arguments),
+        "slow-slave" => trading::slow_slave(arguments),
+        "ramp" => trading::ramp(arguments),
+        "capacity" => capacity::capacity(arguments),
+        "gen-config" => gen_config::gen_config(arguments),
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            Ok(0)
+        }
+        other => anyhow::bail!("unknown scenario {other:?}; expected fanout, capacity, ramp, churn, slow-slave or gen-config (see `loadtest help`)"),
+    }
+}
