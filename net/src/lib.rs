@@ -13,7 +13,7 @@
 //!   per login (newer wins, older closes 4004) and the per-account bucket.
 //! - [`router`]: the routing core's thread (first cut): owns the journal
 //!   and the engine; takes master events and slave results from the
-//!   shard -> router rings (snapshots, states, symbols through a channel),
+//!   shard -> router rings (snapshots, states and symbols too, in order),
 //!   de-duplicates events by per-master `seq`, journals everything, gives
 //!   copies per-slave seqs, and returns acks and copies once durable through
 //!   the router -> shard rings. Rebuilds all of it from the journal at start.

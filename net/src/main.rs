@@ -130,12 +130,10 @@ fn serve(config: Config) -> anyhow::Result<()> {
     let journal = router::open_journal(&config)?;
     let shared = Arc::new(Shared::new(config));
     let (router_links, shard_links) = router::links(shard::shard_count(&shared.config), shared.config.server.ring_bytes)?;
-    let (updates_sender, updates) = std::sync::mpsc::sync_channel(router::UPDATES_QUEUED_MAX);
     let router = Router::new(
         journal,
         router_links,
         Arc::clone(&shared.accounts),
-        updates,
         &shared.config,
         shared.started,
         Arc::clone(&shared.metrics),
@@ -155,7 +153,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
     // Registered before the address is announced, so a signal sent as soon
     // as the bridge is up is never handled by the default action.
     let mut signals = Signals::new([SIGTERM, SIGINT])?;
-    let shards = shard::start(Arc::clone(&shared), shard_links, updates_sender)?;
+    let shards = shard::start(Arc::clone(&shared), shard_links)?;
     println!("tradebridge listening on ws://{}/ea", shards.local_address);
     tracing::info!(address = %shards.local_address, "listening");
     if let Some(address) = shared.config.server.metrics_listen {

@@ -1,8 +1,8 @@
 //! The routing core, first cut: one thread that owns the journal and the
 //! engine. It takes master events and slave results from every shard
 //! through the shard -> router rings (slave `state`/`symbols` and master
-//! `snapshot` through a channel, as core has no ring record for them),
-//! de-duplicates events by per-master `seq`, journals them, runs the engine,
+//! `snapshot` too, as [`JOURNAL_KIND_UPDATE`] records, so each connection's
+//! frames are handled in the order they arrived), de-duplicates events by per-master `seq`, journals them, runs the engine,
 //! gives each copy the slave's next `seq` and journals it, and once the
 //! journal holds them durably (group commit through `Journal::tick`) sends
 //! the `ack`s and `copy`s back through the router -> shard rings.
@@ -34,7 +34,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use tradebridge_core::config::{self, Config, JournalSync};
 use tradebridge_core::journal::{Journal, JournalOptions, SyncPolicy};
-use std::sync::mpsc::Receiver;
 
 use tradebridge_core::engine::{CopyInstruction, Decision, Engine, Outcome};
 use tradebridge_core::protocol::{self, Copy, Message, TradeResult};
@@ -64,12 +63,6 @@ pub const INSTRUCTIONS_PER_SLAVE_MAX: usize = 4_096;
 /// then the message as protocol JSON.
 pub const JOURNAL_KIND_UPDATE: u16 = 16;
 
-/// Snapshots, states and symbols frames queued for the router across all
-/// shards; a full queue refuses the frame with `error` internal (the EA
-/// sends a fresh state or snapshot soon anyway). Far above what the router
-/// falls behind by unless it is stuck.
-pub const UPDATES_QUEUED_MAX: usize = 4_096;
-
 /// Journal kind of a slave result record, its ring tag.
 pub const JOURNAL_KIND_RESULT: u16 = RecordKind::Result.code() as u16;
 
@@ -90,7 +83,7 @@ pub struct Update {
 
 impl Update {
     /// The journal payload of this update.
-    fn encode(&self, buffer: &mut Vec<u8>) {
+    pub fn encode(&self, buffer: &mut Vec<u8>) {
         buffer.clear();
         buffer.extend_from_slice(&self.received_ms.to_le_bytes());
         buffer.extend_from_slice(&self.login.to_le_bytes());
@@ -250,14 +243,8 @@ pub struct Router {
     /// Copies sent per slave by `seq`, until their result arrives; at most
     /// [`INSTRUCTIONS_PER_SLAVE_MAX`] per slave.
     instructions: HashMap<u64, std::collections::BTreeMap<u64, CopyInstruction>>,
-    /// Snapshots, states and symbols from the shards.
-    updates: Receiver<Update>,
-    /// An update taken from `updates` by the pre-sleep check; handled first.
-    stashed_update: Option<Update>,
     /// Decisions of the last engine call; reused to avoid allocating.
     decisions: Vec<Decision>,
-    /// Encodes updates for the journal; reused to avoid allocating.
-    update_buffer: Vec<u8>,
     /// Copies that could not be pushed to a full router -> shard ring (the
     /// slave gets them on reconnect); only grows.
     copies_ring_full_count: u64,
@@ -278,7 +265,6 @@ impl Router {
         journal: Journal,
         links: RouterLinks,
         accounts: Arc<AccountTable>,
-        updates: Receiver<Update>,
         config: &Config,
         started: Instant,
         metrics: Arc<Metrics>,
@@ -296,10 +282,7 @@ impl Router {
             engine: Engine::new(config),
             copy_seqs: HashMap::new(),
             instructions: HashMap::new(),
-            updates,
-            stashed_update: None,
             decisions: Vec::new(),
-            update_buffer: Vec::new(),
             copies_ring_full_count: 0,
             segments_seen: 0,
         };
@@ -414,7 +397,7 @@ impl Router {
     /// One pass: events from every shard, a journal tick, durable acks out.
     /// True when anything was done.
     fn poll_once(&mut self) -> anyhow::Result<bool> {
-        let mut input = self.drain_updates()?;
+        let mut input = false;
         for shard in 0..self.links.from_shards.len() {
             if self.pending.len() >= PENDING_ACKS_MAX {
                 break;
@@ -458,14 +441,10 @@ impl Router {
         }
     }
 
-    /// True when a shard ring holds a record or an update is queued (the
-    /// update is then stashed, to be handled first). The check a sleeper
-    /// makes after raising its doorbell.
-    fn has_input(&mut self) -> bool {
-        if self.stashed_update.is_none() {
-            self.stashed_update = self.updates.try_recv().ok();
-        }
-        self.stashed_update.is_some() || self.links.from_shards.iter().any(|consumer| matches!(consumer.peek(), Ok(Some(_))))
+    /// True when a shard ring holds a record: the check a sleeper makes
+    /// after raising its doorbell.
+    fn has_input(&self) -> bool {
+        self.links.from_shards.iter().any(|consumer| matches!(consumer.peek(), Ok(Some(_))))
     }
 
     fn now_ms(&self) -> u64 {
@@ -495,15 +474,22 @@ impl Router {
         Ok(read? > 0)
     }
 
-    /// One record from a shard: a master event or a slave result. A record
-    /// that does not decode is logged and dropped (a shard bug, not the
-    /// peer's); a journal failure is returned.
+    /// One record from a shard: a master event, a slave result, or a
+    /// snapshot, state or symbols frame, in the order its connection sent
+    /// them (so an older snapshot is never reconciled after a newer event,
+    /// which would close the event's position, nor a newer one before
+    /// re-sent older events). A record that does not decode is logged and
+    /// dropped (a shard bug, not the peer's); a journal failure is returned.
     fn on_ring_record(&mut self, shard: u32, kind: u32, payload: &[u8]) -> anyhow::Result<()> {
-        // A snapshot or state its connection sent before this record was
-        // pushed is in the channel by now: it goes first, so the engine never
-        // reconciles an older snapshot after a newer event (which would close
-        // the event's position). An empty channel costs one atomic load.
-        self.drain_updates()?;
+        if kind == u32::from(JOURNAL_KIND_UPDATE) {
+            return match Update::decode(payload) {
+                Ok(update) => self.journal_update(&update, payload),
+                Err(error) => {
+                    tracing::error!(shard, %error, "invalid update record on a ring");
+                    Ok(())
+                }
+            };
+        }
         if kind == RecordKind::Result.code() {
             match access_checked::<ResultRecord>(payload).map(|record| (record.meta(), record.to_result())) {
                 Ok((meta, Ok(result))) => self.journal_result(meta.slave_login, &result, meta.received_ms, payload)?,
@@ -527,21 +513,16 @@ impl Router {
         }
     }
 
-    /// Feeds every queued snapshot, state and symbols frame to the engine.
-    fn drain_updates(&mut self) -> anyhow::Result<bool> {
-        let mut worked = false;
-        while let Some(update) = self.stashed_update.take().or_else(|| self.updates.try_recv().ok()) {
-            worked = true;
-            update.encode(&mut self.update_buffer);
-            let now_ms = self.now_ms();
-            self.journal.append(JOURNAL_KIND_UPDATE, &self.update_buffer, now_ms).context("journal append of an update")?;
-            let mut decisions = std::mem::take(&mut self.decisions);
-            self.apply_update(&update, &mut decisions);
-            let issued = self.issue_copies(&mut decisions, 0);
-            self.decisions = decisions;
-            issued?;
-        }
-        Ok(worked)
+    /// Journals a snapshot, state or symbols frame (its ring record as is),
+    /// feeds it to the engine and issues the copies it causes.
+    fn journal_update(&mut self, update: &Update, payload: &[u8]) -> anyhow::Result<()> {
+        let now_ms = self.now_ms();
+        self.journal.append(JOURNAL_KIND_UPDATE, payload, now_ms).context("journal append of an update")?;
+        let mut decisions = std::mem::take(&mut self.decisions);
+        self.apply_update(update, &mut decisions);
+        let issued = self.issue_copies(&mut decisions, 0);
+        self.decisions = decisions;
+        issued
     }
 
     /// Remembers what copy `seq` of `slave` was, until its result.

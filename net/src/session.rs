@@ -40,7 +40,7 @@ use tradebridge_core::record::{MasterEventMeta, MasterEventRecord, Record, Resul
 
 use crate::accounts::{authenticate, is_valid_at, AccountEntry, SessionControl};
 use crate::metrics::{Metrics, Stage};
-use crate::router::Update;
+use crate::router::{Update, JOURNAL_KIND_UPDATE};
 use crate::limits::BadFrameWindow;
 use crate::shard::{CopyTimes, Outbound, ShardContext, OUTBOX_MESSAGES_MAX};
 
@@ -473,22 +473,7 @@ impl Session<'_> {
             (Message::Snapshot(_), Role::Master) | (Message::State(_) | Message::Symbols(_), Role::Slave) => {
                 let name = type_name(&message);
                 let update = Update { login: self.account.login, received_ms: self.shard.shared.wall_ms(), message };
-                match self.shard.updates.try_send(update) {
-                    Ok(()) => {
-                        self.shard.router_bell.ring();
-                        Flow::Continue
-                    }
-                    Err(std::sync::mpsc::TrySendError::Disconnected(_)) => Flow::Close(close_code::GOING_AWAY, "the routing core stopped"),
-                    Err(std::sync::mpsc::TrySendError::Full(_)) => {
-                        Metrics::count(&self.shard.shared.metrics.ring_full);
-                        let text = format!("`{name}` not accepted: the bridge is busy; re-send it");
-                        if feed_error(socket, ErrorCode::Internal, &text).await {
-                            Flow::Continue
-                        } else {
-                            Flow::End
-                        }
-                    }
-                }
+                self.hand_update_to_router(socket, &update, name).await
             }
             _ => {
                 let text = format!(
@@ -526,6 +511,29 @@ impl Session<'_> {
         let meta = ResultMeta { slave_login: self.account.login, received_ns: self.shard.shared.now_ns(), received_ms: self.shard.shared.wall_ms() };
         let record = ResultRecord::from_result(result, meta);
         self.hand_to_router(socket, &record, "result", seq).await
+    }
+
+    /// Pushes a snapshot, state or symbols frame into the same ring as the
+    /// connection's events and results, so the router sees every frame of a
+    /// connection in the order it arrived (a snapshot sent after re-sent
+    /// events is reconciled after them). A full ring is refused like an event.
+    async fn hand_update_to_router(&mut self, socket: &mut Socket, update: &Update, name: &str) -> Flow {
+        let pushed = {
+            let mut buffer = self.shard.update_buffer.borrow_mut();
+            update.encode(&mut buffer);
+            self.shard.to_router.borrow_mut().try_push(u32::from(JOURNAL_KIND_UPDATE), &buffer).is_ok()
+        };
+        if pushed {
+            self.shard.router_bell.ring();
+            return Flow::Continue;
+        }
+        Metrics::count(&self.shard.shared.metrics.ring_full);
+        let text = format!("`{name}` not accepted: the bridge is busy; re-send it");
+        if feed_error(socket, ErrorCode::Internal, &text).await {
+            Flow::Continue
+        } else {
+            Flow::End
+        }
     }
 
     /// Pushes `record` (the `name` frame with `seq`) into the shard's ring to

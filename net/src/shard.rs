@@ -37,7 +37,7 @@ use tradebridge_core::ring::{Consumer, Producer};
 use crate::accounts::{AccountTable, SessionControl};
 use crate::doorbell::Doorbell;
 use crate::metrics::Metrics;
-use crate::router::{ShardLinks, Update, RING_BATCH_RECORDS_MAX};
+use crate::router::{ShardLinks, RING_BATCH_RECORDS_MAX};
 use crate::session::serve_connection;
 
 /// How long a shard's executor busy-polls before parking under the `spin`
@@ -218,9 +218,8 @@ pub struct ShardContext {
     /// Rung after every push to `to_router` and every update sent, so a
     /// sleeping router wakes at once.
     pub router_bell: Arc<Doorbell>,
-    /// Snapshots, states and symbols to the router (no ring record exists
-    /// for them in core).
-    pub updates: mpsc::SyncSender<Update>,
+    /// Encodes snapshots, states and symbols for `to_router`; reused.
+    pub update_buffer: RefCell<Vec<u8>>,
     /// Encodes records for `to_router`; allocated once.
     pub encoder: RefCell<RecordEncoder>,
     /// The outbox of every welcomed connection on this shard, with the
@@ -324,7 +323,7 @@ pub fn shard_count(config: &Config) -> u32 {
 }
 
 /// Starts every shard and returns once all of them listen.
-pub fn start(shared: Arc<Shared>, links: Vec<ShardLinks>, updates: mpsc::SyncSender<Update>) -> anyhow::Result<Shards> {
+pub fn start(shared: Arc<Shared>, links: Vec<ShardLinks>) -> anyhow::Result<Shards> {
     let count = shard_count(&shared.config);
     assert_eq!(links.len(), count as usize, "one pair of rings per shard");
     let mut links = links.into_iter();
@@ -335,7 +334,6 @@ pub fn start(shared: Arc<Shared>, links: Vec<ShardLinks>, updates: mpsc::SyncSen
         let (ready_sender, ready_receiver) = mpsc::channel();
         let shard_shared = Arc::clone(&shared);
         let shard_links = links.next().context("one pair of rings per shard")?;
-        let shard_updates = updates.clone();
         let mut builder = LocalExecutorBuilder::new(Placement::Fixed(index as usize % cores))
             .name(&format!("shard-{index}"))
             .io_memory(SHARD_IO_MEMORY_BYTES);
@@ -343,7 +341,7 @@ pub fn start(shared: Arc<Shared>, links: Vec<ShardLinks>, updates: mpsc::SyncSen
             builder = builder.spin_before_park(Duration::from_millis(SPIN_BEFORE_PARK_MS));
         }
         let handle = builder
-            .spawn(move || run_shard(index, shard_shared, shard_links, shard_updates, address, ready_sender))
+            .spawn(move || run_shard(index, shard_shared, shard_links, address, ready_sender))
             .map_err(|error| anyhow::anyhow!("starting shard {index}: {error}"))?;
         handles.push(handle);
         let bound = ready_receiver.recv().context("a shard ended before listening")?;
@@ -357,7 +355,6 @@ async fn run_shard(
     index: u32,
     shared: Arc<Shared>,
     links: ShardLinks,
-    updates: mpsc::SyncSender<Update>,
     address: SocketAddr,
     ready: mpsc::Sender<Result<SocketAddr, String>>,
 ) {
@@ -376,7 +373,7 @@ async fn run_shard(
         sessions_started: Cell::new(0),
         to_router: RefCell::new(links.to_router),
         router_bell: links.router_bell,
-        updates,
+        update_buffer: RefCell::new(Vec::new()),
         encoder: RefCell::new(RecordEncoder::default()),
         connections: sharded_slab::Slab::new_with_config::<ConnectionTableConfig>(),
     });

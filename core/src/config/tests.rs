@@ -850,3 +850,17 @@ fn deploy_example_parses() {
         [0x02, 0x7a, 0xb5, 0x6e]
     );
 }
+
+#[test]
+fn ring_too_small_for_the_largest_frame_is_refused() {
+    // Shows: ring_bytes must carry a frame of frame_bytes_max whole (a ring record is at most half the ring).
+    let source = minimal().replace(
+        "journal_dir = \"./data/journal\"\n",
+        "journal_dir = \"./data/journal\"\nframe_bytes_max = 65536\nring_bytes = 131072\n",
+    );
+    let error = Config::from_toml_str(&source).unwrap_err();
+    assert_eq!(error.key(), "server.ring_bytes");
+    assert!(error.to_string().contains("expected at least 262144"), "{error}");
+    let fits = source.replace("ring_bytes = 131072", "ring_bytes = 262144");
+    assert!(Config::from_toml_str(&fits).is_ok());
+}

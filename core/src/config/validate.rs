@@ -392,8 +392,27 @@ fn ring_bytes(table: Table<'_>, raw: &RawServer) -> Result<u64, ConfigError> {
         let message = format!("{ring_bytes} is not a power of two; expected one such as 4194304");
         return Err(table.error(offset, RING_BYTES.key, message));
     }
+    // A snapshot, state or symbols frame crosses the shard -> router ring
+    // whole, and a ring takes records of up to half its size.
+    let frame_bytes_max = number(table, &raw.frame_bytes_max, FRAME_BYTES_MAX)?;
+    let needed = (u64::from(frame_bytes_max) * RING_BYTES_PER_FRAME_BYTE).next_power_of_two();
+    if ring_bytes < needed {
+        let offset = match (&raw.ring_bytes, &raw.frame_bytes_max) {
+            (Some(value), _) => value.span().start,
+            (None, Some(value)) => value.span().start,
+            (None, None) => 0,
+        };
+        let message = format!(
+            "{ring_bytes} cannot carry a frame of frame_bytes_max = {frame_bytes_max} bytes; expected at least {needed} (a ring takes records of up to half its size)"
+        );
+        return Err(table.error(offset, RING_BYTES.key, message));
+    }
     Ok(ring_bytes)
 }
+
+/// A ring is at least this many largest frames: a record may take up to half
+/// of it, and the record's framing and the update's header need room too.
+const RING_BYTES_PER_FRAME_BYTE: u64 = 4;
 
 fn idle(table: Table<'_>, raw: &RawServer) -> Result<IdleStrategy, ConfigError> {
     Ok(match raw.idle.unwrap_or(RawIdle::Park) {
