@@ -387,12 +387,14 @@ impl Session<'_> {
                     Flow::Close(close_code::TRY_AGAIN_LATER, "too slow: outbox full; reconnect")
                 }
                 Wake::CloseRequested(code) => Flow::Close(code, "the bridge is shutting down"),
-                Wake::Outbound(outbound) => self.on_outbound(socket, outbound).await,
+                // The handlers are boxed: an idle session's task then holds only
+                // the wait below, not the largest handler's state.
+                Wake::Outbound(outbound) => Box::pin(self.on_outbound(socket, outbound)).await,
                 Wake::Tick => {
                     timer.reset(tick);
-                    self.on_tick(socket).await
+                    Box::pin(self.on_tick(socket)).await
                 }
-                Wake::Frame(frame) => self.on_frames(socket, frame).await,
+                Wake::Frame(frame) => Box::pin(self.on_frames(socket, frame)).await,
             };
             if flow != Flow::Continue {
                 return flow;
