@@ -740,3 +740,37 @@ pub fn type_name(message: &Message) -> &'static str {
         Message::Error(_) => "error",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accounts::AccountTable;
+    use tradebridge_core::config::Config;
+
+    const CONFIG: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+journal_dir = "/tmp/unused"
+
+[[account]]
+login = 200001
+server = "Demo-Broker-A"
+role = "slave"
+key_sha256 = "b9a5a2f553b362d6600a5461589956d2672870b866df579f20b9165ebb1293b2"
+"#;
+
+    #[test]
+    fn copies_go_to_the_session_that_holds_the_login_when_two_logins_race() {
+        // Shows: two logins of one slave on two shards interleave as claim(older), claim(newer), replay(newer), replay(older); live copies must then go to the newer session, not to the older one that is closing with 4004.
+        let table = AccountTable::new(&Config::from_toml_str(CONFIG).expect("test config is valid"), 0);
+        let account = table.get(200001).expect("configured");
+        let (older, newer) = (Arc::new(SessionControl::default()), Arc::new(SessionControl::default()));
+        let (older_id, newer_id) = (crate::shard::connection_id(0, 1), crate::shard::connection_id(1, 1));
+        account.claim(Arc::clone(&older));
+        account.claim(Arc::clone(&newer));
+        take_replay(account, newer_id, 0);
+        take_replay(account, older_id, 0);
+        assert_eq!(older.close_requested(), Some(close_code::REPLACED));
+        assert_eq!(account.delivery().live_connection_id, newer_id, "copies are addressed to the superseded session");
+    }
+}
