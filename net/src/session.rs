@@ -294,7 +294,7 @@ async fn run_session(socket: &mut Socket, shard: &ShardContext, account: &Accoun
         return Flow::Close(close_code::TRY_AGAIN_LATER, "the bridge's connection table is full");
     };
     let replay = match hello.role {
-        Role::Slave => take_replay(account, connection_id, hello.last_seq),
+        Role::Slave => take_replay(account, &control, connection_id, hello.last_seq),
         Role::Master => Vec::new(),
     };
     let copy_sent_seq = replay.last().map_or(hello.last_seq, |copy| copy.seq.max(hello.last_seq));
@@ -332,9 +332,14 @@ async fn run_session(socket: &mut Socket, shard: &ShardContext, account: &Accoun
 /// Makes `connection_id` the slave's live connection, forgets the copies it
 /// finished (`last_seq`), and returns the rest for replay. One lock with the
 /// router's "keep, then look up the connection", so no copy falls between.
-fn take_replay(account: &AccountEntry, connection_id: u64, last_seq: u64) -> Vec<Copy> {
+/// A session superseded since its claim does not take the connection over:
+/// two logins racing on two shards may reach here in the opposite order of
+/// their claims, and the live one must keep receiving copies.
+fn take_replay(account: &AccountEntry, control: &Arc<SessionControl>, connection_id: u64, last_seq: u64) -> Vec<Copy> {
     let mut delivery = account.delivery();
-    delivery.live_connection_id = connection_id;
+    if account.is_live(control) {
+        delivery.live_connection_id = connection_id;
+    }
     delivery.finished_up_to(last_seq);
     delivery.copies.iter().cloned().collect()
 }
@@ -768,8 +773,8 @@ key_sha256 = "b9a5a2f553b362d6600a5461589956d2672870b866df579f20b9165ebb1293b2"
         let (older_id, newer_id) = (crate::shard::connection_id(0, 1), crate::shard::connection_id(1, 1));
         account.claim(Arc::clone(&older));
         account.claim(Arc::clone(&newer));
-        take_replay(account, newer_id, 0);
-        take_replay(account, older_id, 0);
+        take_replay(account, &newer, newer_id, 0);
+        take_replay(account, &older, older_id, 0);
         assert_eq!(older.close_requested(), Some(close_code::REPLACED));
         assert_eq!(account.delivery().live_connection_id, newer_id, "copies are addressed to the superseded session");
     }
