@@ -15,7 +15,8 @@
 //! - Replies are fed to the socket as they are made and flushed once per
 //!   batch of frames read without waiting (write coalescing).
 //! - Every wait is bounded: the upgrade and `hello` by `hello_timeout_ms`,
-//!   the session by 3 x `hb_ms` without a frame, the closing handshake by
+//!   the session by 3 x `hb_ms` without a frame, every socket write by
+//!   3 x `hb_ms` without progress, the closing handshake by
 //!   [`CLOSE_DRAIN_MS`].
 
 use std::collections::VecDeque;
@@ -130,6 +131,13 @@ pub async fn serve_connection(stream: TcpStream, shard: Rc<ShardContext>) {
         .max_message_size(Some(frame_bytes_max))
         .max_frame_size(Some(frame_bytes_max));
     let hello_deadline_ms = shard.shared.now_ms() + server.hello_timeout_ms;
+    // A peer that stops reading (zero window) must not hold its connection,
+    // and its connections_max slot, forever: a write that makes no progress
+    // for 3 x hb_ms fails, as a peer that stops sending does.
+    let write_timeout = Duration::from_millis(HEARTBEATS_MISSED_MAX * server.hb_ms);
+    if let Err(error) = stream.set_write_timeout(Some(write_timeout)) {
+        tracing::warn!(shard = shard.index, %error, "cannot bound socket writes; a peer that never reads can hold its connection");
+    }
     // The handshake, the hello wait and the session are boxed so the
     // connection's task holds only the stage it is in: an idle session then
     // costs its own state, not the largest stage's.
