@@ -161,6 +161,12 @@ impl AccountEntry {
         }
     }
 
+    /// True while `control` is the live session of this login (no newer
+    /// login has claimed it since).
+    pub fn is_live(&self, control: &Arc<SessionControl>) -> bool {
+        lock(&self.live).as_ref().is_some_and(|current| Arc::ptr_eq(current, control))
+    }
+
     /// Asks the live session, if any, to close with `code`.
     pub fn close_live(&self, code: u16) {
         if let Some(live) = lock(&self.live).as_ref() {

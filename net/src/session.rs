@@ -15,7 +15,8 @@
 //! - Replies are fed to the socket as they are made and flushed once per
 //!   batch of frames read without waiting (write coalescing).
 //! - Every wait is bounded: the upgrade and `hello` by `hello_timeout_ms`,
-//!   the session by 3 x `hb_ms` without a frame, the closing handshake by
+//!   the session by 3 x `hb_ms` without a frame, every socket write by
+//!   3 x `hb_ms` without progress, the closing handshake by
 //!   [`CLOSE_DRAIN_MS`].
 
 use std::collections::VecDeque;
@@ -130,6 +131,13 @@ pub async fn serve_connection(stream: TcpStream, shard: Rc<ShardContext>) {
         .max_message_size(Some(frame_bytes_max))
         .max_frame_size(Some(frame_bytes_max));
     let hello_deadline_ms = shard.shared.now_ms() + server.hello_timeout_ms;
+    // A peer that stops reading (zero window) must not hold its connection,
+    // and its connections_max slot, forever: a write that makes no progress
+    // for 3 x hb_ms fails, as a peer that stops sending does.
+    let write_timeout = Duration::from_millis(HEARTBEATS_MISSED_MAX * server.hb_ms);
+    if let Err(error) = stream.set_write_timeout(Some(write_timeout)) {
+        tracing::warn!(shard = shard.index, %error, "cannot bound socket writes; a peer that never reads can hold its connection");
+    }
     // The handshake, the hello wait and the session are boxed so the
     // connection's task holds only the stage it is in: an idle session then
     // costs its own state, not the largest stage's.
@@ -294,7 +302,7 @@ async fn run_session(socket: &mut Socket, shard: &ShardContext, account: &Accoun
         return Flow::Close(close_code::TRY_AGAIN_LATER, "the bridge's connection table is full");
     };
     let replay = match hello.role {
-        Role::Slave => take_replay(account, connection_id, hello.last_seq),
+        Role::Slave => take_replay(account, &control, connection_id, hello.last_seq),
         Role::Master => Vec::new(),
     };
     let copy_sent_seq = replay.last().map_or(hello.last_seq, |copy| copy.seq.max(hello.last_seq));
@@ -332,9 +340,14 @@ async fn run_session(socket: &mut Socket, shard: &ShardContext, account: &Accoun
 /// Makes `connection_id` the slave's live connection, forgets the copies it
 /// finished (`last_seq`), and returns the rest for replay. One lock with the
 /// router's "keep, then look up the connection", so no copy falls between.
-fn take_replay(account: &AccountEntry, connection_id: u64, last_seq: u64) -> Vec<Copy> {
+/// A session superseded since its claim does not take the connection over:
+/// two logins racing on two shards may reach here in the opposite order of
+/// their claims, and the live one must keep receiving copies.
+fn take_replay(account: &AccountEntry, control: &Arc<SessionControl>, connection_id: u64, last_seq: u64) -> Vec<Copy> {
     let mut delivery = account.delivery();
-    delivery.live_connection_id = connection_id;
+    if account.is_live(control) {
+        delivery.live_connection_id = connection_id;
+    }
     delivery.finished_up_to(last_seq);
     delivery.copies.iter().cloned().collect()
 }
@@ -740,5 +753,39 @@ pub fn type_name(message: &Message) -> &'static str {
         Message::State(_) => "state",
         Message::Symbols(_) => "symbols",
         Message::Error(_) => "error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accounts::AccountTable;
+    use tradebridge_core::config::Config;
+
+    const CONFIG: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+journal_dir = "/tmp/unused"
+
+[[account]]
+login = 200001
+server = "Demo-Broker-A"
+role = "slave"
+key_sha256 = "b9a5a2f553b362d6600a5461589956d2672870b866df579f20b9165ebb1293b2"
+"#;
+
+    #[test]
+    fn copies_go_to_the_session_that_holds_the_login_when_two_logins_race() {
+        // Shows: two logins of one slave on two shards interleave as claim(older), claim(newer), replay(newer), replay(older); live copies must then go to the newer session, not to the older one that is closing with 4004.
+        let table = AccountTable::new(&Config::from_toml_str(CONFIG).expect("test config is valid"), 0);
+        let account = table.get(200001).expect("configured");
+        let (older, newer) = (Arc::new(SessionControl::default()), Arc::new(SessionControl::default()));
+        let (older_id, newer_id) = (crate::shard::connection_id(0, 1), crate::shard::connection_id(1, 1));
+        account.claim(Arc::clone(&older));
+        account.claim(Arc::clone(&newer));
+        take_replay(account, &newer, newer_id, 0);
+        take_replay(account, &older, older_id, 0);
+        assert_eq!(older.close_requested(), Some(close_code::REPLACED));
+        assert_eq!(account.delivery().live_connection_id, newer_id, "copies are addressed to the superseded session");
     }
 }
