@@ -20,7 +20,11 @@ const EXIT_USAGE: u8 = 2;
 
 const USAGE: &str = "usage: tradebridge serve --config FILE\n       tradebridge --version";
 
+/// Exit code after a panic on any thread (EX_SOFTWARE).
+const EXIT_PANIC: i32 = 70;
+
 fn main() -> ExitCode {
+    exit_on_panic();
     let arguments: Vec<String> = std::env::args().skip(1).collect();
     let words: Vec<&str> = arguments.iter().map(String::as_str).collect();
     let config_path = match words.as_slice() {
@@ -49,6 +53,19 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A panic on any thread ends the process: a router or shard thread that
+/// died would otherwise leave a bridge that still welcomes EAs but never
+/// acks or copies. The supervisor restarts it, and recovery rebuilds
+/// everything from the journal.
+fn exit_on_panic() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        eprintln!("tradebridge: a thread panicked; exiting (code {EXIT_PANIC}) so the bridge restarts on its journal");
+        std::process::exit(EXIT_PANIC);
+    }));
 }
 
 /// Logs go to standard error, as text or one JSON object per line.

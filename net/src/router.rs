@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use tradebridge_core::config::{self, Config, JournalSync};
+use tradebridge_core::journal::options::RECORD_BYTES_MAX_DEFAULT;
 use tradebridge_core::journal::{Journal, JournalOptions, SyncPolicy};
 
 use tradebridge_core::engine::{CopyInstruction, Decision, Engine, Outcome};
@@ -83,11 +84,14 @@ pub struct Update {
 
 impl Update {
     /// The journal payload of this update.
-    pub fn encode(&self, buffer: &mut Vec<u8>) {
+    /// The payload of an update from its frame as received (the JSON is
+    /// carried as the peer sent it, never re-encoded, so its size is the
+    /// frame's plus the header).
+    pub fn encode_frame(login: u64, received_ms: u64, frame: &[u8], buffer: &mut Vec<u8>) {
         buffer.clear();
-        buffer.extend_from_slice(&self.received_ms.to_le_bytes());
-        buffer.extend_from_slice(&self.login.to_le_bytes());
-        protocol::write(&self.message, buffer);
+        buffer.extend_from_slice(&received_ms.to_le_bytes());
+        buffer.extend_from_slice(&login.to_le_bytes());
+        buffer.extend_from_slice(frame);
     }
 
     /// Reads back a journal payload written by [`Update::encode`].
@@ -108,6 +112,9 @@ pub const RING_BATCH_RECORDS_MAX: u32 = 256;
 /// Acks and copies waiting for durability; beyond it the router stops
 /// reading the rings until the journal catches up (back pressure).
 pub const PENDING_ACKS_MAX: usize = 65_536;
+
+/// A journal record's header and alignment around its payload.
+const JOURNAL_RECORD_OVERHEAD_BYTES: u32 = 64;
 
 /// Share of `journal_bytes_max` past which each new segment logs a warning.
 pub const JOURNAL_WARN_PERCENT: u64 = 80;
@@ -178,8 +185,11 @@ pub fn open_journal(config: &Config) -> anyhow::Result<Journal> {
     // The byte bound decides; the segment count follows from it, so one
     // never trips before the other.
     let segments_max = server.journal_bytes_max.div_ceil(server.journal_segment_bytes).clamp(2, u64::from(u32::MAX)) as u32;
+    // A journal record holds one ring record (validated to fit a segment).
+    let record_bytes_max = (server.record_bytes_max() + JOURNAL_RECORD_OVERHEAD_BYTES).next_multiple_of(8).max(RECORD_BYTES_MAX_DEFAULT);
     let options = JournalOptions {
         segment_bytes: server.journal_segment_bytes,
+        record_bytes_max,
         sync,
         segments_max,
         retained_bytes_max: server.journal_bytes_max,
@@ -279,7 +289,7 @@ impl Router {
             masters: HashMap::new(),
             pending: VecDeque::new(),
             accounts,
-            encoder: RecordEncoder::default(),
+            encoder: RecordEncoder::new(config.server.record_bytes_max()),
             idle: config.server.idle,
             started,
             metrics,
@@ -588,7 +598,16 @@ impl Router {
             let meta = CopyMeta { slave_login: decision.slave, event_received_ns, routed_ns, connection_id: None };
             let record = CopyRecord::from_copy(copy, meta);
             let now_ms = self.now_ms();
-            let encoded = self.encoder.encode(&record).context("encoding a copy")?;
+            let encoded = match self.encoder.encode(&record) {
+                Ok(encoded) => encoded,
+                Err(error) => {
+                    // Unreachable while the encoder's bound follows
+                    // frame_bytes_max; were it reached, dropping this copy
+                    // loudly is better than stopping every account's trading.
+                    tracing::error!(slave = decision.slave, master = decision.master, pos = decision.pos, %error, "copy too large to encode; not sent");
+                    continue;
+                }
+            };
             let journal_seq = self.journal.append(JOURNAL_KIND_COPY, encoded.bytes, now_ms).context("journal append of a copy")?;
             self.copy_seqs.insert(decision.slave, seq);
             Metrics::count(&self.metrics.copies_journaled);

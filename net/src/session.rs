@@ -462,13 +462,14 @@ impl Session<'_> {
             return Flow::Close(close_code::RATE_LIMITED, "rate limit exceeded");
         }
         match protocol::parse(text.as_bytes()) {
-            Ok(message) => self.on_message(socket, message, now_ms).await,
+            Ok(message) => self.on_message(socket, message, text.as_str(), now_ms).await,
             Err(error) => self.on_bad_frame(socket, error.code(), &error.to_string(), now_ms).await,
         }
     }
 
     /// Dispatches one well-formed message by type and role.
-    async fn on_message(&mut self, socket: &mut Socket, message: Message, now_ms: u64) -> Flow {
+    /// `frame` is the frame's text, carried as is for the updates.
+    async fn on_message(&mut self, socket: &mut Socket, message: Message, frame: &str, now_ms: u64) -> Flow {
         match (&message, self.role) {
             (Message::Ping, _) => {
                 if feed(socket, &Message::Pong).await {
@@ -486,9 +487,7 @@ impl Session<'_> {
                 self.on_result(socket, result).await
             }
             (Message::Snapshot(_), Role::Master) | (Message::State(_) | Message::Symbols(_), Role::Slave) => {
-                let name = type_name(&message);
-                let update = Update { login: self.account.login, received_ms: self.shard.shared.wall_ms(), message };
-                self.hand_update_to_router(socket, &update, name).await
+                self.hand_update_to_router(socket, frame, type_name(&message)).await
             }
             _ => {
                 let text = format!(
@@ -532,10 +531,10 @@ impl Session<'_> {
     /// connection's events and results, so the router sees every frame of a
     /// connection in the order it arrived (a snapshot sent after re-sent
     /// events is reconciled after them). A full ring is refused like an event.
-    async fn hand_update_to_router(&mut self, socket: &mut Socket, update: &Update, name: &str) -> Flow {
+    async fn hand_update_to_router(&mut self, socket: &mut Socket, frame: &str, name: &str) -> Flow {
         let pushed = {
             let mut buffer = self.shard.update_buffer.borrow_mut();
-            update.encode(&mut buffer);
+            Update::encode_frame(self.account.login, self.shard.shared.wall_ms(), frame.as_bytes(), &mut buffer);
             self.shard.to_router.borrow_mut().try_push(u32::from(JOURNAL_KIND_UPDATE), &buffer).is_ok()
         };
         if pushed {
@@ -571,6 +570,17 @@ impl Session<'_> {
             return Flow::Continue;
         }
         Metrics::count(&self.shard.shared.metrics.ring_full);
+        if self.role == Role::Master {
+            // Acks are cumulative: were the connection kept, the next event's
+            // ack would cover this one, and the Monitor would drop it from
+            // its outbox. Closing makes it reconnect and re-send everything
+            // above the `ack_seq` of its next welcome, this event included.
+            let text = format!("{name} seq {seq} not accepted: the bridge is busy; reconnect and re-send from ack_seq");
+            if !feed_error(socket, ErrorCode::Internal, &text).await {
+                return Flow::End;
+            }
+            return Flow::Close(close_code::TRY_AGAIN_LATER, "busy: an event was not accepted; reconnect");
+        }
         let text = format!("{name} seq {seq} not accepted: the bridge is busy; re-send it");
         if feed_error(socket, ErrorCode::Internal, &text).await {
             Flow::Continue

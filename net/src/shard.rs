@@ -367,6 +367,7 @@ async fn run_shard(
     };
     let bound = listener.local_addr().map_err(|error| error.to_string());
     let _ = ready.send(bound);
+    let record_bytes_max = shared.config.server.record_bytes_max();
     let context = Rc::new(ShardContext {
         index,
         shared,
@@ -374,7 +375,7 @@ async fn run_shard(
         to_router: RefCell::new(links.to_router),
         router_bell: links.router_bell,
         update_buffer: RefCell::new(Vec::new()),
-        encoder: RefCell::new(RecordEncoder::default()),
+        encoder: RefCell::new(RecordEncoder::new(record_bytes_max)),
         connections: sharded_slab::Slab::new_with_config::<ConnectionTableConfig>(),
     });
     let bell_reader = match doorbell_reader(links.bell_reader) {

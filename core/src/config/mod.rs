@@ -102,6 +102,27 @@ pub enum IdleStrategy {
     },
 }
 
+/// Bytes a frame of `frame_bytes_max` may need as one record: the event or
+/// snapshot it is, or a copy made from it (which carries the event's symbol
+/// and comment strings plus the follow's mapping). Twice the frame plus 4 KiB
+/// for the fixed fields, and never below the record encoder's default.
+pub fn record_bytes_max_for(frame_bytes_max: u32) -> u32 {
+    let derived = frame_bytes_max.saturating_mul(2).saturating_add(RECORD_FIXED_BYTES);
+    derived.max(crate::record::ENCODED_BYTES_MAX_DEFAULT)
+}
+
+/// Room for a record's fixed fields and framing, far above the 200 or so
+/// bytes they take.
+const RECORD_FIXED_BYTES: u32 = 4 * 1024;
+
+impl ServerConfig {
+    /// The largest record the bridge's encoders, rings and journal must take:
+    /// see [`record_bytes_max_for`].
+    pub fn record_bytes_max(&self) -> u32 {
+        record_bytes_max_for(self.frame_bytes_max)
+    }
+}
+
 /// `[server]`, with every default applied.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ServerConfig {

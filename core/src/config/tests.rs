@@ -853,14 +853,26 @@ fn deploy_example_parses() {
 
 #[test]
 fn ring_too_small_for_the_largest_frame_is_refused() {
-    // Shows: ring_bytes must carry a frame of frame_bytes_max whole (a ring record is at most half the ring).
+    // Shows: ring_bytes must carry the records of a frame of frame_bytes_max whole (2 x 64 KiB + 4 KiB per record; a ring record is at most half the ring).
     let source = minimal().replace(
         "journal_dir = \"./data/journal\"\n",
         "journal_dir = \"./data/journal\"\nframe_bytes_max = 65536\nring_bytes = 131072\n",
     );
     let error = Config::from_toml_str(&source).unwrap_err();
     assert_eq!(error.key(), "server.ring_bytes");
-    assert!(error.to_string().contains("expected at least 262144"), "{error}");
-    let fits = source.replace("ring_bytes = 131072", "ring_bytes = 262144");
+    assert!(error.to_string().contains("expected at least 524288"), "{error}");
+    let fits = source.replace("ring_bytes = 131072", "ring_bytes = 524288");
     assert!(Config::from_toml_str(&fits).is_ok());
+}
+
+#[test]
+fn segment_too_small_for_the_largest_record_is_refused() {
+    // Shows: a journal segment must hold the largest record a frame can cause (1 MiB frames need 2 MiB + 4 KiB records).
+    let source = minimal().replace(
+        "journal_dir = \"./data/journal\"\n",
+        "journal_dir = \"./data/journal\"\nframe_bytes_max = 1048576\nring_bytes = 8388608\njournal_segment_bytes = 2097152\n",
+    );
+    let error = Config::from_toml_str(&source).unwrap_err();
+    assert_eq!(error.key(), "server.journal_segment_bytes");
+    assert!(error.to_string().contains("expected at least 4202496"), "{error}");
 }

@@ -392,10 +392,11 @@ fn ring_bytes(table: Table<'_>, raw: &RawServer) -> Result<u64, ConfigError> {
         let message = format!("{ring_bytes} is not a power of two; expected one such as 4194304");
         return Err(table.error(offset, RING_BYTES.key, message));
     }
-    // A snapshot, state or symbols frame crosses the shard -> router ring
-    // whole, and a ring takes records of up to half its size.
+    // Every record a frame causes (the event, its copies, a snapshot or
+    // state) crosses a ring whole, and a ring takes records of up to half
+    // its size.
     let frame_bytes_max = number(table, &raw.frame_bytes_max, FRAME_BYTES_MAX)?;
-    let needed = (u64::from(frame_bytes_max) * RING_BYTES_PER_FRAME_BYTE).next_power_of_two();
+    let needed = (2 * u64::from(super::record_bytes_max_for(frame_bytes_max))).next_power_of_two();
     if ring_bytes < needed {
         let offset = match (&raw.ring_bytes, &raw.frame_bytes_max) {
             (Some(value), _) => value.span().start,
@@ -403,16 +404,14 @@ fn ring_bytes(table: Table<'_>, raw: &RawServer) -> Result<u64, ConfigError> {
             (None, None) => 0,
         };
         let message = format!(
-            "{ring_bytes} cannot carry a frame of frame_bytes_max = {frame_bytes_max} bytes; expected at least {needed} (a ring takes records of up to half its size)"
+            "{ring_bytes} cannot carry the records of a frame of frame_bytes_max = {frame_bytes_max} bytes; expected at least {needed} (a ring takes records of up to half its size)"
         );
         return Err(table.error(offset, RING_BYTES.key, message));
     }
     Ok(ring_bytes)
 }
 
-/// A ring is at least this many largest frames: a record may take up to half
-/// of it, and the record's framing and the update's header need room too.
-const RING_BYTES_PER_FRAME_BYTE: u64 = 4;
+
 
 fn idle(table: Table<'_>, raw: &RawServer) -> Result<IdleStrategy, ConfigError> {
     Ok(match raw.idle.unwrap_or(RawIdle::Park) {
@@ -488,6 +487,19 @@ fn server(table: Table<'_>, raw: &RawServer) -> Result<ServerConfig, ConfigError
             CLOSED_POSITIONS_REMEMBERED_MAX,
         )?,
     };
+    // A journal record holds one ring record, and a segment its largest
+    // record (with the segment header).
+    let record_bytes_max = u64::from(server.record_bytes_max());
+    if server.journal_segment_bytes < 2 * record_bytes_max {
+        let offset = raw.journal_segment_bytes.as_ref().map_or(0, |value| value.span().start);
+        let message = format!(
+            "{} cannot hold the records of a frame of frame_bytes_max = {} bytes; expected at least {}",
+            server.journal_segment_bytes,
+            server.frame_bytes_max,
+            2 * record_bytes_max
+        );
+        return Err(table.error(offset, JOURNAL_SEGMENT_BYTES.key, message));
+    }
     assert!(server.ring_bytes.is_power_of_two());
     assert!(server.hb_ms > 0 && server.frame_bytes_max > 0);
     Ok(server)
