@@ -151,7 +151,13 @@ fn write_event(members: &mut Members, event: &Event) {
     members.name("kind", event.kind.as_str());
     members.u64("pos", event.pos);
     members.u64("ticket", event.ticket);
-    members.text("symbol", &event.symbol);
+    // A modify, close or cancel may leave the symbol out (the EAs do); an
+    // empty one is written as absent there, so both writers agree. An open
+    // or pending always carries it.
+    let symbol_optional = matches!(event.kind, EventKind::Modify | EventKind::Close | EventKind::Cancel);
+    if !(symbol_optional && event.symbol.is_empty()) {
+        members.text("symbol", &event.symbol);
+    }
     if let Some(side) = event.side {
         members.name("side", side.as_str());
     }
