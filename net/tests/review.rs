@@ -11,14 +11,6 @@ use support::{hello_text, Bridge, Client, MASTER_KEY, MASTER_LOGIN, SERVER_NAME,
 use tradebridge_core::protocol::{self, Copy, CopyAction, ErrorCode, Message, Side};
 use tradebridge_core::record::{CopyMeta, CopyRecord, MasterEventMeta, MasterEventRecord, RecordEncoder};
 
-/// An `open` event whose `comment` is `comment_bytes` long.
-fn open_event_with_comment(seq: u64, pos: u64, comment_bytes: usize) -> String {
-    let comment = "x".repeat(comment_bytes);
-    format!(
-        r#"{{"t":"event","seq":{seq},"kind":"open","pos":{pos},"ticket":{pos},"symbol":"EURUSD","side":"buy","volume":0.1,"price":1.08123,"sl":0,"tp":0,"magic":0,"comment":"{comment}","time_ms":1732400000123}}"#
-    )
-}
-
 fn ack_seq_of(welcome: Message) -> u64 {
     match welcome {
         Message::Welcome(welcome) => welcome.ack_seq,
