@@ -46,6 +46,9 @@ pub struct SessionControl {
     /// The owner's task waker, registered each time it waits; woken (from any
     /// thread: glommio queues foreign wakes) when `close_code` is set.
     waker: AtomicWaker,
+    /// The session's connection id once registered on its shard, 0 before;
+    /// set once.
+    connection_id: AtomicU64,
 }
 
 impl SessionControl {
@@ -65,6 +68,12 @@ impl SessionControl {
             }
         })
         .await
+    }
+
+    /// Records the session's connection id (once, at registration).
+    pub fn set_connection_id(&self, connection_id: u64) {
+        debug_assert!(connection_id != 0, "connection ids are never 0");
+        self.connection_id.store(connection_id, Ordering::Release);
     }
 
     /// Asks the owning session to close with `code` (not 0).
@@ -165,6 +174,12 @@ impl AccountEntry {
     /// login has claimed it since).
     pub fn is_live(&self, control: &Arc<SessionControl>) -> bool {
         lock(&self.live).as_ref().is_some_and(|current| Arc::ptr_eq(current, control))
+    }
+
+    /// The connection id of the live session, 0 when none (or not yet
+    /// registered).
+    pub fn live_connection_id(&self) -> u64 {
+        lock(&self.live).as_ref().map_or(0, |live| live.connection_id.load(Ordering::Acquire))
     }
 
     /// Asks the live session, if any, to close with `code`.

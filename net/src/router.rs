@@ -68,7 +68,7 @@ pub const JOURNAL_KIND_UPDATE: u16 = 16;
 pub const JOURNAL_KIND_RESULT: u16 = RecordKind::Result.code() as u16;
 
 /// Bytes before the JSON in a journaled update.
-const UPDATE_HEADER_BYTES: usize = 16;
+const UPDATE_HEADER_BYTES: usize = 24;
 
 /// What a shard sends the router outside the rings: a master `snapshot`, a
 /// slave `state` or `symbols` (core has no ring record for them).
@@ -76,6 +76,9 @@ const UPDATE_HEADER_BYTES: usize = 16;
 pub struct Update {
     /// The account that sent it.
     pub login: u64,
+    /// The connection it came on: an update from a connection that is no
+    /// longer the login's live one is dropped.
+    pub connection_id: u64,
     /// Bridge wall clock at receipt, the engine's `now_ms` for it.
     pub received_ms: u64,
     /// The message: `Snapshot`, `State` or `Symbols`.
@@ -83,25 +86,27 @@ pub struct Update {
 }
 
 impl Update {
-    /// The journal payload of this update.
     /// The payload of an update from its frame as received (the JSON is
     /// carried as the peer sent it, never re-encoded, so its size is the
-    /// frame's plus the header).
-    pub fn encode_frame(login: u64, received_ms: u64, frame: &[u8], buffer: &mut Vec<u8>) {
+    /// frame's plus the header): `received_ms`, `login`, `connection_id`
+    /// (u64 LE each), then the frame.
+    pub fn encode_frame(login: u64, connection_id: u64, received_ms: u64, frame: &[u8], buffer: &mut Vec<u8>) {
         buffer.clear();
         buffer.extend_from_slice(&received_ms.to_le_bytes());
         buffer.extend_from_slice(&login.to_le_bytes());
+        buffer.extend_from_slice(&connection_id.to_le_bytes());
         buffer.extend_from_slice(frame);
     }
 
-    /// Reads back a journal payload written by [`Update::encode`].
+    /// Reads back a payload written by [`Update::encode_frame`].
     fn decode(payload: &[u8]) -> anyhow::Result<Update> {
         anyhow::ensure!(payload.len() > UPDATE_HEADER_BYTES, "update of {} bytes: expected more than {UPDATE_HEADER_BYTES}", payload.len());
         let (header, json) = payload.split_at(UPDATE_HEADER_BYTES);
         let received_ms = u64::from_le_bytes(header[..8].try_into()?);
-        let login = u64::from_le_bytes(header[8..].try_into()?);
+        let login = u64::from_le_bytes(header[8..16].try_into()?);
+        let connection_id = u64::from_le_bytes(header[16..].try_into()?);
         let message = protocol::parse(json).map_err(|error| anyhow::anyhow!("journaled update: {error}"))?;
-        Ok(Update { login, received_ms, message })
+        Ok(Update { login, connection_id, received_ms, message })
     }
 }
 
@@ -497,6 +502,14 @@ impl Router {
     fn on_ring_record(&mut self, shard: u32, kind: u32, payload: &[u8]) -> anyhow::Result<()> {
         if kind == u32::from(JOURNAL_KIND_UPDATE) {
             return match Update::decode(payload) {
+                Ok(update) if !self.is_live(update.login, update.connection_id) => {
+                    // A snapshot or state from a connection superseded (or
+                    // closed) since: its successor sends its own after
+                    // `welcome`, and this older one, reconciled after the
+                    // successor's re-sent events, could close their positions.
+                    tracing::debug!(login = update.login, connection_id = update.connection_id, "update from a connection no longer live dropped");
+                    Ok(())
+                }
                 Ok(update) => self.journal_update(&update, payload),
                 Err(error) => {
                     tracing::error!(shard, %error, "invalid update record on a ring");
@@ -525,6 +538,11 @@ impl Router {
                 Ok(())
             }
         }
+    }
+
+    /// True while `connection_id` is the live session of `login`.
+    fn is_live(&self, login: u64, connection_id: u64) -> bool {
+        self.accounts.get(login).is_some_and(|account| account.live_connection_id() == connection_id)
     }
 
     /// Journals a snapshot, state or symbols frame (its ring record as is),

@@ -301,6 +301,7 @@ async fn run_session(socket: &mut Socket, shard: &ShardContext, account: &Accoun
         tracing::error!(shard = shard.index, login = account.login, "connection table full");
         return Flow::Close(close_code::TRY_AGAIN_LATER, "the bridge's connection table is full");
     };
+    control.set_connection_id(connection_id);
     let replay = match hello.role {
         Role::Slave => take_replay(account, &control, connection_id, hello.last_seq),
         Role::Master => Vec::new(),
@@ -534,7 +535,7 @@ impl Session<'_> {
     async fn hand_update_to_router(&mut self, socket: &mut Socket, frame: &str, name: &str) -> Flow {
         let pushed = {
             let mut buffer = self.shard.update_buffer.borrow_mut();
-            Update::encode_frame(self.account.login, self.shard.shared.wall_ms(), frame.as_bytes(), &mut buffer);
+            Update::encode_frame(self.account.login, self.connection_id, self.shard.shared.wall_ms(), frame.as_bytes(), &mut buffer);
             self.shard.to_router.borrow_mut().try_push(u32::from(JOURNAL_KIND_UPDATE), &buffer).is_ok()
         };
         if pushed {
