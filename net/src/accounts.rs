@@ -105,7 +105,16 @@ impl SlaveDelivery {
     pub fn retain(&mut self, copy: Copy) {
         debug_assert!(self.copies.back().is_none_or(|last| last.seq < copy.seq), "copies are kept in seq order");
         if self.copies.len() >= COPIES_RETAINED_MAX {
-            self.copies.pop_front();
+            if let Some(dropped) = self.copies.pop_front() {
+                tracing::warn!(
+                    seq = dropped.seq,
+                    master = dropped.master,
+                    pos = dropped.pos,
+                    action = dropped.action.as_str(),
+                    retained_max = COPIES_RETAINED_MAX,
+                    "a slave away this long loses its oldest kept copy"
+                );
+            }
         }
         self.copies.push_back(copy);
     }

@@ -403,7 +403,16 @@ impl Session<'_> {
                 Wake::CloseRequested(code) => Flow::Close(code, "the bridge is shutting down"),
                 // The handlers are boxed: an idle session's task then holds only
                 // the wait below, not the largest handler's state.
-                Wake::Outbound(outbound) => Box::pin(self.on_outbound(socket, outbound)).await,
+                Wake::Outbound(outbound) => match Box::pin(self.on_outbound(socket, outbound)).await {
+                    // The outbox wins the wait whenever it holds something;
+                    // frames already read are handled too, so a stream of
+                    // copies cannot hold up the slave's results and pings.
+                    Flow::Continue => match futures_lite::future::poll_once(socket.next()).await {
+                        Some(frame) => Box::pin(self.on_frames(socket, frame)).await,
+                        None => Flow::Continue,
+                    },
+                    flow => flow,
+                },
                 Wake::Tick => {
                     timer.reset(tick);
                     Box::pin(self.on_tick(socket)).await
