@@ -5,6 +5,7 @@
 //!
 //! # Layout
 //! - `message`: the typed messages and the wire names of their enums.
+//! - [`close_code`]: the WebSocket close codes PROTOCOL.md and RFC 6455 use.
 //! - `error`: [`ProtocolError`], why a frame was refused.
 //! - `json`: a strict RFC 8259 reader (grammar only, depth bounded).
 //! - `fields`: field names and typed field readers whose errors name the field.
@@ -16,6 +17,7 @@
 //! - For every `m` that [`parse`] returns, `parse(write(m)) == Ok(m)`, with
 //!   floats equal bit for bit and u64s never passed through a double.
 
+pub mod close_code;
 pub mod error;
 mod fields;
 mod json;

@@ -68,26 +68,7 @@ use tradebridge_core::protocol::Role;
 use hub::Hub;
 
 /// Close codes of PROTOCOL.md and RFC 6455.
-pub mod close_code {
-    /// RFC 6455: the server is going away (shutdown).
-    pub const GOING_AWAY: u16 = 1001;
-    /// RFC 6455: a data type the endpoint cannot accept (binary frames).
-    pub const UNSUPPORTED_DATA: u16 = 1003;
-    /// RFC 6455: a message too big to process.
-    pub const MESSAGE_TOO_BIG: u16 = 1009;
-    /// RFC 6455 (IANA registry): the outbox overflowed; reconnect later.
-    pub const TRY_AGAIN_LATER: u16 = 1013;
-    /// Bad key, login, server or role.
-    pub const UNAUTHORIZED: u16 = 4001;
-    /// Protocol error before `welcome`, or too many bad frames after it.
-    pub const PROTOCOL_ERROR: u16 = 4002;
-    /// The account exceeded its rate limit.
-    pub const RATE_LIMITED: u16 = 4003;
-    /// The same login connected again; this older connection lost.
-    pub const REPLACED: u16 = 4004;
-    /// No frame from the peer for 3 x `hb_ms`.
-    pub const HEARTBEAT_TIMEOUT: u16 = 4008;
-}
+pub use tradebridge_core::protocol::close_code;
 
 /// Longest wait, after SIGTERM or SIGINT, for the connections to close; a
 /// peer that does not answer its close frame is dropped sooner anyway.
