@@ -222,12 +222,19 @@ pub fn serve(listener: TcpListener, render: Arc<dyn Fn() -> String + Send + Sync
 
 /// Reads one request and answers it.
 fn answer(mut stream: TcpStream, render: &(dyn Fn() -> String + Send + Sync)) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(Duration::from_millis(REQUEST_TIMEOUT_MS)))?;
     stream.set_write_timeout(Some(Duration::from_millis(REQUEST_TIMEOUT_MS)))?;
+    // One deadline for the whole request, not a timeout per read: a client
+    // sending a byte at a time must not hold the (single) endpoint.
+    let deadline = std::time::Instant::now() + Duration::from_millis(REQUEST_TIMEOUT_MS);
     let mut request = [0u8; REQUEST_BYTES_MAX];
     let mut length = 0;
     // Read until the end of the headers, the buffer is full, or the peer stops.
     while length < request.len() && !request[..length].windows(4).any(|window| window == b"\r\n\r\n") {
+        let remaining = deadline.saturating_duration_since(std::time::Instant::now());
+        if remaining.is_zero() {
+            return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "request not complete within REQUEST_TIMEOUT_MS"));
+        }
+        stream.set_read_timeout(Some(remaining))?;
         let read = stream.read(&mut request[length..])?;
         if read == 0 {
             break;

@@ -68,3 +68,36 @@ fn metrics_endpoint_reports_counters_and_stage_latencies() {
         assert!(text.contains(&total), "{} lacks {total:?}:\n{text}", path.display());
     }
 }
+
+#[test]
+fn a_client_sending_a_byte_at_a_time_is_cut_off() {
+    // Shows: the endpoint gives a whole request 2 s (REQUEST_TIMEOUT_MS), not 2 s per read: a client dripping one byte every 300 ms is disconnected long before its 30 bytes (9 s) are sent.
+    let mut bridge = Bridge::start(&[("metrics_listen", "\"127.0.0.1:0\"")]);
+    let line = bridge.read_stdout_line();
+    let address = line.trim().strip_prefix("tradebridge metrics on http://").and_then(|rest| rest.strip_suffix("/metrics")).expect("metrics line").to_string();
+    let mut stream = TcpStream::connect(&address).expect("connect to metrics");
+    stream.set_read_timeout(Some(Duration::from_millis(300))).expect("timeout");
+    let started = std::time::Instant::now();
+    let mut cut_off = false;
+    for byte in b"GET /metrics HTTP/1.1\r\nHost: x".iter().take(30) {
+        if stream.write_all(&[*byte]).is_err() {
+            cut_off = true;
+            break;
+        }
+        // Each read waits 300 ms (the drip's pace): the server's close shows
+        // as end of file or a reset, silence as a timeout.
+        let mut buffer = [0u8; 64];
+        match stream.read(&mut buffer) {
+            Ok(0) => {
+                cut_off = true;
+                break;
+            }
+            Err(error) if !matches!(error.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                cut_off = true;
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(cut_off, "a client dripping one byte every 300 ms was served for {:?} without being cut off", started.elapsed());
+}
