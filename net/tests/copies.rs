@@ -256,3 +256,38 @@ lot = {{ mode = "multiplier", value = 2.0 }}
     assert_eq!((copy.seq, copy.action, copy.master, copy.pos, copy.symbol.as_str()), (1, CopyAction::Open, 100000, 9001, "EURUSD"));
     assert_volume(&copy, 0.2);
 }
+
+#[test]
+fn a_superseded_connections_snapshot_never_closes_positions() {
+    // Shows: a snapshot queued behind a backlog on an old master connection (every_record sync: one flush per record) reaches the router after a new connection of the same login took over; it is dropped, so its stale view (no positions) closes none of the positions the events opened.
+    let bridge = Bridge::start(&[("journal_sync", "\"every_record\""), ("rate_limit_per_second", "100000"), ("rate_limit_burst", "100000")]);
+    let mut slave = slave_with_state(&bridge, SLAVE_LOGIN, SLAVE_KEY, 0);
+    let (mut old, _) = bridge.login("master", 0);
+    let opened: u64 = 500;
+    for seq in 1..=opened {
+        old.send(&open_event_text(seq, seq));
+    }
+    // Sent last on the old connection: a view older than the events above
+    // once they are applied.
+    old.send(&snapshot_text(&[]));
+    let (mut new, welcome) = bridge.login("master", 0);
+    let Message::Welcome(welcome) = welcome else { panic!("expected welcome, got {welcome:?}") };
+    drop(old);
+    // As a Monitor does: re-send everything above ack_seq (the old session
+    // stopped reading once superseded; what it pushed already is acked again
+    // and not routed twice).
+    for seq in welcome.ack_seq + 1..=opened {
+        new.send(&open_event_text(seq, seq));
+    }
+    new.send(&open_event_text(opened + 1, 999));
+    let mut opens = 0;
+    loop {
+        let copy = expect_copy(&mut slave);
+        assert_eq!(copy.action, CopyAction::Open, "copy {} acts on pos {}: a superseded connection's snapshot closed it", copy.seq, copy.pos);
+        opens += 1;
+        if copy.pos == 999 {
+            break;
+        }
+    }
+    assert_eq!(opens, opened + 1);
+}
