@@ -550,9 +550,16 @@ impl Router {
     fn journal_update(&mut self, update: &Update, payload: &[u8]) -> anyhow::Result<()> {
         let now_ms = self.now_ms();
         self.journal.append(JOURNAL_KIND_UPDATE, payload, now_ms).context("journal append of an update")?;
+        self.decide_and_issue(0, |router, decisions| router.apply_update(update, decisions))
+    }
+
+    /// Runs one engine step that fills the reused decisions buffer, then
+    /// journals and queues the copies it decided (`event_received_ns`: the
+    /// master event behind them, 0 when none).
+    fn decide_and_issue(&mut self, event_received_ns: u64, decide: impl FnOnce(&mut Router, &mut Vec<Decision>)) -> anyhow::Result<()> {
         let mut decisions = std::mem::take(&mut self.decisions);
-        self.apply_update(update, &mut decisions);
-        let issued = self.issue_copies(&mut decisions, 0);
+        decide(self, &mut decisions);
+        let issued = self.issue_copies(&mut decisions, event_received_ns);
         self.decisions = decisions;
         issued
     }
@@ -582,11 +589,7 @@ impl Router {
     fn journal_result(&mut self, slave: u64, result: &TradeResult, received_ms: u64, payload: &[u8]) -> anyhow::Result<()> {
         let now_ms = self.now_ms();
         self.journal.append(JOURNAL_KIND_RESULT, payload, now_ms).context("journal append of a result")?;
-        let mut decisions = std::mem::take(&mut self.decisions);
-        self.on_result(slave, result, received_ms, &mut decisions);
-        let issued = self.issue_copies(&mut decisions, 0);
-        self.decisions = decisions;
-        issued
+        self.decide_and_issue(0, |router, decisions| router.on_result(slave, result, received_ms, decisions))
     }
 
     /// A slave's result: tells the engine what became of the copy (at the
@@ -657,10 +660,8 @@ impl Router {
         let event_received_ns = record.received_ns.to_native();
         self.pending.push_back(PendingAck { journal_seq, waiting: Waiting::Ack { shard, ack, event_received_ns } });
         let event = record.to_event().context("master event record")?;
-        let mut decisions = std::mem::take(&mut self.decisions);
-        self.engine.on_master_event(login, &event, record.received_ms.to_native(), &mut decisions);
-        let issued = self.issue_copies(&mut decisions, event_received_ns);
-        self.decisions = decisions;
+        let received_ms = record.received_ms.to_native();
+        let issued = self.decide_and_issue(event_received_ns, |router, decisions| router.engine.on_master_event(login, &event, received_ms, decisions));
         self.metrics.record(Stage::FrameToRouted, event_received_ns, self.started.elapsed().as_nanos() as u64);
         issued
     }

@@ -525,19 +525,28 @@ impl Session<'_> {
         let pushed = {
             let mut buffer = self.shard.update_buffer.borrow_mut();
             Update::encode_frame(self.account.login, self.connection_id, self.shard.shared.wall_ms(), frame.as_bytes(), &mut buffer);
-            self.shard.to_router.borrow_mut().try_push(u32::from(JOURNAL_KIND_UPDATE), &buffer).is_ok()
+            self.push_to_router(u32::from(JOURNAL_KIND_UPDATE), &buffer)
         };
         if pushed {
-            self.shard.router_bell.ring();
             return Flow::Continue;
         }
-        Metrics::count(&self.shard.shared.metrics.ring_full);
         let text = format!("`{name}` not accepted: the bridge is busy; re-send it");
         if feed_error(socket, ErrorCode::Internal, &text).await {
             Flow::Continue
         } else {
             Flow::End
         }
+    }
+
+    /// Pushes one record into the shard's ring to the router and rings the
+    /// router's doorbell; false, counted, when the ring is full.
+    fn push_to_router(&self, kind: u32, bytes: &[u8]) -> bool {
+        if self.shard.to_router.borrow_mut().try_push(kind, bytes).is_ok() {
+            self.shard.router_bell.ring();
+            return true;
+        }
+        Metrics::count(&self.shard.shared.metrics.ring_full);
+        false
     }
 
     /// Pushes `record` (the `name` frame with `seq`) into the shard's ring to
@@ -548,7 +557,7 @@ impl Session<'_> {
         let pushed = {
             let mut encoder = self.shard.encoder.borrow_mut();
             match encoder.encode(record) {
-                Ok(encoded) => self.shard.to_router.borrow_mut().try_push(encoded.kind.code(), encoded.bytes).is_ok(),
+                Ok(encoded) => self.push_to_router(encoded.kind.code(), encoded.bytes),
                 Err(error) => {
                     tracing::error!(shard = self.shard.index, login = self.account.login, seq, %error, "cannot encode a {name}");
                     false
@@ -556,10 +565,8 @@ impl Session<'_> {
             }
         };
         if pushed {
-            self.shard.router_bell.ring();
             return Flow::Continue;
         }
-        Metrics::count(&self.shard.shared.metrics.ring_full);
         if self.role == Role::Master {
             // Acks are cumulative: were the connection kept, the next event's
             // ack would cover this one, and the Monitor would drop it from
