@@ -82,7 +82,7 @@ impl BadFrameWindow {
     /// minute (0 is treated as 1: the first bad frame closes).
     pub fn new(bad_frames_max: u32) -> BadFrameWindow {
         let bad_frames_max = bad_frames_max.max(1);
-        BadFrameWindow { instants_ms: VecDeque::with_capacity(bad_frames_max as usize), bad_frames_max }
+        BadFrameWindow { instants_ms: VecDeque::new(), bad_frames_max }
     }
 
     /// Records a bad frame at `now_ms`; true when it is the

@@ -103,14 +103,37 @@ enum Wake {
 }
 
 /// Serves one accepted TCP stream until it closes.
-pub async fn serve_connection(stream: TcpStream, shard: Rc<ShardContext>) {
+///
+/// Not an `async fn`: the upgrade is boxed before the task starts, so the
+/// task does not also keep a slot for the `TcpStream` it moved away.
+pub fn serve_connection(stream: TcpStream, shard: Rc<ShardContext>) -> impl std::future::Future<Output = ()> {
+    let hello_deadline_ms = shard.shared.now_ms() + shard.shared.config.server.hello_timeout_ms;
+    let upgrading = Box::pin(upgrade(stream, Rc::clone(&shard)));
+    serve_upgraded(upgrading, shard, hello_deadline_ms)
+}
+
+/// The connection after [`serve_connection`] boxed its upgrade.
+async fn serve_upgraded(upgrading: std::pin::Pin<Box<impl std::future::Future<Output = Option<Socket>>>>, shard: Rc<ShardContext>, hello_deadline_ms: u64) {
+    // Every stage is its own boxed future, so the connection's task holds
+    // the socket and the stage it is in, not the union of all stages' state
+    // (an idle connection's task was 1,688 bytes, most of it the upgrade's
+    // and the close's state).
+    let Some(mut socket) = upgrading.await else {
+        return;
+    };
+    let flow = Box::pin(greet_and_serve(&mut socket, &shard, hello_deadline_ms)).await;
+    Box::pin(finish(&mut socket, flow)).await;
+}
+
+/// The WebSocket upgrade within `hello_timeout_ms`; `None` when it failed or
+/// timed out (logged).
+async fn upgrade(stream: TcpStream, shard: Rc<ShardContext>) -> Option<Socket> {
     let server = &shard.shared.config.server;
     let frame_bytes_max = server.frame_bytes_max as usize;
     let websocket_config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(Some(frame_bytes_max))
         .max_frame_size(Some(frame_bytes_max));
-    let hello_deadline_ms = shard.shared.now_ms() + server.hello_timeout_ms;
     // A peer that stops reading (zero window) must not hold its connection,
     // and its connections_max slot, forever: a write that makes no progress
     // for 3 x hb_ms fails, as a peer that stops sending does.
@@ -118,42 +141,43 @@ pub async fn serve_connection(stream: TcpStream, shard: Rc<ShardContext>) {
     if let Err(error) = stream.set_write_timeout(Some(write_timeout)) {
         tracing::warn!(shard = shard.index, %error, "cannot bound socket writes; a peer that never reads can hold its connection");
     }
-    // The handshake, the hello wait and the session are boxed so the
-    // connection's task holds only the stage it is in: an idle session then
-    // costs its own state, not the largest stage's.
+    let hello_timeout_ms = server.hello_timeout_ms;
     let upgrade = Box::pin(async_tungstenite::accept_hdr_async_with_config(stream, check_path, Some(websocket_config)));
     let upgraded = or(async { Some(upgrade.await) }, async {
-        Timer::new(Duration::from_millis(server.hello_timeout_ms)).await;
+        Timer::new(Duration::from_millis(hello_timeout_ms)).await;
         None
     })
     .await;
-    let mut socket = match upgraded {
-        Some(Ok(socket)) => socket,
+    match upgraded {
+        Some(Ok(socket)) => Some(socket),
         Some(Err(error)) => {
             tracing::debug!(shard = shard.index, %error, "upgrade refused");
-            return;
+            None
         }
         None => {
             tracing::debug!(shard = shard.index, "upgrade timed out");
-            return;
+            None
         }
-    };
-    let hello = match Box::pin(read_hello(&mut socket, &shard, hello_deadline_ms)).await {
+    }
+}
+
+/// Reads and checks `hello`, then serves the session; returns how to close.
+/// Its own state is the `hello` and the boxed stage it awaits.
+async fn greet_and_serve(socket: &mut Socket, shard: &ShardContext, hello_deadline_ms: u64) -> Flow {
+    let hello = match Box::pin(read_hello(socket, shard, hello_deadline_ms)).await {
         Ok(hello) => hello,
-        Err(flow) => return finish(&mut socket, flow).await,
+        Err(flow) => return flow,
     };
     let accounts = Arc::clone(&shard.shared.accounts);
     let account = match authenticate(&accounts, &hello) {
         Ok(account) => account,
         Err(reason) => {
             tracing::warn!(shard = shard.index, login = hello.login, role = hello.role.as_str(), %reason, "hello refused");
-            let flow = Flow::Close(close_code::UNAUTHORIZED, "unauthorized");
-            let sent = send_error(&mut socket, ErrorCode::Unauthorized, "login, server, role or key not accepted").await;
-            return finish(&mut socket, if sent { flow } else { Flow::End }).await;
+            let sent = Box::pin(send_error(socket, ErrorCode::Unauthorized, "login, server, role or key not accepted")).await;
+            return if sent { Flow::Close(close_code::UNAUTHORIZED, "unauthorized") } else { Flow::End };
         }
     };
-    let flow = Box::pin(run_session(&mut socket, &shard, account, &hello)).await;
-    finish(&mut socket, flow).await;
+    Box::pin(run_session(socket, shard, account, &hello)).await
 }
 
 /// The upgrade callback: only `/ea` is a WebSocket endpoint. The signature
@@ -301,11 +325,10 @@ async fn run_session(socket: &mut Socket, shard: &ShardContext, account: &Accoun
         heard_ms: now_ms,
         pinged_ms: now_ms,
     };
-    let flow = if feed(socket, &welcome).await && session.replay(socket, replay).await && socket.flush().await.is_ok() {
-        session.serve(socket).await
-    } else {
-        Flow::End
-    };
+    // Boxed, as is the session loop: the idle session then holds neither the
+    // welcome, nor the replay, nor the loop's state twice.
+    let greeted = Box::pin(session.greet(socket, welcome, replay)).await;
+    let flow = if greeted { Box::pin(session.serve(socket)).await } else { Flow::End };
     account.release(&session.control);
     shard.unregister(connection_id);
     if hello.role == Role::Slave {
@@ -334,6 +357,12 @@ fn take_replay(account: &AccountEntry, control: &Arc<SessionControl>, connection
 }
 
 impl Session<'_> {
+    /// Sends `welcome` and the replay, and flushes them; false when the
+    /// socket failed.
+    async fn greet(&mut self, socket: &mut Socket, welcome: Message, replay: Vec<Copy>) -> bool {
+        feed(socket, &welcome).await && self.replay(socket, replay).await && socket.flush().await.is_ok()
+    }
+
     /// Sends the replay after `welcome`: every kept copy above `last_seq`
     /// that is still valid (an expired open or pending is skipped).
     async fn replay(&mut self, socket: &mut Socket, copies: Vec<Copy>) -> bool {
