@@ -44,3 +44,4 @@ pub mod metrics;
 pub mod router;
 pub mod session;
 pub mod shard;
+pub mod ws;

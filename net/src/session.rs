@@ -24,15 +24,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use async_tungstenite::tungstenite::http::StatusCode;
-use async_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use async_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use async_tungstenite::tungstenite::{Error as WsError, Message as WsMessage};
-use async_tungstenite::WebSocketStream;
 use futures_lite::future::or;
-use futures_lite::StreamExt;
-use futures_util::SinkExt;
 use glommio::channels::local_channel::{self, LocalReceiver};
 use glommio::net::TcpStream;
 use glommio::timer::Timer;
@@ -44,16 +36,10 @@ use crate::metrics::{Metrics, Stage};
 use crate::router::{Update, JOURNAL_KIND_UPDATE};
 use crate::limits::BadFrameWindow;
 use crate::shard::{CopyTimes, Outbound, ShardContext, OUTBOX_MESSAGES_MAX};
+use crate::ws::{self, WebSocket, WsError, WsMessage};
 
 /// The WebSocket path the EAs connect to; any other path gets HTTP 404.
 pub const EA_PATH: &str = "/ea";
-
-/// tungstenite's read buffer, which every connection keeps for its life and
-/// zero-fills in full before each read (so all of it is resident): its
-/// default of 128 KiB costs about 134 KiB per idle connection. 1 KiB holds
-/// an `event`, `result` or `ping` several times over; a large `state` or
-/// `symbols` frame is read in several steps (the buffer grows for it).
-pub const READ_BUFFER_BYTES: usize = 1024;
 
 /// How long the bridge waits for the peer's answer to its close frame before
 /// dropping the socket; long enough for a peer on another continent, short
@@ -75,7 +61,7 @@ pub const COPIES_TIMED_MAX: usize = OUTBOX_MESSAGES_MAX;
 /// Close codes of PROTOCOL.md and RFC 6455 (shared with every peer).
 pub use tradebridge_core::protocol::close_code;
 
-type Socket = WebSocketStream<TcpStream>;
+type Socket = WebSocket;
 
 /// What handling one wake-up decided.
 #[derive(Debug, PartialEq, Eq)]
@@ -129,11 +115,6 @@ async fn serve_upgraded(upgrading: std::pin::Pin<Box<impl std::future::Future<Ou
 /// timed out (logged).
 async fn upgrade(stream: TcpStream, shard: Rc<ShardContext>) -> Option<Socket> {
     let server = &shard.shared.config.server;
-    let frame_bytes_max = server.frame_bytes_max as usize;
-    let websocket_config = WebSocketConfig::default()
-        .read_buffer_size(READ_BUFFER_BYTES)
-        .max_message_size(Some(frame_bytes_max))
-        .max_frame_size(Some(frame_bytes_max));
     // A peer that stops reading (zero window) must not hold its connection,
     // and its connections_max slot, forever: a write that makes no progress
     // for 3 x hb_ms fails, as a peer that stops sending does.
@@ -142,7 +123,7 @@ async fn upgrade(stream: TcpStream, shard: Rc<ShardContext>) -> Option<Socket> {
         tracing::warn!(shard = shard.index, %error, "cannot bound socket writes; a peer that never reads can hold its connection");
     }
     let hello_timeout_ms = server.hello_timeout_ms;
-    let upgrade = Box::pin(async_tungstenite::accept_hdr_async_with_config(stream, check_path, Some(websocket_config)));
+    let upgrade = Box::pin(ws::accept(stream, EA_PATH, server.frame_bytes_max as usize));
     let upgraded = or(async { Some(upgrade.await) }, async {
         Timer::new(Duration::from_millis(hello_timeout_ms)).await;
         None
@@ -173,23 +154,11 @@ async fn greet_and_serve(socket: &mut Socket, shard: &ShardContext, hello_deadli
         Ok(account) => account,
         Err(reason) => {
             tracing::warn!(shard = shard.index, login = hello.login, role = hello.role.as_str(), %reason, "hello refused");
-            let sent = Box::pin(send_error(socket, ErrorCode::Unauthorized, "login, server, role or key not accepted")).await;
+            let sent = send_error(socket, ErrorCode::Unauthorized, "login, server, role or key not accepted").await;
             return if sent { Flow::Close(close_code::UNAUTHORIZED, "unauthorized") } else { Flow::End };
         }
     };
     Box::pin(run_session(socket, shard, account, &hello)).await
-}
-
-/// The upgrade callback: only `/ea` is a WebSocket endpoint. The signature
-/// is tungstenite's `Callback`, so its large error type stays.
-#[allow(clippy::result_large_err)]
-fn check_path(request: &Request, response: Response) -> Result<Response, ErrorResponse> {
-    if request.uri().path() == EA_PATH {
-        return Ok(response);
-    }
-    let mut refusal = ErrorResponse::new(Some(format!("no endpoint at this path; the EAs connect to {EA_PATH}\n")));
-    *refusal.status_mut() = StatusCode::NOT_FOUND;
-    Err(refusal)
 }
 
 /// Waits for the first frame until `deadline_ms` and accepts it only as a
@@ -209,13 +178,13 @@ async fn read_hello(socket: &mut Socket, shard: &ShardContext, deadline_ms: u64)
                 return Err(refuse_before_welcome(socket, ErrorCode::BadMessage, &message).await);
             }
             Some(Some(Ok(WsMessage::Text(text)))) => text,
-            Some(Some(Ok(WsMessage::Ping(_) | WsMessage::Pong(_) | WsMessage::Frame(_)))) => continue,
+            Some(Some(Ok(WsMessage::Ping(_) | WsMessage::Pong))) => continue,
             Some(other) => return Err(flow_of_non_text(other)),
         };
         let hello = match protocol::parse(text.as_bytes()) {
             Ok(Message::Hello(hello)) => hello,
             Ok(other) => {
-                let message = format!("field `t`: expected \"hello\" as the first frame, got \"{}\"", type_name(&other));
+                let message = format!("field `t`: expected \"hello\" as the first frame, got \"{}\"", other.type_name());
                 return Err(refuse_before_welcome(socket, ErrorCode::BadMessage, &message).await);
             }
             Err(error) => return Err(refuse_before_welcome(socket, error.code(), &error.to_string()).await),
@@ -238,11 +207,15 @@ async fn refuse_before_welcome(socket: &mut Socket, code: ErrorCode, message: &s
     }
 }
 
-/// The flow for anything read that is not a text frame.
+/// The flow for anything read that is not a text frame. The peer's close
+/// is already answered; closing writes the answer if it is still queued.
 fn flow_of_non_text(frame: Option<Result<WsMessage, WsError>>) -> Flow {
     match frame {
-        Some(Ok(WsMessage::Binary(_))) => Flow::Close(close_code::UNSUPPORTED_DATA, "binary frames are refused"),
-        Some(Err(WsError::Capacity(_))) => Flow::Close(close_code::MESSAGE_TOO_BIG, "frame above frame_bytes_max"),
+        Some(Ok(WsMessage::Binary)) => Flow::Close(close_code::UNSUPPORTED_DATA, "binary frames are refused"),
+        Some(Ok(WsMessage::Close(_))) => Flow::Close(close_code::NORMAL, ""),
+        Some(Err(WsError::TooBig { .. })) => Flow::Close(close_code::MESSAGE_TOO_BIG, "frame above frame_bytes_max"),
+        Some(Err(WsError::InvalidUtf8)) => Flow::Close(close_code::INVALID_PAYLOAD, "a text frame that is not UTF-8"),
+        Some(Err(WsError::Protocol(_))) => Flow::Close(close_code::WEBSOCKET_PROTOCOL_ERROR, "WebSocket protocol error"),
         _ => Flow::End,
     }
 }
@@ -360,24 +333,23 @@ impl Session<'_> {
     /// Sends `welcome` and the replay, and flushes them; false when the
     /// socket failed.
     async fn greet(&mut self, socket: &mut Socket, welcome: Message, replay: Vec<Copy>) -> bool {
-        feed(socket, &welcome).await && self.replay(socket, replay).await && socket.flush().await.is_ok()
+        feed(socket, &welcome);
+        self.replay(socket, replay);
+        socket.flush().await.is_ok()
     }
 
     /// Sends the replay after `welcome`: every kept copy above `last_seq`
     /// that is still valid (an expired open or pending is skipped).
-    async fn replay(&mut self, socket: &mut Socket, copies: Vec<Copy>) -> bool {
+    fn replay(&mut self, socket: &mut Socket, copies: Vec<Copy>) {
         let now_ms = self.shard.shared.wall_ms();
         for copy in copies {
             if !is_valid_at(&copy, now_ms) {
                 tracing::info!(login = self.account.login, seq = copy.seq, "expired copy not replayed");
                 continue;
             }
-            if !feed(socket, &Message::Copy(copy)).await {
-                return false;
-            }
+            feed(socket, &Message::Copy(copy));
             Metrics::count(&self.shard.shared.metrics.copies_sent);
         }
-        true
     }
 
     /// The session loop: frames, supersession and heartbeat, until a close.
@@ -458,14 +430,14 @@ impl Session<'_> {
         let text = match frame {
             Some(Ok(WsMessage::Text(text))) => text,
             Some(Ok(WsMessage::Ping(_))) => {
-                // tungstenite queues the pong itself; the peer's own ping
+                // The WebSocket layer queued the pong; the peer's own ping
                 // shows it is alive.
                 self.heard_ms = now_ms;
                 return Flow::Continue;
             }
             // A pong only answers the bridge's ping (peers' libraries send it
             // on their own), so it does not show that the EA itself is alive.
-            Some(Ok(WsMessage::Pong(_) | WsMessage::Frame(_))) => return Flow::Continue,
+            Some(Ok(WsMessage::Pong)) => return Flow::Continue,
             other => return flow_of_non_text(other),
         };
         self.heard_ms = now_ms;
@@ -475,9 +447,7 @@ impl Session<'_> {
                 "account {} sent more than rate_limit_per_second = {} frames per second (burst {})",
                 self.account.login, self.shard.shared.config.server.rate_limit_per_second, self.shard.shared.config.server.rate_limit_burst
             );
-            if !feed_error(socket, ErrorCode::RateLimited, &message).await {
-                return Flow::End;
-            }
+            feed_error(socket, ErrorCode::RateLimited, &message);
             return Flow::Close(close_code::RATE_LIMITED, "rate limit exceeded");
         }
         match protocol::parse(text.as_bytes()) {
@@ -491,11 +461,8 @@ impl Session<'_> {
     async fn on_message(&mut self, socket: &mut Socket, message: Message, frame: &str, now_ms: u64) -> Flow {
         match (&message, self.role) {
             (Message::Ping, _) => {
-                if feed(socket, &Message::Pong).await {
-                    Flow::Continue
-                } else {
-                    Flow::End
-                }
+                feed(socket, &Message::Pong);
+                Flow::Continue
             }
             (Message::Event(_), Role::Master) => {
                 let Message::Event(event) = message else { unreachable!("matched above") };
@@ -506,12 +473,12 @@ impl Session<'_> {
                 self.on_result(socket, result).await
             }
             (Message::Snapshot(_), Role::Master) | (Message::State(_) | Message::Symbols(_), Role::Slave) => {
-                self.hand_update_to_router(socket, frame, type_name(&message)).await
+                self.hand_update_to_router(socket, frame, message.type_name()).await
             }
             _ => {
                 let text = format!(
                     "field `t`: \"{}\" is not a message a {} sends after welcome",
-                    type_name(&message),
+                    message.type_name(),
                     self.role.as_str()
                 );
                 self.on_bad_frame(socket, ErrorCode::BadMessage, &text, now_ms).await
@@ -560,11 +527,8 @@ impl Session<'_> {
             return Flow::Continue;
         }
         let text = format!("`{name}` not accepted: the bridge is busy; re-send it");
-        if feed_error(socket, ErrorCode::Internal, &text).await {
-            Flow::Continue
-        } else {
-            Flow::End
-        }
+        feed_error(socket, ErrorCode::Internal, &text);
+        Flow::Continue
     }
 
     /// Pushes one record into the shard's ring to the router and rings the
@@ -602,17 +566,12 @@ impl Session<'_> {
             // its outbox. Closing makes it reconnect and re-send everything
             // above the `ack_seq` of its next welcome, this event included.
             let text = format!("{name} seq {seq} not accepted: the bridge is busy; reconnect and re-send from ack_seq");
-            if !feed_error(socket, ErrorCode::Internal, &text).await {
-                return Flow::End;
-            }
+            feed_error(socket, ErrorCode::Internal, &text);
             return Flow::Close(close_code::TRY_AGAIN_LATER, "busy: an event was not accepted; reconnect");
         }
         let text = format!("{name} seq {seq} not accepted: the bridge is busy; re-send it");
-        if feed_error(socket, ErrorCode::Internal, &text).await {
-            Flow::Continue
-        } else {
-            Flow::End
-        }
+        feed_error(socket, ErrorCode::Internal, &text);
+        Flow::Continue
     }
 
     /// Sends what the shard handed over, and everything else already in the
@@ -627,9 +586,7 @@ impl Session<'_> {
                 return Flow::End;
             };
             if let Some(message) = self.outbound_message(outbound) {
-                if !feed(socket, &message).await {
-                    return Flow::End;
-                }
+                feed(socket, &message);
             }
             handled += 1;
             if handled >= BATCH_FRAMES_MAX {
@@ -702,9 +659,7 @@ impl Session<'_> {
     /// Answers a bad frame with `error`; the bad frame that fills the window
     /// closes with 4002.
     async fn on_bad_frame(&mut self, socket: &mut Socket, code: ErrorCode, message: &str, now_ms: u64) -> Flow {
-        if !feed_error(socket, code, message).await {
-            return Flow::End;
-        }
+        feed_error(socket, code, message);
         if self.bad_frames.record(now_ms) {
             tracing::warn!(shard = self.shard.index, login = self.account.login, "too many bad frames");
             return Flow::Close(close_code::PROTOCOL_ERROR, "too many bad frames in a minute");
@@ -723,7 +678,8 @@ impl Session<'_> {
         }
         if now_ms.saturating_sub(self.pinged_ms) >= hb_ms {
             self.pinged_ms = now_ms;
-            if socket.send(WsMessage::Ping(Default::default())).await.is_err() {
+            socket.feed_ping();
+            if socket.flush().await.is_err() {
                 return Flow::End;
             }
         }
@@ -737,8 +693,7 @@ async fn finish(socket: &mut Socket, flow: Flow) {
     let Flow::Close(code, reason) = flow else {
         return;
     };
-    let frame = CloseFrame { code: CloseCode::from(code), reason: reason.into() };
-    if socket.close(Some(frame)).await.is_err() {
+    if socket.close(code, reason).await.is_err() {
         return;
     }
     // Reading until the peer's close frame completes the closing handshake,
@@ -754,42 +709,21 @@ async fn finish(socket: &mut Socket, flow: Flow) {
     .await;
 }
 
-/// Encodes `message` and feeds it to the socket without flushing; false when
-/// the socket failed.
-async fn feed(socket: &mut Socket, message: &Message) -> bool {
-    let mut buffer = Vec::with_capacity(128);
-    protocol::write(message, &mut buffer);
-    // The writer emits JSON text, which is always UTF-8.
-    let text = String::from_utf8(buffer).unwrap_or_default();
-    socket.feed(WsMessage::text(text)).await.is_ok()
+/// Encodes `message` straight into the socket's write buffer, without
+/// flushing.
+fn feed(socket: &mut Socket, message: &Message) {
+    socket.feed_text_with(|buffer| protocol::write(message, buffer));
 }
 
 /// Feeds an `error` message without flushing.
-async fn feed_error(socket: &mut Socket, code: ErrorCode, message: &str) -> bool {
-    feed(socket, &Message::Error(ErrorMessage { code, msg: message.to_string() })).await
+fn feed_error(socket: &mut Socket, code: ErrorCode, message: &str) {
+    feed(socket, &Message::Error(ErrorMessage { code, msg: message.to_string() }));
 }
 
-/// Sends an `error` message and flushes it.
+/// Sends an `error` message and flushes it; false when the socket failed.
 async fn send_error(socket: &mut Socket, code: ErrorCode, message: &str) -> bool {
-    feed_error(socket, code, message).await && socket.flush().await.is_ok()
-}
-
-/// The wire name of a message's type, for error messages.
-pub fn type_name(message: &Message) -> &'static str {
-    match message {
-        Message::Hello(_) => "hello",
-        Message::Welcome(_) => "welcome",
-        Message::Ping => "ping",
-        Message::Pong => "pong",
-        Message::Event(_) => "event",
-        Message::Ack(_) => "ack",
-        Message::Snapshot(_) => "snapshot",
-        Message::Copy(_) => "copy",
-        Message::Result(_) => "result",
-        Message::State(_) => "state",
-        Message::Symbols(_) => "symbols",
-        Message::Error(_) => "error",
-    }
+    feed_error(socket, code, message);
+    socket.flush().await.is_ok()
 }
 
 #[cfg(test)]

@@ -3,8 +3,15 @@
 
 /// RFC 6455: the server is going away (shutdown).
 pub const GOING_AWAY: u16 = 1001;
+/// RFC 6455: a normal closure (the answer to a peer's close without a code).
+pub const NORMAL: u16 = 1000;
+/// RFC 6455: the peer broke the WebSocket protocol (an unmasked frame, a
+/// reserved bit or opcode, a fragmented control frame).
+pub const WEBSOCKET_PROTOCOL_ERROR: u16 = 1002;
 /// RFC 6455: a data type the endpoint cannot accept (binary frames).
 pub const UNSUPPORTED_DATA: u16 = 1003;
+/// RFC 6455: a text message that is not UTF-8.
+pub const INVALID_PAYLOAD: u16 = 1007;
 /// RFC 6455: a message too big to process.
 pub const MESSAGE_TOO_BIG: u16 = 1009;
 /// RFC 6455 (IANA registry): try again later (the bridge is too busy for
