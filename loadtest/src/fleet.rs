@@ -92,6 +92,9 @@ pub struct ServerSettings {
     pub metrics_listen: Option<SocketAddr>,
     /// `"group"`, `"os"` or `"every_record"`; `None` leaves the default.
     pub journal_sync: Option<String>,
+    /// `"park"`, `"yield"` or `"spin"` (the bridge's `idle`); `None` leaves
+    /// the default.
+    pub idle: Option<String>,
     /// Shard threads; `None` leaves the default (one per core).
     pub shards: Option<u32>,
     pub hb_ms: u64,
@@ -147,6 +150,9 @@ impl Fleet {
         }
         if let Some(sync) = &server.journal_sync {
             let _ = writeln!(text, "journal_sync = \"{sync}\"");
+        }
+        if let Some(idle) = &server.idle {
+            let _ = writeln!(text, "idle = \"{idle}\"");
         }
         if let Some(shards) = server.shards {
             let _ = writeln!(text, "shards = {shards}");
@@ -300,6 +306,7 @@ mod tests {
             journal_dir: PathBuf::from("/tmp/journal"),
             metrics_listen: Some("127.0.0.1:2".parse().expect("address")),
             journal_sync: Some("group".into()),
+            idle: None,
             shards: None,
             hb_ms: 5000,
             rate_limit_per_second: 1000,
@@ -328,6 +335,19 @@ mod tests {
         }).collect();
         assert_eq!(factors, vec![1.0, 2.0, 0.5, 1.0, 2.0, 0.5]);
         assert_eq!((fleet.followers_of(0), fleet.follows_of(4).len()), (3, 1));
+    }
+
+    #[test]
+    fn idle_and_sync_settings_reach_the_bridge_config() {
+        // Shows: --idle and --journal-sync land in [server] as the bridge's parser reads them, and are left out when not given.
+        let fleet = Fleet::generate(1, 1).expect("fleet");
+        let mut server = settings();
+        server.idle = Some("spin".into());
+        let config = tradebridge_core::config::Config::from_toml_str(&fleet.config_toml(&server)).expect("the bridge parses it");
+        assert_eq!(config.server.idle, tradebridge_core::config::IdleStrategy::Spin);
+        assert_eq!(config.server.journal_sync, tradebridge_core::config::JournalSync::Group);
+        server.idle = None;
+        assert!(!fleet.config_toml(&server).contains("idle ="));
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub struct CommonOptions {
     /// Passed to a spawned baseline: `--threads N`.
     pub baseline_threads: Option<u32>,
     pub journal_sync: Option<String>,
+    /// The bridge's idle strategy for a spawned tradebridge.
+    pub idle: Option<String>,
     pub shards: Option<u32>,
     pub hb_ms: u64,
     pub client_threads: u32,
@@ -80,6 +82,12 @@ impl CommonOptions {
                 bail!("--journal-sync {sync:?}: expected group, os or every_record");
             }
         }
+        let idle = arguments.text("--idle");
+        if let Some(idle) = &idle {
+            if !["park", "yield", "spin"].contains(&idle.as_str()) {
+                bail!("--idle {idle:?}: expected park, yield or spin");
+            }
+        }
         let budget_given = arguments.text("--budget-p99-ms").is_some();
         let default_seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() as u64;
         Ok(CommonOptions {
@@ -94,6 +102,7 @@ impl CommonOptions {
             fault: arguments.text("--fault"),
             baseline_threads: arguments.text("--baseline-threads").map(|text| text.parse().map_err(|_| anyhow!("--baseline-threads {text:?}: expected a thread count"))).transpose()?,
             journal_sync,
+            idle,
             shards: arguments.text("--shards").map(|text| text.parse().map_err(|_| anyhow!("--shards {text:?}: expected 0 to 256"))).transpose()?,
             hb_ms: arguments.checked("--hb-ms", 5_000u64, "milliseconds from 500 to 60000", |value| (500..=60_000).contains(&value))?,
             client_threads: arguments.checked("--client-threads", 1u32, "1 to 64 threads", |value| (1..=64).contains(&value))?,
@@ -165,6 +174,7 @@ impl Environment {
             journal_dir: directory.path.join("journal"),
             metrics_listen: metrics,
             journal_sync: common.journal_sync.clone(),
+            idle: common.idle.clone(),
             shards: common.shards,
             hb_ms: common.hb_ms,
             rate_limit_per_second,
