@@ -518,8 +518,15 @@ impl Reader {
         if is_control && (!last || length > CONTROL_PAYLOAD_BYTES_MAX as u64) {
             return Err(WsError::Protocol("a control frame fragmented or above 125 bytes"));
         }
-        if length > self.frame_bytes_max as u64 {
-            return Err(WsError::TooBig { bytes: length, bytes_max: self.frame_bytes_max });
+        // A continuation counts with the fragments before it, so its payload
+        // is refused before it is buffered, not after.
+        let assembled_bytes = match (&self.fragments, opcode) {
+            (Some((_, payload)), OPCODE_CONTINUATION) => payload.len() as u64,
+            _ => 0,
+        };
+        let bytes = assembled_bytes.saturating_add(length);
+        if bytes > self.frame_bytes_max as u64 {
+            return Err(WsError::TooBig { bytes, bytes_max: self.frame_bytes_max });
         }
         let header_bytes = 2 + length_bytes + 4;
         let frame_bytes = header_bytes + length as usize;
@@ -747,6 +754,21 @@ mod tests {
         reader.append(&client_frame(true, OPCODE_CONTINUATION, &[b'a'; 600]));
         assert!(matches!(reader.parse_message(), Err(WsError::TooBig { bytes: 1200, .. })));
         assert!(reader.ended);
+    }
+
+    #[test]
+    fn continuation_above_the_message_limit_fails_from_its_header() {
+        // Shows: a continuation whose length would take the message above frame_bytes_max fails once its header is read, before its payload is buffered.
+        let mut reader = reader();
+        reader.append(&client_frame(false, OPCODE_TEXT, &[b'a'; 1000]));
+        reader.append(&client_frame(true, OPCODE_CONTINUATION, &[b'a'; 1000])[..8]);
+        assert!(matches!(reader.parse_message(), Err(WsError::TooBig { bytes: 2000, bytes_max: 1024 })));
+        // A 64-bit length near u64::MAX after a fragment does not overflow the sum.
+        let mut reader = self::reader();
+        reader.append(&client_frame(false, OPCODE_TEXT, &[b'a'; 10]));
+        reader.append(&[OPCODE_CONTINUATION | 0x80, 0x80 | 127]);
+        reader.append(&(u64::MAX - 5).to_be_bytes());
+        assert!(matches!(reader.parse_message(), Err(WsError::TooBig { bytes: u64::MAX, bytes_max: 1024 })));
     }
 
     #[test]
