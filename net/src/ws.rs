@@ -205,7 +205,7 @@ fn parse_upgrade(request: &[u8], path: &str) -> Upgrade {
         return Upgrade::Refuse(400, format!("method {}: a WebSocket upgrade is a GET", parsed.method.unwrap_or("")));
     }
     let target = parsed.path.unwrap_or("");
-    let target_path = target.split('?').next().unwrap_or("");
+    let target_path = path_of(target).split('?').next().unwrap_or("");
     if target_path != path {
         return Upgrade::Refuse(404, format!("no endpoint at {target_path}; the EAs connect to {path}"));
     }
@@ -225,6 +225,17 @@ fn parse_upgrade(request: &[u8], path: &str) -> Upgrade {
     match header("Sec-WebSocket-Key") {
         Some(key) if !key.trim().is_empty() => Upgrade::Accept { header_bytes, key: key.trim().to_string() },
         _ => Upgrade::Refuse(400, "header Sec-WebSocket-Key: missing".to_string()),
+    }
+}
+
+/// The path and query of a request target: `target` itself in origin form
+/// (`/ea?x=1`); in absolute form (`ws://host:port/ea`, which RFC 7230,
+/// 5.3.2 says a server must accept and proxies send), what follows the
+/// authority.
+fn path_of(target: &str) -> &str {
+    match target.split_once("://") {
+        Some((scheme, rest)) if !target.starts_with('/') && !scheme.is_empty() => &rest[rest.find(['/', '?']).unwrap_or(rest.len())..],
+        _ => target,
     }
 }
 
@@ -682,6 +693,18 @@ mod tests {
         assert_eq!(status(valid.replace("Version: 13", "Version: 8")), 426);
         assert_eq!(status(valid.replace("Sec-WebSocket-Key: abc==\r\n", "")), 400);
         assert_eq!(status("\u{1}\u{2} nonsense\r\n\r\n".to_string()), 400);
+    }
+
+    #[test]
+    fn absolute_form_targets_are_accepted() {
+        // Shows: a request target in absolute form (RFC 7230, 5.3.2, as proxies send it) is matched by its path.
+        let request = |target: &str| format!("GET {target} HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: abc==\r\n\r\n");
+        for target in ["ws://bridge.example:8080/ea", "WSS://bridge.example/ea?x=1", "http://10.0.0.1:80/ea"] {
+            assert!(matches!(parse_upgrade(request(target).as_bytes(), "/ea"), Upgrade::Accept { .. }), "{target}");
+        }
+        for target in ["ws://bridge.example/other", "ws://bridge.example", "ws://bridge.example?q=/ea", "ws:/ea"] {
+            assert!(matches!(parse_upgrade(request(target).as_bytes(), "/ea"), Upgrade::Refuse(404, _)), "{target}");
+        }
     }
 
     /// A masked client frame, as a peer writes it.
