@@ -212,11 +212,17 @@ fn parse_upgrade(request: &[u8], path: &str) -> Upgrade {
     let header = |name: &str| {
         parsed.headers.iter().find(|header| header.name.eq_ignore_ascii_case(name)).map(|header| String::from_utf8_lossy(header.value).into_owned())
     };
-    let has_token = |value: Option<String>, token: &str| value.is_some_and(|value| value.split(',').any(|item| item.trim().eq_ignore_ascii_case(token)));
-    if !has_token(header("Upgrade"), "websocket") {
+    // A list header may come as several lines, which make one list
+    // (RFC 7230, 3.2.2): every line of the name is searched.
+    let has_token = |name: &str, token: &str| {
+        parsed.headers.iter().filter(|header| header.name.eq_ignore_ascii_case(name)).any(|header| {
+            header.value.split(|&byte| byte == b',').any(|item| item.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+        })
+    };
+    if !has_token("Upgrade", "websocket") {
         return Upgrade::Refuse(400, "header Upgrade: expected websocket".to_string());
     }
-    if !has_token(header("Connection"), "upgrade") {
+    if !has_token("Connection", "upgrade") {
         return Upgrade::Refuse(400, "header Connection: expected upgrade".to_string());
     }
     if header("Sec-WebSocket-Version").as_deref().map(str::trim) != Some("13") {
@@ -705,6 +711,15 @@ mod tests {
         for target in ["ws://bridge.example/other", "ws://bridge.example", "ws://bridge.example?q=/ea", "ws:/ea"] {
             assert!(matches!(parse_upgrade(request(target).as_bytes(), "/ea"), Upgrade::Refuse(404, _)), "{target}");
         }
+    }
+
+    #[test]
+    fn list_headers_split_over_lines_are_one_list() {
+        // Shows: Connection and Upgrade sent as several header lines (RFC 7230, 3.2.2 makes them one comma-separated list) are accepted when any line holds the token.
+        let request = "GET /ea HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\nconnection: Upgrade\r\nUpgrade: h2c\r\nUPGRADE: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: abc==\r\n\r\n";
+        assert!(matches!(parse_upgrade(request.as_bytes(), "/ea"), Upgrade::Accept { .. }));
+        let without = request.replace("connection: Upgrade\r\n", "connection: close\r\n");
+        assert!(matches!(parse_upgrade(without.as_bytes(), "/ea"), Upgrade::Refuse(400, _)));
     }
 
     /// A masked client frame, as a peer writes it.
