@@ -27,6 +27,8 @@
 //!   nothing.
 //! - A ping is answered with a pong fed to the write buffer (sent with the
 //!   next flush); a close is answered with a close and flushed at once.
+//! - `next` writes the write buffer before parsing another message once it
+//!   holds more than [`WRITE_BACKLOG_BYTES_MAX`]: pongs cannot pile up.
 
 use std::cell::RefCell;
 use std::future::poll_fn;
@@ -46,6 +48,12 @@ pub const REQUEST_BYTES_MAX: usize = 8 * 1024;
 /// Bytes read from a socket at once, into the thread's scratch buffer: room
 /// for a batch of events or one large `state` frame in a single syscall.
 pub const READ_CHUNK_BYTES: usize = 16 * 1024;
+
+/// Bytes fed and not yet written above which `next` writes them before it
+/// parses another message: a peer that pings and does not read, or a
+/// caller that only reads (as before `hello`), cannot grow the write buffer
+/// with pongs; a batch of replies stays below it.
+pub const WRITE_BACKLOG_BYTES_MAX: usize = 16 * 1024;
 
 /// RFC 6455, 1.3: appended to the client's key before hashing.
 const ACCEPT_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -334,6 +342,19 @@ impl WebSocket {
         loop {
             if self.reader.ended {
                 return Poll::Ready(None);
+            }
+            // Pongs are fed as pings arrive; a backlog is written before
+            // another message is parsed, so it cannot grow while the peer
+            // does not read (the write timeout then ends the connection).
+            if self.writer.buffer.len() - self.writer.start > WRITE_BACKLOG_BYTES_MAX {
+                match self.poll_flush(context) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(error)) => {
+                        self.reader.ended = true;
+                        return Poll::Ready(Some(Err(WsError::Io(error))));
+                    }
+                }
             }
             match self.reader.parse_message() {
                 Ok(Some(message)) => {
@@ -851,6 +872,76 @@ mod tests {
         assert_eq!(reader.parse_message().unwrap(), Some(WsMessage::Binary));
         assert_eq!(reader.parse_message().unwrap(), Some(WsMessage::Close(Some(4000))));
         assert_eq!(reader.parse_message().unwrap(), None);
+    }
+
+    /// Runs `server` on the first connection to a glommio listener, in its
+    /// own executor, while `client` runs on a thread with a blocking socket
+    /// already connected to it.
+    fn with_connection<Server, Done>(client: impl FnOnce(std::net::TcpStream) + Send + 'static, server: Server)
+    where
+        Server: FnOnce(WebSocket) -> Done + Send + 'static,
+        Done: std::future::Future<Output = ()>,
+    {
+        let executor = glommio::LocalExecutorBuilder::new(glommio::Placement::Unbound).io_memory(crate::shard::SHARD_IO_MEMORY_BYTES);
+        let handle = executor
+            .spawn(move || async move {
+                let listener = glommio::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+                let address = listener.local_addr().expect("address");
+                let client = std::thread::spawn(move || client(std::net::TcpStream::connect(address).expect("connect")));
+                let stream = listener.accept().await.expect("accept");
+                let socket = accept(stream, "/ea", 1024).await.expect("a valid upgrade");
+                server(socket).await;
+                client.join().expect("the client thread");
+            })
+            .expect("an executor");
+        handle.join().expect("the executor");
+    }
+
+    /// Writes a valid upgrade request and reads the 101 head, byte by byte.
+    fn client_upgrade(stream: &mut std::net::TcpStream) {
+        use std::io::{Read, Write};
+        let request = "GET /ea HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: abc==\r\n\r\n";
+        stream.write_all(request.as_bytes()).expect("write the request");
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            stream.read_exact(&mut byte).expect("the response head");
+            head.push(byte[0]);
+        }
+        assert!(head.starts_with(b"HTTP/1.1 101"));
+    }
+
+    #[test]
+    fn pongs_are_written_before_their_backlog_grows() {
+        // Shows: a peer that sends pings while the caller only reads (as before `hello`) cannot grow the write buffer: pongs are written once a backlog builds.
+        const PINGS: usize = 2_000;
+        with_connection(
+            |mut stream| {
+                use std::io::{Read, Write};
+                client_upgrade(&mut stream);
+                let mut drain = stream.try_clone().expect("clone");
+                let reader = std::thread::spawn(move || std::io::copy(&mut drain, &mut std::io::sink()));
+                for _ in 0..PINGS {
+                    stream.write_all(&client_frame(true, OPCODE_PING, &[b'p'; 125])).expect("write a ping");
+                }
+                stream.write_all(&client_frame(true, OPCODE_CLOSE, &1000u16.to_be_bytes())).expect("write the close");
+                let _ = reader.join();
+                let _ = stream.read(&mut [0u8; 1]);
+            },
+            |mut socket| async move {
+                let mut pings = 0;
+                while let Some(message) = socket.next().await {
+                    let backlog_bytes = socket.writer.buffer.len() - socket.writer.start;
+                    assert!(backlog_bytes <= WRITE_BACKLOG_BYTES_MAX + 127, "{backlog_bytes} bytes of pongs queued after {pings} pings");
+                    match message.expect("valid frames") {
+                        WsMessage::Ping(_) => pings += 1,
+                        WsMessage::Close(_) => break,
+                        other => panic!("unexpected {other:?}"),
+                    }
+                }
+                assert_eq!(pings, PINGS);
+            },
+        );
     }
 
     #[test]
