@@ -27,6 +27,8 @@
 //!   nothing.
 //! - A ping is answered with a pong fed to the write buffer (sent with the
 //!   next flush); a close is answered with a close and flushed at once.
+//! - One `next` poll reads the socket at most [`READS_PER_POLL_MAX`] times,
+//!   then wakes itself and yields.
 //! - `next` writes the write buffer before parsing another message once it
 //!   holds more than [`WRITE_BACKLOG_BYTES_MAX`]: pongs cannot pile up.
 
@@ -54,6 +56,12 @@ pub const READ_CHUNK_BYTES: usize = 16 * 1024;
 /// caller that only reads (as before `hello`), cannot grow the write buffer
 /// with pongs; a batch of replies stays below it.
 pub const WRITE_BACKLOG_BYTES_MAX: usize = 16 * 1024;
+
+/// Socket reads one `next` poll makes for frames that complete no message
+/// (a large frame's parts, empty fragments) before it yields: a peer that
+/// keeps the socket full cannot hold the shard's other connections up.
+/// Two chunks (32 KiB) keep a large frame to a few polls.
+pub const READS_PER_POLL_MAX: usize = 2;
 
 /// RFC 6455, 1.3: appended to the client's key before hashing.
 const ACCEPT_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -339,6 +347,7 @@ impl WebSocket {
     /// socket only when no whole frame is. A ping's pong is fed; a close is
     /// answered and the answer written at once if the socket takes it.
     pub fn poll_next(&mut self, context: &mut Context<'_>) -> Poll<Option<Result<WsMessage, WsError>>> {
+        let mut reads = 0;
         loop {
             if self.reader.ended {
                 return Poll::Ready(None);
@@ -372,6 +381,12 @@ impl WebSocket {
                 Ok(None) => {}
                 Err(error) => return Poll::Ready(Some(Err(error))),
             }
+            if reads == READS_PER_POLL_MAX {
+                // Yield to the shard's other tasks; what is read is kept.
+                context.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            reads += 1;
             match self.poll_read_more(context) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(())) => {}
@@ -940,6 +955,59 @@ mod tests {
                     }
                 }
                 assert_eq!(pings, PINGS);
+            },
+        );
+    }
+
+    /// A waker that counts its wakes.
+    struct CountingWaker(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for CountingWaker {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.wake_by_ref();
+        }
+
+        fn wake_by_ref(self: &std::sync::Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn frames_that_complete_no_message_do_not_hold_the_shard() {
+        // Shows: a poll that reads chunks of empty fragments ends after READS_PER_POLL_MAX reads and wakes itself, rather than reading for as long as the peer keeps the socket full.
+        const FRAGMENTS: usize = 8_192;
+        let queued_bytes = 6 * (FRAGMENTS + 1) + 7;
+        with_connection(
+            move |mut stream| {
+                use std::io::{Read, Write};
+                client_upgrade(&mut stream);
+                let mut frames = client_frame(false, OPCODE_TEXT, b"");
+                for _ in 0..FRAGMENTS {
+                    frames.extend(client_frame(false, OPCODE_CONTINUATION, b""));
+                }
+                frames.extend(client_frame(true, OPCODE_CONTINUATION, b"x"));
+                assert_eq!(frames.len(), queued_bytes);
+                stream.write_all(&frames).expect("write the fragments");
+                let _ = stream.read(&mut [0u8; 1]);
+            },
+            move |mut socket| async move {
+                use std::os::fd::AsRawFd;
+                // Waits (without timing anything) until every byte is in the socket's receive queue.
+                loop {
+                    let mut available: libc::c_int = 0;
+                    // SAFETY: FIONREAD writes one c_int to the pointer given, a live local.
+                    assert_eq!(unsafe { libc::ioctl(socket.stream.as_raw_fd(), libc::FIONREAD, &mut available) }, 0);
+                    if available as usize >= queued_bytes {
+                        break;
+                    }
+                    glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+                }
+                assert!(queued_bytes > (READS_PER_POLL_MAX + 1) * READ_CHUNK_BYTES, "the test queues more than one poll reads");
+                let waker = std::sync::Arc::new(CountingWaker(Default::default()));
+                let waker_handle = std::task::Waker::from(std::sync::Arc::clone(&waker));
+                assert!(socket.poll_next(&mut Context::from_waker(&waker_handle)).is_pending());
+                assert_eq!(waker.0.load(std::sync::atomic::Ordering::Relaxed), 1, "the poll stopped with bytes left and woke itself");
+                assert_eq!(socket.next().await.expect("a message").expect("valid frames"), WsMessage::Text("x".into()));
             },
         );
     }
