@@ -69,6 +69,10 @@ const ACCEPT_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 /// The longest frame header a server writes: 2 bytes, plus 8 of length.
 const HEADER_BYTES_MAX: usize = 10;
 
+/// The longest frame header a client writes: 2 bytes, 8 of length and 4 of
+/// mask.
+const FRAME_HEADER_BYTES_MAX: usize = 14;
+
 /// RFC 6455, 5.5: a control frame carries at most 125 bytes.
 const CONTROL_PAYLOAD_BYTES_MAX: usize = 125;
 
@@ -482,6 +486,9 @@ impl Reader {
             self.buffer.drain(..self.start);
             self.start = 0;
         }
+        // The buffer holds at most an incomplete frame and one read.
+        let bytes_max = self.frame_bytes_max + FRAME_HEADER_BYTES_MAX + READ_CHUNK_BYTES;
+        reserve_within(&mut self.buffer, bytes.len(), bytes_max);
         self.buffer.extend_from_slice(bytes);
     }
 
@@ -521,6 +528,7 @@ impl Reader {
                 if bytes > self.frame_bytes_max as u64 {
                     return Err(WsError::TooBig { bytes, bytes_max: self.frame_bytes_max });
                 }
+                reserve_within(&mut payload, frame.payload.len(), self.frame_bytes_max);
                 payload.extend_from_slice(&frame.payload);
                 if frame.last {
                     return message_of(opcode, payload).map(Some);
@@ -642,6 +650,17 @@ impl Writer {
         payload[2..2 + reason_bytes].copy_from_slice(&reason.as_bytes()[..reason_bytes]);
         self.feed_frame(OPCODE_CLOSE, &payload[..2 + reason_bytes]);
         self.close_sent = true;
+    }
+}
+
+/// Makes room in `buffer` for `additional` more bytes, doubling its capacity
+/// as `Vec` does but not past `bytes_max` (unless the bytes need more):
+/// doubling alone took a buffer at the limit to twice the limit.
+fn reserve_within(buffer: &mut Vec<u8>, additional: usize, bytes_max: usize) {
+    let needed_bytes = buffer.len() + additional;
+    if needed_bytes > buffer.capacity() {
+        let capacity = (buffer.capacity() * 2).min(bytes_max).max(needed_bytes);
+        buffer.reserve_exact(capacity - buffer.len());
     }
 }
 
@@ -843,6 +862,34 @@ mod tests {
         reader.append(&[OPCODE_CONTINUATION | 0x80, 0x80 | 127]);
         reader.append(&(u64::MAX - 5).to_be_bytes());
         assert!(matches!(reader.parse_message(), Err(WsError::TooBig { bytes: u64::MAX, bytes_max: 1024 })));
+    }
+
+    #[test]
+    fn buffers_grow_no_further_than_the_limit_and_a_read() {
+        // Shows: a frame of frame_bytes_max read in chunks, and a message of frame_bytes_max in two fragments, never hold more than frame_bytes_max plus one header and one read chunk (capacity doubling took the read buffer to 128 KiB here).
+        let frame_bytes_max = 64 * 1024;
+        let bytes_max = frame_bytes_max + 14 + READ_CHUNK_BYTES;
+        let mut reader = Reader::new(Vec::new(), frame_bytes_max);
+        let mut stream = client_frame(true, OPCODE_TEXT, &vec![b'a'; frame_bytes_max]);
+        stream.extend(client_frame(true, OPCODE_TEXT, &[b'b'; 100]));
+        let mut messages = 0;
+        for chunk in stream.chunks(READ_CHUNK_BYTES) {
+            reader.append(chunk);
+            assert!(reader.buffer.capacity() <= bytes_max, "read buffer of {} bytes", reader.buffer.capacity());
+            while reader.parse_message().expect("valid frames").is_some() {
+                messages += 1;
+            }
+        }
+        assert_eq!(messages, 2);
+        let mut reader = Reader::new(Vec::new(), frame_bytes_max);
+        reader.append(&client_frame(false, OPCODE_TEXT, &vec![b'a'; 40_000]));
+        assert_eq!(reader.parse_message().expect("a fragment"), None);
+        reader.append(&client_frame(true, OPCODE_CONTINUATION, &vec![b'a'; frame_bytes_max - 40_000]));
+        let Ok(Some(WsMessage::Text(text))) = reader.parse_message() else {
+            panic!("expected the assembled text");
+        };
+        assert_eq!(text.len(), frame_bytes_max);
+        assert!(text.capacity() <= frame_bytes_max, "assembled message of {} bytes", text.capacity());
     }
 
     #[test]
