@@ -16,9 +16,10 @@
 //! - Frame parsing (`parse_frame`) and frame writing (`write_header`).
 //!
 //! # Invariants
-//! - Reads go through one scratch buffer per thread; a connection's own read
-//!   buffer holds only bytes of a frame not yet complete, and is freed when
-//!   empty. Its write buffer is freed after each flush.
+//! - Reads go through one scratch buffer per thread, so a connection waiting
+//!   for bytes holds no read buffer; what a read brings is copied to the
+//!   connection's own buffer until parsed, and that buffer is freed when all
+//!   of it is. Its write buffer is freed after each flush.
 //! - Every length is checked before it is buffered: a frame or a message
 //!   above `frame_bytes_max` is [`WsError::TooBig`] once its header is read,
 //!   and the upgrade request is bounded by [`REQUEST_BYTES_MAX`].
@@ -84,8 +85,8 @@ const OPCODE_PING: u8 = 0x9;
 const OPCODE_PONG: u8 = 0xA;
 
 thread_local! {
-    /// The shard's read scratch: a socket is read into it, and only the
-    /// bytes of an incomplete frame are copied to the connection's buffer.
+    /// The shard's read scratch: a socket is read into it, then what came is
+    /// copied to the connection's buffer (freed again once parsed).
     static READ_SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK_BYTES].into_boxed_slice());
 }
 
@@ -304,8 +305,8 @@ pub struct WebSocket {
 
 /// The read side's state, apart from the socket so it can be tested alone.
 struct Reader {
-    /// Bytes read and not yet parsed, from `start` on; unallocated while no
-    /// frame is incomplete.
+    /// Bytes read and not yet parsed, from `start` on; unallocated once all
+    /// are parsed.
     buffer: Vec<u8>,
     /// Offset in `buffer` of the first byte not parsed yet.
     start: usize,
