@@ -12,7 +12,7 @@
 //!   HTTP error, and returns the [`WebSocket`].
 //! - [`WebSocket`]: `next` yields [`WsMessage`]s, `feed_*` appends frames
 //!   to the write buffer, `flush` writes them, `close` starts the closing
-//!   handshake.
+//!   handshake, `discard_until_end` ends it without a reset.
 //! - Frame parsing (`parse_frame`) and frame writing (`write_header`).
 //!
 //! # Invariants
@@ -465,6 +465,37 @@ impl WebSocket {
         writer.buffer = Vec::new();
         writer.start = 0;
         Poll::Ready(Ok(()))
+    }
+
+    /// Ends the write side (after the close frame is flushed) and reads what
+    /// the peer still sends, dropping it, until the peer ends the stream.
+    /// Closing a socket with unread bytes sends a reset, and a reset can make
+    /// the peer drop our close frame before it reads it (Windows does); after
+    /// a broken or oversize frame nothing more is parsed, so the rest of it
+    /// is only read. Bound it with a timer.
+    pub async fn discard_until_end(&mut self) -> io::Result<()> {
+        self.reader.buffer = Vec::new();
+        self.reader.start = 0;
+        self.reader.fragments = None;
+        self.reader.ended = true;
+        self.stream.shutdown(std::net::Shutdown::Write).await.map_err(io::Error::from)?;
+        poll_fn(|context| self.poll_discard(context)).await
+    }
+
+    /// Reads into the thread's scratch and drops it, until the end of the
+    /// stream; yields after [`READS_PER_POLL_MAX`] reads, as `next` does.
+    fn poll_discard(&mut self, context: &mut Context<'_>) -> Poll<io::Result<()>> {
+        for _ in 0..READS_PER_POLL_MAX {
+            let read = READ_SCRATCH.with(|scratch| Pin::new(&mut self.stream).poll_read(context, &mut scratch.borrow_mut()[..]));
+            match read {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(0)) => return Poll::Ready(Ok(())),
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+            }
+        }
+        context.waker().wake_by_ref();
+        Poll::Pending
     }
 
     /// Sends a close frame with `code` and `reason` and flushes it.

@@ -178,3 +178,21 @@ fn proxied_upgrade_offering_extensions_and_subprotocols_gets_plain_websocket() {
         other => panic!("expected welcome, got {other:?}"),
     }
 }
+
+#[test]
+fn oversize_frame_is_closed_1009_without_a_reset() {
+    // Shows: after a frame far above frame_bytes_max, the peer reads close 1009 and then the end of the stream, not a reset (a reset can make a peer drop the close frame unread, as Windows does).
+    let bridge = Bridge::start(&[]);
+    let (mut socket, mut raw) = upgrade_with(&bridge, &client_frame(true, 0x1, hello().as_bytes()));
+    assert!(matches!(next_frame(&mut socket), WsMessage::Text(_)), "welcome");
+    let payload_bytes: u64 = 256 * 1024;
+    let mut frame = vec![0x81, 0x80 | 127];
+    frame.extend_from_slice(&payload_bytes.to_be_bytes());
+    frame.extend_from_slice(&[0x11, 0x22, 0x33, 0x44]);
+    frame.resize(frame.len() + payload_bytes as usize, b'x');
+    // The bridge stops parsing at the header; the write may fail once it closes.
+    let _ = raw.write_all(&frame);
+    assert_eq!(close_code(&mut socket), Some(1009));
+    let mut rest = Vec::new();
+    raw.read_to_end(&mut rest).expect("the end of the stream, not a reset");
+}
