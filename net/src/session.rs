@@ -702,6 +702,11 @@ async fn finish(socket: &mut Socket, flow: Flow) {
         while let Some(Ok(_)) = socket.next().await {
             glommio::yield_if_needed().await;
         }
+        // Whatever the peer still sends (the rest of a frame too big to
+        // parse) is read and dropped until it ends the stream: closing with
+        // bytes unread would reset the connection, which can lose the close
+        // frame at the peer.
+        let _ = socket.discard_until_end().await;
     };
     or(drain, async {
         Timer::new(Duration::from_millis(CLOSE_DRAIN_MS)).await;

@@ -160,3 +160,39 @@ fn invalid_upgrades_get_their_http_status() {
     let huge = UPGRADE.replace("Host: bridge\r\n", &format!("Host: bridge\r\n{padding}"));
     assert!(status_of(huge.as_bytes()).starts_with("HTTP/1.1 431"));
 }
+
+#[test]
+fn proxied_upgrade_offering_extensions_and_subprotocols_gets_plain_websocket() {
+    // Shows: an upgrade as a client behind a proxy may send it (absolute-form target, lower-case names, Connection on two lines) offering permessage-deflate and subprotocols is accepted with neither, and the session works.
+    let bridge = Bridge::start(&[]);
+    let request = "GET ws://bridge.example/ea HTTP/1.1\r\nhost: bridge.example\r\nconnection: keep-alive\r\nconnection: Upgrade\r\nupgrade: websocket\r\nsec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-extensions: permessage-deflate; client_max_window_bits\r\nsec-websocket-protocol: tradebridge, json\r\n\r\n";
+    let mut stream = raw_connect(&bridge, request.as_bytes());
+    let head = read_response_head(&mut stream);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let lower = head.to_ascii_lowercase();
+    assert!(!lower.contains("sec-websocket-extensions") && !lower.contains("sec-websocket-protocol"), "nothing offered is agreed: {head}");
+    stream.write_all(&client_frame(true, 0x1, hello().as_bytes())).expect("write hello");
+    let mut socket = tungstenite::WebSocket::from_raw_socket(stream, Role::Client, None);
+    match next_frame(&mut socket) {
+        WsMessage::Text(text) => assert!(text.as_str().contains("\"welcome\""), "{text}"),
+        other => panic!("expected welcome, got {other:?}"),
+    }
+}
+
+#[test]
+fn oversize_frame_is_closed_1009_without_a_reset() {
+    // Shows: after a frame far above frame_bytes_max, the peer reads close 1009 and then the end of the stream, not a reset (a reset can make a peer drop the close frame unread, as Windows does).
+    let bridge = Bridge::start(&[]);
+    let (mut socket, mut raw) = upgrade_with(&bridge, &client_frame(true, 0x1, hello().as_bytes()));
+    assert!(matches!(next_frame(&mut socket), WsMessage::Text(_)), "welcome");
+    let payload_bytes: u64 = 256 * 1024;
+    let mut frame = vec![0x81, 0x80 | 127];
+    frame.extend_from_slice(&payload_bytes.to_be_bytes());
+    frame.extend_from_slice(&[0x11, 0x22, 0x33, 0x44]);
+    frame.resize(frame.len() + payload_bytes as usize, b'x');
+    // The bridge stops parsing at the header; the write may fail once it closes.
+    let _ = raw.write_all(&frame);
+    assert_eq!(close_code(&mut socket), Some(1009));
+    let mut rest = Vec::new();
+    raw.read_to_end(&mut rest).expect("the end of the stream, not a reset");
+}
