@@ -260,7 +260,10 @@ lot = {{ mode = "multiplier", value = 2.0 }}
 #[test]
 fn a_superseded_connections_snapshot_never_closes_positions() {
     // Shows: a snapshot queued behind a backlog on an old master connection (every_record sync: one flush per record) reaches the router after a new connection of the same login took over; it is dropped, so its stale view (no positions) closes none of the positions the events opened.
-    let bridge = Bridge::start(&[("journal_sync", "\"every_record\""), ("rate_limit_per_second", "100000"), ("rate_limit_burst", "100000")]);
+    // hb_ms is raised: the test client sends no heartbeat while it waits for
+    // 501 copies behind ~1,000 msyncs, which took over 3 s (3 x the suite's
+    // 1 s heartbeat, so close 4008) with a build writing beside it.
+    let bridge = Bridge::start(&[("journal_sync", "\"every_record\""), ("rate_limit_per_second", "100000"), ("rate_limit_burst", "100000"), ("hb_ms", "20000")]);
     let mut slave = slave_with_state(&bridge, SLAVE_LOGIN, SLAVE_KEY, 0);
     let (mut old, _) = bridge.login("master", 0);
     let opened: u64 = 500;
