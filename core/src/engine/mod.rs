@@ -207,7 +207,7 @@ impl Engine {
                 Role::Slave => {
                     slaves.insert(
                         account.login,
-                        SlaveBook::new(account.risk.clone(), server.symbols_per_slave_max as usize),
+                        SlaveBook::new(account.risk.clone(), server.symbols_per_slave_max),
                     );
                 }
             }
