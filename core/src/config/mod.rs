@@ -29,6 +29,7 @@ mod validate;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -45,7 +46,9 @@ pub struct Config {
     /// `[[account]]` entries in file order; logins are unique.
     pub accounts: Vec<AccountConfig>,
     /// `[[follow]]` entries in file order; (slave, master) pairs are unique.
-    pub follows: Vec<FollowConfig>,
+    /// Shared, not copied, with the engine, which indexes its books by
+    /// position in it (10,000 follows take about 3.4 MB).
+    pub follows: Arc<[FollowConfig]>,
     /// What the operator should know about this accepted file (a follow
     /// naming a login with no `[[account]]`, which stays inert until the
     /// account is added), in file order. The bridge logs each at start-up.

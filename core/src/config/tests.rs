@@ -514,7 +514,7 @@ max_dev_points = 0
 reconcile_open_max_age_ms = 0
 "#;
     let source = format!("{}{rules}", minimal());
-    let follow = Config::from_toml_str(&source).unwrap().follows.remove(0);
+    let follow = Config::from_toml_str(&source).unwrap().follows[0].clone();
     assert_eq!(follow.below_min, BelowMin::Min);
     assert_eq!(follow.max_lot, Some(3.0));
     assert!(!follow.copy_sl && !follow.copy_tp && !follow.copy_pending && follow.reverse);

@@ -270,7 +270,7 @@ pub(crate) fn config(source: &str, raw: RawFile) -> Result<Config, ConfigError> 
     Ok(Config {
         server,
         accounts,
-        follows,
+        follows: follows.into(),
         warnings,
     })
 }
