@@ -876,3 +876,25 @@ fn segment_too_small_for_the_largest_record_is_refused() {
     assert_eq!(error.key(), "server.journal_segment_bytes");
     assert!(error.to_string().contains("expected at least 4202496"), "{error}");
 }
+
+#[test]
+fn follows_with_equal_symbol_rules_share_one_copy() {
+    // Shows that equal symbol rules are one shared value and different rules stay apart, each with its own keys.
+    let extra = format!(
+        "\n[[account]]\nlogin = 200000\nserver = \"B\"\nrole = \"master\"\nkey_sha256 = \"{KEY}\"\n\
+         \n[[account]]\nlogin = 250000\nserver = \"B\"\nrole = \"slave\"\nkey_sha256 = \"{KEY}\"\n\
+         \n[[follow]]\nslave = 150000\nmaster = 200000\nsymbol_suffix = \".m\"\n\
+         \n[[follow]]\nslave = 250000\nmaster = 100000\n\
+         \n[[follow]]\nslave = 250000\nmaster = 200000\nsymbol_suffix = \".m\"\n"
+    );
+    let config = Config::from_toml_str(&format!("{}{extra}", minimal())).unwrap();
+    let rules: Vec<&Arc<SymbolRules>> = config.follows.iter().map(|follow| &follow.symbols).collect();
+    assert_eq!(rules.len(), 4);
+    assert!(Arc::ptr_eq(rules[0], rules[2]), "both follows with default rules share them");
+    assert!(Arc::ptr_eq(rules[1], rules[3]), "both follows with suffix .m share them");
+    assert!(!Arc::ptr_eq(rules[0], rules[1]));
+    assert_eq!(*rules[0], Arc::new(SymbolRules::default()));
+    assert_eq!(rules[1].suffix, ".m");
+    assert_eq!(rules[3].suffix, ".m");
+    assert!(rules[3].map.is_empty() && rules[3].prefix.is_empty());
+}
