@@ -11,8 +11,10 @@
 //!   the right role or, with a warning, no configured account.
 //! - Every list is bounded by `LIST_ENTRIES_MAX` and every symbol name by
 //!   `SYMBOL_BYTES_MAX`.
+//! - Follows of one file with equal symbol rules share one `Arc` of them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
 
 use toml::Spanned;
 
@@ -53,10 +55,25 @@ const RECONCILE_OPEN_MAX_AGE_MS: Range<u64> = Range {
     max: 86_400_000,
 };
 
+/// Symbol rules already built for earlier follows of the file, so follows
+/// with equal rules share one copy. Holds at most one entry per follow.
+pub(crate) type SharedSymbolRules = HashSet<Arc<SymbolRules>>;
+
+/// The shared copy of `rules`: an earlier follow's when equal, else a new one.
+fn share_symbol_rules(shared: &mut SharedSymbolRules, rules: SymbolRules) -> Arc<SymbolRules> {
+    if let Some(existing) = shared.get(&rules) {
+        return Arc::clone(existing);
+    }
+    let rules = Arc::new(rules);
+    shared.insert(Arc::clone(&rules));
+    rules
+}
+
 pub(crate) fn follow(
     table: Table<'_>,
     raw: &RawFollow,
     roles: &BTreeMap<u64, Role>,
+    shared_rules: &mut SharedSymbolRules,
     warnings: &mut Vec<ConfigWarning>,
 ) -> Result<FollowConfig, ConfigError> {
     let slave = check_account(table, &raw.slave, "slave", Role::Slave, roles, warnings)?;
@@ -86,7 +103,7 @@ pub(crate) fn follow(
         copy_sl: raw.copy_sl.as_ref().is_none_or(|value| *value.get_ref()),
         copy_tp: raw.copy_tp.unwrap_or(true),
         copy_pending: raw.copy_pending.unwrap_or(true),
-        symbols: symbol_rules(table, raw)?,
+        symbols: share_symbol_rules(shared_rules, symbol_rules(table, raw)?),
         magic_allow: magic_list(table, raw.magic_allow.as_ref(), "magic_allow")?,
         magic_deny: magic_list(table, raw.magic_deny.as_ref(), "magic_deny")?,
         comment_contains: comment_contains.filter(|text| !text.is_empty()),

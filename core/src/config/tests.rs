@@ -514,7 +514,7 @@ max_dev_points = 0
 reconcile_open_max_age_ms = 0
 "#;
     let source = format!("{}{rules}", minimal());
-    let follow = Config::from_toml_str(&source).unwrap().follows.remove(0);
+    let follow = Config::from_toml_str(&source).unwrap().follows[0].clone();
     assert_eq!(follow.below_min, BelowMin::Min);
     assert_eq!(follow.max_lot, Some(3.0));
     assert!(!follow.copy_sl && !follow.copy_tp && !follow.copy_pending && follow.reverse);
@@ -875,4 +875,26 @@ fn segment_too_small_for_the_largest_record_is_refused() {
     let error = Config::from_toml_str(&source).unwrap_err();
     assert_eq!(error.key(), "server.journal_segment_bytes");
     assert!(error.to_string().contains("expected at least 4202496"), "{error}");
+}
+
+#[test]
+fn follows_with_equal_symbol_rules_share_one_copy() {
+    // Shows that equal symbol rules are one shared value and different rules stay apart, each with its own keys.
+    let extra = format!(
+        "\n[[account]]\nlogin = 200000\nserver = \"B\"\nrole = \"master\"\nkey_sha256 = \"{KEY}\"\n\
+         \n[[account]]\nlogin = 250000\nserver = \"B\"\nrole = \"slave\"\nkey_sha256 = \"{KEY}\"\n\
+         \n[[follow]]\nslave = 150000\nmaster = 200000\nsymbol_suffix = \".m\"\n\
+         \n[[follow]]\nslave = 250000\nmaster = 100000\n\
+         \n[[follow]]\nslave = 250000\nmaster = 200000\nsymbol_suffix = \".m\"\n"
+    );
+    let config = Config::from_toml_str(&format!("{}{extra}", minimal())).unwrap();
+    let rules: Vec<&Arc<SymbolRules>> = config.follows.iter().map(|follow| &follow.symbols).collect();
+    assert_eq!(rules.len(), 4);
+    assert!(Arc::ptr_eq(rules[0], rules[2]), "both follows with default rules share them");
+    assert!(Arc::ptr_eq(rules[1], rules[3]), "both follows with suffix .m share them");
+    assert!(!Arc::ptr_eq(rules[0], rules[1]));
+    assert_eq!(*rules[0], Arc::new(SymbolRules::default()));
+    assert_eq!(rules[1].suffix, ".m");
+    assert_eq!(rules[3].suffix, ".m");
+    assert!(rules[3].map.is_empty() && rules[3].prefix.is_empty());
 }

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use toml::Spanned;
 
 use super::error::ConfigError;
-use super::follow::follow;
+use super::follow::{follow, SharedSymbolRules};
 use super::raw::{RawAccount, RawFile, RawIdle, RawRole, RawServer};
 use super::{
     AccountConfig, AccountRisk, Config, IdleStrategy, JournalSync, MoneyBasis, ServerConfig,
@@ -244,6 +244,7 @@ pub(crate) fn config(source: &str, raw: RawFile) -> Result<Config, ConfigError> 
         .collect();
     let mut follows = Vec::with_capacity(raw.follow.len());
     let mut pairs = BTreeSet::new();
+    let mut shared_rules = SharedSymbolRules::new();
     let mut warnings = Vec::new();
     for (index, raw_follow) in raw.follow.iter().enumerate() {
         let path = format!("follow[{index}]");
@@ -251,7 +252,7 @@ pub(crate) fn config(source: &str, raw: RawFile) -> Result<Config, ConfigError> 
             source,
             path: &path,
         };
-        let follow = follow(table, raw_follow, &roles, &mut warnings)?;
+        let follow = follow(table, raw_follow, &roles, &mut shared_rules, &mut warnings)?;
         if !pairs.insert((follow.slave, follow.master)) {
             let message = format!(
                 "slave {} already follows master {}; expected each (slave, master) pair once",
@@ -270,7 +271,7 @@ pub(crate) fn config(source: &str, raw: RawFile) -> Result<Config, ConfigError> 
     Ok(Config {
         server,
         accounts,
-        follows,
+        follows: follows.into(),
         warnings,
     })
 }

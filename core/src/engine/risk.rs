@@ -77,7 +77,7 @@ pub(crate) struct SlaveBook {
 }
 
 impl SlaveBook {
-    pub(crate) fn new(risk: AccountRisk, symbols_max: usize) -> SlaveBook {
+    pub(crate) fn new(risk: AccountRisk, symbols_max: u32) -> SlaveBook {
         SlaveBook {
             risk,
             figures: None,

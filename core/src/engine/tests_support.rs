@@ -1,7 +1,7 @@
 //! Builders shared by the engine's unit tests.
 
 use crate::config::{
-    BelowMin, CopyMode, Direction, FollowConfig, LotRule, SymbolRules, TradingHours,
+    BelowMin, CopyMode, Direction, FollowConfig, LotRule, TradingHours,
 };
 
 /// A follow with every rule at its default.
@@ -15,7 +15,7 @@ pub(crate) fn follow(slave: u64, master: u64) -> FollowConfig {
         copy_sl: true,
         copy_tp: true,
         copy_pending: true,
-        symbols: SymbolRules::default(),
+        symbols: Default::default(),
         magic_allow: Default::default(),
         magic_deny: Default::default(),
         comment_contains: None,
