@@ -75,6 +75,14 @@ fn next_frame(socket: &mut tungstenite::WebSocket<TcpStream>) -> WsMessage {
     }
 }
 
+/// Reads the bridge's `welcome` (pings skipped).
+fn expect_welcome(socket: &mut tungstenite::WebSocket<TcpStream>) {
+    match next_frame(socket) {
+        WsMessage::Text(text) => assert!(text.as_str().contains("\"welcome\""), "{text}"),
+        other => panic!("expected welcome, got {other:?}"),
+    }
+}
+
 /// The close code the bridge sent next (data frames before it skipped).
 fn close_code(socket: &mut tungstenite::WebSocket<TcpStream>) -> Option<u16> {
     loop {
@@ -103,10 +111,7 @@ fn early_fragmented_hello_with_a_ping_between_gets_pong_and_welcome() {
     frames.extend(client_frame(true, 0x0, last));
     let (mut socket, _raw) = upgrade_with(&bridge, &frames);
     assert_eq!(socket.read().expect("pong"), WsMessage::Pong(b"hb".to_vec().into()));
-    match next_frame(&mut socket) {
-        WsMessage::Text(text) => assert!(text.as_str().contains("\"welcome\""), "{text}"),
-        other => panic!("expected welcome, got {other:?}"),
-    }
+    expect_welcome(&mut socket);
 }
 
 #[test]
@@ -114,7 +119,7 @@ fn unmasked_frame_closes_1002() {
     // Shows: a client frame without a mask breaks RFC 6455 and closes with 1002.
     let bridge = Bridge::start(&[]);
     let (mut socket, mut raw) = upgrade_with(&bridge, &client_frame(true, 0x1, hello().as_bytes()));
-    assert!(matches!(next_frame(&mut socket), WsMessage::Text(_)), "welcome");
+    expect_welcome(&mut socket);
     let mut unmasked = vec![0x81, 2];
     unmasked.extend_from_slice(b"{}");
     raw.write_all(&unmasked).expect("write");
@@ -126,7 +131,7 @@ fn text_that_is_not_utf8_closes_1007() {
     // Shows: a text frame whose payload is not UTF-8 closes with 1007.
     let bridge = Bridge::start(&[]);
     let (mut socket, mut raw) = upgrade_with(&bridge, &client_frame(true, 0x1, hello().as_bytes()));
-    assert!(matches!(next_frame(&mut socket), WsMessage::Text(_)), "welcome");
+    expect_welcome(&mut socket);
     raw.write_all(&client_frame(true, 0x1, &[b'{', 0xff, b'}'])).expect("write");
     assert_eq!(close_code(&mut socket), Some(1007));
 }
@@ -136,7 +141,7 @@ fn peer_close_is_answered_with_its_code() {
     // Shows: a client's close frame is answered with a close frame carrying the same code, then the bridge closes the socket.
     let bridge = Bridge::start(&[]);
     let (mut socket, mut raw) = upgrade_with(&bridge, &client_frame(true, 0x1, hello().as_bytes()));
-    assert!(matches!(next_frame(&mut socket), WsMessage::Text(_)), "welcome");
+    expect_welcome(&mut socket);
     let mut payload = 4000u16.to_be_bytes().to_vec();
     payload.extend_from_slice(b"done");
     raw.write_all(&client_frame(true, 0x8, &payload)).expect("write");
@@ -173,10 +178,7 @@ fn proxied_upgrade_offering_extensions_and_subprotocols_gets_plain_websocket() {
     assert!(!lower.contains("sec-websocket-extensions") && !lower.contains("sec-websocket-protocol"), "nothing offered is agreed: {head}");
     stream.write_all(&client_frame(true, 0x1, hello().as_bytes())).expect("write hello");
     let mut socket = tungstenite::WebSocket::from_raw_socket(stream, Role::Client, None);
-    match next_frame(&mut socket) {
-        WsMessage::Text(text) => assert!(text.as_str().contains("\"welcome\""), "{text}"),
-        other => panic!("expected welcome, got {other:?}"),
-    }
+    expect_welcome(&mut socket);
 }
 
 #[test]
@@ -184,7 +186,7 @@ fn oversize_frame_is_closed_1009_without_a_reset() {
     // Shows: after a frame far above frame_bytes_max, the peer reads close 1009 and then the end of the stream, not a reset (a reset can make a peer drop the close frame unread, as Windows does).
     let bridge = Bridge::start(&[]);
     let (mut socket, mut raw) = upgrade_with(&bridge, &client_frame(true, 0x1, hello().as_bytes()));
-    assert!(matches!(next_frame(&mut socket), WsMessage::Text(_)), "welcome");
+    expect_welcome(&mut socket);
     let payload_bytes: u64 = 256 * 1024;
     let mut frame = vec![0x81, 0x80 | 127];
     frame.extend_from_slice(&payload_bytes.to_be_bytes());
