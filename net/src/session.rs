@@ -409,13 +409,13 @@ impl Session<'_> {
     /// Handles `first` and then every frame already buffered, up to
     /// [`BATCH_FRAMES_MAX`], and flushes the replies once.
     async fn on_frames(&mut self, socket: &mut Socket, first: Option<Result<WsMessage, WsError>>) -> Flow {
-        let mut flow = self.on_frame(socket, first).await;
+        let mut flow = self.on_frame(socket, first);
         let mut handled: u32 = 1;
         while flow == Flow::Continue && handled < BATCH_FRAMES_MAX {
             let Some(next) = futures_lite::future::poll_once(socket.next()).await else {
                 break;
             };
-            flow = self.on_frame(socket, next).await;
+            flow = self.on_frame(socket, next);
             handled += 1;
         }
         if flow != Flow::End && socket.flush().await.is_err() {
@@ -425,7 +425,7 @@ impl Session<'_> {
     }
 
     /// Handles one frame read from the socket; replies are fed, not flushed.
-    async fn on_frame(&mut self, socket: &mut Socket, frame: Option<Result<WsMessage, WsError>>) -> Flow {
+    fn on_frame(&mut self, socket: &mut Socket, frame: Option<Result<WsMessage, WsError>>) -> Flow {
         let now_ms = self.shard.shared.now_ms();
         let text = match frame {
             Some(Ok(WsMessage::Text(text))) => text,
@@ -451,14 +451,14 @@ impl Session<'_> {
             return Flow::Close(close_code::RATE_LIMITED, "rate limit exceeded");
         }
         match protocol::parse(text.as_bytes()) {
-            Ok(message) => self.on_message(socket, message, text.as_str(), now_ms).await,
-            Err(error) => self.on_bad_frame(socket, error.code(), &error.to_string(), now_ms).await,
+            Ok(message) => self.on_message(socket, message, text.as_str(), now_ms),
+            Err(error) => self.on_bad_frame(socket, error.code(), &error.to_string(), now_ms),
         }
     }
 
     /// Dispatches one well-formed message by type and role.
     /// `frame` is the frame's text, carried as is for the updates.
-    async fn on_message(&mut self, socket: &mut Socket, message: Message, frame: &str, now_ms: u64) -> Flow {
+    fn on_message(&mut self, socket: &mut Socket, message: Message, frame: &str, now_ms: u64) -> Flow {
         match (&message, self.role) {
             (Message::Ping, _) => {
                 feed(socket, &Message::Pong);
@@ -466,14 +466,14 @@ impl Session<'_> {
             }
             (Message::Event(_), Role::Master) => {
                 let Message::Event(event) = message else { unreachable!("matched above") };
-                self.on_event(socket, event).await
+                self.on_event(socket, event)
             }
             (Message::Result(_), Role::Slave) => {
                 let Message::Result(result) = message else { unreachable!("matched above") };
-                self.on_result(socket, result).await
+                self.on_result(socket, result)
             }
             (Message::Snapshot(_), Role::Master) | (Message::State(_) | Message::Symbols(_), Role::Slave) => {
-                self.hand_update_to_router(socket, frame, message.type_name()).await
+                self.hand_update_to_router(socket, frame, message.type_name())
             }
             _ => {
                 let text = format!(
@@ -481,7 +481,7 @@ impl Session<'_> {
                     message.type_name(),
                     self.role.as_str()
                 );
-                self.on_bad_frame(socket, ErrorCode::BadMessage, &text, now_ms).await
+                self.on_bad_frame(socket, ErrorCode::BadMessage, &text, now_ms)
             }
         }
     }
@@ -490,7 +490,7 @@ impl Session<'_> {
     /// `ack` comes back through the outbox once the event is durable. A full
     /// ring is refused with `error` internal (counted): the event is not
     /// held, and the Monitor re-sends it above `ack_seq` after reconnecting.
-    async fn on_event(&mut self, socket: &mut Socket, event: Event) -> Flow {
+    fn on_event(&mut self, socket: &mut Socket, event: Event) -> Flow {
         let meta = MasterEventMeta {
             master_login: self.account.login,
             received_ms: self.shard.shared.wall_ms(),
@@ -500,24 +500,24 @@ impl Session<'_> {
         };
         let seq = event.seq;
         let record = MasterEventRecord::from_event(event, meta);
-        self.hand_to_router(socket, &record, "event", seq).await
+        self.hand_to_router(socket, &record, "event", seq)
     }
 
     /// Hands a slave result to the router through the shard's ring; a full
     /// ring is answered with `error` internal (counted).
-    async fn on_result(&mut self, socket: &mut Socket, result: TradeResult) -> Flow {
+    fn on_result(&mut self, socket: &mut Socket, result: TradeResult) -> Flow {
         let seq = result.seq;
         self.time_result(seq);
         let meta = ResultMeta { slave_login: self.account.login, received_ns: self.shard.shared.now_ns(), received_ms: self.shard.shared.wall_ms() };
         let record = ResultRecord::from_result(result, meta);
-        self.hand_to_router(socket, &record, "result", seq).await
+        self.hand_to_router(socket, &record, "result", seq)
     }
 
     /// Pushes a snapshot, state or symbols frame into the same ring as the
     /// connection's events and results, so the router sees every frame of a
     /// connection in the order it arrived (a snapshot sent after re-sent
     /// events is reconciled after them). A full ring is refused like an event.
-    async fn hand_update_to_router(&mut self, socket: &mut Socket, frame: &str, name: &str) -> Flow {
+    fn hand_update_to_router(&mut self, socket: &mut Socket, frame: &str, name: &str) -> Flow {
         let pushed = {
             let mut buffer = self.shard.update_buffer.borrow_mut();
             Update::encode_frame(self.account.login, self.connection_id, self.shard.shared.wall_ms(), frame.as_bytes(), &mut buffer);
@@ -546,7 +546,7 @@ impl Session<'_> {
     /// the router and rings its doorbell. A record that cannot be pushed (a
     /// full ring) is refused with `error` internal and counted: it is not
     /// held, and the EA re-sends it.
-    async fn hand_to_router<R: Record>(&mut self, socket: &mut Socket, record: &R, name: &str, seq: u64) -> Flow {
+    fn hand_to_router<R: Record>(&mut self, socket: &mut Socket, record: &R, name: &str, seq: u64) -> Flow {
         let pushed = {
             let mut encoder = self.shard.encoder.borrow_mut();
             match encoder.encode(record) {
@@ -658,7 +658,7 @@ impl Session<'_> {
 
     /// Answers a bad frame with `error`; the bad frame that fills the window
     /// closes with 4002.
-    async fn on_bad_frame(&mut self, socket: &mut Socket, code: ErrorCode, message: &str, now_ms: u64) -> Flow {
+    fn on_bad_frame(&mut self, socket: &mut Socket, code: ErrorCode, message: &str, now_ms: u64) -> Flow {
         feed_error(socket, code, message);
         if self.bad_frames.record(now_ms) {
             tracing::warn!(shard = self.shard.index, login = self.account.login, "too many bad frames");
