@@ -174,24 +174,34 @@ impl std::fmt::Display for AcceptError {
 /// [`REQUEST_BYTES_MAX`]. Bytes after the request (a first frame sent
 /// early) are kept.
 pub async fn accept(mut stream: TcpStream, path: &str, frame_bytes_max: usize) -> Result<WebSocket, AcceptError> {
-    let mut request = Vec::with_capacity(1024);
+    // One buffer for the whole request, zeroed once: a peer sending a byte
+    // at a time costs a read per byte, not a refill and a re-parse of all
+    // it sent so far per byte.
+    let mut request = vec![0u8; REQUEST_BYTES_MAX];
+    let mut filled = 0;
     let (header_bytes, key) = loop {
-        match parse_upgrade(&request, path) {
-            Upgrade::Partial => {}
-            Upgrade::Accept { header_bytes, key } => break (header_bytes, key),
-            Upgrade::Refuse(status, reason) => return Err(refuse(&mut stream, status, reason).await),
-        }
-        if request.len() >= REQUEST_BYTES_MAX {
+        if filled >= REQUEST_BYTES_MAX {
             let reason = format!("the upgrade request is above {REQUEST_BYTES_MAX} bytes");
             return Err(refuse(&mut stream, 431, reason).await);
         }
-        let start = request.len();
-        request.resize(REQUEST_BYTES_MAX, 0);
-        let read = stream.read(&mut request[start..]).await;
-        match read {
+        let count = match stream.read(&mut request[filled..]).await {
             Ok(0) => return Err(AcceptError::Io(io::ErrorKind::UnexpectedEof.into())),
-            Ok(count) => request.truncate(start + count),
+            Ok(count) => count,
             Err(error) => return Err(AcceptError::Io(error)),
+        };
+        let first_read = filled == 0;
+        let scan_from = filled.saturating_sub(HEADER_END_BYTES_MAX - 1);
+        filled += count;
+        // The first read is parsed whatever it holds, so a request that is
+        // not HTTP (a TLS hello on the plain port) is refused at once; later
+        // reads only once the blank line that ends the header may be there.
+        if !first_read && !may_end_header(&request[scan_from..filled]) {
+            continue;
+        }
+        match parse_upgrade(&request[..filled], path) {
+            Upgrade::Partial => {}
+            Upgrade::Accept { header_bytes, key } => break (header_bytes, key),
+            Upgrade::Refuse(status, reason) => return Err(refuse(&mut stream, status, reason).await),
         }
     };
     let response = format!(
@@ -199,8 +209,18 @@ pub async fn accept(mut stream: TcpStream, path: &str, frame_bytes_max: usize) -
         accept_key(&key)
     );
     stream.write_all(response.as_bytes()).await.map_err(AcceptError::Io)?;
-    let early = request.split_off(header_bytes);
+    let early = request[header_bytes..filled].to_vec();
     Ok(WebSocket { stream, reader: Reader::new(early, frame_bytes_max), writer: Writer::default() })
+}
+
+/// The longest blank line that ends an HTTP header, with the line end before
+/// it: `\n\r\n` (httparse also takes a bare `\n\n`).
+const HEADER_END_BYTES_MAX: usize = 3;
+
+/// True when `bytes` hold the end of a header: a line end followed by an
+/// empty line.
+fn may_end_header(bytes: &[u8]) -> bool {
+    bytes.windows(2).any(|pair| pair == b"\n\n") || bytes.windows(3).any(|triple| triple == b"\n\r\n")
 }
 
 /// What the request read so far amounts to.
@@ -764,6 +784,19 @@ mod tests {
     fn accept_key_matches_the_rfc_example() {
         // Shows: the accept key is RFC 6455's worked example (section 1.3).
         assert_eq!(accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    }
+
+    #[test]
+    fn header_end_is_seen_across_read_boundaries() {
+        // Shows: the blank line ending a header is found with CRLF or bare LF, and the 2 bytes kept before a read's new bytes catch one split across reads.
+        assert!(may_end_header(b"Host: a\r\n\r\n"));
+        assert!(may_end_header(b"Host: a\n\n"));
+        assert!(!may_end_header(b"Host: a\r\nUpgrade: websocket\r\n"));
+        let request = b"GET /ea HTTP/1.1\r\nHost: a\r\n\r\n";
+        for split in 1..request.len() {
+            let scan_from = split.saturating_sub(HEADER_END_BYTES_MAX - 1);
+            assert!(may_end_header(&request[scan_from..]), "the end is missed when a read ends after byte {split}");
+        }
     }
 
     #[test]

@@ -198,3 +198,20 @@ fn oversize_frame_is_closed_1009_without_a_reset() {
     let mut rest = Vec::new();
     raw.read_to_end(&mut rest).expect("the end of the stream, not a reset");
 }
+
+#[test]
+fn an_upgrade_sent_a_byte_at_a_time_is_accepted() {
+    // Shows: a request trickled one byte per write (each a TCP segment, no delay) is still read whole and upgraded, and its hello answered.
+    let bridge = Bridge::start(&[]);
+    let mut stream = TcpStream::connect(bridge.address).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    stream.set_nodelay(true).expect("nodelay");
+    for byte in UPGRADE.as_bytes() {
+        stream.write_all(std::slice::from_ref(byte)).expect("write a byte");
+    }
+    let head = read_response_head(&mut stream);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    stream.write_all(&client_frame(true, 0x1, hello().as_bytes())).expect("write hello");
+    let mut socket = tungstenite::WebSocket::from_raw_socket(stream, Role::Client, None);
+    expect_welcome(&mut socket);
+}
