@@ -48,6 +48,10 @@ pub enum Stage {
     /// Master event received by its shard -> its journal record durable and
     /// the `ack` handed to the shard.
     EventToDurable,
+    /// Copy issued by the router -> read from the ring by the slave's shard
+    /// (the wait for durability and the hop to the shard, its wake-up
+    /// included): `routed_to_written` less the socket writes before it.
+    RoutedToShard,
     /// Copy issued by the router -> written to the slave's socket (includes
     /// the wait for durability and the hop to the slave's shard).
     RoutedToWritten,
@@ -62,13 +66,14 @@ pub enum Stage {
 impl Stage {
     /// Every stage, in path order.
     pub const ALL: [Stage; STAGES_COUNT] =
-        [Stage::FrameToRouted, Stage::EventToDurable, Stage::RoutedToWritten, Stage::EventToCopySent, Stage::CopyToResult];
+        [Stage::FrameToRouted, Stage::EventToDurable, Stage::RoutedToShard, Stage::RoutedToWritten, Stage::EventToCopySent, Stage::CopyToResult];
 
     /// The stage's name in metrics labels and `.hgrm` file names.
     pub fn name(self) -> &'static str {
         match self {
             Stage::FrameToRouted => "frame_to_routed",
             Stage::EventToDurable => "event_to_durable",
+            Stage::RoutedToShard => "routed_to_shard",
             Stage::RoutedToWritten => "routed_to_written",
             Stage::EventToCopySent => "event_to_copy_sent",
             Stage::CopyToResult => "copy_to_result",
@@ -81,7 +86,7 @@ impl Stage {
 }
 
 /// Number of [`Stage`]s.
-pub const STAGES_COUNT: usize = 5;
+pub const STAGES_COUNT: usize = 6;
 
 /// Counters and histograms shared by the shards, the router and the
 /// endpoint.

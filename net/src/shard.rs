@@ -36,7 +36,7 @@ use tradebridge_core::ring::{Consumer, Producer};
 
 use crate::accounts::{AccountTable, SessionControl};
 use crate::doorbell::Doorbell;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Stage};
 use crate::router::{ShardLinks, RING_BATCH_RECORDS_MAX};
 use crate::session::serve_connection;
 
@@ -453,7 +453,13 @@ async fn pump_from_router(context: Rc<ShardContext>, mut from_router: Consumer, 
                 return;
             }
         };
+        let now_ns = context.shared.now_ns();
         for (connection_id, message) in received.drain(..) {
+            if let Outbound::Copy(_, times) = &message {
+                if times.routed_ns != 0 {
+                    context.shared.metrics.record(Stage::RoutedToShard, times.routed_ns, now_ns);
+                }
+            }
             context.deliver(connection_id, message);
         }
         if read > 0 {

@@ -49,6 +49,7 @@ fn metrics_endpoint_reports_counters_and_stage_latencies() {
         "tradebridge_journal_bytes_max 4294967296\n",
         "tradebridge_latency_us_count{stage=\"frame_to_routed\"} 1\n",
         "tradebridge_latency_us_count{stage=\"event_to_durable\"} 1\n",
+        "tradebridge_latency_us_count{stage=\"routed_to_shard\"} 1\n",
         "tradebridge_latency_us_count{stage=\"routed_to_written\"} 1\n",
         "tradebridge_latency_us_count{stage=\"event_to_copy_sent\"} 1\n",
         "tradebridge_latency_us_count{stage=\"copy_to_result\"} 1\n",
@@ -60,7 +61,7 @@ fn metrics_endpoint_reports_counters_and_stage_latencies() {
     bridge.terminate();
     assert_eq!(bridge.wait_exit(Duration::from_secs(10)), Some(0));
     let histograms = bridge.journal_directory().with_file_name("histograms");
-    for (stage, count) in [("frame_to_routed", 1), ("event_to_durable", 1), ("routed_to_written", 1), ("event_to_copy_sent", 1), ("copy_to_result", 1)] {
+    for (stage, count) in [("frame_to_routed", 1), ("event_to_durable", 1), ("routed_to_shard", 1), ("routed_to_written", 1), ("event_to_copy_sent", 1), ("copy_to_result", 1)] {
         let path = histograms.join(format!("{stage}.hgrm"));
         let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
         assert!(text.starts_with("#[Values in microseconds]\n"), "{}:\n{text}", path.display());
