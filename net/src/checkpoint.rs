@@ -1,0 +1,204 @@
+//! The router's checkpoints: what the router knows as of one journal
+//! sequence number, so the journal segments below it can be released and a
+//! restart replays only the records above it.
+//!
+//! # Layout
+//! - [`RouterStateRef`] / [`RouterState`]: the state written and read back
+//!   (the engine's dynamic state, per-master progress, per-slave copy seqs,
+//!   instructions awaiting results and kept copies).
+//! - [`CheckpointWriter`]: the background thread that writes a serialized
+//!   checkpoint durably and reports back, so no file I/O runs on the router.
+//! - [`load`]: the newest usable checkpoint of the journal directory.
+//!
+//! # Invariants
+//! - `RouterStateRef` and `RouterState` serialize field for field alike.
+//! - A checkpoint at `seq` is used only when the journal holds every record
+//!   above it: `seq + 1 >= first_seq` and `seq <= last_seq`.
+//! - The writer removes older checkpoint files only after the new one and
+//!   its directory entry are durable.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+use tradebridge_core::checkpoint;
+use tradebridge_core::engine::{CopyInstruction, EngineState, EngineStateRef};
+use tradebridge_core::protocol::Copy;
+
+/// One master's progress: (login, highest `event.seq` journaled, journal
+/// seq of its record).
+pub type MasterProgressEntry = (u64, u64, u64);
+
+/// The router's state as of journal seq `S`, borrowed or built for
+/// serialization on the router thread.
+#[derive(Serialize)]
+pub struct RouterStateRef<'router> {
+    /// The engine's dynamic state.
+    pub engine: EngineStateRef<'router>,
+    /// Per-master progress, by login.
+    pub masters: Vec<MasterProgressEntry>,
+    /// Last copy `seq` per slave, by login.
+    pub copy_seqs: Vec<(u64, u64)>,
+    /// Copies awaiting their result per slave, by login then `seq`.
+    pub instructions: Vec<(u64, &'router BTreeMap<u64, CopyInstruction>)>,
+    /// Copies kept for replay per slave (journaled, not yet known finished),
+    /// by login, each in `seq` order.
+    pub kept: Vec<(u64, Vec<Copy>)>,
+}
+
+/// The router's state read back from a checkpoint.
+#[derive(Deserialize)]
+pub struct RouterState {
+    /// See [`RouterStateRef`].
+    pub engine: EngineState,
+    pub masters: Vec<MasterProgressEntry>,
+    pub copy_seqs: Vec<(u64, u64)>,
+    pub instructions: Vec<(u64, BTreeMap<u64, CopyInstruction>)>,
+    pub kept: Vec<(u64, Vec<Copy>)>,
+}
+
+/// A serialized checkpoint handed to the writer.
+struct Job {
+    /// Journal seq the state is as of.
+    seq: u64,
+    /// The file's bytes.
+    bytes: Vec<u8>,
+}
+
+/// What the writer reports for one job.
+pub enum Written {
+    /// The file at `seq` is durable; older ones are removed.
+    Done {
+        /// Journal seq of the checkpoint.
+        seq: u64,
+        /// Its path.
+        path: PathBuf,
+        /// Bytes written.
+        bytes: u64,
+        /// Time to write, fsync, rename and remove older files.
+        write_ms: u64,
+    },
+    /// The write failed; the journal keeps its segments.
+    Failed {
+        /// Journal seq of the checkpoint.
+        seq: u64,
+        /// Why.
+        error: String,
+    },
+}
+
+/// The background thread that writes checkpoints.
+pub struct CheckpointWriter {
+    /// Jobs to the thread; `None` once stopping.
+    jobs: Option<mpsc::Sender<Job>>,
+    /// Reports from the thread.
+    reports: mpsc::Receiver<Written>,
+    /// The thread, joined on drop so a write in progress completes.
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CheckpointWriter {
+    /// Starts the writer for checkpoints in `directory`.
+    pub fn start(directory: PathBuf) -> anyhow::Result<CheckpointWriter> {
+        let (jobs, job_receiver) = mpsc::channel::<Job>();
+        let (report_sender, reports) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("checkpoint".into())
+            .spawn(move || {
+                for job in job_receiver {
+                    let report = write(&directory, job);
+                    if report_sender.send(report).is_err() {
+                        return;
+                    }
+                }
+            })
+            .context("starting the checkpoint writer thread")?;
+        Ok(CheckpointWriter { jobs: Some(jobs), reports, thread: Some(thread) })
+    }
+
+    /// Hands a serialized checkpoint to the thread.
+    pub fn submit(&self, seq: u64, bytes: Vec<u8>) -> anyhow::Result<()> {
+        let jobs = self.jobs.as_ref().context("the checkpoint writer is stopping")?;
+        jobs.send(Job { seq, bytes }).map_err(|_| anyhow::anyhow!("the checkpoint writer thread has stopped"))
+    }
+
+    /// The thread's next report, if one is in.
+    pub fn try_report(&self) -> Option<Written> {
+        self.reports.try_recv().ok()
+    }
+}
+
+impl Drop for CheckpointWriter {
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Writes one checkpoint durably, then removes the older ones.
+fn write(directory: &Path, job: Job) -> Written {
+    let started = Instant::now();
+    let written = checkpoint::write_file(directory, job.seq, &job.bytes).and_then(|path| {
+        checkpoint::remove_older(directory, job.seq)?;
+        Ok(path)
+    });
+    match written {
+        Ok(path) => Written::Done { seq: job.seq, path, bytes: job.bytes.len() as u64, write_ms: started.elapsed().as_millis() as u64 },
+        Err(error) => Written::Failed { seq: job.seq, error: error.to_string() },
+    }
+}
+
+/// The newest valid checkpoint in `directory` the journal can continue
+/// (`seq + 1 >= first_seq`, `seq <= last_seq`); an invalid one is logged and
+/// an older one tried. `Ok(None)` when there is none: the caller replays
+/// the journal alone if it still starts at seq 1, and fails otherwise.
+pub fn load(directory: &Path, first_seq: u64, last_seq: u64) -> anyhow::Result<Option<(u64, RouterState)>> {
+    let files = checkpoint::list(directory).with_context(|| format!("listing checkpoints in {}", directory.display()))?;
+    for (seq, path) in files {
+        if seq > last_seq {
+            tracing::warn!(path = %path.display(), seq, last_seq, "checkpoint is ahead of the journal (records lost after it was written); trying an older one");
+            continue;
+        }
+        if seq + 1 < first_seq {
+            tracing::error!(path = %path.display(), seq, first_seq, "checkpoint is older than the journal's first record; no older checkpoint can be used either");
+            break;
+        }
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                tracing::error!(path = %path.display(), %error, "cannot read checkpoint; trying an older one");
+                continue;
+            }
+        };
+        match checkpoint::decode::<RouterState>(&bytes) {
+            Ok((stored_seq, state)) if stored_seq == seq => {
+                tracing::info!(path = %path.display(), seq, bytes = bytes.len(), "checkpoint loaded");
+                return Ok(Some((seq, state)));
+            }
+            Ok((stored_seq, _)) => {
+                tracing::error!(path = %path.display(), seq, stored_seq, "checkpoint holds another seq than its name; trying an older one");
+            }
+            Err(error) => tracing::error!(path = %path.display(), %error, "corrupt checkpoint; trying an older one"),
+        }
+    }
+    Ok(None)
+}
+
+/// The startup error when the journal no longer starts at seq 1 and no
+/// checkpoint covers its start.
+pub fn missing_error(directory: &Path, first_seq: u64) -> anyhow::Error {
+    let files: Vec<String> = checkpoint::list(directory)
+        .map(|files| files.into_iter().map(|(_, path)| path.display().to_string()).collect())
+        .unwrap_or_default();
+    anyhow::anyhow!(
+        "the journal in {} starts at seq {first_seq} (older segments were released) and no valid checkpoint at or above seq {} exists (checkpoint files: [{}]); the state before seq {first_seq} cannot be rebuilt: restore the checkpoint file or start from an empty journal directory",
+        directory.display(),
+        first_seq - 1,
+        files.join(", ")
+    )
+}
