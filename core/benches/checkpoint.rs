@@ -113,14 +113,14 @@ fn checkpoint_10k(criterion: &mut Criterion) {
     let copies: usize = kept.iter().map(|(_, copies): &(u64, Vec<Copy>)| copies.len()).sum();
     assert_eq!(copies as u64, MASTERS * FOLLOWERS_PER_MASTER * POSITIONS_PER_MASTER, "every follower copied every open");
     let state = RouterLike { engine: engine.state(), masters, copy_seqs, instructions, kept };
-    let bytes = tradebridge_core::checkpoint::encode(1, &state).expect("serializes");
-    let engine_bytes = tradebridge_core::checkpoint::encode(1, &engine.state()).expect("serializes");
+    let bytes = tradebridge_core::checkpoint::encode(1, &state, 0).expect("serializes");
+    let engine_bytes = tradebridge_core::checkpoint::encode(1, &engine.state(), 0).expect("serializes");
     println!("checkpoint of 10,000 accounts: {} bytes ({} of them the engine's)", bytes.len(), engine_bytes.len());
     criterion.bench_function("checkpoint_encode_10k_accounts", |bencher| {
-        bencher.iter(|| black_box(tradebridge_core::checkpoint::encode(1, black_box(&state)).expect("serializes")))
+        bencher.iter(|| black_box(tradebridge_core::checkpoint::encode(1, black_box(&state), bytes.len()).expect("serializes")))
     });
     criterion.bench_function("checkpoint_encode_10k_accounts_engine_only", |bencher| {
-        bencher.iter(|| black_box(tradebridge_core::checkpoint::encode(1, black_box(&engine.state())).expect("serializes")))
+        bencher.iter(|| black_box(tradebridge_core::checkpoint::encode(1, black_box(&engine.state()), engine_bytes.len()).expect("serializes")))
     });
 }
 

@@ -91,13 +91,13 @@ fn checksum(header_tail: &[u8], payload: &[u8]) -> u32 {
     crc32c::crc32c_append(crc32c::crc32c(header_tail), payload)
 }
 
-/// The file bytes of `state` taken at journal sequence `seq`.
-pub fn encode<T: Serialize>(seq: u64, state: &T) -> Result<Vec<u8>, CheckpointError> {
-    let mut bytes = vec![0u8; CHECKPOINT_HEADER_BYTES];
-    let mut bytes = postcard::to_extend(state, {
-        bytes.reserve(1 << 16);
-        std::mem::take(&mut bytes)
-    })
+/// The file bytes of `state` taken at journal sequence `seq`;
+/// `capacity_bytes` is the expected size (the previous checkpoint's), so
+/// the buffer is allocated once rather than grown by copying.
+pub fn encode<T: Serialize>(seq: u64, state: &T, capacity_bytes: usize) -> Result<Vec<u8>, CheckpointError> {
+    let mut bytes = Vec::with_capacity(capacity_bytes.max(CHECKPOINT_HEADER_BYTES));
+    bytes.resize(CHECKPOINT_HEADER_BYTES, 0);
+    let mut bytes = postcard::to_extend(state, bytes)
     .map_err(|error| invalid(format!("serializing the state at seq {seq}: {error}")))?;
     let payload_bytes = (bytes.len() - CHECKPOINT_HEADER_BYTES) as u64;
     bytes[..8].copy_from_slice(&CHECKPOINT_MAGIC);
@@ -208,7 +208,7 @@ mod tests {
     fn a_checkpoint_round_trips_and_any_flipped_byte_is_refused() {
         // Shows that decode gives back what encode wrote, and refuses a file with any single byte changed.
         let state: Vec<(u64, String)> = (0..50).map(|index| (index * 7, format!("state {index}"))).collect();
-        let bytes = encode(42, &state).unwrap();
+        let bytes = encode(42, &state, 0).unwrap();
         let (seq, decoded): (u64, Vec<(u64, String)>) = decode(&bytes).unwrap();
         assert_eq!((seq, &decoded), (42, &state));
         for index in 0..bytes.len() {
@@ -225,7 +225,7 @@ mod tests {
         let directory = crate::journal::testing::TempDirectory::new("checkpoint-files");
         let directory_path = directory.0.as_path();
         for seq in [5u64, 70, 12] {
-            write_file(directory_path, seq, &encode(seq, &seq).unwrap()).unwrap();
+            write_file(directory_path, seq, &encode(seq, &seq, 0).unwrap()).unwrap();
         }
         fs::write(directory_path.join("checkpoint-00000000000000000099.bin.tmp"), b"partial").unwrap();
         fs::write(directory_path.join("00000000000000000001.seg"), b"not mine").unwrap();

@@ -415,7 +415,7 @@ proptest! {
 /// these bytes are equal (every map is ordered, floats are written bit for
 /// bit, NaN included).
 fn state_bytes(engine: &Engine) -> Vec<u8> {
-    tradebridge_core::checkpoint::encode(0, &engine.state()).expect("the state serializes")
+    tradebridge_core::checkpoint::encode(0, &engine.state(), 0).expect("the state serializes")
 }
 
 proptest! {
@@ -451,7 +451,7 @@ proptest! {
                 whole_tail.push(produced);
             }
         }
-        let bytes = tradebridge_core::checkpoint::encode(split as u64, &head.state()).expect("the state serializes");
+        let bytes = tradebridge_core::checkpoint::encode(split as u64, &head.state(), 0).expect("the state serializes");
         drop(head);
         let (seq, state): (u64, tradebridge_core::engine::EngineState) =
             tradebridge_core::checkpoint::decode(&bytes).expect("the checkpoint reads back");

@@ -298,6 +298,8 @@ pub struct Router {
     /// the next attempt waits until the journal takes another segment, so a
     /// failing disk is not retried on every pass.
     checkpoint_failed_segments: u32,
+    /// Size of the last checkpoint serialized, the next one's first guess.
+    checkpoint_bytes_last: usize,
 }
 
 impl Router {
@@ -332,6 +334,7 @@ impl Router {
             checkpoint: CheckpointStep::Idle,
             checkpoint_journal_bytes: config.server.checkpoint_journal_bytes,
             checkpoint_failed_segments: 0,
+            checkpoint_bytes_last: 0,
         };
         router.recover()?;
         Ok(router)
@@ -508,7 +511,11 @@ impl Router {
         instructions.sort_unstable_by_key(|(slave, _)| *slave);
         let kept = self.kept_copies();
         let state = RouterStateRef { engine: self.engine.state(), masters, copy_seqs, instructions, kept };
-        let bytes = tradebridge_core::checkpoint::encode(seq, &state).with_context(|| format!("checkpoint at journal seq {seq}"))?;
+        // An eighth above the previous size: the state changes little between
+        // checkpoints, and one allocation beats growing tens of megabytes.
+        let capacity_bytes = self.checkpoint_bytes_last + self.checkpoint_bytes_last / 8;
+        let bytes = tradebridge_core::checkpoint::encode(seq, &state, capacity_bytes).with_context(|| format!("checkpoint at journal seq {seq}"))?;
+        self.checkpoint_bytes_last = bytes.len();
         let serialize_us = started.elapsed().as_micros() as u64;
         tracing::debug!(seq, bytes = bytes.len(), serialize_us, "checkpoint serialized");
         self.checkpoint = CheckpointStep::Serialized { seq, bytes, serialize_us };
