@@ -202,3 +202,50 @@ pub fn missing_error(directory: &Path, first_seq: u64) -> anyhow::Error {
         files.join(", ")
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tradebridge_core::config::Config;
+    use tradebridge_core::engine::Engine;
+
+    const CONFIG: &str = r#"[server]
+listen = "127.0.0.1:0"
+journal_dir = "./unused"
+
+[[account]]
+login = 100
+server = "S"
+role = "master"
+key_sha256 = "1111111111111111111111111111111111111111111111111111111111111111"
+"#;
+
+    /// Writes a checkpoint at `seq` whose master progress is `seq` too.
+    fn write_checkpoint(directory: &Path, engine: &Engine, seq: u64) -> PathBuf {
+        let state = RouterStateRef { engine: engine.state(), masters: vec![(100, seq, seq)], copy_seqs: vec![], instructions: vec![], kept: vec![] };
+        checkpoint::write_file(directory, seq, &checkpoint::encode(seq, &state, 0).expect("serializes")).expect("writes")
+    }
+
+    #[test]
+    fn load_falls_back_from_a_corrupt_or_unusable_checkpoint() {
+        // Shows: the newest valid checkpoint the journal continues is loaded; a corrupt newest one falls back to an older one; one ahead of the journal or below its first seq is not used, and the startup error names the files.
+        let directory = std::env::temp_dir().join(format!("tradebridge-net-checkpoint-load-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&directory);
+        std::fs::create_dir_all(&directory).expect("temp directory");
+        let engine = Engine::new(&Config::from_toml_str(CONFIG).expect("config"));
+        write_checkpoint(&directory, &engine, 10);
+        let newest = write_checkpoint(&directory, &engine, 20);
+        let seq_of = |first_seq, last_seq| load(&directory, first_seq, last_seq).expect("load").map(|(seq, state)| (seq, state.masters));
+        assert_eq!(seq_of(5, 30), Some((20, vec![(100, 20, 20)])));
+        assert_eq!(seq_of(5, 15), Some((10, vec![(100, 10, 10)])), "a checkpoint ahead of the journal is skipped");
+        let mut bytes = std::fs::read(&newest).expect("read");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&newest, bytes).expect("corrupt");
+        assert_eq!(seq_of(5, 30), Some((10, vec![(100, 10, 10)])), "a corrupt newest falls back");
+        assert_eq!(seq_of(12, 30), None, "checkpoint 10 leaves a gap before journal seq 12");
+        let message = missing_error(&directory, 12).to_string();
+        assert!(message.contains("starts at seq 12") && message.contains("checkpoint-00000000000000000010.bin"), "{message}");
+        let _ = std::fs::remove_dir_all(&directory);
+    }
+}
