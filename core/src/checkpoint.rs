@@ -179,7 +179,7 @@ pub fn list(directory: &Path) -> Result<Vec<(u64, PathBuf)>, CheckpointError> {
             found.push((seq, entry.path()));
         }
     }
-    found.sort_unstable_by(|left, right| right.0.cmp(&left.0));
+    found.sort_unstable_by_key(|(seq, _)| std::cmp::Reverse(*seq));
     Ok(found)
 }
 
