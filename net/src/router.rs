@@ -10,8 +10,11 @@
 //! # Layout
 //! - [`links`]: builds the two anonymous SPSC rings per shard.
 //! - [`open_journal`]: the journal options from `[server]`.
-//! - [`Router`]: recovery of per-master progress from the journal, then the
-//!   poll loop ([`Router::run`]) with the configured idle strategy.
+//! - [`Router`]: recovery (the newest checkpoint, then the journal above
+//!   it), then the poll loop ([`Router::run`]) with the configured idle
+//!   strategy; at `checkpoint_journal_bytes` it serializes a checkpoint,
+//!   hands it to [`crate::checkpoint::CheckpointWriter`] once its seq is
+//!   durable, and releases the journal below it once written.
 //!
 //! # Invariants
 //! - An `ack` for `seq` leaves the router only once `durable_seq()` covers
@@ -22,6 +25,9 @@
 //! - A copy's `seq` is the slave's previous one plus 1, recovered from the
 //!   journal at start; a copy leaves the router only once durable, so a
 //!   crash can never make a `seq` be given to two different copies.
+//! - Journal segments are released only below a checkpoint written
+//!   durably, at a seq the journal held durably, so recovery always finds
+//!   the state below the journal's first record in a checkpoint.
 //! - A copy is kept in the slave's [`SlaveDelivery`] before the live
 //!   connection is looked up (under one lock), so a session that starts
 //!   meanwhile replays it or receives it, never neither.
@@ -460,6 +466,16 @@ impl Router {
         segments >= 2 && segments > self.checkpoint_failed_segments && self.journal.retained_bytes() >= self.checkpoint_journal_bytes
     }
 
+    /// True while a checkpoint is in progress and the journal is at its
+    /// segment bound: the next segment could only be taken after the
+    /// release that checkpoint brings, so the rings wait (back pressure)
+    /// rather than fill the journal and stop the bridge. Only a journal of
+    /// a few segments (`journal_bytes_max` near `checkpoint_journal_bytes`)
+    /// ever waits here.
+    fn checkpoint_holds_input(&self) -> bool {
+        !matches!(self.checkpoint, CheckpointStep::Idle) && self.journal.segments_count() >= self.journal.options().segments_max
+    }
+
     /// Moves the checkpoint on by one step: take it when due, hand it to
     /// the writer once its seq is durable, release the journal below it once
     /// written.
@@ -599,8 +615,9 @@ impl Router {
     /// True when anything was done.
     fn poll_once(&mut self) -> anyhow::Result<bool> {
         let mut input = false;
+        let held = self.checkpoint_holds_input();
         for shard in 0..self.links.from_shards.len() {
-            if self.pending.len() >= PENDING_ACKS_MAX {
+            if self.pending.len() >= PENDING_ACKS_MAX || held {
                 break;
             }
             input |= self.read_shard(shard as u32)?;

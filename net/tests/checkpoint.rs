@@ -52,6 +52,26 @@ fn result_text(copy: &Copy) -> String {
     )
 }
 
+/// Sends one HTTP GET and returns the whole response.
+fn http_get(address: &str, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(address).expect("connect to metrics");
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).expect("timeout");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").expect("send request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    response
+}
+
+/// The value of the metric line `name <value>`.
+fn metric(text: &str, name: &str) -> u64 {
+    let prefix = format!("{name} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
 /// (first seq by name, bytes) of each journal segment, and the checkpoint
 /// seqs, in `directory`.
 fn journal_files(directory: &Path) -> (Vec<(u64, u64)>, Vec<u64>) {
@@ -73,7 +93,7 @@ fn journal_files(directory: &Path) -> (Vec<(u64, u64)>, Vec<u64>) {
 #[test]
 fn checkpoints_keep_a_tiny_journal_bounded_and_a_killed_bridge_recovers_from_one() {
     // Shows: with a 2 MiB journal, 8,000 events (several times its size) are all acked and copied while the journal stays within 2 MiB and its segments are released after checkpoints; after SIGKILL mid-stream the restart (from a checkpoint: the journal no longer starts at seq 1) gives the right ack_seq, re-sends exactly the unconfirmed copies above the slave's last_seq, and routes nothing twice.
-    let bridge = Bridge::start_with_follow_extra(
+    let mut bridge = Bridge::start_with_follow_extra(
         &[
             ("journal_segment_bytes", "1048576"),
             ("journal_bytes_max", "2097152"),
@@ -81,10 +101,13 @@ fn checkpoints_keep_a_tiny_journal_bounded_and_a_killed_bridge_recovers_from_one
             ("rate_limit_per_second", "100000"),
             ("rate_limit_burst", "100000"),
             ("hb_ms", "20000"),
+            ("metrics_listen", "\"127.0.0.1:0\""),
         ],
         "mode = \"frozen\"",
     );
     let journal = bridge.journal_directory();
+    let line = bridge.read_stdout_line();
+    let metrics_address = line.trim().strip_prefix("tradebridge metrics on http://").and_then(|rest| rest.strip_suffix("/metrics")).expect("metrics line").to_string();
     let (mut slave, _) = bridge.login_as(SLAVE_LOGIN, SLAVE_KEY, "slave", 0);
     slave.send(STATE_TEXT);
     slave.expect_alive();
@@ -113,6 +136,11 @@ fn checkpoints_keep_a_tiny_journal_bounded_and_a_killed_bridge_recovers_from_one
     let (segments, checkpoints) = journal_files(&journal);
     assert!(segments[0].0 > 1, "the journal was released below a checkpoint: {segments:?}");
     assert!(!checkpoints.is_empty(), "a checkpoint file is kept");
+    // Two releases at least (four segments, two at a time), each after a checkpoint.
+    let metrics = http_get(&metrics_address, "/metrics");
+    let written: u64 = metric(&metrics, "tradebridge_checkpoints_written_total");
+    assert!(written >= 2, "{metrics}");
+    assert!(metric(&metrics, "tradebridge_journal_bytes") <= 2 << 20, "{metrics}");
 
     // Mid-stream: a batch is sent, half of its acks read; the slave takes
     // its copies but confirms (by result and by last_seq) only up to `confirmed`.
