@@ -47,9 +47,19 @@ const TEMPORARY_EXTENSION: &str = ".tmp";
 #[derive(Debug)]
 pub enum CheckpointError {
     /// A file system call failed.
-    Io { path: PathBuf, operation: &'static str, source: std::io::Error },
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What was done to it.
+        operation: &'static str,
+        /// The system's error.
+        source: std::io::Error,
+    },
     /// The bytes are not a valid checkpoint.
-    Invalid { reason: String },
+    Invalid {
+        /// What is wrong, with the value found and the one expected.
+        reason: String,
+    },
 }
 
 impl fmt::Display for CheckpointError {

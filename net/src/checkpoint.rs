@@ -52,11 +52,15 @@ pub struct RouterStateRef<'router> {
 /// The router's state read back from a checkpoint.
 #[derive(Deserialize)]
 pub struct RouterState {
-    /// See [`RouterStateRef`].
+    /// The engine's dynamic state.
     pub engine: EngineState,
+    /// Per-master progress, by login.
     pub masters: Vec<MasterProgressEntry>,
+    /// Last copy `seq` per slave, by login.
     pub copy_seqs: Vec<(u64, u64)>,
+    /// Copies awaiting their result per slave, by login then `seq`.
     pub instructions: Vec<(u64, BTreeMap<u64, CopyInstruction>)>,
+    /// Copies kept for replay per slave, by login, each in `seq` order.
     pub kept: Vec<(u64, Vec<Copy>)>,
 }
 

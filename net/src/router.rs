@@ -491,7 +491,9 @@ impl Router {
             CheckpointStep::Writing { seq, serialize_us } => match self.checkpoint_writer.try_report() {
                 None => self.checkpoint = CheckpointStep::Writing { seq, serialize_us },
                 Some(Written::Done { seq, path, bytes, write_ms }) => {
+                    let release_started = Instant::now();
                     let released = self.journal.truncate_before(seq + 1).context("releasing journal segments below a checkpoint")?;
+                    let release_ms = release_started.elapsed().as_secs_f64() * 1_000.0;
                     self.checkpoint_failed_segments = 0;
                     Metrics::count(&self.metrics.checkpoints_written);
                     tracing::info!(
@@ -500,6 +502,7 @@ impl Router {
                         bytes,
                         serialize_ms = serialize_us as f64 / 1_000.0,
                         write_ms,
+                        release_ms,
                         segments_released = released,
                         journal_bytes = self.journal.retained_bytes(),
                         "checkpoint written; journal released below it"

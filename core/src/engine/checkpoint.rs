@@ -56,13 +56,19 @@ struct MasterStateRef<'book> {
 /// One master's dynamic state, read back.
 #[derive(Deserialize)]
 struct MasterState {
-    /// See [`MasterStateRef`].
+    /// Last snapshot figures.
     figures: Option<AccountFigures>,
+    /// True once a snapshot was reconciled.
     snapshot_seen: bool,
+    /// Positions with their copies, in the order of `follower_slaves`.
     positions: BTreeMap<u64, MasterPosition>,
+    /// The slave of each copy slot when the checkpoint was taken.
     follower_slaves: Vec<u64>,
+    /// Closed positions whose copies have not settled.
     closed_unsettled: VecDeque<u64>,
+    /// Evicted unsettled positions; only grows.
     evicted_unsettled_total: u64,
+    /// Recently settled position ids, oldest first.
     closed_recent: VecDeque<u64>,
 }
 
@@ -86,12 +92,17 @@ struct SlaveStateRef<'book> {
 /// One slave's dynamic state, read back.
 #[derive(Deserialize)]
 struct SlaveState {
-    /// See [`SlaveStateRef`].
+    /// Last `state` figures.
     figures: Option<AccountFigures>,
+    /// Known symbols; its bound comes from the config on restore.
     symbols: SymbolTable,
+    /// Start of the current UTC day.
     day: Option<DayStart>,
+    /// Open or pending copies.
     active_total: u32,
+    /// The same per symbol.
     active_per_symbol: BTreeMap<String, u32>,
+    /// Orphan closes in flight.
     orphan_closes: BTreeSet<(u64, u64)>,
 }
 
