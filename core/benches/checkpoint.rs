@@ -4,6 +4,9 @@
 //! copied to all its followers (99,000 copies in the ledger), and the
 //! router-side tables a checkpoint adds: each slave's last copy seq, its 10
 //! instructions awaiting results and its 10 kept copies.
+//! `checkpoint_take_10k_accounts` is the whole of `Router::take_checkpoint`
+//! (tables sorted, kept copies serialized under their locks);
+//! `checkpoint_encode_*` time the serializer alone on prepared values.
 //!
 //! Run: `cargo bench -p tradebridge-core --bench checkpoint`
 //! (quicker: add `-- --warm-up-time 1 --measurement-time 5`).
@@ -50,6 +53,22 @@ struct RouterLike<'engine> {
     copy_seqs: Vec<(u64, u64)>,
     instructions: Vec<(u64, BTreeMap<u64, CopyInstruction>)>,
     kept: Vec<(u64, Vec<Copy>)>,
+}
+
+/// Each slave's kept copies, serialized under its lock without cloning (as
+/// `KeptCopies` in net/src/checkpoint.rs).
+struct Kept<'a>(&'a [(u64, std::sync::Mutex<std::collections::VecDeque<Copy>>)]);
+
+impl Serialize for Kept<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut sequence = serializer.serialize_seq(Some(self.0.len()))?;
+        for (slave, delivery) in self.0 {
+            let copies = delivery.lock().expect("unpoisoned");
+            sequence.serialize_element(&(*slave, &*copies))?;
+        }
+        sequence.end()
+    }
 }
 
 type RouterTables = (Vec<(u64, u64, u64)>, Vec<(u64, u64)>, Vec<(u64, BTreeMap<u64, CopyInstruction>)>, Vec<(u64, Vec<Copy>)>);
@@ -112,13 +131,40 @@ fn checkpoint_10k(criterion: &mut Criterion) {
     let (engine, (masters, copy_seqs, instructions, kept)) = loaded_engine();
     let copies: usize = kept.iter().map(|(_, copies): &(u64, Vec<Copy>)| copies.len()).sum();
     assert_eq!(copies as u64, MASTERS * FOLLOWERS_PER_MASTER * POSITIONS_PER_MASTER, "every follower copied every open");
-    let state = RouterLike { engine: engine.state(), masters, copy_seqs, instructions, kept };
+    // The router's own tables as it holds them: hash maps, and each slave's
+    // kept copies behind its delivery lock; `take` rebuilds the sorted lists
+    // and clones the copies as `Router::take_checkpoint` does.
+    let copy_seq_map: std::collections::HashMap<u64, u64> = copy_seqs.iter().copied().collect();
+    let instruction_map: std::collections::HashMap<u64, BTreeMap<u64, CopyInstruction>> = instructions.iter().cloned().collect();
+    let deliveries: Vec<(u64, std::sync::Mutex<std::collections::VecDeque<Copy>>)> =
+        kept.iter().map(|(slave, copies)| (*slave, std::sync::Mutex::new(copies.iter().cloned().collect()))).collect();
+    let take = |capacity_bytes: usize| {
+        let mut copy_seqs: Vec<(u64, u64)> = copy_seq_map.iter().map(|(slave, seq)| (*slave, *seq)).collect();
+        copy_seqs.sort_unstable();
+        let mut instructions: Vec<(u64, BTreeMap<u64, CopyInstruction>)> = Vec::new();
+        let mut sorted: Vec<_> = instruction_map.iter().collect();
+        sorted.sort_unstable_by_key(|(slave, _)| **slave);
+        #[derive(Serialize)]
+        struct Borrowed<'a> {
+            engine: EngineStateRef<'a>,
+            masters: &'a [(u64, u64, u64)],
+            copy_seqs: Vec<(u64, u64)>,
+            instructions: Vec<(u64, &'a BTreeMap<u64, CopyInstruction>)>,
+            kept: Kept<'a>,
+        }
+        instructions.clear();
+        let kept = Kept(&deliveries);
+        let state = Borrowed { engine: engine.state(), masters: &masters, copy_seqs, instructions: sorted.into_iter().map(|(slave, sent)| (*slave, sent)).collect(), kept };
+        tradebridge_core::checkpoint::encode(1, &state, capacity_bytes).expect("serializes")
+    };
+    let state = RouterLike { engine: engine.state(), masters: masters.clone(), copy_seqs, instructions, kept };
     let bytes = tradebridge_core::checkpoint::encode(1, &state, 0).expect("serializes");
     let engine_bytes = tradebridge_core::checkpoint::encode(1, &engine.state(), 0).expect("serializes");
     println!("checkpoint of 10,000 accounts: {} bytes ({} of them the engine's)", bytes.len(), engine_bytes.len());
     criterion.bench_function("checkpoint_encode_10k_accounts", |bencher| {
         bencher.iter(|| black_box(tradebridge_core::checkpoint::encode(1, black_box(&state), bytes.len()).expect("serializes")))
     });
+    criterion.bench_function("checkpoint_take_10k_accounts", |bencher| bencher.iter(|| black_box(take(bytes.len()))));
     criterion.bench_function("checkpoint_encode_10k_accounts_engine_only", |bencher| {
         bencher.iter(|| black_box(tradebridge_core::checkpoint::encode(1, black_box(&engine.state()), engine_bytes.len()).expect("serializes")))
     });

@@ -43,14 +43,14 @@ use tradebridge_core::journal::options::RECORD_BYTES_MAX_DEFAULT;
 use tradebridge_core::journal::{Journal, JournalOptions, SyncPolicy};
 
 use tradebridge_core::engine::{CopyInstruction, Decision, Engine, Outcome};
-use tradebridge_core::protocol::{self, Copy, Message, Role, TradeResult};
+use tradebridge_core::protocol::{self, Copy, Message, TradeResult};
 use tradebridge_core::record::{
     access_checked, AckRecord, CopyMeta, CopyRecord, MasterEventRecord, RecordEncoder, RecordKind, ResultRecord,
 };
 use tradebridge_core::ring::{Consumer, IdleAction, IdleStrategy as RingIdle, Idler, Producer, Ring};
 
 use crate::accounts::{AccountTable, SlaveDelivery};
-use crate::checkpoint::{CheckpointWriter, RouterState, RouterStateRef, Written};
+use crate::checkpoint::{CheckpointWriter, KeptCopies, RouterState, RouterStateRef, Written};
 use crate::doorbell::Doorbell;
 use crate::metrics::{Metrics, Stage};
 
@@ -542,9 +542,9 @@ impl Router {
     }
 
     /// Every slave's copies a restart must be able to replay: those kept
-    /// for delivery, then those journaled but not yet durable (kept once
-    /// they are), in `seq` order, by slave login.
-    fn kept_copies(&self) -> Vec<(u64, Vec<Copy>)> {
+    /// for delivery (serialized in place), then those journaled but not yet
+    /// durable (kept once they are), in `seq` order.
+    fn kept_copies(&self) -> KeptCopies<'_> {
         let mut waiting: HashMap<u64, Vec<Copy>> = HashMap::new();
         for pending in &self.pending {
             if let Waiting::Copy(record) = &pending.waiting {
@@ -554,16 +554,7 @@ impl Router {
                 }
             }
         }
-        let mut kept = Vec::new();
-        for account in self.accounts.iter().filter(|account| account.role == Role::Slave) {
-            let mut copies: Vec<Copy> = account.delivery().copies.iter().cloned().collect();
-            copies.extend(waiting.remove(&account.login).unwrap_or_default());
-            if !copies.is_empty() {
-                kept.push((account.login, copies));
-            }
-        }
-        kept.sort_unstable_by_key(|(slave, _)| *slave);
-        kept
+        KeptCopies { accounts: &self.accounts, waiting }
     }
 
     /// The poll loop; returns `Ok` once `stop` is set (after a last pass

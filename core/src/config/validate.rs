@@ -151,7 +151,7 @@ const JOURNAL_BYTES_MAX: Range<u64> = Range {
     max: 1 << 40,
 };
 /// 1 GiB of journal between checkpoints: a checkpoint of 10,000 accounts
-/// with 99,000 open copies is 33 MB and blocks routing for 29 ms (bench
+/// with 99,000 open copies is 33 MB and blocks routing for 31 ms (bench
 /// `checkpoint`), so one per gigabyte of traffic (over a million events) is
 /// rare, and a restart replays at most that.
 /// When unset it is lowered to `journal_bytes_max - journal_segment_bytes`.
