@@ -12,7 +12,7 @@
 //! # Layout
 //! - [`encode`] / [`decode`]: state <-> file bytes, with the checks.
 //! - [`write_file`]: temporary file, fsync, rename, directory fsync.
-//! - [`list`], [`remove_older`]: the checkpoint files of a directory.
+//! - [`list`], [`remove_others`]: the checkpoint files of a directory.
 //!
 //! # Invariants
 //! - A file is only ever seen complete under its final name: it is written
@@ -193,13 +193,14 @@ pub fn list(directory: &Path) -> Result<Vec<(u64, PathBuf)>, CheckpointError> {
     Ok(found)
 }
 
-/// Removes every checkpoint file below `seq` (once the one at `seq` is
-/// durable they are no longer needed), then syncs the directory. Returns
-/// how many were removed.
-pub fn remove_older(directory: &Path, seq: u64) -> Result<u32, CheckpointError> {
+/// Removes every checkpoint file but the one at `seq` (once it is durable
+/// the older ones are no longer needed, and a newer one can only be left
+/// from a journal since removed), then syncs the directory. Returns how
+/// many were removed.
+pub fn remove_others(directory: &Path, seq: u64) -> Result<u32, CheckpointError> {
     let mut removed = 0u32;
-    for (older_seq, path) in list(directory)? {
-        if older_seq < seq {
+    for (other_seq, path) in list(directory)? {
+        if other_seq != seq {
             fs::remove_file(&path).map_err(io_error(&path, "remove"))?;
             removed += 1;
         }
@@ -231,7 +232,7 @@ mod tests {
 
     #[test]
     fn files_are_listed_newest_first_and_older_ones_removed() {
-        // Shows the file naming, the listing order, the removal of leftovers and of older checkpoints.
+        // Shows the file naming, the listing order, the removal of leftovers and of every checkpoint but the kept one.
         let directory = crate::journal::testing::TempDirectory::new("checkpoint-files");
         let directory_path = directory.0.as_path();
         for seq in [5u64, 70, 12] {
@@ -242,9 +243,9 @@ mod tests {
         let seqs: Vec<u64> = list(directory_path).unwrap().into_iter().map(|(seq, _)| seq).collect();
         assert_eq!(seqs, vec![70, 12, 5]);
         assert!(!directory_path.join("checkpoint-00000000000000000099.bin.tmp").exists());
-        assert_eq!(remove_older(directory_path, 70).unwrap(), 2);
+        assert_eq!(remove_others(directory_path, 12).unwrap(), 2);
         let seqs: Vec<u64> = list(directory_path).unwrap().into_iter().map(|(seq, _)| seq).collect();
-        assert_eq!(seqs, vec![70]);
+        assert_eq!(seqs, vec![12]);
         assert_eq!(parse_file_name(&file_name(u64::MAX)), Some(u64::MAX));
         assert_eq!(parse_file_name("checkpoint-1.bin"), None);
     }

@@ -14,8 +14,10 @@
 //! - `RouterStateRef` and `RouterState` serialize field for field alike.
 //! - A checkpoint at `seq` is used only when the journal holds every record
 //!   above it: `seq + 1 >= first_seq` and `seq <= last_seq`.
-//! - The writer removes older checkpoint files only after the new one and
-//!   its directory entry are durable.
+//! - The writer removes the other checkpoint files only after the new one
+//!   and its directory entry are durable.
+//! - A checkpoint ahead of the journal is renamed aside at start, never
+//!   loaded later.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -206,7 +208,7 @@ impl Drop for CheckpointWriter {
 fn write(directory: &Path, job: Job) -> Written {
     let started = Instant::now();
     let written = checkpoint::write_file(directory, job.seq, &job.bytes).and_then(|path| {
-        checkpoint::remove_older(directory, job.seq)?;
+        checkpoint::remove_others(directory, job.seq)?;
         Ok(path)
     });
     match written {
@@ -214,6 +216,9 @@ fn write(directory: &Path, job: Job) -> Written {
         Err(error) => Written::Failed { seq: job.seq, error: error.to_string() },
     }
 }
+
+/// Appended to the name of a checkpoint ahead of the journal.
+const AHEAD_SUFFIX: &str = ".ahead";
 
 /// The newest valid checkpoint in `directory` the journal can continue
 /// (`seq + 1 >= first_seq`, `seq <= last_seq`); an invalid one is logged and
@@ -223,7 +228,12 @@ pub fn load(directory: &Path, first_seq: u64, last_seq: u64) -> anyhow::Result<O
     let files = checkpoint::list(directory).with_context(|| format!("listing checkpoints in {}", directory.display()))?;
     for (seq, path) in files {
         if seq > last_seq {
-            tracing::warn!(path = %path.display(), seq, last_seq, "checkpoint is ahead of the journal (records lost after it was written); trying an older one");
+            // From a journal since lost or removed: set aside, so that once
+            // the new journal passes its seq it is never taken for its state.
+            let mut aside = path.clone().into_os_string();
+            aside.push(AHEAD_SUFFIX);
+            std::fs::rename(&path, &aside).with_context(|| format!("setting aside {}", path.display()))?;
+            tracing::warn!(path = %path.display(), seq, last_seq, aside = ?aside, "checkpoint is ahead of the journal (its records are gone); set aside, trying an older one");
             continue;
         }
         if seq + 1 < first_seq {
@@ -301,13 +311,16 @@ key_sha256 = "1111111111111111111111111111111111111111111111111111111111111111"
         let newest = write_checkpoint(&directory, &engine, 20);
         let seq_of = |first_seq, last_seq| load(&directory, first_seq, last_seq).expect("load").map(|(seq, state)| (seq, state.masters));
         assert_eq!(seq_of(5, 30), Some((20, vec![(100, 20, 20)])));
-        assert_eq!(seq_of(5, 15), Some((10, vec![(100, 10, 10)])), "a checkpoint ahead of the journal is skipped");
         let mut bytes = std::fs::read(&newest).expect("read");
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
         std::fs::write(&newest, bytes).expect("corrupt");
         assert_eq!(seq_of(5, 30), Some((10, vec![(100, 10, 10)])), "a corrupt newest falls back");
         assert_eq!(seq_of(12, 30), None, "checkpoint 10 leaves a gap before journal seq 12");
+        write_checkpoint(&directory, &engine, 40);
+        assert_eq!(seq_of(5, 30), Some((10, vec![(100, 10, 10)])), "a checkpoint ahead of the journal is skipped");
+        assert!(directory.join("checkpoint-00000000000000000040.bin.ahead").exists(), "and set aside");
+        assert_eq!(seq_of(5, 50), Some((10, vec![(100, 10, 10)])), "never loaded once the journal passes it");
         let message = missing_error(&directory, 12).to_string();
         assert!(message.contains("starts at seq 12") && message.contains("checkpoint-00000000000000000010.bin"), "{message}");
         let _ = std::fs::remove_dir_all(&directory);
