@@ -7,6 +7,8 @@
 //!   codec (parse and write, both directions).
 //! - [`journal`]: append-only, memory-mapped log of events, copies and
 //!   results with crash recovery; the bridge's single source of truth.
+//! - [`checkpoint`]: checkpoint files of the routing state (header,
+//!   checksum, durable write), so old journal segments can be released.
 //! - [`ring`]: bounded single-producer single-consumer ring of variable-length
 //!   records over a memory mapping (anonymous or a `/dev/shm` file).
 //! - [`record`]: rkyv trade records carried by the rings (master events,
@@ -20,6 +22,7 @@
 //! - No function in this crate opens a socket or reads a clock.
 //! - Wire and record integers are `u32`/`u64`, never `usize`.
 
+pub mod checkpoint;
 pub mod config;
 pub mod engine;
 pub mod hgrm;

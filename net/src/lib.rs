@@ -16,7 +16,11 @@
 //!   shard -> router rings (snapshots, states and symbols too, in order),
 //!   de-duplicates events by per-master `seq`, journals everything, gives
 //!   copies per-slave seqs, and returns acks and copies once durable through
-//!   the router -> shard rings. Rebuilds all of it from the journal at start.
+//!   the router -> shard rings. Rebuilds all of it at start from the newest
+//!   checkpoint and the journal above it.
+//! - [`checkpoint`]: the router's state as of one journal seq, written by a
+//!   background thread, so old journal segments are released and a restart
+//!   replays only the journal above it.
 //! - [`doorbell`]: how a producer wakes the router or a shard's pump that
 //!   sleeps on empty rings (thread unpark, or a byte on a socket pair).
 //! - [`metrics`]: counters and HDR latency histograms per stage, served as
@@ -38,6 +42,7 @@
 //!   1001 (bounded wait), the journal flushed, exit code 0.
 
 pub mod accounts;
+pub mod checkpoint;
 pub mod doorbell;
 pub mod limits;
 pub mod metrics;

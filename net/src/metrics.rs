@@ -105,6 +105,9 @@ pub struct Metrics {
     pub ring_full: AtomicU64,
     /// Acks or copies dropped because a connection's outbox was full; only grows.
     pub outbox_full: AtomicU64,
+    /// Checkpoints written (after which journal segments are released);
+    /// only grows.
+    pub checkpoints_written: AtomicU64,
     /// Bytes of journal segments held; set by the router when it changes.
     pub journal_bytes: AtomicU64,
     /// `journal_bytes_max`; set by the router.
@@ -132,6 +135,7 @@ impl Default for Metrics {
             copies_sent: AtomicU64::new(0),
             ring_full: AtomicU64::new(0),
             outbox_full: AtomicU64::new(0),
+            checkpoints_written: AtomicU64::new(0),
             journal_bytes: AtomicU64::new(0),
             journal_bytes_max: AtomicU64::new(0),
         }
@@ -163,6 +167,7 @@ impl Metrics {
             ("tradebridge_copies_sent_total", "Copies written to slave sockets.", &self.copies_sent),
             ("tradebridge_ring_full_total", "Frames refused on a full shard->router ring.", &self.ring_full),
             ("tradebridge_outbox_full_total", "Messages dropped on a full connection outbox.", &self.outbox_full),
+            ("tradebridge_checkpoints_written_total", "Checkpoints written; each releases the journal segments below it.", &self.checkpoints_written),
         ];
         for (name, help, counter) in counters {
             let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", counter.load(Ordering::Relaxed));

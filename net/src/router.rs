@@ -10,8 +10,11 @@
 //! # Layout
 //! - [`links`]: builds the two anonymous SPSC rings per shard.
 //! - [`open_journal`]: the journal options from `[server]`.
-//! - [`Router`]: recovery of per-master progress from the journal, then the
-//!   poll loop ([`Router::run`]) with the configured idle strategy.
+//! - [`Router`]: recovery (the newest checkpoint, then the journal above
+//!   it), then the poll loop ([`Router::run`]) with the configured idle
+//!   strategy; at `checkpoint_journal_bytes` it serializes a checkpoint,
+//!   hands it to [`crate::checkpoint::CheckpointWriter`] once its seq is
+//!   durable, and releases the journal below it once written.
 //!
 //! # Invariants
 //! - An `ack` for `seq` leaves the router only once `durable_seq()` covers
@@ -22,6 +25,9 @@
 //! - A copy's `seq` is the slave's previous one plus 1, recovered from the
 //!   journal at start; a copy leaves the router only once durable, so a
 //!   crash can never make a `seq` be given to two different copies.
+//! - Journal segments are released only below a checkpoint written
+//!   durably, at a seq the journal held durably, so recovery always finds
+//!   the state below the journal's first record in a checkpoint.
 //! - A copy is kept in the slave's [`SlaveDelivery`] before the live
 //!   connection is looked up (under one lock), so a session that starts
 //!   meanwhile replays it or receives it, never neither.
@@ -44,6 +50,7 @@ use tradebridge_core::record::{
 use tradebridge_core::ring::{Consumer, IdleAction, IdleStrategy as RingIdle, Idler, Producer, Ring};
 
 use crate::accounts::{AccountTable, SlaveDelivery};
+use crate::checkpoint::{CheckpointWriter, KeptCopies, RouterState, RouterStateRef, Written};
 use crate::doorbell::Doorbell;
 use crate::metrics::{Metrics, Stage};
 
@@ -237,6 +244,17 @@ struct PendingAck {
     waiting: Waiting,
 }
 
+/// Where the next checkpoint stands; at most one is in progress.
+enum CheckpointStep {
+    /// None in progress.
+    Idle,
+    /// Serialized as of journal `seq`, waiting until the journal holds
+    /// `seq` durably (a checkpoint never names a record a crash could lose).
+    Serialized { seq: u64, bytes: Vec<u8>, serialize_us: u64 },
+    /// Handed to the writer thread.
+    Writing { seq: u64, serialize_us: u64 },
+}
+
 /// The routing core's state; lives on its own thread.
 pub struct Router {
     /// The journal; the router is its only writer.
@@ -275,6 +293,19 @@ pub struct Router {
     /// The journal's segment count when its size was last published; 0
     /// before the first pass.
     segments_seen: u32,
+    /// Writes checkpoints on its own thread.
+    checkpoint_writer: CheckpointWriter,
+    /// The checkpoint in progress, if any.
+    checkpoint: CheckpointStep,
+    /// `server.checkpoint_journal_bytes`: the journal size that calls for a
+    /// checkpoint.
+    checkpoint_journal_bytes: u64,
+    /// The segment count when the last checkpoint failed (0 when none did):
+    /// the next attempt waits until the journal takes another segment, so a
+    /// failing disk is not retried on every pass.
+    checkpoint_failed_segments: u32,
+    /// Size of the last checkpoint serialized, the next one's first guess.
+    checkpoint_bytes_last: usize,
 }
 
 impl Router {
@@ -288,6 +319,7 @@ impl Router {
         started: Instant,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Router> {
+        let checkpoint_writer = CheckpointWriter::start(journal.directory().to_path_buf())?;
         let mut router = Router {
             journal,
             links,
@@ -304,6 +336,11 @@ impl Router {
             decisions: Vec::new(),
             copies_ring_full_count: 0,
             segments_seen: 0,
+            checkpoint_writer,
+            checkpoint: CheckpointStep::Idle,
+            checkpoint_journal_bytes: config.server.checkpoint_journal_bytes,
+            checkpoint_failed_segments: 0,
+            checkpoint_bytes_last: 0,
         };
         router.recover()?;
         Ok(router)
@@ -315,9 +352,10 @@ impl Router {
     /// copies for replay; publishes each master's durable `ack_seq`.
     fn recover(&mut self) -> anyhow::Result<()> {
         let mut decisions = Vec::new();
-        let first_seq = self.journal.first_seq();
+        let replay_from = self.restore_checkpoint()?;
         let last_seq = self.journal.last_seq();
-        for journal_seq in first_seq..=last_seq {
+        tracing::info!(replay_from, last_seq, "replaying the journal");
+        for journal_seq in replay_from..=last_seq {
             let Some(entry) = self.journal.read(journal_seq) else {
                 continue;
             };
@@ -363,6 +401,160 @@ impl Router {
             }
         }
         Ok(())
+    }
+
+    /// Restores the newest usable checkpoint, if any; returns the first
+    /// journal seq to replay. Without one, the journal must still start at
+    /// seq 1.
+    fn restore_checkpoint(&mut self) -> anyhow::Result<u64> {
+        let first_seq = self.journal.first_seq();
+        let last_seq = self.journal.last_seq();
+        let directory = self.journal.directory().to_path_buf();
+        match crate::checkpoint::load(&directory, first_seq, last_seq)? {
+            Some((seq, state)) => {
+                self.restore(seq, state);
+                Ok(seq + 1)
+            }
+            None if first_seq > 1 => Err(crate::checkpoint::missing_error(&directory, first_seq)),
+            None => Ok(first_seq),
+        }
+    }
+
+    /// Moves a checkpoint's state into the fresh engine and tables; what
+    /// belongs to logins the config no longer has is dropped (logged).
+    fn restore(&mut self, seq: u64, state: RouterState) {
+        let report = self.engine.restore(state.engine);
+        if report != Default::default() {
+            tracing::warn!(seq, ?report, "checkpoint restored with accounts or follows changed since");
+        }
+        let mut dropped: Vec<u64> = Vec::new();
+        for (login, event_seq, journal_seq) in state.masters {
+            match self.accounts.get(login) {
+                Some(_) => drop(self.masters.insert(login, MasterProgress { event_seq, journal_seq })),
+                None => dropped.push(login),
+            }
+        }
+        for (slave, copy_seq) in state.copy_seqs {
+            match self.accounts.get(slave) {
+                Some(_) => drop(self.copy_seqs.insert(slave, copy_seq)),
+                None => dropped.push(slave),
+            }
+        }
+        for (slave, sent) in state.instructions {
+            if self.accounts.get(slave).is_some() {
+                self.instructions.insert(slave, sent);
+            }
+        }
+        for (slave, copies) in state.kept {
+            match self.accounts.get(slave) {
+                Some(account) => copies.into_iter().for_each(|copy| account.delivery().retain(copy)),
+                None => dropped.push(slave),
+            }
+        }
+        dropped.sort_unstable();
+        dropped.dedup();
+        if !dropped.is_empty() {
+            tracing::warn!(seq, logins = ?dropped, "checkpoint accounts no longer configured: their progress, copy seqs and kept copies are dropped");
+        }
+        tracing::info!(seq, masters = self.masters.len(), slaves = self.copy_seqs.len(), "checkpoint restored");
+    }
+
+    /// True when the journal is large enough to call for a checkpoint and
+    /// has a sealed segment one would release.
+    fn checkpoint_due(&self) -> bool {
+        let segments = self.journal.segments_count();
+        segments >= 2 && segments > self.checkpoint_failed_segments && self.journal.retained_bytes() >= self.checkpoint_journal_bytes
+    }
+
+    /// True while a checkpoint is in progress and the journal is at its
+    /// segment bound: the next segment could only be taken after the
+    /// release that checkpoint brings, so the rings wait (back pressure)
+    /// rather than fill the journal and stop the bridge. Only a journal of
+    /// a few segments (`journal_bytes_max` near `checkpoint_journal_bytes`)
+    /// ever waits here.
+    fn checkpoint_holds_input(&self) -> bool {
+        !matches!(self.checkpoint, CheckpointStep::Idle) && self.journal.segments_count() >= self.journal.options().segments_max
+    }
+
+    /// Moves the checkpoint on by one step: take it when due, hand it to
+    /// the writer once its seq is durable, release the journal below it once
+    /// written.
+    fn advance_checkpoint(&mut self) -> anyhow::Result<()> {
+        match std::mem::replace(&mut self.checkpoint, CheckpointStep::Idle) {
+            CheckpointStep::Idle if self.checkpoint_due() => self.take_checkpoint()?,
+            CheckpointStep::Idle => {}
+            CheckpointStep::Serialized { seq, bytes, serialize_us } if self.journal.durable_seq() >= seq => {
+                self.checkpoint_writer.submit(seq, bytes)?;
+                self.checkpoint = CheckpointStep::Writing { seq, serialize_us };
+            }
+            waiting @ CheckpointStep::Serialized { .. } => self.checkpoint = waiting,
+            CheckpointStep::Writing { seq, serialize_us } => match self.checkpoint_writer.try_report() {
+                None => self.checkpoint = CheckpointStep::Writing { seq, serialize_us },
+                Some(Written::Done { seq, path, bytes, write_ms }) => {
+                    let release_started = Instant::now();
+                    let released = self.journal.truncate_before(seq + 1).context("releasing journal segments below a checkpoint")?;
+                    let release_ms = release_started.elapsed().as_secs_f64() * 1_000.0;
+                    self.checkpoint_failed_segments = 0;
+                    Metrics::count(&self.metrics.checkpoints_written);
+                    tracing::info!(
+                        seq,
+                        path = %path.display(),
+                        bytes,
+                        serialize_ms = serialize_us as f64 / 1_000.0,
+                        write_ms,
+                        release_ms,
+                        segments_released = released,
+                        journal_bytes = self.journal.retained_bytes(),
+                        "checkpoint written; journal released below it"
+                    );
+                }
+                Some(Written::Failed { seq, error }) => {
+                    self.checkpoint_failed_segments = self.journal.segments_count();
+                    tracing::error!(seq, %error, "checkpoint not written; the journal keeps its segments and grows toward journal_bytes_max");
+                }
+            },
+        }
+        Ok(())
+    }
+
+    /// Serializes the router's state as of the journal's last record (this
+    /// blocks routing while it runs).
+    fn take_checkpoint(&mut self) -> anyhow::Result<()> {
+        let started = Instant::now();
+        let seq = self.journal.last_seq();
+        let mut masters: Vec<_> = self.masters.iter().map(|(login, progress)| (*login, progress.event_seq, progress.journal_seq)).collect();
+        masters.sort_unstable();
+        let mut copy_seqs: Vec<(u64, u64)> = self.copy_seqs.iter().map(|(slave, seq)| (*slave, *seq)).collect();
+        copy_seqs.sort_unstable();
+        let mut instructions: Vec<_> = self.instructions.iter().map(|(slave, sent)| (*slave, sent)).collect();
+        instructions.sort_unstable_by_key(|(slave, _)| *slave);
+        let kept = self.kept_copies();
+        let state = RouterStateRef { engine: self.engine.state(), masters, copy_seqs, instructions, kept };
+        // An eighth above the previous size: the state changes little between
+        // checkpoints, and one allocation beats growing tens of megabytes.
+        let capacity_bytes = self.checkpoint_bytes_last + self.checkpoint_bytes_last / 8;
+        let bytes = tradebridge_core::checkpoint::encode(seq, &state, capacity_bytes).with_context(|| format!("checkpoint at journal seq {seq}"))?;
+        self.checkpoint_bytes_last = bytes.len();
+        let serialize_us = started.elapsed().as_micros() as u64;
+        tracing::debug!(seq, bytes = bytes.len(), serialize_us, "checkpoint serialized");
+        self.checkpoint = CheckpointStep::Serialized { seq, bytes, serialize_us };
+        Ok(())
+    }
+
+    /// Every slave's copies a restart must be able to replay: those kept
+    /// for delivery (serialized in place), then those journaled but not yet
+    /// durable (kept once they are), in `seq` order.
+    fn kept_copies(&self) -> KeptCopies<'_> {
+        let mut waiting: HashMap<u64, Vec<Copy>> = HashMap::new();
+        for pending in &self.pending {
+            if let Waiting::Copy(record) = &pending.waiting {
+                match (**record).clone().into_copy() {
+                    Ok(copy) => waiting.entry(record.slave_login).or_default().push(copy),
+                    Err(error) => tracing::error!(%error, "invalid copy record left out of a checkpoint"),
+                }
+            }
+        }
+        KeptCopies { accounts: &self.accounts, waiting }
     }
 
     /// The poll loop; returns `Ok` once `stop` is set (after a last pass
@@ -417,8 +609,9 @@ impl Router {
     /// True when anything was done.
     fn poll_once(&mut self) -> anyhow::Result<bool> {
         let mut input = false;
+        let held = self.checkpoint_holds_input();
         for shard in 0..self.links.from_shards.len() {
-            if self.pending.len() >= PENDING_ACKS_MAX {
+            if self.pending.len() >= PENDING_ACKS_MAX || held {
                 break;
             }
             input |= self.read_shard(shard as u32)?;
@@ -436,6 +629,7 @@ impl Router {
             self.journal.flush().context("journal flush of a complete group")?;
         }
         let sent = self.send_durable_acks();
+        self.advance_checkpoint()?;
         if self.journal.segments_count() != self.segments_seen {
             self.on_journal_grown();
         }
@@ -443,19 +637,24 @@ impl Router {
     }
 
     /// Publishes the journal's size after it took or released a segment,
-    /// and warns once the journal passes [`JOURNAL_WARN_PERCENT`] of its
-    /// bound (it does not release segments yet; full, the bridge stops).
+    /// and warns once the journal passes both [`JOURNAL_WARN_PERCENT`] of
+    /// its bound and what checkpoints keep it to (they are then not keeping
+    /// up; full, the bridge stops).
     fn on_journal_grown(&mut self) {
         self.segments_seen = self.journal.segments_count();
         let bytes = self.journal.retained_bytes();
         let bytes_max = self.journal.options().retained_bytes_max;
         self.metrics.journal_bytes.store(bytes, Ordering::Relaxed);
         self.metrics.journal_bytes_max.store(bytes_max, Ordering::Relaxed);
-        if bytes.saturating_mul(100) >= bytes_max.saturating_mul(JOURNAL_WARN_PERCENT) {
+        // Up to a checkpoint's threshold plus the segment taken while it is
+        // written, the journal is as checkpoints keep it; beyond, they are
+        // not keeping up.
+        let checkpointed_bytes_max = self.checkpoint_journal_bytes.saturating_add(self.journal.options().segment_bytes);
+        if bytes > checkpointed_bytes_max && bytes.saturating_mul(100) >= bytes_max.saturating_mul(JOURNAL_WARN_PERCENT) {
             tracing::warn!(
                 journal_bytes = bytes,
                 journal_bytes_max = bytes_max,
-                "the journal is past {JOURNAL_WARN_PERCENT} % of journal_bytes_max; when full the bridge stops acking and exits"
+                "the journal is past {JOURNAL_WARN_PERCENT} % of journal_bytes_max (checkpoints are not releasing it); when full the bridge stops acking and exits"
             );
         }
     }

@@ -167,6 +167,11 @@ pub struct ServerConfig {
     /// Most bytes of journal segments held on disk; the bridge stops acking
     /// (and exits) when the journal would grow past it.
     pub journal_bytes_max: u64,
+    /// Journal size (bytes of its segments) at which the router takes a
+    /// checkpoint and releases the segments it covers; at most
+    /// `journal_bytes_max - journal_segment_bytes`, so the journal can take
+    /// one more segment while the checkpoint is written.
+    pub checkpoint_journal_bytes: u64,
     /// Idle strategy of the poll loops.
     pub idle: IdleStrategy,
     /// Log lines as JSON objects instead of text.

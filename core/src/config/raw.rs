@@ -52,6 +52,7 @@ pub(crate) struct RawServer {
     pub journal_group_ms: Option<Spanned<u64>>,
     pub journal_segment_bytes: Option<Spanned<u64>>,
     pub journal_bytes_max: Option<Spanned<u64>>,
+    pub checkpoint_journal_bytes: Option<Spanned<u64>>,
     pub idle: Option<RawIdle>,
     pub idle_park_backoff_us_max: Option<Spanned<u64>>,
     pub log_json: Option<bool>,

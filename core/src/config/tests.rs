@@ -898,3 +898,21 @@ fn follows_with_equal_symbol_rules_share_one_copy() {
     assert_eq!(rules[3].suffix, ".m");
     assert!(rules[3].map.is_empty() && rules[3].prefix.is_empty());
 }
+
+#[test]
+fn checkpoint_journal_bytes_leaves_room_for_one_more_segment() {
+    // Shows the checkpoint threshold's default, its lowering to journal_bytes_max - journal_segment_bytes when unset, and the refusals naming the key.
+    let with = |lines: &str| minimal().replace("journal_dir = \"./data/journal\"\n", &format!("journal_dir = \"./data/journal\"\n{lines}\n"));
+    let config = Config::from_toml_str(&minimal()).unwrap();
+    assert_eq!(config.server.checkpoint_journal_bytes, 1 << 30);
+    let small = with("journal_segment_bytes = 1048576\njournal_bytes_max = 2097152");
+    assert_eq!(Config::from_toml_str(&small).unwrap().server.checkpoint_journal_bytes, 1 << 20);
+    let too_large = with("journal_segment_bytes = 1048576\njournal_bytes_max = 2097152\ncheckpoint_journal_bytes = 2097152");
+    let error = Config::from_toml_str(&too_large).unwrap_err();
+    assert_eq!(error.key(), "server.checkpoint_journal_bytes");
+    assert!(error.to_string().contains("expected at most journal_bytes_max - journal_segment_bytes = 1048576"), "{error}");
+    let one_segment = with("journal_segment_bytes = 1048576\njournal_bytes_max = 1048576");
+    let error = Config::from_toml_str(&one_segment).unwrap_err();
+    assert_eq!(error.key(), "server.journal_bytes_max");
+    assert!(error.to_string().contains("expected at least 2097152"), "{error}");
+}

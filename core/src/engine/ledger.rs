@@ -40,7 +40,7 @@ use super::skip::SkipReason;
 pub(crate) const RESULT_OVERDUE_MS: u64 = 10_000;
 
 /// Why a follower has no copy of a position.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum NoCopyCause {
     /// The engine skipped it for this reason.
     Skipped(SkipReason),
@@ -68,7 +68,7 @@ impl NoCopyCause {
 }
 
 /// The life of one follower's copy of one master position.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum CopyStatus {
     /// A market open was sent; its result has not come.
     OpenSent,
@@ -99,7 +99,7 @@ impl CopyStatus {
 }
 
 /// One follower's copy of one master position.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SlaveCopy {
     /// Where the copy stands; changed only through `set_status`.
     pub status: CopyStatus,
@@ -268,7 +268,7 @@ pub(crate) struct SentOpen {
 }
 
 /// A master position (or pending order) and its copies.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct MasterPosition {
     /// Master symbol.
     pub symbol: String,
@@ -362,20 +362,20 @@ pub(crate) struct MasterBook {
     /// settled yet (they are still in `positions`), in the order the master
     /// closed them. Pushed when a close leaves a position unsettled; removed
     /// when it settles or is evicted.
-    closed_unsettled: VecDeque<u64>,
+    pub(crate) closed_unsettled: VecDeque<u64>,
     /// Closed positions evicted unsettled because `closed_unsettled` was
     /// full (a follower offline for long); only grows. For metrics.
     pub evicted_unsettled_total: u64,
     /// Recently settled (or evicted) position ids, oldest first, so that a
     /// late `open` or snapshot entry for them is not copied again.
-    closed_recent: VecDeque<u64>,
+    pub(crate) closed_recent: VecDeque<u64>,
     /// The same ids, for lookup.
-    closed_recent_set: BTreeSet<u64>,
+    pub(crate) closed_recent_set: BTreeSet<u64>,
     /// Bound of the open positions (`positions_per_master_max`).
     pub positions_max: usize,
     /// Bound of `closed_recent` and of `closed_unsettled`
     /// (`closed_positions_remembered_max`).
-    closed_remembered_max: usize,
+    pub(crate) closed_remembered_max: usize,
 }
 
 impl MasterBook {

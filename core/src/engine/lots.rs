@@ -52,7 +52,7 @@ pub fn units_to_lots(units: u64) -> f64 {
 }
 
 /// A slave symbol's volume limits, in units.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LotSpec {
     /// Smallest volume of an order (at least one step).
     pub min_units: u64,

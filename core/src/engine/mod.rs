@@ -7,6 +7,7 @@
 //! # Layout
 //! - This file: the API the bridge calls ([`Engine`], [`Decision`],
 //!   [`Outcome`], [`CopyInstruction`]) and the copy tag `tc:<master>:<pos>`.
+//! - [`checkpoint`]: the dynamic state a checkpoint holds, and its restore.
 //! - `events`: master `event`s (open, pending, modify, close, cancel) and
 //!   what each follower gets.
 //! - `reconcile`: master `snapshot`s and slave `state`s against the ledger,
@@ -29,6 +30,7 @@
 //!   closes of a position sum to what the slave opened (see [`lots`]).
 //! - Untagged slave positions (manual trades) are never touched.
 
+pub mod checkpoint;
 mod events;
 pub mod filters;
 pub mod ledger;
@@ -53,6 +55,7 @@ use ledger::{CopyStatus, Follower, MasterBook};
 use lots::lots_to_units;
 use risk::{FollowSlot, SlaveBook};
 
+pub use checkpoint::{EngineState, EngineStateRef, RestoreReport};
 pub use risk::AccountFigures;
 pub use skip::SkipReason;
 
@@ -78,7 +81,7 @@ pub enum Outcome {
 
 /// An instruction for a slave, before the delivery layer gives it a
 /// sequence number and an id.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CopyInstruction {
     /// Master login.
     pub master: u64,

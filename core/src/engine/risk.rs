@@ -23,7 +23,7 @@ use super::skip::SkipReason;
 use super::symbols::SymbolTable;
 
 /// Balance and equity from the slave's last `state`, in account currency.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AccountFigures {
     /// Balance: closed trades only.
     pub balance: f64,
@@ -32,7 +32,7 @@ pub struct AccountFigures {
 }
 
 /// The figures a UTC day's loss is measured from.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct DayStart {
     /// UTC day index (`now_ms / DAY_MS`) these figures start.
     pub day: u64,

@@ -8,7 +8,7 @@
 //! - Codes are unique and never change once released (operators alert on them).
 
 /// Why the engine produced no copy for one follower of a master event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum SkipReason {
     /// The master's symbol is not in `symbols_allow` or is in `symbols_deny`.
     SymbolNotAllowed,

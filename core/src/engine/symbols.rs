@@ -63,7 +63,7 @@ pub fn map_symbol(rules: &SymbolRules, master_symbol: &str) -> String {
 }
 
 /// What the engine keeps of one slave symbol.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SlaveSymbol {
     /// Volume limits in units.
     pub lots: LotSpec,
@@ -114,7 +114,7 @@ const NAMES_BYTES_MAX: usize = u32::MAX as usize;
 
 /// One stored symbol: its name's first bytes, where the whole name lies in
 /// [`SymbolTable::names`], and its spec.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct SymbolEntry {
     /// The name's first 8 bytes, big-endian, zero-padded: most comparisons
     /// of a lookup end here, without reading `names`.
@@ -178,7 +178,7 @@ impl<'name> NameKey<'name> {
 /// end. Names are only ever added, so the names buffer never has holes. The
 /// inline name prefix makes a lookup among 300 symbols about twice as fast
 /// as in the map it replaces.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct SymbolTable {
     /// Known symbols sorted by [`NameKey`] order, names unique; specs are
     /// replaced entry by entry on each merge. Once it holds one symbol, a
@@ -187,7 +187,9 @@ pub(crate) struct SymbolTable {
     entries: Box<[SymbolEntry]>,
     /// Every stored name, end to end, in the order they were added.
     names: Box<str>,
-    /// Names kept at most (`symbols_per_slave_max`).
+    /// Names kept at most (`symbols_per_slave_max`); from the config, so
+    /// not in a checkpoint (0 once read back, until [`SymbolTable::bounded`]).
+    #[serde(skip)]
     symbols_max: u32,
 }
 
@@ -199,6 +201,28 @@ impl SymbolTable {
             names: Box::default(),
             symbols_max,
         }
+    }
+
+    /// Names kept at most.
+    pub(crate) fn symbols_max(&self) -> u32 {
+        self.symbols_max
+    }
+
+    /// A table read back from a checkpoint, given the configured bound;
+    /// `None` when it holds more names than the bound now allows (the slave
+    /// then starts with no symbols, and its next `state` brings them).
+    pub(crate) fn bounded(mut self, symbols_max: u32) -> Option<SymbolTable> {
+        assert!(symbols_max > 0, "a slave must be able to hold one symbol");
+        let names_bytes = self.names.len() as u64;
+        let in_bounds = self
+            .entries
+            .iter()
+            .all(|entry| u64::from(entry.name_start) + u64::from(entry.name_bytes) <= names_bytes);
+        if self.entries.len() > symbols_max as usize || !in_bounds {
+            return None;
+        }
+        self.symbols_max = symbols_max;
+        Some(self)
     }
 
     /// Merges specs by name. An invalid spec is ignored (the old one, if

@@ -100,7 +100,7 @@ pub mod recovery;
 mod segment;
 mod sync;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 use std::collections::VecDeque;
 use std::fs::{self, File, OpenOptions, TryLockError};

@@ -18,7 +18,7 @@ pub enum Role {
 }
 
 /// Direction of a position, or type of a pending order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Side {
     Buy,
     Sell,
@@ -66,7 +66,7 @@ pub enum EventKind {
 }
 
 /// What a `copy` asks the Executor to do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum CopyAction {
     Open,
     Modify,
@@ -183,7 +183,7 @@ pub struct Snapshot {
 }
 
 /// `copy`: one instruction for a slave.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Copy {
     /// Per slave login, strictly increasing by 1.
     pub seq: u64,

@@ -1,0 +1,189 @@
+//! Checkpoints against the real binary: a journal of the smallest size the
+//! config allows (two 1 MiB segments) carries many times its size in
+//! traffic, because each checkpoint releases the segments below it; after
+//! SIGKILL the bridge restarts from the checkpoint and the journal above it.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use support::{close_event_text, open_event_text, Bridge, Client, SLAVE_KEY, SLAVE_LOGIN, STATE_TEXT};
+use tradebridge_core::protocol::{Ack, Copy, CopyAction, Message};
+
+/// Events per batch: sent together, then their acks and copies read.
+const BATCH_EVENTS: u64 = 100;
+
+/// Batches before the crash: 8,000 events, each journaled with its copy and
+/// its result (about 3 MiB per 4,000 events), several times what two 1 MiB
+/// segments hold.
+const BATCHES: u64 = 80;
+
+/// What event `seq` is: odd seqs open position `(seq + 1) / 2`, even ones
+/// close it. Slave 1 gets one copy per event, so its copy seq is the event
+/// seq.
+fn event_text(seq: u64) -> String {
+    let pos = seq.div_ceil(2);
+    if seq % 2 == 1 {
+        open_event_text(seq, pos)
+    } else {
+        close_event_text(seq, pos, 0.1, 0.0)
+    }
+}
+
+/// Checks that `copy` is the one event `copy.seq` makes for slave 1 (2x).
+fn assert_copy_of_event(copy: &Copy) {
+    let expected_action = if copy.seq % 2 == 1 { CopyAction::Open } else { CopyAction::Close };
+    assert_eq!((copy.pos, copy.action), (copy.seq.div_ceil(2), expected_action), "copy {}", copy.seq);
+    assert!((copy.volume - 0.2).abs() < 1e-9, "copy {} volume {}", copy.seq, copy.volume);
+}
+
+fn expect_copy(client: &mut Client) -> Copy {
+    match client.recv() {
+        Message::Copy(copy) => copy,
+        other => panic!("expected a copy, got {other:?}"),
+    }
+}
+
+fn result_text(copy: &Copy) -> String {
+    format!(
+        r#"{{"t":"result","seq":{},"status":"filled","ticket":{},"price":1.08,"volume":{},"error":0,"msg":"","exec_ms":1}}"#,
+        copy.seq, copy.pos, copy.volume
+    )
+}
+
+/// Sends one HTTP GET and returns the whole response.
+fn http_get(address: &str, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect(address).expect("connect to metrics");
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).expect("timeout");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").expect("send request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    response
+}
+
+/// The value of the metric line `name <value>`.
+fn metric(text: &str, name: &str) -> u64 {
+    let prefix = format!("{name} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+/// (first seq by name, bytes) of each journal segment, and the checkpoint
+/// seqs, in `directory`.
+fn journal_files(directory: &Path) -> (Vec<(u64, u64)>, Vec<u64>) {
+    let mut segments = Vec::new();
+    let mut checkpoints = Vec::new();
+    for entry in std::fs::read_dir(directory).expect("list the journal directory") {
+        let entry = entry.expect("directory entry");
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(seq) = name.strip_suffix(".seg").and_then(|digits| digits.parse().ok()) {
+            segments.push((seq, entry.metadata().expect("segment metadata").len()));
+        } else if let Some(seq) = name.strip_prefix("checkpoint-").and_then(|rest| rest.strip_suffix(".bin")).and_then(|digits| digits.parse().ok()) {
+            checkpoints.push(seq);
+        }
+    }
+    segments.sort_unstable();
+    (segments, checkpoints)
+}
+
+#[test]
+fn checkpoints_keep_a_tiny_journal_bounded_and_a_killed_bridge_recovers_from_one() {
+    // Shows: with a 2 MiB journal, 8,000 events (several times its size) are all acked and copied while the journal stays within 2 MiB and its segments are released after checkpoints; after SIGKILL mid-stream the restart (from a checkpoint: the journal no longer starts at seq 1) gives the right ack_seq, re-sends exactly the unconfirmed copies above the slave's last_seq, and routes nothing twice.
+    let mut bridge = Bridge::start_with_follow_extra(
+        &[
+            ("journal_segment_bytes", "1048576"),
+            ("journal_bytes_max", "2097152"),
+            ("journal_sync", "\"group\""),
+            ("rate_limit_per_second", "100000"),
+            ("rate_limit_burst", "100000"),
+            ("hb_ms", "20000"),
+            ("metrics_listen", "\"127.0.0.1:0\""),
+        ],
+        "mode = \"frozen\"",
+    );
+    let journal = bridge.journal_directory();
+    let line = bridge.read_stdout_line();
+    let metrics_address = line.trim().strip_prefix("tradebridge metrics on http://").and_then(|rest| rest.strip_suffix("/metrics")).expect("metrics line").to_string();
+    let (mut slave, _) = bridge.login_as(SLAVE_LOGIN, SLAVE_KEY, "slave", 0);
+    slave.send(STATE_TEXT);
+    slave.expect_alive();
+    let (mut master, _) = bridge.login("master", 0);
+    let mut segment_names_seen = BTreeSet::new();
+    for batch in 0..BATCHES {
+        let first = batch * BATCH_EVENTS + 1;
+        let seqs = first..first + BATCH_EVENTS;
+        seqs.clone().for_each(|seq| master.send(&event_text(seq)));
+        for seq in seqs.clone() {
+            assert_eq!(master.recv(), Message::Ack(Ack { seq }));
+        }
+        for seq in seqs {
+            let copy = expect_copy(&mut slave);
+            assert_eq!(copy.seq, seq, "copies arrive once each, in seq order");
+            assert_copy_of_event(&copy);
+            slave.send(&result_text(&copy));
+        }
+        let (segments, _) = journal_files(&journal);
+        let bytes: u64 = segments.iter().map(|(_, bytes)| bytes).sum();
+        assert!(bytes <= 2 << 20, "batch {batch}: the journal holds {bytes} bytes in {segments:?}");
+        segment_names_seen.extend(segments.iter().map(|(seq, _)| *seq));
+    }
+    // Without releases the journal could never hold more than two segments.
+    assert!(segment_names_seen.len() >= 4, "segments seen: {segment_names_seen:?}");
+    let (segments, checkpoints) = journal_files(&journal);
+    assert!(segments[0].0 > 1, "the journal was released below a checkpoint: {segments:?}");
+    assert!(!checkpoints.is_empty(), "a checkpoint file is kept");
+    // Two releases at least (four segments, two at a time), each after a checkpoint.
+    let metrics = http_get(&metrics_address, "/metrics");
+    let written: u64 = metric(&metrics, "tradebridge_checkpoints_written_total");
+    assert!(written >= 2, "{metrics}");
+    assert!(metric(&metrics, "tradebridge_journal_bytes") <= 2 << 20, "{metrics}");
+
+    // Mid-stream: a batch is sent, half of its acks read; the slave takes
+    // its copies but confirms (by result and by last_seq) only up to `confirmed`.
+    let sent_last = (BATCHES + 1) * BATCH_EVENTS;
+    let crash_first = BATCHES * BATCH_EVENTS + 1;
+    (crash_first..=sent_last).for_each(|seq| master.send(&event_text(seq)));
+    let acked_last = crash_first + BATCH_EVENTS / 2 - 1;
+    for seq in crash_first..=acked_last {
+        assert_eq!(master.recv(), Message::Ack(Ack { seq }));
+    }
+    let confirmed = crash_first + 9;
+    for seq in crash_first..=crash_first + 19 {
+        let copy = expect_copy(&mut slave);
+        assert_eq!(copy.seq, seq);
+        if seq <= confirmed {
+            slave.send(&result_text(&copy));
+        }
+    }
+    drop((slave, master));
+    let bridge = bridge.restart();
+
+    let (mut master, welcome) = bridge.login("master", 0);
+    let Message::Welcome(welcome) = welcome else { panic!("expected welcome, got {welcome:?}") };
+    assert!((acked_last..=sent_last).contains(&welcome.ack_seq), "ack_seq {} outside {acked_last}..={sent_last}", welcome.ack_seq);
+    let (mut slave, _) = bridge.login_as(SLAVE_LOGIN, SLAVE_KEY, "slave", confirmed);
+    // Every copy of an event at or below ack_seq above `confirmed` is
+    // re-sent once, in order.
+    for seq in confirmed + 1..=welcome.ack_seq {
+        let copy = expect_copy(&mut slave);
+        assert_eq!(copy.seq, seq, "replayed copies continue above last_seq");
+        assert_copy_of_event(&copy);
+    }
+    slave.expect_alive();
+    // As a Monitor does: everything above ack_seq again, and a few stored
+    // events before it, which are acked again and not routed.
+    for seq in welcome.ack_seq - 4..=sent_last + 2 {
+        master.send(&event_text(seq));
+        assert_eq!(master.recv(), Message::Ack(Ack { seq }));
+    }
+    for seq in welcome.ack_seq + 1..=sent_last + 2 {
+        let copy = expect_copy(&mut slave);
+        assert_eq!(copy.seq, seq, "no event was routed twice and none lost");
+        assert_copy_of_event(&copy);
+    }
+    slave.expect_alive();
+}
