@@ -352,6 +352,11 @@ impl Router {
     /// copies for replay; publishes each master's durable `ack_seq`.
     fn recover(&mut self) -> anyhow::Result<()> {
         let mut decisions = Vec::new();
+        // The copies the last replayed input (event, update or result) caused
+        // whose records have not followed it yet: the router journals them
+        // right after their cause, so only a stop between the two leaves some
+        // missing, and only at the journal's end.
+        let mut copies_due: VecDeque<Decision> = VecDeque::new();
         let replay_from = self.restore_checkpoint()?;
         let last_seq = self.journal.last_seq();
         tracing::info!(replay_from, last_seq, "replaying the journal");
@@ -371,12 +376,15 @@ impl Router {
                 progress.journal_seq = entry.seq;
                 let event = record.to_event().with_context(|| format!("journal record {}", entry.seq))?;
                 self.engine.on_master_event(login, &event, record.received_ms.to_native(), &mut decisions);
-                decisions.clear();
+                expect_copies(&mut copies_due, &mut decisions, entry.seq);
             } else if entry.kind == JOURNAL_KIND_COPY {
                 let record = access_checked::<CopyRecord>(&entry.payload)
                     .with_context(|| format!("journal record {} is not a valid copy", entry.seq))?;
                 let slave = record.slave_login.to_native();
                 let copy = record.to_copy().with_context(|| format!("journal record {}", entry.seq))?;
+                if copies_due.front().is_some_and(|due| due.slave == slave) {
+                    copies_due.pop_front();
+                }
                 self.copy_seqs.insert(slave, copy.seq);
                 self.remember_instruction(slave, copy.seq, instruction_of(&copy));
                 if let Some(account) = self.accounts.get(slave) {
@@ -385,15 +393,23 @@ impl Router {
             } else if entry.kind == JOURNAL_KIND_UPDATE {
                 let update = Update::decode(&entry.payload).with_context(|| format!("journal record {}", entry.seq))?;
                 self.apply_update(&update, &mut decisions);
-                decisions.clear();
+                expect_copies(&mut copies_due, &mut decisions, entry.seq);
             } else if entry.kind == JOURNAL_KIND_RESULT {
                 let record = access_checked::<ResultRecord>(&entry.payload)
                     .with_context(|| format!("journal record {} is not a valid result", entry.seq))?;
                 let result = record.to_result().with_context(|| format!("journal record {}", entry.seq))?;
                 // The copies this result caused were journaled after it.
                 self.on_result(record.slave_login.to_native(), &result, record.received_ms.to_native(), &mut decisions);
-                decisions.clear();
+                expect_copies(&mut copies_due, &mut decisions, entry.seq);
             }
+        }
+        if !copies_due.is_empty() {
+            // The input is durable (its master may hold its ack) but the
+            // bridge stopped before its copies were: issue them now, as the
+            // engine, which replayed the input, counts them issued.
+            tracing::warn!(copies = copies_due.len(), last_seq, "the journal ends before the copies of its last input; issuing them now");
+            let mut due: Vec<Decision> = copies_due.into();
+            self.issue_copies(&mut due, 0)?;
         }
         for (login, progress) in &self.masters {
             if let Some(account) = self.accounts.get(*login) {
@@ -986,6 +1002,17 @@ fn instruction_of(copy: &Copy) -> CopyInstruction {
         comment: copy.comment.clone(),
         expires_ms: copy.expires_ms,
     }
+}
+
+/// Takes the copies a replayed input (journal record `seq`) decided as the
+/// ones its next records must hold; leftovers of the input before it mean a
+/// copy that was not journaled (too large to encode) and are dropped, logged.
+fn expect_copies(copies_due: &mut VecDeque<Decision>, decisions: &mut Vec<Decision>, seq: u64) {
+    if !copies_due.is_empty() {
+        tracing::warn!(copies = copies_due.len(), before_seq = seq, "journaled copies fewer than their input decided; not re-issued");
+        copies_due.clear();
+    }
+    copies_due.extend(decisions.drain(..).filter(|decision| matches!(decision.outcome, Outcome::Copy(_))));
 }
 
 /// A journal record copied out of the mapping during recovery.
