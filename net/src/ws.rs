@@ -125,19 +125,6 @@ pub enum WsError {
     InvalidUtf8,
 }
 
-impl WsError {
-    /// The close code RFC 6455 gives this error; `None` for a socket error,
-    /// after which nothing can be sent.
-    pub fn close_code(&self) -> Option<u16> {
-        match self {
-            WsError::Io(_) => None,
-            WsError::Protocol(_) => Some(close_code::WEBSOCKET_PROTOCOL_ERROR),
-            WsError::TooBig { .. } => Some(close_code::MESSAGE_TOO_BIG),
-            WsError::InvalidUtf8 => Some(close_code::INVALID_PAYLOAD),
-        }
-    }
-}
-
 impl std::fmt::Display for WsError {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -442,11 +429,6 @@ impl WebSocket {
                 }
             }
         })
-    }
-
-    /// Feeds a text frame with `text`, without writing it.
-    pub fn feed_text(&mut self, text: &[u8]) {
-        self.writer.feed_frame(OPCODE_TEXT, text);
     }
 
     /// Feeds a text frame whose payload `write` appends to the buffer it is
