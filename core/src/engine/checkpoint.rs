@@ -17,6 +17,8 @@
 //!   account new in the config keeps the empty book `Engine::new` gave it.
 //! - Each restored position has exactly one copy per current follower of
 //!   its master, in follower order (a copy is matched by slave login).
+//! - Each slave's open-copy counters are recounted from the restored
+//!   ledger, so they count exactly its active copies there.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -219,7 +221,32 @@ impl Engine {
                 None => report.symbol_tables_dropped.push(login),
             }
         }
+        self.recount_active_copies();
         report
+    }
+
+    /// Sets every slave's open-copy counters from the restored ledger
+    /// rather than the checkpoint's: a follow removed since the checkpoint
+    /// took that master's copies out of the ledger, and the counters must
+    /// not keep them (they would hold the slave's position slots forever,
+    /// as no close of those copies will come). A journal replay under the
+    /// new config counts the same way.
+    fn recount_active_copies(&mut self) {
+        for book in self.slaves.values_mut() {
+            book.active_total = 0;
+            book.active_per_symbol.values_mut().for_each(|count| *count = 0);
+        }
+        for master in self.masters.values() {
+            for position in master.positions.values() {
+                for (follower, copy) in master.followers.iter().zip(&position.copies) {
+                    if copy.status.is_active() {
+                        if let Some(slave) = self.slaves.get_mut(&follower.slave) {
+                            slave.activate(&copy.symbol);
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
