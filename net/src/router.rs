@@ -28,6 +28,10 @@
 //! - Journal segments are released only below a checkpoint written
 //!   durably, at a seq the journal held durably, so recovery always finds
 //!   the state below the journal's first record in a checkpoint.
+//! - Durable acks and copies wait for ring room in a queue per shard, so a
+//!   full router -> shard ring holds up only its own shard; each shard gets
+//!   its items in the order they became durable (a slave's copies in `seq`
+//!   order).
 //! - A copy is kept in the slave's [`SlaveDelivery`] before the live
 //!   connection is looked up (under one lock), so a session that starts
 //!   meanwhile replays it or receives it, never neither.
@@ -231,8 +235,16 @@ enum Waiting {
     /// A copy for a slave, to keep for replay and push to its live
     /// connection.
     Copy(Box<CopyRecord>),
-    /// A kept copy whose push found the ring full: push only.
-    CopyPush(Box<CopyRecord>),
+}
+
+/// A durable ack, or a durable copy already kept for replay, waiting only
+/// for room in its shard's ring.
+#[derive(Clone, Debug)]
+enum Outgoing {
+    /// An ack for a master connection.
+    Ack(AckRecord),
+    /// A copy addressed to a slave's live connection.
+    Copy(Box<CopyRecord>),
 }
 
 /// An ack or copy waiting until the journal is durable up to `journal_seq`.
@@ -266,6 +278,13 @@ pub struct Router {
     /// Acks in journal order, waiting for durability; at most
     /// [`PENDING_ACKS_MAX`].
     pending: VecDeque<PendingAck>,
+    /// Per shard (index = shard), durable acks and copies in the order they
+    /// became durable, waiting for room in that shard's ring: a full ring
+    /// holds up only its own shard. Counted with `pending` against
+    /// [`PENDING_ACKS_MAX`].
+    outgoing: Vec<VecDeque<Outgoing>>,
+    /// Items in all of `outgoing`.
+    outgoing_count: usize,
     /// Where `welcome` reads each master's durable `ack_seq`.
     accounts: Arc<AccountTable>,
     /// Encodes acks for the router -> shard rings.
@@ -282,9 +301,9 @@ pub struct Router {
     instructions: HashMap<u64, std::collections::BTreeMap<u64, CopyInstruction>>,
     /// Decisions of the last engine call; reused to avoid allocating.
     decisions: Vec<Decision>,
-    /// Copies that could not be pushed to a full router -> shard ring (the
-    /// slave gets them on reconnect); only grows.
-    copies_ring_full_count: u64,
+    /// Pushes to a router -> shard ring that found it full (the item
+    /// waited in its shard's outgoing queue); only grows.
+    ring_full_count: u64,
     /// Origin of `now_ms` and of the latency clock, shared with the shards
     /// (`Shared::started`).
     started: Instant,
@@ -320,11 +339,14 @@ impl Router {
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Router> {
         let checkpoint_writer = CheckpointWriter::start(journal.directory().to_path_buf())?;
+        let links_shards = links.to_shards.len();
         let mut router = Router {
             journal,
             links,
             masters: HashMap::new(),
             pending: VecDeque::new(),
+            outgoing: vec![VecDeque::new(); links_shards],
+            outgoing_count: 0,
             accounts,
             encoder: RecordEncoder::new(config.server.record_bytes_max()),
             idle: config.server.idle,
@@ -334,7 +356,7 @@ impl Router {
             copy_seqs: HashMap::new(),
             instructions: HashMap::new(),
             decisions: Vec::new(),
-            copies_ring_full_count: 0,
+            ring_full_count: 0,
             segments_seen: 0,
             checkpoint_writer,
             checkpoint: CheckpointStep::Idle,
@@ -627,7 +649,7 @@ impl Router {
         let mut input = false;
         let held = self.checkpoint_holds_input();
         for shard in 0..self.links.from_shards.len() {
-            if self.pending.len() >= PENDING_ACKS_MAX || held {
+            if self.pending.len() + self.outgoing_count >= PENDING_ACKS_MAX || held {
                 break;
             }
             input |= self.read_shard(shard as u32)?;
@@ -881,71 +903,49 @@ impl Router {
         issued
     }
 
-    /// Sends every pending ack and copy the journal now holds durably, in
-    /// order; an ack whose ring is full waits for the next pass.
+    /// Moves every pending ack and copy the journal now holds durably, in
+    /// order, to its shard's outgoing queue (publishing the ack's `ack_seq`,
+    /// keeping the copy for replay), then pushes each shard's queue into its
+    /// ring. True when anything moved.
     fn send_durable_acks(&mut self) -> bool {
         let durable_seq = self.journal.durable_seq();
-        let mut sent = false;
+        let mut moved = false;
         while self.pending.front().is_some_and(|pending| pending.journal_seq <= durable_seq) {
             let Some(pending) = self.pending.pop_front() else {
                 break;
             };
             match pending.waiting {
                 Waiting::Ack { shard, ack, event_received_ns } => {
-                    if !self.send_ack(shard, ack) {
-                        // The ring is full: the ack goes first on the next pass.
-                        self.pending.push_front(PendingAck { journal_seq: pending.journal_seq, waiting: Waiting::Ack { shard, ack, event_received_ns } });
-                        break;
-                    }
+                    self.publish_ack(&ack);
                     if event_received_ns != 0 {
                         let now_ns = self.started.elapsed().as_nanos() as u64;
                         self.metrics.record(Stage::EventToDurable, event_received_ns, now_ns);
                     }
+                    self.queue_outgoing(shard as usize, Outgoing::Ack(ack));
                 }
                 Waiting::Copy(record) => {
-                    if let Some(record) = self.send_copy(*record) {
-                        self.pending.push_front(PendingAck { journal_seq: pending.journal_seq, waiting: Waiting::CopyPush(Box::new(record)) });
-                        break;
-                    }
-                }
-                Waiting::CopyPush(record) => {
-                    if let Some(record) = self.push_copy(*record) {
-                        self.pending.push_front(PendingAck { journal_seq: pending.journal_seq, waiting: Waiting::CopyPush(Box::new(record)) });
-                        break;
+                    if let Some((shard, record)) = self.keep_copy(*record) {
+                        self.queue_outgoing(shard, Outgoing::Copy(Box::new(record)));
                     }
                 }
             }
-            sent = true;
+            moved = true;
         }
-        sent
+        self.flush_outgoing() || moved
     }
 
-    /// Publishes the master's durable `ack_seq` and pushes the ack; false
-    /// when the shard's ring is full.
-    fn send_ack(&mut self, shard: u32, ack: AckRecord) -> bool {
-        // The record covering this ack is durable, and it holds a seq at or
-        // above `ack.seq`, so `ack.seq` is a safe `ack_seq` for the next
-        // `welcome`.
+    /// Publishes the master's durable `ack_seq`: the record covering this
+    /// ack is durable, and it holds a seq at or above `ack.seq`, so
+    /// `ack.seq` is a safe `ack_seq` for the next `welcome`.
+    fn publish_ack(&self, ack: &AckRecord) {
         if let Some(account) = self.accounts.get(ack.master_login) {
             account.durable_event_seq.fetch_max(ack.seq, Ordering::AcqRel);
         }
-        let encoded = match self.encoder.encode(&ack) {
-            Ok(encoded) => encoded,
-            Err(error) => {
-                tracing::error!(%error, "cannot encode an ack");
-                return true;
-            }
-        };
-        let pushed = self.links.to_shards[shard as usize].try_push(encoded.kind.code(), encoded.bytes).is_ok();
-        if pushed {
-            self.links.shard_bells[shard as usize].ring();
-        }
-        pushed
     }
 
-    /// Keeps a durable copy for replay and pushes it to the shard of the
-    /// slave's live connection, if any.
-    fn send_copy(&mut self, mut record: CopyRecord) -> Option<CopyRecord> {
+    /// Keeps a durable copy for replay; gives it back addressed to the
+    /// slave's live connection, with that connection's shard, if any.
+    fn keep_copy(&mut self, mut record: CopyRecord) -> Option<(usize, CopyRecord)> {
         let account = self.accounts.get(record.slave_login)?;
         let live_connection_id = {
             let mut delivery: std::sync::MutexGuard<'_, SlaveDelivery> = account.delivery();
@@ -959,29 +959,55 @@ impl Router {
             return None;
         }
         record.connection_id = Some(live_connection_id);
-        self.push_copy(record)
+        Some((crate::shard::connection_shard(live_connection_id) as usize, record))
     }
 
-    /// Pushes a copy addressed to a live connection to its shard's ring;
-    /// gives it back when the ring is full, to be pushed first next pass
-    /// (so the slave never sees a gap in its copy seqs).
-    fn push_copy(&mut self, record: CopyRecord) -> Option<CopyRecord> {
-        let shard = crate::shard::connection_shard(record.connection_id.unwrap_or(0)) as usize;
-        let encoded = match self.encoder.encode(&record) {
-            Ok(encoded) => encoded,
-            Err(error) => {
-                tracing::error!(%error, "cannot encode a copy");
-                return None;
-            }
+    fn queue_outgoing(&mut self, shard: usize, item: Outgoing) {
+        let Some(queue) = self.outgoing.get_mut(shard) else {
+            tracing::error!(shard, "an ack or copy for a shard that does not exist; dropped");
+            return;
         };
-        let producer = self.links.to_shards.get_mut(shard)?;
-        if producer.try_push(encoded.kind.code(), encoded.bytes).is_ok() {
-            self.links.shard_bells[shard].ring();
-            return None;
+        queue.push_back(item);
+        self.outgoing_count += 1;
+    }
+
+    /// Pushes each shard's outgoing queue into its ring, in order, until
+    /// the ring is full, and rings the shard once if anything went in. A
+    /// full ring holds up only its own shard (the slave never sees a gap in
+    /// its copy seqs: what stays waits at the front of its queue). True
+    /// when anything was pushed.
+    fn flush_outgoing(&mut self) -> bool {
+        let mut pushed_any = false;
+        for shard in 0..self.outgoing.len() {
+            let mut pushed = false;
+            while let Some(item) = self.outgoing[shard].front() {
+                let encoded = match item {
+                    Outgoing::Ack(ack) => self.encoder.encode(ack),
+                    Outgoing::Copy(record) => self.encoder.encode(&**record),
+                };
+                match encoded {
+                    Ok(encoded) => {
+                        if self.links.to_shards[shard].try_push(encoded.kind.code(), encoded.bytes).is_err() {
+                            self.ring_full_count += 1;
+                            tracing::debug!(shard, full_count = self.ring_full_count, waiting = self.outgoing[shard].len(), "router -> shard ring full; its acks and copies wait");
+                            break;
+                        }
+                        pushed = true;
+                    }
+                    // Unreachable while the encoder's bound follows
+                    // frame_bytes_max (the same record was encoded for the
+                    // journal); dropping it loudly beats stopping the shard.
+                    Err(error) => tracing::error!(shard, %error, "cannot encode an ack or copy; dropped"),
+                }
+                self.outgoing[shard].pop_front();
+                self.outgoing_count -= 1;
+            }
+            if pushed {
+                self.links.shard_bells[shard].ring();
+                pushed_any = true;
+            }
         }
-        self.copies_ring_full_count += 1;
-        tracing::debug!(slave = record.slave_login, seq = record.seq, full_count = self.copies_ring_full_count, "router -> shard ring full; the copy waits");
-        Some(record)
+        pushed_any
     }
 }
 
