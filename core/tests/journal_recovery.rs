@@ -3,11 +3,13 @@
 //! the journal without a flush (the mapped pages stay in the page cache, as
 //! after kill -9) and by cutting or corrupting the files between runs.
 
+mod journal_support;
+
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 
+use journal_support::TempDirectory;
 use tradebridge_core::journal::layout::{record_bytes, records_per_segment_max};
 use tradebridge_core::journal::options::SEGMENT_BYTES_MAX;
 use tradebridge_core::journal::{
@@ -15,24 +17,6 @@ use tradebridge_core::journal::{
     SyncPolicy,
 };
 
-/// A unique directory under the system temporary directory, removed on drop.
-struct TempDirectory(PathBuf);
-
-impl TempDirectory {
-    fn new(name: &str) -> TempDirectory {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let unique = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("tradebridge-journal-{name}-{}-{unique}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        TempDirectory(path)
-    }
-}
-
-impl Drop for TempDirectory {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Small segments so that tests roll over often; `Os` so that tests do not
 /// wait on the disk unless they are about flushing.

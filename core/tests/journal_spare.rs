@@ -4,30 +4,14 @@
 //! synchronous roll-over makes, the spare must respect the journal's bounds,
 //! and a spare left by a crash must never be read.
 
-use std::fs;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+mod journal_support;
 
+use std::fs;
+use std::path::Path;
+
+use journal_support::TempDirectory;
 use tradebridge_core::journal::{Journal, JournalOptions, SyncPolicy, SPARE_FILE_NAME};
 
-/// A unique directory under the system temporary directory, removed on drop.
-struct TempDirectory(PathBuf);
-
-impl TempDirectory {
-    fn new(name: &str) -> TempDirectory {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let unique = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("tradebridge-spare-{name}-{}-{unique}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        TempDirectory(path)
-    }
-}
-
-impl Drop for TempDirectory {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Small segments, a durable policy (so spares are synced, as in
 /// production), group commit so tests do not sync each record.
