@@ -97,7 +97,7 @@ fn spare_and_synchronous_roll_over_make_the_same_files() {
     }
 }
 
-// Shows: a spare is prepared only while one more segment fits segments_max (so it never takes disk the bounds deny), and again once truncate_before makes room; the roll-over without a spare still works.
+// Shows: a spare is prepared only while one more segment fits segments_max and retained_bytes_max (so it never takes disk the bounds deny), and again once truncate_before makes room; the roll-over without a spare still works.
 #[test]
 fn spare_is_prepared_only_within_the_bounds() {
     let directory = TempDirectory::new("bounds");
@@ -121,6 +121,18 @@ fn spare_is_prepared_only_within_the_bounds() {
     }
     assert_eq!(journal.stats().spares_used_count, 2);
 
+    // The same under retained_bytes_max: two segments' bytes, no third.
+    let bytes_directory = TempDirectory::new("bounds-bytes");
+    let bytes_bounded = JournalOptions { retained_bytes_max: 2 * 4096, ..options(true) };
+    let (mut bytes_journal, _) = Journal::open(&bytes_directory.0, bytes_bounded).expect("open");
+    assert!(bytes_journal.has_spare());
+    while bytes_journal.segments_count() < 2 {
+        let seq = bytes_journal.next_seq();
+        bytes_journal.append(0, &payload(seq), 0).expect("append");
+    }
+    assert!(!bytes_journal.has_spare(), "a spare would take a third segment's bytes");
+    drop(bytes_journal);
+
     // Without room for a spare, roll-over writes the segment itself.
     let unbounded_later = journal.last_seq();
     drop(journal);
@@ -141,6 +153,7 @@ fn spare_left_by_a_crash_is_never_read() {
 
     let (mut journal, recovery) = Journal::open(&directory.0, options(true)).expect("reopen over a garbage spare");
     assert_eq!(recovery.last_seq, 40);
+    assert_eq!(recovery.temporary_files_removed, 1, "recovery removed the leftover spare");
     append_up_to(&mut journal, 160);
     assert!(journal.stats().spares_used_count > 0);
     drop(journal);

@@ -29,9 +29,11 @@
 //!   durably, at a seq the journal held durably, so recovery always finds
 //!   the state below the journal's first record in a checkpoint.
 //! - Durable acks and copies wait for ring room in a queue per shard, so a
-//!   full router -> shard ring holds up only its own shard; each shard gets
-//!   its items in the order they became durable (a slave's copies in `seq`
-//!   order).
+//!   full router -> shard ring holds up only its own shard, until all the
+//!   queues and the acks awaiting durability reach [`PENDING_ACKS_MAX`]
+//!   (a shard stuck that long stops the router's input, and is named in a
+//!   warning first); each shard gets its items in the order they became
+//!   durable (a slave's copies in `seq` order).
 //! - A copy is kept in the slave's [`SlaveDelivery`] before the live
 //!   connection is looked up (under one lock), so a session that starts
 //!   meanwhile replays it or receives it, never neither.
@@ -125,9 +127,15 @@ impl Update {
 /// shard, so one busy shard cannot starve the others.
 pub const RING_BATCH_RECORDS_MAX: u32 = 256;
 
-/// Acks and copies waiting for durability; beyond it the router stops
-/// reading the rings until the journal catches up (back pressure).
+/// Acks and copies waiting for durability or for room in their shard's
+/// ring, together; beyond it the router stops reading the rings until the
+/// journal and the shards catch up (back pressure).
 pub const PENDING_ACKS_MAX: usize = 65_536;
+
+/// Items waiting for one shard's ring at which a warning names the shard:
+/// it is not draining its ring, and once all waiting items reach
+/// [`PENDING_ACKS_MAX`] the router stops reading every shard.
+const OUTGOING_WARN_ITEMS: usize = PENDING_ACKS_MAX / 8;
 
 /// A journal record's header and alignment around its payload.
 const JOURNAL_RECORD_OVERHEAD_BYTES: u32 = 64;
@@ -285,6 +293,9 @@ pub struct Router {
     outgoing: Vec<VecDeque<Outgoing>>,
     /// Items in all of `outgoing`.
     outgoing_count: usize,
+    /// Per shard: warned that its queue passed [`OUTGOING_WARN_ITEMS`];
+    /// cleared when the queue empties, so each backlog warns once.
+    outgoing_warned: Vec<bool>,
     /// Where `welcome` reads each master's durable `ack_seq`.
     accounts: Arc<AccountTable>,
     /// Encodes acks for the router -> shard rings.
@@ -301,8 +312,8 @@ pub struct Router {
     instructions: HashMap<u64, std::collections::BTreeMap<u64, CopyInstruction>>,
     /// Decisions of the last engine call; reused to avoid allocating.
     decisions: Vec<Decision>,
-    /// Pushes to a router -> shard ring that found it full (the item
-    /// waited in its shard's outgoing queue); only grows.
+    /// Passes in which a router -> shard ring was found full (its items
+    /// waited in the shard's outgoing queue); only grows. For the debug log.
     ring_full_count: u64,
     /// Origin of `now_ms` and of the latency clock, shared with the shards
     /// (`Shared::started`).
@@ -347,6 +358,7 @@ impl Router {
             pending: VecDeque::new(),
             outgoing: vec![VecDeque::new(); links_shards],
             outgoing_count: 0,
+            outgoing_warned: vec![false; links_shards],
             accounts,
             encoder: RecordEncoder::new(config.server.record_bytes_max()),
             idle: config.server.idle,
@@ -1005,6 +1017,18 @@ impl Router {
             if pushed {
                 self.links.shard_bells[shard].ring();
                 pushed_any = true;
+            }
+            let waiting = self.outgoing[shard].len();
+            if waiting == 0 {
+                self.outgoing_warned[shard] = false;
+            } else if waiting >= OUTGOING_WARN_ITEMS && !self.outgoing_warned[shard] {
+                self.outgoing_warned[shard] = true;
+                tracing::warn!(
+                    shard,
+                    waiting,
+                    all_waiting_max = PENDING_ACKS_MAX,
+                    "shard is not draining its router -> shard ring; its acks and copies wait, and when all waiting reach the bound the router stops reading every shard"
+                );
             }
         }
         pushed_any

@@ -57,7 +57,8 @@
 //!   `fallocate`) so the mapping can never fault for lack of disk space,
 //!   and renamed; with `spare_segment` the preallocation (and its sync) is
 //!   done ahead by a background thread (`spare`), so roll-over only writes
-//!   the header. Except under `Os` the file and the directory are synced
+//!   and syncs the header, renames, and syncs the directory (waiting for the
+//!   spare if it is not ready yet). Except under `Os` the file and the directory are synced
 //!   before the first record is written to it, and the previous segment is
 //!   flushed before a new one is created, so a group never spans a segment
 //!   boundary. Roll-over of a 64 MiB segment: about 1.7 ms under `Group`
@@ -635,6 +636,25 @@ mod tests {
     use super::*;
     use crate::journal::segment::take_directory_syncs;
     use crate::journal::testing::TempDirectory;
+
+    // A roll-over that takes the spare under a durable policy syncs the directory after its rename (the new segment's name must survive a power loss before its records count as durable); under Os it does not.
+    #[test]
+    fn roll_over_from_the_spare_syncs_the_directory() {
+        for sync in [SyncPolicy::Group { records_max: 64, interval_ms: 1_000 }, SyncPolicy::Os] {
+            let directory = TempDirectory::new("spare-sync");
+            let options = JournalOptions { segment_bytes: 4096, record_bytes_max: 1024, sync, ..JournalOptions::default() };
+            let (mut journal, _) = Journal::open(&directory.0, options).expect("open");
+            for _ in 0..3 {
+                journal.append(1, &[7u8; 1000], 0).expect("append");
+            }
+            assert_eq!(journal.segments_count(), 1);
+            take_directory_syncs();
+            journal.append(1, &[7u8; 1000], 0).expect("append that rolls over");
+            assert_eq!((journal.segments_count(), journal.stats().spares_used_count), (2, 1));
+            let expected = if sync == SyncPolicy::Os { Vec::new() } else { vec![directory.0.clone()] };
+            assert_eq!(take_directory_syncs(), expected, "{sync:?}");
+        }
+    }
 
     // Under a durable policy retention syncs the directory once per deleted segment, so deletions reach storage in order; under Os it syncs nothing.
     #[test]

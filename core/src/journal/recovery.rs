@@ -69,7 +69,8 @@ pub struct Recovery {
     /// records in the quarantined files, or cut off before them, may hold
     /// them; `None` when nothing was skipped.
     pub skipped_seqs: Option<SkippedSeqs>,
-    /// Leftover `*.seg.tmp` files of interrupted segment creations, removed.
+    /// Leftover `*.seg.tmp` files of interrupted segment creations, and a
+    /// spare segment left by a journal that was not closed, removed.
     pub temporary_files_removed: u32,
     /// True when the directory held no segment and a first one was created.
     pub created: bool,
