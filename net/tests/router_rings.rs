@@ -10,14 +10,15 @@ use std::time::{Duration, Instant};
 
 use tradebridge_core::config::Config;
 use tradebridge_core::protocol::{parse, Message};
-use tradebridge_core::record::{access_checked, AckRecord, MasterEventMeta, MasterEventRecord, RecordEncoder};
+use tradebridge_core::record::{access_checked, AckRecord, CopyRecord, MasterEventMeta, MasterEventRecord, RecordEncoder, RecordKind};
 use tradebridge_core::ring::Consumer;
-use tradebridge_net::accounts::AccountTable;
+use tradebridge_net::accounts::{AccountTable, SessionControl};
 use tradebridge_net::metrics::Metrics;
-use tradebridge_net::router::{self, Router, ShardLinks};
+use tradebridge_net::router::{self, Router, ShardLinks, Update, JOURNAL_KIND_UPDATE};
 
 const MASTER_1: u64 = 100_001;
 const MASTER_2: u64 = 100_002;
+const SLAVE: u64 = 200_001;
 /// Small enough that a few dozen acks fill a ring.
 const RING_BYTES: u64 = 4096;
 
@@ -42,14 +43,24 @@ login = {MASTER_2}
 server = "S"
 role = "master"
 key_sha256 = "{hash}"
+
+[[account]]
+login = {SLAVE}
+server = "S"
+role = "slave"
+key_sha256 = "{hash}"
+
+[[follow]]
+slave = {SLAVE}
+master = {MASTER_1}
 "#,
         journal_dir.display()
     );
     Config::from_toml_str(&source).expect("test config")
 }
 
-fn temp_directory() -> PathBuf {
-    let path = std::env::temp_dir().join(format!("tradebridge-router-rings-{}", std::process::id()));
+fn temp_directory(label: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("tradebridge-router-rings-{label}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&path);
     std::fs::create_dir_all(&path).expect("temp directory");
     path
@@ -73,21 +84,46 @@ fn push_event(links: &mut ShardLinks, encoder: &mut RecordEncoder, shard: u32, l
     links.router_bell.ring();
 }
 
-/// Reads every ack waiting in a router -> shard ring: (master, seq) each.
+/// Reads every record waiting in a router -> shard ring: an ack as
+/// (master, seq), a copy as (slave, seq).
 fn drain_acks(from_router: &mut Consumer) -> Vec<(u64, u64)> {
-    let mut acks = Vec::new();
+    let mut read = Vec::new();
     while let Some(record) = from_router.read().expect("ring intact") {
-        let ack = access_checked::<AckRecord>(record.payload).expect("an ack").to_record();
-        acks.push((ack.master_login, ack.seq));
+        if record.kind == RecordKind::Copy.code() {
+            let copy = access_checked::<CopyRecord>(record.payload).expect("a copy");
+            read.push((copy.slave_login.to_native(), copy.seq.to_native()));
+        } else {
+            let ack = access_checked::<AckRecord>(record.payload).expect("an ack").to_record();
+            read.push((ack.master_login, ack.seq));
+        }
         from_router.release();
     }
-    acks
+    read
+}
+
+/// Pushes `frame` (a slave `state`) from `shard` as the account's update.
+fn push_update(links: &mut ShardLinks, login: u64, connection_id: u64, frame: &str) {
+    let mut payload = Vec::new();
+    Update::encode_frame(login, connection_id, 1_732_400_000_000, frame.as_bytes(), &mut payload);
+    links.to_router.try_push(u32::from(JOURNAL_KIND_UPDATE), &payload).expect("room for the update");
+    links.router_bell.ring();
+}
+
+/// Drains `from_router` until `count` records came or 10 s passed.
+fn drain_until(from_router: &mut Consumer, count: usize) -> Vec<(u64, u64)> {
+    let mut read = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while read.len() < count && Instant::now() < deadline {
+        read.extend(drain_acks(from_router));
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    read
 }
 
 #[test]
 fn a_full_shard_ring_holds_up_only_that_shards_acks() {
     // Shows: with shard 0's router -> shard ring left full (200 acks of MASTER_1 owed, a ring that holds a few dozen), MASTER_2's event on shard 1 is still acked; once shard 0 drains its ring, all 200 of MASTER_1's acks arrive, in order, none twice.
-    let directory = temp_directory();
+    let directory = temp_directory("acks");
     let config = config(&directory.join("journal"));
     let accounts = Arc::new(AccountTable::new(&config, 0));
     let journal = router::open_journal(&config).expect("journal");
@@ -126,6 +162,50 @@ fn a_full_shard_ring_holds_up_only_that_shards_acks() {
     }
     let expected: Vec<(u64, u64)> = (1..=OWED).map(|seq| (MASTER_1, seq)).collect();
     assert_eq!(shard_0_acks, expected, "every owed ack, in order, once");
+
+    stop.store(true, Ordering::Release);
+    router_thread.join().expect("router thread").expect("router stops cleanly");
+    let _ = std::fs::remove_dir_all(&directory);
+}
+
+#[test]
+fn copies_wait_in_order_behind_a_full_ring_while_the_masters_acks_flow() {
+    // Shows: SLAVE's live connection is on shard 1, whose ring is left full; MASTER_1 (on shard 0) sends 200 opens and gets all 200 acks meanwhile, and once shard 1 drains, SLAVE's copies arrive with seqs 1..=200 in order, no gap, none twice.
+    let directory = temp_directory("copies");
+    let config = config(&directory.join("journal"));
+    let accounts = Arc::new(AccountTable::new(&config, 0));
+    // The test stands in for SLAVE's session on shard 1.
+    let slave_connection = tradebridge_net::shard::connection_id(1, 3);
+    let control = Arc::new(SessionControl::default());
+    control.set_connection_id(slave_connection);
+    let slave = accounts.get(SLAVE).expect("slave account");
+    slave.claim(Arc::clone(&control));
+    slave.delivery().live_connection_id = slave_connection;
+
+    let journal = router::open_journal(&config).expect("journal");
+    let (router_links, mut shards) = router::links(2, RING_BYTES).expect("links");
+    let router = Router::new(journal, router_links, Arc::clone(&accounts), &config, Instant::now(), Arc::new(Metrics::default())).expect("router");
+    let stop = Arc::new(AtomicBool::new(false));
+    let router_stop = Arc::clone(&stop);
+    let router_thread = std::thread::spawn(move || router.run(router_stop));
+
+    let state = r#"{"t":"state","balance":10000.0,"equity":10000.0,"currency":"USD","positions":[],"symbols":[{"name":"EURUSD","min":0.01,"max":100.0,"step":0.01,"digits":5,"contract":100000.0}]}"#;
+    push_update(&mut shards[1], SLAVE, slave_connection, state);
+    let mut encoder = RecordEncoder::new(config.server.record_bytes_max());
+    const EVENTS: u64 = 200;
+    let mut acks = Vec::new();
+    for seq in 1..=EVENTS {
+        push_event(&mut shards[0], &mut encoder, 0, MASTER_1, seq);
+        acks.extend(drain_acks(&mut shards[0].from_router));
+    }
+    acks.extend(drain_until(&mut shards[0].from_router, EVENTS as usize - acks.len()));
+    let expected: Vec<(u64, u64)> = (1..=EVENTS).map(|seq| (MASTER_1, seq)).collect();
+    assert_eq!(acks, expected, "every ack while shard 1's ring is full");
+    assert!(shards[1].from_router.monitor().metrics().full_count > 0, "shard 1's ring was full: the test shows nothing otherwise");
+
+    let copies = drain_until(&mut shards[1].from_router, EVENTS as usize);
+    let expected: Vec<(u64, u64)> = (1..=EVENTS).map(|seq| (SLAVE, seq)).collect();
+    assert_eq!(copies, expected, "SLAVE's copies in seq order, none missing or twice");
 
     stop.store(true, Ordering::Release);
     router_thread.join().expect("router thread").expect("router stops cleanly");
