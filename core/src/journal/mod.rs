@@ -460,7 +460,7 @@ impl Journal {
         if !self.options.spare_segment || self.spare.is_some() || self.poisoned {
             return;
         }
-        let segments_ok = self.segments.len() as u64 + 1 <= u64::from(self.options.segments_max);
+        let segments_ok = (self.segments.len() as u64) < u64::from(self.options.segments_max);
         let bytes_ok = self.retained_bytes() + self.options.segment_bytes <= self.options.retained_bytes_max;
         if segments_ok && bytes_ok {
             let durable = self.options.sync != SyncPolicy::Os;

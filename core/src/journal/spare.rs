@@ -46,12 +46,9 @@ impl Spare {
         let worker = std::thread::Builder::new()
             .name("journal-spare".to_owned())
             .spawn(move || prepare(&worker_path, segment_bytes, durable));
-        let worker = match worker {
-            Ok(handle) => Some(handle),
-            // No thread: roll-over prepares the segment itself, as without a
-            // spare.
-            Err(_) => None,
-        };
+        // No thread: roll-over prepares the segment itself, as without a
+        // spare.
+        let worker = worker.ok();
         Spare { path, segment_bytes, worker }
     }
 
