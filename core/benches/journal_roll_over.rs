@@ -1,8 +1,8 @@
 //! How long the append that rolls the journal over to a new segment takes,
 //! with the next segment prepared ahead on a spare (`spare_segment`, the
-//! default) and without, under `Group` and `Os`; beside it, what the
-//! roll-over did before segments were preallocated with `fallocate`: write
-//! the segment's zeros (and fsync them under a durable policy).
+//! default) and without (its zeros written at roll-over, as before the
+//! spare), under `Group` and `Os`; and how long the spare's paced
+//! preparation takes.
 //!
 //! Run: `cargo bench -p tradebridge-core --bench journal_roll_over`
 //! Environment knobs (optional): `JOURNAL_BENCH_DIR` (default: the system
@@ -12,16 +12,15 @@
 //!
 //! Method: 200-byte records are appended back to back; each append is timed
 //! (`Instant` around the call). The appends that created a segment
-//! (`segments_created_count` grew) are reported on their own, every time;
-//! the others as a p99.9 and max. Under `Group` the journal is flushed
-//! every 64 records (the clock passed in stands still, so the interval
-//! never closes a group). Between roll-overs the spare has as
-//! long as filling a segment takes here (well under a second for `Os`), far
-//! less than at the bridge's rate, so a spare that is not ready yet shows up
-//! as a slow roll-over rather than being hidden.
+//! (`segments_created_count` grew) are reported on their own; the others as
+//! a p99.9 and max. Under `Group` the journal is flushed every 64 records
+//! (the clock passed in stands still, so the interval never closes a
+//! group). With a spare, the rolling append is made only once the spare is
+//! ready (at the bridge's rates a segment lasts tens of seconds, the spare
+//! about a second), and the time from the previous roll-over until it was
+//! ready is reported as "spare ready ms".
 
-use std::fs::{self, OpenOptions};
-use std::io::Write as _;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -35,31 +34,15 @@ fn main() {
     let segment_bytes = env_u64("ROLL_OVER_SEGMENT_BYTES", 64 << 20);
     let roll_overs = env_u64("ROLL_OVER_COUNT", 6);
     println!("segment_bytes {segment_bytes}, {roll_overs} roll-overs per scenario, in {}", base.display());
-    println!("{:<44} {:>12} {:>12} {:>12} {:>14} {:>12}", "scenario", "roll p50 us", "roll max us", "spares used", "other p99.9 us", "other max us");
+    println!("{:<44} {:>12} {:>12} {:>12} {:>16} {:>14} {:>12}", "scenario", "roll p50 us", "roll max us", "spares used", "spare ready ms", "other p99.9 us", "other max us");
     let group = SyncPolicy::Group { records_max: 64, interval_ms: 2 };
     for (name, policy, spare) in [
         ("Group, spare prepared in the background", group, true),
-        ("Group, no spare (fallocate at roll-over)", group, false),
+        ("Group, no spare (zeros written at roll-over)", group, false),
         ("Os, spare prepared in the background", SyncPolicy::Os, true),
-        ("Os, no spare (fallocate at roll-over)", SyncPolicy::Os, false),
+        ("Os, no spare (zeros written at roll-over)", SyncPolicy::Os, false),
     ] {
         measure(&base, name, policy, spare, segment_bytes, roll_overs);
-    }
-    for durable in [true, false] {
-        let directory = base.join(format!("tradebridge-roll-over-zeros-{}", std::process::id()));
-        fs::create_dir_all(&directory).expect("bench directory");
-        let mut times = Vec::new();
-        for _ in 0..roll_overs {
-            let path = directory.join("zeros.seg.tmp");
-            let started = Instant::now();
-            write_zeros(&path, segment_bytes, durable);
-            times.push(started.elapsed().as_micros() as u64);
-            fs::remove_file(&path).expect("remove");
-        }
-        fs::remove_dir_all(&directory).expect("remove bench directory");
-        times.sort_unstable();
-        let name = if durable { "before: write zeros + fsync (Group)" } else { "before: write zeros (Os)" };
-        println!("{:<44} {:>12} {:>12} {:>12} {:>14} {:>12}", name, times[times.len() / 2], times[times.len() - 1], "-", "-", "-");
     }
 }
 
@@ -70,14 +53,24 @@ fn measure(base: &Path, name: &str, policy: SyncPolicy, spare: bool, segment_byt
     let (mut journal, _) = Journal::open(&directory, options).expect("open the bench journal");
     let payload = vec![0x5Au8; PAYLOAD_BYTES];
     let mut rolls = Vec::new();
+    let mut ready_ms = Vec::new();
     let mut others = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("histogram");
+    let mut last_roll = Instant::now();
     while (rolls.len() as u64) < roll_overs {
         let created = journal.stats().segments_created_count;
+        let would_roll = journal.stats().appends_count > 0 && next_append_rolls(&journal, segment_bytes);
+        if would_roll && spare {
+            while !journal.is_spare_ready() {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            ready_ms.push(last_roll.elapsed().as_millis() as u64);
+        }
         let started = Instant::now();
         journal.append(1, &payload, 0).expect("append");
         let took_us = started.elapsed().as_nanos() as u64 / 1_000;
         if journal.stats().segments_created_count > created {
             rolls.push(took_us);
+            last_roll = Instant::now();
         } else {
             others.record(took_us.max(1)).expect("record");
         }
@@ -86,29 +79,26 @@ fn measure(base: &Path, name: &str, policy: SyncPolicy, spare: bool, segment_byt
     drop(journal);
     fs::remove_dir_all(&directory).expect("remove bench directory");
     rolls.sort_unstable();
+    ready_ms.sort_unstable();
+    let ready = if ready_ms.is_empty() { "-".to_owned() } else { format!("{}-{}", ready_ms[0], ready_ms[ready_ms.len() - 1]) };
     println!(
-        "{:<44} {:>12} {:>12} {:>12} {:>14} {:>12}",
+        "{:<44} {:>12} {:>12} {:>12} {:>16} {:>14} {:>12}",
         name,
         rolls[rolls.len() / 2],
         rolls[rolls.len() - 1],
         spares_used,
+        format!("{ready} ({} waits)", ready_ms.len()),
         others.value_at_quantile(0.999),
         others.max()
     );
 }
 
-fn write_zeros(path: &Path, bytes: u64, durable: bool) {
-    let zeros = vec![0u8; 64 << 10];
-    let mut file = OpenOptions::new().write(true).create(true).truncate(true).open(path).expect("create");
-    let mut remaining = bytes;
-    while remaining > 0 {
-        let chunk = remaining.min(zeros.len() as u64) as usize;
-        file.write_all(&zeros[..chunk]).expect("write zeros");
-        remaining -= chunk as u64;
-    }
-    if durable {
-        file.sync_all().expect("fsync");
-    }
+/// True when a record of the bench's size no longer fits the active segment:
+/// from the bytes appended so far (every record the same size).
+fn next_append_rolls(journal: &Journal, segment_bytes: u64) -> bool {
+    use tradebridge_core::journal::layout::{record_bytes, SEGMENT_HEADER_BYTES};
+    let per_segment = (segment_bytes - u64::from(SEGMENT_HEADER_BYTES)) / record_bytes(PAYLOAD_BYTES as u32);
+    journal.stats().appends_count.is_multiple_of(per_segment)
 }
 
 fn env_u64(name: &str, default: u64) -> u64 {

@@ -52,18 +52,19 @@
 //!   directory's `LOCK` file and holds it until the journal is dropped, so a
 //!   second open, in this process or another, fails with
 //!   [`JournalError::Locked`]. (Network file systems may not honour it.)
-//! - New segments are created under a temporary name, preallocated
-//!   (`fallocate`, or zeros written where the file system has no
-//!   `fallocate`) so the mapping can never fault for lack of disk space,
-//!   and renamed; with `spare_segment` the preallocation (and its sync) is
-//!   done ahead by a background thread (`spare`), so roll-over only writes
+//! - New segments are created under a temporary name, preallocated with
+//!   zeros (so the mapping can never fault for lack of disk space), and
+//!   renamed; with `spare_segment` the zeros are written (and synced) ahead
+//!   by a background thread (`spare`), so roll-over only writes
 //!   and syncs the header, renames, and syncs the directory (waiting for the
 //!   spare if it is not ready yet). Except under `Os` the file and the directory are synced
 //!   before the first record is written to it, and the previous segment is
 //!   flushed before a new one is created, so a group never spans a segment
-//!   boundary. Roll-over of a 64 MiB segment: about 1.7 ms under `Group`
-//!   and 0.15 ms under `Os`, where writing the zeros at roll-over took 89
-//!   and 19 ms (`cargo bench -p tradebridge-core --bench journal_roll_over`).
+//!   boundary. Roll-over of a 64 MiB segment from a ready spare took 0.47
+//!   ms under `Group` and 0.13 ms under `Os`; writing its zeros at
+//!   roll-over took 118 and 28 ms (`cargo bench -p tradebridge-core --bench
+//!   journal_roll_over`, one run; the paced spare was ready 0.66-0.87 s
+//!   after the previous roll-over).
 //! - Sealing a segment at roll-over zeroes whatever reservations left after
 //!   its last record (a leaked one's bytes, or an abandoned one's that the
 //!   kernel may have written back) and, except under `Os`, flushes that
@@ -471,6 +472,12 @@ impl Journal {
     /// True while a spare segment is held (being prepared or ready).
     pub fn has_spare(&self) -> bool {
         self.spare.is_some()
+    }
+
+    /// True when a spare is held and prepared, so the next roll-over will
+    /// not wait for it.
+    pub fn is_spare_ready(&self) -> bool {
+        self.spare.as_ref().is_some_and(Spare::is_ready)
     }
 
     fn full(&mut self, limit: FullLimit, value: u64, value_max: u64) -> JournalError {

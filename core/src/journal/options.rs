@@ -22,12 +22,10 @@ use super::layout::{
 /// Small segments exist for tests that roll over often.
 pub const SEGMENT_BYTES_MIN: u64 = 4096;
 /// Largest segment: record offsets in the index are `u32`, and a segment is
-/// preallocated before use (`fallocate`, or zeros written where the file
-/// system lacks it); 1 GiB bounds that work.
+/// preallocated (written with zeros) before use; 1 GiB bounds that work.
 pub const SEGMENT_BYTES_MAX: u64 = 1 << 30;
-/// Default segment: 64 MiB holds about 300 000 records of 200 bytes; were
-/// its zeros written (no `fallocate`), that took about 90 ms with the sync
-/// here, done ahead on the spare.
+/// Default segment: 64 MiB holds about 300 000 records of 200 bytes; its
+/// zeros took about 90 ms to write and sync here, done ahead on the spare.
 pub const SEGMENT_BYTES_DEFAULT: u64 = 64 << 20;
 /// Default record bound: 64 KiB is far above any trade record (a few hundred
 /// bytes) yet small next to a segment.
@@ -96,12 +94,12 @@ pub struct JournalOptions {
     pub index_bytes_max: u64,
     /// What recovery does with a corrupt sealed segment.
     pub sealed_corruption: SealedCorruption,
-    /// Prepare the next segment file (preallocated, and synced under a
+    /// Prepare the next segment file (its zeros written, and synced under a
     /// durable policy) on a background thread while the active one fills,
     /// so roll-over only writes and syncs a header and renames, instead of
-    /// preallocating on the appender's thread. The spare counts
-    /// against `segments_max` and `retained_bytes_max`: it is prepared only
-    /// when the next roll-over would be allowed.
+    /// writing `segment_bytes` of zeros on the appender's thread. The spare
+    /// counts against `segments_max` and `retained_bytes_max`: it is
+    /// prepared only when the next roll-over would be allowed.
     pub spare_segment: bool,
 }
 

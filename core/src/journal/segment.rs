@@ -165,8 +165,8 @@ impl Segment {
         let prepared = (|| {
             spare.write_all_at(&header, 0).map_err(io_error(spare_path, "write header"))?;
             if durable {
-                // The header's block, and (after fallocate) its extent
-                // turning from unwritten to written, reach storage.
+                // Only the header's block changed since the spare was
+                // synced; a data sync writes it.
                 spare.sync_data().map_err(io_error(spare_path, "fsync header"))?;
             }
             fs::rename(spare_path, &path).map_err(io_error(&path, "rename spare"))
@@ -647,45 +647,16 @@ fn write_new_segment_file(
         .open(temporary_path)
         .map_err(io_error(temporary_path, "create"))?;
     file.write_all(header).map_err(io_error(temporary_path, "write header"))?;
-    preallocate(&mut file, header.len() as u64, segment_bytes).map_err(io_error(temporary_path, "preallocate"))?;
+    // Zeros written, not fallocate(2): fallocate's unwritten extents made
+    // every later msync commit an extent conversion, which doubled the
+    // bridge's event_to_durable p50 (162-176 against 297-493 us, alternating
+    // 20 s fanout runs under group sync).
+    write_zeros(&mut file, segment_bytes - header.len() as u64).map_err(io_error(temporary_path, "preallocate"))?;
     if durable {
         file.sync_all().map_err(io_error(temporary_path, "fsync"))?;
     }
     fs::rename(temporary_path, path).map_err(io_error(path, "rename"))?;
     Ok(file)
-}
-
-/// Makes `file` `length` bytes long, every byte from `offset` on reading as
-/// zero and backed by allocated blocks, so the mapping can never fault for
-/// lack of disk space. `fallocate` reserves the blocks without writing them
-/// (unwritten extents read as zeros), which took about a millisecond for a
-/// 64 MiB segment where writing the zeros took 83-88 ms of disk work here.
-/// The first flush of each page then also commits its extent's conversion
-/// to written; msync of 1,100-byte appends measured no slower for it (a
-/// python probe on this disk: p50 131-135 us after fallocate, 153-164 us
-/// after written zeros). File systems without `fallocate` get the zeros
-/// written. On copy-on-write file systems (btrfs, ZFS) neither way fully
-/// guarantees the space of later writes. The file's offset is left at its
-/// end.
-pub(crate) fn preallocate(file: &mut File, offset: u64, length: u64) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd as _;
-    assert!(offset <= length);
-    let to_i64 = |value: u64| i64::try_from(value).map_err(|_| std::io::Error::other("length beyond i64"));
-    // SAFETY: fallocate on an open, writable descriptor owned by `file`; it
-    // touches no memory of this process.
-    let result = unsafe { libc::fallocate(file.as_raw_fd(), 0, to_i64(offset)?, to_i64(length - offset)?) };
-    if result == 0 {
-        file.seek(SeekFrom::End(0))?;
-        return Ok(());
-    }
-    let error = std::io::Error::last_os_error();
-    match error.raw_os_error() {
-        Some(libc::EOPNOTSUPP | libc::ENOSYS | libc::EINVAL) => {
-            file.seek(SeekFrom::Start(offset))?;
-            write_zeros(file, length - offset)
-        }
-        _ => Err(error),
-    }
 }
 
 pub(crate) fn write_zeros(file: &mut File, count_bytes: u64) -> std::io::Result<()> {
