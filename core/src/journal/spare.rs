@@ -5,10 +5,10 @@
 //! here (`cargo bench -p tradebridge-core --bench journal_roll_over`); done
 //! at roll-over, on the router's thread, every ack and copy waited for it.
 //!
-//! The worker paces its writes ([`PACE_CHUNK_BYTES`] then a pause of
-//! [`PACE_PAUSE_MS`], each chunk handed to writeback at once): written in
-//! one burst, the zeros queued ahead of the journal's own flushes on the
-//! disk, and group-sync acks waited up to 17 ms behind them. Zeros, not
+//! The worker paces its writes ([`PACE_CHUNK_BYTES`], written back and
+//! waited for, then a pause of [`PACE_PAUSE_MS`]): written in one burst, the
+//! zeros queued ahead of the journal's own flushes on the disk, and
+//! group-sync acks waited up to 17 ms behind them. Zeros, not
 //! `fallocate(2)`: its unwritten extents made every later msync also commit
 //! an extent conversion, which doubled the bridge's event_to_durable p50.
 //!
@@ -93,15 +93,16 @@ impl Drop for Spare {
     }
 }
 
-/// Bytes of zeros the worker writes between pauses.
-pub const PACE_CHUNK_BYTES: u64 = 1 << 20;
-/// Pause after each chunk: at most 1 MiB per 10 ms (100 MiB/s), so a 64
-/// MiB spare takes at least 0.64 s, far less than the 20 s or so a segment
+/// Bytes of zeros the worker writes, and waits to be written back, between
+/// pauses: the most of its I/O a journal flush can find queued ahead of it.
+pub const PACE_CHUNK_BYTES: u64 = 256 << 10;
+/// Pause after each chunk: at most 256 KiB per 5 ms (50 MiB/s), so a 64 MiB
+/// spare takes at least 1.3 s, far less than the 20 s or so a segment
 /// lasted at 10,000 copies a second.
-pub const PACE_PAUSE_MS: u64 = 10;
+pub const PACE_PAUSE_MS: u64 = 5;
 
 /// Prepares the spare: `segment_bytes` of zeros written in paced chunks,
-/// each handed to writeback at once, then synced when `durable`.
+/// each written back before the next under a durable policy, then synced.
 fn prepare(path: &Path, segment_bytes: u64, durable: bool) -> io::Result<File> {
     use std::os::fd::AsRawFd as _;
     let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?;
@@ -110,14 +111,14 @@ fn prepare(path: &Path, segment_bytes: u64, durable: bool) -> io::Result<File> {
         let chunk = (segment_bytes - written).min(PACE_CHUNK_BYTES);
         write_zeros(&mut file, chunk)?;
         if durable {
-            // Start writeback of this chunk now, so the final sync has
-            // little left and the disk never sees one big batch. Advice: a
+            // Write this chunk back now and wait for it, so at most one
+            // chunk of the spare is ever queued on the disk ahead of a
+            // journal flush, and the final sync has little left. Advice: a
             // failure here is caught by that sync.
             // SAFETY: sync_file_range on an open descriptor owned by `file`,
             // over bytes of the file; it touches no memory of this process.
-            let _ = unsafe {
-                libc::sync_file_range(file.as_raw_fd(), written as i64, chunk as i64, libc::SYNC_FILE_RANGE_WRITE)
-            };
+            let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE | libc::SYNC_FILE_RANGE_WRITE | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+            let _ = unsafe { libc::sync_file_range(file.as_raw_fd(), written as i64, chunk as i64, flags) };
         }
         written += chunk;
         if written < segment_bytes {
