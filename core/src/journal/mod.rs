@@ -60,11 +60,11 @@
 //!   spare if it is not ready yet). Except under `Os` the file and the directory are synced
 //!   before the first record is written to it, and the previous segment is
 //!   flushed before a new one is created, so a group never spans a segment
-//!   boundary. Roll-over of a 64 MiB segment from a ready spare took 0.47
-//!   ms under `Group` and 0.13 ms under `Os`; writing its zeros at
-//!   roll-over took 118 and 28 ms (`cargo bench -p tradebridge-core --bench
-//!   journal_roll_over`, one run; the paced spare was ready 0.66-0.87 s
-//!   after the previous roll-over).
+//!   boundary. Roll-over of a 64 MiB segment from a ready spare took 0.72
+//!   ms under `Group` and 0.14 ms under `Os`; writing its zeros at
+//!   roll-over took 126 and 29 ms (`cargo bench -p tradebridge-core --bench
+//!   journal_roll_over`, one run; the paced spare was ready 1.3-1.4 s after
+//!   the previous roll-over).
 //! - Sealing a segment at roll-over zeroes whatever reservations left after
 //!   its last record (a leaked one's bytes, or an abandoned one's that the
 //!   kernel may have written back) and, except under `Os`, flushes that
