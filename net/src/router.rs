@@ -217,6 +217,7 @@ pub fn open_journal(config: &Config) -> anyhow::Result<Journal> {
         sync,
         segments_max,
         retained_bytes_max: server.journal_bytes_max,
+        spare_segment: server.journal_spare_segment,
         ..JournalOptions::default()
     };
     let (journal, recovery) = Journal::open(&server.journal_dir, options)

@@ -172,6 +172,10 @@ pub struct ServerConfig {
     /// `journal_bytes_max - journal_segment_bytes`, so the journal can take
     /// one more segment while the checkpoint is written.
     pub checkpoint_journal_bytes: u64,
+    /// Prepare the next journal segment in the background (its zeros
+    /// written ahead, paced), so a roll-over does not write them on the
+    /// router's thread.
+    pub journal_spare_segment: bool,
     /// Idle strategy of the poll loops.
     pub idle: IdleStrategy,
     /// Log lines as JSON objects instead of text.

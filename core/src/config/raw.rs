@@ -56,6 +56,7 @@ pub(crate) struct RawServer {
     pub idle: Option<RawIdle>,
     pub idle_park_backoff_us_max: Option<Spanned<u64>>,
     pub log_json: Option<bool>,
+    pub journal_spare_segment: Option<bool>,
     pub positions_per_master_max: Option<Spanned<u32>>,
     pub symbols_per_slave_max: Option<Spanned<u32>>,
     pub closed_positions_remembered_max: Option<Spanned<u32>>,

@@ -51,6 +51,7 @@ fn minimal_form_parses_with_defaults() {
     assert_eq!(config.server.hb_ms, 5_000);
     assert_eq!(config.server.frame_bytes_max, 16_384);
     assert_eq!(config.server.journal_sync, JournalSync::Group);
+    assert!(config.server.journal_spare_segment);
     assert_eq!(
         config.server.idle,
         IdleStrategy::Park { backoff_us_max: 10_000 }
@@ -299,6 +300,7 @@ journal_segment_bytes = 16777216
 journal_bytes_max = 1073741824
 idle = "spin"
 log_json = true
+journal_spare_segment = false
 positions_per_master_max = 100
 symbols_per_slave_max = 200
 closed_positions_remembered_max = 300
@@ -341,6 +343,7 @@ closed_positions_remembered_max = 300
     assert_eq!(server.journal_bytes_max, 1 << 30);
     assert_eq!(server.idle, IdleStrategy::Spin);
     assert!(server.log_json);
+    assert!(!server.journal_spare_segment);
     assert_eq!(server.journal_dir, std::path::PathBuf::from("./j"));
     assert_eq!(server.histograms_dir, std::path::PathBuf::from("/var/lib/tb/h"));
     assert_eq!(

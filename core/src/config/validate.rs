@@ -488,6 +488,7 @@ fn server(table: Table<'_>, raw: &RawServer) -> Result<ServerConfig, ConfigError
         checkpoint_journal_bytes: number(table, &raw.checkpoint_journal_bytes, CHECKPOINT_JOURNAL_BYTES)?,
         idle: idle(table, raw)?,
         log_json: raw.log_json.unwrap_or(false),
+        journal_spare_segment: raw.journal_spare_segment.unwrap_or(true),
         positions_per_master_max: number(
             table,
             &raw.positions_per_master_max,
