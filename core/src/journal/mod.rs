@@ -55,12 +55,12 @@
 //! - New segments are created under a temporary name, preallocated with
 //!   zeros (so the mapping can never fault for lack of disk space), and
 //!   renamed; with `spare_segment` the zeros are written (and synced) ahead
-//!   by a background thread (`spare`), so roll-over only writes
-//!   and syncs the header, renames, and syncs the directory (waiting for the
-//!   spare if it is not ready yet). Except under `Os` the file and the directory are synced
-//!   before the first record is written to it, and the previous segment is
-//!   flushed before a new one is created, so a group never spans a segment
-//!   boundary. Roll-over of a 64 MiB segment from a ready spare took 0.72
+//!   by a background thread (`spare`), so roll-over only writes and syncs
+//!   the header, renames, and syncs the directory (waiting for the spare if
+//!   it is not ready yet). Except under `Os` the file and the directory are
+//!   synced before the first record is written to it, and the previous
+//!   segment is flushed before a new one is created, so a group never spans
+//!   a segment boundary. Roll-over of a 64 MiB segment from a ready spare took 0.72
 //!   ms under `Group` and 0.14 ms under `Os`; writing its zeros at
 //!   roll-over took 126 and 29 ms (`cargo bench -p tradebridge-core --bench
 //!   journal_roll_over`, one run; the paced spare was ready 1.3-1.4 s after

@@ -1,7 +1,7 @@
 //! The spare segment: the next segment file, its zeros written (and synced
 //! under a durable policy) by a background thread while the active segment
 //! fills, so that roll-over only writes a header, syncs it and renames the
-//! file. Writing a 64 MiB segment's zeros and syncing them took about 89 ms
+//! file. Writing a 64 MiB segment's zeros and syncing them took 89-126 ms
 //! here (`cargo bench -p tradebridge-core --bench journal_roll_over`); done
 //! at roll-over, on the router's thread, every ack and copy waited for it.
 //!
