@@ -29,6 +29,8 @@ fn config(journal_dir: &std::path::Path) -> Config {
 listen = "127.0.0.1:0"
 journal_dir = "{}"
 journal_sync = "os"
+journal_segment_bytes = 1048576
+journal_bytes_max = 8388608
 idle = "park"
 idle_park_backoff_us_max = 1000
 
@@ -59,11 +61,23 @@ master = {MASTER_1}
     Config::from_toml_str(&source).expect("test config")
 }
 
-fn temp_directory(label: &str) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("tradebridge-router-rings-{label}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&path);
-    std::fs::create_dir_all(&path).expect("temp directory");
-    path
+/// A fresh directory for one test, removed when dropped (a failing test's
+/// too).
+struct TempDirectory(PathBuf);
+
+impl TempDirectory {
+    fn new(label: &str) -> TempDirectory {
+        let path = std::env::temp_dir().join(format!("tradebridge-router-rings-{label}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("temp directory");
+        TempDirectory(path)
+    }
+}
+
+impl Drop for TempDirectory {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Pushes master `login`'s open event `seq` from `shard` to the router.
@@ -123,8 +137,8 @@ fn drain_until(from_router: &mut Consumer, count: usize) -> Vec<(u64, u64)> {
 #[test]
 fn a_full_shard_ring_holds_up_only_that_shards_acks() {
     // Shows: with shard 0's router -> shard ring left full (200 acks of MASTER_1 owed, a ring that holds a few dozen), MASTER_2's event on shard 1 is still acked; once shard 0 drains its ring, all 200 of MASTER_1's acks arrive, in order, none twice.
-    let directory = temp_directory("acks");
-    let config = config(&directory.join("journal"));
+    let directory = TempDirectory::new("acks");
+    let config = config(&directory.0.join("journal"));
     let accounts = Arc::new(AccountTable::new(&config, 0));
     let journal = router::open_journal(&config).expect("journal");
     let (router_links, mut shards) = router::links(2, RING_BYTES).expect("links");
@@ -165,14 +179,13 @@ fn a_full_shard_ring_holds_up_only_that_shards_acks() {
 
     stop.store(true, Ordering::Release);
     router_thread.join().expect("router thread").expect("router stops cleanly");
-    let _ = std::fs::remove_dir_all(&directory);
 }
 
 #[test]
 fn copies_wait_in_order_behind_a_full_ring_while_the_masters_acks_flow() {
     // Shows: SLAVE's live connection is on shard 1, whose ring is left full; MASTER_1 (on shard 0) sends 200 opens and gets all 200 acks meanwhile, and once shard 1 drains, SLAVE's copies arrive with seqs 1..=200 in order, no gap, none twice.
-    let directory = temp_directory("copies");
-    let config = config(&directory.join("journal"));
+    let directory = TempDirectory::new("copies");
+    let config = config(&directory.0.join("journal"));
     let accounts = Arc::new(AccountTable::new(&config, 0));
     // The test stands in for SLAVE's session on shard 1.
     let slave_connection = tradebridge_net::shard::connection_id(1, 3);
@@ -209,5 +222,4 @@ fn copies_wait_in_order_behind_a_full_ring_while_the_masters_acks_flow() {
 
     stop.store(true, Ordering::Release);
     router_thread.join().expect("router thread").expect("router stops cleanly");
-    let _ = std::fs::remove_dir_all(&directory);
 }

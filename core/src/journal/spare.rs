@@ -17,12 +17,15 @@
 //!   temporary name: recovery removes it like any half-made segment, so a
 //!   crash while it is written (or before it is used) loses nothing.
 //! - The worker only ever writes the spare's own file, which it creates; the
-//!   journal joins it before the file is used, and on drop before the
-//!   directory lock is released, so no worker outlives its journal.
+//!   journal joins it before the file is used, and on drop (after telling
+//!   it to stop at its next chunk) before the directory lock is released,
+//!   so no worker outlives its journal.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use super::layout::{SEGMENT_EXTENSION, TEMPORARY_EXTENSION};
@@ -41,6 +44,9 @@ pub(crate) struct Spare {
     segment_bytes: u64,
     /// The worker preparing it; taken when the spare is used or dropped.
     worker: Option<JoinHandle<io::Result<File>>>,
+    /// Set when the spare is dropped unused: the worker stops after its
+    /// current chunk, so closing a journal never waits out the pacing.
+    abandoned: Arc<AtomicBool>,
 }
 
 impl Spare {
@@ -50,13 +56,15 @@ impl Spare {
         debug_assert!(SPARE_FILE_NAME.ends_with(&format!(".{SEGMENT_EXTENSION}.{TEMPORARY_EXTENSION}")));
         let path = directory.join(SPARE_FILE_NAME);
         let worker_path = path.clone();
+        let abandoned = Arc::new(AtomicBool::new(false));
+        let worker_abandoned = Arc::clone(&abandoned);
         let worker = std::thread::Builder::new()
             .name("journal-spare".to_owned())
-            .spawn(move || prepare(&worker_path, segment_bytes, durable));
+            .spawn(move || prepare(&worker_path, segment_bytes, durable, &worker_abandoned));
         // No thread: roll-over prepares the segment itself, as without a
         // spare.
         let worker = worker.ok();
-        Spare { path, segment_bytes, worker }
+        Spare { path, segment_bytes, worker, abandoned }
     }
 
     /// True once the worker is done (or could not start), so taking the
@@ -83,6 +91,7 @@ impl Spare {
 impl Drop for Spare {
     fn drop(&mut self) {
         if let Some(worker) = self.worker.take() {
+            self.abandoned.store(true, Ordering::Relaxed);
             let _ = worker.join();
         }
         // An unused spare is removed (best effort: recovery removes it too),
@@ -103,11 +112,15 @@ pub const PACE_PAUSE_MS: u64 = 5;
 
 /// Prepares the spare: `segment_bytes` of zeros written in paced chunks,
 /// each written back before the next under a durable policy, then synced.
-fn prepare(path: &Path, segment_bytes: u64, durable: bool) -> io::Result<File> {
+/// Stops early, with an `Interrupted` error, once `abandoned` is set.
+fn prepare(path: &Path, segment_bytes: u64, durable: bool, abandoned: &AtomicBool) -> io::Result<File> {
     use std::os::fd::AsRawFd as _;
     let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?;
     let mut written = 0;
     while written < segment_bytes {
+        if abandoned.load(Ordering::Relaxed) {
+            return Err(io::Error::new(io::ErrorKind::Interrupted, "spare abandoned: the journal closed"));
+        }
         let chunk = (segment_bytes - written).min(PACE_CHUNK_BYTES);
         write_zeros(&mut file, chunk)?;
         if durable {
@@ -129,4 +142,26 @@ fn prepare(path: &Path, segment_bytes: u64, durable: bool) -> io::Result<File> {
         file.sync_all()?;
     }
     Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::testing::TempDirectory;
+
+    // An abandoned worker stops before its next chunk: nothing more is written and it reports Interrupted, so closing a journal does not wait out the pacing of a 64 MiB spare.
+    #[test]
+    fn an_abandoned_worker_stops_before_its_next_chunk() {
+        let directory = TempDirectory::new("spare-abandoned");
+        fs::create_dir_all(&directory.0).expect("directory");
+        let path = directory.0.join(SPARE_FILE_NAME);
+        let abandoned = AtomicBool::new(true);
+        let error = prepare(&path, 64 << 20, true, &abandoned).expect_err("abandoned");
+        assert_eq!(error.kind(), io::ErrorKind::Interrupted);
+        assert_eq!(fs::metadata(&path).expect("created").len(), 0, "no chunk written");
+
+        let not_abandoned = AtomicBool::new(false);
+        let file = prepare(&path, 3 * PACE_CHUNK_BYTES + 8, true, &not_abandoned).expect("prepared");
+        assert_eq!(file.metadata().expect("metadata").len(), 3 * PACE_CHUNK_BYTES + 8);
+    }
 }
