@@ -292,8 +292,6 @@ pub struct Router {
     /// holds up only its own shard. Counted with `pending` against
     /// [`PENDING_ACKS_MAX`].
     outgoing: Vec<VecDeque<Outgoing>>,
-    /// Items in all of `outgoing`.
-    outgoing_count: usize,
     /// Per shard: warned that its queue passed [`OUTGOING_WARN_ITEMS`];
     /// cleared when the queue empties, so each backlog warns once.
     outgoing_warned: Vec<bool>,
@@ -358,7 +356,6 @@ impl Router {
             masters: HashMap::new(),
             pending: VecDeque::new(),
             outgoing: vec![VecDeque::new(); links_shards],
-            outgoing_count: 0,
             outgoing_warned: vec![false; links_shards],
             accounts,
             encoder: RecordEncoder::new(config.server.record_bytes_max()),
@@ -661,8 +658,10 @@ impl Router {
     fn poll_once(&mut self) -> anyhow::Result<bool> {
         let mut input = false;
         let held = self.checkpoint_holds_input();
+        // Reading only adds to `pending`; the outgoing queues change after.
+        let outgoing_waiting: usize = self.outgoing.iter().map(VecDeque::len).sum();
         for shard in 0..self.links.from_shards.len() {
-            if self.pending.len() + self.outgoing_count >= PENDING_ACKS_MAX || held {
+            if self.pending.len() + outgoing_waiting >= PENDING_ACKS_MAX || held {
                 break;
             }
             input |= self.read_shard(shard as u32)?;
@@ -981,7 +980,6 @@ impl Router {
             return;
         };
         queue.push_back(item);
-        self.outgoing_count += 1;
     }
 
     /// Pushes each shard's outgoing queue into its ring, in order, until
@@ -1013,7 +1011,6 @@ impl Router {
                     Err(error) => tracing::error!(shard, %error, "cannot encode an ack or copy; dropped"),
                 }
                 self.outgoing[shard].pop_front();
-                self.outgoing_count -= 1;
             }
             if pushed {
                 self.links.shard_bells[shard].ring();

@@ -24,6 +24,10 @@ const RING_BYTES: u64 = 4096;
 
 fn config(journal_dir: &std::path::Path) -> Config {
     let hash = "1".repeat(64);
+    let accounts: String = [(MASTER_1, "master"), (MASTER_2, "master"), (SLAVE, "slave")]
+        .iter()
+        .map(|(login, role)| format!("[[account]]\nlogin = {login}\nserver = \"S\"\nrole = \"{role}\"\nkey_sha256 = \"{hash}\"\n\n"))
+        .collect();
     let source = format!(
         r#"[server]
 listen = "127.0.0.1:0"
@@ -34,25 +38,7 @@ journal_bytes_max = 8388608
 idle = "park"
 idle_park_backoff_us_max = 1000
 
-[[account]]
-login = {MASTER_1}
-server = "S"
-role = "master"
-key_sha256 = "{hash}"
-
-[[account]]
-login = {MASTER_2}
-server = "S"
-role = "master"
-key_sha256 = "{hash}"
-
-[[account]]
-login = {SLAVE}
-server = "S"
-role = "slave"
-key_sha256 = "{hash}"
-
-[[follow]]
+{accounts}[[follow]]
 slave = {SLAVE}
 master = {MASTER_1}
 "#,

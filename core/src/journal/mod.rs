@@ -436,7 +436,9 @@ impl Journal {
         }
         let first_seq = self.next_seq();
         let segment_bytes = self.options.segment_bytes;
-        let prepared = self.spare.take().filter(|spare| spare.segment_bytes() == segment_bytes).map(Spare::take);
+        // The spare was started with these same (fixed) options, so it has
+        // this size; create_from_spare checks the file's length anyway.
+        let prepared = self.spare.take().map(Spare::take);
         let segment = match prepared {
             Some(Ok((file, spare_path))) => {
                 self.stats.spares_used_count += 1;

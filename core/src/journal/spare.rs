@@ -40,8 +40,6 @@ pub const SPARE_FILE_NAME: &str = "spare.seg.tmp";
 pub(crate) struct Spare {
     /// Where the spare file is.
     path: PathBuf,
-    /// Size it is prepared to; a spare of another size is not used.
-    segment_bytes: u64,
     /// The worker preparing it; taken when the spare is used or dropped.
     worker: Option<JoinHandle<io::Result<File>>>,
     /// Set when the spare is dropped unused: the worker stops after its
@@ -64,18 +62,13 @@ impl Spare {
         // No thread: roll-over prepares the segment itself, as without a
         // spare.
         let worker = worker.ok();
-        Spare { path, segment_bytes, worker, abandoned }
+        Spare { path, worker, abandoned }
     }
 
     /// True once the worker is done (or could not start), so taking the
     /// spare will not wait.
     pub(crate) fn is_ready(&self) -> bool {
         self.worker.as_ref().is_none_or(JoinHandle::is_finished)
-    }
-
-    /// Size the spare is prepared to.
-    pub(crate) fn segment_bytes(&self) -> u64 {
-        self.segment_bytes
     }
 
     /// Waits for the worker and hands over the prepared file and its path;
