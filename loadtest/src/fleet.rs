@@ -95,7 +95,7 @@ pub struct ServerSettings {
     /// `"park"`, `"yield"` or `"spin"` (the bridge's `idle`); `None` leaves
     /// the default.
     pub idle: Option<String>,
-    /// Shard threads; `None` leaves the default (one per core).
+    /// Shard threads; `None` leaves the default (one per core less one).
     pub shards: Option<u32>,
     pub hb_ms: u64,
     /// Per account, raised above the scenario's need.

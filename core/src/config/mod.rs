@@ -131,7 +131,8 @@ impl ServerConfig {
 pub struct ServerConfig {
     /// Address the EA WebSocket listener binds (`ip:port`).
     pub listen: SocketAddr,
-    /// Shard threads; 0 means one per core.
+    /// Shard threads; 0 means one per core less the core left to the router
+    /// (at least one).
     pub shards: u32,
     /// Directory holding the journal segments.
     pub journal_dir: PathBuf,

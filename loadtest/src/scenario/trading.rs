@@ -193,7 +193,7 @@ fn config_json(config: &TradingConfig) -> Value {
 fn bridge_parameters(common: &CommonOptions) -> Value {
     json!({
         "spawn": common.spawn, "bridge": common.bridge.name(), "journal_sync": common.journal_sync.as_deref().unwrap_or("group (default)"), "idle": common.idle.as_deref().unwrap_or("park (default)"),
-        "shards": common.shards.map_or_else(|| json!("default (one per core)"), |shards| json!(shards)), "hb_ms": common.hb_ms, "fault": common.fault, "baseline_threads": common.baseline_threads,
+        "shards": common.shards.map_or_else(|| json!("default (one per core less one)"), |shards| json!(shards)), "hb_ms": common.hb_ms, "fault": common.fault, "baseline_threads": common.baseline_threads,
     })
 }
 
