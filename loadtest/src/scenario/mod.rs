@@ -5,6 +5,7 @@
 //! - [`trading`] runs `fanout`, `churn`, `slow-slave` and `ramp`.
 //! - [`capacity`] runs `capacity`.
 //! - [`gen_config`] runs `gen-config`.
+//! - [`floor`] runs `floor` (no bridge: this machine's wake and send costs).
 //!
 //! # Invariants
 //! - Exit codes: 0 pass, 1 the run failed its checks (loss, duplicates,
@@ -12,6 +13,7 @@
 
 pub mod capacity;
 pub mod common;
+pub mod floor;
 pub mod gen_config;
 pub mod trading;
 
@@ -31,6 +33,8 @@ scenarios:
   churn        random disconnects/reconnects while trading      --churn-mean-ms 3000 --reconnect-delay-ms-max 500
   slow-slave   one slave stops reading; others must not move    --moved-p99-ratio-max 2 --moved-ms-min 5
   gen-config   write bridge.toml and keys.tsv for --url runs    --masters M --slaves-per-master K --out DIR [--listen ADDR]
+  floor        no bridge: 2 thread wakes + K loopback sends, the  --copies 10 --rounds 10000 --gap-us 1000 [--out-dir --tag --notes]
+               floor under the bridge's event_to_copy_sent here
 
 target (one of):
   --spawn                      generate a config and start the bridge (free ports, temp journal, SIGTERM at the end)
@@ -59,10 +63,11 @@ pub fn dispatch(arguments: &Arguments) -> anyhow::Result<u8> {
         "ramp" => trading::ramp(arguments),
         "capacity" => capacity::capacity(arguments),
         "gen-config" => gen_config::gen_config(arguments),
+        "floor" => floor::floor(arguments),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(0)
         }
-        other => anyhow::bail!("unknown scenario {other:?}; expected fanout, capacity, ramp, churn, slow-slave or gen-config (see `loadtest help`)"),
+        other => anyhow::bail!("unknown scenario {other:?}; expected fanout, capacity, ramp, churn, slow-slave, gen-config or floor (see `loadtest help`)"),
     }
 }
