@@ -665,6 +665,35 @@ mod tests {
         }
     }
 
+    // A spare that could not be prepared (here its directory does not exist, so the worker's create fails) is not used: roll-over writes the segment itself, the records survive a reopen, the failed spare leaves no file, and the next spare is prepared again.
+    #[test]
+    fn roll_over_after_a_failed_spare_writes_the_segment_itself() {
+        for sync in [SyncPolicy::Group { records_max: 64, interval_ms: 1_000 }, SyncPolicy::Os] {
+            let directory = TempDirectory::new("spare-failed");
+            let options = JournalOptions { segment_bytes: 4096, record_bytes_max: 1024, sync, ..JournalOptions::default() };
+            let (mut journal, _) = Journal::open(&directory.0, options.clone()).expect("open");
+            for byte in 0..3u8 {
+                journal.append(1, &[byte; 1000], 0).expect("append");
+            }
+            let missing = directory.0.join("missing");
+            let durable = sync != SyncPolicy::Os;
+            // The real spare is dropped (and its file removed); the failing one takes its place.
+            journal.spare = Some(Spare::start(&missing, options.segment_bytes, durable));
+            assert!(!directory.0.join(SPARE_FILE_NAME).exists(), "the replaced spare's file is removed");
+            journal.append(1, &[3u8; 1000], 0).expect("append that rolls over without a spare");
+            let stats = journal.stats();
+            assert_eq!((journal.segments_count(), stats.segments_created_count, stats.spares_used_count), (2, 1, 0), "{sync:?}");
+            assert!(journal.has_spare(), "the next spare is prepared again");
+            journal.append(1, &[4u8; 1000], 0).expect("append");
+            journal.flush().expect("flush");
+            drop(journal);
+            let (journal, _) = Journal::open(&directory.0, options).expect("reopen");
+            let payloads: Vec<u8> = journal.iter_from(1).map(|entry| entry.payload[0]).collect();
+            assert_eq!(payloads, vec![0, 1, 2, 3, 4], "{sync:?}");
+            assert!(!missing.exists());
+        }
+    }
+
     // Under a durable policy retention syncs the directory once per deleted segment, so deletions reach storage in order; under Os it syncs nothing.
     #[test]
     fn truncate_before_syncs_the_directory_after_each_deletion() {
