@@ -217,14 +217,37 @@ impl Metrics {
     }
 }
 
-/// Serves `GET /metrics` on `listener` forever, one request at a time;
-/// `render` makes the body.
+/// Requests the endpoint answers at once: each worker thread takes the next
+/// connection from the shared listener and answers it within
+/// [`REQUEST_TIMEOUT_MS`], so a client that stalls holds one worker, and
+/// only for that long, while Prometheus and an engineer's curl are still
+/// answered by the others.
+pub const WORKERS: usize = 4;
+
+/// Serves `GET /metrics` on `listener` forever with [`WORKERS`] threads
+/// (the caller's and `WORKERS - 1` more); `render` makes the body.
 pub fn serve(listener: TcpListener, render: Arc<dyn Fn() -> String + Send + Sync>) {
+    for worker in 1..WORKERS {
+        let Ok(listener) = listener.try_clone() else {
+            tracing::warn!(workers = worker, "metrics: cannot share the listener; fewer workers");
+            break;
+        };
+        let render = Arc::clone(&render);
+        if std::thread::Builder::new().name(format!("metrics-{worker}")).spawn(move || accept_forever(&listener, render.as_ref())).is_err() {
+            tracing::warn!(workers = worker, "metrics: cannot start a worker thread; fewer workers");
+            break;
+        }
+    }
+    accept_forever(&listener, render.as_ref());
+}
+
+/// One worker: accepts and answers one connection at a time.
+fn accept_forever(listener: &TcpListener, render: &(dyn Fn() -> String + Send + Sync)) {
     for stream in listener.incoming() {
         let Ok(stream) = stream else {
             continue;
         };
-        if let Err(error) = answer(stream, render.as_ref()) {
+        if let Err(error) = answer(stream, render) {
             tracing::debug!(%error, "metrics request failed");
         }
     }
@@ -234,7 +257,7 @@ pub fn serve(listener: TcpListener, render: Arc<dyn Fn() -> String + Send + Sync
 fn answer(mut stream: TcpStream, render: &(dyn Fn() -> String + Send + Sync)) -> std::io::Result<()> {
     stream.set_write_timeout(Some(Duration::from_millis(REQUEST_TIMEOUT_MS)))?;
     // One deadline for the whole request, not a timeout per read: a client
-    // sending a byte at a time must not hold the (single) endpoint.
+    // sending a byte at a time must not hold a worker for longer.
     let deadline = std::time::Instant::now() + Duration::from_millis(REQUEST_TIMEOUT_MS);
     let mut request = [0u8; REQUEST_BYTES_MAX];
     let mut length = 0;

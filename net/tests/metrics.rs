@@ -102,3 +102,20 @@ fn a_client_sending_a_byte_at_a_time_is_cut_off() {
     }
     assert!(cut_off, "a client dripping one byte every 300 ms was served for {:?} without being cut off", started.elapsed());
 }
+
+#[test]
+fn a_stalled_client_does_not_hold_up_other_scrapes() {
+    // Shows: with three clients connected and silent (each holds a worker for up to 2 s), a fourth GET /metrics is still answered at once, well inside the 2 s a stalled client may hold its worker; with one worker it would wait for the first stall to time out.
+    let mut bridge = Bridge::start(&[("metrics_listen", "\"127.0.0.1:0\"")]);
+    let line = bridge.read_stdout_line();
+    let address = line.trim().strip_prefix("tradebridge metrics on http://").and_then(|rest| rest.strip_suffix("/metrics")).expect("metrics line").to_string();
+    let stalled: Vec<TcpStream> = (0..tradebridge_net::metrics::WORKERS - 1).map(|_| TcpStream::connect(&address).expect("connect a stalled client")).collect();
+    // Let the workers take the stalled connections first.
+    std::thread::sleep(Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    let response = http_get(&address, "/metrics");
+    let took = started.elapsed();
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    assert!(took < Duration::from_millis(1_000), "a scrape behind {} stalled clients took {took:?}", stalled.len());
+    drop(stalled);
+}
