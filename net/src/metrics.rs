@@ -108,6 +108,9 @@ pub struct Metrics {
     /// Checkpoints written (after which journal segments are released);
     /// only grows.
     pub checkpoints_written: AtomicU64,
+    /// Slaves whose terminal had finished copy seqs above the journal's,
+    /// whose numbering moved above them; only grows.
+    pub copy_seq_rebases: AtomicU64,
     /// Bytes of journal segments held; set by the router when it changes.
     pub journal_bytes: AtomicU64,
     /// `journal_bytes_max`; set by the router.
@@ -136,6 +139,7 @@ impl Default for Metrics {
             ring_full: AtomicU64::new(0),
             outbox_full: AtomicU64::new(0),
             checkpoints_written: AtomicU64::new(0),
+            copy_seq_rebases: AtomicU64::new(0),
             journal_bytes: AtomicU64::new(0),
             journal_bytes_max: AtomicU64::new(0),
         }
@@ -168,6 +172,7 @@ impl Metrics {
             ("tradebridge_ring_full_total", "Frames refused on a full shard->router ring.", &self.ring_full),
             ("tradebridge_outbox_full_total", "Messages dropped on a full connection outbox.", &self.outbox_full),
             ("tradebridge_checkpoints_written_total", "Checkpoints written; each releases the journal segments below it.", &self.checkpoints_written),
+            ("tradebridge_copy_seq_rebases_total", "Slaves whose terminal had finished copy seqs the journal does not hold; their copies were numbered above them.", &self.copy_seq_rebases),
         ];
         for (name, help, counter) in counters {
             let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", counter.load(Ordering::Relaxed));

@@ -83,6 +83,66 @@ pub const JOURNAL_KIND_RESULT: u16 = RecordKind::Result.code() as u16;
 /// Bytes before the JSON in a journaled update.
 const UPDATE_HEADER_BYTES: usize = 24;
 
+/// Ring kind of a [`SlaveHello`] and journal kind of a [`SeqRebase`].
+pub const JOURNAL_KIND_SLAVE_SEQ: u16 = 17;
+
+/// A slave's `last_seq` from its `hello`, from its shard to the router: the
+/// highest copy seq its terminal has finished, which the bridge's own
+/// numbering must stay above (the Executor skips any copy at or below it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlaveHello {
+    pub login: u64,
+    pub last_seq: u64,
+}
+
+impl SlaveHello {
+    /// `login`, `last_seq` (u64 LE each).
+    pub fn encode(&self) -> [u8; 16] {
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&self.login.to_le_bytes());
+        bytes[8..].copy_from_slice(&self.last_seq.to_le_bytes());
+        bytes
+    }
+
+    fn decode(payload: &[u8]) -> anyhow::Result<SlaveHello> {
+        anyhow::ensure!(payload.len() == 16, "slave hello of {} bytes: expected 16", payload.len());
+        Ok(SlaveHello { login: u64::from_le_bytes(payload[..8].try_into()?), last_seq: u64::from_le_bytes(payload[8..].try_into()?) })
+    }
+}
+
+/// Journaled when a slave's terminal has finished copy seqs above any this
+/// journal gave it (a new or replaced journal, or one that lost its tail
+/// under `journal_sync = "os"`): its numbering continues above `last_seq`,
+/// and the copies it was given above `reissue_above` (made since this
+/// process started, so never seen by that terminal under these seqs) are
+/// issued again above `last_seq`. Replaying the record does the same.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SeqRebase {
+    slave: u64,
+    last_seq: u64,
+    reissue_above: u64,
+}
+
+impl SeqRebase {
+    /// `slave`, `last_seq`, `reissue_above` (u64 LE each).
+    fn encode(&self) -> [u8; 24] {
+        let mut bytes = [0u8; 24];
+        bytes[..8].copy_from_slice(&self.slave.to_le_bytes());
+        bytes[8..16].copy_from_slice(&self.last_seq.to_le_bytes());
+        bytes[16..].copy_from_slice(&self.reissue_above.to_le_bytes());
+        bytes
+    }
+
+    fn decode(payload: &[u8]) -> anyhow::Result<SeqRebase> {
+        anyhow::ensure!(payload.len() == 24, "copy seq rebase of {} bytes: expected 24", payload.len());
+        Ok(SeqRebase {
+            slave: u64::from_le_bytes(payload[..8].try_into()?),
+            last_seq: u64::from_le_bytes(payload[8..16].try_into()?),
+            reissue_above: u64::from_le_bytes(payload[16..].try_into()?),
+        })
+    }
+}
+
 /// What a shard sends the router outside the rings: a master `snapshot`, a
 /// slave `state` or `symbols` (core has no ring record for them).
 #[derive(Debug)]
@@ -306,6 +366,9 @@ pub struct Router {
     engine: Engine,
     /// Last copy `seq` given to each slave; +1 per copy, recovered at start.
     copy_seqs: HashMap<u64, u64>,
+    /// `copy_seqs` as recovered at start: copies above it were made by this
+    /// process (see [`SeqRebase`]).
+    recovered_copy_seqs: HashMap<u64, u64>,
     /// Copies sent per slave by `seq`, until their result arrives; at most
     /// [`INSTRUCTIONS_PER_SLAVE_MAX`] per slave.
     instructions: HashMap<u64, std::collections::BTreeMap<u64, CopyInstruction>>,
@@ -364,6 +427,7 @@ impl Router {
             metrics,
             engine: Engine::new(config),
             copy_seqs: HashMap::new(),
+            recovered_copy_seqs: HashMap::new(),
             instructions: HashMap::new(),
             decisions: Vec::new(),
             ring_full_count: 0,
@@ -426,6 +490,10 @@ impl Router {
                 let update = Update::decode(&entry.payload).with_context(|| format!("journal record {}", entry.seq))?;
                 self.apply_update(&update, &mut decisions);
                 expect_copies(&mut copies_due, &mut decisions, entry.seq);
+            } else if entry.kind == JOURNAL_KIND_SLAVE_SEQ {
+                let rebase = SeqRebase::decode(&entry.payload).with_context(|| format!("journal record {}", entry.seq))?;
+                self.apply_rebase(&rebase, &mut decisions);
+                expect_copies(&mut copies_due, &mut decisions, entry.seq);
             } else if entry.kind == JOURNAL_KIND_RESULT {
                 let record = access_checked::<ResultRecord>(&entry.payload)
                     .with_context(|| format!("journal record {} is not a valid result", entry.seq))?;
@@ -435,6 +503,10 @@ impl Router {
                 expect_copies(&mut copies_due, &mut decisions, entry.seq);
             }
         }
+        // Copies issued from here on were never sent under their seqs
+        // before this start (the ones below were never durable, so never
+        // sent either).
+        self.recovered_copy_seqs = self.copy_seqs.clone();
         if !copies_due.is_empty() {
             // The input is durable (its master may hold its ack) but the
             // bridge stopped before its copies were: issue them now, as the
@@ -766,6 +838,15 @@ impl Router {
                 }
             };
         }
+        if kind == u32::from(JOURNAL_KIND_SLAVE_SEQ) {
+            return match SlaveHello::decode(payload) {
+                Ok(hello) => self.on_slave_hello(hello),
+                Err(error) => {
+                    tracing::error!(shard, %error, "invalid slave hello record on a ring");
+                    Ok(())
+                }
+            };
+        }
         if kind == RecordKind::Result.code() {
             match access_checked::<ResultRecord>(payload).map(|record| (record.meta(), record.to_result())) {
                 Ok((meta, Ok(result))) => self.journal_result(meta.slave_login, &result, meta.received_ms, payload)?,
@@ -800,6 +881,49 @@ impl Router {
         let now_ms = self.now_ms();
         self.journal.append(JOURNAL_KIND_UPDATE, payload, now_ms).context("journal append of an update")?;
         self.decide_and_issue(0, |router, decisions| router.apply_update(update, decisions))
+    }
+
+    /// A slave said hello with `last_seq`: when its terminal has finished
+    /// seqs above any this journal gave it, numbering moves above them (see
+    /// [`SeqRebase`]), journaled first so a restart does the same.
+    fn on_slave_hello(&mut self, hello: SlaveHello) -> anyhow::Result<()> {
+        let current = self.copy_seqs.get(&hello.login).copied().unwrap_or(0);
+        if hello.last_seq <= current {
+            return Ok(());
+        }
+        let reissue_above = self.recovered_copy_seqs.get(&hello.login).copied().unwrap_or(0);
+        let rebase = SeqRebase { slave: hello.login, last_seq: hello.last_seq, reissue_above };
+        let now_ms = self.now_ms();
+        self.journal.append(JOURNAL_KIND_SLAVE_SEQ, &rebase.encode(), now_ms).context("journal append of a copy seq rebase")?;
+        let reissued = self.instructions.get(&hello.login).map_or(0, |sent| sent.range(reissue_above + 1..=hello.last_seq).count());
+        tracing::warn!(
+            slave = hello.login,
+            terminal_last_seq = hello.last_seq,
+            journal_last_seq = current,
+            reissued,
+            "the slave's terminal has finished copies this journal does not hold (a new or replaced journal, or one that lost its tail under journal_sync = \"os\"); its copies are numbered above its last_seq from now on"
+        );
+        Metrics::count(&self.metrics.copy_seq_rebases);
+        self.decide_and_issue(0, |router, decisions| router.apply_rebase(&rebase, decisions))
+    }
+
+    /// Moves a slave's numbering above `last_seq`: the copies at or below
+    /// it awaiting a result are forgotten (the terminal counts them done),
+    /// and those above `reissue_above` become decisions to issue again, in
+    /// their order, with new seqs.
+    fn apply_rebase(&mut self, rebase: &SeqRebase, decisions: &mut Vec<Decision>) {
+        if let Some(sent) = self.instructions.get_mut(&rebase.slave) {
+            let above = sent.split_off(&(rebase.last_seq + 1));
+            let finished = std::mem::replace(sent, above);
+            for (_, instruction) in finished.into_iter().filter(|(seq, _)| *seq > rebase.reissue_above) {
+                decisions.push(Decision { slave: rebase.slave, master: instruction.master, pos: instruction.pos, outcome: Outcome::Copy(instruction) });
+            }
+        }
+        let seq = self.copy_seqs.entry(rebase.slave).or_insert(0);
+        *seq = (*seq).max(rebase.last_seq);
+        if let Some(account) = self.accounts.get(rebase.slave) {
+            account.delivery().finished_up_to(rebase.last_seq);
+        }
     }
 
     /// Runs one engine step that fills the reused decisions buffer, then

@@ -33,7 +33,7 @@ use tradebridge_core::record::{MasterEventMeta, MasterEventRecord, Record, Resul
 
 use crate::accounts::{authenticate, is_valid_at, AccountEntry, SessionControl};
 use crate::metrics::{Metrics, Stage};
-use crate::router::{Update, JOURNAL_KIND_UPDATE};
+use crate::router::{SlaveHello, Update, JOURNAL_KIND_SLAVE_SEQ, JOURNAL_KIND_UPDATE};
 use crate::limits::BadFrameWindow;
 use crate::shard::{CopyTimes, Outbound, ShardContext, OUTBOX_MESSAGES_MAX};
 use crate::ws::{self, WebSocket, WsError, WsMessage};
@@ -193,9 +193,20 @@ async fn read_hello(socket: &mut Socket, shard: &ShardContext, deadline_ms: u64)
             let message = format!("field `v`: expected 1, got {}", hello.version);
             return Err(refuse_before_welcome(socket, ErrorCode::BadMessage, &message).await);
         }
+        if hello.last_seq > LAST_SEQ_MAX {
+            let message = format!("field `last_seq`: {} is above {LAST_SEQ_MAX}, more copies than a bridge ever numbers; the Executor's seq file is damaged", hello.last_seq);
+            return Err(refuse_before_welcome(socket, ErrorCode::BadMessage, &message).await);
+        }
         return Ok(hello);
     }
 }
+
+/// The largest `last_seq` a hello may carry (2^62): the bridge numbers a
+/// slave's copies above it (see `router::SlaveHello`), and at a million
+/// copies a second it would take 146,000 years to get there, so anything
+/// above is a damaged counter, refused rather than let the numbering
+/// overflow.
+pub const LAST_SEQ_MAX: u64 = 1 << 62;
 
 /// Sends `error` and asks for close 4002, the answer to any protocol error
 /// before `welcome`.
@@ -298,10 +309,19 @@ async fn run_session(socket: &mut Socket, shard: &ShardContext, account: &Accoun
         heard_ms: now_ms,
         pinged_ms: now_ms,
     };
-    // Boxed, as is the session loop: the idle session then holds neither the
-    // welcome, nor the replay, nor the loop's state twice.
-    let greeted = Box::pin(session.greet(socket, welcome, replay)).await;
-    let flow = if greeted { Box::pin(session.serve(socket)).await } else { Flow::End };
+    // The router must know a terminal that has finished more than the
+    // journal gave it, or the copies it numbers next would be skipped by the
+    // Executor as done (and dropped here as already sent). Not passed on,
+    // the slave is told to come back rather than served so.
+    let flow = if hello.role == Role::Slave && hello.last_seq > 0 && !session.report_last_seq(hello.last_seq) {
+        Flow::Close(close_code::TRY_AGAIN_LATER, "busy: the bridge could not take the hello; reconnect")
+    } else if Box::pin(session.greet(socket, welcome, replay)).await {
+        // Boxed, as is the session loop: the idle session then holds neither
+        // the welcome, nor the replay, nor the loop's state twice.
+        Box::pin(session.serve(socket)).await
+    } else {
+        Flow::End
+    };
     account.release(&session.control);
     shard.unregister(connection_id);
     if hello.role == Role::Slave {
@@ -529,6 +549,13 @@ impl Session<'_> {
         let text = format!("`{name}` not accepted: the bridge is busy; re-send it");
         feed_error(socket, ErrorCode::Internal, &text);
         Flow::Continue
+    }
+
+    /// Passes the slave's `last_seq` from its hello to the router; false
+    /// when the ring is full.
+    fn report_last_seq(&self, last_seq: u64) -> bool {
+        let hello = SlaveHello { login: self.account.login, last_seq };
+        self.push_to_router(u32::from(JOURNAL_KIND_SLAVE_SEQ), &hello.encode())
     }
 
     /// Pushes one record into the shard's ring to the router and rings the

@@ -14,7 +14,7 @@ use tradebridge_core::record::{access_checked, AckRecord, CopyRecord, MasterEven
 use tradebridge_core::ring::Consumer;
 use tradebridge_net::accounts::{AccountTable, SessionControl};
 use tradebridge_net::metrics::Metrics;
-use tradebridge_net::router::{self, Router, ShardLinks, Update, JOURNAL_KIND_UPDATE};
+use tradebridge_net::router::{self, Router, ShardLinks, SlaveHello, Update, JOURNAL_KIND_SLAVE_SEQ, JOURNAL_KIND_UPDATE};
 
 const MASTER_1: u64 = 100_001;
 const MASTER_2: u64 = 100_002;
@@ -99,6 +99,31 @@ fn drain_acks(from_router: &mut Consumer) -> Vec<(u64, u64)> {
         from_router.release();
     }
     read
+}
+
+/// SLAVE's `state`: EURUSD, so the engine sizes its copies.
+const STATE: &str = r#"{"t":"state","balance":10000.0,"equity":10000.0,"currency":"USD","positions":[],"symbols":[{"name":"EURUSD","min":0.01,"max":100.0,"step":0.01,"digits":5,"contract":100000.0}]}"#;
+
+/// Makes SLAVE's connection on shard 1 its live one, as its session would.
+fn slave_live_on_shard_1(accounts: &AccountTable) -> u64 {
+    let slave_connection = tradebridge_net::shard::connection_id(1, 3);
+    let control = Arc::new(SessionControl::default());
+    control.set_connection_id(slave_connection);
+    let slave = accounts.get(SLAVE).expect("slave account");
+    slave.claim(Arc::clone(&control));
+    slave.delivery().live_connection_id = slave_connection;
+    slave_connection
+}
+
+/// Starts a router over `config`'s journal with `accounts`; its shards'
+/// links, its stop flag and its thread.
+fn start_router(config: &Config, accounts: Arc<AccountTable>) -> (Vec<ShardLinks>, Arc<AtomicBool>, std::thread::JoinHandle<anyhow::Result<()>>) {
+    let journal = router::open_journal(config).expect("journal");
+    let (router_links, shards) = router::links(2, RING_BYTES).expect("links");
+    let router = Router::new(journal, router_links, accounts, config, Instant::now(), Arc::new(Metrics::default())).expect("router");
+    let stop = Arc::new(AtomicBool::new(false));
+    let router_stop = Arc::clone(&stop);
+    (shards, stop, std::thread::spawn(move || router.run(router_stop)))
 }
 
 /// Pushes `frame` (a slave `state`) from `shard` as the account's update.
@@ -188,8 +213,7 @@ fn copies_wait_in_order_behind_a_full_ring_while_the_masters_acks_flow() {
     let router_stop = Arc::clone(&stop);
     let router_thread = std::thread::spawn(move || router.run(router_stop));
 
-    let state = r#"{"t":"state","balance":10000.0,"equity":10000.0,"currency":"USD","positions":[],"symbols":[{"name":"EURUSD","min":0.01,"max":100.0,"step":0.01,"digits":5,"contract":100000.0}]}"#;
-    push_update(&mut shards[1], SLAVE, slave_connection, state);
+    push_update(&mut shards[1], SLAVE, slave_connection, STATE);
     let mut encoder = RecordEncoder::new(config.server.record_bytes_max());
     const EVENTS: u64 = 200;
     let mut acks = Vec::new();
@@ -206,6 +230,61 @@ fn copies_wait_in_order_behind_a_full_ring_while_the_masters_acks_flow() {
     let expected: Vec<(u64, u64)> = (1..=EVENTS).map(|seq| (SLAVE, seq)).collect();
     assert_eq!(copies, expected, "SLAVE's copies in seq order, none missing or twice");
 
+    stop.store(true, Ordering::Release);
+    router_thread.join().expect("router thread").expect("router stops cleanly");
+}
+
+#[test]
+fn a_terminal_ahead_of_the_journal_moves_the_numbering_even_when_the_rebase_is_the_journals_last_record() {
+    // Shows: SLAVE gets copies 1 and 2; a hello saying last_seq 40 makes the router re-issue them as 41 and 42. Then, on a journal that holds the same two copies and the rebase as its last record (a stop right after it was journaled), a restarted router issues 41 and 42 itself from the replayed rebase, and keeps no copy at or below 40 for replay.
+    let directory = TempDirectory::new("rebase");
+    let config = config(&directory.0.join("journal"));
+    let accounts = Arc::new(AccountTable::new(&config, 0));
+    let slave_connection = slave_live_on_shard_1(&accounts);
+    let (mut shards, stop, router_thread) = start_router(&config, Arc::clone(&accounts));
+    push_update(&mut shards[1], SLAVE, slave_connection, STATE);
+    let mut encoder = RecordEncoder::new(config.server.record_bytes_max());
+    for seq in 1..=2 {
+        push_event(&mut shards[0], &mut encoder, 0, MASTER_1, seq);
+    }
+    assert_eq!(drain_until(&mut shards[1].from_router, 2), vec![(SLAVE, 1), (SLAVE, 2)]);
+    shards[1].to_router.try_push(u32::from(JOURNAL_KIND_SLAVE_SEQ), &SlaveHello { login: SLAVE, last_seq: 40 }.encode()).expect("room");
+    shards[1].router_bell.ring();
+    assert_eq!(drain_until(&mut shards[1].from_router, 2), vec![(SLAVE, 41), (SLAVE, 42)], "re-issued above the terminal's last_seq");
+    stop.store(true, Ordering::Release);
+    router_thread.join().expect("router thread").expect("router stops cleanly");
+    drop(shards);
+
+    // The same history, stopped right after the rebase was journaled: the
+    // journal of a second run holds copies 1 and 2 and then the rebase.
+    let second = TempDirectory::new("rebase-cut");
+    let config = self::config(&second.0.join("journal"));
+    let accounts = Arc::new(AccountTable::new(&config, 0));
+    let slave_connection = slave_live_on_shard_1(&accounts);
+    let (mut shards, stop, router_thread) = start_router(&config, Arc::clone(&accounts));
+    push_update(&mut shards[1], SLAVE, slave_connection, STATE);
+    for seq in 1..=2 {
+        push_event(&mut shards[0], &mut encoder, 0, MASTER_1, seq);
+    }
+    assert_eq!(drain_until(&mut shards[1].from_router, 2), vec![(SLAVE, 1), (SLAVE, 2)]);
+    stop.store(true, Ordering::Release);
+    router_thread.join().expect("router thread").expect("router stops cleanly");
+    drop(shards);
+    {
+        let mut journal = router::open_journal(&config).expect("journal");
+        let mut rebase = Vec::with_capacity(24);
+        for value in [SLAVE, 40, 0] {
+            rebase.extend_from_slice(&value.to_le_bytes());
+        }
+        journal.append(JOURNAL_KIND_SLAVE_SEQ, &rebase, 0).expect("append the rebase");
+        journal.flush().expect("flush");
+    }
+    let accounts = Arc::new(AccountTable::new(&config, 0));
+    slave_live_on_shard_1(&accounts);
+    let (mut shards, stop, router_thread) = start_router(&config, Arc::clone(&accounts));
+    assert_eq!(drain_until(&mut shards[1].from_router, 2), vec![(SLAVE, 41), (SLAVE, 42)], "issued at restart from the replayed rebase");
+    let kept: Vec<u64> = accounts.get(SLAVE).expect("slave").delivery().copies.iter().map(|copy| copy.seq).collect();
+    assert_eq!(kept, vec![41, 42], "nothing at or below the terminal's last_seq kept for replay");
     stop.store(true, Ordering::Release);
     router_thread.join().expect("router thread").expect("router stops cleanly");
 }

@@ -671,7 +671,7 @@ mod tests {
         for sync in [SyncPolicy::Group { records_max: 64, interval_ms: 1_000 }, SyncPolicy::Os] {
             let directory = TempDirectory::new("spare-failed");
             let options = JournalOptions { segment_bytes: 4096, record_bytes_max: 1024, sync, ..JournalOptions::default() };
-            let (mut journal, _) = Journal::open(&directory.0, options.clone()).expect("open");
+            let (mut journal, _) = Journal::open(&directory.0, options).expect("open");
             for byte in 0..3u8 {
                 journal.append(1, &[byte; 1000], 0).expect("append");
             }
