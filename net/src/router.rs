@@ -112,34 +112,40 @@ impl SlaveHello {
 
 /// Journaled when a slave's terminal has finished copy seqs above any this
 /// journal gave it (a new or replaced journal, or one that lost its tail
-/// under `journal_sync = "os"`): its numbering continues above `last_seq`,
-/// and the copies it was given above `reissue_above` (made since this
-/// process started, so never seen by that terminal under these seqs) are
-/// issued again above `last_seq`. Replaying the record does the same.
+/// under `journal_sync = "os"`): its numbering continues above `last_seq`.
+/// With `reissue`, every copy still awaiting the slave's result is issued
+/// again above `last_seq`, in its order: a copy the journal made but the
+/// terminal never saw under that seq would otherwise be lost, and one it
+/// did see comes again under a new seq (the Executor finds an open, a
+/// pending order, a modify or a cancel it already carried out by its tag;
+/// only a partial close would close again). `reissue` is set for the first
+/// rebase of a slave in a process only, so a slave cannot make the router
+/// re-issue its copies over and over. Replaying the record does the same.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct SeqRebase {
     slave: u64,
     last_seq: u64,
-    reissue_above: u64,
+    reissue: bool,
 }
 
 impl SeqRebase {
-    /// `slave`, `last_seq`, `reissue_above` (u64 LE each).
+    /// `slave`, `last_seq`, `reissue` as 0 or 1 (u64 LE each).
     fn encode(&self) -> [u8; 24] {
         let mut bytes = [0u8; 24];
         bytes[..8].copy_from_slice(&self.slave.to_le_bytes());
         bytes[8..16].copy_from_slice(&self.last_seq.to_le_bytes());
-        bytes[16..].copy_from_slice(&self.reissue_above.to_le_bytes());
+        bytes[16..].copy_from_slice(&u64::from(self.reissue).to_le_bytes());
         bytes
     }
 
     fn decode(payload: &[u8]) -> anyhow::Result<SeqRebase> {
         anyhow::ensure!(payload.len() == 24, "copy seq rebase of {} bytes: expected 24", payload.len());
-        Ok(SeqRebase {
-            slave: u64::from_le_bytes(payload[..8].try_into()?),
-            last_seq: u64::from_le_bytes(payload[8..16].try_into()?),
-            reissue_above: u64::from_le_bytes(payload[16..].try_into()?),
-        })
+        let reissue = match u64::from_le_bytes(payload[16..].try_into()?) {
+            0 => false,
+            1 => true,
+            other => anyhow::bail!("copy seq rebase: reissue {other}, expected 0 or 1"),
+        };
+        Ok(SeqRebase { slave: u64::from_le_bytes(payload[..8].try_into()?), last_seq: u64::from_le_bytes(payload[8..16].try_into()?), reissue })
     }
 }
 
@@ -366,9 +372,9 @@ pub struct Router {
     engine: Engine,
     /// Last copy `seq` given to each slave; +1 per copy, recovered at start.
     copy_seqs: HashMap<u64, u64>,
-    /// `copy_seqs` as recovered at start: copies above it were made by this
-    /// process (see [`SeqRebase`]).
-    recovered_copy_seqs: HashMap<u64, u64>,
+    /// Slaves rebased by this process (see [`SeqRebase`]); only the first
+    /// rebase of each re-issues copies.
+    rebased: std::collections::HashSet<u64>,
     /// Copies sent per slave by `seq`, until their result arrives; at most
     /// [`INSTRUCTIONS_PER_SLAVE_MAX`] per slave.
     instructions: HashMap<u64, std::collections::BTreeMap<u64, CopyInstruction>>,
@@ -427,7 +433,7 @@ impl Router {
             metrics,
             engine: Engine::new(config),
             copy_seqs: HashMap::new(),
-            recovered_copy_seqs: HashMap::new(),
+            rebased: std::collections::HashSet::new(),
             instructions: HashMap::new(),
             decisions: Vec::new(),
             ring_full_count: 0,
@@ -484,6 +490,7 @@ impl Router {
                 self.copy_seqs.insert(slave, copy.seq);
                 self.remember_instruction(slave, copy.seq, instruction_of(&copy));
                 if let Some(account) = self.accounts.get(slave) {
+                    account.copy_seq_issued.fetch_max(copy.seq, Ordering::AcqRel);
                     account.delivery().retain(copy);
                 }
             } else if entry.kind == JOURNAL_KIND_UPDATE {
@@ -503,10 +510,6 @@ impl Router {
                 expect_copies(&mut copies_due, &mut decisions, entry.seq);
             }
         }
-        // Copies issued from here on were never sent under their seqs
-        // before this start (the ones below were never durable, so never
-        // sent either).
-        self.recovered_copy_seqs = self.copy_seqs.clone();
         if !copies_due.is_empty() {
             // The input is durable (its master may hold its ack) but the
             // bridge stopped before its copies were: issue them now, as the
@@ -556,7 +559,10 @@ impl Router {
         }
         for (slave, copy_seq) in state.copy_seqs {
             match self.accounts.get(slave) {
-                Some(_) => drop(self.copy_seqs.insert(slave, copy_seq)),
+                Some(account) => {
+                    account.copy_seq_issued.fetch_max(copy_seq, Ordering::AcqRel);
+                    self.copy_seqs.insert(slave, copy_seq);
+                }
                 None => dropped.push(slave),
             }
         }
@@ -891,37 +897,52 @@ impl Router {
         if hello.last_seq <= current {
             return Ok(());
         }
-        let reissue_above = self.recovered_copy_seqs.get(&hello.login).copied().unwrap_or(0);
-        let rebase = SeqRebase { slave: hello.login, last_seq: hello.last_seq, reissue_above };
+        let reissue = self.rebased.insert(hello.login);
+        let rebase = SeqRebase { slave: hello.login, last_seq: hello.last_seq, reissue };
         let now_ms = self.now_ms();
         self.journal.append(JOURNAL_KIND_SLAVE_SEQ, &rebase.encode(), now_ms).context("journal append of a copy seq rebase")?;
-        let reissued = self.instructions.get(&hello.login).map_or(0, |sent| sent.range(reissue_above + 1..=hello.last_seq).count());
-        tracing::warn!(
-            slave = hello.login,
-            terminal_last_seq = hello.last_seq,
-            journal_last_seq = current,
-            reissued,
-            "the slave's terminal has finished copies this journal does not hold (a new or replaced journal, or one that lost its tail under journal_sync = \"os\"); its copies are numbered above its last_seq from now on"
-        );
+        let awaiting = self.instructions.get(&hello.login).map_or(0, std::collections::BTreeMap::len);
+        if reissue {
+            tracing::warn!(
+                slave = hello.login,
+                terminal_last_seq = hello.last_seq,
+                journal_last_seq = current,
+                reissued = awaiting,
+                "the slave's terminal has finished copies this journal does not hold (a new or replaced journal, or one that lost its tail under journal_sync = \"os\"); its copies are numbered above its last_seq from now on, and those awaiting its result are issued again"
+            );
+        } else {
+            tracing::error!(
+                slave = hello.login,
+                terminal_last_seq = hello.last_seq,
+                journal_last_seq = current,
+                forgotten = awaiting,
+                "the slave's terminal is ahead of the journal again since its last rebase (a terminal whose seq file was copied, or a second terminal on the same login?); numbering moves above it, and nothing is issued again"
+            );
+        }
         Metrics::count(&self.metrics.copy_seq_rebases);
         self.decide_and_issue(0, |router, decisions| router.apply_rebase(&rebase, decisions))
     }
 
-    /// Moves a slave's numbering above `last_seq`: the copies at or below
-    /// it awaiting a result are forgotten (the terminal counts them done),
-    /// and those above `reissue_above` become decisions to issue again, in
-    /// their order, with new seqs.
+    /// Moves a slave's numbering above `last_seq`: the copies at or below it
+    /// awaiting a result are taken out and, with `reissue`, become decisions
+    /// to issue again, in their order, with new seqs.
     fn apply_rebase(&mut self, rebase: &SeqRebase, decisions: &mut Vec<Decision>) {
         if let Some(sent) = self.instructions.get_mut(&rebase.slave) {
             let above = sent.split_off(&(rebase.last_seq + 1));
-            let finished = std::mem::replace(sent, above);
-            for (_, instruction) in finished.into_iter().filter(|(seq, _)| *seq > rebase.reissue_above) {
-                decisions.push(Decision { slave: rebase.slave, master: instruction.master, pos: instruction.pos, outcome: Outcome::Copy(instruction) });
+            let awaiting = std::mem::replace(sent, above);
+            if rebase.reissue {
+                decisions.extend(awaiting.into_values().map(|instruction| Decision {
+                    slave: rebase.slave,
+                    master: instruction.master,
+                    pos: instruction.pos,
+                    outcome: Outcome::Copy(instruction),
+                }));
             }
         }
         let seq = self.copy_seqs.entry(rebase.slave).or_insert(0);
         *seq = (*seq).max(rebase.last_seq);
         if let Some(account) = self.accounts.get(rebase.slave) {
+            account.copy_seq_issued.fetch_max(rebase.last_seq, Ordering::AcqRel);
             account.delivery().finished_up_to(rebase.last_seq);
         }
     }
@@ -1004,6 +1025,9 @@ impl Router {
             };
             let journal_seq = self.journal.append(JOURNAL_KIND_COPY, encoded.bytes, now_ms).context("journal append of a copy")?;
             self.copy_seqs.insert(decision.slave, seq);
+            if let Some(account) = self.accounts.get(decision.slave) {
+                account.copy_seq_issued.fetch_max(seq, Ordering::AcqRel);
+            }
             Metrics::count(&self.metrics.copies_journaled);
             self.remember_instruction(decision.slave, seq, instruction);
             self.pending.push_back(PendingAck { journal_seq, waiting: Waiting::Copy(Box::new(record)) });

@@ -193,12 +193,23 @@ async fn read_hello(socket: &mut Socket, shard: &ShardContext, deadline_ms: u64)
             let message = format!("field `v`: expected 1, got {}", hello.version);
             return Err(refuse_before_welcome(socket, ErrorCode::BadMessage, &message).await);
         }
-        if hello.last_seq > LAST_SEQ_MAX {
+        if hello.role == Role::Slave && hello.last_seq > LAST_SEQ_MAX {
             let message = format!("field `last_seq`: {} is above {LAST_SEQ_MAX}, more copies than a bridge ever numbers; the Executor's seq file is damaged", hello.last_seq);
             return Err(refuse_before_welcome(socket, ErrorCode::BadMessage, &message).await);
         }
         return Ok(hello);
     }
+}
+
+/// Pushes one record into `shard`'s ring to the router and rings the
+/// router's doorbell; false, counted, when the ring is full.
+fn push_to_router(shard: &ShardContext, kind: u32, bytes: &[u8]) -> bool {
+    if shard.to_router.borrow_mut().try_push(kind, bytes).is_ok() {
+        shard.router_bell.ring();
+        return true;
+    }
+    Metrics::count(&shard.shared.metrics.ring_full);
+    false
 }
 
 /// The largest `last_seq` a hello may carry (2^62): the bridge numbers a
@@ -274,6 +285,17 @@ async fn run_session(socket: &mut Socket, shard: &ShardContext, account: &Accoun
         Role::Master => account.durable_event_seq.load(std::sync::atomic::Ordering::Acquire),
         Role::Slave => 0,
     };
+    // A terminal that has finished more than the journal gave it: the
+    // router must number its copies above `last_seq`, or the Executor would
+    // skip them as done (and this session drop them as already sent). Not
+    // passed on (a full ring), the slave is told to come back, before it
+    // displaces a session that works.
+    if hello.role == Role::Slave && hello.last_seq > account.copy_seq_issued.load(std::sync::atomic::Ordering::Acquire) {
+        let report = SlaveHello { login: account.login, last_seq: hello.last_seq };
+        if !push_to_router(shard, u32::from(JOURNAL_KIND_SLAVE_SEQ), &report.encode()) {
+            return Flow::Close(close_code::TRY_AGAIN_LATER, "busy: the bridge could not take the hello; reconnect");
+        }
+    }
     let welcome = Message::Welcome(Welcome { version: 1, session: session_id.clone(), hb_ms: server.hb_ms, ack_seq });
     let control = Arc::new(SessionControl::default());
     account.claim(Arc::clone(&control));
@@ -309,19 +331,10 @@ async fn run_session(socket: &mut Socket, shard: &ShardContext, account: &Accoun
         heard_ms: now_ms,
         pinged_ms: now_ms,
     };
-    // The router must know a terminal that has finished more than the
-    // journal gave it, or the copies it numbers next would be skipped by the
-    // Executor as done (and dropped here as already sent). Not passed on,
-    // the slave is told to come back rather than served so.
-    let flow = if hello.role == Role::Slave && hello.last_seq > 0 && !session.report_last_seq(hello.last_seq) {
-        Flow::Close(close_code::TRY_AGAIN_LATER, "busy: the bridge could not take the hello; reconnect")
-    } else if Box::pin(session.greet(socket, welcome, replay)).await {
-        // Boxed, as is the session loop: the idle session then holds neither
-        // the welcome, nor the replay, nor the loop's state twice.
-        Box::pin(session.serve(socket)).await
-    } else {
-        Flow::End
-    };
+    // Boxed, as is the session loop: the idle session then holds neither the
+    // welcome, nor the replay, nor the loop's state twice.
+    let greeted = Box::pin(session.greet(socket, welcome, replay)).await;
+    let flow = if greeted { Box::pin(session.serve(socket)).await } else { Flow::End };
     account.release(&session.control);
     shard.unregister(connection_id);
     if hello.role == Role::Slave {
@@ -551,22 +564,10 @@ impl Session<'_> {
         Flow::Continue
     }
 
-    /// Passes the slave's `last_seq` from its hello to the router; false
-    /// when the ring is full.
-    fn report_last_seq(&self, last_seq: u64) -> bool {
-        let hello = SlaveHello { login: self.account.login, last_seq };
-        self.push_to_router(u32::from(JOURNAL_KIND_SLAVE_SEQ), &hello.encode())
-    }
-
-    /// Pushes one record into the shard's ring to the router and rings the
-    /// router's doorbell; false, counted, when the ring is full.
+    /// Pushes one record into the shard's ring to the router; see
+    /// [`push_to_router`].
     fn push_to_router(&self, kind: u32, bytes: &[u8]) -> bool {
-        if self.shard.to_router.borrow_mut().try_push(kind, bytes).is_ok() {
-            self.shard.router_bell.ring();
-            return true;
-        }
-        Metrics::count(&self.shard.shared.metrics.ring_full);
-        false
+        push_to_router(self.shard, kind, bytes)
     }
 
     /// Pushes `record` (the `name` frame with `seq`) into the shard's ring to

@@ -151,12 +151,7 @@ fn a_full_shard_ring_holds_up_only_that_shards_acks() {
     let directory = TempDirectory::new("acks");
     let config = config(&directory.0.join("journal"));
     let accounts = Arc::new(AccountTable::new(&config, 0));
-    let journal = router::open_journal(&config).expect("journal");
-    let (router_links, mut shards) = router::links(2, RING_BYTES).expect("links");
-    let router = Router::new(journal, router_links, accounts, &config, Instant::now(), Arc::new(Metrics::default())).expect("router");
-    let stop = Arc::new(AtomicBool::new(false));
-    let router_stop = Arc::clone(&stop);
-    let router_thread = std::thread::spawn(move || router.run(router_stop));
+    let (mut shards, stop, router_thread) = start_router(&config, accounts);
 
     let mut encoder = RecordEncoder::new(config.server.record_bytes_max());
     const OWED: u64 = 200;
@@ -199,19 +194,8 @@ fn copies_wait_in_order_behind_a_full_ring_while_the_masters_acks_flow() {
     let config = config(&directory.0.join("journal"));
     let accounts = Arc::new(AccountTable::new(&config, 0));
     // The test stands in for SLAVE's session on shard 1.
-    let slave_connection = tradebridge_net::shard::connection_id(1, 3);
-    let control = Arc::new(SessionControl::default());
-    control.set_connection_id(slave_connection);
-    let slave = accounts.get(SLAVE).expect("slave account");
-    slave.claim(Arc::clone(&control));
-    slave.delivery().live_connection_id = slave_connection;
-
-    let journal = router::open_journal(&config).expect("journal");
-    let (router_links, mut shards) = router::links(2, RING_BYTES).expect("links");
-    let router = Router::new(journal, router_links, Arc::clone(&accounts), &config, Instant::now(), Arc::new(Metrics::default())).expect("router");
-    let stop = Arc::new(AtomicBool::new(false));
-    let router_stop = Arc::clone(&stop);
-    let router_thread = std::thread::spawn(move || router.run(router_stop));
+    let slave_connection = slave_live_on_shard_1(&accounts);
+    let (mut shards, stop, router_thread) = start_router(&config, Arc::clone(&accounts));
 
     push_update(&mut shards[1], SLAVE, slave_connection, STATE);
     let mut encoder = RecordEncoder::new(config.server.record_bytes_max());
@@ -273,7 +257,8 @@ fn a_terminal_ahead_of_the_journal_moves_the_numbering_even_when_the_rebase_is_t
     {
         let mut journal = router::open_journal(&config).expect("journal");
         let mut rebase = Vec::with_capacity(24);
-        for value in [SLAVE, 40, 0] {
+        // SLAVE, last_seq 40, reissue (the first rebase of the slave).
+        for value in [SLAVE, 40, 1] {
             rebase.extend_from_slice(&value.to_le_bytes());
         }
         journal.append(JOURNAL_KIND_SLAVE_SEQ, &rebase, 0).expect("append the rebase");

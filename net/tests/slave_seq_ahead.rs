@@ -66,9 +66,14 @@ fn copies_made_before_the_slaves_first_hello_are_renumbered_and_delivered() {
     assert_eq!((next.seq, next.pos), (43, 9003), "the renumbering was journaled");
 }
 
+/// The Executor's `result` for copy `seq`: filled.
+fn result_text(seq: u64) -> String {
+    format!(r#"{{"t":"result","seq":{seq},"status":"filled","ticket":{},"price":1.08125,"volume":0.2,"error":0,"msg":"","exec_ms":38}}"#, 55_500 + seq)
+}
+
 #[test]
-fn copies_the_journal_holds_are_not_sent_again_when_the_terminal_is_further() {
-    // Shows: after a restart on a journal that holds copies 1 and 2 (but not the 3 and 4 the terminal also finished, as when an `os`-sync journal lost its tail), a slave saying last_seq 4 gets neither 1 nor 2 again (it finished them) and the next open as 5.
+fn copies_the_journal_holds_results_for_are_not_sent_again_when_the_terminal_is_further() {
+    // Shows: after a restart on a journal that holds copies 1 to 3 and the results of 1 and 2 (not the copy 4 the terminal also finished, as when an `os`-sync journal lost its tail), a slave saying last_seq 4 gets neither 1 nor 2 again; copy 3, whose result the journal lacks, comes again as 5 (the Executor finds that open by its tag), and the next open is 6.
     let bridge = Bridge::start(&[("journal_sync", "\"group\""), ("journal_group_records", "64"), ("journal_group_ms", "2")]);
     let mut slave = slave_with_state(&bridge, 0);
     let (mut master, _) = bridge.login("master", 0);
@@ -76,21 +81,67 @@ fn copies_the_journal_holds_are_not_sent_again_when_the_terminal_is_further() {
         master.send(&open_event_text(seq, 9000 + seq));
         assert_eq!(master.recv(), Message::Ack(Ack { seq }));
         assert_eq!(expect_copy(&mut slave).seq, seq);
+        slave.send(&result_text(seq));
     }
+    slave.expect_alive();
+    // Both results were in the router's ring before this event was sent, so
+    // they are journaled by the time it is acked.
+    master.send(&open_event_text(3, 9003));
+    assert_eq!(master.recv(), Message::Ack(Ack { seq: 3 }));
+    assert_eq!(expect_copy(&mut slave).seq, 3);
     drop((slave, master));
     let bridge = bridge.restart();
     let (mut slave, _) = bridge.login_as(SLAVE_LOGIN, SLAVE_KEY, "slave", 4);
+    let again = expect_copy(&mut slave);
+    assert_eq!((again.seq, again.pos), (5, 9003), "only the copy without a result comes again");
     slave.expect_alive();
     let (mut master, _) = bridge.login("master", 0);
-    master.send(&open_event_text(3, 9003));
-    assert_eq!(master.recv(), Message::Ack(Ack { seq: 3 }));
+    master.send(&open_event_text(4, 9004));
+    assert_eq!(master.recv(), Message::Ack(Ack { seq: 4 }));
     let next = expect_copy(&mut slave);
-    assert_eq!((next.seq, next.pos), (5, 9003), "no copy the terminal finished came again");
+    assert_eq!((next.seq, next.pos), (6, 9004));
+}
+
+#[test]
+fn copies_made_before_a_restart_and_the_first_hello_are_not_lost() {
+    // Shows: copies made for a slave that had not said hello to this journal, then a restart, then its hello with last_seq 40: both copies come as 41 and 42 (found in review: the first cut-off re-issued only copies made since the last start).
+    let bridge = Bridge::start(&[("journal_sync", "\"group\""), ("journal_group_records", "64"), ("journal_group_ms", "2")]);
+    drop(slave_with_state(&bridge, 0));
+    let (mut master, _) = bridge.login("master", 0);
+    for seq in 1..=2 {
+        master.send(&open_event_text(seq, 9000 + seq));
+        assert_eq!(master.recv(), Message::Ack(Ack { seq }));
+    }
+    drop(master);
+    let bridge = bridge.restart();
+    let (mut slave, _) = bridge.login_as(SLAVE_LOGIN, SLAVE_KEY, "slave", 40);
+    let renumbered: Vec<(u64, u64)> = (0..2).map(|_| expect_copy(&mut slave)).map(|copy| (copy.seq, copy.pos)).collect();
+    assert_eq!(renumbered, vec![(41, 9001), (42, 9002)]);
+    slave.expect_alive();
+}
+
+#[test]
+fn a_second_jump_ahead_moves_the_numbering_but_issues_nothing_again() {
+    // Shows: after a first rebase (last_seq 40, the waiting copy re-issued as 41), the same slave saying last_seq 100 in the same run (a copied seq file, or a second terminal) moves the numbering to 101 without issuing its waiting copies a second time, so a slave cannot make the bridge re-issue over and over.
+    let bridge = Bridge::start(&[]);
+    drop(slave_with_state(&bridge, 0));
+    let (mut master, _) = bridge.login("master", 0);
+    master.send(&open_event_text(1, 9001));
+    assert_eq!(master.recv(), Message::Ack(Ack { seq: 1 }));
+    let (mut slave, _) = bridge.login_as(SLAVE_LOGIN, SLAVE_KEY, "slave", 40);
+    assert_eq!(expect_copy(&mut slave).seq, 41);
+    drop(slave);
+    let (mut slave, _) = bridge.login_as(SLAVE_LOGIN, SLAVE_KEY, "slave", 100);
+    slave.expect_alive();
+    master.send(&open_event_text(2, 9002));
+    assert_eq!(master.recv(), Message::Ack(Ack { seq: 2 }));
+    let next = expect_copy(&mut slave);
+    assert_eq!((next.seq, next.pos), (101, 9002), "nothing issued again before the next copy");
 }
 
 #[test]
 fn a_last_seq_no_bridge_could_reach_is_refused_by_name() {
-    // Shows: a hello with last_seq above 2^62 (a damaged seq file; numbering above it would overflow) gets error bad_message naming `last_seq` and close 4002, and the bridge keeps serving: the same slave with a sane last_seq is welcomed.
+    // Shows: a slave hello with last_seq above 2^62 (a damaged seq file; numbering above it could overflow) gets error bad_message naming `last_seq` and close 4002, and the bridge keeps serving: the same slave with a sane last_seq is welcomed.
     let bridge = Bridge::start(&[]);
     let mut client = bridge.connect();
     client.send(&support::hello_text(SLAVE_KEY, SLAVE_LOGIN, support::SERVER_NAME, "slave", u64::MAX));
