@@ -126,6 +126,21 @@ fn start_router(config: &Config, accounts: Arc<AccountTable>) -> (Vec<ShardLinks
     (shards, stop, std::thread::spawn(move || router.run(router_stop)))
 }
 
+/// A router on `directory`'s journal with SLAVE live on shard 1 and its
+/// state sent: the config, the accounts, the shards' links, the stop flag
+/// and the router's thread.
+type RouterRun = (Config, Arc<AccountTable>, Vec<ShardLinks>, Arc<AtomicBool>, std::thread::JoinHandle<anyhow::Result<()>>);
+
+fn router_with_live_slave(directory: &TempDirectory) -> RouterRun {
+    let config = config(&directory.0.join("journal"));
+    let accounts = Arc::new(AccountTable::new(&config, 0));
+    // The test stands in for SLAVE's session on shard 1.
+    let slave_connection = slave_live_on_shard_1(&accounts);
+    let (mut shards, stop, router_thread) = start_router(&config, Arc::clone(&accounts));
+    push_update(&mut shards[1], SLAVE, slave_connection, STATE);
+    (config, accounts, shards, stop, router_thread)
+}
+
 /// Pushes `frame` (a slave `state`) from `shard` as the account's update.
 fn push_update(links: &mut ShardLinks, login: u64, connection_id: u64, frame: &str) {
     let mut payload = Vec::new();
@@ -191,13 +206,7 @@ fn a_full_shard_ring_holds_up_only_that_shards_acks() {
 fn copies_wait_in_order_behind_a_full_ring_while_the_masters_acks_flow() {
     // Shows: SLAVE's live connection is on shard 1, whose ring is left full; MASTER_1 (on shard 0) sends 200 opens and gets all 200 acks meanwhile, and once shard 1 drains, SLAVE's copies arrive with seqs 1..=200 in order, no gap, none twice.
     let directory = TempDirectory::new("copies");
-    let config = config(&directory.0.join("journal"));
-    let accounts = Arc::new(AccountTable::new(&config, 0));
-    // The test stands in for SLAVE's session on shard 1.
-    let slave_connection = slave_live_on_shard_1(&accounts);
-    let (mut shards, stop, router_thread) = start_router(&config, Arc::clone(&accounts));
-
-    push_update(&mut shards[1], SLAVE, slave_connection, STATE);
+    let (config, _accounts, mut shards, stop, router_thread) = router_with_live_slave(&directory);
     let mut encoder = RecordEncoder::new(config.server.record_bytes_max());
     const EVENTS: u64 = 200;
     let mut acks = Vec::new();
@@ -222,11 +231,7 @@ fn copies_wait_in_order_behind_a_full_ring_while_the_masters_acks_flow() {
 fn a_terminal_ahead_of_the_journal_moves_the_numbering_even_when_the_rebase_is_the_journals_last_record() {
     // Shows: SLAVE gets copies 1 and 2; a hello saying last_seq 40 makes the router re-issue them as 41 and 42. Then, on a journal that holds the same two copies and the rebase as its last record (a stop right after it was journaled), a restarted router issues 41 and 42 itself from the replayed rebase, and keeps no copy at or below 40 for replay.
     let directory = TempDirectory::new("rebase");
-    let config = config(&directory.0.join("journal"));
-    let accounts = Arc::new(AccountTable::new(&config, 0));
-    let slave_connection = slave_live_on_shard_1(&accounts);
-    let (mut shards, stop, router_thread) = start_router(&config, Arc::clone(&accounts));
-    push_update(&mut shards[1], SLAVE, slave_connection, STATE);
+    let (config, _accounts, mut shards, stop, router_thread) = router_with_live_slave(&directory);
     let mut encoder = RecordEncoder::new(config.server.record_bytes_max());
     for seq in 1..=2 {
         push_event(&mut shards[0], &mut encoder, 0, MASTER_1, seq);
@@ -242,11 +247,7 @@ fn a_terminal_ahead_of_the_journal_moves_the_numbering_even_when_the_rebase_is_t
     // The same history, stopped right after the rebase was journaled: the
     // journal of a second run holds copies 1 and 2 and then the rebase.
     let second = TempDirectory::new("rebase-cut");
-    let config = self::config(&second.0.join("journal"));
-    let accounts = Arc::new(AccountTable::new(&config, 0));
-    let slave_connection = slave_live_on_shard_1(&accounts);
-    let (mut shards, stop, router_thread) = start_router(&config, Arc::clone(&accounts));
-    push_update(&mut shards[1], SLAVE, slave_connection, STATE);
+    let (config, _accounts, mut shards, stop, router_thread) = router_with_live_slave(&second);
     for seq in 1..=2 {
         push_event(&mut shards[0], &mut encoder, 0, MASTER_1, seq);
     }
