@@ -156,10 +156,11 @@ pub struct AccountEntry {
     /// Master: the highest `event.seq` held durably, sent as `ack_seq` in
     /// `welcome`; raised by the data path once an event is durable.
     pub durable_event_seq: AtomicU64,
-    /// Slave: the highest copy `seq` the router has given it; raised by the
-    /// router as it issues copies. A hello whose `last_seq` is above it is
+    /// Slave: the highest copy `seq` kept for it (durable, and sent when it
+    /// is connected); raised by the router only. A terminal can only have
+    /// finished copies kept, so a hello whose `last_seq` is above it is
     /// passed to the router (the terminal is further on than the journal).
-    pub copy_seq_issued: AtomicU64,
+    pub copy_seq_kept: AtomicU64,
     /// Slave: its copies and live connection. One lock orders the router's
     /// "keep, then look up the connection" against the session's "set the
     /// connection, then read the copies to replay", so no copy is missed.
@@ -255,7 +256,7 @@ impl AccountTable {
                 live: Mutex::new(None),
                 bucket: Mutex::new(TokenBucket::new(server.rate_limit_per_second, server.rate_limit_burst, now_ms)),
                 durable_event_seq: AtomicU64::new(0),
-                copy_seq_issued: AtomicU64::new(0),
+                copy_seq_kept: AtomicU64::new(0),
                 delivery: Mutex::new(SlaveDelivery::default()),
             })
             .collect();

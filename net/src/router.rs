@@ -490,7 +490,7 @@ impl Router {
                 self.copy_seqs.insert(slave, copy.seq);
                 self.remember_instruction(slave, copy.seq, instruction_of(&copy));
                 if let Some(account) = self.accounts.get(slave) {
-                    account.copy_seq_issued.fetch_max(copy.seq, Ordering::AcqRel);
+                    account.copy_seq_kept.fetch_max(copy.seq, Ordering::AcqRel);
                     account.delivery().retain(copy);
                 }
             } else if entry.kind == JOURNAL_KIND_UPDATE {
@@ -560,7 +560,7 @@ impl Router {
         for (slave, copy_seq) in state.copy_seqs {
             match self.accounts.get(slave) {
                 Some(account) => {
-                    account.copy_seq_issued.fetch_max(copy_seq, Ordering::AcqRel);
+                    account.copy_seq_kept.fetch_max(copy_seq, Ordering::AcqRel);
                     self.copy_seqs.insert(slave, copy_seq);
                 }
                 None => dropped.push(slave),
@@ -942,7 +942,7 @@ impl Router {
         let seq = self.copy_seqs.entry(rebase.slave).or_insert(0);
         *seq = (*seq).max(rebase.last_seq);
         if let Some(account) = self.accounts.get(rebase.slave) {
-            account.copy_seq_issued.fetch_max(rebase.last_seq, Ordering::AcqRel);
+            account.copy_seq_kept.fetch_max(rebase.last_seq, Ordering::AcqRel);
             account.delivery().finished_up_to(rebase.last_seq);
         }
     }
@@ -1025,9 +1025,6 @@ impl Router {
             };
             let journal_seq = self.journal.append(JOURNAL_KIND_COPY, encoded.bytes, now_ms).context("journal append of a copy")?;
             self.copy_seqs.insert(decision.slave, seq);
-            if let Some(account) = self.accounts.get(decision.slave) {
-                account.copy_seq_issued.fetch_max(seq, Ordering::AcqRel);
-            }
             Metrics::count(&self.metrics.copies_journaled);
             self.remember_instruction(decision.slave, seq, instruction);
             self.pending.push_back(PendingAck { journal_seq, waiting: Waiting::Copy(Box::new(record)) });
@@ -1107,6 +1104,7 @@ impl Router {
     /// slave's live connection, with that connection's shard, if any.
     fn keep_copy(&mut self, mut record: CopyRecord) -> Option<(usize, CopyRecord)> {
         let account = self.accounts.get(record.slave_login)?;
+        account.copy_seq_kept.fetch_max(record.seq, Ordering::AcqRel);
         let live_connection_id = {
             let mut delivery: std::sync::MutexGuard<'_, SlaveDelivery> = account.delivery();
             match record.clone().into_copy() {
