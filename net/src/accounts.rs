@@ -98,6 +98,11 @@ pub struct SlaveDelivery {
     /// The live connection of this slave (`shard::connection_id`), 0 when
     /// none; set at `welcome`, cleared when that session ends.
     pub live_connection_id: u64,
+    /// The highest copy `seq` ever kept (durable, and sent when the slave is
+    /// connected); only grows. A terminal can only have finished copies that
+    /// were kept, so a hello whose `last_seq` is above it is passed to the
+    /// router: the terminal is further on than the journal.
+    pub kept_seq: u64,
 }
 
 impl SlaveDelivery {
@@ -116,6 +121,7 @@ impl SlaveDelivery {
                 );
             }
         }
+        self.kept_seq = self.kept_seq.max(copy.seq);
         self.copies.push_back(copy);
     }
 
@@ -156,11 +162,6 @@ pub struct AccountEntry {
     /// Master: the highest `event.seq` held durably, sent as `ack_seq` in
     /// `welcome`; raised by the data path once an event is durable.
     pub durable_event_seq: AtomicU64,
-    /// Slave: the highest copy `seq` kept for it (durable, and sent when it
-    /// is connected); raised by the router only. A terminal can only have
-    /// finished copies kept, so a hello whose `last_seq` is above it is
-    /// passed to the router (the terminal is further on than the journal).
-    pub copy_seq_kept: AtomicU64,
     /// Slave: its copies and live connection. One lock orders the router's
     /// "keep, then look up the connection" against the session's "set the
     /// connection, then read the copies to replay", so no copy is missed.
@@ -256,7 +257,6 @@ impl AccountTable {
                 live: Mutex::new(None),
                 bucket: Mutex::new(TokenBucket::new(server.rate_limit_per_second, server.rate_limit_burst, now_ms)),
                 durable_event_seq: AtomicU64::new(0),
-                copy_seq_kept: AtomicU64::new(0),
                 delivery: Mutex::new(SlaveDelivery::default()),
             })
             .collect();

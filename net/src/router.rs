@@ -490,7 +490,6 @@ impl Router {
                 self.copy_seqs.insert(slave, copy.seq);
                 self.remember_instruction(slave, copy.seq, instruction_of(&copy));
                 if let Some(account) = self.accounts.get(slave) {
-                    account.copy_seq_kept.fetch_max(copy.seq, Ordering::AcqRel);
                     account.delivery().retain(copy);
                 }
             } else if entry.kind == JOURNAL_KIND_UPDATE {
@@ -560,7 +559,11 @@ impl Router {
         for (slave, copy_seq) in state.copy_seqs {
             match self.accounts.get(slave) {
                 Some(account) => {
-                    account.copy_seq_kept.fetch_max(copy_seq, Ordering::AcqRel);
+                    // Copies finished before the checkpoint are not among
+                    // the kept ones restored below, but were kept once.
+                    let mut delivery = account.delivery();
+                    delivery.kept_seq = delivery.kept_seq.max(copy_seq);
+                    drop(delivery);
                     self.copy_seqs.insert(slave, copy_seq);
                 }
                 None => dropped.push(slave),
@@ -942,8 +945,9 @@ impl Router {
         let seq = self.copy_seqs.entry(rebase.slave).or_insert(0);
         *seq = (*seq).max(rebase.last_seq);
         if let Some(account) = self.accounts.get(rebase.slave) {
-            account.copy_seq_kept.fetch_max(rebase.last_seq, Ordering::AcqRel);
-            account.delivery().finished_up_to(rebase.last_seq);
+            let mut delivery = account.delivery();
+            delivery.kept_seq = delivery.kept_seq.max(rebase.last_seq);
+            delivery.finished_up_to(rebase.last_seq);
         }
     }
 
@@ -1104,7 +1108,6 @@ impl Router {
     /// slave's live connection, with that connection's shard, if any.
     fn keep_copy(&mut self, mut record: CopyRecord) -> Option<(usize, CopyRecord)> {
         let account = self.accounts.get(record.slave_login)?;
-        account.copy_seq_kept.fetch_max(record.seq, Ordering::AcqRel);
         let live_connection_id = {
             let mut delivery: std::sync::MutexGuard<'_, SlaveDelivery> = account.delivery();
             match record.clone().into_copy() {

@@ -290,7 +290,7 @@ async fn run_session(socket: &mut Socket, shard: &ShardContext, account: &Accoun
     // skip them as done (and this session drop them as already sent). Not
     // passed on (a full ring), the slave is told to come back, before it
     // displaces a session that works.
-    if hello.role == Role::Slave && hello.last_seq > account.copy_seq_kept.load(std::sync::atomic::Ordering::Acquire) {
+    if hello.role == Role::Slave && hello.last_seq > account.delivery().kept_seq {
         let report = SlaveHello { login: account.login, last_seq: hello.last_seq };
         if !push_to_router(shard, u32::from(JOURNAL_KIND_SLAVE_SEQ), &report.encode()) {
             return Flow::Close(close_code::TRY_AGAIN_LATER, "busy: the bridge could not take the hello; reconnect");
