@@ -4,8 +4,7 @@
 #include "ea_entry.h"
 
 void EaDeliverTransactions(const EaEntry &ea, SimTerminal &terminal) {
-    std::vector<sim5::MqlTradeTransaction> queued;
-    queued.swap(terminal.transactions);
+    std::vector<sim5::MqlTradeTransaction> queued = terminal.TakeTransactions();
     if (ea.on_trade_transaction == nullptr) return;
     for (const auto &transaction : queued) ea.on_trade_transaction(transaction);
 }

@@ -111,6 +111,8 @@ static uint Mt5Request(SimTerminal &terminal, sim5::ENUM_TRADE_REQUEST_ACTIONS a
     request.sl = sl;
     request.tp = tp;
     request.order = order;
+    // A trader's terminal sends pending orders with RETURN filling.
+    if (action == sim5::TRADE_ACTION_PENDING) request.type_filling = sim5::ORDER_FILLING_RETURN;
     return terminal.Mt5Send(request, result);
 }
 

@@ -221,6 +221,11 @@ bool FileSeek(int handle, long offset, int origin);
 bool FileIsExist(const string &name, int common_flag = 0);
 bool FileDelete(const string &name, int common_flag = 0);
 bool FileMove(const string &source, int common_flag, const string &destination, int mode_flags);
+// The reference does not say FileMove over an existing file is atomic; the
+// shim's is not either: it copies over the destination, then deletes the
+// source. A test makes the next such move stop part-way, as a crash would:
+// 1 = the destination is gone, 2 = half of it is written; the source stays.
+void ShimInterruptNextFileMove(int how);
 
 // Error codes the shim raises (values from the MQL5 reference).
 #define ERR_CANNOT_OPEN_FILE 5004
@@ -236,12 +241,7 @@ bool FileMove(const string &source, int common_flag, const string &destination, 
 
 // Market Watch functions that MQL4 and MQL5 share, name for name, served by
 // the current SimTerminal. `static inline` like the platform headers' own.
-static inline bool SymbolSelect(const string &name, bool select) {
-    SimSymbol *symbol = g_terminal->FindSymbol(name.Utf8());
-    if (symbol == nullptr) return false;
-    symbol->in_market_watch = select;
-    return true;
-}
+static inline bool SymbolSelect(const string &name, bool select) { return g_terminal->SelectSymbol(name.Utf8(), select); }
 static inline int SymbolsTotal(bool selected) {
     int count = 0;
     for (auto &entry : g_terminal->symbols)

@@ -348,9 +348,35 @@ bool FileDelete(const string &name, int common_flag) {
     return std::remove(ShimFilePath(name).c_str()) == 0;
 }
 
+static int g_file_move_interrupt = 0;
+void ShimInterruptNextFileMove(int how) { g_file_move_interrupt = how; }
+
 bool FileMove(const string &source, int common_flag, const string &destination, int mode_flags) {
     (void)common_flag;
-    std::string to = ShimFilePath(destination);
+    std::string from = ShimFilePath(source), to = ShimFilePath(destination);
+    if (access(from.c_str(), F_OK) != 0) {
+        g_last_error = ERR_FILE_NOT_EXIST;
+        return false;
+    }
     if (!(mode_flags & FILE_REWRITE) && access(to.c_str(), F_OK) == 0) return false;
-    return std::rename(ShimFilePath(source).c_str(), to.c_str()) == 0;
+    // Not atomic (see mql_shim.h): the content is copied over the
+    // destination, then the source is deleted.
+    FILE *in = std::fopen(from.c_str(), "rb");
+    if (in == nullptr) return false;
+    std::string content;
+    char buffer[4096];
+    size_t got;
+    while ((got = std::fread(buffer, 1, sizeof buffer, in)) > 0) content.append(buffer, got);
+    std::fclose(in);
+    int interrupt = g_file_move_interrupt;
+    g_file_move_interrupt = 0;
+    std::remove(to.c_str());
+    if (interrupt == 1) return false;
+    FILE *out = std::fopen(to.c_str(), "wb");
+    if (out == nullptr) return false;
+    size_t keep = interrupt == 2 ? content.size() / 2 : content.size();
+    size_t written = std::fwrite(content.data(), 1, keep, out);
+    std::fclose(out);
+    if (interrupt == 2 || written != keep) return false;
+    return std::remove(from.c_str()) == 0;
 }

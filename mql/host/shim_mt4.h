@@ -33,10 +33,15 @@ void ShimSetLastError(int code);
 #define MODE_ASK 10
 #define MODE_POINT 11
 #define MODE_DIGITS 12
+#define MODE_STOPLEVEL 14
 #define MODE_LOTSIZE 15
+#define MODE_TICKSIZE 17
 #define MODE_MINLOT 23
 #define MODE_LOTSTEP 24
 #define MODE_MAXLOT 25
+#define MODE_FREEZELEVEL 33
+enum ENUM_SYMBOL_INFO_INTEGER { SYMBOL_TRADE_EXEMODE };
+enum ENUM_SYMBOL_TRADE_EXECUTION { SYMBOL_TRADE_EXECUTION_REQUEST, SYMBOL_TRADE_EXECUTION_INSTANT, SYMBOL_TRADE_EXECUTION_MARKET, SYMBOL_TRADE_EXECUTION_EXCHANGE };
 
 #define ERR_NO_ERROR 0
 #define ERR_NO_RESULT 1
@@ -58,24 +63,35 @@ void ShimSetLastError(int code);
 #define ERR_REQUOTE 138
 #define ERR_ORDER_LOCKED 139
 #define ERR_TOO_MANY_REQUESTS 141
+#define ERR_TRADE_MODIFY_DENIED 145
 #define ERR_TRADE_CONTEXT_BUSY 146
 #define ERR_UNKNOWN_SYMBOL 4106
 #define ERR_INVALID_TICKET 4108
+#define ERR_TRADE_NOT_ALLOWED 4109
 
 static inline Sim4Order &ShimMt4Selected() {
     static Sim4Order selected;
     return selected;
 }
 
-//--- account and market
-static inline int AccountNumber() { return (int)g_terminal->login; }
+//--- account and market; before the terminal has logged in the account
+// reads as no account (number 0, no server).
+static inline int AccountNumber() { return g_terminal->LoggedIn() ? (int)g_terminal->login : 0; }
 static inline double AccountBalance() { return g_terminal->balance; }
 static inline double AccountEquity() { return g_terminal->equity; }
 static inline string AccountCurrency() { return string(g_terminal->currency); }
-static inline string AccountServer() { return string(g_terminal->server); }
+static inline string AccountServer() { return string(g_terminal->LoggedIn() ? g_terminal->server : ""); }
 static inline bool RefreshRates() { return true; }
 static inline bool IsDllsAllowed() { return true; }
 static inline bool IsTradeContextBusy() { return false; }
+static inline bool IsConnected() { return g_terminal->Connected(); }
+static inline bool IsExpertEnabled() { return g_terminal->autotrading; }
+static inline bool IsTradeAllowed() { return g_terminal->autotrading; }
+static inline long SymbolInfoInteger(const string &name, ENUM_SYMBOL_INFO_INTEGER property) {
+    SimSymbol *symbol = g_terminal->FindSymbol(name.Utf8());
+    if (symbol == nullptr) return 0;
+    return symbol->execution_market ? SYMBOL_TRADE_EXECUTION_MARKET : SYMBOL_TRADE_EXECUTION_INSTANT;
+}
 static inline double MarketInfo(const string &name, int type) {
     SimSymbol *symbol = g_terminal->FindSymbol(name.Utf8());
     if (symbol == nullptr) {
@@ -83,10 +99,13 @@ static inline double MarketInfo(const string &name, int type) {
         return 0;
     }
     switch (type) {
-    case MODE_BID: return symbol->bid;
-    case MODE_ASK: return symbol->ask;
+    case MODE_BID: return g_terminal->Bid(*symbol);
+    case MODE_ASK: return g_terminal->Ask(*symbol);
     case MODE_POINT: return symbol->point;
     case MODE_DIGITS: return symbol->digits;
+    case MODE_STOPLEVEL: return symbol->stops_level;
+    case MODE_FREEZELEVEL: return symbol->freeze_level;
+    case MODE_TICKSIZE: return symbol->tick_size;
     case MODE_LOTSIZE: return symbol->contract;
     case MODE_MINLOT: return symbol->volume_min;
     case MODE_LOTSTEP: return symbol->volume_step;
@@ -95,12 +114,16 @@ static inline double MarketInfo(const string &name, int type) {
     return 0;
 }
 
-//--- orders
-static inline int OrdersTotal() { return (int)g_terminal->mt4_trades.size(); }
-static inline int OrdersHistoryTotal() { return (int)g_terminal->mt4_history.size(); }
+//--- orders: empty until the terminal has loaded the account's book. An
+// order closed elsewhere while the EA walks the pool by position shifts
+// every index behind it (SimTerminal::pool_shift).
+static inline int OrdersTotal() { return g_terminal->BookVisible() ? (int)g_terminal->mt4_trades.size() : 0; }
+static inline int OrdersHistoryTotal() { return g_terminal->BookVisible() ? (int)g_terminal->mt4_history.size() : 0; }
 static inline bool OrderSelect(int index, int select, int pool = MODE_TRADES) {
     Sim4Order *found = nullptr;
-    if (select == SELECT_BY_TICKET) {
+    if (!g_terminal->BookVisible()) {
+    } else if (select == SELECT_BY_TICKET) {
+        // By ticket the pool is ignored: open and closed orders are found alike.
         found = g_terminal->Mt4FindTrade(index);
         if (found == nullptr) found = g_terminal->Mt4FindHistory(index);
     } else {
@@ -108,6 +131,7 @@ static inline bool OrderSelect(int index, int select, int pool = MODE_TRADES) {
         if (index >= 0 && index < (int)list.size()) found = &list[(size_t)index];
     }
     ShimMt4Selected() = found != nullptr ? *found : Sim4Order();
+    if (select == SELECT_BY_POS && pool == MODE_TRADES) g_terminal->Mt4OnSelectByPosition();
     return found != nullptr;
 }
 static inline int OrderTicket() { return ShimMt4Selected().ticket; }
@@ -142,6 +166,11 @@ static inline bool OrderClose(int ticket, double lots, double price, int slippag
     ShimSetLastError(g_terminal->last_error);
     return ok;
 }
+static inline bool OrderCloseBy(int ticket, int opposite, color arrow_color = clrNONE) {
+    bool ok = g_terminal->Mt4OrderCloseBy(ticket, opposite);
+    ShimSetLastError(g_terminal->last_error);
+    return ok;
+}
 static inline bool OrderModify(int ticket, double price, double stoploss, double takeprofit, datetime expiration,
                         color arrow_color = clrNONE) {
     bool ok = g_terminal->Mt4OrderModify(ticket, price, stoploss, takeprofit);
@@ -171,6 +200,10 @@ static inline int recv(int s, MqlArray<uchar> &buffer, int length, int flags) {
     return ShimWsRecv(s, buffer.items.data(), length);
 }
 static inline int closesocket(int s) { return ShimWsClose(s); }
+static inline int setsockopt(int s, int level, int option, MqlArray<uchar> &value, int length) {
+    if ((int)value.items.size() < length) return -1;
+    return ShimWsSetOption(s, level, option, value.items.data(), length);
+}
 // Only FIONBIO is emulated: it is the only command the EA sends.
 static inline int ioctlsocket(int s, int command, uint &argument) {
     return command == (int)0x8004667E ? ShimWsSetNonBlocking(s, argument != 0) : -1;

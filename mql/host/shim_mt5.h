@@ -21,25 +21,32 @@ using namespace sim5;
 
 void ShimSetLastError(int code);
 
-enum ENUM_ACCOUNT_INFO_INTEGER { ACCOUNT_LOGIN, ACCOUNT_MARGIN_MODE, ACCOUNT_TRADE_ALLOWED };
+enum ENUM_ACCOUNT_INFO_INTEGER { ACCOUNT_LOGIN, ACCOUNT_MARGIN_MODE, ACCOUNT_TRADE_ALLOWED, ACCOUNT_TRADE_EXPERT };
+enum ENUM_TERMINAL_INFO_INTEGER { TERMINAL_CONNECTED, TERMINAL_TRADE_ALLOWED };
+enum ENUM_MQL_INFO_INTEGER { MQL_TRADE_ALLOWED };
 enum ENUM_ACCOUNT_INFO_DOUBLE { ACCOUNT_BALANCE, ACCOUNT_EQUITY };
 enum ENUM_ACCOUNT_INFO_STRING { ACCOUNT_SERVER, ACCOUNT_CURRENCY, ACCOUNT_NAME };
 enum ENUM_ACCOUNT_MARGIN_MODE { ACCOUNT_MARGIN_MODE_RETAIL_NETTING = 0, ACCOUNT_MARGIN_MODE_EXCHANGE = 1, ACCOUNT_MARGIN_MODE_RETAIL_HEDGING = 2 };
-enum ENUM_SYMBOL_INFO_DOUBLE { SYMBOL_BID, SYMBOL_ASK, SYMBOL_POINT, SYMBOL_VOLUME_MIN, SYMBOL_VOLUME_MAX, SYMBOL_VOLUME_STEP, SYMBOL_TRADE_CONTRACT_SIZE };
-enum ENUM_SYMBOL_INFO_INTEGER { SYMBOL_DIGITS, SYMBOL_FILLING_MODE, SYMBOL_SELECT };
+enum ENUM_SYMBOL_INFO_DOUBLE { SYMBOL_BID, SYMBOL_ASK, SYMBOL_POINT, SYMBOL_VOLUME_MIN, SYMBOL_VOLUME_MAX, SYMBOL_VOLUME_STEP, SYMBOL_TRADE_CONTRACT_SIZE, SYMBOL_TRADE_TICK_SIZE };
+enum ENUM_SYMBOL_INFO_INTEGER { SYMBOL_DIGITS, SYMBOL_FILLING_MODE, SYMBOL_SELECT, SYMBOL_TRADE_STOPS_LEVEL, SYMBOL_TRADE_FREEZE_LEVEL, SYMBOL_TRADE_EXEMODE, SYMBOL_EXPIRATION_MODE };
+enum ENUM_SYMBOL_TRADE_EXECUTION { SYMBOL_TRADE_EXECUTION_REQUEST, SYMBOL_TRADE_EXECUTION_INSTANT, SYMBOL_TRADE_EXECUTION_MARKET, SYMBOL_TRADE_EXECUTION_EXCHANGE };
 enum ENUM_POSITION_PROPERTY_INTEGER { POSITION_TICKET, POSITION_IDENTIFIER, POSITION_TYPE, POSITION_MAGIC, POSITION_TIME_MSC };
 enum ENUM_POSITION_PROPERTY_DOUBLE { POSITION_VOLUME, POSITION_PRICE_OPEN, POSITION_SL, POSITION_TP, POSITION_PRICE_CURRENT };
 enum ENUM_POSITION_PROPERTY_STRING { POSITION_SYMBOL, POSITION_COMMENT };
-enum ENUM_ORDER_PROPERTY_INTEGER { ORDER_TICKET, ORDER_TYPE, ORDER_STATE, ORDER_MAGIC, ORDER_POSITION_ID };
+enum ENUM_ORDER_PROPERTY_INTEGER { ORDER_TICKET, ORDER_TYPE, ORDER_STATE, ORDER_MAGIC, ORDER_POSITION_ID, ORDER_TYPE_FILLING };
 enum ENUM_ORDER_PROPERTY_DOUBLE { ORDER_VOLUME_INITIAL, ORDER_VOLUME_CURRENT, ORDER_PRICE_OPEN, ORDER_SL, ORDER_TP };
 enum ENUM_ORDER_PROPERTY_STRING { ORDER_SYMBOL, ORDER_COMMENT };
 enum ENUM_DEAL_PROPERTY_INTEGER { DEAL_TICKET, DEAL_ORDER, DEAL_TIME_MSC, DEAL_TYPE, DEAL_ENTRY, DEAL_MAGIC, DEAL_POSITION_ID };
 enum ENUM_DEAL_PROPERTY_DOUBLE { DEAL_VOLUME, DEAL_PRICE };
 enum ENUM_DEAL_PROPERTY_STRING { DEAL_SYMBOL, DEAL_COMMENT };
 
-// SYMBOL_FILLING_MODE flags (MQL5 reference).
+// SYMBOL_FILLING_MODE and SYMBOL_EXPIRATION_MODE flags (MQL5 reference).
 #define SYMBOL_FILLING_FOK 1
 #define SYMBOL_FILLING_IOC 2
+#define SYMBOL_EXPIRATION_GTC 1
+#define SYMBOL_EXPIRATION_DAY 2
+#define SYMBOL_EXPIRATION_SPECIFIED 4
+#define SYMBOL_EXPIRATION_SPECIFIED_DAY 8
 
 #define TRADE_RETCODE_REQUOTE 10004
 #define TRADE_RETCODE_REJECT 10006
@@ -62,6 +69,8 @@ enum ENUM_DEAL_PROPERTY_STRING { DEAL_SYMBOL, DEAL_COMMENT };
 #define TRADE_RETCODE_ORDER_CHANGED 10023
 #define TRADE_RETCODE_TOO_MANY_REQUESTS 10024
 #define TRADE_RETCODE_NO_CHANGES 10025
+#define TRADE_RETCODE_SERVER_DISABLES_AT 10026
+#define TRADE_RETCODE_CLIENT_DISABLES_AT 10027
 #define TRADE_RETCODE_LOCKED 10028
 #define TRADE_RETCODE_FROZEN 10029
 #define TRADE_RETCODE_INVALID_FILL 10030
@@ -79,8 +88,9 @@ static inline ShimMt5Selection &ShimMt5Selected() {
 }
 
 //--- account
+// Before the terminal has logged in, the account reads as no account.
 static inline long AccountInfoInteger(ENUM_ACCOUNT_INFO_INTEGER property) {
-    if (property == ACCOUNT_LOGIN) return (long)g_terminal->login;
+    if (property == ACCOUNT_LOGIN) return g_terminal->LoggedIn() ? (long)g_terminal->login : 0;
     if (property == ACCOUNT_MARGIN_MODE)
         return g_terminal->hedging ? ACCOUNT_MARGIN_MODE_RETAIL_HEDGING : ACCOUNT_MARGIN_MODE_RETAIL_NETTING;
     return 1;
@@ -89,10 +99,17 @@ static inline double AccountInfoDouble(ENUM_ACCOUNT_INFO_DOUBLE property) {
     return property == ACCOUNT_BALANCE ? g_terminal->balance : g_terminal->equity;
 }
 static inline string AccountInfoString(ENUM_ACCOUNT_INFO_STRING property) {
-    if (property == ACCOUNT_SERVER) return string(g_terminal->server);
+    if (property == ACCOUNT_SERVER) return string(g_terminal->LoggedIn() ? g_terminal->server : "");
     if (property == ACCOUNT_CURRENCY) return string(g_terminal->currency);
     return string("Simulated");
 }
+
+//--- terminal and program
+static inline long TerminalInfoInteger(ENUM_TERMINAL_INFO_INTEGER property) {
+    if (property == TERMINAL_CONNECTED) return g_terminal->Connected() ? 1 : 0;
+    return g_terminal->autotrading ? 1 : 0;
+}
+static inline long MQLInfoInteger(ENUM_MQL_INFO_INTEGER property) { return 1; }
 
 //--- symbols
 static inline double SymbolInfoDouble(const string &name, ENUM_SYMBOL_INFO_DOUBLE property) {
@@ -102,8 +119,9 @@ static inline double SymbolInfoDouble(const string &name, ENUM_SYMBOL_INFO_DOUBL
         return 0;
     }
     switch (property) {
-    case SYMBOL_BID: return symbol->bid;
-    case SYMBOL_ASK: return symbol->ask;
+    case SYMBOL_BID: return g_terminal->Bid(*symbol);
+    case SYMBOL_ASK: return g_terminal->Ask(*symbol);
+    case SYMBOL_TRADE_TICK_SIZE: return symbol->tick_size;
     case SYMBOL_POINT: return symbol->point;
     case SYMBOL_VOLUME_MIN: return symbol->volume_min;
     case SYMBOL_VOLUME_MAX: return symbol->volume_max;
@@ -118,20 +136,32 @@ static inline long SymbolInfoInteger(const string &name, ENUM_SYMBOL_INFO_INTEGE
         ShimSetLastError(4301);
         return 0;
     }
-    if (property == SYMBOL_DIGITS) return symbol->digits;
-    if (property == SYMBOL_FILLING_MODE) return symbol->filling_flags;
-    return symbol->in_market_watch ? 1 : 0;
+    switch (property) {
+    case SYMBOL_DIGITS: return symbol->digits;
+    case SYMBOL_FILLING_MODE: return symbol->filling_flags;
+    case SYMBOL_SELECT: return symbol->in_market_watch ? 1 : 0;
+    case SYMBOL_TRADE_STOPS_LEVEL: return symbol->stops_level;
+    case SYMBOL_TRADE_FREEZE_LEVEL: return symbol->freeze_level;
+    case SYMBOL_TRADE_EXEMODE: return symbol->execution_market ? SYMBOL_TRADE_EXECUTION_MARKET : SYMBOL_TRADE_EXECUTION_INSTANT;
+    case SYMBOL_EXPIRATION_MODE: return symbol->expiration_flags;
+    }
+    return 0;
 }
 
-//--- positions
-static inline int PositionsTotal() { return (int)g_terminal->positions.size(); }
+//--- positions: read through ShimBook(), which runs the server's due work
+// and hides the book until the terminal has loaded it.
+static inline bool ShimBook() {
+    g_terminal->Pump();
+    return g_terminal->BookVisible();
+}
+static inline int PositionsTotal() { return ShimBook() ? (int)g_terminal->positions.size() : 0; }
 static inline bool PositionSelectByTicket(ulong ticket) {
-    SimPosition *position = g_terminal->FindPositionByTicket(ticket);
+    SimPosition *position = ShimBook() ? g_terminal->FindPositionByTicket(ticket) : nullptr;
     ShimMt5Selected().position = position != nullptr ? *position : SimPosition();
     return position != nullptr;
 }
 static inline bool PositionSelect(const string &symbol) {
-    SimPosition *position = g_terminal->FindPositionBySymbol(symbol.Utf8());
+    SimPosition *position = ShimBook() ? g_terminal->FindPositionBySymbol(symbol.Utf8()) : nullptr;
     ShimMt5Selected().position = position != nullptr ? *position : SimPosition();
     return position != nullptr;
 }
@@ -168,9 +198,9 @@ static inline string PositionGetString(ENUM_POSITION_PROPERTY_STRING property) {
 }
 
 //--- orders (pending)
-static inline int OrdersTotal() { return (int)g_terminal->orders.size(); }
+static inline int OrdersTotal() { return ShimBook() ? (int)g_terminal->orders.size() : 0; }
 static inline bool OrderSelect(ulong ticket) {
-    SimOrder *order = g_terminal->FindOrder(ticket);
+    SimOrder *order = ShimBook() ? g_terminal->FindOrder(ticket) : nullptr;
     ShimMt5Selected().order = order != nullptr ? *order : SimOrder();
     return order != nullptr;
 }
@@ -187,6 +217,7 @@ static inline long OrderGetInteger(ENUM_ORDER_PROPERTY_INTEGER property) {
     case ORDER_STATE: return o.state;
     case ORDER_MAGIC: return (long)o.magic;
     case ORDER_POSITION_ID: return (long)o.position_id;
+    case ORDER_TYPE_FILLING: return 0;
     }
     return 0;
 }
@@ -206,14 +237,65 @@ static inline string OrderGetString(ENUM_ORDER_PROPERTY_STRING property) {
     return string(property == ORDER_SYMBOL ? o.symbol : o.comment);
 }
 
-//--- history
-static inline bool HistorySelect(datetime from_date, datetime to_date) { return from_date <= to_date; }
-static inline int HistoryDealsTotal() { return (int)g_terminal->deals.size(); }
-static inline ulong HistoryDealGetTicket(int index) {
-    if (index < 0 || index >= HistoryDealsTotal()) return 0;
-    return g_terminal->deals[(size_t)index].ticket;
+//--- history: the whole history is always "selected"; HistorySelectByPosition
+// narrows the deal list to one position until the next HistorySelect.
+static inline ulong &ShimHistoryPosition() {
+    static ulong position = 0;
+    return position;
 }
-static inline bool HistoryDealSelect(ulong ticket) { return g_terminal->FindDeal(ticket) != nullptr; }
+static inline bool HistorySelect(datetime from_date, datetime to_date) {
+    ShimHistoryPosition() = 0;
+    return ShimBook() && from_date <= to_date;
+}
+static inline bool HistorySelectByPosition(ulong position_id) {
+    ShimHistoryPosition() = position_id;
+    return ShimBook();
+}
+// The deals in the selection that the history cache already shows.
+static inline std::vector<const SimDeal *> ShimSelectedDeals() {
+    std::vector<const SimDeal *> selected;
+    if (!ShimBook()) return selected;
+    for (auto &deal : g_terminal->deals) {
+        const SimDeal *visible = g_terminal->FindDeal(deal.ticket);
+        if (visible == nullptr) continue;
+        if (ShimHistoryPosition() != 0 && deal.position_id != ShimHistoryPosition()) continue;
+        selected.push_back(visible);
+    }
+    return selected;
+}
+static inline int HistoryDealsTotal() { return (int)ShimSelectedDeals().size(); }
+static inline ulong HistoryDealGetTicket(int index) {
+    std::vector<const SimDeal *> selected = ShimSelectedDeals();
+    if (index < 0 || index >= (int)selected.size()) return 0;
+    return selected[(size_t)index]->ticket;
+}
+static inline bool HistoryDealSelect(ulong ticket) { return ShimBook() && g_terminal->FindDeal(ticket) != nullptr; }
+static inline bool HistoryOrderSelect(ulong ticket) { return ShimBook() && g_terminal->FindHistoryOrder(ticket) != nullptr; }
+static inline long HistoryOrderGetInteger(ulong ticket, ENUM_ORDER_PROPERTY_INTEGER property) {
+    const SimOrder *order = g_terminal->FindHistoryOrder(ticket);
+    if (order == nullptr) return 0;
+    switch (property) {
+    case ORDER_TICKET: return (long)order->ticket;
+    case ORDER_TYPE: return order->type;
+    case ORDER_STATE: return order->state;
+    case ORDER_MAGIC: return (long)order->magic;
+    case ORDER_POSITION_ID: return (long)order->position_id;
+    case ORDER_TYPE_FILLING: return 0;
+    }
+    return 0;
+}
+static inline double HistoryOrderGetDouble(ulong ticket, ENUM_ORDER_PROPERTY_DOUBLE property) {
+    const SimOrder *order = g_terminal->FindHistoryOrder(ticket);
+    if (order == nullptr) return 0;
+    switch (property) {
+    case ORDER_VOLUME_INITIAL: return order->volume_initial;
+    case ORDER_VOLUME_CURRENT: return order->volume_current;
+    case ORDER_PRICE_OPEN: return order->price_open;
+    case ORDER_SL: return order->sl;
+    case ORDER_TP: return order->tp;
+    }
+    return 0;
+}
 static inline long HistoryDealGetInteger(ulong ticket, ENUM_DEAL_PROPERTY_INTEGER property) {
     const SimDeal *deal = g_terminal->FindDeal(ticket);
     if (deal == nullptr) return 0;

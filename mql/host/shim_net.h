@@ -19,6 +19,8 @@ bool SocketTlsHandshake(int socket, const MqlString &host);
 int SocketTlsSend(int socket, const MqlArray<uchar> &buffer, uint buffer_length);
 int SocketTlsRead(int socket, MqlArray<uchar> &buffer, uint buffer_maxlen);
 int SocketTlsReadAvailable(int socket, MqlArray<uchar> &buffer, uint buffer_maxlen);
+bool SocketTlsCertificate(int socket, MqlString &subject, MqlString &issuer, MqlString &serial, MqlString &thumbprint,
+                          datetime &expiration);
 
 // Winsock emulation for the MT4 imports; error codes are WSA values.
 int ShimWsSocket(int address_family, int type, int protocol);
@@ -27,8 +29,17 @@ int ShimWsSend(int socket, const uint8_t *data, int length);
 int ShimWsRecv(int socket, uint8_t *data, int length);
 int ShimWsClose(int socket);
 int ShimWsSetNonBlocking(int socket, bool non_blocking);
+int ShimWsSetOption(int socket, int level, int option, const uint8_t *value, int length);
 int ShimWsSelect(int *read_set, int *write_set, int *except_set, const int *timeout);
 int ShimWsLastError();
 uint32_t ShimInetAddr(const char *text);
+
+// For tests, which cannot include <sys/socket.h> beside the Winsock names:
+// whether Nagle's algorithm is off (TCP_NODELAY) on a socket; a loopback
+// listener on a free port; this process's socket connected to `port`.
+bool ShimSocketNoDelay(int socket);
+int ShimTestListen(uint16_t &port);
+int ShimTestSocketConnectedTo(uint16_t port);
+void ShimTestClose(int socket);
 
 #endif

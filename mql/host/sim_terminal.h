@@ -103,7 +103,35 @@ struct SimSymbol {
     double contract = 100000;
     /// SYMBOL_FILLING_MODE flags: 1 = FOK allowed, 2 = IOC allowed.
     int filling_flags = 1;
+    /// Filling modes (1 << ORDER_FILLING_*) the server refuses with 10030
+    /// although `filling_flags` advertises them, as some brokers do.
+    int fillings_refused = 0;
+    /// Filling modes (1 << ORDER_FILLING_*) a pending order may carry;
+    /// RETURN always works for a pending order. Exchange-style symbols
+    /// accept nothing else.
+    int pending_fillings = 1 << 2;
     bool in_market_watch = true;
+    /// Smallest price change: every price sent must be a multiple of it.
+    double tick_size = 0;
+    /// SYMBOL_TRADE_STOPS_LEVEL / MODE_STOPLEVEL: the nearest, in points,
+    /// that SL, TP and a pending trigger may be to the market.
+    int stops_level = 0;
+    /// SYMBOL_TRADE_FREEZE_LEVEL / MODE_FREEZELEVEL: within this many
+    /// points of the market an order or a position's stops cannot change.
+    int freeze_level = 0;
+    /// Market execution (SYMBOL_TRADE_EXECUTION_MARKET, MT4 "ECN"): a
+    /// market order that carries SL or TP is refused (10016 / 130).
+    bool execution_market = false;
+    /// SYMBOL_EXPIRATION_MODE flags: 1 GTC, 2 DAY, 4 SPECIFIED,
+    /// 8 SPECIFIED_DAY; a pending order's type_time must be among them.
+    int expiration_flags = 15;
+    /// False while the symbol's trade session is closed (10018 / 132).
+    bool session_open = true;
+    /// The first quote arrives this long after SymbolSelect(true) of a
+    /// symbol that was not in Market Watch; -1: quotes are always there.
+    long quote_delay_ms = -1;
+    /// Until then bid and ask read 0 (0: the quote is there).
+    ulong quote_ready_at_us = 0;
 };
 
 /// An open MT5 position.
@@ -135,6 +163,9 @@ struct SimDeal {
     ulong magic = 0;
     std::string comment;
     long time_msc = 0;
+    /// When HistoryDealSelect first finds the deal (the terminal's history
+    /// cache lags its DEAL_ADD transaction); 0: at once.
+    ulong visible_at_us = 0;
 };
 
 /// An MT4 order record: a market trade, a pending order or a history entry.
@@ -162,6 +193,26 @@ struct SimOpened {
     std::string comment;
 };
 
+/// A market order the server accepted and fills later (deal_delay_ms).
+struct SimQueuedFill {
+    sim5::MqlTradeRequest request;
+    /// The order ticket the request was answered with.
+    ulong order = 0;
+    /// Lots still to fill, and deals still to make of them.
+    double volume_left = 0;
+    int deals_left = 1;
+    /// When the next deal happens.
+    ulong due_us = 0;
+};
+
+/// An MT4 order closed by "someone else" (another EA, the trader) while the
+/// EA walks the order pool: after `after_selects` more OrderSelect calls by
+/// position, ticket `ticket` is closed, shifting the indices behind it.
+struct SimPoolShift {
+    int ticket = 0;
+    int after_selects = 0;
+};
+
 class SimTerminal {
   public:
     // Account.
@@ -179,6 +230,33 @@ class SimTerminal {
     /// Every order that opened exposure, oldest first (see SimOpened).
     std::vector<SimOpened> opened;
 
+    // Start-up and the link to the trade server, as a real terminal has
+    // them: the login is known only once the terminal has logged in
+    // (AccountInfoInteger(ACCOUNT_LOGIN), AccountNumber() and the server
+    // name read 0 and "" before), and the account's positions, orders and
+    // history arrive after that (the lists read empty before).
+    /// The terminal logs in at this time (0: it was logged in at start).
+    ulong login_at_us = 0;
+    /// The book (positions, orders, deals, MT4 trades) is visible from
+    /// this time on; 0: with the login.
+    ulong book_at_us = 0;
+    /// The link to the trade server once logged in (TERMINAL_CONNECTED,
+    /// IsConnected()); trade requests fail with 10031 / 6 without it.
+    bool broker_connected = true;
+    /// The terminal's AutoTrading button (TERMINAL_TRADE_ALLOWED,
+    /// IsTradeAllowed()); requests fail with 10027 / 4109 when it is off.
+    bool autotrading = true;
+    /// Makes the terminal start now and log in `login_delay_ms` later, its
+    /// book arriving `book_delay_ms` after the login.
+    void StartLoggedOut(ulong login_delay_ms, ulong book_delay_ms);
+    bool LoggedIn() const { return NowMicroseconds() >= login_at_us; }
+    /// SocketConnect to this port sets up TLS by itself (the reference:
+    /// "There is no need to call the function when connecting to the port
+    /// 443"); a test points it at its own TLS server's port.
+    uint tls_implicit_port = 443;
+    bool Connected() const { return LoggedIn() && broker_connected; }
+    bool BookVisible() const { return LoggedIn() && NowMicroseconds() >= book_at_us; }
+
     // Clock: microseconds since the Unix epoch (GMT); the trade server runs
     // `server_offset_seconds` ahead, like a broker on GMT+2.
     ulong clock_us = 1732400000000000ul;
@@ -186,6 +264,10 @@ class SimTerminal {
     long server_offset_seconds = 7200;
     ulong NowMicroseconds() const;
     void AdvanceMilliseconds(ulong milliseconds) { clock_us += milliseconds * 1000ul; }
+    /// The server's work that is due by now: queued fills (deal_delay_ms).
+    /// Every shim call that reads the book or trades runs it first, as a
+    /// real terminal applies what the server sent whenever it gets it.
+    void Pump();
 
     // Fault injection: the next trade operations fail with these retcodes /
     // MT4 errors, one per attempt; the next fill only takes this fraction.
@@ -194,6 +276,39 @@ class SimTerminal {
     double next_fill_ratio = 1.0;
     /// Every OrderSend call counted, to check that retries are bounded.
     int trade_requests_count = 0;
+
+    // How the MT5 server answers and reports a market order.
+    /// -1: OrderSend returns the final fill (deal, volume). Otherwise the
+    /// server accepts the order with `accepted_retcode` (PLACED, or DONE
+    /// with deal and volume 0, as exchange and asynchronous execution do)
+    /// and makes its deal(s) this many milliseconds later.
+    long deal_delay_ms = -1;
+    uint accepted_retcode = 10008;
+    /// One order fills in this many deals (a fill across several prices),
+    /// `deal_delay_ms` apart when it is set.
+    int deals_per_fill = 1;
+    /// HistoryDealSelect finds a deal this long after its DEAL_ADD
+    /// transaction was queued (the history cache lags); 0: at once.
+    long deal_history_delay_ms = 0;
+    /// Trade transactions reach the EA in the reverse of the order they
+    /// happened in (MT5 does not promise an order).
+    bool transactions_reversed = false;
+    /// Hands over the queued transactions, in delivery order.
+    std::vector<sim5::MqlTradeTransaction> TakeTransactions();
+    /// Fills queued by deal_delay_ms, oldest first.
+    std::vector<SimQueuedFill> queued_fills;
+    /// A broker service operation (swaps charged by re-opening): the
+    /// position gets a new ticket, its identifier stays.
+    bool ReopenPosition(ulong identifier);
+
+    // How the MT4 server names things.
+    /// Comment of a partial close's rest: "from #N" on a real MT4 server;
+    /// some brokers write something else, or nothing. "%d" is the old ticket.
+    std::string mt4_rest_comment = "from #%d";
+    /// Comment of the rest of a partial OrderCloseBy.
+    std::string mt4_close_by_rest_comment = "partial close";
+    /// Armed by a test: closes an order in the middle of the EA's pass.
+    SimPoolShift pool_shift;
 
     // MT5 book.
     std::vector<SimPosition> positions;
@@ -211,10 +326,25 @@ class SimTerminal {
     void AddSymbol(const std::string &name, double bid, double ask, int digits);
     SimSymbol *FindSymbol(const std::string &name);
     void SetQuote(const std::string &name, double bid, double ask);
+    /// The quote as the terminal shows it: 0 until the first tick of a
+    /// symbol just added to Market Watch.
+    double Bid(const SimSymbol &symbol) const;
+    double Ask(const SimSymbol &symbol) const;
+    /// SymbolSelect: adds or removes the symbol from Market Watch.
+    bool SelectSymbol(const std::string &name, bool select);
     bool VolumeValid(const SimSymbol &symbol, double volume) const;
     /// False when the market has already reached a pending order's price
     /// (a buy limit at or above the ask...): the server refuses it.
     bool PendingPriceValid(const SimSymbol &symbol, int type, double price) const;
+    /// True when `price` is a multiple of the symbol's tick size and has no
+    /// more decimals than its digits (0 always is).
+    bool PriceNormalized(const SimSymbol &symbol, double price) const;
+    /// True when SL and TP of an order of `type` (0..5) opening at `price`
+    /// keep the stops level, and a pending trigger its distance to the market.
+    bool StopsValid(const SimSymbol &symbol, int type, double price, double sl, double tp) const;
+    /// True when a position or order of `type` at `price` with stops sl/tp
+    /// is within the freeze level of the market and may not change.
+    bool Frozen(const SimSymbol &symbol, int type, double price, double sl, double tp) const;
     /// `comment` as the server stores it (cut to comment_length_max).
     std::string CutComment(const std::string &comment) const;
     /// Fills every pending order (MT5 or MT4) on `symbol` whose trigger the
@@ -232,6 +362,7 @@ class SimTerminal {
     SimPosition *FindPositionByTicket(ulong ticket);
     SimPosition *FindPositionBySymbol(const std::string &symbol);
     SimOrder *FindOrder(ulong ticket);
+    /// A deal, as HistoryDealSelect sees it (nullptr before it is visible).
     const SimDeal *FindDeal(ulong ticket) const;
     const SimOrder *FindHistoryOrder(ulong ticket) const;
 
@@ -239,28 +370,43 @@ class SimTerminal {
     int Mt4OrderSend(const std::string &symbol, int type, double lots, double price, int slippage, double sl,
                      double tp, const std::string &comment, int magic);
     bool Mt4OrderClose(int ticket, double lots, double price, int slippage);
+    bool Mt4OrderCloseBy(int ticket, int opposite);
     bool Mt4OrderModify(int ticket, double price, double sl, double tp);
     bool Mt4OrderDelete(int ticket);
     bool Mt4TriggerPending(int ticket);
     Sim4Order *Mt4FindTrade(int ticket);
     Sim4Order *Mt4FindHistory(int ticket);
+    /// Counts one OrderSelect by position and runs an armed pool_shift.
+    void Mt4OnSelectByPosition();
 
   private:
+    /// The retcode / MT4 error every request gets while the terminal
+    /// cannot trade (not connected, AutoTrading off), or 0.
+    uint Mt5Refusal() const;
+    int Mt4Refusal() const;
     uint Mt5Deal(const sim5::MqlTradeRequest &request, sim5::MqlTradeResult &result);
+    uint Mt5DealChecks(const sim5::MqlTradeRequest &request, SimSymbol &symbol, SimPosition *&target);
+    uint Mt5Fill(const sim5::MqlTradeRequest &request, double volume, ulong order, sim5::MqlTradeResult &result);
     void Mt5OpenPosition(const sim5::MqlTradeRequest &request, double volume, double price, int deal_type,
-                         sim5::MqlTradeResult &result);
+                         ulong order, sim5::MqlTradeResult &result);
     uint Mt5Pending(const sim5::MqlTradeRequest &request, sim5::MqlTradeResult &result);
     uint Mt5StopsOrModify(const sim5::MqlTradeRequest &request, sim5::MqlTradeResult &result);
     uint Mt5Remove(const sim5::MqlTradeRequest &request, sim5::MqlTradeResult &result);
     uint Mt5CloseBy(const sim5::MqlTradeRequest &request, sim5::MqlTradeResult &result);
+    void RunQueuedFill(SimQueuedFill &fill);
     ulong AddDeal(const std::string &symbol, int type, int entry, double volume, double price, ulong position_id,
-                  ulong order, ulong magic, const std::string &comment);
+                  ulong order, ulong magic, const std::string &comment, bool order_done = true);
     ulong AddFilledOrder(const std::string &symbol, int type, double volume, double price, ulong position_id,
                          ulong magic, const std::string &comment);
     void ReducePosition(size_t index, double volume);
     void PushTransaction(sim5::ENUM_TRADE_TRANSACTION_TYPE type, ulong deal, ulong order, const std::string &symbol,
                          double price, double sl, double tp, double volume, ulong position, int order_type,
                          int order_state, int deal_type);
+    /// Closes an MT4 market order entirely at the market (pool_shift).
+    void Mt4CloseWhole(int ticket);
+    /// MT4: the rest of `order` after `lots` of it closed, under a new
+    /// ticket with `comment`; leaves "to #<new>" on the closed part.
+    void Mt4SplitRest(const Sim4Order &order, double lots, const std::string &comment, Sim4Order &closed);
 };
 
 /// The terminal the shim's built-ins serve; a test points it at the

@@ -32,7 +32,8 @@ TbCopy MakeCopy(ulong seq, const char *action, ulong pos, const char *side, doub
     TbCopy copy;
     copy.Clear();
     copy.seq = seq;
-    copy.id = "c";
+    // The bridge's ids are "<slave>-<seq>": one per copy.
+    copy.id = "77-" + std::to_string(seq);
     copy.master = 1234567;
     copy.pos = pos;
     copy.action = action;
@@ -220,4 +221,149 @@ TEST_NAME(SCENARIO(long_tags_are_written_compact_and_found_by_comment)) {
     CHECK(ArraySize(state.positions) == 2 && state.positions[0].comment == tag);
     CHECK(TbTagOfComment(TbOrderComment("tc:18446744073709551615:18446744073709551615")) == "tc:18446744073709551615:18446744073709551615");
     CHECK(TbTagOfComment("from #9001") == "from #9001");
+}
+
+// --- What a real terminal does that the first simulator did not (issue 12).
+
+TEST_NAME(SCENARIO(copies_wait_while_the_terminal_cannot_trade)) {
+    // With the trade server unreachable, AutoTrading off or the market closed, a copy is left unfinished (no result, last_seq unchanged), so it still runs once the terminal can trade.
+    Slave slave;
+    SimTerminal &terminal = slave.fixture.terminal;
+    terminal.broker_connected = false;
+    CHECK(slave.Run(MakeCopy(1, "open", 1, "buy", 0.1)).status == "");
+    CHECK_EQ(slave.executor.LastSeq(), 0ul);
+    terminal.broker_connected = true;
+    CHECK(slave.Run(MakeCopy(1, "open", 1, "buy", 0.1)).status == "filled");
+    CHECK_EQ(slave.executor.LastSeq(), 1ul);
+    terminal.autotrading = false;
+    CHECK(slave.Run(MakeCopy(2, "close", 1, "buy", 0.1)).status == "");
+    terminal.autotrading = true;
+    terminal.symbols["EURUSD"].session_open = false;
+    CHECK(slave.Run(MakeCopy(2, "close", 1, "buy", 0.1)).status == "");
+    CHECK_EQ(slave.executor.LastSeq(), 1ul);
+    CHECK_EQ(CountOpenPositions(terminal), 1);
+    terminal.symbols["EURUSD"].session_open = true;
+    CHECK(slave.Run(MakeCopy(2, "close", 1, "buy", 0.1)).status == "filled");
+    CHECK_EQ(slave.executor.LastSeq(), 2ul);
+    CHECK_EQ(CountOpenPositions(terminal), 0);
+}
+
+TEST_NAME(SCENARIO(prices_are_normalised_to_the_tick_size)) {
+    // A symbol that moves in 0.25 steps refuses the master's 4500.13; the Executor sends the nearest ticks for trigger and stops.
+    Slave slave;
+    SimTerminal &terminal = slave.fixture.terminal;
+    terminal.AddSymbol("US500", 4510.00, 4510.50, 2);
+    terminal.symbols["US500"].tick_size = 0.25;
+    TbCopy pending = MakeCopy(1, "pending", 3, "buy_limit", 1.0, 4500.13);
+    pending.symbol = "US500";
+    pending.sl = 4480.06;
+    pending.tp = 4530.99;
+    TbResult placed = slave.Run(pending);
+    CHECK(placed.status == "filled");
+    CHECK_EQ(PendingPrice(terminal), 4500.25);
+}
+
+TEST_NAME(SCENARIO(market_execution_opens_without_stops_then_sets_them)) {
+    // A market-execution (ECN) server refuses an open that carries SL/TP: the Executor opens without them and sets them right after.
+    Slave slave;
+    SimTerminal &terminal = slave.fixture.terminal;
+    terminal.symbols["EURUSD"].execution_market = true;
+    TbCopy copy = MakeCopy(1, "open", 1, "buy", 0.1);
+    copy.sl = 1.07;
+    copy.tp = 1.09;
+    TbResult result = slave.Run(copy);
+    CHECK(result.status == "filled");
+    CHECK_EQ(CountOpenPositions(terminal), 1);
+    CHECK_EQ(PositionStopLoss(terminal), 1.07);
+    CHECK_EQ(PositionTakeProfit(terminal), 1.09);
+}
+
+TEST_NAME(SCENARIO(stops_inside_the_stops_level_are_moved_out_and_triggers_skipped)) {
+    // With a 50-point stops level an SL 20 points from the market is placed 50 points away (the result says so); a pending trigger 30 points from the market is skipped with the reason.
+    Slave slave;
+    SimTerminal &terminal = slave.fixture.terminal;
+    terminal.symbols["EURUSD"].stops_level = 50;
+    TbCopy copy = MakeCopy(1, "open", 1, "buy", 0.1);
+    copy.sl = 1.0810;
+    copy.tp = 1.0900;
+    TbResult result = slave.Run(copy);
+    CHECK(result.status == "filled");
+    CHECK_EQ(PositionStopLoss(terminal), 1.0807);
+    CHECK(result.msg.Utf8().find("stops level") != std::string::npos);
+    TbResult trigger = slave.Run(MakeCopy(2, "pending", 2, "buy_limit", 0.1, 1.0810));
+    CHECK(trigger.status == "skipped");
+    CHECK(trigger.msg.Utf8().find("stops level") != std::string::npos);
+}
+
+TEST_NAME(SCENARIO(frozen_close_waits_and_frozen_modify_is_skipped)) {
+    // Within the freeze level of a position's stop, a modify is skipped with the reason and a close stays unfinished until the market moves away, then runs.
+    Slave slave;
+    SimTerminal &terminal = slave.fixture.terminal;
+    TbCopy open = MakeCopy(1, "open", 1, "buy", 0.1);
+    open.sl = 1.0800;
+    CHECK(slave.Run(open).status == "filled");
+    terminal.symbols["EURUSD"].freeze_level = 20;
+    TbCopy modify = MakeCopy(2, "modify", 1, "buy", 0);
+    modify.sl = 1.0790;
+    TbResult skipped = slave.Run(modify);
+    CHECK(skipped.status == "skipped");
+    CHECK(skipped.msg.Utf8().find("freeze level") != std::string::npos);
+    CHECK(slave.Run(MakeCopy(3, "close", 1, "buy", 0.1)).status == "");
+    CHECK_EQ(slave.executor.LastSeq(), 2ul);
+    terminal.SetQuote("EURUSD", 1.0850, 1.0851);
+    CHECK(slave.Run(MakeCopy(3, "close", 1, "buy", 0.1)).status == "filled");
+    CHECK_EQ(CountOpenPositions(terminal), 0);
+}
+
+TEST_NAME(SCENARIO(a_zero_quote_after_symbol_select_is_waited_for)) {
+    // A symbol just added to Market Watch reads bid and ask 0 until its first tick: the open waits for the quote instead of being skipped as "price moved".
+    Slave slave;
+    SimTerminal &terminal = slave.fixture.terminal;
+    terminal.AddSymbol("GBPUSD", 1.26500, 1.26510, 5);
+    terminal.symbols["GBPUSD"].in_market_watch = false;
+    terminal.symbols["GBPUSD"].quote_delay_ms = 100;
+    TbCopy copy = MakeCopy(1, "open", 1, "buy", 0.1, 1.2651);
+    copy.symbol = "GBPUSD";
+    copy.max_dev = 0.0005;
+    CHECK(slave.Run(copy).status == "");
+    CHECK_EQ(slave.executor.LastSeq(), 0ul);
+    terminal.AdvanceMilliseconds(150);
+    CHECK(slave.Run(copy).status == "filled");
+}
+
+TEST_NAME(SCENARIO(seq_file_is_recovered_from_its_temporary)) {
+    // A rewrite of the seq file cut short (destination deleted, or half copied) leaves "<name>.tmp": a restart reads last_seq from it instead of 0 or a torn number.
+    Slave slave;
+    CHECK(slave.Run(MakeCopy(1234, "open", 1, "buy", 0.1)).status == "filled");
+    ShimInterruptNextFileMove(1);
+    slave.Run(MakeCopy(1235, "modify", 999, "buy", 0));
+    slave.executor.Shutdown();
+    TbExecutor restarted;
+    slave.Init(restarted);
+    CHECK_EQ(slave.last_hello_seq, 1235ul);
+    ShimInterruptNextFileMove(2);
+    TbResult result;
+    restarted.Execute(MakeCopy(5678, "modify", 999, "buy", 0), 1732400000000ul, result);
+    restarted.Shutdown();
+    TbExecutor again;
+    slave.Init(again);
+    CHECK_EQ(slave.last_hello_seq, 5678ul);
+}
+
+TEST_NAME(SCENARIO(a_copy_is_not_carried_out_twice_when_the_seq_file_is_lost)) {
+    // With its seq file lost the Executor says last_seq 0 and the bridge sends the same copies again: it knows their ids and does not repeat the partial close.
+    Slave slave;
+    CHECK(slave.Run(MakeCopy(1, "open", 5, "sell", 0.5)).status == "filled");
+    CHECK(slave.Run(MakeCopy(2, "close", 5, "sell", 0.2)).status == "filled");
+    slave.executor.Shutdown();
+    std::remove((slave.fixture.terminal.files_dir + "/seq.txt").c_str());
+    TbExecutor restarted;
+    slave.Init(restarted);
+    CHECK_EQ(slave.last_hello_seq, 0ul);
+    TbResult open, close;
+    restarted.Execute(MakeCopy(1, "open", 5, "sell", 0.5), 1732400000000ul, open);
+    restarted.Execute(MakeCopy(2, "close", 5, "sell", 0.2), 1732400000000ul, close);
+    CHECK(close.status != "");
+    CHECK_EQ(PositionVolume(slave.fixture.terminal), 0.3);
+    CHECK_EQ(restarted.LastSeq(), 2ul);
 }

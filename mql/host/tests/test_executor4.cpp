@@ -8,6 +8,8 @@ using namespace dialect_executor4;
 #include "check.h"
 #include "test_support.h"
 
+#include <unistd.h>
+
 #define PLATFORM 4
 #define SCENARIO(name) executor4_##name
 
@@ -23,6 +25,16 @@ static int CountOpenPositions(SimTerminal &terminal) {
 static double PositionStopLoss(SimTerminal &terminal) {
     for (auto &order : terminal.mt4_trades)
         if (order.type <= 1) return order.sl;
+    return -1;
+}
+static double PositionTakeProfit(SimTerminal &terminal) {
+    for (auto &order : terminal.mt4_trades)
+        if (order.type <= 1) return order.tp;
+    return -1;
+}
+static double PositionVolume(SimTerminal &terminal) {
+    for (auto &order : terminal.mt4_trades)
+        if (order.type <= 1) return order.lots;
     return -1;
 }
 static double PendingPrice(SimTerminal &terminal) {
@@ -42,4 +54,41 @@ TEST(executor4_volume_step_rounding) {
     CHECK_EQ(TbNormalizeVolume(0.05, 0.1, 100, 0.1), 0.0);
     CHECK_EQ(TbNormalizeVolume(1.2345, 0.01, 100, 0.01), 1.23);
     CHECK_EQ(TbNormalizeVolume(7, 1, 50, 1), 7.0);
+}
+
+TEST(executor4_partial_close_rest_found_without_a_from_comment) {
+    // A broker that writes no "from #N" on a partial close's rest: the Executor finds the rest by open time, price, symbol, type and magic, reports it under the tag, and closes it.
+    Slave slave;
+    SimTerminal &terminal = slave.fixture.terminal;
+    terminal.mt4_rest_comment = "";
+    CHECK(slave.Run(MakeCopy(1, "open", 5, "buy", 0.5)).status == "filled");
+    CHECK(slave.Run(MakeCopy(2, "close", 5, "buy", 0.2)).status == "filled");
+    TbState state;
+    slave.executor.BuildState(state);
+    CHECK(ArraySize(state.positions) == 1 && state.positions[0].comment == "tc:1234567:5");
+    CHECK(slave.Run(MakeCopy(3, "close", 5, "buy", 0.3)).status == "filled");
+    CHECK_EQ(CountOpenPositions(terminal), 0);
+}
+
+TEST(executor4_sets_tcp_nodelay_on_its_socket) {
+    // Winsock leaves Nagle's algorithm on; the MT4 transport turns it off with setsockopt(TCP_NODELAY) so small frames are not held back.
+    SimFixture fixture(4);
+    uint16_t port = 0;
+    int listener = ShimTestListen(port);
+    CHECK(listener >= 0);
+    TbTransport transport;
+    MqlString error;
+    CHECK(transport.Connect("127.0.0.1", port, false, 1000, error));
+    int status = 0;
+    for (int pass = 0; pass < 1000 && status == 0; pass++) {
+        status = transport.PollConnect(error);
+        if (status == 0) usleep(1000);
+    }
+    CHECK_EQ(status, 1);
+    // The EA's socket is the one connected to our listener.
+    int client = ShimTestSocketConnectedTo(port);
+    CHECK(client >= 0);
+    CHECK(client >= 0 && ShimSocketNoDelay(client));
+    transport.Close();
+    ShimTestClose(listener);
 }

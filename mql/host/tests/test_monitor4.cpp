@@ -170,3 +170,70 @@ TEST(monitor4_two_partial_closes_between_scans) {
     events = master.Events();
     CHECK(events.size() == 3 && events[2].pos == (ulong)first && events[2].remaining == 0.0);
 }
+
+TEST(monitor4_an_order_closed_mid_scan_makes_no_false_close) {
+    // The trader closes the first order while the Monitor walks the pool, so the second moves into the slot already read and is missing from that pass: only the real close is reported, never a close and re-open of the live order.
+    Master4 master;
+    SimTerminal &terminal = master.fixture.terminal;
+    int first = terminal.Mt4OrderSend("EURUSD", 0, 0.1, 0, 3, 0, 0, "", 0);
+    int second = terminal.Mt4OrderSend("USDJPY", 1, 0.2, 0, 3, 0, 0, "", 0);
+    int third = terminal.Mt4OrderSend("XAUUSD", 0, 0.3, 0, 3, 0, 0, "", 0);
+    master.monitor.Scan();
+    terminal.pool_shift.ticket = first;
+    terminal.pool_shift.after_selects = 1;
+    master.monitor.Scan();
+    master.monitor.Scan();
+    master.monitor.Scan();
+    std::vector<TbEvent> events = master.Events();
+    CHECK_EQ(events.size(), (size_t)4);
+    for (size_t i = 3; i < events.size(); i++) CHECK(events[i].pos != (ulong)second && events[i].pos != (ulong)third);
+    if (events.size() >= 4) CHECK(events[3].kind == "close" && events[3].pos == (ulong)first && events[3].remaining == 0.0);
+}
+
+TEST(monitor4_partial_close_without_a_from_comment_keeps_pos) {
+    // A broker that writes no "from #N" on the rest of a partial close: the rest (same open time, price, symbol, type, magic) is the same position, not a new open.
+    Master4 master;
+    SimTerminal &terminal = master.fixture.terminal;
+    terminal.mt4_rest_comment = "";
+    int first = terminal.Mt4OrderSend("EURUSD", 0, 0.5, 0, 3, 0, 0, "", 7);
+    master.monitor.Scan();
+    CHECK(terminal.Mt4OrderClose(first, 0.2, 0, 3));
+    master.monitor.Scan();
+    master.monitor.Scan();
+    int rest = terminal.mt4_trades[0].ticket;
+    CHECK_EQ(master.monitor.PosOfTicket((ulong)rest), (ulong)first);
+    CHECK(terminal.Mt4OrderClose(rest, 0.3, 0, 3));
+    master.monitor.Scan();
+    master.monitor.Scan();
+    std::vector<TbEvent> events = master.Events();
+    CHECK_EQ(events.size(), (size_t)3);
+    if (events.size() != 3) return;
+    CHECK(events[1].kind == "close" && events[1].pos == (ulong)first && events[1].volume == 0.2 && events[1].remaining == 0.3);
+    CHECK(events[2].kind == "close" && events[2].pos == (ulong)first && events[2].remaining == 0.0);
+}
+
+TEST(monitor4_partial_close_by_keeps_the_larger_position) {
+    // Closing a 0.5 buy by a 0.2 sell leaves a 0.3 rest commented "partial close": the buy is partially closed (same pos), the sell closed.
+    Master4 master;
+    SimTerminal &terminal = master.fixture.terminal;
+    int buy = terminal.Mt4OrderSend("EURUSD", 0, 0.5, 0, 3, 0, 0, "", 0);
+    int sell = terminal.Mt4OrderSend("EURUSD", 1, 0.2, 0, 3, 0, 0, "", 0);
+    master.monitor.Scan();
+    CHECK(terminal.Mt4OrderCloseBy(buy, sell));
+    master.monitor.Scan();
+    master.monitor.Scan();
+    std::vector<TbEvent> events = master.Events();
+    int opens = 0, buy_closes = 0, sell_closes = 0;
+    for (auto &event : events) {
+        opens += event.kind == "open";
+        if (event.kind == "close" && event.pos == (ulong)buy) {
+            buy_closes++;
+            CHECK_EQ(event.volume, 0.2);
+            CHECK_EQ(event.remaining, 0.3);
+        }
+        if (event.kind == "close" && event.pos == (ulong)sell) sell_closes++;
+    }
+    CHECK_EQ(opens, 2);
+    CHECK_EQ(buy_closes, 1);
+    CHECK_EQ(sell_closes, 1);
+}

@@ -43,6 +43,8 @@ struct Master5 {
         request.sl = sl;
         request.tp = tp;
         request.order = order;
+        // A trader's terminal sends pending orders with RETURN filling.
+        if (action == TRADE_ACTION_PENDING) request.type_filling = ORDER_FILLING_RETURN;
         MqlTradeResult result;
         uint code = fixture.terminal.Mt5Send(request, result);
         last_order = result.order;
@@ -50,9 +52,8 @@ struct Master5 {
         return code;
     }
     void Deliver() {
-        delivered = fixture.terminal.transactions;
-        for (const auto &transaction : fixture.terminal.transactions) monitor.OnTransaction(transaction);
-        fixture.terminal.transactions.clear();
+        delivered = fixture.terminal.TakeTransactions();
+        for (const auto &transaction : delivered) monitor.OnTransaction(transaction);
     }
     std::vector<TbEvent> Events() {
         std::vector<TbEvent> events;
@@ -205,4 +206,108 @@ TEST(monitor5_events_survive_a_restart) {
     CHECK(restarted.Init("ws://127.0.0.1:1/ea", hello, "outbox.log", 100, 60000, 500, 30000, error));
     CHECK_EQ(restarted.PendingEvents(), 2);
     CHECK_EQ(restarted.TrackedPositions(), 2);
+}
+
+TEST(monitor5_open_and_close_delivered_together) {
+    // The position opens and closes before the Monitor sees either transaction: it reports the open (from the deal) and then the close.
+    Master5 master(true);
+    MqlTradeRequest request;
+    request.action = TRADE_ACTION_DEAL;
+    request.symbol = "EURUSD";
+    request.type = ORDER_TYPE_BUY;
+    request.volume = 0.3;
+    MqlTradeResult result;
+    master.fixture.terminal.Mt5Send(request, result);
+    ulong pos = master.fixture.terminal.positions[0].identifier;
+    request.type = ORDER_TYPE_SELL;
+    request.position = pos;
+    master.fixture.terminal.Mt5Send(request, result);
+    master.Deliver();
+    std::vector<TbEvent> events = master.Events();
+    CHECK_EQ(events.size(), (size_t)2);
+    if (events.size() != 2) return;
+    CHECK(events[0].kind == "open" && events[0].pos == pos && events[0].volume == 0.3);
+    CHECK(events[1].kind == "close" && events[1].pos == pos && events[1].remaining == 0.0);
+}
+
+TEST(monitor5_a_deal_not_yet_in_history_is_not_lost) {
+    // DEAL_ADD arrives before the history cache holds the deal (HistoryDealSelect fails): the deal is read again later and reported, not marked seen and dropped.
+    Master5 master(true);
+    master.fixture.terminal.deal_history_delay_ms = 50;
+    master.Trade(TRADE_ACTION_DEAL, "EURUSD", ORDER_TYPE_BUY, 0.3);
+    CHECK_EQ(master.monitor.PendingEvents(), 0);
+    master.fixture.terminal.AdvanceMilliseconds(100);
+    master.monitor.Service(GetMicrosecondCount() / 1000);
+    std::vector<TbEvent> events = master.Events();
+    CHECK_EQ(events.size(), (size_t)1);
+    if (events.size() == 1) CHECK(events[0].kind == "open" && events[0].volume == 0.3);
+}
+
+TEST(monitor5_an_order_filled_in_two_deals_is_one_open) {
+    // One market order filled in two deals (0.15 + 0.15): the bridge hears one open of 0.3, not an open of 0.15 and a logged scale-in.
+    Master5 master(true);
+    master.fixture.terminal.deals_per_fill = 2;
+    master.Trade(TRADE_ACTION_DEAL, "EURUSD", ORDER_TYPE_BUY, 0.3);
+    std::vector<TbEvent> events = master.Events();
+    CHECK_EQ(events.size(), (size_t)1);
+    if (events.size() == 1) CHECK(events[0].kind == "open" && events[0].volume == 0.3);
+}
+
+TEST(monitor5_a_reopened_netting_position_is_found_by_its_identifier) {
+    // The broker re-opens a netting position under a new ticket (same identifier); a scale-in and a close that follow still read the position, so the close reports what really remains.
+    Master5 master(false);
+    master.Trade(TRADE_ACTION_DEAL, "EURUSD", ORDER_TYPE_BUY, 0.5);
+    ulong pos = master.fixture.terminal.positions[0].identifier;
+    CHECK(master.fixture.terminal.ReopenPosition(pos));
+    master.Deliver();
+    master.Trade(TRADE_ACTION_DEAL, "EURUSD", ORDER_TYPE_BUY, 0.3);
+    master.Trade(TRADE_ACTION_DEAL, "EURUSD", ORDER_TYPE_SELL, 0.5);
+    std::vector<TbEvent> events = master.Events();
+    CHECK_EQ(events.size(), (size_t)2);
+    if (events.size() == 2) {
+        CHECK(events[1].kind == "close" && events[1].pos == pos);
+        CHECK_EQ(events[1].volume, 0.5);
+        CHECK_EQ(events[1].remaining, 0.3);
+    }
+}
+
+TEST(monitor5_reordered_transactions_give_the_same_events) {
+    // Transactions delivered in reverse (open, stops, partial close and close of one position in one batch, then a pending order placed, moved and deleted) give the events of the in-order delivery.
+    for (bool reversed : {false, true}) {
+        Master5 master(true);
+        SimTerminal &terminal = master.fixture.terminal;
+        terminal.transactions_reversed = reversed;
+        MqlTradeRequest request;
+        MqlTradeResult result;
+        request.action = TRADE_ACTION_DEAL;
+        request.symbol = "EURUSD";
+        request.type = ORDER_TYPE_BUY;
+        request.volume = 0.3;
+        terminal.Mt5Send(request, result);
+        ulong pos = terminal.positions[0].identifier;
+        MqlTradeRequest stops;
+        stops.action = TRADE_ACTION_SLTP;
+        stops.position = pos;
+        stops.sl = 1.07;
+        terminal.Mt5Send(stops, result);
+        request.type = ORDER_TYPE_SELL;
+        request.position = pos;
+        request.volume = 0.1;
+        terminal.Mt5Send(request, result);
+        request.volume = 0.2;
+        terminal.Mt5Send(request, result);
+        master.Deliver();
+        master.Trade(TRADE_ACTION_PENDING, "EURUSD", ORDER_TYPE_BUY_LIMIT, 0.2, 0, 1.0750);
+        ulong order = master.last_order;
+        master.Trade(TRADE_ACTION_MODIFY, "EURUSD", ORDER_TYPE_BUY_LIMIT, 0, 0, 1.0760, 0, 0, order);
+        master.Trade(TRADE_ACTION_REMOVE, "EURUSD", ORDER_TYPE_BUY_LIMIT, 0, 0, 0, 0, 0, order);
+        std::vector<TbEvent> events = master.Events();
+        std::string kinds;
+        for (auto &event : events) kinds += event.kind.Utf8() + " ";
+        CHECK_EQ(kinds, std::string("open close close pending modify cancel "));
+        if (events.size() == 6) {
+            CHECK(events[0].pos == pos && events[0].volume == 0.3);
+            CHECK(events[2].pos == pos && events[2].remaining == 0.0);
+        }
+    }
 }

@@ -9,6 +9,7 @@ namespace dialect_websocket {
 using namespace dialect_websocket;
 #include "check.h"
 #include "ws_peer.h"
+#include "test_support.h"
 
 #include <algorithm>
 
@@ -332,14 +333,20 @@ namespace dialect_websocket {
 #include "../../Include/TradeBridge/Transport.mqh"
 }
 
-static void EchoServer(int listener) {
-    int fd = ::accept(listener, nullptr, nullptr);
-    if (fd < 0) return;
+#include <functional>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+// The server side of an echo over one accepted connection, through
+// `receive` / `transmit` (plain TCP or TLS).
+static void EchoSession(const std::function<long(uint8_t *, size_t)> &receive,
+                        const std::function<void(const Bytes &)> &transmit) {
     Bytes arrived;
     bool upgraded = false;
     uint8_t buffer[65536];
     while (true) {
-        ssize_t got = ::recv(fd, buffer, sizeof buffer, 0);
+        long got = receive(buffer, sizeof buffer);
         if (got <= 0) break;
         arrived.insert(arrived.end(), buffer, buffer + got);
         if (!upgraded) {
@@ -349,7 +356,7 @@ static void EchoServer(int listener) {
             std::string accept = TbWebSocketAccept(MqlString(HeaderValue(text, "Sec-WebSocket-Key"))).Utf8();
             std::string response = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                                    "Sec-WebSocket-Accept: " + accept + "\r\n\r\n";
-            ::send(fd, response.data(), response.size(), MSG_NOSIGNAL);
+            transmit(Bytes(response.begin(), response.end()));
             arrived.erase(arrived.begin(), arrived.begin() + (long)(end + 4));
             upgraded = true;
         }
@@ -369,30 +376,73 @@ static void EchoServer(int listener) {
                 reply = ServerFrame(8, frame.payload.substr(0, 2));
                 closed = true;
             }
-            if (!reply.empty()) ::send(fd, reply.data(), reply.size(), MSG_NOSIGNAL);
+            if (!reply.empty()) transmit(reply);
         }
         arrived.erase(arrived.begin(), arrived.begin() + (long)offset);
         if (closed) break;
     }
+}
+
+static void EchoServer(int listener) {
+    int fd = ::accept(listener, nullptr, nullptr);
+    if (fd < 0) return;
+    EchoSession([fd](uint8_t *data, size_t size) { return (long)::recv(fd, data, size, 0); },
+                [fd](const Bytes &bytes) { ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL); });
     ::close(fd);
 }
 
-TEST(echo_over_a_real_socket) {
-    // Through the MT5 transport on loopback, three messages (one of 20 KB) come back intact, then a clean close.
+// A TLS server context with a fresh self-signed P-256 certificate for
+// "localhost", made in memory for the test.
+static SSL_CTX *TlsServerContext() {
+    EVP_PKEY *key = EVP_EC_gen("P-256");
+    X509 *certificate = X509_new();
+    ASN1_INTEGER_set(X509_get_serialNumber(certificate), 12);
+    X509_gmtime_adj(X509_getm_notBefore(certificate), -60);
+    X509_gmtime_adj(X509_getm_notAfter(certificate), 3600);
+    X509_set_pubkey(certificate, key);
+    X509_NAME *name = X509_get_subject_name(certificate);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)"localhost", -1, -1, 0);
+    X509_set_issuer_name(certificate, name);
+    X509_sign(certificate, key, EVP_sha256());
+    SSL_CTX *context = SSL_CTX_new(TLS_server_method());
+    SSL_CTX_use_certificate(context, certificate);
+    SSL_CTX_use_PrivateKey(context, key);
+    X509_free(certificate);
+    EVP_PKEY_free(key);
+    return context;
+}
+
+static void TlsEchoServer(int listener, SSL_CTX *context) {
+    int fd = ::accept(listener, nullptr, nullptr);
+    if (fd < 0) return;
+    SSL *tls = SSL_new(context);
+    SSL_set_fd(tls, fd);
+    if (SSL_accept(tls) == 1)
+        EchoSession([tls](uint8_t *data, size_t size) { return (long)SSL_read(tls, data, (int)size); },
+                    [tls](const Bytes &bytes) { SSL_write(tls, bytes.data(), (int)bytes.size()); });
+    SSL_free(tls);
+    ::close(fd);
+}
+
+static int Listen(uint16_t &port) {
     int listener = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in address{};
     address.sin_family = AF_INET;
     address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    CHECK(::bind(listener, (sockaddr *)&address, sizeof address) == 0 && ::listen(listener, 1) == 0);
+    if (::bind(listener, (sockaddr *)&address, sizeof address) != 0 || ::listen(listener, 1) != 0) return -1;
     socklen_t length = sizeof address;
     getsockname(listener, (sockaddr *)&address, &length);
-    std::thread server(EchoServer, listener);
-    TbTransport transport;
-    MqlString error;
-    CHECK(transport.Connect("127.0.0.1", ntohs(address.sin_port), false, 1000, error));
+    port = ntohs(address.sin_port);
+    return listener;
+}
+
+// Runs three messages (one of 20 KB, one with emoji) through the MT5
+// transport and a client WebSocket, then a clean close; the caller's
+// server echoes them in fragments.
+static void CheckEcho(TbTransport &transport, uint16_t port) {
     TbWebSocket ws;
     ws.Seed(9);
-    ws.Start("127.0.0.1", ntohs(address.sin_port), "/ea");
+    ws.Start("127.0.0.1", port, "/ea");
     std::vector<std::string> sent = {"{\"t\":\"ping\"}", std::string(20000, 'z'), "{\"s\":\"é😀\"}"};
     std::vector<std::string> received;
     bool sent_all = false;
@@ -412,8 +462,8 @@ TEST(echo_over_a_real_socket) {
         if (received.size() == 3 && ws.State() == TB_WS_OPEN) ws.Close(1000, "done");
         if (got == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
-    server.join();
-    ::close(listener);
+    // Closing first ends the server's read, also when the exchange failed.
+    transport.Close();
     CHECK_EQ(received.size(), (size_t)3);
     if (received.size() == 3) {
         CHECK_EQ(received[0], std::string("{\"t\":\"ping\"}"));
@@ -423,3 +473,41 @@ TEST(echo_over_a_real_socket) {
     CHECK_EQ(ws.State(), TB_WS_CLOSED);
     CHECK_EQ(ws.CloseCode(), 1000);
 }
+
+TEST(echo_over_a_real_socket) {
+    // Through the MT5 transport on loopback, whose reads grow the array they are given (as the reference says), three messages (one of 20 KB) come back intact, then a clean close.
+    SimFixture fixture(5);
+    uint16_t port = 0;
+    int listener = Listen(port);
+    CHECK(listener >= 0);
+    std::thread server(EchoServer, listener);
+    TbTransport transport;
+    MqlString error;
+    CHECK(transport.Connect("127.0.0.1", port, false, 1000, error));
+    CheckEcho(transport, port);
+    server.join();
+    ::close(listener);
+}
+
+TEST(echo_over_tls_with_an_explicit_and_an_implicit_handshake) {
+    // wss:// through the terminal's TLS: on an ordinary port the transport runs the handshake itself; on the port where the terminal already did it (443 on a real one), it does not fail on a second handshake; both echo intact.
+    SimFixture fixture(5);
+    SSL_CTX *context = TlsServerContext();
+    for (bool implicit : {false, true}) {
+        uint16_t port = 0;
+        int listener = Listen(port);
+        CHECK(listener >= 0);
+        fixture.terminal.tls_implicit_port = implicit ? port : 443;
+        std::thread server(TlsEchoServer, listener, context);
+        TbTransport transport;
+        MqlString error;
+        bool connected = transport.Connect("127.0.0.1", port, true, 1000, error);
+        CHECK(connected);
+        if (!connected) std::printf("  %s\n", error.Utf8().c_str());
+        CheckEcho(transport, port);
+        server.join();
+        ::close(listener);
+    }
+    SSL_CTX_free(context);
+}
+
