@@ -9,7 +9,7 @@
 // host shim (TB_HOST).
 #ifndef TB_HOST
 #property copyright "tradebridge"
-#property version   "1.00"
+#property version   "1.10"
 #property strict
 #property description "Copies trades from a tradebridge bridge onto this account (ws:// only; allow DLL imports and live trading)."
 #endif
@@ -26,6 +26,8 @@ input int    DefaultDeviationPoints = 30;            // Slippage in points when 
 input int    SymbolsPerFrame = 100;                  // Market Watch symbols per `symbols` frame (keeps frames < 16 KiB)
 input int    BackoffBaseMs = 500;                    // First reconnect delay in ms (doubles per failure, jittered)
 input int    BackoffMaxMs = 30000;                   // Longest reconnect delay in ms
+input int    StartupSettleMs = 3000;                 // After login, ms the account's positions must stay unchanged before the EA trusts them
+input int    FillWaitMs = 30000;                     // Longest wait in ms for the deal of an order the server took, before giving up on it
 
 TbExecutor g_executor;
 
@@ -38,20 +40,13 @@ int OnInit(void)
   {
    if(ApiKey == "") { Print("TradeBridge: set ApiKey"); return INIT_PARAMETERS_INCORRECT; }
    if(!IsDllsAllowed()) { Print("TradeBridge: enable 'Allow DLL imports' (Winsock) for this EA"); return INIT_FAILED; }
-   TbHello hello;
-   hello.version = TB_PROTOCOL_VERSION;
-   hello.key = ApiKey;
-   hello.login = (ulong)AccountNumber();
-   hello.role = "slave";
-   hello.platform = TB_PLATFORM;
-   hello.server = AccountServer();
-   hello.ea = "TradeCopy_Executor/1.0";
-   hello.last_seq = 0;
-   string login = TbULongToString(hello.login);
+   // The account is not read here: at terminal start OnInit runs before the
+   // terminal has logged in. Service waits for the login and the account's
+   // positions before it says hello (Terminal.mqh, TbStartGate).
    string error = "";
-   if(!g_executor.Init(BridgeUrl, hello, "TradeBridge_exec_" + login + ".txt", "TradeBridge_tags_" + login + ".txt", MaxRetries,
-                       RetryDelayMs, (ulong)ClockSkewToleranceMs, DefaultDeviationPoints, SymbolsPerFrame, (ulong)BackoffBaseMs,
-                       (ulong)BackoffMaxMs, error))
+   if(!g_executor.Configure(BridgeUrl, ApiKey, "TradeCopy_Executor/1.1", MaxRetries, RetryDelayMs, (ulong)ClockSkewToleranceMs,
+                            DefaultDeviationPoints, SymbolsPerFrame, (ulong)BackoffBaseMs, (ulong)BackoffMaxMs, (ulong)StartupSettleMs,
+                            (ulong)FillWaitMs, error))
      {
       Print("TradeBridge: ", error);
       return INIT_PARAMETERS_INCORRECT;

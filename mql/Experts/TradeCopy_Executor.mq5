@@ -7,7 +7,7 @@
 // compiles as C++ through mql/host/mql_shim.h (TB_HOST).
 #ifndef TB_HOST
 #property copyright "tradebridge"
-#property version   "1.00"
+#property version   "1.10"
 #property description "Copies trades from a tradebridge bridge onto this account."
 #property description "Add the bridge URL under Tools > Options > Expert Advisors > Allow WebRequest for listed URL, and allow algo trading."
 #endif
@@ -24,6 +24,8 @@ input int    DefaultDeviationPoints = 30;            // Slippage in points when 
 input int    SymbolsPerFrame = 100;                  // Market Watch symbols per `symbols` frame (keeps frames < 16 KiB)
 input int    BackoffBaseMs = 500;                    // First reconnect delay in ms (doubles per failure, jittered)
 input int    BackoffMaxMs = 30000;                   // Longest reconnect delay in ms
+input int    StartupSettleMs = 3000;                 // After login, ms the account's positions must stay unchanged before the EA trusts them
+input int    FillWaitMs = 30000;                     // Longest wait in ms for the deal of an order the server took, before giving up on it
 
 TbExecutor g_executor;
 
@@ -35,20 +37,13 @@ ulong TbGmtMs(void) { return (ulong)TimeGMT() * 1000; }
 int OnInit(void)
   {
    if(ApiKey == "") { Print("TradeBridge: set ApiKey"); return INIT_PARAMETERS_INCORRECT; }
-   TbHello hello;
-   hello.version = TB_PROTOCOL_VERSION;
-   hello.key = ApiKey;
-   hello.login = (ulong)AccountInfoInteger(ACCOUNT_LOGIN);
-   hello.role = "slave";
-   hello.platform = TB_PLATFORM;
-   hello.server = AccountInfoString(ACCOUNT_SERVER);
-   hello.ea = "TradeCopy_Executor/1.0";
-   hello.last_seq = 0;
-   string login = TbULongToString(hello.login);
+   // The account is not read here: at terminal start OnInit runs before the
+   // terminal has logged in. Service waits for the login and the account's
+   // positions before it says hello (Terminal.mqh, TbStartGate).
    string error = "";
-   if(!g_executor.Init(BridgeUrl, hello, "TradeBridge_exec_" + login + ".txt", "TradeBridge_tags_" + login + ".txt", MaxRetries,
-                       RetryDelayMs, (ulong)ClockSkewToleranceMs, DefaultDeviationPoints, SymbolsPerFrame, (ulong)BackoffBaseMs,
-                       (ulong)BackoffMaxMs, error))
+   if(!g_executor.Configure(BridgeUrl, ApiKey, "TradeCopy_Executor/1.1", MaxRetries, RetryDelayMs, (ulong)ClockSkewToleranceMs,
+                            DefaultDeviationPoints, SymbolsPerFrame, (ulong)BackoffBaseMs, (ulong)BackoffMaxMs, (ulong)StartupSettleMs,
+                            (ulong)FillWaitMs, error))
      {
       Print("TradeBridge: ", error);
       return INIT_PARAMETERS_INCORRECT;

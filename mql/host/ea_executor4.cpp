@@ -17,6 +17,8 @@ static bool SetInput(const std::string &name, const std::string &value) {
     else if (name == "SymbolsPerFrame") SymbolsPerFrame = std::stoi(value);
     else if (name == "BackoffBaseMs") BackoffBaseMs = std::stoi(value);
     else if (name == "BackoffMaxMs") BackoffMaxMs = std::stoi(value);
+    else if (name == "StartupSettleMs") StartupSettleMs = std::stoi(value);
+    else if (name == "FillWaitMs") FillWaitMs = std::stoi(value);
     else return false;
     return true;
 }

@@ -34,6 +34,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -90,8 +91,17 @@ static bool TlsConnect(int socket, const std::string &host) {
     return false;
 }
 
+// Windows has no SIGPIPE: a write to a connection the peer closed fails
+// with an error there, and OpenSSL's writes must not kill the host.
+static void IgnoreBrokenPipes() {
+    static bool ignored = false;
+    if (!ignored) signal(SIGPIPE, SIG_IGN);
+    ignored = true;
+}
+
 int SocketCreate(uint flags) {
     (void)flags;
+    IgnoreBrokenPipes();
     int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0) {
         ShimSetLastError(ERR_NETSOCKET_TOO_MANY_OPENED);
@@ -296,6 +306,7 @@ static int WsaFromErrno(int error) {
 int ShimWsLastError() { return g_wsa_error; }
 
 int ShimWsSocket(int address_family, int type, int protocol) {
+    IgnoreBrokenPipes();
     int fd = ::socket(address_family, type, protocol);
     if (fd < 0) g_wsa_error = WsaFromErrno(errno);
     return fd < 0 ? -1 : fd;

@@ -15,6 +15,11 @@
 //   than the WebSocket's free input space (back-pressure).
 // - Application messages reach the EA only in state READY or as the
 //   welcome that makes it READY.
+// - Send only queues a frame; the EA calls FlushOutput once at the end of
+//   its service round, so the frames of one round leave in as few writes
+//   as the socket takes. MT5 gives an EA no way to turn Nagle's algorithm
+//   off, and with it on a second small write waits for the peer's ACK of
+//   the first (up to its delayed-ACK time, 40 ms on Linux).
 #ifndef TRADEBRIDGE_BRIDGE_CLIENT_MQH
 #define TRADEBRIDGE_BRIDGE_CLIENT_MQH
 
@@ -140,16 +145,28 @@ public:
       return CheckTimers(now_ms);
      }
 
-   // Sends the message in `writer` as one text frame. False when not
-   // ready or the output is full (the caller keeps the message).
+   // Queues the message in `writer` as one text frame (see FlushOutput).
+   // False when not ready or the output is full (the caller keeps it).
    bool              Send(const TbJsonWriter &writer)
      {
       if(!m_session.IsReady()) return false;
       int count = writer.CopyBytes(m_write_buffer);
       if(!m_ws.SendTextBytes(m_write_buffer, count)) return false;
       m_frames_sent++;
-      Flush();
       return true;
+     }
+
+   // Writes what Send queued to the socket.
+   void              FlushOutput(void) { Flush(); }
+
+   // Drops the connection (close 1000) and connects again after the usual
+   // backoff; `why` goes to the log.
+   void              Reconnect(ulong now_ms, const string &why)
+     {
+      if(m_session.State() == TB_SESSION_DOWN) return;
+      m_ws.Close(TB_WS_CLOSE_NORMAL, "reconnecting");
+      Flush();
+      Disconnect(now_ms, TB_WS_CLOSE_NORMAL, why);
      }
 
    // OnDeinit: says goodbye (1000) and lets the close frame go out.

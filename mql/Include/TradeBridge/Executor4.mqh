@@ -5,8 +5,17 @@
 // - TbTradeOps with the same methods as Executor5.mqh, on OrderSend /
 //   OrderClose / OrderModify / OrderDelete. MT4 accounts are hedging:
 //   every copy is its own ticket.
-// - A partial close gives the rest a new ticket ("from #N"); Close reports
-//   that ticket in the attempt so the Executor moves the tag map onto it.
+// - A partial close gives the rest a new ticket. A real server comments it
+//   "from #N"; some brokers write something else or nothing, so the rest is
+//   also recognised as the open order with the closed one's open time,
+//   open price, symbol, type and magic (TbTradeOps.Successor). Close
+//   reports that ticket in the attempt so the Executor moves the tag map
+//   onto it, and a tag map entry left on a closed ticket is followed the
+//   same way.
+// - Errors sort as in Executor5.mqh: retryable at once (requote, busy),
+//   transient (no connection 6, market closed 132, trade not allowed 4109,
+//   modification denied near the market 145), timeout 128 (outcome
+//   unknown), the rest rejected.
 // # Invariants
 // - Prices are refreshed (RefreshRates) before every attempt.
 // - Every order carries the copy's tag as its comment (TbOrderComment:
@@ -16,6 +25,10 @@
 
 #include "Compat.mqh"
 #include "ExecutorCore.mqh"
+#include "Terminal.mqh"
+
+// Partial closes of one copy followed from a closed ticket to its rest.
+#define TB_SUCCESSOR_DEPTH_MAX 8
 
 class TbTradeOps
   {
@@ -25,14 +38,18 @@ public:
    bool              IsRetryable(uint code) const
      {
       return code == ERR_REQUOTE || code == ERR_PRICE_CHANGED || code == ERR_OFF_QUOTES || code == ERR_TRADE_CONTEXT_BUSY ||
-             code == ERR_BROKER_BUSY || code == ERR_SERVER_BUSY || code == ERR_TRADE_TIMEOUT || code == ERR_NO_CONNECTION ||
-             code == ERR_TOO_FREQUENT_REQUESTS;
+             code == ERR_BROKER_BUSY || code == ERR_SERVER_BUSY || code == ERR_TOO_FREQUENT_REQUESTS;
      }
+   bool              IsTransient(uint code) const
+     {
+      return code == ERR_NO_CONNECTION || code == ERR_MARKET_CLOSED || code == ERR_TRADE_NOT_ALLOWED || code == ERR_TRADE_MODIFY_DENIED;
+     }
+   bool              IsFrozen(uint code) const { return code == ERR_TRADE_MODIFY_DENIED; }
+   bool              IsInvalidStops(uint code) const { return code == ERR_INVALID_STOPS; }
+   bool              IsUnknownOutcome(uint code) const { return code == ERR_TRADE_TIMEOUT; }
    double            Balance(void) const { return AccountBalance(); }
    double            Equity(void) const { return AccountEquity(); }
    string            Currency(void) const { return AccountCurrency(); }
-   ulong             Login(void) const { return (ulong)AccountNumber(); }
-   string            Server(void) const { return AccountServer(); }
 
    bool              SymbolSpec(const string &symbol, TbSymbolSpec &spec)
      {
@@ -46,14 +63,25 @@ public:
       spec.contract = MarketInfo(symbol, MODE_LOTSIZE);
       return spec.step > 0;
      }
+   void              PriceRules(const string &symbol, TbPriceRules &rules)
+     {
+      rules.digits = (int)MarketInfo(symbol, MODE_DIGITS);
+      rules.point = MarketInfo(symbol, MODE_POINT);
+      rules.tick = MarketInfo(symbol, MODE_TICKSIZE);
+      rules.stops_level = (int)MarketInfo(symbol, MODE_STOPLEVEL);
+      rules.freeze_level = (int)MarketInfo(symbol, MODE_FREEZELEVEL);
+      rules.market_execution = SymbolInfoInteger(symbol, SYMBOL_TRADE_EXEMODE) == SYMBOL_TRADE_EXECUTION_MARKET;
+     }
    double            MarketPrice(const string &symbol, int type) const
      {
+      RefreshRates();
       return (type % 2 == 0) ? MarketInfo(symbol, MODE_ASK) : MarketInfo(symbol, MODE_BID);
      }
 
    bool              FindPosition(const string &tag, ulong hint, const string &symbol, TbFound &found)
      {
-      if(hint != 0 && OrderSelect((int)hint, SELECT_BY_TICKET) && OrderCloseTime() == 0 && OrderType() <= OP_SELL) { ReadOrder(found); return true; }
+      ulong ticket = OpenTicketOf(hint, true);
+      if(ticket != 0 && OrderSelect((int)ticket, SELECT_BY_TICKET)) { ReadOrder(found); return true; }
       return Scan(tag, true, found);
      }
    bool              FindPending(const string &tag, ulong hint, TbFound &found)
@@ -62,13 +90,14 @@ public:
       return Scan(tag, false, found);
      }
 
-   uint              Open(const TbCopy &copy, int type, double volume, double deviation_points, const string &tag, TbAttempt &attempt)
+   uint              Open(const TbCopy &copy, int type, double volume, double deviation_points, const string &tag, double sl, double tp,
+                          TbAttempt &attempt)
      {
-      RefreshRates();
-      int ticket = OrderSend(copy.symbol, type, volume, MarketPrice(copy.symbol, type), (int)deviation_points, copy.sl, copy.tp,
+      int ticket = OrderSend(copy.symbol, type, volume, MarketPrice(copy.symbol, type), (int)deviation_points, sl, tp,
                              TbOrderComment(tag), (int)copy.magic, 0, clrNONE);
       attempt.code = ticket < 0 ? (uint)GetLastError() : ERR_NO_ERROR;
       attempt.ticket = ticket < 0 ? 0 : (ulong)ticket;
+      attempt.order = 0;
       attempt.price = 0;
       attempt.volume = 0;
       if(ticket >= 0 && OrderSelect(ticket, SELECT_BY_TICKET)) { attempt.price = OrderOpenPrice(); attempt.volume = OrderLots(); }
@@ -77,7 +106,6 @@ public:
 
    uint              Close(const TbFound &found, double volume, const string &tag, TbAttempt &attempt)
      {
-      RefreshRates();
       int opposite = found.type == OP_BUY ? OP_SELL : OP_BUY;
       bool ok = OrderClose((int)found.ticket, volume, MarketPrice(found.symbol, opposite), 1000, clrNONE);
       attempt.code = ok ? ERR_NO_ERROR : (uint)GetLastError();
@@ -87,7 +115,7 @@ public:
       if(!ok) return attempt.code;
       if(OrderSelect((int)found.ticket, SELECT_BY_TICKET)) attempt.price = OrderClosePrice();
       // The rest of a partial close lives on under a new ticket.
-      if(volume < found.volume - 1e-9) attempt.ticket = Continuation(found.ticket);
+      if(volume < found.volume - 1e-9) attempt.ticket = Successor(found.ticket);
       return attempt.code;
      }
 
@@ -101,12 +129,14 @@ public:
       return attempt.code;
      }
 
-   uint              PlacePending(const TbCopy &copy, int type, double volume, const string &tag, TbAttempt &attempt)
+   uint              PlacePending(const TbCopy &copy, int type, double volume, const string &tag, double price, double sl, double tp,
+                                  TbAttempt &attempt)
      {
-      int ticket = OrderSend(copy.symbol, type, volume, copy.price, 0, copy.sl, copy.tp, TbOrderComment(tag), (int)copy.magic, 0, clrNONE);
+      int ticket = OrderSend(copy.symbol, type, volume, price, 0, sl, tp, TbOrderComment(tag), (int)copy.magic, 0, clrNONE);
       attempt.code = ticket < 0 ? (uint)GetLastError() : ERR_NO_ERROR;
       attempt.ticket = ticket < 0 ? 0 : (ulong)ticket;
-      attempt.price = copy.price;
+      attempt.order = 0;
+      attempt.price = price;
       attempt.volume = volume;
       return attempt.code;
      }
@@ -130,6 +160,13 @@ public:
       attempt.price = found.price;
       attempt.volume = found.volume;
       return attempt.code;
+     }
+
+   // MT4 answers every request with its outcome: nothing is ever in flight.
+   int               OrderOutcome(ulong order, TbAttempt &attempt)
+     {
+      attempt.volume = 0;
+      return TB_ORDER_DONE;
      }
 
    void              ListPositions(TbState &state)
@@ -163,6 +200,8 @@ private:
       found.price = OrderOpenPrice();
       found.sl = OrderStopLoss();
       found.tp = OrderTakeProfit();
+      found.magic = (ulong)OrderMagicNumber();
+      found.open_time = (long)OrderOpenTime();
      }
 
    bool              Scan(const string &tag, bool market, TbFound &found)
@@ -177,12 +216,45 @@ private:
       return false;
      }
 
-   // The open ticket whose comment is "from #<ticket>", or 0.
-   ulong             Continuation(ulong ticket)
+   // The open market ticket that holds what `ticket` held: itself while
+   // open, else the rest of its partial close, followed at most
+   // TB_SUCCESSOR_DEPTH_MAX closes deep; 0 when there is none.
+   ulong             OpenTicketOf(ulong ticket, bool market)
      {
-      for(int i = OrdersTotal() - 1; i >= 0; i--)
-         if(OrderSelect(i, SELECT_BY_POS, MODE_TRADES) && TbFromTicket(OrderComment()) == ticket) return (ulong)OrderTicket();
+      for(int depth = 0; ticket != 0 && depth < TB_SUCCESSOR_DEPTH_MAX; depth++)
+        {
+         if(!OrderSelect((int)ticket, SELECT_BY_TICKET)) return 0;
+         if((OrderType() <= OP_SELL) != market) return 0;
+         if(OrderCloseTime() == 0) return ticket;
+         ticket = Successor(ticket);
+        }
       return 0;
+     }
+
+   // The open ticket that continues `ticket` after a partial close: the
+   // one commented "from #<ticket>", else the one with its open time,
+   // open price, symbol, type and magic (a broker that rewrote or dropped
+   // the comment); 0 when there is none.
+   ulong             Successor(ulong ticket)
+     {
+      if(!OrderSelect((int)ticket, SELECT_BY_TICKET)) return 0;
+      long open_time = (long)OrderOpenTime();
+      double open_price = OrderOpenPrice();
+      string symbol = OrderSymbol();
+      int type = OrderType();
+      int magic = OrderMagicNumber();
+      ulong twin = 0;
+      for(int i = OrdersTotal() - 1; i >= 0; i--)
+        {
+         if(!OrderSelect(i, SELECT_BY_POS, MODE_TRADES) || (ulong)OrderTicket() == ticket) continue;
+         if(TbFromTicket(OrderComment()) == ticket) return (ulong)OrderTicket();
+         // Another copy's order keeps its own tag; the rest lost ours.
+         if(TbStartsWith(OrderComment(), "tc:") || TbStartsWith(OrderComment(), "tc#")) continue;
+         if(twin == 0 && (long)OrderOpenTime() == open_time && OrderOpenPrice() == open_price && OrderSymbol() == symbol &&
+            OrderType() == type && OrderMagicNumber() == magic)
+            twin = (ulong)OrderTicket();
+        }
+      return twin;
      }
   };
 

@@ -483,6 +483,14 @@ public:
    void              ULong(ulong value) { BeforeValue(); PutAscii(TbULongToString(value)); }
    void              Double(double value) { BeforeValue(); PutAscii(TbFormatDouble(value)); }
    void              Bool(bool value) { BeforeValue(); PutAscii(value ? "true" : "false"); }
+   // A value that is already JSON text (written by this writer before).
+   void              Raw(const string &json)
+     {
+      BeforeValue();
+      TB_ARRAY(uchar, utf8);
+      int count = StringToCharArray(json, utf8, 0, -1, CP_UTF8) - 1;
+      for(int i = 0; i < count; i++) PutByte(utf8[i]);
+     }
 
    void              FieldString(const string &name, const string &value) { Key(name); String(value); }
    void              FieldULong(const string &name, ulong value) { Key(name); ULong(value); }

@@ -91,6 +91,7 @@ public:
          HandleMessage(type);
       if(!m_client.IsReady()) return false;
       SendEvents();
+      m_client.FlushOutput();
       return m_snapshot_now || now_ms - m_last_snapshot_ms >= m_snapshot_interval_ms;
      }
 
@@ -108,6 +109,7 @@ public:
          return;
         }
       if(m_client.Send(writer)) m_snapshots_sent++;
+      m_client.FlushOutput();
      }
 
    void              Shutdown(void) { m_client.Shutdown(); m_outbox.Close(); }

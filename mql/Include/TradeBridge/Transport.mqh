@@ -6,10 +6,18 @@
 //   SocketTlsHandshake / SocketTlsSend / SocketTlsReadAvailable. The
 //   bridge's host must be in Tools > Options > Expert Advisors > "Allow
 //   WebRequest for listed URL" or SocketConnect fails (error 4014).
+//   The reference says a read "increases the dynamic array by the number
+//   of read bytes", which does not say whether the bytes land at its start
+//   or its end; every read goes into an emptied scratch array, so both
+//   readings give the same bytes. On port 443 the terminal performs the
+//   TLS handshake itself ("There is no need to call the function when
+//   connecting to the port 443"): a certificate already there is taken
+//   as TLS being up, and a failed second handshake is forgiven when it is.
 // - MT4 (__MQL4__): Winsock through #import "ws2_32.dll" (needs "Allow DLL
-//   imports"). The socket is switched to non-blocking (FIONBIO) and the
-//   connect completes in later PollConnect calls through select(), so the
-//   terminal never freezes on a dead host.
+//   imports"). The socket is switched to non-blocking (FIONBIO), gets
+//   TCP_NODELAY (setsockopt), and the connect completes in later
+//   PollConnect calls through select(), so the terminal never freezes on a
+//   dead host.
 //   32/64-bit: MT4 terminals are 32-bit processes, where a SOCKET
 //   (UINT_PTR) is 32 bits, so it is held in an int and fd_set is an int
 //   array {fd_count, fd_array[64]}; u_long arguments are 32-bit uint on
@@ -61,7 +69,7 @@ public:
          return false;
         }
       m_tls = tls;
-      if(tls && !SocketTlsHandshake(m_socket, host))
+      if(tls && !TlsUp(host, port))
         {
          error = "TLS handshake with " + host + " failed, error " + IntegerToString(GetLastError());
          Close();
@@ -87,9 +95,12 @@ public:
       if(bytes_max <= 0) return 0;
       if(m_tls)
         {
-         int got = SocketTlsReadAvailable(m_socket, data, (uint)bytes_max);
+         ArrayResize(m_chunk, 0);
+         int got = SocketTlsReadAvailable(m_socket, m_chunk, (uint)bytes_max);
          if(got < 0) return -1;
          if(got == 0 && !SocketIsConnected(m_socket)) return -1;
+         ArrayResize(data, 0, bytes_max);
+         if(got > 0) ArrayCopy(data, m_chunk, 0, 0, got);
          return got;
         }
       // SocketIsReadable may answer 1 for an empty buffer (it defers the
@@ -103,6 +114,7 @@ public:
          uint available = SocketIsReadable(m_socket);
          if(available == 0) break;
          if(available > (uint)(bytes_max - total)) available = (uint)(bytes_max - total);
+         ArrayResize(m_chunk, 0);
          int read = SocketRead(m_socket, m_chunk, available, 1);
          if(read <= 0) break;
          ArrayCopy(data, m_chunk, total, 0, read);
@@ -116,6 +128,24 @@ public:
      {
       if(m_socket != INVALID_HANDLE) SocketClose(m_socket);
       m_socket = INVALID_HANDLE;
+     }
+
+private:
+   bool              HasCertificate(void)
+     {
+      string subject = "", issuer = "", serial = "", thumbprint = "";
+      datetime expiration = 0;
+      return SocketTlsCertificate(m_socket, subject, issuer, serial, thumbprint, expiration);
+     }
+
+   // TLS on the connected socket: the terminal's own on 443, else a
+   // handshake (forgiven when it fails on a socket that turns out to run
+   // TLS already).
+   bool              TlsUp(const string &host, uint port)
+     {
+      if(port == 443 && HasCertificate()) return true;
+      if(SocketTlsHandshake(m_socket, host)) return true;
+      return HasCertificate();
      }
   };
 
@@ -131,6 +161,7 @@ int  send(int s, uchar &buffer[], int length, int flags);
 int  recv(int s, uchar &buffer[], int length, int flags);
 int  closesocket(int s);
 int  ioctlsocket(int s, int command, uint &argument);
+int  setsockopt(int s, int level, int option, uchar &value[], int length);
 int  select(int nfds, int &readfds[], int &writefds[], int &exceptfds[], int &timeout[]);
 uint inet_addr(uchar &text[]);
 #import
@@ -140,6 +171,7 @@ uint inet_addr(uchar &text[]);
 #define TB_AF_INET           2
 #define TB_SOCK_STREAM       1
 #define TB_IPPROTO_TCP       6
+#define TB_TCP_NODELAY       1
 // FIONBIO is 0x8004667E; as a signed 32-bit int that is this value.
 #define TB_FIONBIO           -2147195266
 #define TB_INVALID_SOCKET    -1
@@ -181,6 +213,13 @@ public:
       if(m_socket == TB_INVALID_SOCKET) { error = "socket() failed, WSA error " + IntegerToString(WSAGetLastError()); return false; }
       uint non_blocking = 1;
       if(ioctlsocket(m_socket, TB_FIONBIO, non_blocking) != 0) { error = "ioctlsocket(FIONBIO) failed, WSA error " + IntegerToString(WSAGetLastError()); Close(); return false; }
+      // Winsock leaves Nagle's algorithm on: a small frame written right
+      // after another would wait for the bridge's ACK of the first.
+      TB_ARRAY(uchar, no_delay);
+      ArrayResize(no_delay, 4);
+      no_delay[0] = 1; no_delay[1] = 0; no_delay[2] = 0; no_delay[3] = 0;
+      if(setsockopt(m_socket, TB_IPPROTO_TCP, TB_TCP_NODELAY, no_delay, 4) != 0)
+         Print("TradeBridge: setsockopt(TCP_NODELAY) failed, WSA error ", IntegerToString(WSAGetLastError()), "; small frames may be delayed");
       TB_ARRAY(uchar, socket_address);
       BuildSocketAddress(socket_address, address, port);
       if(connect(m_socket, socket_address, 16) != 0)

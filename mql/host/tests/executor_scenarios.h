@@ -17,12 +17,18 @@ struct Slave {
         hello.version = 1; hello.key = "k"; hello.login = 77; hello.role = "slave"; hello.platform = "x";
         hello.server = "s"; hello.ea = "t"; hello.last_seq = 0;
         MqlString error;
-        CHECK(target.Init("ws://127.0.0.1:1/ea", hello, "seq.txt", "tags.txt", 3, 10, 2000, 30, 100, 500, 30000, error));
+        CHECK(target.Configure("ws://127.0.0.1:1/ea", "k", "t", 3, 10, 2000, 30, 100, 500, 30000, 0, 30000, error));
+        CHECK(target.Start(hello, "seq.txt", "tags.txt", "copies.log", error));
         last_hello_seq = hello.last_seq;
     }
+    /// Executes `copy` under the id the bridge gives its seq ("77-<seq>"),
+    /// so a test that reuses a copy with another seq sends a new copy.
     TbResult Run(const TbCopy &copy, ulong gmt_ms = 1732400000000ul) {
+        TbCopy sent;
+        sent.CopyFrom(copy);
+        sent.id = "77-" + std::to_string(copy.seq);
         TbResult result;
-        executor.Execute(copy, gmt_ms, result);
+        executor.Execute(sent, gmt_ms, result);
         return result;
     }
     ulong last_hello_seq = 0;
@@ -206,6 +212,7 @@ TEST_NAME(SCENARIO(long_tags_are_written_compact_and_found_by_comment)) {
     TbExecutor restarted;
     slave.Init(restarted);
     copy.seq = 2;
+    copy.id = "77-2";
     TbResult again;
     restarted.Execute(copy, 1732400000000ul, again);
     CHECK(again.status == "skipped" && again.volume == 0.1);
@@ -300,7 +307,8 @@ TEST_NAME(SCENARIO(frozen_close_waits_and_frozen_modify_is_skipped)) {
     Slave slave;
     SimTerminal &terminal = slave.fixture.terminal;
     TbCopy open = MakeCopy(1, "open", 1, "buy", 0.1);
-    open.sl = 1.0800;
+    // 10 points below the bid of 1.08120.
+    open.sl = 1.0811;
     CHECK(slave.Run(open).status == "filled");
     terminal.symbols["EURUSD"].freeze_level = 20;
     TbCopy modify = MakeCopy(2, "modify", 1, "buy", 0);

@@ -333,6 +333,7 @@ namespace dialect_websocket {
 #include "../../Include/TradeBridge/Transport.mqh"
 }
 
+#include <csignal>
 #include <functional>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -394,6 +395,7 @@ static void EchoServer(int listener) {
 // A TLS server context with a fresh self-signed P-256 certificate for
 // "localhost", made in memory for the test.
 static SSL_CTX *TlsServerContext() {
+    signal(SIGPIPE, SIG_IGN);
     EVP_PKEY *key = EVP_EC_gen("P-256");
     X509 *certificate = X509_new();
     ASN1_INTEGER_set(X509_get_serialNumber(certificate), 12);
