@@ -8,7 +8,7 @@
 // TLS (see mql/README.md). It also compiles as C++ through the host shim.
 #ifndef TB_HOST
 #property copyright "tradebridge"
-#property version   "1.00"
+#property version   "1.10"
 #property strict
 #property description "Sends this account's trades to a tradebridge bridge (ws:// only; allow DLL imports)."
 #endif
@@ -22,6 +22,7 @@ input int    OutboxEventsMax = 10000;                // Events kept until the br
 input int    SnapshotSeconds = 60;                   // Seconds between full position snapshots (protocol: at most 60)
 input int    BackoffBaseMs = 500;                    // First reconnect delay in ms (doubles per failure, jittered)
 input int    BackoffMaxMs = 30000;                   // Longest reconnect delay in ms
+input int    StartupSettleMs = 3000;                 // After login, ms the account's positions must stay unchanged before the EA trusts them
 
 TbMonitor4 g_monitor;
 
@@ -31,19 +32,12 @@ int OnInit(void)
   {
    if(ApiKey == "") { Print("TradeBridge: set ApiKey"); return INIT_PARAMETERS_INCORRECT; }
    if(!IsDllsAllowed()) { Print("TradeBridge: enable 'Allow DLL imports' (Winsock) for this EA"); return INIT_FAILED; }
-   TbHello hello;
-   hello.version = TB_PROTOCOL_VERSION;
-   hello.key = ApiKey;
-   hello.login = (ulong)AccountNumber();
-   hello.role = "master";
-   hello.platform = TB_PLATFORM;
-   hello.server = AccountServer();
-   hello.ea = "TradeCopy_Monitor/1.0";
-   hello.last_seq = 0;
-   string login = TbULongToString(hello.login);
+   // The account is not read here: at terminal start OnInit runs before the
+   // terminal has logged in. Service waits for the login and the account's
+   // positions before it reads the book or says hello (TbStartGate).
    string error = "";
-   if(!g_monitor.Init(BridgeUrl, hello, "TradeBridge_outbox_" + login + ".log", "TradeBridge_lineage_" + login + ".txt",
-                      OutboxEventsMax, (ulong)SnapshotSeconds * 1000, (ulong)BackoffBaseMs, (ulong)BackoffMaxMs, error))
+   if(!g_monitor.Configure(BridgeUrl, ApiKey, "TradeCopy_Monitor/1.1", OutboxEventsMax, (ulong)SnapshotSeconds * 1000, (ulong)BackoffBaseMs,
+                           (ulong)BackoffMaxMs, (ulong)StartupSettleMs, error))
      {
       Print("TradeBridge: ", error);
       return INIT_PARAMETERS_INCORRECT;

@@ -7,7 +7,7 @@
 // through mql/host/mql_shim.h (TB_HOST), where #property is skipped.
 #ifndef TB_HOST
 #property copyright "tradebridge"
-#property version   "1.00"
+#property version   "1.10"
 #property description "Sends this account's trades to a tradebridge bridge."
 #property description "Add the bridge URL under Tools > Options > Expert Advisors > Allow WebRequest for listed URL."
 #endif
@@ -21,6 +21,7 @@ input int    OutboxEventsMax = 10000;                // Events kept until the br
 input int    SnapshotSeconds = 60;                   // Seconds between full position snapshots (protocol: at most 60)
 input int    BackoffBaseMs = 500;                    // First reconnect delay in ms (doubles per failure, jittered)
 input int    BackoffMaxMs = 30000;                   // Longest reconnect delay in ms
+input int    StartupSettleMs = 3000;                 // After login, ms the account's positions must stay unchanged before the EA trusts them
 
 TbMonitor5 g_monitor;
 
@@ -29,19 +30,12 @@ ulong TbNowMs(void) { return GetMicrosecondCount() / 1000; }
 int OnInit(void)
   {
    if(ApiKey == "") { Print("TradeBridge: set ApiKey"); return INIT_PARAMETERS_INCORRECT; }
-   TbHello hello;
-   hello.version = TB_PROTOCOL_VERSION;
-   hello.key = ApiKey;
-   hello.login = (ulong)AccountInfoInteger(ACCOUNT_LOGIN);
-   hello.role = "master";
-   hello.platform = TB_PLATFORM;
-   hello.server = AccountInfoString(ACCOUNT_SERVER);
-   hello.ea = "TradeCopy_Monitor/1.0";
-   hello.last_seq = 0;
-   string outbox = "TradeBridge_outbox_" + TbULongToString(hello.login) + ".log";
+   // The account is not read here: at terminal start OnInit runs before the
+   // terminal has logged in. Service waits for the login and the account's
+   // positions before it reads the book or says hello (TbStartGate).
    string error = "";
-   if(!g_monitor.Init(BridgeUrl, hello, outbox, OutboxEventsMax, (ulong)SnapshotSeconds * 1000, (ulong)BackoffBaseMs,
-                      (ulong)BackoffMaxMs, error))
+   if(!g_monitor.Configure(BridgeUrl, ApiKey, "TradeCopy_Monitor/1.1", OutboxEventsMax, (ulong)SnapshotSeconds * 1000, (ulong)BackoffBaseMs,
+                           (ulong)BackoffMaxMs, (ulong)StartupSettleMs, error))
      {
       Print("TradeBridge: ", error);
       return INIT_PARAMETERS_INCORRECT;

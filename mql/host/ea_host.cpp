@@ -5,6 +5,7 @@
 //   ea_host --ea monitor5|monitor4|executor5|executor4 --url ws://127.0.0.1:8080/ea
 //           --key KEY [--login N] [--server NAME] [--netting] [--files DIR]
 //           [--book FILE] [--suffix S] [--first-ticket N] [--comment-max N]
+//           [--strict] [--login-delay-ms N] [--book-delay-ms N]
 //           [--input NAME=VALUE]... [--stopped] [--seconds S]
 //
 // --book FILE keeps the simulated broker's side of the account (positions,
@@ -18,6 +19,15 @@
 // order comment the server keeps (31, as MT4 and MT5, by default).
 // --stopped starts the terminal without the EA (answer "stopped"): the
 // market can move before `start` attaches it.
+// --strict turns on what a real terminal and broker do that the plain
+// simulator does not (see Strict below): MT5 market orders accepted with
+// PLACED and filled 20 ms later in two deals, deals that reach the history
+// 15 ms after their transaction, transactions in reverse order; MT4 rests
+// of partial closes without "from #N"; market execution (opens refused with
+// stops) and a 5-point stops level on every symbol.
+// --login-delay-ms N: the terminal logs in N ms after start (the EA's
+// OnInit runs before: login 0, no server), and --book-delay-ms M later
+// still shows the account's positions and orders.
 //
 // Commands on stdin drive the account (a trader on a master, the market on
 // a slave); every answer ends with a line "end":
@@ -29,6 +39,8 @@
 //   quote SYMBOL BID ASK             -> "filled <ticket>" per pending order reached
 //   dump                             -> "position|order|opened ..." lines (see Dump)
 //   drop                             shuts the EA's sockets down: a dropped connection
+//   disconnect | connect             the terminal loses | regains its trade server link
+//   status                           -> "login <n>" (0 until logged in), "connected 0|1"
 //   stop | start                     OnDeinit | OnInit: the EA restarts, the terminal runs on
 //   sync                             answers once the EA has run one more service round
 //                                    (it has seen every trade made before)
@@ -124,6 +136,16 @@ static void Report(bool ok, const std::string &what, long code) {
     else std::cout << "failed " << code << "\n";
 }
 
+// A trader's market order is done once the server has made all its deals
+// (--strict fills later, in two deals); the answer waits for that, at most
+// 2 s, so a script that kills the terminal next finds the trade at the broker.
+static void AwaitOrder(SimTerminal &terminal, ulong order) {
+    for (int waited_ms = 0; waited_ms < 2000 && terminal.FindOrder(order) != nullptr; waited_ms++) {
+        terminal.Pump();
+        if (terminal.FindOrder(order) != nullptr) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+}
+
 static void OpenOrPlace(SimTerminal &terminal, bool pending, const std::string &symbol, int type, double volume,
                         double price) {
     if (terminal.platform == 4) {
@@ -134,14 +156,18 @@ static void OpenOrPlace(SimTerminal &terminal, bool pending, const std::string &
     sim5::MqlTradeResult result;
     uint code = pending ? Mt5Request(terminal, sim5::TRADE_ACTION_PENDING, symbol, type, volume, 0, price, 0, 0, 0, result)
                         : Mt5Request(terminal, sim5::TRADE_ACTION_DEAL, symbol, type, volume, 0, 0, 0, 0, 0, result);
-    const SimDeal *deal = terminal.FindDeal(result.deal);
-    ulong id = pending ? result.order : deal != nullptr ? deal->position_id : 0;
+    if (!pending && Mt5Succeeded(code)) AwaitOrder(terminal, result.order);
+    ulong id = pending ? result.order : 0;
+    for (const auto &deal : terminal.deals)
+        if (!pending && deal.order == result.order) id = deal.position_id;
     Report(Mt5Succeeded(code), (pending ? "order " : "position ") + std::to_string(id), code);
 }
 
 static void Close(SimTerminal &terminal, ulong ticket, double volume) {
     if (terminal.platform == 4) {
-        Report(terminal.Mt4OrderClose((int)ticket, volume, 0, 3), "done", terminal.last_error);
+        // The call first: argument evaluation order would read last_error before it.
+        bool ok = terminal.Mt4OrderClose((int)ticket, volume, 0, 3);
+        Report(ok, "done", terminal.last_error);
         return;
     }
     SimPosition *p = terminal.FindPositionByTicket(ticket);
@@ -151,12 +177,14 @@ static void Close(SimTerminal &terminal, ulong ticket, double volume) {
     }
     sim5::MqlTradeResult result;
     uint code = Mt5Request(terminal, sim5::TRADE_ACTION_DEAL, p->symbol, 1 - p->type, volume, ticket, 0, 0, 0, 0, result);
+    if (Mt5Succeeded(code)) AwaitOrder(terminal, result.order);
     Report(Mt5Succeeded(code), "done", code);
 }
 
 static void Modify(SimTerminal &terminal, bool order, ulong ticket, double price, double sl, double tp) {
     if (terminal.platform == 4) {
-        Report(terminal.Mt4OrderModify((int)ticket, price, sl, tp), "done", terminal.last_error);
+        bool ok = terminal.Mt4OrderModify((int)ticket, price, sl, tp);
+        Report(ok, "done", terminal.last_error);
         return;
     }
     sim5::MqlTradeResult result;
@@ -167,7 +195,8 @@ static void Modify(SimTerminal &terminal, bool order, ulong ticket, double price
 
 static void Cancel(SimTerminal &terminal, ulong ticket) {
     if (terminal.platform == 4) {
-        Report(terminal.Mt4OrderDelete((int)ticket), "done", terminal.last_error);
+        bool ok = terminal.Mt4OrderDelete((int)ticket);
+        Report(ok, "done", terminal.last_error);
         return;
     }
     sim5::MqlTradeResult result;
@@ -232,6 +261,10 @@ static bool Command(Host &host, const std::string &line) {
     else if (verb == "move" && in >> ticket >> price >> sl >> tp) Modify(terminal, true, ticket, price, sl, tp);
     else if (verb == "cancel" && in >> ticket) Cancel(terminal, ticket);
     else if (verb == "drop") std::cout << "dropped " << DropSockets() << "\n";
+    else if (verb == "status")
+        std::cout << "login " << (terminal.LoggedIn() ? terminal.login : 0) << "\nconnected " << (terminal.Connected() ? 1 : 0) << "\n";
+    else if (verb == "disconnect") terminal.broker_connected = false;
+    else if (verb == "connect") terminal.broker_connected = true;
     else if (verb == "stop") Stop(host);
     else if (verb == "start") Start(host);
     else if (!verb.empty()) std::cout << "unknown command: " << line << "\n";
@@ -293,6 +326,8 @@ static void Serve(Host &host, double seconds) {
                 std::cout << "end" << std::endl;
             }
         }
+        // The server's work that is due happens whether or not the EA asks.
+        host.terminal.Pump();
         if (host.ea_running) {
             EaDeliverTransactions(host.ea, host.terminal);
             host.ea.on_timer();
@@ -304,6 +339,21 @@ static void Serve(Host &host, double seconds) {
         host.sync_waiting = false;
     }
     Stop(host);
+}
+
+// What a real terminal and broker do that the plain simulator does not
+// (--strict); each is one of the behaviours issue 12's scenarios pin.
+static void Strict(SimTerminal &terminal) {
+    terminal.deal_delay_ms = 20;
+    terminal.accepted_retcode = 10008;
+    terminal.deals_per_fill = 2;
+    terminal.deal_history_delay_ms = 15;
+    terminal.transactions_reversed = true;
+    terminal.mt4_rest_comment = "";
+    for (auto &entry : terminal.symbols) {
+        entry.second.execution_market = true;
+        entry.second.stops_level = 5;
+    }
 }
 
 static EaEntry EaByName(const std::string &name) {
@@ -330,7 +380,7 @@ int main(int argc, char **argv) {
     std::vector<std::string> inputs;
     for (int i = 1; i < argc; i++) {
         std::string key = argv[i];
-        if (key == "--netting" || key == "--stopped") options[key.substr(2)] = "1";
+        if (key == "--netting" || key == "--stopped" || key == "--strict") options[key.substr(2)] = "1";
         else if (key == "--input" && i + 1 < argc) inputs.push_back(argv[++i]);
         else if (i + 1 < argc) options[key.substr(2)] = argv[++i];
     }
@@ -339,7 +389,8 @@ int main(int argc, char **argv) {
     if (host.ea.name == nullptr || options["url"].empty() || options["key"].empty()) {
         std::cerr << "usage: ea_host --ea monitor5|monitor4|executor5|executor4 --url ws://host:port/ea --key KEY [--login N] "
                      "[--server NAME] [--netting] [--files DIR] [--book FILE] [--suffix S] [--first-ticket N] "
-                     "[--comment-max N] [--input NAME=VALUE]... [--stopped] [--seconds S]\n";
+                     "[--comment-max N] [--strict] [--login-delay-ms N] [--book-delay-ms N] [--input NAME=VALUE]... "
+                     "[--stopped] [--seconds S]\n";
         return 2;
     }
     SimTerminal &terminal = host.terminal;
@@ -352,9 +403,13 @@ int main(int argc, char **argv) {
     if (!options["comment-max"].empty()) terminal.comment_length_max = std::stoul(options["comment-max"]);
     terminal.files_dir = options["files"].empty() ? "/tmp/tradebridge-ea-host-" + std::to_string(terminal.login) : options["files"];
     AddSymbols(terminal, options["suffix"]);
+    if (options.count("strict") != 0) Strict(terminal);
     host.book_path = options["book"];
     g_terminal = &terminal;
     if (!LoadBook(host)) return 1;
+    if (!options["login-delay-ms"].empty() || !options["book-delay-ms"].empty())
+        terminal.StartLoggedOut(options["login-delay-ms"].empty() ? 0 : std::stoul(options["login-delay-ms"]),
+                                options["book-delay-ms"].empty() ? 0 : std::stoul(options["book-delay-ms"]));
     host.ea.set_input("BridgeUrl", options["url"]);
     host.ea.set_input("ApiKey", options["key"]);
     for (const std::string &setting : inputs) {

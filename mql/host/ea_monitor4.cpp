@@ -14,6 +14,7 @@ static bool SetInput(const std::string &name, const std::string &value) {
     else if (name == "SnapshotSeconds") SnapshotSeconds = std::stoi(value);
     else if (name == "BackoffBaseMs") BackoffBaseMs = std::stoi(value);
     else if (name == "BackoffMaxMs") BackoffMaxMs = std::stoi(value);
+    else if (name == "StartupSettleMs") StartupSettleMs = std::stoi(value);
     else return false;
     return true;
 }

@@ -22,6 +22,9 @@
 //   back bit for bit.
 // - LoadBook replaces the whole book or, on a bad line, leaves `error`
 //   naming the line and returns false.
+// - A market order active in the saved book (taken, not yet filled when
+//   the terminal died) is filled on the next Pump: the server does not
+//   wait for the terminal.
 #define TB_SHIM_IMPLEMENTATION
 #include "mql_shim.h"
 
@@ -245,5 +248,30 @@ bool SimTerminal::LoadBook(const std::string &text, std::string &error) {
     mt4_trades = loaded.mt4_trades;
     mt4_history = loaded.mt4_history;
     opened = loaded.opened;
+    RequeueMarketOrders();
     return true;
+}
+
+// A market order still active in a saved book was taken by the server,
+// which fills it whether or not the terminal was there: it is filled on the
+// next Pump, at the quotes then.
+void SimTerminal::RequeueMarketOrders() {
+    queued_fills.clear();
+    for (const auto &order : orders) {
+        if (order.type > 1) continue;
+        SimQueuedFill fill;
+        fill.request.action = sim5::TRADE_ACTION_DEAL;
+        fill.request.symbol = MqlString(order.symbol);
+        fill.request.type = (sim5::ENUM_ORDER_TYPE)order.type;
+        fill.request.volume = order.volume_current;
+        fill.request.magic = order.magic;
+        fill.request.comment = MqlString(order.comment);
+        for (const auto &position : positions)
+            if (order.position_id != 0 && position.identifier == order.position_id) fill.request.position = position.ticket;
+        fill.order = order.ticket;
+        fill.volume_left = order.volume_current;
+        fill.deals_left = 1;
+        fill.due_us = 0;
+        queued_fills.push_back(fill);
+    }
 }

@@ -302,7 +302,8 @@ ulong SimTerminal::AddDeal(const std::string &symbol, int type, int entry, doubl
     deal.price = price;
     deal.magic = magic;
     deal.comment = comment;
-    deal.time_msc = (long)(NowMicroseconds() / 1000);
+    // Deal times are the trade server's clock, like TimeCurrent().
+    deal.time_msc = (long)(NowMicroseconds() / 1000) + server_offset_seconds * 1000;
     deal.visible_at_us = NowMicroseconds() + (ulong)std::max(0l, deal_history_delay_ms) * 1000ul;
     deals.push_back(deal);
     PushTransaction(TRADE_TRANSACTION_DEAL_ADD, deal.ticket, order, symbol, price, 0, 0, volume, position_id, type,
@@ -659,7 +660,10 @@ bool SimTerminal::Mt5TriggerPending(ulong order_ticket) {
         orders.erase(orders.begin() + (long)i);
         order.state = ORDER_STATE_FILLED;
         order.position_id = order.ticket;
+        double volume = order.volume_current;
+        order.volume_current = 0;
         history_orders.push_back(order);
+        order.volume_current = volume;
         int side = (order.type == ORDER_TYPE_BUY_LIMIT || order.type == ORDER_TYPE_BUY_STOP) ? 0 : 1;
         AddDeal(order.symbol, side, DEAL_ENTRY_IN, order.volume_current, order.price_open, order.ticket, order.ticket,
                 order.magic, order.comment);

@@ -355,6 +355,9 @@ class SimTerminal {
     /// text; LoadBook reads it back, false with `error` set on a bad line.
     std::string SaveBook() const;
     bool LoadBook(const std::string &text, std::string &error);
+    /// After LoadBook: the market orders the book holds as active are
+    /// queued to fill (the server took them; it fills them regardless).
+    void RequeueMarketOrders();
 
     // MT5 trade server.
     uint Mt5Send(const sim5::MqlTradeRequest &request, sim5::MqlTradeResult &result);

@@ -32,11 +32,13 @@ struct TbBookEntry
    ulong             magic;
    string            comment;
    long              open_time;    // MT4: OrderOpenTime, kept by a partial close's rest; MT5: 0
-                     TbBookEntry(void) : key(0), pos(0), type(0), volume(0), price(0), sl(0), tp(0), magic(0), open_time(0) {}
+   ulong             order;        // MT5: the order whose deals open the position (held opens)
+   ulong             since_ms;     // MT5: when a held open was first seen (EA clock)
+                     TbBookEntry(void) : key(0), pos(0), type(0), volume(0), price(0), sl(0), tp(0), magic(0), open_time(0), order(0), since_ms(0) {}
    void              CopyFrom(const TbBookEntry &other)
      {
       key = other.key; pos = other.pos; symbol = other.symbol; type = other.type; volume = other.volume; price = other.price; sl = other.sl;
-      tp = other.tp; magic = other.magic; comment = other.comment; open_time = other.open_time;
+      tp = other.tp; magic = other.magic; comment = other.comment; open_time = other.open_time; order = other.order; since_ms = other.since_ms;
      }
   };
 

@@ -6,10 +6,16 @@
 //   a partial close's remainder keeps the `pos` of the first ticket across
 //   EA restarts. MT4 gives the remainder a new ticket with the comment
 //   "from #<old>" and leaves "to #<new>" on the closed part in history.
+// - TbMonitor4.Configure(inputs) at OnInit; Service waits at the start-up
+//   gate (Terminal.mqh) for the login and the account's orders, then
+//   opens the outbox and lineage files named after the login and reads the
+//   book (Init).
 // - TbMonitor4.Scan(): reads every open order and compares with the book:
-//     new ticket "from #N"     -> continuation of N (no event)
+//     new ticket "from #N", or one with the open time, open price, symbol,
+//     type and magic of a ticket gone in the same pass
+//                              -> the rest of a partial close (no event)
 //     new market ticket        -> open;  new pending ticket -> pending
-//     ticket gone, market      -> close (the book's lots minus those of the
+//     ticket gone, closed      -> close (the book's lots minus those of the
 //                                 rest; close price from history)
 //     ticket gone, pending     -> cancel (or open + close when it filled
 //                                 and closed between two scans)
@@ -17,6 +23,11 @@
 //     SL/TP or trigger moved   -> modify
 //   It runs from OnTimer and OnTick, so a change is seen within one timer
 //   period even on a quiet symbol.
+// - A ticket missing from a pass is closed only when OrderSelect by ticket
+//   shows OrderCloseTime() > 0. One it shows open was skipped by the pass
+//   (an order closed elsewhere while we walked the pool shifted the
+//   indices); one it cannot find at all is confirmed missing on the next
+//   pass first. Either is kept in the book meanwhile.
 // # Invariants
 // - `pos` of a position is the ticket it was opened with, whatever
 //   partial closes happened since, even across EA restarts.
@@ -109,12 +120,29 @@ private:
    // Open orders (market and pending) as of the last scan, keyed by ticket.
    TbBook            m_book;
    TbLineage         m_lineage;
+   // Tickets the last pass missed and OrderSelect could not find at all:
+   // closed only if the next pass misses them too.
+   TbBook            m_unconfirmed;
+   // True once Init ran (the account is known).
+   bool              m_started;
 
 public:
+                     TbMonitor4(void) : m_started(false) {}
+
+   // OnInit: the inputs; the account is read once the gate opens.
+   bool              Configure(const string &url, const string &key, const string &ea_name, int events_max, ulong snapshot_interval_ms,
+                               ulong backoff_base_ms, ulong backoff_max_ms, ulong settle_ms, string &error)
+     {
+      m_started = false;
+      return m_link.Configure(url, key, ea_name, events_max, snapshot_interval_ms, backoff_base_ms, backoff_max_ms, settle_ms, error);
+     }
+
    bool              Init(const string &url, const TbHello &hello, const string &outbox_file, const string &lineage_file,
                           int events_max, ulong snapshot_interval_ms, ulong backoff_base_ms, ulong backoff_max_ms, string &error)
      {
       if(!m_link.Init(url, hello, outbox_file, events_max, snapshot_interval_ms, backoff_base_ms, backoff_max_ms, error)) return false;
+      m_started = true;
+      m_unconfirmed.Clear();
       m_lineage.Load(lineage_file);
       // The book starts as the terminal is: what happened while we were
       // away reaches the bridge through the snapshot after welcome.
@@ -140,6 +168,7 @@ public:
 
    void              Service(ulong now_ms)
      {
+      if(!m_started && !StartWhenReady(now_ms)) return;
       Scan();
       if(!m_link.Service(now_ms)) return;
       TbSnapshot snapshot;
@@ -178,7 +207,8 @@ public:
          TbBookEntry entry;
          current.Get(i, entry);
          if(m_book.Find(entry.key) >= 0) { EmitChanges(entry); continue; }
-         if(TbFromTicket(entry.comment) != 0) { lineage_changed = true; continue; }
+         // The rest of a partial close continues its position.
+         if(entry.pos != entry.key) { lineage_changed = true; continue; }
          TbEvent event;
          TbEventFrom(entry.type <= 1 ? "open" : "pending", entry, entry.key, event);
          m_link.Emit(event);
@@ -188,6 +218,19 @@ public:
      }
 
 private:
+   bool              StartWhenReady(ulong now_ms)
+     {
+      TbHello hello;
+      if(!m_link.AccountReady(now_ms, hello)) return false;
+      string login = TbULongToString(hello.login);
+      string error = "";
+      if(Init(m_link.Url(), hello, "TradeBridge_outbox_" + login + ".log", "TradeBridge_lineage_" + login + ".txt", m_link.EventsMax(),
+              m_link.SnapshotIntervalMs(), m_link.BackoffBaseMs(), m_link.BackoffMaxMs(), error))
+         return true;
+      Print("TradeBridge: ", error);
+      return false;
+     }
+
    void              ReadOrders(TbBook &book)
      {
       book.Clear();
@@ -215,7 +258,9 @@ private:
          TbBookEntry entry;
          book.Get(i, entry);
          entry.pos = PosOf(entry.key, entry.comment, 0);
-         if(entry.pos == 0 && TbFromTicket(entry.comment) != 0) entry.pos = VanishedTwin(book, entry);
+         // A rest whose "from #N" the broker did not write, or whose origin
+         // we never saw (two partial closes between passes).
+         if(entry.pos == 0 && entry.type <= 1) entry.pos = VanishedTwin(book, entry);
          // A ticket with no known ancestor is its own position.
          if(entry.pos == 0) entry.pos = entry.key;
          if(entry.pos != entry.key) m_lineage.Set(entry.key, entry.pos);
@@ -223,18 +268,21 @@ private:
         }
      }
 
-   // Two partial closes between scans leave a rest ("from #M") whose origin
-   // M we never saw. The rest keeps the open time, price, symbol and type
-   // of the original, so the vanished book entry with those is its origin.
+   // The rest of a partial close keeps the open time, price, symbol, type
+   // and magic of the original, and has fewer lots: the book entry with
+   // those that this pass no longer shows is its origin. This finds the
+   // rest when the broker wrote no "from #N", and when two partial closes
+   // between passes leave a rest ("from #M") whose origin M we never saw.
    ulong             VanishedTwin(const TbBook &current, const TbBookEntry &rest)
      {
+      if(rest.open_time == 0) return 0;
       for(int i = 0; i < m_book.Count(); i++)
         {
          TbBookEntry known;
          m_book.Get(i, known);
-         if(current.Find(known.key) >= 0) continue;
+         if(current.Find(known.key) >= 0 || known.type > 1) continue;
          if(known.symbol == rest.symbol && known.type == rest.type && known.open_time == rest.open_time &&
-            known.price == rest.price)
+            known.price == rest.price && known.magic == rest.magic && rest.volume < known.volume - 1e-9)
             return known.pos;
         }
       return 0;
@@ -258,28 +306,40 @@ private:
       return PosOf(origin, origin_comment, depth + 1);
      }
 
-   // Lots of the new ticket that continues `known` after a partial close
-   // (a "from #" ticket with the same pos), or 0.
+   // Lots still open of `known`'s position after it left the pool: those
+   // of the other tickets of the same pos (the rest of a partial close).
    double            ContinuationLots(const TbBook &current, const TbBookEntry &known)
      {
+      double lots = 0;
       for(int i = 0; i < current.Count(); i++)
         {
          TbBookEntry entry;
          current.Get(i, entry);
-         if(m_book.Find(entry.key) >= 0 || TbFromTicket(entry.comment) == 0) continue;
-         if(entry.pos == known.pos) return entry.volume;
+         if(entry.key != known.key && entry.pos == known.pos && entry.type <= 1) lots += entry.volume;
         }
-      return 0;
+      return TbLots(lots);
      }
 
-   void              EmitGone(const TbBook &current)
+   // Book entries this pass did not show: closed, cancelled, or (when
+   // OrderSelect does not confirm it) kept in `current` for another look.
+   void              EmitGone(TbBook &current)
      {
+      TbBook unconfirmed;
       for(int i = 0; i < m_book.Count(); i++)
         {
          TbBookEntry known;
          m_book.Get(i, known);
          if(current.Find(known.key) >= 0) continue;
          bool in_history = OrderSelect((int)known.key, SELECT_BY_TICKET);
+         // Still open: the pass skipped it (the pool shifted under us).
+         if(in_history && OrderCloseTime() == 0) { current.Put(known); continue; }
+         // Nowhere to be found: closed only if the next pass misses it too.
+         if(!in_history && m_unconfirmed.Find(known.key) < 0)
+           {
+            unconfirmed.Put(known);
+            current.Put(known);
+            continue;
+           }
          if(known.type > 1 && !(in_history && OrderType() <= 1))
            {
             TbEvent cancel;
@@ -298,6 +358,7 @@ private:
            }
          EmitClose(current, known, in_history);
         }
+      m_unconfirmed.CopyFrom(unconfirmed);
      }
 
    void              EmitClose(const TbBook &current, const TbBookEntry &known, bool in_history)

@@ -3,6 +3,10 @@
 //| bridge client, acks, re-send after welcome, the snapshot timer.  |
 //+------------------------------------------------------------------+
 // # Layout
+// - TbMonitorLink.Configure(inputs): OnInit; AccountReady(now_ms) waits
+//   at the start-up gate (Terminal.mqh) and fills the hello of the account
+//   the terminal logged in to; the Monitor then opens the outbox (Init),
+//   named after that login, and reads the book.
 // - TbMonitorLink.Emit(event): numbers and persists an event (outbox),
 //   then it goes out on the next Service.
 // - TbMonitorLink.Service(now_ms): polls the bridge; on welcome rewinds
@@ -22,6 +26,7 @@
 #include "Compat.mqh"
 #include "BridgeClient.mqh"
 #include "Outbox.mqh"
+#include "Terminal.mqh"
 
 // The bridge's default frame limit (PROTOCOL.md: 16 KiB).
 #define TB_FRAME_BYTES_MAX 16384
@@ -39,6 +44,14 @@ private:
    TbBridgeClient    m_client;
    TbOutbox          m_outbox;
    TbJsonReader      m_reader;
+   TbStartGate       m_gate;
+   // Settings from the EA's inputs (Configure).
+   string            m_url;
+   string            m_key;
+   string            m_ea_name;
+   int               m_events_max;
+   ulong             m_backoff_base_ms;
+   ulong             m_backoff_max_ms;
    // When the last snapshot went out; 0 = never on this connection.
    ulong             m_last_snapshot_ms;
    // Set by a welcome: the next Service asks for a snapshot at once.
@@ -50,9 +63,49 @@ private:
    int               m_oversized_frames;
 
 public:
-                     TbMonitorLink(void) : m_last_snapshot_ms(0), m_snapshot_now(false),
+                     TbMonitorLink(void) : m_events_max(0), m_backoff_base_ms(500), m_backoff_max_ms(30000), m_last_snapshot_ms(0), m_snapshot_now(false),
                      m_snapshot_interval_ms(TB_SNAPSHOT_INTERVAL_MS_DEFAULT), m_events_sent(0), m_snapshots_sent(0),
                      m_oversized_frames(0) {}
+
+   // OnInit: the inputs, checked; nothing of the account is read yet.
+   bool              Configure(const string &url, const string &key, const string &ea_name, int events_max, ulong snapshot_interval_ms,
+                               ulong backoff_base_ms, ulong backoff_max_ms, ulong settle_ms, string &error)
+     {
+      string host = "", path = "";
+      uint port = 0;
+      bool tls = false;
+      if(!TbParseUrl(url, host, port, path, tls, error)) return false;
+      m_url = url;
+      m_key = key;
+      m_ea_name = ea_name;
+      m_events_max = events_max;
+      m_snapshot_interval_ms = snapshot_interval_ms > 0 ? snapshot_interval_ms : TB_SNAPSHOT_INTERVAL_MS_DEFAULT;
+      m_backoff_base_ms = backoff_base_ms;
+      m_backoff_max_ms = backoff_max_ms;
+      m_gate.Reset(settle_ms);
+      return true;
+     }
+
+   // True once the terminal has logged in and loaded the account; `hello`
+   // is then that account's, for Init.
+   bool              AccountReady(ulong now_ms, TbHello &hello)
+     {
+      if(!m_gate.Ready(now_ms)) return false;
+      hello.version = TB_PROTOCOL_VERSION;
+      hello.key = m_key;
+      hello.login = TbAccountLogin();
+      hello.role = "master";
+      hello.platform = TB_PLATFORM;
+      hello.server = TbAccountServer();
+      hello.ea = m_ea_name;
+      hello.last_seq = 0;
+      return true;
+     }
+   string            Url(void) const { return m_url; }
+   int               EventsMax(void) const { return m_events_max; }
+   ulong             SnapshotIntervalMs(void) const { return m_snapshot_interval_ms; }
+   ulong             BackoffBaseMs(void) const { return m_backoff_base_ms; }
+   ulong             BackoffMaxMs(void) const { return m_backoff_max_ms; }
 
    bool              Init(const string &url, const TbHello &hello, const string &outbox_file, int events_max,
                           ulong snapshot_interval_ms, ulong backoff_base_ms, ulong backoff_max_ms, string &error)
