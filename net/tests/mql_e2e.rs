@@ -2,8 +2,11 @@
 //! simulated master terminal and the compiled Executor EA on a simulated
 //! slave terminal (mql/host's `ea_host`, one process each), the real
 //! `tradebridge` binary between them, a scripted trading session with
-//! dropped connections, a bridge kill -9 and EA restarts, and the slave's
-//! book checked against what the follow rules say.
+//! dropped connections, a bridge kill -9, EA restarts, terminal restarts
+//! that log in late and a slave whose broker link goes down, and the
+//! slave's book checked against what the follow rules say. Both terminals
+//! run `--strict`: they answer, fill, report and name things the way a
+//! real MetaTrader and broker do (see ea_host.cpp), not the kind way.
 //!
 //! # Layout
 //! - [`ea_host_binary`]: builds `ea_host` once per test process, under a
@@ -383,6 +386,24 @@ impl EaHost {
         answer[0].clone()
     }
 
+    /// Polls `status` until the terminal has logged in and is connected (a
+    /// trader cannot trade before).
+    fn wait_logged_in(&mut self) {
+        let deadline = Instant::now() + WAIT_MAX;
+        loop {
+            let status = self.command("status");
+            if status.iter().any(|line| line == "connected 1") {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not log in within {WAIT_MAX:?} ({status:?})",
+                self.label
+            );
+            std::thread::sleep(POLL_INTERVAL);
+        }
+    }
+
     fn book(&mut self) -> Book {
         Book::parse(&self.command("dump"))
     }
@@ -393,21 +414,21 @@ impl EaHost {
         let _ = self.child.wait();
     }
 
-    /// Kills the host and starts it again with the same arguments.
-    fn restart(&mut self) {
+    /// Kills the host and starts it again, with `extra` options for this
+    /// start only (a late login, the EA not attached yet).
+    fn restart_with(&mut self, extra: &[&str]) {
         self.kill();
-        *self = EaHost::spawn(self.label, self.arguments.clone(), self.log.clone());
+        let mut arguments = self.arguments.clone();
+        arguments.extend(extra.iter().map(|text| text.to_string()));
+        let mut host = EaHost::spawn(self.label, arguments, self.log.clone());
+        host.arguments = self.arguments.clone();
+        *self = host;
     }
 
     /// Kills the host and starts its terminal again without the EA; the
     /// `start` command attaches it.
     fn restart_without_ea(&mut self) {
-        self.kill();
-        let mut arguments = self.arguments.clone();
-        arguments.push("--stopped".to_string());
-        let mut host = EaHost::spawn(self.label, arguments, self.log.clone());
-        host.arguments = self.arguments.clone();
-        *self = host;
+        self.restart_with(&["--stopped"]);
     }
 }
 
@@ -655,11 +676,16 @@ struct Session {
     slave_quotes_missed: Option<Vec<String>>,
 }
 
-/// EA inputs that make reconnects quick (the bridge is killed and restarted).
-const EA_INPUTS: &[&str] = &["BackoffBaseMs=50", "BackoffMaxMs=300"];
+/// EA inputs that make reconnects quick (the bridge is killed and
+/// restarted), and a start-up settle time above the book delay of a late
+/// login ([`LATE_LOGIN`]) but short enough for the many restarts here.
+const EA_INPUTS: &[&str] = &["BackoffBaseMs=50", "BackoffMaxMs=300", "StartupSettleMs=1000"];
+/// ea_host options of a terminal that starts logged out: the login comes
+/// 700 ms after OnInit, the account's positions 300 ms after that.
+const LATE_LOGIN: &[&str] = &["--login-delay-ms", "700", "--book-delay-ms", "300"];
 
 fn ea_arguments(ea: &str, url: &str, key: &str, login: u64, files: &Path, book: &Path) -> Vec<String> {
-    let mut arguments: Vec<String> = ["--ea", ea, "--url", url, "--key", key, "--server", SERVER_NAME]
+    let mut arguments: Vec<String> = ["--ea", ea, "--url", url, "--key", key, "--server", SERVER_NAME, "--strict"]
         .iter()
         .map(|text| text.to_string())
         .collect();
@@ -934,15 +960,36 @@ impl Session {
         self.slave_quotes_missed = Some(Vec::new());
     }
 
-    /// Starts the slave terminal again, moves its market as it moved while
-    /// it was down (its broker fills the orders that reaches), then
-    /// attaches the Executor.
+    /// Starts the slave terminal again, logged out at first ([`LATE_LOGIN`]),
+    /// moves its market as it moved while it was down (its broker fills the
+    /// orders that reaches), then attaches the Executor, which must wait for
+    /// the login and the book before it trades or says hello.
     fn restart_slave(&mut self) {
-        self.slave.restart_without_ea();
+        let mut extra = vec!["--stopped"];
+        extra.extend_from_slice(LATE_LOGIN);
+        self.slave.restart_with(&extra);
         for quote in self.slave_quotes_missed.take().unwrap_or_default() {
             self.slave.command(&quote);
         }
         assert_eq!(self.slave.command("start"), vec!["init 0".to_string()]);
+    }
+
+    /// The slave terminal loses its trade server link while the master
+    /// trades: its copies reach the Executor and must wait there, not be
+    /// refused and counted as done; once the link is back, they run.
+    fn slave_broker_outage(&mut self, trades_while_down: impl FnOnce(&mut Session)) {
+        let held = self.slave.book().text;
+        assert!(self.slave.command("disconnect").is_empty());
+        trades_while_down(self);
+        self.wait_master_acknowledged("trades while the slave's broker is away");
+        // Long enough for a copy to arrive and, before the fix, be refused.
+        std::thread::sleep(STABLE_WINDOW);
+        let during = self.slave.book().text;
+        if during != held {
+            let report = self.report("the slave traded while its terminal was not connected", &[during]);
+            panic!("{report}");
+        }
+        assert!(self.slave.command("connect").is_empty());
     }
 
     /// SIGKILL the bridge and start it again on the same journal and port.
@@ -1047,7 +1094,15 @@ fn run_session(spec: PairSpec) {
     let o5 = session.pending("NZDUSD", "sell_limit", 0.1, 0.615);
     let o6 = session.pending("USDCAD", "buy_stop", 0.1, 1.36);
     session.wait_slave_matches("two more pending orders");
-    // The slave terminal dies (SIGKILL); copies are routed while it is down and replayed when it is back.
+    // The slave's broker link goes down while the master moves stops and closes part of a position: the copies wait
+    // in the Executor and run once the link is back.
+    session.slave_broker_outage(|session| {
+        session.modify(p1, 1.071, 1.091);
+        session.close(p3, 0.02);
+    });
+    session.wait_slave_matches("the slave's broker link back");
+    // The slave terminal dies (SIGKILL); copies are routed while it is down and replayed when it is back, to a
+    // terminal that logs in only after the Executor has started.
     session.kill_slave();
     let p5 = session.open("USDCHF", "buy", 0.5);
     session.close(p3, 0.05);
@@ -1076,11 +1131,12 @@ fn run_session(spec: PairSpec) {
     session.cancel(o5);
     session.close(o6, 0.1);
     session.wait_slave_matches("closes after the restarts");
-    // The master terminal dies (SIGKILL) right after a trade, before or after its Monitor saw it; the outbox or
-    // the snapshot after the restart carries it, once.
+    // The master terminal dies (SIGKILL) right after a trade, before or after its Monitor saw it, and comes back
+    // logging in late; the outbox or the snapshot after the restart carries the trade, once.
     let p7 = session.open("XAUUSD", "sell", 0.1);
     session.close(p1, 0.2);
-    session.master.restart();
+    session.master.restart_with(LATE_LOGIN);
+    session.master.wait_logged_in();
     session.wait_slave_matches("the master terminal killed right after trading");
     session.close(p7, 0.1);
     session.wait_slave_matches("a close after the master's restart");
