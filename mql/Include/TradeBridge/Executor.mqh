@@ -33,9 +33,9 @@
 // - Idempotent: an open or pending finds an existing copy by its tag
 //   before trading, so a re-sent copy (after a restart or reconnect) never
 //   opens a second position.
-// - Never twice: before its first trade request a copy's id goes into the
-//   ledger (TbCopyLedger); a copy whose id finished is answered with the
-//   result it had, a close that started before a restart is judged by the
+// - Never twice: before its first trade request a copy's id (with what it
+//   asks for) goes into the ledger (TbCopyLedger); a copy that finished is
+//   answered with the result it had, a close that started before a restart is judged by the
 //   volume it started from, and once the server took an order for a copy
 //   no other order is sent for it: its deals are awaited (at most
 //   m_fill_wait_ms) and reported.
@@ -124,7 +124,7 @@ private:
    ulong             m_retry_at_ms;
    // The copy the current attempts are for, when they began (for exec_ms
    // and the fill wait), and what it waits for (logged once).
-   string            m_current_id;
+   string            m_current_key;
    ulong             m_current_started_us;
    string            m_wait_logged;
    // Results not yet sent, oldest first.
@@ -180,7 +180,7 @@ public:
       ArrayResize(m_queue, 0, 64);
       m_reconnect_when_drained = false;
       m_retry_at_ms = 0;
-      m_current_id = "";
+      m_current_key = "";
       m_wait_logged = "";
       m_result_count = 0;
       ArrayResize(m_results, 0, 64);
@@ -246,6 +246,7 @@ public:
    // (last_seq persisted), false when it has to wait (see Layout).
    bool              Execute(const TbCopy &copy, ulong gmt_ms, TbResult &result)
      {
+      string key = LedgerKey(copy);
       result.Clear();
       result.seq = copy.seq;
       if(copy.seq != 0 && copy.seq <= m_last_seq)
@@ -253,8 +254,8 @@ public:
          Finish(result, "skipped", 0, "copy " + TbULongToString(copy.seq) + " already finished (last_seq " + TbULongToString(m_last_seq) + ")");
          return true;
         }
-      if(copy.id != m_current_id) { m_current_id = copy.id; m_current_started_us = GetMicrosecondCount(); m_wait_logged = ""; }
-      if(copy.id != "" && m_ledger.Result(copy.id, result))
+      if(key != m_current_key) { m_current_key = key; m_current_started_us = GetMicrosecondCount(); m_wait_logged = ""; }
+      if(m_ledger.Result(key, result))
         {
          result.seq = copy.seq;
          Complete(copy, result, "answered again: copy " + copy.id + " was carried out before");
@@ -349,7 +350,7 @@ private:
          TbResult result;
          if(!Execute(m_queue[0], gmt_ms, result))
            {
-            bool in_flight = m_ledger.State(m_queue[0].id) == TB_COPY_ORDERED;
+            bool in_flight = m_ledger.State(LedgerKey(m_queue[0])) == TB_COPY_ORDERED;
             m_retry_at_ms = now_ms + (in_flight ? (ulong)MathMax(m_retry_delay_ms, 10) : TB_TRANSIENT_RETRY_MS);
             return;
            }
@@ -388,9 +389,9 @@ private:
    void              Complete(const TbCopy &copy, TbResult &result, const string &note)
      {
       result.exec_ms = (GetMicrosecondCount() - m_current_started_us) / 1000;
-      if(copy.id != "" && note == "") m_ledger.RecordFinish(copy.id, result);
+      if(note == "") m_ledger.RecordFinish(LedgerKey(copy), result);
       m_copies_handled++;
-      m_current_id = "";
+      m_current_key = "";
       if(copy.seq > m_last_seq)
         {
          m_last_seq = copy.seq;
@@ -416,10 +417,19 @@ private:
       return TB_STEP_WAIT;
      }
 
+   // A copy's key in the ledger: its id and what it asks for, so a copy that
+   // reuses an old id (a new journal on the bridge, with the seq file lost
+   // here) is never taken for the copy that had it.
+   string            LedgerKey(const TbCopy &copy)
+     {
+      string id = copy.id != "" ? copy.id : "seq-" + TbULongToString(copy.seq);
+      return id + " " + copy.action + " " + TbCopyTag(copy) + " " + TbFormatDouble(copy.volume) + " " + TbFormatDouble(copy.price);
+     }
+
    // The ledger line written before the first trade request of a copy.
    void              BeginTrade(const TbCopy &copy, double volume_before)
      {
-      if(copy.id != "" && m_ledger.State(copy.id) == 0) m_ledger.RecordStart(copy.id, volume_before);
+      if(m_ledger.State(LedgerKey(copy)) == 0) m_ledger.RecordStart(LedgerKey(copy), volume_before);
      }
 
    bool              Expired(const TbCopy &copy, ulong gmt_ms, TbResult &result)
@@ -441,7 +451,7 @@ private:
    // with `attempt.volume` (0: it ended without a fill, result set), or WAIT.
    int               AwaitOrder(const TbCopy &copy, TbAttempt &attempt, TbResult &result)
      {
-      ulong order = m_ledger.Order(copy.id);
+      ulong order = m_ledger.Order(LedgerKey(copy));
       if(m_ops.OrderOutcome(order, attempt) == TB_ORDER_DONE)
         {
          if(attempt.volume <= 0)
@@ -463,11 +473,11 @@ private:
       int type = TbTypeOfSide(copy.side);
       TbAttempt attempt;
       TbFound found;
-      if(m_ledger.State(copy.id) == TB_COPY_ORDERED)
+      if(m_ledger.State(LedgerKey(copy)) == TB_COPY_ORDERED)
         {
          m_ops.SymbolSpec(copy.symbol, spec);
          double requested = TbNormalizeVolume(copy.volume, spec.min, spec.max, spec.step);
-         if(m_ledger.Order(copy.id) != 0)
+         if(m_ledger.Order(LedgerKey(copy)) != 0)
            {
             if(AwaitOrder(copy, attempt, result) == TB_STEP_WAIT) return TB_STEP_WAIT;
             if(attempt.volume <= 0) return TB_STEP_DONE;
@@ -537,7 +547,7 @@ private:
             if(attempt.volume <= 0)
               {
                // Taken, fill not known yet: wait for its deal, never resend.
-               m_ledger.RecordOrder(copy.id, attempt.order);
+               m_ledger.RecordOrder(LedgerKey(copy), attempt.order);
                if(AwaitOrder(copy, attempt, result) == TB_STEP_WAIT) return TB_STEP_WAIT;
                if(attempt.volume <= 0) return TB_STEP_DONE;
               }
@@ -546,7 +556,7 @@ private:
          if(m_ops.IsUnknownOutcome(code))
            {
             // A timeout may have filled after all: the tag tells, later.
-            m_ledger.RecordOrder(copy.id, 0);
+            m_ledger.RecordOrder(LedgerKey(copy), 0);
             return Wait(result, "the server timed out (code " + IntegerToString((int)code) + "); looking for the position instead of sending again");
            }
          if(m_ops.IsInvalidStops(code) && !stops_after && (sl != 0 || tp != 0))
@@ -597,7 +607,7 @@ private:
       string tag = TbCopyTag(copy);
       TbFound found;
       TbAttempt attempt;
-      int state = m_ledger.State(copy.id);
+      int state = m_ledger.State(LedgerKey(copy));
       bool open = m_ops.FindPosition(tag, m_tags.Get(tag), copy.symbol, found);
       if(state == TB_COPY_ORDERED)
         {
@@ -605,7 +615,7 @@ private:
          if(attempt.volume <= 0) return TB_STEP_DONE;
          return FinishClose(tag, open ? found.volume : 0, attempt.volume, found.ticket, attempt, result);
         }
-      double before = m_ledger.VolumeBefore(copy.id);
+      double before = m_ledger.VolumeBefore(LedgerKey(copy));
       if(state == TB_COPY_STARTED && (!open || found.volume < before - 1e-9))
         {
          // It went through before a restart (or a timeout): not again.
@@ -638,7 +648,7 @@ private:
         }
       if(m_ops.IsSuccess(code) && attempt.volume <= 0)
         {
-         m_ledger.RecordOrder(copy.id, attempt.order);
+         m_ledger.RecordOrder(LedgerKey(copy), attempt.order);
          TbAttempt deal;
          if(AwaitOrder(copy, deal, result) == TB_STEP_WAIT) return TB_STEP_WAIT;
          if(deal.volume <= 0) return TB_STEP_DONE;

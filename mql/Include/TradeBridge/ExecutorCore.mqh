@@ -314,7 +314,8 @@ ulong TbReadCounterFile(const string &name)
    return value;
   }
 
-// The Executor's record of the copies it started, by copy id, appended to
+// The Executor's record of the copies it started, by key (the copy id and
+// what the copy asks for; the Executor's LedgerKey), appended to
 // a file before and after each trade so that a copy the bridge sends again
 // (its seq file lost, or a restart in the middle) is never carried out
 // twice. One line per step, a tag and a JSON object:

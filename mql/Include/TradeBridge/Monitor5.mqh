@@ -281,7 +281,8 @@ private:
       m_recent_next = (m_recent_next + 1) % TB_RECENT_DEALS_MAX;
      }
 
-   void              Defer(ulong deal)
+   // Keeps `deal` to read again; `since_ms` is when it was first missed.
+   void              Defer(ulong deal, ulong since_ms)
      {
       for(int i = 0; i < m_deferred_count; i++)
          if(m_deferred[i] == deal) return;
@@ -292,33 +293,34 @@ private:
          return;
         }
       m_deferred[m_deferred_count] = deal;
-      m_deferred_since_ms[m_deferred_count] = m_now_ms;
+      m_deferred_since_ms[m_deferred_count] = since_ms;
       m_deferred_count++;
      }
 
    void              RetryDeferredDeals(void)
      {
-      int kept = 0;
-      for(int i = 0; i < m_deferred_count; i++)
+      // Taken out first: reading one deal may defer another.
+      int count = m_deferred_count;
+      ulong deals[TB_DEFERRED_DEALS_MAX];
+      ulong since[TB_DEFERRED_DEALS_MAX];
+      for(int i = 0; i < count; i++) { deals[i] = m_deferred[i]; since[i] = m_deferred_since_ms[i]; }
+      m_deferred_count = 0;
+      for(int i = 0; i < count; i++)
         {
-         ulong deal = m_deferred[i];
-         if(HistoryDealSelect(deal)) { OnDeal(deal); continue; }
-         if(m_now_ms - m_deferred_since_ms[i] >= TB_DEFERRED_DEAL_MS)
+         if(HistoryDealSelect(deals[i])) { OnDeal(deals[i]); continue; }
+         if(m_now_ms - since[i] >= TB_DEFERRED_DEAL_MS)
            {
-            Print("TradeBridge: deal ", TbULongToString(deal), " never showed in the history; the snapshot carries what it did");
+            Print("TradeBridge: deal ", TbULongToString(deals[i]), " never showed in the history; the snapshot carries what it did");
             continue;
            }
-         m_deferred[kept] = deal;
-         m_deferred_since_ms[kept] = m_deferred_since_ms[i];
-         kept++;
+         Defer(deals[i], since[i]);
         }
-      m_deferred_count = kept;
      }
 
    void              OnDeal(ulong deal)
      {
       if(deal == 0 || Seen(deal)) return;
-      if(!HistoryDealSelect(deal)) { Defer(deal); return; }
+      if(!HistoryDealSelect(deal)) { Defer(deal, m_now_ms); return; }
       ulong position_id = (ulong)HistoryDealGetInteger(deal, DEAL_POSITION_ID);
       // Earlier deals of the same position first, whatever order their
       // transactions came in.

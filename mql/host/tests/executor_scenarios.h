@@ -375,3 +375,17 @@ TEST_NAME(SCENARIO(a_copy_is_not_carried_out_twice_when_the_seq_file_is_lost)) {
     CHECK_EQ(PositionVolume(slave.fixture.terminal), 0.3);
     CHECK_EQ(restarted.LastSeq(), 2ul);
 }
+
+TEST_NAME(SCENARIO(an_old_id_on_a_different_copy_is_carried_out)) {
+    // A bridge with a new journal, and a lost seq file here, can send a new copy under an id the ledger knows: it differs in what it asks for, so it is carried out, not answered with the old result.
+    Slave slave;
+    CHECK(slave.Run(MakeCopy(1, "open", 5, "buy", 0.1)).status == "filled");
+    slave.executor.Shutdown();
+    std::remove((slave.fixture.terminal.files_dir + "/seq.txt").c_str());
+    TbExecutor restarted;
+    slave.Init(restarted);
+    TbResult result;
+    restarted.Execute(MakeCopy(1, "open", 6, "buy", 0.2), 1732400000000ul, result);
+    CHECK(result.status == "filled" && result.volume == 0.2);
+    CHECK_EQ(CountOpenPositions(slave.fixture.terminal), 2);
+}
