@@ -68,6 +68,7 @@ enum ENUM_SYMBOL_TRADE_EXECUTION { SYMBOL_TRADE_EXECUTION_REQUEST, SYMBOL_TRADE_
 #define ERR_UNKNOWN_SYMBOL 4106
 #define ERR_INVALID_TICKET 4108
 #define ERR_TRADE_NOT_ALLOWED 4109
+#define ERR_TRADE_EXPERT_DISABLED_BY_SERVER 4112
 
 static inline Sim4Order &ShimMt4Selected() {
     static Sim4Order selected;
@@ -77,8 +78,8 @@ static inline Sim4Order &ShimMt4Selected() {
 //--- account and market; before the terminal has logged in the account
 // reads as no account (number 0, no server).
 static inline int AccountNumber() { return g_terminal->LoggedIn() ? (int)g_terminal->login : 0; }
-static inline double AccountBalance() { return g_terminal->balance; }
-static inline double AccountEquity() { return g_terminal->equity; }
+static inline double AccountBalance() { return g_terminal->BookVisible() ? g_terminal->balance : 0; }
+static inline double AccountEquity() { return g_terminal->BookVisible() ? g_terminal->equity : 0; }
 static inline string AccountCurrency() { return string(g_terminal->currency); }
 static inline string AccountServer() { return string(g_terminal->LoggedIn() ? g_terminal->server : ""); }
 static inline bool RefreshRates() { return true; }

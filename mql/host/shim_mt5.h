@@ -95,7 +95,9 @@ static inline long AccountInfoInteger(ENUM_ACCOUNT_INFO_INTEGER property) {
         return g_terminal->hedging ? ACCOUNT_MARGIN_MODE_RETAIL_HEDGING : ACCOUNT_MARGIN_MODE_RETAIL_NETTING;
     return 1;
 }
+// Balance and equity arrive with the account's book (0 before).
 static inline double AccountInfoDouble(ENUM_ACCOUNT_INFO_DOUBLE property) {
+    if (!g_terminal->BookVisible()) return 0;
     return property == ACCOUNT_BALANCE ? g_terminal->balance : g_terminal->equity;
 }
 static inline string AccountInfoString(ENUM_ACCOUNT_INFO_STRING property) {

@@ -549,6 +549,9 @@ uint SimTerminal::Mt5Pending(const MqlTradeRequest &request, MqlTradeResult &res
     if (request.type < ORDER_TYPE_BUY_LIMIT || request.type > ORDER_TYPE_SELL_STOP) return kRetcodeInvalid;
     if ((symbol->pending_fillings & (1 << request.type_filling)) == 0) return kRetcodeInvalidFill;
     if ((symbol->expiration_flags & (1 << request.type_time)) == 0) return kRetcodeInvalidExpiration;
+    // SPECIFIED and SPECIFIED_DAY need the time they expire at.
+    if ((request.type_time == ORDER_TIME_SPECIFIED || request.type_time == ORDER_TIME_SPECIFIED_DAY) && request.expiration == 0)
+        return kRetcodeInvalidExpiration;
     if (!symbol->session_open) return kRetcodeMarketClosed;
     if (Bid(*symbol) <= 0 || Ask(*symbol) <= 0) return kRetcodePriceOff;
     if (!PriceNormalized(*symbol, request.price)) return kRetcodeInvalidPrice;

@@ -237,8 +237,9 @@ class SimTerminal {
     // history arrive after that (the lists read empty before).
     /// The terminal logs in at this time (0: it was logged in at start).
     ulong login_at_us = 0;
-    /// The book (positions, orders, deals, MT4 trades) is visible from
-    /// this time on; 0: with the login.
+    /// The book (positions, orders, deals, MT4 trades, and the balance and
+    /// equity, which read 0 before) is visible from this time on; 0: with
+    /// the login.
     ulong book_at_us = 0;
     /// The link to the trade server once logged in (TERMINAL_CONNECTED,
     /// IsConnected()); trade requests fail with 10031 / 6 without it.

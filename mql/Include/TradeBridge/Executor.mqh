@@ -86,6 +86,8 @@
 // Outcomes of one attempt at a copy.
 #define TB_STEP_DONE 0
 #define TB_STEP_WAIT 1
+// AwaitOrder only: a request that timed out did nothing; send it again.
+#define TB_STEP_RESEND 2
 
 class TbExecutor
   {
@@ -126,6 +128,10 @@ private:
    // and the fill wait), and what it waits for (logged once).
    string            m_current_key;
    ulong             m_current_started_us;
+   // The copy whose order (or timed-out request) is watched, and since when
+   // (the order's acceptance, or the first look after a restart).
+   string            m_order_key;
+   ulong             m_order_since_us;
    string            m_wait_logged;
    // Results not yet sent, oldest first.
    TB_ARRAY(TbResult, m_results);
@@ -148,7 +154,7 @@ public:
                      TbExecutor(void) : m_retries_max(3), m_retry_delay_ms(200), m_clock_skew_ms(2000), m_deviation_points_default(30),
                      m_symbols_per_frame(TB_SYMBOLS_PER_FRAME_DEFAULT), m_backoff_base_ms(500), m_backoff_max_ms(30000),
                      m_fill_wait_ms(TB_FILL_WAIT_MS_DEFAULT), m_started(false), m_last_seq(0), m_queue_count(0), m_copies_refused(0),
-                     m_reconnect_when_drained(false), m_retry_at_ms(0), m_current_started_us(0), m_result_count(0), m_results_dropped(0),
+                     m_reconnect_when_drained(false), m_retry_at_ms(0), m_current_started_us(0), m_order_since_us(0), m_result_count(0), m_results_dropped(0),
                      m_state_balance(0), m_state_equity(0), m_last_state_check_ms(0), m_state_due(false), m_symbols_due(false),
                      m_copies_handled(0), m_states_sent(0), m_symbol_frames_sent(0) {}
 
@@ -181,6 +187,7 @@ public:
       m_reconnect_when_drained = false;
       m_retry_at_ms = 0;
       m_current_key = "";
+      m_order_key = "";
       m_wait_logged = "";
       m_result_count = 0;
       ArrayResize(m_results, 0, 64);
@@ -261,7 +268,8 @@ public:
          Complete(copy, result, "answered again: copy " + copy.id + " was carried out before");
          return true;
         }
-      string blocked = TbTradingBlocked();
+      // Watching an order the server took needs no trading, only reading.
+      string blocked = m_ledger.State(key) == TB_COPY_ORDERED ? "" : TbTradingBlocked();
       int step = TB_STEP_WAIT;
       if(blocked != "") result.msg = blocked;
       else step = Dispatch(copy, gmt_ms, result);
@@ -447,20 +455,69 @@ private:
       return false;
      }
 
-   // Waits for the deals of the order the server took for `copy`; DONE
-   // with `attempt.volume` (0: it ended without a fill, result set), or WAIT.
-   int               AwaitOrder(const TbCopy &copy, TbAttempt &attempt, TbResult &result)
+   // The ledger and the watch clock: the server took `order` for `copy`
+   // (0: the request timed out and may or may not have been carried out).
+   void              Ordered(const TbCopy &copy, ulong order)
      {
-      ulong order = m_ledger.Order(LedgerKey(copy));
-      if(m_ops.OrderOutcome(order, attempt) == TB_ORDER_DONE)
+      m_ledger.RecordOrder(LedgerKey(copy), order);
+      m_order_key = LedgerKey(copy);
+      m_order_since_us = GetMicrosecondCount();
+     }
+
+   // What the copy's position shows of a request for it: an open's
+   // position, or a close's volume below the one it started from; true
+   // with `attempt` filled in when it shows something.
+   bool              SeenOnPosition(const TbCopy &copy, const string &tag, TbAttempt &attempt)
+     {
+      TbFound found;
+      bool open = m_ops.FindPosition(tag, 0, copy.symbol, found);
+      if(copy.action == "open")
         {
-         if(attempt.volume <= 0)
-            Finish(result, "rejected", 0, "order " + TbULongToString(order) + " was taken by the server and ended without a deal; not sent again");
+         if(!open) return false;
+         attempt.ticket = found.ticket;
+         attempt.volume = found.volume;
+         attempt.price = found.price;
+         return true;
+        }
+      double before = m_ledger.VolumeBefore(LedgerKey(copy));
+      double now = open ? found.volume : 0;
+      if(now >= before - 1e-9) return false;
+      attempt.ticket = open ? found.ticket : 0;
+      attempt.volume = NormalizeDouble(before - now, 8);
+      return true;
+     }
+
+   // Waits for what the order the server took for `copy` did (its deals,
+   // else the copy's position); DONE with `attempt.volume` > 0, DONE with
+   // the result set when it did nothing, WAIT, or RESEND when a request
+   // that timed out shows no effect after m_fill_wait_ms (it failed).
+   int               AwaitOrder(const TbCopy &copy, const string &tag, TbAttempt &attempt, TbResult &result)
+     {
+      string key = LedgerKey(copy);
+      if(m_order_key != key) { m_order_key = key; m_order_since_us = GetMicrosecondCount(); }
+      ulong order = m_ledger.Order(key);
+      int outcome = order != 0 ? m_ops.OrderOutcome(order, attempt) : TB_ORDER_WORKING;
+      if(outcome == TB_ORDER_DONE && attempt.volume > 0) return TB_STEP_DONE;
+      // The position tells only once no deal of a known order can follow.
+      bool settled = order == 0 || outcome == TB_ORDER_DONE;
+      if(settled && SeenOnPosition(copy, tag, attempt)) return TB_STEP_DONE;
+      if(outcome == TB_ORDER_DONE)
+        {
+         Finish(result, "rejected", 0, "order " + TbULongToString(order) + " was taken by the server and ended without a deal; not sent again");
          return TB_STEP_DONE;
         }
-      ulong waited_ms = (GetMicrosecondCount() - m_current_started_us) / 1000;
-      if(waited_ms < m_fill_wait_ms) return Wait(result, "waiting for the deal of order " + TbULongToString(order));
-      if(attempt.volume > 0) return TB_STEP_DONE;
+      ulong waited_ms = (GetMicrosecondCount() - m_order_since_us) / 1000;
+      if(waited_ms < m_fill_wait_ms)
+         return Wait(result, order != 0 ? "waiting for the deal of order " + TbULongToString(order) : "the server timed out; waiting to see whether the request was carried out");
+      if(order == 0)
+        {
+         // Nothing came of it in m_fill_wait_ms: it failed, and may go again.
+         m_ledger.RecordStart(key, m_ledger.VolumeBefore(key));
+         return TB_STEP_RESEND;
+        }
+      // A RETURN order may still be working on the rest: report what filled
+      // (or, when the history never showed its deals, what the position shows).
+      if(attempt.volume > 0 || SeenOnPosition(copy, tag, attempt)) return TB_STEP_DONE;
       Finish(result, "rejected", 0, "order " + TbULongToString(order) + " reported no deal within " + TbULongToString(m_fill_wait_ms) +
              " ms; not sent again");
       return TB_STEP_DONE;
@@ -475,25 +532,15 @@ private:
       TbFound found;
       if(m_ledger.State(LedgerKey(copy)) == TB_COPY_ORDERED)
         {
-         m_ops.SymbolSpec(copy.symbol, spec);
-         double requested = TbNormalizeVolume(copy.volume, spec.min, spec.max, spec.step);
-         if(m_ledger.Order(LedgerKey(copy)) != 0)
+         int step = AwaitOrder(copy, tag, attempt, result);
+         if(step == TB_STEP_WAIT) return TB_STEP_WAIT;
+         if(step == TB_STEP_DONE)
            {
-            if(AwaitOrder(copy, attempt, result) == TB_STEP_WAIT) return TB_STEP_WAIT;
             if(attempt.volume <= 0) return TB_STEP_DONE;
-            return FinishOpen(copy, type, requested, spec.step, tag, attempt, result);
+            m_ops.SymbolSpec(copy.symbol, spec);
+            return FinishOpen(copy, type, TbNormalizeVolume(copy.volume, spec.min, spec.max, spec.step), spec.step, tag, attempt, result);
            }
-         // The request timed out: whether it filled, only the tag can tell.
-         if(m_ops.FindPosition(tag, 0, copy.symbol, found))
-           {
-            attempt.ticket = found.ticket;
-            attempt.volume = found.volume;
-            attempt.price = found.price;
-            return FinishOpen(copy, type, requested, spec.step, tag, attempt, result);
-           }
-         if((GetMicrosecondCount() - m_current_started_us) / 1000 < m_fill_wait_ms) return Wait(result, "looking for the position of an open that timed out");
-         Finish(result, "rejected", 0, "the open timed out and no position tagged " + tag + " appeared; not sent again");
-         return TB_STEP_DONE;
+         // A timed-out open that did nothing: it goes again, checked anew.
         }
       if(m_ops.FindPosition(tag, m_tags.Get(tag), copy.symbol, found))
         {
@@ -513,8 +560,19 @@ private:
          return TB_STEP_DONE;
         }
       if(!Quoted(copy.symbol, result)) return TB_STEP_WAIT;
-      // The master's pending order filled: ours gives way to a market copy.
-      if(m_ops.FindPending(tag, m_tags.Get(tag), found)) m_ops.DeletePending(found, attempt);
+      // The master's pending order filled: ours gives way to a market copy,
+      // and must be gone first, or it could fill into a second position.
+      if(m_ops.FindPending(tag, m_tags.Get(tag), found))
+        {
+         uint code = m_ops.DeletePending(found, attempt);
+         if(m_ops.IsTransient(code)) return Wait(result, "the pending copy " + TbULongToString(found.ticket) + " cannot be deleted now (code " + IntegerToString((int)code) + ")");
+         if(!m_ops.IsSuccess(code))
+           {
+            Finish(result, "rejected", code, "the pending copy " + TbULongToString(found.ticket) + " could not be deleted (code " + IntegerToString((int)code) + "); not opened at market beside it");
+            return TB_STEP_DONE;
+           }
+         m_tags.Remove(tag);
+        }
       return OpenWithRetries(copy, type, volume, spec, tag, result);
      }
 
@@ -547,8 +605,8 @@ private:
             if(attempt.volume <= 0)
               {
                // Taken, fill not known yet: wait for its deal, never resend.
-               m_ledger.RecordOrder(LedgerKey(copy), attempt.order);
-               if(AwaitOrder(copy, attempt, result) == TB_STEP_WAIT) return TB_STEP_WAIT;
+               Ordered(copy, attempt.order);
+               if(AwaitOrder(copy, tag, attempt, result) != TB_STEP_DONE) return TB_STEP_WAIT;
                if(attempt.volume <= 0) return TB_STEP_DONE;
               }
             return FinishOpen(copy, type, volume, spec.step, tag, attempt, result);
@@ -556,13 +614,15 @@ private:
          if(m_ops.IsUnknownOutcome(code))
            {
             // A timeout may have filled after all: the tag tells, later.
-            m_ledger.RecordOrder(LedgerKey(copy), 0);
-            return Wait(result, "the server timed out (code " + IntegerToString((int)code) + "); looking for the position instead of sending again");
+            Ordered(copy, 0);
+            return Wait(result, "the server timed out (code " + IntegerToString((int)code) + "); looking for the position before anything is sent again");
            }
          if(m_ops.IsInvalidStops(code) && !stops_after && (sl != 0 || tp != 0))
            {
-            // Some servers refuse stops on any open: open bare, set them after.
+            // Some servers refuse stops on any open: open bare, set them
+            // after (this attempt does not count against MaxRetries).
             stops_after = true;
+            attempt_index--;
             continue;
            }
          if(m_ops.IsTransient(code)) return Wait(result, "the server answered " + IntegerToString((int)code) + "; trying again later");
@@ -609,13 +669,15 @@ private:
       TbAttempt attempt;
       int state = m_ledger.State(LedgerKey(copy));
       bool open = m_ops.FindPosition(tag, m_tags.Get(tag), copy.symbol, found);
+      double before = m_ledger.VolumeBefore(LedgerKey(copy));
       if(state == TB_COPY_ORDERED)
         {
-         if(AwaitOrder(copy, attempt, result) == TB_STEP_WAIT) return TB_STEP_WAIT;
-         if(attempt.volume <= 0) return TB_STEP_DONE;
-         return FinishClose(tag, open ? found.volume : 0, attempt.volume, found.ticket, attempt, result);
+         int step = AwaitOrder(copy, tag, attempt, result);
+         if(step == TB_STEP_WAIT) return TB_STEP_WAIT;
+         if(step == TB_STEP_DONE) return attempt.volume > 0 ? FinishClose(tag, before, attempt.volume, found.ticket, attempt, result) : TB_STEP_DONE;
+         // A timed-out close that did nothing: it goes again.
+         state = TB_COPY_STARTED;
         }
-      double before = m_ledger.VolumeBefore(LedgerKey(copy));
       if(state == TB_COPY_STARTED && (!open || found.volume < before - 1e-9))
         {
          // It went through before a restart (or a timeout): not again.
@@ -648,14 +710,19 @@ private:
         }
       if(m_ops.IsSuccess(code) && attempt.volume <= 0)
         {
-         m_ledger.RecordOrder(LedgerKey(copy), attempt.order);
+         Ordered(copy, attempt.order);
          TbAttempt deal;
-         if(AwaitOrder(copy, deal, result) == TB_STEP_WAIT) return TB_STEP_WAIT;
+         if(AwaitOrder(copy, tag, deal, result) != TB_STEP_DONE) return TB_STEP_WAIT;
          if(deal.volume <= 0) return TB_STEP_DONE;
          return FinishClose(tag, found.volume, deal.volume, found.ticket, deal, result);
         }
-      if(m_ops.IsSuccess(code)) return FinishClose(tag, found.volume, volume, found.ticket, attempt, result);
-      if(m_ops.IsUnknownOutcome(code)) return Wait(result, "the server timed out (code " + IntegerToString((int)code) + "); checking the position before anything is sent again");
+      // What the server filled (an IOC close may fill less than asked).
+      if(m_ops.IsSuccess(code)) return FinishClose(tag, found.volume, attempt.volume, found.ticket, attempt, result);
+      if(m_ops.IsUnknownOutcome(code))
+        {
+         Ordered(copy, 0);
+         return Wait(result, "the server timed out (code " + IntegerToString((int)code) + "); watching the position before anything is sent again");
+        }
       if(m_ops.IsFrozen(code)) return Wait(result, "the position's stops are within the broker's freeze level of the market (code " + IntegerToString((int)code) + "); closing once the market moves away");
       if(m_ops.IsTransient(code)) return Wait(result, "the server answered " + IntegerToString((int)code) + "; trying again later");
       Finish(result, "rejected", code, "close failed, code " + IntegerToString((int)code));

@@ -12,9 +12,10 @@
 //   reports that ticket in the attempt so the Executor moves the tag map
 //   onto it, and a tag map entry left on a closed ticket is followed the
 //   same way.
-// - Errors sort as in Executor5.mqh: retryable at once (requote, busy),
-//   transient (no connection 6, market closed 132, trade not allowed 4109,
-//   modification denied near the market 145), timeout 128 (outcome
+// - Errors sort as in Executor5.mqh: retryable at once (requote, price
+//   changed, off quotes), transient (no connection 6, market closed 132,
+//   trade not allowed 4109 / 4112, modification denied near the market 145,
+//   busy 4 / 137 / 146, too frequent 8 / 141), timeout 128 (outcome
 //   unknown), the rest rejected.
 // # Invariants
 // - Prices are refreshed (RefreshRates) before every attempt.
@@ -37,12 +38,13 @@ public:
    bool              IsSuccess(uint code) const { return code == ERR_NO_ERROR || code == ERR_NO_RESULT; }
    bool              IsRetryable(uint code) const
      {
-      return code == ERR_REQUOTE || code == ERR_PRICE_CHANGED || code == ERR_OFF_QUOTES || code == ERR_TRADE_CONTEXT_BUSY ||
-             code == ERR_BROKER_BUSY || code == ERR_SERVER_BUSY || code == ERR_TOO_FREQUENT_REQUESTS;
+      return code == ERR_REQUOTE || code == ERR_PRICE_CHANGED || code == ERR_OFF_QUOTES;
      }
    bool              IsTransient(uint code) const
      {
-      return code == ERR_NO_CONNECTION || code == ERR_MARKET_CLOSED || code == ERR_TRADE_NOT_ALLOWED || code == ERR_TRADE_MODIFY_DENIED;
+      return code == ERR_NO_CONNECTION || code == ERR_MARKET_CLOSED || code == ERR_TRADE_NOT_ALLOWED || code == ERR_TRADE_MODIFY_DENIED ||
+             code == ERR_TRADE_CONTEXT_BUSY || code == ERR_BROKER_BUSY || code == ERR_SERVER_BUSY || code == ERR_TOO_FREQUENT_REQUESTS ||
+             code == ERR_TOO_MANY_REQUESTS || code == ERR_TRADE_EXPERT_DISABLED_BY_SERVER;
      }
    bool              IsFrozen(uint code) const { return code == ERR_TRADE_MODIFY_DENIED; }
    bool              IsInvalidStops(uint code) const { return code == ERR_INVALID_STOPS; }

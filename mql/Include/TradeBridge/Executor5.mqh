@@ -14,9 +14,9 @@
 //   history: the volume of deals carrying its tag (in minus out). It is
 //   closed by an opposite deal that carries the tag too.
 // - Retcodes sort into: accepted (DONE, DONE_PARTIAL, PLACED, NO_CHANGES),
-//   retryable at once (requote, price changed or off, too many requests),
-//   transient (no connection, AutoTrading off, market closed, frozen,
-//   locked: the copy waits and is tried again later, unfinished), timeout
+//   retryable at once (requote, price changed or off), transient (no
+//   connection, AutoTrading off, market closed, frozen, locked, too many
+//   requests: the copy waits and is tried again later, unfinished), timeout
 //   (the outcome is unknown: never sent again, looked up), and the rest
 //   (rejected).
 // # Invariants
@@ -50,14 +50,14 @@ public:
    // Worth another attempt after a short pause (prices moved, server busy).
    bool              IsRetryable(uint code) const
      {
-      return code == TRADE_RETCODE_REQUOTE || code == TRADE_RETCODE_PRICE_CHANGED || code == TRADE_RETCODE_PRICE_OFF ||
-             code == TRADE_RETCODE_TOO_MANY_REQUESTS;
+      return code == TRADE_RETCODE_REQUOTE || code == TRADE_RETCODE_PRICE_CHANGED || code == TRADE_RETCODE_PRICE_OFF;
      }
    // The terminal cannot trade this now; the copy waits, unfinished.
    bool              IsTransient(uint code) const
      {
       return code == TRADE_RETCODE_CONNECTION || code == TRADE_RETCODE_CLIENT_DISABLES_AT || code == TRADE_RETCODE_SERVER_DISABLES_AT ||
-             code == TRADE_RETCODE_MARKET_CLOSED || code == TRADE_RETCODE_FROZEN || code == TRADE_RETCODE_LOCKED;
+             code == TRADE_RETCODE_MARKET_CLOSED || code == TRADE_RETCODE_FROZEN || code == TRADE_RETCODE_LOCKED ||
+             code == TRADE_RETCODE_TOO_MANY_REQUESTS;
      }
    bool              IsFrozen(uint code) const { return code == TRADE_RETCODE_FROZEN; }
    bool              IsInvalidStops(uint code) const { return code == TRADE_RETCODE_INVALID_STOPS; }
@@ -348,7 +348,12 @@ private:
          request.expiration = TimeCurrent() + TB_PENDING_EXPIRY_SECONDS;
         }
       else if((allowed & SYMBOL_EXPIRATION_DAY) != 0) request.type_time = ORDER_TIME_DAY;
-      else request.type_time = ORDER_TIME_SPECIFIED_DAY;
+      else
+        {
+         // Valid to the end of the day `expiration` falls on: today.
+         request.type_time = ORDER_TIME_SPECIFIED_DAY;
+         request.expiration = TimeCurrent();
+        }
      }
 
    // The position a deal belongs to (its identifier), or the order ticket.

@@ -281,9 +281,12 @@ private:
          TbBookEntry known;
          m_book.Get(i, known);
          if(current.Find(known.key) >= 0 || known.type > 1) continue;
-         if(known.symbol == rest.symbol && known.type == rest.type && known.open_time == rest.open_time &&
-            known.price == rest.price && known.magic == rest.magic && rest.volume < known.volume - 1e-9)
-            return known.pos;
+         if(known.symbol != rest.symbol || known.type != rest.type || known.open_time != rest.open_time ||
+            known.price != rest.price || known.magic != rest.magic || rest.volume >= known.volume - 1e-9)
+            continue;
+         // Only an order really closed has a rest: one the pass merely
+         // skipped (the pool shifted) is still open, and `rest` is new.
+         if(OrderSelect((int)known.key, SELECT_BY_TICKET) && OrderCloseTime() > 0) return known.pos;
         }
       return 0;
      }

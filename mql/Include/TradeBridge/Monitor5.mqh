@@ -319,7 +319,8 @@ private:
 
    void              OnDeal(ulong deal)
      {
-      if(deal == 0 || Seen(deal)) return;
+      // Deals up to m_start_deal are in the book loaded at Init already.
+      if(deal == 0 || deal <= m_start_deal || Seen(deal)) return;
       if(!HistoryDealSelect(deal)) { Defer(deal, m_now_ms); return; }
       ulong position_id = (ulong)HistoryDealGetInteger(deal, DEAL_POSITION_ID);
       // Earlier deals of the same position first, whatever order their

@@ -10,15 +10,18 @@
 //   why not (not connected, AutoTrading off, EA or account not allowed).
 // - TbBookCount: open positions and orders the terminal shows.
 // - TbStartGate.Ready(now_ms): true once the login and server are known,
-//   the terminal is connected, and the book count has stayed the same for
-//   the settle time. Nothing that names a file after the login, says
-//   hello, or reads the book for the bridge may run before.
+//   the terminal is connected, the account's balance or equity is known
+//   (not 0), and the book count has stayed the same for the settle time.
+//   Nothing that names a file after the login, says hello, or reads the
+//   book for the bridge may run before.
 // # Invariants
 // - The gate opens once per OnInit and never closes again: a broker
 //   disconnect later does not empty the terminal's lists.
 // - The reference does not say when the positions of a freshly logged-in
 //   account become visible, so the gate assumes they may trail the login
-//   (the safe reading) and waits for the count to settle.
+//   (the safe reading): it waits for the account's money, which arrives
+//   with its synchronisation, and then for the count to settle. An account
+//   whose balance and equity are both 0 cannot trade and is waited for.
 #ifndef TRADEBRIDGE_TERMINAL_MQH
 #define TRADEBRIDGE_TERMINAL_MQH
 
@@ -72,6 +75,17 @@ string TbTradingBlocked(void)
    return "";
   }
 
+// The account's balance plus equity in magnitude: 0 until the terminal has
+// the account's figures.
+double TbAccountMoney(void)
+  {
+#ifdef __MQL5__
+   return MathAbs(AccountInfoDouble(ACCOUNT_BALANCE)) + MathAbs(AccountInfoDouble(ACCOUNT_EQUITY));
+#else
+   return MathAbs(AccountBalance()) + MathAbs(AccountEquity());
+#endif
+  }
+
 int TbBookCount(void)
   {
 #ifdef __MQL5__
@@ -112,6 +126,7 @@ public:
       string waiting = "";
       if(TbAccountLogin() == 0 || TbAccountServer() == "") waiting = "the terminal to log in";
       else if(!TbTerminalConnected()) waiting = "the terminal to connect to the trade server";
+      else if(TbAccountMoney() == 0) waiting = "the account's balance to load (it reads 0)";
       if(waiting != "")
         {
          m_last_count = -1;

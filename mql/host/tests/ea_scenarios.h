@@ -28,9 +28,10 @@ struct EaRun {
         return code;
     }
     /// Timer rounds of 20 simulated ms (each given a real millisecond for
-    /// loopback) until `done` holds; false when 400 rounds pass first.
+    /// loopback) until `done` holds; false when 600 rounds (12 s of the
+    /// terminal's clock) pass first.
     template <typename Done> bool RunUntil(Done done) {
-        for (int round = 0; round < 400; round++) {
+        for (int round = 0; round < 600; round++) {
             fixture.terminal.AdvanceMilliseconds(20);
             EaDeliverTransactions(ea, fixture.terminal);
             ea.on_timer();
@@ -83,6 +84,17 @@ EA_TEST(monitor_waits_for_the_login_and_the_book) {
     // The position was there before the EA: no event, the snapshot carries it.
     CHECK(run.bridge.Messages("event").empty());
     CHECK_EQ(run.FilesNamed("_0."), 0);
+}
+
+EA_TEST(monitor_waits_for_a_book_slower_than_the_settle_time) {
+    // The account's positions (and money) show 5 s after the login, longer than the 3 s settle time: the first snapshot still lists the position.
+    EaRun run(MONITOR());
+    run.fixture.terminal.login = 1001;
+    AddPosition(run.fixture.terminal, "");
+    run.fixture.terminal.StartLoggedOut(100, 5000);
+    CHECK_EQ(run.Init(), INIT_SUCCEEDED);
+    CHECK(run.RunUntil([&] { return !run.bridge.Messages("snapshot").empty(); }));
+    for (const auto &snapshot : run.bridge.Messages("snapshot")) CHECK(snapshot.find("\"positions\":[]") == std::string::npos);
 }
 
 EA_TEST(executor_holds_copies_while_the_broker_is_away) {

@@ -389,3 +389,21 @@ TEST_NAME(SCENARIO(an_old_id_on_a_different_copy_is_carried_out)) {
     CHECK(result.status == "filled" && result.volume == 0.2);
     CHECK_EQ(CountOpenPositions(slave.fixture.terminal), 2);
 }
+
+TEST_NAME(SCENARIO(a_timed_out_close_is_not_sent_again_until_it_proves_void)) {
+    // The server times out on a close (it may or may not have run it): nothing is sent again while the position may still show it, only after the fill wait (30 s) with the position unchanged.
+    Slave slave;
+    SimTerminal &terminal = slave.fixture.terminal;
+    CHECK(slave.Run(MakeCopy(1, "open", 1, "buy", 0.3)).status == "filled");
+    int before = terminal.trade_requests_count;
+    ForceTimeout(terminal);
+    CHECK(slave.Run(MakeCopy(2, "close", 1, "buy", 0.1)).status == "");
+    terminal.AdvanceMilliseconds(1000);
+    CHECK(slave.Run(MakeCopy(2, "close", 1, "buy", 0.1)).status == "");
+    CHECK_EQ(terminal.trade_requests_count, before + 1);
+    terminal.AdvanceMilliseconds(30000);
+    TbResult result = slave.Run(MakeCopy(2, "close", 1, "buy", 0.1));
+    CHECK(result.status == "filled");
+    CHECK_EQ(terminal.trade_requests_count, before + 2);
+    CHECK_EQ(PositionVolume(terminal), 0.2);
+}

@@ -14,7 +14,7 @@ using namespace dialect_executor4;
 #define SCENARIO(name) executor4_##name
 
 static void ForceRetryable(SimTerminal &terminal, int count) {
-    for (int i = 0; i < count; i++) terminal.forced_mt4_errors.push_back(i % 2 ? ERR_TRADE_CONTEXT_BUSY : ERR_REQUOTE);
+    for (int i = 0; i < count; i++) terminal.forced_mt4_errors.push_back(i % 2 ? ERR_PRICE_CHANGED : ERR_REQUOTE);
 }
 static void ForceFatal(SimTerminal &terminal) { terminal.forced_mt4_errors.push_back(ERR_NOT_ENOUGH_MONEY); }
 static int CountOpenPositions(SimTerminal &terminal) {
@@ -43,6 +43,8 @@ static double PendingPrice(SimTerminal &terminal) {
     return -1;
 }
 static int PendingCount(SimTerminal &terminal) { return (int)terminal.mt4_trades.size() - CountOpenPositions(terminal); }
+
+static void ForceTimeout(SimTerminal &terminal) { terminal.forced_mt4_errors.push_back(ERR_TRADE_TIMEOUT); }
 
 #include "executor_scenarios.h"
 

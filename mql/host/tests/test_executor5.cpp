@@ -22,6 +22,8 @@ static double PositionVolume(SimTerminal &terminal) { return terminal.positions.
 static double PendingPrice(SimTerminal &terminal) { return terminal.orders.empty() ? -1 : terminal.orders[0].price_open; }
 static int PendingCount(SimTerminal &terminal) { return (int)terminal.orders.size(); }
 
+static void ForceTimeout(SimTerminal &terminal) { terminal.forced_retcodes.push_back(TRADE_RETCODE_TIMEOUT); }
+
 #include "executor_scenarios.h"
 
 TEST(executor5_a_partial_fill_is_reported_not_topped_up) {
@@ -119,4 +121,46 @@ TEST(executor5_netting_keeps_each_masters_share) {
     second.seq = 4;
     CHECK(slave.Run(second).status == "skipped");
     CHECK(slave.Run(MakeCopy(5, "close", 1, "buy", 0.2)).status == "skipped");
+}
+
+TEST(executor5_a_copy_that_waited_long_still_waits_for_its_deal) {
+    // A copy held 40 s by a broker outage, then taken by the server without its deal: the fill wait counts from the order, not from the copy's first attempt, so it is reported filled.
+    Slave slave;
+    SimTerminal &terminal = slave.fixture.terminal;
+    terminal.broker_connected = false;
+    CHECK(slave.Run(MakeCopy(1, "open", 1, "buy", 0.2)).status == "");
+    terminal.AdvanceMilliseconds(40000);
+    terminal.broker_connected = true;
+    terminal.deal_delay_ms = 300;
+    CHECK(slave.Run(MakeCopy(1, "open", 1, "buy", 0.2)).status == "");
+    terminal.AdvanceMilliseconds(500);
+    TbResult result = slave.Run(MakeCopy(1, "open", 1, "buy", 0.2));
+    CHECK(result.status == "filled");
+    CHECK_EQ(result.volume, 0.2);
+    CHECK_EQ(terminal.trade_requests_count, 1);
+}
+
+TEST(executor5_a_partly_filled_close_reports_what_it_closed) {
+    // An IOC close of 0.4 that fills 0.2 reports 0.2 and "partial close", and the rest is still found under the tag; a close waiting for its deal reports against the volume it started from.
+    Slave slave;
+    SimTerminal &terminal = slave.fixture.terminal;
+    terminal.symbols["EURUSD"].filling_flags = SYMBOL_FILLING_IOC;
+    CHECK(slave.Run(MakeCopy(1, "open", 1, "buy", 0.4)).status == "filled");
+    terminal.next_fill_ratio = 0.5;
+    TbResult partial = slave.Run(MakeCopy(2, "close", 1, "buy", 0.4));
+    CHECK(partial.status == "filled");
+    CHECK_EQ(partial.volume, 0.2);
+    CHECK(partial.msg.Utf8().find("partial close") != std::string::npos);
+    CHECK(slave.Run(MakeCopy(3, "open", 2, "buy", 0.5)).status == "filled");
+    terminal.deal_delay_ms = 200;
+    CHECK(slave.Run(MakeCopy(4, "close", 2, "buy", 0.3)).status == "");
+    terminal.AdvanceMilliseconds(300);
+    TbResult waited = slave.Run(MakeCopy(4, "close", 2, "buy", 0.3));
+    CHECK(waited.status == "filled");
+    CHECK_EQ(waited.volume, 0.3);
+    CHECK(waited.msg.Utf8().find("0.2 remains") != std::string::npos);
+    terminal.deal_delay_ms = -1;
+    CHECK(slave.Run(MakeCopy(5, "close", 1, "buy", 0.2)).status == "filled");
+    CHECK(slave.Run(MakeCopy(6, "close", 2, "buy", 0.2)).status == "filled");
+    CHECK_EQ(terminal.positions.size(), (size_t)0);
 }

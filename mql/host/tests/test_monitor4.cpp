@@ -237,3 +237,24 @@ TEST(monitor4_partial_close_by_keeps_the_larger_position) {
     CHECK_EQ(buy_closes, 1);
     CHECK_EQ(sell_closes, 1);
 }
+
+TEST(monitor4_a_new_order_beside_a_skipped_one_is_an_open) {
+    // An order skipped by a pass that the pool shift hid is still open: a new order with its open time, price, symbol, type and magic and fewer lots is a new open, not its rest.
+    Master4 master;
+    SimTerminal &terminal = master.fixture.terminal;
+    int other = terminal.Mt4OrderSend("USDJPY", 1, 0.1, 0, 3, 0, 0, "", 0);
+    int first = terminal.Mt4OrderSend("EURUSD", 0, 0.5, 0, 3, 0, 0, "", 7);
+    master.monitor.Scan();
+    int second = terminal.Mt4OrderSend("EURUSD", 0, 0.2, 0, 3, 0, 0, "", 7);
+    terminal.pool_shift.ticket = other;
+    terminal.pool_shift.after_selects = 1;
+    master.monitor.Scan();
+    master.monitor.Scan();
+    int opens_of_second = 0, closes_of_first = 0;
+    for (auto &event : master.Events()) {
+        if (event.kind == "open" && event.pos == (ulong)second) opens_of_second++;
+        if (event.kind == "close" && event.pos == (ulong)first) closes_of_first++;
+    }
+    CHECK_EQ(opens_of_second, 1);
+    CHECK_EQ(closes_of_first, 0);
+}
