@@ -11,9 +11,6 @@
 //   (31 characters is common) and MT4 renames a partially closed ticket
 //   ("from #N"), so the map is consulted first and the comment scan second.
 // - TbCounterFile: one persisted ulong (the Executor's last_seq).
-// - TbWriteFileAtomically / TbReadFileRecovering: a small file rewritten
-//   whole through "<name>.tmp", and read back from the temporary when a
-//   rewrite was cut short.
 // - TbCopyLedger: what happened to each recent copy id (started, order
 //   accepted, finished with which result), appended before and after
 //   every trade, so a copy that comes again is never carried out twice.
@@ -28,12 +25,8 @@
 // # Invariants
 // - TbTagOfComment(TbOrderComment(tag)) == tag for every tag
 //   "tc:<u64>:<u64>"; a comment that is neither form maps to itself.
-// - Files are rewritten through "<name>.tmp" + FileMove(FILE_REWRITE) and
-//   end with the line TB_FILE_END_TEXT. The reference does not say FileMove
-//   over an existing file is atomic (it may delete the destination first,
-//   or copy over it), so a reader that finds the file missing or without
-//   its end line takes a complete "<name>.tmp" instead: a crash at any
-//   point leaves the old or the new content readable.
+// - Files are rewritten and read through Files.mqh, so a crash in the
+//   middle of a rewrite leaves the old or the new content readable.
 // - The tag map holds at most TB_TAG_MAP_ENTRIES_MAX entries, the ledger
 //   at most TB_LEDGER_ENTRIES_MAX copy ids (the oldest are forgotten).
 #ifndef TRADEBRIDGE_EXECUTOR_CORE_MQH
@@ -41,6 +34,7 @@
 
 #include "Compat.mqh"
 #include "Messages.mqh"
+#include "Files.mqh"
 
 // Far above the copies one slave account holds open at once.
 #define TB_TAG_MAP_ENTRIES_MAX 5000
@@ -48,9 +42,6 @@
 #define TB_COMMENT_LENGTH_MAX 31
 // Base of the compact tag: 2^64-1 is 13 digits in base 36.
 #define TB_COMPACT_TAG_BASE 36
-// Last line of every file TbWriteFileAtomically writes: a reader that sees
-// it knows the file is whole.
-#define TB_FILE_END_TEXT "#end\n"
 // Copy ids the ledger remembers: the bridge re-sends at most the copies
 // it holds for a slave, far fewer in practice; 2,048 lines of ~200 bytes.
 #define TB_LEDGER_ENTRIES_MAX 2048
@@ -239,69 +230,6 @@ void TbFitStops(const TbPriceRules &rules, int type, double reference, double &s
      }
   }
 
-// Writes `text` and the end line to `<name>.tmp` and moves it over `name`.
-bool TbWriteFileAtomically(const string &name, const string &text)
-  {
-   string temporary = name + ".tmp";
-   int handle = FileOpen(temporary, FILE_WRITE | FILE_BIN);
-   if(handle == INVALID_HANDLE) return false;
-   TB_ARRAY(uchar, bytes);
-   string whole = text + TB_FILE_END_TEXT;
-   int count = StringToCharArray(whole, bytes, 0, -1, CP_UTF8) - 1;
-   uint written = FileWriteArray(handle, bytes, 0, count);
-   FileClose(handle);
-   if((int)written != count) return false;
-   return FileMove(temporary, 0, name, FILE_REWRITE);
-  }
-
-// The bytes of a file; false when it does not exist or cannot be read.
-bool TbReadFileBytes(const string &name, TB_ARRAY_PARAM(uchar, bytes), int &size)
-  {
-   size = 0;
-   if(!FileIsExist(name)) return false;
-   int handle = FileOpen(name, FILE_READ | FILE_BIN);
-   if(handle == INVALID_HANDLE) return false;
-   size = (int)FileReadArray(handle, bytes, 0, WHOLE_ARRAY);
-   FileClose(handle);
-   return true;
-  }
-
-// True when the text ends with the end line (a whole file).
-bool TbFileWhole(const string &text)
-  {
-   string tail = TB_FILE_END_TEXT;
-   int length = StringLen(text), tail_length = StringLen(tail);
-   return length >= tail_length && StringSubstr(text, length - tail_length) == tail;
-  }
-
-// Reads a file TbWriteFileAtomically wrote, without its end line: the file
-// when it is whole, else a whole "<name>.tmp" left by a rewrite cut short
-// (put back in place), else what the file holds (one written before end
-// lines existed). False when there is nothing.
-bool TbReadFileRecovering(const string &name, string &text)
-  {
-   TB_ARRAY(uchar, bytes);
-   int size = 0;
-   bool main = TbReadFileBytes(name, bytes, size);
-   string main_text = main ? CharArrayToString(bytes, 0, size, CP_UTF8) : "";
-   string end = TB_FILE_END_TEXT;
-   if(main && TbFileWhole(main_text)) { text = StringSubstr(main_text, 0, StringLen(main_text) - StringLen(end)); return true; }
-   string temporary = name + ".tmp";
-   if(TbReadFileBytes(temporary, bytes, size))
-     {
-      string temporary_text = CharArrayToString(bytes, 0, size, CP_UTF8);
-      if(TbFileWhole(temporary_text))
-        {
-         Print("TradeBridge: ", name, main ? " is cut short" : " is missing", "; recovered it from ", temporary);
-         FileMove(temporary, 0, name, FILE_REWRITE);
-         text = StringSubstr(temporary_text, 0, StringLen(temporary_text) - StringLen(end));
-         return true;
-        }
-     }
-   text = main_text;
-   return main;
-  }
-
 // Reads the ulong stored by TbWriteFileAtomically; 0 when absent.
 ulong TbReadCounterFile(const string &name)
   {
@@ -326,8 +254,8 @@ ulong TbReadCounterFile(const string &name)
 //     F {"id":"2002-7","result":{...}}    finished, with the result sent
 //
 // Loading replays the lines (a torn last line is skipped); the file is
-// rewritten whole, through "<name>.tmp", once it holds
-// TB_LEDGER_COMPACT_FACTOR lines per remembered id.
+// rewritten whole (TbCompactLog) once it holds TB_LEDGER_COMPACT_FACTOR
+// lines per remembered id, and a rewrite cut short is recovered at Open.
 class TbCopyLedger
   {
 private:
@@ -356,6 +284,7 @@ public:
       m_lines = 0;
       TB_ARRAY(uchar, bytes);
       int size = 0;
+      TbRecoverLog(file_name);
       if(TbReadFileBytes(file_name, bytes, size))
         {
          int start = 0;
@@ -516,16 +445,7 @@ private:
          text += tag + writer.ToString() + "\n";
         }
       Close();
-      string temporary = m_file_name + ".tmp";
-      int handle = FileOpen(temporary, FILE_WRITE | FILE_BIN);
-      if(handle != INVALID_HANDLE)
-        {
-         TB_ARRAY(uchar, bytes);
-         int count = StringToCharArray(text, bytes, 0, -1, CP_UTF8) - 1;
-         bool whole = (int)FileWriteArray(handle, bytes, 0, count) == count;
-         FileClose(handle);
-         if(whole) FileMove(temporary, 0, m_file_name, FILE_REWRITE);
-        }
+      if(!TbCompactLog(m_file_name, text)) Print("TradeBridge: cannot rewrite ", m_file_name, "; it keeps growing until the next try");
       m_lines = m_count;
       m_handle = FileOpen(m_file_name, FILE_READ | FILE_WRITE | FILE_BIN);
       if(m_handle != INVALID_HANDLE) FileSeek(m_handle, 0, SEEK_END);

@@ -32,13 +32,15 @@
 // - `pos` of a position is the ticket it was opened with, whatever
 //   partial closes happened since, even across EA restarts.
 // - The lineage file holds only tickets still open (pruned on save), at
-//   most TB_LINEAGE_ENTRIES_MAX.
+//   most TB_LINEAGE_ENTRIES_MAX; it is rewritten and read through Files.mqh
+//   (a rewrite cut short is recovered from its .tmp).
 #ifndef TRADEBRIDGE_MONITOR4_MQH
 #define TRADEBRIDGE_MONITOR4_MQH
 
 #include "Compat.mqh"
 #include "Book.mqh"
 #include "MonitorLink.mqh"
+#include "Files.mqh"
 
 // Far above the open tickets of any real account.
 #define TB_LINEAGE_ENTRIES_MAX 5000
@@ -77,17 +79,13 @@ public:
      {
       m_file_name = file_name;
       m_count = 0;
-      if(!FileIsExist(file_name)) return;
-      int handle = FileOpen(file_name, FILE_READ | FILE_BIN);
-      if(handle == INVALID_HANDLE) return;
-      TB_ARRAY(uchar, bytes);
-      int size = (int)FileReadArray(handle, bytes, 0, WHOLE_ARRAY);
-      FileClose(handle);
+      string text = "";
+      if(!TbReadFileRecovering(file_name, text)) return;
       int start = 0;
-      for(int i = 0; i < size; i++)
+      for(int i = 0; i < StringLen(text); i++)
         {
-         if(bytes[i] != '\n') continue;
-         string line = CharArrayToString(bytes, start, i - start, CP_UTF8);
+         if(StringGetCharacter(text, i) != '\n') continue;
+         string line = StringSubstr(text, start, i - start);
          start = i + 1;
          int space = StringFind(line, " ");
          ulong ticket = 0, pos = 0;
@@ -95,20 +93,13 @@ public:
             Set(ticket, pos);
         }
      }
-   // Keeps only tickets in `book` and writes the file (temp + move).
+   // Keeps only tickets in `book` and rewrites the file (Files.mqh).
    void              Save(const TbBook &book)
      {
       string text = "";
       for(int i = 0; i < m_count; i++)
          if(book.Find(m_tickets[i]) >= 0) text += TbULongToString(m_tickets[i]) + " " + TbULongToString(m_positions[i]) + "\n";
-      string temporary = m_file_name + ".tmp";
-      int handle = FileOpen(temporary, FILE_WRITE | FILE_BIN);
-      if(handle == INVALID_HANDLE) return;
-      TB_ARRAY(uchar, bytes);
-      int count = StringToCharArray(text, bytes, 0, -1, CP_UTF8) - 1;
-      FileWriteArray(handle, bytes, 0, count);
-      FileClose(handle);
-      FileMove(temporary, 0, m_file_name, FILE_REWRITE);
+      TbWriteFileAtomically(m_file_name, text);
       Load(m_file_name);
      }
   };

@@ -12,9 +12,10 @@
 // highest A; the next seq follows the highest seq seen in any line. A torn
 // last line (a crash mid-write) fails to parse and is skipped: its event
 // was never sent, so its seq is free to reuse.
-// Compaction rewrites S, A and the pending E lines to "<name>.tmp" and
-// moves it over the log with FILE_REWRITE, so a crash leaves either file
-// whole.
+// Compaction rewrites S, A and the pending E lines through "<name>.tmp"
+// (TbCompactLog, Files.mqh); Open first puts a whole temporary in place
+// when a compaction was cut short (TbRecoverLog), so a crash leaves the old
+// or the new log.
 //
 // # Invariants
 // - seq strictly increases by 1 per event and never goes back, across EA
@@ -30,6 +31,7 @@
 
 #include "Compat.mqh"
 #include "Messages.mqh"
+#include "Files.mqh"
 
 // About 200 bytes per event: 10,000 events is a 2 MB file and covers a
 // day of very active trading while the bridge is unreachable.
@@ -87,6 +89,7 @@ public:
       m_count = 0; m_last_seq = 0; m_acked_seq = 0; m_sent_seq = 0; m_sequence_known = false; m_file_lines = 0;
       ArrayResize(m_events, 0, 64);
       bool torn = false;
+      TbRecoverLog(m_file_name);
       if(FileIsExist(m_file_name) && !Load(torn)) return false;
       // Appending after a torn line would glue the next event onto it, so
       // a torn log is rewritten whole first.
@@ -263,19 +266,11 @@ private:
    // Rewrites the log as S, A and the pending events (see Layout).
    void              Compact(void)
      {
-      string temporary = m_file_name + ".tmp";
-      int handle = FileOpen(temporary, FILE_WRITE | FILE_BIN);
-      if(handle == INVALID_HANDLE) { m_error = "cannot write '" + temporary + "', error " + IntegerToString(GetLastError()); return; }
       string text = "S " + TbULongToString(m_last_seq) + "\nA " + TbULongToString(m_acked_seq) + "\n";
       for(int i = 0; i < m_count; i++)
          text += "E " + EventJson(m_events[i]) + "\n";
-      TB_ARRAY(uchar, bytes);
-      int count = StringToCharArray(text, bytes, 0, -1, CP_UTF8) - 1;
-      uint written = FileWriteArray(handle, bytes, 0, count);
-      FileClose(handle);
-      if((int)written != count) { m_error = "outbox compaction wrote " + IntegerToString((int)written) + " of " + IntegerToString(count) + " bytes"; return; }
       Close();
-      if(!FileMove(temporary, 0, m_file_name, FILE_REWRITE)) m_error = "cannot replace the outbox file, error " + IntegerToString(GetLastError());
+      if(!TbCompactLog(m_file_name, text)) m_error = "cannot rewrite the outbox file '" + m_file_name + "', error " + IntegerToString(GetLastError());
       m_handle = FileOpen(m_file_name, FILE_READ | FILE_WRITE | FILE_BIN);
       if(m_handle != INVALID_HANDLE) FileSeek(m_handle, 0, SEEK_END);
       m_file_lines = 2 + m_count;

@@ -258,3 +258,21 @@ TEST(monitor4_a_new_order_beside_a_skipped_one_is_an_open) {
     CHECK_EQ(opens_of_second, 1);
     CHECK_EQ(closes_of_first, 0);
 }
+
+TEST(monitor4_lineage_rewrite_cut_short_is_recovered) {
+    // The lineage file's rewrite is cut short (the file deleted) right after a partial close: a restart still maps the rest to the first ticket, from the .tmp.
+    Master4 master;
+    SimTerminal &terminal = master.fixture.terminal;
+    int first = terminal.Mt4OrderSend("EURUSD", 0, 0.5, 0, 3, 0, 0, "", 0);
+    master.monitor.Scan();
+    terminal.Mt4OrderClose(first, 0.1, 0, 3);
+    ShimInterruptNextFileMove(1);
+    master.monitor.Scan();
+    int rest = terminal.mt4_trades[0].ticket;
+    master.monitor.Shutdown();
+    // "to #" in history ends the chain, so only the lineage file knows.
+    terminal.mt4_trades[0].comment = "";
+    TbMonitor4 restarted;
+    master.Init(restarted);
+    CHECK_EQ(restarted.PosOfTicket((ulong)rest), (ulong)first);
+}

@@ -251,3 +251,23 @@ TEST(outbox_ignores_torn_last_line_and_compacts) {
     CHECK_EQ(again.PendingCount(), 2);
     CHECK_EQ(again.LastSeq(), 602ul);
 }
+
+TEST(outbox_compaction_cut_short_is_recovered) {
+    // A compaction whose move over the log is cut short (the log deleted, or copied only in part) leaves "<name>.tmp": the next Open puts it in place, with every pending event and its numbers.
+    for (int how : {1, 2}) {
+        SimFixture fixture(5);
+        TbOutbox outbox;
+        CHECK(outbox.Open("outbox.log", 100));
+        for (ulong pos = 1; pos <= 3; pos++) {
+            TbEvent event = OpenEvent(pos);
+            CHECK(outbox.Append(event));
+        }
+        ShimInterruptNextFileMove(how);
+        outbox.OnWelcome(10);
+        outbox.Close();
+        TbOutbox reopened;
+        CHECK(reopened.Open("outbox.log", 100));
+        CHECK_EQ(reopened.PendingCount(), 3);
+        CHECK_EQ(reopened.LastSeq(), 13ul);
+    }
+}
