@@ -353,6 +353,21 @@ uint SimTerminal::Mt5Send(const MqlTradeRequest &original, MqlTradeResult &resul
     return result.retcode;
 }
 
+// An order the server takes from `request` at `price`, with a new ticket.
+SimOrder SimTerminal::NewOrder(const MqlTradeRequest &request, double price) {
+    SimOrder order;
+    order.ticket = next_ticket++;
+    order.symbol = request.symbol.Utf8();
+    order.type = request.type;
+    order.state = ORDER_STATE_PLACED;
+    order.volume_initial = request.volume;
+    order.volume_current = request.volume;
+    order.price_open = price;
+    order.magic = request.magic;
+    order.comment = request.comment.Utf8();
+    return order;
+}
+
 // What a server checks of a market order before it takes it; 0 when it
 // passes, with `target` the position it closes or adds to (or nullptr).
 uint SimTerminal::Mt5DealChecks(const MqlTradeRequest &request, SimSymbol &symbol, SimPosition *&target) {
@@ -393,17 +408,8 @@ uint SimTerminal::Mt5Deal(const MqlTradeRequest &request, MqlTradeResult &result
     if (partial) volume = std::round(volume * next_fill_ratio / symbol->volume_step) * symbol->volume_step;
     next_fill_ratio = 1.0;
     // The server takes the order: it is active until its last deal.
-    SimOrder order;
-    order.ticket = next_ticket++;
-    order.symbol = symbol->name;
-    order.type = request.type;
-    order.state = ORDER_STATE_PLACED;
-    order.volume_initial = request.volume;
-    order.volume_current = request.volume;
-    order.price_open = request.type == ORDER_TYPE_BUY ? Ask(*symbol) : Bid(*symbol);
-    order.magic = request.magic;
+    SimOrder order = NewOrder(request, request.type == ORDER_TYPE_BUY ? Ask(*symbol) : Bid(*symbol));
     order.position_id = target != nullptr ? target->identifier : 0;
-    order.comment = request.comment.Utf8();
     orders.push_back(order);
     PushTransaction(TRADE_TRANSACTION_ORDER_ADD, 0, order.ticket, order.symbol, order.price_open, 0, 0, request.volume,
                     0, request.type, ORDER_STATE_STARTED, 0);
@@ -558,18 +564,9 @@ uint SimTerminal::Mt5Pending(const MqlTradeRequest &request, MqlTradeResult &res
     if (!PriceNormalized(*symbol, request.sl) || !PriceNormalized(*symbol, request.tp)) return kRetcodeInvalidStops;
     if (!PendingPriceValid(*symbol, request.type, request.price)) return kRetcodeInvalidPrice;
     if (!StopsValid(*symbol, request.type, request.price, request.sl, request.tp)) return kRetcodeInvalidStops;
-    SimOrder order;
-    order.ticket = next_ticket++;
-    order.symbol = symbol->name;
-    order.type = request.type;
-    order.state = ORDER_STATE_PLACED;
-    order.volume_initial = request.volume;
-    order.volume_current = request.volume;
-    order.price_open = request.price;
+    SimOrder order = NewOrder(request, request.price);
     order.sl = request.sl;
     order.tp = request.tp;
-    order.magic = request.magic;
-    order.comment = request.comment.Utf8();
     orders.push_back(order);
     opened.push_back(SimOpened{order.ticket, order.comment});
     PushTransaction(TRADE_TRANSACTION_ORDER_ADD, 0, order.ticket, order.symbol, order.price_open, order.sl, order.tp,

@@ -388,6 +388,7 @@ class SimTerminal {
     /// cannot trade (not connected, AutoTrading off), or 0.
     uint Mt5Refusal() const;
     int Mt4Refusal() const;
+    SimOrder NewOrder(const sim5::MqlTradeRequest &request, double price);
     uint Mt5Deal(const sim5::MqlTradeRequest &request, sim5::MqlTradeResult &result);
     uint Mt5DealChecks(const sim5::MqlTradeRequest &request, SimSymbol &symbol, SimPosition *&target);
     uint Mt5Fill(const sim5::MqlTradeRequest &request, double volume, ulong order, sim5::MqlTradeResult &result);
