@@ -1,6 +1,10 @@
-//! The `tradebridge` binary: `tradebridge serve --config FILE` loads and
-//! validates the configuration (an error names its line and key, exit code
-//! 2), starts the shards and serves until killed.
+//! The `tradebridge` binary:
+//! - `tradebridge serve --config FILE` loads and validates the
+//!   configuration (an error names its line and key, exit code 2), starts
+//!   the shards and serves until SIGTERM or SIGINT;
+//! - `tradebridge migrate --config FILE` applies the pending Postgres
+//!   migrations of the database `[persist]` names (exit 1 when it cannot);
+//! - `--help` and `--version` exit 0.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,6 +14,7 @@ use std::time::{Duration, Instant};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+use clap::{Parser, Subcommand};
 use tradebridge_core::config::Config;
 use tradebridge_net::metrics;
 use tradebridge_net::router::{self, Router};
@@ -18,26 +23,45 @@ use tradebridge_net::shard::{self, Shared};
 /// Exit code for a usage or configuration error, as for most Unix tools.
 const EXIT_USAGE: u8 = 2;
 
-const USAGE: &str = "usage: tradebridge serve --config FILE\n       tradebridge --version";
-
 /// Exit code after a panic on any thread (EX_SOFTWARE).
 const EXIT_PANIC: i32 = 70;
 
+/// A self-hosted, real-time trade copier for MetaTrader 4 and 5.
+#[derive(Parser, Debug)]
+#[command(name = "tradebridge", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve EA connections: route every master trade to its followers.
+    Serve {
+        /// The configuration file (core/CONFIG.md).
+        #[arg(long, value_name = "FILE")]
+        config: String,
+    },
+    /// Apply the pending Postgres migrations of the database [persist] names.
+    Migrate {
+        /// The configuration file; its [persist] table names the database.
+        #[arg(long, value_name = "FILE")]
+        config: String,
+    },
+}
+
 fn main() -> ExitCode {
     exit_on_panic();
-    let arguments: Vec<String> = std::env::args().skip(1).collect();
-    let words: Vec<&str> = arguments.iter().map(String::as_str).collect();
-    let config_path = match words.as_slice() {
-        ["--version"] => {
-            println!("tradebridge {}", env!("CARGO_PKG_VERSION"));
-            return ExitCode::SUCCESS;
-        }
-        ["serve", "--config", path] => *path,
-        _ => {
-            eprintln!("{USAGE}");
-            return ExitCode::from(EXIT_USAGE);
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            // --help and --version print and exit 0; a usage error exits 2.
+            let code = if error.use_stderr() { EXIT_USAGE } else { 0 };
+            let _ = error.print();
+            return ExitCode::from(code);
         }
     };
+    let (Command::Serve { config: config_path } | Command::Migrate { config: config_path }) = &cli.command;
     let config = match Config::load(config_path) {
         Ok(config) => config,
         Err(error) => {
@@ -46,13 +70,34 @@ fn main() -> ExitCode {
         }
     };
     init_logging(config.server.log_json);
-    match serve(config) {
+    let outcome = match cli.command {
+        Command::Serve { .. } => serve(config),
+        Command::Migrate { .. } => migrate(&config),
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("tradebridge: {error:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// `tradebridge migrate`: connects with `[persist]`, applies what is
+/// pending, prints what it did.
+fn migrate(config: &Config) -> anyhow::Result<()> {
+    let Some(persist) = &config.persist else {
+        anyhow::bail!("the configuration has no [persist] table, so there is no database to migrate (core/CONFIG.md, [persist])");
+    };
+    let target = tradebridge_persist::db::Target::from_config(persist)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let report = runtime.block_on(async {
+        let mut client = target.connect().await?;
+        tradebridge_persist::migrate::migrate(&mut client, tradebridge_persist::migrate::MIGRATIONS).await
+    })?;
+    println!("tradebridge migrate: {report}");
+    tracing::info!(%report, "migrations");
+    Ok(())
 }
 
 /// A panic on any thread ends the process: a router or shard thread that

@@ -424,12 +424,6 @@ impl EaHost {
         host.arguments = self.arguments.clone();
         *self = host;
     }
-
-    /// Kills the host and starts its terminal again without the EA; the
-    /// `start` command attaches it.
-    fn restart_without_ea(&mut self) {
-        self.restart_with(&["--stopped"]);
-    }
 }
 
 impl Drop for EaHost {

@@ -1,7 +1,23 @@
-//! tradebridge persist: the off-path Postgres persister (filled by a later issue).
+//! tradebridge persist: the only code that speaks to Postgres. It keeps a
+//! queryable record of everything the bridge journals, off the hot path.
 //!
 //! # Layout
-//! - (empty until the persister lands)
+//! - [`migrate`]: the versioned SQL migrations of `persist/migrations/`,
+//!   embedded in the binary, applied in order and recorded in
+//!   `schema_migrations` (`tradebridge migrate --config FILE`).
+//! - [`db`]: connecting with the `[persist]` settings; errors that never
+//!   repeat the connection string.
+//! - [`testing`]: a throwaway Postgres cluster on a free loopback port,
+//!   started from the installed binaries, for the tests that need a real
+//!   server (`initdb` + `pg_ctl`, removed when dropped).
 //!
 //! # Invariants
-//! - Nothing here is ever called from the hot path.
+//! - Nothing here is ever called from the hot path: the bridge's router
+//!   and shards never wait for Postgres, and run exactly as before without
+//!   `[persist]`.
+//! - No connection string (it may hold a password) appears in a log line,
+//!   an error or a `Debug` output.
+
+pub mod db;
+pub mod migrate;
+pub mod testing;

@@ -43,6 +43,9 @@ pub use hours::{TradingHours, DAY_MS, WEEKDAYS_ALL};
 pub struct Config {
     /// `[server]`: listeners, limits, journal and loop settings.
     pub server: ServerConfig,
+    /// `[persist]`: the Postgres record of the journal; `None` (no table)
+    /// runs the bridge on its journal alone.
+    pub persist: Option<PersistConfig>,
     /// `[[account]]` entries in file order; logins are unique.
     pub accounts: Vec<AccountConfig>,
     /// `[[follow]]` entries in file order; (slave, master) pairs are unique.
@@ -117,6 +120,46 @@ pub fn record_bytes_max_for(frame_bytes_max: u32) -> u32 {
 /// Room for a record's fixed fields and framing, far above the 200 or so
 /// bytes they take.
 const RECORD_FIXED_BYTES: u32 = 4 * 1024;
+
+/// The environment variable that gives the database URL when the file
+/// does not (so no password need sit in the configuration file).
+pub const DATABASE_URL_ENV: &str = "TRADEBRIDGE_DATABASE_URL";
+
+/// `[persist]`, with every default applied.
+#[derive(Clone, PartialEq)]
+pub struct PersistConfig {
+    /// `database_url`: a libpq-style URL or key=value string; `None` means
+    /// "from [`DATABASE_URL_ENV`]". It may hold a password: never logged,
+    /// and `Debug` shows only whether it is set.
+    pub database_url: Option<String>,
+    /// Apply pending migrations when the bridge starts.
+    pub migrate_on_start: bool,
+    /// Rows written in one transaction at most.
+    pub batch_rows_max: u32,
+    /// How long rows may wait for a batch to fill before it is written.
+    pub batch_interval_ms: u64,
+    /// First and longest wait before retrying after Postgres failed; the
+    /// wait doubles per failure in between.
+    pub retry_backoff_ms_min: u64,
+    pub retry_backoff_ms_max: u64,
+    /// Bound on connecting to Postgres.
+    pub connect_timeout_ms: u64,
+}
+
+impl std::fmt::Debug for PersistConfig {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("PersistConfig")
+            .field("database_url", &self.database_url.as_ref().map(|_| "<set>"))
+            .field("migrate_on_start", &self.migrate_on_start)
+            .field("batch_rows_max", &self.batch_rows_max)
+            .field("batch_interval_ms", &self.batch_interval_ms)
+            .field("retry_backoff_ms_min", &self.retry_backoff_ms_min)
+            .field("retry_backoff_ms_max", &self.retry_backoff_ms_max)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .finish()
+    }
+}
 
 impl ServerConfig {
     /// The largest record the bridge's encoders, rings and journal must take:

@@ -2,7 +2,7 @@
 //! checked after deserialising is `Spanned`, so its error can name the line.
 //!
 //! # Layout
-//! - `RawFile`: `[server]`, `[[account]]`, `[[follow]]`.
+//! - `RawFile`: `[server]`, `[persist]`, `[[account]]`, `[[follow]]`.
 //! - One raw struct per table and per inline table (`lot`).
 //!
 //! Field names are the TOML keys themselves; each is documented, with its
@@ -24,6 +24,7 @@ use super::{BelowMin, CopyMode, Direction, JournalSync, MoneyBasis, OnLimit};
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawFile {
     pub server: RawServer,
+    pub persist: Option<RawPersist>,
     #[serde(default)]
     pub account: Vec<RawAccount>,
     #[serde(default)]
@@ -60,6 +61,19 @@ pub(crate) struct RawServer {
     pub positions_per_master_max: Option<Spanned<u32>>,
     pub symbols_per_slave_max: Option<Spanned<u32>>,
     pub closed_positions_remembered_max: Option<Spanned<u32>>,
+}
+
+/// `[persist]`: the Postgres record of the journal.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPersist {
+    pub database_url: Option<Spanned<String>>,
+    pub migrate_on_start: Option<bool>,
+    pub batch_rows_max: Option<Spanned<u32>>,
+    pub batch_interval_ms: Option<Spanned<u64>>,
+    pub retry_backoff_ms_min: Option<Spanned<u64>>,
+    pub retry_backoff_ms_max: Option<Spanned<u64>>,
+    pub connect_timeout_ms: Option<Spanned<u64>>,
 }
 
 /// `idle` as written; the park backoff is a separate key.

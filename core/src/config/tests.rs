@@ -919,3 +919,50 @@ fn checkpoint_journal_bytes_leaves_room_for_one_more_segment() {
     assert_eq!(error.key(), "server.journal_bytes_max");
     assert!(error.to_string().contains("expected at least 2097152"), "{error}");
 }
+
+/// `minimal()` with a `[persist]` table holding `body`, after `[server]`.
+fn with_persist(body: &str) -> String {
+    minimal().replacen("\n[[account]]", &format!("\n[persist]\n{body}\n\n[[account]]"), 1)
+}
+
+#[test]
+fn no_persist_table_means_no_persister() {
+    // Shows that a file without [persist] runs on the journal alone, as before.
+    assert_eq!(Config::from_toml_str(&minimal()).unwrap().persist, None);
+}
+
+#[test]
+fn persist_table_parses_with_defaults() {
+    // Shows that [persist] with only a URL gets every documented default.
+    let config = Config::from_toml_str(&with_persist(r#"database_url = "postgres://bridge@127.0.0.1/tradebridge""#)).unwrap();
+    let persist = config.persist.expect("a persist config");
+    assert_eq!(persist.database_url.as_deref(), Some("postgres://bridge@127.0.0.1/tradebridge"));
+    assert!(!persist.migrate_on_start);
+    assert_eq!(persist.batch_rows_max, 5_000);
+    assert_eq!(persist.batch_interval_ms, 100);
+    assert_eq!(persist.retry_backoff_ms_min, 200);
+    assert_eq!(persist.retry_backoff_ms_max, 30_000);
+    assert_eq!(persist.connect_timeout_ms, 5_000);
+    // An empty table takes the URL from the environment at start.
+    let from_environment = Config::from_toml_str(&with_persist("migrate_on_start = true")).unwrap().persist.unwrap();
+    assert_eq!(from_environment.database_url, None);
+    assert!(from_environment.migrate_on_start);
+}
+
+#[test]
+fn persist_errors_name_the_key_and_never_echo_the_url() {
+    // Shows that a malformed URL, an out-of-range batch, a backoff whose maximum is below its minimum and an unknown key are refused by key and line, and that neither an error nor Debug shows a password.
+    let secret = "hunter2-secret";
+    let error = error_of(&with_persist(&format!(r#"database_url = "mysql://bridge:{secret}@db/x""#))).to_string();
+    assert!(error.contains("persist.database_url"), "{error}");
+    assert!(!error.contains(secret), "{error}");
+    let error = error_of(&with_persist("batch_rows_max = 0")).to_string();
+    assert!(error.contains("persist.batch_rows_max") && error.contains("1 to 100000"), "{error}");
+    let error = error_of(&with_persist("retry_backoff_ms_min = 5000\nretry_backoff_ms_max = 1000")).to_string();
+    assert!(error.contains("persist.retry_backoff_ms_max"), "{error}");
+    let error = error_of(&with_persist("batch_size = 10")).to_string();
+    assert!(error.contains("batch_size"), "{error}");
+    let config = Config::from_toml_str(&with_persist(&format!(r#"database_url = "postgres://bridge:{secret}@db/x""#))).unwrap();
+    let shown = format!("{:?}", config.persist.unwrap());
+    assert!(!shown.contains(secret) && shown.contains("<set>"), "{shown}");
+}

@@ -20,9 +20,9 @@ use toml::Spanned;
 
 use super::error::ConfigError;
 use super::follow::{follow, SharedSymbolRules};
-use super::raw::{RawAccount, RawFile, RawIdle, RawRole, RawServer};
+use super::raw::{RawAccount, RawFile, RawIdle, RawPersist, RawRole, RawServer};
 use super::{
-    AccountConfig, AccountRisk, Config, IdleStrategy, JournalSync, MoneyBasis, ServerConfig,
+    AccountConfig, AccountRisk, Config, IdleStrategy, JournalSync, MoneyBasis, PersistConfig, ServerConfig,
     CONTRACT_SIZE_MAX, CONTRACT_SIZE_MIN,
 };
 use crate::protocol::Role;
@@ -220,6 +220,45 @@ pub(crate) const SYMBOL_BYTES_MAX: usize = 64;
 /// Largest money figure accepted (limits and floors), in account currency.
 const MONEY_MAX: f64 = 1e12;
 
+/// Rows per Postgres transaction: 1 writes each row alone (slow but
+/// simple to watch); past 100,000 one transaction holds too much memory
+/// and locks too long.
+const BATCH_ROWS_MAX: Range<u32> = Range {
+    key: "batch_rows_max",
+    default: 5_000,
+    min: 1,
+    max: 100_000,
+};
+/// How long a row may wait for its batch: 100 ms keeps the record close
+/// behind the journal without a transaction per event.
+const BATCH_INTERVAL_MS: Range<u64> = Range {
+    key: "batch_interval_ms",
+    default: 100,
+    min: 1,
+    max: 60_000,
+};
+/// Retry waits after a Postgres failure: from 200 ms, doubling, to 30 s.
+const RETRY_BACKOFF_MS_MIN: Range<u64> = Range {
+    key: "retry_backoff_ms_min",
+    default: 200,
+    min: 10,
+    max: 600_000,
+};
+const RETRY_BACKOFF_MS_MAX: Range<u64> = Range {
+    key: "retry_backoff_ms_max",
+    default: 30_000,
+    ..RETRY_BACKOFF_MS_MIN
+};
+/// Connecting to Postgres: 5 s covers a slow network, not a dead host.
+const CONNECT_TIMEOUT_MS: Range<u64> = Range {
+    key: "connect_timeout_ms",
+    default: 5_000,
+    min: 100,
+    max: 600_000,
+};
+/// A database URL longer than this is a mistake (a pasted file).
+const DATABASE_URL_BYTES_MAX: usize = 4_096;
+
 /// The text that example configs put where the key hash goes.
 const KEY_PLACEHOLDER: &str = "<hex SHA-256 of the API key>";
 
@@ -231,6 +270,11 @@ pub(crate) fn config(source: &str, raw: RawFile) -> Result<Config, ConfigError> 
         },
         &raw.server,
     )?;
+    let persist = raw
+        .persist
+        .as_ref()
+        .map(|raw_persist| persist(Table { source, path: "persist" }, raw_persist))
+        .transpose()?;
     let mut accounts = Vec::with_capacity(raw.account.len());
     let mut logins = BTreeSet::new();
     for (index, raw_account) in raw.account.iter().enumerate() {
@@ -281,9 +325,43 @@ pub(crate) fn config(source: &str, raw: RawFile) -> Result<Config, ConfigError> 
     );
     Ok(Config {
         server,
+        persist,
         accounts,
         follows: follows.into(),
         warnings,
+    })
+}
+
+/// `[persist]`. The URL is only checked for shape here (the persister
+/// parses it fully at start); no error repeats it, since it may hold a
+/// password.
+fn persist(table: Table<'_>, raw: &RawPersist) -> Result<PersistConfig, ConfigError> {
+    if let Some(url) = &raw.database_url {
+        let text = url.get_ref();
+        let shaped = text.starts_with("postgres://") || text.starts_with("postgresql://") || text.contains('=');
+        if text.is_empty() || text.len() > DATABASE_URL_BYTES_MAX || !shaped {
+            let message = format!(
+                "not a Postgres connection string ({} bytes); expected postgres://user@host/database or key=value pairs, at most {DATABASE_URL_BYTES_MAX} bytes",
+                text.len()
+            );
+            return Err(table.error(url.span().start, "database_url", message));
+        }
+    }
+    let retry_backoff_ms_min = number(table, &raw.retry_backoff_ms_min, RETRY_BACKOFF_MS_MIN)?;
+    let retry_backoff_ms_max = number(table, &raw.retry_backoff_ms_max, RETRY_BACKOFF_MS_MAX)?;
+    if retry_backoff_ms_max < retry_backoff_ms_min {
+        let offset = raw.retry_backoff_ms_max.as_ref().or(raw.retry_backoff_ms_min.as_ref()).map_or(0, |value| value.span().start);
+        let message = format!("{retry_backoff_ms_max} is below retry_backoff_ms_min ({retry_backoff_ms_min}); expected at least it");
+        return Err(table.error(offset, "retry_backoff_ms_max", message));
+    }
+    Ok(PersistConfig {
+        database_url: raw.database_url.as_ref().map(|url| url.get_ref().clone()),
+        migrate_on_start: raw.migrate_on_start.unwrap_or(false),
+        batch_rows_max: number(table, &raw.batch_rows_max, BATCH_ROWS_MAX)?,
+        batch_interval_ms: number(table, &raw.batch_interval_ms, BATCH_INTERVAL_MS)?,
+        retry_backoff_ms_min,
+        retry_backoff_ms_max,
+        connect_timeout_ms: number(table, &raw.connect_timeout_ms, CONNECT_TIMEOUT_MS)?,
     })
 }
 

@@ -1,0 +1,77 @@
+//! The `tradebridge` command line: `--help`, `--version`, usage errors, and
+//! `migrate` against a real Postgres (a throwaway cluster the test starts).
+
+use std::process::Command;
+
+use tradebridge_persist::testing::TestCluster;
+
+fn tradebridge(arguments: &[&str], database_url: Option<&str>) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tradebridge"));
+    command.args(arguments).env_remove("TRADEBRIDGE_DATABASE_URL");
+    if let Some(url) = database_url {
+        command.env("TRADEBRIDGE_DATABASE_URL", url);
+    }
+    command.output().expect("run tradebridge")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A minimal configuration with `persist` as its [persist] table body
+/// (`None`: no table).
+fn config_file(directory: &std::path::Path, name: &str, persist: Option<&str>) -> String {
+    let mut text = format!("[server]\nlisten = \"127.0.0.1:0\"\njournal_dir = \"{}\"\n", directory.join("journal").display());
+    if let Some(body) = persist {
+        text.push_str(&format!("\n[persist]\n{body}\n"));
+    }
+    let path = directory.join(name);
+    std::fs::write(&path, text).expect("write the configuration");
+    path.display().to_string()
+}
+
+#[test]
+fn help_and_version_exit_zero_and_usage_errors_exit_two() {
+    // Shows that --help (also of each subcommand) and --version print and exit 0, and an unknown subcommand or a missing --config exits 2 with the usage.
+    for arguments in [&["--help"][..], &["serve", "--help"], &["migrate", "--help"], &["--version"]] {
+        let output = tradebridge(arguments, None);
+        assert!(output.status.success(), "{arguments:?}: {output:?}");
+        assert!(!output.stdout.is_empty(), "{arguments:?} printed nothing");
+    }
+    assert!(text(&tradebridge(&["--help"], None).stdout).contains("migrate"));
+    for arguments in [&["bogus"][..], &["serve"], &["migrate", "--config"]] {
+        let output = tradebridge(arguments, None);
+        assert_eq!(output.status.code(), Some(2), "{arguments:?}: {output:?}");
+        assert!(text(&output.stderr).contains("error:"), "{arguments:?}: {}", text(&output.stderr));
+    }
+}
+
+#[test]
+fn migrate_applies_then_reports_nothing_to_do() {
+    // Shows that `tradebridge migrate --config FILE` applies the schema to the database [persist] names (from the environment here), that a second run is a no-op, and that a file without [persist] is refused by name.
+    let directory = tempdir("cli-migrate");
+    let cluster = TestCluster::start(false).expect("a test cluster");
+    cluster.create_database("bridge").unwrap();
+    let config = config_file(&directory, "with-persist.toml", Some("migrate_on_start = false"));
+    let first = tradebridge(&["migrate", "--config", &config], Some(&cluster.url("bridge")));
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(text(&first.stdout).contains("applied 0001_initial"), "{}", text(&first.stdout));
+    let second = tradebridge(&["migrate", "--config", &config], Some(&cluster.url("bridge")));
+    assert!(second.status.success(), "{}", text(&second.stderr));
+    assert!(text(&second.stdout).contains("up to date"), "{}", text(&second.stdout));
+    let without = config_file(&directory, "without-persist.toml", None);
+    let refused = tradebridge(&["migrate", "--config", &without], Some(&cluster.url("bridge")));
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(text(&refused.stderr).contains("no [persist] table"), "{}", text(&refused.stderr));
+    let unset = tradebridge(&["migrate", "--config", &config], None);
+    assert_eq!(unset.status.code(), Some(1));
+    assert!(text(&unset.stderr).contains("TRADEBRIDGE_DATABASE_URL"), "{}", text(&unset.stderr));
+    let _ = std::fs::remove_dir_all(directory);
+}
+
+fn tempdir(name: &str) -> std::path::PathBuf {
+    let directory = std::env::temp_dir().join(format!("tradebridge-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&directory);
+    std::fs::create_dir_all(&directory).expect("create a temporary folder");
+    directory
+}
