@@ -17,6 +17,8 @@
 //! - `segment`: one mapped segment file: create, open, scan, write, read.
 //! - `spare`: the next segment file, prepared by a background thread.
 //! - [`recovery`]: what `open` does with what it finds; [`Recovery`] report.
+//! - [`reader`]: a read-only follower of a journal directory (the Postgres
+//!   persister), which takes no lock and never touches the writer's mapping.
 //! - `sync`: the sync policy as a pure state machine with injected time.
 //! - [`error`]: [`JournalError`] and the defects it names.
 //! - This file: [`Journal`], [`Reservation`], [`Entry`], [`Entries`].
@@ -105,6 +107,7 @@
 pub mod error;
 pub mod layout;
 pub mod options;
+pub mod reader;
 pub mod recovery;
 mod segment;
 mod spare;
