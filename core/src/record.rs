@@ -937,10 +937,234 @@ pub fn decode_checked(kind_code: u32, bytes: &[u8]) -> Result<ArchivedRecordRef<
     Ok(decoded)
 }
 
+
+/// The `kind` of every record the router journals, one registry for the
+/// router that writes them and the persister that reads them.
+pub mod journal_kind {
+    use super::RecordKind;
+
+    /// A [`super::MasterEventRecord`] (the ring tag, so both carry one number).
+    pub const MASTER_EVENT: u16 = RecordKind::MasterEvent.code() as u16;
+    /// A [`super::CopyRecord`].
+    pub const COPY: u16 = RecordKind::Copy.code() as u16;
+    /// A [`super::ResultRecord`].
+    pub const RESULT: u16 = RecordKind::Result.code() as u16;
+    /// A slave `state` / `symbols` or master `snapshot`: [`decode_update`](super::decode_update).
+    pub const UPDATE: u16 = 16;
+    /// A slave's copy seq rebase (net's `SeqRebase`).
+    pub const SLAVE_SEQ: u16 = 17;
+    /// The followers that got no copy of one decision round, with the
+    /// engine's reasons: [`encode_skips`](super::encode_skips). Journaled only
+    /// when a persister reads the journal; replay ignores it.
+    pub const SKIPS: u16 = 19;
+    /// An EA session opened or closed, or the bridge started (which ends
+    /// every session of the process before): [`encode_session`](super::encode_session).
+    /// Journaled only when a persister reads the journal; replay ignores it.
+    pub const SESSION: u16 = 20;
+}
+
+/// Bytes before the protocol JSON in an [`journal_kind::UPDATE`] payload:
+/// `received_ms`, `login`, `connection_id` (u64 LE each).
+pub const UPDATE_HEADER_BYTES: usize = 24;
+
+/// The parts of an update payload: `received_ms`, `login`,
+/// `connection_id`, and the frame's JSON as the peer sent it.
+pub fn decode_update(payload: &[u8]) -> Result<(u64, u64, u64, &[u8]), RecordError> {
+    if payload.len() <= UPDATE_HEADER_BYTES {
+        return Err(RecordError::Invalid { record: "update", bytes: payload.len() as u64, reason: format!("expected more than {UPDATE_HEADER_BYTES} bytes") });
+    }
+    let word = |index: usize| u64::from_le_bytes(payload[index * 8..index * 8 + 8].try_into().expect("8 bytes"));
+    Ok((word(0), word(1), word(2), &payload[UPDATE_HEADER_BYTES..]))
+}
+
+/// One follower that got no copy, and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SkipEntry {
+    pub slave: u64,
+    pub master: u64,
+    pub pos: u64,
+    pub reason: crate::engine::SkipReason,
+}
+
+/// Bytes of one skip entry: slave, master, pos (u64 LE), the reason's index
+/// in [`crate::engine::SkipReason::ALL`] (u8), 7 zero bytes.
+const SKIP_ENTRY_BYTES: usize = 32;
+/// Bytes before the entries: their count (u32 LE) and 4 zero bytes.
+const SKIPS_HEADER_BYTES: usize = 8;
+
+/// Writes a [`journal_kind::SKIPS`] payload into `out` (cleared first).
+pub fn encode_skips(entries: &[SkipEntry], out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    for entry in entries {
+        out.extend_from_slice(&entry.slave.to_le_bytes());
+        out.extend_from_slice(&entry.master.to_le_bytes());
+        out.extend_from_slice(&entry.pos.to_le_bytes());
+        out.push(entry.reason.index());
+        out.extend_from_slice(&[0; 7]);
+    }
+    debug_assert_eq!(out.len(), SKIPS_HEADER_BYTES + entries.len() * SKIP_ENTRY_BYTES);
+}
+
+/// Reads back a payload written by [`encode_skips`].
+pub fn decode_skips(payload: &[u8]) -> Result<Vec<SkipEntry>, RecordError> {
+    let invalid = |reason: String| RecordError::Invalid { record: "skips", bytes: payload.len() as u64, reason };
+    if payload.len() < SKIPS_HEADER_BYTES {
+        return Err(invalid(format!("expected at least {SKIPS_HEADER_BYTES} bytes")));
+    }
+    let count = u32::from_le_bytes(payload[..4].try_into().expect("4 bytes")) as usize;
+    if payload.len() != SKIPS_HEADER_BYTES + count * SKIP_ENTRY_BYTES {
+        return Err(invalid(format!("{count} entries need {} bytes", SKIPS_HEADER_BYTES + count * SKIP_ENTRY_BYTES)));
+    }
+    let mut entries = Vec::with_capacity(count);
+    for chunk in payload[SKIPS_HEADER_BYTES..].chunks_exact(SKIP_ENTRY_BYTES) {
+        let word = |index: usize| u64::from_le_bytes(chunk[index * 8..index * 8 + 8].try_into().expect("8 bytes"));
+        let reason = crate::engine::SkipReason::from_index(chunk[24])
+            .ok_or(RecordError::BadCode { field: "skip reason", value: chunk[24], expected: "an index into SkipReason::ALL" })?;
+        entries.push(SkipEntry { slave: word(0), master: word(1), pos: word(2), reason });
+    }
+    Ok(entries)
+}
+
+/// What a [`journal_kind::SESSION`] record says happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// A session was welcomed.
+    Open = 1,
+    /// A session ended (`close_code` 0: the peer went away without one).
+    Close = 2,
+    /// The bridge process started: every session of an earlier process
+    /// ended, unrecorded, when it stopped.
+    BridgeStart = 3,
+}
+
+/// One session record: who, from where, when, and how it ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionEntry {
+    pub event: SessionEvent,
+    /// 0 master, 1 slave (unused for `BridgeStart`).
+    pub role: crate::protocol::Role,
+    pub login: u64,
+    /// Bridge wall time, ms since the epoch.
+    pub time_ms: u64,
+    /// The close code the bridge sent; 0 when none (the peer went away).
+    pub close_code: u16,
+    pub session_id: String,
+    /// The peer's address (`ip:port`) as the bridge's socket saw it.
+    pub remote_address: String,
+    /// Why the bridge closed (its close frame's reason), empty otherwise.
+    pub close_reason: String,
+}
+
+/// Bytes before the strings of a session record: event, role (u8), close
+/// code (u16 LE), 4 zero bytes, login, time_ms (u64 LE), the three string
+/// lengths (u16 LE) and 2 zero bytes.
+const SESSION_HEADER_BYTES: usize = 32;
+/// The longest string a session record keeps (longer ones are cut at a
+/// character boundary).
+pub const SESSION_STRING_BYTES_MAX: usize = 256;
+
+fn cut(text: &str) -> &str {
+    if text.len() <= SESSION_STRING_BYTES_MAX {
+        return text;
+    }
+    let mut end = SESSION_STRING_BYTES_MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// Writes a [`journal_kind::SESSION`] payload into `out` (cleared first).
+pub fn encode_session(entry: &SessionEntry, out: &mut Vec<u8>) {
+    let (id, remote, reason) = (cut(&entry.session_id), cut(&entry.remote_address), cut(&entry.close_reason));
+    out.clear();
+    out.push(entry.event as u8);
+    out.push(match entry.role {
+        crate::protocol::Role::Master => 0,
+        crate::protocol::Role::Slave => 1,
+    });
+    out.extend_from_slice(&entry.close_code.to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&entry.login.to_le_bytes());
+    out.extend_from_slice(&entry.time_ms.to_le_bytes());
+    for text in [id, remote, reason] {
+        out.extend_from_slice(&(text.len() as u16).to_le_bytes());
+    }
+    out.extend_from_slice(&[0; 2]);
+    for text in [id, remote, reason] {
+        out.extend_from_slice(text.as_bytes());
+    }
+}
+
+/// Reads back a payload written by [`encode_session`].
+pub fn decode_session(payload: &[u8]) -> Result<SessionEntry, RecordError> {
+    let invalid = |reason: String| RecordError::Invalid { record: "session", bytes: payload.len() as u64, reason };
+    if payload.len() < SESSION_HEADER_BYTES {
+        return Err(invalid(format!("expected at least {SESSION_HEADER_BYTES} bytes")));
+    }
+    let event = match payload[0] {
+        1 => SessionEvent::Open,
+        2 => SessionEvent::Close,
+        3 => SessionEvent::BridgeStart,
+        value => return Err(RecordError::BadCode { field: "session event", value, expected: "1 (open), 2 (close) or 3 (bridge start)" }),
+    };
+    let role = match payload[1] {
+        0 => crate::protocol::Role::Master,
+        1 => crate::protocol::Role::Slave,
+        value => return Err(RecordError::BadCode { field: "session role", value, expected: "0 (master) or 1 (slave)" }),
+    };
+    let close_code = u16::from_le_bytes([payload[2], payload[3]]);
+    let word = |offset: usize| u64::from_le_bytes(payload[offset..offset + 8].try_into().expect("8 bytes"));
+    let length = |offset: usize| usize::from(u16::from_le_bytes([payload[offset], payload[offset + 1]]));
+    let lengths = [length(24), length(26), length(28)];
+    if payload.len() != SESSION_HEADER_BYTES + lengths.iter().sum::<usize>() {
+        return Err(invalid(format!("strings of {lengths:?} bytes need {} bytes", SESSION_HEADER_BYTES + lengths.iter().sum::<usize>())));
+    }
+    let mut offset = SESSION_HEADER_BYTES;
+    let mut strings = Vec::with_capacity(3);
+    for bytes in lengths {
+        let text = std::str::from_utf8(&payload[offset..offset + bytes]).map_err(|error| invalid(format!("a string is not UTF-8: {error}")))?;
+        strings.push(text.to_owned());
+        offset += bytes;
+    }
+    let close_reason = strings.pop().expect("three strings");
+    let remote_address = strings.pop().expect("three strings");
+    let session_id = strings.pop().expect("three strings");
+    Ok(SessionEntry { event, role, login: word(8), time_ms: word(16), close_code, session_id, remote_address, close_reason })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn session_round_trip_and_refusals() {
+        let entry = SessionEntry {
+            event: SessionEvent::Close,
+            role: crate::protocol::Role::Slave,
+            login: u64::MAX,
+            time_ms: 1_732_400_000_123,
+            close_code: 4008,
+            session_id: "19a3f-0-12".into(),
+            remote_address: "[::1]:50123".into(),
+            close_reason: "no frame for 3 x hb_ms".into(),
+        };
+        let mut bytes = Vec::new();
+        encode_session(&entry, &mut bytes);
+        assert_eq!(decode_session(&bytes).unwrap(), entry);
+        // A long string is cut at a character boundary, not refused.
+        let long = SessionEntry { remote_address: "é".repeat(300), ..entry.clone() };
+        encode_session(&long, &mut bytes);
+        let decoded = decode_session(&bytes).unwrap();
+        assert_eq!(decoded.remote_address, "é".repeat(SESSION_STRING_BYTES_MAX / 2));
+        // A truncated payload and a bad code are named.
+        assert!(decode_session(&bytes[..bytes.len() - 1]).unwrap_err().to_string().contains("session"));
+        bytes[0] = 9;
+        assert!(decode_session(&bytes).unwrap_err().to_string().contains("session event"));
+    }
 
     fn sample_event() -> protocol::Event {
         protocol::Event {
@@ -1271,5 +1495,23 @@ mod tests {
             prop_assert_eq!(archived.meta(), meta);
             prop_assert_eq!(archived.to_event().unwrap(), event);
         }
+    }
+
+    #[test]
+    fn skips_round_trip_and_refuse_bad_bytes() {
+        // Shows that every skip reason survives encode and decode, and that a short or miscounted payload or an unknown reason is refused.
+        let entries: Vec<SkipEntry> = crate::engine::SkipReason::ALL
+            .iter()
+            .enumerate()
+            .map(|(index, reason)| SkipEntry { slave: u64::MAX - index as u64, master: 7, pos: index as u64, reason: *reason })
+            .collect();
+        let mut bytes = Vec::new();
+        encode_skips(&entries, &mut bytes);
+        assert_eq!(decode_skips(&bytes).unwrap(), entries);
+        assert!(decode_skips(&bytes[..bytes.len() - 1]).is_err());
+        assert!(decode_skips(&bytes[..4]).is_err());
+        let mut bad = bytes.clone();
+        bad[8 + 24] = 200;
+        assert!(matches!(decode_skips(&bad), Err(RecordError::BadCode { .. })));
     }
 }

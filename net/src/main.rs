@@ -184,6 +184,10 @@ fn release_startup_heap() {
 /// its close frame is dropped after `CLOSE_DRAIN_MS` anyway.
 const SHUTDOWN_DRAIN_MS_MAX: u64 = 5_000;
 
+/// Longest wait at shutdown for the persister to write what is durable; what
+/// it leaves is written by the next start (the journal keeps it).
+const PERSIST_STOP_MS_MAX: u64 = 2_000;
+
 /// Starts the router and the shards, announces the address on standard
 /// output (tests and scripts wait for this line), serves until SIGTERM or
 /// SIGINT, then drains: sessions close with 1001, the journal is flushed.
@@ -192,7 +196,13 @@ fn serve(config: Config) -> anyhow::Result<()> {
     let journal = router::open_journal(&config)?;
     let shared = Arc::new(Shared::new(config));
     let (router_links, shard_links) = router::links(shard::shard_count(&shared.config), shared.config.server.ring_bytes)?;
-    let router = Router::new(
+    // Checked before anything starts, so a bad database_url is an exit at
+    // start, not a persister that retries forever.
+    let persist_target = match &shared.config.persist {
+        Some(persist) => Some(tradebridge_persist::db::Target::from_config(persist)?),
+        None => None,
+    };
+    let mut router = Router::new(
         journal,
         router_links,
         Arc::clone(&shared.accounts),
@@ -200,6 +210,16 @@ fn serve(config: Config) -> anyhow::Result<()> {
         shared.started,
         Arc::clone(&shared.metrics),
     )?;
+    let persister = match (persist_target, &shared.config.persist) {
+        (Some(target), Some(persist)) => {
+            let feed = Arc::new(tradebridge_persist::feed::PersistFeed::default());
+            router.attach_persister(Arc::clone(&feed))?;
+            let _ = shared.metrics.persist.set(Arc::clone(&feed));
+            let journal_dir = shared.config.server.journal_dir.clone();
+            Some(tradebridge_persist::persister::start(persist.clone(), target, journal_dir, feed)?)
+        }
+        _ => None,
+    };
     release_startup_heap();
     let stop = Arc::new(AtomicBool::new(false));
     let router_stop = Arc::clone(&stop);
@@ -231,6 +251,9 @@ fn serve(config: Config) -> anyhow::Result<()> {
     stop.store(true, Ordering::Release);
     router_thread.join().map_err(|_| anyhow::anyhow!("the router thread panicked"))?;
     tracing::info!(connections = shared.connections_open(), "stopped");
+    if let Some(persister) = persister {
+        persister.stop(Duration::from_millis(PERSIST_STOP_MS_MAX));
+    }
     let histograms_dir = &shared.config.server.histograms_dir;
     match shared.metrics.write_hgrm(histograms_dir) {
         Ok(paths) => tracing::info!(directory = %histograms_dir.display(), files = paths.len(), "latency histograms written"),

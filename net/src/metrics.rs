@@ -115,6 +115,8 @@ pub struct Metrics {
     pub journal_bytes: AtomicU64,
     /// `journal_bytes_max`; set by the router.
     pub journal_bytes_max: AtomicU64,
+    /// The Postgres persister's figures, when `[persist]` is set.
+    pub persist: std::sync::OnceLock<std::sync::Arc<tradebridge_persist::feed::PersistFeed>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -142,6 +144,7 @@ impl Default for Metrics {
             copy_seq_rebases: AtomicU64::new(0),
             journal_bytes: AtomicU64::new(0),
             journal_bytes_max: AtomicU64::new(0),
+            persist: std::sync::OnceLock::new(),
         }
     }
 }
@@ -197,6 +200,9 @@ impl Metrics {
             let sum = (histogram.mean() * histogram.len() as f64).round() as u64;
             let _ = writeln!(text, "tradebridge_latency_us_sum{{stage=\"{}\"}} {sum}", stage.name());
             let _ = writeln!(text, "tradebridge_latency_us_count{{stage=\"{}\"}} {}", stage.name(), histogram.len());
+        }
+        if let Some(feed) = self.persist.get() {
+            feed.render(&mut text);
         }
         text
     }

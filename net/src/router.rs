@@ -51,7 +51,8 @@ use tradebridge_core::journal::{Journal, JournalOptions, SyncPolicy};
 use tradebridge_core::engine::{CopyInstruction, Decision, Engine, Outcome};
 use tradebridge_core::protocol::{self, Copy, Message, TradeResult};
 use tradebridge_core::record::{
-    access_checked, AckRecord, CopyMeta, CopyRecord, MasterEventRecord, RecordEncoder, RecordKind, ResultRecord,
+    access_checked, encode_session, encode_skips, journal_kind, AckRecord, CopyMeta, CopyRecord, MasterEventRecord, RecordEncoder, RecordKind,
+    ResultRecord, SessionEntry, SessionEvent, SkipEntry, UPDATE_HEADER_BYTES,
 };
 use tradebridge_core::ring::{Consumer, IdleAction, IdleStrategy as RingIdle, Idler, Producer, Ring};
 
@@ -59,13 +60,14 @@ use crate::accounts::{AccountTable, SlaveDelivery};
 use crate::checkpoint::{CheckpointWriter, KeptCopies, RouterState, RouterStateRef, Written};
 use crate::doorbell::Doorbell;
 use crate::metrics::{Metrics, Stage};
+use tradebridge_persist::feed::PersistFeed;
 
 /// Journal kind of a master event record: its ring tag, so a journal record
 /// and a ring frame of the same record carry the same number.
-pub const JOURNAL_KIND_MASTER_EVENT: u16 = RecordKind::MasterEvent.code() as u16;
+pub const JOURNAL_KIND_MASTER_EVENT: u16 = journal_kind::MASTER_EVENT;
 
 /// Journal kind of a copy record, likewise its ring tag.
-pub const JOURNAL_KIND_COPY: u16 = RecordKind::Copy.code() as u16;
+pub const JOURNAL_KIND_COPY: u16 = journal_kind::COPY;
 
 /// Copies remembered per slave until their result arrives, so the engine
 /// can be told what each result is for; beyond it the oldest is forgotten
@@ -75,16 +77,22 @@ pub const INSTRUCTIONS_PER_SLAVE_MAX: usize = 4_096;
 /// Journal kind of a journaled [`Update`]: above every ring record kind so
 /// the two never collide. Payload: `received_ms` (u64 LE), `login` (u64 LE),
 /// then the message as protocol JSON.
-pub const JOURNAL_KIND_UPDATE: u16 = 16;
+pub const JOURNAL_KIND_UPDATE: u16 = journal_kind::UPDATE;
 
 /// Journal kind of a slave result record, its ring tag.
-pub const JOURNAL_KIND_RESULT: u16 = RecordKind::Result.code() as u16;
-
-/// Bytes before the JSON in a journaled update.
-const UPDATE_HEADER_BYTES: usize = 24;
+pub const JOURNAL_KIND_RESULT: u16 = journal_kind::RESULT;
 
 /// Ring kind of a [`SlaveHello`] and journal kind of a [`SeqRebase`].
-pub const JOURNAL_KIND_SLAVE_SEQ: u16 = 17;
+pub const JOURNAL_KIND_SLAVE_SEQ: u16 = journal_kind::SLAVE_SEQ;
+
+/// Journal kind of the skips of one decision round (core's
+/// `encode_skips`), journaled only with a persister; replay ignores it.
+pub const JOURNAL_KIND_SKIPS: u16 = journal_kind::SKIPS;
+
+/// Journal kind of an EA session's start or end (core's `encode_session`),
+/// pushed by the shards and journaled only with a persister; replay
+/// ignores it.
+pub const JOURNAL_KIND_SESSION: u16 = journal_kind::SESSION;
 
 /// A slave's `last_seq` from its `hello`, from its shard to the router: the
 /// highest copy seq its terminal has finished, which the bridge's own
@@ -404,6 +412,25 @@ pub struct Router {
     checkpoint_failed_segments: u32,
     /// Size of the last checkpoint serialized, the next one's first guess.
     checkpoint_bytes_last: usize,
+    /// The Postgres persister reading this journal, when `[persist]` is
+    /// set: it is told what is durable, and the journal is released below a
+    /// checkpoint only as far as it has persisted (see [`Router::release`]).
+    persist: Option<Arc<PersistFeed>>,
+    /// Seq of the last checkpoint written (0: none in this process): the
+    /// journal may go below it once the persister is past it too.
+    checkpointed_seq: u64,
+    /// Skips of the decision round being issued, journaled after its copies
+    /// when a persister reads the journal; reused.
+    skips: Vec<SkipEntry>,
+    /// Encoding buffer of `skips`; reused.
+    skips_bytes: Vec<u8>,
+    /// The segment count when a release last waited for the persister: the
+    /// next checkpoint waits for another segment, so an outage of Postgres
+    /// does not make the router take a checkpoint on every pass.
+    release_held_segments: u32,
+    /// True once the persister's lag made the router release records it
+    /// had not read (logged once per episode).
+    persist_overrun_logged: bool,
 }
 
 impl Router {
@@ -443,9 +470,71 @@ impl Router {
             checkpoint_journal_bytes: config.server.checkpoint_journal_bytes,
             checkpoint_failed_segments: 0,
             checkpoint_bytes_last: 0,
+            persist: None,
+            checkpointed_seq: 0,
+            skips: Vec::new(),
+            skips_bytes: Vec::new(),
+            release_held_segments: 0,
+            persist_overrun_logged: false,
         };
         router.recover()?;
         Ok(router)
+    }
+
+    /// Attaches the Postgres persister (before `run`): from now on skips are
+    /// journaled for it, it is told what is durable, and the journal keeps
+    /// what it has not persisted (up to the journal's bound).
+    pub fn attach_persister(&mut self, feed: Arc<PersistFeed>) -> anyhow::Result<()> {
+        feed.publish_durable(self.journal.durable_seq());
+        self.persist = Some(feed);
+        // Sessions of an earlier process ended when it stopped, unrecorded.
+        let now_ms = self.now_ms();
+        let wall_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64);
+        let start = SessionEntry {
+            event: SessionEvent::BridgeStart,
+            role: protocol::Role::Master,
+            login: 0,
+            time_ms: wall_ms,
+            close_code: 0,
+            session_id: String::new(),
+            remote_address: String::new(),
+            close_reason: String::new(),
+        };
+        let mut bytes = Vec::new();
+        encode_session(&start, &mut bytes);
+        self.journal.append(JOURNAL_KIND_SESSION, &bytes, now_ms).context("journal append of the bridge start")?;
+        self.journal.flush().context("journal flush of the bridge start")?;
+        Ok(())
+    }
+
+    /// Releases journal segments below `checkpoint_seq + 1`, or, with a
+    /// persister, below what it has persisted if that is lower, unless the
+    /// journal is within two segments of `journal_bytes_max`: then routing
+    /// goes on and the persister will find (and record) the gap.
+    fn release(&mut self, checkpoint_seq: u64) -> anyhow::Result<u32> {
+        let mut below = checkpoint_seq + 1;
+        if let Some(feed) = &self.persist {
+            let persisted_below = feed.persisted() + 1;
+            let options = self.journal.options();
+            let near_full = self.journal.retained_bytes() + 2 * options.segment_bytes >= options.retained_bytes_max;
+            if persisted_below < below && !near_full {
+                below = persisted_below;
+                self.release_held_segments = self.journal.segments_count();
+                self.persist_overrun_logged = false;
+            } else if persisted_below < below && !self.persist_overrun_logged {
+                tracing::error!(
+                    persisted_seq = persisted_below - 1,
+                    released_below = below,
+                    journal_bytes = self.journal.retained_bytes(),
+                    "the journal is near journal_bytes_max while the persister is behind: releasing records it has not written to Postgres (it records the gap in persist_gaps); routing goes on"
+                );
+                self.persist_overrun_logged = true;
+            }
+        }
+        if below <= self.journal.first_seq() {
+            return Ok(0);
+        }
+        self.journal.truncate_before(below).context("releasing journal segments")
     }
 
     /// Rebuilds per-master progress, the engine's book of master positions
@@ -592,7 +681,8 @@ impl Router {
     /// has a sealed segment one would release.
     fn checkpoint_due(&self) -> bool {
         let segments = self.journal.segments_count();
-        segments >= 2 && segments > self.checkpoint_failed_segments && self.journal.retained_bytes() >= self.checkpoint_journal_bytes
+        let waited = self.checkpoint_failed_segments.max(self.release_held_segments);
+        segments >= 2 && segments > waited && self.journal.retained_bytes() >= self.checkpoint_journal_bytes
     }
 
     /// True while a checkpoint is in progress and the journal is at its
@@ -621,7 +711,8 @@ impl Router {
                 None => self.checkpoint = CheckpointStep::Writing { seq, serialize_us },
                 Some(Written::Done { seq, path, bytes, write_ms }) => {
                     let release_started = Instant::now();
-                    let released = self.journal.truncate_before(seq + 1).context("releasing journal segments below a checkpoint")?;
+                    self.checkpointed_seq = seq;
+                    let released = self.release(seq)?;
                     let release_ms = release_started.elapsed().as_secs_f64() * 1_000.0;
                     self.checkpoint_failed_segments = 0;
                     Metrics::count(&self.metrics.checkpoints_written);
@@ -759,6 +850,19 @@ impl Router {
             // durability.
             self.journal.flush().context("journal flush of a complete group")?;
         }
+        let persisted = self.persist.as_ref().map(|feed| {
+            feed.publish_durable(self.journal.durable_seq());
+            feed.persisted()
+        });
+        // The persister moved on: release what the last checkpoint allows.
+        if let Some(persisted) = persisted {
+            if self.release_held_segments != 0 && self.checkpointed_seq != 0 && persisted >= self.journal.first_seq() {
+                self.release(self.checkpointed_seq)?;
+                if persisted >= self.checkpointed_seq {
+                    self.release_held_segments = 0;
+                }
+            }
+        }
         let sent = self.send_durable_acks();
         self.advance_checkpoint()?;
         if self.journal.segments_count() != self.segments_seen {
@@ -830,6 +934,15 @@ impl Router {
     /// re-sent older events). A record that does not decode is logged and
     /// dropped (a shard bug, not the peer's); a journal failure is returned.
     fn on_ring_record(&mut self, shard: u32, kind: u32, payload: &[u8]) -> anyhow::Result<()> {
+        if kind == u32::from(JOURNAL_KIND_SESSION) {
+            // Only for the persister; a session record is not an input of
+            // the engine, and nothing waits for it to be durable.
+            if self.persist.is_some() {
+                let now_ms = self.now_ms();
+                self.journal.append(JOURNAL_KIND_SESSION, payload, now_ms).context("journal append of a session record")?;
+            }
+            return Ok(());
+        }
         if kind == u32::from(JOURNAL_KIND_UPDATE) {
             return match Update::decode(payload) {
                 Ok(update) if !self.is_live(update.login, update.connection_id) => {
@@ -1006,10 +1119,17 @@ impl Router {
     /// Gives each copy decision the slave's next `seq`, journals it, and
     /// queues it to be sent once durable.
     fn issue_copies(&mut self, decisions: &mut Vec<Decision>, event_received_ns: u64) -> anyhow::Result<()> {
+        self.skips.clear();
         for decision in decisions.drain(..) {
-            let Outcome::Copy(instruction) = decision.outcome else {
-                tracing::debug!(slave = decision.slave, master = decision.master, pos = decision.pos, outcome = ?decision.outcome, "no copy");
-                continue;
+            let instruction = match decision.outcome {
+                Outcome::Copy(instruction) => instruction,
+                Outcome::Skip(reason) => {
+                    tracing::debug!(slave = decision.slave, master = decision.master, pos = decision.pos, reason = reason.as_str(), "no copy");
+                    if self.persist.is_some() {
+                        self.skips.push(SkipEntry { slave: decision.slave, master: decision.master, pos: decision.pos, reason });
+                    }
+                    continue;
+                }
             };
             let seq = self.copy_seqs.get(&decision.slave).copied().unwrap_or(0) + 1;
             let copy = instruction.to_copy(seq, format!("{}-{}", decision.slave, seq));
@@ -1032,6 +1152,10 @@ impl Router {
             Metrics::count(&self.metrics.copies_journaled);
             self.remember_instruction(decision.slave, seq, instruction);
             self.pending.push_back(PendingAck { journal_seq, waiting: Waiting::Copy(Box::new(record)) });
+        }
+        if !self.skips.is_empty() {
+            encode_skips(&self.skips, &mut self.skips_bytes);
+            self.journal.append(JOURNAL_KIND_SKIPS, &self.skips_bytes, self.now_ms()).context("journal append of skips")?;
         }
         Ok(())
     }

@@ -29,7 +29,7 @@ use glommio::channels::local_channel::{self, LocalReceiver};
 use glommio::net::TcpStream;
 use glommio::timer::Timer;
 use tradebridge_core::protocol::{self, Ack, Copy, ErrorCode, ErrorMessage, Event, Hello, Message, Role, TradeResult, Welcome};
-use tradebridge_core::record::{MasterEventMeta, MasterEventRecord, Record, ResultMeta, ResultRecord};
+use tradebridge_core::record::{encode_session, journal_kind, MasterEventMeta, MasterEventRecord, Record, ResultMeta, ResultRecord, SessionEntry, SessionEvent};
 
 use crate::accounts::{authenticate, is_valid_at, AccountEntry, SessionControl};
 use crate::metrics::{Metrics, Stage};
@@ -312,6 +312,17 @@ async fn run_session(socket: &mut Socket, shard: &ShardContext, account: &Accoun
         return Flow::Close(close_code::TRY_AGAIN_LATER, "the bridge's connection table is full");
     };
     control.set_connection_id(connection_id);
+    let remote_address = socket.peer_address().map(|address| address.to_string()).unwrap_or_default();
+    report_session(shard, SessionEntry {
+        event: SessionEvent::Open,
+        role: hello.role,
+        login: account.login,
+        time_ms: shard.shared.wall_ms(),
+        close_code: 0,
+        session_id: session_id.clone(),
+        remote_address,
+        close_reason: String::new(),
+    });
     let replay = match hello.role {
         Role::Slave => take_replay(account, &control, connection_id, hello.last_seq),
         Role::Master => Vec::new(),
@@ -344,7 +355,36 @@ async fn run_session(socket: &mut Socket, shard: &ShardContext, account: &Accoun
         }
     }
     tracing::info!(shard = shard.index, login = account.login, session = %session_id, ?flow, "session ended");
+    let (close_code, close_reason) = match flow {
+        Flow::Close(code, reason) => (code, reason.to_string()),
+        _ => (0, String::new()),
+    };
+    report_session(shard, SessionEntry {
+        event: SessionEvent::Close,
+        role: hello.role,
+        login: account.login,
+        time_ms: shard.shared.wall_ms(),
+        close_code,
+        session_id,
+        remote_address: String::new(),
+        close_reason,
+    });
     flow
+}
+
+/// Hands a session's start or end to the router for the Postgres record,
+/// only when a persister is configured (otherwise nothing reads it). A full
+/// ring drops it, counted in `tradebridge_ring_full_total` and logged: the
+/// session itself is not refused for its record.
+fn report_session(shard: &ShardContext, entry: SessionEntry) {
+    if shard.shared.config.persist.is_none() {
+        return;
+    }
+    let mut bytes = Vec::new();
+    encode_session(&entry, &mut bytes);
+    if !push_to_router(shard, u32::from(journal_kind::SESSION), &bytes) {
+        tracing::warn!(shard = shard.index, login = entry.login, session = %entry.session_id, event = ?entry.event, "the shard -> router ring is full: this session event is not recorded in Postgres");
+    }
 }
 
 /// Makes `connection_id` the slave's live connection, forgets the copies it

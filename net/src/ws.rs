@@ -349,6 +349,11 @@ struct Frame {
 }
 
 impl WebSocket {
+    /// The peer's address, as `ip:port`; `None` when the socket cannot say.
+    pub fn peer_address(&self) -> Option<std::net::SocketAddr> {
+        self.stream.peer_addr().ok()
+    }
+
     /// The next message, `None` after the peer's close or the end of the
     /// stream. Cancel-safe.
     pub async fn next(&mut self) -> Option<Result<WsMessage, WsError>> {

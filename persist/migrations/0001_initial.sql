@@ -97,6 +97,7 @@ CREATE TABLE sessions (
     close_reason    text
 );
 CREATE INDEX sessions_login_time ON sessions (login, connected_at);
+CREATE INDEX sessions_open ON sessions (connected_at) WHERE disconnected_at IS NULL;
 
 -- The symbols each follower's terminal reported (state / symbols), latest.
 CREATE TABLE slave_symbols (

@@ -19,5 +19,10 @@
 //!   an error or a `Debug` output.
 
 pub mod db;
+pub mod feed;
 pub mod migrate;
+pub mod numeric;
+pub mod persister;
+pub mod rows;
+pub mod writer;
 pub mod testing;

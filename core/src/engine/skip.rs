@@ -75,7 +75,19 @@ pub enum SkipReason {
 }
 
 impl SkipReason {
-    /// Every reason, in declaration order.
+    /// This reason's position in [`SkipReason::ALL`]: its code in journal
+    /// records, stable because reasons are only ever added at the end.
+    pub fn index(self) -> u8 {
+        SkipReason::ALL.iter().position(|reason| *reason == self).expect("every reason is in ALL") as u8
+    }
+
+    /// The reason at `index` in [`SkipReason::ALL`].
+    pub fn from_index(index: u8) -> Option<SkipReason> {
+        SkipReason::ALL.get(usize::from(index)).copied()
+    }
+
+    /// Every reason, in declaration order. A new reason goes at the end:
+    /// the index of each is written into journals ([`SkipReason::index`]).
     pub const ALL: [SkipReason; 26] = [
         SkipReason::SymbolNotAllowed,
         SkipReason::SlaveLacksSymbol,
