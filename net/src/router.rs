@@ -431,6 +431,8 @@ pub struct Router {
     /// True once the persister's lag made the router release records it
     /// had not read (logged once per episode).
     persist_overrun_logged: bool,
+    /// The persisted seq last looked at, to act only when it moves.
+    persisted_seen: u64,
 }
 
 impl Router {
@@ -476,6 +478,7 @@ impl Router {
             skips_bytes: Vec::new(),
             release_held_segments: 0,
             persist_overrun_logged: false,
+            persisted_seen: 0,
         };
         router.recover()?;
         Ok(router)
@@ -487,6 +490,13 @@ impl Router {
     pub fn attach_persister(&mut self, feed: Arc<PersistFeed>) -> anyhow::Result<()> {
         feed.publish_durable(self.journal.durable_seq());
         self.persist = Some(feed);
+        // The skips of the last input before a stop, if their record is missing.
+        if !self.skips.is_empty() {
+            encode_skips(&self.skips, &mut self.skips_bytes);
+            self.skips.clear();
+            let now_ms = self.now_ms();
+            self.journal.append(JOURNAL_KIND_SKIPS, &self.skips_bytes, now_ms).context("journal append of the skips of the last input")?;
+        }
         // Sessions of an earlier process ended when it stopped, unrecorded.
         let now_ms = self.now_ms();
         let wall_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64);
@@ -510,25 +520,40 @@ impl Router {
     /// Releases journal segments below `checkpoint_seq + 1`, or, with a
     /// persister, below what it has persisted if that is lower, unless the
     /// journal is within two segments of `journal_bytes_max`: then routing
-    /// goes on and the persister will find (and record) the gap.
-    fn release(&mut self, checkpoint_seq: u64) -> anyhow::Result<u32> {
+    /// goes on, the release is counted and logged, and the persister will
+    /// find (and record) the gap. `at_checkpoint`: called for a checkpoint
+    /// just written (a hold then waits for the next segment before the next
+    /// checkpoint), not for the persister catching up.
+    fn release(&mut self, checkpoint_seq: u64, at_checkpoint: bool) -> anyhow::Result<u32> {
         let mut below = checkpoint_seq + 1;
         if let Some(feed) = &self.persist {
             let persisted_below = feed.persisted() + 1;
-            let options = self.journal.options();
-            let near_full = self.journal.retained_bytes() + 2 * options.segment_bytes >= options.retained_bytes_max;
-            if persisted_below < below && !near_full {
-                below = persisted_below;
-                self.release_held_segments = self.journal.segments_count();
+            if persisted_below >= below {
+                self.release_held_segments = 0;
                 self.persist_overrun_logged = false;
-            } else if persisted_below < below && !self.persist_overrun_logged {
-                tracing::error!(
-                    persisted_seq = persisted_below - 1,
-                    released_below = below,
-                    journal_bytes = self.journal.retained_bytes(),
-                    "the journal is near journal_bytes_max while the persister is behind: releasing records it has not written to Postgres (it records the gap in persist_gaps); routing goes on"
-                );
-                self.persist_overrun_logged = true;
+            } else {
+                let options = self.journal.options();
+                let near_full = self.journal.retained_bytes() + 2 * options.segment_bytes >= options.retained_bytes_max;
+                if !near_full {
+                    below = persisted_below;
+                    if at_checkpoint {
+                        self.release_held_segments = self.journal.segments_count();
+                    }
+                } else {
+                    self.release_held_segments = 0;
+                    if persisted_below >= self.journal.first_seq() {
+                        feed.overruns.fetch_add(1, Ordering::Relaxed);
+                        if !self.persist_overrun_logged {
+                            tracing::error!(
+                                persisted_seq = persisted_below - 1,
+                                released_below = below,
+                                journal_bytes = self.journal.retained_bytes(),
+                                "the journal is near journal_bytes_max while the persister is behind: releasing records it has not written to Postgres (it records the gap in persist_gaps); routing goes on"
+                            );
+                            self.persist_overrun_logged = true;
+                        }
+                    }
+                }
             }
         }
         if below <= self.journal.first_seq() {
@@ -548,6 +573,9 @@ impl Router {
         // right after their cause, so only a stop between the two leaves some
         // missing, and only at the journal's end.
         let mut copies_due: VecDeque<Decision> = VecDeque::new();
+        // The skips the last replayed input decided, until its skips record
+        // (journaled with a persister, after its copies) is seen.
+        let mut skips_due: Vec<SkipEntry> = Vec::new();
         let replay_from = self.restore_checkpoint()?;
         let last_seq = self.journal.last_seq();
         tracing::info!(replay_from, last_seq, "replaying the journal");
@@ -567,7 +595,7 @@ impl Router {
                 progress.journal_seq = entry.seq;
                 let event = record.to_event().with_context(|| format!("journal record {}", entry.seq))?;
                 self.engine.on_master_event(login, &event, record.received_ms.to_native(), &mut decisions);
-                expect_copies(&mut copies_due, &mut decisions, entry.seq);
+                expect_copies(&mut copies_due, &mut skips_due, &mut decisions, entry.seq);
             } else if entry.kind == JOURNAL_KIND_COPY {
                 let record = access_checked::<CopyRecord>(&entry.payload)
                     .with_context(|| format!("journal record {} is not a valid copy", entry.seq))?;
@@ -584,18 +612,20 @@ impl Router {
             } else if entry.kind == JOURNAL_KIND_UPDATE {
                 let update = Update::decode(&entry.payload).with_context(|| format!("journal record {}", entry.seq))?;
                 self.apply_update(&update, &mut decisions);
-                expect_copies(&mut copies_due, &mut decisions, entry.seq);
+                expect_copies(&mut copies_due, &mut skips_due, &mut decisions, entry.seq);
             } else if entry.kind == JOURNAL_KIND_SLAVE_SEQ {
                 let rebase = SeqRebase::decode(&entry.payload).with_context(|| format!("journal record {}", entry.seq))?;
                 self.apply_rebase(&rebase, &mut decisions);
-                expect_copies(&mut copies_due, &mut decisions, entry.seq);
+                expect_copies(&mut copies_due, &mut skips_due, &mut decisions, entry.seq);
+            } else if entry.kind == JOURNAL_KIND_SKIPS {
+                skips_due.clear();
             } else if entry.kind == JOURNAL_KIND_RESULT {
                 let record = access_checked::<ResultRecord>(&entry.payload)
                     .with_context(|| format!("journal record {} is not a valid result", entry.seq))?;
                 let result = record.to_result().with_context(|| format!("journal record {}", entry.seq))?;
                 // The copies this result caused were journaled after it.
                 self.on_result(record.slave_login.to_native(), &result, record.received_ms.to_native(), &mut decisions);
-                expect_copies(&mut copies_due, &mut decisions, entry.seq);
+                expect_copies(&mut copies_due, &mut skips_due, &mut decisions, entry.seq);
             }
         }
         if !copies_due.is_empty() {
@@ -606,6 +636,9 @@ impl Router {
             let mut due: Vec<Decision> = copies_due.into();
             self.issue_copies(&mut due, 0)?;
         }
+        // A stop between the last input's copies and its skips record: the
+        // skips are journaled when the persister attaches.
+        self.skips = skips_due;
         for (login, progress) in &self.masters {
             if let Some(account) = self.accounts.get(*login) {
                 account.durable_event_seq.store(progress.event_seq, Ordering::Release);
@@ -712,7 +745,7 @@ impl Router {
                 Some(Written::Done { seq, path, bytes, write_ms }) => {
                     let release_started = Instant::now();
                     self.checkpointed_seq = seq;
-                    let released = self.release(seq)?;
+                    let released = self.release(seq, true)?;
                     let release_ms = release_started.elapsed().as_secs_f64() * 1_000.0;
                     self.checkpoint_failed_segments = 0;
                     Metrics::count(&self.metrics.checkpoints_written);
@@ -797,6 +830,9 @@ impl Router {
             if stop.load(Ordering::Acquire) {
                 self.poll_once()?;
                 self.journal.flush().context("journal flush at shutdown")?;
+                if let Some(feed) = &self.persist {
+                    feed.publish_durable(self.journal.durable_seq());
+                }
                 tracing::info!(durable_seq = self.journal.durable_seq(), "router stopped; journal flushed");
                 return Ok(());
             }
@@ -854,12 +890,13 @@ impl Router {
             feed.publish_durable(self.journal.durable_seq());
             feed.persisted()
         });
-        // The persister moved on: release what the last checkpoint allows.
+        // The persister moved on while the journal was held for it: release
+        // what the last checkpoint allows.
         if let Some(persisted) = persisted {
-            if self.release_held_segments != 0 && self.checkpointed_seq != 0 && persisted >= self.journal.first_seq() {
-                self.release(self.checkpointed_seq)?;
-                if persisted >= self.checkpointed_seq {
-                    self.release_held_segments = 0;
+            if persisted != self.persisted_seen {
+                self.persisted_seen = persisted;
+                if self.release_held_segments != 0 && self.checkpointed_seq != 0 {
+                    self.release(self.checkpointed_seq, false)?;
                 }
             }
         }
@@ -1328,11 +1365,16 @@ fn instruction_of(copy: &Copy) -> CopyInstruction {
 /// Takes the copies a replayed input (journal record `seq`) decided as the
 /// ones its next records must hold; leftovers of the input before it mean a
 /// copy that was not journaled (too large to encode) and are dropped, logged.
-fn expect_copies(copies_due: &mut VecDeque<Decision>, decisions: &mut Vec<Decision>, seq: u64) {
+fn expect_copies(copies_due: &mut VecDeque<Decision>, skips_due: &mut Vec<SkipEntry>, decisions: &mut Vec<Decision>, seq: u64) {
     if !copies_due.is_empty() {
         tracing::warn!(copies = copies_due.len(), before_seq = seq, "journaled copies fewer than their input decided; not re-issued");
         copies_due.clear();
     }
+    skips_due.clear();
+    skips_due.extend(decisions.iter().filter_map(|decision| match decision.outcome {
+        Outcome::Skip(reason) => Some(SkipEntry { slave: decision.slave, master: decision.master, pos: decision.pos, reason }),
+        Outcome::Copy(_) => None,
+    }));
     copies_due.extend(decisions.drain(..).filter(|decision| matches!(decision.outcome, Outcome::Copy(_))));
 }
 

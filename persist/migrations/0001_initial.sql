@@ -47,7 +47,7 @@ CREATE TABLE copies (
     magic          numeric(20,0)    NOT NULL,
     comment        text             NOT NULL,
     expires_at     timestamptz,
-    issued_at      timestamptz      NOT NULL,
+    issued_at      timestamptz,
     PRIMARY KEY (slave_login, seq)
 );
 CREATE INDEX copies_login_time ON copies (slave_login, issued_at);
@@ -79,7 +79,7 @@ CREATE TABLE skips (
     master_seq     numeric(20,0),
     master_pos     numeric(20,0)    NOT NULL,
     reason         text             NOT NULL,
-    skipped_at     timestamptz      NOT NULL,
+    skipped_at     timestamptz,
     PRIMARY KEY (journal_seq, slave_login)
 );
 CREATE INDEX skips_login_time ON skips (slave_login, skipped_at);

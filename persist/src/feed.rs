@@ -13,7 +13,8 @@
 //! - `persisted_seq` only grows; the persister stores it (Release) after
 //!   the Postgres transaction covering it committed.
 //! - The rest are counters and gauges for `/metrics`, written by the
-//!   persister alone (Relaxed).
+//!   persister alone (Relaxed), but for `overruns`, which the router counts
+//!   when it releases what the persister has not written.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -24,11 +25,11 @@ pub struct PersistFeed {
     pub durable_seq: AtomicU64,
     /// Highest journal seq committed to Postgres (with `persist_progress`).
     pub persisted_seq: AtomicU64,
-    /// Journal records durable but not yet in Postgres.
-    pub lag_records: AtomicU64,
-    /// Age, in ms, of the oldest durable record not yet in Postgres (by the
-    /// bridge clock it was received at); 0 when none waits.
-    pub lag_ms: AtomicU64,
+    /// Bridge receive time (ms since the epoch) of the oldest record read
+    /// and not yet committed; 0 when none is known to wait. The lag in
+    /// seconds is its age, taken when the metrics are rendered, so it grows
+    /// while Postgres is away.
+    pub oldest_pending_ms: AtomicU64,
     /// Rows committed, all tables; only grows.
     pub rows_written: AtomicU64,
     /// Transactions committed; only grows.
@@ -37,16 +38,38 @@ pub struct PersistFeed {
     pub failures: AtomicU64,
     /// Rows Postgres refused, written to `dead_letters`; only grows.
     pub dead_letters: AtomicU64,
-    /// Journal records released before they were persisted; only grows.
+    /// Journal records released before they were persisted, as the
+    /// persister found them; only grows.
     pub gap_records: AtomicU64,
+    /// Times the router released journal segments the persister had not
+    /// written (the journal neared `journal_bytes_max`); only grows. Set at
+    /// once, while Postgres may still be away: the alarm to page on.
+    pub overruns: AtomicU64,
     /// True while the persister has a working connection.
     pub connected: AtomicBool,
 }
 
 impl PersistFeed {
-    /// The router: records up to `seq` are durable.
+    /// The router (the only writer): records up to `seq` are durable. A
+    /// load and, when it moved, a store: no read-modify-write per pass.
     pub fn publish_durable(&self, seq: u64) {
-        self.durable_seq.fetch_max(seq, Ordering::Release);
+        if seq > self.durable_seq.load(Ordering::Relaxed) {
+            self.durable_seq.store(seq, Ordering::Release);
+        }
+    }
+
+    /// Journal records durable but not yet in Postgres.
+    pub fn lag_records(&self) -> u64 {
+        self.durable().saturating_sub(self.persisted())
+    }
+
+    /// Seconds since the oldest record waiting was received; 0 when none waits.
+    pub fn lag_seconds(&self, now_ms: u64) -> f64 {
+        let oldest = self.oldest_pending_ms.load(Ordering::Relaxed);
+        if oldest == 0 || self.lag_records() == 0 {
+            return 0.0;
+        }
+        now_ms.saturating_sub(oldest) as f64 / 1_000.0
     }
 
     /// The persister: records up to `seq` are committed.
@@ -67,12 +90,13 @@ impl PersistFeed {
         use std::fmt::Write as _;
         let load = |value: &AtomicU64| value.load(Ordering::Relaxed);
         for (name, help, value) in [
-            ("tradebridge_persist_lag_records", "Journal records durable but not yet in Postgres.", load(&self.lag_records)),
+            ("tradebridge_persist_lag_records", "Journal records durable but not yet in Postgres.", self.lag_records()),
             ("tradebridge_persist_persisted_journal_seq", "Highest journal seq committed to Postgres.", self.persisted()),
         ] {
             let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
         }
-        let lag_seconds = load(&self.lag_ms) as f64 / 1_000.0;
+        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64);
+        let lag_seconds = self.lag_seconds(now_ms);
         let _ = writeln!(
             text,
             "# HELP tradebridge_persist_lag_seconds Age of the oldest durable journal record not yet in Postgres.\n# TYPE tradebridge_persist_lag_seconds gauge\ntradebridge_persist_lag_seconds {lag_seconds}"
@@ -88,6 +112,7 @@ impl PersistFeed {
             ("tradebridge_persist_failures_total", "Persister attempts that failed (connection lost, server refused); each is retried.", &self.failures),
             ("tradebridge_persist_dead_letters_total", "Rows Postgres refused, kept in dead_letters with the reason.", &self.dead_letters),
             ("tradebridge_persist_gap_records_total", "Journal records released before the persister read them (see persist_gaps).", &self.gap_records),
+            ("tradebridge_persist_journal_overruns_total", "Journal releases that let go of records not yet in Postgres, near journal_bytes_max.", &self.overruns),
         ] {
             let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}", load(value));
         }

@@ -25,7 +25,7 @@
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use tradebridge_core::config::PersistConfig;
 use tradebridge_core::journal::reader::{JournalReader, OwnedRecord, ReadOutcome};
@@ -34,7 +34,7 @@ use crate::db::Target;
 use crate::feed::PersistFeed;
 use crate::migrate::{migrate, MIGRATIONS};
 use crate::rows::{Batch, Decoder};
-use crate::writer::{read_progress, record_gap, write_batch, WriteError};
+use crate::writer::{read_progress, write_batch, WriteError};
 
 /// How often a stopped or idle persister looks at its stop flag.
 const STOP_POLL_MS: u64 = 20;
@@ -128,10 +128,6 @@ impl FailureLog {
     }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64)
-}
-
 /// Sleeps `wait`, in steps, returning early when asked to stop.
 async fn pause(wait: Duration, stop: &AtomicBool) {
     let until = Instant::now() + wait;
@@ -148,8 +144,9 @@ async fn run(config: PersistConfig, target: Target, journal_dir: PathBuf, feed: 
     let mut decoder = Decoder::default();
     let mut batch = Batch::default();
     let mut records: Vec<OwnedRecord> = Vec::with_capacity(config.batch_rows_max as usize);
-    // A batch read and decoded but not committed yet; written again as it is.
-    let mut holding = false;
+    // The first journal seq of a batch read and decoded but not committed
+    // yet; it is written again as it is after a reconnection.
+    let mut holding: Option<u64> = None;
     let batch_interval = Duration::from_millis(config.batch_interval_ms);
     while !stop.load(Ordering::Acquire) {
         let mut client = match target.connect().await {
@@ -185,13 +182,26 @@ async fn run(config: PersistConfig, target: Target, journal_dir: PathBuf, feed: 
             }
         };
         feed.publish_persisted(progress);
-        if reader.as_ref().map(JournalReader::next_seq) != Some(progress + 1) || (holding && batch.last_journal_seq <= progress) {
-            // First connection, or a batch that did commit after all: read
-            // on from what Postgres holds.
-            reader = Some(JournalReader::new(&journal_dir, progress + 1));
+        let in_step = match holding {
+            // The held batch starts right after what Postgres holds.
+            Some(first) => first == progress + 1,
+            // Read on from where the reader is, if that is where Postgres is.
+            None => reader.as_ref().map(JournalReader::next_seq) == Some(progress + 1),
+        };
+        let committed_after_all = holding.is_some() && batch.last_journal_seq == progress;
+        if committed_after_all {
+            // The commit went through though its answer was lost: the reader
+            // and decoder are already past it.
             batch.clear();
-            decoder = Decoder::default();
-            holding = false;
+            holding = None;
+        } else if !in_step {
+            // First connection, or Postgres moved elsewhere: read from what
+            // it holds, with the decoder primed on the records before.
+            let (primed_reader, primed_decoder) = prime(&journal_dir, progress, &mut records);
+            reader = Some(primed_reader);
+            decoder = primed_decoder;
+            batch.clear();
+            holding = None;
         }
         feed.connected.store(true, Ordering::Relaxed);
         tracing::info!(persisted_journal_seq = progress, "persister connected");
@@ -199,32 +209,21 @@ async fn run(config: PersistConfig, target: Target, journal_dir: PathBuf, feed: 
         let reader = reader.as_mut().expect("set above");
         loop {
             let stopping = stop.load(Ordering::Acquire);
-            if !holding {
+            if holding.is_none() {
+                let first = reader.next_seq();
                 match fill(reader, &mut decoder, &mut batch, &mut records, &feed, &config, batch_interval, &stop).await {
-                    Ok(Filled::Rows) => holding = true,
+                    Ok(Filled::Rows) => {
+                        holding = Some(first);
+                        feed.oldest_pending_ms.store(batch.first_received_ms.unwrap_or(0), Ordering::Relaxed);
+                    }
                     Ok(Filled::Nothing) => {
-                        feed.lag_records.store(0, Ordering::Relaxed);
-                        feed.lag_ms.store(0, Ordering::Relaxed);
+                        feed.oldest_pending_ms.store(0, Ordering::Relaxed);
                         if stopping {
                             feed.connected.store(false, Ordering::Relaxed);
                             return;
                         }
                         pause(batch_interval, &stop).await;
                         continue;
-                    }
-                    Ok(Filled::Gap { from_seq, to_seq }) => {
-                        let reason = "the journal released these records before the persister read them (Postgres was away while the journal neared journal_bytes_max)";
-                        tracing::error!(from_seq, to_seq, "persister: journal records [{from_seq}, {to_seq}) were released unread; recorded in persist_gaps");
-                        if let Err(error) = record_gap(&client, from_seq, to_seq, reason).await {
-                            let wait = backoff.next();
-                            failures.report(&feed, "cannot record a gap", &error, wait);
-                            break;
-                        }
-                        feed.gap_records.fetch_add(to_seq - from_seq, Ordering::Relaxed);
-                        // The progress moves past the gap with an empty batch.
-                        batch.clear();
-                        batch.last_journal_seq = to_seq - 1;
-                        holding = true;
                     }
                     Err(error) => {
                         let wait = backoff.next();
@@ -234,12 +233,12 @@ async fn run(config: PersistConfig, target: Target, journal_dir: PathBuf, feed: 
                     }
                 }
             }
-            feed.lag_records.store(feed.durable().saturating_sub(progress), Ordering::Relaxed);
-            if let Some(first) = batch.first_received_ms {
-                feed.lag_ms.store(now_ms().saturating_sub(first), Ordering::Relaxed);
-            }
             match write_batch(&mut client, &batch, progress).await {
                 Ok(written) => {
+                    if let Some((from_seq, to_seq)) = batch.gap {
+                        tracing::error!(from_seq, to_seq, "persister: journal records [{from_seq}, {to_seq}) were released before they were read; recorded in persist_gaps");
+                        feed.gap_records.fetch_add(to_seq - from_seq, Ordering::Relaxed);
+                    }
                     progress = batch.last_journal_seq;
                     feed.publish_persisted(progress);
                     feed.rows_written.fetch_add(written.rows, Ordering::Relaxed);
@@ -249,7 +248,7 @@ async fn run(config: PersistConfig, target: Target, journal_dir: PathBuf, feed: 
                         tracing::error!(dead_letters = written.dead_letters, to_journal_seq = progress, "persister: Postgres refused rows; they are in dead_letters with the reason");
                     }
                     batch.clear();
-                    holding = false;
+                    holding = None;
                     backoff.reset();
                 }
                 Err(WriteError::Connection(error)) => {
@@ -278,11 +277,46 @@ async fn run(config: PersistConfig, target: Target, journal_dir: PathBuf, feed: 
     feed.connected.store(false, Ordering::Relaxed);
 }
 
+/// Records read back before the persisted position to learn the cause
+/// (master event, result or update) of the copies and skips right after it:
+/// one cause's copies follow it directly, one per follower.
+const PRIME_RECORDS_MAX: u64 = 65_536;
+
+/// A reader at `progress + 1` and a decoder that has seen the records
+/// before it (up to [`PRIME_RECORDS_MAX`]), so the first copies read know
+/// their cause. Released or unreadable records before it are passed over.
+fn prime(journal_dir: &std::path::Path, progress: u64, records: &mut Vec<OwnedRecord>) -> (JournalReader, Decoder) {
+    let mut decoder = Decoder::default();
+    if progress == 0 {
+        return (JournalReader::new(journal_dir, 1), decoder);
+    }
+    let mut reader = JournalReader::new(journal_dir, progress.saturating_sub(PRIME_RECORDS_MAX - 1).max(1));
+    let mut scratch = Batch::default();
+    while reader.next_seq() <= progress {
+        records.clear();
+        match reader.read(progress, 1_024, records) {
+            Ok(ReadOutcome::Records(_)) => {
+                for record in records.iter() {
+                    decoder.decode(record, &mut scratch);
+                }
+                scratch.clear();
+            }
+            Ok(ReadOutcome::Gap { .. }) => {}
+            Ok(ReadOutcome::Nothing) | Err(_) => break,
+        }
+    }
+    records.clear();
+    if reader.next_seq() != progress + 1 {
+        return (JournalReader::new(journal_dir, progress + 1), Decoder::default());
+    }
+    (reader, decoder)
+}
+
 /// What [`fill`] put into the batch.
 enum Filled {
+    /// Rows, or a gap (with the rows before it), to write.
     Rows,
     Nothing,
-    Gap { from_seq: u64, to_seq: u64 },
 }
 
 /// Reads records up to the durable bound into `batch` until it holds
@@ -311,9 +345,14 @@ async fn fill(
                 taken += count;
                 deadline.get_or_insert_with(|| Instant::now() + batch_interval);
             }
-            ReadOutcome::Gap { from_seq, to_seq } if taken == 0 => return Ok(Filled::Gap { from_seq, to_seq }),
-            // The gap comes first in the next fill, after these rows commit.
-            ReadOutcome::Gap { .. } => return Ok(Filled::Rows),
+            // The reader has moved past the gap: it is written with the rows
+            // before it, in their transaction, and the batch ends there.
+            ReadOutcome::Gap { from_seq, to_seq } => {
+                batch.gap = Some((from_seq, to_seq));
+                decoder.forget_cause();
+                batch.last_journal_seq = batch.last_journal_seq.max(to_seq - 1);
+                return Ok(Filled::Rows);
+            }
             ReadOutcome::Nothing if taken == 0 => return Ok(Filled::Nothing),
             ReadOutcome::Nothing => {}
         }

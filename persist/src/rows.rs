@@ -14,8 +14,13 @@
 //!   letter, never nothing: nothing is dropped silently.
 //! - A copy's `issued_at` is its cause's bridge receive time plus the
 //!   router's monotonic delay from that receipt (`routed_ns` minus the
-//!   cause's `received_ns`, the same clock); when the cause carries no
-//!   monotonic stamp it is the cause's receive time.
+//!   cause's `received_ns`, the same clock); when the copy carries no
+//!   such stamp (a result's follow-ups, copies a restart issued again)
+//!   it is the cause's receive time. The cause is the last
+//!   master event, result or update before the copy in the journal; a
+//!   decoder started mid-journal is primed on the records before its start
+//!   (the persister's `prime`), and where even that did not reach the
+//!   cause, `issued_at` (and a skip's `skipped_at`) is NULL, never a guess.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -78,7 +83,8 @@ pub struct CopyRow {
     pub comment: String,
     /// `None` for copies that never expire.
     pub expires_ms: Option<u64>,
-    pub issued_ms: u64,
+    /// `None` when the cause was not found (see [`Decoder`]).
+    pub issued_ms: Option<u64>,
 }
 
 /// `copy_results`.
@@ -106,7 +112,8 @@ pub struct SkipRow {
     pub master_seq: Option<u64>,
     pub master_pos: u64,
     pub reason: &'static str,
-    pub skipped_ms: u64,
+    /// `None` when the cause was not found (see [`Decoder`]).
+    pub skipped_ms: Option<u64>,
 }
 
 /// `slave_symbols` (the latest report of each symbol wins).
@@ -178,6 +185,9 @@ pub struct Batch {
     /// In journal order, applied after `session_ends`.
     pub bridge_starts: Vec<BridgeStart>,
     pub undecodable: Vec<Undecodable>,
+    /// Records `[from, to)` the journal released before they were read: the
+    /// batch ends with them, and `persist_gaps` gets a row in its transaction.
+    pub gap: Option<(u64, u64)>,
     /// Highest journal seq these rows cover (0: none yet).
     pub last_journal_seq: u64,
     /// Bridge receive time of the first record (for the lag gauge).
@@ -206,6 +216,7 @@ impl Batch {
         self.session_ends.clear();
         self.bridge_starts.clear();
         self.undecodable.clear();
+        self.gap = None;
         self.last_journal_seq = 0;
         self.first_received_ms = None;
     }
@@ -230,6 +241,11 @@ pub struct Decoder {
 }
 
 impl Decoder {
+    /// Forgets the cause: the records after a gap may follow one it lost.
+    pub fn forget_cause(&mut self) {
+        self.cause = Cause::default();
+    }
+
     /// Adds the rows of `record` to `batch`.
     pub fn decode(&mut self, record: &OwnedRecord, batch: &mut Batch) {
         let journal_seq = record.seq as i64;
@@ -299,10 +315,10 @@ impl Decoder {
         } else {
             0
         };
-        let master_seq = cause
-            .master_event
-            .filter(|(login, _)| *login == copy.master && event_received_ns != 0 && event_received_ns == cause.received_ns)
-            .map(|(_, seq)| seq);
+        // The router journals a cause's copies right after it, so copies
+        // after a master event are that event's (also those issued again by
+        // a restart, which carry no monotonic stamp).
+        let master_seq = cause.master_event.filter(|(login, _)| *login == copy.master).map(|(_, seq)| seq);
         batch.copies.push(CopyRow {
             journal_seq,
             slave_login: record.slave_login.to_native(),
@@ -322,7 +338,7 @@ impl Decoder {
             magic: copy.magic,
             comment: copy.comment,
             expires_ms: (copy.expires_ms != 0).then_some(copy.expires_ms),
-            issued_ms: cause.received_ms + delay_ms,
+            issued_ms: (cause.received_ms != 0).then_some(cause.received_ms + delay_ms),
         });
         Ok(())
     }
@@ -390,7 +406,7 @@ impl Decoder {
                 master_seq,
                 master_pos: entry.pos,
                 reason: entry.reason.as_str(),
-                skipped_ms: cause.received_ms,
+                skipped_ms: (cause.received_ms != 0).then_some(cause.received_ms),
             });
         }
         Ok(())

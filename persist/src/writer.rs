@@ -133,7 +133,7 @@ impl TableRow for CopyRow {
             boxed(Numeric(self.magic)),
             boxed(self.comment.clone()),
             boxed(self.expires_ms.map(time_of_ms)),
-            boxed(time_of_ms(self.issued_ms)),
+            boxed(self.issued_ms.map(time_of_ms)),
         ]
     }
 }
@@ -195,7 +195,7 @@ impl TableRow for SkipRow {
             boxed(OptionalNumeric(self.master_seq)),
             boxed(Numeric(self.master_pos)),
             boxed(self.reason),
-            boxed(time_of_ms(self.skipped_ms)),
+            boxed(self.skipped_ms.map(time_of_ms)),
         ]
     }
 }
@@ -289,16 +289,21 @@ pub async fn read_progress(client: &Client) -> Result<u64, WriteError> {
     Ok(seq.max(0) as u64)
 }
 
+/// Why `persist_gaps` has a row.
+pub const GAP_REASON: &str =
+    "the journal released these records before the persister read them (Postgres was away while the journal neared journal_bytes_max)";
+
 /// Records released journal records the persister never read.
-pub async fn record_gap(client: &Client, from_seq: u64, to_seq: u64, reason: &str) -> Result<(), WriteError> {
+async fn record_gap(client: &impl GenericClient, gap: Option<(u64, u64)>) -> Result<(), tokio_postgres::Error> {
+    let Some((from_seq, to_seq)) = gap else {
+        return Ok(());
+    };
     client
         .execute(
-            "INSERT INTO persist_gaps (from_journal_seq, to_journal_seq, noticed_at, reason) VALUES ($1, $2, now(), $3)
-             ON CONFLICT (from_journal_seq) DO NOTHING",
-            &[&(from_seq as i64), &(to_seq as i64), &reason],
+            "INSERT INTO persist_gaps (from_journal_seq, to_journal_seq, noticed_at, reason) VALUES ($1, $2, now(), $3)",
+            &[&(from_seq as i64), &(to_seq as i64), &GAP_REASON],
         )
-        .await
-        .map_err(|error| classify(&error, "recording a gap in persist_gaps"))?;
+        .await?;
     Ok(())
 }
 
@@ -343,6 +348,7 @@ async fn write_fast(client: &mut Client, batch: &Batch, progress: u64) -> Result
         dead_letter_undecodable(&transaction, undecodable).await?;
         dead_letters += 1;
     }
+    record_gap(&transaction, batch.gap).await?;
     move_progress(&transaction, progress, batch.last_journal_seq).await?;
     transaction.commit().await?;
     Ok(Written { rows: (batch.rows() - batch.undecodable.len()) as u64, dead_letters })
@@ -397,6 +403,7 @@ async fn write_each(client: &mut Client, batch: &Batch, progress: u64) -> Result
         dead_letter_undecodable(&transaction, undecodable).await?;
         written.dead_letters += 1;
     }
+    record_gap(&transaction, batch.gap).await?;
     move_progress(&transaction, progress, batch.last_journal_seq).await?;
     transaction.commit().await?;
     Ok(written)

@@ -324,7 +324,9 @@ fn postgres_stopped_and_restarted_mid_stream_gets_every_row_once() {
     std::thread::sleep(Duration::from_millis(600));
     assert!(fixture.feed.persisted() < stopped_at, "nothing can be committed while Postgres is down");
     assert!(fixture.feed.failures.load(std::sync::atomic::Ordering::Relaxed) > 0);
-    assert!(fixture.feed.lag_records.load(std::sync::atomic::Ordering::Relaxed) > 0, "the lag is visible while Postgres is away");
+    assert!(fixture.feed.lag_records() > 0, "the lag is visible while Postgres is away");
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    assert!(fixture.feed.lag_seconds(now_ms) > 0.0, "and its age");
     fixture.cluster.restart().unwrap();
     for _ in 0..10 {
         append(&mut writer, 30);
@@ -341,18 +343,23 @@ fn postgres_stopped_and_restarted_mid_stream_gets_every_row_once() {
 }
 
 #[test]
-fn a_restarted_persister_resumes_after_the_committed_progress() {
-    // Shows that a persister stopped and started again (as after a bridge restart) reads on from persist_progress + 1: the rows of both runs are all there once.
+fn a_restarted_persister_resumes_after_the_committed_progress_knowing_the_cause_before_it() {
+    // Shows that a persister stopped and started again (as after a bridge restart) reads on from persist_progress + 1, so the rows of both runs are all there once, and that copies right after the restart point still get their master event's seq and issue time (the decoder is primed on the records before).
     let mut fixture = Fixture::new("resume");
     let mut writer = Writer::open(&fixture.directory, 1 << 20);
     for seq in 1..=300 {
         writer.master_event(100_001, event(seq, "first run"), RECEIVED_MS, seq);
     }
+    let cause = writer.master_event(100_001, event(301, "its copies come after the restart"), RECEIVED_MS + 7, 1_000_000);
     let first = writer.durable(&fixture.feed);
+    assert_eq!(first, cause);
     let persister = fixture.start(64);
     fixture.wait_persisted(first, Duration::from_secs(30));
     persister.stop(Duration::from_secs(5));
-    for seq in 301..=500 {
+    for slave_seq in 1..=3 {
+        writer.copy(200_000 + slave_seq, Copy { master: 100_001, ..copy_of(1, 9_302) }, 1_000_000, 3_000_000);
+    }
+    for seq in 302..=500 {
         writer.master_event(100_001, event(seq, "second run"), RECEIVED_MS, seq);
     }
     let last = writer.durable(&fixture.feed);
@@ -363,6 +370,9 @@ fn a_restarted_persister_resumes_after_the_committed_progress() {
     fixture.wait_persisted(last, Duration::from_secs(30));
     persister.stop(Duration::from_secs(5));
     assert_eq!(fixture.sql("SELECT count(*), count(DISTINCT seq) FROM master_events"), "500|500\n");
+    let issued = fixture.sql("SELECT string_agg(master_seq || '@' || (extract(epoch FROM issued_at) * 1000)::bigint, ',') FROM copies");
+    let expected = format!("301@{0},301@{0},301@{0}\n", RECEIVED_MS + 7 + 2);
+    assert_eq!(issued, expected);
 }
 
 #[test]
@@ -393,4 +403,43 @@ fn records_released_before_they_were_read_are_recorded_as_a_gap() {
     let kept = last - first_kept + 1;
     assert_eq!(fixture.sql("SELECT count(*) FROM master_events"), format!("{kept}\n"));
     assert_eq!(fixture.sql("SELECT journal_seq FROM persist_progress"), format!("{last}\n"));
+}
+
+/// The first seq of each segment file in `directory`, in order.
+fn segment_firsts(directory: &Path) -> Vec<u64> {
+    let mut firsts: Vec<u64> = std::fs::read_dir(directory)
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.strip_suffix(".seg")?.parse().ok())
+        .collect();
+    firsts.sort_unstable();
+    firsts
+}
+
+#[test]
+fn a_gap_met_in_the_middle_of_a_batch_is_recorded_with_the_rows_before_it() {
+    // Shows that when the persister has read part of a segment and the journal then releases that segment and the next ones, the rest of the open segment, the released range (in persist_gaps, in the same transaction) and everything after it are written: nothing after the gap is lost and the gap is never silent.
+    let fixture = Fixture::new("gap-mid-batch");
+    let mut writer = Writer::open(&fixture.directory, 64 * 1024);
+    let mut seq = 0;
+    while writer.journal.segments_count() < 4 {
+        seq += 1;
+        writer.master_event(100_001, event(seq, "segment"), RECEIVED_MS, seq);
+    }
+    writer.journal.flush().unwrap();
+    let firsts = segment_firsts(&fixture.directory);
+    // The persister reads half of the first segment and waits there.
+    let halfway = firsts[1] / 2;
+    fixture.feed.publish_durable(halfway);
+    let persister = fixture.start(100_000);
+    fixture.wait_persisted(halfway, Duration::from_secs(30));
+    // The segments before the last are released while it holds the first one open.
+    writer.journal.truncate_before(firsts[3]).unwrap();
+    assert_eq!(writer.journal.first_seq(), firsts[3]);
+    let last = writer.durable(&fixture.feed);
+    fixture.wait_persisted(last, Duration::from_secs(30));
+    persister.stop(Duration::from_secs(5));
+    assert_eq!(fixture.sql("SELECT from_journal_seq, to_journal_seq FROM persist_gaps"), format!("{}|{}\n", firsts[1], firsts[3]));
+    let expected = (firsts[1] - 1) + (last - firsts[3] + 1);
+    assert_eq!(fixture.sql("SELECT count(*), count(DISTINCT seq) FROM master_events"), format!("{expected}|{expected}\n"));
+    assert_eq!(fixture.sql(&format!("SELECT count(*) FROM master_events WHERE journal_seq >= {} AND journal_seq < {}", firsts[1], firsts[3])), "0\n");
 }

@@ -121,9 +121,13 @@ impl JournalReader {
         self.buffer_offset = 0;
         let mut count = 0;
         while count < records_max && self.next_seq <= bound_seq {
+            // True when the segment was opened for this record: if it ends
+            // before it, the record is not written yet (a bound above the
+            // journal's end), and reopening would find the same end again.
+            let mut opened_now = false;
             if self.segment.is_none() {
                 match self.open_segment_of(self.next_seq)? {
-                    Located::Open => {}
+                    Located::Open => opened_now = true,
                     Located::Gap { to_seq } if count == 0 => {
                         let from_seq = self.next_seq;
                         self.next_seq = to_seq;
@@ -138,6 +142,10 @@ impl JournalReader {
                     out.push(record);
                     count += 1;
                     self.next_seq += 1;
+                }
+                None if opened_now => {
+                    self.segment = None;
+                    break;
                 }
                 // The segment ends before `next_seq`: it is in the next file.
                 None => self.segment = None,
@@ -309,6 +317,10 @@ mod tests {
         }
         assert_eq!(first.len() + rest.len(), 3_500);
         assert_eq!(reader.read(journal.last_seq(), 10, &mut Vec::new()).unwrap(), ReadOutcome::Nothing);
+        // A bound past the end (a reader of a stopped journal) ends at the last record.
+        assert_eq!(reader.read(u64::MAX, 10, &mut Vec::new()).unwrap(), ReadOutcome::Nothing);
+        let mut whole = JournalReader::new(&directory.0, 3_490);
+        assert_eq!(read_all(&mut whole, u64::MAX, 4).len(), 11);
         // A reader placed in the middle starts there.
         let mut middle = JournalReader::new(&directory.0, 2_001);
         let records = read_all(&mut middle, 2_010, 4);
