@@ -190,16 +190,17 @@ impl Metrics {
         ] {
             let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}", gauge.load(Ordering::Relaxed));
         }
-        let _ = writeln!(text, "# HELP tradebridge_latency_us Latency per stage in microseconds.\n# TYPE tradebridge_latency_us summary");
+        // Recorded in microseconds, exposed in seconds (Prometheus base units).
+        let _ = writeln!(text, "# HELP tradebridge_latency_seconds Latency per stage.\n# TYPE tradebridge_latency_seconds summary");
         for stage in Stage::ALL {
             let histogram = self.histograms[stage.index()].lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             for quantile in [0.5, 0.9, 0.99, 0.999, 1.0] {
-                let value = histogram.value_at_quantile(quantile);
-                let _ = writeln!(text, "tradebridge_latency_us{{stage=\"{}\",quantile=\"{quantile}\"}} {value}", stage.name());
+                let seconds = histogram.value_at_quantile(quantile) as f64 / 1e6;
+                let _ = writeln!(text, "tradebridge_latency_seconds{{stage=\"{}\",quantile=\"{quantile}\"}} {seconds}", stage.name());
             }
-            let sum = (histogram.mean() * histogram.len() as f64).round() as u64;
-            let _ = writeln!(text, "tradebridge_latency_us_sum{{stage=\"{}\"}} {sum}", stage.name());
-            let _ = writeln!(text, "tradebridge_latency_us_count{{stage=\"{}\"}} {}", stage.name(), histogram.len());
+            let sum_seconds = histogram.mean() * histogram.len() as f64 / 1e6;
+            let _ = writeln!(text, "tradebridge_latency_seconds_sum{{stage=\"{}\"}} {sum_seconds}", stage.name());
+            let _ = writeln!(text, "tradebridge_latency_seconds_count{{stage=\"{}\"}} {}", stage.name(), histogram.len());
         }
         if let Some(feed) = self.persist.get() {
             feed.render(&mut text);
@@ -314,9 +315,9 @@ mod tests {
         let text = metrics.render(7);
         assert!(text.contains("tradebridge_events_journaled_total 1\n"), "{text}");
         assert!(text.contains("tradebridge_connections 7\n"), "{text}");
-        assert!(text.contains("tradebridge_latency_us_count{stage=\"event_to_durable\"} 2\n"), "{text}");
-        assert!(text.contains("tradebridge_latency_us{stage=\"event_to_durable\",quantile=\"1\"} 150"), "{text}");
-        assert!(text.contains("tradebridge_latency_us_count{stage=\"event_to_copy_sent\"} 0\n"), "{text}");
+        assert!(text.contains("tradebridge_latency_seconds_count{stage=\"event_to_durable\"} 2\n"), "{text}");
+        assert!(text.contains("tradebridge_latency_seconds{stage=\"event_to_durable\",quantile=\"1\"} 0.00015\n"), "{text}");
+        assert!(text.contains("tradebridge_latency_seconds_count{stage=\"event_to_copy_sent\"} 0\n"), "{text}");
     }
 
     // A latency beyond the bound, or a clock that went backwards, is clamped rather than lost.
@@ -326,6 +327,6 @@ mod tests {
         metrics.record(Stage::EventToCopySent, 10, 5);
         metrics.record(Stage::EventToCopySent, 0, u64::MAX);
         let text = metrics.render(0);
-        assert!(text.contains("tradebridge_latency_us_count{stage=\"event_to_copy_sent\"} 2\n"), "{text}");
+        assert!(text.contains("tradebridge_latency_seconds_count{stage=\"event_to_copy_sent\"} 2\n"), "{text}");
     }
 }

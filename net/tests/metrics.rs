@@ -47,12 +47,12 @@ fn metrics_endpoint_reports_counters_and_stage_latencies() {
         // The test bridge runs with the default 64 MiB segments and 4 GiB bound.
         "tradebridge_journal_bytes 67108864\n",
         "tradebridge_journal_bytes_max 4294967296\n",
-        "tradebridge_latency_us_count{stage=\"frame_to_routed\"} 1\n",
-        "tradebridge_latency_us_count{stage=\"event_to_durable\"} 1\n",
-        "tradebridge_latency_us_count{stage=\"routed_to_shard\"} 1\n",
-        "tradebridge_latency_us_count{stage=\"routed_to_written\"} 1\n",
-        "tradebridge_latency_us_count{stage=\"event_to_copy_sent\"} 1\n",
-        "tradebridge_latency_us_count{stage=\"copy_to_result\"} 1\n",
+        "tradebridge_latency_seconds_count{stage=\"frame_to_routed\"} 1\n",
+        "tradebridge_latency_seconds_count{stage=\"event_to_durable\"} 1\n",
+        "tradebridge_latency_seconds_count{stage=\"routed_to_shard\"} 1\n",
+        "tradebridge_latency_seconds_count{stage=\"routed_to_written\"} 1\n",
+        "tradebridge_latency_seconds_count{stage=\"event_to_copy_sent\"} 1\n",
+        "tradebridge_latency_seconds_count{stage=\"copy_to_result\"} 1\n",
     ] {
         assert!(response.contains(expected), "missing {expected:?} in\n{response}");
     }

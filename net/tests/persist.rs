@@ -309,3 +309,29 @@ fn a_database_url_that_does_not_parse_stops_the_start_and_is_not_shown() {
     assert!(!stderr.contains("hunter2") && !String::from_utf8_lossy(&output.stdout).contains("hunter2"), "{stderr}");
     let _ = std::fs::remove_dir_all(&directory);
 }
+
+#[test]
+fn metrics_with_a_persister_pass_promtool() {
+    // Shows that /metrics of a bridge with [persist], the persister's gauges and counters included, passes `promtool check metrics` (Prometheus naming and format) without a lint problem.
+    let cluster = TestCluster::start(false).expect("a test cluster");
+    cluster.create_database("bridge").unwrap();
+    let (_bridge, metrics) = start(&[], &cluster);
+    wait_caught_up(&metrics, Duration::from_secs(30));
+    let response = http_get(&metrics, "/metrics");
+    let body = response.split_once("\r\n\r\n").map(|(_, body)| body).expect("an HTTP response");
+    for name in ["tradebridge_persist_lag_records", "tradebridge_persist_lag_seconds", "tradebridge_persist_journal_overruns_total", "tradebridge_persist_connected 1"] {
+        assert!(body.contains(name), "{name} missing:\n{body}");
+    }
+    use std::io::Write as _;
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (./test.sh installs prometheus)");
+    promtool.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    let output = promtool.wait_with_output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success() && said.trim().is_empty(), "promtool: {said}\n{body}");
+}
