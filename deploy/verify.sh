@@ -39,7 +39,10 @@ test_config() {
 start_bridge() {
     rm -rf "$work/state"; mkdir -p "$work/state"; chown nobody "$work/state"
     : > "$work/bridge.out"
-    setpriv --reuid=nobody --regid=nogroup --clear-groups "$binary" serve --config "$work/test.toml" \
+    # [persist] of the template reads its URL from the environment; nothing
+    # listens there, so the persister only retries (routing does not wait).
+    TRADEBRIDGE_DATABASE_URL=postgres://tradebridge@127.0.0.1:1/tradebridge \
+        setpriv --reuid=nobody --regid=nogroup --clear-groups "$binary" serve --config "$work/test.toml" \
         > "$work/bridge.out" 2> "$work/bridge.err" &
     bridge_pid=$!
     for _ in $(seq 100); do grep -q listening "$work/bridge.out" && return 0; sleep 0.1; done

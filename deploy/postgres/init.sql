@@ -1,6 +1,8 @@
--- Role and database for the tradebridge persister (persist/, not written
--- yet: it will batch-write trades with tokio-postgres). No tables here: the
--- persister will create and migrate its own schema.
+-- Role and database for the tradebridge persister (persist/). No tables
+-- here: the schema is the versioned migrations of persist/migrations/,
+-- applied by `tradebridge migrate --config FILE` or, with [persist]
+-- migrate_on_start = true, by the bridge when it starts (as the role
+-- created here, which owns the database). See persist/SCHEMA.md.
 --
 -- Run once by the postgres image's entrypoint on an empty data directory
 -- (compose mounts this file in /docker-entrypoint-initdb.d/). By hand:

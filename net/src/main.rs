@@ -193,15 +193,15 @@ const PERSIST_STOP_MS_MAX: u64 = 2_000;
 /// SIGINT, then drains: sessions close with 1001, the journal is flushed.
 fn serve(config: Config) -> anyhow::Result<()> {
     raise_open_files_limit(config.server.connections_max);
-    let journal = router::open_journal(&config)?;
-    let shared = Arc::new(Shared::new(config));
-    let (router_links, shard_links) = router::links(shard::shard_count(&shared.config), shared.config.server.ring_bytes)?;
-    // Checked before anything starts, so a bad database_url is an exit at
-    // start, not a persister that retries forever.
-    let persist_target = match &shared.config.persist {
+    // Checked before anything opens, so a missing or bad database_url is an
+    // exit at start, not a persister that retries forever.
+    let persist_target = match &config.persist {
         Some(persist) => Some(tradebridge_persist::db::Target::from_config(persist)?),
         None => None,
     };
+    let journal = router::open_journal(&config)?;
+    let shared = Arc::new(Shared::new(config));
+    let (router_links, shard_links) = router::links(shard::shard_count(&shared.config), shared.config.server.ring_bytes)?;
     let mut router = Router::new(
         journal,
         router_links,
