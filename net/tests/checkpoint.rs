@@ -8,7 +8,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use support::{close_event_text, open_event_text, Bridge, Client, SLAVE_KEY, SLAVE_LOGIN, STATE_TEXT};
+use support::{close_event_text, http_get, metric, open_event_text, Bridge, Client, SLAVE_KEY, SLAVE_LOGIN, STATE_TEXT};
 use tradebridge_core::protocol::{Ack, Copy, CopyAction, Message};
 
 /// Events per batch: sent together, then their acks and copies read.
@@ -50,26 +50,6 @@ fn result_text(copy: &Copy) -> String {
         r#"{{"t":"result","seq":{},"status":"filled","ticket":{},"price":1.08,"volume":{},"error":0,"msg":"","exec_ms":1}}"#,
         copy.seq, copy.pos, copy.volume
     )
-}
-
-/// Sends one HTTP GET and returns the whole response.
-fn http_get(address: &str, path: &str) -> String {
-    use std::io::{Read as _, Write as _};
-    let mut stream = std::net::TcpStream::connect(address).expect("connect to metrics");
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).expect("timeout");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").expect("send request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read response");
-    response
-}
-
-/// The value of the metric line `name <value>`.
-fn metric(text: &str, name: &str) -> u64 {
-    let prefix = format!("{name} ");
-    text.lines()
-        .find_map(|line| line.strip_prefix(&prefix))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
 }
 
 /// (first seq by name, bytes) of each journal segment, and the checkpoint
@@ -138,9 +118,9 @@ fn checkpoints_keep_a_tiny_journal_bounded_and_a_killed_bridge_recovers_from_one
     assert!(!checkpoints.is_empty(), "a checkpoint file is kept");
     // Two releases at least (four segments, two at a time), each after a checkpoint.
     let metrics = http_get(&metrics_address, "/metrics");
-    let written: u64 = metric(&metrics, "tradebridge_checkpoints_written_total");
+    let written = metric(&metrics, "tradebridge_checkpoints_written_total") as u64;
     assert!(written >= 2, "{metrics}");
-    assert!(metric(&metrics, "tradebridge_journal_bytes") <= 2 << 20, "{metrics}");
+    assert!(metric(&metrics, "tradebridge_journal_bytes") as u64 <= 2 << 20, "{metrics}");
 
     // Mid-stream: a batch is sent, half of its acks read; the slave takes
     // its copies but confirms (by result and by last_seq) only up to `confirmed`.

@@ -6,18 +6,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use support::{open_event_text, Bridge, SLAVE_KEY, SLAVE_LOGIN};
+use support::{http_get, open_event_text, Bridge, SLAVE_KEY, SLAVE_LOGIN};
 use tradebridge_core::protocol::{Ack, Message};
-
-/// Sends one HTTP GET and returns the whole response.
-fn http_get(address: &str, path: &str) -> String {
-    let mut stream = TcpStream::connect(address).expect("connect to metrics");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").expect("send request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read response");
-    response
-}
 
 #[test]
 fn metrics_endpoint_reports_counters_and_stage_latencies() {

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::{open_event_text, Bridge, Client, SLAVE_KEY, SLAVE_LOGIN, STATE_TEXT};
+use support::{http_get, metric, open_event_text, Bridge, Client, SLAVE_KEY, SLAVE_LOGIN, STATE_TEXT};
 use tradebridge_core::journal::reader::{JournalReader, OwnedRecord, ReadOutcome};
 use tradebridge_core::protocol::{Ack, Copy, Message};
 use tradebridge_core::record::journal_kind;
@@ -38,23 +38,6 @@ fn start(overrides: &[(&str, &str)], cluster: &TestCluster) -> (Bridge, String) 
 fn metrics_address(bridge: &mut Bridge) -> String {
     let line = bridge.read_stdout_line();
     line.trim().strip_prefix("tradebridge metrics on http://").and_then(|rest| rest.strip_suffix("/metrics")).expect("metrics line").to_string()
-}
-
-fn http_get(address: &str, path: &str) -> String {
-    use std::io::{Read as _, Write as _};
-    let mut stream = std::net::TcpStream::connect(address).expect("connect to metrics");
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").expect("send request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read response");
-    response
-}
-
-fn metric(text: &str, name: &str) -> f64 {
-    let prefix = format!("{name} ");
-    text.lines()
-        .find_map(|line| line.strip_prefix(&prefix))
-        .and_then(|value| value.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
 }
 
 /// Waits until the persister has read everything durable and committed it:

@@ -345,3 +345,23 @@ pub const STATE_TEXT: &str = r#"{"t":"state","balance":10000.0,"equity":10000.0,
 pub fn close_event_text(seq: u64, pos: u64, volume: f64, remaining: f64) -> String {
     format!(r#"{{"t":"event","seq":{seq},"kind":"close","pos":{pos},"volume":{volume},"remaining":{remaining},"price":1.081}}"#)
 }
+
+/// Sends one HTTP GET to `address` and returns the whole response.
+pub fn http_get(address: &str, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut stream = TcpStream::connect(address).expect("connect to metrics");
+    stream.set_read_timeout(Some(READ_TIMEOUT)).expect("read timeout");
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: test\r\n\r\n").expect("send request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    response
+}
+
+/// The value of the metric line `name <value>` in `text`.
+pub fn metric(text: &str, name: &str) -> f64 {
+    let prefix = format!("{name} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
