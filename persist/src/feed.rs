@@ -38,6 +38,9 @@ pub struct PersistFeed {
     pub failures: AtomicU64,
     /// Rows Postgres refused, written to `dead_letters`; only grows.
     pub dead_letters: AtomicU64,
+    /// Results a follower sent again for a copy already answered, dropped
+    /// (the first is kept); only grows.
+    pub duplicate_results: AtomicU64,
     /// Journal records released before they were persisted, as the
     /// persister found them; only grows.
     pub gap_records: AtomicU64,
@@ -111,6 +114,7 @@ impl PersistFeed {
             ("tradebridge_persist_batches_total", "Postgres transactions committed by the persister.", &self.batches_written),
             ("tradebridge_persist_failures_total", "Persister attempts that failed (connection lost, server refused); each is retried.", &self.failures),
             ("tradebridge_persist_dead_letters_total", "Rows Postgres refused, kept in dead_letters with the reason.", &self.dead_letters),
+            ("tradebridge_persist_duplicate_results_total", "Results a follower sent again for a copy already answered; the first is kept.", &self.duplicate_results),
             ("tradebridge_persist_gap_records_total", "Journal records released before the persister read them (see persist_gaps).", &self.gap_records),
             ("tradebridge_persist_journal_overruns_total", "Journal releases that let go of records not yet in Postgres, near journal_bytes_max.", &self.overruns),
         ] {

@@ -243,6 +243,7 @@ async fn run(config: PersistConfig, target: Target, journal_dir: PathBuf, feed: 
                     feed.publish_persisted(progress);
                     feed.rows_written.fetch_add(written.rows, Ordering::Relaxed);
                     feed.batches_written.fetch_add(1, Ordering::Relaxed);
+                    feed.duplicate_results.fetch_add(written.duplicates, Ordering::Relaxed);
                     if written.dead_letters > 0 {
                         feed.dead_letters.fetch_add(written.dead_letters, Ordering::Relaxed);
                         tracing::error!(dead_letters = written.dead_letters, to_journal_seq = progress, "persister: Postgres refused rows; they are in dead_letters with the reason");

@@ -31,6 +31,11 @@ type Value = Box<dyn ToSql + Sync + Send>;
 /// One table's rows.
 pub trait TableRow: serde::Serialize {
     const TABLE: &'static str;
+    /// A second row with the same key is expected and dropped (the first
+    /// stays), rather than set aside as a dead letter: a follower answers a
+    /// copy it had finished, replayed after a reconnection, with the same
+    /// result again.
+    const DUPLICATES_EXPECTED: bool = false;
     const COLUMNS: &'static [(&'static str, Type)];
     fn journal_seq(&self) -> i64;
     fn values(&self) -> Vec<Value>;
@@ -140,6 +145,7 @@ impl TableRow for CopyRow {
 
 impl TableRow for ResultRow {
     const TABLE: &'static str = "copy_results";
+    const DUPLICATES_EXPECTED: bool = true;
     const COLUMNS: &'static [(&'static str, Type)] = &[
         ("slave_login", Type::NUMERIC),
         ("seq", Type::NUMERIC),
@@ -277,6 +283,8 @@ impl std::fmt::Display for WriteError {
 pub struct Written {
     pub rows: u64,
     pub dead_letters: u64,
+    /// Rows dropped as expected duplicates ([`TableRow::DUPLICATES_EXPECTED`]).
+    pub duplicates: u64,
 }
 
 /// Reads `persist_progress.journal_seq`.
@@ -338,7 +346,7 @@ async fn write_fast(client: &mut Client, batch: &Batch, progress: u64) -> Result
     let transaction = client.transaction().await?;
     copy_rows(&transaction, &batch.master_events).await?;
     copy_rows(&transaction, &batch.copies).await?;
-    copy_rows(&transaction, &batch.results).await?;
+    let results_kept = copy_rows_keeping_first(&transaction, &batch.results).await?;
     copy_rows(&transaction, &batch.skips).await?;
     copy_rows(&transaction, &batch.sessions).await?;
     end_sessions(&transaction, batch).await?;
@@ -351,16 +359,43 @@ async fn write_fast(client: &mut Client, batch: &Batch, progress: u64) -> Result
     record_gap(&transaction, batch.gap).await?;
     move_progress(&transaction, progress, batch.last_journal_seq).await?;
     transaction.commit().await?;
-    Ok(Written { rows: (batch.rows() - batch.undecodable.len()) as u64, dead_letters })
+    let duplicates = batch.results.len() as u64 - results_kept;
+    Ok(Written { rows: (batch.rows() - batch.undecodable.len()) as u64 - duplicates, dead_letters, duplicates })
 }
 
 async fn copy_rows<R: TableRow>(transaction: &Transaction<'_>, rows: &[R]) -> Result<(), tokio_postgres::Error> {
+    copy_rows_into(transaction, R::TABLE, rows).await
+}
+
+/// Binary COPY of `rows` through a temporary table, then an insert that
+/// keeps the row already there on a duplicate key; the rows inserted.
+async fn copy_rows_keeping_first<R: TableRow>(transaction: &Transaction<'_>, rows: &[R]) -> Result<u64, tokio_postgres::Error> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let staging = format!("{}_incoming", R::TABLE);
+    let columns: Vec<&str> = R::COLUMNS.iter().map(|(name, _)| *name).collect();
+    transaction
+        .batch_execute(&format!(
+            "CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
+            table = R::TABLE
+        ))
+        .await?;
+    copy_rows_into(transaction, &staging, rows).await?;
+    let columns = columns.join(", ");
+    let inserted = transaction
+        .execute(&format!("INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} ON CONFLICT DO NOTHING", table = R::TABLE), &[])
+        .await?;
+    Ok(inserted)
+}
+
+async fn copy_rows_into<R: TableRow>(transaction: &Transaction<'_>, table: &str, rows: &[R]) -> Result<(), tokio_postgres::Error> {
     if rows.is_empty() {
         return Ok(());
     }
     let columns: Vec<&str> = R::COLUMNS.iter().map(|(name, _)| *name).collect();
     let types: Vec<Type> = R::COLUMNS.iter().map(|(_, kind)| kind.clone()).collect();
-    let sink = transaction.copy_in(&format!("COPY {} ({}) FROM STDIN (FORMAT binary)", R::TABLE, columns.join(", "))).await?;
+    let sink = transaction.copy_in(&format!("COPY {table} ({}) FROM STDIN (FORMAT binary)", columns.join(", "))).await?;
     let writer = BinaryCopyInWriter::new(sink, &types);
     futures_util::pin_mut!(writer);
     for row in rows {
@@ -426,6 +461,10 @@ async fn insert_each<R: TableRow>(transaction: &mut Transaction<'_>, rows: &[R],
             Ok(1) => {
                 savepoint.commit().await?;
                 written.rows += 1;
+            }
+            Ok(_) if R::DUPLICATES_EXPECTED => {
+                savepoint.commit().await?;
+                written.duplicates += 1;
             }
             Ok(_) => {
                 savepoint.commit().await?;

@@ -283,6 +283,10 @@ fn refused_and_undecodable_records_become_dead_letters_and_the_rest_is_written()
     writer.master_event(100_001, event(1, "fine"), RECEIVED_MS, 7);
     let refused = writer.master_event(100_001, event(2, "nul \u{0} inside"), RECEIVED_MS, 8);
     writer.master_event(100_001, event(3, "fine again"), RECEIVED_MS, 9);
+    // A result answered twice, here on the row-by-row path: the first stays, no dead letter.
+    let result = TradeResult { seq: 1, status: ResultStatus::Filled, ticket: 1, price: 1.5, volume: 0.1, error: 0, msg: String::new(), exec_ms: 1 };
+    writer.result(200_001, result.clone(), RECEIVED_MS);
+    writer.result(200_001, TradeResult { price: 9.0, ..result }, RECEIVED_MS + 1);
     let unknown = writer.raw(99, b"from a newer bridge");
     let last = writer.master_event(100_001, event(4, "after"), RECEIVED_MS, 10);
     writer.durable(&fixture.feed);
@@ -298,6 +302,8 @@ fn refused_and_undecodable_records_become_dead_letters_and_the_rest_is_written()
     assert!(lines[0].contains(r#""comment":"nul \u0000 inside""#), "the row is kept as JSON: {letters}");
     assert!(lines[1].starts_with(&format!("{unknown}|(undecodable journal record)|journal record kind 99 is unknown")), "{letters}");
     assert_eq!(fixture.feed.dead_letters.load(std::sync::atomic::Ordering::Relaxed), 2);
+    assert_eq!(fixture.sql("SELECT price FROM copy_results"), "1.5\n");
+    assert_eq!(fixture.feed.duplicate_results.load(std::sync::atomic::Ordering::Relaxed), 1);
     assert_eq!(fixture.sql("SELECT journal_seq FROM persist_progress"), format!("{last}\n"));
 }
 
@@ -501,4 +507,25 @@ fn schema_md_queries_run() {
     assert!(outputs[2].ends_with("|2|open|EURUSD|max_positions\n"), "{}", outputs[2]);
     assert!(outputs[3].starts_with("b-0-1|slave|127.0.0.1:50123|"), "{}", outputs[3]);
     assert!(outputs[4].starts_with(&format!("{last}|")) && outputs[4].ends_with("|0|0\n"), "{}", outputs[4]);
+}
+
+#[test]
+fn a_result_sent_again_keeps_the_first_and_is_no_dead_letter() {
+    // Shows that when a follower answers a replayed copy with its result again (in the same batch and in a later one), copy_results keeps the first, the repeat is counted as a duplicate, and nothing lands in dead_letters.
+    let fixture = Fixture::new("duplicate-results");
+    let mut writer = Writer::open(&fixture.directory, 1 << 20);
+    let result = TradeResult { seq: 1, status: ResultStatus::Filled, ticket: 1, price: 1.5, volume: 0.1, error: 0, msg: String::new(), exec_ms: 1 };
+    writer.result(200_001, result.clone(), RECEIVED_MS);
+    writer.result(200_001, TradeResult { price: 2.0, ..result.clone() }, RECEIVED_MS + 1);
+    let first = writer.durable(&fixture.feed);
+    let persister = fixture.start(100);
+    fixture.wait_persisted(first, Duration::from_secs(30));
+    writer.result(200_001, TradeResult { price: 3.0, ..result.clone() }, RECEIVED_MS + 2);
+    writer.result(200_001, TradeResult { seq: 2, ..result }, RECEIVED_MS + 3);
+    let last = writer.durable(&fixture.feed);
+    fixture.wait_persisted(last, Duration::from_secs(30));
+    persister.stop(Duration::from_secs(5));
+    assert_eq!(fixture.sql("SELECT seq, price FROM copy_results ORDER BY seq"), "1|1.5\n2|1.5\n");
+    assert_eq!(fixture.feed.duplicate_results.load(std::sync::atomic::Ordering::Relaxed), 2);
+    assert_eq!(fixture.sql("SELECT count(*) FROM dead_letters"), "0\n");
 }
