@@ -992,6 +992,12 @@ const SKIP_ENTRY_BYTES: usize = 32;
 /// Bytes before the entries: their count (u32 LE) and 4 zero bytes.
 const SKIPS_HEADER_BYTES: usize = 8;
 
+/// The most skip entries one record of `payload_bytes_max` bytes holds;
+/// more are journaled as several records.
+pub fn skips_per_record(payload_bytes_max: u32) -> usize {
+    ((payload_bytes_max as usize).saturating_sub(SKIPS_HEADER_BYTES) / SKIP_ENTRY_BYTES).max(1)
+}
+
 /// Writes a [`journal_kind::SKIPS`] payload into `out` (cleared first).
 pub fn encode_skips(entries: &[SkipEntry], out: &mut Vec<u8>) {
     out.clear();
@@ -1139,6 +1145,19 @@ pub fn decode_session(payload: &[u8]) -> Result<SessionEntry, RecordError> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn skips_split_to_fit_a_record() {
+        // Shows that the entries one record holds fill it without passing the journal's payload bound, so a master with thousands of skipped followers is journaled in several records instead of failing the append.
+        for payload_bytes_max in [36_840u32, 16_384, 1_000, 40] {
+            let per_record = skips_per_record(payload_bytes_max);
+            let entries = vec![SkipEntry { slave: 1, master: 2, pos: 3, reason: crate::engine::SkipReason::Frozen }; per_record];
+            let mut bytes = Vec::new();
+            encode_skips(&entries, &mut bytes);
+            assert!(bytes.len() <= payload_bytes_max as usize || per_record == 1, "{payload_bytes_max}: {} bytes", bytes.len());
+            assert!(bytes.len() + SKIP_ENTRY_BYTES > payload_bytes_max as usize, "{payload_bytes_max}: one more would have fitted");
+        }
+    }
 
     #[test]
     fn session_round_trip_and_refusals() {

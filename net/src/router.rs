@@ -51,7 +51,7 @@ use tradebridge_core::journal::{Journal, JournalOptions, SyncPolicy};
 use tradebridge_core::engine::{CopyInstruction, Decision, Engine, Outcome};
 use tradebridge_core::protocol::{self, Copy, Message, TradeResult};
 use tradebridge_core::record::{
-    access_checked, encode_session, encode_skips, journal_kind, AckRecord, CopyMeta, CopyRecord, MasterEventRecord, RecordEncoder, RecordKind,
+    access_checked, encode_session, encode_skips, journal_kind, skips_per_record, AckRecord, CopyMeta, CopyRecord, MasterEventRecord, RecordEncoder, RecordKind,
     ResultRecord, SessionEntry, SessionEvent, SkipEntry, UPDATE_HEADER_BYTES,
 };
 use tradebridge_core::ring::{Consumer, IdleAction, IdleStrategy as RingIdle, Idler, Producer, Ring};
@@ -491,12 +491,7 @@ impl Router {
         feed.publish_durable(self.journal.durable_seq());
         self.persist = Some(feed);
         // The skips of the last input before a stop, if their record is missing.
-        if !self.skips.is_empty() {
-            encode_skips(&self.skips, &mut self.skips_bytes);
-            self.skips.clear();
-            let now_ms = self.now_ms();
-            self.journal.append(JOURNAL_KIND_SKIPS, &self.skips_bytes, now_ms).context("journal append of the skips of the last input")?;
-        }
+        self.journal_skips().context("the skips of the last input before the stop")?;
         // Sessions of an earlier process ended when it stopped, unrecorded.
         let now_ms = self.now_ms();
         let wall_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64);
@@ -526,8 +521,8 @@ impl Router {
     /// checkpoint), not for the persister catching up.
     fn release(&mut self, checkpoint_seq: u64, at_checkpoint: bool) -> anyhow::Result<u32> {
         let mut below = checkpoint_seq + 1;
-        if let Some(feed) = &self.persist {
-            let persisted_below = feed.persisted() + 1;
+        let persisted_below = self.persist.as_ref().map(|feed| feed.persisted() + 1);
+        if let Some(persisted_below) = persisted_below {
             if persisted_below >= below {
                 self.release_held_segments = 0;
                 self.persist_overrun_logged = false;
@@ -541,25 +536,29 @@ impl Router {
                     }
                 } else {
                     self.release_held_segments = 0;
-                    if persisted_below >= self.journal.first_seq() {
-                        feed.overruns.fetch_add(1, Ordering::Relaxed);
-                        if !self.persist_overrun_logged {
-                            tracing::error!(
-                                persisted_seq = persisted_below - 1,
-                                released_below = below,
-                                journal_bytes = self.journal.retained_bytes(),
-                                "the journal is near journal_bytes_max while the persister is behind: releasing records it has not written to Postgres (it records the gap in persist_gaps); routing goes on"
-                            );
-                            self.persist_overrun_logged = true;
-                        }
-                    }
                 }
             }
         }
         if below <= self.journal.first_seq() {
             return Ok(0);
         }
-        self.journal.truncate_before(below).context("releasing journal segments")
+        let released = self.journal.truncate_before(below).context("releasing journal segments")?;
+        // Counted by what was deleted: records the persister had not read.
+        if let (Some(feed), Some(persisted_below)) = (&self.persist, persisted_below) {
+            if released > 0 && self.journal.first_seq() > persisted_below {
+                feed.overruns.fetch_add(1, Ordering::Relaxed);
+                if !self.persist_overrun_logged {
+                    tracing::error!(
+                        persisted_seq = persisted_below - 1,
+                        released_below = self.journal.first_seq(),
+                        journal_bytes = self.journal.retained_bytes(),
+                        "the journal is near journal_bytes_max while the persister is behind: released records it has not written to Postgres (it records the gap in persist_gaps); routing goes on"
+                    );
+                    self.persist_overrun_logged = true;
+                }
+            }
+        }
+        Ok(released)
     }
 
     /// Rebuilds per-master progress, the engine's book of master positions
@@ -1190,10 +1189,22 @@ impl Router {
             self.remember_instruction(decision.slave, seq, instruction);
             self.pending.push_back(PendingAck { journal_seq, waiting: Waiting::Copy(Box::new(record)) });
         }
-        if !self.skips.is_empty() {
-            encode_skips(&self.skips, &mut self.skips_bytes);
-            self.journal.append(JOURNAL_KIND_SKIPS, &self.skips_bytes, self.now_ms()).context("journal append of skips")?;
+        self.journal_skips()
+    }
+
+    /// Journals `skips` (then cleared), in as many records as they need: a
+    /// master with thousands of followers all skipped fills more than one.
+    fn journal_skips(&mut self) -> anyhow::Result<()> {
+        if self.skips.is_empty() {
+            return Ok(());
         }
+        let per_record = skips_per_record(self.journal.options().payload_bytes_max());
+        let now_ms = self.now_ms();
+        for chunk in self.skips.chunks(per_record) {
+            encode_skips(chunk, &mut self.skips_bytes);
+            self.journal.append(JOURNAL_KIND_SKIPS, &self.skips_bytes, now_ms).context("journal append of skips")?;
+        }
+        self.skips.clear();
         Ok(())
     }
 

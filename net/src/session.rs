@@ -312,15 +312,14 @@ async fn run_session(socket: &mut Socket, shard: &ShardContext, account: &Accoun
         return Flow::Close(close_code::TRY_AGAIN_LATER, "the bridge's connection table is full");
     };
     control.set_connection_id(connection_id);
-    let remote_address = socket.peer_address().map(|address| address.to_string()).unwrap_or_default();
-    report_session(shard, SessionEntry {
+    report_session(shard, || SessionEntry {
         event: SessionEvent::Open,
         role: hello.role,
         login: account.login,
         time_ms: shard.shared.wall_ms(),
         close_code: 0,
         session_id: session_id.clone(),
-        remote_address,
+        remote_address: socket.peer_address().map(|address| address.to_string()).unwrap_or_default(),
         close_reason: String::new(),
     });
     let replay = match hello.role {
@@ -356,10 +355,10 @@ async fn run_session(socket: &mut Socket, shard: &ShardContext, account: &Accoun
     }
     tracing::info!(shard = shard.index, login = account.login, session = %session_id, ?flow, "session ended");
     let (close_code, close_reason) = match flow {
-        Flow::Close(code, reason) => (code, reason.to_string()),
-        _ => (0, String::new()),
+        Flow::Close(code, reason) => (code, reason),
+        _ => (0, ""),
     };
-    report_session(shard, SessionEntry {
+    report_session(shard, || SessionEntry {
         event: SessionEvent::Close,
         role: hello.role,
         login: account.login,
@@ -367,7 +366,7 @@ async fn run_session(socket: &mut Socket, shard: &ShardContext, account: &Accoun
         close_code,
         session_id,
         remote_address: String::new(),
-        close_reason,
+        close_reason: close_reason.to_string(),
     });
     flow
 }
@@ -376,10 +375,11 @@ async fn run_session(socket: &mut Socket, shard: &ShardContext, account: &Accoun
 /// only when a persister is configured (otherwise nothing reads it). A full
 /// ring drops it, counted in `tradebridge_ring_full_total` and logged: the
 /// session itself is not refused for its record.
-fn report_session(shard: &ShardContext, entry: SessionEntry) {
+fn report_session(shard: &ShardContext, entry: impl FnOnce() -> SessionEntry) {
     if shard.shared.config.persist.is_none() {
         return;
     }
+    let entry = entry();
     let mut bytes = Vec::new();
     encode_session(&entry, &mut bytes);
     if !push_to_router(shard, u32::from(journal_kind::SESSION), &bytes) {

@@ -225,7 +225,7 @@ fn postgres_away_keeps_the_journal_until_it_nears_its_bound_then_the_gap_is_reco
         }
     };
     stream(&mut master, &mut slave, &mut seq, 500);
-    wait_caught_up(&metrics, Duration::from_secs(30));
+    let persisted_before_outage = wait_caught_up(&metrics, Duration::from_secs(30));
     cluster.stop().unwrap();
     // Past 2 MiB a checkpoint is taken, but the segments the persister has
     // not written stay: the journal grows to 3 MiB (without a persister it
@@ -259,8 +259,20 @@ fn postgres_away_keeps_the_journal_until_it_nears_its_bound_then_the_gap_is_reco
     assert!(gap_records > 0, "{text}");
     let gaps = sql(&cluster, "SELECT from_journal_seq || '-' || to_journal_seq FROM persist_gaps");
     let (from, to) = gaps.trim().split_once('-').map(|(from, to)| (from.parse::<u64>().unwrap(), to.parse::<u64>().unwrap())).expect(&gaps);
-    assert_eq!(to - from, gap_records, "{gaps}");
-    // Everything outside the gap is there, once: the events before the outage and after the gap.
+    assert_eq!(to - from, gap_records, "the metric counts the recorded range: {gaps}");
+    // The gap starts where the persister stood when the journal let go, which
+    // is past what it wrote before the outage.
+    assert!(from > persisted_before_outage, "gap {gaps}, persisted before the outage {persisted_before_outage}");
+    // Around the gap nothing is missing: before it the master events run
+    // from 1 without a hole, after it they run without a hole to the last.
+    assert_eq!(
+        sql(&cluster, &format!("SELECT count(*) = max(seq) AND count(DISTINCT seq) = count(*) FROM master_events WHERE journal_seq < {from}")),
+        "t\n"
+    );
+    assert_eq!(
+        sql(&cluster, &format!("SELECT count(*) = max(seq) - min(seq) + 1 AND count(DISTINCT seq) = count(*) FROM master_events WHERE journal_seq >= {to}")),
+        "t\n"
+    );
     let journaled_before_gap: u64 = sql(&cluster, &format!("SELECT count(*) FROM master_events WHERE journal_seq < {from}")).trim().parse().unwrap();
     let after_gap: u64 = sql(&cluster, &format!("SELECT count(*) FROM master_events WHERE journal_seq >= {to}")).trim().parse().unwrap();
     let max_seq: u64 = sql(&cluster, "SELECT max(seq) FROM master_events").trim().parse().unwrap();

@@ -74,13 +74,14 @@ CREATE INDEX copy_results_login_time ON copy_results (slave_login, received_at);
 -- One row per follower that got no copy of a master event, with the reason.
 CREATE TABLE skips (
     journal_seq    bigint           NOT NULL,
+    entry          integer          NOT NULL,
     slave_login    numeric(20,0)    NOT NULL,
     master_login   numeric(20,0)    NOT NULL,
     master_seq     numeric(20,0),
     master_pos     numeric(20,0)    NOT NULL,
     reason         text             NOT NULL,
     skipped_at     timestamptz,
-    PRIMARY KEY (journal_seq, slave_login)
+    PRIMARY KEY (journal_seq, entry)
 );
 CREATE INDEX skips_login_time ON skips (slave_login, skipped_at);
 CREATE INDEX skips_master_position ON skips (master_login, master_pos);

@@ -63,6 +63,13 @@ impl Target {
         let mut config: tokio_postgres::Config =
             text.parse().map_err(|error: tokio_postgres::Error| anyhow::anyhow!("{source} is not a valid Postgres connection string: {}", redact(&error.to_string(), text)))?;
         config.connect_timeout(Duration::from_millis(connect_timeout_ms));
+        // A Postgres host that vanishes without closing the connection (a
+        // network cut) is noticed in about a minute, not after the OS's
+        // two hours of keepalive idle: the persister then reconnects.
+        config.keepalives(true);
+        config.keepalives_idle(Duration::from_secs(30));
+        config.keepalives_interval(Duration::from_secs(10));
+        config.keepalives_retries(3);
         if config.get_application_name().is_none() {
             config.application_name("tradebridge");
         }

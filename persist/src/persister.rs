@@ -33,11 +33,17 @@ use tradebridge_core::journal::reader::{JournalReader, OwnedRecord, ReadOutcome}
 use crate::db::Target;
 use crate::feed::PersistFeed;
 use crate::migrate::{migrate, MIGRATIONS};
-use crate::rows::{Batch, Decoder};
-use crate::writer::{read_progress, write_batch, WriteError};
+use crate::rows::{Batch, Decoder, Gap};
+use crate::writer::{read_progress, write_batch, Mode, WriteError};
 
 /// How often a stopped or idle persister looks at its stop flag.
 const STOP_POLL_MS: u64 = 20;
+/// Refusals of one batch by the server before it is written row by row,
+/// setting aside any row it refuses.
+const REFUSALS_BEFORE_ROW_BY_ROW: u32 = 3;
+/// Longest wait for one batch's transaction; past it the connection is
+/// taken for lost and the batch written again on a new one.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(120);
 /// A failure is logged at most this often (the count is in the metrics).
 const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -148,6 +154,10 @@ async fn run(config: PersistConfig, target: Target, journal_dir: PathBuf, feed: 
     // yet; it is written again as it is after a reconnection.
     let mut holding: Option<u64> = None;
     let batch_interval = Duration::from_millis(config.batch_interval_ms);
+    // Times in a row Postgres refused the held batch (not the connection).
+    let mut refusals = 0u32;
+    // Read again from what Postgres holds at the next connection.
+    let mut force_prime = false;
     while !stop.load(Ordering::Acquire) {
         let mut client = match target.connect().await {
             Ok(client) => client,
@@ -182,6 +192,18 @@ async fn run(config: PersistConfig, target: Target, journal_dir: PathBuf, feed: 
             }
         };
         feed.publish_persisted(progress);
+        let durable = feed.durable();
+        if progress > durable && durable > 0 {
+            // Postgres holds rows of journal seqs this journal has not reached:
+            // a replaced journal, or one whose tail an OS crash took under
+            // journal_sync = "os". Its records up to there would be taken
+            // for written.
+            tracing::error!(
+                persisted_journal_seq = progress,
+                journal_durable_seq = durable,
+                "persister: Postgres holds journal seqs beyond this journal's end (was the journal directory replaced, or its tail lost?); records this journal numbers at or below persist_progress are not written until it passes it"
+            );
+        }
         let in_step = match holding {
             // The held batch starts right after what Postgres holds.
             Some(first) => first == progress + 1,
@@ -192,9 +214,14 @@ async fn run(config: PersistConfig, target: Target, journal_dir: PathBuf, feed: 
         if committed_after_all {
             // The commit went through though its answer was lost: the reader
             // and decoder are already past it.
+            if let Some(gap) = batch.gap {
+                tracing::error!(from_seq = gap.from_seq, to_seq = gap.to_seq, "persister: journal records [{}, {}) are missing: {}; recorded in persist_gaps", gap.from_seq, gap.to_seq, gap.reason());
+                feed.gap_records.fetch_add(gap.to_seq - gap.from_seq, Ordering::Relaxed);
+            }
             batch.clear();
             holding = None;
-        } else if !in_step {
+        } else if !in_step || force_prime {
+            force_prime = false;
             // First connection, or Postgres moved elsewhere: read from what
             // it holds, with the decoder primed on the records before.
             let (primed_reader, primed_decoder) = prime(&journal_dir, progress, &mut records);
@@ -233,11 +260,28 @@ async fn run(config: PersistConfig, target: Target, journal_dir: PathBuf, feed: 
                     }
                 }
             }
-            match write_batch(&mut client, &batch, progress).await {
+            if holding != Some(progress + 1) {
+                // Never expected: a batch must start right after what is
+                // committed, or rows would be skipped. Read again from there.
+                tracing::error!(progress, batch_first = ?holding, "persister: the batch does not start after persist_progress; reading again from it");
+                holding = None;
+                batch.clear();
+                force_prime = true;
+                break;
+            }
+            // A batch Postgres keeps refusing is written row by row, leniently,
+            // so one bad row cannot hold the stream up forever.
+            let mode = if refusals >= REFUSALS_BEFORE_ROW_BY_ROW { Mode::EachRowLenient } else { Mode::Fast };
+            let written = match tokio::time::timeout(WRITE_TIMEOUT, write_batch(&mut client, &batch, progress, mode)).await {
+                Ok(written) => written,
+                Err(_) => Err(WriteError::Connection(format!("no answer to a batch within {} s", WRITE_TIMEOUT.as_secs()))),
+            };
+            match written {
                 Ok(written) => {
-                    if let Some((from_seq, to_seq)) = batch.gap {
-                        tracing::error!(from_seq, to_seq, "persister: journal records [{from_seq}, {to_seq}) were released before they were read; recorded in persist_gaps");
-                        feed.gap_records.fetch_add(to_seq - from_seq, Ordering::Relaxed);
+                    refusals = 0;
+                    if let Some(gap) = batch.gap {
+                        tracing::error!(from_seq = gap.from_seq, to_seq = gap.to_seq, "persister: journal records [{}, {}) are missing: {}; recorded in persist_gaps", gap.from_seq, gap.to_seq, gap.reason());
+                        feed.gap_records.fetch_add(gap.to_seq - gap.from_seq, Ordering::Relaxed);
                     }
                     progress = batch.last_journal_seq;
                     feed.publish_persisted(progress);
@@ -263,6 +307,7 @@ async fn run(config: PersistConfig, target: Target, journal_dir: PathBuf, feed: 
                     break;
                 }
                 Err(WriteError::Server(error)) => {
+                    refusals += 1;
                     let wait = backoff.next();
                     failures.report(&feed, "Postgres refused the batch; retrying", &error, wait);
                     if stopping {
@@ -348,8 +393,8 @@ async fn fill(
             }
             // The reader has moved past the gap: it is written with the rows
             // before it, in their transaction, and the batch ends there.
-            ReadOutcome::Gap { from_seq, to_seq } => {
-                batch.gap = Some((from_seq, to_seq));
+            ReadOutcome::Gap { from_seq, to_seq, released } => {
+                batch.gap = Some(Gap { from_seq, to_seq, released });
                 decoder.forget_cause();
                 batch.last_journal_seq = batch.last_journal_seq.max(to_seq - 1);
                 return Ok(Filled::Rows);

@@ -31,9 +31,17 @@ use tradebridge_core::record::{
     access_checked, decode_session, decode_skips, decode_update, journal_kind, CopyRecord, MasterEventRecord, ResultRecord, SessionEvent,
 };
 
-/// A bridge wall-clock time in ms since the epoch.
+/// The latest time a row holds: 9999-12-31T23:59:59.999Z, within what
+/// both `SystemTime` and Postgres' `timestamptz` can hold. A terminal's
+/// `time_ms` past it is kept as NULL.
+pub const TIME_MS_MAX: u64 = 253_402_300_799_999;
+
+/// `slave_symbols.digits` at most (a terminal reports 0 to 8).
+pub const DIGITS_MAX: u32 = 15;
+
+/// A time in ms since the epoch (at most [`TIME_MS_MAX`]).
 pub fn time_of_ms(ms: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(ms)
+    UNIX_EPOCH + Duration::from_millis(ms.min(TIME_MS_MAX))
 }
 
 /// `master_events`.
@@ -107,6 +115,9 @@ pub struct ResultRow {
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct SkipRow {
     pub journal_seq: i64,
+    /// Its place among the skips of its record (one follower may have
+    /// several, one per position a reconciliation looked at).
+    pub entry: i32,
     pub slave_login: u64,
     pub master_login: u64,
     pub master_seq: Option<u64>,
@@ -171,6 +182,27 @@ pub struct Undecodable {
     pub reason: String,
 }
 
+/// Journal records `[from_seq, to_seq)` the persister could not read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gap {
+    pub from_seq: u64,
+    pub to_seq: u64,
+    /// True: the journal released them before they were read; false: they
+    /// were never written (recovery set a damaged segment aside).
+    pub released: bool,
+}
+
+impl Gap {
+    /// `persist_gaps.reason`.
+    pub fn reason(&self) -> &'static str {
+        if self.released {
+            "the journal released these records before the persister read them (Postgres was away while the journal neared journal_bytes_max)"
+        } else {
+            "the journal never held these records: recovery set a damaged segment aside and numbered on above it (see the bridge's log at that start)"
+        }
+    }
+}
+
 /// The rows of consecutive journal records.
 #[derive(Debug, Default)]
 pub struct Batch {
@@ -185,9 +217,9 @@ pub struct Batch {
     /// In journal order, applied after `session_ends`.
     pub bridge_starts: Vec<BridgeStart>,
     pub undecodable: Vec<Undecodable>,
-    /// Records `[from, to)` the journal released before they were read: the
-    /// batch ends with them, and `persist_gaps` gets a row in its transaction.
-    pub gap: Option<(u64, u64)>,
+    /// Records missing from the journal: the batch ends with them, and
+    /// `persist_gaps` gets a row in its transaction.
+    pub gap: Option<Gap>,
     /// Highest journal seq these rows cover (0: none yet).
     pub last_journal_seq: u64,
     /// Bridge receive time of the first record (for the lag gauge).
@@ -256,8 +288,12 @@ impl Decoder {
             journal_kind::UPDATE => self.update(journal_seq, &record.payload, batch),
             journal_kind::SKIPS => self.skips(journal_seq, &record.payload, batch),
             journal_kind::SESSION => Decoder::session(journal_seq, &record.payload, batch),
-            // Rebases change numbering only; nothing of it is a row.
-            journal_kind::SLAVE_SEQ => Ok(()),
+            // A rebase is no row, but it is an input: the copies it issues
+            // again follow it, with no master event and no known time.
+            journal_kind::SLAVE_SEQ => {
+                self.forget_cause();
+                Ok(())
+            }
             other => Err(format!("journal record kind {other} is unknown to this persister")),
         };
         if let Err(reason) = outcome {
@@ -297,7 +333,7 @@ impl Decoder {
             magic: event.magic,
             comment: event.comment,
             remaining: event.remaining,
-            terminal_ms: (event.time_ms != 0).then_some(event.time_ms),
+            terminal_ms: (event.time_ms != 0 && event.time_ms <= TIME_MS_MAX).then_some(event.time_ms),
             received_ms,
         });
         Ok(())
@@ -337,7 +373,7 @@ impl Decoder {
             tp: copy.tp,
             magic: copy.magic,
             comment: copy.comment,
-            expires_ms: (copy.expires_ms != 0).then_some(copy.expires_ms),
+            expires_ms: (copy.expires_ms != 0 && copy.expires_ms <= TIME_MS_MAX).then_some(copy.expires_ms),
             issued_ms: (cause.received_ms != 0).then_some(cause.received_ms + delay_ms),
         });
         Ok(())
@@ -383,7 +419,9 @@ impl Decoder {
                 journal_seq,
                 slave_login: login,
                 name: symbol.name,
-                digits: i32::try_from(symbol.digits).unwrap_or(i32::MAX),
+                // A terminal's digits are 0 to 8; beyond 15 a price has no
+                // more digits to count in a double.
+                digits: symbol.digits.min(DIGITS_MAX) as i32,
                 volume_min: symbol.min,
                 volume_max: symbol.max,
                 volume_step: symbol.step,
@@ -397,10 +435,11 @@ impl Decoder {
     fn skips(&mut self, journal_seq: i64, payload: &[u8], batch: &mut Batch) -> Result<(), String> {
         let entries = decode_skips(payload).map_err(|error| error.to_string())?;
         let cause = self.cause;
-        for entry in entries {
+        for (index, entry) in entries.into_iter().enumerate() {
             let master_seq = cause.master_event.filter(|(login, _)| *login == entry.master).map(|(_, seq)| seq);
             batch.skips.push(SkipRow {
                 journal_seq,
+                entry: i32::try_from(index).unwrap_or(i32::MAX),
                 slave_login: entry.slave,
                 master_login: entry.master,
                 master_seq,

@@ -24,7 +24,7 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::{Client, GenericClient, Transaction};
 
 use crate::numeric::{Numeric, OptionalNumeric};
-use crate::rows::{time_of_ms, Batch, CopyRow, MasterEventRow, ResultRow, SessionRow, SkipRow, SymbolRow, Undecodable, ENDED_BY_RESTART};
+use crate::rows::{time_of_ms, Batch, CopyRow, Gap, MasterEventRow, ResultRow, SessionRow, SkipRow, SymbolRow, Undecodable, ENDED_BY_RESTART};
 
 type Value = Box<dyn ToSql + Sync + Send>;
 
@@ -183,6 +183,7 @@ impl TableRow for SkipRow {
     const TABLE: &'static str = "skips";
     const COLUMNS: &'static [(&'static str, Type)] = &[
         ("journal_seq", Type::INT8),
+        ("entry", Type::INT4),
         ("slave_login", Type::NUMERIC),
         ("master_login", Type::NUMERIC),
         ("master_seq", Type::NUMERIC),
@@ -196,6 +197,7 @@ impl TableRow for SkipRow {
     fn values(&self) -> Vec<Value> {
         vec![
             boxed(self.journal_seq),
+            boxed(self.entry),
             boxed(Numeric(self.slave_login)),
             boxed(Numeric(self.master_login)),
             boxed(OptionalNumeric(self.master_seq)),
@@ -297,41 +299,64 @@ pub async fn read_progress(client: &Client) -> Result<u64, WriteError> {
     Ok(seq.max(0) as u64)
 }
 
-/// Why `persist_gaps` has a row.
-pub const GAP_REASON: &str =
-    "the journal released these records before the persister read them (Postgres was away while the journal neared journal_bytes_max)";
-
-/// Records released journal records the persister never read.
-async fn record_gap(client: &impl GenericClient, gap: Option<(u64, u64)>) -> Result<(), tokio_postgres::Error> {
-    let Some((from_seq, to_seq)) = gap else {
+/// Records journal records the persister could not read.
+async fn record_gap(client: &impl GenericClient, gap: Option<Gap>) -> Result<(), tokio_postgres::Error> {
+    let Some(gap) = gap else {
         return Ok(());
     };
     client
         .execute(
             "INSERT INTO persist_gaps (from_journal_seq, to_journal_seq, noticed_at, reason) VALUES ($1, $2, now(), $3)",
-            &[&(from_seq as i64), &(to_seq as i64), &GAP_REASON],
+            &[&(gap.from_seq as i64), &(gap.to_seq as i64), &gap.reason()],
         )
         .await?;
     Ok(())
 }
 
+/// How a batch is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// COPY per table; row by row when a row is refused (class 22 or 23).
+    Fast,
+    /// Row by row from the start, and any error of a row that is not the
+    /// connection's or the server's state (classes 08, 40, 53, 55, 57,
+    /// 58, XX) sets that row aside: for a batch Postgres keeps refusing,
+    /// so one row cannot hold the stream up forever.
+    EachRowLenient,
+}
+
 /// Writes `batch` and moves `persist_progress` from `progress` to the
 /// batch's last seq, in one transaction.
-pub async fn write_batch(client: &mut Client, batch: &Batch, progress: u64) -> Result<Written, WriteError> {
+pub async fn write_batch(client: &mut Client, batch: &Batch, progress: u64, mode: Mode) -> Result<Written, WriteError> {
+    if mode == Mode::EachRowLenient {
+        return write_each(client, batch, progress, true).await.map_err(|error| classify(&error, "writing a batch row by row"));
+    }
     match write_fast(client, batch, progress).await {
         Ok(written) => Ok(written),
-        Err(error) if refused_row(&error) => {
+        Err(error) if refused_row(&error, false) => {
             tracing::warn!(error = %crate::db::describe(&error), from = progress + 1, to = batch.last_journal_seq, "Postgres refused a row; writing this batch row by row");
-            write_each(client, batch, progress).await.map_err(|error| classify(&error, "writing a batch row by row"))
+            write_each(client, batch, progress, false).await.map_err(|error| classify(&error, "writing a batch row by row"))
         }
         Err(error) => Err(classify(&error, "writing a batch")),
     }
 }
 
 /// A refusal that is one row's fault: a data exception (class 22) or an
-/// integrity violation (class 23).
-fn refused_row(error: &tokio_postgres::Error) -> bool {
-    error.as_db_error().is_some_and(|db| db.code().code().starts_with("22") || db.code().code().starts_with("23"))
+/// integrity violation (class 23); `lenient`: anything but the state of
+/// the connection or the server, including a value the client could not
+/// encode.
+fn refused_row(error: &tokio_postgres::Error, lenient: bool) -> bool {
+    match error.as_db_error() {
+        Some(db) => {
+            let class = &db.code().code()[..2];
+            if lenient {
+                !matches!(class, "08" | "40" | "53" | "55" | "57" | "58" | "XX")
+            } else {
+                matches!(class, "22" | "23")
+            }
+        }
+        None => lenient && !error.is_closed(),
+    }
 }
 
 fn classify(error: &tokio_postgres::Error, doing: &str) -> WriteError {
@@ -409,14 +434,14 @@ async fn copy_rows_into<R: TableRow>(transaction: &Transaction<'_>, table: &str,
 
 /// The slow path: each row in a savepoint; refused or duplicate rows become
 /// dead letters.
-async fn write_each(client: &mut Client, batch: &Batch, progress: u64) -> Result<Written, tokio_postgres::Error> {
+async fn write_each(client: &mut Client, batch: &Batch, progress: u64, lenient: bool) -> Result<Written, tokio_postgres::Error> {
     let mut transaction = client.transaction().await?;
     let mut written = Written::default();
-    insert_each(&mut transaction, &batch.master_events, &mut written).await?;
-    insert_each(&mut transaction, &batch.copies, &mut written).await?;
-    insert_each(&mut transaction, &batch.results, &mut written).await?;
-    insert_each(&mut transaction, &batch.skips, &mut written).await?;
-    insert_each(&mut transaction, &batch.sessions, &mut written).await?;
+    insert_each(&mut transaction, &batch.master_events, &mut written, lenient).await?;
+    insert_each(&mut transaction, &batch.copies, &mut written, lenient).await?;
+    insert_each(&mut transaction, &batch.results, &mut written, lenient).await?;
+    insert_each(&mut transaction, &batch.skips, &mut written, lenient).await?;
+    insert_each(&mut transaction, &batch.sessions, &mut written, lenient).await?;
     end_sessions(&transaction, batch).await?;
     written.rows += batch.session_ends.len() as u64;
     for symbol in &batch.symbols {
@@ -426,7 +451,7 @@ async fn write_each(client: &mut Client, batch: &Batch, progress: u64) -> Result
                 savepoint.commit().await?;
                 written.rows += 1;
             }
-            Err(error) if refused_row(&error) => {
+            Err(error) if refused_row(&error, lenient) => {
                 savepoint.rollback().await?;
                 dead_letter(&transaction, symbol.journal_seq, SymbolRow::TABLE, &crate::db::describe(&error), &json_of(symbol)).await?;
                 written.dead_letters += 1;
@@ -444,7 +469,7 @@ async fn write_each(client: &mut Client, batch: &Batch, progress: u64) -> Result
     Ok(written)
 }
 
-async fn insert_each<R: TableRow>(transaction: &mut Transaction<'_>, rows: &[R], written: &mut Written) -> Result<(), tokio_postgres::Error> {
+async fn insert_each<R: TableRow>(transaction: &mut Transaction<'_>, rows: &[R], written: &mut Written, lenient: bool) -> Result<(), tokio_postgres::Error> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -472,7 +497,7 @@ async fn insert_each<R: TableRow>(transaction: &mut Transaction<'_>, rows: &[R],
                 dead_letter(transaction, row.journal_seq(), R::TABLE, &reason, &json_of(row)).await?;
                 written.dead_letters += 1;
             }
-            Err(error) if refused_row(&error) => {
+            Err(error) if refused_row(&error, lenient) => {
                 savepoint.rollback().await?;
                 dead_letter(transaction, row.journal_seq(), R::TABLE, &crate::db::describe(&error), &json_of(row)).await?;
                 written.dead_letters += 1;

@@ -201,7 +201,12 @@ fn every_record_kind_becomes_its_rows_field_by_field() {
     let event_seq = writer.master_event(master, event(1, "first, with 'quotes' and ünïcode"), RECEIVED_MS, received_ns);
     let copy_seq = writer.copy(slave, copy_of(1, 9_002), received_ns, received_ns + 3_600_000);
     let mut skipped = Vec::new();
-    encode_skips(&[SkipEntry { slave: 200_002, master, pos: 9_002, reason: SkipReason::SlaveLacksSymbol }], &mut skipped);
+    // One follower skipped twice in one record, as a reconciliation does per position.
+    let skip_entries = [
+        SkipEntry { slave: 200_002, master, pos: 9_002, reason: SkipReason::SlaveLacksSymbol },
+        SkipEntry { slave: 200_002, master, pos: 9_004, reason: SkipReason::Frozen },
+    ];
+    encode_skips(&skip_entries, &mut skipped);
     let skips_seq = writer.raw(journal_kind::SKIPS, &skipped);
     let result = TradeResult { seq: 1, status: ResultStatus::Filled, ticket: 55_001, price: 1.08119, volume: 0.5, error: 0, msg: String::new(), exec_ms: 42 };
     let result_seq = writer.result(slave, result, RECEIVED_MS + 90);
@@ -209,6 +214,8 @@ fn every_record_kind_becomes_its_rows_field_by_field() {
     let follow_up_seq = writer.copy(slave, Copy { action: CopyAction::Close, expires_ms: 0, ..copy_of(2, 9_002) }, 0, 0);
     let update_seq = writer.update(slave, RECEIVED_MS + 100, STATE);
     let rebase_seq = writer.raw(journal_kind::SLAVE_SEQ, &[0; 24]);
+    // A copy a rebase issued again: no master event behind it, no time known.
+    let reissued_seq = writer.copy(slave, Copy { action: CopyAction::Open, ..copy_of(3, 9_002) }, 0, 0);
     let open_seq = writer.raw(journal_kind::SESSION, &session(SessionEvent::Open, slave, "a-0-1", RECEIVED_MS - 1_000, 0, ""));
     writer.raw(journal_kind::SESSION, &session(SessionEvent::Open, slave, "a-0-2", RECEIVED_MS - 500, 0, ""));
     writer.raw(journal_kind::SESSION, &session(SessionEvent::Close, slave, "a-0-1", RECEIVED_MS + 200, 4008, "no frame for 3 x hb_ms"));
@@ -229,16 +236,18 @@ fn every_record_kind_becomes_its_rows_field_by_field() {
     );
     assert_eq!(
         fixture.sql(&format!(
-            "SELECT slave_login, seq, journal_seq, copy_id, master_login, master_pos, coalesce(master_seq::text, 'null'), action, symbol, side, volume, price, max_dev, sl, tp, magic, comment, coalesce({}::text, 'null'), {} FROM copies ORDER BY seq",
+            "SELECT slave_login, seq, journal_seq, copy_id, master_login, master_pos, coalesce(master_seq::text, 'null'), action, symbol, side, volume, price, max_dev, sl, tp, magic, comment, coalesce({}::text, 'null'), coalesce({}::text, 'null') FROM copies ORDER BY seq",
             ms("expires_at"),
             ms("issued_at")
         )),
         format!(
             "{slave}|1|{copy_seq}|200001-1|{master}|9002|1|open|EURUSD.m|sell|0.5|1.08123|0.0003|1.09|0|0|tb:9002|{}|{}\n\
-             {slave}|2|{follow_up_seq}|200001-2|{master}|9002|null|close|EURUSD.m|sell|0.5|1.08123|0.0003|1.09|0|0|tb:9002|null|{}\n",
+             {slave}|2|{follow_up_seq}|200001-2|{master}|9002|null|close|EURUSD.m|sell|0.5|1.08123|0.0003|1.09|0|0|tb:9002|null|{}\n\
+             {slave}|3|{reissued_seq}|200001-3|{master}|9002|null|open|EURUSD.m|sell|0.5|1.08123|0.0003|1.09|0|0|tb:9002|{}|null\n",
             RECEIVED_MS + 5_000,
             RECEIVED_MS + 3,
-            RECEIVED_MS + 90
+            RECEIVED_MS + 90,
+            RECEIVED_MS + 5_000
         )
     );
     assert_eq!(
@@ -246,8 +255,8 @@ fn every_record_kind_becomes_its_rows_field_by_field() {
         format!("{slave}|1|{result_seq}|filled|55001|1.08119|0.5|0||42|{}\n", RECEIVED_MS + 90)
     );
     assert_eq!(
-        fixture.sql(&format!("SELECT journal_seq, slave_login, master_login, master_seq, master_pos, reason, {} FROM skips", ms("skipped_at"))),
-        format!("{skips_seq}|200002|{master}|1|9002|slave_lacks_symbol|{RECEIVED_MS}\n")
+        fixture.sql(&format!("SELECT journal_seq, entry, slave_login, master_login, master_seq, master_pos, reason, {} FROM skips ORDER BY entry", ms("skipped_at"))),
+        format!("{skips_seq}|0|200002|{master}|1|9002|slave_lacks_symbol|{RECEIVED_MS}\n{skips_seq}|1|200002|{master}|1|9004|frozen|{RECEIVED_MS}\n")
     );
     assert_eq!(
         fixture.sql(&format!("SELECT slave_login, name, digits, volume_min, volume_max, volume_step, contract, {} FROM slave_symbols ORDER BY name", ms("updated_at"))),
@@ -269,7 +278,7 @@ fn every_record_kind_becomes_its_rows_field_by_field() {
         )
     );
     // The outcome view joins the three: a sell filled 4 points below the master's price is 4 points of slippage against the follower; the result came 90 ms after the master event.
-    assert_eq!(fixture.sql("SELECT seq, slippage_points, end_to_end_ms::int, bridge_ms::int FROM copy_outcomes ORDER BY seq"), "1|4.0|90|3\n2|||\n");
+    assert_eq!(fixture.sql("SELECT seq, slippage_points, end_to_end_ms::int, bridge_ms::int FROM copy_outcomes ORDER BY seq"), "1|4.0|90|3\n2|||\n3|||\n");
     assert_eq!(fixture.sql("SELECT journal_seq FROM persist_progress"), format!("{last}\n"));
     assert_eq!(fixture.sql("SELECT count(*) FROM dead_letters"), "0\n");
     assert!(update_seq < rebase_seq && rebase_seq < open_seq && open_seq < restart_seq && restart_seq == last);
@@ -528,4 +537,31 @@ fn a_result_sent_again_keeps_the_first_and_is_no_dead_letter() {
     assert_eq!(fixture.sql("SELECT seq, price FROM copy_results ORDER BY seq"), "1|1.5\n2|1.5\n");
     assert_eq!(fixture.feed.duplicate_results.load(std::sync::atomic::Ordering::Relaxed), 2);
     assert_eq!(fixture.sql("SELECT count(*) FROM dead_letters"), "0\n");
+}
+
+#[test]
+fn a_row_postgres_keeps_refusing_for_another_reason_is_set_aside_after_retries() {
+    // Shows that a row refused with an error outside the data and integrity classes (here a trigger raising P0001) is retried, then, after a few refusals, the batch is written row by row and that row alone goes to dead_letters with the server's reason, so the rows after it still arrive.
+    let fixture = Fixture::new("refused-other");
+    let mut writer = Writer::open(&fixture.directory, 1 << 20);
+    writer.master_event(100_001, event(1, "before"), RECEIVED_MS, 1);
+    let first = writer.durable(&fixture.feed);
+    let persister = fixture.start(100);
+    fixture.wait_persisted(first, Duration::from_secs(30));
+    fixture.sql(
+        "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+             IF NEW.comment = 'poison' THEN RAISE EXCEPTION 'a poisoned row' USING ERRCODE = 'P0001'; END IF;
+             RETURN NEW;
+         END $$;
+         CREATE TRIGGER poison BEFORE INSERT ON master_events FOR EACH ROW EXECUTE FUNCTION poison();",
+    );
+    let poisoned = writer.master_event(100_001, event(2, "poison"), RECEIVED_MS, 2);
+    writer.master_event(100_001, event(3, "after"), RECEIVED_MS, 3);
+    let last = writer.durable(&fixture.feed);
+    fixture.wait_persisted(last, Duration::from_secs(30));
+    persister.stop(Duration::from_secs(5));
+    assert_eq!(fixture.sql("SELECT string_agg(seq::text, ',' ORDER BY seq) FROM master_events"), "1,3\n");
+    let letters = fixture.sql("SELECT journal_seq || '|' || reason FROM dead_letters");
+    assert!(letters.starts_with(&format!("{poisoned}|")) && letters.contains("a poisoned row") && letters.lines().count() == 1, "{letters}");
+    assert!(fixture.feed.failures.load(std::sync::atomic::Ordering::Relaxed) >= 3);
 }

@@ -48,9 +48,11 @@ pub enum ReadOutcome {
     Records(usize),
     /// Nothing at or below the bound beyond the position.
     Nothing,
-    /// The records `[from_seq, to_seq)` are gone from the directory (released
-    /// before they were read); the position moves to `to_seq`.
-    Gap { from_seq: u64, to_seq: u64 },
+    /// The records `[from_seq, to_seq)` are not in the directory; the
+    /// position moves to `to_seq`. `released`: the writer released them
+    /// before they were read; otherwise they were never written (recovery
+    /// set a damaged segment aside and numbered on above it).
+    Gap { from_seq: u64, to_seq: u64, released: bool },
 }
 
 /// Why a read failed; the position stays where it was.
@@ -112,26 +114,35 @@ impl JournalReader {
     }
 
     /// Appends to `out` the records from the position up to `bound_seq`
-    /// (inclusive), at most `records_max`.
+    /// (inclusive), at most `records_max`. On an error nothing of this call
+    /// stays in `out` and the position is where it was, so no record read
+    /// before the error is lost with it.
     pub fn read(&mut self, bound_seq: u64, records_max: usize, out: &mut Vec<OwnedRecord>) -> Result<ReadOutcome, ReadError> {
         assert!(records_max > 0, "read at least one record");
+        let (out_len, next_seq) = (out.len(), self.next_seq);
+        let read = self.read_on(bound_seq, records_max, out);
+        if read.is_err() {
+            out.truncate(out_len);
+            self.next_seq = next_seq;
+            self.segment = None;
+        }
+        read
+    }
+
+    fn read_on(&mut self, bound_seq: u64, records_max: usize, out: &mut Vec<OwnedRecord>) -> Result<ReadOutcome, ReadError> {
         // The window may hold bytes read before the writer finished records
         // that the new bound covers: read them again.
         self.buffer.clear();
         self.buffer_offset = 0;
         let mut count = 0;
         while count < records_max && self.next_seq <= bound_seq {
-            // True when the segment was opened for this record: if it ends
-            // before it, the record is not written yet (a bound above the
-            // journal's end), and reopening would find the same end again.
-            let mut opened_now = false;
             if self.segment.is_none() {
                 match self.open_segment_of(self.next_seq)? {
-                    Located::Open => opened_now = true,
-                    Located::Gap { to_seq } if count == 0 => {
+                    Located::Open => {}
+                    Located::Gap { to_seq, released } if count == 0 => {
                         let from_seq = self.next_seq;
                         self.next_seq = to_seq;
-                        return Ok(ReadOutcome::Gap { from_seq, to_seq });
+                        return Ok(ReadOutcome::Gap { from_seq, to_seq, released });
                     }
                     // The gap is reported by the next read, after these records.
                     Located::Gap { .. } | Located::NotYet => break,
@@ -143,11 +154,8 @@ impl JournalReader {
                     count += 1;
                     self.next_seq += 1;
                 }
-                None if opened_now => {
-                    self.segment = None;
-                    break;
-                }
-                // The segment ends before `next_seq`: it is in the next file.
+                // The segment ends before `next_seq`: it is in the next file
+                // (or not written yet, which the next open finds).
                 None => self.segment = None,
             }
         }
@@ -160,10 +168,14 @@ impl JournalReader {
         firsts.sort_unstable();
         let Some(&first_seq) = firsts.iter().rev().find(|first| **first <= seq) else {
             return Ok(match firsts.first() {
-                Some(&oldest) => Located::Gap { to_seq: oldest },
+                Some(&oldest) => Located::Gap { to_seq: oldest, released: true },
                 None => Located::NotYet,
             });
         };
+        // A later segment: if the one found ends before `seq`, the numbers up
+        // to it were never written (recovery set a damaged segment aside and
+        // went on above it, `skipped_from_seq`), not "not yet written".
+        let later = firsts.iter().find(|first| **first > seq).copied();
         let path = self.directory.join(super::layout::segment_file_name(first_seq));
         let file = match File::open(&path) {
             Ok(file) => file,
@@ -179,10 +191,6 @@ impl JournalReader {
         if decoded.first_seq != first_seq {
             return Err(ReadError::Corrupt { path, offset: 0, what: format!("header first_seq {} differs from the name", decoded.first_seq) });
         }
-        // A segment after a quarantine skip starts above the numbers skipped.
-        if seq < decoded.first_seq {
-            return Ok(Located::Gap { to_seq: decoded.first_seq });
-        }
         self.segment = Some(OpenSegment { path, file, file_bytes, offset: u64::from(SEGMENT_HEADER_BYTES) });
         self.buffer.clear();
         self.buffer_offset = 0;
@@ -190,10 +198,32 @@ impl JournalReader {
         while walked < seq {
             match self.next_record_at(walked)? {
                 Some(_) => walked += 1,
-                None => return Ok(Located::NotYet),
+                None => {
+                    self.segment = None;
+                    return Ok(match later {
+                        Some(to_seq) => Located::Gap { to_seq, released: false },
+                        None => Located::NotYet,
+                    });
+                }
             }
         }
+        // The walk ends exactly at the segment's end: the same question.
+        if self.next_record_at_peek(seq)?.is_none() {
+            self.segment = None;
+            return Ok(match later {
+                Some(to_seq) => Located::Gap { to_seq, released: false },
+                None => Located::NotYet,
+            });
+        }
         Ok(Located::Open)
+    }
+
+    /// Whether the open segment holds `seq` at its offset, without moving.
+    fn next_record_at_peek(&mut self, seq: u64) -> Result<Option<()>, ReadError> {
+        let offset = self.segment.as_ref().expect("a segment is open").offset;
+        let found = self.next_record_at(seq)?.map(|_| ());
+        self.segment.as_mut().expect("a segment is open").offset = offset;
+        Ok(found)
     }
 
     fn segment_firsts(&self) -> Result<Vec<u64>, ReadError> {
@@ -264,8 +294,8 @@ enum Located {
     Open,
     /// Not written yet, or its segment is being created or released.
     NotYet,
-    /// Released: the oldest retained record is `to_seq`.
-    Gap { to_seq: u64 },
+    /// Not there: the next record is `to_seq` (see [`ReadOutcome::Gap`]).
+    Gap { to_seq: u64, released: bool },
 }
 
 #[cfg(test)]
@@ -341,7 +371,7 @@ mod tests {
         // The open segment may still be the one being read: drop it by reading on.
         let mut reader = JournalReader::new(&directory.0, 15);
         let outcome = reader.read(journal.last_seq(), 5, &mut out).unwrap();
-        assert_eq!(outcome, ReadOutcome::Gap { from_seq: 15, to_seq: oldest });
+        assert_eq!(outcome, ReadOutcome::Gap { from_seq: 15, to_seq: oldest, released: true });
         out.clear();
         reader.read(journal.last_seq(), 1, &mut out).unwrap();
         assert_eq!(out[0].seq, oldest);
@@ -373,7 +403,34 @@ mod tests {
         };
         assert!(matches!(&error, ReadError::Corrupt { what, .. } if what.contains("checksum")), "{error}");
         assert!(error.to_string().contains(&path.display().to_string()));
-        assert_eq!(reader.next_seq(), 7);
-        assert_eq!(out.len(), 6);
+        // The read that met the damage (5 and 6, then 7) handed out nothing
+        // and left the position at its start: 5 and 6 are not lost with it.
+        assert_eq!(reader.next_seq(), 5);
+        assert_eq!(out.len(), 4);
+        assert!(reader.read(20, 4, &mut out).is_err(), "the damage is met again, not skipped");
+        assert_eq!((reader.next_seq(), out.len()), (5, 4));
+    }
+
+    #[test]
+    fn numbers_recovery_skipped_come_out_as_a_gap_not_a_stall() {
+        // Shows that when a later segment starts above the end of the one holding the position (recovery set a damaged segment aside and numbered on, `skipped_from_seq`), the reader reports the skipped numbers as a gap that was never written and goes on, instead of waiting at the end of the earlier segment forever.
+        let directory = TempDirectory::new("reader-skip");
+        let (mut journal, _) = Journal::open(&directory.0, options()).unwrap();
+        append(&mut journal, 20);
+        journal.flush().unwrap();
+        drop(journal);
+        let segment_bytes = options().segment_bytes;
+        let header = crate::journal::layout::encode_segment_header(30, segment_bytes, 21);
+        let mut bytes = header.to_vec();
+        bytes.resize(segment_bytes as usize, 0);
+        std::fs::write(directory.0.join(crate::journal::layout::segment_file_name(30)), bytes).unwrap();
+        let mut reader = JournalReader::new(&directory.0, 1);
+        let mut out = Vec::new();
+        assert_eq!(reader.read(u64::MAX, 100, &mut out).unwrap(), ReadOutcome::Records(20));
+        assert_eq!(reader.read(u64::MAX, 100, &mut out).unwrap(), ReadOutcome::Gap { from_seq: 21, to_seq: 30, released: false });
+        assert_eq!(reader.read(u64::MAX, 100, &mut out).unwrap(), ReadOutcome::Nothing);
+        // A reader placed inside the skipped numbers too.
+        let mut inside = JournalReader::new(&directory.0, 25);
+        assert_eq!(inside.read(u64::MAX, 100, &mut out).unwrap(), ReadOutcome::Gap { from_seq: 25, to_seq: 30, released: false });
     }
 }
