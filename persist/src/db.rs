@@ -66,6 +66,9 @@ impl Target {
         // A Postgres host that vanishes without closing the connection (a
         // network cut) is noticed in about a minute, not after the OS's
         // two hours of keepalive idle: the persister then reconnects.
+        // The server's NOTICEs (a temporary table that exists already) are
+        // not the operator's business; warnings and errors still are.
+        config.options("-c client_min_messages=warning");
         config.keepalives(true);
         config.keepalives_idle(Duration::from_secs(30));
         config.keepalives_interval(Duration::from_secs(10));

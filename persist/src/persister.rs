@@ -162,6 +162,7 @@ async fn run(config: PersistConfig, target: Target, journal_dir: PathBuf, feed: 
         let mut client = match target.connect().await {
             Ok(client) => client,
             Err(error) => {
+                feed.connected.store(false, Ordering::Relaxed);
                 let wait = backoff.next();
                 failures.report(&feed, "cannot connect to Postgres", &error, wait);
                 pause(wait, &stop).await;
@@ -307,6 +308,7 @@ async fn run(config: PersistConfig, target: Target, journal_dir: PathBuf, feed: 
                     break;
                 }
                 Err(WriteError::Server(error)) => {
+                    feed.connected.store(false, Ordering::Relaxed);
                     refusals += 1;
                     let wait = backoff.next();
                     failures.report(&feed, "Postgres refused the batch; retrying", &error, wait);

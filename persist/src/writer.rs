@@ -360,7 +360,10 @@ fn refused_row(error: &tokio_postgres::Error, lenient: bool) -> bool {
 }
 
 fn classify(error: &tokio_postgres::Error, doing: &str) -> WriteError {
-    if error.is_closed() || error.as_db_error().is_none() {
+    // Connection exceptions (08), a server shutting down or restarting (57),
+    // out of resources (53): the connection's trouble, not the batch's.
+    let server_away = error.as_db_error().is_some_and(|db| matches!(&db.code().code()[..2], "08" | "57" | "53"));
+    if error.is_closed() || error.as_db_error().is_none() || server_away {
         WriteError::Connection(format!("{doing}: {error}"))
     } else {
         WriteError::Server(format!("{doing}: {}", crate::db::describe(error)))

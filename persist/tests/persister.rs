@@ -339,6 +339,7 @@ fn postgres_stopped_and_restarted_mid_stream_gets_every_row_once() {
     std::thread::sleep(Duration::from_millis(600));
     assert!(fixture.feed.persisted() < stopped_at, "nothing can be committed while Postgres is down");
     assert!(fixture.feed.failures.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    assert!(!fixture.feed.connected.load(std::sync::atomic::Ordering::Relaxed), "a stopped server is a lost connection, whatever its last answer");
     assert!(fixture.feed.lag_records() > 0, "the lag is visible while Postgres is away");
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
     assert!(fixture.feed.lag_seconds(now_ms) > 0.0, "and its age");
