@@ -96,6 +96,13 @@ pub struct SlaveReceipts {
     unfinished: BTreeMap<u64, Option<CopyKey>>,
     /// Highest `seq` finished (result written and flushed): `last_seq`.
     pub finished_seq: u64,
+    /// Distinct copy seqs received: each seq the bridge issued to this
+    /// slave counts once, whatever its verdict (what its journal and the
+    /// `copies` table hold for this slave, once nothing is lost).
+    pub seqs_received: u64,
+    /// Distinct seqs whose `result` was written and flushed (a result sent
+    /// again for a finished seq is not counted twice).
+    pub results_written: u64,
     /// Anomalies and side counts.
     pub counts: ReceiptCounts,
 }
@@ -117,6 +124,7 @@ impl SlaveReceipts {
             return Verdict::SeqReused;
         }
         self.unfinished.insert(seq, key);
+        self.seqs_received += 1;
         let Some(key) = key else {
             return Verdict::New;
         };
@@ -131,6 +139,9 @@ impl SlaveReceipts {
 
     /// Notes that the result of every copy up to `seq` was sent.
     pub fn on_finished(&mut self, seq: u64) {
+        if seq > self.finished_seq {
+            self.results_written += 1;
+        }
         self.finished_seq = self.finished_seq.max(seq);
         self.unfinished = self.unfinished.split_off(&(self.finished_seq + 1));
     }
@@ -307,6 +318,21 @@ mod tests {
         assert_eq!(receipts.on_copy(6, key(3, Slot::Open), 1, Side::Sell), Verdict::SeqReused);
         assert_eq!(receipts.counts, ReceiptCounts { redelivered: 1, duplicate_key: 1, finished_seq_again: 1, seq_reused: 1, stale: 0, undecodable: 0 });
         assert_eq!(receipts.duplicates(), 3);
+        assert_eq!((receipts.seqs_received, receipts.results_written), (2, 1), "seqs 5 and 6 were issued; only 5's result was written");
+    }
+
+    #[test]
+    fn distinct_seqs_and_results_count_each_seq_once() {
+        // Shows: a re-delivered seq and a result sent again for a finished seq count once, as the copies and copy_results tables hold them once.
+        let mut receipts = SlaveReceipts::default();
+        receipts.on_copy(1, key(0, Slot::Open), 20_000_000, Side::Buy);
+        receipts.on_copy(1, key(0, Slot::Open), 20_000_000, Side::Buy);
+        receipts.on_finished(1);
+        receipts.on_copy(1, key(0, Slot::Open), 20_000_000, Side::Buy);
+        receipts.on_finished(1);
+        receipts.on_copy(2, None, 0, Side::Buy);
+        receipts.on_finished(2);
+        assert_eq!((receipts.seqs_received, receipts.results_written), (2, 2));
     }
 
     #[test]

@@ -331,8 +331,11 @@ pub fn scrape_metrics(address: SocketAddr) -> anyhow::Result<String> {
 }
 
 /// Prometheus text as JSON: `latency_us` maps stage -> quantile -> value
-/// for every `tradebridge_latency_us{stage,quantile}` line; `values` maps
-/// every other series (labels included in the key) to its value.
+/// in microseconds for every `tradebridge_latency_seconds{stage,quantile}`
+/// line (the bridge's unit since its metrics follow Prometheus base units;
+/// `tradebridge_latency_us` of older bridges is read as it is), so reports
+/// before and after that change compare; `values` maps every other series
+/// (labels included in the key) to its value.
 pub fn parse_metrics(text: &str) -> Value {
     let mut latency = Map::new();
     let mut values = Map::new();
@@ -340,11 +343,16 @@ pub fn parse_metrics(text: &str) -> Value {
         let Some((series, value)) = line.rsplit_once(' ') else { continue };
         let Ok(value) = value.parse::<f64>() else { continue };
         let labels = series.split_once('{').map(|(name, rest)| (name, rest.trim_end_matches('}')));
-        if let Some(("tradebridge_latency_us", labels)) = labels {
+        let to_microseconds = match labels {
+            Some(("tradebridge_latency_seconds", _)) => Some(1e6),
+            Some(("tradebridge_latency_us", _)) => Some(1.0),
+            _ => None,
+        };
+        if let (Some(factor), Some((_, labels))) = (to_microseconds, labels) {
             let label = |wanted: &str| labels.split(',').find_map(|pair| pair.split_once('=').filter(|(key, _)| *key == wanted).map(|(_, value)| value.trim_matches('"').to_string()));
             if let (Some(stage), Some(quantile)) = (label("stage"), label("quantile")) {
                 let stage = latency.entry(stage).or_insert_with(|| json!({}));
-                stage[quantile] = json!(value);
+                stage[quantile] = json!((value * factor * 1000.0).round() / 1000.0);
                 continue;
             }
         }
@@ -376,5 +384,15 @@ mod tests {
         assert_eq!(parsed["latency_us"]["event_to_copy_sent"]["0.5"], json!(300.0));
         assert_eq!(parsed["values"]["tradebridge_events_journaled_total"], json!(42.0));
         assert_eq!(parsed["values"]["tradebridge_latency_us_count{stage=\"event_to_copy_sent\"}"], json!(9.0));
+    }
+
+    #[test]
+    fn latency_in_seconds_is_reported_in_microseconds() {
+        // Shows: the bridge's tradebridge_latency_seconds quantiles land in latency_us as microseconds, so old and new reports compare.
+        let text = "tradebridge_latency_seconds{stage=\"event_to_durable\",quantile=\"0.99\"} 0.000512\n\
+            tradebridge_latency_seconds_count{stage=\"event_to_durable\"} 9\n";
+        let parsed = parse_metrics(text);
+        assert_eq!(parsed["latency_us"]["event_to_durable"]["0.99"], json!(512.0));
+        assert_eq!(parsed["values"]["tradebridge_latency_seconds_count{stage=\"event_to_durable\"}"], json!(9.0));
     }
 }

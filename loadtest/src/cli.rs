@@ -13,7 +13,7 @@ use std::str::FromStr;
 use anyhow::{anyhow, bail};
 
 /// Flags that take no value.
-const SWITCHES: [&str; 4] = ["--spawn", "--compare-baseline", "--no-progress", "--help"];
+const SWITCHES: [&str; 5] = ["--spawn", "--compare-baseline", "--no-progress", "--persist", "--help"];
 
 /// Parsed arguments of one invocation.
 #[derive(Debug)]

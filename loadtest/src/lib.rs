@@ -14,6 +14,9 @@
 //! - [`ea`]: the simulated Monitor and Executor EAs.
 //! - [`stats`]: latency histograms per thread and phase.
 //! - [`run`]: one trading run: threads, phases, drain, accounting.
+//! - [`persist`]: `--persist`: a throwaway Postgres for the bridge's
+//!   persister, its lag sampled through the run, an optional outage, the
+//!   catch-up and the zero-lost-rows check.
 //! - [`report`]: run folders, `summary.json`, `.hgrm` files and plots.
 //! - [`cli`]: flag parsing; [`scenario`]: the commands.
 //! - [`baseline`]: the baseline bridge behind `loadtest-baseline` (tokio,
@@ -25,7 +28,9 @@
 //!   the bridge's code (the protocol codec and config parser of `core` are
 //!   shared, the engine is not: volumes are computed independently).
 //! - Latency is measured from the intended send time of each master event.
-//! - Nothing here speaks to tradebridge other than through the wire protocol.
+//! - Nothing here speaks to tradebridge other than through the wire protocol
+//!   (and its `/metrics`). With `--persist`, Postgres is only started,
+//!   stopped and counted through the test cluster's `pg_ctl` and `psql`.
 
 pub mod accounting;
 pub mod baseline;
@@ -33,6 +38,7 @@ pub mod bridge;
 pub mod cli;
 pub mod ea;
 pub mod fleet;
+pub mod persist;
 pub mod procfs;
 pub mod report;
 pub mod run;

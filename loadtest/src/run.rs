@@ -8,6 +8,8 @@
 //! - [`PhaseSpec`] and [`NextPhase`]: the phases to run, and the hook a
 //!   ramp uses to decide the next one from the last one's result.
 //! - [`run_trading`]: the whole run; returns a [`TradingOutcome`].
+//! - [`PhaseObserver`]: told when each phase begins and sending ends (the
+//!   persister's monitor, `--persist`).
 //! - `client_thread`: one thread, one current-thread tokio runtime, its
 //!   share of the EAs.
 //!
@@ -118,6 +120,19 @@ pub struct Target<'a> {
     pub pid: Option<u32>,
     /// Its metrics endpoint, when known.
     pub metrics: Option<std::net::SocketAddr>,
+    /// Told when each phase begins and when sending ends (the persister's
+    /// monitor times its Postgres outage from the measured phase's start).
+    pub observer: Option<&'a dyn PhaseObserver>,
+}
+
+/// Follows the run's progress from the orchestrating thread. Its methods
+/// must return at once: the orchestrator samples CPU right after calling
+/// them, and a slow observer would shift the phase's window.
+pub trait PhaseObserver: Sync {
+    /// `phase`'s window has just begun.
+    fn phase_started(&self, phase: &Phase);
+    /// The last phase ended: no more events are generated; the drain begins.
+    fn sending_ended(&self);
 }
 
 /// What one phase measured.
@@ -183,11 +198,13 @@ pub fn run_trading(target: &Target<'_>, config: &TradingConfig, phases: &[PhaseS
         slaves.extend(thread_slaves);
     }
     let mut outcome = result?;
-    account(&mut outcome, target.fleet, masters, slaves)?;
+    let (copy_seqs_received, results_written) = account(&mut outcome, target.fleet, masters, slaves)?;
     let counters = &shared.counters;
     outcome.close_codes = counters.close_codes.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
     outcome.error_examples = counters.error_examples.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
     outcome.counters = counter_values(counters);
+    outcome.counters.insert("copy_seqs_received".into(), copy_seqs_received);
+    outcome.counters.insert("results_written".into(), results_written);
     Ok(outcome)
 }
 
@@ -223,7 +240,7 @@ fn new_shared(target: &Target<'_>, config: &TradingConfig) -> anyhow::Result<Run
 
 /// Copies each position number (mod TRAITS_PERIOD) of master `master` must
 /// cause: its followers that do not skip it, times its events.
-fn copies_per_position(fleet: &Fleet, master: u32) -> anyhow::Result<Vec<u32>> {
+pub fn copies_per_position(fleet: &Fleet, master: u32) -> anyhow::Result<Vec<u32>> {
     let mut copies = vec![0u32; TRAITS_PERIOD as usize];
     for follow in fleet.follows.iter().filter(|follow| follow.rule.master == master) {
         for (number, count) in copies.iter_mut().enumerate() {
@@ -333,6 +350,9 @@ fn drive(shared: &Arc<RunShared>, target: &Target<'_>, config: &TradingConfig, p
     plan.finished = true;
     shared.publish(plan.clone());
     shared.stage.send_replace(Stage::Draining);
+    if let Some(observer) = target.observer {
+        observer.sending_ended();
+    }
     let drain_started = Instant::now();
     let drained = wait_drained(shared, config.drain_timeout);
     let drain_ms = drain_started.elapsed().as_millis() as u64;
@@ -383,6 +403,9 @@ fn wait_ready(shared: &RunShared, fleet: &Fleet, timeout: Duration) -> anyhow::R
 /// Sleeps through one phase, sampling CPU at its start and end.
 fn run_phase(shared: &RunShared, target: &Target<'_>, phase: &Phase, thread_stats: &[SharedStats]) -> PhaseOutcome {
     sleep_until_ns(shared, phase.start_ns);
+    if let Some(observer) = target.observer {
+        observer.phase_started(phase);
+    }
     let bridge_before = target.pid.and_then(|pid| procfs::cpu_seconds(&pid.to_string()).ok());
     let harness_before = procfs::cpu_seconds("self").unwrap_or(0.0);
     let machine_before = procfs::machine_busy_seconds().unwrap_or(0.0);
@@ -436,8 +459,10 @@ fn wait_drained(shared: &RunShared, timeout: Duration) -> bool {
     }
 }
 
-/// Fills the accounting from the EAs' reports.
-fn account(outcome: &mut TradingOutcome, fleet: &Fleet, mut masters: Vec<MasterReport>, mut slaves: Vec<SlaveReport>) -> anyhow::Result<()> {
+/// Fills the accounting from the EAs' reports; returns the distinct copy
+/// seqs the slaves received and the distinct results they wrote, all
+/// slaves together (what the bridge's `copies` and `copy_results` hold).
+fn account(outcome: &mut TradingOutcome, fleet: &Fleet, mut masters: Vec<MasterReport>, mut slaves: Vec<SlaveReport>) -> anyhow::Result<(u64, u64)> {
     masters.sort_by_key(|report| report.index);
     slaves.sort_by_key(|report| report.index);
     outcome.events_unacked = masters.iter().map(|report| report.unacked).sum();
@@ -449,7 +474,9 @@ fn account(outcome: &mut TradingOutcome, fleet: &Fleet, mut masters: Vec<MasterR
         .map(|report| SlaveAccount { login: fleet.slaves[report.index as usize].login, follows: fleet.follows_of(report.index), receipts: &report.receipts })
         .collect();
     outcome.counts = reconcile(&generated, &logins, &accounts).map_err(|error| anyhow!(error))?;
-    Ok(())
+    let copy_seqs_received = slaves.iter().map(|report| report.receipts.seqs_received).sum();
+    let results_written = slaves.iter().map(|report| report.receipts.results_written).sum();
+    Ok((copy_seqs_received, results_written))
 }
 
 fn counter_values(counters: &Counters) -> BTreeMap<String, u64> {

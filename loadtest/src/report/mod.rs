@@ -4,6 +4,8 @@
 //! # Layout
 //! - [`hgrm`]: HdrHistogram's percentile-distribution text.
 //! - [`plot`]: the percentile-curve SVG.
+//! - [`lag_plot`]: the persister's lag over time (`--persist`), with the
+//!   Postgres outage shaded.
 //! - [`RunFolder`]: a new folder `<YYYY-MM-DD>_<scenario>[_<tag>]`, never an
 //!   existing one (a `-2`, `-3` ... suffix is added instead).
 //! - [`latency_summary`]: the percentiles `summary.json` quotes.
@@ -16,6 +18,7 @@
 //!   suffix is tried.
 
 pub mod hgrm;
+pub mod lag_plot;
 pub mod plot;
 
 use std::path::{Path, PathBuf};

@@ -163,6 +163,12 @@ impl Environment {
 
     /// Spawns a bridge of `kind` for an already generated `fleet`.
     pub fn spawn(common: &CommonOptions, kind: BridgeKind, fleet: Fleet, peak_events_per_second: f64) -> anyhow::Result<Environment> {
+        Environment::spawn_with(common, kind, fleet, peak_events_per_second, None)
+    }
+
+    /// Like [`Environment::spawn`], with `extra_tables` (TOML, such as the
+    /// `[persist]` table of `--persist`) appended to the generated config.
+    pub fn spawn_with(common: &CommonOptions, kind: BridgeKind, fleet: Fleet, peak_events_per_second: f64, extra_tables: Option<&str>) -> anyhow::Result<Environment> {
         let directory = TempDir::new(kind.binary_name())?;
         let listen = free_address()?;
         // The baseline serves no metrics; only tradebridge gets an endpoint.
@@ -181,7 +187,8 @@ impl Environment {
             rate_limit_burst,
             connections_max: accounts.saturating_mul(2).max(20_000),
         };
-        let config_text = fleet.config_toml(&settings);
+        let mut config_text = fleet.config_toml(&settings);
+        config_text.push_str(extra_tables.unwrap_or_default());
         let config_path = directory.path.join("bridge.toml");
         std::fs::write(&config_path, &config_text).with_context(|| format!("writing {}", config_path.display()))?;
         let chosen = if kind == common.bridge { &common.bridge_bin } else { &common.baseline_bin };

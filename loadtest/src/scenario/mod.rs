@@ -5,16 +5,20 @@
 //! - [`trading`] runs `fanout`, `churn`, `slow-slave` and `ramp`.
 //! - [`capacity`] runs `capacity`.
 //! - [`gen_config`] runs `gen-config`.
+//! - [`persist_catchup`] runs `persist-catchup` (the persister catching up
+//!   a backlog after Postgres was away for the whole measured phase).
 //! - [`floor`] runs `floor` (no bridge: this machine's wake and send costs).
 //!
 //! # Invariants
 //! - Exit codes: 0 pass, 1 the run failed its checks (loss, duplicates,
-//!   wrong volumes, budget, unclean bridge exit), 2 a usage or setup error.
+//!   wrong volumes, budget, unclean bridge exit, rows missing from Postgres
+//!   or a persister that did not catch up), 2 a usage or setup error.
 
 pub mod capacity;
 pub mod common;
 pub mod floor;
 pub mod gen_config;
+pub mod persist_catchup;
 pub mod trading;
 
 use crate::cli::Arguments;
@@ -35,6 +39,8 @@ scenarios:
   gen-config   write bridge.toml and keys.tsv for --url runs    --masters M --slaves-per-master K --out DIR [--listen ADDR]
   floor        no bridge: 2 thread wakes + K loopback sends, the  --copies 10 --rounds 10000 --gap-us 1000 [--out-dir --tag --notes]
                floor under the bridge's event_to_copy_sent here
+  persist-catchup  fanout with Postgres stopped for the measured   --spawn --rows 1000000 [--rate 1000 --masters 10 --slaves-per-master 10 --secs S]
+               phase, then the persister's catch-up timed to lag 0 (rows/s)
 
 target (one of):
   --spawn                      generate a config and start the bridge (free ports, temp journal, SIGTERM at the end)
@@ -51,7 +57,17 @@ common flags:
   --budget-p99-ms MS (200) exit 1 when the end-to-end p99 breaks it
   --out-dir DIR (bench-results)  --tag TAG  --notes TEXT  --seed N  --no-progress
 
-exit codes: 0 pass, 1 failed checks (lost/duplicated/wrong copies, budget, unclean bridge exit), 2 usage or setup error
+persister (fanout, churn, slow-slave, ramp; needs --spawn and tradebridge; persist-catchup implies --persist):
+  --persist                       start a throwaway durable Postgres, write [persist] into the bridge's config, sample its
+                                  lag every second, wait for the catch-up, check every row is in Postgres once
+  --persist-batch-rows N          batch_rows_max (bridge default 5000)   --persist-batch-ms MS   batch_interval_ms (default 100)
+  --persist-retry-ms-max MS       retry_backoff_ms_max (default 30000)
+  --persist-catchup-secs S        longest wait for lag_records 0 after the load (120; persist-catchup 600)
+  --postgres-outage-at S --postgres-outage-secs S   stop Postgres S s into the measured phase, restart it after S s
+  e.g. loadtest fanout --spawn --rate 1000 --secs 60 --persist --postgres-outage-at 15 --postgres-outage-secs 30
+       loadtest persist-catchup --spawn --rows 1000000
+
+exit codes: 0 pass, 1 failed checks (lost/duplicated/wrong copies, budget, unclean bridge exit, rows missing from Postgres), 2 usage or setup error
 See loadtest/README.md.";
 
 /// Runs the command named by the first argument; the exit code.
@@ -64,10 +80,11 @@ pub fn dispatch(arguments: &Arguments) -> anyhow::Result<u8> {
         "capacity" => capacity::capacity(arguments),
         "gen-config" => gen_config::gen_config(arguments),
         "floor" => floor::floor(arguments),
+        "persist-catchup" => persist_catchup::persist_catchup(arguments),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(0)
         }
-        other => anyhow::bail!("unknown scenario {other:?}; expected fanout, capacity, ramp, churn, slow-slave, gen-config or floor (see `loadtest help`)"),
+        other => anyhow::bail!("unknown scenario {other:?}; expected fanout, capacity, ramp, churn, slow-slave, gen-config, floor or persist-catchup (see `loadtest help`)"),
     }
 }

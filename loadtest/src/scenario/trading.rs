@@ -8,7 +8,12 @@
 //!   `--budget-p99-ms` is given (its latency includes deliberate offline
 //!   time), `slow-slave` on the others' latency not moving, `ramp` uses the
 //!   budget to find the highest sustained rate.
+//! - With `--persist`, the tradebridge run also passes only when the
+//!   persister caught up and Postgres holds every row once (see
+//!   [`crate::persist`]); a `--compare-baseline` run stays as it is (the
+//!   baseline has no persister).
 
+use anyhow::anyhow;
 use serde_json::{json, Value};
 
 use super::common::{
@@ -18,46 +23,95 @@ use super::common::{
 use crate::bridge::{BridgeKind, StopOutcome};
 use crate::cli::Arguments;
 use crate::fleet::Fleet;
+use crate::persist::{run_persisted, Database, PersistOptions, PersistRecord};
 use crate::procfs;
+use crate::report::lag_plot::lag_plot;
 use crate::report::{append_index_row, RunFolder};
 use crate::run::{run_trading, ChurnSettings, NextPhase, PhaseOutcome, PhaseSpec, StallSettings, Target, TradingConfig, TradingOutcome};
 
 /// A trading run's result against one bridge.
-struct Finished {
-    environment: Environment,
-    outcome: TradingOutcome,
-    stop: Option<StopOutcome>,
+pub(super) struct Finished {
+    pub environment: Environment,
+    pub outcome: TradingOutcome,
+    pub stop: Option<StopOutcome>,
+    /// What `--persist` found (tradebridge's run only).
+    pub persist: Option<PersistRecord>,
+}
+
+/// What one run loads: the fleet, the plan and its peak rate, how the EAs
+/// behave.
+pub(super) struct Load<'a> {
+    pub fleet: &'a Fleet,
+    /// The highest rate of the plan (sizes the bridge's rate limits).
+    pub peak_rate: f64,
+    pub config: &'a TradingConfig,
+    pub phases: &'a [PhaseSpec],
 }
 
 /// The fleet size flags, with per-scenario defaults.
-fn fleet_size(arguments: &Arguments, masters: u32, slaves_per_master: u32) -> anyhow::Result<(u32, u32)> {
+pub(super) fn fleet_size(arguments: &Arguments, masters: u32, slaves_per_master: u32) -> anyhow::Result<(u32, u32)> {
     Ok((
         arguments.checked("--masters", masters, "1 to 100000 masters", |value| (1..=100_000).contains(&value))?,
         arguments.checked("--slaves-per-master", slaves_per_master, "0 to 10000 slaves", |value| value <= 10_000)?,
     ))
 }
 
-fn rate(arguments: &Arguments, default: f64) -> anyhow::Result<f64> {
+pub(super) fn rate(arguments: &Arguments, default: f64) -> anyhow::Result<f64> {
     arguments.checked("--rate", default, "events per second above 0 (all masters together)", |value: f64| value > 0.0 && value <= 10_000_000.0)
 }
 
-fn seconds(arguments: &Arguments, name: &str, default: f64) -> anyhow::Result<f64> {
+pub(super) fn seconds(arguments: &Arguments, name: &str, default: f64) -> anyhow::Result<f64> {
     arguments.checked(name, default, "seconds from 0.1 to 86400", |value: f64| (0.1..=86_400.0).contains(&value))
 }
 
-/// Runs the plan against one bridge of `kind`.
-fn run_once(common: &CommonOptions, kind: BridgeKind, fleet: &Fleet, peak_rate: f64, config: &TradingConfig, phases: &[PhaseSpec], next: Option<NextPhase<'_>>) -> anyhow::Result<Finished> {
-    let fleet = fleet.clone();
+/// Runs the plan against one bridge of `kind`; with `persist` (and `kind`
+/// tradebridge), with its persister writing to a throwaway Postgres.
+pub(super) fn run_once(common: &CommonOptions, kind: BridgeKind, load: &Load<'_>, next: Option<NextPhase<'_>>, persist: Option<&PersistOptions>) -> anyhow::Result<Finished> {
+    if let Some(options) = persist.filter(|_| kind == BridgeKind::Tradebridge) {
+        return run_once_persisted(common, load, next, options);
+    }
+    let fleet = load.fleet.clone();
+    let peak_rate = load.peak_rate;
     let mut environment = if common.spawn { Environment::spawn(common, kind, fleet, peak_rate)? } else { Environment::prepare(common, kind, || Ok(fleet), peak_rate)? };
-    eprintln!("loadtest: {} at {} ({} masters, {} slaves, {} follows)", kind.name(), environment.url, environment.fleet.masters.len(), environment.fleet.slaves.len(), environment.fleet.follows.len());
-    let target = Target { url: environment.url.clone(), fleet: &environment.fleet, pid: environment.pid, metrics: environment.metrics };
-    let outcome = run_trading(&target, config, phases, next)?;
+    announce(&environment);
+    let target = Target { url: environment.url.clone(), fleet: &environment.fleet, pid: environment.pid, metrics: environment.metrics, observer: None };
+    let outcome = run_trading(&target, load.config, load.phases, next)?;
     let stop = environment.stop();
-    Ok(Finished { environment, outcome, stop })
+    Ok(Finished { environment, outcome, stop, persist: None })
+}
+
+fn announce(environment: &Environment) {
+    let fleet = &environment.fleet;
+    eprintln!("loadtest: {} at {} ({} masters, {} slaves, {} follows)", environment.kind.name(), environment.url, fleet.masters.len(), fleet.slaves.len(), fleet.follows.len());
+}
+
+/// [`run_once`] with the persister: Postgres first, the bridge with its
+/// `[persist]` table, the load watched by the monitor, the catch-up and
+/// row check before the bridge stops; the cluster goes last.
+fn run_once_persisted(common: &CommonOptions, load: &Load<'_>, next: Option<NextPhase<'_>>, options: &PersistOptions) -> anyhow::Result<Finished> {
+    let database = Database::start()?;
+    eprintln!("loadtest: Postgres (throwaway cluster, fsync on) at {}", database.url());
+    let table = options.table(&database.url()).toml();
+    let mut environment = Environment::spawn_with(common, BridgeKind::Tradebridge, load.fleet.clone(), load.peak_rate, Some(&table))?;
+    announce(&environment);
+    let metrics = environment.metrics.ok_or_else(|| anyhow!("--persist: the spawned tradebridge has no metrics endpoint to sample"))?;
+    let (outcome, persisted) = run_persisted(&database, metrics, options, |observer| {
+        let target = Target { url: environment.url.clone(), fleet: &environment.fleet, pid: environment.pid, metrics: environment.metrics, observer: Some(observer) };
+        run_trading(&target, load.config, load.phases, next)
+    })?;
+    let stop = environment.stop();
+    let record = PersistRecord::judge(options, database.url(), persisted, &outcome, load.config.churn.is_some());
+    drop(database);
+    Ok(Finished { environment, outcome, stop, persist: Some(record) })
+}
+
+/// The persister's part of a run's headline, or nothing.
+pub(super) fn persist_suffix(run: &Finished) -> String {
+    run.persist.as_ref().map_or_else(String::new, |record| format!("; {}", record.headline()))
 }
 
 /// The fleet of a run: generated for --spawn, loaded otherwise.
-fn fleet(common: &CommonOptions, masters: u32, slaves_per_master: u32) -> anyhow::Result<Fleet> {
+pub(super) fn fleet(common: &CommonOptions, masters: u32, slaves_per_master: u32) -> anyhow::Result<Fleet> {
     if common.spawn {
         Fleet::generate(masters, slaves_per_master)
     } else {
@@ -66,7 +120,7 @@ fn fleet(common: &CommonOptions, masters: u32, slaves_per_master: u32) -> anyhow
 }
 
 /// Warm-up then measurement at one rate.
-fn steady_phases(rate: f64, warmup: f64, secs: f64) -> Vec<PhaseSpec> {
+pub(super) fn steady_phases(rate: f64, warmup: f64, secs: f64) -> Vec<PhaseSpec> {
     vec![
         PhaseSpec { name: "warmup".into(), rate_per_second: rate, seconds: warmup, recorded: false },
         PhaseSpec { name: "measure".into(), rate_per_second: rate, seconds: secs, recorded: true },
@@ -85,14 +139,16 @@ pub fn fanout(arguments: &Arguments) -> anyhow::Result<u8> {
         anyhow::bail!("--compare-baseline needs --spawn (it starts tradebridge, then loadtest-baseline, with the same fleet)");
     }
     let config = trading_config(arguments, &common, events_per_master(masters as usize, &[(rate, warmup), (rate, secs)]))?;
+    let persist = PersistOptions::parse(arguments, &common, Some(secs))?;
     arguments.finish()?;
     let machine = procfs::machine();
     procfs::raise_open_files_limit()?;
     let fleet = fleet(&common, masters, slaves_per_master)?;
     let phases = steady_phases(rate, warmup, secs);
-    let mut runs = vec![run_once(&common, common.bridge, &fleet, rate, &config, &phases, None)?];
+    let load = Load { fleet: &fleet, peak_rate: rate, config: &config, phases: &phases };
+    let mut runs = vec![run_once(&common, common.bridge, &load, None, persist.as_ref())?];
     if compare {
-        runs.push(run_once(&common, BridgeKind::Baseline, &fleet, rate, &config, &phases, None)?);
+        runs.push(run_once(&common, BridgeKind::Baseline, &load, None, None)?);
     }
     let parameters = json!({
         "masters": fleet.masters.len(), "slaves": fleet.slaves.len(), "follows": fleet.follows.len(), "rate_events_per_second": rate,
@@ -111,12 +167,26 @@ pub fn fanout(arguments: &Arguments) -> anyhow::Result<u8> {
         summary["ratios_baseline_over_tradebridge"] = ratios(tradebridge, baseline);
     }
     let title = format!("fanout {masters}x{slaves_per_master} at {rate} events/s, {secs} s");
-    let line = runs.iter().map(|run| format!("fanout {}: {}; {}", run.environment.kind.name(), headline(&run.outcome), cpu_headline(&run.outcome))).collect::<Vec<_>>().join(" | ");
+    let line = runs.iter().map(|run| format!("fanout {}: {}; {}{}", run.environment.kind.name(), headline(&run.outcome), cpu_headline(&run.outcome), persist_suffix(run))).collect::<Vec<_>>().join(" | ");
     finish_report(&common, "fanout", &title, summary, &runs, all_failures, &line)
 }
 
-/// The budget and verdict, files, README row; the exit code.
-fn finish_report(common: &CommonOptions, scenario: &str, title: &str, mut summary: Value, runs: &[Finished], failures: Vec<String>, line: &str) -> anyhow::Result<u8> {
+/// The budget and verdict, files, README row; the exit code. A run with
+/// `--persist` adds its failures, the `persist` object, the lag plot and
+/// the timeline table.
+pub(super) fn finish_report(common: &CommonOptions, scenario: &str, title: &str, mut summary: Value, runs: &[Finished], mut failures: Vec<String>, line: &str) -> anyhow::Result<u8> {
+    let persist = runs.iter().find_map(|run| run.persist.as_ref());
+    let plain_title = title;
+    let title = match persist {
+        Some(_) => format!("{title}, persister on"),
+        None => title.to_string(),
+    };
+    let title = title.as_str();
+    if let Some(record) = persist {
+        failures.extend(record.failures.iter().cloned());
+        summary["parameters"]["persist"] = record.settings.clone();
+        summary["persist"] = record.json();
+    }
     summary["budget_p99_ms"] = json!(common.budget_p99_ms);
     summary["result"] = json!({ "pass": failures.is_empty(), "failures": failures });
     summary["machine_after"] = json!({ "load_average": procfs::load_average(), "other_busy_processes": procfs::busy_processes() });
@@ -138,6 +208,10 @@ fn finish_report(common: &CommonOptions, scenario: &str, title: &str, mut summar
     }
     let labelled: Vec<(&str, &hdrhistogram::Histogram<u64>)> = curves.iter().map(|(label, histogram)| (label.as_str(), *histogram)).collect();
     folder.write_plot("latency", title, &labelled)?;
+    if let Some(record) = persist {
+        folder.write("persist_timeline.tsv", &record.timeline.tsv())?;
+        lag_plot(&folder.path.join("persist_lag.svg"), &format!("persister lag: {plain_title}"), &record.timeline)?;
+    }
     index_row(common, &folder, title, line, &summary, runs)?;
     Ok(conclude(line, &failures_of(&summary), Some(&folder.path)))
 }
@@ -182,7 +256,7 @@ fn ratios(tradebridge: &Finished, baseline: &Finished) -> Value {
     })
 }
 
-fn config_json(config: &TradingConfig) -> Value {
+pub(super) fn config_json(config: &TradingConfig) -> Value {
     json!({
         "client_threads": config.client_threads, "open_positions_per_master": config.open_positions_max, "modifies_per_position": config.modifies_per_position,
         "outbox_events_max": config.outbox_events_max, "snapshot_secs": config.snapshot_interval.as_secs(), "drain_timeout_secs": config.drain_timeout.as_secs_f64(),
@@ -190,7 +264,7 @@ fn config_json(config: &TradingConfig) -> Value {
     })
 }
 
-fn bridge_parameters(common: &CommonOptions) -> Value {
+pub(super) fn bridge_parameters(common: &CommonOptions) -> Value {
     json!({
         "spawn": common.spawn, "bridge": common.bridge.name(), "journal_sync": common.journal_sync.as_deref().unwrap_or("group (default)"), "idle": common.idle.as_deref().unwrap_or("park (default)"),
         "shards": common.shards.map_or_else(|| json!("default (one per core less one)"), |shards| json!(shards)), "hb_ms": common.hb_ms, "fault": common.fault, "baseline_threads": common.baseline_threads,
@@ -208,11 +282,13 @@ pub fn churn(arguments: &Arguments) -> anyhow::Result<u8> {
     let reconnect_delay_ms_max = arguments.checked("--reconnect-delay-ms-max", 500u64, "0 to 60000 ms", |value| value <= 60_000)?;
     let mut config = trading_config(arguments, &common, events_per_master(masters as usize, &[(rate, warmup), (rate, secs)]))?;
     config.churn = Some(ChurnSettings { mean_ms, reconnect_delay_ms_max });
+    let persist = PersistOptions::parse(arguments, &common, Some(secs))?;
     arguments.finish()?;
     let machine = procfs::machine();
     procfs::raise_open_files_limit()?;
     let fleet = fleet(&common, masters, slaves_per_master)?;
-    let run = run_once(&common, common.bridge, &fleet, rate, &config, &steady_phases(rate, warmup, secs), None)?;
+    let phases = steady_phases(rate, warmup, secs);
+    let run = run_once(&common, common.bridge, &Load { fleet: &fleet, peak_rate: rate, config: &config, phases: &phases }, None, persist.as_ref())?;
     let budget = common.budget_given.then_some(common.budget_p99_ms);
     let failures = failures(run.environment.kind.name(), &run.environment, &run.outcome, run.stop.as_ref(), budget);
     let parameters = json!({
@@ -225,12 +301,13 @@ pub fn churn(arguments: &Arguments) -> anyhow::Result<u8> {
     let counters = &run.outcome.counters;
     let title = format!("churn {masters}x{slaves_per_master} at {rate} events/s, {secs} s, one disconnect per EA every {mean_ms} ms on average");
     let line = format!(
-        "churn: {}; {} forced disconnects, {} reconnects, {} events re-sent, {} re-deliveries",
+        "churn: {}; {} forced disconnects, {} reconnects, {} events re-sent, {} re-deliveries{}",
         headline(&run.outcome),
         counters["disconnects_forced"],
         counters["connects"].saturating_sub((fleet.masters.len() + fleet.slaves.len()) as u64),
         counters["events_resent"],
-        run.outcome.counts.redelivered
+        run.outcome.counts.redelivered,
+        persist_suffix(&run)
     );
     finish_report(&common, "churn", &title, summary, &[run], failures, &line)
 }
@@ -249,6 +326,7 @@ pub fn slow_slave(arguments: &Arguments) -> anyhow::Result<u8> {
     }
     let mut config = trading_config(arguments, &common, events_per_master(masters as usize, &[(rate, warmup), (rate, secs)]))?;
     config.stall = Some(StallSettings { slave: 0, phase: "stalled".into() });
+    let persist = PersistOptions::parse(arguments, &common, Some(secs))?;
     arguments.finish()?;
     let machine = procfs::machine();
     procfs::raise_open_files_limit()?;
@@ -258,7 +336,7 @@ pub fn slow_slave(arguments: &Arguments) -> anyhow::Result<u8> {
         PhaseSpec { name: "normal".into(), rate_per_second: rate, seconds: secs / 2.0, recorded: true },
         PhaseSpec { name: "stalled".into(), rate_per_second: rate, seconds: secs / 2.0, recorded: true },
     ];
-    let run = run_once(&common, common.bridge, &fleet, rate, &config, &phases, None)?;
+    let run = run_once(&common, common.bridge, &Load { fleet: &fleet, peak_rate: rate, config: &config, phases: &phases }, None, persist.as_ref())?;
     let mut failures = failures(run.environment.kind.name(), &run.environment, &run.outcome, run.stop.as_ref(), Some(common.budget_p99_ms));
     let p99 = |name: &str| run.outcome.phases.iter().find(|phase| phase.phase.name == name).map_or(0.0, |phase| phase.latencies.end_to_end.value_at_quantile(0.99) as f64 / 1000.0);
     let (normal_ms, stalled_ms) = (p99("normal"), p99("stalled"));
@@ -275,7 +353,7 @@ pub fn slow_slave(arguments: &Arguments) -> anyhow::Result<u8> {
     summary["others_p99_ms"] = json!({ "normal": normal_ms, "stalled": stalled_ms, "ratio": if normal_ms > 0.0 { json!(stalled_ms / normal_ms) } else { Value::Null }, "moved": moved,
         "note": "latencies are the other slaves' only: the stalled slave records none; its copies are still checked for loss and duplicates after it resumes" });
     let title = format!("slow-slave {masters}x{slaves_per_master} at {rate} events/s: slave {} stops reading for {} s", fleet.slaves[0].login, secs / 2.0);
-    let line = format!("slow-slave: others' e2e p99 {normal_ms:.3} ms normal, {stalled_ms:.3} ms while one slave stalled; {}", headline(&run.outcome));
+    let line = format!("slow-slave: others' e2e p99 {normal_ms:.3} ms normal, {stalled_ms:.3} ms while one slave stalled; {}{}", headline(&run.outcome), persist_suffix(&run));
     finish_report(&common, "slow-slave", &title, summary, &[run], failures, &line)
 }
 
@@ -292,6 +370,7 @@ pub fn ramp(arguments: &Arguments) -> anyhow::Result<u8> {
     let steps = ramp_rates(rate_start, factor, rate_max);
     let plan: Vec<(f64, f64)> = std::iter::once((rate_start, warmup)).chain(steps.iter().map(|rate| (*rate, step_secs))).collect();
     let config = trading_config(arguments, &common, events_per_master(masters as usize, &plan))?;
+    let persist = PersistOptions::parse(arguments, &common, None)?;
     arguments.finish()?;
     let machine = procfs::machine();
     procfs::raise_open_files_limit()?;
@@ -315,7 +394,7 @@ pub fn ramp(arguments: &Arguments) -> anyhow::Result<u8> {
         PhaseSpec { name: "step-1".into(), rate_per_second: steps[0], seconds: step_secs, recorded: true },
     ];
     let peak = *steps.last().expect("at least one step");
-    let run = run_once(&common, common.bridge, &fleet, peak, &config, &first, Some(next))?;
+    let run = run_once(&common, common.bridge, &Load { fleet: &fleet, peak_rate: peak, config: &config, phases: &first }, Some(next), persist.as_ref())?;
     ramp_report(&common, &machine, run, masters, slaves_per_master, (rate_start, factor, rate_max, step_secs, warmup), &config)
 }
 
@@ -356,7 +435,11 @@ fn ramp_report(common: &CommonOptions, machine: &procfs::Machine, run: Finished,
         "steps": steps.iter().map(|phase| phase_json(phase)).collect::<Vec<_>>(),
     });
     let title = format!("ramp {masters}x{slaves_per_master} from {rate_start} events/s x{factor} per {step_secs} s step until p99 > {budget_ms} ms");
-    let line = format!("ramp: highest sustained {best_rate:.0} events/s = {best_copies:.0} copies/s (p99 within {budget_ms} ms); first step over budget: {}", broke.as_deref().unwrap_or("none up to --rate-max"));
+    let line = format!(
+        "ramp: highest sustained {best_rate:.0} events/s = {best_copies:.0} copies/s (p99 within {budget_ms} ms); first step over budget: {}{}",
+        broke.as_deref().unwrap_or("none up to --rate-max"),
+        persist_suffix(&run)
+    );
     finish_report(common, "ramp", &title, summary, &[run], failures, &line)
 }
 
