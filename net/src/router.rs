@@ -1162,7 +1162,7 @@ impl Router {
                 Outcome::Skip(reason) => {
                     tracing::debug!(slave = decision.slave, master = decision.master, pos = decision.pos, reason = reason.as_str(), "no copy");
                     if self.persist.is_some() {
-                        self.skips.push(SkipEntry { slave: decision.slave, master: decision.master, pos: decision.pos, reason });
+                        self.skips.push(SkipEntry { slave: decision.slave, master: decision.master, pos: decision.pos, reason: reason.index() });
                     }
                     continue;
                 }
@@ -1383,7 +1383,7 @@ fn expect_copies(copies_due: &mut VecDeque<Decision>, skips_due: &mut Vec<SkipEn
     }
     skips_due.clear();
     skips_due.extend(decisions.iter().filter_map(|decision| match decision.outcome {
-        Outcome::Skip(reason) => Some(SkipEntry { slave: decision.slave, master: decision.master, pos: decision.pos, reason }),
+        Outcome::Skip(reason) => Some(SkipEntry { slave: decision.slave, master: decision.master, pos: decision.pos, reason: reason.index() }),
         Outcome::Copy(_) => None,
     }));
     copies_due.extend(decisions.drain(..).filter(|decision| matches!(decision.outcome, Outcome::Copy(_))));

@@ -26,6 +26,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rkyv::util::AlignedVec;
 use tradebridge_core::journal::reader::OwnedRecord;
+use tradebridge_core::engine::SkipReason;
 use tradebridge_core::protocol::{self, Message};
 use tradebridge_core::record::{
     access_checked, decode_session, decode_skips, decode_update, journal_kind, CopyRecord, MasterEventRecord, ResultRecord, SessionEvent,
@@ -436,6 +437,8 @@ impl Decoder {
         let entries = decode_skips(payload).map_err(|error| error.to_string())?;
         let cause = self.cause;
         for (index, entry) in entries.into_iter().enumerate() {
+            let reason = SkipReason::from_index(entry.reason)
+                .ok_or_else(|| format!("skip reason code {} is unknown to this persister (a newer bridge?)", entry.reason))?;
             let master_seq = cause.master_event.filter(|(login, _)| *login == entry.master).map(|(_, seq)| seq);
             batch.skips.push(SkipRow {
                 journal_seq,
@@ -444,7 +447,7 @@ impl Decoder {
                 master_login: entry.master,
                 master_seq,
                 master_pos: entry.pos,
-                reason: entry.reason.as_str(),
+                reason: reason.as_str(),
                 skipped_ms: (cause.received_ms != 0).then_some(cause.received_ms),
             });
         }

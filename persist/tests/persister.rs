@@ -203,8 +203,8 @@ fn every_record_kind_becomes_its_rows_field_by_field() {
     let mut skipped = Vec::new();
     // One follower skipped twice in one record, as a reconciliation does per position.
     let skip_entries = [
-        SkipEntry { slave: 200_002, master, pos: 9_002, reason: SkipReason::SlaveLacksSymbol },
-        SkipEntry { slave: 200_002, master, pos: 9_004, reason: SkipReason::Frozen },
+        SkipEntry { slave: 200_002, master, pos: 9_002, reason: SkipReason::SlaveLacksSymbol.index() },
+        SkipEntry { slave: 200_002, master, pos: 9_004, reason: SkipReason::Frozen.index() },
     ];
     encode_skips(&skip_entries, &mut skipped);
     let skips_seq = writer.raw(journal_kind::SKIPS, &skipped);
@@ -297,6 +297,9 @@ fn refused_and_undecodable_records_become_dead_letters_and_the_rest_is_written()
     writer.result(200_001, result.clone(), RECEIVED_MS);
     writer.result(200_001, TradeResult { price: 9.0, ..result }, RECEIVED_MS + 1);
     let unknown = writer.raw(99, b"from a newer bridge");
+    let mut unknown_reason = Vec::new();
+    encode_skips(&[SkipEntry { slave: 1, master: 2, pos: 3, reason: 250 }], &mut unknown_reason);
+    let unknown_reason = writer.raw(journal_kind::SKIPS, &unknown_reason);
     let last = writer.master_event(100_001, event(4, "after"), RECEIVED_MS, 10);
     writer.durable(&fixture.feed);
     let persister = fixture.start(100);
@@ -305,12 +308,13 @@ fn refused_and_undecodable_records_become_dead_letters_and_the_rest_is_written()
     assert_eq!(fixture.sql("SELECT string_agg(seq::text, ',' ORDER BY seq) FROM master_events"), "1,3,4\n");
     let letters = fixture.sql("SELECT journal_seq || '|' || target_table || '|' || reason || '|' || row_json FROM dead_letters ORDER BY journal_seq");
     let lines: Vec<&str> = letters.lines().collect();
-    assert_eq!(lines.len(), 2, "{letters}");
+    assert_eq!(lines.len(), 3, "{letters}");
+    assert!(lines[2].starts_with(&format!("{unknown_reason}|(undecodable journal record)|skip reason code 250 is unknown")), "{letters}");
     assert!(lines[0].starts_with(&format!("{refused}|master_events|")), "{letters}");
     assert!(lines[0].contains("22021") || lines[0].contains("0x00"), "the reason names what Postgres refused: {letters}");
     assert!(lines[0].contains(r#""comment":"nul \u0000 inside""#), "the row is kept as JSON: {letters}");
     assert!(lines[1].starts_with(&format!("{unknown}|(undecodable journal record)|journal record kind 99 is unknown")), "{letters}");
-    assert_eq!(fixture.feed.dead_letters.load(std::sync::atomic::Ordering::Relaxed), 2);
+    assert_eq!(fixture.feed.dead_letters.load(std::sync::atomic::Ordering::Relaxed), 3);
     assert_eq!(fixture.sql("SELECT price FROM copy_results"), "1.5\n");
     assert_eq!(fixture.feed.duplicate_results.load(std::sync::atomic::Ordering::Relaxed), 1);
     assert_eq!(fixture.sql("SELECT journal_seq FROM persist_progress"), format!("{last}\n"));
@@ -497,7 +501,7 @@ fn schema_md_queries_run() {
     writer.result(slave, result, now_ms - 1_900);
     writer.master_event(master, event(2, ""), now_ms - 1_000, 3_000);
     let mut skipped = Vec::new();
-    encode_skips(&[SkipEntry { slave, master, pos: 9_003, reason: SkipReason::MaxPositions }], &mut skipped);
+    encode_skips(&[SkipEntry { slave, master, pos: 9_003, reason: SkipReason::MaxPositions.index() }], &mut skipped);
     writer.raw(journal_kind::SKIPS, &skipped);
     let last = writer.durable(&fixture.feed);
     let persister = fixture.start(100);
