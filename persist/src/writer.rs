@@ -5,7 +5,10 @@
 //! # Layout
 //! - [`TableRow`]: per table, its columns with their types, a row's values,
 //!   and the row as JSON (for a dead letter).
-//! - [`write_batch`]: the fast path, binary `COPY ... FROM STDIN` per table.
+//! - [`write_batch`]: the fast path, binary `COPY ... FROM STDIN` per table;
+//!   a result the table has already (a follower answered twice) fails it,
+//!   and the batch is written again with its results through a staging
+//!   table that keeps the first.
 //!   When Postgres refuses a value (SQLSTATE class 22, data exception) or a
 //!   key (class 23: a result a slave sent twice), the batch is written
 //!   again row by row, each in a savepoint, and each refused row goes to
@@ -331,7 +334,16 @@ pub async fn write_batch(client: &mut Client, batch: &Batch, progress: u64, mode
     if mode == Mode::EachRowLenient {
         return write_each(client, batch, progress, true).await.map_err(|error| classify(&error, "writing a batch row by row"));
     }
-    match write_fast(client, batch, progress).await {
+    // Results go straight into `copy_results`; only when one of them is
+    // there already (a follower answered twice) is the batch written again
+    // through a staging table that keeps the first. The staging path costs
+    // an extra copy of every result and, at each commit, a truncation that
+    // frees disk blocks (a discard on a filesystem mounted with it).
+    let first = match write_fast(client, batch, progress, Results::Direct).await {
+        Err(error) if duplicate_result(&error) => write_fast(client, batch, progress, Results::KeepFirst).await,
+        other => other,
+    };
+    match first {
         Ok(written) => Ok(written),
         Err(error) if refused_row(&error, false) => {
             tracing::warn!(error = %crate::db::describe(&error), from = progress + 1, to = batch.last_journal_seq, "Postgres refused a row; writing this batch row by row");
@@ -370,11 +382,33 @@ fn classify(error: &tokio_postgres::Error, doing: &str) -> WriteError {
     }
 }
 
-async fn write_fast(client: &mut Client, batch: &Batch, progress: u64) -> Result<Written, tokio_postgres::Error> {
+/// How [`write_fast`] writes `copy_results`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Results {
+    /// COPY into the table: a duplicate key fails the transaction.
+    Direct,
+    /// COPY into a staging table, then insert keeping the row already there.
+    KeepFirst,
+}
+
+/// A unique violation on `copy_results`: a result the table already has.
+fn duplicate_result(error: &tokio_postgres::Error) -> bool {
+    error
+        .as_db_error()
+        .is_some_and(|db| *db.code() == tokio_postgres::error::SqlState::UNIQUE_VIOLATION && db.table() == Some(ResultRow::TABLE))
+}
+
+async fn write_fast(client: &mut Client, batch: &Batch, progress: u64, results: Results) -> Result<Written, tokio_postgres::Error> {
     let transaction = client.transaction().await?;
     copy_rows(&transaction, &batch.master_events).await?;
     copy_rows(&transaction, &batch.copies).await?;
-    let results_kept = copy_rows_keeping_first(&transaction, &batch.results).await?;
+    let results_kept = match results {
+        Results::Direct => {
+            copy_rows(&transaction, &batch.results).await?;
+            batch.results.len() as u64
+        }
+        Results::KeepFirst => copy_rows_keeping_first(&transaction, &batch.results).await?,
+    };
     copy_rows(&transaction, &batch.skips).await?;
     copy_rows(&transaction, &batch.sessions).await?;
     end_sessions(&transaction, batch).await?;

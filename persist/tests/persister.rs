@@ -545,6 +545,30 @@ fn a_result_sent_again_keeps_the_first_and_is_no_dead_letter() {
 }
 
 #[test]
+fn results_go_straight_into_copy_results_until_one_is_a_duplicate() {
+    // Shows that results with new keys are copied into copy_results directly (the persister's session has made no staging table), and that only a result Postgres has already makes the batch go through the staging table that keeps the first.
+    let fixture = Fixture::new("results-direct");
+    let mut writer = Writer::open(&fixture.directory, 1 << 20);
+    let result = TradeResult { seq: 1, status: ResultStatus::Filled, ticket: 1, price: 1.5, volume: 0.1, error: 0, msg: String::new(), exec_ms: 1 };
+    for seq in 1..=50 {
+        writer.result(200_001, TradeResult { seq, ..result.clone() }, RECEIVED_MS + seq);
+    }
+    let first = writer.durable(&fixture.feed);
+    let persister = fixture.start(100);
+    fixture.wait_persisted(first, Duration::from_secs(30));
+    let staging = "SELECT count(*) FROM pg_class WHERE relname = 'copy_results_incoming'";
+    assert_eq!(fixture.sql(staging), "0\n", "no staging table while every result is new");
+    writer.result(200_001, TradeResult { price: 9.0, ..result.clone() }, RECEIVED_MS + 100);
+    writer.result(200_001, TradeResult { seq: 51, ..result }, RECEIVED_MS + 101);
+    let last = writer.durable(&fixture.feed);
+    fixture.wait_persisted(last, Duration::from_secs(30));
+    assert_eq!(fixture.sql(staging), "1\n", "the duplicate's batch went through the staging table");
+    persister.stop(Duration::from_secs(5));
+    assert_eq!(fixture.sql("SELECT count(*), sum(price) FROM copy_results"), "51|76.5\n");
+    assert_eq!(fixture.feed.duplicate_results.load(std::sync::atomic::Ordering::Relaxed), 1);
+}
+
+#[test]
 fn a_row_postgres_keeps_refusing_for_another_reason_is_set_aside_after_retries() {
     // Shows that a row refused with an error outside the data and integrity classes (here a trigger raising P0001) is retried, then, after a few refusals, the batch is written row by row and that row alone goes to dead_letters with the server's reason, so the rows after it still arrive.
     let fixture = Fixture::new("refused-other");
