@@ -33,10 +33,19 @@ impl TestCluster {
     /// Creates and starts a cluster. `durable` keeps fsync on (benchmarks);
     /// tests turn it off, since they never crash the machine.
     pub fn start(durable: bool) -> anyhow::Result<TestCluster> {
+        TestCluster::start_in(durable, &std::env::temp_dir(), "")
+    }
+
+    /// [`TestCluster::start`] with the cluster's directory made under
+    /// `parent` (another filesystem or device than the temporary one) and
+    /// `settings` (lines of `postgresql.conf`) appended to the server's
+    /// configuration after the cluster's own.
+    pub fn start_in(durable: bool, parent: &Path, settings: &str) -> anyhow::Result<TestCluster> {
+        let extra = settings;
         let bin = server_binaries()?;
         // SAFETY: geteuid has no preconditions.
         let as_postgres_user = unsafe { libc::geteuid() } == 0;
-        let directory = std::env::temp_dir().join(format!("tradebridge-pg-{}-{}", std::process::id(), unique_suffix()));
+        let directory = parent.join(format!("tradebridge-pg-{}-{}", std::process::id(), unique_suffix()));
         std::fs::create_dir_all(&directory).with_context(|| format!("create {}", directory.display()))?;
         if as_postgres_user {
             run(Command::new("chown").arg("postgres:postgres").arg(&directory))?;
@@ -50,6 +59,11 @@ impl TestCluster {
         );
         if !durable {
             settings.push_str("fsync = off\nfull_page_writes = off\nsynchronous_commit = off\n");
+        }
+        if !extra.is_empty() {
+            settings.push('\n');
+            settings.push_str(extra);
+            settings.push('\n');
         }
         append(&Path::new(&data).join("postgresql.conf"), &settings)?;
         // A port is free when we look; another process may take it before

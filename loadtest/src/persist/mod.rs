@@ -31,6 +31,7 @@ pub mod timeline;
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -93,6 +94,26 @@ pub struct PersistOptions {
     /// `--persist-catchup-secs`: the longest wait for lag 0 after the load.
     pub catch_up_timeout: Duration,
     pub outage: Option<Outage>,
+    /// `--postgres-dir`: where the throwaway cluster lives (default: the
+    /// temporary directory, on the same filesystem as the bridge's journal).
+    pub postgres_dir: Option<PathBuf>,
+    /// `--postgres-conf`: server settings appended to the throwaway
+    /// cluster's `postgresql.conf` (default: none, Postgres' defaults).
+    pub postgres_conf: PostgresConf,
+}
+
+/// The server settings of the throwaway cluster.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PostgresConf {
+    /// Where they came from, for the report.
+    pub source: String,
+    pub text: String,
+}
+
+impl PostgresConf {
+    fn defaults() -> PostgresConf {
+        PostgresConf { source: "Postgres' defaults".to_owned(), text: String::new() }
+    }
 }
 
 /// A flag's value, if given, parsed and checked.
@@ -122,12 +143,27 @@ impl PersistOptions {
         let batch_interval_ms = optional(arguments, "--persist-batch-ms", "1 to 60000 ms (batch_interval_ms)", |value: u64| (1..=60_000).contains(&value))?;
         let retry_backoff_ms_max = optional(arguments, "--persist-retry-ms-max", "10 to 600000 ms (retry_backoff_ms_max)", |value: u64| (10..=600_000).contains(&value))?;
         let catch_up_secs = optional(arguments, "--persist-catchup-secs", "1 to 3600 seconds", |value: u64| (1..=3_600).contains(&value))?;
+        let postgres_dir = arguments.text("--postgres-dir").map(PathBuf::from);
+        if let Some(directory) = &postgres_dir {
+            if !directory.is_dir() {
+                bail!("--postgres-dir {}: expected an existing directory", directory.display());
+            }
+        }
+        let postgres_conf = match arguments.text("--postgres-conf").as_deref() {
+            None => PostgresConf::defaults(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("--postgres-conf {path}: expected a readable file of postgresql.conf lines"))?;
+                PostgresConf { source: path.to_owned(), text }
+            }
+        };
         let mut given = Vec::new();
         for (name, present) in [
             ("--persist-batch-rows", batch_rows_max.is_some()),
             ("--persist-batch-ms", batch_interval_ms.is_some()),
             ("--persist-retry-ms-max", retry_backoff_ms_max.is_some()),
             ("--persist-catchup-secs", catch_up_secs.is_some()),
+            ("--postgres-dir", postgres_dir.is_some()),
+            ("--postgres-conf", arguments.text("--postgres-conf").is_some()),
         ] {
             if present {
                 given.push(name);
@@ -139,6 +175,8 @@ impl PersistOptions {
             retry_backoff_ms_max,
             catch_up_timeout: Duration::from_secs(catch_up_secs.unwrap_or(catch_up_secs_default)),
             outage: None,
+            postgres_dir,
+            postgres_conf,
         };
         Ok((options, given))
     }
@@ -205,8 +243,10 @@ impl PersistOptions {
         json!({
             "batch_rows_max": or_default(self.batch_rows_max.map(u64::from), "5000"),
             "batch_interval_ms": or_default(self.batch_interval_ms, "100"),
-            "retry_backoff_ms_max": or_default(self.retry_backoff_ms_max, "30000"),
+            "retry_backoff_ms_max": or_default(self.retry_backoff_ms_max, "5000"),
             "catch_up_timeout_secs": self.catch_up_timeout.as_secs(),
+            "postgres_dir": self.postgres_dir.as_ref().map_or_else(|| json!(format!("{} (the temporary directory)", std::env::temp_dir().display())), |directory| json!(directory.display().to_string())),
+            "postgres_settings": { "source": self.postgres_conf.source, "text": self.postgres_conf.text },
             "outage": self.outage.map(|outage| json!({
                 "at_secs_into_measured_phase": outage.at_secs,
                 "secs": match outage.length { OutageLength::Secs(secs) => json!(secs), OutageLength::UntilLoadEnds => json!("until the load ends") },
@@ -255,8 +295,9 @@ pub struct Database {
 impl Database {
     /// Starts a durable cluster (fsync on: the persister's commits cost what
     /// they would in production) and creates [`DATABASE_NAME`].
-    pub fn start() -> anyhow::Result<Database> {
-        let cluster = TestCluster::start(true).context("--persist: starting a throwaway Postgres cluster (initdb and pg_ctl of the newest /usr/lib/postgresql/<version>/bin, or TRADEBRIDGE_PG_BIN)")?;
+    pub fn start(directory: Option<&Path>, settings: &str) -> anyhow::Result<Database> {
+        let parent = directory.map(Path::to_path_buf).unwrap_or_else(std::env::temp_dir);
+        let cluster = TestCluster::start_in(true, &parent, settings).context("--persist: starting a throwaway Postgres cluster (initdb and pg_ctl of the newest /usr/lib/postgresql/<version>/bin, or TRADEBRIDGE_PG_BIN)")?;
         cluster.create_database(DATABASE_NAME).with_context(|| format!("--persist: creating database {DATABASE_NAME}"))?;
         Ok(Database { cluster })
     }
@@ -511,6 +552,27 @@ mod tests {
             assert!(toml.lines().any(|candidate| candidate == line), "{line:?} missing in\n{toml}");
         }
         assert_eq!(parse("fanout --spawn", None).expect("valid"), None, "no --persist, no options");
+    }
+
+    #[test]
+    fn postgres_directory_and_settings_flags() {
+        // Shows: --postgres-dir takes an existing directory and refuses a missing one by name; --postgres-conf reads its file into the settings the report names; without them, Postgres' defaults in the temporary directory.
+        let directory = std::env::temp_dir().join(format!("loadtest-pgconf-test-{}", std::process::id()));
+        std::fs::create_dir_all(&directory).expect("mkdir");
+        let conf = directory.join("extra.conf");
+        std::fs::write(&conf, "wal_writer_delay = 10ms\n").expect("write");
+        let options = parse(&format!("fanout --spawn --persist --postgres-dir {} --postgres-conf {}", directory.display(), conf.display()), None).expect("valid").expect("enabled");
+        assert_eq!(options.postgres_dir.as_deref(), Some(directory.as_path()));
+        assert_eq!(options.postgres_conf.text, "wal_writer_delay = 10ms\n");
+        assert_eq!(options.json()["postgres_settings"]["source"], json!(conf.display().to_string()));
+        let missing = error(&format!("fanout --spawn --persist --postgres-dir {}/nope", directory.display()), None);
+        assert!(missing.contains("--postgres-dir") && missing.contains("nope") && missing.contains("existing directory"), "{missing}");
+        let unreadable = error(&format!("fanout --spawn --persist --postgres-conf {}/nope.conf", directory.display()), None);
+        assert!(unreadable.contains("--postgres-conf") && unreadable.contains("nope.conf"), "{unreadable}");
+        assert!(error(&format!("fanout --spawn --postgres-dir {}", directory.display()), None).contains("needs --persist"));
+        let plain = parse("fanout --spawn --persist", None).expect("valid").expect("enabled");
+        assert_eq!((plain.postgres_dir, plain.postgres_conf.text.as_str()), (None, ""));
+        std::fs::remove_dir_all(&directory).expect("rm");
     }
 
     #[test]

@@ -61,9 +61,11 @@ persister (fanout, churn, slow-slave, ramp; needs --spawn and tradebridge; persi
   --persist                       start a throwaway durable Postgres, write [persist] into the bridge's config, sample its
                                   lag every second, wait for the catch-up, check every row is in Postgres once
   --persist-batch-rows N          batch_rows_max (bridge default 5000)   --persist-batch-ms MS   batch_interval_ms (default 100)
-  --persist-retry-ms-max MS       retry_backoff_ms_max (default 30000)
+  --persist-retry-ms-max MS       retry_backoff_ms_max (default 5000)
   --persist-catchup-secs S        longest wait for lag_records 0 after the load (120; persist-catchup 600)
   --postgres-outage-at S --postgres-outage-secs S   stop Postgres S s into the measured phase, restart it after S s
+  --postgres-dir DIR              make the throwaway cluster under DIR (default: the temporary directory, the journal's disk)
+  --postgres-conf FILE            postgresql.conf lines appended to its settings (default: none, Postgres' defaults)
   e.g. loadtest fanout --spawn --rate 1000 --secs 60 --persist --postgres-outage-at 15 --postgres-outage-secs 30
        loadtest persist-catchup --spawn --rows 1000000
 

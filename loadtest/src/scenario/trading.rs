@@ -89,8 +89,16 @@ fn announce(environment: &Environment) {
 /// `[persist]` table, the load watched by the monitor, the catch-up and
 /// row check before the bridge stops; the cluster goes last.
 fn run_once_persisted(common: &CommonOptions, load: &Load<'_>, next: Option<NextPhase<'_>>, options: &PersistOptions) -> anyhow::Result<Finished> {
-    let database = Database::start()?;
-    eprintln!("loadtest: Postgres (throwaway cluster, fsync on) at {}", database.url());
+    let database = Database::start(options.postgres_dir.as_deref(), &options.postgres_conf.text)?;
+    eprintln!(
+        "loadtest: Postgres (throwaway cluster, fsync on, settings of {}) at {}{}",
+        options.postgres_conf.source,
+        database.url(),
+        match &options.postgres_dir {
+            Some(directory) => format!(", its files under {}", directory.display()),
+            None => String::new(),
+        }
+    );
     let table = options.table(&database.url()).toml();
     let mut environment = Environment::spawn_with(common, BridgeKind::Tradebridge, load.fleet.clone(), load.peak_rate, Some(&table))?;
     announce(&environment);
