@@ -118,6 +118,7 @@ pub(crate) fn follow(
             &raw.reconcile_open_max_age_ms,
             RECONCILE_OPEN_MAX_AGE_MS,
         )?,
+        on_remove: raw.on_remove.unwrap_or_default(),
     };
     if matches!(follow.lot, LotRule::RiskPercent { .. }) && !follow.copy_sl {
         let offset = raw.copy_sl.as_ref().map_or(0, |value| value.span().start);

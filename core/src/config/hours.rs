@@ -22,7 +22,7 @@ pub const WEEKDAYS_ALL: u8 = 0b111_1111;
 const WEEKDAY_NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 /// When opens may be copied. Closes, modifies and cancels ignore it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TradingHours {
     /// First minute of the UTC day inside the window (inclusive).
     pub start_minute: u32,

@@ -20,6 +20,7 @@
 //!   follow is then inert, with a warning in `Config::warnings`), and no
 //!   (slave, master) pair repeats.
 
+mod diff;
 mod error;
 mod follow;
 mod hours;
@@ -31,10 +32,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::protocol::Role;
 
+pub use diff::{ConfigDiff, ConfigOp};
 pub use error::{ConfigError, ConfigWarning};
 pub use hours::{TradingHours, DAY_MS, WEEKDAYS_ALL};
 
@@ -237,7 +239,7 @@ pub struct ServerConfig {
 }
 
 /// `mode` of a follow or of a slave account.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CopyMode {
     /// Everything is copied.
@@ -250,7 +252,7 @@ pub enum CopyMode {
 }
 
 /// Which of the master's trades a follow copies, by the master's direction.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     #[default]
@@ -260,7 +262,7 @@ pub enum Direction {
 }
 
 /// What to do when the sized volume is below the slave symbol's minimum.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BelowMin {
     /// Skip the trade with `below_min_lot`.
@@ -271,7 +273,7 @@ pub enum BelowMin {
 }
 
 /// Which account figure a percentage is taken of.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MoneyBasis {
     #[default]
@@ -280,7 +282,7 @@ pub enum MoneyBasis {
 }
 
 /// What a slave account does when its daily loss limit or equity floor is hit.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OnLimit {
     /// Block new opens and pending orders.
@@ -292,7 +294,22 @@ pub enum OnLimit {
 
 /// Slave-wide risk settings (keys on a slave's `[[account]]`). They apply to
 /// the slave across all the masters it follows.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// What happens to a follow's open copies when the follow ends while the
+/// bridge runs (removed from the configuration, or one of its accounts
+/// removed): the follow's own setting, from the configuration it had.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnRemove {
+    /// The slave keeps them; the bridge no longer manages them (like the
+    /// slave's own trades).
+    #[default]
+    Leave,
+    /// The bridge closes them (and cancels copied pending orders) when the
+    /// follow ends.
+    Close,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct AccountRisk {
     /// Mode of the whole account; the stricter of it and a follow's mode wins.
     pub mode: CopyMode,
@@ -313,7 +330,7 @@ pub struct AccountRisk {
 }
 
 /// `[[account]]`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AccountConfig {
     /// Trading account number.
     pub login: u64,
@@ -331,7 +348,8 @@ pub struct AccountConfig {
 }
 
 /// How a follow sizes the slave's volume.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LotRule {
     /// Always this many lots.
     Fixed { lots: f64 },
@@ -353,7 +371,7 @@ pub enum LotRule {
 }
 
 /// Symbol mapping and allow/deny lists of a follow.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct SymbolRules {
     /// Master symbol to slave symbol; wins over prefix and suffix rules.
     pub map: BTreeMap<String, String>,
@@ -372,7 +390,7 @@ pub struct SymbolRules {
 }
 
 /// `[[follow]]`: one slave copying one master, with its rules.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FollowConfig {
     /// Slave login (an account with role slave).
     pub slave: u64,
@@ -417,6 +435,8 @@ pub struct FollowConfig {
     /// A master position older than this is not opened on a slave by
     /// reconciliation (only by the live event); 0 disables such opens.
     pub reconcile_open_max_age_ms: u64,
+    /// What ending this follow does to its open copies.
+    pub on_remove: OnRemove,
 }
 
 /// Smallest contract size (units of the underlying per lot) accepted from

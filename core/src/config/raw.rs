@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{BelowMin, CopyMode, Direction, JournalSync, MoneyBasis, OnLimit};
+use super::{BelowMin, CopyMode, Direction, JournalSync, MoneyBasis, OnLimit, OnRemove};
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -163,4 +163,5 @@ pub(crate) struct RawFollow {
     pub ttl_ms: Option<Spanned<u64>>,
     pub max_dev_points: Option<Spanned<u32>>,
     pub reconcile_open_max_age_ms: Option<Spanned<u64>>,
+    pub on_remove: Option<OnRemove>,
 }

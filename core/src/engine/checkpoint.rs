@@ -185,7 +185,45 @@ impl<'book> SlaveStateRef<'book> {
     }
 }
 
+impl MasterState {
+    /// Moves a live book's dynamic state out (for a reconfiguration).
+    fn taken_from(book: MasterBook) -> MasterState {
+        MasterState {
+            figures: book.figures,
+            snapshot_seen: book.snapshot_seen,
+            positions: book.positions,
+            follower_slaves: book.followers.iter().map(|follower| follower.slave).collect(),
+            closed_unsettled: book.closed_unsettled,
+            evicted_unsettled_total: book.evicted_unsettled_total,
+            closed_recent: book.closed_recent,
+        }
+    }
+}
+
+impl SlaveState {
+    /// Moves a live book's dynamic state out (for a reconfiguration).
+    fn taken_from(book: SlaveBook) -> SlaveState {
+        SlaveState {
+            figures: book.figures,
+            symbols: book.symbols,
+            day: book.day,
+            active_total: book.active_total,
+            active_per_symbol: book.active_per_symbol,
+            orphan_closes: book.orphan_closes,
+        }
+    }
+}
+
 impl Engine {
+    /// The engine's dynamic state, moved out rather than serialized: what
+    /// [`Engine::restore`] takes, as a checkpoint would give it.
+    pub(super) fn into_state(self) -> EngineState {
+        EngineState {
+            masters: self.masters.into_iter().map(|(login, book)| (login, MasterState::taken_from(book))).collect(),
+            slaves: self.slaves.into_iter().map(|(login, book)| (login, SlaveState::taken_from(book))).collect(),
+        }
+    }
+
     /// The engine's dynamic state, to serialize into a checkpoint.
     pub fn state(&self) -> EngineStateRef<'_> {
         EngineStateRef { engine: self }

@@ -10,6 +10,8 @@
 //! - [`checkpoint`]: the dynamic state a checkpoint holds, and its restore.
 //! - `events`: master `event`s (open, pending, modify, close, cancel) and
 //!   what each follower gets.
+//! - `reconfigure`: a configuration change applied between two events
+//!   ([`Engine::reconfigure`]).
 //! - `reconcile`: master `snapshot`s and slave `state`s against the ledger,
 //!   and `close_all` on a breached limit.
 //! - [`ledger`]: master positions, slave copies, statuses, results.
@@ -36,6 +38,7 @@ pub mod filters;
 pub mod ledger;
 pub mod lots;
 mod reconcile;
+mod reconfigure;
 mod risk;
 pub mod sizing;
 mod skip;
@@ -56,6 +59,7 @@ use lots::lots_to_units;
 use risk::{FollowSlot, SlaveBook};
 
 pub use checkpoint::{EngineState, EngineStateRef, RestoreReport};
+pub use reconfigure::ReconfigureReport;
 pub use risk::AccountFigures;
 pub use skip::SkipReason;
 

@@ -26,5 +26,6 @@ pub(crate) fn follow(slave: u64, master: u64) -> FollowConfig {
         ttl_ms: crate::config::defaults::TTL_MS,
         max_dev_points: crate::config::defaults::MAX_DEV_POINTS,
         reconcile_open_max_age_ms: crate::config::defaults::RECONCILE_OPEN_MAX_AGE_MS,
+        on_remove: crate::config::OnRemove::Leave,
     }
 }

@@ -11,7 +11,8 @@
 
 /// Which EA is speaking: the Monitor on a master account or the Executor on a
 /// slave account.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Role {
     Master,
     Slave,
