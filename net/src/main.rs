@@ -48,6 +48,22 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: String,
     },
+    /// Work with a configuration file without starting anything.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Validate the file exactly as `serve` does at start: exit 0 (with a
+    /// summary and any warnings) or 2 (with the line and key at fault).
+    Check {
+        /// The configuration file (core/CONFIG.md).
+        #[arg(long, value_name = "FILE")]
+        config: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -61,7 +77,9 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let (Command::Serve { config: config_path } | Command::Migrate { config: config_path }) = &cli.command;
+    let (Command::Serve { config: config_path }
+    | Command::Migrate { config: config_path }
+    | Command::Config { command: ConfigCommand::Check { config: config_path } }) = &cli.command;
     let config = match Config::load(config_path) {
         Ok(config) => config,
         Err(error) => {
@@ -69,10 +87,14 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    if let Command::Config { command: ConfigCommand::Check { .. } } = &cli.command {
+        return config_check(config_path, &config);
+    }
     init_logging(config.server.log_json);
     let outcome = match cli.command {
         Command::Serve { .. } => serve(config),
         Command::Migrate { .. } => migrate(&config),
+        Command::Config { .. } => unreachable!("config commands return above"),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -81,6 +103,25 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `tradebridge config check`: the file loaded and validated (what `serve`
+/// would start with); its warnings on standard error, a summary on
+/// standard output.
+fn config_check(path: &str, config: &Config) -> ExitCode {
+    for warning in &config.warnings {
+        eprintln!("tradebridge: configuration {path}: warning: {warning}");
+    }
+    let masters = config.accounts.iter().filter(|account| account.role == tradebridge_core::protocol::Role::Master).count();
+    println!(
+        "tradebridge config check: {path} is valid: {} accounts ({masters} masters, {} slaves), {} follows, {} warnings, [persist] {}",
+        config.accounts.len(),
+        config.accounts.len() - masters,
+        config.follows.len(),
+        config.warnings.len(),
+        if config.persist.is_some() { "set" } else { "not set (journal only)" }
+    );
+    ExitCode::SUCCESS
 }
 
 /// `tradebridge migrate`: connects with `[persist]`, applies what is

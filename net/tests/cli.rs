@@ -33,7 +33,7 @@ fn config_file(directory: &std::path::Path, name: &str, persist: Option<&str>) -
 #[test]
 fn help_and_version_exit_zero_and_usage_errors_exit_two() {
     // Shows that --help (also of each subcommand) and --version print and exit 0, and an unknown subcommand or a missing --config exits 2 with the usage.
-    for arguments in [&["--help"][..], &["serve", "--help"], &["migrate", "--help"], &["--version"]] {
+    for arguments in [&["--help"][..], &["serve", "--help"], &["migrate", "--help"], &["config", "--help"], &["config", "check", "--help"], &["--version"]] {
         let output = tradebridge(arguments, None);
         assert!(output.status.success(), "{arguments:?}: {output:?}");
         assert!(!output.stdout.is_empty(), "{arguments:?} printed nothing");
@@ -66,6 +66,28 @@ fn migrate_applies_then_reports_nothing_to_do() {
     let unset = tradebridge(&["migrate", "--config", &config], None);
     assert_eq!(unset.status.code(), Some(1));
     assert!(text(&unset.stderr).contains("TRADEBRIDGE_DATABASE_URL"), "{}", text(&unset.stderr));
+    let _ = std::fs::remove_dir_all(directory);
+}
+
+#[test]
+fn config_check_validates_without_starting_anything() {
+    // Shows that `config check` exits 0 with a summary (and the warning of a follow naming an unknown login) for a valid file, and 2 naming the line and the key for an invalid one, and that it neither listens nor creates the journal.
+    let directory = tempdir("cli-config-check");
+    let journal = directory.join("journal");
+    let valid = directory.join("valid.toml");
+    let accounts = "[[account]]\nlogin = 1\nserver = \"S\"\nrole = \"master\"\nkey_sha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\n";
+    std::fs::write(&valid, format!("[server]\nlisten = \"127.0.0.1:0\"\njournal_dir = \"{}\"\n\n{accounts}\n[[follow]]\nslave = 2\nmaster = 1\n", journal.display())).unwrap();
+    let output = tradebridge(&["config", "check", "--config", valid.to_str().unwrap()], None);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("is valid: 1 accounts (1 masters, 0 slaves), 1 follows, 1 warnings"), "{}", text(&output.stdout));
+    assert!(text(&output.stderr).contains("warning:") && text(&output.stderr).contains('2'), "{}", text(&output.stderr));
+    assert!(!journal.exists(), "config check created the journal directory");
+    let invalid = directory.join("invalid.toml");
+    std::fs::write(&invalid, format!("[server]\nlisten = \"127.0.0.1:0\"\njournal_dir = \"{}\"\nhb_ms = -5\n", journal.display())).unwrap();
+    let output = tradebridge(&["config", "check", "--config", invalid.to_str().unwrap()], None);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let error = text(&output.stderr);
+    assert!(error.contains("line 4") && error.contains("hb_ms"), "{error}");
     let _ = std::fs::remove_dir_all(directory);
 }
 
