@@ -32,8 +32,10 @@ use serde::Serialize;
 pub const CHECKPOINT_MAGIC: [u8; 8] = *b"TBCHKPT\0";
 
 /// Format version; raised whenever the state's layout changes, so an older
-/// file is refused (and the journal replayed) rather than misread.
-pub const CHECKPOINT_VERSION: u32 = 1;
+/// file is refused (and the journal replayed) rather than misread, unless
+/// the reader knows its layout ([`decode_versioned`]). 2: the router's
+/// state carries the configuration in effect (issue 14).
+pub const CHECKPOINT_VERSION: u32 = 2;
 
 /// Header bytes: magic 8, version 4, crc 4, seq 8, payload length 8.
 pub const CHECKPOINT_HEADER_BYTES: usize = 32;
@@ -105,13 +107,19 @@ fn checksum(header_tail: &[u8], payload: &[u8]) -> u32 {
 /// `capacity_bytes` is the expected size (the previous checkpoint's), so
 /// the buffer is allocated once rather than grown by copying.
 pub fn encode<T: Serialize>(seq: u64, state: &T, capacity_bytes: usize) -> Result<Vec<u8>, CheckpointError> {
+    encode_version(CHECKPOINT_VERSION, seq, state, capacity_bytes)
+}
+
+/// [`encode`] with another format version in the header: for tests of the
+/// reading of older files.
+pub fn encode_version<T: Serialize>(version: u32, seq: u64, state: &T, capacity_bytes: usize) -> Result<Vec<u8>, CheckpointError> {
     let mut bytes = Vec::with_capacity(capacity_bytes.max(CHECKPOINT_HEADER_BYTES));
     bytes.resize(CHECKPOINT_HEADER_BYTES, 0);
     let mut bytes = postcard::to_extend(state, bytes)
     .map_err(|error| invalid(format!("serializing the state at seq {seq}: {error}")))?;
     let payload_bytes = (bytes.len() - CHECKPOINT_HEADER_BYTES) as u64;
     bytes[..8].copy_from_slice(&CHECKPOINT_MAGIC);
-    bytes[8..12].copy_from_slice(&CHECKPOINT_VERSION.to_le_bytes());
+    bytes[8..12].copy_from_slice(&version.to_le_bytes());
     bytes[16..24].copy_from_slice(&seq.to_le_bytes());
     bytes[24..32].copy_from_slice(&payload_bytes.to_le_bytes());
     let crc = checksum(&bytes[16..CHECKPOINT_HEADER_BYTES], &bytes[CHECKPOINT_HEADER_BYTES..]);
@@ -119,8 +127,20 @@ pub fn encode<T: Serialize>(seq: u64, state: &T, capacity_bytes: usize) -> Resul
     Ok(bytes)
 }
 
-/// Reads back a file written by [`encode`]: its `seq` and state.
+/// Reads back a file written by [`encode`] of this version: its `seq` and state.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<(u64, T), CheckpointError> {
+    decode_versioned(bytes, |version, payload| {
+        if version != CHECKPOINT_VERSION {
+            return Err(format!("version {version}; expected {CHECKPOINT_VERSION}"));
+        }
+        postcard::from_bytes(payload).map_err(|error| error.to_string())
+    })
+}
+
+/// Reads back a file of any version: after the magic, length and checksum
+/// are checked, `read` turns the version and payload into a state (an
+/// error for a version it does not know).
+pub fn decode_versioned<T>(bytes: &[u8], read: impl FnOnce(u32, &[u8]) -> Result<T, String>) -> Result<(u64, T), CheckpointError> {
     if bytes.len() < CHECKPOINT_HEADER_BYTES {
         return Err(invalid(format!("{} bytes; expected at least the {CHECKPOINT_HEADER_BYTES}-byte header", bytes.len())));
     }
@@ -132,10 +152,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<(u64, T), CheckpointE
     if bytes[..8] != CHECKPOINT_MAGIC {
         return Err(invalid(format!("magic {:?}; expected {:?}", &bytes[..8], CHECKPOINT_MAGIC)));
     }
-    let version = u64::from_le_bytes(field(8..12));
-    if version != u64::from(CHECKPOINT_VERSION) {
-        return Err(invalid(format!("version {version}; expected {CHECKPOINT_VERSION}")));
-    }
+    let version = u64::from_le_bytes(field(8..12)) as u32;
     let crc = u64::from_le_bytes(field(12..16)) as u32;
     let seq = u64::from_le_bytes(field(16..24));
     let payload_bytes = u64::from_le_bytes(field(24..32));
@@ -147,7 +164,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<(u64, T), CheckpointE
     if computed != crc {
         return Err(invalid(format!("checksum {computed:#010x}; the header says {crc:#010x}")));
     }
-    let state = postcard::from_bytes(payload).map_err(|error| invalid(format!("state at seq {seq}: {error}")))?;
+    let state = read(version, payload).map_err(|error| invalid(format!("state at seq {seq}: {error}")))?;
     Ok((seq, state))
 }
 

@@ -961,6 +961,10 @@ pub mod journal_kind {
     /// every session of the process before): [`encode_session`](super::encode_session).
     /// Journaled only when a persister reads the journal; replay ignores it.
     pub const SESSION: u16 = 20;
+    /// One part of a configuration the bridge runs under from here on (the
+    /// accounts and follows, as JSON): [`encode_config_parts`](super::encode_config_parts).
+    /// Replay applies it when its last part is read, where it was applied.
+    pub const CONFIG: u16 = 21;
 }
 
 /// Bytes before the protocol JSON in an [`journal_kind::UPDATE`] payload:
@@ -1034,6 +1038,109 @@ pub fn decode_skips(payload: &[u8]) -> Result<Vec<SkipEntry>, RecordError> {
         entries.push(SkipEntry { slave: word(0), master: word(1), pos: word(2), reason });
     }
     Ok(entries)
+}
+
+/// Bytes before the document's bytes in a [`journal_kind::CONFIG`] payload:
+/// `generation` (u64), `part` (u32), `parts` (u32), `applied_ms` (u64), LE.
+pub const CONFIG_HEADER_BYTES: usize = 24;
+
+/// One part of a configuration record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConfigPart<'a> {
+    /// The configuration's number: 1 for the first the journal holds, +1
+    /// for each change.
+    pub generation: u64,
+    /// This part's index, from 0.
+    pub part: u32,
+    /// How many parts the document has (at least 1).
+    pub parts: u32,
+    /// Bridge wall time of the change, ms since the epoch.
+    pub applied_ms: u64,
+    /// This part's slice of the document.
+    pub bytes: &'a [u8],
+}
+
+/// Splits `document` into payloads of at most `payload_bytes_max` bytes
+/// each (header included), in order.
+pub fn encode_config_parts(generation: u64, applied_ms: u64, document: &[u8], payload_bytes_max: usize) -> Vec<Vec<u8>> {
+    assert!(payload_bytes_max > CONFIG_HEADER_BYTES, "a part must hold some of the document");
+    let room = payload_bytes_max - CONFIG_HEADER_BYTES;
+    let chunks: Vec<&[u8]> = if document.is_empty() { vec![&[][..]] } else { document.chunks(room).collect() };
+    let parts = u32::try_from(chunks.len()).expect("a configuration fits in 2^32 parts");
+    chunks
+        .into_iter()
+        .enumerate()
+        .map(|(part, chunk)| {
+            let mut payload = Vec::with_capacity(CONFIG_HEADER_BYTES + chunk.len());
+            payload.extend_from_slice(&generation.to_le_bytes());
+            payload.extend_from_slice(&(part as u32).to_le_bytes());
+            payload.extend_from_slice(&parts.to_le_bytes());
+            payload.extend_from_slice(&applied_ms.to_le_bytes());
+            payload.extend_from_slice(chunk);
+            payload
+        })
+        .collect()
+}
+
+/// Reads one part's header and slice.
+pub fn decode_config_part(payload: &[u8]) -> Result<ConfigPart<'_>, RecordError> {
+    let invalid = |reason: String| RecordError::Invalid { record: "config", bytes: payload.len() as u64, reason };
+    if payload.len() < CONFIG_HEADER_BYTES {
+        return Err(invalid(format!("expected at least {CONFIG_HEADER_BYTES} bytes")));
+    }
+    let word = |range: std::ops::Range<usize>| -> u64 {
+        let mut bytes = [0u8; 8];
+        bytes[..range.len()].copy_from_slice(&payload[range]);
+        u64::from_le_bytes(bytes)
+    };
+    let part = ConfigPart {
+        generation: word(0..8),
+        part: word(8..12) as u32,
+        parts: word(12..16) as u32,
+        applied_ms: word(16..24),
+        bytes: &payload[CONFIG_HEADER_BYTES..],
+    };
+    if part.parts == 0 || part.part >= part.parts || part.generation == 0 {
+        return Err(invalid(format!("part {} of {} of generation {}: expected a part below a count of at least 1, generation above 0", part.part, part.parts, part.generation)));
+    }
+    Ok(part)
+}
+
+/// Joins the parts of configuration records read in journal order.
+#[derive(Debug, Default)]
+pub struct ConfigAssembler {
+    /// Generation and parts of the document being joined.
+    current: Option<(u64, u32)>,
+    /// The next part expected.
+    next_part: u32,
+    bytes: Vec<u8>,
+}
+
+impl ConfigAssembler {
+    /// Adds `part`; returns the generation, time and whole document once
+    /// its last part is in. A part out of order (a stop between two parts
+    /// leaves the document unfinished) starts over at the part's own
+    /// generation, dropping the unfinished one (its change was never applied).
+    pub fn push(&mut self, part: &ConfigPart<'_>) -> Result<Option<(u64, u64, Vec<u8>)>, RecordError> {
+        if part.part == 0 {
+            self.current = Some((part.generation, part.parts));
+            self.next_part = 0;
+            self.bytes.clear();
+        }
+        if self.current != Some((part.generation, part.parts)) || part.part != self.next_part {
+            let reason = format!("part {} of {} of generation {} out of order (expected part {} of {:?})", part.part, part.parts, part.generation, self.next_part, self.current);
+            self.current = None;
+            self.bytes.clear();
+            return Err(RecordError::Invalid { record: "config", bytes: part.bytes.len() as u64, reason });
+        }
+        self.bytes.extend_from_slice(part.bytes);
+        self.next_part += 1;
+        if self.next_part < part.parts {
+            return Ok(None);
+        }
+        self.current = None;
+        Ok(Some((part.generation, part.applied_ms, std::mem::take(&mut self.bytes))))
+    }
 }
 
 /// What a [`journal_kind::SESSION`] record says happened.
@@ -1142,6 +1249,43 @@ pub fn decode_session(payload: &[u8]) -> Result<SessionEntry, RecordError> {
     let remote_address = strings.pop().expect("three strings");
     let session_id = strings.pop().expect("three strings");
     Ok(SessionEntry { event, role, login: word(8), time_ms: word(16), close_code, session_id, remote_address, close_reason })
+}
+
+#[cfg(test)]
+mod config_part_tests {
+    use super::*;
+
+    #[test]
+    fn a_document_split_into_parts_joins_back_and_a_broken_sequence_is_named() {
+        // Shows: a 1,000-byte document in parts of at most 124 payload bytes joins back whole only at its last part; a part out of order is an error naming it, and a new first part starts over; an empty document is one part.
+        let document: Vec<u8> = (0..1_000u32).map(|value| value as u8).collect();
+        let parts = encode_config_parts(7, 1_234, &document, 124);
+        assert_eq!(parts.len(), 10);
+        assert!(parts.iter().all(|payload| payload.len() <= 124));
+        let mut assembler = ConfigAssembler::default();
+        for (index, payload) in parts.iter().enumerate() {
+            let part = decode_config_part(payload).expect("valid part");
+            assert_eq!((part.generation, part.part, part.parts, part.applied_ms), (7, index as u32, 10, 1_234));
+            let joined = assembler.push(&part).expect("in order");
+            assert_eq!(joined.is_some(), index == 9);
+            if let Some((generation, applied_ms, bytes)) = joined {
+                assert_eq!((generation, applied_ms), (7, 1_234));
+                assert_eq!(bytes, document);
+            }
+        }
+        let mut broken = ConfigAssembler::default();
+        broken.push(&decode_config_part(&parts[0]).unwrap()).unwrap();
+        let error = broken.push(&decode_config_part(&parts[2]).unwrap()).unwrap_err().to_string();
+        assert!(error.contains("part 2 of 10 of generation 7 out of order"), "{error}");
+        let restart = encode_config_parts(8, 5, b"{}", 124);
+        assert_eq!(restart.len(), 1);
+        assert_eq!(broken.push(&decode_config_part(&restart[0]).unwrap()).unwrap(), Some((8, 5, b"{}".to_vec())));
+        assert_eq!(encode_config_parts(9, 0, b"", 124).len(), 1);
+        assert!(decode_config_part(&[0u8; 10]).is_err());
+        let mut zero_parts = parts[0].clone();
+        zero_parts[12..16].copy_from_slice(&0u32.to_le_bytes());
+        assert!(decode_config_part(&zero_parts).is_err());
+    }
 }
 
 #[cfg(test)]

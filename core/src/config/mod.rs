@@ -21,6 +21,7 @@
 //!   (slave, master) pair repeats.
 
 mod diff;
+mod document;
 mod error;
 mod follow;
 mod hours;
@@ -37,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use crate::protocol::Role;
 
 pub use diff::{ConfigDiff, ConfigOp};
+pub use document::ConfigDocument;
 pub use error::{ConfigError, ConfigWarning};
 pub use hours::{TradingHours, DAY_MS, WEEKDAYS_ALL};
 
