@@ -28,6 +28,7 @@ use anyhow::Context as _;
 use serde::ser::{SerializeSeq, SerializeTuple};
 use serde::{Deserialize, Serialize, Serializer};
 use tradebridge_core::checkpoint;
+use tradebridge_core::config::ConfigDocument;
 use tradebridge_core::engine::{CopyInstruction, EngineState, EngineStateRef};
 use tradebridge_core::protocol::{Copy, Role};
 
@@ -52,6 +53,9 @@ pub struct RouterStateRef<'router> {
     /// Copies kept for replay per slave (journaled, not yet known finished),
     /// by login, each in `seq` order.
     pub kept: KeptCopies<'router>,
+    /// The configuration the engine runs under, with its generation (0 and
+    /// `None` before the journal held one).
+    pub config: Option<(u64, &'router ConfigDocument)>,
 }
 
 /// Every slave's copies a restart must be able to replay, serialized in
@@ -122,6 +126,31 @@ pub struct RouterState {
     pub instructions: Vec<(u64, BTreeMap<u64, CopyInstruction>)>,
     /// Copies kept for replay per slave, by login, each in `seq` order.
     pub kept: Vec<(u64, Vec<Copy>)>,
+    /// The configuration the engine ran under, with its generation; `None`
+    /// for a checkpoint of version 1 or before the journal held one.
+    pub config: Option<(u64, ConfigDocument)>,
+}
+
+/// [`RouterState`] as version 1 checkpoints hold it (no configuration).
+#[derive(Deserialize)]
+struct RouterStateV1 {
+    engine: EngineState,
+    masters: Vec<MasterProgressEntry>,
+    copy_seqs: Vec<(u64, u64)>,
+    instructions: Vec<(u64, BTreeMap<u64, CopyInstruction>)>,
+    kept: Vec<(u64, Vec<Copy>)>,
+}
+
+/// A checkpoint file's state, of this version or version 1.
+pub fn decode_state(bytes: &[u8]) -> Result<(u64, RouterState), checkpoint::CheckpointError> {
+    checkpoint::decode_versioned(bytes, |version, payload| match version {
+        checkpoint::CHECKPOINT_VERSION => postcard::from_bytes(payload).map_err(|error| error.to_string()),
+        1 => {
+            let old: RouterStateV1 = postcard::from_bytes(payload).map_err(|error| error.to_string())?;
+            Ok(RouterState { engine: old.engine, masters: old.masters, copy_seqs: old.copy_seqs, instructions: old.instructions, kept: old.kept, config: None })
+        }
+        other => Err(format!("version {other}; expected {} or 1", checkpoint::CHECKPOINT_VERSION)),
+    })
 }
 
 /// A serialized checkpoint handed to the writer.
@@ -247,7 +276,7 @@ pub fn load(directory: &Path, first_seq: u64, last_seq: u64) -> anyhow::Result<O
                 continue;
             }
         };
-        match checkpoint::decode::<RouterState>(&bytes) {
+        match decode_state(&bytes) {
             Ok((stored_seq, state)) if stored_seq == seq => {
                 tracing::info!(path = %path.display(), seq, bytes = bytes.len(), "checkpoint loaded");
                 return Ok(Some((seq, state)));
@@ -296,8 +325,37 @@ key_sha256 = "1111111111111111111111111111111111111111111111111111111111111111"
     fn write_checkpoint(directory: &Path, engine: &Engine, seq: u64) -> PathBuf {
         let accounts = AccountTable::new(&Config::from_toml_str(CONFIG).expect("config"), 0);
         let kept = KeptCopies { accounts: &accounts, waiting: HashMap::new() };
-        let state = RouterStateRef { engine: engine.state(), masters: vec![(100, seq, seq)], copy_seqs: vec![], instructions: vec![], kept };
+        let state = RouterStateRef { engine: engine.state(), masters: vec![(100, seq, seq)], copy_seqs: vec![], instructions: vec![], kept, config: None };
         checkpoint::write_file(directory, seq, &checkpoint::encode(seq, &state, 0).expect("serializes")).expect("writes")
+    }
+
+    #[test]
+    fn a_version_1_checkpoint_still_loads_without_a_configuration() {
+        // Shows: a checkpoint written before the configuration was part of the state (version 1) loads, with no configuration, and the current version round-trips one.
+        #[derive(Serialize)]
+        struct V1<'engine> {
+            engine: EngineStateRef<'engine>,
+            masters: Vec<MasterProgressEntry>,
+            copy_seqs: Vec<(u64, u64)>,
+            instructions: Vec<(u64, BTreeMap<u64, CopyInstruction>)>,
+            kept: Vec<(u64, Vec<Copy>)>,
+        }
+        let config = Config::from_toml_str(CONFIG).expect("config");
+        let engine = Engine::new(&config);
+        let old = V1 { engine: engine.state(), masters: vec![(100, 7, 7)], copy_seqs: vec![(5, 3)], instructions: vec![], kept: vec![] };
+        let bytes = checkpoint::encode_version(1, 7, &old, 0).expect("serializes");
+        let (seq, state) = decode_state(&bytes).expect("version 1 reads");
+        assert_eq!((seq, state.masters, state.copy_seqs, state.config.is_none()), (7, vec![(100, 7, 7)], vec![(5, 3)], true));
+        let accounts = AccountTable::new(&config, 0);
+        let document = config.document("test");
+        let kept = KeptCopies { accounts: &accounts, waiting: HashMap::new() };
+        let now = RouterStateRef { engine: engine.state(), masters: vec![], copy_seqs: vec![], instructions: vec![], kept, config: Some((3, &document)) };
+        let (_, state) = decode_state(&checkpoint::encode(8, &now, 0).expect("serializes")).expect("reads");
+        assert_eq!(state.config, Some((3, document)));
+        match decode_state(&checkpoint::encode_version(9, 1, &old, 0).expect("serializes")) {
+            Err(error) => assert!(error.to_string().contains("version 9"), "{error}"),
+            Ok(_) => panic!("an unknown version was read"),
+        }
     }
 
     #[test]

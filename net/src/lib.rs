@@ -46,6 +46,7 @@ pub mod checkpoint;
 pub mod doorbell;
 pub mod limits;
 pub mod metrics;
+pub mod reload;
 pub mod router;
 pub mod session;
 pub mod shard;

@@ -11,9 +11,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use tradebridge_core::config::Config;
 use tradebridge_net::metrics;
@@ -48,6 +49,15 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: String,
     },
+    /// Make the running bridge apply its configuration file again, live:
+    /// validate FILE as at start, signal the bridge (SIGHUP) whose journal
+    /// directory FILE names, and print what it did. Exit 0 applied or
+    /// unchanged, 2 invalid file, 1 refused or no running bridge.
+    Reload {
+        /// The running bridge's configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: String,
+    },
     /// Work with a configuration file without starting anything.
     Config {
         #[command(subcommand)]
@@ -79,6 +89,7 @@ fn main() -> ExitCode {
     };
     let (Command::Serve { config: config_path }
     | Command::Migrate { config: config_path }
+    | Command::Reload { config: config_path }
     | Command::Config { command: ConfigCommand::Check { config: config_path } }) = &cli.command;
     let config = match Config::load(config_path) {
         Ok(config) => config,
@@ -90,11 +101,14 @@ fn main() -> ExitCode {
     if let Command::Config { command: ConfigCommand::Check { .. } } = &cli.command {
         return config_check(config_path, &config);
     }
+    if let Command::Reload { .. } = &cli.command {
+        return reload(config_path, &config);
+    }
     init_logging(config.server.log_json);
     let outcome = match cli.command {
-        Command::Serve { .. } => serve(config),
+        Command::Serve { config: path } => serve(config, std::path::PathBuf::from(path)),
         Command::Migrate { .. } => migrate(&config),
-        Command::Config { .. } => unreachable!("config commands return above"),
+        Command::Config { .. } | Command::Reload { .. } => unreachable!("these commands return above"),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -122,6 +136,55 @@ fn config_check(path: &str, config: &Config) -> ExitCode {
         if config.persist.is_some() { "set" } else { "not set (journal only)" }
     );
     ExitCode::SUCCESS
+}
+
+/// Longest wait of `tradebridge reload` for the bridge's answer.
+const RELOAD_WAIT: Duration = Duration::from_secs(15);
+
+/// `tradebridge reload`: signals the bridge of the file's journal
+/// directory and waits for the outcome it writes there.
+fn reload(path: &str, config: &Config) -> ExitCode {
+    use tradebridge_net::reload::{read_status, ReloadOutcome, PID_FILE};
+    let journal_dir = &config.server.journal_dir;
+    let pid_path = journal_dir.join(PID_FILE);
+    let pid: i32 = match std::fs::read_to_string(&pid_path).ok().and_then(|text| text.trim().parse().ok()) {
+        Some(pid) => pid,
+        None => {
+            eprintln!("tradebridge reload: no running bridge for {path}: {} is missing or unreadable", pid_path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let before = read_status(journal_dir).map(|status| (status.pid, status.reload));
+    // SAFETY: kill sends a signal to the process id read from the pid file.
+    if unsafe { libc::kill(pid, libc::SIGHUP) } != 0 {
+        eprintln!("tradebridge reload: cannot signal process {pid} (from {}): {}", pid_path.display(), std::io::Error::last_os_error());
+        return ExitCode::FAILURE;
+    }
+    let deadline = Instant::now() + RELOAD_WAIT;
+    while Instant::now() < deadline {
+        if let Some(status) = read_status(journal_dir) {
+            if status.pid == pid as u32 && Some((status.pid, status.reload)) != before {
+                let text = serde_json::to_string(&status.outcome).unwrap_or_default();
+                return match &status.outcome {
+                    outcome if outcome.is_success() => {
+                        println!("tradebridge reload: {text}");
+                        ExitCode::SUCCESS
+                    }
+                    ReloadOutcome::Invalid { error } => {
+                        eprintln!("tradebridge reload: the bridge found {} invalid: {error}", status.file);
+                        ExitCode::from(EXIT_USAGE)
+                    }
+                    _ => {
+                        eprintln!("tradebridge reload: {text}");
+                        ExitCode::FAILURE
+                    }
+                };
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("tradebridge reload: process {pid} did not report within {} s (see its log)", RELOAD_WAIT.as_secs());
+    ExitCode::FAILURE
 }
 
 /// `tradebridge migrate`: connects with `[persist]`, applies what is
@@ -232,7 +295,7 @@ const PERSIST_STOP_MS_MAX: u64 = 2_000;
 /// Starts the router and the shards, announces the address on standard
 /// output (tests and scripts wait for this line), serves until SIGTERM or
 /// SIGINT, then drains: sessions close with 1001, the journal is flushed.
-fn serve(config: Config) -> anyhow::Result<()> {
+fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::Result<()> {
     raise_open_files_limit(config.server.connections_max);
     // Checked before anything opens, so a missing or bad database_url is an
     // exit at start, not a persister that retries forever.
@@ -261,6 +324,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    let config_inbox = router.config_inbox();
     release_startup_heap();
     let stop = Arc::new(AtomicBool::new(false));
     let router_stop = Arc::clone(&stop);
@@ -275,14 +339,26 @@ fn serve(config: Config) -> anyhow::Result<()> {
     })?;
     // Registered before the address is announced, so a signal sent as soon
     // as the bridge is up is never handled by the default action.
-    let mut signals = Signals::new([SIGTERM, SIGINT])?;
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
+    let journal_dir = shared.config.server.journal_dir.clone();
+    let pid_file = tradebridge_net::reload::PidFile::create(&journal_dir).with_context(|| format!("writing the pid file in {}", journal_dir.display()))?;
     let shards = shard::start(Arc::clone(&shared), shard_links)?;
     println!("tradebridge listening on ws://{}/ea", shards.local_address);
     tracing::info!(address = %shards.local_address, "listening");
     if let Some(address) = shared.config.server.metrics_listen {
         start_metrics(address, &shared)?;
     }
-    let signal = signals.forever().next();
+    let mut signal = None;
+    for received in signals.forever() {
+        if received == SIGHUP {
+            // Re-read and validate the file as at start; the router applies
+            // the difference between two inputs.
+            tradebridge_net::reload::reload_file(&config_path, &journal_dir, &config_inbox);
+            continue;
+        }
+        signal = Some(received);
+        break;
+    }
     tracing::info!(?signal, connections = shared.connections_open(), "shutting down");
     shared.begin_shutdown();
     let deadline = Instant::now() + Duration::from_millis(SHUTDOWN_DRAIN_MS_MAX);
@@ -300,6 +376,8 @@ fn serve(config: Config) -> anyhow::Result<()> {
         Ok(paths) => tracing::info!(directory = %histograms_dir.display(), files = paths.len(), "latency histograms written"),
         Err(error) => tracing::error!(directory = %histograms_dir.display(), %error, "cannot write the latency histograms"),
     }
+    // exit skips destructors: the pid file goes first.
+    drop(pid_file);
     // The shard threads park in their accept loops; exiting ends them.
     std::process::exit(0);
 }

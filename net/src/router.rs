@@ -44,14 +44,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use tradebridge_core::config::{self, Config, JournalSync};
+use tradebridge_core::config::{self, Config, ConfigDocument, ConfigOp, JournalSync};
 use tradebridge_core::journal::options::RECORD_BYTES_MAX_DEFAULT;
 use tradebridge_core::journal::{Journal, JournalOptions, SyncPolicy};
 
-use tradebridge_core::engine::{CopyInstruction, Decision, Engine, Outcome};
+use tradebridge_core::engine::{CopyInstruction, Decision, Engine, Outcome, ReconfigureReport};
 use tradebridge_core::protocol::{self, Copy, Message, TradeResult};
 use tradebridge_core::record::{
-    access_checked, encode_session, encode_skips, journal_kind, skips_per_record, AckRecord, CopyMeta, CopyRecord, MasterEventRecord, RecordEncoder, RecordKind,
+    access_checked, decode_config_part, encode_config_parts, encode_session, encode_skips, journal_kind, ConfigAssembler, skips_per_record, AckRecord, CopyMeta, CopyRecord, MasterEventRecord, RecordEncoder, RecordKind,
     ResultRecord, SessionEntry, SessionEvent, SkipEntry, UPDATE_HEADER_BYTES,
 };
 use tradebridge_core::ring::{Consumer, IdleAction, IdleStrategy as RingIdle, Idler, Producer, Ring};
@@ -60,6 +60,7 @@ use crate::accounts::{AccountTable, SlaveDelivery};
 use crate::checkpoint::{CheckpointWriter, KeptCopies, RouterState, RouterStateRef, Written};
 use crate::doorbell::Doorbell;
 use crate::metrics::{Metrics, Stage};
+use crate::reload::{ConfigInbox, ReloadOutcome};
 use tradebridge_persist::feed::PersistFeed;
 
 /// Journal kind of a master event record: its ring tag, so a journal record
@@ -93,6 +94,10 @@ pub const JOURNAL_KIND_SKIPS: u16 = journal_kind::SKIPS;
 /// pushed by the shards and journaled only with a persister; replay
 /// ignores it.
 pub const JOURNAL_KIND_SESSION: u16 = journal_kind::SESSION;
+
+/// Journal kind of one part of a configuration the engine runs under from
+/// that point on (core's `encode_config_parts`); replay applies it there.
+pub const JOURNAL_KIND_CONFIG: u16 = journal_kind::CONFIG;
 
 /// A slave's `last_seq` from its `hello`, from its shard to the router: the
 /// highest copy seq its terminal has finished, which the bridge's own
@@ -433,6 +438,15 @@ pub struct Router {
     persist_overrun_logged: bool,
     /// The persisted seq last looked at, to act only when it moves.
     persisted_seen: u64,
+    /// The configuration the engine runs under: the journal's last one
+    /// (the file's at the first start), with the file's `[server]`.
+    config: Config,
+    /// Its accounts and follows as journaled, for checkpoints.
+    config_document: ConfigDocument,
+    /// Its generation in the journal; 0 until the journal holds one.
+    config_generation: u64,
+    /// Configuration changes asked of the running router (SIGHUP).
+    config_inbox: Arc<ConfigInbox>,
 }
 
 impl Router {
@@ -448,6 +462,7 @@ impl Router {
     ) -> anyhow::Result<Router> {
         let checkpoint_writer = CheckpointWriter::start(journal.directory().to_path_buf())?;
         let links_shards = links.to_shards.len();
+        let config_inbox = Arc::new(ConfigInbox::new(Arc::clone(&links.bell)));
         let mut router = Router {
             journal,
             links,
@@ -479,8 +494,22 @@ impl Router {
             release_held_segments: 0,
             persist_overrun_logged: false,
             persisted_seen: 0,
+            config: config.clone(),
+            config_document: config.document("start"),
+            config_generation: 0,
+            config_inbox,
         };
         router.recover()?;
+        // The file may differ from what the journal ran under last (edited
+        // while the bridge was down), and a journal that never held a
+        // configuration gets its first: from here on a replay needs no file.
+        match router.change_config(config.clone(), "start", false)? {
+            ReloadOutcome::Applied { generation, accounts_removed, accounts_changed, follows_removed, follows_changed, exits, .. } => {
+                tracing::info!(generation, accounts_removed, accounts_changed, follows_removed, follows_changed, exits, "configuration journaled at start");
+            }
+            ReloadOutcome::Unchanged { generation, .. } => tracing::info!(generation, "configuration as the journal last ran it"),
+            other => anyhow::bail!("the configuration at start was not applied: {other:?}"),
+        }
         Ok(router)
     }
 
@@ -575,6 +604,7 @@ impl Router {
         // The skips the last replayed input decided, until its skips record
         // (journaled with a persister, after its copies) is seen.
         let mut skips_due: Vec<SkipEntry> = Vec::new();
+        let mut assembler = ConfigAssembler::default();
         let replay_from = self.restore_checkpoint()?;
         let last_seq = self.journal.last_seq();
         tracing::info!(replay_from, last_seq, "replaying the journal");
@@ -618,6 +648,21 @@ impl Router {
                 expect_copies(&mut copies_due, &mut skips_due, &mut decisions, entry.seq);
             } else if entry.kind == JOURNAL_KIND_SKIPS {
                 skips_due.clear();
+            } else if entry.kind == JOURNAL_KIND_CONFIG {
+                let part = decode_config_part(&entry.payload).with_context(|| format!("journal record {}", entry.seq))?;
+                match assembler.push(&part) {
+                    Ok(None) => {}
+                    Ok(Some((generation, _applied_ms, bytes))) => {
+                        let document: ConfigDocument = serde_json::from_slice(&bytes)
+                            .with_context(|| format!("journal record {}: configuration {generation} does not read", entry.seq))?;
+                        let report = self.apply_document(generation, document, &mut decisions);
+                        tracing::info!(seq = entry.seq, generation, ?report, "configuration replayed");
+                        expect_copies(&mut copies_due, &mut skips_due, &mut decisions, entry.seq);
+                    }
+                    // A stop while its parts were written: the change was
+                    // never applied (that happens after its last part).
+                    Err(error) => tracing::warn!(seq = entry.seq, %error, "an unfinished configuration record is skipped"),
+                }
             } else if entry.kind == JOURNAL_KIND_RESULT {
                 let record = access_checked::<ResultRecord>(&entry.payload)
                     .with_context(|| format!("journal record {} is not a valid result", entry.seq))?;
@@ -666,6 +711,14 @@ impl Router {
     /// Moves a checkpoint's state into the fresh engine and tables; what
     /// belongs to logins the config no longer has is dropped (logged).
     fn restore(&mut self, seq: u64, state: RouterState) {
+        if let Some((generation, document)) = state.config {
+            // The engine ran under this configuration at the checkpoint.
+            let effective = self.config.with_document(document.clone());
+            self.engine = Engine::new(&effective);
+            self.config = effective;
+            self.config_document = document;
+            self.config_generation = generation;
+        }
         let report = self.engine.restore(state.engine);
         if report != Default::default() {
             tracing::warn!(seq, ?report, "checkpoint restored with accounts or follows changed since");
@@ -781,7 +834,8 @@ impl Router {
         let mut instructions: Vec<_> = self.instructions.iter().map(|(slave, sent)| (*slave, sent)).collect();
         instructions.sort_unstable_by_key(|(slave, _)| *slave);
         let kept = self.kept_copies();
-        let state = RouterStateRef { engine: self.engine.state(), masters, copy_seqs, instructions, kept };
+        let config = (self.config_generation != 0).then_some((self.config_generation, &self.config_document));
+        let state = RouterStateRef { engine: self.engine.state(), masters, copy_seqs, instructions, kept, config };
         // An eighth above the previous size: the state changes little between
         // checkpoints, and one allocation beats growing tens of megabytes.
         let capacity_bytes = self.checkpoint_bytes_last + self.checkpoint_bytes_last / 8;
@@ -873,6 +927,14 @@ impl Router {
             }
             input |= self.read_shard(shard as u32)?;
         }
+        if self.config_inbox.has_request() {
+            if let Some(request) = self.config_inbox.take() {
+                let outcome = self.change_config(request.config, &request.source, true)?;
+                // The requester may have stopped waiting; the outcome is logged there.
+                let _ = request.reply.try_send(outcome);
+                input = true;
+            }
+        }
         let now_ms = self.now_ms();
         self.journal.tick(now_ms).context("journal tick")?;
         if !input && self.journal.durable_seq() < self.journal.last_seq() {
@@ -933,7 +995,80 @@ impl Router {
     /// True when a shard ring holds a record: the check a sleeper makes
     /// after raising its doorbell.
     fn has_input(&self) -> bool {
-        self.links.from_shards.iter().any(|consumer| matches!(consumer.peek(), Ok(Some(_))))
+        self.config_inbox.has_request() || self.links.from_shards.iter().any(|consumer| matches!(consumer.peek(), Ok(Some(_))))
+    }
+
+    /// Where configuration changes for this router are handed in.
+    pub fn config_inbox(&self) -> Arc<ConfigInbox> {
+        Arc::clone(&self.config_inbox)
+    }
+
+    /// The generation of the configuration the engine runs under (0 before
+    /// the journal held one).
+    pub fn config_generation(&self) -> u64 {
+        self.config_generation
+    }
+
+    /// Makes `next`'s accounts and follows the ones the engine runs under,
+    /// from this point of the journal on: journaled first (as the parts of
+    /// one document), then applied; the exits of ended follows with
+    /// `on_remove = "close"` are issued as copies after it. `live`: asked
+    /// of a running bridge, which refuses (changing nothing) what the
+    /// running shards cannot take yet: an account added or removed, or its
+    /// server, role or key changed.
+    fn change_config(&mut self, next: Config, source: &str, live: bool) -> anyhow::Result<ReloadOutcome> {
+        let diff = self.config.diff(&next);
+        let restart_needed: Vec<String> = if live { self.config.restart_keys(&next).into_iter().map(String::from).collect() } else { Vec::new() };
+        if live {
+            if let Some(reason) = live_refusal(&self.config, &diff.ops) {
+                return Ok(ReloadOutcome::Refused { reason });
+            }
+        }
+        if diff.is_empty() && self.config_generation != 0 {
+            return Ok(ReloadOutcome::Unchanged { generation: self.config_generation, restart_needed });
+        }
+        let (accounts_removed, accounts_changed, follows_removed, follows_changed) = diff.counts();
+        let document = next.document(source);
+        let generation = self.journal_config(&document)?;
+        let mut report = ReconfigureReport::default();
+        self.decide_and_issue(0, |router, decisions| report = router.apply_document(generation, document, decisions))?;
+        tracing::info!(
+            generation,
+            source,
+            accounts_removed,
+            accounts_changed,
+            follows_removed,
+            follows_changed,
+            follows_ended = ?report.follows_ended,
+            follows_begun = ?report.follows_begun,
+            exits = report.exits,
+            "configuration applied"
+        );
+        Ok(ReloadOutcome::Applied { generation, accounts_removed, accounts_changed, follows_removed, follows_changed, exits: report.exits, restart_needed })
+    }
+
+    /// Appends `document` as the next generation's configuration records;
+    /// returns that generation.
+    fn journal_config(&mut self, document: &ConfigDocument) -> anyhow::Result<u64> {
+        let bytes = serde_json::to_vec(document).context("serializing the configuration")?;
+        let generation = self.config_generation + 1;
+        let wall_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64);
+        let payload_bytes_max = self.journal.options().payload_bytes_max() as usize;
+        let now_ms = self.now_ms();
+        for payload in encode_config_parts(generation, wall_ms, &bytes, payload_bytes_max) {
+            self.journal.append(JOURNAL_KIND_CONFIG, &payload, now_ms).with_context(|| format!("journal append of configuration {generation}"))?;
+        }
+        Ok(generation)
+    }
+
+    /// Runs the engine under `document`'s accounts and follows from now on.
+    fn apply_document(&mut self, generation: u64, document: ConfigDocument, decisions: &mut Vec<Decision>) -> ReconfigureReport {
+        let effective = self.config.with_document(document.clone());
+        let report = self.engine.reconfigure(&effective, decisions);
+        self.config = effective;
+        self.config_document = document;
+        self.config_generation = generation;
+        report
     }
 
     fn now_ms(&self) -> u64 {
@@ -1355,6 +1490,32 @@ impl Router {
 }
 
 /// The engine's instruction behind a journaled copy.
+/// Why a running bridge cannot take these changes yet, if it cannot: the
+/// shards' account table is fixed at start, so an account added or
+/// removed, or its server, role or key changed, needs a restart.
+fn live_refusal(current: &Config, ops: &[ConfigOp]) -> Option<String> {
+    let mut reasons = Vec::new();
+    for op in ops {
+        match op {
+            ConfigOp::RemoveAccount { login } => reasons.push(format!("account {login} removed")),
+            ConfigOp::UpsertAccount { account } => match current.account(account.login) {
+                None => reasons.push(format!("account {} added", account.login)),
+                Some(old) if old.server != account.server || old.role != account.role || old.key_sha256 != account.key_sha256 => {
+                    reasons.push(format!("account {}: server, role or key changed", account.login))
+                }
+                Some(_) => {}
+            },
+            ConfigOp::RemoveFollow { .. } | ConfigOp::UpsertFollow { .. } => {}
+        }
+    }
+    (!reasons.is_empty()).then(|| {
+        format!(
+            "{}: a running bridge takes follow changes and account limits, mode and contracts; adding, removing or re-keying an account takes a restart in this version",
+            reasons.join(", ")
+        )
+    })
+}
+
 fn instruction_of(copy: &Copy) -> CopyInstruction {
     CopyInstruction {
         master: copy.master,

@@ -29,8 +29,10 @@ use tradebridge_core::journal::reader::OwnedRecord;
 use tradebridge_core::engine::SkipReason;
 use tradebridge_core::protocol::{self, Message};
 use tradebridge_core::record::{
-    access_checked, decode_session, decode_skips, decode_update, journal_kind, CopyRecord, MasterEventRecord, ResultRecord, SessionEvent,
+    access_checked, decode_config_part, decode_session, decode_skips, decode_update, journal_kind, ConfigAssembler, CopyRecord, MasterEventRecord, ResultRecord,
+    SessionEvent,
 };
+use tradebridge_core::config::ConfigDocument;
 
 /// The latest time a row holds: 9999-12-31T23:59:59.999Z, within what
 /// both `SystemTime` and Postgres' `timestamptz` can hold. A terminal's
@@ -172,6 +174,58 @@ pub struct BridgeStart {
     pub started_ms: u64,
 }
 
+/// An `audit_log` row: a configuration the bridge runs under from a journal
+/// record on (at start or by a reload), with what changed since the one
+/// before when the persister read that one too. Logins and follow pairs
+/// only: never a key or its hash.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct AuditRow {
+    pub journal_seq: i64,
+    pub at_ms: u64,
+    pub actor: String,
+    pub action: &'static str,
+    pub subject: String,
+    /// JSON text.
+    pub before: Option<String>,
+    /// JSON text.
+    pub after: String,
+}
+
+/// `audit_log.action` of a configuration applied.
+pub const CONFIGURATION_APPLIED: &str = "configuration applied";
+
+/// What changed between two configurations, by key: `+account 5`,
+/// `-account 3`, `~account 2` (changed), and the same for `follow S<M`.
+fn config_changes(before: &ConfigDocument, after: &ConfigDocument) -> Vec<String> {
+    use std::collections::BTreeMap;
+    let mut changes = Vec::new();
+    let accounts = |document: &ConfigDocument| -> BTreeMap<u64, String> {
+        document.accounts.iter().map(|account| (account.login, serde_json::to_string(account).unwrap_or_default())).collect()
+    };
+    let follows = |document: &ConfigDocument| -> BTreeMap<(u64, u64), String> {
+        document.follows.iter().map(|follow| ((follow.slave, follow.master), serde_json::to_string(follow).unwrap_or_default())).collect()
+    };
+    let (old, new) = (accounts(before), accounts(after));
+    for (login, text) in &new {
+        match old.get(login) {
+            None => changes.push(format!("+account {login}")),
+            Some(previous) if previous != text => changes.push(format!("~account {login}")),
+            Some(_) => {}
+        }
+    }
+    changes.extend(old.keys().filter(|login| !new.contains_key(login)).map(|login| format!("-account {login}")));
+    let (old, new) = (follows(before), follows(after));
+    for ((slave, master), text) in &new {
+        match old.get(&(*slave, *master)) {
+            None => changes.push(format!("+follow {slave}<{master}")),
+            Some(previous) if previous != text => changes.push(format!("~follow {slave}<{master}")),
+            Some(_) => {}
+        }
+    }
+    changes.extend(old.keys().filter(|pair| !new.contains_key(pair)).map(|(slave, master)| format!("-follow {slave}<{master}")));
+    changes
+}
+
 /// The reason `sessions.close_reason` gives to sessions a restart ended.
 pub const ENDED_BY_RESTART: &str = "the bridge stopped (its restart recorded the end)";
 
@@ -217,6 +271,8 @@ pub struct Batch {
     pub session_ends: Vec<SessionEnd>,
     /// In journal order, applied after `session_ends`.
     pub bridge_starts: Vec<BridgeStart>,
+    /// In journal order.
+    pub audits: Vec<AuditRow>,
     pub undecodable: Vec<Undecodable>,
     /// Records missing from the journal: the batch ends with them, and
     /// `persist_gaps` gets a row in its transaction.
@@ -236,6 +292,7 @@ impl Batch {
             + self.symbols.len()
             + self.sessions.len()
             + self.session_ends.len()
+            + self.audits.len()
             + self.undecodable.len()
     }
 
@@ -248,6 +305,7 @@ impl Batch {
         self.sessions.clear();
         self.session_ends.clear();
         self.bridge_starts.clear();
+        self.audits.clear();
         self.undecodable.clear();
         self.gap = None;
         self.last_journal_seq = 0;
@@ -269,6 +327,11 @@ struct Cause {
 #[derive(Default)]
 pub struct Decoder {
     cause: Cause,
+    /// Joins the parts of configuration records.
+    config_parts: ConfigAssembler,
+    /// The last configuration read, with its generation, to say what the
+    /// next one changed.
+    config_last: Option<(u64, ConfigDocument)>,
     /// An aligned copy of the payload being read (rkyv needs alignment).
     aligned: AlignedVec<16>,
 }
@@ -289,6 +352,7 @@ impl Decoder {
             journal_kind::UPDATE => self.update(journal_seq, &record.payload, batch),
             journal_kind::SKIPS => self.skips(journal_seq, &record.payload, batch),
             journal_kind::SESSION => Decoder::session(journal_seq, &record.payload, batch),
+            journal_kind::CONFIG => self.config(journal_seq, &record.payload, batch),
             // A rebase is no row, but it is an input: the copies it issues
             // again follow it, with no master event and no known time.
             journal_kind::SLAVE_SEQ => {
@@ -451,6 +515,34 @@ impl Decoder {
                 skipped_ms: (cause.received_ms != 0).then_some(cause.received_ms),
             });
         }
+        Ok(())
+    }
+
+    /// One part of a configuration record; its audit row with the last part.
+    fn config(&mut self, journal_seq: i64, payload: &[u8], batch: &mut Batch) -> Result<(), String> {
+        let part = decode_config_part(payload).map_err(|error| error.to_string())?;
+        let Some((generation, applied_ms, bytes)) = self.config_parts.push(&part).map_err(|error| error.to_string())? else {
+            return Ok(());
+        };
+        let document: ConfigDocument = serde_json::from_slice(&bytes).map_err(|error| format!("configuration {generation}: {error}"))?;
+        let summary = |generation: u64, document: &ConfigDocument| {
+            serde_json::json!({ "generation": generation, "accounts": document.accounts.len(), "follows": document.follows.len() })
+        };
+        let mut after = summary(generation, &document);
+        let before = self.config_last.as_ref().map(|(previous, old)| {
+            after["changes"] = serde_json::json!(config_changes(old, &document));
+            summary(*previous, old).to_string()
+        });
+        batch.audits.push(AuditRow {
+            journal_seq,
+            at_ms: applied_ms,
+            actor: document.source.clone(),
+            action: CONFIGURATION_APPLIED,
+            subject: format!("configuration {generation}"),
+            before,
+            after: after.to_string(),
+        });
+        self.config_last = Some((generation, document));
         Ok(())
     }
 

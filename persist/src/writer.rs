@@ -412,6 +412,7 @@ async fn write_fast(client: &mut Client, batch: &Batch, progress: u64, results: 
     copy_rows(&transaction, &batch.skips).await?;
     copy_rows(&transaction, &batch.sessions).await?;
     end_sessions(&transaction, batch).await?;
+    insert_audits(&transaction, batch).await?;
     upsert_symbols(&transaction, &batch.symbols).await?;
     let mut dead_letters = 0;
     for undecodable in &batch.undecodable {
@@ -480,6 +481,7 @@ async fn write_each(client: &mut Client, batch: &Batch, progress: u64, lenient: 
     insert_each(&mut transaction, &batch.skips, &mut written, lenient).await?;
     insert_each(&mut transaction, &batch.sessions, &mut written, lenient).await?;
     end_sessions(&transaction, batch).await?;
+    insert_audits(&transaction, batch).await?;
     written.rows += batch.session_ends.len() as u64;
     for symbol in &batch.symbols {
         let savepoint = transaction.savepoint("symbol").await?;
@@ -568,6 +570,20 @@ async fn end_sessions(transaction: &Transaction<'_>, batch: &Batch) -> Result<()
             .execute(
                 "UPDATE sessions SET disconnected_at = $1, close_reason = $2 WHERE disconnected_at IS NULL AND connected_at < $1",
                 &[&at, &ENDED_BY_RESTART],
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// The batch's `audit_log` rows, one statement each (a configuration
+/// change is rare).
+async fn insert_audits(transaction: &Transaction<'_>, batch: &Batch) -> Result<(), tokio_postgres::Error> {
+    for audit in &batch.audits {
+        transaction
+            .execute(
+                "INSERT INTO audit_log (at, actor, action, subject, before, after) VALUES ($1, $2, $3, $4, $5::text::jsonb, $6::text::jsonb)",
+                &[&time_of_ms(audit.at_ms), &audit.actor, &audit.action, &audit.subject, &audit.before, &audit.after],
             )
             .await?;
     }

@@ -594,3 +594,45 @@ fn a_row_postgres_keeps_refusing_for_another_reason_is_set_aside_after_retries()
     assert!(letters.starts_with(&format!("{poisoned}|")) && letters.contains("a poisoned row") && letters.lines().count() == 1, "{letters}");
     assert!(fixture.feed.failures.load(std::sync::atomic::Ordering::Relaxed) >= 3);
 }
+
+#[test]
+fn each_configuration_the_journal_holds_is_an_audit_log_row_with_what_changed() {
+    // Shows: a configuration journaled in several parts, then a second that adds a follow and changes an account, become two audit_log rows (actor, action, subject, time); the second's `before` names the first and its `after` lists the changes by login, never a key hash; nothing lands in dead_letters.
+    use tradebridge_core::config::Config;
+    use tradebridge_core::record::{encode_config_parts, journal_kind};
+    let fixture = Fixture::new("config-audit");
+    let mut writer = Writer::open(&fixture.directory, 1 << 20);
+    let key = "ab".repeat(32);
+    let text = |extra_follow: &str, limit: &str| {
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\njournal_dir = \"/x\"\n[[account]]\nlogin = 1\nserver = \"S\"\nrole = \"master\"\nkey_sha256 = \"{key}\"\n[[account]]\nlogin = 2\nserver = \"S\"\nrole = \"slave\"\nkey_sha256 = \"{key}\"\n{limit}\n[[account]]\nlogin = 3\nserver = \"S\"\nrole = \"slave\"\nkey_sha256 = \"{key}\"\n[[follow]]\nslave = 2\nmaster = 1\n{extra_follow}"
+        )
+    };
+    let first = Config::from_toml_str(&text("", "")).expect("valid");
+    let second = Config::from_toml_str(&text("[[follow]]\nslave = 3\nmaster = 1\n", "max_positions = 4")).expect("valid");
+    let at_ms = 1_765_000_000_000;
+    for (generation, config, source) in [(1, &first, "start"), (2, &second, "reload")] {
+        let document = serde_json::to_vec(&config.document(source)).unwrap();
+        for payload in encode_config_parts(generation, at_ms + generation, &document, 200) {
+            writer.raw(journal_kind::CONFIG, &payload);
+        }
+    }
+    let last = writer.durable(&fixture.feed);
+    let persister = fixture.start(100);
+    fixture.wait_persisted(last, Duration::from_secs(30));
+    persister.stop(Duration::from_secs(5));
+    let rows = fixture.sql(
+        "SELECT actor, action, subject, (extract(epoch FROM at) * 1000)::bigint, coalesce(before->>'generation', '-'), after->>'generation', after->>'accounts', after->>'follows', coalesce(after->>'changes', '-') FROM audit_log ORDER BY id",
+    );
+    assert_eq!(
+        rows,
+        format!(
+            "start|configuration applied|configuration 1|{}|-|1|3|1|-\nreload|configuration applied|configuration 2|{}|1|2|3|2|[\"~account 2\", \"+follow 3<1\"]\n",
+            at_ms + 1,
+            at_ms + 2
+        )
+    );
+    let everything = fixture.sql("SELECT before::text, after::text FROM audit_log");
+    assert!(!everything.contains(&key), "a key hash reached audit_log: {everything}");
+    assert_eq!(fixture.sql("SELECT count(*) FROM dead_letters"), "0\n");
+}

@@ -1,0 +1,197 @@
+//! Configuration changes for a running bridge: a validated configuration
+//! handed to the router, which applies it between two inputs (journaled
+//! first, so a replay meets it at the same point), and the outcome handed
+//! back.
+//!
+//! # Layout
+//! - [`ConfigInbox`]: one request at a time from the reloading thread
+//!   (SIGHUP) to the router, and its [`ReloadOutcome`] back.
+//! - [`reload_file`]: what SIGHUP does: read and validate the file as at
+//!   start, ask the router, and write the outcome where `tradebridge
+//!   reload` reads it ([`STATUS_FILE`] in the journal directory).
+//!
+//! # Invariants
+//! - The router only ever looks at one atomic flag per pass when no change
+//!   is asked for.
+//! - An invalid file changes nothing: it never reaches the router.
+//! - Requests are answered in the order they were made; a request whose
+//!   caller stopped waiting is still applied and its outcome logged.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tradebridge_core::config::Config;
+
+use crate::doorbell::Doorbell;
+
+/// The file in the journal directory with the outcome of the last reload.
+pub const STATUS_FILE: &str = "reload-status.json";
+
+/// The file in the journal directory with the running bridge's process id.
+pub const PID_FILE: &str = "tradebridge.pid";
+
+/// Longest wait for the router to apply a change (it does between two
+/// passes, normally within milliseconds).
+pub const APPLY_WAIT: Duration = Duration::from_secs(10);
+
+/// What became of a configuration handed to the router.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum ReloadOutcome {
+    /// Applied from this point of the journal on.
+    Applied {
+        /// The configuration's generation (the journal's count of them).
+        generation: u64,
+        accounts_removed: usize,
+        accounts_changed: usize,
+        follows_removed: usize,
+        follows_changed: usize,
+        /// Closes and cancels sent for ended follows with `on_remove = "close"`.
+        exits: usize,
+        /// `[server]` or `[persist]` changed too: they apply at the next start.
+        restart_needed: Vec<String>,
+    },
+    /// The accounts and follows are those already in effect.
+    Unchanged { generation: u64, restart_needed: Vec<String> },
+    /// Not applied; nothing changed.
+    Refused { reason: String },
+    /// The file did not load; nothing changed.
+    Invalid { error: String },
+}
+
+impl ReloadOutcome {
+    /// True when the bridge runs the file's accounts and follows now.
+    pub fn is_success(&self) -> bool {
+        matches!(self, ReloadOutcome::Applied { .. } | ReloadOutcome::Unchanged { .. })
+    }
+}
+
+/// A configuration for the router, and where its outcome goes.
+pub struct ReloadRequest {
+    pub config: Config,
+    /// Who asked: `reload` (SIGHUP), later an admin's name.
+    pub source: String,
+    pub reply: mpsc::SyncSender<ReloadOutcome>,
+}
+
+/// The router's mailbox for configuration changes.
+pub struct ConfigInbox {
+    /// True while `request` holds one; the router's only per-pass cost.
+    pending: AtomicBool,
+    request: Mutex<Option<ReloadRequest>>,
+    /// Wakes a parked router.
+    bell: Arc<Doorbell>,
+    /// Serializes requesters, so one is answered before the next is made.
+    turn: Mutex<()>,
+}
+
+impl ConfigInbox {
+    pub fn new(bell: Arc<Doorbell>) -> ConfigInbox {
+        ConfigInbox { pending: AtomicBool::new(false), request: Mutex::new(None), bell, turn: Mutex::new(()) }
+    }
+
+    /// Router: true when a request waits.
+    pub fn has_request(&self) -> bool {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    /// Router: the waiting request, if any.
+    pub fn take(&self) -> Option<ReloadRequest> {
+        if !self.pending.swap(false, Ordering::AcqRel) {
+            return None;
+        }
+        self.request.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
+    }
+
+    /// Hands `config` to the router and waits (at most `wait`) for its
+    /// outcome; `None` when the router did not answer in time (it may still
+    /// apply it).
+    pub fn submit(&self, config: Config, source: &str, wait: Duration) -> Option<ReloadOutcome> {
+        let _turn = self.turn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (reply, outcome) = mpsc::sync_channel(1);
+        *self.request.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(ReloadRequest { config, source: source.to_owned(), reply });
+        self.pending.store(true, Ordering::Release);
+        self.bell.ring();
+        outcome.recv_timeout(wait).ok()
+    }
+}
+
+/// The outcome of a reload as written to [`STATUS_FILE`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadStatus {
+    /// Counts reloads of this bridge process; `tradebridge reload` waits
+    /// for it to move.
+    pub reload: u64,
+    /// The process that wrote it.
+    pub pid: u32,
+    pub file: String,
+    #[serde(flatten)]
+    pub outcome: ReloadOutcome,
+}
+
+/// Reloads handled by this process.
+static RELOADS: AtomicU64 = AtomicU64::new(0);
+
+/// Reads `path`, validates it as at start, hands it to the router and
+/// records the outcome in the journal directory's [`STATUS_FILE`] (and the log).
+pub fn reload_file(path: &Path, journal_dir: &Path, inbox: &ConfigInbox) -> ReloadOutcome {
+    let outcome = match Config::load(path) {
+        Err(error) => ReloadOutcome::Invalid { error: error.to_string() },
+        Ok(config) => {
+            for warning in &config.warnings {
+                tracing::warn!(file = %path.display(), %warning, "configuration warning");
+            }
+            inbox.submit(config, "reload", APPLY_WAIT).unwrap_or_else(|| ReloadOutcome::Refused {
+                reason: format!("the router did not answer within {} s; the change may still apply (see the log)", APPLY_WAIT.as_secs()),
+            })
+        }
+    };
+    match &outcome {
+        ReloadOutcome::Invalid { error } => tracing::error!(file = %path.display(), %error, "reload: the configuration is invalid; nothing changed"),
+        ReloadOutcome::Refused { reason } => tracing::error!(file = %path.display(), %reason, "reload refused; nothing changed"),
+        other => tracing::info!(file = %path.display(), outcome = ?other, "reload done"),
+    }
+    let status = ReloadStatus {
+        reload: RELOADS.fetch_add(1, Ordering::Relaxed) + 1,
+        pid: std::process::id(),
+        file: path.display().to_string(),
+        outcome: outcome.clone(),
+    };
+    if let Err(error) = write_status(journal_dir, &status) {
+        tracing::error!(%error, "cannot write the reload status file");
+    }
+    outcome
+}
+
+fn write_status(journal_dir: &Path, status: &ReloadStatus) -> std::io::Result<()> {
+    let path = journal_dir.join(STATUS_FILE);
+    let temporary = journal_dir.join(format!("{STATUS_FILE}.tmp"));
+    std::fs::write(&temporary, serde_json::to_vec_pretty(status).map_err(std::io::Error::other)?)?;
+    std::fs::rename(&temporary, &path)
+}
+
+/// The last reload's status, if the file exists and reads.
+pub fn read_status(journal_dir: &Path) -> Option<ReloadStatus> {
+    let bytes = std::fs::read(journal_dir.join(STATUS_FILE)).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Writes the process id file; removed by [`PidFile`]'s drop.
+pub struct PidFile(PathBuf);
+
+impl PidFile {
+    pub fn create(journal_dir: &Path) -> std::io::Result<PidFile> {
+        let path = journal_dir.join(PID_FILE);
+        std::fs::write(&path, format!("{}\n", std::process::id()))?;
+        Ok(PidFile(path))
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
