@@ -75,6 +75,14 @@ impl PersistFeed {
         now_ms.saturating_sub(oldest) as f64 / 1_000.0
     }
 
+    /// The persister, unable to reach Postgres while it holds no batch:
+    /// records waiting are dated no later than `now_ms` (wall clock), so
+    /// `lag_seconds` grows through an outage that began while it was idle.
+    /// An earlier mark (a batch's first record) is kept.
+    pub fn mark_waiting_since(&self, now_ms: u64) {
+        let _ = self.oldest_pending_ms.compare_exchange(0, now_ms, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
     /// The persister: records up to `seq` are committed.
     pub fn publish_persisted(&self, seq: u64) {
         self.persisted_seq.fetch_max(seq, Ordering::Release);

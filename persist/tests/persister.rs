@@ -636,3 +636,24 @@ fn each_configuration_the_journal_holds_is_an_audit_log_row_with_what_changed() 
     assert!(!everything.contains(&key), "a key hash reached audit_log: {everything}");
     assert_eq!(fixture.sql("SELECT count(*) FROM dead_letters"), "0\n");
 }
+
+#[test]
+fn the_lag_has_an_age_when_postgres_is_away_from_the_start() {
+    // Shows: a persister that never reached Postgres (stopped before it started) has read no batch to date the lag by, yet lag_seconds grows from its first failed connection while records wait; after Postgres returns they arrive and the lag is 0 again.
+    let fixture = Fixture::new("lag-age");
+    fixture.cluster.stop().unwrap();
+    let mut writer = Writer::open(&fixture.directory, 1 << 20);
+    let persister = fixture.start(100);
+    std::thread::sleep(Duration::from_millis(400));
+    writer.master_event(100_001, event(1, "waiting"), RECEIVED_MS, 1);
+    let last = writer.durable(&fixture.feed);
+    std::thread::sleep(Duration::from_millis(300));
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64;
+    assert_eq!(fixture.feed.lag_records(), last);
+    let age = fixture.feed.lag_seconds(now_ms);
+    assert!(age >= 0.25, "the lag's age counts from the first failed connection: {age}");
+    fixture.cluster.restart().unwrap();
+    fixture.wait_persisted(last, Duration::from_secs(60));
+    persister.stop(Duration::from_secs(5));
+    assert_eq!(fixture.feed.lag_seconds(now_ms + 10_000), 0.0);
+}
