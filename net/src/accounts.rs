@@ -3,8 +3,9 @@
 //! each account's rate-limit bucket.
 //!
 //! # Layout
-//! - [`AccountTable`]: one [`AccountEntry`] per configured login, built once
-//!   at start-up and shared read-only by the shards (`Arc`).
+//! - [`AccountTable`]: one [`AccountEntry`] per configured login, built at
+//!   start-up and changed by the router when a configuration applies
+//!   ([`AccountTable::apply`]); the shards look logins up at `hello`.
 //! - [`AccountEntry`]: the account's fixed identity and its few mutable,
 //!   thread-safe cells.
 //! - [`SessionControl`]: how a newer login tells the older connection (on
@@ -12,9 +13,12 @@
 //! - [`authenticate`]: the `hello` check.
 //!
 //! # Invariants
-//! - The table never changes size after start-up; logins not in the
+//! - The table holds exactly the configured accounts; logins not in the
 //!   configuration are refused before any per-login state exists, so a peer
 //!   cannot make the bridge allocate per guessed login.
+//! - An account keeps its entry (sessions, copies, budget) across a change
+//!   of its server, key or `enabled` flag; one removed, or whose role
+//!   changed, gets a new entry, and the old one's live session is closed.
 //! - At most one [`SessionControl`] is live per login: [`AccountEntry::claim`]
 //!   supersedes the previous one before installing the new one.
 //! - Keys are compared as SHA-256 digests in constant time and never stored
@@ -23,7 +27,7 @@
 use std::collections::HashMap;
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::task::Poll;
 
 use futures_util::task::AtomicWaker;
@@ -140,19 +144,29 @@ pub fn is_valid_at(copy: &Copy, now_ms: u64) -> bool {
     !expires || now_ms <= copy.expires_ms
 }
 
+/// What a `hello` is checked against; replaced when a configuration
+/// changes it.
+#[derive(Clone, Debug)]
+struct Credentials {
+    /// The broker server name the `hello` must carry. Shared by every
+    /// account of the same server (most configurations name a few servers
+    /// for thousands of accounts).
+    server: Arc<str>,
+    /// SHA-256 of the account's API key.
+    key_sha256: [u8; 32],
+    /// False: every `hello` is refused (`enabled = false`).
+    enabled: bool,
+}
+
 /// One configured account, as the shards share it.
 #[derive(Debug)]
 pub struct AccountEntry {
     /// The account's login; fixed.
     pub login: u64,
-    /// The broker server name the `hello` must carry; fixed. Shared by every
-    /// account of the same server (most configurations name a few servers
-    /// for thousands of accounts).
-    pub server: Arc<str>,
-    /// The role the `hello` must claim; fixed.
+    /// The role the `hello` must claim; fixed (a change makes a new entry).
     pub role: Role,
-    /// SHA-256 of the account's API key; fixed.
-    key_sha256: [u8; 32],
+    /// Server, key and the enabled flag.
+    credentials: Mutex<Credentials>,
     /// The live session of this login, if any; replaced by each successful
     /// login and cleared by [`AccountEntry::release`] of that same session.
     live: Mutex<Option<Arc<SessionControl>>>,
@@ -169,6 +183,16 @@ pub struct AccountEntry {
 }
 
 impl AccountEntry {
+    /// The broker server name the `hello` must carry.
+    pub fn server(&self) -> Arc<str> {
+        Arc::clone(&lock(&self.credentials).server)
+    }
+
+    /// False while the account is disabled.
+    pub fn is_enabled(&self) -> bool {
+        lock(&self.credentials).enabled
+    }
+
     /// Makes `control` the live session of this login and supersedes the
     /// previous one (which then closes with 4004).
     pub fn claim(&self, control: Arc<SessionControl>) {
@@ -227,17 +251,30 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Every configured account, by login.
 ///
-/// The entries sit in one exact-size vector and a map from login to index
-/// finds them: a hash map holding the entries themselves rounds up to a power
-/// of two of ~190-byte slots (16,384 for 10,000 accounts, 3.2 MB), the index
-/// rounds up 16-byte slots instead.
+/// The map holds pointers (16-byte slots plus the key), each entry its own
+/// allocation: a map of the ~190-byte entries themselves would round up to
+/// a power of two of them (16,384 for 10,000 accounts, 3.2 MB).
 #[derive(Debug)]
 pub struct AccountTable {
-    /// One entry per `[[account]]`, in file order; never changes after
-    /// [`AccountTable::new`].
-    entries: Vec<AccountEntry>,
-    /// Index in `entries` by login.
-    index_by_login: HashMap<u64, u32>,
+    /// One entry per `[[account]]`. Read at each `hello` and by the router
+    /// per copy; written only when a configuration applies.
+    entries: RwLock<HashMap<u64, Arc<AccountEntry>>>,
+    /// The rate limit new entries start with (`[server]`, fixed).
+    rate_limit_per_second: u32,
+    rate_limit_burst: u32,
+}
+
+/// What [`AccountTable::apply`] changed.
+#[derive(Debug, Default)]
+pub struct TableChange {
+    /// Entries gone (the account removed, or replaced for a role change):
+    /// their live sessions are to be closed.
+    pub removed: Vec<Arc<AccountEntry>>,
+    /// Entries kept whose account is now disabled.
+    pub disabled: Vec<Arc<AccountEntry>>,
+    pub added: usize,
+    /// Entries kept with another server or key.
+    pub credentials_changed: usize,
 }
 
 impl AccountTable {
@@ -245,40 +282,80 @@ impl AccountTable {
     /// `now_ms`.
     pub fn new(config: &Config, now_ms: u64) -> AccountTable {
         let server: &ServerConfig = &config.server;
-        let mut servers: HashMap<&str, Arc<str>> = HashMap::new();
-        let entries: Vec<AccountEntry> = config
-            .accounts
-            .iter()
-            .map(|account| AccountEntry {
-                login: account.login,
-                server: Arc::clone(servers.entry(account.server.as_str()).or_insert_with(|| Arc::from(account.server.as_str()))),
-                role: account.role,
-                key_sha256: account.key_sha256,
-                live: Mutex::new(None),
-                bucket: Mutex::new(TokenBucket::new(server.rate_limit_per_second, server.rate_limit_burst, now_ms)),
-                durable_event_seq: AtomicU64::new(0),
-                delivery: Mutex::new(SlaveDelivery::default()),
-            })
-            .collect();
-        let mut index_by_login = HashMap::with_capacity(entries.len());
-        for (index, entry) in entries.iter().enumerate() {
-            let index = u32::try_from(index).expect("a configuration holds far fewer than 2^32 accounts");
-            let previous = index_by_login.insert(entry.login, index);
-            assert!(previous.is_none(), "a validated configuration has unique logins");
+        let table = AccountTable {
+            entries: RwLock::new(HashMap::with_capacity(config.accounts.len())),
+            rate_limit_per_second: server.rate_limit_per_second,
+            rate_limit_burst: server.rate_limit_burst,
+        };
+        let change = table.apply(config, now_ms);
+        assert!(change.removed.is_empty() && change.added == config.accounts.len(), "a validated configuration has unique logins");
+        table
+    }
+
+    /// Makes the table hold `config`'s accounts: new ones get entries (their
+    /// budget full at `now_ms`), kept ones take the new server, key and
+    /// enabled flag, and removed ones, or ones whose role changed, are
+    /// returned so their sessions can be closed (a role change gets a new
+    /// entry). Accounts of one server share its name.
+    pub fn apply(&self, config: &Config, now_ms: u64) -> TableChange {
+        let mut entries = self.entries.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut servers: HashMap<String, Arc<str>> = HashMap::new();
+        for entry in entries.values() {
+            let server = entry.server();
+            servers.entry(server.to_string()).or_insert(server);
         }
-        assert_eq!(index_by_login.len(), entries.len());
-        AccountTable { entries, index_by_login }
+        let mut change = TableChange::default();
+        let mut kept: std::collections::HashSet<u64> = std::collections::HashSet::with_capacity(config.accounts.len());
+        for account in &config.accounts {
+            kept.insert(account.login);
+            let server = Arc::clone(servers.entry(account.server.clone()).or_insert_with(|| Arc::from(account.server.as_str())));
+            let credentials = Credentials { server, key_sha256: account.key_sha256, enabled: account.enabled };
+            match entries.get(&account.login).cloned() {
+                Some(entry) if entry.role == account.role => {
+                    let mut current = lock(&entry.credentials);
+                    if *current.server != *credentials.server || current.key_sha256 != credentials.key_sha256 {
+                        change.credentials_changed += 1;
+                    }
+                    if current.enabled && !credentials.enabled {
+                        change.disabled.push(Arc::clone(&entry));
+                    }
+                    *current = credentials;
+                }
+                existing => {
+                    let added = existing.is_none();
+                    change.removed.extend(existing);
+                    let entry = AccountEntry {
+                        login: account.login,
+                        role: account.role,
+                        credentials: Mutex::new(credentials),
+                        live: Mutex::new(None),
+                        bucket: Mutex::new(TokenBucket::new(self.rate_limit_per_second, self.rate_limit_burst, now_ms)),
+                        durable_event_seq: AtomicU64::new(0),
+                        delivery: Mutex::new(SlaveDelivery::default()),
+                    };
+                    entries.insert(account.login, Arc::new(entry));
+                    change.added += usize::from(added);
+                }
+            }
+        }
+        let gone: Vec<u64> = entries.keys().filter(|login| !kept.contains(login)).copied().collect();
+        for login in gone {
+            change.removed.extend(entries.remove(&login));
+        }
+        assert_eq!(entries.len(), config.accounts.len(), "one entry per configured account");
+        change
     }
 
     /// The account with this login, if configured.
-    pub fn get(&self, login: u64) -> Option<&AccountEntry> {
-        let index = *self.index_by_login.get(&login)?;
-        Some(&self.entries[index as usize])
+    pub fn get(&self, login: u64) -> Option<Arc<AccountEntry>> {
+        self.entries.read().unwrap_or_else(|poisoned| poisoned.into_inner()).get(&login).cloned()
     }
 
-    /// Every configured account, in file order.
-    pub fn iter(&self) -> impl Iterator<Item = &AccountEntry> {
-        self.entries.iter()
+    /// Every configured account, by login.
+    pub fn iter(&self) -> Vec<Arc<AccountEntry>> {
+        let mut entries: Vec<Arc<AccountEntry>> = self.entries.read().unwrap_or_else(|poisoned| poisoned.into_inner()).values().cloned().collect();
+        entries.sort_unstable_by_key(|entry| entry.login);
+        entries
     }
 }
 
@@ -290,6 +367,7 @@ pub enum AuthError {
     WrongServer,
     WrongRole,
     WrongKey,
+    Disabled,
 }
 
 impl std::fmt::Display for AuthError {
@@ -299,6 +377,7 @@ impl std::fmt::Display for AuthError {
             AuthError::WrongServer => "field `server`: expected the account's server",
             AuthError::WrongRole => "field `role`: expected the account's role",
             AuthError::WrongKey => "field `key`: its SHA-256 does not match the account's key_sha256",
+            AuthError::Disabled => "the account is disabled (enabled = false)",
         };
         formatter.write_str(text)
     }
@@ -306,20 +385,24 @@ impl std::fmt::Display for AuthError {
 
 /// Checks a `hello` against the table: the login must be configured, and the
 /// server, role and key must be the account's.
-pub fn authenticate<'table>(table: &'table AccountTable, hello: &Hello) -> Result<&'table AccountEntry, AuthError> {
+pub fn authenticate(table: &AccountTable, hello: &Hello) -> Result<Arc<AccountEntry>, AuthError> {
     // The key is hashed even for an unknown login, so the reply time does not
     // tell which logins exist.
     let key_sha256: [u8; 32] = Sha256::digest(hello.key.as_bytes()).into();
     let entry = table.get(hello.login).ok_or(AuthError::UnknownLogin)?;
-    let key_matches: bool = key_sha256.ct_eq(&entry.key_sha256).into();
+    let credentials = lock(&entry.credentials).clone();
+    let key_matches: bool = key_sha256.ct_eq(&credentials.key_sha256).into();
     if !key_matches {
         return Err(AuthError::WrongKey);
     }
-    if *entry.server != *hello.server {
+    if *credentials.server != *hello.server {
         return Err(AuthError::WrongServer);
     }
     if entry.role != hello.role {
         return Err(AuthError::WrongRole);
+    }
+    if !credentials.enabled {
+        return Err(AuthError::Disabled);
     }
     Ok(entry)
 }
@@ -397,17 +480,46 @@ key_sha256 = "027ab56e7d6dd58a1d2af792a0e893afbeadaa1b9978c57d8ffe4b05531a15aa"
         for (number, login) in logins.iter().enumerate() {
             let entry = table.get(*login).expect("configured");
             assert_eq!(entry.login, *login);
-            assert_eq!(&*entry.server, if number % 3 == 0 { "Broker-A" } else { "Broker-B" });
+            assert_eq!(&*entry.server(), if number % 3 == 0 { "Broker-A" } else { "Broker-B" });
             assert_eq!(entry.role, if number % 2 == 0 { Role::Master } else { Role::Slave });
-            assert_eq!(entry.key_sha256[24..], login.to_be_bytes());
+            assert_eq!(lock(&entry.credentials).key_sha256[24..], login.to_be_bytes());
         }
         for unknown in [0, 1, 900_001, 899_999, logins[39] - 7] {
             assert!(table.get(unknown).is_none(), "{unknown}");
         }
-        let listed: Vec<u64> = table.iter().map(|entry| entry.login).collect();
-        assert_eq!(listed, logins, "each account once, in file order");
+        let listed: Vec<u64> = table.iter().iter().map(|entry| entry.login).collect();
+        let mut sorted = logins.clone();
+        sorted.sort_unstable();
+        assert_eq!(listed, sorted, "each account once, by login");
         let (first_b, second_b) = (table.get(logins[1]).unwrap(), table.get(logins[2]).unwrap());
-        assert!(Arc::ptr_eq(&first_b.server, &second_b.server), "one name per server");
+        assert!(Arc::ptr_eq(&first_b.server(), &second_b.server()), "one name per server");
+    }
+
+    // A configuration applied to the table: an account added, one removed, one re-keyed (same entry, old key refused), one disabled (same entry, hello refused), one whose role changed (a new entry, the old one returned for closing).
+    #[test]
+    fn apply_adds_removes_rekeys_disables_and_replaces_entries() {
+        let base = |accounts: &str| Config::from_toml_str(&format!("[server]\nlisten = \"127.0.0.1:0\"\njournal_dir = \"/tmp/unused\"\n{accounts}")).expect("valid");
+        let account = |login: u64, role: &str, key: &str, extra: &str| {
+            let hash: String = Sha256::digest(key.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect();
+            format!("[[account]]\nlogin = {login}\nserver = \"S\"\nrole = \"{role}\"\nkey_sha256 = \"{hash}\"\n{extra}\n")
+        };
+        let table = AccountTable::new(&base(&[account(1, "master", "k1", ""), account(2, "slave", "k2", ""), account(3, "slave", "k3", ""), account(4, "slave", "k4", "")].concat()), 0);
+        let (two, three, four) = (table.get(2).unwrap(), table.get(3).unwrap(), table.get(4).unwrap());
+        let next = base(&[account(2, "slave", "k2-new", ""), account(3, "slave", "k3", "enabled = false"), account(4, "master", "k4", ""), account(5, "slave", "k5", "")].concat());
+        let change = table.apply(&next, 10);
+        let mut removed: Vec<u64> = change.removed.iter().map(|entry| entry.login).collect();
+        removed.sort_unstable();
+        assert_eq!(removed, vec![1, 4], "account 1 removed, account 4 replaced");
+        assert_eq!((change.added, change.credentials_changed), (1, 1));
+        assert_eq!(change.disabled.iter().map(|entry| entry.login).collect::<Vec<_>>(), vec![3]);
+        assert!(Arc::ptr_eq(&table.get(2).unwrap(), &two) && Arc::ptr_eq(&table.get(3).unwrap(), &three), "kept accounts keep their entries");
+        assert!(!Arc::ptr_eq(&table.get(4).unwrap(), &four) && table.get(4).unwrap().role == Role::Master);
+        assert!(table.get(1).is_none());
+        assert_eq!(authenticate(&table, &hello("k2", 2, "S", Role::Slave)).map(|entry| entry.login), Err(AuthError::WrongKey));
+        assert_eq!(authenticate(&table, &hello("k2-new", 2, "S", Role::Slave)).map(|entry| entry.login), Ok(2));
+        assert_eq!(authenticate(&table, &hello("k3", 3, "S", Role::Slave)).map(|entry| entry.login), Err(AuthError::Disabled));
+        assert_eq!(authenticate(&table, &hello("k5", 5, "S", Role::Slave)).map(|entry| entry.login), Ok(5));
+        assert_eq!(table.iter().len(), 4);
     }
 
     // Claiming a login supersedes the previous session, and only the live

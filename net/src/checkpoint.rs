@@ -71,9 +71,9 @@ pub struct KeptCopies<'router> {
 
 impl Serialize for KeptCopies<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let slaves: Vec<&AccountEntry> = self.accounts.iter().filter(|account| account.role == Role::Slave).collect();
+        let slaves: Vec<std::sync::Arc<AccountEntry>> = self.accounts.iter().into_iter().filter(|account| account.role == Role::Slave).collect();
         let mut sequence = serializer.serialize_seq(Some(slaves.len()))?;
-        for account in slaves {
+        for account in &slaves {
             sequence.serialize_element(&SlaveKept { account, waiting: self.waiting.get(&account.login).map_or(&[], Vec::as_slice) })?;
         }
         sequence.end()

@@ -42,6 +42,7 @@
 //!   1001 (bounded wait), the journal flushed, exit code 0.
 
 pub mod accounts;
+pub mod admin;
 pub mod checkpoint;
 pub mod doorbell;
 pub mod limits;

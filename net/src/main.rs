@@ -63,6 +63,144 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Add, list, show, disable, enable or remove accounts in the file; a
+    /// running bridge applies each change at once (as `reload`).
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
+    /// Add, change, remove or list follows in the file; a running bridge
+    /// applies each change at once (as `reload`).
+    Follow {
+        #[command(subcommand)]
+        command: FollowCommand,
+    },
+    /// API keys.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum RoleArg {
+    Master,
+    Slave,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum PlatformArg {
+    Mt4,
+    Mt5,
+}
+
+#[derive(Subcommand, Debug)]
+enum AccountCommand {
+    /// Add an account; prints its new API key once (last line `key=<key>`);
+    /// the file keeps only its SHA-256.
+    Add {
+        #[arg(long, value_name = "FILE")]
+        config: String,
+        #[arg(long)]
+        login: u64,
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// The broker server name the EA reports.
+        #[arg(long)]
+        server: String,
+        #[arg(long, value_enum)]
+        platform: PlatformArg,
+        /// An account key of core/CONFIG.md, e.g. `--limit max_positions=5`
+        /// or `--limit 'mode="close_only"'` (repeatable).
+        #[arg(long = "limit", value_name = "KEY=VALUE")]
+        limits: Vec<String>,
+    },
+    /// One line per account.
+    List {
+        #[arg(long, value_name = "FILE")]
+        config: String,
+    },
+    /// An account's settings and follows (never its key).
+    Show {
+        login: u64,
+        #[arg(long, value_name = "FILE")]
+        config: String,
+    },
+    /// Refuse the account's logins and close its session (4005).
+    Disable {
+        login: u64,
+        #[arg(long, value_name = "FILE")]
+        config: String,
+    },
+    /// Let a disabled account log in again.
+    Enable {
+        login: u64,
+        #[arg(long, value_name = "FILE")]
+        config: String,
+    },
+    /// Remove the account and every follow naming it.
+    Remove {
+        login: u64,
+        #[arg(long, value_name = "FILE")]
+        config: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum FollowCommand {
+    /// Make SLAVE copy MASTER; rules as in a [[follow]] table (defaults of
+    /// core/CONFIG.md for the rest).
+    Add {
+        #[arg(long, value_name = "FILE")]
+        config: String,
+        #[arg(long)]
+        master: u64,
+        #[arg(long)]
+        slave: u64,
+        /// A `[[follow]]` key, e.g. `--rule 'lot = { mode = "multiplier", value = 2.0 }'` (repeatable).
+        #[arg(long = "rule", value_name = "KEY = VALUE")]
+        rules: Vec<String>,
+    },
+    /// Set rules of an existing follow (the others stay).
+    Set {
+        #[arg(long, value_name = "FILE")]
+        config: String,
+        #[arg(long)]
+        master: u64,
+        #[arg(long)]
+        slave: u64,
+        #[arg(long = "rule", value_name = "KEY = VALUE", required = true)]
+        rules: Vec<String>,
+    },
+    /// Stop SLAVE copying MASTER (its open copies as the follow's on_remove says).
+    Remove {
+        #[arg(long, value_name = "FILE")]
+        config: String,
+        #[arg(long)]
+        master: u64,
+        #[arg(long)]
+        slave: u64,
+    },
+    /// One line per follow, of one master or slave if given.
+    List {
+        #[arg(long, value_name = "FILE")]
+        config: String,
+        #[arg(long)]
+        master: Option<u64>,
+        #[arg(long)]
+        slave: Option<u64>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum KeyCommand {
+    /// Give the account a new API key, printed once (last line `key=<key>`);
+    /// the old key is refused from the next login on (sessions up stay).
+    Rotate {
+        login: u64,
+        #[arg(long, value_name = "FILE")]
+        config: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -87,10 +225,24 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let (Command::Serve { config: config_path }
-    | Command::Migrate { config: config_path }
-    | Command::Reload { config: config_path }
-    | Command::Config { command: ConfigCommand::Check { config: config_path } }) = &cli.command;
+    let config_path = match &cli.command {
+        Command::Serve { config }
+        | Command::Migrate { config }
+        | Command::Reload { config }
+        | Command::Config { command: ConfigCommand::Check { config } } => config,
+        Command::Account { command } => match command {
+            AccountCommand::Add { config, .. }
+            | AccountCommand::List { config }
+            | AccountCommand::Show { config, .. }
+            | AccountCommand::Disable { config, .. }
+            | AccountCommand::Enable { config, .. }
+            | AccountCommand::Remove { config, .. } => config,
+        },
+        Command::Follow { command } => match command {
+            FollowCommand::Add { config, .. } | FollowCommand::Set { config, .. } | FollowCommand::Remove { config, .. } | FollowCommand::List { config, .. } => config,
+        },
+        Command::Key { command: KeyCommand::Rotate { config, .. } } => config,
+    };
     let config = match Config::load(config_path) {
         Ok(config) => config,
         Err(error) => {
@@ -101,14 +253,20 @@ fn main() -> ExitCode {
     if let Command::Config { command: ConfigCommand::Check { .. } } = &cli.command {
         return config_check(config_path, &config);
     }
-    if let Command::Reload { .. } = &cli.command {
-        return reload(config_path, &config);
+    match &cli.command {
+        Command::Reload { .. } => return reload(config_path, &config),
+        Command::Account { command } => return account(config_path, &config, command),
+        Command::Follow { command } => return follow(config_path, &config, command),
+        Command::Key { command: KeyCommand::Rotate { login, .. } } => return key_rotate(config_path, &config, *login),
+        _ => {}
     }
     init_logging(config.server.log_json);
     let outcome = match cli.command {
         Command::Serve { config: path } => serve(config, std::path::PathBuf::from(path)),
         Command::Migrate { .. } => migrate(&config),
-        Command::Config { .. } | Command::Reload { .. } => unreachable!("these commands return above"),
+        Command::Config { .. } | Command::Reload { .. } | Command::Account { .. } | Command::Follow { .. } | Command::Key { .. } => {
+            unreachable!("these commands return above")
+        }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -136,6 +294,123 @@ fn config_check(path: &str, config: &Config) -> ExitCode {
         if config.persist.is_some() { "set" } else { "not set (journal only)" }
     );
     ExitCode::SUCCESS
+}
+
+/// Who ran an admin command, for the audit file: the invoking user.
+fn actor() -> String {
+    let user = std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "unknown".to_owned());
+    format!("cli:{user}")
+}
+
+/// Applies `edit` to the file, records it in the audit file, and has a
+/// running bridge apply it; `key`: printed last (`key=<key>`) once written.
+fn run_edit(path: &str, config: &Config, edit: tradebridge_net::admin::Edit, key: Option<String>) -> ExitCode {
+    use tradebridge_net::admin::{append_audit, edit_file, EditError};
+    let journal_dir = &config.server.journal_dir;
+    let (action, subject) = edit.describe();
+    match edit_file(std::path::Path::new(path), &edit) {
+        Err(error) => {
+            let _ = append_audit(journal_dir, &actor(), &edit, &format!("refused: {error}"));
+            eprintln!("tradebridge {action}: {subject}: {error}");
+            return ExitCode::from(if matches!(error, EditError::Invalid(_)) { EXIT_USAGE } else { 1 });
+        }
+        Ok(_) => {
+            if let Err(error) = append_audit(journal_dir, &actor(), &edit, "written") {
+                eprintln!("tradebridge {action}: warning: cannot append to the audit file in {}: {error}", journal_dir.display());
+            }
+            println!("tradebridge {action}: {subject}: written to {path}");
+        }
+    }
+    let code = if journal_dir.join(tradebridge_net::reload::PID_FILE).exists() {
+        reload(path, config)
+    } else {
+        println!("tradebridge {action}: no bridge is running for {path}; the change applies at its next start");
+        ExitCode::SUCCESS
+    };
+    if let Some(key) = key {
+        println!("key={key}");
+    }
+    code
+}
+
+fn account(path: &str, config: &Config, command: &AccountCommand) -> ExitCode {
+    use tradebridge_net::admin::{list_accounts, new_key, show_account, Edit};
+    let edit = match command {
+        AccountCommand::List { .. } => {
+            list_accounts(config).iter().for_each(|line| println!("{line}"));
+            return ExitCode::SUCCESS;
+        }
+        AccountCommand::Show { login, .. } => {
+            return match show_account(config, *login) {
+                Some(lines) => {
+                    lines.iter().for_each(|line| println!("{line}"));
+                    ExitCode::SUCCESS
+                }
+                None => {
+                    eprintln!("tradebridge account show: no account {login} in {path}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        AccountCommand::Add { login, role, server, platform, limits, .. } => {
+            let mut pairs = Vec::new();
+            for limit in limits {
+                match limit.split_once('=') {
+                    Some((key, value)) if !key.trim().is_empty() => pairs.push((key.trim().to_owned(), value.trim().to_owned())),
+                    _ => {
+                        eprintln!("tradebridge account add: --limit {limit:?}: expected KEY=VALUE, e.g. max_positions=5");
+                        return ExitCode::from(EXIT_USAGE);
+                    }
+                }
+            }
+            let (key, key_sha256) = match new_key() {
+                Ok(pair) => pair,
+                Err(error) => {
+                    eprintln!("tradebridge account add: cannot read random bytes for the key: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let role = match role {
+                RoleArg::Master => "master",
+                RoleArg::Slave => "slave",
+            };
+            let platform = match platform {
+                PlatformArg::Mt4 => "mt4",
+                PlatformArg::Mt5 => "mt5",
+            };
+            let edit = Edit::AddAccount { login: *login, role: role.into(), server: server.clone(), platform: platform.into(), key_sha256, limits: pairs };
+            return run_edit(path, config, edit, Some(key));
+        }
+        AccountCommand::Disable { login, .. } => Edit::SetEnabled { login: *login, enabled: false },
+        AccountCommand::Enable { login, .. } => Edit::SetEnabled { login: *login, enabled: true },
+        AccountCommand::Remove { login, .. } => Edit::RemoveAccount { login: *login },
+    };
+    run_edit(path, config, edit, None)
+}
+
+fn follow(path: &str, config: &Config, command: &FollowCommand) -> ExitCode {
+    use tradebridge_net::admin::{list_follows, Edit};
+    let edit = match command {
+        FollowCommand::List { master, slave, .. } => {
+            list_follows(config, *master, *slave).iter().for_each(|line| println!("{line}"));
+            return ExitCode::SUCCESS;
+        }
+        FollowCommand::Add { master, slave, rules, .. } => Edit::AddFollow { master: *master, slave: *slave, rules: rules.clone() },
+        FollowCommand::Set { master, slave, rules, .. } => Edit::SetFollow { master: *master, slave: *slave, rules: rules.clone() },
+        FollowCommand::Remove { master, slave, .. } => Edit::RemoveFollow { master: *master, slave: *slave },
+    };
+    run_edit(path, config, edit, None)
+}
+
+fn key_rotate(path: &str, config: &Config, login: u64) -> ExitCode {
+    let (key, key_sha256) = match tradebridge_net::admin::new_key() {
+        Ok(pair) => pair,
+        Err(error) => {
+            eprintln!("tradebridge key rotate: cannot read random bytes for the key: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    run_edit(path, config, tradebridge_net::admin::Edit::SetKey { login, key_sha256 }, Some(key))
 }
 
 /// Longest wait of `tradebridge reload` for the bridge's answer.

@@ -44,7 +44,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use tradebridge_core::config::{self, Config, ConfigDocument, ConfigOp, JournalSync};
+use tradebridge_core::config::{self, Config, ConfigDocument, JournalSync};
 use tradebridge_core::journal::options::RECORD_BYTES_MAX_DEFAULT;
 use tradebridge_core::journal::{Journal, JournalOptions, SyncPolicy};
 
@@ -1012,18 +1012,14 @@ impl Router {
     /// Makes `next`'s accounts and follows the ones the engine runs under,
     /// from this point of the journal on: journaled first (as the parts of
     /// one document), then applied; the exits of ended follows with
-    /// `on_remove = "close"` are issued as copies after it. `live`: asked
-    /// of a running bridge, which refuses (changing nothing) what the
-    /// running shards cannot take yet: an account added or removed, or its
-    /// server, role or key changed.
+    /// `on_remove = "close"` are issued as copies after it. The account
+    /// table follows: new accounts may log in, and the live sessions of
+    /// accounts removed, disabled or given another role are closed (4005).
+    /// `live`: asked of a running bridge (`[server]` and `[persist]`
+    /// changes are reported as needing a restart).
     fn change_config(&mut self, next: Config, source: &str, live: bool) -> anyhow::Result<ReloadOutcome> {
         let diff = self.config.diff(&next);
         let restart_needed: Vec<String> = if live { self.config.restart_keys(&next).into_iter().map(String::from).collect() } else { Vec::new() };
-        if live {
-            if let Some(reason) = live_refusal(&self.config, &diff.ops) {
-                return Ok(ReloadOutcome::Refused { reason });
-            }
-        }
         if diff.is_empty() && self.config_generation != 0 {
             return Ok(ReloadOutcome::Unchanged { generation: self.config_generation, restart_needed });
         }
@@ -1032,6 +1028,10 @@ impl Router {
         let generation = self.journal_config(&document)?;
         let mut report = ReconfigureReport::default();
         self.decide_and_issue(0, |router, decisions| report = router.apply_document(generation, document, decisions))?;
+        let table = self.accounts.apply(&self.config, self.now_ms());
+        for entry in table.removed.iter().chain(&table.disabled) {
+            entry.close_live(protocol::close_code::ACCOUNT_REVOKED);
+        }
         tracing::info!(
             generation,
             source,
@@ -1042,6 +1042,9 @@ impl Router {
             follows_ended = ?report.follows_ended,
             follows_begun = ?report.follows_begun,
             exits = report.exits,
+            accounts_added = table.added,
+            accounts_closed = table.removed.len() + table.disabled.len(),
+            credentials_changed = table.credentials_changed,
             "configuration applied"
         );
         Ok(ReloadOutcome::Applied { generation, accounts_removed, accounts_changed, follows_removed, follows_changed, exits: report.exits, restart_needed })
@@ -1490,32 +1493,6 @@ impl Router {
 }
 
 /// The engine's instruction behind a journaled copy.
-/// Why a running bridge cannot take these changes yet, if it cannot: the
-/// shards' account table is fixed at start, so an account added or
-/// removed, or its server, role or key changed, needs a restart.
-fn live_refusal(current: &Config, ops: &[ConfigOp]) -> Option<String> {
-    let mut reasons = Vec::new();
-    for op in ops {
-        match op {
-            ConfigOp::RemoveAccount { login } => reasons.push(format!("account {login} removed")),
-            ConfigOp::UpsertAccount { account } => match current.account(account.login) {
-                None => reasons.push(format!("account {} added", account.login)),
-                Some(old) if old.server != account.server || old.role != account.role || old.key_sha256 != account.key_sha256 => {
-                    reasons.push(format!("account {}: server, role or key changed", account.login))
-                }
-                Some(_) => {}
-            },
-            ConfigOp::RemoveFollow { .. } | ConfigOp::UpsertFollow { .. } => {}
-        }
-    }
-    (!reasons.is_empty()).then(|| {
-        format!(
-            "{}: a running bridge takes follow changes and account limits, mode and contracts; adding, removing or re-keying an account takes a restart in this version",
-            reasons.join(", ")
-        )
-    })
-}
-
 fn instruction_of(copy: &Copy) -> CopyInstruction {
     CopyInstruction {
         master: copy.master,

@@ -31,7 +31,7 @@ use glommio::timer::Timer;
 use tradebridge_core::protocol::{self, Ack, Copy, ErrorCode, ErrorMessage, Event, Hello, Message, Role, TradeResult, Welcome};
 use tradebridge_core::record::{encode_session, journal_kind, MasterEventMeta, MasterEventRecord, Record, ResultMeta, ResultRecord, SessionEntry, SessionEvent};
 
-use crate::accounts::{authenticate, is_valid_at, AccountEntry, SessionControl};
+use crate::accounts::{authenticate, is_valid_at, AccountEntry, AuthError, SessionControl};
 use crate::metrics::{Metrics, Stage};
 use crate::router::{SlaveHello, Update, JOURNAL_KIND_SLAVE_SEQ, JOURNAL_KIND_UPDATE};
 use crate::limits::BadFrameWindow;
@@ -149,16 +149,20 @@ async fn greet_and_serve(socket: &mut Socket, shard: &ShardContext, hello_deadli
         Ok(hello) => hello,
         Err(flow) => return flow,
     };
-    let accounts = Arc::clone(&shard.shared.accounts);
-    let account = match authenticate(&accounts, &hello) {
+    let account = match authenticate(&shard.shared.accounts, &hello) {
         Ok(account) => account,
+        Err(reason @ AuthError::Disabled) => {
+            tracing::warn!(shard = shard.index, login = hello.login, role = hello.role.as_str(), %reason, "hello refused");
+            let sent = send_error(socket, ErrorCode::Unauthorized, &format!("account {} is disabled by the operator", hello.login)).await;
+            return if sent { Flow::Close(close_code::ACCOUNT_REVOKED, "account disabled") } else { Flow::End };
+        }
         Err(reason) => {
             tracing::warn!(shard = shard.index, login = hello.login, role = hello.role.as_str(), %reason, "hello refused");
             let sent = send_error(socket, ErrorCode::Unauthorized, "login, server, role or key not accepted").await;
             return if sent { Flow::Close(close_code::UNAUTHORIZED, "unauthorized") } else { Flow::End };
         }
     };
-    Box::pin(run_session(socket, shard, account, &hello)).await
+    Box::pin(run_session(socket, shard, &account, &hello)).await
 }
 
 /// Waits for the first frame until `deadline_ms` and accepts it only as a
@@ -451,6 +455,14 @@ impl Session<'_> {
             .await;
             let flow = match wake {
                 Wake::CloseRequested(close_code::REPLACED) => Flow::Close(close_code::REPLACED, "the same login connected again"),
+                Wake::CloseRequested(close_code::ACCOUNT_REVOKED) => {
+                    let message = format!("account {} was disabled or removed by the operator", self.account.login);
+                    if send_error(socket, ErrorCode::Unauthorized, &message).await {
+                        Flow::Close(close_code::ACCOUNT_REVOKED, "account disabled or removed")
+                    } else {
+                        Flow::End
+                    }
+                }
                 Wake::CloseRequested(close_code::TRY_AGAIN_LATER) => {
                     Flow::Close(close_code::TRY_AGAIN_LATER, "too slow: outbox full; reconnect")
                 }
@@ -826,8 +838,8 @@ key_sha256 = "b9a5a2f553b362d6600a5461589956d2672870b866df579f20b9165ebb1293b2"
         let (older_id, newer_id) = (crate::shard::connection_id(0, 1), crate::shard::connection_id(1, 1));
         account.claim(Arc::clone(&older));
         account.claim(Arc::clone(&newer));
-        take_replay(account, &newer, newer_id, 0);
-        take_replay(account, &older, older_id, 0);
+        take_replay(&account, &newer, newer_id, 0);
+        take_replay(&account, &older, older_id, 0);
         assert_eq!(older.close_requested(), Some(close_code::REPLACED));
         assert_eq!(account.delivery().live_connection_id, newer_id, "copies are addressed to the superseded session");
     }

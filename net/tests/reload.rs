@@ -182,22 +182,169 @@ fn after_kill_9_the_change_is_replayed_where_it_was_made() {
     assert_eq!((first.pos, first.action), (9002, CopyAction::Open), "slave 2 got no close of a position it never copied");
 }
 
+const SLAVE2_KEY_SHA256: &str = "5be9b1e9441e77b4709302c501b9608f5e852061d507d6cb71bbeb78a310de93";
+const SLAVE1_KEY_SHA256: &str = "b9a5a2f553b362d6600a5461589956d2672870b866df579f20b9165ebb1293b2";
+
+fn sha256_hex(key: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(key.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn expect_revoked(client: &mut Client) {
+    match client.recv() {
+        Message::Error(error) => assert!(error.msg.contains("disabled"), "{error:?}"),
+        other => panic!("expected an error before the close, got {other:?}"),
+    }
+    client.expect_close(4005);
+}
+
 #[test]
-fn adding_an_account_live_is_refused_and_changes_nothing() {
-    // Shows: a file that adds an account is refused by the running bridge (exit 1 naming the login and the restart it needs), and the follows in effect are untouched.
+fn an_account_added_live_logs_in_and_gets_copies() {
+    // Shows: a slave account and its follow added to the file are applied by `reload` (exit 0); the new slave logs in with its key and gets the master's next open; no other session is closed.
     let (bridge, path) = start(true, "");
     let mut slave1 = slave(&bridge, SLAVE_LOGIN, SLAVE_KEY);
     let (mut master, _) = bridge.login("master", 0);
-    let mut added = config_text(&bridge.journal_directory(), false, "");
-    added.push_str("\n[[account]]\nlogin = 300001\nserver = \"Demo-Broker-A\"\nrole = \"slave\"\nkey_sha256 = \"5be9b1e9441e77b4709302c501b9608f5e852061d507d6cb71bbeb78a310de93\"\n");
-    std::fs::write(&path, added).unwrap();
+    let mut file = config_text(&bridge.journal_directory(), true, "");
+    file.push_str(&format!(
+        "\n[[account]]\nlogin = 300001\nserver = \"Demo-Broker-A\"\nrole = \"slave\"\nkey_sha256 = \"{}\"\n\n[[follow]]\nslave = 300001\nmaster = 100001\n",
+        sha256_hex("demo-slave-3-key")
+    ));
+    std::fs::write(&path, file).unwrap();
     let output = reload(&path);
-    assert_eq!(output.status.code(), Some(1), "{output:?}");
-    let said = text(&output.stderr);
-    assert!(said.contains("refused") && said.contains("account 300001 added") && said.contains("restart"), "{said}");
-    let mut slave2 = slave(&bridge, SLAVE2_LOGIN, SLAVE2_KEY);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("\"accounts_changed\":1"), "{}", text(&output.stdout));
+    let mut slave3 = slave(&bridge, 300_001, "demo-slave-3-key");
     master.send(&open_event_text(1, 9001));
     assert_eq!(master.recv(), Message::Ack(Ack { seq: 1 }));
     assert_eq!(expect_copy(&mut slave1).pos, 9001);
-    assert_eq!(expect_copy(&mut slave2).pos, 9001, "slave 2's follow, dropped by the refused file, still applies");
+    let copy = expect_copy(&mut slave3);
+    assert_eq!((copy.seq, copy.pos), (1, 9001));
+    master.expect_alive();
+}
+
+#[test]
+fn a_disabled_account_is_closed_with_4005_and_refused_until_enabled_again() {
+    // Shows: `enabled = false` on slave 2 closes its live session with an `error` and 4005, its next hello gets the same, the master's open goes to slave 1 only; enabled again, slave 2 logs in and gets the position it missed (reconciliation) and the next open.
+    let (bridge, path) = start(true, "");
+    let mut slave1 = slave(&bridge, SLAVE_LOGIN, SLAVE_KEY);
+    let mut slave2 = slave(&bridge, SLAVE2_LOGIN, SLAVE2_KEY);
+    let (mut master, _) = bridge.login("master", 0);
+    let disabled = config_text(&bridge.journal_directory(), true, "").replace(SLAVE2_KEY_SHA256, &format!("{SLAVE2_KEY_SHA256}\"\nenabled = false\n#\""));
+    std::fs::write(&path, disabled).unwrap();
+    assert!(reload(&path).status.success());
+    expect_revoked(&mut slave2);
+    let mut again = bridge.connect();
+    again.send(&support::hello_text(SLAVE2_KEY, SLAVE2_LOGIN, support::SERVER_NAME, "slave", 0));
+    expect_revoked(&mut again);
+    master.send(&open_event_text(1, 9001));
+    assert_eq!(master.recv(), Message::Ack(Ack { seq: 1 }));
+    assert_eq!(expect_copy(&mut slave1).pos, 9001);
+    rewrite(&path, &bridge, true, "");
+    assert!(reload(&path).status.success());
+    let mut slave2 = slave(&bridge, SLAVE2_LOGIN, SLAVE2_KEY);
+    master.send(&open_event_text(2, 9002));
+    assert_eq!(master.recv(), Message::Ack(Ack { seq: 2 }));
+    assert_eq!(expect_copy(&mut slave1).pos, 9002);
+    // Its state showed no position 9001, opened seconds ago: reconciliation
+    // opens it (as for any slave back within reconcile_open_max_age_ms).
+    assert_eq!((expect_copy(&mut slave2).pos, expect_copy(&mut slave2).pos), (9001, 9002));
+}
+
+#[test]
+fn a_removed_account_is_closed_and_a_rekeyed_one_keeps_its_session_but_needs_the_new_key() {
+    // Shows: removing slave 2 (account and follow) closes its session with 4005 and its next hello is unauthorized (4001); slave 1's key replaced: its live session stays up, a hello with the old key is refused, one with the new key is welcomed.
+    let (bridge, path) = start(true, "");
+    let mut slave1 = slave(&bridge, SLAVE_LOGIN, SLAVE_KEY);
+    let mut slave2 = slave(&bridge, SLAVE2_LOGIN, SLAVE2_KEY);
+    let text_now = config_text(&bridge.journal_directory(), false, "");
+    let cut = text_now.find("[[account]]\nlogin = 200002").expect("slave 2's account");
+    let end = text_now[cut..].find("\n\n").map_or(text_now.len(), |offset| cut + offset);
+    let removed = format!("{}{}", &text_now[..cut], &text_now[end..]).replace(SLAVE1_KEY_SHA256, &sha256_hex("new-slave-1-key"));
+    std::fs::write(&path, removed).unwrap();
+    let output = reload(&path);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("\"accounts_removed\":1"), "{}", text(&output.stdout));
+    expect_revoked(&mut slave2);
+    let mut gone = bridge.connect();
+    gone.send(&support::hello_text(SLAVE2_KEY, SLAVE2_LOGIN, support::SERVER_NAME, "slave", 0));
+    assert!(matches!(gone.recv(), Message::Error(_)));
+    gone.expect_close(4001);
+    slave1.expect_alive();
+    let mut old_key = bridge.connect();
+    old_key.send(&support::hello_text(SLAVE_KEY, SLAVE_LOGIN, support::SERVER_NAME, "slave", 0));
+    assert!(matches!(old_key.recv(), Message::Error(_)));
+    old_key.expect_close(4001);
+    let (_new_key, _) = bridge.login_as(SLAVE_LOGIN, "new-slave-1-key", "slave", 0);
+}
+
+fn cli(path: &Path, arguments: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_tradebridge")).args(arguments).arg("--config").arg(path).output().expect("run tradebridge")
+}
+
+fn printed_key(output: &std::process::Output) -> String {
+    let stdout = text(&output.stdout);
+    let last = stdout.lines().last().unwrap_or_default().to_owned();
+    last.strip_prefix("key=").unwrap_or_else(|| panic!("the last line is not key=: {stdout}")).to_owned()
+}
+
+#[test]
+fn the_admin_commands_edit_the_file_and_the_running_bridge_applies_each() {
+    // Shows: `account add` prints a new key last and only its hash reaches the file; `follow add` with a rule makes the next open reach the new slave at its multiplier; `account list` and `show` list it (never the key); `key rotate` refuses the old key from the next login while the live session stays; `account disable` closes the session with 4005; every action is a line in the audit file; the file keeps its comment.
+    let (bridge, path) = start(true, "");
+    let original = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("# operator's note\n{original}")).unwrap();
+    let (mut master, _) = bridge.login("master", 0);
+    let added = cli(&path, &["account", "add", "--login", "300001", "--role", "slave", "--server", "Demo-Broker-A", "--platform", "mt5", "--limit", "max_positions=5"]);
+    assert!(added.status.success(), "{}{}", text(&added.stdout), text(&added.stderr));
+    let key = printed_key(&added);
+    let file = std::fs::read_to_string(&path).unwrap();
+    assert!(file.starts_with("# operator's note") && !file.contains(&key) && file.contains(&sha256_hex(&key)), "{file}");
+    let followed = cli(&path, &["follow", "add", "--master", "100001", "--slave", "300001", "--rule", "lot = { mode = \"multiplier\", value = 3.0 }"]);
+    assert!(followed.status.success(), "{}", text(&followed.stderr));
+    assert!(text(&followed.stdout).contains("\"outcome\":\"applied\""), "{}", text(&followed.stdout));
+    let mut slave3 = slave(&bridge, 300_001, &key);
+    master.send(&open_event_text(1, 9001));
+    assert_eq!(master.recv(), Message::Ack(Ack { seq: 1 }));
+    let copy = expect_copy(&mut slave3);
+    assert!((copy.volume - 0.3).abs() < 1e-9, "{copy:?}");
+    let listed = text(&cli(&path, &["account", "list"]).stdout);
+    assert!(listed.contains("300001\tslave\tDemo-Broker-A\ttrue\t1"), "{listed}");
+    let shown = text(&cli(&path, &["account", "show", "300001"]).stdout);
+    assert!(shown.contains("follow: slave 300001 copies master 100001") && !shown.contains(&sha256_hex(&key)), "{shown}");
+    let rotated = cli(&path, &["key", "rotate", "300001"]);
+    assert!(rotated.status.success(), "{}", text(&rotated.stderr));
+    let new_key = printed_key(&rotated);
+    slave3.expect_alive();
+    let mut old = bridge.connect();
+    old.send(&support::hello_text(&key, 300_001, support::SERVER_NAME, "slave", 0));
+    assert!(matches!(old.recv(), Message::Error(_)));
+    old.expect_close(4001);
+    let (_renewed, _) = bridge.login_as(300_001, &new_key, "slave", 1);
+    let disabled = cli(&path, &["account", "disable", "300001"]);
+    assert!(disabled.status.success(), "{}", text(&disabled.stderr));
+    let audit = std::fs::read_to_string(bridge.journal_directory().join("audit.jsonl")).expect("audit file");
+    let actions: Vec<String> = audit.lines().map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["action"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(actions, ["account add", "follow add", "key rotate", "account disable"]);
+    assert!(!audit.contains(&key) && !audit.contains(&new_key));
+    let missing = cli(&path, &["follow", "remove", "--master", "100001", "--slave", "999"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(text(&missing.stderr).contains("slave 999 does not follow master 100001"), "{}", text(&missing.stderr));
+}
+
+#[test]
+fn an_admin_command_without_a_running_bridge_writes_the_file_for_its_next_start() {
+    // Shows: with no bridge running, `account add` writes the file and says the change applies at the next start; a rule the bridge would refuse changes nothing and exits 2 naming the key.
+    let directory = temp_directory("admin-offline");
+    let path = directory.join("tradebridge.toml");
+    std::fs::write(&path, config_text(&directory.join("journal"), true, "")).unwrap();
+    let added = cli(&path, &["account", "add", "--login", "300002", "--role", "master", "--server", "B", "--platform", "mt4"]);
+    assert!(added.status.success(), "{}", text(&added.stderr));
+    assert!(text(&added.stdout).contains("applies at its next start"), "{}", text(&added.stdout));
+    printed_key(&added);
+    let before = std::fs::read_to_string(&path).unwrap();
+    let refused = cli(&path, &["follow", "set", "--master", "100001", "--slave", "200001", "--rule", "ttl_ms = 5"]);
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    assert!(text(&refused.stderr).contains("ttl_ms"), "{}", text(&refused.stderr));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), before, "a refused edit changes nothing");
+    let _ = std::fs::remove_dir_all(directory);
 }

@@ -342,11 +342,23 @@ pub struct AccountConfig {
     pub role: Role,
     /// SHA-256 of the API key; the clear key is never stored.
     pub key_sha256: [u8; 32],
+    /// False: the account's `hello` is refused and its session closed
+    /// (4005); to the engine it is absent (its follows are inert).
+    #[serde(default = "enabled_default")]
+    pub enabled: bool,
+    /// `"mt4"` or `"mt5"`, if given: the terminal the account runs, for the
+    /// operator's lists (a `hello` is not checked against it).
+    #[serde(default)]
+    pub platform: Option<String>,
     /// Master only: contract size per master symbol, for normalising lots
     /// between brokers. A symbol not listed is taken to match the slave's.
     pub contracts: BTreeMap<String, f64>,
     /// Slave only: account-wide limits (all defaults on a master).
     pub risk: AccountRisk,
+}
+
+fn enabled_default() -> bool {
+    true
 }
 
 /// How a follow sizes the slave's volume.

@@ -101,6 +101,8 @@ pub(crate) struct RawAccount {
     pub server: Spanned<String>,
     pub role: Spanned<RawRole>,
     pub key_sha256: Spanned<String>,
+    pub enabled: Option<bool>,
+    pub platform: Option<Spanned<String>>,
     pub contracts: Option<Spanned<BTreeMap<String, Spanned<f64>>>>,
     pub mode: Option<Spanned<CopyMode>>,
     pub max_positions: Option<Spanned<u32>>,

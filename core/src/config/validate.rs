@@ -674,6 +674,14 @@ fn account(table: Table<'_>, raw: &RawAccount) -> Result<AccountConfig, ConfigEr
         server: raw.server.get_ref().clone(),
         role,
         key_sha256,
+        enabled: raw.enabled.unwrap_or(true),
+        platform: match &raw.platform {
+            None => None,
+            Some(platform) if matches!(platform.get_ref().as_str(), "mt4" | "mt5") => Some(platform.get_ref().clone()),
+            Some(platform) => {
+                return Err(table.error(platform.span().start, "platform", format!("{:?}: expected \"mt4\" or \"mt5\"", platform.get_ref())));
+            }
+        },
         contracts,
         risk,
     })

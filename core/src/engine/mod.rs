@@ -214,7 +214,7 @@ impl Engine {
         let masters: BTreeMap<u64, MasterBook> = config
             .accounts
             .iter()
-            .filter(|account| account.role == Role::Master)
+            .filter(|account| account.role == Role::Master && account.enabled)
             .map(|account| {
                 let book = MasterBook::new(
                     account.contracts.clone(),
@@ -227,7 +227,7 @@ impl Engine {
         let slaves: BTreeMap<u64, SlaveBook> = config
             .accounts
             .iter()
-            .filter(|account| account.role == Role::Slave)
+            .filter(|account| account.role == Role::Slave && account.enabled)
             .map(|account| {
                 let book = SlaveBook::new(account.risk.clone(), server.symbols_per_slave_max);
                 (account.login, book)

@@ -25,5 +25,9 @@ pub const PROTOCOL_ERROR: u16 = 4002;
 pub const RATE_LIMITED: u16 = 4003;
 /// The same login connected again; this older connection lost.
 pub const REPLACED: u16 = 4004;
+/// The operator disabled or removed the account (or changed its role):
+/// the session is closed, and a `hello` of a disabled account is refused
+/// with it too. Reconnecting does not help until the operator acts.
+pub const ACCOUNT_REVOKED: u16 = 4005;
 /// No frame from the peer for 3 x `hb_ms`.
 pub const HEARTBEAT_TIMEOUT: u16 = 4008;
