@@ -154,6 +154,9 @@ struct Credentials {
     server: Arc<str>,
     /// SHA-256 of the account's API key.
     key_sha256: [u8; 32],
+    /// Replaced keys with their expiry (wall clock, ms since the epoch),
+    /// accepted until then.
+    previous: Vec<([u8; 32], u64)>,
     /// False: every `hello` is refused (`enabled = false`).
     enabled: bool,
 }
@@ -309,11 +312,12 @@ impl AccountTable {
         for account in &config.accounts {
             kept.insert(account.login);
             let server = Arc::clone(servers.entry(account.server.clone()).or_insert_with(|| Arc::from(account.server.as_str())));
-            let credentials = Credentials { server, key_sha256: account.key_sha256, enabled: account.enabled };
+            let previous = account.previous_keys.iter().map(|key| (key.key_sha256, key.expires_ms)).collect();
+            let credentials = Credentials { server, key_sha256: account.key_sha256, previous, enabled: account.enabled };
             match entries.get(&account.login).cloned() {
                 Some(entry) if entry.role == account.role => {
                     let mut current = lock(&entry.credentials);
-                    if *current.server != *credentials.server || current.key_sha256 != credentials.key_sha256 {
+                    if *current.server != *credentials.server || current.key_sha256 != credentials.key_sha256 || current.previous != credentials.previous {
                         change.credentials_changed += 1;
                     }
                     if current.enabled && !credentials.enabled {
@@ -385,13 +389,20 @@ impl std::fmt::Display for AuthError {
 
 /// Checks a `hello` against the table: the login must be configured, and the
 /// server, role and key must be the account's.
-pub fn authenticate(table: &AccountTable, hello: &Hello) -> Result<Arc<AccountEntry>, AuthError> {
+/// `now_ms`: the wall clock (ms since the epoch), for the expiry of
+/// replaced keys.
+pub fn authenticate(table: &AccountTable, hello: &Hello, now_ms: u64) -> Result<Arc<AccountEntry>, AuthError> {
     // The key is hashed even for an unknown login, so the reply time does not
     // tell which logins exist.
     let key_sha256: [u8; 32] = Sha256::digest(hello.key.as_bytes()).into();
     let entry = table.get(hello.login).ok_or(AuthError::UnknownLogin)?;
     let credentials = lock(&entry.credentials).clone();
-    let key_matches: bool = key_sha256.ct_eq(&credentials.key_sha256).into();
+    // Every key is compared, in constant time each, whichever matches.
+    let mut key_matches: bool = key_sha256.ct_eq(&credentials.key_sha256).into();
+    for (previous, expires_ms) in &credentials.previous {
+        let matches: bool = key_sha256.ct_eq(previous).into();
+        key_matches |= matches && now_ms < *expires_ms;
+    }
     if !key_matches {
         return Err(AuthError::WrongKey);
     }
@@ -436,6 +447,10 @@ key_sha256 = "027ab56e7d6dd58a1d2af792a0e893afbeadaa1b9978c57d8ffe4b05531a15aa"
         }
     }
 
+    fn authenticate_now(table: &AccountTable, hello: &Hello) -> Result<Arc<AccountEntry>, AuthError> {
+        authenticate(table, hello, 0)
+    }
+
     fn table() -> AccountTable {
         AccountTable::new(&Config::from_toml_str(CONFIG).expect("test config is valid"), 0)
     }
@@ -444,7 +459,7 @@ key_sha256 = "027ab56e7d6dd58a1d2af792a0e893afbeadaa1b9978c57d8ffe4b05531a15aa"
     #[test]
     fn right_key_login_server_role_is_accepted() {
         let table = table();
-        let entry = authenticate(&table, &hello("demo-master-1", 100001, "Demo-Broker-A", Role::Master));
+        let entry = authenticate_now(&table, &hello("demo-master-1", 100001, "Demo-Broker-A", Role::Master));
         assert_eq!(entry.map(|entry| entry.login), Ok(100001));
     }
 
@@ -459,7 +474,7 @@ key_sha256 = "027ab56e7d6dd58a1d2af792a0e893afbeadaa1b9978c57d8ffe4b05531a15aa"
             (hello("demo-master-1", 100001, "Demo-Broker-A", Role::Slave), AuthError::WrongRole),
         ];
         for (hello, expected) in cases {
-            assert_eq!(authenticate(&table, &hello).map(|entry| entry.login), Err(expected));
+            assert_eq!(authenticate_now(&table, &hello).map(|entry| entry.login), Err(expected));
         }
     }
 
@@ -515,11 +530,30 @@ key_sha256 = "027ab56e7d6dd58a1d2af792a0e893afbeadaa1b9978c57d8ffe4b05531a15aa"
         assert!(Arc::ptr_eq(&table.get(2).unwrap(), &two) && Arc::ptr_eq(&table.get(3).unwrap(), &three), "kept accounts keep their entries");
         assert!(!Arc::ptr_eq(&table.get(4).unwrap(), &four) && table.get(4).unwrap().role == Role::Master);
         assert!(table.get(1).is_none());
-        assert_eq!(authenticate(&table, &hello("k2", 2, "S", Role::Slave)).map(|entry| entry.login), Err(AuthError::WrongKey));
-        assert_eq!(authenticate(&table, &hello("k2-new", 2, "S", Role::Slave)).map(|entry| entry.login), Ok(2));
-        assert_eq!(authenticate(&table, &hello("k3", 3, "S", Role::Slave)).map(|entry| entry.login), Err(AuthError::Disabled));
-        assert_eq!(authenticate(&table, &hello("k5", 5, "S", Role::Slave)).map(|entry| entry.login), Ok(5));
+        assert_eq!(authenticate_now(&table, &hello("k2", 2, "S", Role::Slave)).map(|entry| entry.login), Err(AuthError::WrongKey));
+        assert_eq!(authenticate_now(&table, &hello("k2-new", 2, "S", Role::Slave)).map(|entry| entry.login), Ok(2));
+        assert_eq!(authenticate_now(&table, &hello("k3", 3, "S", Role::Slave)).map(|entry| entry.login), Err(AuthError::Disabled));
+        assert_eq!(authenticate_now(&table, &hello("k5", 5, "S", Role::Slave)).map(|entry| entry.login), Ok(5));
         assert_eq!(table.iter().len(), 4);
+    }
+
+    // A replaced key is accepted until its expiry and refused from then on, beside the current key (time injected).
+    #[test]
+    fn a_previous_key_works_until_it_expires() {
+        let hash = |key: &str| -> String { Sha256::digest(key.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect() };
+        let source = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\njournal_dir = \"/tmp/unused\"\n[[account]]\nlogin = 7\nserver = \"S\"\nrole = \"slave\"\nkey_sha256 = \"{}\"\nprevious_keys = [{{ key_sha256 = \"{}\", expires = 2026-12-08T04:00:00Z }}]\n",
+            hash("new"),
+            hash("old")
+        );
+        let table = AccountTable::new(&Config::from_toml_str(&source).expect("valid"), 0);
+        let expiry = 1_796_702_400_000; // 2026-12-08T04:00:00Z
+        let login = |key: &str, now_ms: u64| authenticate(&table, &hello(key, 7, "S", Role::Slave), now_ms).map(|entry| entry.login);
+        assert_eq!(login("old", expiry - 1), Ok(7));
+        assert_eq!(login("new", expiry - 1), Ok(7));
+        assert_eq!(login("old", expiry), Err(AuthError::WrongKey));
+        assert_eq!(login("new", expiry + 86_400_000), Ok(7));
+        assert_eq!(login("other", expiry - 1), Err(AuthError::WrongKey));
     }
 
     // Claiming a login supersedes the previous session, and only the live

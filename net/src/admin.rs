@@ -20,7 +20,26 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 use toml_edit::{value, ArrayOfTables, DocumentMut, Item, Table};
-use tradebridge_core::config::Config;
+use tradebridge_core::config::{datetime_ms, rfc3339_of_ms, Config};
+
+/// Milliseconds of a duration written `0`, `90s`, `30m`, `24h` or `7d`.
+pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    if text == "0" {
+        return Ok(0);
+    }
+    let split = text.find(|character: char| !character.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| format!("{text:?}: expected a number and a unit, e.g. 24h"))?;
+    let unit_ms = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(format!("{text:?}: expected a unit of s, m, h or d, e.g. 24h")),
+    };
+    number.checked_mul(unit_ms).ok_or_else(|| format!("{text:?}: too long"))
+}
 
 /// An operator's change to the file.
 #[derive(Clone, Debug, PartialEq)]
@@ -29,7 +48,9 @@ pub enum Edit {
     SetEnabled { login: u64, enabled: bool },
     /// The account and every follow naming it.
     RemoveAccount { login: u64 },
-    SetKey { login: u64, key_sha256: String },
+    /// A new key; the old one goes to `previous_keys` until `now_ms +
+    /// grace_ms` (not at all with no grace), and expired ones leave it.
+    RotateKey { login: u64, key_sha256: String, grace_ms: u64, now_ms: u64 },
     /// `rules`: TOML lines (`key = value`) of a `[[follow]]` table.
     AddFollow { master: u64, slave: u64, rules: Vec<String> },
     /// Sets (adds or replaces) the given rule keys; the others stay.
@@ -45,7 +66,7 @@ impl Edit {
             Edit::SetEnabled { login, enabled: true } => ("account enable", format!("account {login}")),
             Edit::SetEnabled { login, enabled: false } => ("account disable", format!("account {login}")),
             Edit::RemoveAccount { login } => ("account remove", format!("account {login}")),
-            Edit::SetKey { login, .. } => ("key rotate", format!("account {login}")),
+            Edit::RotateKey { login, .. } => ("key rotate", format!("account {login}")),
             Edit::AddFollow { master, slave, .. } => ("follow add", format!("follow {slave}<{master}")),
             Edit::SetFollow { master, slave, .. } => ("follow set", format!("follow {slave}<{master}")),
             Edit::RemoveFollow { master, slave } => ("follow remove", format!("follow {slave}<{master}")),
@@ -130,9 +151,32 @@ pub fn apply(document: &mut DocumentMut, edit: &Edit) -> Result<(), String> {
             tables(document, "account").remove(index);
             tables(document, "follow").retain(|table| login_of(table, "master") != Some(*login) && login_of(table, "slave") != Some(*login));
         }
-        Edit::SetKey { login, key_sha256 } => {
+        Edit::RotateKey { login, key_sha256, grace_ms, now_ms } => {
             let index = account_index(document, *login).ok_or_else(|| format!("no account {login}"))?;
-            tables(document, "account").get_mut(index).expect("found").insert("key_sha256", value(key_sha256.as_str()));
+            let table = tables(document, "account").get_mut(index).expect("found");
+            let old = table.get("key_sha256").and_then(Item::as_str).map(str::to_owned).ok_or_else(|| format!("account {login} has no key_sha256 string"))?;
+            let mut kept = toml_edit::Array::new();
+            if let Some(array) = table.get("previous_keys").and_then(Item::as_array) {
+                for entry in array.iter() {
+                    let expires = entry.as_inline_table().and_then(|inline| inline.get("expires")).and_then(toml_edit::Value::as_datetime).and_then(datetime_ms);
+                    if expires.is_some_and(|expires_ms| expires_ms > *now_ms) {
+                        kept.push_formatted(entry.clone());
+                    }
+                }
+            }
+            if *grace_ms > 0 {
+                let mut entry = toml_edit::InlineTable::new();
+                entry.insert("key_sha256", old.into());
+                let expires: toml_edit::Datetime = rfc3339_of_ms(now_ms.saturating_add(*grace_ms)).parse().map_err(|error| format!("expiry: {error}"))?;
+                entry.insert("expires", expires.into());
+                kept.push(entry);
+            }
+            if kept.is_empty() {
+                table.remove("previous_keys");
+            } else {
+                table.insert("previous_keys", value(kept));
+            }
+            table.insert("key_sha256", value(key_sha256.as_str()));
         }
         Edit::AddFollow { master, slave, rules } => {
             if follow_index(document, *master, *slave).is_some() {
@@ -335,6 +379,26 @@ key_sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
         assert!(not_toml.contains("not TOML"), "{not_toml}");
         let out_of_range = edited(&[Edit::AddFollow { master: 1, slave: 9, rules: vec!["lot = { mode = \"multiplier\", value = -1.0 }".into()] }]).unwrap_err();
         assert!(out_of_range.contains("follow[0].lot.value"), "{out_of_range}");
+    }
+
+    #[test]
+    fn a_rotation_keeps_the_old_key_for_its_grace_and_drops_expired_ones() {
+        // Shows: a rotation with a 24 h grace keeps the old hash in previous_keys until then; a second rotation 25 h later drops that expired one and keeps the second; with no grace nothing is kept; durations parse.
+        let now = 1_796_702_400_000; // 2026-12-08T04:00:00Z
+        let rotate = |key: &str, grace_ms: u64, now_ms: u64| Edit::RotateKey { login: 1, key_sha256: key.repeat(64), grace_ms, now_ms };
+        let (text, config) = edited(&[rotate("a", 86_400_000, now)]).unwrap();
+        assert!(text.contains("expires = 2026-12-09T04:00:00Z"), "{text}");
+        let account = config.account(1).unwrap();
+        assert_eq!((account.key_sha256, account.previous_keys.len()), ([0xaa; 32], 1));
+        assert_eq!((account.previous_keys[0].key_sha256, account.previous_keys[0].expires_ms), ([0; 32], now + 86_400_000));
+        let (_, again) = edited(&[rotate("a", 86_400_000, now), rotate("b", 3_600_000, now + 25 * 3_600_000)]).unwrap();
+        let previous = &again.account(1).unwrap().previous_keys;
+        assert_eq!(previous.len(), 1, "{previous:?}");
+        assert_eq!(previous[0].key_sha256, [0xaa; 32]);
+        let (text, at_once) = edited(&[rotate("c", 0, now)]).unwrap();
+        assert!(at_once.account(1).unwrap().previous_keys.is_empty() && !text.contains("previous_keys"), "{text}");
+        assert_eq!((parse_duration_ms("24h"), parse_duration_ms("0"), parse_duration_ms("90s")), (Ok(86_400_000), Ok(0), Ok(90_000)));
+        assert!(parse_duration_ms("1w").unwrap_err().contains("unit"));
     }
 
     #[test]

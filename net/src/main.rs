@@ -195,11 +195,15 @@ enum FollowCommand {
 #[derive(Subcommand, Debug)]
 enum KeyCommand {
     /// Give the account a new API key, printed once (last line `key=<key>`);
-    /// the old key is refused from the next login on (sessions up stay).
+    /// the old key keeps working until the grace ends, then is refused
+    /// (sessions up stay).
     Rotate {
         login: u64,
         #[arg(long, value_name = "FILE")]
         config: String,
+        /// How long the old key still works: `0`, `90s`, `30m`, `24h`, `7d`.
+        #[arg(long, default_value = "24h")]
+        grace: String,
     },
 }
 
@@ -257,7 +261,7 @@ fn main() -> ExitCode {
         Command::Reload { .. } => return reload(config_path, &config),
         Command::Account { command } => return account(config_path, &config, command),
         Command::Follow { command } => return follow(config_path, &config, command),
-        Command::Key { command: KeyCommand::Rotate { login, .. } } => return key_rotate(config_path, &config, *login),
+        Command::Key { command: KeyCommand::Rotate { login, grace, .. } } => return key_rotate(config_path, &config, *login, grace),
         _ => {}
     }
     init_logging(config.server.log_json);
@@ -402,7 +406,15 @@ fn follow(path: &str, config: &Config, command: &FollowCommand) -> ExitCode {
     run_edit(path, config, edit, None)
 }
 
-fn key_rotate(path: &str, config: &Config, login: u64) -> ExitCode {
+fn key_rotate(path: &str, config: &Config, login: u64, grace: &str) -> ExitCode {
+    let grace_ms = match tradebridge_net::admin::parse_duration_ms(grace) {
+        Ok(grace_ms) => grace_ms,
+        Err(error) => {
+            eprintln!("tradebridge key rotate: --grace {error}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64);
     let (key, key_sha256) = match tradebridge_net::admin::new_key() {
         Ok(pair) => pair,
         Err(error) => {
@@ -410,7 +422,7 @@ fn key_rotate(path: &str, config: &Config, login: u64) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    run_edit(path, config, tradebridge_net::admin::Edit::SetKey { login, key_sha256 }, Some(key))
+    run_edit(path, config, tradebridge_net::admin::Edit::RotateKey { login, key_sha256, grace_ms, now_ms }, Some(key))
 }
 
 /// Longest wait of `tradebridge reload` for the bridge's answer.

@@ -149,7 +149,8 @@ async fn greet_and_serve(socket: &mut Socket, shard: &ShardContext, hello_deadli
         Ok(hello) => hello,
         Err(flow) => return flow,
     };
-    let account = match authenticate(&shard.shared.accounts, &hello) {
+    let wall_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64);
+    let account = match authenticate(&shard.shared.accounts, &hello, wall_ms) {
         Ok(account) => account,
         Err(reason @ AuthError::Disabled) => {
             tracing::warn!(shard = shard.index, login = hello.login, role = hello.role.as_str(), %reason, "hello refused");

@@ -289,7 +289,7 @@ fn printed_key(output: &std::process::Output) -> String {
 
 #[test]
 fn the_admin_commands_edit_the_file_and_the_running_bridge_applies_each() {
-    // Shows: `account add` prints a new key last and only its hash reaches the file; `follow add` with a rule makes the next open reach the new slave at its multiplier; `account list` and `show` list it (never the key); `key rotate` refuses the old key from the next login while the live session stays; `account disable` closes the session with 4005; every action is a line in the audit file; the file keeps its comment.
+    // Shows: `account add` prints a new key last and only its hash reaches the file; `follow add` with a rule makes the next open reach the new slave at its multiplier; `account list` and `show` list it (never the key); `key rotate --grace 1h` keeps the old key working beside the new one, a second rotation with no grace refuses the second key at once while the first stays within its grace, and the live session stays; `account disable` closes the session with 4005; every action is a line in the audit file; the file keeps its comment.
     let (bridge, path) = start(true, "");
     let original = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, format!("# operator's note\n{original}")).unwrap();
@@ -311,21 +311,28 @@ fn the_admin_commands_edit_the_file_and_the_running_bridge_applies_each() {
     assert!(listed.contains("300001\tslave\tDemo-Broker-A\ttrue\t1"), "{listed}");
     let shown = text(&cli(&path, &["account", "show", "300001"]).stdout);
     assert!(shown.contains("follow: slave 300001 copies master 100001") && !shown.contains(&sha256_hex(&key)), "{shown}");
-    let rotated = cli(&path, &["key", "rotate", "300001"]);
+    let rotated = cli(&path, &["key", "rotate", "300001", "--grace", "1h"]);
     assert!(rotated.status.success(), "{}", text(&rotated.stderr));
     let new_key = printed_key(&rotated);
+    assert!(std::fs::read_to_string(&path).unwrap().contains("previous_keys"));
     slave3.expect_alive();
-    let mut old = bridge.connect();
-    old.send(&support::hello_text(&key, 300_001, support::SERVER_NAME, "slave", 0));
-    assert!(matches!(old.recv(), Message::Error(_)));
-    old.expect_close(4001);
-    let (_renewed, _) = bridge.login_as(300_001, &new_key, "slave", 1);
+    let (_old_in_grace, _) = bridge.login_as(300_001, &key, "slave", 1);
+    let (_new, _) = bridge.login_as(300_001, &new_key, "slave", 1);
+    let again = cli(&path, &["key", "rotate", "300001", "--grace", "0"]);
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    let third_key = printed_key(&again);
+    let mut refused = bridge.connect();
+    refused.send(&support::hello_text(&new_key, 300_001, support::SERVER_NAME, "slave", 0));
+    assert!(matches!(refused.recv(), Message::Error(_)));
+    refused.expect_close(4001);
+    let (_first_still_in_grace, _) = bridge.login_as(300_001, &key, "slave", 1);
+    let (_renewed, _) = bridge.login_as(300_001, &third_key, "slave", 1);
     let disabled = cli(&path, &["account", "disable", "300001"]);
     assert!(disabled.status.success(), "{}", text(&disabled.stderr));
     let audit = std::fs::read_to_string(bridge.journal_directory().join("audit.jsonl")).expect("audit file");
     let actions: Vec<String> = audit.lines().map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["action"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(actions, ["account add", "follow add", "key rotate", "account disable"]);
-    assert!(!audit.contains(&key) && !audit.contains(&new_key));
+    assert_eq!(actions, ["account add", "follow add", "key rotate", "key rotate", "account disable"]);
+    assert!(!audit.contains(&key) && !audit.contains(&new_key) && !audit.contains(&third_key));
     let missing = cli(&path, &["follow", "remove", "--master", "100001", "--slave", "999"]);
     assert_eq!(missing.status.code(), Some(1));
     assert!(text(&missing.stderr).contains("slave 999 does not follow master 100001"), "{}", text(&missing.stderr));

@@ -350,11 +350,76 @@ pub struct AccountConfig {
     /// operator's lists (a `hello` is not checked against it).
     #[serde(default)]
     pub platform: Option<String>,
+    /// Replaced keys still accepted until they expire (a rotation's grace).
+    #[serde(default)]
+    pub previous_keys: Vec<PreviousKey>,
     /// Master only: contract size per master symbol, for normalising lots
     /// between brokers. A symbol not listed is taken to match the slave's.
     pub contracts: BTreeMap<String, f64>,
     /// Slave only: account-wide limits (all defaults on a master).
     pub risk: AccountRisk,
+}
+
+/// A replaced API key, accepted until `expires_ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviousKey {
+    /// SHA-256 of the key.
+    pub key_sha256: [u8; 32],
+    /// Wall-clock expiry, ms since the Unix epoch (UTC): from then on the
+    /// key is refused.
+    pub expires_ms: u64,
+}
+
+/// Milliseconds since the Unix epoch of a TOML offset date-time
+/// (`2026-12-08T04:00:00Z`); `None` unless it has a date, a time and an
+/// offset, and is not before 1970.
+pub fn datetime_ms(datetime: &toml::value::Datetime) -> Option<u64> {
+    let date = datetime.date?;
+    let time = datetime.time?;
+    let offset_minutes: i64 = match datetime.offset? {
+        toml::value::Offset::Z => 0,
+        toml::value::Offset::Custom { minutes } => i64::from(minutes),
+    };
+    let days = days_from_civil(i64::from(date.year), i64::from(date.month), i64::from(date.day));
+    let ms = days * DAY_MS as i64
+        + i64::from(time.hour) * 3_600_000
+        + i64::from(time.minute) * 60_000
+        + i64::from(time.second) * 1_000
+        + i64::from(time.nanosecond) / 1_000_000
+        - offset_minutes * 60_000;
+    u64::try_from(ms).ok()
+}
+
+/// `2026-12-08T04:00:00Z` (whole seconds, UTC) of a time in ms since the epoch.
+pub fn rfc3339_of_ms(ms: u64) -> String {
+    let days = (ms / DAY_MS) as i64;
+    let (year, month, day) = civil_from_days(days);
+    let in_day = ms % DAY_MS / 1_000;
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", in_day / 3_600, in_day / 60 % 60, in_day % 60)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+/// The inverse of [`days_from_civil`].
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let days = days + 719_468;
+    let era = days.div_euclid(146_097);
+    let day_of_era = days - era * 146_097;
+    let year_of_era = (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_index = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
+    let month = if month_index < 10 { month_index + 3 } else { month_index - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 fn enabled_default() -> bool {

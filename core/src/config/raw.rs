@@ -93,6 +93,14 @@ pub(crate) enum RawRole {
     Slave,
 }
 
+/// One of `[[account]] previous_keys`: a replaced key, accepted until it expires.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPreviousKey {
+    pub key_sha256: Spanned<String>,
+    pub expires: Spanned<toml::value::Datetime>,
+}
+
 /// `[[account]]`. The risk keys are only valid on slave accounts.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -103,6 +111,7 @@ pub(crate) struct RawAccount {
     pub key_sha256: Spanned<String>,
     pub enabled: Option<bool>,
     pub platform: Option<Spanned<String>>,
+    pub previous_keys: Option<Vec<RawPreviousKey>>,
     pub contracts: Option<Spanned<BTreeMap<String, Spanned<f64>>>>,
     pub mode: Option<Spanned<CopyMode>>,
     pub max_positions: Option<Spanned<u32>>,

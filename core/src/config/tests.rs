@@ -966,3 +966,22 @@ fn persist_errors_name_the_key_and_never_echo_the_url() {
     let shown = format!("{:?}", config.persist.unwrap());
     assert!(!shown.contains(secret) && shown.contains("<set>"), "{shown}");
 }
+
+#[test]
+fn previous_keys_parse_with_their_expiry_and_bad_ones_are_named() {
+    // Shows: a previous key with an offset date-time gets its expiry in ms since the epoch (2026-12-08T04:00:00Z and the same instant written +02:00), the time prints back as it was written; a date-time without an offset or a bad hash is refused naming account[1].previous_keys[0] and its key; enabled and platform parse, and a platform other than mt4 or mt5 is refused.
+    let with = |line: &str| minimal().replace("role = \"slave\"\n", &format!("role = \"slave\"\n{line}\n"));
+    let config = Config::from_toml_str(&with(&format!("previous_keys = [{{ key_sha256 = \"{KEY}\", expires = 2026-12-08T04:00:00Z }}, {{ key_sha256 = \"{KEY}\", expires = 2026-12-08T06:00:00+02:00 }}]\nenabled = false\nplatform = \"mt4\""))).expect("valid");
+    let account = config.account(150000).unwrap();
+    assert_eq!(account.previous_keys.iter().map(|key| key.expires_ms).collect::<Vec<_>>(), vec![1_796_702_400_000, 1_796_702_400_000]);
+    assert_eq!(rfc3339_of_ms(1_796_702_400_000), "2026-12-08T04:00:00Z");
+    assert_eq!(rfc3339_of_ms(0), "1970-01-01T00:00:00Z");
+    assert_eq!(rfc3339_of_ms(951_782_400_000), "2000-02-29T00:00:00Z");
+    assert!(!account.enabled && account.platform.as_deref() == Some("mt4"));
+    let local = error_of(&with(&format!("previous_keys = [{{ key_sha256 = \"{KEY}\", expires = 2026-12-08T04:00:00 }}]"))).to_string();
+    assert!(local.contains("account[1].previous_keys[0].expires") && local.contains("offset"), "{local}");
+    let hash = error_of(&with("previous_keys = [{ key_sha256 = \"abc\", expires = 2026-12-08T04:00:00Z }]")).to_string();
+    assert!(hash.contains("account[1].previous_keys[0].key_sha256"), "{hash}");
+    let platform = error_of(&with("platform = \"mt6\"")).to_string();
+    assert!(platform.contains("account[1].platform") && platform.contains("\"mt4\" or \"mt5\""), "{platform}");
+}

@@ -668,13 +668,29 @@ fn account(table: Table<'_>, raw: &RawAccount) -> Result<AccountConfig, ConfigEr
         role == Role::Slave || risk == AccountRisk::default(),
         "a master carries no risk settings"
     );
-    let key_sha256 = key_hash(table, &raw.key_sha256)?;
+    let key_sha256 = key_hash(table, &raw.key_sha256, "key_sha256")?;
+    let mut previous_keys = Vec::new();
+    for (index, previous) in raw.previous_keys.iter().flatten().enumerate() {
+        let key_sha256 = key_hash(table, &previous.key_sha256, &format!("previous_keys[{index}].key_sha256"))?;
+        let expires_ms = super::datetime_ms(previous.expires.get_ref()).ok_or_else(|| {
+            table.error(
+                previous.expires.span().start,
+                &format!("previous_keys[{index}].expires"),
+                format!("{}: expected a date and time with an offset, e.g. 2026-12-08T04:00:00Z", previous.expires.get_ref()),
+            )
+        })?;
+        previous_keys.push(super::PreviousKey { key_sha256, expires_ms });
+    }
+    if previous_keys.len() > PREVIOUS_KEYS_MAX {
+        return Err(table.error(raw.login.span().start, "previous_keys", format!("{} keys; expected at most {PREVIOUS_KEYS_MAX}", previous_keys.len())));
+    }
     Ok(AccountConfig {
         login,
         server: raw.server.get_ref().clone(),
         role,
         key_sha256,
         enabled: raw.enabled.unwrap_or(true),
+        previous_keys,
         platform: match &raw.platform {
             None => None,
             Some(platform) if matches!(platform.get_ref().as_str(), "mt4" | "mt5") => Some(platform.get_ref().clone()),
@@ -695,9 +711,13 @@ fn only_on(table: Table<'_>, offset: usize, key: &str, role: &str, why: &str) ->
     )
 }
 
-fn key_hash(table: Table<'_>, value: &Spanned<String>) -> Result<[u8; 32], ConfigError> {
+/// Replaced keys an account may keep (each rotation adds one; expired
+/// ones are dropped by the next rotation).
+pub const PREVIOUS_KEYS_MAX: usize = 16;
+
+fn key_hash(table: Table<'_>, value: &Spanned<String>, leaf: &str) -> Result<[u8; 32], ConfigError> {
     let text = value.get_ref().trim();
-    let error = |detail: String| table.error(value.span().start, "key_sha256", detail);
+    let error = |detail: String| table.error(value.span().start, leaf, detail);
     if text == KEY_PLACEHOLDER {
         return Err(error(
             "is still the placeholder; expected the 64 hex digits of the key's SHA-256 (`printf %s KEY | sha256sum`)"
