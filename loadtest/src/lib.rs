@@ -40,6 +40,7 @@ pub mod ea;
 pub mod fleet;
 pub mod persist;
 pub mod procfs;
+pub mod reconfigure;
 pub mod report;
 pub mod run;
 pub mod scenario;

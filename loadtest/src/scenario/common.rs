@@ -66,6 +66,8 @@ pub struct CommonOptions {
     pub notes: Option<String>,
     pub seed: u64,
     pub progress: bool,
+    /// `--reconfigure-every-ms`: change the spawned tradebridge's follows live this often.
+    pub reconfigure_every_ms: Option<u64>,
 }
 
 impl CommonOptions {
@@ -113,6 +115,13 @@ impl CommonOptions {
             notes: arguments.text("--notes"),
             seed: arguments.value("--seed", default_seed, "an unsigned integer")?,
             progress: !arguments.switch("--no-progress"),
+            reconfigure_every_ms: arguments
+                .text("--reconfigure-every-ms")
+                .map(|text| match text.parse::<u64>() {
+                    Ok(value) if (100..=60_000).contains(&value) => Ok(value),
+                    _ => Err(anyhow!("--reconfigure-every-ms {text:?}: expected 100 to 60000 milliseconds")),
+                })
+                .transpose()?,
         })
     }
 }
@@ -131,6 +140,9 @@ pub struct Environment {
     pub config_text: String,
     /// The spawned binary's path, or a note that the bridge was running.
     pub binary: String,
+    /// The spawned bridge's configuration file and journal directory.
+    pub config_path: Option<std::path::PathBuf>,
+    pub journal_dir: Option<std::path::PathBuf>,
     /// Holds the spawned bridge's config and journal; removed on drop.
     _directory: Option<TempDir>,
 }
@@ -208,7 +220,8 @@ impl Environment {
         let spawned = Spawned::start(kind, &binary, &config_path, listen, metrics, &extra)?;
         let pid = Some(spawned.pid);
         let binary = binary.display().to_string();
-        Ok(Environment { kind, fleet, url: format!("ws://{listen}/ea"), spawned: Some(spawned), pid, metrics, config_text, binary, _directory: Some(directory) })
+        let journal_dir = Some(directory.path.join("journal"));
+        Ok(Environment { kind, fleet, url: format!("ws://{listen}/ea"), spawned: Some(spawned), pid, metrics, config_text, binary, config_path: Some(config_path), journal_dir, _directory: Some(directory) })
     }
 
     fn existing(common: &CommonOptions) -> anyhow::Result<Environment> {
@@ -219,7 +232,7 @@ impl Environment {
         let config_text = std::fs::read_to_string(&config)?;
         let metrics = tradebridge_core::config::Config::load(&config).ok().and_then(|parsed| parsed.server.metrics_listen);
         let binary = "(a running bridge, not started by the harness)".to_string();
-        Ok(Environment { kind: common.bridge, fleet, url, spawned: None, pid: common.bridge_pid, metrics, config_text, binary, _directory: None })
+        Ok(Environment { kind: common.bridge, fleet, url, spawned: None, pid: common.bridge_pid, metrics, config_text, binary, config_path: None, journal_dir: None, _directory: None })
     }
 
     /// Stops a spawned bridge with SIGTERM; `None` for a running one.

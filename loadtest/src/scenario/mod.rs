@@ -64,6 +64,7 @@ persister (fanout, churn, slow-slave, ramp; needs --spawn and tradebridge; persi
   --persist-retry-ms-max MS       retry_backoff_ms_max (default 5000)
   --persist-catchup-secs S        longest wait for lag_records 0 after the load (120; persist-catchup 600)
   --postgres-outage-at S --postgres-outage-secs S   stop Postgres S s into the measured phase, restart it after S s
+  --reconfigure-every-ms MS       (tradebridge, --spawn) rewrite its config every MS ms, moving a spare slave's follow, and SIGHUP it
   --postgres-dir DIR              make the throwaway cluster under DIR (default: the temporary directory, the journal's disk)
   --postgres-conf FILE            postgresql.conf lines appended to its settings (default: none, Postgres' defaults)
   e.g. loadtest fanout --spawn --rate 1000 --secs 60 --persist --postgres-outage-at 15 --postgres-outage-secs 30

@@ -36,6 +36,8 @@ pub(super) struct Finished {
     pub stop: Option<StopOutcome>,
     /// What `--persist` found (tradebridge's run only).
     pub persist: Option<PersistRecord>,
+    /// What `--reconfigure-every-ms` did (tradebridge's run only).
+    pub reconfigure: Option<crate::reconfigure::ReconfigureRecord>,
 }
 
 /// What one run loads: the fleet, the plan and its peak rate, how the EAs
@@ -72,12 +74,30 @@ pub(super) fn run_once(common: &CommonOptions, kind: BridgeKind, load: &Load<'_>
     }
     let fleet = load.fleet.clone();
     let peak_rate = load.peak_rate;
-    let mut environment = if common.spawn { Environment::spawn(common, kind, fleet, peak_rate)? } else { Environment::prepare(common, kind, || Ok(fleet), peak_rate)? };
+    let reconfigure_every = common.reconfigure_every_ms.filter(|_| kind == BridgeKind::Tradebridge);
+    if reconfigure_every.is_some() && !common.spawn {
+        anyhow::bail!("--reconfigure-every-ms needs --spawn: the harness rewrites the configuration of the tradebridge it spawns");
+    }
+    let spares = reconfigure_every.map(|_| crate::reconfigure::spare_accounts_toml("Spare-Server"));
+    let mut environment = if common.spawn { Environment::spawn_with(common, kind, fleet, peak_rate, spares.as_deref())? } else { Environment::prepare(common, kind, || Ok(fleet), peak_rate)? };
     announce(&environment);
+    let reconfigurer = match reconfigure_every {
+        Some(every_ms) => {
+            let (Some(config_path), Some(journal_dir), Some(pid)) = (environment.config_path.clone(), environment.journal_dir.clone(), environment.pid) else {
+                anyhow::bail!("--reconfigure-every-ms: the spawned bridge's configuration, journal or pid is unknown");
+            };
+            let masters = environment.fleet.masters.iter().map(|master| master.login).collect();
+            eprintln!("loadtest: changing the bridge's follows live every {every_ms} ms (SIGHUP)");
+            Some(crate::reconfigure::Reconfigurer::start(config_path, environment.config_text.clone(), journal_dir, pid, masters, std::time::Duration::from_millis(every_ms))?)
+        }
+        None => None,
+    };
     let target = Target { url: environment.url.clone(), fleet: &environment.fleet, pid: environment.pid, metrics: environment.metrics, observer: None };
-    let outcome = run_trading(&target, load.config, load.phases, next)?;
+    let outcome = run_trading(&target, load.config, load.phases, next);
+    let reconfigure = reconfigurer.map(crate::reconfigure::Reconfigurer::stop);
+    let outcome = outcome?;
     let stop = environment.stop();
-    Ok(Finished { environment, outcome, stop, persist: None })
+    Ok(Finished { environment, outcome, stop, persist: None, reconfigure })
 }
 
 fn announce(environment: &Environment) {
@@ -110,12 +130,14 @@ fn run_once_persisted(common: &CommonOptions, load: &Load<'_>, next: Option<Next
     let stop = environment.stop();
     let record = PersistRecord::judge(options, database.url(), persisted, &outcome, load.config.churn.is_some());
     drop(database);
-    Ok(Finished { environment, outcome, stop, persist: Some(record) })
+    Ok(Finished { environment, outcome, stop, persist: Some(record), reconfigure: None })
 }
 
 /// The persister's part of a run's headline, or nothing.
 pub(super) fn persist_suffix(run: &Finished) -> String {
-    run.persist.as_ref().map_or_else(String::new, |record| format!("; {}", record.headline()))
+    let persist = run.persist.as_ref().map_or_else(String::new, |record| format!("; {}", record.headline()));
+    let reconfigure = run.reconfigure.as_ref().map_or_else(String::new, |record| format!("; {}", record.headline()));
+    format!("{persist}{reconfigure}")
 }
 
 /// The fleet of a run: generated for --spawn, loaded otherwise.
@@ -194,6 +216,18 @@ pub(super) fn finish_report(common: &CommonOptions, scenario: &str, title: &str,
         failures.extend(record.failures.iter().cloned());
         summary["parameters"]["persist"] = record.settings.clone();
         summary["persist"] = record.json();
+    }
+    if let Some(run) = runs.iter().find(|run| run.reconfigure.is_some()) {
+        let record = run.reconfigure.as_ref().expect("found");
+        if record.failed > 0 || record.applied == 0 {
+            failures.push(format!("--reconfigure-every-ms: {} of {} changes not applied: {:?}", record.failed, record.changes, record.failures));
+        }
+        let lost = run.outcome.counters.get("sessions_lost").copied().unwrap_or(0);
+        if lost > 0 {
+            failures.push(format!("--reconfigure-every-ms: {lost} sessions of the fleet were lost while only spare accounts' follows changed (close codes {:?})", run.outcome.close_codes));
+        }
+        summary["reconfigure"] = record.json();
+        summary["reconfigure"]["fleet_sessions_lost"] = json!(lost);
     }
     summary["budget_p99_ms"] = json!(common.budget_p99_ms);
     summary["result"] = json!({ "pass": failures.is_empty(), "failures": failures });
