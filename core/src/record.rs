@@ -1153,6 +1153,8 @@ pub enum SessionEvent {
     /// The bridge process started: every session of an earlier process
     /// ended, unrecorded, when it stopped.
     BridgeStart = 3,
+    /// A `hello` was refused (`close_reason`: why; never the key).
+    AuthFailed = 4,
 }
 
 /// One session record: who, from where, when, and how it ended.
@@ -1224,7 +1226,8 @@ pub fn decode_session(payload: &[u8]) -> Result<SessionEntry, RecordError> {
         1 => SessionEvent::Open,
         2 => SessionEvent::Close,
         3 => SessionEvent::BridgeStart,
-        value => return Err(RecordError::BadCode { field: "session event", value, expected: "1 (open), 2 (close) or 3 (bridge start)" }),
+        4 => SessionEvent::AuthFailed,
+        value => return Err(RecordError::BadCode { field: "session event", value, expected: "1 (open), 2 (close), 3 (bridge start) or 4 (authentication failed)" }),
     };
     let role = match payload[1] {
         0 => crate::protocol::Role::Master,

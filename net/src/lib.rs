@@ -43,6 +43,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod audit;
 pub mod checkpoint;
 pub mod doorbell;
 pub mod limits;

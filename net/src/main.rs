@@ -591,7 +591,11 @@ fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::Result<()> 
         None => None,
     };
     let journal = router::open_journal(&config)?;
-    let shared = Arc::new(Shared::new(config));
+    let mut shared = Shared::new(config);
+    if shared.config.persist.is_none() {
+        shared.audit = Some(tradebridge_net::audit::AuditFile::start(&shared.config.server.journal_dir).context("starting the audit file's writer")?);
+    }
+    let shared = Arc::new(shared);
     let (router_links, shard_links) = router::links(shard::shard_count(&shared.config), shared.config.server.ring_bytes)?;
     let mut router = Router::new(
         journal,

@@ -149,16 +149,15 @@ async fn greet_and_serve(socket: &mut Socket, shard: &ShardContext, hello_deadli
         Ok(hello) => hello,
         Err(flow) => return flow,
     };
-    let wall_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64);
-    let account = match authenticate(&shard.shared.accounts, &hello, wall_ms) {
+    let account = match authenticate(&shard.shared.accounts, &hello, shard.shared.wall_ms()) {
         Ok(account) => account,
         Err(reason @ AuthError::Disabled) => {
-            tracing::warn!(shard = shard.index, login = hello.login, role = hello.role.as_str(), %reason, "hello refused");
+            record_auth_failure(shard, socket, &hello, reason, close_code::ACCOUNT_REVOKED);
             let sent = send_error(socket, ErrorCode::Unauthorized, &format!("account {} is disabled by the operator", hello.login)).await;
             return if sent { Flow::Close(close_code::ACCOUNT_REVOKED, "account disabled") } else { Flow::End };
         }
         Err(reason) => {
-            tracing::warn!(shard = shard.index, login = hello.login, role = hello.role.as_str(), %reason, "hello refused");
+            record_auth_failure(shard, socket, &hello, reason, close_code::UNAUTHORIZED);
             let sent = send_error(socket, ErrorCode::Unauthorized, "login, server, role or key not accepted").await;
             return if sent { Flow::Close(close_code::UNAUTHORIZED, "unauthorized") } else { Flow::End };
         }
@@ -390,6 +389,48 @@ fn report_session(shard: &ShardContext, entry: impl FnOnce() -> SessionEntry) {
     if !push_to_router(shard, u32::from(journal_kind::SESSION), &bytes) {
         tracing::warn!(shard = shard.index, login = entry.login, session = %entry.session_id, event = ?entry.event, "the shard -> router ring is full: this session event is not recorded in Postgres");
     }
+}
+
+/// A refused `hello`: logged (login, role, remote address, reason; never
+/// the key) and recorded, within the shard's per-second bound: with
+/// `[persist]` as a session record the persister turns into an `audit_log`
+/// row, without it as a line of the audit file.
+fn record_auth_failure(shard: &ShardContext, socket: &Socket, hello: &Hello, reason: AuthError, close_code: u16) {
+    let remote_address = socket.peer_address().map(|address| address.to_string()).unwrap_or_default();
+    tracing::warn!(shard = shard.index, login = hello.login, role = hello.role.as_str(), remote = %remote_address, %reason, "hello refused");
+    let now_ms = shard.shared.wall_ms();
+    let (second, count) = shard.auth_failures_window.get();
+    let this_second = now_ms / 1_000;
+    let count = if second == this_second { count + 1 } else { 1 };
+    shard.auth_failures_window.set((this_second, count));
+    if count > crate::shard::AUTH_FAILURES_RECORDED_PER_SECOND {
+        if count == crate::shard::AUTH_FAILURES_RECORDED_PER_SECOND + 1 {
+            tracing::warn!(shard = shard.index, per_second = crate::shard::AUTH_FAILURES_RECORDED_PER_SECOND, "more refused hellos this second than are recorded; the log has them all");
+        }
+        return;
+    }
+    if let Some(audit) = &shard.shared.audit {
+        audit.record(serde_json::json!({
+            "at_ms": now_ms,
+            "actor": "ea",
+            "action": "authentication failed",
+            "subject": format!("account {}", hello.login),
+            "role": hello.role.as_str(),
+            "remote_address": remote_address,
+            "reason": reason.to_string(),
+            "close_code": close_code,
+        }));
+    }
+    report_session(shard, || SessionEntry {
+        event: SessionEvent::AuthFailed,
+        role: hello.role,
+        login: hello.login,
+        time_ms: now_ms,
+        close_code,
+        session_id: String::new(),
+        remote_address,
+        close_reason: reason.to_string(),
+    });
 }
 
 /// Makes `connection_id` the slave's live connection, forgets the copies it

@@ -75,7 +75,14 @@ pub struct Shared {
     /// Wall clock at start, in ms since the Unix epoch; makes session ids
     /// unique across restarts; fixed.
     started_wall_ms: u64,
+    /// Without `[persist]`: the append-only audit file beside the journal
+    /// (refused hellos), written by its own thread.
+    pub audit: Option<crate::audit::AuditFile>,
 }
+
+/// Refused hellos one shard records per second at most (see
+/// [`ShardContext::auth_failures_window`]); the log has every one.
+pub const AUTH_FAILURES_RECORDED_PER_SECOND: u32 = 20;
 
 impl Shared {
     /// Builds the shared state; reads the clocks once.
@@ -90,6 +97,7 @@ impl Shared {
             started: Instant::now(),
             metrics: Arc::new(Metrics::default()),
             started_wall_ms,
+            audit: None,
         }
     }
 
@@ -213,6 +221,11 @@ pub struct ShardContext {
     pub shared: Arc<Shared>,
     /// Sessions this shard has welcomed; +1 per session id.
     sessions_started: Cell<u64>,
+    /// Refused hellos recorded (Postgres or the audit file) in the current
+    /// second: (second, count); beyond [`AUTH_FAILURES_RECORDED_PER_SECOND`]
+    /// they are only counted, so a flood of bad logins cannot flood the
+    /// journal or the disk.
+    pub auth_failures_window: Cell<(u64, u32)>,
     /// The shard -> router ring; connection tasks push master events.
     pub to_router: RefCell<Producer>,
     /// Rung after every push to `to_router` and every update sent, so a
@@ -385,6 +398,7 @@ async fn run_shard(
         index,
         shared,
         sessions_started: Cell::new(0),
+        auth_failures_window: Cell::new((0, 0)),
         to_router: RefCell::new(links.to_router),
         router_bell: links.router_bell,
         update_buffer: RefCell::new(Vec::new()),

@@ -331,7 +331,9 @@ fn the_admin_commands_edit_the_file_and_the_running_bridge_applies_each() {
     assert!(disabled.status.success(), "{}", text(&disabled.stderr));
     let audit = std::fs::read_to_string(bridge.journal_directory().join("audit.jsonl")).expect("audit file");
     let actions: Vec<String> = audit.lines().map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["action"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(actions, ["account add", "follow add", "key rotate", "key rotate", "account disable"]);
+    let operator: Vec<&String> = actions.iter().filter(|action| *action != "authentication failed").collect();
+    assert_eq!(operator, ["account add", "follow add", "key rotate", "key rotate", "account disable"]);
+    assert_eq!(actions.iter().filter(|action| *action == "authentication failed").count(), 1, "the refused second key is audited by the bridge: {actions:?}");
     assert!(!audit.contains(&key) && !audit.contains(&new_key) && !audit.contains(&third_key));
     let missing = cli(&path, &["follow", "remove", "--master", "100001", "--slave", "999"]);
     assert_eq!(missing.status.code(), Some(1));
@@ -354,4 +356,28 @@ fn an_admin_command_without_a_running_bridge_writes_the_file_for_its_next_start(
     assert!(text(&refused.stderr).contains("ttl_ms"), "{}", text(&refused.stderr));
     assert_eq!(std::fs::read_to_string(&path).unwrap(), before, "a refused edit changes nothing");
     let _ = std::fs::remove_dir_all(directory);
+}
+
+#[test]
+fn a_refused_hello_is_a_line_of_the_audit_file_without_the_key() {
+    // Shows: without [persist], a hello with a wrong key is refused (4001) and appended to audit.jsonl beside the journal with the login, the remote address and the reason, never the key sent.
+    let (bridge, _path) = start(true, "");
+    let mut client = bridge.connect();
+    let local = client.socket.get_ref().local_addr().expect("local address").to_string();
+    client.send(&support::hello_text("not-the-key-at-all", SLAVE_LOGIN, support::SERVER_NAME, "slave", 0));
+    assert!(matches!(client.recv(), Message::Error(_)));
+    client.expect_close(4001);
+    let file = bridge.journal_directory().join("audit.jsonl");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !std::fs::read_to_string(&file).is_ok_and(|text| text.contains("authentication failed")) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let text = std::fs::read_to_string(&file).expect("audit file");
+    let line: serde_json::Value = serde_json::from_str(text.lines().last().expect("a line")).expect("JSON");
+    assert_eq!(line["action"], "authentication failed");
+    assert_eq!(line["subject"], format!("account {SLAVE_LOGIN}"));
+    assert_eq!(line["remote_address"], local.as_str());
+    assert_eq!(line["close_code"], 4001);
+    assert!(line["reason"].as_str().unwrap().contains("field `key`"), "{line}");
+    assert!(!text.contains("not-the-key-at-all"), "the key reached the audit file: {text}");
 }

@@ -194,6 +194,9 @@ pub struct AuditRow {
 /// `audit_log.action` of a configuration applied.
 pub const CONFIGURATION_APPLIED: &str = "configuration applied";
 
+/// `audit_log.action` of a refused `hello`.
+pub const AUTHENTICATION_FAILED: &str = "authentication failed";
+
 /// What changed between two configurations, by key: `+account 5`,
 /// `-account 3`, `~account 2` (changed), and the same for `follow S<M`.
 fn config_changes(before: &ConfigDocument, after: &ConfigDocument) -> Vec<String> {
@@ -565,6 +568,21 @@ impl Decoder {
                 close_reason: (!entry.close_reason.is_empty()).then_some(entry.close_reason),
             }),
             SessionEvent::BridgeStart => batch.bridge_starts.push(BridgeStart { journal_seq, started_ms: entry.time_ms }),
+            SessionEvent::AuthFailed => batch.audits.push(AuditRow {
+                journal_seq,
+                at_ms: entry.time_ms,
+                actor: "ea".to_owned(),
+                action: AUTHENTICATION_FAILED,
+                subject: format!("account {}", entry.login),
+                before: None,
+                after: serde_json::json!({
+                    "role": entry.role.as_str(),
+                    "remote_address": entry.remote_address,
+                    "reason": entry.close_reason,
+                    "close_code": entry.close_code,
+                })
+                .to_string(),
+            }),
         }
         Ok(())
     }

@@ -657,3 +657,31 @@ fn the_lag_has_an_age_when_postgres_is_away_from_the_start() {
     persister.stop(Duration::from_secs(5));
     assert_eq!(fixture.feed.lag_seconds(now_ms + 10_000), 0.0);
 }
+
+#[test]
+fn a_refused_hello_is_an_audit_log_row_with_the_address_and_reason() {
+    // Shows: an authentication-failure session record becomes an audit_log row: actor "ea", action "authentication failed", the account as subject, and the role, remote address, reason and close code in `after`; no sessions row is made for it.
+    use tradebridge_core::record::journal_kind;
+    let fixture = Fixture::new("auth-failed");
+    let mut writer = Writer::open(&fixture.directory, 1 << 20);
+    let entry = SessionEntry {
+        event: SessionEvent::AuthFailed,
+        role: Role::Slave,
+        login: 200_009,
+        time_ms: RECEIVED_MS,
+        close_code: 4001,
+        session_id: String::new(),
+        remote_address: "203.0.113.7:40001".into(),
+        close_reason: "field `key`: its SHA-256 does not match the account's key_sha256".into(),
+    };
+    let mut bytes = Vec::new();
+    encode_session(&entry, &mut bytes);
+    writer.raw(journal_kind::SESSION, &bytes);
+    let last = writer.durable(&fixture.feed);
+    let persister = fixture.start(100);
+    fixture.wait_persisted(last, Duration::from_secs(30));
+    persister.stop(Duration::from_secs(5));
+    let row = fixture.sql("SELECT actor, action, subject, after->>'role', after->>'remote_address', after->>'close_code', after->>'reason' FROM audit_log");
+    assert_eq!(row, "ea|authentication failed|account 200009|slave|203.0.113.7:40001|4001|field `key`: its SHA-256 does not match the account's key_sha256\n");
+    assert_eq!(fixture.sql("SELECT count(*) FROM sessions"), "0\n");
+}
