@@ -8,7 +8,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use support::{close_event_text, http_get, metric, open_event_text, Bridge, Client, SLAVE_KEY, SLAVE_LOGIN, STATE_TEXT};
+use support::{close_event_text, expect_copy, http_get, metric, open_event_text, Bridge, SLAVE_KEY, SLAVE_LOGIN, STATE_TEXT};
 use tradebridge_core::protocol::{Ack, Copy, CopyAction, Message};
 
 /// Events per batch: sent together, then their acks and copies read.
@@ -36,13 +36,6 @@ fn assert_copy_of_event(copy: &Copy) {
     let expected_action = if copy.seq % 2 == 1 { CopyAction::Open } else { CopyAction::Close };
     assert_eq!((copy.pos, copy.action), (copy.seq.div_ceil(2), expected_action), "copy {}", copy.seq);
     assert!((copy.volume - 0.2).abs() < 1e-9, "copy {} volume {}", copy.seq, copy.volume);
-}
-
-fn expect_copy(client: &mut Client) -> Copy {
-    match client.recv() {
-        Message::Copy(copy) => copy,
-        other => panic!("expected a copy, got {other:?}"),
-    }
 }
 
 fn result_text(copy: &Copy) -> String {

@@ -6,24 +6,8 @@ mod support;
 
 use std::time::Duration;
 
-use support::{close_event_text, open_event_text, Bridge, Client, SLAVE2_KEY, SLAVE2_LOGIN, SLAVE_KEY, SLAVE_LOGIN, STATE_TEXT};
+use support::{close_event_text, expect_copy, open_event_text, slave_with_state, Bridge, SLAVE2_KEY, SLAVE2_LOGIN, SLAVE_KEY, SLAVE_LOGIN};
 use tradebridge_core::protocol::{Ack, Copy, CopyAction, Message, Side};
-
-/// Logs a slave in, sends its state and waits for a pong, so the shard has
-/// handed the state on before the test goes on.
-fn slave_with_state(bridge: &Bridge, login: u64, key: &str, last_seq: u64) -> Client {
-    let (mut slave, _) = bridge.login_as(login, key, "slave", last_seq);
-    slave.send(STATE_TEXT);
-    slave.expect_alive();
-    slave
-}
-
-fn expect_copy(client: &mut Client) -> Copy {
-    match client.recv() {
-        Message::Copy(copy) => copy,
-        other => panic!("expected a copy, got {other:?}"),
-    }
-}
 
 fn assert_volume(copy: &Copy, expected: f64) {
     assert!((copy.volume - expected).abs() < 1e-9, "copy {} volume {} expected {expected}", copy.seq, copy.volume);

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::{http_get, metric, open_event_text, Bridge, Client, SLAVE_KEY, SLAVE_LOGIN, STATE_TEXT};
+use support::{expect_copy, http_get, metric, open_event_text, Bridge, Client, SLAVE_KEY, SLAVE_LOGIN, STATE_TEXT};
 use tradebridge_core::journal::reader::{JournalReader, OwnedRecord, ReadOutcome};
 use tradebridge_core::protocol::{Ack, Copy, Message};
 use tradebridge_core::record::journal_kind;
@@ -54,13 +54,6 @@ fn wait_caught_up(metrics: &str, timeout: Duration) -> u64 {
         last = persisted;
         assert!(Instant::now() < deadline, "the persister did not catch up within {timeout:?}:\n{text}");
         std::thread::sleep(Duration::from_millis(150));
-    }
-}
-
-fn expect_copy(client: &mut Client) -> Copy {
-    match client.recv() {
-        Message::Copy(copy) => copy,
-        other => panic!("expected a copy, got {other:?}"),
     }
 }
 

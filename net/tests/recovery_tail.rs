@@ -6,18 +6,11 @@ mod support;
 
 use std::time::Duration;
 
-use support::{open_event_text, Bridge, Client, MASTER_LOGIN, SLAVE2_KEY, SLAVE2_LOGIN, SLAVE_KEY, SLAVE_LOGIN, STATE_TEXT};
+use support::{open_event_text, slave_with_state, Bridge, MASTER_LOGIN, SLAVE2_KEY, SLAVE2_LOGIN, SLAVE_KEY, SLAVE_LOGIN};
 use tradebridge_core::config::Config;
 use tradebridge_core::protocol::{self, CopyAction, Message};
 use tradebridge_core::record::{MasterEventMeta, MasterEventRecord, RecordEncoder};
 use tradebridge_net::router::{open_journal, JOURNAL_KIND_MASTER_EVENT};
-
-fn slave_with_state(bridge: &Bridge, login: u64, key: &str, last_seq: u64) -> Client {
-    let (mut slave, _) = bridge.login_as(login, key, "slave", last_seq);
-    slave.send(STATE_TEXT);
-    slave.expect_alive();
-    slave
-}
 
 /// Appends master event `seq` (an open of `pos`) to the stopped bridge's
 /// journal, as the router would, and nothing after it.

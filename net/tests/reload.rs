@@ -9,7 +9,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{close_event_text, open_event_text, temp_directory, Bridge, Client, ACCOUNTS, SERVER_DEFAULTS, SLAVE2_KEY, SLAVE2_LOGIN, SLAVE_KEY, SLAVE_LOGIN, STATE_TEXT};
+use support::{close_event_text, expect_copy, open_event_text, slave_with_state, temp_directory, Bridge, Client, ACCOUNTS, SERVER_DEFAULTS, SLAVE2_KEY, SLAVE2_LOGIN, SLAVE_KEY, SLAVE_LOGIN};
 use tradebridge_core::protocol::{Ack, Copy, CopyAction, Message};
 
 /// The test configuration; `slave2_follow`: slave 2's follow is in it,
@@ -50,20 +50,6 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-fn slave(bridge: &Bridge, login: u64, key: &str) -> Client {
-    let (mut slave, _) = bridge.login_as(login, key, "slave", 0);
-    slave.send(STATE_TEXT);
-    slave.expect_alive();
-    slave
-}
-
-fn expect_copy(client: &mut Client) -> Copy {
-    match client.recv() {
-        Message::Copy(copy) => copy,
-        other => panic!("expected a copy, got {other:?}"),
-    }
-}
-
 fn filled(copy: &Copy) -> String {
     format!(r#"{{"t":"result","seq":{},"status":"filled","ticket":{},"price":1.08,"volume":{},"error":0,"msg":"","exec_ms":1}}"#, copy.seq, copy.pos, copy.volume)
 }
@@ -72,8 +58,8 @@ fn filled(copy: &Copy) -> String {
 fn a_follow_added_by_reload_copies_the_next_open_and_no_session_is_closed() {
     // Shows: with slave 2 not following, an open reaches slave 1 only; after the file gains slave 2's follow and `tradebridge reload` reports it applied (exit 0), the next open reaches both, slave 2 first hears of the new position only, and every session stays up.
     let (bridge, path) = start(false, "");
-    let mut slave1 = slave(&bridge, SLAVE_LOGIN, SLAVE_KEY);
-    let mut slave2 = slave(&bridge, SLAVE2_LOGIN, SLAVE2_KEY);
+    let mut slave1 = slave_with_state(&bridge, SLAVE_LOGIN, SLAVE_KEY, 0);
+    let mut slave2 = slave_with_state(&bridge, SLAVE2_LOGIN, SLAVE2_KEY, 0);
     let (mut master, _) = bridge.login("master", 0);
     master.send(&open_event_text(1, 9001));
     assert_eq!(master.recv(), Message::Ack(Ack { seq: 1 }));
@@ -98,8 +84,8 @@ fn a_follow_added_by_reload_copies_the_next_open_and_no_session_is_closed() {
 fn an_invalid_file_changes_nothing_and_the_bridge_keeps_serving() {
     // Shows: `tradebridge reload` refuses a broken file with exit 2 naming its line and key, without signalling; a SIGHUP with the same file makes the bridge write an `invalid` outcome and change nothing: both slaves still get the next open.
     let (bridge, path) = start(true, "");
-    let mut slave1 = slave(&bridge, SLAVE_LOGIN, SLAVE_KEY);
-    let mut slave2 = slave(&bridge, SLAVE2_LOGIN, SLAVE2_KEY);
+    let mut slave1 = slave_with_state(&bridge, SLAVE_LOGIN, SLAVE_KEY, 0);
+    let mut slave2 = slave_with_state(&bridge, SLAVE2_LOGIN, SLAVE2_KEY, 0);
     let (mut master, _) = bridge.login("master", 0);
     let broken = config_text(&bridge.journal_directory(), false, "").replace("hb_ms = 1000", "hb_ms = \"soon\"");
     std::fs::write(&path, broken).unwrap();
@@ -125,8 +111,8 @@ fn an_invalid_file_changes_nothing_and_the_bridge_keeps_serving() {
 fn a_follow_removed_with_on_remove_close_closes_its_open_copy_at_once() {
     // Shows: slave 2 holds a filled copy when its follow (on_remove = "close") leaves the file; the reload sends it a close of everything it holds, and the master's later close goes to slave 1 only.
     let (bridge, path) = start(true, "on_remove = \"close\"");
-    let mut slave1 = slave(&bridge, SLAVE_LOGIN, SLAVE_KEY);
-    let mut slave2 = slave(&bridge, SLAVE2_LOGIN, SLAVE2_KEY);
+    let mut slave1 = slave_with_state(&bridge, SLAVE_LOGIN, SLAVE_KEY, 0);
+    let mut slave2 = slave_with_state(&bridge, SLAVE2_LOGIN, SLAVE2_KEY, 0);
     let (mut master, _) = bridge.login("master", 0);
     master.send(&open_event_text(1, 9001));
     assert_eq!(master.recv(), Message::Ack(Ack { seq: 1 }));
@@ -155,7 +141,7 @@ fn a_follow_removed_with_on_remove_close_closes_its_open_copy_at_once() {
 fn after_kill_9_the_change_is_replayed_where_it_was_made() {
     // Shows: an open before slave 2's follow was added (reconcile_open_max_age_ms = 0, so its state never opens an earlier position), the reload, then kill -9 and a restart on the same file: the restart reports the journal's configuration unchanged (generation 2, no new one), and the master's close of the earlier position sends slave 2 nothing (its follow began after the open; replayed from the start it would hold a copy), while slave 1 gets its close.
     let (bridge, path) = start(false, "");
-    let mut slave1 = slave(&bridge, SLAVE_LOGIN, SLAVE_KEY);
+    let mut slave1 = slave_with_state(&bridge, SLAVE_LOGIN, SLAVE_KEY, 0);
     let (mut master, _) = bridge.login("master", 0);
     master.send(&open_event_text(1, 9001));
     assert_eq!(master.recv(), Message::Ack(Ack { seq: 1 }));
@@ -170,7 +156,7 @@ fn after_kill_9_the_change_is_replayed_where_it_was_made() {
     assert!(again.status.success(), "{}", text(&again.stderr));
     assert!(text(&again.stdout).contains("\"outcome\":\"unchanged\"") && text(&again.stdout).contains("\"generation\":2"), "{}", text(&again.stdout));
     let (mut slave1, _) = bridge.login_as(SLAVE_LOGIN, SLAVE_KEY, "slave", 1);
-    let mut slave2 = slave(&bridge, SLAVE2_LOGIN, SLAVE2_KEY);
+    let mut slave2 = slave_with_state(&bridge, SLAVE2_LOGIN, SLAVE2_KEY, 0);
     let (mut master, _) = bridge.login("master", 1);
     master.send(&close_event_text(2, 9001, 0.1, 0.0));
     assert_eq!(master.recv(), Message::Ack(Ack { seq: 2 }));
@@ -202,7 +188,7 @@ fn expect_revoked(client: &mut Client) {
 fn an_account_added_live_logs_in_and_gets_copies() {
     // Shows: a slave account and its follow added to the file are applied by `reload` (exit 0); the new slave logs in with its key and gets the master's next open; no other session is closed.
     let (bridge, path) = start(true, "");
-    let mut slave1 = slave(&bridge, SLAVE_LOGIN, SLAVE_KEY);
+    let mut slave1 = slave_with_state(&bridge, SLAVE_LOGIN, SLAVE_KEY, 0);
     let (mut master, _) = bridge.login("master", 0);
     let mut file = config_text(&bridge.journal_directory(), true, "");
     file.push_str(&format!(
@@ -213,7 +199,7 @@ fn an_account_added_live_logs_in_and_gets_copies() {
     let output = reload(&path);
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert!(text(&output.stdout).contains("\"accounts_changed\":1"), "{}", text(&output.stdout));
-    let mut slave3 = slave(&bridge, 300_001, "demo-slave-3-key");
+    let mut slave3 = slave_with_state(&bridge, 300_001, "demo-slave-3-key", 0);
     master.send(&open_event_text(1, 9001));
     assert_eq!(master.recv(), Message::Ack(Ack { seq: 1 }));
     assert_eq!(expect_copy(&mut slave1).pos, 9001);
@@ -226,8 +212,8 @@ fn an_account_added_live_logs_in_and_gets_copies() {
 fn a_disabled_account_is_closed_with_4005_and_refused_until_enabled_again() {
     // Shows: `enabled = false` on slave 2 closes its live session with an `error` and 4005, its next hello gets the same, the master's open goes to slave 1 only; enabled again, slave 2 logs in and gets the position it missed (reconciliation) and the next open.
     let (bridge, path) = start(true, "");
-    let mut slave1 = slave(&bridge, SLAVE_LOGIN, SLAVE_KEY);
-    let mut slave2 = slave(&bridge, SLAVE2_LOGIN, SLAVE2_KEY);
+    let mut slave1 = slave_with_state(&bridge, SLAVE_LOGIN, SLAVE_KEY, 0);
+    let mut slave2 = slave_with_state(&bridge, SLAVE2_LOGIN, SLAVE2_KEY, 0);
     let (mut master, _) = bridge.login("master", 0);
     let disabled = config_text(&bridge.journal_directory(), true, "").replace(SLAVE2_KEY_SHA256, &format!("{SLAVE2_KEY_SHA256}\"\nenabled = false\n#\""));
     std::fs::write(&path, disabled).unwrap();
@@ -241,7 +227,7 @@ fn a_disabled_account_is_closed_with_4005_and_refused_until_enabled_again() {
     assert_eq!(expect_copy(&mut slave1).pos, 9001);
     rewrite(&path, &bridge, true, "");
     assert!(reload(&path).status.success());
-    let mut slave2 = slave(&bridge, SLAVE2_LOGIN, SLAVE2_KEY);
+    let mut slave2 = slave_with_state(&bridge, SLAVE2_LOGIN, SLAVE2_KEY, 0);
     master.send(&open_event_text(2, 9002));
     assert_eq!(master.recv(), Message::Ack(Ack { seq: 2 }));
     assert_eq!(expect_copy(&mut slave1).pos, 9002);
@@ -254,8 +240,8 @@ fn a_disabled_account_is_closed_with_4005_and_refused_until_enabled_again() {
 fn a_removed_account_is_closed_and_a_rekeyed_one_keeps_its_session_but_needs_the_new_key() {
     // Shows: removing slave 2 (account and follow) closes its session with 4005 and its next hello is unauthorized (4001); slave 1's key replaced: its live session stays up, a hello with the old key is refused, one with the new key is welcomed.
     let (bridge, path) = start(true, "");
-    let mut slave1 = slave(&bridge, SLAVE_LOGIN, SLAVE_KEY);
-    let mut slave2 = slave(&bridge, SLAVE2_LOGIN, SLAVE2_KEY);
+    let mut slave1 = slave_with_state(&bridge, SLAVE_LOGIN, SLAVE_KEY, 0);
+    let mut slave2 = slave_with_state(&bridge, SLAVE2_LOGIN, SLAVE2_KEY, 0);
     let text_now = config_text(&bridge.journal_directory(), false, "");
     let cut = text_now.find("[[account]]\nlogin = 200002").expect("slave 2's account");
     let end = text_now[cut..].find("\n\n").map_or(text_now.len(), |offset| cut + offset);
@@ -302,7 +288,7 @@ fn the_admin_commands_edit_the_file_and_the_running_bridge_applies_each() {
     let followed = cli(&path, &["follow", "add", "--master", "100001", "--slave", "300001", "--rule", "lot = { mode = \"multiplier\", value = 3.0 }"]);
     assert!(followed.status.success(), "{}", text(&followed.stderr));
     assert!(text(&followed.stdout).contains("\"outcome\":\"applied\""), "{}", text(&followed.stdout));
-    let mut slave3 = slave(&bridge, 300_001, &key);
+    let mut slave3 = slave_with_state(&bridge, 300_001, &key, 0);
     master.send(&open_event_text(1, 9001));
     assert_eq!(master.recv(), Message::Ack(Ack { seq: 1 }));
     let copy = expect_copy(&mut slave3);

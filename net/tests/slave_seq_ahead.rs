@@ -6,28 +6,14 @@
 
 mod support;
 
-use support::{close_event_text, open_event_text, Bridge, Client, SLAVE_KEY, SLAVE_LOGIN, STATE_TEXT};
-use tradebridge_core::protocol::{Ack, Copy, CopyAction, Message};
-
-fn expect_copy(client: &mut Client) -> Copy {
-    match client.recv() {
-        Message::Copy(copy) => copy,
-        other => panic!("expected a copy, got {other:?}"),
-    }
-}
-
-fn slave_with_state(bridge: &Bridge, last_seq: u64) -> Client {
-    let (mut slave, _) = bridge.login_as(SLAVE_LOGIN, SLAVE_KEY, "slave", last_seq);
-    slave.send(STATE_TEXT);
-    slave.expect_alive();
-    slave
-}
+use support::{close_event_text, expect_copy, open_event_text, slave_with_state, Bridge, SLAVE_KEY, SLAVE_LOGIN};
+use tradebridge_core::protocol::{Ack, CopyAction, Message};
 
 #[test]
 fn a_new_journal_numbers_copies_above_the_terminals_last_seq() {
     // Shows: on a fresh journal, a slave whose terminal finished up to seq 50 gets the next open as seq 51 and the close as 52 (before, they were numbered 1 and 2, dropped by the bridge as already sent and skipped by the Executor).
     let bridge = Bridge::start(&[]);
-    let mut slave = slave_with_state(&bridge, 50);
+    let mut slave = slave_with_state(&bridge, SLAVE_LOGIN, SLAVE_KEY, 50);
     let (mut master, _) = bridge.login("master", 0);
     master.send(&open_event_text(1, 9001));
     assert_eq!(master.recv(), Message::Ack(Ack { seq: 1 }));
@@ -44,7 +30,7 @@ fn copies_made_before_the_slaves_first_hello_are_renumbered_and_delivered() {
     // Shows: copies this bridge made for a slave it had not yet seen since its journal began (seq 1 and 2 here) are re-issued above the terminal's last_seq (41, 42) when it says hello with last_seq 40, in their order, and the numbering survives a kill -9 and restart: the next copy is 43.
     let bridge = Bridge::start(&[("journal_sync", "\"group\""), ("journal_group_records", "64"), ("journal_group_ms", "2")]);
     // The slave's state once, with last_seq 0, as a terminal that had never traded; then it goes away.
-    drop(slave_with_state(&bridge, 0));
+    drop(slave_with_state(&bridge, SLAVE_LOGIN, SLAVE_KEY, 0));
     let (mut master, _) = bridge.login("master", 0);
     master.send(&open_event_text(1, 9001));
     assert_eq!(master.recv(), Message::Ack(Ack { seq: 1 }));
@@ -75,7 +61,7 @@ fn result_text(seq: u64) -> String {
 fn copies_the_journal_holds_results_for_are_not_sent_again_when_the_terminal_is_further() {
     // Shows: after a restart on a journal that holds copies 1 to 3 and the results of 1 and 2 (not the copy 4 the terminal also finished, as when an `os`-sync journal lost its tail), a slave saying last_seq 4 gets neither 1 nor 2 again; copy 3, whose result the journal lacks, comes again as 5 (the Executor finds that open by its tag), and the next open is 6.
     let bridge = Bridge::start(&[("journal_sync", "\"group\""), ("journal_group_records", "64"), ("journal_group_ms", "2")]);
-    let mut slave = slave_with_state(&bridge, 0);
+    let mut slave = slave_with_state(&bridge, SLAVE_LOGIN, SLAVE_KEY, 0);
     let (mut master, _) = bridge.login("master", 0);
     for seq in 1..=2 {
         master.send(&open_event_text(seq, 9000 + seq));
@@ -106,7 +92,7 @@ fn copies_the_journal_holds_results_for_are_not_sent_again_when_the_terminal_is_
 fn copies_made_before_a_restart_and_the_first_hello_are_not_lost() {
     // Shows: copies made for a slave that had not said hello to this journal, then a restart, then its hello with last_seq 40: both copies come as 41 and 42 (found in review: the first cut-off re-issued only copies made since the last start).
     let bridge = Bridge::start(&[("journal_sync", "\"group\""), ("journal_group_records", "64"), ("journal_group_ms", "2")]);
-    drop(slave_with_state(&bridge, 0));
+    drop(slave_with_state(&bridge, SLAVE_LOGIN, SLAVE_KEY, 0));
     let (mut master, _) = bridge.login("master", 0);
     for seq in 1..=2 {
         master.send(&open_event_text(seq, 9000 + seq));
@@ -124,7 +110,7 @@ fn copies_made_before_a_restart_and_the_first_hello_are_not_lost() {
 fn a_second_jump_ahead_moves_the_numbering_but_issues_nothing_again() {
     // Shows: after a first rebase (last_seq 40, the waiting copy re-issued as 41), the same slave saying last_seq 100 in the same run (a copied seq file, or a second terminal) moves the numbering to 101 without issuing its waiting copies a second time, so a slave cannot make the bridge re-issue over and over.
     let bridge = Bridge::start(&[]);
-    drop(slave_with_state(&bridge, 0));
+    drop(slave_with_state(&bridge, SLAVE_LOGIN, SLAVE_KEY, 0));
     let (mut master, _) = bridge.login("master", 0);
     master.send(&open_event_text(1, 9001));
     assert_eq!(master.recv(), Message::Ack(Ack { seq: 1 }));
@@ -148,6 +134,6 @@ fn a_last_seq_no_bridge_could_reach_is_refused_by_name() {
     let text = client.expect_error(tradebridge_core::protocol::ErrorCode::BadMessage);
     assert!(text.contains("last_seq") && text.contains(&u64::MAX.to_string()), "{text}");
     client.expect_close(4002);
-    let mut slave = slave_with_state(&bridge, 7);
+    let mut slave = slave_with_state(&bridge, SLAVE_LOGIN, SLAVE_KEY, 7);
     slave.expect_alive();
 }

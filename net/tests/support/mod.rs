@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use tradebridge_core::protocol::{self, ErrorCode, Message};
+use tradebridge_core::protocol::{self, Copy, ErrorCode, Message};
 use tungstenite::protocol::CloseFrame;
 use tungstenite::{Message as WsMessage, WebSocket};
 
@@ -248,6 +248,23 @@ impl Drop for Bridge {
         if self.owns_directory {
             let _ = std::fs::remove_dir_all(&self.directory);
         }
+    }
+}
+
+/// Logs a slave in, sends its state and waits for a pong, so the shard has
+/// handed the state on before the test goes on.
+pub fn slave_with_state(bridge: &Bridge, login: u64, key: &str, last_seq: u64) -> Client {
+    let (mut slave, _) = bridge.login_as(login, key, "slave", last_seq);
+    slave.send(STATE_TEXT);
+    slave.expect_alive();
+    slave
+}
+
+/// The next message, which must be a `copy`.
+pub fn expect_copy(client: &mut Client) -> Copy {
+    match client.recv() {
+        Message::Copy(copy) => copy,
+        other => panic!("expected a copy, got {other:?}"),
     }
 }
 
