@@ -308,7 +308,7 @@ pub const AUDIT_FILE: &str = "audit.jsonl";
 /// when (ms since the epoch), and the outcome. Never a key.
 pub fn append_audit(journal_dir: &Path, actor: &str, edit: &Edit, outcome: &str) -> std::io::Result<()> {
     let (action, subject) = edit.describe();
-    let at_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64);
+    let at_ms = crate::shard::unix_ms();
     let line = serde_json::json!({ "at_ms": at_ms, "actor": actor, "action": action, "subject": subject, "outcome": outcome });
     std::fs::create_dir_all(journal_dir)?;
     let mut file = std::fs::OpenOptions::new().create(true).append(true).open(journal_dir.join(AUDIT_FILE))?;

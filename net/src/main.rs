@@ -414,7 +414,7 @@ fn key_rotate(path: &str, config: &Config, login: u64, grace: &str) -> ExitCode 
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64);
+    let now_ms = tradebridge_net::shard::unix_ms();
     let (key, key_sha256) = match tradebridge_net::admin::new_key() {
         Ok(pair) => pair,
         Err(error) => {

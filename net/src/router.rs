@@ -523,7 +523,7 @@ impl Router {
         self.journal_skips().context("the skips of the last input before the stop")?;
         // Sessions of an earlier process ended when it stopped, unrecorded.
         let now_ms = self.now_ms();
-        let wall_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64);
+        let wall_ms = crate::shard::unix_ms();
         let start = SessionEntry {
             event: SessionEvent::BridgeStart,
             role: protocol::Role::Master,
@@ -1055,7 +1055,7 @@ impl Router {
     fn journal_config(&mut self, document: &ConfigDocument) -> anyhow::Result<u64> {
         let bytes = serde_json::to_vec(document).context("serializing the configuration")?;
         let generation = self.config_generation + 1;
-        let wall_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64);
+        let wall_ms = crate::shard::unix_ms();
         let payload_bytes_max = self.journal.options().payload_bytes_max() as usize;
         let now_ms = self.now_ms();
         for payload in encode_config_parts(generation, wall_ms, &bytes, payload_bytes_max) {

@@ -84,10 +84,15 @@ pub struct Shared {
 /// [`ShardContext::auth_failures_window`]); the log has every one.
 pub const AUTH_FAILURES_RECORDED_PER_SECOND: u32 = 20;
 
+/// The wall clock now, in milliseconds since the Unix epoch (0 before it).
+pub fn unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
 impl Shared {
     /// Builds the shared state; reads the clocks once.
     pub fn new(config: Config) -> Shared {
-        let started_wall_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as u64);
+        let started_wall_ms = unix_ms();
         let accounts = Arc::new(AccountTable::new(&config, 0));
         Shared {
             config,

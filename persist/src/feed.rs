@@ -52,6 +52,11 @@ pub struct PersistFeed {
     pub connected: AtomicBool,
 }
 
+/// The wall clock now, in milliseconds since the Unix epoch (0 before it).
+pub(crate) fn unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64)
+}
+
 impl PersistFeed {
     /// The router (the only writer): records up to `seq` are durable. A
     /// load and, when it moved, a store: no read-modify-write per pass.
@@ -106,7 +111,7 @@ impl PersistFeed {
         ] {
             let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
         }
-        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64);
+        let now_ms = unix_ms();
         let lag_seconds = self.lag_seconds(now_ms);
         let _ = writeln!(
             text,

@@ -164,7 +164,7 @@ async fn run(config: PersistConfig, target: Target, journal_dir: PathBuf, feed: 
             Err(error) => {
                 feed.connected.store(false, Ordering::Relaxed);
                 // No batch read yet to date the lag by: it counts from now.
-                feed.mark_waiting_since(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64));
+                feed.mark_waiting_since(crate::feed::unix_ms());
                 let wait = backoff.next();
                 failures.report(&feed, "cannot connect to Postgres", &error, wait);
                 pause(wait, &stop).await;
