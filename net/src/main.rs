@@ -94,6 +94,25 @@ enum PlatformArg {
     Mt5,
 }
 
+/// An account of the file, by login.
+#[derive(clap::Args, Debug)]
+struct AccountLogin {
+    login: u64,
+    #[arg(long, value_name = "FILE")]
+    config: String,
+}
+
+/// A follow of the file, by its master and slave.
+#[derive(clap::Args, Debug)]
+struct FollowPair {
+    #[arg(long, value_name = "FILE")]
+    config: String,
+    #[arg(long)]
+    master: u64,
+    #[arg(long)]
+    slave: u64,
+}
+
 #[derive(Subcommand, Debug)]
 enum AccountCommand {
     /// Add an account; prints its new API key once (last line `key=<key>`);
@@ -121,29 +140,13 @@ enum AccountCommand {
         config: String,
     },
     /// An account's settings and follows (never its key).
-    Show {
-        login: u64,
-        #[arg(long, value_name = "FILE")]
-        config: String,
-    },
+    Show(AccountLogin),
     /// Refuse the account's logins and close its session (4005).
-    Disable {
-        login: u64,
-        #[arg(long, value_name = "FILE")]
-        config: String,
-    },
+    Disable(AccountLogin),
     /// Let a disabled account log in again.
-    Enable {
-        login: u64,
-        #[arg(long, value_name = "FILE")]
-        config: String,
-    },
+    Enable(AccountLogin),
     /// Remove the account and every follow naming it.
-    Remove {
-        login: u64,
-        #[arg(long, value_name = "FILE")]
-        config: String,
-    },
+    Remove(AccountLogin),
 }
 
 #[derive(Subcommand, Debug)]
@@ -151,36 +154,21 @@ enum FollowCommand {
     /// Make SLAVE copy MASTER; rules as in a [[follow]] table (defaults of
     /// core/CONFIG.md for the rest).
     Add {
-        #[arg(long, value_name = "FILE")]
-        config: String,
-        #[arg(long)]
-        master: u64,
-        #[arg(long)]
-        slave: u64,
+        #[command(flatten)]
+        pair: FollowPair,
         /// A `[[follow]]` key, e.g. `--rule 'lot = { mode = "multiplier", value = 2.0 }'` (repeatable).
         #[arg(long = "rule", value_name = "KEY = VALUE")]
         rules: Vec<String>,
     },
     /// Set rules of an existing follow (the others stay).
     Set {
-        #[arg(long, value_name = "FILE")]
-        config: String,
-        #[arg(long)]
-        master: u64,
-        #[arg(long)]
-        slave: u64,
+        #[command(flatten)]
+        pair: FollowPair,
         #[arg(long = "rule", value_name = "KEY = VALUE", required = true)]
         rules: Vec<String>,
     },
     /// Stop SLAVE copying MASTER (its open copies as the follow's on_remove says).
-    Remove {
-        #[arg(long, value_name = "FILE")]
-        config: String,
-        #[arg(long)]
-        master: u64,
-        #[arg(long)]
-        slave: u64,
-    },
+    Remove(FollowPair),
     /// One line per follow, of one master or slave if given.
     List {
         #[arg(long, value_name = "FILE")]
@@ -235,15 +223,12 @@ fn main() -> ExitCode {
         | Command::Reload { config }
         | Command::Config { command: ConfigCommand::Check { config } } => config,
         Command::Account { command } => match command {
-            AccountCommand::Add { config, .. }
-            | AccountCommand::List { config }
-            | AccountCommand::Show { config, .. }
-            | AccountCommand::Disable { config, .. }
-            | AccountCommand::Enable { config, .. }
-            | AccountCommand::Remove { config, .. } => config,
+            AccountCommand::Add { config, .. } | AccountCommand::List { config } => config,
+            AccountCommand::Show(account) | AccountCommand::Disable(account) | AccountCommand::Enable(account) | AccountCommand::Remove(account) => &account.config,
         },
         Command::Follow { command } => match command {
-            FollowCommand::Add { config, .. } | FollowCommand::Set { config, .. } | FollowCommand::Remove { config, .. } | FollowCommand::List { config, .. } => config,
+            FollowCommand::Add { pair, .. } | FollowCommand::Set { pair, .. } | FollowCommand::Remove(pair) => &pair.config,
+            FollowCommand::List { config, .. } => config,
         },
         Command::Key { command: KeyCommand::Rotate { config, .. } } => config,
     };
@@ -344,7 +329,7 @@ fn account(path: &str, config: &Config, command: &AccountCommand) -> ExitCode {
             list_accounts(config).iter().for_each(|line| println!("{line}"));
             return ExitCode::SUCCESS;
         }
-        AccountCommand::Show { login, .. } => {
+        AccountCommand::Show(AccountLogin { login, .. }) => {
             return match show_account(config, *login) {
                 Some(lines) => {
                     lines.iter().for_each(|line| println!("{line}"));
@@ -385,9 +370,9 @@ fn account(path: &str, config: &Config, command: &AccountCommand) -> ExitCode {
             let edit = Edit::AddAccount { login: *login, role: role.into(), server: server.clone(), platform: platform.into(), key_sha256, limits: pairs };
             return run_edit(path, config, edit, Some(key));
         }
-        AccountCommand::Disable { login, .. } => Edit::SetEnabled { login: *login, enabled: false },
-        AccountCommand::Enable { login, .. } => Edit::SetEnabled { login: *login, enabled: true },
-        AccountCommand::Remove { login, .. } => Edit::RemoveAccount { login: *login },
+        AccountCommand::Disable(account) => Edit::SetEnabled { login: account.login, enabled: false },
+        AccountCommand::Enable(account) => Edit::SetEnabled { login: account.login, enabled: true },
+        AccountCommand::Remove(account) => Edit::RemoveAccount { login: account.login },
     };
     run_edit(path, config, edit, None)
 }
@@ -399,9 +384,9 @@ fn follow(path: &str, config: &Config, command: &FollowCommand) -> ExitCode {
             list_follows(config, *master, *slave).iter().for_each(|line| println!("{line}"));
             return ExitCode::SUCCESS;
         }
-        FollowCommand::Add { master, slave, rules, .. } => Edit::AddFollow { master: *master, slave: *slave, rules: rules.clone() },
-        FollowCommand::Set { master, slave, rules, .. } => Edit::SetFollow { master: *master, slave: *slave, rules: rules.clone() },
-        FollowCommand::Remove { master, slave, .. } => Edit::RemoveFollow { master: *master, slave: *slave },
+        FollowCommand::Add { pair, rules } => Edit::AddFollow { master: pair.master, slave: pair.slave, rules: rules.clone() },
+        FollowCommand::Set { pair, rules } => Edit::SetFollow { master: pair.master, slave: pair.slave, rules: rules.clone() },
+        FollowCommand::Remove(pair) => Edit::RemoveFollow { master: pair.master, slave: pair.slave },
     };
     run_edit(path, config, edit, None)
 }
