@@ -198,35 +198,23 @@ pub const CONFIGURATION_APPLIED: &str = "configuration applied";
 pub const AUTHENTICATION_FAILED: &str = "authentication failed";
 
 /// What changed between two configurations, by key: `+account 5`,
-/// `-account 3`, `~account 2` (changed), and the same for `follow S<M`.
+/// `-account 3`, `~account 2` (changed), and the same for `follow S<M`, in
+/// the order of core's [`ConfigDocument::diff`].
 fn config_changes(before: &ConfigDocument, after: &ConfigDocument) -> Vec<String> {
-    use std::collections::BTreeMap;
-    let mut changes = Vec::new();
-    let accounts = |document: &ConfigDocument| -> BTreeMap<u64, String> {
-        document.accounts.iter().map(|account| (account.login, serde_json::to_string(account).unwrap_or_default())).collect()
-    };
-    let follows = |document: &ConfigDocument| -> BTreeMap<(u64, u64), String> {
-        document.follows.iter().map(|follow| ((follow.slave, follow.master), serde_json::to_string(follow).unwrap_or_default())).collect()
-    };
-    let (old, new) = (accounts(before), accounts(after));
-    for (login, text) in &new {
-        match old.get(login) {
-            None => changes.push(format!("+account {login}")),
-            Some(previous) if previous != text => changes.push(format!("~account {login}")),
-            Some(_) => {}
-        }
-    }
-    changes.extend(old.keys().filter(|login| !new.contains_key(login)).map(|login| format!("-account {login}")));
-    let (old, new) = (follows(before), follows(after));
-    for ((slave, master), text) in &new {
-        match old.get(&(*slave, *master)) {
-            None => changes.push(format!("+follow {slave}<{master}")),
-            Some(previous) if previous != text => changes.push(format!("~follow {slave}<{master}")),
-            Some(_) => {}
-        }
-    }
-    changes.extend(old.keys().filter(|pair| !new.contains_key(pair)).map(|(slave, master)| format!("-follow {slave}<{master}")));
-    changes
+    use tradebridge_core::config::ConfigOp;
+    let had_account = |login: u64| before.accounts.iter().any(|account| account.login == login);
+    let had_follow = |slave: u64, master: u64| before.follows.iter().any(|follow| (follow.slave, follow.master) == (slave, master));
+    before
+        .diff(after)
+        .ops
+        .iter()
+        .map(|op| match op {
+            ConfigOp::RemoveAccount { login } => format!("-account {login}"),
+            ConfigOp::UpsertAccount { account } => format!("{}account {}", if had_account(account.login) { '~' } else { '+' }, account.login),
+            ConfigOp::RemoveFollow { slave, master } => format!("-follow {slave}<{master}"),
+            ConfigOp::UpsertFollow { follow } => format!("{}follow {}<{}", if had_follow(follow.slave, follow.master) { '~' } else { '+' }, follow.slave, follow.master),
+        })
+        .collect()
 }
 
 /// The reason `sessions.close_reason` gives to sessions a restart ended.

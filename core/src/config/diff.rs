@@ -60,38 +60,49 @@ impl ConfigDiff {
     }
 }
 
-fn accounts_by_login(config: &Config) -> BTreeMap<u64, &AccountConfig> {
-    config.accounts.iter().map(|account| (account.login, account)).collect()
+fn accounts_by_login(accounts: &[AccountConfig]) -> BTreeMap<u64, &AccountConfig> {
+    accounts.iter().map(|account| (account.login, account)).collect()
 }
 
-fn follows_by_pair(config: &Config) -> BTreeMap<(u64, u64), &FollowConfig> {
-    config.follows.iter().map(|follow| ((follow.slave, follow.master), follow)).collect()
+fn follows_by_pair(follows: &[FollowConfig]) -> BTreeMap<(u64, u64), &FollowConfig> {
+    follows.iter().map(|follow| ((follow.slave, follow.master), follow)).collect()
+}
+
+/// The operations from one set of accounts and follows to another.
+fn diff_of(accounts: (&[AccountConfig], &[AccountConfig]), follows: (&[FollowConfig], &[FollowConfig])) -> ConfigDiff {
+    let (old_accounts, new_accounts) = (accounts_by_login(accounts.0), accounts_by_login(accounts.1));
+    let (old_follows, new_follows) = (follows_by_pair(follows.0), follows_by_pair(follows.1));
+    let mut ops = Vec::new();
+    ops.extend(old_accounts.keys().filter(|login| !new_accounts.contains_key(login)).map(|&login| ConfigOp::RemoveAccount { login }));
+    ops.extend(
+        new_accounts
+            .iter()
+            .filter(|(login, account)| old_accounts.get(login) != Some(account))
+            .map(|(_, account)| ConfigOp::UpsertAccount { account: (*account).clone() }),
+    );
+    ops.extend(old_follows.keys().filter(|pair| !new_follows.contains_key(pair)).map(|&(slave, master)| ConfigOp::RemoveFollow { slave, master }));
+    ops.extend(
+        new_follows
+            .iter()
+            .filter(|(pair, follow)| old_follows.get(pair) != Some(follow))
+            .map(|(_, follow)| ConfigOp::UpsertFollow { follow: (*follow).clone() }),
+    );
+    ConfigDiff { ops }
+}
+
+impl super::ConfigDocument {
+    /// The changes that turn this document's accounts and follows into
+    /// `next`'s (as [`Config::diff`]).
+    pub fn diff(&self, next: &super::ConfigDocument) -> ConfigDiff {
+        diff_of((&self.accounts, &next.accounts), (&self.follows, &next.follows))
+    }
 }
 
 impl Config {
     /// The changes that turn this configuration's accounts and follows
     /// into `next`'s.
     pub fn diff(&self, next: &Config) -> ConfigDiff {
-        let (old_accounts, new_accounts) = (accounts_by_login(self), accounts_by_login(next));
-        let (old_follows, new_follows) = (follows_by_pair(self), follows_by_pair(next));
-        let mut ops = Vec::new();
-        ops.extend(old_accounts.keys().filter(|login| !new_accounts.contains_key(login)).map(|&login| ConfigOp::RemoveAccount { login }));
-        ops.extend(
-            new_accounts
-                .iter()
-                .filter(|(login, account)| old_accounts.get(login) != Some(account))
-                .map(|(_, account)| ConfigOp::UpsertAccount { account: (*account).clone() }),
-        );
-        ops.extend(
-            old_follows.keys().filter(|pair| !new_follows.contains_key(pair)).map(|&(slave, master)| ConfigOp::RemoveFollow { slave, master }),
-        );
-        ops.extend(
-            new_follows
-                .iter()
-                .filter(|(pair, follow)| old_follows.get(pair) != Some(follow))
-                .map(|(_, follow)| ConfigOp::UpsertFollow { follow: (*follow).clone() }),
-        );
-        ConfigDiff { ops }
+        diff_of((&self.accounts, &next.accounts), (&self.follows, &next.follows))
     }
 
     /// This configuration with `diff` applied: accounts and follows kept
@@ -149,7 +160,7 @@ mod tests {
     }
 
     fn same_accounts_and_follows(left: &Config, right: &Config) -> bool {
-        accounts_by_login(left) == accounts_by_login(right) && follows_by_pair(left) == follows_by_pair(right)
+        accounts_by_login(&left.accounts) == accounts_by_login(&right.accounts) && follows_by_pair(&left.follows) == follows_by_pair(&right.follows)
     }
 
     #[test]
