@@ -43,6 +43,7 @@ mod risk;
 pub mod sizing;
 mod skip;
 pub mod symbols;
+pub mod view;
 #[cfg(test)]
 pub(crate) mod tests_support;
 
