@@ -53,6 +53,21 @@ pub struct SessionControl {
     /// The session's connection id once registered on its shard, 0 before;
     /// set once.
     connection_id: AtomicU64,
+    /// Who the session is, for the operator's view; set once at `welcome`.
+    details: std::sync::OnceLock<SessionDetails>,
+    /// When the peer was last heard (a text frame or its own ping), on the
+    /// shard's monotonic clock (`Shared::now_ms`); stored by the owner only.
+    heard_ms: AtomicU64,
+}
+
+/// A welcomed session as the operator sees it.
+#[derive(Clone, Debug)]
+pub struct SessionDetails {
+    pub session_id: String,
+    pub role: Role,
+    pub remote_address: String,
+    /// Wall clock at `welcome`, ms since the Unix epoch.
+    pub since_ms: u64,
 }
 
 impl SessionControl {
@@ -78,6 +93,26 @@ impl SessionControl {
     pub fn set_connection_id(&self, connection_id: u64) {
         debug_assert!(connection_id != 0, "connection ids are never 0");
         self.connection_id.store(connection_id, Ordering::Release);
+    }
+
+    /// Records who the session is (once, at `welcome`).
+    pub fn set_details(&self, details: SessionDetails) {
+        let _ = self.details.set(details);
+    }
+
+    /// Who the session is, once welcomed.
+    pub fn details(&self) -> Option<&SessionDetails> {
+        self.details.get()
+    }
+
+    /// Notes that the peer was heard at `now_ms` (the shard's clock).
+    pub fn heard(&self, now_ms: u64) {
+        self.heard_ms.store(now_ms, Ordering::Relaxed);
+    }
+
+    /// When the peer was last heard (the shard's clock).
+    pub fn heard_ms(&self) -> u64 {
+        self.heard_ms.load(Ordering::Relaxed)
     }
 
     /// Asks the owning session to close with `code` (not 0).
@@ -224,6 +259,11 @@ impl AccountEntry {
     /// registered).
     pub fn live_connection_id(&self) -> u64 {
         lock(&self.live).as_ref().map_or(0, |live| live.connection_id.load(Ordering::Acquire))
+    }
+
+    /// The live session, if any.
+    pub fn live_session(&self) -> Option<Arc<SessionControl>> {
+        lock(&self.live).clone()
     }
 
     /// Asks the live session, if any, to close with `code`.

@@ -56,6 +56,9 @@ pub enum Edit {
     /// Sets (adds or replaces) the given rule keys; the others stay.
     SetFollow { master: u64, slave: u64, rules: Vec<String> },
     RemoveFollow { master: u64, slave: u64 },
+    /// A bearer token of the admin API, by name and SHA-256.
+    AddToken { name: String, token_sha256: String },
+    RemoveToken { name: String },
 }
 
 impl Edit {
@@ -70,6 +73,8 @@ impl Edit {
             Edit::AddFollow { master, slave, .. } => ("follow add", format!("follow {slave}<{master}")),
             Edit::SetFollow { master, slave, .. } => ("follow set", format!("follow {slave}<{master}")),
             Edit::RemoveFollow { master, slave } => ("follow remove", format!("follow {slave}<{master}")),
+            Edit::AddToken { name, .. } => ("admin token add", format!("admin token {name}")),
+            Edit::RemoveToken { name } => ("admin token remove", format!("admin token {name}")),
         }
     }
 }
@@ -120,11 +125,11 @@ fn rule_items(rules: &[String]) -> Result<Vec<(String, Item)>, String> {
 
 /// Applies `edit` to `document`; an error names what is missing or wrong.
 /// The result is not validated here (see [`edit_file`]).
-pub fn apply(document: &mut DocumentMut, edit: &Edit) -> Result<(), String> {
+pub fn apply(document: &mut DocumentMut, edit: &Edit) -> Result<(), EditError> {
     match edit {
         Edit::AddAccount { login, role, server, platform, key_sha256, limits } => {
             if account_index(document, *login).is_some() {
-                return Err(format!("account {login} exists already"));
+                return Err(EditError::Conflict(format!("account {login} exists already")));
             }
             let mut table = Table::new();
             table.insert("login", value(login_value(*login)?));
@@ -138,7 +143,7 @@ pub fn apply(document: &mut DocumentMut, edit: &Edit) -> Result<(), String> {
             tables(document, "account").push(table);
         }
         Edit::SetEnabled { login, enabled } => {
-            let index = account_index(document, *login).ok_or_else(|| format!("no account {login}"))?;
+            let index = account_index(document, *login).ok_or_else(|| EditError::Missing(format!("no account {login}")))?;
             let table = tables(document, "account").get_mut(index).expect("found");
             if *enabled {
                 table.remove("enabled");
@@ -147,14 +152,14 @@ pub fn apply(document: &mut DocumentMut, edit: &Edit) -> Result<(), String> {
             }
         }
         Edit::RemoveAccount { login } => {
-            let index = account_index(document, *login).ok_or_else(|| format!("no account {login}"))?;
+            let index = account_index(document, *login).ok_or_else(|| EditError::Missing(format!("no account {login}")))?;
             tables(document, "account").remove(index);
             tables(document, "follow").retain(|table| login_of(table, "master") != Some(*login) && login_of(table, "slave") != Some(*login));
         }
         Edit::RotateKey { login, key_sha256, grace_ms, now_ms } => {
-            let index = account_index(document, *login).ok_or_else(|| format!("no account {login}"))?;
+            let index = account_index(document, *login).ok_or_else(|| EditError::Missing(format!("no account {login}")))?;
             let table = tables(document, "account").get_mut(index).expect("found");
-            let old = table.get("key_sha256").and_then(Item::as_str).map(str::to_owned).ok_or_else(|| format!("account {login} has no key_sha256 string"))?;
+            let old = table.get("key_sha256").and_then(Item::as_str).map(str::to_owned).ok_or_else(|| EditError::BadInput(format!("account {login} has no key_sha256 string")))?;
             let mut kept = toml_edit::Array::new();
             if let Some(array) = table.get("previous_keys").and_then(Item::as_array) {
                 for entry in array.iter() {
@@ -167,7 +172,7 @@ pub fn apply(document: &mut DocumentMut, edit: &Edit) -> Result<(), String> {
             if *grace_ms > 0 {
                 let mut entry = toml_edit::InlineTable::new();
                 entry.insert("key_sha256", old.into());
-                let expires: toml_edit::Datetime = rfc3339_of_ms(now_ms.saturating_add(*grace_ms)).parse().map_err(|error| format!("expiry: {error}"))?;
+                let expires: toml_edit::Datetime = rfc3339_of_ms(now_ms.saturating_add(*grace_ms)).parse().map_err(|error| EditError::BadInput(format!("expiry: {error}")))?;
                 entry.insert("expires", expires.into());
                 kept.push(entry);
             }
@@ -180,7 +185,7 @@ pub fn apply(document: &mut DocumentMut, edit: &Edit) -> Result<(), String> {
         }
         Edit::AddFollow { master, slave, rules } => {
             if follow_index(document, *master, *slave).is_some() {
-                return Err(format!("slave {slave} follows master {master} already (follow set changes its rules)"));
+                return Err(EditError::Conflict(format!("slave {slave} follows master {master} already (follow set changes its rules)")));
             }
             let mut table = Table::new();
             table.insert("slave", value(login_value(*slave)?));
@@ -191,7 +196,7 @@ pub fn apply(document: &mut DocumentMut, edit: &Edit) -> Result<(), String> {
             tables(document, "follow").push(table);
         }
         Edit::SetFollow { master, slave, rules } => {
-            let index = follow_index(document, *master, *slave).ok_or_else(|| format!("slave {slave} does not follow master {master}"))?;
+            let index = follow_index(document, *master, *slave).ok_or_else(|| EditError::Missing(format!("slave {slave} does not follow master {master}")))?;
             let items = rule_items(rules)?;
             let table = tables(document, "follow").get_mut(index).expect("found");
             for (key, item) in items {
@@ -199,11 +204,41 @@ pub fn apply(document: &mut DocumentMut, edit: &Edit) -> Result<(), String> {
             }
         }
         Edit::RemoveFollow { master, slave } => {
-            let index = follow_index(document, *master, *slave).ok_or_else(|| format!("slave {slave} does not follow master {master}"))?;
+            let index = follow_index(document, *master, *slave).ok_or_else(|| EditError::Missing(format!("slave {slave} does not follow master {master}")))?;
             tables(document, "follow").remove(index);
+        }
+        Edit::AddToken { name, token_sha256 } => {
+            let tokens = admin_tokens(document)?;
+            if tokens.iter().any(|table| table.get("name").and_then(Item::as_str) == Some(name.as_str())) {
+                return Err(EditError::Conflict(format!("admin token {name:?} exists already")));
+            }
+            let mut table = Table::new();
+            table.insert("name", value(name.as_str()));
+            table.insert("token_sha256", value(token_sha256.as_str()));
+            tokens.push(table);
+        }
+        Edit::RemoveToken { name } => {
+            let tokens = admin_tokens(document)?;
+            let index = tokens
+                .iter()
+                .position(|table| table.get("name").and_then(Item::as_str) == Some(name.as_str()))
+                .ok_or_else(|| EditError::Missing(format!("no admin token {name:?}")))?;
+            tokens.remove(index);
         }
     }
     Ok(())
+}
+
+/// `[[admin.token]]`, with `[admin]` made when missing.
+fn admin_tokens(document: &mut DocumentMut) -> Result<&mut ArrayOfTables, EditError> {
+    if document.get("admin").is_none() {
+        document.insert("admin", Item::Table(Table::new()));
+    }
+    let admin = document.get_mut("admin").and_then(Item::as_table_mut).ok_or_else(|| EditError::BadInput("`admin` is not a table".to_owned()))?;
+    if admin.get("token").and_then(Item::as_array_of_tables).is_none() {
+        admin.insert("token", Item::ArrayOfTables(ArrayOfTables::new()));
+    }
+    Ok(admin.get_mut("token").and_then(Item::as_array_of_tables_mut).expect("just made"))
 }
 
 /// Why an edit of a file failed.
@@ -211,16 +246,26 @@ pub fn apply(document: &mut DocumentMut, edit: &Edit) -> Result<(), String> {
 pub enum EditError {
     /// The file could not be read or written.
     Io(String),
-    /// The edit does not apply (an unknown login, a follow that exists).
-    Refused(String),
+    /// The account or follow the edit names is not in the file.
+    Missing(String),
+    /// The account or follow the edit would add is there already.
+    Conflict(String),
+    /// The edit itself is malformed (a rule that is not `key = value`).
+    BadInput(String),
     /// The edited file would not validate; nothing was written.
     Invalid(String),
+}
+
+impl From<String> for EditError {
+    fn from(text: String) -> EditError {
+        EditError::BadInput(text)
+    }
 }
 
 impl std::fmt::Display for EditError {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            EditError::Io(text) | EditError::Refused(text) => formatter.write_str(text),
+            EditError::Io(text) | EditError::Missing(text) | EditError::Conflict(text) | EditError::BadInput(text) => formatter.write_str(text),
             EditError::Invalid(text) => write!(formatter, "the file would be invalid, so it was not changed: {text}"),
         }
     }
@@ -230,9 +275,13 @@ impl std::fmt::Display for EditError {
 /// at start, then replace the file (temporary file and rename). Returns the
 /// new configuration.
 pub fn edit_file(path: &Path, edit: &Edit) -> Result<Config, EditError> {
+    // The CLI (another process) and the admin API (this one) may edit the
+    // same file at once: each reads, edits and replaces it under this lock,
+    // so neither loses the other's change.
+    let _lock = EditLock::take(path).map_err(|error| EditError::Io(format!("locking {}: {error}", path.display())))?;
     let text = std::fs::read_to_string(path).map_err(|error| EditError::Io(format!("reading {}: {error}", path.display())))?;
     let mut document: DocumentMut = text.parse().map_err(|error| EditError::Invalid(format!("{}: {error}", path.display())))?;
-    apply(&mut document, edit).map_err(EditError::Refused)?;
+    apply(&mut document, edit)?;
     let edited = document.to_string();
     let config = Config::from_toml_str(&edited).map_err(|error| EditError::Invalid(error.to_string()))?;
     let temporary = path.with_extension("toml.tmp");
@@ -247,6 +296,28 @@ pub fn edit_file(path: &Path, edit: &Edit) -> Result<Config, EditError> {
     };
     write().map_err(|error| EditError::Io(format!("writing {}: {error}", path.display())))?;
     Ok(config)
+}
+
+/// An exclusive advisory lock (flock) on `.<file name>.lock` beside a
+/// configuration file, held while it is read, edited and replaced (the
+/// file itself is replaced by a rename, so it cannot carry the lock).
+struct EditLock {
+    /// Closing it releases the lock.
+    _file: std::fs::File,
+}
+
+impl EditLock {
+    fn take(path: &Path) -> std::io::Result<EditLock> {
+        use std::os::fd::AsRawFd as _;
+        let name = path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+        let lock_path = path.with_file_name(format!(".{name}.lock"));
+        let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(lock_path)?;
+        // SAFETY: flock on a descriptor this struct owns; released when it closes.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(EditLock { _file: file })
+    }
 }
 
 /// A new API key: 32 random bytes from the kernel, as 64 hex digits, and
@@ -309,10 +380,16 @@ pub const AUDIT_FILE: &str = "audit.jsonl";
 pub fn append_audit(journal_dir: &Path, actor: &str, edit: &Edit, outcome: &str) -> std::io::Result<()> {
     let (action, subject) = edit.describe();
     let at_ms = crate::shard::unix_ms();
-    let line = serde_json::json!({ "at_ms": at_ms, "actor": actor, "action": action, "subject": subject, "outcome": outcome });
+    append_audit_line(journal_dir, &serde_json::json!({ "at_ms": at_ms, "actor": actor, "action": action, "subject": subject, "outcome": outcome }))
+}
+
+/// Appends one JSON line to the audit file and syncs it.
+pub fn append_audit_line(journal_dir: &Path, line: &serde_json::Value) -> std::io::Result<()> {
     std::fs::create_dir_all(journal_dir)?;
     let mut file = std::fs::OpenOptions::new().create(true).append(true).open(journal_dir.join(AUDIT_FILE))?;
-    writeln!(file, "{line}")?;
+    // One write per line: the bridge and CLI processes append to the same
+    // file, and O_APPEND keeps whole writes from interleaving.
+    file.write_all(format!("{line}\n").as_bytes())?;
     file.sync_data()
 }
 
@@ -336,7 +413,7 @@ key_sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
     fn edited(edits: &[Edit]) -> Result<(String, Config), String> {
         let mut document: DocumentMut = FILE.parse().unwrap();
         for edit in edits {
-            apply(&mut document, edit)?;
+            apply(&mut document, edit).map_err(|error| error.to_string())?;
         }
         let text = document.to_string();
         let config = Config::from_toml_str(&text).map_err(|error| error.to_string())?;

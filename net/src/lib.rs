@@ -25,6 +25,11 @@
 //!   sleeps on empty rings (thread unpark, or a byte on a socket pair).
 //! - [`metrics`]: counters and HDR latency histograms per stage, served as
 //!   Prometheus text on `GET /metrics` at `server.metrics_listen`.
+//! - [`api`]: the admin HTTP API (`[admin]`), on its own thread and tokio
+//!   runtime: the CLI's account, key and follow commands, and read views
+//!   (sessions, a follower's copies against its masters' positions, skips).
+//! - [`source`]: where accounts, keys and follows come from (the file, or
+//!   Postgres's `config_accounts` and `config_follows`), one validation.
 //! - [`limits`]: the token bucket and the one-minute bad-frame window, pure
 //!   and clock-free.
 //!
@@ -43,6 +48,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod api;
 pub mod audit;
 pub mod checkpoint;
 pub mod doorbell;
@@ -52,4 +58,5 @@ pub mod reload;
 pub mod router;
 pub mod session;
 pub mod shard;
+pub mod source;
 pub mod ws;

@@ -20,6 +20,7 @@ use tradebridge_core::config::Config;
 use tradebridge_net::metrics;
 use tradebridge_net::router::{self, Router};
 use tradebridge_net::shard::{self, Shared};
+use tradebridge_net::source::Source;
 
 /// Exit code for a usage or configuration error, as for most Unix tools.
 const EXIT_USAGE: u8 = 2;
@@ -79,6 +80,44 @@ enum Command {
     Key {
         #[command(subcommand)]
         command: KeyCommand,
+    },
+    /// The admin HTTP API's settings.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AdminCommand {
+    /// Bearer tokens of the admin HTTP API ([[admin.token]]).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+/// An admin token of the file, by name.
+#[derive(clap::Args, Debug)]
+struct TokenName {
+    #[arg(long, value_name = "FILE")]
+    config: String,
+    /// The token's name: who the audit says acted (`api:<name>`).
+    #[arg(long)]
+    name: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum TokenCommand {
+    /// Add a token; prints it once (last line `token=<token>`); the file
+    /// keeps only its SHA-256. Adds `[admin]` (loopback) when missing.
+    Add(TokenName),
+    /// Remove a token; requests bearing it are refused from the reload on.
+    Remove(TokenName),
+    /// The tokens' names.
+    List {
+        #[arg(long, value_name = "FILE")]
+        config: String,
     },
 }
 
@@ -231,6 +270,10 @@ fn main() -> ExitCode {
             FollowCommand::List { config, .. } => config,
         },
         Command::Key { command: KeyCommand::Rotate { config, .. } } => config,
+        Command::Admin { command: AdminCommand::Token { command } } => match command {
+            TokenCommand::Add(token) | TokenCommand::Remove(token) => &token.config,
+            TokenCommand::List { config } => config,
+        },
     };
     let config = match Config::load(config_path) {
         Ok(config) => config,
@@ -247,13 +290,14 @@ fn main() -> ExitCode {
         Command::Account { command } => return account(config_path, &config, command),
         Command::Follow { command } => return follow(config_path, &config, command),
         Command::Key { command: KeyCommand::Rotate { login, grace, .. } } => return key_rotate(config_path, &config, *login, grace),
+        Command::Admin { command: AdminCommand::Token { command } } => return admin_token(config_path, &config, command),
         _ => {}
     }
     init_logging(config.server.log_json);
     let outcome = match cli.command {
         Command::Serve { config: path } => serve(config, std::path::PathBuf::from(path)),
         Command::Migrate { .. } => migrate(&config),
-        Command::Config { .. } | Command::Reload { .. } | Command::Account { .. } | Command::Follow { .. } | Command::Key { .. } => {
+        Command::Config { .. } | Command::Reload { .. } | Command::Account { .. } | Command::Follow { .. } | Command::Key { .. } | Command::Admin { .. } => {
             unreachable!("these commands return above")
         }
     };
@@ -294,20 +338,42 @@ fn actor() -> String {
 /// Applies `edit` to the file, records it in the audit file, and has a
 /// running bridge apply it; `key`: printed last (`key=<key>`) once written.
 fn run_edit(path: &str, config: &Config, edit: tradebridge_net::admin::Edit, key: Option<String>) -> ExitCode {
-    use tradebridge_net::admin::{append_audit, edit_file, EditError};
+    run_edit_printing(path, config, edit, key.map(|key| format!("key={key}")))
+}
+
+/// [`run_edit`], printing `last_line` (a new secret) last once written.
+fn run_edit_printing(path: &str, config: &Config, edit: tradebridge_net::admin::Edit, last_line: Option<String>) -> ExitCode {
+    use tradebridge_net::admin::{append_audit, EditError};
     let journal_dir = &config.server.journal_dir;
     let (action, subject) = edit.describe();
-    match edit_file(std::path::Path::new(path), &edit) {
+    // Admin tokens live in the file whatever the accounts' source.
+    let source = match &edit {
+        tradebridge_net::admin::Edit::AddToken { .. } | tradebridge_net::admin::Edit::RemoveToken { .. } => Source::File { path: path.into() },
+        _ => match Source::of(std::path::Path::new(path), config) {
+            Ok(source) => source,
+            Err(error) => {
+                eprintln!("tradebridge {action}: {error:#}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    // With Postgres the change commits its own audit_log row.
+    let audit_file = !source.is_postgres();
+    match source.edit(&edit, &actor()) {
         Err(error) => {
-            let _ = append_audit(journal_dir, &actor(), &edit, &format!("refused: {error}"));
+            if audit_file {
+                let _ = append_audit(journal_dir, &actor(), &edit, &format!("refused: {error}"));
+            }
             eprintln!("tradebridge {action}: {subject}: {error}");
-            return ExitCode::from(if matches!(error, EditError::Invalid(_)) { EXIT_USAGE } else { 1 });
+            return ExitCode::from(if matches!(error, EditError::Invalid(_) | EditError::BadInput(_)) { EXIT_USAGE } else { 1 });
         }
         Ok(_) => {
-            if let Err(error) = append_audit(journal_dir, &actor(), &edit, "written") {
-                eprintln!("tradebridge {action}: warning: cannot append to the audit file in {}: {error}", journal_dir.display());
+            if audit_file {
+                if let Err(error) = append_audit(journal_dir, &actor(), &edit, "written") {
+                    eprintln!("tradebridge {action}: warning: cannot append to the audit file in {}: {error}", journal_dir.display());
+                }
             }
-            println!("tradebridge {action}: {subject}: written to {path}");
+            println!("tradebridge {action}: {subject}: written to {}", source.describe());
         }
     }
     let code = if journal_dir.join(tradebridge_net::reload::PID_FILE).exists() {
@@ -316,8 +382,8 @@ fn run_edit(path: &str, config: &Config, edit: tradebridge_net::admin::Edit, key
         println!("tradebridge {action}: no bridge is running for {path}; the change applies at its next start");
         ExitCode::SUCCESS
     };
-    if let Some(key) = key {
-        println!("key={key}");
+    if let Some(line) = last_line {
+        println!("{line}");
     }
     code
 }
@@ -326,11 +392,13 @@ fn account(path: &str, config: &Config, command: &AccountCommand) -> ExitCode {
     use tradebridge_net::admin::{list_accounts, new_key, show_account, Edit};
     let edit = match command {
         AccountCommand::List { .. } => {
-            list_accounts(config).iter().for_each(|line| println!("{line}"));
+            let Some(config) = source_config(path, config) else { return ExitCode::FAILURE };
+            list_accounts(&config).iter().for_each(|line| println!("{line}"));
             return ExitCode::SUCCESS;
         }
         AccountCommand::Show(AccountLogin { login, .. }) => {
-            return match show_account(config, *login) {
+            let Some(config) = source_config(path, config) else { return ExitCode::FAILURE };
+            return match show_account(&config, *login) {
                 Some(lines) => {
                     lines.iter().for_each(|line| println!("{line}"));
                     ExitCode::SUCCESS
@@ -381,7 +449,8 @@ fn follow(path: &str, config: &Config, command: &FollowCommand) -> ExitCode {
     use tradebridge_net::admin::{list_follows, Edit};
     let edit = match command {
         FollowCommand::List { master, slave, .. } => {
-            list_follows(config, *master, *slave).iter().for_each(|line| println!("{line}"));
+            let Some(config) = source_config(path, config) else { return ExitCode::FAILURE };
+            list_follows(&config, *master, *slave).iter().for_each(|line| println!("{line}"));
             return ExitCode::SUCCESS;
         }
         FollowCommand::Add { pair, rules } => Edit::AddFollow { master: pair.master, slave: pair.slave, rules: rules.clone() },
@@ -408,6 +477,46 @@ fn key_rotate(path: &str, config: &Config, login: u64, grace: &str) -> ExitCode 
         }
     };
     run_edit(path, config, tradebridge_net::admin::Edit::RotateKey { login, key_sha256, grace_ms, now_ms }, Some(key))
+}
+
+fn admin_token(path: &str, config: &Config, command: &TokenCommand) -> ExitCode {
+    use tradebridge_net::admin::{new_key, Edit};
+    match command {
+        TokenCommand::List { .. } => {
+            for token in config.admin.iter().flat_map(|admin| admin.tokens.iter()) {
+                println!("{}", token.name);
+            }
+            ExitCode::SUCCESS
+        }
+        TokenCommand::Add(TokenName { name, .. }) => {
+            let (token, token_sha256) = match new_key() {
+                Ok(pair) => pair,
+                Err(error) => {
+                    eprintln!("tradebridge admin token add: cannot read random bytes for the token: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            if config.admin.is_none() {
+                println!("tradebridge admin token add: [admin] added; the API listens on {} from the next start", tradebridge_core::config::ADMIN_LISTEN_DEFAULT);
+            }
+            run_edit_printing(path, config, Edit::AddToken { name: name.clone(), token_sha256 }, Some(format!("token={token}")))
+        }
+        TokenCommand::Remove(TokenName { name, .. }) => run_edit(path, config, Edit::RemoveToken { name: name.clone() }, None),
+    }
+}
+
+/// The configuration the file's source holds (the file itself, or with
+/// Postgres's accounts and follows); `None`, with the error printed, when
+/// it cannot be read.
+fn source_config(path: &str, config: &Config) -> Option<Config> {
+    let loaded = Source::of(std::path::Path::new(path), config).map_err(|error| format!("{error:#}")).and_then(|source| source.load());
+    match loaded {
+        Ok(config) => Some(config),
+        Err(error) => {
+            eprintln!("tradebridge: {error}");
+            None
+        }
+    }
 }
 
 /// Longest wait of `tradebridge reload` for the bridge's answer.
@@ -564,6 +673,76 @@ const SHUTDOWN_DRAIN_MS_MAX: u64 = 5_000;
 /// it leaves is written by the next start (the journal keeps it).
 const PERSIST_STOP_MS_MAX: u64 = 2_000;
 
+/// The accounts and follows to start with: the file's, or with Postgres
+/// as the source its tables' (filled from the file's own tables at the
+/// first start); `None` when Postgres cannot be read or its rows do not
+/// validate: the bridge then starts on the journal's last configuration
+/// and applies Postgres's once it can read it.
+fn start_config(source: &Source, file_config: &Config) -> anyhow::Result<Option<Config>> {
+    use tradebridge_persist::config_source::{import, load, Actor};
+    let (Source::Postgres { target, .. }, Some(persist)) = (source, &file_config.persist) else {
+        return Ok(Some(file_config.clone()));
+    };
+    let text = source.file_text().map_err(anyhow::Error::msg)?;
+    let file_rows = tradebridge_net::source::rows_of_file(&text).map_err(anyhow::Error::msg)?;
+    let migrate_first = persist.migrate_on_start;
+    let loaded = tradebridge_net::source::on_own_runtime(async {
+        let mut client = target.connect().await?;
+        if migrate_first {
+            let report = tradebridge_persist::migrate::migrate(&mut client, tradebridge_persist::migrate::MIGRATIONS).await?;
+            tracing::info!(%report, "migrations at start");
+        }
+        let importer = Actor { name: "import".into(), action: "config import".into(), subject: "the configuration file's accounts and follows".into() };
+        let imported = !file_rows.is_empty() && import(&mut client, &file_rows, &importer).await?;
+        anyhow::Ok((imported, load(&client).await?))
+    });
+    let (imported, rows) = match loaded {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            tracing::error!(error = %format!("{error:#}"), "cannot read the accounts and follows from Postgres at start; starting on the journal's last configuration");
+            return Ok(None);
+        }
+    };
+    if imported {
+        tracing::info!(accounts = rows.accounts.len(), follows = rows.follows.len(), "the file's accounts and follows were imported into config_accounts and config_follows; Postgres holds them from now on");
+    } else if !file_rows.is_empty() && file_rows != rows {
+        tracing::warn!(
+            file_accounts = file_rows.accounts.len(),
+            file_follows = file_rows.follows.len(),
+            "the file's [[account]] and [[follow]] tables are not used: [persist] config_source = \"postgres\" takes them from config_accounts and config_follows"
+        );
+    }
+    match tradebridge_net::source::config_of_rows(&text, &rows) {
+        Ok(config) => {
+            tracing::info!(accounts = config.accounts.len(), follows = config.follows.len(), "configuration from Postgres");
+            Ok(Some(config))
+        }
+        Err(error) => {
+            tracing::error!(%error, "starting on the journal's last configuration");
+            Ok(None)
+        }
+    }
+}
+
+/// Applies every committed change of Postgres's accounts and follows (a
+/// notification, or the periodic re-read) through the router, as a reload.
+fn watch_postgres(source: &Source, target: tradebridge_persist::db::Target, persist: &tradebridge_core::config::PersistConfig, inbox: Arc<tradebridge_net::reload::RouterInbox>) -> anyhow::Result<()> {
+    use tradebridge_net::reload::{ReloadOutcome, APPLY_WAIT};
+    let text = source.file_text().map_err(anyhow::Error::msg)?;
+    let reread = Duration::from_millis(persist.config_reread_ms);
+    let retry = Duration::from_millis(persist.retry_backoff_ms_max);
+    tradebridge_persist::config_source::watch(target, reread, retry, move |rows| match tradebridge_net::source::config_of_rows(&text, &rows) {
+        Ok(config) => match inbox.submit(config, "postgres", APPLY_WAIT) {
+            Some(ReloadOutcome::Unchanged { .. }) => {}
+            Some(outcome) if outcome.is_success() => tracing::info!(?outcome, "configuration from Postgres applied"),
+            Some(outcome) => tracing::error!(?outcome, "configuration from Postgres not applied"),
+            None => tracing::error!("the router did not answer in time; the change from Postgres may still apply"),
+        },
+        Err(error) => tracing::error!(%error, "the bridge keeps its configuration"),
+    })?;
+    Ok(())
+}
+
 /// Starts the router and the shards, announces the address on standard
 /// output (tests and scripts wait for this line), serves until SIGTERM or
 /// SIGINT, then drains: sessions close with 1001, the journal is flushed.
@@ -575,6 +754,11 @@ fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::Result<()> 
         Some(persist) => Some(tradebridge_persist::db::Target::from_config(persist)?),
         None => None,
     };
+    let source = Arc::new(Source::of(&config_path, &config)?);
+    let (config, start) = match start_config(&source, &config)? {
+        Some(config) => (config, router::StartConfig::Given),
+        None => (config, router::StartConfig::Journal),
+    };
     let journal = router::open_journal(&config)?;
     let mut shared = Shared::new(config);
     if shared.config.persist.is_none() {
@@ -582,13 +766,14 @@ fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::Result<()> 
     }
     let shared = Arc::new(shared);
     let (router_links, shard_links) = router::links(shard::shard_count(&shared.config), shared.config.server.ring_bytes)?;
-    let mut router = Router::new(
+    let mut router = Router::new_with(
         journal,
         router_links,
         Arc::clone(&shared.accounts),
         &shared.config,
         shared.started,
         Arc::clone(&shared.metrics),
+        start,
     )?;
     let persister = match (persist_target, &shared.config.persist) {
         (Some(target), Some(persist)) => {
@@ -624,12 +809,27 @@ fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::Result<()> 
     if let Some(address) = shared.config.server.metrics_listen {
         start_metrics(address, &shared)?;
     }
+    if let (Source::Postgres { target, .. }, Some(persist)) = (&*source, &shared.config.persist) {
+        watch_postgres(&source, (**target).clone(), persist, Arc::clone(&config_inbox))?;
+    }
+    let admin_tokens = Arc::new(tradebridge_net::api::AdminTokens::new(shared.config.admin.as_ref().map(|admin| admin.tokens.clone()).unwrap_or_default()));
+    if shared.config.admin.is_some() {
+        let api = tradebridge_net::api::start(Arc::clone(&shared), Arc::clone(&config_inbox), Arc::clone(&source), config_path.clone(), Arc::clone(&admin_tokens))?;
+        println!("tradebridge admin API on http://{}/v1", api.local_address);
+        tracing::info!(address = %api.local_address, "admin API listening");
+    }
     let mut signal = None;
     for received in signals.forever() {
         if received == SIGHUP {
             // Re-read and validate the file as at start; the router applies
             // the difference between two inputs.
-            tradebridge_net::reload::reload_file(&config_path, &journal_dir, &config_inbox);
+            let outcome = tradebridge_net::reload::reload_file(&source, &journal_dir, &config_inbox, "reload");
+            // The admin tokens apply at once too (the address at the next start).
+            if outcome.is_success() {
+                if let Ok(Some(admin)) = Config::load(&config_path).map(|config| config.admin) {
+                    admin_tokens.replace(admin.tokens);
+                }
+            }
             continue;
         }
         signal = Some(received);

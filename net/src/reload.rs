@@ -4,8 +4,8 @@
 //! back.
 //!
 //! # Layout
-//! - [`ConfigInbox`]: one request at a time from the reloading thread
-//!   (SIGHUP) to the router, and its [`ReloadOutcome`] back.
+//! - [`RouterInbox`]: one request at a time for the router (a reload from
+//!   SIGHUP or the admin API, or a view the API shows), and its answer back.
 //! - [`reload_file`]: what SIGHUP does: read and validate the file as at
 //!   start, ask the router, and write the outcome where `tradebridge
 //!   reload` reads it ([`STATUS_FILE`] in the journal directory).
@@ -69,28 +69,53 @@ impl ReloadOutcome {
     }
 }
 
-/// A configuration for the router, and where its outcome goes.
-pub struct ReloadRequest {
-    pub config: Config,
-    /// Who asked: `reload` (SIGHUP), later an admin's name.
-    pub source: String,
-    pub reply: mpsc::SyncSender<ReloadOutcome>,
+/// What the router is asked between two passes.
+#[derive(Debug)]
+pub enum RouterAsk {
+    /// Apply this validated configuration; `source`: who asked (`reload`
+    /// for SIGHUP, `api:<token name>` for the admin API).
+    Reload { config: Box<Config>, source: String },
+    /// Describe part of the engine's state (the admin API's read views).
+    View(ViewQuery),
 }
 
-/// The router's mailbox for configuration changes.
-pub struct ConfigInbox {
+/// A read view only the router can give: it owns the engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ViewQuery {
+    /// A follower's copies against its masters' positions.
+    Follower { slave: u64 },
+    /// The latest skips, newest last, at most `limit`, of one account
+    /// (slave or master) if given.
+    Skips { limit: usize, login: Option<u64> },
+}
+
+/// The router's answer to a [`RouterAsk`].
+#[derive(Debug)]
+pub enum RouterAnswer {
+    Reload(ReloadOutcome),
+    View(serde_json::Value),
+}
+
+/// A request for the router, and where its answer goes.
+pub struct RouterRequest {
+    pub ask: RouterAsk,
+    pub reply: mpsc::SyncSender<RouterAnswer>,
+}
+
+/// The router's mailbox for configuration changes and views.
+pub struct RouterInbox {
     /// True while `request` holds one; the router's only per-pass cost.
     pending: AtomicBool,
-    request: Mutex<Option<ReloadRequest>>,
+    request: Mutex<Option<RouterRequest>>,
     /// Wakes a parked router.
     bell: Arc<Doorbell>,
     /// Serializes requesters, so one is answered before the next is made.
     turn: Mutex<()>,
 }
 
-impl ConfigInbox {
-    pub fn new(bell: Arc<Doorbell>) -> ConfigInbox {
-        ConfigInbox { pending: AtomicBool::new(false), request: Mutex::new(None), bell, turn: Mutex::new(()) }
+impl RouterInbox {
+    pub fn new(bell: Arc<Doorbell>) -> RouterInbox {
+        RouterInbox { pending: AtomicBool::new(false), request: Mutex::new(None), bell, turn: Mutex::new(()) }
     }
 
     /// Router: true when a request waits.
@@ -99,23 +124,41 @@ impl ConfigInbox {
     }
 
     /// Router: the waiting request, if any.
-    pub fn take(&self) -> Option<ReloadRequest> {
+    pub fn take(&self) -> Option<RouterRequest> {
         if !self.pending.swap(false, Ordering::AcqRel) {
             return None;
         }
         self.request.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
     }
 
+    /// Hands `ask` to the router and waits (at most `wait`) for its answer;
+    /// `None` when the router did not answer in time (a change may still
+    /// apply).
+    pub fn ask(&self, ask: RouterAsk, wait: Duration) -> Option<RouterAnswer> {
+        let _turn = self.turn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let (reply, answer) = mpsc::sync_channel(1);
+        *self.request.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(RouterRequest { ask, reply });
+        self.pending.store(true, Ordering::Release);
+        self.bell.ring();
+        answer.recv_timeout(wait).ok()
+    }
+
     /// Hands `config` to the router and waits (at most `wait`) for its
     /// outcome; `None` when the router did not answer in time (it may still
     /// apply it).
     pub fn submit(&self, config: Config, source: &str, wait: Duration) -> Option<ReloadOutcome> {
-        let _turn = self.turn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let (reply, outcome) = mpsc::sync_channel(1);
-        *self.request.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(ReloadRequest { config, source: source.to_owned(), reply });
-        self.pending.store(true, Ordering::Release);
-        self.bell.ring();
-        outcome.recv_timeout(wait).ok()
+        match self.ask(RouterAsk::Reload { config: Box::new(config), source: source.to_owned() }, wait)? {
+            RouterAnswer::Reload(outcome) => Some(outcome),
+            RouterAnswer::View(_) => None,
+        }
+    }
+
+    /// Asks the router for a view; `None` when it did not answer in time.
+    pub fn view(&self, query: ViewQuery, wait: Duration) -> Option<serde_json::Value> {
+        match self.ask(RouterAsk::View(query), wait)? {
+            RouterAnswer::View(value) => Some(value),
+            RouterAnswer::Reload(_) => None,
+        }
     }
 }
 
@@ -135,29 +178,32 @@ pub struct ReloadStatus {
 /// Reloads handled by this process.
 static RELOADS: AtomicU64 = AtomicU64::new(0);
 
-/// Reads `path`, validates it as at start, hands it to the router and
-/// records the outcome in the journal directory's [`STATUS_FILE`] (and the log).
-pub fn reload_file(path: &Path, journal_dir: &Path, inbox: &ConfigInbox) -> ReloadOutcome {
-    let outcome = match Config::load(path) {
-        Err(error) => ReloadOutcome::Invalid { error: error.to_string() },
+/// Reads the configuration from `source` (the file, or the file with
+/// Postgres's accounts and follows), validates it as at start, hands it to
+/// the router as a change by `actor`, and records the outcome in the
+/// journal directory's [`STATUS_FILE`] (and the log).
+pub fn reload_file(source: &crate::source::Source, journal_dir: &Path, inbox: &RouterInbox, actor: &str) -> ReloadOutcome {
+    let described = source.describe();
+    let outcome = match source.load() {
+        Err(error) => ReloadOutcome::Invalid { error },
         Ok(config) => {
             for warning in &config.warnings {
-                tracing::warn!(file = %path.display(), %warning, "configuration warning");
+                tracing::warn!(source = %described, %warning, "configuration warning");
             }
-            inbox.submit(config, "reload", APPLY_WAIT).unwrap_or_else(|| ReloadOutcome::Refused {
+            inbox.submit(config, actor, APPLY_WAIT).unwrap_or_else(|| ReloadOutcome::Refused {
                 reason: format!("the router did not answer within {} s; the change may still apply (see the log)", APPLY_WAIT.as_secs()),
             })
         }
     };
     match &outcome {
-        ReloadOutcome::Invalid { error } => tracing::error!(file = %path.display(), %error, "reload: the configuration is invalid; nothing changed"),
-        ReloadOutcome::Refused { reason } => tracing::error!(file = %path.display(), %reason, "reload refused; nothing changed"),
-        other => tracing::info!(file = %path.display(), outcome = ?other, "reload done"),
+        ReloadOutcome::Invalid { error } => tracing::error!(source = %described, %error, "reload: the configuration is invalid; nothing changed"),
+        ReloadOutcome::Refused { reason } => tracing::error!(source = %described, %reason, "reload refused; nothing changed"),
+        other => tracing::info!(source = %described, actor, outcome = ?other, "reload done"),
     }
     let status = ReloadStatus {
         reload: RELOADS.fetch_add(1, Ordering::Relaxed) + 1,
         pid: std::process::id(),
-        file: path.display().to_string(),
+        file: described,
         outcome: outcome.clone(),
     };
     if let Err(error) = write_status(journal_dir, &status) {

@@ -60,7 +60,7 @@ use crate::accounts::{AccountTable, SlaveDelivery};
 use crate::checkpoint::{CheckpointWriter, KeptCopies, RouterState, RouterStateRef, Written};
 use crate::doorbell::Doorbell;
 use crate::metrics::{Metrics, Stage};
-use crate::reload::{ConfigInbox, ReloadOutcome};
+use crate::reload::{ReloadOutcome, RouterAnswer, RouterAsk, RouterInbox, ViewQuery};
 use tradebridge_persist::feed::PersistFeed;
 
 /// Journal kind of a master event record: its ring tag, so a journal record
@@ -445,8 +445,37 @@ pub struct Router {
     config_document: ConfigDocument,
     /// Its generation in the journal; 0 until the journal holds one.
     config_generation: u64,
-    /// Configuration changes asked of the running router (SIGHUP).
-    config_inbox: Arc<ConfigInbox>,
+    /// Configuration changes and views asked of the running router
+    /// (SIGHUP, the admin API).
+    config_inbox: Arc<RouterInbox>,
+    /// The latest skips for the admin API, oldest first, at most
+    /// `[admin] recent_skips_max` (none without `[admin]`).
+    recent_skips: VecDeque<RecentSkip>,
+    recent_skips_max: usize,
+    /// Wall clock (ms since the epoch) at `started`, for the skips' times.
+    started_wall_ms: u64,
+}
+
+/// Which accounts and follows a router starts with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartConfig {
+    /// The configuration given (journaled when it differs from the
+    /// journal's last).
+    Given,
+    /// The journal's last configuration; the given one when the journal
+    /// holds none yet.
+    Journal,
+}
+
+/// One skip as the admin API lists it.
+#[derive(Clone, Copy, Debug)]
+struct RecentSkip {
+    /// Wall clock, ms since the epoch.
+    at_ms: u64,
+    slave: u64,
+    master: u64,
+    pos: u64,
+    reason: tradebridge_core::engine::SkipReason,
 }
 
 impl Router {
@@ -460,9 +489,27 @@ impl Router {
         started: Instant,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<Router> {
+        Router::new_with(journal, links, accounts, config, started, metrics, StartConfig::Given)
+    }
+
+    /// [`Router::new`], starting with the accounts and follows `start` says:
+    /// `config`'s, or the journal's last (when the configuration source
+    /// cannot be read at start: Postgres away), which the account table
+    /// then takes.
+    pub fn new_with(
+        journal: Journal,
+        links: RouterLinks,
+        accounts: Arc<AccountTable>,
+        config: &Config,
+        started: Instant,
+        metrics: Arc<Metrics>,
+        start: StartConfig,
+    ) -> anyhow::Result<Router> {
         let checkpoint_writer = CheckpointWriter::start(journal.directory().to_path_buf())?;
         let links_shards = links.to_shards.len();
-        let config_inbox = Arc::new(ConfigInbox::new(Arc::clone(&links.bell)));
+        let config_inbox = Arc::new(RouterInbox::new(Arc::clone(&links.bell)));
+        let recent_skips_max = config.admin.as_ref().map_or(0, |admin| admin.recent_skips_max as usize);
+        let started_wall_ms = crate::shard::unix_ms().saturating_sub(started.elapsed().as_millis() as u64);
         let mut router = Router {
             journal,
             links,
@@ -498,8 +545,18 @@ impl Router {
             config_document: config.document("start"),
             config_generation: 0,
             config_inbox,
+            recent_skips: VecDeque::new(),
+            recent_skips_max,
+            started_wall_ms,
         };
         router.recover()?;
+        if start == StartConfig::Journal && router.config_generation == 0 {
+            tracing::warn!("the journal holds no configuration yet: starting on the one given (the file's accounts and follows)");
+        } else if start == StartConfig::Journal {
+            let table = router.accounts.apply(&router.config, router.now_ms());
+            tracing::warn!(generation = router.config_generation, accounts_added = table.added, "started on the journal's last configuration; the source's applies once it can be read");
+            return Ok(router);
+        }
         // The file may differ from what the journal ran under last (edited
         // while the bridge was down), and a journal that never held a
         // configuration gets its first: from here on a replay needs no file.
@@ -929,9 +986,12 @@ impl Router {
         }
         if self.config_inbox.has_request() {
             if let Some(request) = self.config_inbox.take() {
-                let outcome = self.change_config(request.config, &request.source, true)?;
-                // The requester may have stopped waiting; the outcome is logged there.
-                let _ = request.reply.try_send(outcome);
+                let answer = match request.ask {
+                    RouterAsk::Reload { config, source } => RouterAnswer::Reload(self.change_config(*config, &source, true)?),
+                    RouterAsk::View(query) => RouterAnswer::View(self.view(&query)),
+                };
+                // The requester may have stopped waiting; a reload's outcome is logged there.
+                let _ = request.reply.try_send(answer);
                 input = true;
             }
         }
@@ -998,8 +1058,46 @@ impl Router {
         self.config_inbox.has_request() || self.links.from_shards.iter().any(|consumer| matches!(consumer.peek(), Ok(Some(_))))
     }
 
-    /// Where configuration changes for this router are handed in.
-    pub fn config_inbox(&self) -> Arc<ConfigInbox> {
+    /// Answers a read view of the admin API (between two passes; bounded
+    /// by the follower's positions or `recent_skips_max`).
+    fn view(&self, query: &ViewQuery) -> serde_json::Value {
+        match *query {
+            ViewQuery::Follower { slave } => {
+                let known = self.config.account(slave).is_some_and(|account| account.role == tradebridge_core::protocol::Role::Slave);
+                serde_json::json!({
+                    "slave": slave,
+                    "known": known,
+                    "positions": self.engine.follower_positions(slave),
+                })
+            }
+            ViewQuery::Skips { limit, login } => {
+                let skips: Vec<serde_json::Value> = self
+                    .recent_skips
+                    .iter()
+                    .rev()
+                    .filter(|skip| login.is_none_or(|login| skip.slave == login || skip.master == login))
+                    .take(limit)
+                    .map(|skip| {
+                        serde_json::json!({
+                            "at": tradebridge_core::config::rfc3339_of_ms(skip.at_ms),
+                            "at_ms": skip.at_ms,
+                            "slave": skip.slave,
+                            "master": skip.master,
+                            "pos": skip.pos,
+                            "reason": skip.reason.as_str(),
+                        })
+                    })
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                serde_json::json!({ "kept_max": self.recent_skips_max, "skips": skips })
+            }
+        }
+    }
+
+    /// Where configuration changes and views for this router are handed in.
+    pub fn config_inbox(&self) -> Arc<RouterInbox> {
         Arc::clone(&self.config_inbox)
     }
 
@@ -1301,6 +1399,13 @@ impl Router {
                     tracing::debug!(slave = decision.slave, master = decision.master, pos = decision.pos, reason = reason.as_str(), "no copy");
                     if self.persist.is_some() {
                         self.skips.push(SkipEntry { slave: decision.slave, master: decision.master, pos: decision.pos, reason: reason.index() });
+                    }
+                    if self.recent_skips_max > 0 {
+                        if self.recent_skips.len() >= self.recent_skips_max {
+                            self.recent_skips.pop_front();
+                        }
+                        let at_ms = self.started_wall_ms + self.now_ms();
+                        self.recent_skips.push_back(RecentSkip { at_ms, slave: decision.slave, master: decision.master, pos: decision.pos, reason });
                     }
                     continue;
                 }

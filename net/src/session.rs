@@ -31,7 +31,7 @@ use glommio::timer::Timer;
 use tradebridge_core::protocol::{self, Ack, Copy, ErrorCode, ErrorMessage, Event, Hello, Message, Role, TradeResult, Welcome};
 use tradebridge_core::record::{encode_session, journal_kind, MasterEventMeta, MasterEventRecord, Record, ResultMeta, ResultRecord, SessionEntry, SessionEvent};
 
-use crate::accounts::{authenticate, is_valid_at, AccountEntry, AuthError, SessionControl};
+use crate::accounts::{authenticate, is_valid_at, AccountEntry, AuthError, SessionControl, SessionDetails};
 use crate::metrics::{Metrics, Stage};
 use crate::router::{SlaveHello, Update, JOURNAL_KIND_SLAVE_SEQ, JOURNAL_KIND_UPDATE};
 use crate::limits::BadFrameWindow;
@@ -316,14 +316,18 @@ async fn run_session(socket: &mut Socket, shard: &ShardContext, account: &Accoun
         return Flow::Close(close_code::TRY_AGAIN_LATER, "the bridge's connection table is full");
     };
     control.set_connection_id(connection_id);
+    let remote_address = socket.peer_address().map(|address| address.to_string()).unwrap_or_default();
+    let since_ms = shard.shared.wall_ms();
+    control.heard(now_ms);
+    control.set_details(SessionDetails { session_id: session_id.clone(), role: hello.role, remote_address: remote_address.clone(), since_ms });
     report_session(shard, || SessionEntry {
         event: SessionEvent::Open,
         role: hello.role,
         login: account.login,
-        time_ms: shard.shared.wall_ms(),
+        time_ms: since_ms,
         close_code: 0,
         session_id: session_id.clone(),
-        remote_address: socket.peer_address().map(|address| address.to_string()).unwrap_or_default(),
+        remote_address,
         close_reason: String::new(),
     });
     let replay = match hello.role {
@@ -560,6 +564,7 @@ impl Session<'_> {
                 // The WebSocket layer queued the pong; the peer's own ping
                 // shows it is alive.
                 self.heard_ms = now_ms;
+                self.control.heard(now_ms);
                 return Flow::Continue;
             }
             // A pong only answers the bridge's ping (peers' libraries send it
@@ -568,6 +573,7 @@ impl Session<'_> {
             other => return flow_of_non_text(other),
         };
         self.heard_ms = now_ms;
+        self.control.heard(now_ms);
         if !self.account.take_token(now_ms) {
             tracing::warn!(shard = self.shard.index, login = self.account.login, "rate limit exceeded");
             let message = format!(

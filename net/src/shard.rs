@@ -134,6 +134,11 @@ impl Shared {
         self.started_wall_ms + self.now_ms()
     }
 
+    /// The wall clock (ms since the epoch) of a monotonic `now_ms` reading.
+    pub fn wall_ms_of(&self, monotonic_ms: u64) -> u64 {
+        self.started_wall_ms + monotonic_ms
+    }
+
     /// Monotonic nanoseconds since the process started; the latency clock.
     pub fn now_ns(&self) -> u64 {
         self.started.elapsed().as_nanos() as u64

@@ -84,6 +84,12 @@ impl Target {
         self.source
     }
 
+    /// Connects and returns the connection for the caller to drive (to
+    /// read its notifications).
+    pub async fn connect_raw(&self) -> anyhow::Result<(Client, tokio_postgres::Connection<tokio_postgres::Socket, tokio_postgres::tls::NoTlsStream>)> {
+        self.config.connect(NoTls).await.map_err(|error| anyhow::anyhow!("cannot connect to Postgres ({}): {error}", self.source))
+    }
+
     /// Connects and drives the connection on the current tokio runtime; a
     /// failed connection ends the spawned task with a log line.
     pub async fn connect(&self) -> anyhow::Result<Client> {

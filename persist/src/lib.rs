@@ -5,6 +5,9 @@
 //! - [`migrate`]: the versioned SQL migrations of `persist/migrations/`,
 //!   embedded in the binary, applied in order and recorded in
 //!   `schema_migrations` (`tradebridge migrate --config FILE`).
+//! - [`config_source`]: accounts, keys and follows kept in Postgres
+//!   (`config_accounts`, `config_follows`): read, edited with their
+//!   `audit_log` row, and watched (LISTEN/NOTIFY and a periodic re-read).
 //! - [`db`]: connecting with the `[persist]` settings; errors that never
 //!   repeat the connection string.
 //! - [`testing`]: a throwaway Postgres cluster on a free loopback port,
@@ -18,6 +21,7 @@
 //! - No connection string (it may hold a password) appears in a log line,
 //!   an error or a `Debug` output.
 
+pub mod config_source;
 pub mod db;
 pub mod feed;
 pub mod migrate;

@@ -27,8 +27,10 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first; a new one is a new file and a new entry.
-pub const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "initial", sql: include_str!("../migrations/0001_initial.sql") }];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "initial", sql: include_str!("../migrations/0001_initial.sql") },
+    Migration { version: 2, name: "config_source", sql: include_str!("../migrations/0002_config_source.sql") },
+];
 
 /// Key of the advisory lock migrations hold ("tbmigrat" as ASCII).
 const MIGRATION_LOCK_KEY: i64 = 0x7462_6d69_6772_6174;

@@ -14,34 +14,34 @@ async fn connect(url: &str) -> tokio_postgres::Client {
 }
 
 /// A second migration, as a later release would add one.
-const ADDED: Migration = Migration { version: 2, name: "added_by_a_test", sql: "CREATE TABLE added_by_a_test (id integer PRIMARY KEY);" };
+const ADDED: Migration = Migration { version: 3, name: "added_by_a_test", sql: "CREATE TABLE added_by_a_test (id integer PRIMARY KEY);" };
 
 #[test]
 fn migrate_applies_then_does_nothing_then_applies_only_the_new_one() {
-    // Shows that migrate on an empty database applies 0001 and records it, a second run changes nothing, and a run with a new migration applies only that one.
+    // Shows that migrate on an empty database applies 0001 and 0002 and records them, a second run changes nothing, and a run with a new migration applies only that one.
     let cluster = TestCluster::start(false).expect("a test cluster");
     cluster.create_database("bridge").unwrap();
     runtime().block_on(async {
         let mut client = connect(&cluster.url("bridge")).await;
         let first = migrate(&mut client, MIGRATIONS).await.expect("first migration");
-        assert_eq!(first.applied, vec![(1, "initial".to_string())]);
+        assert_eq!(first.applied, vec![(1, "initial".to_string()), (2, "config_source".to_string())]);
         assert!(first.already_applied.is_empty());
         let again = migrate(&mut client, MIGRATIONS).await.expect("second run");
         assert!(again.applied.is_empty());
-        assert_eq!(again.already_applied, vec![1]);
+        assert_eq!(again.already_applied, vec![1, 2]);
         let with_new: Vec<Migration> = MIGRATIONS.iter().copied().chain([ADDED]).collect();
         let third = migrate(&mut client, &with_new).await.expect("third run");
-        assert_eq!(third.applied, vec![(2, "added_by_a_test".to_string())]);
-        assert_eq!(third.already_applied, vec![1]);
+        assert_eq!(third.applied, vec![(3, "added_by_a_test".to_string())]);
+        assert_eq!(third.already_applied, vec![1, 2]);
     });
     let recorded = cluster.psql("bridge", "SELECT version || ':' || name || ':' || checksum FROM schema_migrations ORDER BY version").unwrap();
-    let expected = format!("1:initial:{}\n2:added_by_a_test:{}\n", checksum(MIGRATIONS[0].sql), checksum(ADDED.sql));
+    let expected = format!("1:initial:{}\n2:config_source:{}\n3:added_by_a_test:{}\n", checksum(MIGRATIONS[0].sql), checksum(MIGRATIONS[1].sql), checksum(ADDED.sql));
     assert_eq!(recorded, expected);
     // Every table SCHEMA.md documents exists, and persist_progress starts at 0.
     let tables = cluster
         .psql("bridge", "SELECT string_agg(table_name, ',' ORDER BY table_name) FROM information_schema.tables WHERE table_schema = 'public'")
         .unwrap();
-    for table in ["audit_log", "copies", "copy_outcomes", "copy_results", "dead_letters", "master_events", "persist_gaps", "persist_progress", "sessions", "skips", "slave_symbols"] {
+    for table in ["audit_log", "config_accounts", "config_follows", "copies", "copy_outcomes", "copy_results", "dead_letters", "master_events", "persist_gaps", "persist_progress", "sessions", "skips", "slave_symbols"] {
         assert!(tables.split([',', '\n']).any(|name| name == table), "{table} missing from {tables}");
     }
     assert_eq!(cluster.psql("bridge", "SELECT journal_seq FROM persist_progress").unwrap(), "0\n");
@@ -61,7 +61,7 @@ fn edited_or_unknown_migrations_are_refused_by_version() {
         let with_new: Vec<Migration> = MIGRATIONS.iter().copied().chain([ADDED]).collect();
         migrate(&mut client, &with_new).await.expect("the added migration");
         let error = migrate(&mut client, MIGRATIONS).await.expect_err("an older binary").to_string();
-        assert!(error.contains("0002_added_by_a_test") && error.contains("newer tradebridge"), "{error}");
+        assert!(error.contains("0003_added_by_a_test") && error.contains("newer tradebridge"), "{error}");
     });
     assert_eq!(cluster.psql("bridge", "SELECT count(*) FROM information_schema.tables WHERE table_name = 'something_else'").unwrap(), "0\n");
 }

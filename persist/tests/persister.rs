@@ -33,6 +33,8 @@ fn config(url: &str) -> PersistConfig {
         retry_backoff_ms_min: 50,
         retry_backoff_ms_max: 400,
         connect_timeout_ms: 2_000,
+        config_source: tradebridge_core::config::ConfigSource::File,
+        config_reread_ms: 30_000,
     }
 }
 

@@ -127,7 +127,7 @@ impl Config {
                 }
             }
         }
-        Config { server: self.server.clone(), persist: self.persist.clone(), accounts, follows: Arc::from(follows), warnings: Vec::new() }
+        Config { server: self.server.clone(), persist: self.persist.clone(), admin: self.admin.clone(), accounts, follows: Arc::from(follows), warnings: Vec::new() }
     }
 
     /// The `[server]` and `[persist]` keys that differ in `next`: they only
@@ -139,6 +139,11 @@ impl Config {
         }
         if self.persist != next.persist {
             keys.push("[persist]");
+        }
+        // The tokens apply at a reload; the rest of [admin] at the next start.
+        let admin_fixed = |config: &Config| config.admin.as_ref().map(|admin| (admin.listen, admin.recent_skips_max, admin.request_bytes_max));
+        if admin_fixed(self) != admin_fixed(next) {
+            keys.push("[admin]");
         }
         keys
     }

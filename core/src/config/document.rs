@@ -37,6 +37,7 @@ impl Config {
         Config {
             server: self.server.clone(),
             persist: self.persist.clone(),
+            admin: self.admin.clone(),
             accounts: document.accounts,
             follows: Arc::from(document.follows),
             warnings: Vec::new(),

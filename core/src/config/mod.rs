@@ -50,6 +50,8 @@ pub struct Config {
     /// `[persist]`: the Postgres record of the journal; `None` (no table)
     /// runs the bridge on its journal alone.
     pub persist: Option<PersistConfig>,
+    /// `[admin]`: the admin HTTP API; `None` (no table) keeps it off.
+    pub admin: Option<AdminConfig>,
     /// `[[account]]` entries in file order; logins are unique.
     pub accounts: Vec<AccountConfig>,
     /// `[[follow]]` entries in file order; (slave, master) pairs are unique.
@@ -148,6 +150,23 @@ pub struct PersistConfig {
     pub retry_backoff_ms_max: u64,
     /// Bound on connecting to Postgres.
     pub connect_timeout_ms: u64,
+    /// Where accounts, keys and follows come from.
+    pub config_source: ConfigSource,
+    /// How often the bridge re-reads them from Postgres besides each
+    /// notification (a safety net for a lost one).
+    pub config_reread_ms: u64,
+}
+
+/// `[persist] config_source`: where the accounts, keys and follows live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfigSource {
+    /// The `config_accounts` and `config_follows` tables (the default with
+    /// `[persist]`); the file's `[[account]]` and `[[follow]]` fill them
+    /// once when they are empty.
+    Postgres,
+    /// The TOML file, as without `[persist]`.
+    File,
 }
 
 impl std::fmt::Debug for PersistConfig {
@@ -161,7 +180,41 @@ impl std::fmt::Debug for PersistConfig {
             .field("retry_backoff_ms_min", &self.retry_backoff_ms_min)
             .field("retry_backoff_ms_max", &self.retry_backoff_ms_max)
             .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("config_source", &self.config_source)
+            .field("config_reread_ms", &self.config_reread_ms)
             .finish()
+    }
+}
+
+/// Where the admin HTTP API listens when `[admin]` gives no `listen`:
+/// loopback only.
+pub const ADMIN_LISTEN_DEFAULT: &str = "127.0.0.1:9108";
+
+/// `[admin]`, with every default applied.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AdminConfig {
+    /// `listen`: the API's address.
+    pub listen: SocketAddr,
+    /// `[[admin.token]]`: who may call it; at least one.
+    pub tokens: Vec<AdminToken>,
+    /// Skips the API keeps for `GET /v1/skips`, newest last.
+    pub recent_skips_max: u32,
+    /// Largest request body accepted.
+    pub request_bytes_max: u32,
+}
+
+/// One bearer token of the admin API: its name (the audit's actor) and the
+/// SHA-256 of its text (the text itself is never stored). `Debug` hides
+/// the hash.
+#[derive(Clone, PartialEq)]
+pub struct AdminToken {
+    pub name: String,
+    pub token_sha256: [u8; 32],
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.debug_struct("AdminToken").field("name", &self.name).finish_non_exhaustive()
     }
 }
 

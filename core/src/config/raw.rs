@@ -2,7 +2,7 @@
 //! checked after deserialising is `Spanned`, so its error can name the line.
 //!
 //! # Layout
-//! - `RawFile`: `[server]`, `[persist]`, `[[account]]`, `[[follow]]`.
+//! - `RawFile`: `[server]`, `[persist]`, `[admin]`, `[[account]]`, `[[follow]]`.
 //! - One raw struct per table and per inline table (`lot`).
 //!
 //! Field names are the TOML keys themselves; each is documented, with its
@@ -25,6 +25,7 @@ use super::{BelowMin, CopyMode, Direction, JournalSync, MoneyBasis, OnLimit, OnR
 pub(crate) struct RawFile {
     pub server: RawServer,
     pub persist: Option<RawPersist>,
+    pub admin: Option<RawAdmin>,
     #[serde(default)]
     pub account: Vec<RawAccount>,
     #[serde(default)]
@@ -74,6 +75,27 @@ pub(crate) struct RawPersist {
     pub retry_backoff_ms_min: Option<Spanned<u64>>,
     pub retry_backoff_ms_max: Option<Spanned<u64>>,
     pub connect_timeout_ms: Option<Spanned<u64>>,
+    pub config_source: Option<super::ConfigSource>,
+    pub config_reread_ms: Option<Spanned<u64>>,
+}
+
+/// `[admin]`: the admin HTTP API.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAdmin {
+    pub listen: Option<Spanned<String>>,
+    #[serde(default)]
+    pub token: Vec<RawAdminToken>,
+    pub recent_skips_max: Option<Spanned<u32>>,
+    pub request_bytes_max: Option<Spanned<u32>>,
+}
+
+/// `[[admin.token]]`: one bearer token, by the SHA-256 of its text.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAdminToken {
+    pub name: Spanned<String>,
+    pub token_sha256: Spanned<String>,
 }
 
 /// `idle` as written; the park backoff is a separate key.

@@ -985,3 +985,50 @@ fn previous_keys_parse_with_their_expiry_and_bad_ones_are_named() {
     let platform = error_of(&with("platform = \"mt6\"")).to_string();
     assert!(platform.contains("account[1].platform") && platform.contains("\"mt4\" or \"mt5\""), "{platform}");
 }
+
+/// `minimal()` with an `[admin]` table holding `body`, after `[server]`.
+fn with_admin(body: &str) -> String {
+    minimal().replacen("\n[[account]]", &format!("\n[admin]\n{body}\n\n[[account]]"), 1)
+}
+
+const TOKEN_HASH: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+
+#[test]
+fn admin_table_parses_with_a_loopback_default_and_its_bounds() {
+    // Shows: no [admin] keeps the API off; [admin] with one token listens on loopback 127.0.0.1:9108 with the documented bounds; `Debug` shows a token's name, never its hash.
+    assert_eq!(Config::from_toml_str(&minimal()).unwrap().admin, None);
+    let config = Config::from_toml_str(&with_admin(&format!("[[admin.token]]\nname = \"ops\"\ntoken_sha256 = \"{TOKEN_HASH}\""))).unwrap();
+    let admin = config.admin.expect("an admin config");
+    assert_eq!(admin.listen.to_string(), "127.0.0.1:9108");
+    assert_eq!((admin.recent_skips_max, admin.request_bytes_max), (1_000, 65_536));
+    assert_eq!((admin.tokens[0].name.as_str(), admin.tokens[0].token_sha256), ("ops", [0x11; 32]));
+    let shown = format!("{:?}", admin.tokens[0]);
+    assert!(shown.contains("ops") && !shown.contains("17"), "{shown}");
+}
+
+#[test]
+fn admin_table_errors_name_the_key() {
+    // Shows: [admin] without a token, a token with a bad name, the same name twice, a hash that is not 64 hex digits, and a bound out of range are each refused naming the key.
+    let token = |name: &str, hash: &str| format!("[[admin.token]]\nname = \"{name}\"\ntoken_sha256 = \"{hash}\"\n");
+    let cases = [
+        (with_admin("listen = \"127.0.0.1:9200\""), "admin.token"),
+        (with_admin(&token("has space", TOKEN_HASH)), "admin.token[0].name"),
+        (with_admin(&format!("{}{}", token("ops", TOKEN_HASH), token("ops", TOKEN_HASH))), "admin.token[1].name"),
+        (with_admin(&token("ops", "abc")), "admin.token[0].token_sha256"),
+        (with_admin(&format!("recent_skips_max = 1000000\n{}", token("ops", TOKEN_HASH))), "admin.recent_skips_max"),
+    ];
+    for (source, key) in cases {
+        let error = error_of(&source).to_string();
+        assert!(error.contains(key), "{key}: {error}");
+    }
+}
+
+#[test]
+fn admin_tokens_change_at_a_reload_and_the_rest_of_admin_at_the_next_start() {
+    // Shows: a new token is no restart key; a new listen address is.
+    let one = Config::from_toml_str(&with_admin(&format!("[[admin.token]]\nname = \"ops\"\ntoken_sha256 = \"{TOKEN_HASH}\""))).unwrap();
+    let two = Config::from_toml_str(&with_admin(&format!("[[admin.token]]\nname = \"ops\"\ntoken_sha256 = \"{TOKEN_HASH}\"\n[[admin.token]]\nname = \"ci\"\ntoken_sha256 = \"{TOKEN_HASH}\""))).unwrap();
+    assert!(one.restart_keys(&two).is_empty());
+    let moved = Config::from_toml_str(&with_admin(&format!("listen = \"127.0.0.1:9300\"\n[[admin.token]]\nname = \"ops\"\ntoken_sha256 = \"{TOKEN_HASH}\""))).unwrap();
+    assert_eq!(one.restart_keys(&moved), vec!["[admin]"]);
+}

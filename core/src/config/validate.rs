@@ -20,9 +20,9 @@ use toml::Spanned;
 
 use super::error::ConfigError;
 use super::follow::{follow, SharedSymbolRules};
-use super::raw::{RawAccount, RawFile, RawIdle, RawPersist, RawRole, RawServer};
+use super::raw::{RawAccount, RawAdmin, RawFile, RawIdle, RawPersist, RawRole, RawServer};
 use super::{
-    AccountConfig, AccountRisk, Config, IdleStrategy, JournalSync, MoneyBasis, PersistConfig, ServerConfig,
+    AccountConfig, AccountRisk, AdminConfig, AdminToken, Config, IdleStrategy, JournalSync, MoneyBasis, PersistConfig, ServerConfig,
     CONTRACT_SIZE_MAX, CONTRACT_SIZE_MIN,
 };
 use crate::protocol::Role;
@@ -278,6 +278,11 @@ pub(crate) fn config(source: &str, raw: RawFile) -> Result<Config, ConfigError> 
         .as_ref()
         .map(|raw_persist| persist(Table { source, path: "persist" }, raw_persist))
         .transpose()?;
+    let admin = raw
+        .admin
+        .as_ref()
+        .map(|raw_admin| admin(Table { source, path: "admin" }, raw_admin))
+        .transpose()?;
     let mut accounts = Vec::with_capacity(raw.account.len());
     let mut logins = BTreeSet::new();
     for (index, raw_account) in raw.account.iter().enumerate() {
@@ -329,6 +334,7 @@ pub(crate) fn config(source: &str, raw: RawFile) -> Result<Config, ConfigError> 
     Ok(Config {
         server,
         persist,
+        admin,
         accounts,
         follows: follows.into(),
         warnings,
@@ -365,8 +371,59 @@ fn persist(table: Table<'_>, raw: &RawPersist) -> Result<PersistConfig, ConfigEr
         retry_backoff_ms_min,
         retry_backoff_ms_max,
         connect_timeout_ms: number(table, &raw.connect_timeout_ms, CONNECT_TIMEOUT_MS)?,
+        config_source: raw.config_source.unwrap_or(super::ConfigSource::Postgres),
+        config_reread_ms: number(table, &raw.config_reread_ms, CONFIG_REREAD_MS)?,
     })
 }
+
+const CONFIG_REREAD_MS: Range<u64> = Range { key: "config_reread_ms", default: 30_000, min: 100, max: 3_600_000 };
+
+/// `[admin]`: an address (loopback unless given), at least one token with
+/// a unique name, and the bounds.
+fn admin(table: Table<'_>, raw: &RawAdmin) -> Result<AdminConfig, ConfigError> {
+    let listen = match &raw.listen {
+        Some(value) => address(table, value, "listen")?,
+        None => super::ADMIN_LISTEN_DEFAULT.parse().expect("the default admin address parses"),
+    };
+    if raw.token.is_empty() {
+        let message = "has no [[admin.token]]; expected at least one (name and token_sha256), or no [admin] table to keep the API off".to_string();
+        return Err(table.error(raw.listen.as_ref().map_or(0, |value| value.span().start), "token", message));
+    }
+    if raw.token.len() > ADMIN_TOKENS_MAX {
+        let message = format!("has {} tokens; expected at most {ADMIN_TOKENS_MAX}", raw.token.len());
+        return Err(table.error(raw.token[ADMIN_TOKENS_MAX].name.span().start, "token", message));
+    }
+    let mut tokens: Vec<AdminToken> = Vec::with_capacity(raw.token.len());
+    for (index, token) in raw.token.iter().enumerate() {
+        let path = format!("admin.token[{index}]");
+        let token_table = Table { source: table.source, path: &path };
+        let name = token.name.get_ref().trim();
+        let name_ok = !name.is_empty() && name.len() <= ADMIN_TOKEN_NAME_BYTES_MAX && name.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"-_.@".contains(&byte));
+        if !name_ok {
+            let message = format!("{name:?}: expected 1 to {ADMIN_TOKEN_NAME_BYTES_MAX} letters, digits or - _ . @");
+            return Err(token_table.error(token.name.span().start, "name", message));
+        }
+        if tokens.iter().any(|other| other.name == name) {
+            let message = format!("{name:?} names two tokens; expected each name once");
+            return Err(token_table.error(token.name.span().start, "name", message));
+        }
+        let token_sha256 = key_hash(token_table, &token.token_sha256, "token_sha256")?;
+        tokens.push(AdminToken { name: name.to_owned(), token_sha256 });
+    }
+    Ok(AdminConfig {
+        listen,
+        tokens,
+        recent_skips_max: number(table, &raw.recent_skips_max, RECENT_SKIPS_MAX)?,
+        request_bytes_max: number(table, &raw.request_bytes_max, REQUEST_BYTES_MAX)?,
+    })
+}
+
+/// Tokens `[admin]` may name.
+const ADMIN_TOKENS_MAX: usize = 64;
+/// A token's name: an actor in the audit.
+const ADMIN_TOKEN_NAME_BYTES_MAX: usize = 64;
+const RECENT_SKIPS_MAX: Range<u32> = Range { key: "recent_skips_max", default: 1_000, min: 0, max: 100_000 };
+const REQUEST_BYTES_MAX: Range<u32> = Range { key: "request_bytes_max", default: 65_536, min: 1_024, max: 16 * 1024 * 1024 };
 
 /// An optional numeric key: its default when absent, else checked against
 /// the inclusive range.

@@ -271,6 +271,9 @@ impl PersistTable {
         text.push_str("\n# Written by loadtest --persist: a throwaway Postgres cluster (fsync on), removed after the run.\n[persist]\n");
         let _ = writeln!(text, "database_url = \"{}\"", self.database_url);
         text.push_str("migrate_on_start = true\n");
+        // The fleet's accounts stay in the file the harness writes (and
+        // --reconfigure-every-ms edits), not in Postgres's tables.
+        text.push_str("config_source = \"file\"\n");
         if let Some(rows) = self.batch_rows_max {
             let _ = writeln!(text, "batch_rows_max = {rows}");
         }
