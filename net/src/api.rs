@@ -309,7 +309,9 @@ fn change(state: &ApiState, caller: &Caller, edit: Edit, key: Option<String>, cr
     let outcome = reload_file(&state.source, journal_dir, &state.inbox, &actor);
     refresh_tokens(state);
     tracing::info!(%actor, action, %subject, ?outcome, "admin action");
-    let mut body = json!({ "action": action, "subject": subject, "outcome": outcome });
+    // With Postgres as the source the bridge usually applied the commit as
+    // it was notified, before this reload: `unchanged` then, and in effect.
+    let mut body = json!({ "action": action, "subject": subject, "in_effect": outcome.is_success(), "outcome": outcome });
     if let Some(key) = key {
         body["key"] = json!(key);
     }

@@ -331,8 +331,23 @@ fn config_check(path: &str, config: &Config) -> ExitCode {
 
 /// Who ran an admin command, for the audit file: the invoking user.
 fn actor() -> String {
-    let user = std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| "unknown".to_owned());
+    let user = std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).unwrap_or_else(|_| login_name());
     format!("cli:{user}")
+}
+
+/// The name of this process's user from the password database, else `uid:N`.
+fn login_name() -> String {
+    // SAFETY: getuid has no preconditions; getpwuid returns null or a
+    // pointer to a static record, read at once (this program is single-
+    // threaded here).
+    unsafe {
+        let uid = libc::getuid();
+        let record = libc::getpwuid(uid);
+        if record.is_null() || (*record).pw_name.is_null() {
+            return format!("uid:{uid}");
+        }
+        std::ffi::CStr::from_ptr((*record).pw_name).to_string_lossy().into_owned()
+    }
 }
 
 /// Applies `edit` to the file, records it in the audit file, and has a
@@ -549,6 +564,9 @@ fn reload(path: &str, config: &Config) -> ExitCode {
                 return match &status.outcome {
                     outcome if outcome.is_success() => {
                         println!("tradebridge reload: {text}");
+                        if matches!(outcome, ReloadOutcome::Unchanged { .. }) && status.file.starts_with("Postgres") {
+                            println!("tradebridge reload: the bridge runs this change already: it applied the commit as Postgres notified it");
+                        }
                         ExitCode::SUCCESS
                     }
                     ReloadOutcome::Invalid { error } => {
