@@ -45,7 +45,7 @@ use tradebridge_core::config::{rfc3339_of_ms, AccountConfig, AdminToken, Config}
 use tradebridge_core::protocol::Role;
 
 use crate::admin::{append_audit, new_key, parse_duration_ms, Edit, EditError};
-use crate::reload::{reload_file, RouterInbox, ViewQuery};
+use crate::reload::{reload_file, RouterInbox, ViewAnswer, ViewQuery};
 use crate::shard::Shared;
 use crate::source::Source;
 
@@ -202,8 +202,27 @@ async fn authenticate(State(state): State<Arc<ApiState>>, ConnectInfo(remote): C
     };
     if audited {
         let line = json!({ "at_ms": now_ms, "actor": "api", "action": "admin authentication failed", "subject": route, "remote_address": remote.to_string(), "reason": reason });
-        if let Err(error) = crate::admin::append_audit_line(&state.shared.config.server.journal_dir, &line) {
-            tracing::error!(%error, "cannot append to the audit file");
+        match &*state.source {
+            // With Postgres as the source, the audit is audit_log.
+            Source::Postgres { target, .. } => {
+                let target = (**target).clone();
+                let actor = tradebridge_persist::config_source::Actor { name: "api".into(), action: "admin authentication failed".into(), subject: route.clone() };
+                let detail = json!({ "remote_address": remote.to_string(), "reason": reason }).to_string();
+                tokio::spawn(async move {
+                    let recorded = match target.connect().await {
+                        Ok(client) => tradebridge_persist::config_source::audit(&client, &actor, &detail).await,
+                        Err(error) => Err(error),
+                    };
+                    if let Err(error) = recorded {
+                        tracing::error!(error = %format!("{error:#}"), "cannot record a refused admin token in audit_log");
+                    }
+                });
+            }
+            Source::File { .. } => {
+                if let Err(error) = crate::admin::append_audit_line(&state.shared.config.server.journal_dir, &line) {
+                    tracing::error!(%error, "cannot append to the audit file");
+                }
+            }
         }
     }
     let mut response = error(StatusCode::UNAUTHORIZED, format!("unauthorized: {reason}"));
@@ -524,7 +543,14 @@ async fn sessions(State(state): State<Arc<ApiState>>) -> Response {
 /// Asks the router for a view; 503 when it does not answer in time.
 async fn router_view(state: Arc<ApiState>, query: ViewQuery) -> Response {
     blocking(move || match state.inbox.view(query, VIEW_WAIT) {
-        Some(view) => ok(StatusCode::OK, view),
+        Some(ViewAnswer::Follower { slave, known, positions }) => ok(StatusCode::OK, json!({ "slave": slave, "known": known, "positions": positions })),
+        Some(ViewAnswer::Skips { kept_max, skips }) => {
+            let skips: Vec<Value> = skips
+                .iter()
+                .map(|skip| json!({ "at": rfc3339_of_ms(skip.at_ms), "at_ms": skip.at_ms, "slave": skip.slave, "master": skip.master, "pos": skip.pos, "reason": skip.reason }))
+                .collect();
+            ok(StatusCode::OK, json!({ "kept_max": kept_max, "skips": skips }))
+        }
         None => error(StatusCode::SERVICE_UNAVAILABLE, format!("the router did not answer within {} s", VIEW_WAIT.as_secs())),
     })
     .await

@@ -712,7 +712,7 @@ fn start_config(source: &Source, file_config: &Config) -> anyhow::Result<Option<
         }
         let importer = Actor { name: "import".into(), action: "config import".into(), subject: "the configuration file's accounts and follows".into() };
         let imported = !file_rows.is_empty() && import(&mut client, &file_rows, &importer).await?;
-        anyhow::Ok((imported, load(&client).await?))
+        anyhow::Ok((imported, load(&mut client).await?))
     });
     let (imported, rows) = match loaded {
         Ok(loaded) => loaded,
@@ -743,20 +743,28 @@ fn start_config(source: &Source, file_config: &Config) -> anyhow::Result<Option<
 }
 
 /// Applies every committed change of Postgres's accounts and follows (a
-/// notification, or the periodic re-read) through the router, as a reload.
-fn watch_postgres(source: &Source, target: tradebridge_persist::db::Target, persist: &tradebridge_core::config::PersistConfig, inbox: Arc<tradebridge_net::reload::RouterInbox>) -> anyhow::Result<()> {
-    use tradebridge_net::reload::{ReloadOutcome, APPLY_WAIT};
+/// notification, or the periodic re-read) through the router, as a reload
+/// does ([`Source::apply`]: one at a time, each reading the latest rows).
+fn watch_postgres(source: &Arc<Source>, persist: &tradebridge_core::config::PersistConfig, inbox: Arc<tradebridge_net::reload::RouterInbox>) -> anyhow::Result<()> {
+    use tradebridge_net::reload::ReloadOutcome;
+    let Source::Postgres { target, .. } = &**source else {
+        return Ok(());
+    };
     let text = source.file_text().map_err(anyhow::Error::msg)?;
+    let import_rows = tradebridge_net::source::rows_of_file(&text).map_err(anyhow::Error::msg)?;
     let reread = Duration::from_millis(persist.config_reread_ms);
     let retry = Duration::from_millis(persist.retry_backoff_ms_max);
-    tradebridge_persist::config_source::watch(target, reread, retry, move |rows| match tradebridge_net::source::config_of_rows(&text, &rows) {
-        Ok(config) => match inbox.submit(config, "postgres", APPLY_WAIT) {
-            Some(ReloadOutcome::Unchanged { .. }) => {}
-            Some(outcome) if outcome.is_success() => tracing::info!(?outcome, "configuration from Postgres applied"),
-            Some(outcome) => tracing::error!(?outcome, "configuration from Postgres not applied"),
-            None => tracing::error!("the router did not answer in time; the change from Postgres may still apply"),
-        },
-        Err(error) => tracing::error!(%error, "the bridge keeps its configuration"),
+    let applier = Arc::clone(source);
+    tradebridge_persist::config_source::watch((**target).clone(), reread, retry, import_rows, move |_rows| {
+        let outcome = applier.apply(&inbox, "postgres");
+        match &outcome {
+            ReloadOutcome::Unchanged { .. } => {}
+            ReloadOutcome::Applied { .. } => tracing::info!(?outcome, "configuration from Postgres applied"),
+            ReloadOutcome::Invalid { error } => tracing::error!(%error, "the accounts and follows in Postgres do not validate; the bridge keeps its configuration"),
+            ReloadOutcome::Refused { reason } => tracing::error!(%reason, "configuration from Postgres not applied; tried again at the next change or re-read"),
+        }
+        // Invalid rows are not retried until they change; a refusal is.
+        !matches!(outcome, ReloadOutcome::Refused { .. })
     })?;
     Ok(())
 }
@@ -827,13 +835,16 @@ fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::Result<()> 
     if let Some(address) = shared.config.server.metrics_listen {
         start_metrics(address, &shared)?;
     }
-    if let (Source::Postgres { target, .. }, Some(persist)) = (&*source, &shared.config.persist) {
-        watch_postgres(&source, (**target).clone(), persist, Arc::clone(&config_inbox))?;
+    if let (Source::Postgres { .. }, Some(persist)) = (&*source, &shared.config.persist) {
+        watch_postgres(&source, persist, Arc::clone(&config_inbox))?;
     }
     let admin_tokens = Arc::new(tradebridge_net::api::AdminTokens::new(shared.config.admin.as_ref().map(|admin| admin.tokens.clone()).unwrap_or_default()));
     if shared.config.admin.is_some() {
         let api = tradebridge_net::api::start(Arc::clone(&shared), Arc::clone(&config_inbox), Arc::clone(&source), config_path.clone(), Arc::clone(&admin_tokens))?;
         println!("tradebridge admin API on http://{}/v1", api.local_address);
+        if !api.local_address.ip().is_loopback() {
+            tracing::warn!(address = %api.local_address, "the admin API listens beyond loopback over plain HTTP: put it behind a TLS proxy or a firewall");
+        }
         tracing::info!(address = %api.local_address, "admin API listening");
     }
     let mut signal = None;
@@ -841,12 +852,12 @@ fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::Result<()> 
         if received == SIGHUP {
             // Re-read and validate the file as at start; the router applies
             // the difference between two inputs.
-            let outcome = tradebridge_net::reload::reload_file(&source, &journal_dir, &config_inbox, "reload");
-            // The admin tokens apply at once too (the address at the next start).
-            if outcome.is_success() {
-                if let Ok(Some(admin)) = Config::load(&config_path).map(|config| config.admin) {
-                    admin_tokens.replace(admin.tokens);
-                }
+            tradebridge_net::reload::reload_file(&source, &journal_dir, &config_inbox, "reload");
+            // The admin tokens apply at once too (the address at the next
+            // start), whatever became of the accounts: a token removed
+            // from the file stops working even while Postgres is away.
+            if let Ok(Some(admin)) = Config::load(&config_path).map(|config| config.admin) {
+                admin_tokens.replace(admin.tokens);
             }
             continue;
         }

@@ -93,7 +93,26 @@ pub enum ViewQuery {
 #[derive(Debug)]
 pub enum RouterAnswer {
     Reload(ReloadOutcome),
-    View(serde_json::Value),
+    View(ViewAnswer),
+}
+
+/// A view as the router hands it back: plain data, copied out; the caller
+/// (the admin API's thread) makes JSON of it, not the router.
+#[derive(Debug)]
+pub enum ViewAnswer {
+    Follower { slave: u64, known: bool, positions: Vec<tradebridge_core::engine::view::FollowerPosition> },
+    Skips { kept_max: usize, skips: Vec<SkipView> },
+}
+
+/// One recent skip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SkipView {
+    /// Wall clock, ms since the epoch.
+    pub at_ms: u64,
+    pub slave: u64,
+    pub master: u64,
+    pub pos: u64,
+    pub reason: &'static str,
 }
 
 /// A request for the router, and where its answer goes.
@@ -136,6 +155,17 @@ impl RouterInbox {
     /// apply).
     pub fn ask(&self, ask: RouterAsk, wait: Duration) -> Option<RouterAnswer> {
         let _turn = self.turn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // A request whose asker stopped waiting may still sit here: it is
+        // taken before this one is placed, never replaced (a change must
+        // not be lost to a later view).
+        let deadline = std::time::Instant::now() + wait;
+        while self.pending.load(Ordering::Acquire) {
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let wait = deadline.saturating_duration_since(std::time::Instant::now());
         let (reply, answer) = mpsc::sync_channel(1);
         *self.request.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(RouterRequest { ask, reply });
         self.pending.store(true, Ordering::Release);
@@ -154,7 +184,7 @@ impl RouterInbox {
     }
 
     /// Asks the router for a view; `None` when it did not answer in time.
-    pub fn view(&self, query: ViewQuery, wait: Duration) -> Option<serde_json::Value> {
+    pub fn view(&self, query: ViewQuery, wait: Duration) -> Option<ViewAnswer> {
         match self.ask(RouterAsk::View(query), wait)? {
             RouterAnswer::View(value) => Some(value),
             RouterAnswer::Reload(_) => None,
@@ -184,17 +214,7 @@ static RELOADS: AtomicU64 = AtomicU64::new(0);
 /// journal directory's [`STATUS_FILE`] (and the log).
 pub fn reload_file(source: &crate::source::Source, journal_dir: &Path, inbox: &RouterInbox, actor: &str) -> ReloadOutcome {
     let described = source.describe();
-    let outcome = match source.load() {
-        Err(error) => ReloadOutcome::Invalid { error },
-        Ok(config) => {
-            for warning in &config.warnings {
-                tracing::warn!(source = %described, %warning, "configuration warning");
-            }
-            inbox.submit(config, actor, APPLY_WAIT).unwrap_or_else(|| ReloadOutcome::Refused {
-                reason: format!("the router did not answer within {} s; the change may still apply (see the log)", APPLY_WAIT.as_secs()),
-            })
-        }
-    };
+    let outcome = source.apply(inbox, actor);
     match &outcome {
         ReloadOutcome::Invalid { error } => tracing::error!(source = %described, %error, "reload: the configuration is invalid; nothing changed"),
         ReloadOutcome::Refused { reason } => tracing::error!(source = %described, %reason, "reload refused; nothing changed"),

@@ -60,7 +60,7 @@ use crate::accounts::{AccountTable, SlaveDelivery};
 use crate::checkpoint::{CheckpointWriter, KeptCopies, RouterState, RouterStateRef, Written};
 use crate::doorbell::Doorbell;
 use crate::metrics::{Metrics, Stage};
-use crate::reload::{ReloadOutcome, RouterAnswer, RouterAsk, RouterInbox, ViewQuery};
+use crate::reload::{ReloadOutcome, RouterAnswer, RouterAsk, RouterInbox, SkipView, ViewAnswer, ViewQuery};
 use tradebridge_persist::feed::PersistFeed;
 
 /// Journal kind of a master event record: its ring tag, so a journal record
@@ -545,7 +545,7 @@ impl Router {
             config_document: config.document("start"),
             config_generation: 0,
             config_inbox,
-            recent_skips: VecDeque::new(),
+            recent_skips: VecDeque::with_capacity(recent_skips_max),
             recent_skips_max,
             started_wall_ms,
         };
@@ -1058,40 +1058,27 @@ impl Router {
         self.config_inbox.has_request() || self.links.from_shards.iter().any(|consumer| matches!(consumer.peek(), Ok(Some(_))))
     }
 
-    /// Answers a read view of the admin API (between two passes; bounded
-    /// by the follower's positions or `recent_skips_max`).
-    fn view(&self, query: &ViewQuery) -> serde_json::Value {
+    /// Answers a read view of the admin API between two passes: the data
+    /// copied out (bounded by the follower's positions or
+    /// `recent_skips_max`), made into JSON by the API's thread.
+    fn view(&self, query: &ViewQuery) -> ViewAnswer {
         match *query {
-            ViewQuery::Follower { slave } => {
-                let known = self.config.account(slave).is_some_and(|account| account.role == tradebridge_core::protocol::Role::Slave);
-                serde_json::json!({
-                    "slave": slave,
-                    "known": known,
-                    "positions": self.engine.follower_positions(slave),
-                })
-            }
+            ViewQuery::Follower { slave } => ViewAnswer::Follower {
+                slave,
+                known: self.config.account(slave).is_some_and(|account| account.role == tradebridge_core::protocol::Role::Slave),
+                positions: self.engine.follower_positions(slave),
+            },
             ViewQuery::Skips { limit, login } => {
-                let skips: Vec<serde_json::Value> = self
+                let mut skips: Vec<SkipView> = self
                     .recent_skips
                     .iter()
                     .rev()
                     .filter(|skip| login.is_none_or(|login| skip.slave == login || skip.master == login))
                     .take(limit)
-                    .map(|skip| {
-                        serde_json::json!({
-                            "at": tradebridge_core::config::rfc3339_of_ms(skip.at_ms),
-                            "at_ms": skip.at_ms,
-                            "slave": skip.slave,
-                            "master": skip.master,
-                            "pos": skip.pos,
-                            "reason": skip.reason.as_str(),
-                        })
-                    })
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
+                    .map(|skip| SkipView { at_ms: skip.at_ms, slave: skip.slave, master: skip.master, pos: skip.pos, reason: skip.reason.as_str() })
                     .collect();
-                serde_json::json!({ "kept_max": self.recent_skips_max, "skips": skips })
+                skips.reverse();
+                ViewAnswer::Skips { kept_max: self.recent_skips_max, skips }
             }
         }
     }
@@ -1392,6 +1379,7 @@ impl Router {
     /// queues it to be sent once durable.
     fn issue_copies(&mut self, decisions: &mut Vec<Decision>, event_received_ns: u64) -> anyhow::Result<()> {
         self.skips.clear();
+        let round_wall_ms = if self.recent_skips_max > 0 { self.started_wall_ms + self.now_ms() } else { 0 };
         for decision in decisions.drain(..) {
             let instruction = match decision.outcome {
                 Outcome::Copy(instruction) => instruction,
@@ -1404,8 +1392,7 @@ impl Router {
                         if self.recent_skips.len() >= self.recent_skips_max {
                             self.recent_skips.pop_front();
                         }
-                        let at_ms = self.started_wall_ms + self.now_ms();
-                        self.recent_skips.push_back(RecentSkip { at_ms, slave: decision.slave, master: decision.master, pos: decision.pos, reason });
+                        self.recent_skips.push_back(RecentSkip { at_ms: round_wall_ms, slave: decision.slave, master: decision.master, pos: decision.pos, reason });
                     }
                     continue;
                 }

@@ -19,6 +19,7 @@
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use toml_edit::{DocumentMut, Item};
 use tradebridge_core::config::{Config, ConfigSource};
@@ -26,12 +27,22 @@ use tradebridge_persist::config_source::{self, AccountRow, Actor, ConfigRows, Ed
 use tradebridge_persist::db::Target;
 
 use crate::admin::{apply, edit_file, Edit, EditError};
+use crate::reload::{ReloadOutcome, RouterInbox, APPLY_WAIT};
 
 /// Where the accounts, keys and follows live.
 #[derive(Debug)]
 pub enum Source {
     File { path: PathBuf },
     Postgres { path: PathBuf, target: Box<Target> },
+}
+
+/// Why a source could not be loaded.
+#[derive(Debug)]
+pub enum LoadError {
+    /// It cannot be read now (Postgres away, the file unreadable).
+    Unreachable(String),
+    /// It was read and does not validate.
+    Invalid(String),
 }
 
 /// Runs `future` on a current-thread runtime of its own thread (callers
@@ -76,16 +87,50 @@ impl Source {
 
     /// The configuration as the source holds it now, validated as at start.
     pub fn load(&self) -> Result<Config, String> {
+        self.load_checked().map_err(|error| match error {
+            LoadError::Unreachable(text) | LoadError::Invalid(text) => text,
+        })
+    }
+
+    /// [`Source::load`], telling a source that cannot be read from one
+    /// that does not validate.
+    pub fn load_checked(&self) -> Result<Config, LoadError> {
         match self {
-            Source::File { path } => Config::load(path).map_err(|error| error.to_string()),
+            Source::File { path } => Config::load(path).map_err(|error| LoadError::Invalid(error.to_string())),
             Source::Postgres { path, target } => {
-                let text = read(path)?;
+                let text = read(path).map_err(LoadError::Unreachable)?;
                 let rows = on_own_runtime(async {
-                    let client = target.connect().await?;
-                    config_source::load(&client).await
+                    let mut client = target.connect().await?;
+                    config_source::load(&mut client).await
                 })
-                .map_err(|error| format!("{error:#}"))?;
-                config_of_rows(&text, &rows)
+                .map_err(|error| LoadError::Unreachable(format!("{error:#}")))?;
+                if let Ok(file_rows) = rows_of_file(&text) {
+                    if !file_rows.is_empty() && file_rows != rows {
+                        tracing::warn!("the file's [[account]] and [[follow]] tables differ from config_accounts and config_follows and are not used ([persist] config_source = \"postgres\"): change accounts with `tradebridge account|follow|key`, the admin API or SQL");
+                    }
+                }
+                config_of_rows(&text, &rows).map_err(LoadError::Invalid)
+            }
+        }
+    }
+
+    /// Loads the source and has the router apply it as a change by `actor`.
+    /// One at a time in this process, each loading after the previous one
+    /// applied: a slower reader never applies rows older than what a
+    /// faster one already applied.
+    pub fn apply(&self, inbox: &RouterInbox, actor: &str) -> ReloadOutcome {
+        static APPLYING: Mutex<()> = Mutex::new(());
+        let _turn = APPLYING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match self.load_checked() {
+            Err(LoadError::Invalid(error)) => ReloadOutcome::Invalid { error },
+            Err(LoadError::Unreachable(reason)) => ReloadOutcome::Refused { reason: format!("cannot read the configuration: {reason}") },
+            Ok(config) => {
+                for warning in &config.warnings {
+                    tracing::warn!(source = %self.describe(), %warning, "configuration warning");
+                }
+                inbox.submit(config, actor, APPLY_WAIT).unwrap_or_else(|| ReloadOutcome::Refused {
+                    reason: format!("the router did not answer within {} s; the change may still apply (see the log)", APPLY_WAIT.as_secs()),
+                })
             }
         }
     }
@@ -145,7 +190,7 @@ fn line(key: &str, item: &Item) -> Result<String, String> {
 /// Checks that `text` holds only `key = value` lines (no table headers),
 /// so a row cannot reach outside its own table.
 fn check_lines(text: &str, what: &str) -> Result<(), String> {
-    let document: DocumentMut = text.parse().map_err(|error| format!("{what}: not TOML `key = value` lines: {error}"))?;
+    let document: DocumentMut = text.parse().map_err(|error: toml_edit::TomlError| format!("{what}: not TOML `key = value` lines: {}", brief(&error, text)))?;
     for (key, item) in document.iter() {
         if !item.is_value() {
             return Err(format!("{what}: `{key}` is a table; expected `key = value` lines"));
@@ -157,7 +202,7 @@ fn check_lines(text: &str, what: &str) -> Result<(), String> {
 /// The file's text with its `[[account]]` and `[[follow]]` tables replaced
 /// by the rows'. An error names the row whose text is not TOML lines.
 pub fn compose(file_text: &str, rows: &ConfigRows) -> Result<String, String> {
-    let mut document: DocumentMut = file_text.parse().map_err(|error| format!("the configuration file: {error}"))?;
+    let mut document: DocumentMut = file_text.parse().map_err(|error: toml_edit::TomlError| format!("the configuration file: {}", brief(&error, file_text)))?;
     document.remove("account");
     document.remove("follow");
     let mut text = document.to_string();
@@ -166,7 +211,11 @@ pub fn compose(file_text: &str, rows: &ConfigRows) -> Result<String, String> {
         let what = format!("config_accounts login {}", account.login);
         check_lines(&account.settings, &format!("{what}: settings"))?;
         if !account.previous_keys.is_empty() {
-            check_lines(&format!("previous_keys = {}", account.previous_keys), &format!("{what}: previous_keys"))?;
+            let entry = format!("previous_keys = {}", account.previous_keys);
+            check_lines(&entry, &format!("{what}: previous_keys"))?;
+            if entry.parse::<DocumentMut>().map_or(0, |document| document.len()) != 1 {
+                return Err(format!("{what}: previous_keys: expected one TOML array"));
+            }
         }
         text.push_str(&format!("\n# {what}\n[[account]]\nlogin = {}\nrole = {}\nserver = {}\nkey_sha256 = {}\n", account.login, quoted(&account.role), quoted(&account.server), quoted(&account.key_sha256)));
         if let Some(platform) = &account.platform {
@@ -190,7 +239,15 @@ pub fn compose(file_text: &str, rows: &ConfigRows) -> Result<String, String> {
 }
 
 fn document_of_rows(file_text: &str, rows: &ConfigRows) -> Result<DocumentMut, String> {
-    compose(file_text, rows)?.parse().map_err(|error| format!("{error}"))
+    let text = compose(file_text, rows)?;
+    text.parse().map_err(|error: toml_edit::TomlError| brief(&error, &text))
+}
+
+/// A TOML error as its message and line, without the text it quotes (a
+/// row may hold key hashes).
+fn brief(error: &toml_edit::TomlError, text: &str) -> String {
+    let line = error.span().map_or(0, |span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+    format!("line {line}: {}", error.message().trim())
 }
 
 /// The configuration of the file's text with the rows' accounts and
@@ -292,6 +349,18 @@ master = 1
 lot = { mode = "multiplier", value = 2.0 }
 mode = "frozen"
 "#;
+
+    #[test]
+    fn a_parse_error_names_its_line_without_quoting_it() {
+        // Shows: settings that are not TOML give an error with the row and line, without the text (which may hold a hash); previous_keys with a second key is refused.
+        let mut rows = rows_of_file(FILE).unwrap();
+        rows.accounts[0].settings = "secret-hash-abcdef = = 1".into();
+        let error = config_of_rows(FILE, &rows).unwrap_err();
+        assert!(error.contains("config_accounts login 1: settings") && error.contains("line 1") && !error.contains("abcdef"), "{error}");
+        let mut rows = rows_of_file(FILE).unwrap();
+        rows.accounts[1].previous_keys = "[]\nenabled = true".into();
+        assert!(config_of_rows(FILE, &rows).unwrap_err().contains("expected one TOML array"));
+    }
 
     #[test]
     fn rows_made_from_a_file_give_back_the_same_configuration() {

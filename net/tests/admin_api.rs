@@ -227,6 +227,8 @@ fn every_documented_operation_answers_as_described_and_an_api_follow_copies_the_
     let shown = api.call("showAccount", &format!("/v1/accounts/{SLAVE_LOGIN}"), None, 200);
     assert_eq!((shown["connected"].as_bool(), shown["follow_list"][0]["master"].as_u64()), (Some(true), Some(MASTER_LOGIN)));
     api.call("showAccount", "/v1/accounts/999", None, 404);
+    api.call("showAccount", "/v1/accounts/abc", None, 400);
+    api.call("followerPositions", "/v1/followers/abc/positions", None, 400);
 
     // A new slave and its follow, through the API.
     let add = json!({ "login": NEW_SLAVE, "role": "slave", "server": "Demo-Broker-A", "platform": "mt5", "limits": ["max_positions=5"] });
@@ -242,6 +244,7 @@ fn every_documented_operation_answers_as_described_and_an_api_follow_copies_the_
     let bad_rule = api.call("addFollow", "/v1/follows", Some(json!({ "master": MASTER_LOGIN, "slave": SLAVE2_LOGIN + 10, "rules": ["lot = 5"] })), 422);
     assert!(bad_rule["error"].as_str().unwrap().contains("lot"), "{bad_rule}");
     api.call("addFollow", "/v1/follows", Some(json!({ "master": "x" })), 400);
+    api.call("addFollow", "/v1/follows", Some(json!({ "master": 1, "slave": 2, "rules": ["x".repeat(70_000)] })), 413);
 
     let mut slave3 = slave_with_state(&bridge, NEW_SLAVE, &key, 0);
     master.send(&open_event_text(1, 9001));

@@ -81,7 +81,7 @@ fn expect_revoked(client: &mut support::Client) {
 
 #[test]
 fn postgres_holds_the_accounts_and_a_committed_change_applies_live() {
-    // Shows: the first start imports the file's 3 accounts and 2 follows into the tables; `account add` and `follow add` write rows (the key printed once, only its hash stored) with audit_log rows naming the CLI user, and the new slave logs in and gets the master's next open; an UPDATE in psql disabling it closes its session with 4005 at once (no reload, no signal); a row that does not validate changes nothing and the bridge keeps copying; the API's disable and enable write audit_log rows naming the token; kill -9 and a restart with Postgres stopped start on the journal's configuration (the new slave is known), and with Postgres back an SQL change applies again.
+    // Shows: the first start imports the file's 3 accounts and 2 follows into the tables; `account add` and `follow add` write rows (the key printed once, only its hash stored) with audit_log rows naming the CLI user, and the new slave logs in and gets the master's next open; an UPDATE in psql disabling it closes its session with 4005 at once (no reload, no signal); a row that does not validate changes nothing and the bridge keeps copying; the API's disable and enable write audit_log rows naming the token, and a refused token is an audit_log row without the text presented; kill -9 and a restart with Postgres stopped start on the journal's configuration (the new slave is known), and with Postgres back an SQL change applies again.
     let cluster = TestCluster::start(false).expect("a test cluster");
     cluster.create_database("bridge").unwrap();
     let directory = temp_directory("config-postgres");
@@ -145,6 +145,25 @@ fn postgres_holds_the_accounts_and_a_committed_change_applies_live() {
     let (status, body) = api(&address, "GET", "/v1/accounts/300001", None);
     assert!(status == 200 && body.contains("\"enabled\":false"), "the API reads Postgres: {status} {body}");
     assert!(cluster.psql("bridge", "SELECT count(*) FROM audit_log WHERE actor = 'api:ops'").unwrap().trim().parse::<u32>().unwrap() >= 2);
+    let refused = {
+        use std::io::{Read as _, Write as _};
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        write!(stream, "GET /v1/sessions HTTP/1.1\r\nHost: test\r\nConnection: close\r\nAuthorization: Bearer not-the-token\r\n\r\n").unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    };
+    assert!(refused.starts_with("HTTP/1.1 401"), "{refused}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let rows = cluster.psql("bridge", "SELECT actor || '|' || action || '|' || after::text FROM audit_log WHERE action = 'admin authentication failed'").unwrap();
+        if rows.contains("api|admin authentication failed|") {
+            assert!(!rows.contains("not-the-token"), "the presented token is not recorded: {rows}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no audit_log row for the refused token");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     // Postgres away at a restart: the journal's configuration.
     drop((slave1, master));

@@ -29,6 +29,14 @@ CREATE TABLE config_follows (
 );
 CREATE INDEX config_follows_master ON config_follows (master);
 
+-- One row once the tables were first filled from a configuration file (or
+-- by an operator): from then on empty tables mean "no accounts", and the
+-- file is never imported again.
+CREATE TABLE config_source_state (
+    id             integer          PRIMARY KEY CHECK (id = 1),
+    imported_at    timestamptz      NOT NULL DEFAULT now()
+);
+
 CREATE FUNCTION config_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_notify('tradebridge_config', TG_TABLE_NAME);

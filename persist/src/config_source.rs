@@ -11,7 +11,9 @@
 //!
 //! # Layout
 //! - [`ConfigRows`], [`AccountRow`], [`FollowRow`]: the tables' contents.
-//! - [`load`], [`import`], [`edit_rows`]: reading and writing them.
+//! - [`load`], [`import`], [`edit_rows`]: reading and writing them
+//!   (`config_source_state` marks tables filled once, so empty tables are
+//!   never filled from the file again).
 //! - [`watch`]: the watcher thread of a running bridge.
 //!
 //! # Invariants
@@ -28,6 +30,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use futures_util::StreamExt as _;
 use tokio_postgres::{AsyncMessage, Client, GenericClient};
+
 
 use crate::db::{describe, Target};
 
@@ -87,8 +90,30 @@ fn login_of(text: &str, what: &str) -> anyhow::Result<u64> {
     text.parse().with_context(|| format!("{what} {text:?} is not an unsigned 64-bit login"))
 }
 
-/// Reads both tables, in key order.
-pub async fn load(client: &impl GenericClient) -> anyhow::Result<ConfigRows> {
+/// Longest wait for the tables' lock, and for any statement, of a change
+/// or a read: a stalled editor (a suspended CLI) fails the next one with
+/// an error instead of hanging it.
+const LOCK_TIMEOUT: &str = "5s";
+const STATEMENT_TIMEOUT: &str = "15s";
+
+/// Reads both tables as of one snapshot (one REPEATABLE READ transaction,
+/// so accounts and follows come from the same commits), in key order.
+pub async fn load(client: &mut Client) -> anyhow::Result<ConfigRows> {
+    let transaction = client
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(|error| anyhow::anyhow!("{}", describe(&error)))?;
+    transaction.batch_execute(&format!("SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}'")).await.map_err(|error| anyhow::anyhow!("{}", describe(&error)))?;
+    let rows = read_tables(&transaction).await?;
+    transaction.commit().await.map_err(|error| anyhow::anyhow!("{}", describe(&error)))?;
+    Ok(rows)
+}
+
+/// Reads both tables in the caller's transaction.
+async fn read_tables(client: &impl GenericClient) -> anyhow::Result<ConfigRows> {
     let accounts = client
         .query("SELECT login::text, role, server, platform, key_sha256, enabled, previous_keys, settings FROM config_accounts ORDER BY login", &[])
         .await
@@ -208,8 +233,17 @@ pub enum EditFailure<E> {
 pub async fn edit_rows<E>(client: &mut Client, actor: &Actor, change: impl FnOnce(&ConfigRows) -> Result<ConfigRows, E>) -> Result<ConfigRows, EditFailure<E>> {
     let database = |error: tokio_postgres::Error| EditFailure::Database(anyhow::anyhow!("{}", describe(&error)));
     let transaction = client.transaction().await.map_err(database)?;
-    transaction.batch_execute("LOCK TABLE config_accounts, config_follows IN EXCLUSIVE MODE").await.map_err(database)?;
-    let before = load(&transaction).await.map_err(EditFailure::Database)?;
+    transaction
+        .batch_execute(&format!(
+            "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}'; \
+             LOCK TABLE config_accounts, config_follows, config_source_state IN EXCLUSIVE MODE"
+        ))
+        .await
+        .map_err(database)?;
+    let before = read_tables(&transaction).await.map_err(EditFailure::Database)?;
+    // Whatever an operator's tool puts in the tables, they are the source
+    // from now on: the file is never imported over them.
+    transaction.execute("INSERT INTO config_source_state (id) VALUES (1) ON CONFLICT (id) DO NOTHING", &[]).await.map_err(database)?;
     let after = change(&before).map_err(EditFailure::Refused)?;
     let (audit_before, audit_after) = write_difference(&transaction, &before, &after).await.map_err(EditFailure::Database)?;
     transaction
@@ -223,7 +257,8 @@ pub async fn edit_rows<E>(client: &mut Client, actor: &Actor, change: impl FnOnc
     Ok(after)
 }
 
-/// An `audit_log` row of a change that was refused (nothing else written).
+/// An `audit_log` row of something refused (a change, a token): `after`
+/// is `{"refused": <refusal>}`; nothing else is written.
 pub async fn audit(client: &Client, actor: &Actor, refusal: &str) -> anyhow::Result<()> {
     let after = serde_json::json!({ "refused": refusal }).to_string();
     client
@@ -233,24 +268,41 @@ pub async fn audit(client: &Client, actor: &Actor, refusal: &str) -> anyhow::Res
     Ok(())
 }
 
-/// Fills empty tables with `rows` (a file's accounts and follows, when the
-/// bridge first starts on Postgres); returns false, writing nothing, when
-/// the tables hold rows already.
+/// Fills the tables with `rows` (a file's accounts and follows) once: when
+/// they were never filled before (no `config_source_state` row) and are
+/// empty. Returns false, writing nothing, otherwise; after a first fill
+/// (or rows an operator wrote), empty tables mean no accounts, and the
+/// file is never imported again.
 pub async fn import(client: &mut Client, rows: &ConfigRows, actor: &Actor) -> anyhow::Result<bool> {
-    let mut imported = false;
-    let outcome = edit_rows(client, actor, |before| {
-        if !before.is_empty() {
-            return Err(());
+    let database = |error: tokio_postgres::Error| anyhow::anyhow!("{}", describe(&error));
+    let transaction = client.transaction().await.map_err(database)?;
+    transaction
+        .batch_execute(&format!(
+            "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}'; \
+             LOCK TABLE config_accounts, config_follows, config_source_state IN EXCLUSIVE MODE"
+        ))
+        .await
+        .map_err(database)?;
+    let marked = !transaction.query("SELECT 1 FROM config_source_state", &[]).await.map_err(database)?.is_empty();
+    let before = read_tables(&transaction).await?;
+    if marked || !before.is_empty() || rows.is_empty() {
+        if !marked && !before.is_empty() {
+            transaction.execute("INSERT INTO config_source_state (id) VALUES (1)", &[]).await.map_err(database)?;
+            transaction.commit().await.map_err(database)?;
         }
-        imported = true;
-        Ok(rows.clone())
-    })
-    .await;
-    match outcome {
-        Ok(_) => Ok(imported),
-        Err(EditFailure::Refused(())) => Ok(false),
-        Err(EditFailure::Database(error)) => Err(error),
+        return Ok(false);
     }
+    let (_, audit_after) = write_difference(&transaction, &before, rows).await?;
+    transaction.execute("INSERT INTO config_source_state (id) VALUES (1)", &[]).await.map_err(database)?;
+    transaction
+        .execute(
+            "INSERT INTO audit_log (actor, action, subject, after) VALUES ($1, $2, $3, $4::text::jsonb)",
+            &[&actor.name, &actor.action, &actor.subject, &audit_after.to_string()],
+        )
+        .await
+        .map_err(database)?;
+    transaction.commit().await.map_err(database)?;
+    Ok(true)
 }
 
 /// Connects and subscribes to [`CHANNEL`]; returns the client and a stream
@@ -282,7 +334,7 @@ async fn listen(target: &Target) -> anyhow::Result<(Client, tokio::sync::mpsc::U
 /// Watches the tables from its own thread: `on_rows` gets every row set
 /// that differs from the last one it got, after each notification and at
 /// least every `reread`; a lost connection is retried after `retry`.
-pub fn watch(target: Target, reread: Duration, retry: Duration, mut on_rows: impl FnMut(ConfigRows) + Send + 'static) -> std::io::Result<std::thread::JoinHandle<()>> {
+pub fn watch(target: Target, reread: Duration, retry: Duration, import_rows: ConfigRows, mut on_rows: impl FnMut(ConfigRows) -> bool + Send + 'static) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new().name("config-watch".into()).spawn(move || {
         let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(runtime) => runtime,
@@ -294,7 +346,7 @@ pub fn watch(target: Target, reread: Duration, retry: Duration, mut on_rows: imp
         runtime.block_on(async move {
             let mut last: Option<ConfigRows> = None;
             loop {
-                let (client, mut notifications) = match listen(&target).await {
+                let (mut client, mut notifications) = match listen(&target).await {
                     Ok(listening) => listening,
                     Err(error) => {
                         tracing::warn!(error = %format!("{error:#}"), retry_ms = retry.as_millis() as u64, "the configuration watcher cannot reach Postgres; the bridge keeps its configuration");
@@ -302,12 +354,22 @@ pub fn watch(target: Target, reread: Duration, retry: Duration, mut on_rows: imp
                         continue;
                     }
                 };
+                // Tables made after the bridge started (a migration run
+                // later) get the file's accounts first, never read empty.
+                let importer = Actor { name: "import".into(), action: "config import".into(), subject: "the configuration file's accounts and follows".into() };
+                if let Err(error) = import(&mut client, &import_rows, &importer).await {
+                    tracing::warn!(error = %format!("{error:#}"), "the configuration watcher cannot check the tables");
+                    tokio::time::sleep(retry).await;
+                    continue;
+                }
                 loop {
-                    match load(&client).await {
+                    match load(&mut client).await {
                         Ok(rows) => {
-                            if last.as_ref() != Some(&rows) {
-                                last = Some(rows.clone());
-                                on_rows(rows);
+                            // Remembered only once applied: a change the
+                            // bridge could not take is tried again at the
+                            // next notification or re-read.
+                            if last.as_ref() != Some(&rows) && on_rows(rows.clone()) {
+                                last = Some(rows);
                             }
                         }
                         Err(error) => {

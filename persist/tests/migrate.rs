@@ -41,7 +41,7 @@ fn migrate_applies_then_does_nothing_then_applies_only_the_new_one() {
     let tables = cluster
         .psql("bridge", "SELECT string_agg(table_name, ',' ORDER BY table_name) FROM information_schema.tables WHERE table_schema = 'public'")
         .unwrap();
-    for table in ["audit_log", "config_accounts", "config_follows", "copies", "copy_outcomes", "copy_results", "dead_letters", "master_events", "persist_gaps", "persist_progress", "sessions", "skips", "slave_symbols"] {
+    for table in ["audit_log", "config_accounts", "config_follows", "config_source_state", "copies", "copy_outcomes", "copy_results", "dead_letters", "master_events", "persist_gaps", "persist_progress", "sessions", "skips", "slave_symbols"] {
         assert!(tables.split([',', '\n']).any(|name| name == table), "{table} missing from {tables}");
     }
     assert_eq!(cluster.psql("bridge", "SELECT journal_seq FROM persist_progress").unwrap(), "0\n");
