@@ -313,7 +313,7 @@ pub fn rows_of(document: &DocumentMut) -> Result<ConfigRows, String> {
 /// The file's own `[[account]]` and `[[follow]]` tables as rows (what a
 /// first start on Postgres imports).
 pub fn rows_of_file(file_text: &str) -> Result<ConfigRows, String> {
-    let document: DocumentMut = file_text.parse().map_err(|error| format!("the configuration file: {error}"))?;
+    let document: DocumentMut = file_text.parse().map_err(|error: toml_edit::TomlError| format!("the configuration file: {}", brief(&error, file_text)))?;
     rows_of(&document)
 }
 

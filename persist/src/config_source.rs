@@ -227,32 +227,41 @@ pub enum EditFailure<E> {
     Database(anyhow::Error),
 }
 
-/// Reads the rows under an exclusive lock of both tables, hands them to
-/// `change`, writes what it returns and the `audit_log` row, and commits:
-/// the commit notifies a running bridge. Returns the rows committed.
-pub async fn edit_rows<E>(client: &mut Client, actor: &Actor, change: impl FnOnce(&ConfigRows) -> Result<ConfigRows, E>) -> Result<ConfigRows, EditFailure<E>> {
-    let database = |error: tokio_postgres::Error| EditFailure::Database(anyhow::anyhow!("{}", describe(&error)));
-    let transaction = client.transaction().await.map_err(database)?;
+/// Takes both tables and the import marker for the transaction, waiting
+/// at most [`LOCK_TIMEOUT`]; every statement after is bounded too.
+async fn lock_tables(transaction: &tokio_postgres::Transaction<'_>) -> Result<(), tokio_postgres::Error> {
     transaction
         .batch_execute(&format!(
             "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}'; \
              LOCK TABLE config_accounts, config_follows, config_source_state IN EXCLUSIVE MODE"
         ))
         .await
-        .map_err(database)?;
+}
+
+/// The change's `audit_log` row, in its transaction.
+async fn insert_audit(transaction: &tokio_postgres::Transaction<'_>, actor: &Actor, before: Option<&serde_json::Value>, after: &serde_json::Value) -> Result<u64, tokio_postgres::Error> {
+    transaction
+        .execute(
+            "INSERT INTO audit_log (actor, action, subject, before, after) VALUES ($1, $2, $3, $4::text::jsonb, $5::text::jsonb)",
+            &[&actor.name, &actor.action, &actor.subject, &before.map(serde_json::Value::to_string), &after.to_string()],
+        )
+        .await
+}
+
+/// Reads the rows under an exclusive lock of both tables, hands them to
+/// `change`, writes what it returns and the `audit_log` row, and commits:
+/// the commit notifies a running bridge. Returns the rows committed.
+pub async fn edit_rows<E>(client: &mut Client, actor: &Actor, change: impl FnOnce(&ConfigRows) -> Result<ConfigRows, E>) -> Result<ConfigRows, EditFailure<E>> {
+    let database = |error: tokio_postgres::Error| EditFailure::Database(anyhow::anyhow!("{}", describe(&error)));
+    let transaction = client.transaction().await.map_err(database)?;
+    lock_tables(&transaction).await.map_err(database)?;
     let before = read_tables(&transaction).await.map_err(EditFailure::Database)?;
     // Whatever an operator's tool puts in the tables, they are the source
     // from now on: the file is never imported over them.
     transaction.execute("INSERT INTO config_source_state (id) VALUES (1) ON CONFLICT (id) DO NOTHING", &[]).await.map_err(database)?;
     let after = change(&before).map_err(EditFailure::Refused)?;
     let (audit_before, audit_after) = write_difference(&transaction, &before, &after).await.map_err(EditFailure::Database)?;
-    transaction
-        .execute(
-            "INSERT INTO audit_log (actor, action, subject, before, after) VALUES ($1, $2, $3, $4::text::jsonb, $5::text::jsonb)",
-            &[&actor.name, &actor.action, &actor.subject, &audit_before.to_string(), &audit_after.to_string()],
-        )
-        .await
-        .map_err(database)?;
+    insert_audit(&transaction, actor, Some(&audit_before), &audit_after).await.map_err(database)?;
     transaction.commit().await.map_err(database)?;
     Ok(after)
 }
@@ -276,13 +285,7 @@ pub async fn audit(client: &Client, actor: &Actor, refusal: &str) -> anyhow::Res
 pub async fn import(client: &mut Client, rows: &ConfigRows, actor: &Actor) -> anyhow::Result<bool> {
     let database = |error: tokio_postgres::Error| anyhow::anyhow!("{}", describe(&error));
     let transaction = client.transaction().await.map_err(database)?;
-    transaction
-        .batch_execute(&format!(
-            "SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'; SET LOCAL statement_timeout = '{STATEMENT_TIMEOUT}'; \
-             LOCK TABLE config_accounts, config_follows, config_source_state IN EXCLUSIVE MODE"
-        ))
-        .await
-        .map_err(database)?;
+    lock_tables(&transaction).await.map_err(database)?;
     let marked = !transaction.query("SELECT 1 FROM config_source_state", &[]).await.map_err(database)?.is_empty();
     let before = read_tables(&transaction).await?;
     if marked || !before.is_empty() || rows.is_empty() {
@@ -294,13 +297,7 @@ pub async fn import(client: &mut Client, rows: &ConfigRows, actor: &Actor) -> an
     }
     let (_, audit_after) = write_difference(&transaction, &before, rows).await?;
     transaction.execute("INSERT INTO config_source_state (id) VALUES (1)", &[]).await.map_err(database)?;
-    transaction
-        .execute(
-            "INSERT INTO audit_log (actor, action, subject, after) VALUES ($1, $2, $3, $4::text::jsonb)",
-            &[&actor.name, &actor.action, &actor.subject, &audit_after.to_string()],
-        )
-        .await
-        .map_err(database)?;
+    insert_audit(&transaction, actor, None, &audit_after).await.map_err(database)?;
     transaction.commit().await.map_err(database)?;
     Ok(true)
 }
