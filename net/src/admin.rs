@@ -372,25 +372,13 @@ pub fn list_follows(config: &Config, master: Option<u64>, slave: Option<u64>) ->
     lines
 }
 
-/// The append-only audit file of TOML mode, in the journal directory.
-pub const AUDIT_FILE: &str = "audit.jsonl";
-
-/// Appends one JSON line to `journal_dir`'s [`AUDIT_FILE`]: who, what,
-/// when (ms since the epoch), and the outcome. Never a key.
+/// Appends one JSON line to `journal_dir`'s audit file
+/// ([`crate::audit::AUDIT_FILE`]): who, what, when (ms since the epoch),
+/// and the outcome. Never a key.
 pub fn append_audit(journal_dir: &Path, actor: &str, edit: &Edit, outcome: &str) -> std::io::Result<()> {
     let (action, subject) = edit.describe();
-    let at_ms = crate::shard::unix_ms();
-    append_audit_line(journal_dir, &serde_json::json!({ "at_ms": at_ms, "actor": actor, "action": action, "subject": subject, "outcome": outcome }))
-}
-
-/// Appends one JSON line to the audit file and syncs it.
-pub fn append_audit_line(journal_dir: &Path, line: &serde_json::Value) -> std::io::Result<()> {
-    std::fs::create_dir_all(journal_dir)?;
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(journal_dir.join(AUDIT_FILE))?;
-    // One write per line: the bridge and CLI processes append to the same
-    // file, and O_APPEND keeps whole writes from interleaving.
-    file.write_all(format!("{line}\n").as_bytes())?;
-    file.sync_data()
+    let at_ms = crate::clock::unix_ms();
+    crate::audit::append_audit_line(journal_dir, &serde_json::json!({ "at_ms": at_ms, "actor": actor, "action": action, "subject": subject, "outcome": outcome }))
 }
 
 #[cfg(test)]

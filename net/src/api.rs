@@ -45,7 +45,7 @@ use tradebridge_core::config::{rfc3339_of_ms, AccountConfig, AdminToken, Config}
 use tradebridge_core::protocol::Role;
 
 use crate::admin::{append_audit, new_key, parse_duration_ms, Edit, EditError};
-use crate::reload::{reload_file, RouterInbox, ViewAnswer, ViewQuery};
+use crate::reload::{RouterInbox, ViewAnswer, ViewQuery};
 use crate::shard::Shared;
 use crate::source::Source;
 
@@ -193,7 +193,7 @@ async fn authenticate(State(state): State<Arc<ApiState>>, ConnectInfo(remote): C
     };
     let route = request.uri().path().to_owned();
     tracing::warn!(remote = %remote, %route, reason, "admin API: authentication failed");
-    let now_ms = crate::shard::unix_ms();
+    let now_ms = crate::clock::unix_ms();
     let audited = {
         let mut window = state.auth_failures_window.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let second = now_ms / 1_000;
@@ -219,7 +219,7 @@ async fn authenticate(State(state): State<Arc<ApiState>>, ConnectInfo(remote): C
                 });
             }
             Source::File { .. } => {
-                if let Err(error) = crate::admin::append_audit_line(&state.shared.config.server.journal_dir, &line) {
+                if let Err(error) = crate::audit::append_audit_line(&state.shared.config.server.journal_dir, &line) {
                     tracing::error!(%error, "cannot append to the audit file");
                 }
             }
@@ -325,7 +325,7 @@ fn change(state: &ApiState, caller: &Caller, edit: Edit, key: Option<String>, cr
             tracing::error!(%audit, "cannot append to the audit file");
         }
     }
-    let outcome = reload_file(&state.source, journal_dir, &state.inbox, &actor);
+    let outcome = state.source.reload(journal_dir, &state.inbox, &actor);
     refresh_tokens(state);
     tracing::info!(%actor, action, %subject, ?outcome, "admin action");
     // With Postgres as the source the bridge usually applied the commit as
@@ -442,7 +442,7 @@ async fn key_rotate(State(state): State<Arc<ApiState>>, axum::Extension(caller):
             Ok(pair) => pair,
             Err(random) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("cannot read random bytes for the key: {random}")),
         };
-        let now_ms = crate::shard::unix_ms();
+        let now_ms = crate::clock::unix_ms();
         change(&state, &caller, Edit::RotateKey { login, key_sha256, grace_ms, now_ms }, Some(key), false)
     })
     .await
@@ -584,9 +584,9 @@ async fn skips(State(state): State<Arc<ApiState>>, Query(query): Query<SkipsQuer
 async fn reload(State(state): State<Arc<ApiState>>, axum::Extension(caller): axum::Extension<Caller>) -> Response {
     blocking(move || {
         let actor = format!("api:{}", caller.0);
-        let outcome = reload_file(&state.source, &state.shared.config.server.journal_dir, &state.inbox, &actor);
-        let line = json!({ "at_ms": crate::shard::unix_ms(), "actor": actor, "action": "reload", "subject": state.source.describe(), "outcome": outcome });
-        if let Err(audit) = crate::admin::append_audit_line(&state.shared.config.server.journal_dir, &line) {
+        let outcome = state.source.reload(&state.shared.config.server.journal_dir, &state.inbox, &actor);
+        let line = json!({ "at_ms": crate::clock::unix_ms(), "actor": actor, "action": "reload", "subject": state.source.describe(), "outcome": outcome });
+        if let Err(audit) = crate::audit::append_audit_line(&state.shared.config.server.journal_dir, &line) {
             tracing::error!(%audit, "cannot append to the audit file");
         }
         refresh_tokens(&state);

@@ -10,6 +10,20 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 
+/// The append-only audit file of TOML mode, in the journal directory.
+pub const AUDIT_FILE: &str = "audit.jsonl";
+
+/// Appends one JSON line to the audit file and syncs it (the operator's
+/// commands and the admin API, which are not on a shard).
+pub fn append_audit_line(journal_dir: &Path, line: &serde_json::Value) -> std::io::Result<()> {
+    std::fs::create_dir_all(journal_dir)?;
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(journal_dir.join(AUDIT_FILE))?;
+    // One write per line: the bridge and CLI processes append to the same
+    // file, and O_APPEND keeps whole writes from interleaving.
+    file.write_all(format!("{line}\n").as_bytes())?;
+    file.sync_data()
+}
+
 /// Lines waiting for the writer at most.
 pub const AUDIT_QUEUE_LINES_MAX: usize = 1_024;
 
@@ -23,9 +37,9 @@ pub struct AuditFile {
 }
 
 impl AuditFile {
-    /// Starts the writer of `journal_dir`'s [`crate::admin::AUDIT_FILE`].
+    /// Starts the writer of `journal_dir`'s [`AUDIT_FILE`].
     pub fn start(journal_dir: &Path) -> std::io::Result<AuditFile> {
-        let path = journal_dir.join(crate::admin::AUDIT_FILE);
+        let path = journal_dir.join(AUDIT_FILE);
         let (sender, lines) = mpsc::sync_channel::<String>(AUDIT_QUEUE_LINES_MAX);
         let target = path.clone();
         std::thread::Builder::new().name("audit".into()).spawn(move || {

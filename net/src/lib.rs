@@ -51,6 +51,7 @@ pub mod admin;
 pub mod api;
 pub mod audit;
 pub mod checkpoint;
+pub mod clock;
 pub mod doorbell;
 pub mod limits;
 pub mod metrics;

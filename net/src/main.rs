@@ -852,7 +852,7 @@ fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::Result<()> 
         if received == SIGHUP {
             // Re-read and validate the file as at start; the router applies
             // the difference between two inputs.
-            tradebridge_net::reload::reload_file(&source, &journal_dir, &config_inbox, "reload");
+            source.reload(&journal_dir, &config_inbox, "reload");
             // The admin tokens apply at once too (the address at the next
             // start), whatever became of the accounts: a token removed
             // from the file stops working even while Postgres is away.

@@ -6,9 +6,9 @@
 //! # Layout
 //! - [`RouterInbox`]: one request at a time for the router (a reload from
 //!   SIGHUP or the admin API, or a view the API shows), and its answer back.
-//! - [`reload_file`]: what SIGHUP does: read and validate the file as at
-//!   start, ask the router, and write the outcome where `tradebridge
-//!   reload` reads it ([`STATUS_FILE`] in the journal directory).
+//! - [`record_reload`]: a reload's outcome where `tradebridge reload`
+//!   reads it ([`STATUS_FILE`] in the journal directory); the reload
+//!   itself is `source::reload_file`.
 //!
 //! # Invariants
 //! - The router only ever looks at one atomic flag per pass when no change
@@ -208,14 +208,11 @@ pub struct ReloadStatus {
 /// Reloads handled by this process.
 static RELOADS: AtomicU64 = AtomicU64::new(0);
 
-/// Reads the configuration from `source` (the file, or the file with
-/// Postgres's accounts and follows), validates it as at start, hands it to
-/// the router as a change by `actor`, and records the outcome in the
-/// journal directory's [`STATUS_FILE`] (and the log).
-pub fn reload_file(source: &crate::source::Source, journal_dir: &Path, inbox: &RouterInbox, actor: &str) -> ReloadOutcome {
-    let described = source.describe();
-    let outcome = source.apply(inbox, actor);
-    match &outcome {
+/// Logs a reload's outcome and records it in the journal directory's
+/// [`STATUS_FILE`], where `tradebridge reload` reads it; `described`: the
+/// source it came from.
+pub fn record_reload(journal_dir: &Path, described: String, actor: &str, outcome: &ReloadOutcome) {
+    match outcome {
         ReloadOutcome::Invalid { error } => tracing::error!(source = %described, %error, "reload: the configuration is invalid; nothing changed"),
         ReloadOutcome::Refused { reason } => tracing::error!(source = %described, %reason, "reload refused; nothing changed"),
         other => tracing::info!(source = %described, actor, outcome = ?other, "reload done"),
@@ -229,7 +226,6 @@ pub fn reload_file(source: &crate::source::Source, journal_dir: &Path, inbox: &R
     if let Err(error) = write_status(journal_dir, &status) {
         tracing::error!(%error, "cannot write the reload status file");
     }
-    outcome
 }
 
 fn write_status(journal_dir: &Path, status: &ReloadStatus) -> std::io::Result<()> {

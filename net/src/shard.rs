@@ -22,7 +22,7 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use glommio::channels::local_channel::LocalSender;
@@ -84,10 +84,7 @@ pub struct Shared {
 /// [`ShardContext::auth_failures_window`]); the log has every one.
 pub const AUTH_FAILURES_RECORDED_PER_SECOND: u32 = 20;
 
-/// The wall clock now, in milliseconds since the Unix epoch (0 before it).
-pub fn unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as u64)
-}
+pub use crate::clock::unix_ms;
 
 impl Shared {
     /// Builds the shared state; reads the clocks once.

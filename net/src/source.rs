@@ -170,6 +170,14 @@ impl Source {
         }
     }
 
+    /// What SIGHUP, `tradebridge reload` and the admin API do: [`Source::apply`],
+    /// then the outcome logged and written where `tradebridge reload` reads it.
+    pub fn reload(&self, journal_dir: &Path, inbox: &RouterInbox, actor: &str) -> ReloadOutcome {
+        let outcome = self.apply(inbox, actor);
+        crate::reload::record_reload(journal_dir, self.describe(), actor, &outcome);
+        outcome
+    }
+
     /// The file's text (for composing with the tables' rows).
     pub fn file_text(&self) -> Result<String, String> {
         read(self.path())
