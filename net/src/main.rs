@@ -324,7 +324,13 @@ fn config_check(path: &str, config: &Config) -> ExitCode {
         config.accounts.len() - masters,
         config.follows.len(),
         config.warnings.len(),
-        if config.persist.is_some() { "set" } else { "not set (journal only)" }
+        match &config.persist {
+            None => "not set (journal only)",
+            Some(persist) if persist.config_source == tradebridge_core::config::ConfigSource::Postgres => {
+                "set (accounts and follows in Postgres; the file's fill its empty tables at the first start)"
+            }
+            Some(_) => "set (accounts and follows in this file)",
+        }
     );
     ExitCode::SUCCESS
 }
