@@ -134,7 +134,7 @@ pub struct SlaveDelivery {
     /// Copies not yet known finished, in `seq` order; pushed by the router
     /// once journaled durably, pruned by the slave's `last_seq` and results.
     pub copies: std::collections::VecDeque<Copy>,
-    /// The live connection of this slave (`shard::connection_id`), 0 when
+    /// The live connection of this slave (`links::connection_id`), 0 when
     /// none; set at `welcome`, cleared when that session ends.
     pub live_connection_id: u64,
     /// The highest copy `seq` ever kept (durable, and sent when the slave is
@@ -236,7 +236,7 @@ impl AccountEntry {
     pub fn claim(&self, control: Arc<SessionControl>) {
         let previous = lock(&self.live).replace(control);
         if let Some(previous) = previous {
-            previous.request_close(crate::session::close_code::REPLACED);
+            previous.request_close(tradebridge_core::protocol::close_code::REPLACED);
         }
     }
 

@@ -46,7 +46,7 @@ use tradebridge_core::protocol::Role;
 
 use crate::admin::{append_audit, new_key, parse_duration_ms, Edit, EditError};
 use crate::reload::{RouterInbox, ViewAnswer, ViewQuery};
-use crate::shard::Shared;
+use crate::context::Shared;
 use crate::source::Source;
 
 /// The OpenAPI description of this API, as checked in.

@@ -1,6 +1,6 @@
 //! The wall clock, for what the bridge dates (audit lines, skips, key
 //! expiries, session times); latency uses the monotonic clock of
-//! `shard::Shared`.
+//! `context::Shared`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

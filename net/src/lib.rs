@@ -6,9 +6,14 @@
 //!
 //! # Layout
 //! - [`shard`]: one pinned glommio executor per shard, each listening on the
-//!   same port with SO_REUSEPORT; [`shard::Shared`] holds what all read.
+//!   same port with SO_REUSEPORT, running the sessions and the pump that
+//!   hands them the router's acks and copies.
 //! - [`session`]: one connection: upgrade, `hello`, `welcome`, heartbeat,
 //!   bad frames, rate limit, close codes.
+//! - [`context`]: what sessions work with: [`context::Shared`] (what all
+//!   shards read) and [`context::ShardContext`] (one shard's own).
+//! - [`links`]: what shards and router hand each other: the rings and
+//!   doorbells, the record kinds, connection ids.
 //! - [`accounts`]: the configured accounts, key check, which session is live
 //!   per login (newer wins, older closes 4004) and the per-account bucket.
 //! - [`router`]: the routing core's thread (first cut): owns the journal
@@ -52,8 +57,10 @@ pub mod api;
 pub mod audit;
 pub mod checkpoint;
 pub mod clock;
+pub mod context;
 pub mod doorbell;
 pub mod limits;
+pub mod links;
 pub mod metrics;
 pub mod reload;
 pub mod router;

@@ -19,7 +19,8 @@ use clap::{Parser, Subcommand};
 use tradebridge_core::config::Config;
 use tradebridge_net::metrics;
 use tradebridge_net::router::{self, Router};
-use tradebridge_net::shard::{self, Shared};
+use tradebridge_net::context::Shared;
+use tradebridge_net::shard;
 use tradebridge_net::source::Source;
 
 /// Exit code for a usage or configuration error, as for most Unix tools.
@@ -489,7 +490,7 @@ fn key_rotate(path: &str, config: &Config, login: u64, grace: &str) -> ExitCode 
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let now_ms = tradebridge_net::shard::unix_ms();
+    let now_ms = tradebridge_net::clock::unix_ms();
     let (key, key_sha256) = match tradebridge_net::admin::new_key() {
         Ok(pair) => pair,
         Err(error) => {
@@ -797,7 +798,7 @@ fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::Result<()> 
         shared.audit = Some(tradebridge_net::audit::AuditFile::start(&shared.config.server.journal_dir).context("starting the audit file's writer")?);
     }
     let shared = Arc::new(shared);
-    let (router_links, shard_links) = router::links(shard::shard_count(&shared.config), shared.config.server.ring_bytes)?;
+    let (router_links, shard_links) = tradebridge_net::links::links(shard::shard_count(&shared.config), shared.config.server.ring_bytes)?;
     let mut router = Router::new_with(
         journal,
         router_links,

@@ -10,7 +10,7 @@
 //!
 //! # Invariants
 //! - Latencies are monotonic nanoseconds from one origin shared by every
-//!   thread ([`crate::shard::Shared::now_ns`]), recorded in microseconds at
+//!   thread ([`crate::context::Shared::now_ns`]), recorded in microseconds at
 //!   3 significant figures; values above [`LATENCY_US_MAX`] are clamped.
 //! - The endpoint reads at most [`REQUEST_BYTES_MAX`] of a request and waits
 //!   at most [`REQUEST_TIMEOUT_MS`] for it, so a slow client cannot hold it.

@@ -8,7 +8,8 @@
 //! the `ack`s and `copy`s back through the router -> shard rings.
 //!
 //! # Layout
-//! - [`links`]: builds the two anonymous SPSC rings per shard.
+//! - The rings it reads and writes, the record kinds and the connection ids
+//!   it addresses are in [`crate::links`], shared with the shards.
 //! - [`open_journal`]: the journal options from `[server]`.
 //! - [`Router`]: recovery (the newest checkpoint, then the journal above
 //!   it), then the poll loop ([`Router::run`]) with the configured idle
@@ -51,77 +52,22 @@ use tradebridge_core::journal::{Journal, JournalOptions, SyncPolicy};
 use tradebridge_core::engine::{CopyInstruction, Decision, Engine, Outcome, ReconfigureReport};
 use tradebridge_core::protocol::{self, Copy, Message, TradeResult};
 use tradebridge_core::record::{
-    access_checked, decode_config_part, encode_config_parts, encode_session, encode_skips, journal_kind, ConfigAssembler, skips_per_record, AckRecord, CopyMeta, CopyRecord, MasterEventRecord, RecordEncoder, RecordKind,
-    ResultRecord, SessionEntry, SessionEvent, SkipEntry, UPDATE_HEADER_BYTES,
+    access_checked, decode_config_part, encode_config_parts, encode_session, encode_skips, ConfigAssembler, skips_per_record, AckRecord, CopyMeta, CopyRecord, MasterEventRecord, RecordEncoder, RecordKind,
+    ResultRecord, SessionEntry, SessionEvent, SkipEntry,
 };
-use tradebridge_core::ring::{Consumer, IdleAction, IdleStrategy as RingIdle, Idler, Producer, Ring};
+use tradebridge_core::ring::{IdleAction, IdleStrategy as RingIdle, Idler};
 
 use crate::accounts::{AccountTable, SlaveDelivery};
 use crate::checkpoint::{CheckpointWriter, KeptCopies, RouterState, RouterStateRef, Written};
-use crate::doorbell::Doorbell;
+use crate::links::{RouterLinks, SlaveHello, Update, JOURNAL_KIND_CONFIG, JOURNAL_KIND_COPY, JOURNAL_KIND_MASTER_EVENT, JOURNAL_KIND_RESULT, JOURNAL_KIND_SESSION, JOURNAL_KIND_SKIPS, JOURNAL_KIND_SLAVE_SEQ, JOURNAL_KIND_UPDATE, RING_BATCH_RECORDS_MAX};
 use crate::metrics::{Metrics, Stage};
 use crate::reload::{ReloadOutcome, RouterAnswer, RouterAsk, RouterInbox, SkipView, ViewAnswer, ViewQuery};
 use tradebridge_persist::feed::PersistFeed;
-
-/// Journal kind of a master event record: its ring tag, so a journal record
-/// and a ring frame of the same record carry the same number.
-pub const JOURNAL_KIND_MASTER_EVENT: u16 = journal_kind::MASTER_EVENT;
-
-/// Journal kind of a copy record, likewise its ring tag.
-pub const JOURNAL_KIND_COPY: u16 = journal_kind::COPY;
 
 /// Copies remembered per slave until their result arrives, so the engine
 /// can be told what each result is for; beyond it the oldest is forgotten
 /// (its late result is then ignored).
 pub const INSTRUCTIONS_PER_SLAVE_MAX: usize = 4_096;
-
-/// Journal kind of a journaled [`Update`]: above every ring record kind so
-/// the two never collide. Payload: `received_ms` (u64 LE), `login` (u64 LE),
-/// then the message as protocol JSON.
-pub const JOURNAL_KIND_UPDATE: u16 = journal_kind::UPDATE;
-
-/// Journal kind of a slave result record, its ring tag.
-pub const JOURNAL_KIND_RESULT: u16 = journal_kind::RESULT;
-
-/// Ring kind of a [`SlaveHello`] and journal kind of a [`SeqRebase`].
-pub const JOURNAL_KIND_SLAVE_SEQ: u16 = journal_kind::SLAVE_SEQ;
-
-/// Journal kind of the skips of one decision round (core's
-/// `encode_skips`), journaled only with a persister; replay ignores it.
-pub const JOURNAL_KIND_SKIPS: u16 = journal_kind::SKIPS;
-
-/// Journal kind of an EA session's start or end (core's `encode_session`),
-/// pushed by the shards and journaled only with a persister; replay
-/// ignores it.
-pub const JOURNAL_KIND_SESSION: u16 = journal_kind::SESSION;
-
-/// Journal kind of one part of a configuration the engine runs under from
-/// that point on (core's `encode_config_parts`); replay applies it there.
-pub const JOURNAL_KIND_CONFIG: u16 = journal_kind::CONFIG;
-
-/// A slave's `last_seq` from its `hello`, from its shard to the router: the
-/// highest copy seq its terminal has finished, which the bridge's own
-/// numbering must stay above (the Executor skips any copy at or below it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SlaveHello {
-    pub login: u64,
-    pub last_seq: u64,
-}
-
-impl SlaveHello {
-    /// `login`, `last_seq` (u64 LE each).
-    pub fn encode(&self) -> [u8; 16] {
-        let mut bytes = [0u8; 16];
-        bytes[..8].copy_from_slice(&self.login.to_le_bytes());
-        bytes[8..].copy_from_slice(&self.last_seq.to_le_bytes());
-        bytes
-    }
-
-    fn decode(payload: &[u8]) -> anyhow::Result<SlaveHello> {
-        anyhow::ensure!(payload.len() == 16, "slave hello of {} bytes: expected 16", payload.len());
-        Ok(SlaveHello { login: u64::from_le_bytes(payload[..8].try_into()?), last_seq: u64::from_le_bytes(payload[8..].try_into()?) })
-    }
-}
 
 /// Journaled when a slave's terminal has finished copy seqs above any this
 /// journal gave it (a new or replaced journal, or one that lost its tail
@@ -162,50 +108,6 @@ impl SeqRebase {
     }
 }
 
-/// What a shard sends the router outside the rings: a master `snapshot`, a
-/// slave `state` or `symbols` (core has no ring record for them).
-#[derive(Debug)]
-pub struct Update {
-    /// The account that sent it.
-    pub login: u64,
-    /// The connection it came on: an update from a connection that is no
-    /// longer the login's live one is dropped.
-    pub connection_id: u64,
-    /// Bridge wall clock at receipt, the engine's `now_ms` for it.
-    pub received_ms: u64,
-    /// The message: `Snapshot`, `State` or `Symbols`.
-    pub message: Message,
-}
-
-impl Update {
-    /// The payload of an update from its frame as received (the JSON is
-    /// carried as the peer sent it, never re-encoded, so its size is the
-    /// frame's plus the header): `received_ms`, `login`, `connection_id`
-    /// (u64 LE each), then the frame.
-    pub fn encode_frame(login: u64, connection_id: u64, received_ms: u64, frame: &[u8], buffer: &mut Vec<u8>) {
-        buffer.clear();
-        buffer.extend_from_slice(&received_ms.to_le_bytes());
-        buffer.extend_from_slice(&login.to_le_bytes());
-        buffer.extend_from_slice(&connection_id.to_le_bytes());
-        buffer.extend_from_slice(frame);
-    }
-
-    /// Reads back a payload written by [`Update::encode_frame`].
-    fn decode(payload: &[u8]) -> anyhow::Result<Update> {
-        anyhow::ensure!(payload.len() > UPDATE_HEADER_BYTES, "update of {} bytes: expected more than {UPDATE_HEADER_BYTES}", payload.len());
-        let (header, json) = payload.split_at(UPDATE_HEADER_BYTES);
-        let received_ms = u64::from_le_bytes(header[..8].try_into()?);
-        let login = u64::from_le_bytes(header[8..16].try_into()?);
-        let connection_id = u64::from_le_bytes(header[16..].try_into()?);
-        let message = protocol::parse(json).map_err(|error| anyhow::anyhow!("journaled update: {error}"))?;
-        Ok(Update { login, connection_id, received_ms, message })
-    }
-}
-
-/// Records read from one shard's ring before the router looks at the next
-/// shard, so one busy shard cannot starve the others.
-pub const RING_BATCH_RECORDS_MAX: u32 = 256;
-
 /// Acks and copies waiting for durability or for room in their shard's
 /// ring, together; beyond it the router stops reading the rings until the
 /// journal and the shards catch up (back pressure).
@@ -229,53 +131,6 @@ pub const JOURNAL_WARN_PERCENT: u64 = 80;
 /// took 55 instead of 62 us of CPU per copy.
 const PARK_SPIN_STEPS_MAX: u32 = 64;
 const PARK_YIELD_STEPS_MAX: u32 = 0;
-
-/// The rings of one shard, as the shard holds them, with the doorbells.
-pub struct ShardLinks {
-    /// Shard -> router: master events and results.
-    pub to_router: Producer,
-    /// Router -> shard: acks and copies.
-    pub from_router: Consumer,
-    /// Rung after every push to `to_router` (and every update sent).
-    pub router_bell: Arc<Doorbell>,
-    /// This shard's doorbell, raised by its pump before it sleeps.
-    pub bell: Arc<Doorbell>,
-    /// The end of the doorbell's socket pair the pump waits on.
-    pub bell_reader: std::os::unix::net::UnixStream,
-}
-
-/// The rings of every shard, as the router holds them (index = shard).
-pub struct RouterLinks {
-    /// Shard -> router consumers.
-    from_shards: Vec<Consumer>,
-    /// Router -> shard producers.
-    to_shards: Vec<Producer>,
-    /// The router's own doorbell.
-    bell: Arc<Doorbell>,
-    /// Each shard's doorbell, rung after every push to its ring.
-    shard_bells: Vec<Arc<Doorbell>>,
-}
-
-/// Two anonymous rings of `ring_bytes` per shard, and the doorbells.
-pub fn links(shards: u32, ring_bytes: u64) -> anyhow::Result<(RouterLinks, Vec<ShardLinks>)> {
-    let bell = Arc::new(Doorbell::for_thread());
-    let mut router = RouterLinks { from_shards: Vec::new(), to_shards: Vec::new(), bell: Arc::clone(&bell), shard_bells: Vec::new() };
-    let mut shard_links = Vec::new();
-    for shard in 0..shards {
-        let ring = |direction: &str| {
-            Ring::anonymous(ring_bytes).with_context(|| format!("server.ring_bytes = {ring_bytes}: {direction} ring of shard {shard}"))
-        };
-        let (to_router, from_shard) = ring("shard -> router")?.split()?;
-        let (to_shard, from_router) = ring("router -> shard")?.split()?;
-        let (bell_writer, bell_reader) = std::os::unix::net::UnixStream::pair().context("doorbell socket pair")?;
-        let shard_bell = Arc::new(Doorbell::for_socket(bell_writer).context("doorbell socket")?);
-        router.from_shards.push(from_shard);
-        router.to_shards.push(to_shard);
-        router.shard_bells.push(Arc::clone(&shard_bell));
-        shard_links.push(ShardLinks { to_router, from_router, router_bell: Arc::clone(&bell), bell: shard_bell, bell_reader });
-    }
-    Ok((router, shard_links))
-}
 
 /// Opens the journal at `server.journal_dir` with the configured policy.
 pub fn open_journal(config: &Config) -> anyhow::Result<Journal> {
@@ -509,7 +364,7 @@ impl Router {
         let links_shards = links.to_shards.len();
         let config_inbox = Arc::new(RouterInbox::new(Arc::clone(&links.bell)));
         let recent_skips_max = config.admin.as_ref().map_or(0, |admin| admin.recent_skips_max as usize);
-        let started_wall_ms = crate::shard::unix_ms().saturating_sub(started.elapsed().as_millis() as u64);
+        let started_wall_ms = crate::clock::unix_ms().saturating_sub(started.elapsed().as_millis() as u64);
         let mut router = Router {
             journal,
             links,
@@ -580,7 +435,7 @@ impl Router {
         self.journal_skips().context("the skips of the last input before the stop")?;
         // Sessions of an earlier process ended when it stopped, unrecorded.
         let now_ms = self.now_ms();
-        let wall_ms = crate::shard::unix_ms();
+        let wall_ms = crate::clock::unix_ms();
         let start = SessionEntry {
             event: SessionEvent::BridgeStart,
             role: protocol::Role::Master,
@@ -1140,7 +995,7 @@ impl Router {
     fn journal_config(&mut self, document: &ConfigDocument) -> anyhow::Result<u64> {
         let bytes = serde_json::to_vec(document).context("serializing the configuration")?;
         let generation = self.config_generation + 1;
-        let wall_ms = crate::shard::unix_ms();
+        let wall_ms = crate::clock::unix_ms();
         let payload_bytes_max = self.journal.options().payload_bytes_max() as usize;
         let now_ms = self.now_ms();
         for payload in encode_config_parts(generation, wall_ms, &bytes, payload_bytes_max) {
@@ -1522,7 +1377,7 @@ impl Router {
             return None;
         }
         record.connection_id = Some(live_connection_id);
-        Some((crate::shard::connection_shard(live_connection_id) as usize, record))
+        Some((crate::links::connection_shard(live_connection_id) as usize, record))
     }
 
     fn queue_outgoing(&mut self, shard: usize, item: Outgoing) {

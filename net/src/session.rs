@@ -33,9 +33,9 @@ use tradebridge_core::record::{encode_session, journal_kind, MasterEventMeta, Ma
 
 use crate::accounts::{authenticate, is_valid_at, AccountEntry, AuthError, SessionControl, SessionDetails};
 use crate::metrics::{Metrics, Stage};
-use crate::router::{SlaveHello, Update, JOURNAL_KIND_SLAVE_SEQ, JOURNAL_KIND_UPDATE};
+use crate::links::{SlaveHello, Update, JOURNAL_KIND_SLAVE_SEQ, JOURNAL_KIND_UPDATE};
 use crate::limits::BadFrameWindow;
-use crate::shard::{CopyTimes, Outbound, ShardContext, OUTBOX_MESSAGES_MAX};
+use crate::context::{CopyTimes, Outbound, ShardContext, OUTBOX_MESSAGES_MAX};
 use crate::ws::{self, WebSocket, WsError, WsMessage};
 
 /// The WebSocket path the EAs connect to; any other path gets HTTP 404.
@@ -407,9 +407,9 @@ fn record_auth_failure(shard: &ShardContext, socket: &Socket, hello: &Hello, rea
     let this_second = now_ms / 1_000;
     let count = if second == this_second { count + 1 } else { 1 };
     shard.auth_failures_window.set((this_second, count));
-    if count > crate::shard::AUTH_FAILURES_RECORDED_PER_SECOND {
-        if count == crate::shard::AUTH_FAILURES_RECORDED_PER_SECOND + 1 {
-            tracing::warn!(shard = shard.index, per_second = crate::shard::AUTH_FAILURES_RECORDED_PER_SECOND, "more refused hellos this second than are recorded; the log has them all");
+    if count > crate::context::AUTH_FAILURES_RECORDED_PER_SECOND {
+        if count == crate::context::AUTH_FAILURES_RECORDED_PER_SECOND + 1 {
+            tracing::warn!(shard = shard.index, per_second = crate::context::AUTH_FAILURES_RECORDED_PER_SECOND, "more refused hellos this second than are recorded; the log has them all");
         }
         return;
     }
@@ -883,7 +883,7 @@ key_sha256 = "b9a5a2f553b362d6600a5461589956d2672870b866df579f20b9165ebb1293b2"
         let table = AccountTable::new(&Config::from_toml_str(CONFIG).expect("test config is valid"), 0);
         let account = table.get(200001).expect("configured");
         let (older, newer) = (Arc::new(SessionControl::default()), Arc::new(SessionControl::default()));
-        let (older_id, newer_id) = (crate::shard::connection_id(0, 1), crate::shard::connection_id(1, 1));
+        let (older_id, newer_id) = (crate::links::connection_id(0, 1), crate::links::connection_id(1, 1));
         account.claim(Arc::clone(&older));
         account.claim(Arc::clone(&newer));
         take_replay(&account, &newer, newer_id, 0);

@@ -11,7 +11,7 @@ use support::{open_event_text, Bridge};
 use tradebridge_core::journal::{Journal, JournalOptions};
 use tradebridge_core::protocol::{Ack, Message};
 use tradebridge_core::record::{access_checked, MasterEventRecord};
-use tradebridge_net::router::JOURNAL_KIND_MASTER_EVENT;
+use tradebridge_net::links::JOURNAL_KIND_MASTER_EVENT;
 
 /// The `seq` of every master event record in the journal at `directory`, in
 /// order. The bridge must be stopped first (the journal is locked).

@@ -10,7 +10,8 @@ use support::{open_event_text, slave_with_state, Bridge, MASTER_LOGIN, SLAVE2_KE
 use tradebridge_core::config::Config;
 use tradebridge_core::protocol::{self, CopyAction, Message};
 use tradebridge_core::record::{MasterEventMeta, MasterEventRecord, RecordEncoder};
-use tradebridge_net::router::{open_journal, JOURNAL_KIND_MASTER_EVENT};
+use tradebridge_net::links::JOURNAL_KIND_MASTER_EVENT;
+use tradebridge_net::router::open_journal;
 
 /// Appends master event `seq` (an open of `pos`) to the stopped bridge's
 /// journal, as the router would, and nothing after it.

@@ -14,7 +14,8 @@ use tradebridge_core::record::{access_checked, AckRecord, CopyRecord, MasterEven
 use tradebridge_core::ring::Consumer;
 use tradebridge_net::accounts::{AccountTable, SessionControl};
 use tradebridge_net::metrics::Metrics;
-use tradebridge_net::router::{self, Router, ShardLinks, SlaveHello, Update, JOURNAL_KIND_SLAVE_SEQ, JOURNAL_KIND_UPDATE};
+use tradebridge_net::links::{self, ShardLinks, SlaveHello, Update, JOURNAL_KIND_SLAVE_SEQ, JOURNAL_KIND_UPDATE};
+use tradebridge_net::router::{self, Router};
 
 const MASTER_1: u64 = 100_001;
 const MASTER_2: u64 = 100_002;
@@ -106,7 +107,7 @@ const STATE: &str = r#"{"t":"state","balance":10000.0,"equity":10000.0,"currency
 
 /// Makes SLAVE's connection on shard 1 its live one, as its session would.
 fn slave_live_on_shard_1(accounts: &AccountTable) -> u64 {
-    let slave_connection = tradebridge_net::shard::connection_id(1, 3);
+    let slave_connection = tradebridge_net::links::connection_id(1, 3);
     let control = Arc::new(SessionControl::default());
     control.set_connection_id(slave_connection);
     let slave = accounts.get(SLAVE).expect("slave account");
@@ -119,7 +120,7 @@ fn slave_live_on_shard_1(accounts: &AccountTable) -> u64 {
 /// links, its stop flag and its thread.
 fn start_router(config: &Config, accounts: Arc<AccountTable>) -> (Vec<ShardLinks>, Arc<AtomicBool>, std::thread::JoinHandle<anyhow::Result<()>>) {
     let journal = router::open_journal(config).expect("journal");
-    let (router_links, shards) = router::links(2, RING_BYTES).expect("links");
+    let (router_links, shards) = links::links(2, RING_BYTES).expect("links");
     let router = Router::new(journal, router_links, accounts, config, Instant::now(), Arc::new(Metrics::default())).expect("router");
     let stop = Arc::new(AtomicBool::new(false));
     let router_stop = Arc::clone(&stop);
