@@ -275,7 +275,8 @@ struct Session<'run> {
     /// When the peer last sent a text frame or a ping of its own; moves with
     /// every such frame and decides close 4008.
     heard_ms: u64,
-    /// When the bridge last sent a WebSocket ping; moves every `hb_ms`.
+    /// When the bridge last sent a WebSocket ping; moves every `hb_ms`
+    /// while the peer is silent.
     pinged_ms: u64,
 }
 
@@ -481,7 +482,10 @@ impl Session<'_> {
         // The timer wakes twice per heartbeat: often enough to ping on time
         // and to close 4008 within half a heartbeat of the deadline.
         let tick = Duration::from_millis((hb_ms / 2).max(1));
-        let mut timer = Timer::new(tick);
+        // The first tick comes at a phase of its own, so sessions that
+        // connected together (a fleet reconnecting after a restart) do not
+        // tick, and ping, in the same millisecond.
+        let mut timer = Timer::new(tick + tick_phase(self.connection_id, tick));
         loop {
             glommio::yield_if_needed().await;
             let control = Arc::clone(&self.control);
@@ -569,7 +573,12 @@ impl Session<'_> {
             }
             // A pong only answers the bridge's ping (peers' libraries send it
             // on their own), so it does not show that the EA itself is alive.
-            Some(Ok(WsMessage::Pong)) => return Flow::Continue,
+            // Nothing answers it, so its ACK goes out now: a peer with Nagle
+            // on would hold its next frame until then.
+            Some(Ok(WsMessage::Pong)) => {
+                socket.quick_ack();
+                return Flow::Continue;
+            }
             other => return flow_of_non_text(other),
         };
         self.heard_ms = now_ms;
@@ -796,7 +805,10 @@ impl Session<'_> {
     }
 
     /// The heartbeat: close 4008 after 3 x `hb_ms` of silence, otherwise
-    /// send a WebSocket ping once per `hb_ms`.
+    /// send a WebSocket ping once per `hb_ms` while the peer is silent. A
+    /// peer heard within `hb_ms` gets none: its protocol pings and frames
+    /// show it is alive, and a ping would only make it write a pong, behind
+    /// which a peer with Nagle's algorithm on holds its next frame.
     async fn on_tick(&mut self, socket: &mut Socket) -> Flow {
         let hb_ms = self.shard.shared.config.server.hb_ms;
         let now_ms = self.shard.shared.now_ms();
@@ -804,7 +816,7 @@ impl Session<'_> {
             tracing::info!(shard = self.shard.index, login = self.account.login, "heartbeat timeout");
             return Flow::Close(close_code::HEARTBEAT_TIMEOUT, "no frame for 3 x hb_ms");
         }
-        if now_ms.saturating_sub(self.pinged_ms) >= hb_ms {
+        if now_ms.saturating_sub(self.heard_ms.max(self.pinged_ms)) >= hb_ms {
             self.pinged_ms = now_ms;
             socket.feed_ping();
             if socket.flush().await.is_err() {
@@ -813,6 +825,15 @@ impl Session<'_> {
         }
         Flow::Continue
     }
+}
+
+/// Where in the tick period a connection's heartbeat ticks: spread evenly
+/// over `tick` by a multiplicative hash of its id (ids are consecutive).
+fn tick_phase(connection_id: u64, tick: Duration) -> Duration {
+    let tick_us = (tick.as_micros() as u64).max(1);
+    let hashed = connection_id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    // The high 32 bits of the hash, scaled to the tick.
+    Duration::from_micros(((hashed >> 32) * tick_us) >> 32)
 }
 
 /// Ends the connection as `flow` says: a close frame and a bounded wait for
@@ -890,5 +911,23 @@ key_sha256 = "b9a5a2f553b362d6600a5461589956d2672870b866df579f20b9165ebb1293b2"
         take_replay(&account, &older, older_id, 0);
         assert_eq!(older.close_requested(), Some(close_code::REPLACED));
         assert_eq!(account.delivery().live_connection_id, newer_id, "copies are addressed to the superseded session");
+    }
+
+    #[test]
+    fn a_fleet_connected_at_once_ticks_spread_over_the_period() {
+        // Shows that 10,000 sessions accepted in the same instant on two shards (consecutive ids) tick, and so ping, spread over the whole half-heartbeat of the default hb_ms (2.5 s): never more than a few in one millisecond, where without the phase all 10,000 would tick together.
+        let tick = Duration::from_millis(2_500);
+        let mut per_ms = vec![0u32; 2_500];
+        for number in 1..=5_000u64 {
+            for shard in 0..2 {
+                let phase = tick_phase(crate::links::connection_id(shard, number), tick);
+                assert!(phase < tick, "phase {phase:?} beyond the tick");
+                per_ms[phase.as_millis() as usize] += 1;
+            }
+        }
+        let busiest = per_ms.iter().copied().max().unwrap_or(0);
+        let empty = per_ms.iter().filter(|count| **count == 0).count();
+        assert!(busiest <= 8, "{busiest} sessions tick in one millisecond (4 on average)");
+        assert!(empty <= 25, "{empty} of 2,500 milliseconds hold no tick: the phases bunch up");
     }
 }

@@ -442,6 +442,27 @@ impl WebSocket {
         self.writer.feed_text_with(write);
     }
 
+    /// Sends the ACK of what was read at once instead of after the delayed
+    /// ACK timer (TCP_QUICKACK; Linux sends a pending ACK when it is set).
+    /// After a frame the bridge does not answer with data (a pong), a peer
+    /// with Nagle's algorithm on would otherwise hold its next small frame
+    /// until that ACK, up to 40 ms. A failure only loses the hint.
+    pub fn quick_ack(&self) {
+        use std::os::fd::AsRawFd;
+        let one: libc::c_int = 1;
+        // SAFETY: setsockopt reads one c_int from a live local, on the fd
+        // this socket owns for its whole life.
+        let _ = unsafe {
+            libc::setsockopt(
+                self.stream.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_QUICKACK,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+    }
+
     /// Feeds a WebSocket ping.
     pub fn feed_ping(&mut self) {
         self.writer.feed_frame(OPCODE_PING, &[]);
