@@ -101,8 +101,12 @@ pub struct Metrics {
     pub copies_journaled: AtomicU64,
     /// Copies written to a slave socket (live or replay); only grows.
     pub copies_sent: AtomicU64,
-    /// Frames refused because a shard -> router ring was full; only grows.
+    /// Frames that found a shard -> router ring full and waited for room;
+    /// only grows.
     pub ring_full: AtomicU64,
+    /// Frames refused because the shard -> router ring stayed full for
+    /// 3 x `hb_ms` (a router that is stuck, not busy); only grows.
+    pub ring_full_refused: AtomicU64,
     /// Acks or copies dropped because a connection's outbox was full; only grows.
     pub outbox_full: AtomicU64,
     /// Checkpoints written (after which journal segments are released);
@@ -139,6 +143,7 @@ impl Default for Metrics {
             copies_journaled: AtomicU64::new(0),
             copies_sent: AtomicU64::new(0),
             ring_full: AtomicU64::new(0),
+            ring_full_refused: AtomicU64::new(0),
             outbox_full: AtomicU64::new(0),
             checkpoints_written: AtomicU64::new(0),
             copy_seq_rebases: AtomicU64::new(0),
@@ -172,7 +177,8 @@ impl Metrics {
             ("tradebridge_events_duplicate_total", "Duplicate master events acked again.", &self.events_duplicate),
             ("tradebridge_copies_journaled_total", "Copies journaled.", &self.copies_journaled),
             ("tradebridge_copies_sent_total", "Copies written to slave sockets.", &self.copies_sent),
-            ("tradebridge_ring_full_total", "Frames refused on a full shard->router ring.", &self.ring_full),
+            ("tradebridge_ring_full_total", "Frames that found the shard->router ring full and waited for room; their session read nothing more meanwhile.", &self.ring_full),
+            ("tradebridge_ring_full_refused_total", "Frames refused because the shard->router ring stayed full for 3 x hb_ms.", &self.ring_full_refused),
             ("tradebridge_outbox_full_total", "Messages dropped on a full connection outbox.", &self.outbox_full),
             ("tradebridge_checkpoints_written_total", "Checkpoints written; each releases the journal segments below it.", &self.checkpoints_written),
             ("tradebridge_copy_seq_rebases_total", "Slaves whose terminal had finished copy seqs the journal does not hold; their copies were numbered above them.", &self.copy_seq_rebases),

@@ -54,6 +54,13 @@ pub const BATCH_FRAMES_MAX: u32 = 64;
 /// (PROTOCOL.md: "No frame from a peer for 3 x hb_ms").
 pub const HEARTBEATS_MISSED_MAX: u64 = 3;
 
+/// First and longest pause between two tries to push a record the shard's
+/// ring to the router had no room for (doubling from the first): the router
+/// drains a ring within microseconds once it runs, and a session that waits
+/// reads nothing more, so its peer's TCP window fills and the EA slows down.
+pub const RING_RETRY_US_FIRST: u64 = 50;
+pub const RING_RETRY_US_MAX: u64 = 1_000;
+
 /// Live copies per slave connection whose write time is kept to time their
 /// result: the outbox bound, since a slave further behind is closed anyway.
 pub const COPIES_TIMED_MAX: usize = OUTBOX_MESSAGES_MAX;
@@ -72,6 +79,25 @@ enum Flow {
     Close(u16, &'static str),
     /// The peer closed or the socket failed: end without a close frame.
     End,
+}
+
+/// A record the shard's ring to the router had no room for: the session
+/// reads no further frame until it is pushed (see [`Session::push_held`]).
+struct Held {
+    /// Ring tag and payload, as they would have been pushed.
+    kind: u32,
+    bytes: Vec<u8>,
+    /// The frame it came from (`event`, `result`, `state`, ...) and its
+    /// `seq` (0 for an update), for the log and the error.
+    name: &'static str,
+    seq: u64,
+}
+
+/// What ended one pause of [`Session::push_held`].
+enum HeldWake {
+    CloseRequested(u16),
+    Outbound(Option<Outbound>),
+    Retry,
 }
 
 /// What woke the session loop.
@@ -208,11 +234,39 @@ async fn read_hello(socket: &mut Socket, shard: &ShardContext, deadline_ms: u64)
 /// Pushes one record into `shard`'s ring to the router and rings the
 /// router's doorbell; false, counted, when the ring is full.
 fn push_to_router(shard: &ShardContext, kind: u32, bytes: &[u8]) -> bool {
+    if try_push_to_router(shard, kind, bytes) {
+        return true;
+    }
+    Metrics::count(&shard.shared.metrics.ring_full);
+    false
+}
+
+/// [`push_to_router`] without counting a full ring (a retry).
+fn try_push_to_router(shard: &ShardContext, kind: u32, bytes: &[u8]) -> bool {
     if shard.to_router.borrow_mut().try_push(kind, bytes).is_ok() {
         shard.router_bell.ring();
         return true;
     }
-    Metrics::count(&shard.shared.metrics.ring_full);
+    false
+}
+
+/// Pushes one record into the ring to the router, waiting for room (see
+/// [`RING_RETRY_US_FIRST`]) up to `waited_max`; false, counted, if the ring
+/// stayed full that long.
+async fn push_to_router_waiting(shard: &ShardContext, kind: u32, bytes: &[u8], waited_max: Duration) -> bool {
+    if push_to_router(shard, kind, bytes) {
+        return true;
+    }
+    let started = std::time::Instant::now();
+    let mut pause_us = RING_RETRY_US_FIRST;
+    while started.elapsed() < waited_max {
+        glommio::timer::sleep(Duration::from_micros(pause_us)).await;
+        pause_us = (pause_us * 2).min(RING_RETRY_US_MAX);
+        if try_push_to_router(shard, kind, bytes) {
+            return true;
+        }
+    }
+    Metrics::count(&shard.shared.metrics.ring_full_refused);
     false
 }
 
@@ -278,6 +332,9 @@ struct Session<'run> {
     /// When the bridge last sent a WebSocket ping; moves every `hb_ms`
     /// while the peer is silent.
     pinged_ms: u64,
+    /// A frame's record waiting for room in the ring to the router; while
+    /// it waits, no further frame is read.
+    held: Option<Held>,
 }
 
 /// Sends `welcome`, claims the login, and serves frames until the session
@@ -297,7 +354,8 @@ async fn run_session(socket: &mut Socket, shard: &ShardContext, account: &Accoun
     // displaces a session that works.
     if hello.role == Role::Slave && hello.last_seq > account.delivery().kept_seq {
         let report = SlaveHello { login: account.login, last_seq: hello.last_seq };
-        if !push_to_router(shard, u32::from(JOURNAL_KIND_SLAVE_SEQ), &report.encode()) {
+        let waited_max = Duration::from_millis(HEARTBEATS_MISSED_MAX * server.hb_ms);
+        if !push_to_router_waiting(shard, u32::from(JOURNAL_KIND_SLAVE_SEQ), &report.encode(), waited_max).await {
             return Flow::Close(close_code::TRY_AGAIN_LATER, "busy: the bridge could not take the hello; reconnect");
         }
     }
@@ -349,6 +407,7 @@ async fn run_session(socket: &mut Socket, shard: &ShardContext, account: &Accoun
         bad_frames: BadFrameWindow::new(server.bad_frames_max_per_minute),
         heard_ms: now_ms,
         pinged_ms: now_ms,
+        held: None,
     };
     // Boxed, as is the session loop: the idle session then holds neither the
     // welcome, nor the replay, nor the loop's state twice.
@@ -504,19 +563,7 @@ impl Session<'_> {
             )
             .await;
             let flow = match wake {
-                Wake::CloseRequested(close_code::REPLACED) => Flow::Close(close_code::REPLACED, "the same login connected again"),
-                Wake::CloseRequested(close_code::ACCOUNT_REVOKED) => {
-                    let message = format!("account {} was disabled or removed by the operator", self.account.login);
-                    if send_error(socket, ErrorCode::Unauthorized, &message).await {
-                        Flow::Close(close_code::ACCOUNT_REVOKED, "account disabled or removed")
-                    } else {
-                        Flow::End
-                    }
-                }
-                Wake::CloseRequested(close_code::TRY_AGAIN_LATER) => {
-                    Flow::Close(close_code::TRY_AGAIN_LATER, "too slow: outbox full; reconnect")
-                }
-                Wake::CloseRequested(code) => Flow::Close(code, "the bridge is shutting down"),
+                Wake::CloseRequested(code) => self.on_close_request(socket, code).await,
                 // The handlers are boxed: an idle session's task then holds only
                 // the wait below, not the largest handler's state.
                 Wake::Outbound(outbound) => match Box::pin(self.on_outbound(socket, outbound)).await {
@@ -541,12 +588,38 @@ impl Session<'_> {
         }
     }
 
+    /// How to end for a close asked of the session (supersession, the
+    /// operator, a full outbox, the drain).
+    async fn on_close_request(&mut self, socket: &mut Socket, code: u16) -> Flow {
+        match code {
+            close_code::REPLACED => Flow::Close(close_code::REPLACED, "the same login connected again"),
+            close_code::ACCOUNT_REVOKED => {
+                let message = format!("account {} was disabled or removed by the operator", self.account.login);
+                if send_error(socket, ErrorCode::Unauthorized, &message).await {
+                    Flow::Close(close_code::ACCOUNT_REVOKED, "account disabled or removed")
+                } else {
+                    Flow::End
+                }
+            }
+            close_code::TRY_AGAIN_LATER => Flow::Close(close_code::TRY_AGAIN_LATER, "too slow: outbox full; reconnect"),
+            code => Flow::Close(code, "the bridge is shutting down"),
+        }
+    }
+
     /// Handles `first` and then every frame already buffered, up to
     /// [`BATCH_FRAMES_MAX`], and flushes the replies once.
+    /// A frame whose record the ring to the router has no room for is held,
+    /// and no further frame is read until it is pushed.
     async fn on_frames(&mut self, socket: &mut Socket, first: Option<Result<WsMessage, WsError>>) -> Flow {
         let mut flow = self.on_frame(socket, first);
         let mut handled: u32 = 1;
-        while flow == Flow::Continue && handled < BATCH_FRAMES_MAX {
+        loop {
+            if flow == Flow::Continue && self.held.is_some() {
+                flow = Box::pin(self.push_held(socket)).await;
+            }
+            if flow != Flow::Continue || handled >= BATCH_FRAMES_MAX {
+                break;
+            }
             let Some(next) = futures_lite::future::poll_once(socket.next()).await else {
                 break;
             };
@@ -615,7 +688,7 @@ impl Session<'_> {
                 self.on_result(socket, result)
             }
             (Message::Snapshot(_), Role::Master) | (Message::State(_) | Message::Symbols(_), Role::Slave) => {
-                self.hand_update_to_router(socket, frame, message.type_name())
+                self.hand_update_to_router(frame, message.type_name())
             }
             _ => {
                 let text = format!(
@@ -658,18 +731,13 @@ impl Session<'_> {
     /// Pushes a snapshot, state or symbols frame into the same ring as the
     /// connection's events and results, so the router sees every frame of a
     /// connection in the order it arrived (a snapshot sent after re-sent
-    /// events is reconciled after them). A full ring is refused like an event.
-    fn hand_update_to_router(&mut self, socket: &mut Socket, frame: &str, name: &str) -> Flow {
-        let pushed = {
-            let mut buffer = self.shard.update_buffer.borrow_mut();
-            Update::encode_frame(self.account.login, self.connection_id, self.shard.shared.wall_ms(), frame.as_bytes(), &mut buffer);
-            self.push_to_router(u32::from(JOURNAL_KIND_UPDATE), &buffer)
-        };
-        if pushed {
-            return Flow::Continue;
+    /// events is reconciled after them). A full ring holds it like an event.
+    fn hand_update_to_router(&mut self, frame: &str, name: &'static str) -> Flow {
+        let mut buffer = self.shard.update_buffer.borrow_mut();
+        Update::encode_frame(self.account.login, self.connection_id, self.shard.shared.wall_ms(), frame.as_bytes(), &mut buffer);
+        if !self.push_to_router(u32::from(JOURNAL_KIND_UPDATE), &buffer) {
+            self.held = Some(Held { kind: u32::from(JOURNAL_KIND_UPDATE), bytes: buffer.clone(), name, seq: 0 });
         }
-        let text = format!("`{name}` not accepted: the bridge is busy; re-send it");
-        feed_error(socket, ErrorCode::Internal, &text);
         Flow::Continue
     }
 
@@ -680,34 +748,85 @@ impl Session<'_> {
     }
 
     /// Pushes `record` (the `name` frame with `seq`) into the shard's ring to
-    /// the router and rings its doorbell. A record that cannot be pushed (a
-    /// full ring) is refused with `error` internal and counted: it is not
-    /// held, and the EA re-sends it.
-    fn hand_to_router<R: Record>(&mut self, socket: &mut Socket, record: &R, name: &str, seq: u64) -> Flow {
-        let pushed = {
-            let mut encoder = self.shard.encoder.borrow_mut();
-            match encoder.encode(record) {
-                Ok(encoded) => self.push_to_router(encoded.kind.code(), encoded.bytes),
-                Err(error) => {
-                    tracing::error!(shard = self.shard.index, login = self.account.login, seq, %error, "cannot encode a {name}");
-                    false
-                }
+    /// the router and rings its doorbell. A full ring holds it: the session
+    /// reads nothing more until it is pushed ([`Session::push_held`]), so
+    /// the peer's sends back up in TCP instead of being refused.
+    fn hand_to_router<R: Record>(&mut self, socket: &mut Socket, record: &R, name: &'static str, seq: u64) -> Flow {
+        let mut encoder = self.shard.encoder.borrow_mut();
+        let encoded = match encoder.encode(record) {
+            Ok(encoded) => encoded,
+            Err(error) => {
+                // A frame the ring records cannot carry (validated sizes make
+                // this a bug): refused, never held.
+                tracing::error!(shard = self.shard.index, login = self.account.login, seq, %error, "cannot encode a {name}");
+                drop(encoder);
+                return self.refuse_busy(socket, name, seq);
             }
         };
-        if pushed {
-            return Flow::Continue;
+        if !self.push_to_router(encoded.kind.code(), encoded.bytes) {
+            self.held = Some(Held { kind: encoded.kind.code(), bytes: encoded.bytes.to_vec(), name, seq });
         }
+        Flow::Continue
+    }
+
+    /// Refuses a frame the router cannot take with `error` internal. A
+    /// master is closed with 1013: acks are cumulative, so were the
+    /// connection kept, the next event's ack would cover this one and the
+    /// Monitor would drop it from its outbox; it reconnects and re-sends
+    /// everything above the `ack_seq` of its next welcome instead. Anyone
+    /// else re-sends the frame.
+    fn refuse_busy(&mut self, socket: &mut Socket, name: &str, seq: u64) -> Flow {
         if self.role == Role::Master {
-            // Acks are cumulative: were the connection kept, the next event's
-            // ack would cover this one, and the Monitor would drop it from
-            // its outbox. Closing makes it reconnect and re-send everything
-            // above the `ack_seq` of its next welcome, this event included.
             let text = format!("{name} seq {seq} not accepted: the bridge is busy; reconnect and re-send from ack_seq");
             feed_error(socket, ErrorCode::Internal, &text);
             return Flow::Close(close_code::TRY_AGAIN_LATER, "busy: an event was not accepted; reconnect");
         }
         let text = format!("{name} seq {seq} not accepted: the bridge is busy; re-send it");
         feed_error(socket, ErrorCode::Internal, &text);
+        Flow::Continue
+    }
+
+    /// Waits until the held record fits the ring to the router, reading no
+    /// frame meanwhile (TCP pushes back on the EA, which keeps its outbox)
+    /// but sending what the shard hands over (acks, copies), which is what
+    /// lets the EA go on. Replies fed so far are flushed first. Only a ring
+    /// still full after 3 x `hb_ms` (a router that is stuck, not busy)
+    /// refuses the frame ([`Session::refuse_busy`]).
+    async fn push_held(&mut self, socket: &mut Socket) -> Flow {
+        if socket.flush().await.is_err() {
+            return Flow::End;
+        }
+        let waited_max = Duration::from_millis(HEARTBEATS_MISSED_MAX * self.shard.shared.config.server.hb_ms);
+        let started = std::time::Instant::now();
+        let mut pause_us = RING_RETRY_US_FIRST;
+        while let Some(held) = self.held.take() {
+            if try_push_to_router(self.shard, held.kind, &held.bytes) {
+                return Flow::Continue;
+            }
+            if started.elapsed() >= waited_max {
+                Metrics::count(&self.shard.shared.metrics.ring_full_refused);
+                tracing::warn!(shard = self.shard.index, login = self.account.login, frame = held.name, seq = held.seq, waited_ms = started.elapsed().as_millis() as u64, "the ring to the router stayed full; frame refused");
+                return self.refuse_busy(socket, held.name, held.seq);
+            }
+            self.held = Some(held);
+            let (outbox, control) = (&self.outbox, &self.control);
+            let wake = or(async { HeldWake::CloseRequested(control.wait_close_request().await) }, or(async { HeldWake::Outbound(outbox.recv().await) }, async {
+                glommio::timer::sleep(Duration::from_micros(pause_us)).await;
+                HeldWake::Retry
+            }))
+            .await;
+            pause_us = (pause_us * 2).min(RING_RETRY_US_MAX);
+            let flow = match wake {
+                // The held frame is dropped unacknowledged: the EA sends it
+                // again on its next connection, and no later frame was read.
+                HeldWake::CloseRequested(code) => self.on_close_request(socket, code).await,
+                HeldWake::Outbound(outbound) => Box::pin(self.on_outbound(socket, outbound)).await,
+                HeldWake::Retry => Flow::Continue,
+            };
+            if flow != Flow::Continue {
+                return flow;
+            }
+        }
         Flow::Continue
     }
 

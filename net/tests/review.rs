@@ -8,15 +8,8 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use support::{hello_text, Bridge, Client, MASTER_KEY, MASTER_LOGIN, SERVER_NAME, SLAVE_LOGIN};
-use tradebridge_core::protocol::{self, Copy, CopyAction, ErrorCode, Message, Side};
+use tradebridge_core::protocol::{self, Copy, CopyAction, Message, Side};
 use tradebridge_core::record::{CopyMeta, CopyRecord, MasterEventMeta, MasterEventRecord, RecordEncoder};
-
-fn ack_seq_of(welcome: Message) -> u64 {
-    match welcome {
-        Message::Welcome(welcome) => welcome.ack_seq,
-        other => panic!("expected welcome, got {other:?}"),
-    }
-}
 
 #[test]
 fn a_symbols_frame_above_the_journal_record_limit_does_not_stop_the_bridge() {
@@ -94,50 +87,65 @@ fn an_event_whose_copy_exceeds_the_default_record_bound_is_acked_and_copied() {
 }
 
 #[test]
-fn a_refused_event_closes_the_session_so_no_later_event_is_acked_over_it() {
-    // Shows: when the shard -> router ring is full (a burst of events against a router paying an msync per record), the refused event ends the session with 1013 instead of letting a later event's cumulative ack cover it; on reconnect ack_seq is below the refused seq, so the Monitor re-sends it.
+fn a_full_ring_slows_the_master_down_and_closes_nothing() {
+    // Shows: when the shard -> router ring is full (a burst of events against a router paying an msync per record), the shard stops reading the master's socket until there is room (TCP pushes back on the sender) instead of refusing the event: no error, no close 1013, every event acked in order, the ring seen full (so the run is conclusive) and nothing refused. Before, the first event that found the ring full ended the session with 1013.
     let overrides = [
         ("frame_bytes_max", "1024"),
         ("ring_bytes", "65536"),
         ("journal_sync", "\"every_record\""),
         ("rate_limit_per_second", "100000"),
         ("rate_limit_burst", "100000"),
+        ("metrics_listen", "\"127.0.0.1:0\""),
     ];
-    let bridge = Bridge::start(&overrides);
+    let mut bridge = Bridge::start(&overrides);
+    let line = bridge.read_stdout_line();
+    let metrics = line.trim().strip_prefix("tradebridge metrics on http://").and_then(|rest| rest.strip_suffix("/metrics")).expect("metrics line").to_string();
     let (mut master, _) = bridge.login("master", 0);
     let burst_events: u64 = 3_000;
     for seq in 1..=burst_events {
-        if master.socket.send(tungstenite::Message::text(support::open_event_text(seq, 10_000 + seq))).is_err() {
-            break;
-        }
+        master.socket.send(tungstenite::Message::text(support::open_event_text(seq, 10_000 + seq))).expect("the bridge keeps the connection while it catches up");
     }
     let mut highest_ack = 0;
-    let refused_seq = loop {
+    while highest_ack < burst_events {
         match master.next() {
-            support::Received::Message(Message::Ack(ack)) => highest_ack = highest_ack.max(ack.seq),
-            support::Received::Message(Message::Error(error)) => {
-                assert_eq!(error.code, ErrorCode::Internal, "{error:?}");
-                let seq: u64 = error.msg.split_whitespace().nth(2).and_then(|word| word.parse().ok()).unwrap_or_else(|| panic!("no seq in {:?}", error.msg));
-                break seq;
+            support::Received::Message(Message::Ack(ack)) => {
+                assert!(ack.seq > highest_ack, "ack {} after ack {highest_ack}", ack.seq);
+                highest_ack = ack.seq;
             }
-            other => panic!("inconclusive: {burst_events} events were all taken without a full ring (last answer {other:?})"),
-        }
-    };
-    loop {
-        match master.next() {
-            support::Received::Message(Message::Ack(ack)) => highest_ack = highest_ack.max(ack.seq),
-            support::Received::Close(code) => {
-                assert_eq!(code, Some(1013));
-                break;
-            }
-            other => panic!("expected acks then close 1013 after the refused event {refused_seq}, got {other:?}"),
+            other => panic!("expected acks up to {burst_events}, got {other:?} after ack {highest_ack}"),
         }
     }
-    assert!(highest_ack < refused_seq, "event {refused_seq} was refused, yet ack {highest_ack} covers it");
-    drop(master);
-    let (_, welcome) = bridge.login("master", 0);
-    let ack_seq = ack_seq_of(welcome);
-    assert!(ack_seq < refused_seq, "event {refused_seq} was refused and never journaled, yet ack_seq is {ack_seq}: the Monitor would drop it");
+    master.expect_alive();
+    let text = support::http_get(&metrics, "/metrics");
+    assert!(support::metric(&text, "tradebridge_ring_full_total") >= 1.0, "inconclusive: {burst_events} events never found the ring full");
+    assert_eq!(support::metric(&text, "tradebridge_ring_full_refused_total"), 0.0);
+    assert_eq!(support::metric(&text, "tradebridge_events_journaled_total"), burst_events as f64);
+}
+
+#[test]
+fn a_full_ring_slows_a_slave_down_and_refuses_no_result() {
+    // Shows: a slave's burst of results against a router paying an msync per record fills the ring the same way; its results wait for room instead of being refused with `error` internal (as before), and its ping behind them is answered with nothing else before the pong.
+    let overrides = [
+        ("frame_bytes_max", "1024"),
+        ("ring_bytes", "65536"),
+        ("journal_sync", "\"every_record\""),
+        ("rate_limit_per_second", "100000"),
+        ("rate_limit_burst", "100000"),
+        ("metrics_listen", "\"127.0.0.1:0\""),
+    ];
+    let mut bridge = Bridge::start(&overrides);
+    let line = bridge.read_stdout_line();
+    let metrics = line.trim().strip_prefix("tradebridge metrics on http://").and_then(|rest| rest.strip_suffix("/metrics")).expect("metrics line").to_string();
+    let (mut slave, _) = bridge.login("slave", 0);
+    for seq in 1..=3_000u64 {
+        let result = format!(r#"{{"t":"result","seq":{seq},"status":"filled","ticket":{seq},"price":1.1,"volume":0.1,"error":0,"msg":"","exec_ms":1}}"#);
+        slave.socket.send(tungstenite::Message::text(result)).expect("the bridge keeps the connection while it catches up");
+    }
+    slave.send(r#"{"t":"ping"}"#);
+    assert_eq!(slave.recv(), Message::Pong, "the first answer after 3,000 results must be the pong: no result was refused");
+    let text = support::http_get(&metrics, "/metrics");
+    assert!(support::metric(&text, "tradebridge_ring_full_total") >= 1.0, "inconclusive: 3,000 results never found the ring full");
+    assert_eq!(support::metric(&text, "tradebridge_ring_full_refused_total"), 0.0);
 }
 
 /// A masked client ping frame with a 125-byte payload (mask key zero).
