@@ -95,6 +95,9 @@ pub struct ServerSettings {
     /// `"park"`, `"yield"` or `"spin"` (the bridge's `idle`); `None` leaves
     /// the default.
     pub idle: Option<String>,
+    /// `"auto"`, `"inline"` or `"thread"` (the bridge's `routing`); `None`
+    /// leaves the default.
+    pub routing: Option<String>,
     /// Shard threads; `None` leaves the default (one per core less one).
     pub shards: Option<u32>,
     pub hb_ms: u64,
@@ -153,6 +156,9 @@ impl Fleet {
         }
         if let Some(idle) = &server.idle {
             let _ = writeln!(text, "idle = \"{idle}\"");
+        }
+        if let Some(routing) = &server.routing {
+            let _ = writeln!(text, "routing = \"{routing}\"");
         }
         if let Some(shards) = server.shards {
             let _ = writeln!(text, "shards = {shards}");
@@ -307,6 +313,7 @@ mod tests {
             metrics_listen: Some("127.0.0.1:2".parse().expect("address")),
             journal_sync: Some("group".into()),
             idle: None,
+            routing: None,
             shards: None,
             hb_ms: 5000,
             rate_limit_per_second: 1000,

@@ -4,8 +4,9 @@
 //!
 //! # Layout
 //! - [`Doorbell`]: the sleeping flag and the wake action, shared by the two
-//!   sides: a thread unpark (the router) or one byte on a Unix socket pair
-//!   (a shard, whose glommio executor waits on the socket in io_uring).
+//!   sides: a thread unpark (the router on its own thread), one byte on a
+//!   Unix socket pair (a shard, whose glommio executor waits on the socket
+//!   in io_uring), or a task's waker (the router as a task on a shard).
 //!
 //! # Invariants
 //! - No lost wake-up: the sleeper raises `sleeping`, then (after a SeqCst
@@ -23,6 +24,8 @@ use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::thread::Thread;
 
+use futures_util::task::AtomicWaker;
+
 /// How a sleeping consumer is woken.
 #[derive(Debug)]
 enum Wake {
@@ -31,6 +34,9 @@ enum Wake {
     Thread(OnceLock<Thread>),
     /// The consumer awaits a byte on the other end of this socket pair.
     Socket(UnixStream),
+    /// The consumer is a task awaiting [`Doorbell::rung`]; woken from its
+    /// own thread it is only scheduled, from another through its executor.
+    Task(AtomicWaker),
 }
 
 /// A consumer's doorbell; see the module invariants.
@@ -57,6 +63,28 @@ impl Doorbell {
     pub fn for_socket(writer: UnixStream) -> std::io::Result<Doorbell> {
         writer.set_nonblocking(true)?;
         Ok(Doorbell { sleeping: AtomicBool::new(false), wake: Wake::Socket(writer), wakes_count: AtomicU64::new(0) })
+    }
+
+    /// A doorbell for a task that awaits [`Doorbell::rung`].
+    pub fn for_task() -> Doorbell {
+        Doorbell { sleeping: AtomicBool::new(false), wake: Wake::Task(AtomicWaker::new()), wakes_count: AtomicU64::new(0) }
+    }
+
+    /// Task consumer, after [`Doorbell::prepare_sleep`] and a last look at
+    /// its inputs: resolves once a producer rang (at once if one already
+    /// did). Call [`Doorbell::awake`] after it, or after giving up on it.
+    pub async fn rung(&self) {
+        std::future::poll_fn(|context| {
+            if let Wake::Task(waker) = &self.wake {
+                waker.register(context.waker());
+            }
+            if self.sleeping.load(Ordering::Acquire) {
+                std::task::Poll::Pending
+            } else {
+                std::task::Poll::Ready(())
+            }
+        })
+        .await
     }
 
     /// Records the calling thread as the one to unpark.
@@ -92,6 +120,7 @@ impl Doorbell {
                     thread.unpark();
                 }
             }
+            Wake::Task(waker) => waker.wake(),
             Wake::Socket(writer) => {
                 // WouldBlock means the socket is full of earlier wakes, which
                 // wake the consumer just as well; any other error leaves the

@@ -1,6 +1,6 @@
 //! tradebridge net: the sockets. Thread-per-core glommio shards accept the
 //! EAs' WebSocket connections on `/ea` and enforce the session rules of
-//! `shared/PROTOCOL.md`; a router thread journals and routes; the
+//! `shared/PROTOCOL.md`; the routing core journals and routes; the
 //! `tradebridge` binary (`src/main.rs`) starts them from a configuration
 //! file and drains them on SIGTERM.
 //!
@@ -16,8 +16,9 @@
 //!   doorbells, the record kinds, connection ids.
 //! - [`accounts`]: the configured accounts, key check, which session is live
 //!   per login (newer wins, older closes 4004) and the per-account bucket.
-//! - [`router`]: the routing core's thread (first cut): owns the journal
-//!   and the engine; takes master events and slave results from the
+//! - [`router`]: the routing core, a task on shard 0's executor
+//!   (`routing = "inline"`, the default on up to four cores) or a thread of
+//!   its own (`"thread"`): owns the journal and the engine; takes master events and slave results from the
 //!   shard -> router rings (snapshots, states and symbols too, in order),
 //!   de-duplicates events by per-master `seq`, journals everything, gives
 //!   copies per-slave seqs, and returns acks and copies once durable through

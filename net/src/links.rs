@@ -21,6 +21,7 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use tradebridge_core::config::Routing;
 use tradebridge_core::protocol::{self, Message};
 use tradebridge_core::record::{journal_kind, UPDATE_HEADER_BYTES};
 use tradebridge_core::ring::{Consumer, Producer, Ring};
@@ -153,8 +154,13 @@ pub struct RouterLinks {
 }
 
 /// Two anonymous rings of `ring_bytes` per shard, and the doorbells.
-pub fn links(shards: u32, ring_bytes: u64) -> anyhow::Result<(RouterLinks, Vec<ShardLinks>)> {
-    let bell = Arc::new(Doorbell::for_thread());
+/// The router's doorbell wakes a thread, or a task with `routing =
+/// "inline"` (`routing` resolved).
+pub fn links(shards: u32, ring_bytes: u64, routing: Routing) -> anyhow::Result<(RouterLinks, Vec<ShardLinks>)> {
+    let bell = Arc::new(match routing {
+        Routing::Inline => Doorbell::for_task(),
+        Routing::Auto | Routing::Thread => Doorbell::for_thread(),
+    });
     let mut router = RouterLinks { from_shards: Vec::new(), to_shards: Vec::new(), bell: Arc::clone(&bell), shard_bells: Vec::new() };
     let mut shard_links = Vec::new();
     for shard in 0..shards {

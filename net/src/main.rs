@@ -16,7 +16,7 @@ use signal_hook::iterator::Signals;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use tradebridge_core::config::Config;
+use tradebridge_core::config::{Config, Routing};
 use tradebridge_net::metrics;
 use tradebridge_net::router::{self, Router};
 use tradebridge_net::context::Shared;
@@ -776,6 +776,14 @@ fn watch_postgres(source: &Arc<Source>, persist: &tradebridge_core::config::Pers
     Ok(())
 }
 
+/// Where the routing core runs, to stop it at the end.
+enum RouterRunning {
+    /// Its own thread (`routing = "thread"`).
+    Thread(std::thread::JoinHandle<()>),
+    /// A task on shard 0, which reports here once stopped.
+    Inline(std::sync::mpsc::Receiver<anyhow::Result<()>>),
+}
+
 /// Starts the router and the shards, announces the address on standard
 /// output (tests and scripts wait for this line), serves until SIGTERM or
 /// SIGINT, then drains: sessions close with 1001, the journal is flushed.
@@ -798,7 +806,8 @@ fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::Result<()> 
         shared.audit = Some(tradebridge_net::audit::AuditFile::start(&shared.config.server.journal_dir).context("starting the audit file's writer")?);
     }
     let shared = Arc::new(shared);
-    let (router_links, shard_links) = tradebridge_net::links::links(shard::shard_count(&shared.config), shared.config.server.ring_bytes)?;
+    let routing = shard::routing(&shared.config);
+    let (router_links, shard_links) = tradebridge_net::links::links(shard::shard_count(&shared.config), shared.config.server.ring_bytes, routing)?;
     let mut router = Router::new_with(
         journal,
         router_links,
@@ -822,21 +831,27 @@ fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::Result<()> 
     release_startup_heap();
     let stop = Arc::new(AtomicBool::new(false));
     let router_stop = Arc::clone(&stop);
-    let router_thread = std::thread::Builder::new().name("router".into()).spawn(move || {
-        if let Err(error) = router.run(router_stop) {
-            // Without the router nothing more can be acked; exiting makes
-            // the EAs reconnect to a restarted bridge that recovers the journal.
-            tracing::error!("router stopped: {error:#}");
-            eprintln!("tradebridge: router stopped: {error:#}");
-            std::process::exit(1);
+    tracing::info!(routing = ?routing, shards = shard::shard_count(&shared.config), "routing core");
+    let (router_running, inline) = match routing {
+        Routing::Inline => {
+            let (done, router_done) = std::sync::mpsc::channel();
+            (RouterRunning::Inline(router_done), Some(shard::InlineRouter { router, stop: router_stop, done }))
         }
-    })?;
+        Routing::Auto | Routing::Thread => {
+            let thread = std::thread::Builder::new().name("router".into()).spawn(move || {
+                if let Err(error) = router.run(router_stop) {
+                    router::exit_stopped(&error);
+                }
+            })?;
+            (RouterRunning::Thread(thread), None)
+        }
+    };
     // Registered before the address is announced, so a signal sent as soon
     // as the bridge is up is never handled by the default action.
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
     let journal_dir = shared.config.server.journal_dir.clone();
     let pid_file = tradebridge_net::reload::PidFile::create(&journal_dir).with_context(|| format!("writing the pid file in {}", journal_dir.display()))?;
-    let shards = shard::start(Arc::clone(&shared), shard_links)?;
+    let shards = shard::start(Arc::clone(&shared), shard_links, inline)?;
     println!("tradebridge listening on ws://{}/ea", shards.local_address);
     tracing::info!(address = %shards.local_address, "listening");
     if let Some(address) = shared.config.server.metrics_listen {
@@ -878,7 +893,10 @@ fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::Result<()> 
         std::thread::sleep(Duration::from_millis(10));
     }
     stop.store(true, Ordering::Release);
-    router_thread.join().map_err(|_| anyhow::anyhow!("the router thread panicked"))?;
+    match router_running {
+        RouterRunning::Thread(thread) => thread.join().map_err(|_| anyhow::anyhow!("the router thread panicked"))?,
+        RouterRunning::Inline(done) => done.recv().context("the router task ended without a word")??,
+    }
     tracing::info!(connections = shared.connections_open(), "stopped");
     if let Some(persister) = persister {
         persister.stop(Duration::from_millis(PERSIST_STOP_MS_MAX));

@@ -1,5 +1,6 @@
-//! The routing core, first cut: one thread that owns the journal and the
-//! engine. It takes master events and slave results from every shard
+//! The routing core: owns the journal and the engine, as a task on shard
+//! 0's executor ([`Router::run_inline`]) or on a thread of its own
+//! ([`Router::run`]). It takes master events and slave results from every shard
 //! through the shard -> router rings (slave `state`/`symbols` and master
 //! `snapshot` too, as [`JOURNAL_KIND_UPDATE`] records, so each connection's
 //! frames are handled in the order they arrived), de-duplicates events by per-master `seq`, journals them, runs the engine,
@@ -124,6 +125,12 @@ const JOURNAL_RECORD_OVERHEAD_BYTES: u32 = 64;
 /// Share of `journal_bytes_max` past which each new segment logs a warning.
 pub const JOURNAL_WARN_PERCENT: u64 = 80;
 
+/// Longest sleep of the inline router task under the `spin` and `yield`
+/// idle strategies (the shard's executor spins or yields for it; the task
+/// itself waits on its doorbell): bounds how late it sees the stop flag or
+/// a checkpoint written.
+const IDLE_TASK_WAIT_US_MAX: u64 = 1_000;
+
 /// Spin steps of the `park` idle strategy before it sleeps. It does not
 /// yield between spinning and parking: on 2 cores a `sched_yield` with the
 /// shards runnable is a context switch (strace under fanout 10x10 at 1,000
@@ -131,6 +138,15 @@ pub const JOURNAL_WARN_PERCENT: u64 = 80;
 /// took 55 instead of 62 us of CPU per copy.
 const PARK_SPIN_STEPS_MAX: u32 = 64;
 const PARK_YIELD_STEPS_MAX: u32 = 0;
+
+/// Ends the process after the routing core failed: without it nothing more
+/// can be acked, and exiting makes the EAs reconnect to a restarted bridge
+/// that recovers the journal.
+pub fn exit_stopped(error: &anyhow::Error) -> ! {
+    tracing::error!("router stopped: {error:#}");
+    eprintln!("tradebridge: router stopped: {error:#}");
+    std::process::exit(1);
+}
 
 /// Opens the journal at `server.journal_dir` with the configured policy.
 pub fn open_journal(config: &Config) -> anyhow::Result<Journal> {
@@ -823,6 +839,53 @@ impl Router {
                     bell.awake();
                 }
             }
+        }
+    }
+
+    /// The poll loop as a task on a shard's executor (`routing = "inline"`):
+    /// each pass is followed by `deliver`, which hands what the pass put in
+    /// that shard's ring to its connections on the same thread (true when
+    /// it moved anything). After a pass that did work the task yields, so
+    /// the sessions write the copies before the next pass; with nothing to
+    /// do it sleeps on its doorbell, which the sessions ring after each
+    /// push (a wake on the same thread only schedules the task), for at most
+    /// `idle_park_backoff_us_max` (the stop flag, a checkpoint written, the
+    /// persister's progress are looked at then). Returns when `stop` is
+    /// set, with the journal flushed.
+    pub async fn run_inline(mut self, stop: Arc<std::sync::atomic::AtomicBool>, mut deliver: impl FnMut() -> bool) -> anyhow::Result<()> {
+        let park_us_max = match self.idle {
+            config::IdleStrategy::Park { backoff_us_max } => backoff_us_max.max(1),
+            _ => IDLE_TASK_WAIT_US_MAX,
+        };
+        let bell = Arc::clone(&self.links.bell);
+        loop {
+            if stop.load(Ordering::Acquire) {
+                self.poll_once()?;
+                deliver();
+                self.journal.flush().context("journal flush at shutdown")?;
+                if let Some(feed) = &self.persist {
+                    feed.publish_durable(self.journal.durable_seq());
+                }
+                tracing::info!(durable_seq = self.journal.durable_seq(), "router stopped; journal flushed");
+                return Ok(());
+            }
+            let worked = self.poll_once()?;
+            let delivered = deliver();
+            if worked || delivered {
+                // The sessions write what this pass delivered; the next pass
+                // then finds the rings empty (new input needs the executor to
+                // poll the sockets, which it does once no task is runnable),
+                // and the task sleeps below. A short timer here instead made
+                // glommio 0.9's executor sleep through its timers and sockets
+                // for seconds now and then (net/README.md, runtime).
+                futures_lite::future::yield_now().await;
+                continue;
+            }
+            bell.prepare_sleep();
+            if !self.has_input() {
+                futures_lite::future::or(bell.rung(), glommio::timer::sleep(Duration::from_micros(park_us_max))).await;
+            }
+            bell.awake();
         }
     }
 

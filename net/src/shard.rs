@@ -18,6 +18,7 @@
 
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +27,7 @@ use anyhow::Context as _;
 use futures_lite::future::or;
 use glommio::net::TcpListener;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
-use tradebridge_core::config::{Config, IdleStrategy};
+use tradebridge_core::config::{Config, IdleStrategy, Routing};
 use tradebridge_core::record::{access_checked, CopyRecord, AckRecord, RecordKind};
 use tradebridge_core::ring::Consumer;
 
@@ -34,6 +35,7 @@ use crate::context::{ConnectionSlot, CopyTimes, Outbound, ShardContext, Shared};
 use crate::doorbell::Doorbell;
 use crate::links::{ShardLinks, RING_BATCH_RECORDS_MAX};
 use crate::metrics::Stage;
+use crate::router::Router;
 use crate::session::serve_connection;
 
 /// How long a shard's executor busy-polls before parking under the `spin`
@@ -79,23 +81,54 @@ impl Shards {
 /// events/s under group sync, one shard instead of two took the bridge from
 /// 73-91 to 54 us of CPU per copy and the end-to-end p99 from 1.1-3.8 to
 /// 0.73-0.78 ms (bench-results `_fanout_shards-1`, `-1b`, `-2`, `-2b`).
+///
+/// With the routing core inline (see [`routing`]) the default is one shard:
+/// every session then shares the thread with the router, and no event
+/// crosses threads.
 pub fn shard_count(config: &Config) -> u32 {
     if config.server.shards > 0 {
         return config.server.shards;
     }
-    default_shard_count(std::thread::available_parallelism().map_or(1, |cores| cores.get()))
+    default_shard_count(cores(), routing(config))
 }
 
-/// One shard per core but one, at least one; see [`shard_count`].
-fn default_shard_count(cores: usize) -> u32 {
-    cores.saturating_sub(1).max(1) as u32
+/// One shard with the router inline; one per core but one, at least one,
+/// with the router on its own thread; see [`shard_count`].
+fn default_shard_count(cores: usize, routing: Routing) -> u32 {
+    match routing {
+        Routing::Inline => 1,
+        Routing::Auto | Routing::Thread => cores.saturating_sub(1).max(1) as u32,
+    }
 }
 
-/// Starts every shard and returns once all of them listen.
-pub fn start(shared: Arc<Shared>, links: Vec<ShardLinks>) -> anyhow::Result<Shards> {
+/// Where the routing core runs: `server.routing`, `auto` resolved for this
+/// machine's cores (inline on up to four).
+pub fn routing(config: &Config) -> Routing {
+    config.server.routing.resolve(cores())
+}
+
+/// The cores this process may run on.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |cores| cores.get())
+}
+
+/// The routing core to run as a task on shard 0 (`routing = "inline"`).
+pub struct InlineRouter {
+    pub router: Router,
+    /// Set to stop it; it then flushes the journal and reports on `done`.
+    pub stop: Arc<AtomicBool>,
+    /// Where the task reports how it ended (after `stop`; an error before
+    /// ends the process, as a router thread's does).
+    pub done: mpsc::Sender<anyhow::Result<()>>,
+}
+
+/// Starts every shard and returns once all of them listen; `inline`, when
+/// given, runs on shard 0 in place of its pump.
+pub fn start(shared: Arc<Shared>, links: Vec<ShardLinks>, inline: Option<InlineRouter>) -> anyhow::Result<Shards> {
     let count = shard_count(&shared.config);
     assert_eq!(links.len(), count as usize, "one pair of rings per shard");
     let mut links = links.into_iter();
+    let mut inline = inline;
     let cores = std::thread::available_parallelism().map_or(1, |cores| cores.get());
     let mut handles = Vec::with_capacity(count as usize);
     let mut address = shared.config.server.listen;
@@ -109,8 +142,9 @@ pub fn start(shared: Arc<Shared>, links: Vec<ShardLinks>) -> anyhow::Result<Shar
         if shared.config.server.idle == IdleStrategy::Spin {
             builder = builder.spin_before_park(Duration::from_millis(SPIN_BEFORE_PARK_MS));
         }
+        let shard_inline = inline.take();
         let handle = builder
-            .spawn(move || run_shard(index, shard_shared, shard_links, address, ready_sender))
+            .spawn(move || run_shard(index, shard_shared, shard_links, shard_inline, address, ready_sender))
             .map_err(|error| anyhow::anyhow!("starting shard {index}: {error}"))?;
         handles.push(handle);
         let bound = ready_receiver.recv().context("a shard ended before listening")?;
@@ -124,6 +158,7 @@ async fn run_shard(
     index: u32,
     shared: Arc<Shared>,
     links: ShardLinks,
+    inline: Option<InlineRouter>,
     address: SocketAddr,
     ready: mpsc::Sender<Result<SocketAddr, String>>,
 ) {
@@ -137,14 +172,41 @@ async fn run_shard(
     let bound = listener.local_addr().map_err(|error| error.to_string());
     let _ = ready.send(bound);
     let context = Rc::new(ShardContext::new(index, shared, links.to_router, links.router_bell));
-    let bell_reader = match doorbell_reader(links.bell_reader) {
-        Ok(reader) => reader,
-        Err(error) => {
-            tracing::error!(shard = index, %error, "cannot wait on the doorbell; acks and copies stop");
-            return;
-        }
-    };
-    glommio::spawn_local(pump_from_router(Rc::clone(&context), links.from_router, links.bell, bell_reader)).detach();
+    if let Some(inline) = inline {
+        // The router delivers to this shard's connections itself after each
+        // pass: no pump, no wake between threads.
+        let mut drain = RouterDrain::new(Rc::clone(&context), links.from_router);
+        let mut broken = false;
+        let deliver = move || {
+            if broken {
+                return false;
+            }
+            match drain.drain() {
+                Some(read) => read > 0,
+                None => {
+                    broken = true;
+                    false
+                }
+            }
+        };
+        glommio::spawn_local(async move {
+            let result = inline.router.run_inline(inline.stop, deliver).await;
+            if let Err(error) = &result {
+                crate::router::exit_stopped(error);
+            }
+            let _ = inline.done.send(result);
+        })
+        .detach();
+    } else {
+        let bell_reader = match doorbell_reader(links.bell_reader) {
+            Ok(reader) => reader,
+            Err(error) => {
+                tracing::error!(shard = index, %error, "cannot wait on the doorbell; acks and copies stop");
+                return;
+            }
+        };
+        glommio::spawn_local(pump_from_router(Rc::clone(&context), links.from_router, links.bell, bell_reader)).detach();
+    }
     loop {
         let stream = match listener.accept().await {
             Ok(stream) => stream,
@@ -191,36 +253,18 @@ const DOORBELL_READ_BYTES: usize = 64;
 /// then never parks); `park` raises the shard's doorbell and waits for the
 /// router's wake byte (in io_uring, no CPU) or, at most,
 /// `idle_park_backoff_us_max`.
-async fn pump_from_router(context: Rc<ShardContext>, mut from_router: Consumer, bell: Arc<Doorbell>, mut bell_reader: glommio::net::UnixStream) {
+async fn pump_from_router(context: Rc<ShardContext>, from_router: Consumer, bell: Arc<Doorbell>, mut bell_reader: glommio::net::UnixStream) {
     use futures_lite::AsyncReadExt as _;
     let park_us_max = match context.shared.config.server.idle {
         IdleStrategy::Park { backoff_us_max } => Some(backoff_us_max.max(1)),
         IdleStrategy::Spin | IdleStrategy::Yield => None,
     };
-    let mut received: Vec<(u64, Outbound)> = Vec::with_capacity(RING_BATCH_RECORDS_MAX as usize);
+    let mut drain = RouterDrain::new(Rc::clone(&context), from_router);
     let mut wakes = [0u8; DOORBELL_READ_BYTES];
     loop {
-        received.clear();
-        let read = from_router.read_batch(RING_BATCH_RECORDS_MAX, |record| match decode_outbound(record.kind, record.payload) {
-            Ok(item) => received.push(item),
-            Err(error) => tracing::error!(shard = context.index, %error, "invalid record on a router -> shard ring"),
-        });
-        let read = match read {
-            Ok(read) => read,
-            Err(error) => {
-                tracing::error!(shard = context.index, %error, "router -> shard ring is corrupt; acks and copies stop");
-                return;
-            }
+        let Some(read) = drain.drain() else {
+            return;
         };
-        let now_ns = context.shared.now_ns();
-        for (connection_id, message) in received.drain(..) {
-            if let Outbound::Copy(_, times) = &message {
-                if times.routed_ns != 0 {
-                    context.shared.metrics.record(Stage::RoutedToShard, times.routed_ns, now_ns);
-                }
-            }
-            context.deliver(connection_id, message);
-        }
         if read > 0 {
             glommio::yield_if_needed().await;
             continue;
@@ -230,7 +274,7 @@ async fn pump_from_router(context: Rc<ShardContext>, mut from_router: Consumer, 
             continue;
         };
         bell.prepare_sleep();
-        if matches!(from_router.peek(), Ok(Some(_))) {
+        if drain.has_input() {
             bell.awake();
             continue;
         }
@@ -244,6 +288,54 @@ async fn pump_from_router(context: Rc<ShardContext>, mut from_router: Consumer, 
         )
         .await;
         bell.awake();
+    }
+}
+
+/// Moves what the router -> shard ring holds to the connections it is for:
+/// the pump's work, and the inline router's after each of its passes.
+struct RouterDrain {
+    context: Rc<ShardContext>,
+    from_router: Consumer,
+    /// One batch, decoded; reused.
+    received: Vec<(u64, Outbound)>,
+}
+
+impl RouterDrain {
+    fn new(context: Rc<ShardContext>, from_router: Consumer) -> RouterDrain {
+        RouterDrain { context, from_router, received: Vec::with_capacity(RING_BATCH_RECORDS_MAX as usize) }
+    }
+
+    /// Delivers up to [`RING_BATCH_RECORDS_MAX`] records; how many, or
+    /// `None` when the ring is corrupt (logged: acks and copies stop).
+    fn drain(&mut self) -> Option<u32> {
+        let (context, received) = (&self.context, &mut self.received);
+        received.clear();
+        let read = self.from_router.read_batch(RING_BATCH_RECORDS_MAX, |record| match decode_outbound(record.kind, record.payload) {
+            Ok(item) => received.push(item),
+            Err(error) => tracing::error!(shard = context.index, %error, "invalid record on a router -> shard ring"),
+        });
+        let read = match read {
+            Ok(read) => read,
+            Err(error) => {
+                tracing::error!(shard = context.index, %error, "router -> shard ring is corrupt; acks and copies stop");
+                return None;
+            }
+        };
+        let now_ns = context.shared.now_ns();
+        for (connection_id, message) in received.drain(..) {
+            if let Outbound::Copy(_, times) = &message {
+                if times.routed_ns != 0 {
+                    context.shared.metrics.record(Stage::RoutedToShard, times.routed_ns, now_ns);
+                }
+            }
+            context.deliver(connection_id, message);
+        }
+        Some(read)
+    }
+
+    /// True when the ring holds a record.
+    fn has_input(&self) -> bool {
+        matches!(self.from_router.peek(), Ok(Some(_)))
     }
 }
 
@@ -268,9 +360,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_default_leaves_one_core_to_the_router() {
-        assert_eq!(default_shard_count(1), 1);
-        assert_eq!(default_shard_count(2), 1);
-        assert_eq!(default_shard_count(8), 7);
+    fn the_default_leaves_one_core_to_a_router_thread_and_runs_one_shard_with_it_inline() {
+        assert_eq!(default_shard_count(1, Routing::Thread), 1);
+        assert_eq!(default_shard_count(2, Routing::Thread), 1);
+        assert_eq!(default_shard_count(8, Routing::Thread), 7);
+        assert_eq!(default_shard_count(8, Routing::Inline), 1);
     }
 }

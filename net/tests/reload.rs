@@ -227,13 +227,17 @@ fn a_disabled_account_is_closed_with_4005_and_refused_until_enabled_again() {
     assert_eq!(expect_copy(&mut slave1).pos, 9001);
     rewrite(&path, &bridge, true, "");
     assert!(reload(&path).status.success());
-    let mut slave2 = slave_with_state(&bridge, SLAVE2_LOGIN, SLAVE2_KEY, 0);
+    let (mut slave2, _) = bridge.login_as(SLAVE2_LOGIN, SLAVE2_KEY, "slave", 0);
+    slave2.send(support::STATE_TEXT);
+    // Its state showed no position 9001, opened seconds ago: reconciliation
+    // opens it (as for any slave back within reconcile_open_max_age_ms).
+    // Awaited before the next event: frames of two connections (possibly on
+    // two shards) have no order between them.
+    assert_eq!(expect_copy(&mut slave2).pos, 9001);
     master.send(&open_event_text(2, 9002));
     assert_eq!(master.recv(), Message::Ack(Ack { seq: 2 }));
     assert_eq!(expect_copy(&mut slave1).pos, 9002);
-    // Its state showed no position 9001, opened seconds ago: reconciliation
-    // opens it (as for any slave back within reconcile_open_max_age_ms).
-    assert_eq!((expect_copy(&mut slave2).pos, expect_copy(&mut slave2).pos), (9001, 9002));
+    assert_eq!(expect_copy(&mut slave2).pos, 9002);
 }
 
 #[test]

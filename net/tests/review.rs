@@ -201,7 +201,7 @@ fn try_login(bridge: &Bridge) -> Option<Client> {
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     let url = format!("ws://{}/ea", bridge.address);
     let (socket, _) = tungstenite::client::client(url, stream).ok()?;
-    let mut client = Client { socket };
+    let mut client = Client { socket, pending: std::collections::VecDeque::new() };
     client.socket.send(tungstenite::Message::text(hello_text(MASTER_KEY, MASTER_LOGIN, SERVER_NAME, "master", 0))).ok()?;
     match client.socket.read().ok()? {
         tungstenite::Message::Text(text) if text.contains("\"welcome\"") => Some(client),

@@ -120,7 +120,7 @@ fn slave_live_on_shard_1(accounts: &AccountTable) -> u64 {
 /// links, its stop flag and its thread.
 fn start_router(config: &Config, accounts: Arc<AccountTable>) -> (Vec<ShardLinks>, Arc<AtomicBool>, std::thread::JoinHandle<anyhow::Result<()>>) {
     let journal = router::open_journal(config).expect("journal");
-    let (router_links, shards) = links::links(2, RING_BYTES).expect("links");
+    let (router_links, shards) = links::links(2, RING_BYTES, tradebridge_core::config::Routing::Thread).expect("links");
     let router = Router::new(journal, router_links, accounts, config, Instant::now(), Arc::new(Metrics::default())).expect("router");
     let stop = Arc::new(AtomicBool::new(false));
     let router_stop = Arc::clone(&stop);

@@ -88,6 +88,37 @@ impl Config {
     }
 }
 
+/// Where the routing core runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Routing {
+    /// `inline` on a machine of up to [`ROUTING_INLINE_CORES_MAX`] cores,
+    /// `thread` above.
+    Auto,
+    /// As a task on the first shard's executor: an event is received,
+    /// journaled, routed and its copies written on one thread, with no
+    /// cross-thread wake (the default shard count is then 1).
+    Inline,
+    /// On a thread of its own, fed by every shard through the rings (the
+    /// pipelined topology, for machines with cores to spare; the default
+    /// shard count is then one per core but one).
+    Thread,
+}
+
+/// The most cores on which `routing = "auto"` runs the routing core inline.
+pub const ROUTING_INLINE_CORES_MAX: usize = 4;
+
+impl Routing {
+    /// `Inline` or `Thread`: `Auto` resolved for a machine of `cores` cores.
+    pub fn resolve(self, cores: usize) -> Routing {
+        match self {
+            Routing::Auto if cores <= ROUTING_INLINE_CORES_MAX => Routing::Inline,
+            Routing::Auto => Routing::Thread,
+            other => other,
+        }
+    }
+}
+
 /// How the journal makes appended records durable (see the journal module).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -279,6 +310,8 @@ pub struct ServerConfig {
     pub journal_spare_segment: bool,
     /// Idle strategy of the poll loops.
     pub idle: IdleStrategy,
+    /// Where the routing core runs (see [`Routing`]).
+    pub routing: Routing,
     /// Log lines as JSON objects instead of text.
     pub log_json: bool,
     /// Open positions the engine tracks per master; beyond it new positions

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{BelowMin, CopyMode, Direction, JournalSync, MoneyBasis, OnLimit, OnRemove};
+use super::{BelowMin, CopyMode, Direction, JournalSync, MoneyBasis, OnLimit, OnRemove, Routing};
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -50,6 +50,7 @@ pub(crate) struct RawServer {
     pub connections_max: Option<Spanned<u32>>,
     pub ring_bytes: Option<Spanned<u64>>,
     pub journal_sync: Option<JournalSync>,
+    pub routing: Option<Routing>,
     pub journal_group_records: Option<Spanned<u32>>,
     pub journal_group_ms: Option<Spanned<u64>>,
     pub journal_segment_bytes: Option<Spanned<u64>>,

@@ -57,6 +57,7 @@ fn minimal_form_parses_with_defaults() {
         IdleStrategy::Park { backoff_us_max: 10_000 }
     );
     assert_eq!(config.server.metrics_listen, None);
+    assert_eq!(config.server.routing, super::Routing::Auto);
     assert_eq!(config.server.histograms_dir, std::path::PathBuf::from("./data/histograms"));
     assert_eq!(config.accounts.len(), 2);
     assert_eq!(config.accounts[0].role, Role::Master);
@@ -299,6 +300,7 @@ journal_group_ms = 1
 journal_segment_bytes = 16777216
 journal_bytes_max = 1073741824
 idle = "spin"
+routing = "thread"
 log_json = true
 journal_spare_segment = false
 positions_per_master_max = 100
@@ -342,6 +344,7 @@ closed_positions_remembered_max = 300
     );
     assert_eq!(server.journal_bytes_max, 1 << 30);
     assert_eq!(server.idle, IdleStrategy::Spin);
+    assert_eq!(server.routing, super::Routing::Thread);
     assert!(server.log_json);
     assert!(!server.journal_spare_segment);
     assert_eq!(server.journal_dir, std::path::PathBuf::from("./j"));
@@ -1031,4 +1034,19 @@ fn admin_tokens_change_at_a_reload_and_the_rest_of_admin_at_the_next_start() {
     assert!(one.restart_keys(&two).is_empty());
     let moved = Config::from_toml_str(&with_admin(&format!("listen = \"127.0.0.1:9300\"\n[[admin.token]]\nname = \"ops\"\ntoken_sha256 = \"{TOKEN_HASH}\""))).unwrap();
     assert_eq!(one.restart_keys(&moved), vec!["[admin]"]);
+}
+
+#[test]
+fn routing_auto_runs_inline_on_small_machines_and_a_bad_value_is_named() {
+    // Shows that `routing = "auto"` means inline on up to four cores and a thread of its own above, that an explicit choice stays as given, and that an unknown value is refused naming the key.
+    use super::Routing;
+    assert_eq!(Routing::Auto.resolve(1), Routing::Inline);
+    assert_eq!(Routing::Auto.resolve(4), Routing::Inline);
+    assert_eq!(Routing::Auto.resolve(5), Routing::Thread);
+    assert_eq!(Routing::Inline.resolve(64), Routing::Inline);
+    assert_eq!(Routing::Thread.resolve(2), Routing::Thread);
+    let source = minimal().replace("journal_dir = \"./data/journal\"\n", "journal_dir = \"./j\"\nrouting = \"sideways\"\n");
+    let error = error_of(&source);
+    assert_eq!(error.key(), "server.routing");
+    assert!(error.to_string().contains("inline"), "{error}");
 }

@@ -22,7 +22,7 @@ use super::error::ConfigError;
 use super::follow::{follow, SharedSymbolRules};
 use super::raw::{RawAccount, RawAdmin, RawFile, RawIdle, RawPersist, RawRole, RawServer};
 use super::{
-    AccountConfig, AccountRisk, AdminConfig, AdminToken, Config, IdleStrategy, JournalSync, MoneyBasis, PersistConfig, ServerConfig,
+    AccountConfig, AccountRisk, AdminConfig, AdminToken, Config, IdleStrategy, JournalSync, MoneyBasis, PersistConfig, Routing, ServerConfig,
     CONTRACT_SIZE_MAX, CONTRACT_SIZE_MIN,
 };
 use crate::protocol::Role;
@@ -625,6 +625,7 @@ fn server(table: Table<'_>, raw: &RawServer) -> Result<ServerConfig, ConfigError
         journal_bytes_max: number(table, &raw.journal_bytes_max, JOURNAL_BYTES_MAX)?,
         checkpoint_journal_bytes: number(table, &raw.checkpoint_journal_bytes, CHECKPOINT_JOURNAL_BYTES)?,
         idle: idle(table, raw)?,
+        routing: raw.routing.unwrap_or(Routing::Auto),
         log_json: raw.log_json.unwrap_or(false),
         journal_spare_segment: raw.journal_spare_segment.unwrap_or(true),
         positions_per_master_max: number(

@@ -597,6 +597,7 @@ mod tests {
             metrics_listen: Some("127.0.0.1:2".parse().expect("address")),
             journal_sync: None,
             idle: None,
+            routing: None,
             shards: None,
             hb_ms: 5000,
             rate_limit_per_second: 1000,

@@ -55,6 +55,8 @@ pub struct CommonOptions {
     pub journal_sync: Option<String>,
     /// The bridge's idle strategy for a spawned tradebridge.
     pub idle: Option<String>,
+    /// Where a spawned tradebridge runs its routing core (`routing`).
+    pub routing: Option<String>,
     pub shards: Option<u32>,
     pub hb_ms: u64,
     pub client_threads: u32,
@@ -90,6 +92,12 @@ impl CommonOptions {
                 bail!("--idle {idle:?}: expected park, yield or spin");
             }
         }
+        let routing = arguments.text("--routing");
+        if let Some(routing) = &routing {
+            if !["auto", "inline", "thread"].contains(&routing.as_str()) {
+                bail!("--routing {routing:?}: expected auto, inline or thread");
+            }
+        }
         let budget_given = arguments.text("--budget-p99-ms").is_some();
         let default_seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() as u64;
         Ok(CommonOptions {
@@ -105,6 +113,7 @@ impl CommonOptions {
             baseline_threads: arguments.text("--baseline-threads").map(|text| text.parse().map_err(|_| anyhow!("--baseline-threads {text:?}: expected a thread count"))).transpose()?,
             journal_sync,
             idle,
+            routing,
             shards: arguments.text("--shards").map(|text| text.parse().map_err(|_| anyhow!("--shards {text:?}: expected 0 to 256"))).transpose()?,
             hb_ms: arguments.checked("--hb-ms", 5_000u64, "milliseconds from 500 to 60000", |value| (500..=60_000).contains(&value))?,
             client_threads: arguments.checked("--client-threads", 1u32, "1 to 64 threads", |value| (1..=64).contains(&value))?,
@@ -193,6 +202,7 @@ impl Environment {
             metrics_listen: metrics,
             journal_sync: common.journal_sync.clone(),
             idle: common.idle.clone(),
+            routing: common.routing.clone(),
             shards: common.shards,
             hb_ms: common.hb_ms,
             rate_limit_per_second,

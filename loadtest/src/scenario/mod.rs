@@ -51,7 +51,8 @@ common flags:
   --bridge-bin PATH               its binary (default: next to loadtest); --baseline-bin PATH for the baseline
   --fault KIND=N                  passed to a spawned baseline (lose-every, duplicate-every, volume-every)
   --baseline-threads N            passed to a spawned baseline
-  --journal-sync group|os|every_record   --idle park|yield|spin   --shards N   --hb-ms MS (5000)
+  --journal-sync group|os|every_record   --idle park|yield|spin   --routing auto|inline|thread
+  --shards N   --hb-ms MS (5000)
   --client-threads N (1)   --secs S   --warmup-secs S   --drain-secs S (10)
   --open-positions N (10)  --modifies-per-position N (1)  --snapshot-secs S (60)
   --budget-p99-ms MS (200) exit 1 when the end-to-end p99 breaks it

@@ -308,8 +308,8 @@ pub(super) fn config_json(config: &TradingConfig) -> Value {
 
 pub(super) fn bridge_parameters(common: &CommonOptions) -> Value {
     json!({
-        "spawn": common.spawn, "bridge": common.bridge.name(), "journal_sync": common.journal_sync.as_deref().unwrap_or("group (default)"), "idle": common.idle.as_deref().unwrap_or("park (default)"),
-        "shards": common.shards.map_or_else(|| json!("default (one per core less one)"), |shards| json!(shards)), "hb_ms": common.hb_ms, "fault": common.fault, "baseline_threads": common.baseline_threads,
+        "spawn": common.spawn, "bridge": common.bridge.name(), "journal_sync": common.journal_sync.as_deref().unwrap_or("group (default)"), "idle": common.idle.as_deref().unwrap_or("park (default)"), "routing": common.routing.as_deref().unwrap_or("auto (default)"),
+        "shards": common.shards.map_or_else(|| json!("default (1 with the router inline, else one per core less one)"), |shards| json!(shards)), "hb_ms": common.hb_ms, "fault": common.fault, "baseline_threads": common.baseline_threads,
     })
 }
 

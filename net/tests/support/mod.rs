@@ -212,7 +212,7 @@ impl Bridge {
         stream.set_nodelay(true).expect("nodelay");
         let url = format!("ws://{}{path}", self.address);
         tungstenite::client::client(url, stream)
-            .map(|(socket, _)| Client { socket })
+            .map(|(socket, _)| Client { socket, pending: std::collections::VecDeque::new() })
             .map_err(|error| match error {
                 tungstenite::HandshakeError::Failure(error) => error,
                 tungstenite::HandshakeError::Interrupted(_) => panic!("blocking handshake interrupted"),
@@ -256,7 +256,7 @@ impl Drop for Bridge {
 pub fn slave_with_state(bridge: &Bridge, login: u64, key: &str, last_seq: u64) -> Client {
     let (mut slave, _) = bridge.login_as(login, key, "slave", last_seq);
     slave.send(STATE_TEXT);
-    slave.expect_alive();
+    slave.expect_alive_keeping();
     slave
 }
 
@@ -279,6 +279,9 @@ pub fn hello_text(key: &str, login: u64, server: &str, role: &str, last_seq: u64
 pub struct Client {
     /// The socket, with a read timeout set.
     pub socket: WebSocket<TcpStream>,
+    /// Messages read while waiting for a `pong` ([`Client::expect_alive_keeping`]),
+    /// handed out first by [`Client::next`].
+    pub pending: std::collections::VecDeque<Message>,
 }
 
 /// What the bridge sent next, ignoring its WebSocket pings.
@@ -297,6 +300,9 @@ impl Client {
 
     /// The next data frame or close, skipping pings and pongs.
     pub fn next(&mut self) -> Received {
+        if let Some(message) = self.pending.pop_front() {
+            return Received::Message(message);
+        }
         loop {
             match self.socket.read().expect("read a frame within the timeout") {
                 WsMessage::Text(text) => {
@@ -334,11 +340,30 @@ impl Client {
         }
     }
 
-    /// Sends `ping` and expects `pong`: the session is up.
+    /// Sends `ping` and expects `pong` as the next message: the session is
+    /// up and sent nothing else.
     pub fn expect_alive(&mut self) {
         self.send(r#"{"t":"ping"}"#);
         let reply = self.recv();
         assert_eq!(reply, Message::Pong);
+    }
+
+    /// Sends `ping` and waits for `pong`: the session is up. Messages the
+    /// bridge sent before the pong (a copy the last frame caused, routed
+    /// before the ping was read) are kept for [`Client::next`]; a close
+    /// fails.
+    pub fn expect_alive_keeping(&mut self) {
+        self.send(r#"{"t":"ping"}"#);
+        let mut before = std::collections::VecDeque::new();
+        loop {
+            match self.next() {
+                Received::Message(Message::Pong) => break,
+                Received::Message(message) => before.push_back(message),
+                other => panic!("expected pong, got {other:?} after {before:?}"),
+            }
+        }
+        before.extend(self.pending.drain(..));
+        self.pending = before;
     }
 }
 
