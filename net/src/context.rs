@@ -21,7 +21,7 @@ use tradebridge_core::config::Config;
 use tradebridge_core::protocol::close_code;
 use tradebridge_core::protocol::Copy;
 use tradebridge_core::record::RecordEncoder;
-use tradebridge_core::ring::Producer;
+use tradebridge_core::ring::{Producer, RingMonitor};
 
 use crate::accounts::{AccountTable, SessionControl};
 use crate::clock::unix_ms;
@@ -205,6 +205,9 @@ pub struct ShardContext {
     pub auth_failures_window: Cell<(u64, u32)>,
     /// The shard -> router ring; connection tasks push master events.
     pub to_router: RefCell<Producer>,
+    /// A view of the same ring: how far the router has read it, so a
+    /// session waiting for room can tell a busy router from a stuck one.
+    pub to_router_monitor: RingMonitor,
     /// Rung after every push to `to_router` and every update sent, so a
     /// sleeping router wakes at once.
     pub router_bell: Arc<Doorbell>,
@@ -235,6 +238,7 @@ impl ShardContext {
             shared,
             sessions_started: Cell::new(0),
             auth_failures_window: Cell::new((0, 0)),
+            to_router_monitor: to_router.monitor(),
             to_router: RefCell::new(to_router),
             router_bell,
             update_buffer: RefCell::new(Vec::new()),

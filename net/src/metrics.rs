@@ -104,8 +104,9 @@ pub struct Metrics {
     /// Frames that found a shard -> router ring full and waited for room;
     /// only grows.
     pub ring_full: AtomicU64,
-    /// Frames refused because the shard -> router ring stayed full for
-    /// 3 x `hb_ms` (a router that is stuck, not busy); only grows.
+    /// Frames refused because the shard -> router ring stayed full while
+    /// the router read nothing from it for 3 x `hb_ms` (stuck, not busy);
+    /// only grows.
     pub ring_full_refused: AtomicU64,
     /// Acks or copies dropped because a connection's outbox was full; only grows.
     pub outbox_full: AtomicU64,
@@ -178,7 +179,7 @@ impl Metrics {
             ("tradebridge_copies_journaled_total", "Copies journaled.", &self.copies_journaled),
             ("tradebridge_copies_sent_total", "Copies written to slave sockets.", &self.copies_sent),
             ("tradebridge_ring_full_total", "Frames that found the shard->router ring full and waited for room; their session read nothing more meanwhile.", &self.ring_full),
-            ("tradebridge_ring_full_refused_total", "Frames refused because the shard->router ring stayed full for 3 x hb_ms.", &self.ring_full_refused),
+            ("tradebridge_ring_full_refused_total", "Frames refused because the shard->router ring stayed full while the router read nothing from it for 3 x hb_ms.", &self.ring_full_refused),
             ("tradebridge_outbox_full_total", "Messages dropped on a full connection outbox.", &self.outbox_full),
             ("tradebridge_checkpoints_written_total", "Checkpoints written; each releases the journal segments below it.", &self.checkpoints_written),
             ("tradebridge_copy_seq_rebases_total", "Slaves whose terminal had finished copy seqs the journal does not hold; their copies were numbered above them.", &self.copy_seq_rebases),

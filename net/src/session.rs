@@ -250,16 +250,44 @@ fn try_push_to_router(shard: &ShardContext, kind: u32, bytes: &[u8]) -> bool {
     false
 }
 
+/// How long a wait for room in the ring to the router has seen the router
+/// take nothing from it: a router that reads, however slowly, is busy and
+/// the wait goes on; one that has read nothing for `stalled_max` is stuck.
+struct RouterProgress {
+    consumed: u64,
+    since: std::time::Instant,
+}
+
+impl RouterProgress {
+    fn start(shard: &ShardContext) -> RouterProgress {
+        RouterProgress { consumed: shard.to_router_monitor.metrics().consumer_position, since: std::time::Instant::now() }
+    }
+
+    /// True once the router has read nothing from the ring for `stalled_max`.
+    fn stalled(&mut self, shard: &ShardContext, stalled_max: Duration) -> bool {
+        let consumed = shard.to_router_monitor.metrics().consumer_position;
+        if consumed != self.consumed {
+            self.consumed = consumed;
+            self.since = std::time::Instant::now();
+        }
+        self.since.elapsed() >= stalled_max
+    }
+
+    fn stalled_ms(&self) -> u64 {
+        self.since.elapsed().as_millis() as u64
+    }
+}
+
 /// Pushes one record into the ring to the router, waiting for room (see
-/// [`RING_RETRY_US_FIRST`]) up to `waited_max`; false, counted, if the ring
-/// stayed full that long.
-async fn push_to_router_waiting(shard: &ShardContext, kind: u32, bytes: &[u8], waited_max: Duration) -> bool {
+/// [`RING_RETRY_US_FIRST`]) for as long as the router keeps reading; false,
+/// counted, once it has read nothing from the ring for `stalled_max`.
+async fn push_to_router_waiting(shard: &ShardContext, kind: u32, bytes: &[u8], stalled_max: Duration) -> bool {
     if push_to_router(shard, kind, bytes) {
         return true;
     }
-    let started = std::time::Instant::now();
+    let mut progress = RouterProgress::start(shard);
     let mut pause_us = RING_RETRY_US_FIRST;
-    while started.elapsed() < waited_max {
+    while !progress.stalled(shard, stalled_max) {
         glommio::timer::sleep(Duration::from_micros(pause_us)).await;
         pause_us = (pause_us * 2).min(RING_RETRY_US_MAX);
         if try_push_to_router(shard, kind, bytes) {
@@ -354,8 +382,8 @@ async fn run_session(socket: &mut Socket, shard: &ShardContext, account: &Accoun
     // displaces a session that works.
     if hello.role == Role::Slave && hello.last_seq > account.delivery().kept_seq {
         let report = SlaveHello { login: account.login, last_seq: hello.last_seq };
-        let waited_max = Duration::from_millis(HEARTBEATS_MISSED_MAX * server.hb_ms);
-        if !push_to_router_waiting(shard, u32::from(JOURNAL_KIND_SLAVE_SEQ), &report.encode(), waited_max).await {
+        let stalled_max = Duration::from_millis(HEARTBEATS_MISSED_MAX * server.hb_ms);
+        if !push_to_router_waiting(shard, u32::from(JOURNAL_KIND_SLAVE_SEQ), &report.encode(), stalled_max).await {
             return Flow::Close(close_code::TRY_AGAIN_LATER, "busy: the bridge could not take the hello; reconnect");
         }
     }
@@ -789,23 +817,29 @@ impl Session<'_> {
     /// Waits until the held record fits the ring to the router, reading no
     /// frame meanwhile (TCP pushes back on the EA, which keeps its outbox)
     /// but sending what the shard hands over (acks, copies), which is what
-    /// lets the EA go on. Replies fed so far are flushed first. Only a ring
-    /// still full after 3 x `hb_ms` (a router that is stuck, not busy)
-    /// refuses the frame ([`Session::refuse_busy`]).
+    /// lets the EA go on. Replies fed so far are flushed first. The wait
+    /// goes on as long as the router keeps reading the ring, however slowly;
+    /// only a router that has read nothing from it for 3 x `hb_ms` (stuck,
+    /// not busy) makes it refuse the frame ([`Session::refuse_busy`]).
     async fn push_held(&mut self, socket: &mut Socket) -> Flow {
         if socket.flush().await.is_err() {
             return Flow::End;
         }
-        let waited_max = Duration::from_millis(HEARTBEATS_MISSED_MAX * self.shard.shared.config.server.hb_ms);
-        let started = std::time::Instant::now();
+        let stalled_max = Duration::from_millis(HEARTBEATS_MISSED_MAX * self.shard.shared.config.server.hb_ms);
+        let mut progress = RouterProgress::start(self.shard);
         let mut pause_us = RING_RETRY_US_FIRST;
         while let Some(held) = self.held.take() {
             if try_push_to_router(self.shard, held.kind, &held.bytes) {
+                // The peer's frames waited unread in the socket: it was not
+                // silent, the bridge was not listening.
+                let now_ms = self.shard.shared.now_ms();
+                self.heard_ms = now_ms;
+                self.control.heard(now_ms);
                 return Flow::Continue;
             }
-            if started.elapsed() >= waited_max {
+            if progress.stalled(self.shard, stalled_max) {
                 Metrics::count(&self.shard.shared.metrics.ring_full_refused);
-                tracing::warn!(shard = self.shard.index, login = self.account.login, frame = held.name, seq = held.seq, waited_ms = started.elapsed().as_millis() as u64, "the ring to the router stayed full; frame refused");
+                tracing::warn!(shard = self.shard.index, login = self.account.login, frame = held.name, seq = held.seq, stalled_ms = progress.stalled_ms(), "the router has read nothing from the full ring for 3 x hb_ms; frame refused");
                 return self.refuse_busy(socket, held.name, held.seq);
             }
             self.held = Some(held);
