@@ -108,6 +108,9 @@ pub struct Metrics {
     /// the router read nothing from it for 3 x `hb_ms` (stuck, not busy);
     /// only grows.
     pub ring_full_refused: AtomicU64,
+    /// Session starts and ends not recorded for Postgres because the shard
+    /// -> router ring was full at that moment; only grows.
+    pub session_records_dropped: AtomicU64,
     /// Acks or copies dropped because a connection's outbox was full; only grows.
     pub outbox_full: AtomicU64,
     /// Checkpoints written (after which journal segments are released);
@@ -145,6 +148,7 @@ impl Default for Metrics {
             copies_sent: AtomicU64::new(0),
             ring_full: AtomicU64::new(0),
             ring_full_refused: AtomicU64::new(0),
+            session_records_dropped: AtomicU64::new(0),
             outbox_full: AtomicU64::new(0),
             checkpoints_written: AtomicU64::new(0),
             copy_seq_rebases: AtomicU64::new(0),
@@ -179,6 +183,7 @@ impl Metrics {
             ("tradebridge_copies_journaled_total", "Copies journaled.", &self.copies_journaled),
             ("tradebridge_copies_sent_total", "Copies written to slave sockets.", &self.copies_sent),
             ("tradebridge_ring_full_total", "Frames that found the shard->router ring full and waited for room; their session read nothing more meanwhile.", &self.ring_full),
+            ("tradebridge_session_records_dropped_total", "Session starts and ends not recorded for Postgres: the shard->router ring was full.", &self.session_records_dropped),
             ("tradebridge_ring_full_refused_total", "Frames refused because the shard->router ring stayed full while the router read nothing from it for 3 x hb_ms.", &self.ring_full_refused),
             ("tradebridge_outbox_full_total", "Messages dropped on a full connection outbox.", &self.outbox_full),
             ("tradebridge_checkpoints_written_total", "Checkpoints written; each releases the journal segments below it.", &self.checkpoints_written),

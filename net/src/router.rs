@@ -125,11 +125,12 @@ const JOURNAL_RECORD_OVERHEAD_BYTES: u32 = 64;
 /// Share of `journal_bytes_max` past which each new segment logs a warning.
 pub const JOURNAL_WARN_PERCENT: u64 = 80;
 
-/// Longest sleep of the inline router task under the `spin` and `yield`
-/// idle strategies (the shard's executor spins or yields for it; the task
-/// itself waits on its doorbell): bounds how late it sees the stop flag or
-/// a checkpoint written.
-const IDLE_TASK_WAIT_US_MAX: u64 = 1_000;
+/// Shortest sleep of the inline router task, and its sleep under the `spin`
+/// and `yield` idle strategies (the shard's executor spins or yields for
+/// it; the task itself waits on its doorbell): bounds how late it sees the
+/// stop flag or a checkpoint written, and keeps it off the short glommio
+/// timers that stalled an executor (net/README.md, runtime).
+const IDLE_TASK_WAIT_US_MIN: u64 = 1_000;
 
 /// Spin steps of the `park` idle strategy before it sleeps. It does not
 /// yield between spinning and parking: on 2 cores a `sched_yield` with the
@@ -853,9 +854,10 @@ impl Router {
     /// persister's progress are looked at then). Returns when `stop` is
     /// set, with the journal flushed.
     pub async fn run_inline(mut self, stop: Arc<std::sync::atomic::AtomicBool>, mut deliver: impl FnMut() -> bool) -> anyhow::Result<()> {
+        // Never a glommio timer under 1 ms (net/README.md, runtime).
         let park_us_max = match self.idle {
-            config::IdleStrategy::Park { backoff_us_max } => backoff_us_max.max(1),
-            _ => IDLE_TASK_WAIT_US_MAX,
+            config::IdleStrategy::Park { backoff_us_max } => backoff_us_max.max(IDLE_TASK_WAIT_US_MIN),
+            _ => IDLE_TASK_WAIT_US_MIN,
         };
         let bell = Arc::clone(&self.links.bell);
         loop {

@@ -54,12 +54,12 @@ pub const BATCH_FRAMES_MAX: u32 = 64;
 /// (PROTOCOL.md: "No frame from a peer for 3 x hb_ms").
 pub const HEARTBEATS_MISSED_MAX: u64 = 3;
 
-/// First and longest pause between two tries to push a record the shard's
-/// ring to the router had no room for (doubling from the first): the router
-/// drains a ring within microseconds once it runs, and a session that waits
-/// reads nothing more, so its peer's TCP window fills and the EA slows down.
-pub const RING_RETRY_US_FIRST: u64 = 50;
-pub const RING_RETRY_US_MAX: u64 = 1_000;
+/// Pause between two tries to push a record the shard's ring to the router
+/// had no room for. A session that waits reads nothing more, so its peer's
+/// TCP window fills and the EA slows down; 1 ms keeps a thousand waiting
+/// sessions from taking the router's thread with their wakes, and no
+/// shorter glommio timer is used (net/README.md, runtime).
+pub const RING_RETRY_MS: u64 = 1;
 
 /// Live copies per slave connection whose write time is kept to time their
 /// result: the outbox bound, since a slave further behind is closed anyway.
@@ -278,18 +278,16 @@ impl RouterProgress {
     }
 }
 
-/// Pushes one record into the ring to the router, waiting for room (see
-/// [`RING_RETRY_US_FIRST`]) for as long as the router keeps reading; false,
-/// counted, once it has read nothing from the ring for `stalled_max`.
-async fn push_to_router_waiting(shard: &ShardContext, kind: u32, bytes: &[u8], stalled_max: Duration) -> bool {
+/// Pushes one record into the ring to the router before `welcome`, waiting
+/// for room (every [`RING_RETRY_MS`]) up to `waited_max` and while the
+/// bridge is not shutting down; false, counted, when it gave up.
+async fn push_to_router_waiting(shard: &ShardContext, kind: u32, bytes: &[u8], waited_max: Duration) -> bool {
     if push_to_router(shard, kind, bytes) {
         return true;
     }
-    let mut progress = RouterProgress::start(shard);
-    let mut pause_us = RING_RETRY_US_FIRST;
-    while !progress.stalled(shard, stalled_max) {
-        glommio::timer::sleep(Duration::from_micros(pause_us)).await;
-        pause_us = (pause_us * 2).min(RING_RETRY_US_MAX);
+    let started = std::time::Instant::now();
+    while started.elapsed() < waited_max && !shard.shared.is_shutting_down() {
+        glommio::timer::sleep(Duration::from_millis(RING_RETRY_MS)).await;
         if try_push_to_router(shard, kind, bytes) {
             return true;
         }
@@ -382,8 +380,9 @@ async fn run_session(socket: &mut Socket, shard: &ShardContext, account: &Accoun
     // displaces a session that works.
     if hello.role == Role::Slave && hello.last_seq > account.delivery().kept_seq {
         let report = SlaveHello { login: account.login, last_seq: hello.last_seq };
-        let stalled_max = Duration::from_millis(HEARTBEATS_MISSED_MAX * server.hb_ms);
-        if !push_to_router_waiting(shard, u32::from(JOURNAL_KIND_SLAVE_SEQ), &report.encode(), stalled_max).await {
+        // Bounded like the hello itself: the EA waits that long for welcome.
+        let waited_max = Duration::from_millis(server.hello_timeout_ms);
+        if !push_to_router_waiting(shard, u32::from(JOURNAL_KIND_SLAVE_SEQ), &report.encode(), waited_max).await {
             return Flow::Close(close_code::TRY_AGAIN_LATER, "busy: the bridge could not take the hello; reconnect");
         }
     }
@@ -478,7 +477,8 @@ fn report_session(shard: &ShardContext, entry: impl FnOnce() -> SessionEntry) {
     let entry = entry();
     let mut bytes = Vec::new();
     encode_session(&entry, &mut bytes);
-    if !push_to_router(shard, u32::from(journal_kind::SESSION), &bytes) {
+    if !try_push_to_router(shard, u32::from(journal_kind::SESSION), &bytes) {
+        Metrics::count(&shard.shared.metrics.session_records_dropped);
         tracing::warn!(shard = shard.index, login = entry.login, session = %entry.session_id, event = ?entry.event, "the shard -> router ring is full: this session event is not recorded in Postgres");
     }
 }
@@ -731,8 +731,7 @@ impl Session<'_> {
 
     /// Hands a master event to the router through the shard's ring; the
     /// `ack` comes back through the outbox once the event is durable. A full
-    /// ring is refused with `error` internal (counted): the event is not
-    /// held, and the Monitor re-sends it above `ack_seq` after reconnecting.
+    /// ring holds it ([`Session::push_held`]).
     fn on_event(&mut self, socket: &mut Socket, event: Event) -> Flow {
         let meta = MasterEventMeta {
             master_login: self.account.login,
@@ -747,7 +746,7 @@ impl Session<'_> {
     }
 
     /// Hands a slave result to the router through the shard's ring; a full
-    /// ring is answered with `error` internal (counted).
+    /// ring holds it ([`Session::push_held`]).
     fn on_result(&mut self, socket: &mut Socket, result: TradeResult) -> Flow {
         let seq = result.seq;
         self.time_result(seq);
@@ -797,21 +796,20 @@ impl Session<'_> {
         Flow::Continue
     }
 
-    /// Refuses a frame the router cannot take with `error` internal. A
-    /// master is closed with 1013: acks are cumulative, so were the
-    /// connection kept, the next event's ack would cover this one and the
-    /// Monitor would drop it from its outbox; it reconnects and re-sends
-    /// everything above the `ack_seq` of its next welcome instead. Anyone
-    /// else re-sends the frame.
+    /// Refuses a frame the router cannot take with `error` internal and
+    /// close 1013, whatever the role: no later frame of the connection may
+    /// reach the router after it (a master's acks are cumulative, so the
+    /// next event's ack would cover this one and the Monitor would drop it
+    /// from its outbox; a slave's results and states keep their order). On
+    /// reconnecting, a master re-sends everything above the `ack_seq` of
+    /// its welcome (a slave's refused result is not sent again).
     fn refuse_busy(&mut self, socket: &mut Socket, name: &str, seq: u64) -> Flow {
-        if self.role == Role::Master {
-            let text = format!("{name} seq {seq} not accepted: the bridge is busy; reconnect and re-send from ack_seq");
-            feed_error(socket, ErrorCode::Internal, &text);
-            return Flow::Close(close_code::TRY_AGAIN_LATER, "busy: an event was not accepted; reconnect");
-        }
-        let text = format!("{name} seq {seq} not accepted: the bridge is busy; re-send it");
+        let text = match seq {
+            0 => format!("`{name}` not accepted: the bridge is busy; reconnect and send it again"),
+            seq => format!("{name} seq {seq} not accepted: the bridge is busy; reconnect and send it again"),
+        };
         feed_error(socket, ErrorCode::Internal, &text);
-        Flow::Continue
+        Flow::Close(close_code::TRY_AGAIN_LATER, "busy: a frame was not accepted; reconnect")
     }
 
     /// Waits until the held record fits the ring to the router, reading no
@@ -825,9 +823,9 @@ impl Session<'_> {
         if socket.flush().await.is_err() {
             return Flow::End;
         }
-        let stalled_max = Duration::from_millis(HEARTBEATS_MISSED_MAX * self.shard.shared.config.server.hb_ms);
+        let hb_ms = self.shard.shared.config.server.hb_ms;
+        let stalled_max = Duration::from_millis(HEARTBEATS_MISSED_MAX * hb_ms);
         let mut progress = RouterProgress::start(self.shard);
-        let mut pause_us = RING_RETRY_US_FIRST;
         while let Some(held) = self.held.take() {
             if try_push_to_router(self.shard, held.kind, &held.bytes) {
                 // The peer's frames waited unread in the socket: it was not
@@ -843,13 +841,23 @@ impl Session<'_> {
                 return self.refuse_busy(socket, held.name, held.seq);
             }
             self.held = Some(held);
+            // The peer hears from the bridge at least every hb_ms while it
+            // waits (acks and copies, else a WebSocket ping), so it does not
+            // take the bridge for gone.
+            let now_ms = self.shard.shared.now_ms();
+            if now_ms.saturating_sub(self.pinged_ms) >= hb_ms {
+                self.pinged_ms = now_ms;
+                socket.feed_ping();
+                if socket.flush().await.is_err() {
+                    return Flow::End;
+                }
+            }
             let (outbox, control) = (&self.outbox, &self.control);
             let wake = or(async { HeldWake::CloseRequested(control.wait_close_request().await) }, or(async { HeldWake::Outbound(outbox.recv().await) }, async {
-                glommio::timer::sleep(Duration::from_micros(pause_us)).await;
+                glommio::timer::sleep(Duration::from_millis(RING_RETRY_MS)).await;
                 HeldWake::Retry
             }))
             .await;
-            pause_us = (pause_us * 2).min(RING_RETRY_US_MAX);
             let flow = match wake {
                 // The held frame is dropped unacknowledged: the EA sends it
                 // again on its next connection, and no later frame was read.

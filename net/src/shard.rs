@@ -3,12 +3,15 @@
 //! `TcpListener::bind` sets) and owning the connections it accepts.
 //!
 //! # Layout
-//! - [`Shared`]: what every shard reads (configuration, account table,
-//!   connection count, the process clock).
-//! - [`ShardContext`]: one shard's own state, used only on its thread.
-//! - [`start`]: binds and starts every shard, returns once all listen.
-//! - `pump_from_router`: per shard, moves acks from the router -> shard ring
-//!   to the connection they are for, with the configured idle strategy.
+//! - What the sessions work with ([`crate::context::Shared`],
+//!   [`crate::context::ShardContext`]) is in [`crate::context`].
+//! - [`start`]: binds and starts every shard, returns once all listen; with
+//!   [`InlineRouter`] the routing core runs as a task on shard 0.
+//! - `RouterDrain`: moves acks and copies from a router -> shard ring to the
+//!   connections they are for.
+//! - `pump_from_router`: a shard's task that runs the drain with the
+//!   configured idle strategy; shard 0 has none when the router is inline
+//!   (the router drains its ring after each pass).
 //!
 //! # Invariants
 //! - Shard 0 binds first; the others bind the address it resolved, so a
@@ -176,17 +179,12 @@ async fn run_shard(
         // The router delivers to this shard's connections itself after each
         // pass: no pump, no wake between threads.
         let mut drain = RouterDrain::new(Rc::clone(&context), links.from_router);
-        let mut broken = false;
         let deliver = move || {
-            if broken {
-                return false;
-            }
             match drain.drain() {
                 Some(read) => read > 0,
-                None => {
-                    broken = true;
-                    false
-                }
+                // Logged by the drain; no ack or copy could reach this
+                // shard again, so the process ends as for a failed router.
+                None => crate::router::exit_stopped(&anyhow::anyhow!("the router -> shard 0 ring is corrupt")),
             }
         };
         glommio::spawn_local(async move {
