@@ -811,12 +811,7 @@ impl Router {
         loop {
             if stop.load(Ordering::Acquire) {
                 self.poll_once()?;
-                self.journal.flush().context("journal flush at shutdown")?;
-                if let Some(feed) = &self.persist {
-                    feed.publish_durable(self.journal.durable_seq());
-                }
-                tracing::info!(durable_seq = self.journal.durable_seq(), "router stopped; journal flushed");
-                return Ok(());
+                return self.finish();
             }
             let worked = self.poll_once()?;
             if worked {
@@ -864,12 +859,7 @@ impl Router {
             if stop.load(Ordering::Acquire) {
                 self.poll_once()?;
                 deliver();
-                self.journal.flush().context("journal flush at shutdown")?;
-                if let Some(feed) = &self.persist {
-                    feed.publish_durable(self.journal.durable_seq());
-                }
-                tracing::info!(durable_seq = self.journal.durable_seq(), "router stopped; journal flushed");
-                return Ok(());
+                return self.finish();
             }
             let worked = self.poll_once()?;
             let delivered = deliver();
@@ -889,6 +879,17 @@ impl Router {
             }
             bell.awake();
         }
+    }
+
+    /// The end of either loop after its last pass: the journal flushed, the
+    /// persister told.
+    fn finish(&mut self) -> anyhow::Result<()> {
+        self.journal.flush().context("journal flush at shutdown")?;
+        if let Some(feed) = &self.persist {
+            feed.publish_durable(self.journal.durable_seq());
+        }
+        tracing::info!(durable_seq = self.journal.durable_seq(), "router stopped; journal flushed");
+        Ok(())
     }
 
     /// One pass: events from every shard, a journal tick, durable acks out.

@@ -86,9 +86,9 @@ fn an_event_whose_copy_exceeds_the_default_record_bound_is_acked_and_copied() {
     }
 }
 
-#[test]
-fn a_full_ring_slows_the_master_down_and_closes_nothing() {
-    // Shows: when the shard -> router ring is full (a burst of events against a router paying an msync per record), the shard stops reading the master's socket until there is room (TCP pushes back on the sender) instead of refusing the event: no error, no close 1013, every event acked in order, the ring seen full (so the run is conclusive) and nothing refused. Before, the first event that found the ring full ended the session with 1013.
+/// A bridge whose shard -> router ring (64 KiB) fills within a burst, as
+/// its router pays an msync per record; with its metrics address.
+fn small_ring_bridge() -> (Bridge, String) {
     let overrides = [
         ("frame_bytes_max", "1024"),
         ("ring_bytes", "65536"),
@@ -100,6 +100,13 @@ fn a_full_ring_slows_the_master_down_and_closes_nothing() {
     let mut bridge = Bridge::start(&overrides);
     let line = bridge.read_stdout_line();
     let metrics = line.trim().strip_prefix("tradebridge metrics on http://").and_then(|rest| rest.strip_suffix("/metrics")).expect("metrics line").to_string();
+    (bridge, metrics)
+}
+
+#[test]
+fn a_full_ring_slows_the_master_down_and_closes_nothing() {
+    // Shows: when the shard -> router ring is full (a burst of events against a router paying an msync per record), the shard stops reading the master's socket until there is room (TCP pushes back on the sender) instead of refusing the event: no error, no close 1013, every event acked in order, the ring seen full (so the run is conclusive) and nothing refused. Before, the first event that found the ring full ended the session with 1013.
+    let (bridge, metrics) = small_ring_bridge();
     let (mut master, _) = bridge.login("master", 0);
     let burst_events: u64 = 3_000;
     for seq in 1..=burst_events {
@@ -125,17 +132,7 @@ fn a_full_ring_slows_the_master_down_and_closes_nothing() {
 #[test]
 fn a_full_ring_slows_a_slave_down_and_refuses_no_result() {
     // Shows: a slave's burst of results against a router paying an msync per record fills the ring the same way; its results wait for room instead of being refused with `error` internal (as before), and its ping behind them is answered with nothing else before the pong.
-    let overrides = [
-        ("frame_bytes_max", "1024"),
-        ("ring_bytes", "65536"),
-        ("journal_sync", "\"every_record\""),
-        ("rate_limit_per_second", "100000"),
-        ("rate_limit_burst", "100000"),
-        ("metrics_listen", "\"127.0.0.1:0\""),
-    ];
-    let mut bridge = Bridge::start(&overrides);
-    let line = bridge.read_stdout_line();
-    let metrics = line.trim().strip_prefix("tradebridge metrics on http://").and_then(|rest| rest.strip_suffix("/metrics")).expect("metrics line").to_string();
+    let (bridge, metrics) = small_ring_bridge();
     let (mut slave, _) = bridge.login("slave", 0);
     for seq in 1..=3_000u64 {
         let result = format!(r#"{{"t":"result","seq":{seq},"status":"filled","ticket":{seq},"price":1.1,"volume":0.1,"error":0,"msg":"","exec_ms":1}}"#);
