@@ -862,7 +862,12 @@ impl Session<'_> {
                 // The held frame is dropped unacknowledged: the EA sends it
                 // again on its next connection, and no later frame was read.
                 HeldWake::CloseRequested(code) => self.on_close_request(socket, code).await,
-                HeldWake::Outbound(outbound) => Box::pin(self.on_outbound(socket, outbound)).await,
+                HeldWake::Outbound(outbound) => {
+                    // What was just written is news enough: no ping is due
+                    // for another hb_ms.
+                    self.pinged_ms = self.shard.shared.now_ms();
+                    Box::pin(self.on_outbound(socket, outbound)).await
+                }
                 HeldWake::Retry => Flow::Continue,
             };
             if flow != Flow::Continue {

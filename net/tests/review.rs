@@ -87,9 +87,11 @@ fn an_event_whose_copy_exceeds_the_default_record_bound_is_acked_and_copied() {
 }
 
 /// A bridge whose shard -> router ring (64 KiB) fills within a burst, as
-/// its router pays an msync per record; with its metrics address.
-fn small_ring_bridge() -> (Bridge, String) {
+/// its router pays an msync per record, with the heartbeat given; with its
+/// metrics address.
+fn small_ring_bridge(hb_ms: &str) -> (Bridge, String) {
     let overrides = [
+        ("hb_ms", hb_ms),
         ("frame_bytes_max", "1024"),
         ("ring_bytes", "65536"),
         ("journal_sync", "\"every_record\""),
@@ -106,7 +108,7 @@ fn small_ring_bridge() -> (Bridge, String) {
 #[test]
 fn a_full_ring_slows_the_master_down_and_closes_nothing() {
     // Shows: when the shard -> router ring is full (a burst of events against a router paying an msync per record), the shard stops reading the master's socket until there is room (TCP pushes back on the sender) instead of refusing the event: no error, no close 1013, every event acked in order, the ring seen full (so the run is conclusive) and nothing refused. Before, the first event that found the ring full ended the session with 1013.
-    let (bridge, metrics) = small_ring_bridge();
+    let (bridge, metrics) = small_ring_bridge("1000");
     let (mut master, _) = bridge.login("master", 0);
     let burst_events: u64 = 3_000;
     for seq in 1..=burst_events {
@@ -131,17 +133,31 @@ fn a_full_ring_slows_the_master_down_and_closes_nothing() {
 
 #[test]
 fn a_full_ring_slows_a_slave_down_and_refuses_no_result() {
-    // Shows: a slave's burst of results against a router paying an msync per record fills the ring the same way; its results wait for room instead of being refused with `error` internal (as before), and its ping behind them is answered with nothing else before the pong.
-    let (bridge, metrics) = small_ring_bridge();
+    // Shows: a slave's burst of results against a router paying an msync per record fills the ring the same way; its results wait for room instead of being refused with `error` internal (as before), its ping behind them is answered with nothing else before the pong, and while they wait (well over a second here) the bridge, which has nothing else for the slave, pings it every hb_ms.
+    let (bridge, metrics) = small_ring_bridge("500");
     let (mut slave, _) = bridge.login("slave", 0);
-    for seq in 1..=3_000u64 {
+    let started = Instant::now();
+    for seq in 1..=6_000u64 {
         let result = format!(r#"{{"t":"result","seq":{seq},"status":"filled","ticket":{seq},"price":1.1,"volume":0.1,"error":0,"msg":"","exec_ms":1}}"#);
         slave.socket.send(tungstenite::Message::text(result)).expect("the bridge keeps the connection while it catches up");
     }
     slave.send(r#"{"t":"ping"}"#);
-    assert_eq!(slave.recv(), Message::Pong, "the first answer after 3,000 results must be the pong: no result was refused");
+    // The results bring the slave nothing back, so while they wait for room
+    // the bridge pings it every hb_ms (0.5 s here) to show it is there.
+    let mut pings = 0;
+    let answer = loop {
+        match slave.socket.read().expect("a frame within the timeout") {
+            tungstenite::Message::Ping(_) => pings += 1,
+            tungstenite::Message::Text(text) => break protocol::parse(text.as_bytes()).expect("bridge JSON"),
+            other => panic!("expected the pong, got {other:?}"),
+        }
+    };
+    let waited = started.elapsed();
+    assert_eq!(answer, Message::Pong, "the first answer after 6,000 results must be the pong: no result was refused");
+    // A hold shorter than two heartbeats need not see a ping; a longer one must.
+    assert!(waited < Duration::from_millis(1_000) || pings >= 1, "held for {waited:?} without a ping");
     let text = support::http_get(&metrics, "/metrics");
-    assert!(support::metric(&text, "tradebridge_ring_full_total") >= 1.0, "inconclusive: 3,000 results never found the ring full");
+    assert!(support::metric(&text, "tradebridge_ring_full_total") >= 1.0, "inconclusive: 6,000 results never found the ring full");
     assert_eq!(support::metric(&text, "tradebridge_ring_full_refused_total"), 0.0);
 }
 
