@@ -355,8 +355,9 @@ struct Session<'run> {
     /// When the peer last sent a text frame or a ping of its own; moves with
     /// every such frame and decides close 4008.
     heard_ms: u64,
-    /// When the bridge last sent a WebSocket ping; moves every `hb_ms`
-    /// while the peer is silent.
+    /// When the bridge last sent a WebSocket ping (moves every `hb_ms` while
+    /// the peer is silent), or, while a frame is held, last wrote anything:
+    /// either way the peer has heard from the bridge since.
     pinged_ms: u64,
     /// A frame's record waiting for room in the ring to the router; while
     /// it waits, no further frame is read.
@@ -668,8 +669,7 @@ impl Session<'_> {
             Some(Ok(WsMessage::Ping(_))) => {
                 // The WebSocket layer queued the pong; the peer's own ping
                 // shows it is alive.
-                self.heard_ms = now_ms;
-                self.control.heard(now_ms);
+                self.heard(now_ms);
                 return Flow::Continue;
             }
             // A pong only answers the bridge's ping (peers' libraries send it
@@ -682,8 +682,7 @@ impl Session<'_> {
             }
             other => return flow_of_non_text(other),
         };
-        self.heard_ms = now_ms;
-        self.control.heard(now_ms);
+        self.heard(now_ms);
         if !self.account.take_token(now_ms) {
             tracing::warn!(shard = self.shard.index, login = self.account.login, "rate limit exceeded");
             let message = format!(
@@ -830,9 +829,7 @@ impl Session<'_> {
             if try_push_to_router(self.shard, held.kind, &held.bytes) {
                 // The peer's frames waited unread in the socket: it was not
                 // silent, the bridge was not listening.
-                let now_ms = self.shard.shared.now_ms();
-                self.heard_ms = now_ms;
-                self.control.heard(now_ms);
+                self.heard(self.shard.shared.now_ms());
                 return Flow::Continue;
             }
             if progress.stalled(self.shard, stalled_max) {
@@ -845,12 +842,8 @@ impl Session<'_> {
             // waits (acks and copies, else a WebSocket ping), so it does not
             // take the bridge for gone.
             let now_ms = self.shard.shared.now_ms();
-            if now_ms.saturating_sub(self.pinged_ms) >= hb_ms {
-                self.pinged_ms = now_ms;
-                socket.feed_ping();
-                if socket.flush().await.is_err() {
-                    return Flow::End;
-                }
+            if now_ms.saturating_sub(self.pinged_ms) >= hb_ms && !self.ping(socket, now_ms).await {
+                return Flow::End;
             }
             let (outbox, control) = (&self.outbox, &self.control);
             let wake = or(async { HeldWake::CloseRequested(control.wait_close_request().await) }, or(async { HeldWake::Outbound(outbox.recv().await) }, async {
@@ -982,14 +975,23 @@ impl Session<'_> {
             tracing::info!(shard = self.shard.index, login = self.account.login, "heartbeat timeout");
             return Flow::Close(close_code::HEARTBEAT_TIMEOUT, "no frame for 3 x hb_ms");
         }
-        if now_ms.saturating_sub(self.heard_ms.max(self.pinged_ms)) >= hb_ms {
-            self.pinged_ms = now_ms;
-            socket.feed_ping();
-            if socket.flush().await.is_err() {
-                return Flow::End;
-            }
+        if now_ms.saturating_sub(self.heard_ms.max(self.pinged_ms)) >= hb_ms && !self.ping(socket, now_ms).await {
+            return Flow::End;
         }
         Flow::Continue
+    }
+
+    /// Records that the peer showed it is alive at `now_ms` (decides 4008).
+    fn heard(&mut self, now_ms: u64) {
+        self.heard_ms = now_ms;
+        self.control.heard(now_ms);
+    }
+
+    /// Sends a WebSocket ping now; false when the socket failed.
+    async fn ping(&mut self, socket: &mut Socket, now_ms: u64) -> bool {
+        self.pinged_ms = now_ms;
+        socket.feed_ping();
+        socket.flush().await.is_ok()
     }
 }
 
