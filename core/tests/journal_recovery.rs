@@ -8,12 +8,15 @@ mod journal_support;
 use std::fs::{self, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use journal_support::TempDirectory;
 use tradebridge_core::journal::layout::{record_bytes, records_per_segment_max};
 use tradebridge_core::journal::options::SEGMENT_BYTES_MAX;
 use tradebridge_core::journal::{
-    FullLimit, Journal, JournalError, JournalOptions, RecordDefect, Recovery, SealedCorruption, SkippedSeqs,
+    FullLimit, GroupFlush, Journal, JournalError, JournalOptions, RecordDefect, Recovery, SealedCorruption, SkippedSeqs,
     SyncPolicy,
 };
 
@@ -272,11 +275,15 @@ fn index_bound_refuses_appends() {
     assert_eq!(journal.index_bytes(), 1344);
 }
 
-// Group: durable_seq advances after records_max appends and on a tick once interval_ms passed, not before.
+// Group flushed inline: durable_seq advances after records_max appends and on a tick once interval_ms passed, not before.
 #[test]
 fn group_policy_advances_durable_seq_by_count_and_by_tick() {
     let directory = TempDirectory::new("group");
-    let options = JournalOptions { sync: SyncPolicy::Group { records_max: 4, interval_ms: 10 }, ..small_options() };
+    let options = JournalOptions {
+        sync: SyncPolicy::Group { records_max: 4, interval_ms: 10 },
+        group_flush: GroupFlush::Appender,
+        ..small_options()
+    };
     let (mut journal, _) = open(&directory.0, options);
     for seq in 1..=3 {
         journal.append(1, &payload(seq, 50), 0).expect("append");
@@ -297,6 +304,104 @@ fn group_policy_advances_durable_seq_by_count_and_by_tick() {
     journal.append(1, &payload(9, 50), 300).expect("append");
     assert_eq!(journal.flush().expect("flush"), 9);
     assert_eq!(journal.durable_seq(), 9);
+}
+
+/// Waits (at most 10 s) until the flush thread has told `flushes` flushes.
+fn wait_for_flushes(notified: &AtomicU64, flushes: u64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while notified.load(Ordering::Acquire) < flushes {
+        assert!(Instant::now() < deadline, "the flush thread told {} of {flushes} flushes in 10 s", notified.load(Ordering::Acquire));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+// Group with the flush thread: a complete group is handed over, not flushed by the append; durable_seq moves only once that flush completed and a tick collected it (the notify callback says when); appends meanwhile form the next group, which waits for the flush in flight; flush() waits for it and flushes the rest; every record survives a reopen.
+#[test]
+fn group_policy_with_the_flush_thread_is_durable_once_the_flush_completes() {
+    let directory = TempDirectory::new("group-thread");
+    let options =
+        JournalOptions { sync: SyncPolicy::Group { records_max: 4, interval_ms: 10 }, group_flush: GroupFlush::Thread, ..small_options() };
+    let (mut journal, _) = open(&directory.0, options);
+    let notified = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&notified);
+    journal.set_flush_notify(Arc::new(move || {
+        counter.fetch_add(1, Ordering::AcqRel);
+    }));
+    for seq in 1..=4 {
+        journal.append(1, &payload(seq, 50), 0).expect("append");
+    }
+    assert!(journal.is_flushing(), "the complete group was handed to the flush thread");
+    assert_eq!(journal.durable_seq(), 0, "not durable before the flush is collected");
+    wait_for_flushes(&notified, 1);
+    assert!(journal.has_flush_outcome());
+    assert_eq!(journal.tick(0).expect("tick"), 4);
+    assert!(!journal.is_flushing());
+
+    journal.append(1, &payload(5, 50), 100).expect("append");
+    journal.append(1, &payload(6, 50), 105).expect("append");
+    assert_eq!(journal.tick(109).expect("tick"), 4, "oldest unflushed is 9 ms old");
+    assert!(!journal.is_flushing());
+    assert_eq!(journal.tick(110).expect("tick"), 4, "handed over at 10 ms, not yet durable");
+    assert!(journal.is_flushing());
+    // Appended while that flush may run: the next group, not in it.
+    journal.append(1, &payload(7, 50), 111).expect("append");
+    wait_for_flushes(&notified, 2);
+    assert_eq!(journal.tick(111).expect("tick"), 6, "the flush covered the group it was handed, no more");
+    journal.close_group().expect("close the group of 7");
+    assert!(journal.is_flushing());
+    journal.append(1, &payload(8, 50), 112).expect("append");
+    assert_eq!(journal.flush().expect("flush"), 8, "flush syncs 7 and 8 itself, without waiting for the thread");
+    assert_eq!((journal.durable_seq(), journal.synced_seq()), (8, 8));
+    wait_for_flushes(&notified, 3);
+    assert_eq!(journal.tick(113).expect("tick"), 8, "the thread's later outcome for 7 does not move durable_seq back");
+    assert!(!journal.is_flushing());
+    assert_eq!(journal.stats().flushes_count, 4);
+    drop(journal);
+    let (journal, recovery) = open(&directory.0, options);
+    assert_eq!((recovery.last_seq, journal.durable_seq()), (8, 8));
+}
+
+// Group flushed by the owner: a closed group becomes one request (files and upto_seq) that the owner takes once; no second request while it runs; durable_seq moves only at complete_flush; a roll-over meanwhile syncs on the appender's thread and the late completion does not move durable_seq back; a failed flush poisons the journal.
+#[test]
+fn group_policy_flushed_by_the_owner_is_durable_on_completion_and_poisoned_by_a_failure() {
+    let directory = TempDirectory::new("group-owner");
+    let options =
+        JournalOptions { sync: SyncPolicy::Group { records_max: 2, interval_ms: 10 }, group_flush: GroupFlush::Owner, ..small_options() };
+    let (mut journal, _) = open(&directory.0, options);
+    journal.append(1, &payload(1, 50), 0).expect("append");
+    assert!(journal.take_flush_request().is_none(), "the group is open");
+    journal.append(1, &payload(2, 50), 0).expect("append");
+    let request = journal.take_flush_request().expect("a complete group is a request");
+    assert_eq!((request.upto_seq, request.files.len()), (2, 1));
+    assert!(journal.take_flush_request().is_none(), "handed out once");
+    journal.append(1, &payload(3, 50), 1).expect("append");
+    journal.append(1, &payload(4, 50), 1).expect("append");
+    assert_eq!(journal.tick(20).expect("tick"), 0, "no second request while the first runs");
+    assert!(journal.take_flush_request().is_none());
+    for (_, file) in &request.files {
+        file.sync_data().expect("the owner's sync");
+    }
+    journal.complete_flush(Ok(request.upto_seq)).expect("complete");
+    assert_eq!(journal.durable_seq(), 2);
+    assert_eq!(journal.tick(20).expect("tick"), 2, "the full group of 3 and 4 is due now");
+    let request = journal.take_flush_request().expect("the next group");
+    assert_eq!(request.upto_seq, 4);
+    // Records of 500 bytes roll the 4096-byte segment over within a few appends; roll-over syncs on this thread.
+    for seq in 5..=12 {
+        journal.append(1, &payload(seq, 500), 30).expect("append");
+    }
+    assert!(journal.segments_count() > 1);
+    assert!(journal.durable_seq() >= 4, "roll-over flushed the previous segment itself");
+    let durable = journal.durable_seq();
+    journal.complete_flush(Ok(request.upto_seq)).expect("the late completion");
+    assert_eq!(journal.durable_seq(), durable, "a late completion does not move durable_seq back");
+    journal.close_group().expect("close");
+    let request = journal.take_flush_request().expect("the open group");
+    assert_eq!(request.upto_seq, 12);
+    let source = std::io::Error::other("injected");
+    let failed = journal.complete_flush(Err(JournalError::Io { path: directory.0.clone(), operation: "fdatasync", source }));
+    assert!(matches!(failed, Err(JournalError::Io { .. })), "{failed:?}");
+    assert!(matches!(journal.append(1, &payload(13, 50), 40), Err(JournalError::Poisoned)));
 }
 
 // EveryRecord: durable_seq equals last_seq after each append, across roll-overs.

@@ -21,12 +21,23 @@
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use tradebridge_core::config::Routing;
+use tradebridge_core::config::{Config, Routing};
 use tradebridge_core::protocol::{self, Message};
 use tradebridge_core::record::{journal_kind, UPDATE_HEADER_BYTES};
 use tradebridge_core::ring::{Consumer, Producer, Ring};
 
 use crate::doorbell::Doorbell;
+
+/// Where the routing core runs: `server.routing`, `auto` resolved for this
+/// machine's cores (inline on up to four).
+pub fn routing(config: &Config) -> Routing {
+    config.server.routing.resolve(cores())
+}
+
+/// The cores this process may run on.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |cores| cores.get())
+}
 
 /// Journal kind of a master event record: its ring tag, so a journal record
 /// and a ring frame of the same record carry the same number.

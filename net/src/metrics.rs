@@ -119,6 +119,9 @@ pub struct Metrics {
     /// Slaves whose terminal had finished copy seqs above the journal's,
     /// whose numbering moved above them; only grows.
     pub copy_seq_rebases: AtomicU64,
+    /// Journal flushes to storage (each covers a group of records); set by
+    /// the router from the journal's count.
+    pub journal_flushes: AtomicU64,
     /// Bytes of journal segments held; set by the router when it changes.
     pub journal_bytes: AtomicU64,
     /// `journal_bytes_max`; set by the router.
@@ -152,6 +155,7 @@ impl Default for Metrics {
             outbox_full: AtomicU64::new(0),
             checkpoints_written: AtomicU64::new(0),
             copy_seq_rebases: AtomicU64::new(0),
+            journal_flushes: AtomicU64::new(0),
             journal_bytes: AtomicU64::new(0),
             journal_bytes_max: AtomicU64::new(0),
             persist: std::sync::OnceLock::new(),
@@ -187,6 +191,7 @@ impl Metrics {
             ("tradebridge_ring_full_refused_total", "Frames refused because the shard->router ring stayed full while the router read nothing from it for 3 x hb_ms.", &self.ring_full_refused),
             ("tradebridge_outbox_full_total", "Messages dropped on a full connection outbox.", &self.outbox_full),
             ("tradebridge_checkpoints_written_total", "Checkpoints written; each releases the journal segments below it.", &self.checkpoints_written),
+            ("tradebridge_journal_flushes_total", "Journal flushes to storage; each makes a group of records durable.", &self.journal_flushes),
             ("tradebridge_copy_seq_rebases_total", "Slaves whose terminal had finished copy seqs the journal does not hold; their copies were numbered above them.", &self.copy_seq_rebases),
         ];
         for (name, help, counter) in counters {

@@ -36,7 +36,7 @@ use tradebridge_core::ring::Consumer;
 
 use crate::context::{ConnectionSlot, CopyTimes, Outbound, ShardContext, Shared};
 use crate::doorbell::Doorbell;
-use crate::links::{ShardLinks, RING_BATCH_RECORDS_MAX};
+use crate::links::{cores, ShardLinks, RING_BATCH_RECORDS_MAX};
 use crate::metrics::Stage;
 use crate::router::Router;
 use crate::session::serve_connection;
@@ -104,16 +104,7 @@ fn default_shard_count(cores: usize, routing: Routing) -> u32 {
     }
 }
 
-/// Where the routing core runs: `server.routing`, `auto` resolved for this
-/// machine's cores (inline on up to four).
-pub fn routing(config: &Config) -> Routing {
-    config.server.routing.resolve(cores())
-}
-
-/// The cores this process may run on.
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |cores| cores.get())
-}
+pub use crate::links::routing;
 
 /// The routing core to run as a task on shard 0 (`routing = "inline"`).
 pub struct InlineRouter {

@@ -49,10 +49,13 @@ fn open_partial_close_close_reach_both_slaves_with_their_volumes() {
 
 #[test]
 fn every_routing_and_shard_count_copies_in_order_and_restarts_on_the_journal() {
-    // Shows: with the routing core inline (a task on shard 0) and on its own thread, with one shard and with two (the second shard then hands its events across threads), a burst of opens reaches both slaves in order with consecutive seqs, every event is acked, and a restart on the same journal under the other routing acks the stored seq again in welcome: the topology changes no meaning.
-    for (routing, other, shards) in [("inline", "thread", "1"), ("inline", "thread", "2"), ("thread", "inline", "1"), ("thread", "inline", "2")] {
+    // Shows: with the routing core inline (a task on shard 0) and on its own thread, with one shard and with two (the second shard then hands its events across threads), and each way of flushing a group (io_uring on the router's executor, a flush thread, msync on the router's thread; "uring" with the router on a thread falls back to the flush thread), a burst of opens reaches both slaves in order with consecutive seqs, every event is acked, and a restart on the same journal under the other routing acks the stored seq again in welcome: the topology changes no meaning.
+    for (routing, other, shards, flush) in
+        [("inline", "thread", "1", "uring"), ("inline", "thread", "2", "router"), ("thread", "inline", "1", "thread"), ("thread", "inline", "2", "uring")]
+    {
         let routing_value = format!("\"{routing}\"");
-        let bridge = Bridge::start(&[("routing", &routing_value), ("shards", shards), ("journal_sync", "\"group\"")]);
+        let flush_value = format!("\"{flush}\"");
+        let bridge = Bridge::start(&[("routing", &routing_value), ("shards", shards), ("journal_sync", "\"group\""), ("journal_flush", &flush_value)]);
         let mut slave1 = slave_with_state(&bridge, SLAVE_LOGIN, SLAVE_KEY, 0);
         let mut slave2 = slave_with_state(&bridge, SLAVE2_LOGIN, SLAVE2_KEY, 0);
         let (mut master, _) = bridge.login("master", 0);

@@ -119,6 +119,39 @@ impl Routing {
     }
 }
 
+/// Who makes each group durable under `journal_sync = "group"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JournalFlush {
+    /// A group closed under load (by `journal_group_records` or
+    /// `journal_group_ms`) as `uring` when the routing core runs inline and
+    /// `thread` otherwise; a group closed because the routing core found
+    /// nothing more to read is synced on its thread, as `router` does.
+    Auto,
+    /// `msync` on the routing core's thread, which waits for the disk.
+    Router,
+    /// `fdatasync` on a thread of the journal's own while the routing core
+    /// goes on routing; it rings the router's doorbell when done.
+    Thread,
+    /// `fdatasync` submitted to io_uring by the routing core's executor
+    /// (inline routing), which goes on routing and reaps the completion
+    /// like a socket's; with the routing core on its own thread, `thread`.
+    Uring,
+}
+
+impl JournalFlush {
+    /// Who takes the groups closed under load: `Router`, `Thread` or
+    /// `Uring`, with `Auto` (and `Uring` where it cannot run) resolved for
+    /// the routing core's place, `routing` already resolved.
+    pub fn resolve(self, routing: Routing) -> JournalFlush {
+        match (self, routing) {
+            (JournalFlush::Auto | JournalFlush::Uring, Routing::Inline) => JournalFlush::Uring,
+            (JournalFlush::Auto | JournalFlush::Uring, Routing::Auto | Routing::Thread) => JournalFlush::Thread,
+            (other, _) => other,
+        }
+    }
+}
+
 /// How the journal makes appended records durable (see the journal module).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -308,6 +341,9 @@ pub struct ServerConfig {
     /// written ahead, paced), so a roll-over does not write them on the
     /// router's thread.
     pub journal_spare_segment: bool,
+    /// Who flushes each group under `journal_sync = "group"` (see
+    /// [`JournalFlush`]).
+    pub journal_flush: JournalFlush,
     /// Idle strategy of the poll loops.
     pub idle: IdleStrategy,
     /// Where the routing core runs (see [`Routing`]).

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{BelowMin, CopyMode, Direction, JournalSync, MoneyBasis, OnLimit, OnRemove, Routing};
+use super::{BelowMin, CopyMode, Direction, JournalFlush, JournalSync, MoneyBasis, OnLimit, OnRemove, Routing};
 
 /// The whole file.
 #[derive(Debug, Deserialize)]
@@ -60,6 +60,7 @@ pub(crate) struct RawServer {
     pub idle_park_backoff_us_max: Option<Spanned<u64>>,
     pub log_json: Option<bool>,
     pub journal_spare_segment: Option<bool>,
+    pub journal_flush: Option<JournalFlush>,
     pub positions_per_master_max: Option<Spanned<u32>>,
     pub symbols_per_slave_max: Option<Spanned<u32>>,
     pub closed_positions_remembered_max: Option<Spanned<u32>>,

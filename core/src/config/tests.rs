@@ -52,6 +52,7 @@ fn minimal_form_parses_with_defaults() {
     assert_eq!(config.server.frame_bytes_max, 16_384);
     assert_eq!(config.server.journal_sync, JournalSync::Group);
     assert!(config.server.journal_spare_segment);
+    assert_eq!(config.server.journal_flush, super::JournalFlush::Auto);
     assert_eq!(
         config.server.idle,
         IdleStrategy::Park { backoff_us_max: 10_000 }
@@ -303,6 +304,7 @@ idle = "spin"
 routing = "thread"
 log_json = true
 journal_spare_segment = false
+journal_flush = "router"
 positions_per_master_max = 100
 symbols_per_slave_max = 200
 closed_positions_remembered_max = 300
@@ -347,6 +349,7 @@ closed_positions_remembered_max = 300
     assert_eq!(server.routing, super::Routing::Thread);
     assert!(server.log_json);
     assert!(!server.journal_spare_segment);
+    assert_eq!(server.journal_flush, super::JournalFlush::Router);
     assert_eq!(server.journal_dir, std::path::PathBuf::from("./j"));
     assert_eq!(server.histograms_dir, std::path::PathBuf::from("/var/lib/tb/h"));
     assert_eq!(

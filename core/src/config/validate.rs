@@ -22,7 +22,7 @@ use super::error::ConfigError;
 use super::follow::{follow, SharedSymbolRules};
 use super::raw::{RawAccount, RawAdmin, RawFile, RawIdle, RawPersist, RawRole, RawServer};
 use super::{
-    AccountConfig, AccountRisk, AdminConfig, AdminToken, Config, IdleStrategy, JournalSync, MoneyBasis, PersistConfig, Routing, ServerConfig,
+    AccountConfig, AccountRisk, AdminConfig, AdminToken, Config, IdleStrategy, JournalFlush, JournalSync, MoneyBasis, PersistConfig, Routing, ServerConfig,
     CONTRACT_SIZE_MAX, CONTRACT_SIZE_MIN,
 };
 use crate::protocol::Role;
@@ -628,6 +628,7 @@ fn server(table: Table<'_>, raw: &RawServer) -> Result<ServerConfig, ConfigError
         routing: raw.routing.unwrap_or(Routing::Auto),
         log_json: raw.log_json.unwrap_or(false),
         journal_spare_segment: raw.journal_spare_segment.unwrap_or(true),
+        journal_flush: raw.journal_flush.unwrap_or(JournalFlush::Auto),
         positions_per_master_max: number(
             table,
             &raw.positions_per_master_max,

@@ -105,6 +105,7 @@
 //!   whole sealed segments whose every record is below the given sequence.
 
 pub mod error;
+mod flusher;
 pub mod layout;
 pub mod options;
 pub mod reader;
@@ -121,10 +122,12 @@ use std::path::{Path, PathBuf};
 
 pub use error::{FullLimit, JournalError, RecordDefect, SegmentDefect};
 pub use layout::HeaderDefect;
-pub use options::{JournalOptions, SealedCorruption, SyncPolicy};
+pub use options::{GroupFlush, JournalOptions, SealedCorruption, SyncPolicy};
 pub use recovery::{Recovery, SkippedSeqs, StaleTail, Truncation};
 
 use error::io_error;
+pub use flusher::{FlushNotify, FlushRequest};
+use flusher::Flusher;
 use layout::{record_bytes, LOCK_FILE_NAME};
 use options::INDEX_BYTES_PER_RECORD;
 use segment::Segment;
@@ -166,6 +169,10 @@ pub struct Journal {
     /// `spare_segment` is on and the next roll-over is within the bounds.
     /// First field, so it is dropped (its worker joined) before the lock.
     spare: Option<Spare>,
+    /// Who flushes a `Group` policy's groups (see [`GroupFlush`]); a flush
+    /// thread is dropped (joined, its flush in flight finished) before the
+    /// lock.
+    flusher: GroupFlusher,
     /// Directory holding the segment files; fixed.
     directory: PathBuf,
     /// The directory's `LOCK` file, exclusively locked for the journal's
@@ -207,8 +214,14 @@ impl Journal {
         // Recovery synced everything it found unless the policy is Os, in
         // which case nothing is known to be on storage.
         let synced_seq = if options.sync == SyncPolicy::Os { 0 } else { recovery.last_seq };
+        let flusher = match (options.sync, options.group_flush) {
+            (SyncPolicy::Group { .. }, GroupFlush::Thread) => GroupFlusher::Thread(Flusher::start(None)?),
+            (SyncPolicy::Group { .. }, GroupFlush::Owner) => GroupFlusher::Owner { request: None, busy: false },
+            _ => GroupFlusher::Appender,
+        };
         let mut journal = Journal {
             spare: None,
+            flusher,
             directory,
             _lock: lock,
             options,
@@ -308,13 +321,85 @@ impl Journal {
 
     /// Lets the `Group` policy flush a group whose oldest record has waited
     /// `interval_ms`; the caller calls this from its loop with its clock.
-    /// Returns `durable_seq()`.
+    /// With the flush thread, also collects the outcome of its flush (an
+    /// error from it is returned here, and poisons the journal) and hands
+    /// it the next group when one is due. Returns `durable_seq()`.
     pub fn tick(&mut self, now_ms: u64) -> Result<u64, JournalError> {
         self.check_not_poisoned()?;
+        self.collect_flush()?;
         if self.sync.is_flush_due(now_ms) {
-            self.flush_unsynced()?;
+            self.flush_group()?;
         }
         Ok(self.durable_seq())
+    }
+
+    /// Closes the open group now (the caller knows no record will join it
+    /// soon): with the flush thread, hands it over unless a flush is still
+    /// running (the group then goes at the next `tick` after that flush
+    /// completes); without, flushes it before returning. Under `Os` and
+    /// `EveryRecord` there is no open group and this does nothing.
+    pub fn close_group(&mut self) -> Result<(), JournalError> {
+        self.check_not_poisoned()?;
+        if !matches!(self.options.sync, SyncPolicy::Group { .. }) {
+            return Ok(());
+        }
+        self.collect_flush()?;
+        if self.sync.has_unrequested() {
+            self.flush_group()?;
+        }
+        Ok(())
+    }
+
+    /// True when the flush thread finished a flush whose outcome the next
+    /// `tick` collects (so `durable_seq()` is about to move): the check a
+    /// caller makes before it sleeps.
+    pub fn has_flush_outcome(&self) -> bool {
+        match &self.flusher {
+            GroupFlusher::Thread(flusher) => flusher.has_outcome(),
+            GroupFlusher::Appender | GroupFlusher::Owner { .. } => false,
+        }
+    }
+
+    /// True while a flush runs on the flush thread or the owner's (or its
+    /// outcome waits to be collected).
+    pub fn is_flushing(&self) -> bool {
+        match &self.flusher {
+            GroupFlusher::Thread(flusher) => flusher.is_busy(),
+            GroupFlusher::Owner { busy, .. } => *busy,
+            GroupFlusher::Appender => false,
+        }
+    }
+
+    /// Sets the callback the flush thread calls (on its thread) after each
+    /// flush, so an owner that sleeps between ticks wakes to collect it.
+    pub fn set_flush_notify(&mut self, notify: FlushNotify) {
+        if let GroupFlusher::Thread(flusher) = &self.flusher {
+            flusher.set_notify(Some(notify));
+        }
+    }
+
+    /// Under [`GroupFlush::Owner`], the group to make durable now, if one
+    /// was closed (by an append, `tick` or `close_group`) and no flush of
+    /// the owner's is running: the owner syncs every file in it (for
+    /// example with io_uring on its own executor) and then calls
+    /// [`Journal::complete_flush`]. Until then no other request is handed
+    /// out. Always `None` under the other modes.
+    pub fn take_flush_request(&mut self) -> Option<FlushRequest> {
+        match &mut self.flusher {
+            GroupFlusher::Owner { request, .. } => request.take(),
+            GroupFlusher::Appender | GroupFlusher::Thread(_) => None,
+        }
+    }
+
+    /// The owner's flush of the last request taken finished: `Ok` with the
+    /// request's `upto_seq` makes the records up to it durable; an error
+    /// poisons the journal and is returned.
+    pub fn complete_flush(&mut self, outcome: Result<u64, JournalError>) -> Result<(), JournalError> {
+        match &mut self.flusher {
+            GroupFlusher::Owner { busy, request } if *busy && request.is_none() => *busy = false,
+            _ => panic!("complete_flush without a flush request taken"),
+        }
+        self.apply_flush_outcome(Some(outcome))
     }
 
     /// Deletes every sealed segment whose records are all below `seq`; the
@@ -497,14 +582,71 @@ impl Journal {
         self.index_records += 1;
         self.stats.appends_count += 1;
         if self.sync.on_append(seq, now_ms) {
-            self.flush_unsynced()?;
+            self.flush_group()?;
         }
         debug_assert!(self.durable_seq() <= self.last_seq());
         Ok(())
     }
 
-    /// Flushes every record after `synced_seq()`, possibly across segments
-    /// (under `Os` roll-over does not flush). A failure poisons the journal.
+    /// Collects the flush thread's outcome when it has one; an error poisons
+    /// the journal.
+    fn collect_flush(&mut self) -> Result<(), JournalError> {
+        let outcome = match &mut self.flusher {
+            GroupFlusher::Thread(flusher) => flusher.poll(),
+            GroupFlusher::Appender | GroupFlusher::Owner { .. } => None,
+        };
+        self.apply_flush_outcome(outcome)
+    }
+
+    fn apply_flush_outcome(&mut self, outcome: Option<Result<u64, JournalError>>) -> Result<(), JournalError> {
+        match outcome {
+            None => Ok(()),
+            Some(Ok(seq)) => {
+                self.sync.on_flush_completed(seq);
+                self.stats.flushes_count += 1;
+                Ok(())
+            }
+            Some(Err(error)) => {
+                self.poisoned = true;
+                Err(error)
+            }
+        }
+    }
+
+    /// Flushes the open group: hands it to the flush thread or the owner
+    /// when one flushes groups and is idle (when busy, the group waits for
+    /// the next `tick` after that flush), or flushes it inline.
+    fn flush_group(&mut self) -> Result<(), JournalError> {
+        let busy = match &self.flusher {
+            GroupFlusher::Appender => return self.flush_unsynced(),
+            GroupFlusher::Thread(flusher) => flusher.is_busy(),
+            GroupFlusher::Owner { busy, .. } => *busy,
+        };
+        if busy || !self.sync.has_unrequested() {
+            return Ok(());
+        }
+        let from_seq = self.sync.requested_seq() + 1;
+        let start = self.segment_position(from_seq).unwrap_or(0);
+        let files = self.segments.range(start..).filter(|segment| segment.holds_from(from_seq)).map(Segment::shared_file).collect();
+        let request = FlushRequest { files, upto_seq: self.last_seq() };
+        match &mut self.flusher {
+            GroupFlusher::Thread(flusher) => flusher.submit(request),
+            GroupFlusher::Owner { request: slot, busy } => {
+                *slot = Some(request);
+                *busy = true;
+            }
+            GroupFlusher::Appender => unreachable!("returned above"),
+        }
+        self.sync.on_flush_requested();
+        Ok(())
+    }
+
+    /// Flushes every record after `synced_seq()` on this thread, possibly
+    /// across segments (under `Os` roll-over does not flush). A flush of the
+    /// thread's or the owner's still running may cover some of the same
+    /// records: both are syncs of the same pages, and its outcome, when
+    /// collected, cannot move `synced_seq()` back. A failure poisons the
+    /// journal.
     fn flush_unsynced(&mut self) -> Result<(), JournalError> {
         if !self.sync.has_unsynced() {
             return Ok(());
@@ -538,6 +680,17 @@ impl Journal {
     fn active_mut(&mut self) -> &mut Segment {
         self.segments.back_mut().expect("segments never empty")
     }
+}
+
+/// Who flushes groups under the `Group` policy (fixed at open).
+enum GroupFlusher {
+    /// `msync` on the appender's thread (and every other policy).
+    Appender,
+    /// The journal's flush thread.
+    Thread(Flusher),
+    /// The owner, from requests it takes; `busy` from the hand-out (the
+    /// request put in `request`) until `complete_flush`.
+    Owner { request: Option<FlushRequest>, busy: bool },
 }
 
 /// Opens (creating it if needed) the directory's `LOCK` file and takes an

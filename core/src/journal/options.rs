@@ -101,6 +101,26 @@ pub struct JournalOptions {
     /// counts against `segments_max` and `retained_bytes_max`: it is
     /// prepared only when the next roll-over would be allowed.
     pub spare_segment: bool,
+    /// Who flushes each group under `Group` (see [`GroupFlush`]).
+    /// `EveryRecord` always flushes on the appender's thread; `Os` has no
+    /// flush but an explicit one.
+    pub group_flush: GroupFlush,
+}
+
+/// Who makes a closed group durable under [`SyncPolicy::Group`]. Explicit
+/// `flush` calls, roll-over and open always flush on the caller's thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupFlush {
+    /// `msync` of the group's range on the appender's thread, which waits.
+    Appender,
+    /// `fdatasync` of the group's files on a thread of the journal's own,
+    /// while the appender goes on with the next group; it learns of the
+    /// flush at its next `tick` (a notify callback tells it when).
+    Thread,
+    /// The owner takes each closed group with `take_flush_request`, syncs
+    /// its files however it likes (io_uring on its own executor) and
+    /// reports with `complete_flush`.
+    Owner,
 }
 
 impl Default for JournalOptions {
@@ -116,6 +136,7 @@ impl Default for JournalOptions {
             index_bytes_max: INDEX_BYTES_MAX_DEFAULT,
             sealed_corruption: SealedCorruption::Fail,
             spare_segment: true,
+            group_flush: GroupFlush::Appender,
         }
     }
 }

@@ -28,6 +28,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use memmap2::{Mmap, MmapMut, MmapOptions};
 
@@ -55,8 +56,9 @@ pub(crate) struct Segment {
     /// Where the file lives; named in every error about it.
     path: PathBuf,
     /// The open file; kept for `sync_data` and so the mapping's file stays
-    /// open for the segment's life.
-    file: File,
+    /// open for the segment's life; shared with the flush thread, which
+    /// syncs it while the segment is written.
+    file: Arc<File>,
     /// The whole file mapped read-write; records are written and read here.
     map: MmapMut,
     /// Sequence of this segment's first record; fixed at creation.
@@ -239,7 +241,7 @@ impl Segment {
         assert!(skipped_from_seq < first_seq);
         Segment {
             path,
-            file,
+            file: Arc::new(file),
             map,
             first_seq,
             skipped_from_seq,
@@ -424,6 +426,17 @@ impl Segment {
         assert!(start <= end);
         assert!(end <= self.segment_bytes as usize);
         self.map.flush_range(start, end - start).map_err(io_error(&self.path, "msync"))
+    }
+
+    /// The segment's file, for the flush thread, and its path for errors.
+    pub(crate) fn shared_file(&self) -> (PathBuf, Arc<File>) {
+        (self.path.clone(), Arc::clone(&self.file))
+    }
+
+    /// True when the segment holds records from `from_seq` on (a flush
+    /// from there has bytes to write in it).
+    pub(crate) fn holds_from(&self, from_seq: u64) -> bool {
+        from_seq < self.next_seq()
     }
 
     /// Flushes the whole mapping and the file's data (used at open).

@@ -4,9 +4,10 @@
 //! time.
 //!
 //! # Invariants
-//! - `synced_seq <= appended_seq`.
-//! - `unsynced_records` counts appends since the last flush or since open,
-//!   so it is zero right after either.
+//! - `synced_seq <= requested_seq <= appended_seq`.
+//! - `unsynced_records` counts appends since the last flush was requested
+//!   (inline or handed to the flush thread) or since open, so it is zero
+//!   right after either: it is the open group.
 //! - A flush is never due when nothing is unflushed.
 
 use super::options::SyncPolicy;
@@ -21,7 +22,11 @@ pub(crate) struct SyncState {
     /// Highest sequence flushed to storage by this journal (or found and
     /// synced at open); advances on every successful flush.
     synced_seq: u64,
-    /// Records appended since the last flush; reset by a flush.
+    /// Highest sequence a flush was started for (done inline, or handed to
+    /// the flush thread and maybe still running); `synced_seq` catches up
+    /// when that flush completes.
+    requested_seq: u64,
+    /// Records appended since the last flush request; reset by one.
     unsynced_records: u32,
     /// `now_ms` passed with the oldest unflushed append; meaningful only
     /// while `unsynced_records > 0`.
@@ -33,7 +38,7 @@ impl SyncState {
     /// which everything up to `synced_seq` is known to be on storage.
     pub(crate) fn new(policy: SyncPolicy, last_seq: u64, synced_seq: u64) -> SyncState {
         assert!(synced_seq <= last_seq, "synced_seq {synced_seq} above last_seq {last_seq}");
-        SyncState { policy, appended_seq: last_seq, synced_seq, unsynced_records: 0, oldest_unsynced_ms: 0 }
+        SyncState { policy, appended_seq: last_seq, synced_seq, requested_seq: synced_seq, unsynced_records: 0, oldest_unsynced_ms: 0 }
     }
 
     /// Records an append; returns true when the policy wants a flush now.
@@ -54,12 +59,17 @@ impl SyncState {
         }
     }
 
-    /// True when `tick` at `now_ms` should flush: the group's oldest record
-    /// has waited `interval_ms`. Never true for the other policies (every
-    /// record is already flushed, or flushing is left to the kernel).
+    /// True when `tick` at `now_ms` should flush the open group: its oldest
+    /// record has waited `interval_ms`, or it holds `records_max` records
+    /// (an append found it complete while the previous group's flush was
+    /// still running on the flush thread). Never true for the other
+    /// policies (every record is already flushed, or flushing is left to
+    /// the kernel).
     pub(crate) fn is_flush_due(&self, now_ms: u64) -> bool {
         match self.policy {
-            SyncPolicy::Group { .. } => self.unsynced_records > 0 && self.interval_elapsed(now_ms),
+            SyncPolicy::Group { records_max, .. } => {
+                self.unsynced_records > 0 && (self.unsynced_records >= records_max || self.interval_elapsed(now_ms))
+            }
             SyncPolicy::EveryRecord | SyncPolicy::Os => false,
         }
     }
@@ -68,12 +78,36 @@ impl SyncState {
     pub(crate) fn on_flushed(&mut self) {
         assert!(self.synced_seq <= self.appended_seq);
         self.synced_seq = self.appended_seq;
+        self.requested_seq = self.appended_seq;
         self.unsynced_records = 0;
+    }
+
+    /// Records that a flush of everything appended so far was handed to the
+    /// flush thread: the open group is closed, a new one starts.
+    pub(crate) fn on_flush_requested(&mut self) {
+        self.requested_seq = self.appended_seq;
+        self.unsynced_records = 0;
+    }
+
+    /// Records that the flush requested up to `seq` completed.
+    pub(crate) fn on_flush_completed(&mut self, seq: u64) {
+        assert!(seq <= self.requested_seq, "completed flush {seq} above the requested {}", self.requested_seq);
+        self.synced_seq = self.synced_seq.max(seq);
     }
 
     /// True when records are appended but not flushed.
     pub(crate) fn has_unsynced(&self) -> bool {
         self.synced_seq < self.appended_seq
+    }
+
+    /// True when records are appended that no flush was started for.
+    pub(crate) fn has_unrequested(&self) -> bool {
+        self.requested_seq < self.appended_seq
+    }
+
+    /// Highest sequence a flush was started for.
+    pub(crate) fn requested_seq(&self) -> u64 {
+        self.requested_seq
     }
 
     /// Highest sequence flushed to storage.
@@ -138,6 +172,29 @@ mod tests {
         let mut state = SyncState::new(SyncPolicy::Group { records_max: 100, interval_ms: 5 }, 7, 7);
         assert!(!state.on_append(8, 100));
         assert!(state.on_append(9, 105));
+    }
+
+    // A group closed by a request is durable only once its flush completes; appends meanwhile open the next group, which is due at records_max even without a tick's interval.
+    #[test]
+    fn requested_flush_is_durable_on_completion() {
+        let mut state = SyncState::new(SyncPolicy::Group { records_max: 2, interval_ms: 1_000 }, 0, 0);
+        assert!(!state.on_append(1, 10));
+        assert!(state.on_append(2, 10));
+        state.on_flush_requested();
+        assert!(!state.has_unrequested());
+        assert!(state.has_unsynced());
+        assert_eq!(state.durable_seq(), 0, "not durable before the flush completes");
+        assert!(!state.is_flush_due(10), "the closed group is not due again");
+        assert!(!state.on_append(3, 11));
+        assert!(state.on_append(4, 11));
+        assert!(state.is_flush_due(11), "a full group is due while the previous flush runs");
+        state.on_flush_completed(2);
+        assert_eq!((state.durable_seq(), state.synced_seq()), (2, 2));
+        assert!(state.has_unrequested());
+        state.on_flush_requested();
+        state.on_flush_completed(4);
+        assert_eq!(state.durable_seq(), 4);
+        assert!(!state.has_unsynced());
     }
 
     // A clock that steps backwards does not make a flush due.
