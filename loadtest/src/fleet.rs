@@ -98,6 +98,9 @@ pub struct ServerSettings {
     /// `"auto"`, `"inline"` or `"thread"` (the bridge's `routing`); `None`
     /// leaves the default.
     pub routing: Option<String>,
+    /// `"auto"`, `"router"`, `"thread"` or `"uring"` (the bridge's
+    /// `journal_flush`); `None` leaves the default.
+    pub journal_flush: Option<String>,
     /// Shard threads; `None` leaves the default (one per core less one).
     pub shards: Option<u32>,
     pub hb_ms: u64,
@@ -159,6 +162,9 @@ impl Fleet {
         }
         if let Some(routing) = &server.routing {
             let _ = writeln!(text, "routing = \"{routing}\"");
+        }
+        if let Some(flush) = &server.journal_flush {
+            let _ = writeln!(text, "journal_flush = \"{flush}\"");
         }
         if let Some(shards) = server.shards {
             let _ = writeln!(text, "shards = {shards}");
@@ -314,6 +320,7 @@ mod tests {
             journal_sync: Some("group".into()),
             idle: None,
             routing: None,
+            journal_flush: None,
             shards: None,
             hb_ms: 5000,
             rate_limit_per_second: 1000,

@@ -12,6 +12,9 @@
 //!   persister's monitor, `--persist`).
 //! - `client_thread`: one thread, one current-thread tokio runtime, its
 //!   share of the EAs.
+//! - `Sampler`: once a second, the end-to-end latency of the second just
+//!   ended as a [`TimelineSample`] (returned in
+//!   [`TradingOutcome::timeline`]), and with `progress` the progress line.
 //!
 //! # Invariants
 //! - Each client thread runs a current-thread runtime: an EA's tasks never
@@ -20,13 +23,16 @@
 //!   atomics and the per-thread stats mutexes.
 //! - Every wait is bounded (ready, drain, thread join by the stage).
 //! - The run stops its EAs before returning, whatever happened.
+//! - The sampler runs through every run, from before the EAs start until
+//!   they stop, on a fixed one-second grid (a late wake-up does not shift
+//!   the following samples); it alone reads the interval histograms.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail};
+use anyhow::{anyhow, bail, Context};
 use serde::Serialize;
 
 use crate::accounting::{reconcile, Counts, SlaveAccount};
@@ -38,7 +44,7 @@ use crate::ea::Churn;
 use crate::fleet::Fleet;
 use crate::procfs::{self, Memory};
 use crate::schedule::{Phase, Plan};
-use crate::stats::{merged_phase, take_interval, PhaseLatencies, SharedStats};
+use crate::stats::{merged_phase, take_interval, PhaseLatencies, SharedStats, TimelineSample};
 use crate::trades::{expected_open_units, PositionTraits, Slot, SYMBOLS, TRAITS_PERIOD};
 
 /// Time between the last EA's welcome and the first scheduled event: lets
@@ -50,6 +56,9 @@ pub const PHASE_GAP: Duration = Duration::from_millis(200);
 
 /// Longest wait, after a ramp step, for its copies before judging it.
 pub const STEP_SETTLE_MAX: Duration = Duration::from_secs(3);
+
+/// Time between two samples of the latency timeline (and progress lines).
+pub const SAMPLE_PERIOD: Duration = Duration::from_secs(1);
 
 /// How the simulated EAs behave.
 #[derive(Clone, Debug)]
@@ -172,6 +181,9 @@ pub struct TradingOutcome {
     pub bridge_metrics: Option<serde_json::Value>,
     /// The seed of the run's random streams.
     pub seed: u64,
+    /// The end-to-end latency of each second of the run, in time order,
+    /// from the EAs' start to their stop (warm-up and drain included).
+    pub timeline: Vec<TimelineSample>,
 }
 
 /// Runs `phases` (then whatever `next` adds) against `target`.
@@ -181,15 +193,17 @@ pub fn run_trading(target: &Target<'_>, config: &TradingConfig, phases: &[PhaseS
     }
     let shared = Arc::new(new_shared(target, config)?);
     let thread_stats: Vec<SharedStats> = (0..config.client_threads).map(|_| SharedStats::default()).collect();
-    let handles = start_threads(&shared, target.fleet, config, &thread_stats)?;
-    let progress_stop = Arc::new(AtomicBool::new(false));
-    let progress = config.progress.then(|| start_progress(Arc::clone(&shared), thread_stats.clone(), Arc::clone(&progress_stop)));
+    let sampler = Sampler::start(Arc::clone(&shared), thread_stats.clone(), config.progress)?;
+    let handles = match start_threads(&shared, target.fleet, config, &thread_stats) {
+        Ok(handles) => handles,
+        Err(error) => {
+            let _ = sampler.stop();
+            return Err(error);
+        }
+    };
     let result = drive(&shared, target, config, phases, next, &thread_stats);
     shared.stage.send_replace(Stage::Stopping);
-    progress_stop.store(true, Ordering::Release);
-    if let Some(progress) = progress {
-        let _ = progress.join();
-    }
+    let timeline = sampler.stop();
     let mut masters = Vec::new();
     let mut slaves = Vec::new();
     for handle in handles {
@@ -198,6 +212,7 @@ pub fn run_trading(target: &Target<'_>, config: &TradingConfig, phases: &[PhaseS
         slaves.extend(thread_slaves);
     }
     let mut outcome = result?;
+    outcome.timeline = timeline?;
     let (copy_seqs_received, results_written) = account(&mut outcome, target.fleet, masters, slaves)?;
     let counters = &shared.counters;
     outcome.close_codes = counters.close_codes.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
@@ -374,6 +389,7 @@ fn drive(shared: &Arc<RunShared>, target: &Target<'_>, config: &TradingConfig, p
         harness_memory: procfs::memory("self").ok(),
         bridge_metrics,
         seed: config.seed,
+        timeline: Vec::new(),
     })
 }
 
@@ -497,32 +513,94 @@ fn counter_values(counters: &Counters) -> BTreeMap<String, u64> {
     pairs.iter().map(|(name, counter)| (name.to_string(), Counters::get(counter))).collect()
 }
 
-/// Prints one progress line a second to stderr until `stop`.
-fn start_progress(shared: Arc<RunShared>, thread_stats: Vec<SharedStats>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let started = Instant::now();
-        let mut last_copies = 0;
-        while !stop.load(Ordering::Acquire) {
-            std::thread::sleep(Duration::from_secs(1));
-            if stop.load(Ordering::Acquire) {
-                break;
-            }
-            let counters = &shared.counters;
-            let interval = take_interval(&thread_stats);
-            let copies = Counters::get(&counters.copies_received);
-            let plan = shared.plan.borrow().clone();
-            let phase = plan.phase_at(shared.now_ns()).map_or_else(|| format!("{:?}", shared.stage()).to_lowercase(), |phase| phase.name.clone());
-            let p99 = if interval.is_empty() { "-".to_string() } else { format!("{:.3} ms", interval.value_at_quantile(0.99) as f64 / 1000.0) };
-            eprintln!(
-                "[{:>4} s] {phase:<9} sent {} acked {} copies {}/{} (+{}/s) p99 {p99} (last 1 s)",
-                started.elapsed().as_secs(),
-                Counters::get(&counters.events_sent),
-                Counters::get(&counters.events_acked),
-                copies,
-                Counters::get(&counters.copies_expected),
-                copies - last_copies,
-            );
-            last_copies = copies;
+/// The once-a-second sampler: its thread and the flag that stops it.
+struct Sampler {
+    thread: std::thread::JoinHandle<Vec<TimelineSample>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Sampler {
+    /// Starts the thread: every [`SAMPLE_PERIOD`] it takes the interval's
+    /// end-to-end histogram as a sample, and with `progress` prints the
+    /// progress line to stderr.
+    fn start(shared: Arc<RunShared>, thread_stats: Vec<SharedStats>, progress: bool) -> anyhow::Result<Sampler> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("loadtest-sampler".into())
+            .spawn(move || sample_every_period(&shared, &thread_stats, &flag, progress))
+            .context("starting the latency sampler thread")?;
+        Ok(Sampler { thread, stop })
+    }
+
+    /// Stops the thread at once (it sleeps no further) and returns its
+    /// samples; the second under way when it stops is not sampled.
+    fn stop(self) -> anyhow::Result<Vec<TimelineSample>> {
+        self.stop.store(true, Ordering::Release);
+        self.thread.thread().unpark();
+        self.thread.join().map_err(|_| anyhow!("the latency sampler thread panicked"))
+    }
+}
+
+/// The sampler's loop: a sample at each tick of a fixed grid until `stop`.
+fn sample_every_period(shared: &RunShared, thread_stats: &[SharedStats], stop: &AtomicBool, progress: bool) -> Vec<TimelineSample> {
+    let started = Instant::now();
+    let mut samples = Vec::new();
+    let mut last_copies = 0;
+    let mut tick = started;
+    loop {
+        // The next tick after now: a late wake-up skips ticks instead of
+        // taking a burst of near-empty samples.
+        while tick <= Instant::now() {
+            tick += SAMPLE_PERIOD;
         }
-    })
+        if !sleep_until_or_stopped(tick, stop) {
+            return samples;
+        }
+        let interval = take_interval(thread_stats);
+        let now_ns = shared.now_ns();
+        let phase = phase_name(shared, now_ns);
+        if progress {
+            last_copies = print_progress(shared, started, &phase, &interval, last_copies);
+        }
+        samples.push(TimelineSample::new(now_ns as f64 / 1e9, phase, &interval));
+    }
+}
+
+/// Sleeps until `deadline`; false as soon as `stop` is set (the stopper
+/// unparks the thread).
+fn sleep_until_or_stopped(deadline: Instant, stop: &AtomicBool) -> bool {
+    loop {
+        if stop.load(Ordering::Acquire) {
+            return false;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return true;
+        }
+        std::thread::park_timeout(deadline - now);
+    }
+}
+
+/// The phase at `time_ns`, or the run's stage in lower case outside every phase.
+fn phase_name(shared: &RunShared, time_ns: u64) -> String {
+    let plan = shared.plan.borrow().clone();
+    plan.phase_at(time_ns).map_or_else(|| format!("{:?}", shared.stage()).to_lowercase(), |phase| phase.name.clone())
+}
+
+/// Prints one progress line to stderr; returns the copies received so far.
+fn print_progress(shared: &RunShared, started: Instant, phase: &str, interval: &hdrhistogram::Histogram<u64>, last_copies: u64) -> u64 {
+    let counters = &shared.counters;
+    let copies = Counters::get(&counters.copies_received);
+    let p99 = if interval.is_empty() { "-".to_string() } else { format!("{:.3} ms", interval.value_at_quantile(0.99) as f64 / 1000.0) };
+    eprintln!(
+        "[{:>4} s] {phase:<9} sent {} acked {} copies {}/{} (+{}/s) p99 {p99} (last 1 s)",
+        started.elapsed().as_secs(),
+        Counters::get(&counters.events_sent),
+        Counters::get(&counters.events_acked),
+        copies,
+        Counters::get(&counters.copies_expected),
+        copies - last_copies,
+    );
+    copies
 }

@@ -26,7 +26,7 @@ fn smoke_arguments(out_dir: &std::path::Path) -> Vec<String> {
 
 #[test]
 fn smoke_fanout_passes_with_every_copy_exactly_once() {
-    // Shows: 2x2 at 50 events/s for 3 s against tradebridge exits 0 under the default 200 ms budget, every expected copy arrived once with the right volume, and the report holds summary, .hgrm and plot.
+    // Shows: 2x2 at 50 events/s for 3 s against tradebridge exits 0 under the default 200 ms budget, every expected copy arrived once with the right volume, and the report holds summary, .hgrm, plot and the latency timeline (per second, one minute for this short run, no ratio).
     let out_dir = temp_directory("smoke");
     let output = run(loadtest().args(smoke_arguments(&out_dir)));
     assert_eq!(output.status.code(), Some(0), "stdout:\n{}\nstderr:\n{}", output.stdout, output.stderr);
@@ -43,7 +43,11 @@ fn smoke_fanout_passes_with_every_copy_exactly_once() {
     assert_eq!(summary["result"]["pass"].as_bool(), Some(true));
     assert!(summary["commit"].as_str().is_some_and(|commit| !commit.is_empty()));
     assert!(summary["tradebridge"]["bridge_metrics"]["latency_us"].is_object(), "bridge metrics scraped: {}", summary["tradebridge"]["bridge_metrics"]);
-    for file in ["end_to_end.hgrm", "ack.hgrm", "result.hgrm", "latency.svg", "commands.txt", "bridge.toml"] {
+    let tradebridge = &summary["tradebridge"];
+    assert!(tradebridge["timeline"].as_array().is_some_and(|seconds| seconds.len() >= 3), "a sample per second: {}", tradebridge["timeline"]);
+    assert_eq!(tradebridge["minutes"].as_array().map(Vec::len), Some(1), "{}", tradebridge["minutes"]);
+    assert!(tradebridge["last_minute_p99_over_first"].is_null());
+    for file in ["end_to_end.hgrm", "ack.hgrm", "result.hgrm", "latency.svg", "tradebridge_timeline.tsv", "tradebridge_timeline.svg", "commands.txt", "bridge.toml"] {
         assert!(folder.join(file).is_file(), "{file} missing in {}", folder.display());
     }
     let hgrm = std::fs::read_to_string(folder.join("end_to_end.hgrm")).expect("hgrm");

@@ -598,6 +598,7 @@ mod tests {
             journal_sync: None,
             idle: None,
             routing: None,
+            journal_flush: None,
             shards: None,
             hb_ms: 5000,
             rate_limit_per_second: 1000,

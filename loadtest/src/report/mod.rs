@@ -6,6 +6,8 @@
 //! - [`plot`]: the percentile-curve SVG.
 //! - [`lag_plot`]: the persister's lag over time (`--persist`), with the
 //!   Postgres outage shaded.
+//! - [`timeline`]: a trading run's end-to-end latency per second and per
+//!   minute of the measured phase; [`timeline_plot`] draws it.
 //! - [`RunFolder`]: a new folder `<YYYY-MM-DD>_<scenario>[_<tag>]`, never an
 //!   existing one (a `-2`, `-3` ... suffix is added instead).
 //! - [`latency_summary`]: the percentiles `summary.json` quotes.
@@ -20,6 +22,8 @@
 pub mod hgrm;
 pub mod lag_plot;
 pub mod plot;
+pub mod timeline;
+pub mod timeline_plot;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

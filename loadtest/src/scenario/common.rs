@@ -1,7 +1,7 @@
 //! What every scenario shares: the common flags, the bridge under test
 //! (spawned with a generated configuration, or running and described by
-//! `--config` and `--keys`), the trading run's JSON, the verdict, and the
-//! report folder.
+//! `--config` and `--keys`), the trading run's JSON and latency timeline
+//! files, the verdict, and the report folder.
 //!
 //! # Invariants
 //! - A spawned bridge gets free ports, a temporary journal removed after
@@ -21,6 +21,8 @@ use crate::bridge::{default_binary, free_address, BridgeKind, Spawned, StopOutco
 use crate::cli::Arguments;
 use crate::fleet::{Fleet, ServerSettings};
 use crate::procfs;
+use crate::report::timeline::{LatencyTimeline, MeasuredWindow};
+use crate::report::timeline_plot::timeline_plot;
 use crate::report::{self, latency_summary, RunFolder};
 use crate::run::{PhaseOutcome, TradingConfig, TradingOutcome};
 use crate::schedule::Phase;
@@ -57,6 +59,8 @@ pub struct CommonOptions {
     pub idle: Option<String>,
     /// Where a spawned tradebridge runs its routing core (`routing`).
     pub routing: Option<String>,
+    /// `--journal-flush`: a spawned tradebridge's `journal_flush`.
+    pub journal_flush: Option<String>,
     pub shards: Option<u32>,
     pub hb_ms: u64,
     pub client_threads: u32,
@@ -98,6 +102,12 @@ impl CommonOptions {
                 bail!("--routing {routing:?}: expected auto, inline or thread");
             }
         }
+        let journal_flush = arguments.text("--journal-flush");
+        if let Some(flush) = &journal_flush {
+            if !["auto", "router", "thread", "uring"].contains(&flush.as_str()) {
+                bail!("--journal-flush {flush:?}: expected auto, router, thread or uring");
+            }
+        }
         let budget_given = arguments.text("--budget-p99-ms").is_some();
         let default_seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos() as u64;
         Ok(CommonOptions {
@@ -114,6 +124,7 @@ impl CommonOptions {
             journal_sync,
             idle,
             routing,
+            journal_flush,
             shards: arguments.text("--shards").map(|text| text.parse().map_err(|_| anyhow!("--shards {text:?}: expected 0 to 256"))).transpose()?,
             hb_ms: arguments.checked("--hb-ms", 5_000u64, "milliseconds from 500 to 60000", |value| (500..=60_000).contains(&value))?,
             client_threads: arguments.checked("--client-threads", 1u32, "1 to 64 threads", |value| (1..=64).contains(&value))?,
@@ -203,6 +214,7 @@ impl Environment {
             journal_sync: common.journal_sync.clone(),
             idle: common.idle.clone(),
             routing: common.routing.clone(),
+            journal_flush: common.journal_flush.clone(),
             shards: common.shards,
             hb_ms: common.hb_ms,
             rate_limit_per_second,
@@ -342,6 +354,7 @@ pub fn phase_json(phase: &PhaseOutcome) -> Value {
 
 /// Everything a trading run found, as JSON (without the verdict).
 pub fn outcome_json(environment: &Environment, outcome: &TradingOutcome, stop: Option<&StopOutcome>) -> Value {
+    let timeline = latency_timeline(outcome);
     json!({
         "bridge": environment.kind.name(),
         "binary": environment.binary(),
@@ -360,7 +373,17 @@ pub fn outcome_json(environment: &Environment, outcome: &TradingOutcome, stop: O
         "bridge_metrics": outcome.bridge_metrics,
         "bridge_exit": stop,
         "seed": outcome.seed,
+        "timeline": timeline.seconds_json(),
+        "minutes": timeline.minutes_json(),
+        "last_minute_p99_over_first": timeline.last_minute_p99_over_first,
     })
+}
+
+/// The run's end-to-end latency per second and per minute, timed from its
+/// measured phase's start.
+pub fn latency_timeline(outcome: &TradingOutcome) -> LatencyTimeline {
+    let window = MeasuredWindow::of(outcome.phases.iter().map(|phase| &phase.phase));
+    LatencyTimeline::new(&outcome.timeline, window.as_ref())
 }
 
 /// Why a trading run fails, one sentence each; empty when it passes.
@@ -437,6 +460,14 @@ pub fn write_distributions(folder: &RunFolder, prefix: &str, latencies: &PhaseLa
     folder.write_hgrm(&format!("{prefix}result"), "result latency: intended send of the master event -> the slave's result written", &latencies.result)?;
     folder.write_hgrm(&format!("{prefix}send_lag"), "harness send lag: intended -> actual send of the master event", &latencies.send_lag)?;
     Ok(())
+}
+
+/// Writes `<bridge>_timeline.tsv` and `<bridge>_timeline.svg`: `outcome`'s
+/// end-to-end latency per second, the plot titled with `title`.
+pub fn write_timeline(folder: &RunFolder, bridge: &str, title: &str, outcome: &TradingOutcome) -> anyhow::Result<()> {
+    let timeline = latency_timeline(outcome);
+    folder.write(&format!("{bridge}_timeline.tsv"), &timeline.tsv())?;
+    timeline_plot(&folder.path.join(format!("{bridge}_timeline.svg")), &format!("end-to-end latency per second, {bridge}: {title}"), &timeline)
 }
 
 /// Prints failures to stderr and the one-line summary to stdout; the

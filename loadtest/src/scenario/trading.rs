@@ -17,8 +17,8 @@ use anyhow::anyhow;
 use serde_json::{json, Value};
 
 use super::common::{
-    conclude, cpu_headline, create_folder, events_per_master, failures, headline, measured, metadata, outcome_json, phase_json, trading_config, write_distributions, CommonOptions,
-    Environment,
+    conclude, cpu_headline, create_folder, events_per_master, failures, headline, measured, metadata, outcome_json, phase_json, trading_config, write_distributions, write_timeline,
+    CommonOptions, Environment,
 };
 use crate::bridge::{BridgeKind, StopOutcome};
 use crate::cli::Arguments;
@@ -201,9 +201,10 @@ pub fn fanout(arguments: &Arguments) -> anyhow::Result<u8> {
     finish_report(&common, "fanout", &title, summary, &runs, all_failures, &line)
 }
 
-/// The budget and verdict, files, README row; the exit code. A run with
-/// `--persist` adds its failures, the `persist` object, the lag plot and
-/// the timeline table.
+/// The budget and verdict, files (each bridge's `.hgrm` distributions and
+/// latency timeline), README row; the exit code. A run with `--persist`
+/// adds its failures, the `persist` object, the lag plot and the
+/// persister's timeline table.
 pub(super) fn finish_report(common: &CommonOptions, scenario: &str, title: &str, mut summary: Value, runs: &[Finished], mut failures: Vec<String>, line: &str) -> anyhow::Result<u8> {
     let persist = runs.iter().find_map(|run| run.persist.as_ref());
     let plain_title = title;
@@ -240,6 +241,7 @@ pub(super) fn finish_report(common: &CommonOptions, scenario: &str, title: &str,
         let latencies = measured(&run.outcome).latencies;
         let prefix = if prefixed { format!("{}_", run.environment.kind.name()) } else { String::new() };
         write_distributions(&folder, &prefix, &latencies)?;
+        write_timeline(&folder, run.environment.kind.name(), title, &run.outcome)?;
         curves_owned.push((run.environment.kind.name(), latencies));
     }
     let mut curves: Vec<(String, &hdrhistogram::Histogram<u64>)> = Vec::new();
@@ -308,7 +310,7 @@ pub(super) fn config_json(config: &TradingConfig) -> Value {
 
 pub(super) fn bridge_parameters(common: &CommonOptions) -> Value {
     json!({
-        "spawn": common.spawn, "bridge": common.bridge.name(), "journal_sync": common.journal_sync.as_deref().unwrap_or("group (default)"), "idle": common.idle.as_deref().unwrap_or("park (default)"), "routing": common.routing.as_deref().unwrap_or("auto (default)"),
+        "spawn": common.spawn, "bridge": common.bridge.name(), "journal_sync": common.journal_sync.as_deref().unwrap_or("group (default)"), "idle": common.idle.as_deref().unwrap_or("park (default)"), "routing": common.routing.as_deref().unwrap_or("auto (default)"), "journal_flush": common.journal_flush.as_deref().unwrap_or("auto (default)"),
         "shards": common.shards.map_or_else(|| json!("default (1 with the router inline, else one per core less one)"), |shards| json!(shards)), "hb_ms": common.hb_ms, "fault": common.fault, "baseline_threads": common.baseline_threads,
     })
 }
