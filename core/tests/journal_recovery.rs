@@ -355,7 +355,7 @@ fn group_policy_with_the_flush_thread_is_durable_once_the_flush_completes() {
     wait_for_flushes(&notified, 3);
     assert_eq!(journal.tick(113).expect("tick"), 8, "the thread's later outcome for 7 does not move durable_seq back");
     assert!(!journal.is_flushing());
-    assert_eq!(journal.stats().flushes_count, 4);
+    assert_eq!(journal.stats().flushes_count, 3, "the thread's two flushes and flush()'s; the overtaken one made nothing durable");
     drop(journal);
     let (journal, recovery) = open(&directory.0, options);
     assert_eq!((recovery.last_seq, journal.durable_seq()), (8, 8));
@@ -391,7 +391,7 @@ fn group_policy_flushed_by_the_owner_is_durable_on_completion_and_poisoned_by_a_
         journal.append(1, &payload(seq, 500), 30).expect("append");
     }
     assert!(journal.segments_count() > 1);
-    assert!(journal.durable_seq() >= 4, "roll-over flushed the previous segment itself");
+    assert!(journal.durable_seq() > 4, "roll-over flushed the previous segment itself, past the group in flight");
     let durable = journal.durable_seq();
     journal.complete_flush(Ok(request.upto_seq)).expect("the late completion");
     assert_eq!(journal.durable_seq(), durable, "a late completion does not move durable_seq back");

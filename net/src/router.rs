@@ -152,14 +152,6 @@ pub fn exit_stopped(error: &anyhow::Error) -> ! {
     std::process::exit(1);
 }
 
-/// Syncs the files of a journal flush request on this thread (`fdatasync`).
-fn sync_files(request: &FlushRequest) -> Result<u64, JournalError> {
-    for (path, file) in &request.files {
-        file.sync_data().map_err(|source| JournalError::Io { path: path.clone(), operation: "fdatasync", source })?;
-    }
-    Ok(request.upto_seq)
-}
-
 /// The segment files the io_uring flushes sync, as glommio files of their
 /// own (duplicated descriptors), kept while the segment is being written.
 type UringFiles = Rc<RefCell<Vec<(std::path::PathBuf, Rc<glommio::io::BufferedFile>)>>>;
@@ -888,10 +880,12 @@ impl Router {
             }
             let mut worked = self.poll_once()?;
             // The routing core's own thread has no io_uring: a group handed
-            // to the owner (`journal_flush = "uring"` with a router that
-            // later ran on a thread) is synced here.
+            // to the owner is synced here. `open_journal` never gives this
+            // loop an owner-flushed journal (`uring` means `thread` with the
+            // routing core on a thread), but a journal opened for the inline
+            // loop and run here, as net/tests/router_rings.rs does, is.
             if let Some(request) = self.journal.take_flush_request() {
-                self.journal.complete_flush(sync_files(&request)).context("journal flush of a group")?;
+                self.journal.complete_flush(request.sync_here()).context("journal flush of a group")?;
                 worked = true;
             }
             if worked {
@@ -905,9 +899,11 @@ impl Router {
                     // The shards ring the bell after each push, and the
                     // journal's flush thread after each flush, so the park
                     // ends as soon as work arrives or a group is durable;
-                    // the timeout only bounds a missed wake and the wait
-                    // for the stop flag (no journal group is left open
-                    // here: a pass that finds the rings empty closes it).
+                    // the timeout bounds a missed wake, the wait for the
+                    // stop flag, and how late a group nothing waits for
+                    // (results, session records, skips) may be flushed
+                    // after `journal_group_ms`: a pass that finds the rings
+                    // empty closes only a group an ack or a copy waits for.
                     let bell = Arc::clone(&self.links.bell);
                     bell.prepare_sleep();
                     if !self.has_input() {
@@ -1010,7 +1006,8 @@ impl Router {
         }
         let now_ms = self.now_ms();
         self.journal.tick(now_ms).context("journal tick")?;
-        if !input && !self.pending.is_empty() && self.journal.durable_seq() < self.journal.last_seq() {
+        let durable_seq = self.journal.durable_seq();
+        if !input && self.journal.has_open_group() && self.pending.iter().rev().any(|pending| pending.journal_seq > durable_seq) {
             // Group commit closes a group when its batch is complete: every
             // ring was empty in this pass, so no later record can join the
             // group, and waiting out `journal_group_ms` would only add latency

@@ -8,8 +8,10 @@
 //! On Linux, `msync(MS_SYNC)` of a shared file mapping is a data sync of
 //! the file's range (`vfs_fsync_range`): pages written through the mapping
 //! are marked dirty in the page cache by the write fault, so `fdatasync` of
-//! the file makes them durable just the same. The flusher holds its own
-//! handles of the files, so a segment released meanwhile is only unlinked.
+//! the file makes them durable just the same. A request holds each file
+//! opened a second time by the segment (an open file description of its
+//! own, so a writeback error is reported to it and to the mapping's
+//! msync alike), so a segment released meanwhile is only unlinked.
 //!
 //! # Invariants
 //! - At most one request is in flight: the appender submits only when the
@@ -72,13 +74,13 @@ pub(crate) struct Flusher {
 }
 
 impl Flusher {
-    /// Starts the thread.
-    pub(crate) fn start(notify: Option<FlushNotify>) -> Result<Flusher, JournalError> {
+    /// Starts the thread; `set_notify` names who it tells.
+    pub(crate) fn start() -> Result<Flusher, JournalError> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             requested: Condvar::new(),
             has_outcome: AtomicBool::new(false),
-            notify: Mutex::new(notify),
+            notify: Mutex::new(None),
         });
         let worker = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -167,7 +169,12 @@ fn run(shared: &Shared) {
                 state = shared.requested.wait(state).unwrap_or_else(PoisonError::into_inner);
             }
         };
-        let outcome = sync_files(&request);
+        // A panic in the sync must not leave the appender waiting for an
+        // outcome that never comes: it becomes an error, which poisons.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| request.sync_here())).unwrap_or_else(|_| {
+            let path = request.files.first().map(|(path, _)| path.clone()).unwrap_or_default();
+            Err(JournalError::Io { path, operation: "fdatasync (flush thread panicked)", source: std::io::Error::other("panic") })
+        });
         {
             let mut state = lock(&shared.state);
             state.outcome = Some(outcome);
@@ -180,9 +187,13 @@ fn run(shared: &Shared) {
     }
 }
 
-fn sync_files(request: &FlushRequest) -> Result<u64, JournalError> {
-    for (path, file) in &request.files {
-        file.sync_data().map_err(io_error(path, "fdatasync"))?;
+impl FlushRequest {
+    /// Syncs every file of the request on this thread (`fdatasync`);
+    /// returns `upto_seq` for `complete_flush`, or the first failure.
+    pub fn sync_here(&self) -> Result<u64, JournalError> {
+        for (path, file) in &self.files {
+            file.sync_data().map_err(io_error(path, "fdatasync"))?;
+        }
+        Ok(self.upto_seq)
     }
-    Ok(request.upto_seq)
 }

@@ -15,6 +15,8 @@
 //! - [`layout`]: on-disk format of segments and records (diagrams there).
 //! - [`options`]: [`JournalOptions`], [`SyncPolicy`] and their bounds.
 //! - `segment`: one mapped segment file: create, open, scan, write, read.
+//! - `flusher`: the `Group` policy's flush thread ([`GroupFlush::Thread`])
+//!   and [`FlushRequest`], a closed group handed to it or to the owner.
 //! - `spare`: the next segment file, prepared by a background thread.
 //! - [`recovery`]: what `open` does with what it finds; [`Recovery`] report.
 //! - [`reader`]: a read-only follower of a journal directory (the Postgres
@@ -27,8 +29,10 @@
 //! `durable_seq()` is the highest sequence that survives the failures the
 //! policy protects against; `synced_seq()` is the highest one this journal
 //! flushed to storage (`msync(MS_SYNC)` of its range, on Linux a data sync
-//! of those pages). For a master event, `ack_seq` is taken from the
-//! `durable_seq()` of the record that holds it.
+//! of those pages, or under `Group` with [`GroupFlush::Thread`] or
+//! [`GroupFlush::Owner`] an `fdatasync` of the segment files off the
+//! appender's thread, counted only once it completed). For a master event,
+//! `ack_seq` is taken from the `durable_seq()` of the record that holds it.
 //!
 //! | policy        | process crash (kill -9, panic, OOM kill)  | OS crash or power loss                        |
 //! |---------------|-------------------------------------------|-----------------------------------------------|
@@ -215,7 +219,7 @@ impl Journal {
         // which case nothing is known to be on storage.
         let synced_seq = if options.sync == SyncPolicy::Os { 0 } else { recovery.last_seq };
         let flusher = match (options.sync, options.group_flush) {
-            (SyncPolicy::Group { .. }, GroupFlush::Thread) => GroupFlusher::Thread(Flusher::start(None)?),
+            (SyncPolicy::Group { .. }, GroupFlush::Thread) => GroupFlusher::Thread(Flusher::start()?),
             (SyncPolicy::Group { .. }, GroupFlush::Owner) => GroupFlusher::Owner { request: None, busy: false },
             _ => GroupFlusher::Appender,
         };
@@ -334,8 +338,9 @@ impl Journal {
     }
 
     /// Closes the open group now (the caller knows no record will join it
-    /// soon): with the flush thread, hands it over unless a flush is still
-    /// running (the group then goes at the next `tick` after that flush
+    /// soon): with the flush thread or the owner, hands it over unless a
+    /// flush is still running (the group then waits for the first `tick`
+    /// that finds it due, or the next `close_group`, after that flush
     /// completes); without, flushes it before returning. Under `Os` and
     /// `EveryRecord` there is no open group and this does nothing.
     pub fn close_group(&mut self) -> Result<(), JournalError> {
@@ -348,6 +353,12 @@ impl Journal {
             self.flush_group()?;
         }
         Ok(())
+    }
+
+    /// True when records were appended that no flush was started for (the
+    /// open group); false while only a handed-over group awaits its sync.
+    pub fn has_open_group(&self) -> bool {
+        self.sync.has_unrequested()
     }
 
     /// True when the flush thread finished a flush whose outcome the next
@@ -602,8 +613,12 @@ impl Journal {
         match outcome {
             None => Ok(()),
             Some(Ok(seq)) => {
+                // A completion that an inline flush overtook made nothing
+                // newly durable: not counted.
+                if seq > self.sync.synced_seq() {
+                    self.stats.flushes_count += 1;
+                }
                 self.sync.on_flush_completed(seq);
-                self.stats.flushes_count += 1;
                 Ok(())
             }
             Some(Err(error)) => {
@@ -627,7 +642,13 @@ impl Journal {
         }
         let from_seq = self.sync.requested_seq() + 1;
         let start = self.segment_position(from_seq).unwrap_or(0);
-        let files = self.segments.range(start..).filter(|segment| segment.holds_from(from_seq)).map(Segment::shared_file).collect();
+        let files = self.segments.range(start..).filter(|segment| segment.holds_from(from_seq)).map(Segment::sync_file).collect();
+        let Ok(files) = files else {
+            // The file could not be opened again (out of descriptors, say):
+            // this group is synced here instead, as `GroupFlush::Appender`
+            // would, and the next one tries again.
+            return self.flush_unsynced();
+        };
         let request = FlushRequest { files, upto_seq: self.last_seq() };
         match &mut self.flusher {
             GroupFlusher::Thread(flusher) => flusher.submit(request),
@@ -648,6 +669,10 @@ impl Journal {
     /// collected, cannot move `synced_seq()` back. A failure poisons the
     /// journal.
     fn flush_unsynced(&mut self) -> Result<(), JournalError> {
+        // A failure the flush thread already saw is reported before this
+        // flush could cover the same records (it has its own file
+        // description, so the kernel reports the error here too).
+        self.collect_flush()?;
         if !self.sync.has_unsynced() {
             return Ok(());
         }

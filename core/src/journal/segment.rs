@@ -28,6 +28,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::cell::OnceCell;
 use std::sync::Arc;
 
 use memmap2::{Mmap, MmapMut, MmapOptions};
@@ -56,9 +57,14 @@ pub(crate) struct Segment {
     /// Where the file lives; named in every error about it.
     path: PathBuf,
     /// The open file; kept for `sync_data` and so the mapping's file stays
-    /// open for the segment's life; shared with the flush thread, which
-    /// syncs it while the segment is written.
-    file: Arc<File>,
+    /// open for the segment's life.
+    file: File,
+    /// The file opened again (an open file description of its own) for
+    /// whoever syncs groups off this thread: Linux reports a writeback
+    /// error once per open file description, so a failed sync there must
+    /// not consume the error an msync of the mapping would see. Opened at
+    /// the first hand-over.
+    sync_file: OnceCell<Arc<File>>,
     /// The whole file mapped read-write; records are written and read here.
     map: MmapMut,
     /// Sequence of this segment's first record; fixed at creation.
@@ -241,7 +247,8 @@ impl Segment {
         assert!(skipped_from_seq < first_seq);
         Segment {
             path,
-            file: Arc::new(file),
+            file,
+            sync_file: OnceCell::new(),
             map,
             first_seq,
             skipped_from_seq,
@@ -428,9 +435,16 @@ impl Segment {
         self.map.flush_range(start, end - start).map_err(io_error(&self.path, "msync"))
     }
 
-    /// The segment's file, for the flush thread, and its path for errors.
-    pub(crate) fn shared_file(&self) -> (PathBuf, Arc<File>) {
-        (self.path.clone(), Arc::clone(&self.file))
+    /// The segment's file for a sync off this thread (its own open file
+    /// description, see `sync_file`), and its path for errors.
+    pub(crate) fn sync_file(&self) -> Result<(PathBuf, Arc<File>), JournalError> {
+        if let Some(file) = self.sync_file.get() {
+            return Ok((self.path.clone(), Arc::clone(file)));
+        }
+        let file = Arc::new(OpenOptions::new().read(true).open(&self.path).map_err(io_error(&self.path, "open for sync"))?);
+        // Set just above when empty: `get` found nothing and nothing else sets it.
+        let _ = self.sync_file.set(Arc::clone(&file));
+        Ok((self.path.clone(), file))
     }
 
     /// True when the segment holds records from `from_seq` on (a flush
