@@ -108,6 +108,11 @@ pub struct SlaveReceipts {
 }
 
 impl SlaveReceipts {
+    /// Receipts with room for `copies` keys before the map grows.
+    pub fn with_capacity(copies: usize) -> SlaveReceipts {
+        SlaveReceipts { receipts: HashMap::with_capacity(copies), ..SlaveReceipts::default() }
+    }
+
     /// Classifies a copy (`key` is `None` for one the harness cannot place)
     /// and records its first receipt.
     pub fn on_copy(&mut self, seq: u64, key: Option<CopyKey>, volume_units: u64, side: Side) -> Verdict {

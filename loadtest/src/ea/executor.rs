@@ -69,7 +69,9 @@ struct Executor {
 pub async fn run(shared: Arc<RunShared>, setup: SlaveSetup, stats: SharedStats) -> SlaveReport {
     let next_ticket = u64::from(setup.index) * 1_000_000_000 + 1;
     let index = setup.index;
-    let mut executor = Executor { shared, setup, stats, receipts: SlaveReceipts::default(), tickets: HashMap::new(), held: BTreeMap::new(), next_ticket };
+    let reserved = shared.events_reserved();
+    let receipts = SlaveReceipts::with_capacity(reserved);
+    let mut executor = Executor { shared, setup, stats, receipts, tickets: HashMap::with_capacity(reserved / 2), held: BTreeMap::new(), next_ticket };
     executor.serve().await;
     SlaveReport { index, receipts: executor.receipts }
 }

@@ -96,7 +96,7 @@ struct Monitor {
 /// Runs one Monitor until the run stops; returns its report.
 pub async fn run(shared: Arc<RunShared>, setup: MasterSetup, stats: SharedStats) -> MasterReport {
     let generator = EventGenerator::new(setup.open_positions_max, shared.modifies_per_position, shared.positions_max);
-    let report = MasterReport { index: setup.index, ..MasterReport::default() };
+    let report = MasterReport { index: setup.index, generated: Vec::with_capacity(shared.events_reserved()), ..MasterReport::default() };
     let mut monitor = Monitor { shared, setup, stats, generator, cursor: Cursor::default(), outbox: VecDeque::new(), next_seq: 0, welcome_ack_seq: 0, report };
     monitor.serve().await;
     monitor.report.unacked = monitor.outbox.len() as u64;

@@ -183,7 +183,23 @@ pub struct RunShared {
     pub phases: [PhaseCounters; PHASES_MAX],
 }
 
+/// Most entries reserved up front per EA for what it keeps per event
+/// (events generated, copies received, tickets): 2^17 covers a 5-minute run
+/// at 1,000 events/s to 10 masters; longer or faster runs grow past it.
+pub const EVENTS_RESERVED_MAX: u64 = 1 << 17;
+
 impl RunShared {
+    /// Entries to reserve up front for what an EA keeps per event of one
+    /// master: the run's bound on them, at most [`EVENTS_RESERVED_MAX`].
+    /// Growing such a map or list by doubling rehashes or copies it at
+    /// once; with every EA of a thread growing at the same rate they did so
+    /// in the same second, which stalled the client thread for tens of ms
+    /// and showed as the same slow seconds in every bridge's timeline
+    /// (net/README.md, "Durable writes").
+    pub fn events_reserved(&self) -> usize {
+        self.positions_max.min(EVENTS_RESERVED_MAX) as usize
+    }
+
     /// Nanoseconds since the clock base.
     pub fn now_ns(&self) -> u64 {
         self.base.elapsed().as_nanos() as u64
