@@ -77,9 +77,8 @@ impl SyncState {
     /// Records that everything appended so far is on storage.
     pub(crate) fn on_flushed(&mut self) {
         assert!(self.synced_seq <= self.appended_seq);
+        self.on_flush_requested();
         self.synced_seq = self.appended_seq;
-        self.requested_seq = self.appended_seq;
-        self.unsynced_records = 0;
     }
 
     /// Records that a flush of everything appended so far was handed to the
