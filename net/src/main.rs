@@ -806,7 +806,7 @@ fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::Result<()> 
         shared.audit = Some(tradebridge_net::audit::AuditFile::start(&shared.config.server.journal_dir).context("starting the audit file's writer")?);
     }
     let shared = Arc::new(shared);
-    let routing = shard::routing(&shared.config);
+    let routing = tradebridge_net::links::routing(&shared.config);
     let (router_links, shard_links) = tradebridge_net::links::links(shard::shard_count(&shared.config), shared.config.server.ring_bytes, routing)?;
     let mut router = Router::new_with(
         journal,

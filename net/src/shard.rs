@@ -36,7 +36,7 @@ use tradebridge_core::ring::Consumer;
 
 use crate::context::{ConnectionSlot, CopyTimes, Outbound, ShardContext, Shared};
 use crate::doorbell::Doorbell;
-use crate::links::{cores, ShardLinks, RING_BATCH_RECORDS_MAX};
+use crate::links::{cores, routing, ShardLinks, RING_BATCH_RECORDS_MAX};
 use crate::metrics::Stage;
 use crate::router::Router;
 use crate::session::serve_connection;
@@ -103,8 +103,6 @@ fn default_shard_count(cores: usize, routing: Routing) -> u32 {
         Routing::Auto | Routing::Thread => cores.saturating_sub(1).max(1) as u32,
     }
 }
-
-pub use crate::links::routing;
 
 /// The routing core to run as a task on shard 0 (`routing = "inline"`).
 pub struct InlineRouter {
