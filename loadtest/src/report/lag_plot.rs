@@ -15,6 +15,7 @@ use std::path::Path;
 use anyhow::anyhow;
 use plotters::prelude::*;
 
+use super::plot::time_axis;
 use crate::persist::timeline::{Sample, Timeline};
 
 /// Size of the SVG drawing, in pixels.
@@ -65,12 +66,7 @@ pub fn lag_plot(path: &Path, title: &str, timeline: &Timeline) -> anyhow::Result
 fn x_range(timeline: &Timeline) -> std::ops::Range<f64> {
     let marks = &timeline.marks;
     let times = timeline.samples.iter().map(|sample| sample.at_secs).chain([marks.measure_start_secs, marks.load_end_secs, marks.caught_up_secs].into_iter().flatten());
-    let (low, high) = times.fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), time| (low.min(time), high.max(time)));
-    if !low.is_finite() || !high.is_finite() {
-        return 0.0..1.0;
-    }
-    let margin = ((high - low) * 0.02).max(0.5);
-    (low - margin)..(high + margin)
+    time_axis(times, 0.0..1.0)
 }
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
@@ -112,6 +108,7 @@ fn draw_panel(area: &Area<'_>, panel: &Panel, timeline: &Timeline, x_range: std:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::plot::drawn_svg;
     use crate::persist::timeline::{Marks, OutageWindow};
 
     fn sample(at_secs: f64, lag_records: u64) -> Sample {
@@ -120,11 +117,7 @@ mod tests {
 
     /// The drawing's text, the file removed.
     fn draw(name: &str, timeline: &Timeline) -> String {
-        let path = std::env::temp_dir().join(format!("loadtest-lag-{name}-{}.svg", std::process::id()));
-        lag_plot(&path, "persister lag", timeline).expect("plot");
-        let text = std::fs::read_to_string(&path).expect("read");
-        std::fs::remove_file(&path).expect("clean up");
-        text
+        drawn_svg(&format!("lag-{name}"), |path| lag_plot(path, "persister lag", timeline))
     }
 
     /// True when every element opened is closed in order (self-closing

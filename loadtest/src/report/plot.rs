@@ -71,6 +71,29 @@ pub fn percentile_label(x: f64) -> String {
     format!("{text}%")
 }
 
+/// A time axis (seconds) over `times`, with 2 % margins (at least 0.5 s)
+/// on each side; `empty` when there is no finite time, so the axis is
+/// never empty or non-finite. Shared by the timeline drawings.
+pub fn time_axis(times: impl Iterator<Item = f64>, empty: std::ops::Range<f64>) -> std::ops::Range<f64> {
+    let (low, high) = times.fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), time| (low.min(time), high.max(time)));
+    if !low.is_finite() || !high.is_finite() {
+        return empty;
+    }
+    let margin = ((high - low) * 0.02).max(0.5);
+    (low - margin)..(high + margin)
+}
+
+/// Draws with `draw` into a temporary SVG file named after `name` and
+/// returns its text, the file removed (the drawings' tests).
+#[cfg(test)]
+pub fn drawn_svg(name: &str, draw: impl FnOnce(&Path) -> anyhow::Result<()>) -> String {
+    let path = std::env::temp_dir().join(format!("loadtest-{name}-{}.svg", std::process::id()));
+    draw(&path).expect("plot");
+    let text = std::fs::read_to_string(&path).expect("read");
+    std::fs::remove_file(&path).expect("clean up");
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

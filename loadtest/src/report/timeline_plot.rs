@@ -17,6 +17,7 @@ use std::path::Path;
 use anyhow::anyhow;
 use plotters::prelude::*;
 
+use super::plot::time_axis;
 use super::timeline::{LatencyTimeline, Second};
 use crate::stats::LatencyFigures;
 
@@ -109,13 +110,7 @@ fn runs(seconds: &[Second], value: fn(&LatencyFigures) -> f64) -> Vec<Vec<(f64, 
 /// Seconds covered by the samples and the measured start, never empty.
 fn x_range(timeline: &LatencyTimeline) -> std::ops::Range<f64> {
     let start = timeline.measured_secs.map(|_| 0.0);
-    let times = timeline.seconds.iter().map(|second| second.t_s).chain(start);
-    let (low, high) = times.fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), time| (low.min(time), high.max(time)));
-    if !low.is_finite() || !high.is_finite() {
-        return -1.0..1.0;
-    }
-    let margin = ((high - low) * 0.02).max(0.5);
-    (low - margin)..(high + margin)
+    time_axis(timeline.seconds.iter().map(|second| second.t_s).chain(start), -1.0..1.0)
 }
 
 /// Milliseconds from below the lowest p50 to above the highest maximum,
@@ -133,6 +128,7 @@ fn y_range(seconds: &[Second]) -> std::ops::Range<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::plot::drawn_svg;
     use crate::report::timeline::MeasuredWindow;
     use crate::stats::{histogram, TimelineSample};
 
@@ -156,11 +152,7 @@ mod tests {
 
     /// The drawing's text, the file removed.
     fn draw(name: &str, timeline: &LatencyTimeline) -> String {
-        let path = std::env::temp_dir().join(format!("loadtest-timeline-{name}-{}.svg", std::process::id()));
-        timeline_plot(&path, "end-to-end latency per second", timeline).expect("plot");
-        let text = std::fs::read_to_string(&path).expect("read");
-        std::fs::remove_file(&path).expect("clean up");
-        text
+        drawn_svg(&format!("timeline-{name}"), |path| timeline_plot(path, "end-to-end latency per second", timeline))
     }
 
     /// Lines (legend included) and dots drawn in each curve's colour.
