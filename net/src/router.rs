@@ -964,6 +964,12 @@ impl Router {
             bell.prepare_sleep();
             if !self.has_input() && flushed.borrow().is_none() {
                 futures_lite::future::or(bell.rung(), glommio::timer::sleep(Duration::from_micros(park_us_max))).await;
+            } else {
+                // Every turn of this loop gives the executor a turn: it polls
+                // the sockets and reaps io_uring completions (the flush in
+                // flight) only between tasks, so a turn without an await
+                // would wait forever for what only the executor can bring.
+                futures_lite::future::yield_now().await;
             }
             bell.awake();
         }
@@ -984,11 +990,9 @@ impl Router {
     /// True when anything was done.
     fn poll_once(&mut self) -> anyhow::Result<bool> {
         let mut input = false;
-        let held = self.checkpoint_holds_input();
         // Reading only adds to `pending`; the outgoing queues change after.
-        let outgoing_waiting: usize = self.outgoing.iter().map(VecDeque::len).sum();
         for shard in 0..self.links.from_shards.len() {
-            if self.pending.len() + outgoing_waiting >= PENDING_ACKS_MAX || held {
+            if self.input_held() {
                 break;
             }
             input |= self.read_shard(shard as u32)?;
@@ -1078,12 +1082,24 @@ impl Router {
         }
     }
 
-    /// True when a shard ring holds a record: the check a sleeper makes
+    /// True while the shard rings are not read: a checkpoint holds them
+    /// (`checkpoint_holds_input`), or acks and copies waiting for the
+    /// journal or for room in a ring to a shard reach `PENDING_ACKS_MAX`.
+    fn input_held(&self) -> bool {
+        let outgoing_waiting: usize = self.outgoing.iter().map(VecDeque::len).sum();
+        self.pending.len() + outgoing_waiting >= PENDING_ACKS_MAX || self.checkpoint_holds_input()
+    }
+
+    /// True when the next pass has something to read: a shard ring holds a
+    /// record it may read now (a held ring is not input: what ends the hold
+    /// is a flush's outcome, a checkpoint written or room in a ring, which
+    /// ring the bell or come with the park's timeout), a configuration
+    /// request, or the flush thread's outcome. The check a sleeper makes
     /// after raising its doorbell.
     fn has_input(&self) -> bool {
         self.config_inbox.has_request()
             || self.journal.has_flush_outcome()
-            || self.links.from_shards.iter().any(|consumer| matches!(consumer.peek(), Ok(Some(_))))
+            || (!self.input_held() && self.links.from_shards.iter().any(|consumer| matches!(consumer.peek(), Ok(Some(_)))))
     }
 
     /// Answers a read view of the admin API between two passes: the data
