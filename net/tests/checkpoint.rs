@@ -65,12 +65,25 @@ fn journal_files(directory: &Path) -> (Vec<(u64, u64)>, Vec<u64>) {
 
 #[test]
 fn checkpoints_keep_a_tiny_journal_bounded_and_a_killed_bridge_recovers_from_one() {
-    // Shows: with a 2 MiB journal, 8,000 events (several times its size) are all acked and copied while the journal stays within 2 MiB and its segments are released after checkpoints; after SIGKILL mid-stream the restart (from a checkpoint: the journal no longer starts at seq 1) gives the right ack_seq, re-sends exactly the unconfirmed copies above the slave's last_seq, and routes nothing twice.
+    // Shows: with a 2 MiB journal, 8,000 events (several times its size) are all acked and copied while the journal stays within 2 MiB and its segments are released after checkpoints; after SIGKILL mid-stream the restart (from a checkpoint: the journal no longer starts at seq 1) gives the right ack_seq, re-sends exactly the unconfirmed copies above the slave's last_seq, and routes nothing twice. Under every routing and every way a group is flushed: a checkpoint that holds the rings while its seq waits for an io_uring flush once made the inline router loop without giving the executor the turn that flush needed (6 of 10 runs hung under `uring`).
+    for routing in ["inline", "thread"] {
+        for journal_flush in ["auto", "uring", "thread", "router"] {
+            eprintln!("routing {routing}, journal_flush {journal_flush}");
+            checkpoints_bound_the_journal_and_a_restart_recovers(routing, journal_flush);
+        }
+    }
+}
+
+fn checkpoints_bound_the_journal_and_a_restart_recovers(routing: &str, journal_flush: &str) {
+    let routing = format!("\"{routing}\"");
+    let journal_flush = format!("\"{journal_flush}\"");
     let mut bridge = Bridge::start_with_follow_extra(
         &[
             ("journal_segment_bytes", "1048576"),
             ("journal_bytes_max", "2097152"),
             ("journal_sync", "\"group\""),
+            ("routing", &routing),
+            ("journal_flush", &journal_flush),
             ("rate_limit_per_second", "100000"),
             ("rate_limit_burst", "100000"),
             ("hb_ms", "20000"),
