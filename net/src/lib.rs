@@ -60,6 +60,7 @@ pub mod checkpoint;
 pub mod clock;
 pub mod context;
 pub mod doorbell;
+pub mod hot_thread;
 pub mod limits;
 pub mod links;
 pub mod metrics;

@@ -838,7 +838,9 @@ fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::Result<()> 
             (RouterRunning::Inline(router_done), Some(shard::InlineRouter { router, stop: router_stop, done }))
         }
         Routing::Auto | Routing::Thread => {
+            let slice_us = shared.config.server.hot_thread_slice_us;
             let thread = std::thread::Builder::new().name("router".into()).spawn(move || {
+                tradebridge_net::hot_thread::apply(slice_us, "router");
                 if let Err(error) = router.run(router_stop) {
                     router::exit_stopped(&error);
                 }

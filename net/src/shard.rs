@@ -154,6 +154,8 @@ async fn run_shard(
     address: SocketAddr,
     ready: mpsc::Sender<Result<SocketAddr, String>>,
 ) {
+    // The inline routing core runs on this thread too.
+    crate::hot_thread::apply(shared.config.server.hot_thread_slice_us, "shard");
     let listener = match TcpListener::bind(address) {
         Ok(listener) => listener,
         Err(error) => {

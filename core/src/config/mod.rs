@@ -344,6 +344,14 @@ pub struct ServerConfig {
     /// Who flushes each group under `journal_sync = "group"` (see
     /// [`JournalFlush`]).
     pub journal_flush: JournalFlush,
+    /// Scheduler time slice asked of the Linux kernel (6.12 or later) for
+    /// the hot-path threads (shards, the routing core's own thread), in
+    /// microseconds; 0 leaves the kernel's default (about 0.7 ms times
+    /// 1 + log2 of the cores). A short slice gives those threads an earlier
+    /// deadline, so when one wakes (a frame, a sync done) on a core where
+    /// another process (Postgres, say) is running, the kernel switches to
+    /// it at once instead of at the running process's next tick.
+    pub hot_thread_slice_us: u32,
     /// Idle strategy of the poll loops.
     pub idle: IdleStrategy,
     /// Where the routing core runs (see [`Routing`]).

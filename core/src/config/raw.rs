@@ -61,6 +61,7 @@ pub(crate) struct RawServer {
     pub log_json: Option<bool>,
     pub journal_spare_segment: Option<bool>,
     pub journal_flush: Option<JournalFlush>,
+    pub hot_thread_slice_us: Option<Spanned<u32>>,
     pub positions_per_master_max: Option<Spanned<u32>>,
     pub symbols_per_slave_max: Option<Spanned<u32>>,
     pub closed_positions_remembered_max: Option<Spanned<u32>>,

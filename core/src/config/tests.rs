@@ -53,6 +53,7 @@ fn minimal_form_parses_with_defaults() {
     assert_eq!(config.server.journal_sync, JournalSync::Group);
     assert!(config.server.journal_spare_segment);
     assert_eq!(config.server.journal_flush, super::JournalFlush::Auto);
+    assert_eq!(config.server.hot_thread_slice_us, 100);
     assert_eq!(
         config.server.idle,
         IdleStrategy::Park { backoff_us_max: 10_000 }
@@ -259,6 +260,8 @@ fn server_ranges_are_checked() {
             "server.idle_park_backoff_us_max",
         ),
         ("shards = 1000", "server.shards"),
+        ("hot_thread_slice_us = 50", "server.hot_thread_slice_us"),
+        ("hot_thread_slice_us = 100001", "server.hot_thread_slice_us"),
         ("metrics_listen = \"nowhere\"", "server.metrics_listen"),
     ];
     for (line, key) in cases {
@@ -1052,4 +1055,16 @@ fn routing_auto_runs_inline_on_small_machines_and_a_bad_value_is_named() {
     let error = error_of(&source);
     assert_eq!(error.key(), "server.routing");
     assert!(error.to_string().contains("inline"), "{error}");
+}
+
+#[test]
+fn hot_thread_slice_is_off_at_zero_or_taken_from_100_us_and_says_why_a_shorter_one_is_refused() {
+    for (line, expected) in [("hot_thread_slice_us = 0", 0), ("hot_thread_slice_us = 100", 100), ("hot_thread_slice_us = 100000", 100_000)] {
+        let source = minimal().replace("shards = 0 ", &format!("{line}\nshards = 0 "));
+        let config = Config::from_toml_str(&source).unwrap_or_else(|error| panic!("{line}: {error}"));
+        assert_eq!(config.server.hot_thread_slice_us, expected, "{line}");
+    }
+    let source = minimal().replace("shards = 0 ", "hot_thread_slice_us = 99\nshards = 0 ");
+    let message = error_of(&source).to_string();
+    assert!(message.contains("99 is below the kernel's shortest slice") && message.contains("0 (the kernel's default) or 100 to 100000"), "{message}");
 }

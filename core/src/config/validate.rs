@@ -177,6 +177,15 @@ const IDLE_PARK_BACKOFF_US_MAX: Range<u64> = Range {
     min: 1,
     max: 100_000,
 };
+/// 0.1 ms, the shortest slice the kernel takes: see
+/// `ServerConfig::hot_thread_slice_us`. 0 leaves the kernel's default; the
+/// kernel takes 100 to 100 000 (0.1 to 100 ms).
+const HOT_THREAD_SLICE_US: Range<u32> = Range {
+    key: "hot_thread_slice_us",
+    default: 100,
+    min: 0,
+    max: 100_000,
+};
 /// 10 000 open positions per master is far above any real account.
 const POSITIONS_PER_MASTER_MAX: Range<u32> = Range {
     key: "positions_per_master_max",
@@ -577,6 +586,15 @@ fn idle(table: Table<'_>, raw: &RawServer) -> Result<IdleStrategy, ConfigError> 
     })
 }
 
+fn hot_thread_slice_us(table: Table<'_>, raw: &RawServer) -> Result<u32, ConfigError> {
+    let slice_us = number(table, &raw.hot_thread_slice_us, HOT_THREAD_SLICE_US)?;
+    if let (Some(value), 1..=99) = (&raw.hot_thread_slice_us, slice_us) {
+        let message = format!("{slice_us} is below the kernel's shortest slice; expected 0 (the kernel's default) or 100 to 100000");
+        return Err(table.error(value.span().start, HOT_THREAD_SLICE_US.key, message));
+    }
+    Ok(slice_us)
+}
+
 /// Name of the default `histograms_dir`, beside the journal directory, so
 /// one data directory holds all the bridge writes.
 const HISTOGRAMS_DIR_DEFAULT_NAME: &str = "histograms";
@@ -629,6 +647,7 @@ fn server(table: Table<'_>, raw: &RawServer) -> Result<ServerConfig, ConfigError
         log_json: raw.log_json.unwrap_or(false),
         journal_spare_segment: raw.journal_spare_segment.unwrap_or(true),
         journal_flush: raw.journal_flush.unwrap_or(JournalFlush::Auto),
+        hot_thread_slice_us: hot_thread_slice_us(table, raw)?,
         positions_per_master_max: number(
             table,
             &raw.positions_per_master_max,

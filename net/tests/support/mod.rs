@@ -201,6 +201,11 @@ impl Bridge {
     }
 
     /// The journal directory of this bridge.
+    /// The bridge's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn journal_directory(&self) -> PathBuf {
         self.directory.join("journal")
     }
