@@ -101,6 +101,8 @@ pub struct ServerSettings {
     /// `"auto"`, `"router"`, `"thread"` or `"uring"` (the bridge's
     /// `journal_flush`); `None` leaves the default.
     pub journal_flush: Option<String>,
+    /// The bridge's `hot_thread_slice_us`; `None` leaves the default.
+    pub hot_thread_slice_us: Option<u32>,
     /// Shard threads; `None` leaves the default (one per core less one).
     pub shards: Option<u32>,
     pub hb_ms: u64,
@@ -165,6 +167,9 @@ impl Fleet {
         }
         if let Some(flush) = &server.journal_flush {
             let _ = writeln!(text, "journal_flush = \"{flush}\"");
+        }
+        if let Some(slice_us) = server.hot_thread_slice_us {
+            let _ = writeln!(text, "hot_thread_slice_us = {slice_us}");
         }
         if let Some(shards) = server.shards {
             let _ = writeln!(text, "shards = {shards}");
@@ -321,6 +326,7 @@ mod tests {
             idle: None,
             routing: None,
             journal_flush: None,
+            hot_thread_slice_us: None,
             shards: None,
             hb_ms: 5000,
             rate_limit_per_second: 1000,
@@ -362,6 +368,10 @@ mod tests {
         assert_eq!(config.server.journal_sync, tradebridge_core::config::JournalSync::Group);
         server.idle = None;
         assert!(!fleet.config_toml(&server).contains("idle ="));
+        assert!(!fleet.config_toml(&server).contains("hot_thread_slice_us"));
+        server.hot_thread_slice_us = Some(0);
+        let config = tradebridge_core::config::Config::from_toml_str(&fleet.config_toml(&server)).expect("the bridge parses it");
+        assert_eq!(config.server.hot_thread_slice_us, 0);
     }
 
     #[test]

@@ -599,6 +599,7 @@ mod tests {
             idle: None,
             routing: None,
             journal_flush: None,
+            hot_thread_slice_us: None,
             shards: None,
             hb_ms: 5000,
             rate_limit_per_second: 1000,

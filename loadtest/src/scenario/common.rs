@@ -61,6 +61,8 @@ pub struct CommonOptions {
     pub routing: Option<String>,
     /// `--journal-flush`: a spawned tradebridge's `journal_flush`.
     pub journal_flush: Option<String>,
+    /// `--hot-thread-slice-us`: a spawned tradebridge's `hot_thread_slice_us`.
+    pub hot_thread_slice_us: Option<u32>,
     pub shards: Option<u32>,
     pub hb_ms: u64,
     pub client_threads: u32,
@@ -125,6 +127,10 @@ impl CommonOptions {
             idle,
             routing,
             journal_flush,
+            hot_thread_slice_us: arguments
+                .text("--hot-thread-slice-us")
+                .map(|text| text.parse().ok().filter(|value| *value == 0 || (100..=100_000).contains(value)).ok_or_else(|| anyhow!("--hot-thread-slice-us {text:?}: expected 0 or 100 to 100000")))
+                .transpose()?,
             shards: arguments.text("--shards").map(|text| text.parse().map_err(|_| anyhow!("--shards {text:?}: expected 0 to 256"))).transpose()?,
             hb_ms: arguments.checked("--hb-ms", 5_000u64, "milliseconds from 500 to 60000", |value| (500..=60_000).contains(&value))?,
             client_threads: arguments.checked("--client-threads", 1u32, "1 to 64 threads", |value| (1..=64).contains(&value))?,
@@ -215,6 +221,7 @@ impl Environment {
             idle: common.idle.clone(),
             routing: common.routing.clone(),
             journal_flush: common.journal_flush.clone(),
+            hot_thread_slice_us: common.hot_thread_slice_us,
             shards: common.shards,
             hb_ms: common.hb_ms,
             rate_limit_per_second,

@@ -30,7 +30,7 @@ pub fn gen_config(arguments: &Arguments) -> anyhow::Result<u8> {
     let fleet = Fleet::generate(masters, slaves_per_master)?;
     let (rate_limit_per_second, rate_limit_burst) = rate_limits(&fleet, rate);
     let accounts = (fleet.masters.len() + fleet.slaves.len()) as u32;
-    let settings = ServerSettings { listen, journal_dir, metrics_listen, journal_sync, idle: None, routing: None, journal_flush: None, shards: None, hb_ms, rate_limit_per_second, rate_limit_burst, connections_max: accounts.saturating_mul(2).max(20_000) };
+    let settings = ServerSettings { listen, journal_dir, metrics_listen, journal_sync, idle: None, routing: None, journal_flush: None, hot_thread_slice_us: None, shards: None, hb_ms, rate_limit_per_second, rate_limit_burst, connections_max: accounts.saturating_mul(2).max(20_000) };
     std::fs::create_dir_all(&out).with_context(|| format!("--out {}: cannot create it", out.display()))?;
     let config_path = out.join("bridge.toml");
     let keys_path = out.join("keys.tsv");
