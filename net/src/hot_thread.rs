@@ -8,9 +8,9 @@
 //! picked at once, where with the default slice (0.7 ms times 1 + log2 of
 //! the cores) it often waited for that process's next tick. Measured here
 //! with the persister's Postgres on the same two cores: the shard waited
-//! 2 to 5 ms for its core behind a Postgres backend 77 times in 6 s with
-//! the default slice, 16 times with 100 us (net/README.md, "Sharing the
-//! machine").
+//! over 0.5 ms for its core 77 times in 6 s with the default slice, 16
+//! times with 100 us; end to end the runs did not improve, so the default
+//! stays 0 (net/README.md, "Sharing the machine").
 //!
 //! # Layout
 //! - [`apply`]: sets the calling thread's slice and reads it back.

@@ -53,7 +53,7 @@ fn minimal_form_parses_with_defaults() {
     assert_eq!(config.server.journal_sync, JournalSync::Group);
     assert!(config.server.journal_spare_segment);
     assert_eq!(config.server.journal_flush, super::JournalFlush::Auto);
-    assert_eq!(config.server.hot_thread_slice_us, 100);
+    assert_eq!(config.server.hot_thread_slice_us, 0);
     assert_eq!(
         config.server.idle,
         IdleStrategy::Park { backoff_us_max: 10_000 }

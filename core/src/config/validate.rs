@@ -177,12 +177,12 @@ const IDLE_PARK_BACKOFF_US_MAX: Range<u64> = Range {
     min: 1,
     max: 100_000,
 };
-/// 0.1 ms, the shortest slice the kernel takes: see
-/// `ServerConfig::hot_thread_slice_us`. 0 leaves the kernel's default; the
-/// kernel takes 100 to 100 000 (0.1 to 100 ms).
+/// 0 (the kernel's slice) until a short slice is shown to help: see
+/// `ServerConfig::hot_thread_slice_us` and net/README.md ("Sharing the
+/// machine"). The kernel takes 100 to 100 000 (0.1 to 100 ms).
 const HOT_THREAD_SLICE_US: Range<u32> = Range {
     key: "hot_thread_slice_us",
-    default: 100,
+    default: 0,
     min: 0,
     max: 100_000,
 };

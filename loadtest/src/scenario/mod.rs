@@ -53,7 +53,7 @@ common flags:
   --baseline-threads N            passed to a spawned baseline
   --journal-sync group|os|every_record   --idle park|yield|spin   --routing auto|inline|thread
   --journal-flush auto|router|thread|uring   group sync: who flushes each group (the bridge's journal_flush)
-  --hot-thread-slice-us N      the bridge's hot_thread_slice_us (0 = the kernel's slice; default 100)
+  --hot-thread-slice-us N      the bridge's hot_thread_slice_us (0 = the kernel's slice, the default; or 100 to 100000)
   --shards N   --hb-ms MS (5000)
   --client-threads N (1)   --secs S   --warmup-secs S   --drain-secs S (10)
   --open-positions N (10)  --modifies-per-position N (1)  --snapshot-secs S (60)

@@ -310,7 +310,7 @@ pub(super) fn config_json(config: &TradingConfig) -> Value {
 
 pub(super) fn bridge_parameters(common: &CommonOptions) -> Value {
     json!({
-        "spawn": common.spawn, "bridge": common.bridge.name(), "journal_sync": common.journal_sync.as_deref().unwrap_or("group (default)"), "idle": common.idle.as_deref().unwrap_or("park (default)"), "routing": common.routing.as_deref().unwrap_or("auto (default)"), "journal_flush": common.journal_flush.as_deref().unwrap_or("auto (default)"), "hot_thread_slice_us": common.hot_thread_slice_us.map_or("100 (default)".to_string(), |slice_us| slice_us.to_string()),
+        "spawn": common.spawn, "bridge": common.bridge.name(), "journal_sync": common.journal_sync.as_deref().unwrap_or("group (default)"), "idle": common.idle.as_deref().unwrap_or("park (default)"), "routing": common.routing.as_deref().unwrap_or("auto (default)"), "journal_flush": common.journal_flush.as_deref().unwrap_or("auto (default)"), "hot_thread_slice_us": common.hot_thread_slice_us.map_or("0 (default)".to_string(), |slice_us| slice_us.to_string()),
         "shards": common.shards.map_or_else(|| json!("default (1 with the router inline, else one per core less one)"), |shards| json!(shards)), "hb_ms": common.hb_ms, "fault": common.fault, "baseline_threads": common.baseline_threads,
     })
 }
