@@ -211,7 +211,11 @@ async fn read_hello(socket: &mut Socket, shard: &ShardContext, deadline_ms: u64)
             Some(Some(Ok(WsMessage::Ping(_) | WsMessage::Pong))) => continue,
             Some(other) => return Err(flow_of_non_text(other)),
         };
-        let hello = match protocol::parse(text.as_bytes()) {
+        let mut text = text;
+        let parsed = protocol::parse(text.as_bytes());
+        // The frame holds the key in clear; the Hello zeroes its copy on drop.
+        zeroize::Zeroize::zeroize(&mut text);
+        let hello = match parsed {
             Ok(Message::Hello(hello)) => hello,
             Ok(other) => {
                 let message = format!("field `t`: expected \"hello\" as the first frame, got \"{}\"", other.type_name());

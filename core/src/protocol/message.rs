@@ -95,8 +95,9 @@ pub enum ErrorCode {
     Internal,
 }
 
-/// `hello`: the first frame from every EA.
-#[derive(Clone, Debug, PartialEq)]
+/// `hello`: the first frame from every EA. Its `Debug` output shows the
+/// key's length only, and the key's bytes are zeroed when it drops.
+#[derive(Clone, PartialEq)]
 pub struct Hello {
     /// Protocol version; 1 for this document.
     pub version: u32,
@@ -111,6 +112,28 @@ pub struct Hello {
     pub ea: String,
     /// Slave: highest `copy.seq` this terminal has finished. 0 when absent.
     pub last_seq: u64,
+}
+
+impl std::fmt::Debug for Hello {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Hello")
+            .field("version", &self.version)
+            .field("key", &format_args!("<redacted, {} bytes>", self.key.len()))
+            .field("login", &self.login)
+            .field("role", &self.role)
+            .field("platform", &self.platform)
+            .field("server", &self.server)
+            .field("ea", &self.ea)
+            .field("last_seq", &self.last_seq)
+            .finish()
+    }
+}
+
+impl Drop for Hello {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.key);
+    }
 }
 
 /// `welcome`: the bridge's reply to a good `hello`.

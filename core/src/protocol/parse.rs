@@ -222,13 +222,23 @@ fn skip_members(object: &mut Object) -> Result<(), ProtocolError> {
     Ok(())
 }
 
+/// A `key` refused for its type says what was expected but not what came:
+/// the value may be the key itself (in an array, say), and the error is
+/// sent back and logged.
+fn without_the_key(error: ProtocolError) -> ProtocolError {
+    match error {
+        ProtocolError::InvalidField { field, expected, .. } => ProtocolError::InvalidField { field, expected, got: Excerpt::new("a value not shown (keys are never echoed)") },
+        other => other,
+    }
+}
+
 fn parse_hello(object: &mut Object) -> Result<Hello, ProtocolError> {
     let (mut version, mut key, mut login, mut role) = (None, None, None, None);
     let (mut platform, mut server, mut ea, mut last_seq) = (None, None, None, None);
     while let Some(field) = object.next()? {
         match field {
             Field::Version => object.u32(&mut version, field)?,
-            Field::Key => object.text(&mut key, field)?,
+            Field::Key => object.text(&mut key, field).map_err(without_the_key)?,
             Field::Login => object.u64(&mut login, field)?,
             Field::Role => object.wire_enum(&mut role, field, Role::from_wire, EXPECTED_ROLE)?,
             Field::Platform => object.text(&mut platform, field)?,

@@ -1303,3 +1303,22 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn a_hellos_debug_output_and_its_parse_errors_never_show_the_key() {
+    // Shows: `{:?}` of a Hello (and of the Message holding it) names the key's length, not the key; a hello refused for any field, the key's own included, says nothing of the key's value.
+    let secret = "s3cret-key-0123456789abcdef";
+    let frame = format!(r#"{{"t":"hello","v":1,"key":"{secret}","login":1,"role":"master","platform":"mt5","server":"B","ea":"x"}}"#);
+    let message = parse_text(&frame).expect("a valid hello");
+    let debug = format!("{message:?}");
+    assert!(!debug.contains(secret) && debug.contains(&format!("<redacted, {} bytes>", secret.len())), "{debug}");
+    for bad in [
+        frame.replace(r#""role":"master""#, r#""role":"king""#),
+        frame.replace(r#""login":1"#, r#""login":"one""#),
+        frame.replace(&format!(r#""key":"{secret}""#), &format!(r#""key":["{secret}"]"#)),
+        frame.replace(&format!(r#""key":"{secret}""#), &format!(r#""key":"{secret}\x""#)),
+    ] {
+        let error = parse_text(&bad).expect_err(&bad).to_string();
+        assert!(!error.contains(secret) && !error.contains("s3cret"), "{bad}: {error}");
+    }
+}
