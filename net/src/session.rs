@@ -366,11 +366,6 @@ struct Session<'run> {
     /// A frame's record waiting for room in the ring to the router; while
     /// it waits, no further frame is read.
     held: Option<Held>,
-    /// Master: the highest event `seq` the bridge holds or was handed on
-    /// this connection (the welcome's `ack_seq`, then each event's); an
-    /// event more than one above it skips ahead and is refused. 0 (a master
-    /// the bridge holds nothing of) takes any first `seq`.
-    event_seq_last: u64,
 }
 
 /// Sends `welcome`, claims the login, and serves frames until the session
@@ -445,7 +440,6 @@ async fn run_session(socket: &mut Socket, shard: &ShardContext, account: &Accoun
         heard_ms: now_ms,
         pinged_ms: now_ms,
         held: None,
-        event_seq_last: ack_seq,
     };
     // Boxed, as is the session loop: the idle session then holds neither the
     // welcome, nor the replay, nor the loop's state twice.
@@ -716,23 +710,8 @@ impl Session<'_> {
                 feed(socket, &Message::Pong);
                 Flow::Continue
             }
-            (Message::Event(event), Role::Master) if self.event_seq_last != 0 && event.seq > self.event_seq_last + 1 => {
-                // A damaged sequence file that jumped ahead would otherwise
-                // be stored, and every event after the file's repair would be
-                // acked as a duplicate and never routed.
-                tracing::warn!(shard = self.shard.index, login = self.account.login, seq = event.seq, expected = self.event_seq_last + 1, "master event skips ahead; refused");
-                let text = format!(
-                    "field `seq`: {} skips ahead; expected {} (the next after the {} the bridge holds for login {}), or a seq at or below it, which is acked again",
-                    event.seq,
-                    self.event_seq_last + 1,
-                    self.event_seq_last,
-                    self.account.login
-                );
-                self.on_bad_frame(socket, ErrorCode::BadMessage, &text, now_ms)
-            }
             (Message::Event(_), Role::Master) => {
                 let Message::Event(event) = message else { unreachable!("matched above") };
-                self.event_seq_last = self.event_seq_last.max(event.seq);
                 self.on_event(socket, event)
             }
             (Message::Result(_), Role::Slave) => {
