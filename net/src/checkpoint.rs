@@ -194,8 +194,10 @@ pub struct CheckpointWriter {
 }
 
 impl CheckpointWriter {
-    /// Starts the writer for checkpoints in `directory`.
-    pub fn start(directory: PathBuf) -> anyhow::Result<CheckpointWriter> {
+    /// Starts the writer for checkpoints in `directory`; it calls `written`
+    /// (on its thread) after each report, so a router that sleeps while a
+    /// checkpoint holds its input wakes at once.
+    pub fn start(directory: PathBuf, written: impl Fn() + Send + 'static) -> anyhow::Result<CheckpointWriter> {
         let (jobs, job_receiver) = mpsc::channel::<Job>();
         let (report_sender, reports) = mpsc::channel();
         let thread = std::thread::Builder::new()
@@ -206,6 +208,7 @@ impl CheckpointWriter {
                     if report_sender.send(report).is_err() {
                         return;
                     }
+                    written();
                 }
             })
             .context("starting the checkpoint writer thread")?;

@@ -441,7 +441,8 @@ impl Router {
         // copies at once.
         let flushed_bell = Arc::clone(&links.bell);
         journal.set_flush_notify(Arc::new(move || flushed_bell.ring()));
-        let checkpoint_writer = CheckpointWriter::start(journal.directory().to_path_buf())?;
+        let written_bell = Arc::clone(&links.bell);
+        let checkpoint_writer = CheckpointWriter::start(journal.directory().to_path_buf(), move || written_bell.ring())?;
         let links_shards = links.to_shards.len();
         let config_inbox = Arc::new(RouterInbox::new(Arc::clone(&links.bell)));
         let recent_skips_max = config.admin.as_ref().map_or(0, |admin| admin.recent_skips_max as usize);
@@ -1090,16 +1091,18 @@ impl Router {
         self.pending.len() + outgoing_waiting >= PENDING_ACKS_MAX || self.checkpoint_holds_input()
     }
 
-    /// True when the next pass has something to read: a shard ring holds a
-    /// record it may read now (a held ring is not input: what ends the hold
-    /// is a flush's outcome, a checkpoint written or room in a ring, which
-    /// ring the bell or come with the park's timeout), a configuration
-    /// request, or the flush thread's outcome. The check a sleeper makes
-    /// after raising its doorbell.
+    /// True when the next pass has something to do: a shard ring holds a
+    /// record, a configuration request, or the flush thread's outcome. The
+    /// check a sleeper makes after raising its doorbell. A ring a
+    /// checkpoint holds is not input: the hold ends with a flush's outcome
+    /// or the checkpoint written, and both ring the bell. A ring held by
+    /// `PENDING_ACKS_MAX` is: room in a ring to a shard rings nothing, so
+    /// the router keeps passing (each pass pushes what fits) rather than
+    /// sleep out its park timeout under back pressure.
     fn has_input(&self) -> bool {
         self.config_inbox.has_request()
             || self.journal.has_flush_outcome()
-            || (!self.input_held() && self.links.from_shards.iter().any(|consumer| matches!(consumer.peek(), Ok(Some(_)))))
+            || (!self.checkpoint_holds_input() && self.links.from_shards.iter().any(|consumer| matches!(consumer.peek(), Ok(Some(_)))))
     }
 
     /// Answers a read view of the admin API between two passes: the data
