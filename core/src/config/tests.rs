@@ -3,7 +3,7 @@
 
 use super::*;
 
-/// SHA-256 of "demo-master-1"; any 64 hex digits would do.
+/// A made-up SHA-256 (not a demo key's: those are refused off loopback); any 64 hex digits would do.
 const KEY: &str = "0b1e5b2a9d3c4f5e6a7b8c9d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b";
 
 /// The brief's minimal form, with a real-looking hash in place of the
@@ -1067,4 +1067,26 @@ fn hot_thread_slice_is_off_at_zero_or_taken_from_100_us_and_says_why_a_shorter_o
     let source = minimal().replace("shards = 0 ", "hot_thread_slice_us = 99\nshards = 0 ");
     let message = error_of(&source).to_string();
     assert!(message.contains("99 is below the kernel's shortest slice") && message.contains("0 (the kernel's default) or 100 to 100000"), "{message}");
+}
+
+#[test]
+fn the_public_demo_keys_are_refused_on_a_listener_that_is_not_loopback() {
+    // Shows: deploy/tradebridge.example.toml (all five demo keys) loads on 127.0.0.1 and [::1], and is refused on 0.0.0.0 and a public address, naming the first account with a demo key, its key_sha256 line and the listener; an own key on 0.0.0.0 loads.
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/tradebridge.example.toml");
+    let example = std::fs::read_to_string(path).expect("the example config");
+    let listen_line = "listen = \"127.0.0.1:8080\"";
+    assert!(example.contains(listen_line));
+    for loopback in ["127.0.0.1:8080", "[::1]:8080"] {
+        let source = example.replace(listen_line, &format!("listen = \"{loopback}\""));
+        Config::from_toml_str(&source).unwrap_or_else(|error| panic!("{loopback}: {error}"));
+    }
+    for public in ["0.0.0.0:8080", "203.0.113.7:443"] {
+        let source = example.replace(listen_line, &format!("listen = \"{public}\""));
+        let error = error_of(&source);
+        assert_eq!(error.key(), "account[0].key_sha256", "{public}: {error}");
+        let message = error.to_string();
+        assert!(message.contains("account 100001 has a public demo key") && message.contains(public), "{message}");
+    }
+    let own = minimal().replace("listen = \"127.0.0.1:8080\"", "listen = \"0.0.0.0:8080\"");
+    Config::from_toml_str(&own).expect("a key of its own loads on any listener");
 }

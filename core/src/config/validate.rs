@@ -271,6 +271,17 @@ const CONNECT_TIMEOUT_MS: Range<u64> = Range {
 /// A database URL longer than this is a mistake (a pasted file).
 const DATABASE_URL_BYTES_MAX: usize = 4_096;
 
+/// SHA-256 of the demo keys printed in deploy/tradebridge.example.toml
+/// (demo-master-1, demo-master-2, demo-slave-1, demo-slave-2,
+/// demo-slave-3): public, so refused on a listener that is not loopback.
+const DEMO_KEY_SHA256: [&str; 5] = [
+    "027ab56e7d6dd58a1d2af792a0e893afbeadaa1b9978c57d8ffe4b05531a15aa",
+    "4b5672f8ffea34d0ee22f1f40c275be1f2d9ab33731505f795ef12f628201e5b",
+    "b9a5a2f553b362d6600a5461589956d2672870b866df579f20b9165ebb1293b2",
+    "5be9b1e9441e77b4709302c501b9608f5e852061d507d6cb71bbeb78a310de93",
+    "6969153bbfcd4da23bc6eaee0d1a2285f0e318f30c59a1d57767cfbf8debec3c",
+];
+
 /// The text that example configs put where the key hash goes.
 const KEY_PLACEHOLDER: &str = "<hex SHA-256 of the API key>";
 
@@ -301,6 +312,14 @@ pub(crate) fn config(source: &str, raw: RawFile) -> Result<Config, ConfigError> 
             path: &path,
         };
         let account = account(table, raw_account)?;
+        let key_hex = raw_account.key_sha256.get_ref().trim().to_ascii_lowercase();
+        if !server.listen.ip().is_loopback() && DEMO_KEY_SHA256.contains(&key_hex.as_str()) {
+            let message = format!(
+                "account {} has a public demo key of deploy/tradebridge.example.toml, and listen = \"{}\" is not loopback, so anyone could log in as it; expected a key of its own (for example `openssl rand -hex 24`, its SHA-256 here)",
+                account.login, server.listen
+            );
+            return Err(table.error(raw_account.key_sha256.span().start, "key_sha256", message));
+        }
         if !logins.insert(account.login) {
             let message = format!(
                 "login {} appears in two [[account]] tables; expected each login once",
