@@ -88,15 +88,16 @@ fn set(slice_us: u32) -> SliceOutcome {
     // SAFETY: getpriority on the calling thread reads its nice value.
     let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
     let runtime_ns = u64::from(slice_us) * 1_000;
-    let attr = SchedAttr {
+    let mut attr = SchedAttr {
         size: std::mem::size_of::<SchedAttr>() as u32,
         sched_policy: libc::SCHED_OTHER as u32,
         sched_nice: nice,
         sched_runtime: runtime_ns,
         ..SchedAttr::default()
     };
-    // SAFETY: `attr` is a valid `struct sched_attr` of the size it states.
-    let result = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0u32) };
+    // SAFETY: `attr` is a valid `struct sched_attr` of the size it states,
+    // writable (the kernel writes `size` back when it expects another).
+    let result = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &mut attr as *mut SchedAttr, 0u32) };
     if result != 0 {
         return SliceOutcome::Unsupported(format!("sched_setattr: {}", std::io::Error::last_os_error()));
     }

@@ -49,7 +49,9 @@ fn hot_path_threads_run_with_the_configured_slice_and_zero_keeps_the_kernels() {
     }
     let bridge = Bridge::start(&[("hot_thread_slice_us", "0")]);
     let (_, default_ns) = slice_of(bridge.pid() as i32).expect("sched_getattr of the main thread");
-    for (name, slice_ns) in slices_of_threads(bridge.pid(), "shard-") {
+    let shards = slices_of_threads(bridge.pid(), "shard-");
+    assert!(!shards.is_empty(), "no shard thread found");
+    for (name, slice_ns) in shards {
         assert_eq!(slice_ns, default_ns, "thread {name} keeps the kernel's slice");
     }
 }
