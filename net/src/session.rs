@@ -202,7 +202,7 @@ async fn read_hello(socket: &mut Socket, shard: &ShardContext, deadline_ms: u64)
             None
         })
         .await;
-        let text = match frame {
+        let mut text = match frame {
             None => {
                 let message = format!("no `hello` within hello_timeout_ms = {} ms of the upgrade", shard.shared.config.server.hello_timeout_ms);
                 return Err(refuse_before_welcome(socket, ErrorCode::BadMessage, &message).await);
@@ -211,7 +211,6 @@ async fn read_hello(socket: &mut Socket, shard: &ShardContext, deadline_ms: u64)
             Some(Some(Ok(WsMessage::Ping(_) | WsMessage::Pong))) => continue,
             Some(other) => return Err(flow_of_non_text(other)),
         };
-        let mut text = text;
         let parsed = protocol::parse(text.as_bytes());
         // The frame holds the key in clear; the Hello zeroes its copy on drop.
         zeroize::Zeroize::zeroize(&mut text);

@@ -312,7 +312,7 @@ pub(crate) fn config(source: &str, raw: RawFile) -> Result<Config, ConfigError> 
             path: &path,
         };
         let account = account(table, raw_account)?;
-        let key_hex = raw_account.key_sha256.get_ref().trim().to_ascii_lowercase();
+        let key_hex: String = account.key_sha256.iter().map(|byte| format!("{byte:02x}")).collect();
         if !server.listen.ip().is_loopback() && DEMO_KEY_SHA256.contains(&key_hex.as_str()) {
             let message = format!(
                 "account {} has a public demo key of deploy/tradebridge.example.toml, and listen = \"{}\" is not loopback, so anyone could log in as it; expected a key of its own (for example `openssl rand -hex 24`, its SHA-256 here)",
