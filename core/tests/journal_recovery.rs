@@ -572,9 +572,50 @@ fn missing_middle_segment_is_a_sequence_gap() {
     assert!(matches!(&error, JournalError::SequenceGap { path, .. } if path == &files[2]), "{error}");
 }
 
-// A record corrupted in the last segment drops it and everything after it, and those bytes never come back.
+// A record corrupted in the middle of the last segment, with valid records after it, is refused (named by file and offset, nothing changed); Salvage keeps every valid record around it and copies the file aside; TruncateAndQuarantine drops them, and those bytes never come back.
 #[test]
-fn records_after_a_corrupt_one_in_the_last_segment_are_dropped_for_good() {
+fn a_corrupt_record_in_the_middle_of_the_last_segment_is_refused_then_salvaged() {
+    for flipped in [0u64, 8, 12, 20, 24, 40, 63] {
+        let directory = TempDirectory::new("middle-last");
+        let (mut journal, _) = open(&directory.0, small_options());
+        for seq in 1..=6 {
+            journal.append(kind_of(seq), &payload(seq, 40), 0).expect("append");
+        }
+        let (path, offset) = journal.location(3).expect("held");
+        let path = path.to_path_buf();
+        drop(journal);
+        flip_byte(&path, offset + flipped);
+        let damaged = fs::read(&path).expect("read segment");
+
+        let error = Journal::open(&directory.0, small_options()).err().unwrap_or_else(|| panic!("byte {flipped}: damage with valid records after it refused"));
+        let JournalError::CorruptRecord { path: error_path, offset: error_offset, .. } = &error else {
+            panic!("byte {flipped}: expected CorruptRecord, got {error}");
+        };
+        assert_eq!((error_path, *error_offset), (&path, offset), "byte {flipped}");
+        assert_eq!(fs::read(&path).expect("read"), damaged, "byte {flipped}: a refused open changes no byte");
+        assert_eq!(segment_files(&directory.0), vec![path.clone()]);
+
+        let salvage = JournalOptions { sealed_corruption: SealedCorruption::Salvage, ..small_options() };
+        let (mut journal, recovery) = open(&directory.0, salvage);
+        assert_eq!(recovery.salvaged.len(), 1, "byte {flipped}");
+        let salvaged = &recovery.salvaged[0];
+        assert_eq!((&salvaged.path, salvaged.offset, salvaged.records_kept), (&path, offset, 3));
+        assert_eq!(salvaged.lost_seqs, vec![(3, 4)]);
+        assert_eq!(fs::read(&salvaged.evidence).expect("evidence"), damaged, "the file as found is kept aside");
+        assert_eq!((recovery.last_seq, recovery.records_count, recovery.truncation.clone()), (6, 5, None));
+        for seq in [1, 2, 4, 5, 6] {
+            assert_record(&journal, seq, 40);
+        }
+        assert!(journal.read(3).is_none());
+        assert_eq!(journal.append(kind_of(7), &payload(7, 40), 0).expect("append"), 7);
+        drop(journal);
+        let (journal, recovery) = open(&directory.0, small_options());
+        assert_eq!((recovery.last_seq, recovery.truncation, recovery.salvaged.len()), (7, None, 0), "byte {flipped}: clean once salvaged");
+        let held: Vec<u64> = journal.iter_from(0).map(|entry| entry.seq).collect();
+        assert_eq!(held, vec![1, 2, 4, 5, 6, 7]);
+    }
+
+    // The truncating option drops the valid records after the damage, for good.
     let directory = TempDirectory::new("stale");
     let (mut journal, _) = open(&directory.0, small_options());
     for seq in 1..=6 {
@@ -584,8 +625,8 @@ fn records_after_a_corrupt_one_in_the_last_segment_are_dropped_for_good() {
     let path = path.to_path_buf();
     drop(journal);
     flip_byte(&path, offset + 24);
-
-    let (mut journal, recovery) = open(&directory.0, small_options());
+    let truncate = JournalOptions { sealed_corruption: SealedCorruption::TruncateAndQuarantine, ..small_options() };
+    let (mut journal, recovery) = open(&directory.0, truncate);
     let truncation = recovery.truncation.expect("truncated");
     assert_eq!((recovery.last_seq, truncation.offset, truncation.bytes_zeroed), (2, offset, 4 * 64));
     // New records of other sizes land where the stale ones were.
@@ -598,6 +639,37 @@ fn records_after_a_corrupt_one_in_the_last_segment_are_dropped_for_good() {
     for seq in 3..=8 {
         assert_record(&journal, seq, 8);
     }
+}
+
+// Salvage in a sealed segment: the valid records after the damage move to a segment of their own between it and the next, and the chain reopens cleanly.
+#[test]
+fn salvage_in_a_sealed_segment_keeps_the_chain() {
+    let directory = TempDirectory::new("middle-sealed");
+    let (mut journal, _) = open(&directory.0, small_options());
+    append_varied(&mut journal, 60);
+    let files = segment_files(&directory.0);
+    assert!(files.len() >= 4);
+    let middle = files[1].clone();
+    let seqs: Vec<u64> = journal.iter_from(0).map(|entry| entry.seq).filter(|seq| journal.location(*seq).unwrap().0 == middle.as_path()).collect();
+    assert!(seqs.len() >= 3, "{seqs:?}");
+    let corrupt_seq = seqs[1];
+    let (_, offset) = journal.location(corrupt_seq).expect("held");
+    drop(journal);
+    flip_byte(&middle, offset + 4);
+    let salvage = JournalOptions { sealed_corruption: SealedCorruption::Salvage, ..small_options() };
+    let (journal, recovery) = open(&directory.0, salvage);
+    assert!(recovery.quarantined_segments.is_empty(), "{recovery:?}");
+    assert_eq!(recovery.salvaged.len(), 1);
+    assert_eq!(recovery.salvaged[0].lost_seqs, vec![(corrupt_seq, corrupt_seq + 1)]);
+    assert_eq!(recovery.salvaged[0].records_kept, seqs.len() as u64 - 2);
+    assert_eq!((recovery.last_seq, recovery.records_count), (60, 59));
+    for seq in (1..=60).filter(|seq| *seq != corrupt_seq) {
+        assert_record(&journal, seq, varied_length(seq));
+    }
+    drop(journal);
+    let (journal, recovery) = open(&directory.0, small_options());
+    assert_eq!((recovery.last_seq, recovery.records_count, recovery.salvaged.len()), (60, 59, 0));
+    assert_eq!(journal.iter_from(0).count(), 59);
 }
 
 // Reservations publish in place, abandon without a trace, and refuse a commit beyond their capacity.

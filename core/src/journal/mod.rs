@@ -127,7 +127,7 @@ use std::path::{Path, PathBuf};
 pub use error::{FullLimit, JournalError, RecordDefect, SegmentDefect};
 pub use layout::HeaderDefect;
 pub use options::{GroupFlush, JournalOptions, SealedCorruption, SyncPolicy};
-pub use recovery::{Recovery, SkippedSeqs, StaleTail, Truncation};
+pub use recovery::{Recovery, Salvaged, SkippedSeqs, StaleTail, Truncation};
 
 use error::io_error;
 pub use flusher::{FlushNotify, FlushRequest};

@@ -62,7 +62,9 @@ pub enum SyncPolicy {
 }
 
 /// What recovery does when a record in a sealed (not last) segment, or the
-/// chain of segments, is corrupt.
+/// chain of segments, is corrupt, or when a record in the middle of the last
+/// segment is (valid records follow it: not a torn tail, which is always
+/// cut).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SealedCorruption {
     /// Refuse to open, naming the file and offset. The default: dropping
@@ -71,6 +73,14 @@ pub enum SealedCorruption {
     /// Truncate the journal at the first corrupt record and rename every
     /// later segment to `*.seg.quarantine` (kept for inspection, never read).
     TruncateAndQuarantine,
+    /// Keep every valid record: a damaged segment is copied aside whole to
+    /// `<segment>.at-<offset>.quarantine`, cut at the damage, and the valid
+    /// records found after it are moved to new segments whose headers
+    /// record the numbers skipped (reported in `Recovery::salvaged`).
+    /// Defects in the chain of segments are handled as under
+    /// `TruncateAndQuarantine`. What `tradebridge journal quarantine` opens
+    /// the journal with.
+    Salvage,
 }
 
 /// Everything configurable about a journal.

@@ -16,9 +16,15 @@
 //!   the quarantined files (or the records cut off) may have issued, so no
 //!   number is ever issued twice; the numbers jumped over are reported in
 //!   `Recovery::skipped_seqs` and recorded in the new segment's header.
-//! - A defect in a segment that is not the last is an error (or, when the
-//!   options say so, the point where the journal is cut and the later
-//!   segments are quarantined); it is never silently skipped. The one defect
+//! - A torn tail is a defect in the last segment with no valid record after
+//!   it (what a crash in the middle of a write leaves); it is cut. A defect
+//!   with a valid record after it, in any segment, is damage in the middle:
+//!   an error naming the file and offset, and no byte is changed (or, when
+//!   the options say so, the point where the journal is cut and the later
+//!   segments are quarantined, or, under `Salvage`, cut with every valid
+//!   record after it kept); it is never silently skipped. A valid record
+//!   after the defect is one whose checksum holds, at any aligned offset,
+//!   with a seq above the last good one. The one defect
 //!   accepted there is non-zero bytes after the end of a sealed segment whose
 //!   successor starts right after its last record: no record can be missing,
 //!   so the bytes are zeroed and reported in `Recovery::stale_tails_zeroed`.
@@ -74,6 +80,31 @@ pub struct Recovery {
     pub temporary_files_removed: u32,
     /// True when the directory held no segment and a first one was created.
     pub created: bool,
+    /// Damage in the middle of a segment, set aside under
+    /// `SealedCorruption::Salvage` with every valid record kept.
+    pub salvaged: Vec<Salvaged>,
+}
+
+/// A segment damaged in the middle (valid records after the damage), cut at
+/// the damage under `SealedCorruption::Salvage`, the valid records after it
+/// moved to new segments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Salvaged {
+    /// The damaged segment; it now ends at `offset`.
+    pub path: PathBuf,
+    /// Offset of the first invalid record.
+    pub offset: u64,
+    /// Why the record there is invalid.
+    pub defect: RecordDefect,
+    /// A copy of the segment file as it was found, kept for inspection.
+    pub evidence: PathBuf,
+    /// Valid records found after the damage and kept, in `new_segments`.
+    pub records_kept: u64,
+    /// The segments created for them, oldest first.
+    pub new_segments: Vec<PathBuf>,
+    /// Sequence numbers no valid record holds any more, as `[from, to)`
+    /// ranges: the damaged records' (and any garbage's) numbers.
+    pub lost_seqs: Vec<(u64, u64)>,
 }
 
 /// Where recovery cut the log.
@@ -129,6 +160,10 @@ enum SegmentOutcome {
     CutHere(Segment),
     /// This segment and all later ones are quarantined.
     QuarantineFromHere,
+    /// This segment was cut at damage in its middle and the valid records
+    /// after it moved to the new segments that follow it here; continue
+    /// with the next listed segment.
+    Salvaged(Vec<Segment>),
 }
 
 /// Recovers the journal in `directory` (which exists and whose lock the
@@ -153,6 +188,11 @@ pub(crate) fn recover(directory: &Path, options: &JournalOptions) -> Result<Reco
             SegmentOutcome::QuarantineFromHere => {
                 quarantined = quarantine(&listing[position..], &mut recovery)?;
                 break;
+            }
+            SegmentOutcome::Salvaged(mut salvaged) => {
+                let last = salvaged.pop().expect("the cut segment at least");
+                segments.extend(salvaged);
+                (last, false)
             }
         };
         expected_seq = Some(segment.next_seq());
@@ -283,7 +323,7 @@ struct SegmentContext<'a> {
 }
 
 fn recover_segment(context: &SegmentContext<'_>, recovery: &mut Recovery) -> Result<SegmentOutcome, JournalError> {
-    let quarantine_allowed = context.options.sealed_corruption == SealedCorruption::TruncateAndQuarantine;
+    let quarantine_allowed = context.options.sealed_corruption != SealedCorruption::Fail;
     if let Some(expected_seq) = context.expected_seq {
         if context.name_seq != expected_seq && !is_recorded_skip(context.path, context.name_seq, expected_seq)? {
             if quarantine_allowed {
@@ -336,7 +376,13 @@ fn recover_segment(context: &SegmentContext<'_>, recovery: &mut Recovery) -> Res
             return Ok(SegmentOutcome::Intact(opened.segment));
         }
     }
-    if !context.is_last && !quarantine_allowed {
+    // Valid records after the defect: damage in the middle, not a torn
+    // tail (which ends the last segment with nothing valid after it).
+    let runs = opened.segment.runs_after_end(opened.file_bytes);
+    if context.options.sealed_corruption == SealedCorruption::Salvage && (!runs.is_empty() || !context.is_last) {
+        return salvage(context, opened.segment, offset, defect, runs, recovery).map(SegmentOutcome::Salvaged);
+    }
+    if (!context.is_last || !runs.is_empty()) && !quarantine_allowed {
         return Err(JournalError::CorruptRecord { path: context.path.to_path_buf(), offset, defect });
     }
     let bytes_zeroed = opened.segment.zero_tail()?;
@@ -346,6 +392,65 @@ fn recover_segment(context: &SegmentContext<'_>, recovery: &mut Recovery) -> Res
     } else {
         Ok(SegmentOutcome::CutHere(opened.segment))
     }
+}
+
+/// Keeps every valid record of a segment damaged at `offset`: copies the
+/// file aside as evidence, writes the `runs` found after the damage to new
+/// segments (synced, and their headers recording the numbers skipped), and
+/// only then zeroes the segment from the damage on. Returns the cut segment
+/// followed by the new ones. Runs reaching the next listed segment's
+/// numbers are trimmed (that segment holds them).
+fn salvage(
+    context: &SegmentContext<'_>,
+    mut segment: Segment,
+    offset: u64,
+    defect: RecordDefect,
+    mut runs: Vec<super::segment::Run>,
+    recovery: &mut Recovery,
+) -> Result<Vec<Segment>, JournalError> {
+    if let Some(next_name_seq) = context.next_name_seq {
+        runs.retain(|run| run.first_seq < next_name_seq);
+        for run in &mut runs {
+            let room = usize::try_from(next_name_seq - run.first_seq).unwrap_or(usize::MAX);
+            run.offsets.truncate(room);
+        }
+    }
+    let mut evidence = context.path.to_path_buf().into_os_string();
+    evidence.push(format!(".at-{offset}.{QUARANTINE_EXTENSION}"));
+    let evidence = PathBuf::from(evidence);
+    fs::copy(context.path, &evidence).map_err(io_error(&evidence, "copy damaged segment aside"))?;
+    fs::File::open(&evidence).and_then(|file| file.sync_all()).map_err(io_error(&evidence, "fsync"))?;
+    let mut new_segments: Vec<Segment> = Vec::with_capacity(runs.len());
+    let mut lost_seqs = Vec::new();
+    let mut next_seq = segment.next_seq();
+    let mut records_kept = 0u64;
+    // Bounded by the runs found, each record copied once.
+    for run in &runs {
+        assert!(run.first_seq >= next_seq, "runs are found in rising seq order");
+        if run.first_seq > next_seq {
+            lost_seqs.push((next_seq, run.first_seq));
+        }
+        let skipped_from_seq = if run.first_seq > next_seq { next_seq } else { 0 };
+        // Always durable: the damaged bytes are zeroed next, so these
+        // copies must be on storage first whatever the policy.
+        let mut created = Segment::create(context.directory, run.first_seq, segment.segment_bytes(), true, skipped_from_seq)?;
+        for record_offset in &run.offsets {
+            let (seq, kind, payload) = segment.record_at(*record_offset);
+            created.append_record(seq, kind, payload);
+        }
+        created.sync()?;
+        records_kept += run.offsets.len() as u64;
+        next_seq = created.next_seq();
+        new_segments.push(created);
+    }
+    segment.zero_tail()?;
+    let new_paths = new_segments.iter().map(|created| created.path().to_path_buf()).collect();
+    let path = context.path.to_path_buf();
+    recovery.salvaged.push(Salvaged { path, offset, defect, evidence, records_kept, new_segments: new_paths, lost_seqs });
+    let mut segments = Vec::with_capacity(1 + new_segments.len());
+    segments.push(segment);
+    segments.extend(new_segments);
+    Ok(segments)
 }
 
 /// Replaces a last segment whose header never made it to the file (its

@@ -495,6 +495,20 @@ impl Segment {
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
+
+    /// The valid records after the logical end, when the scan stopped at a
+    /// defect: see [`runs_after`]. `file_bytes` as for [`Segment::scan`].
+    pub(crate) fn runs_after_end(&self, file_bytes: u64) -> Vec<Run> {
+        runs_after(&self.map, self.end_offset, self.next_seq(), file_bytes)
+    }
+
+    /// The record at `offset` (one a scan validated): its seq, kind and
+    /// payload.
+    pub(crate) fn record_at(&self, offset: u32) -> (u64, u16, &[u8]) {
+        let header = decode_record_header(&self.map[offset as usize..]);
+        let start = (offset + RECORD_HEADER_BYTES) as usize;
+        (header.seq, header.kind, &self.map[start..start + header.payload_bytes as usize])
+    }
 }
 
 /// Validates records from the end of the segment header, pushing the offset
@@ -502,9 +516,16 @@ impl Segment {
 /// first invalid record, or when no header fits. `file_bytes` is how much of
 /// `bytes` came from the file before re-extension.
 pub(crate) fn scan_records(bytes: &[u8], first_seq: u64, file_bytes: u64, offsets: &mut Vec<u32>) -> ScanEnd {
+    scan_records_from(bytes, SEGMENT_HEADER_BYTES as usize, first_seq, file_bytes, offsets)
+}
+
+/// [`scan_records`] from the record at `offset`, whose seq must be
+/// `first_seq`.
+fn scan_records_from(bytes: &[u8], offset: usize, first_seq: u64, file_bytes: u64, offsets: &mut Vec<u32>) -> ScanEnd {
     assert!(bytes.len() as u64 <= SEGMENT_BYTES_MAX && is_aligned(bytes.len() as u64));
     assert!(bytes.len() > SEGMENT_HEADER_BYTES as usize);
-    let mut offset = SEGMENT_HEADER_BYTES as usize;
+    assert!(offset >= SEGMENT_HEADER_BYTES as usize && is_aligned(offset as u64));
+    let mut offset = offset;
     let mut expected_seq = first_seq;
     // Bounded: every iteration advances `offset` by at least one header.
     while offset + RECORD_HEADER_BYTES as usize <= bytes.len() {
@@ -525,6 +546,64 @@ pub(crate) fn scan_records(bytes: &[u8], first_seq: u64, file_bytes: u64, offset
         .position(|byte| *byte != 0)
         .map(|position| RecordDefect::BytesAfterEnd { nonzero_offset: (offset + position) as u64 });
     ScanEnd { end_offset: offset as u32, defect }
+}
+
+/// Valid records found after a defect: `offsets[i]` holds seq
+/// `first_seq + i`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Run {
+    /// Seq of the first record of the run.
+    pub(crate) first_seq: u64,
+    /// Offsets of its records, in sequence.
+    pub(crate) offsets: Vec<u32>,
+}
+
+/// The valid records after the defect at `defect_offset`, where a record of
+/// seq `expected_seq` was due: runs of consecutive records, each found by
+/// trying every aligned offset after the previous defect for a record whose
+/// checksum holds and whose seq is above the last one found (at least
+/// `expected_seq`, at most a segment's worth of records above it). Empty
+/// for a torn tail: nothing valid was written after the cut. Reads only.
+///
+/// A record found this way was written after the damaged one, so cutting
+/// the segment at the defect would drop it: that is what tells corruption
+/// in the middle of a segment from a torn tail.
+pub(crate) fn runs_after(bytes: &[u8], defect_offset: u32, expected_seq: u64, file_bytes: u64) -> Vec<Run> {
+    let limit = bytes.len().min(usize::try_from(file_bytes).unwrap_or(usize::MAX));
+    let seq_max = expected_seq.saturating_add(records_per_segment_max(bytes.len() as u64));
+    let mut runs = Vec::new();
+    let mut seq_min = expected_seq;
+    let mut offset = defect_offset as usize + RECORD_ALIGNMENT_BYTES as usize;
+    // Bounded: each turn advances `offset` by at least one alignment unit.
+    while offset + RECORD_HEADER_BYTES as usize <= limit {
+        if is_zero_header(&bytes[offset..]) {
+            // Skip the zeros (a torn tail is followed by megabytes of
+            // them): the next header holding a non-zero byte starts at most
+            // two aligned words before the word that holds it.
+            let Some(position) = bytes[offset..limit].iter().position(|byte| *byte != 0) else {
+                break;
+            };
+            let word = (offset + position) / RECORD_ALIGNMENT_BYTES as usize * RECORD_ALIGNMENT_BYTES as usize;
+            offset = word.saturating_sub(2 * RECORD_ALIGNMENT_BYTES as usize).max(offset + RECORD_ALIGNMENT_BYTES as usize);
+            continue;
+        }
+        let header = decode_record_header(&bytes[offset..]);
+        let candidate = header.seq >= seq_min && header.seq <= seq_max;
+        if !candidate || check_record(bytes, offset, header.seq, file_bytes).is_err() {
+            offset += RECORD_ALIGNMENT_BYTES as usize;
+            continue;
+        }
+        let mut offsets = Vec::new();
+        let end = scan_records_from(bytes, offset, header.seq, file_bytes, &mut offsets);
+        assert!(!offsets.is_empty(), "the first record was just checked");
+        seq_min = header.seq + offsets.len() as u64;
+        runs.push(Run { first_seq: header.seq, offsets });
+        if end.defect.is_none() {
+            break;
+        }
+        offset = end.end_offset as usize + RECORD_ALIGNMENT_BYTES as usize;
+    }
+    runs
 }
 
 /// Checks the record at `offset`; returns its full length.
