@@ -16,8 +16,8 @@ use journal_support::TempDirectory;
 use tradebridge_core::journal::layout::{record_bytes, records_per_segment_max};
 use tradebridge_core::journal::options::SEGMENT_BYTES_MAX;
 use tradebridge_core::journal::{
-    FullLimit, GroupFlush, Journal, JournalError, JournalOptions, RecordDefect, Recovery, SealedCorruption, SkippedSeqs,
-    SyncPolicy,
+    inspect, FullLimit, GroupFlush, Journal, JournalError, JournalOptions, RecordDefect, Recovery, SealedCorruption, SkippedSeqs,
+    SegmentReport, SegmentState, SyncPolicy,
 };
 
 
@@ -147,6 +147,9 @@ fn flipped_byte_at_every_offset_of_the_last_record() {
             let directory = TempDirectory::new("flip");
             let (path, offset, _) = journal_with_last_record(&directory.0, last_length);
             flip_byte(&path, offset + flipped);
+            let inspection = inspect(&directory.0).expect("inspect");
+            assert!(matches!(inspection.segments[0].state, SegmentState::TornTail { offset: found, .. } if found == offset), "byte {flipped}: {inspection:?}");
+            assert!(!inspection.refuses_open());
 
             let (journal, recovery) = open(&directory.0, small_options());
             let truncation = recovery.truncation.clone().unwrap_or_else(|| panic!("byte {flipped} flip detected"));
@@ -474,6 +477,10 @@ fn corrupt_middle_segment_is_an_error_or_quarantined() {
     let (_, offset) = journal.location(corrupt_seq).expect("held");
     drop(journal);
     flip_byte(middle, offset + 30);
+    let inspection = inspect(&directory.0).expect("inspect");
+    let states: Vec<bool> = inspection.segments.iter().map(|segment| segment.state.refuses_open()).collect();
+    assert_eq!(states.iter().filter(|refused| **refused).count(), 1, "{inspection:?}");
+    assert!(matches!(&inspection.segments[1].state, SegmentState::Damaged { offset: found, .. } if *found == offset), "{inspection:?}");
 
     let error = Journal::open(&directory.0, small_options()).err().expect("corrupt sealed segment refused");
     let JournalError::CorruptRecord { path, offset: error_offset, defect } = &error else {
@@ -568,6 +575,10 @@ fn missing_middle_segment_is_a_sequence_gap() {
     drop(journal);
     let files = segment_files(&directory.0);
     fs::remove_file(&files[1]).expect("remove");
+    let inspection = inspect(&directory.0).expect("inspect");
+    let refused: Vec<&SegmentReport> = inspection.segments.iter().filter(|segment| segment.state.refuses_open()).collect();
+    assert_eq!(refused.len(), 1, "only the segment after the hole: {inspection:?}");
+    assert!(refused[0].path == files[2] && matches!(refused[0].state, SegmentState::Gap { .. }), "{inspection:?}");
     let error = Journal::open(&directory.0, small_options()).err().expect("gap refused");
     assert!(matches!(&error, JournalError::SequenceGap { path, .. } if path == &files[2]), "{error}");
 }
@@ -587,6 +598,13 @@ fn a_corrupt_record_in_the_middle_of_the_last_segment_is_refused_then_salvaged()
         flip_byte(&path, offset + flipped);
         let damaged = fs::read(&path).expect("read segment");
 
+        let inspection = inspect(&directory.0).expect("inspect");
+        assert!(inspection.refuses_open(), "byte {flipped}: {inspection:?}");
+        let SegmentState::Damaged { offset: found, runs, .. } = &inspection.segments[0].state else {
+            panic!("byte {flipped}: {inspection:?}");
+        };
+        assert_eq!((*found, runs.as_slice(), inspection.segments[0].records), (offset, &[(4, 3)][..], 2));
+        assert_eq!(fs::read(&path).expect("read"), damaged, "inspection changes no byte");
         let error = Journal::open(&directory.0, small_options()).err().unwrap_or_else(|| panic!("byte {flipped}: damage with valid records after it refused"));
         let JournalError::CorruptRecord { path: error_path, offset: error_offset, .. } = &error else {
             panic!("byte {flipped}: expected CorruptRecord, got {error}");
@@ -609,6 +627,9 @@ fn a_corrupt_record_in_the_middle_of_the_last_segment_is_refused_then_salvaged()
         assert!(journal.read(3).is_none());
         assert_eq!(journal.append(kind_of(7), &payload(7, 40), 0).expect("append"), 7);
         drop(journal);
+        let inspection = inspect(&directory.0).expect("inspect");
+        assert!(!inspection.refuses_open() && inspection.segments.iter().all(|segment| segment.state == SegmentState::Clean), "{inspection:?}");
+        assert_eq!(inspection.quarantined_files, vec![salvaged.evidence.clone()]);
         let (journal, recovery) = open(&directory.0, small_options());
         assert_eq!((recovery.last_seq, recovery.truncation, recovery.salvaged.len()), (7, None, 0), "byte {flipped}: clean once salvaged");
         let held: Vec<u64> = journal.iter_from(0).map(|entry| entry.seq).collect();

@@ -110,6 +110,7 @@
 
 pub mod error;
 mod flusher;
+pub mod inspect;
 pub mod layout;
 pub mod options;
 pub mod reader;
@@ -125,6 +126,7 @@ use std::fs::{self, File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 
 pub use error::{FullLimit, JournalError, RecordDefect, SegmentDefect};
+pub use inspect::{inspect, Inspection, SegmentReport, SegmentState};
 pub use layout::HeaderDefect;
 pub use options::{GroupFlush, JournalOptions, SealedCorruption, SyncPolicy};
 pub use recovery::{Recovery, Salvaged, SkippedSeqs, StaleTail, Truncation};

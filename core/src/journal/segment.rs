@@ -204,27 +204,9 @@ impl Segment {
             .take(u64::from(SEGMENT_HEADER_BYTES))
             .read_to_end(&mut header_bytes)
             .map_err(io_error(path, "read header"))?;
-        let bad = |defect| JournalError::BadSegment { path: path.to_path_buf(), defect };
-        let header = decode_segment_header(&header_bytes).map_err(|defect| bad(SegmentDefect::Header(defect)))?;
-        if header.first_seq == 0 {
-            return Err(bad(SegmentDefect::FirstSeqZero));
-        }
-        if header.first_seq != name_seq {
-            return Err(bad(SegmentDefect::FirstSeqMismatch { name_seq, header_seq: header.first_seq }));
-        }
-        let skipped_from_seq = header.skipped_from_seq;
-        if skipped_from_seq >= header.first_seq {
-            let first_seq = header.first_seq;
-            return Err(bad(SegmentDefect::SkippedFromSeqNotBelowFirstSeq { skipped_from_seq, first_seq }));
-        }
-        let segment_bytes = header.segment_bytes;
-        if !valid_segment_bytes(segment_bytes) {
-            let (bytes_min, bytes_max) = (SEGMENT_BYTES_MIN, SEGMENT_BYTES_MAX);
-            return Err(bad(SegmentDefect::SegmentBytesOutOfRange { segment_bytes, bytes_min, bytes_max }));
-        }
-        if file_bytes > segment_bytes {
-            return Err(bad(SegmentDefect::FileTooLong { file_bytes, segment_bytes }));
-        }
+        let header = check_segment_header(&header_bytes, name_seq, file_bytes)
+            .map_err(|defect| JournalError::BadSegment { path: path.to_path_buf(), defect })?;
+        let (skipped_from_seq, segment_bytes) = (header.skipped_from_seq, header.segment_bytes);
         if file_bytes < segment_bytes {
             file.seek(SeekFrom::End(0)).map_err(io_error(path, "seek"))?;
             write_zeros(&mut file, segment_bytes - file_bytes).map_err(io_error(path, "re-extend"))?;
@@ -634,6 +616,32 @@ fn check_record(bytes: &[u8], offset: usize, expected_seq: u64, file_bytes: u64)
         return Err(RecordDefect::PaddingNotZero { offset: (payload_end + position) as u64 });
     }
     Ok(record_end - offset)
+}
+
+/// Decodes the header of the segment file named `name_seq`, holding
+/// `file_bytes`, and checks it is one this code can open.
+pub(crate) fn check_segment_header(header_bytes: &[u8], name_seq: u64, file_bytes: u64) -> Result<SegmentHeader, SegmentDefect> {
+    let header = decode_segment_header(header_bytes).map_err(SegmentDefect::Header)?;
+    if header.first_seq == 0 {
+        return Err(SegmentDefect::FirstSeqZero);
+    }
+    if header.first_seq != name_seq {
+        return Err(SegmentDefect::FirstSeqMismatch { name_seq, header_seq: header.first_seq });
+    }
+    let skipped_from_seq = header.skipped_from_seq;
+    if skipped_from_seq >= header.first_seq {
+        let first_seq = header.first_seq;
+        return Err(SegmentDefect::SkippedFromSeqNotBelowFirstSeq { skipped_from_seq, first_seq });
+    }
+    let segment_bytes = header.segment_bytes;
+    if !valid_segment_bytes(segment_bytes) {
+        let (bytes_min, bytes_max) = (SEGMENT_BYTES_MIN, SEGMENT_BYTES_MAX);
+        return Err(SegmentDefect::SegmentBytesOutOfRange { segment_bytes, bytes_min, bytes_max });
+    }
+    if file_bytes > segment_bytes {
+        return Err(SegmentDefect::FileTooLong { file_bytes, segment_bytes });
+    }
+    Ok(header)
 }
 
 /// True for sizes this code creates and maps.
