@@ -61,6 +61,7 @@ pub mod clock;
 pub mod context;
 pub mod doorbell;
 pub mod hot_thread;
+pub mod journal_tool;
 pub mod limits;
 pub mod links;
 pub mod metrics;

@@ -4,6 +4,8 @@
 //!   the shards and serves until SIGTERM or SIGINT;
 //! - `tradebridge migrate --config FILE` applies the pending Postgres
 //!   migrations of the database `[persist]` names (exit 1 when it cannot);
+//! - `tradebridge journal check|quarantine --config FILE` looks at the
+//!   journal, or sets its damage aside (`tradebridge_net::journal_tool`);
 //! - `--help` and `--version` exit 0.
 
 use std::process::ExitCode;
@@ -86,6 +88,33 @@ enum Command {
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
+    },
+    /// Look at the journal, or set its damage aside.
+    Journal {
+        #[command(subcommand)]
+        command: JournalCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum JournalCommand {
+    /// Read every segment and checkpoint of server.journal_dir and say what
+    /// the bridge would do with each, changing nothing. Exit 0 when the
+    /// bridge can start, 1 when it would refuse (damage named by file and
+    /// offset).
+    Check {
+        /// The configuration file; server.journal_dir names the journal.
+        #[arg(long, value_name = "FILE")]
+        config: String,
+    },
+    /// With the bridge stopped: copy a damaged segment aside, cut it at the
+    /// damage and keep every valid record after it (a broken chain of
+    /// segments is renamed aside), so the bridge starts; prints what was
+    /// done and which journal numbers are no longer held.
+    Quarantine {
+        /// The configuration file; server.journal_dir names the journal.
+        #[arg(long, value_name = "FILE")]
+        config: String,
     },
 }
 
@@ -271,6 +300,7 @@ fn main() -> ExitCode {
             FollowCommand::List { config, .. } => config,
         },
         Command::Key { command: KeyCommand::Rotate { config, .. } } => config,
+        Command::Journal { command: JournalCommand::Check { config } | JournalCommand::Quarantine { config } } => config,
         Command::Admin { command: AdminCommand::Token { command } } => match command {
             TokenCommand::Add(token) | TokenCommand::Remove(token) => &token.config,
             TokenCommand::List { config } => config,
@@ -294,16 +324,48 @@ fn main() -> ExitCode {
         Command::Admin { command: AdminCommand::Token { command } } => return admin_token(config_path, &config, command),
         _ => {}
     }
+    if let Command::Journal { command: JournalCommand::Check { .. } } = &cli.command {
+        return journal_check(&config);
+    }
     init_logging(config.server.log_json);
     let outcome = match cli.command {
         Command::Serve { config: path } => serve(config, std::path::PathBuf::from(path)),
         Command::Migrate { .. } => migrate(&config),
-        Command::Config { .. } | Command::Reload { .. } | Command::Account { .. } | Command::Follow { .. } | Command::Key { .. } | Command::Admin { .. } => {
+        Command::Journal { command: JournalCommand::Quarantine { .. } } => {
+            tradebridge_net::journal_tool::quarantine(&config).map(|report| print!("{report}"))
+        }
+        Command::Config { .. }
+        | Command::Reload { .. }
+        | Command::Account { .. }
+        | Command::Follow { .. }
+        | Command::Key { .. }
+        | Command::Admin { .. }
+        | Command::Journal { command: JournalCommand::Check { .. } } => {
             unreachable!("these commands return above")
         }
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("tradebridge: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `tradebridge journal check`: the report on standard output; exit 0 when
+/// the bridge can start on the journal, 1 when it would refuse or the
+/// journal cannot be read.
+fn journal_check(config: &Config) -> ExitCode {
+    match tradebridge_net::journal_tool::check(config) {
+        Ok(checked) => {
+            print!("{}", checked.report);
+            if checked.refuses_start {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
         Err(error) => {
             eprintln!("tradebridge: {error:#}");
             ExitCode::FAILURE

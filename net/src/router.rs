@@ -51,7 +51,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use tradebridge_core::config::{self, Config, ConfigDocument, JournalFlush, JournalSync};
 use tradebridge_core::journal::options::RECORD_BYTES_MAX_DEFAULT;
-use tradebridge_core::journal::{FlushRequest, GroupFlush, Journal, JournalError, JournalOptions, SyncPolicy};
+use tradebridge_core::journal::{FlushRequest, GroupFlush, Journal, JournalError, JournalOptions, Recovery, SyncPolicy};
 
 use tradebridge_core::engine::{CopyInstruction, Decision, Engine, Outcome, ReconfigureReport};
 use tradebridge_core::protocol::{self, Copy, Message, TradeResult};
@@ -198,7 +198,62 @@ async fn uring_sync_files(request: &FlushRequest, files: &UringFiles) -> Result<
 }
 
 /// Opens the journal at `server.journal_dir` with the configured policy.
+/// Damage recovery will not repair on its own (a bad record with valid
+/// records after it, a bad segment header, a missing segment) is an error
+/// that names the file and offset and the commands that deal with it.
 pub fn open_journal(config: &Config) -> anyhow::Result<Journal> {
+    let options = journal_options(config);
+    let server = &config.server;
+    let (journal, recovery) = match Journal::open(&server.journal_dir, options) {
+        Ok(opened) => opened,
+        Err(error @ (JournalError::CorruptRecord { .. } | JournalError::BadSegment { .. } | JournalError::SequenceGap { .. })) => {
+            return Err(anyhow::anyhow!(
+                "{error}. Nothing was changed. `tradebridge journal check --config <this file>` lists the damage; `tradebridge journal quarantine --config <this file>` copies the damaged segment aside, keeps every valid record and lets the bridge start"
+            ))
+            .with_context(|| format!("opening the journal in server.journal_dir = {}", server.journal_dir.display()));
+        }
+        Err(error) => {
+            return Err(error).with_context(|| format!("opening the journal in server.journal_dir = {}", server.journal_dir.display()))
+        }
+    };
+    log_recovery(&recovery);
+    Ok(journal)
+}
+
+/// Logs what recovery found: the record counts, and at WARN or ERROR every
+/// cut, repair, quarantine or skip.
+pub fn log_recovery(recovery: &Recovery) {
+    tracing::info!(records = recovery.records_count, last_seq = recovery.last_seq, "journal recovered");
+    if let Some(truncation) = &recovery.truncation {
+        tracing::warn!(path = %truncation.path.display(), offset = truncation.offset, defect = %truncation.defect, bytes_zeroed = truncation.bytes_zeroed, "journal: cut at a bad record (a torn tail: nothing valid after it)");
+    }
+    for stale in &recovery.stale_tails_zeroed {
+        tracing::warn!(path = %stale.path.display(), offset = stale.end_offset, bytes_zeroed = stale.bytes_zeroed, "journal: stray bytes after the end of a sealed segment zeroed (no record missing)");
+    }
+    for salvaged in &recovery.salvaged {
+        tracing::error!(
+            path = %salvaged.path.display(),
+            offset = salvaged.offset,
+            defect = %salvaged.defect,
+            evidence = %salvaged.evidence.display(),
+            records_kept = salvaged.records_kept,
+            lost_seqs = ?salvaged.lost_seqs,
+            "journal: damaged segment salvaged: cut at the damage, the valid records after it kept in new segments, the file as found copied aside"
+        );
+    }
+    for path in &recovery.quarantined_segments {
+        tracing::error!(path = %path.display(), "journal: segment quarantined (renamed aside, its records no longer replayed)");
+    }
+    if let Some(skipped) = recovery.skipped_seqs {
+        tracing::error!(from_seq = skipped.from_seq, next_seq = skipped.next_seq, "journal: sequence numbers skipped after quarantining");
+    }
+    if let Some(path) = &recovery.recreated_segment {
+        tracing::warn!(path = %path.display(), "journal: a half-created last segment was created again");
+    }
+}
+
+/// The journal's options from `[server]`.
+pub fn journal_options(config: &Config) -> JournalOptions {
     let server = &config.server;
     let sync = match server.journal_sync {
         JournalSync::EveryRecord => SyncPolicy::EveryRecord,
@@ -210,7 +265,7 @@ pub fn open_journal(config: &Config) -> anyhow::Result<Journal> {
     let segments_max = server.journal_bytes_max.div_ceil(server.journal_segment_bytes).clamp(2, u64::from(u32::MAX)) as u32;
     // A journal record holds one ring record (validated to fit a segment).
     let record_bytes_max = (server.record_bytes_max() + JOURNAL_RECORD_OVERHEAD_BYTES).next_multiple_of(8).max(RECORD_BYTES_MAX_DEFAULT);
-    let options = JournalOptions {
+    JournalOptions {
         segment_bytes: server.journal_segment_bytes,
         record_bytes_max,
         sync,
@@ -223,11 +278,7 @@ pub fn open_journal(config: &Config) -> anyhow::Result<Journal> {
             JournalFlush::Auto | JournalFlush::Thread => GroupFlush::Thread,
         },
         ..JournalOptions::default()
-    };
-    let (journal, recovery) = Journal::open(&server.journal_dir, options)
-        .with_context(|| format!("opening the journal in server.journal_dir = {}", server.journal_dir.display()))?;
-    tracing::info!(records = recovery.records_count, last_seq = recovery.last_seq, "journal recovered");
-    Ok(journal)
+    }
 }
 
 /// What the router knows of one master.

@@ -33,12 +33,13 @@ fn config_file(directory: &std::path::Path, name: &str, persist: Option<&str>) -
 #[test]
 fn help_and_version_exit_zero_and_usage_errors_exit_two() {
     // Shows that --help (also of each subcommand) and --version print and exit 0, and an unknown subcommand or a missing --config exits 2 with the usage.
-    for arguments in [&["--help"][..], &["serve", "--help"], &["migrate", "--help"], &["config", "--help"], &["config", "check", "--help"], &["reload", "--help"], &["account", "--help"], &["account", "add", "--help"], &["account", "list", "--help"], &["account", "show", "--help"], &["account", "disable", "--help"], &["account", "enable", "--help"], &["account", "remove", "--help"], &["follow", "--help"], &["follow", "add", "--help"], &["follow", "set", "--help"], &["follow", "remove", "--help"], &["follow", "list", "--help"], &["key", "rotate", "--help"], &["admin", "--help"], &["admin", "token", "--help"], &["admin", "token", "add", "--help"], &["admin", "token", "remove", "--help"], &["admin", "token", "list", "--help"], &["--version"]] {
+    for arguments in [&["--help"][..], &["serve", "--help"], &["migrate", "--help"], &["config", "--help"], &["config", "check", "--help"], &["reload", "--help"], &["account", "--help"], &["account", "add", "--help"], &["account", "list", "--help"], &["account", "show", "--help"], &["account", "disable", "--help"], &["account", "enable", "--help"], &["account", "remove", "--help"], &["follow", "--help"], &["follow", "add", "--help"], &["follow", "set", "--help"], &["follow", "remove", "--help"], &["follow", "list", "--help"], &["key", "rotate", "--help"], &["admin", "--help"], &["admin", "token", "--help"], &["admin", "token", "add", "--help"], &["admin", "token", "remove", "--help"], &["admin", "token", "list", "--help"], &["journal", "--help"], &["journal", "check", "--help"], &["journal", "quarantine", "--help"], &["--version"]] {
         let output = tradebridge(arguments, None);
         assert!(output.status.success(), "{arguments:?}: {output:?}");
         assert!(!output.stdout.is_empty(), "{arguments:?} printed nothing");
     }
     assert!(text(&tradebridge(&["--help"], None).stdout).contains("migrate"));
+    assert!(text(&tradebridge(&["--help"], None).stdout).contains("journal"));
     for arguments in [&["bogus"][..], &["serve"], &["migrate", "--config"]] {
         let output = tradebridge(arguments, None);
         assert_eq!(output.status.code(), Some(2), "{arguments:?}: {output:?}");

@@ -1,0 +1,148 @@
+//! One byte flipped in the middle of the active journal segment (a master
+//! event with acked records after it): the bridge refuses to start and
+//! names the segment and offset, changing nothing; `tradebridge journal
+//! check` shows the damage; `tradebridge journal quarantine` sets it aside
+//! keeping every valid record, and the bridge starts with those records.
+
+mod support;
+
+use std::fs;
+use std::os::unix::fs::FileExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{expect_copy, slave_with_state, Bridge, SLAVE_KEY, SLAVE_LOGIN};
+use tradebridge_core::config::Config;
+use tradebridge_core::protocol::Message;
+use tradebridge_core::record::{access_checked, MasterEventRecord};
+use tradebridge_net::links::JOURNAL_KIND_MASTER_EVENT;
+use tradebridge_net::router::open_journal;
+
+/// Runs `tradebridge ARGUMENTS --config CONFIG` to its end; one still
+/// running after 20 s (a `serve` that started) is killed and fails the test.
+fn tradebridge(arguments: &[&str], config: &Path) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tradebridge"))
+        .args(arguments)
+        .arg("--config")
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run tradebridge");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().expect("output");
+            panic!("tradebridge {arguments:?} still running after 20 s; it printed {}", String::from_utf8_lossy(&output.stdout));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// Every file of the journal directory and its bytes.
+fn snapshot(directory: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files: Vec<(PathBuf, Vec<u8>)> = fs::read_dir(directory)
+        .expect("list")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.is_file())
+        .map(|path| {
+            let bytes = fs::read(&path).expect("read");
+            (path, bytes)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// The segment and offset of the journal record holding master event `seq`.
+fn locate_event(config: &Config, event_seq: u64) -> (PathBuf, u64) {
+    let journal = open_journal(config).expect("the stopped bridge's journal opens");
+    for entry in journal.iter_from(0) {
+        if entry.kind != JOURNAL_KIND_MASTER_EVENT {
+            continue;
+        }
+        let mut payload = rkyv::util::AlignedVec::<8>::new();
+        payload.extend_from_slice(entry.payload);
+        let record = access_checked::<MasterEventRecord>(&payload).expect("a master event");
+        if record.seq.to_native() == event_seq {
+            let (path, offset) = journal.location(entry.seq).expect("held");
+            return (path.to_path_buf(), offset);
+        }
+    }
+    panic!("master event {event_seq} not journaled");
+}
+
+#[test]
+fn a_flipped_byte_in_the_active_segment_refuses_the_start_until_quarantined_and_loses_no_valid_record() {
+    // Shows: the damage is named (file, offset) and nothing changes; journal check exits 1 naming it; quarantine keeps the records after it; the bridge then starts with the master's ack_seq and the follower's copies after the damage intact.
+    let bridge = Bridge::start(&[]);
+    let (mut master, _) = bridge.login("master", 0);
+    let mut slave = slave_with_state(&bridge, SLAVE_LOGIN, SLAVE_KEY, 0);
+    let mut copies = Vec::new();
+    for seq in 1..=6u64 {
+        master.send(&support::open_event_text(seq, 10 + seq));
+        match master.recv() {
+            Message::Ack(ack) => assert_eq!(ack.seq, seq),
+            other => panic!("expected the ack of event {seq}, got {other:?}"),
+        }
+        copies.push(expect_copy(&mut slave));
+    }
+    drop((master, slave));
+    let mut bridge = bridge;
+    bridge.kill();
+    let config_path = bridge.directory.join("tradebridge.toml");
+    let config = Config::load(&config_path).expect("config loads");
+    let journal_directory = bridge.journal_directory();
+
+    let (segment, offset) = locate_event(&config, 3);
+    let file = fs::OpenOptions::new().read(true).write(true).open(&segment).expect("open segment");
+    let mut byte = [0u8; 1];
+    file.read_exact_at(&mut byte, offset + 40).expect("read");
+    file.write_all_at(&[byte[0] ^ 0x5A], offset + 40).expect("write");
+    drop(file);
+    let damaged = snapshot(&journal_directory);
+
+    let refused = tradebridge(&["serve"], &config_path);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "the bridge refuses to start: {stderr}");
+    let segment_name = segment.file_name().expect("name").to_string_lossy().into_owned();
+    assert!(stderr.contains(&segment_name) && stderr.contains(&format!("offset {offset}")), "names the segment and offset: {stderr}");
+    assert!(stderr.contains("journal quarantine"), "names the way out: {stderr}");
+    assert_eq!(snapshot(&journal_directory), damaged, "a refused start changes no byte of the journal");
+
+    let checked = tradebridge(&["journal", "check"], &config_path);
+    let report = String::from_utf8_lossy(&checked.stdout);
+    assert_eq!(checked.status.code(), Some(1), "{report}");
+    assert!(report.contains(&format!("DAMAGED at offset {offset}")) && report.contains(&segment_name), "{report}");
+    assert_eq!(snapshot(&journal_directory), damaged, "check changes nothing");
+
+    let quarantined = tradebridge(&["journal", "quarantine"], &config_path);
+    let report = String::from_utf8_lossy(&quarantined.stdout);
+    assert_eq!(quarantined.status.code(), Some(0), "{report}{}", String::from_utf8_lossy(&quarantined.stderr));
+    assert!(report.contains(&format!("salvaged {}: cut at offset {offset}", segment.display())), "{report}");
+    let evidence = journal_directory.join(format!("{segment_name}.at-{offset}.quarantine"));
+    let original = damaged.iter().find(|(path, _)| *path == segment).expect("the segment").1.clone();
+    assert_eq!(fs::read(&evidence).expect("the damaged segment is kept aside"), original);
+    let checked = tradebridge(&["journal", "check"], &config_path);
+    assert_eq!(checked.status.code(), Some(0), "{}", String::from_utf8_lossy(&checked.stdout));
+
+    let bridge = Bridge::start_with_config_file(bridge.directory.clone(), config_path.clone());
+    let (mut master, welcome) = bridge.login("master", 6);
+    let Message::Welcome(welcome) = welcome else { unreachable!() };
+    assert_eq!(welcome.ack_seq, 6, "events after the damaged one are still held");
+    // The follower, as of its second copy, gets the four after it again:
+    // the copies journaled after the damaged event were kept.
+    let (mut slave, _) = bridge.login_as(SLAVE_LOGIN, SLAVE_KEY, "slave", copies[1].seq);
+    for expected in &copies[2..] {
+        let copy = expect_copy(&mut slave);
+        assert_eq!((copy.seq, copy.pos), (expected.seq, expected.pos));
+    }
+    master.send(&support::open_event_text(7, 17));
+    assert!(matches!(master.recv(), Message::Ack(ack) if ack.seq == 7));
+    let copy = expect_copy(&mut slave);
+    assert_eq!((copy.seq, copy.pos), (copies[5].seq + 1, 17), "and copying goes on");
+}
