@@ -112,16 +112,19 @@ fn a_flipped_byte_in_the_active_segment_refuses_the_start_until_quarantined_and_
     let segment_name = segment.file_name().expect("name").to_string_lossy().into_owned();
     assert!(stderr.contains(&segment_name) && stderr.contains(&format!("offset {offset}")), "names the segment and offset: {stderr}");
     assert!(stderr.contains("journal quarantine"), "names the way out: {stderr}");
+    println!("refused start:\n{}", stderr.lines().last().unwrap_or_default());
     assert_eq!(snapshot(&journal_directory), damaged, "a refused start changes no byte of the journal");
 
     let checked = tradebridge(&["journal", "check"], &config_path);
     let report = String::from_utf8_lossy(&checked.stdout);
+    println!("journal check:\n{report}");
     assert_eq!(checked.status.code(), Some(1), "{report}");
     assert!(report.contains(&format!("DAMAGED at offset {offset}")) && report.contains(&segment_name), "{report}");
     assert_eq!(snapshot(&journal_directory), damaged, "check changes nothing");
 
     let quarantined = tradebridge(&["journal", "quarantine"], &config_path);
     let report = String::from_utf8_lossy(&quarantined.stdout);
+    println!("journal quarantine:\n{report}");
     assert_eq!(quarantined.status.code(), Some(0), "{report}{}", String::from_utf8_lossy(&quarantined.stderr));
     assert!(report.contains(&format!("salvaged {}: cut at offset {offset}", segment.display())), "{report}");
     let evidence = journal_directory.join(format!("{segment_name}.at-{offset}.quarantine"));
