@@ -236,11 +236,12 @@ impl Drop for CheckpointWriter {
     }
 }
 
-/// Writes one checkpoint durably, then removes the older ones.
+/// Writes one checkpoint durably, then removes all but it and the one
+/// before it.
 fn write(directory: &Path, job: Job) -> Written {
     let started = Instant::now();
     let written = checkpoint::write_file(directory, job.seq, &job.bytes).and_then(|path| {
-        checkpoint::remove_others(directory, job.seq)?;
+        checkpoint::remove_older(directory, job.seq, 2)?;
         Ok(path)
     });
     match written {

@@ -402,9 +402,18 @@ pub struct Router {
     /// set: it is told what is durable, and the journal is released below a
     /// checkpoint only as far as it has persisted (see [`Router::release`]).
     persist: Option<Arc<PersistFeed>>,
-    /// Seq of the last checkpoint written (0: none in this process): the
-    /// journal may go below it once the persister is past it too.
+    /// Seq of the newest checkpoint, written or loaded at start (0: none).
     checkpointed_seq: u64,
+    /// Seq of the checkpoint written before it (0: none): two are kept, and
+    /// the journal is released only below this older one (and only as far
+    /// as the persister has gone), so that a newest checkpoint that turns
+    /// out unreadable at the next start leaves the older one and the
+    /// journal above it. Below the newest only when the journal is near
+    /// `journal_bytes_max` (`Router::release`).
+    older_checkpoint_seq: u64,
+    /// Logged that the journal, near full, was released below the newest
+    /// checkpoint; cleared when it is released below the older again.
+    single_checkpoint_logged: bool,
     /// Skips of the decision round being issued, journaled after its copies
     /// when a persister reads the journal; reused.
     skips: Vec<SkipEntry>,
@@ -525,6 +534,8 @@ impl Router {
             checkpoint_bytes_last: 0,
             persist: None,
             checkpointed_seq: 0,
+            older_checkpoint_seq: 0,
+            single_checkpoint_logged: false,
             skips: Vec::new(),
             skips_bytes: Vec::new(),
             release_held_segments: 0,
@@ -587,14 +598,35 @@ impl Router {
         Ok(())
     }
 
-    /// Releases journal segments below `checkpoint_seq + 1`, or, with a
+    /// Releases journal segments below the older of the two checkpoints
+    /// kept (below the newest when the journal is within two segments of
+    /// `journal_bytes_max`), or, with a
     /// persister, below what it has persisted if that is lower, unless the
     /// journal is within two segments of `journal_bytes_max`: then routing
     /// goes on, the release is counted and logged, and the persister will
     /// find (and record) the gap. `at_checkpoint`: called for a checkpoint
     /// just written (a hold then waits for the next segment before the next
     /// checkpoint), not for the persister catching up.
-    fn release(&mut self, checkpoint_seq: u64, at_checkpoint: bool) -> anyhow::Result<u32> {
+    fn release(&mut self, at_checkpoint: bool) -> anyhow::Result<u32> {
+        let options = self.journal.options();
+        let near_full = self.journal.retained_bytes() + 2 * options.segment_bytes >= options.retained_bytes_max;
+        // Below the older of the two checkpoints kept; below the newest when
+        // the journal is near full (the older one is then no longer usable).
+        let checkpoint_seq = if near_full { self.checkpointed_seq } else { self.older_checkpoint_seq };
+        if checkpoint_seq == 0 {
+            return Ok(0);
+        }
+        if near_full && self.older_checkpoint_seq != 0 && !self.single_checkpoint_logged {
+            tracing::warn!(
+                newest_seq = self.checkpointed_seq,
+                older_seq = self.older_checkpoint_seq,
+                journal_bytes = self.journal.retained_bytes(),
+                "the journal is near journal_bytes_max: released below the newest checkpoint, so only it can be loaded at the next start (raise journal_bytes_max to about twice checkpoint_journal_bytes to keep two)"
+            );
+            self.single_checkpoint_logged = true;
+        } else if !near_full {
+            self.single_checkpoint_logged = false;
+        }
         let mut below = checkpoint_seq + 1;
         let persisted_below = self.persist.as_ref().map(|feed| feed.persisted() + 1);
         if let Some(persisted_below) = persisted_below {
@@ -602,8 +634,6 @@ impl Router {
                 self.release_held_segments = 0;
                 self.persist_overrun_logged = false;
             } else {
-                let options = self.journal.options();
-                let near_full = self.journal.retained_bytes() + 2 * options.segment_bytes >= options.retained_bytes_max;
                 if !near_full {
                     below = persisted_below;
                     if at_checkpoint {
@@ -757,6 +787,7 @@ impl Router {
     /// Moves a checkpoint's state into the fresh engine and tables; what
     /// belongs to logins the config no longer has is dropped (logged).
     fn restore(&mut self, seq: u64, state: RouterState) {
+        self.checkpointed_seq = seq;
         if let Some((generation, document)) = state.config {
             // The engine ran under this configuration at the checkpoint.
             let effective = self.config.with_document(document.clone());
@@ -813,7 +844,9 @@ impl Router {
     fn checkpoint_due(&self) -> bool {
         let segments = self.journal.segments_count();
         let waited = self.checkpoint_failed_segments.max(self.release_held_segments);
-        segments >= 2 && segments > waited && self.journal.retained_bytes() >= self.checkpoint_journal_bytes
+        // Measured from the newest checkpoint: the journal also holds the
+        // records between the older one and it.
+        segments >= 2 && segments > waited && self.journal.bytes_from(self.checkpointed_seq + 1) >= self.checkpoint_journal_bytes
     }
 
     /// True while a checkpoint is in progress and the journal is at its
@@ -842,8 +875,8 @@ impl Router {
                 None => self.checkpoint = CheckpointStep::Writing { seq, serialize_us },
                 Some(Written::Done { seq, path, bytes, write_ms }) => {
                     let release_started = Instant::now();
-                    self.checkpointed_seq = seq;
-                    let released = self.release(seq, true)?;
+                    self.older_checkpoint_seq = std::mem::replace(&mut self.checkpointed_seq, seq);
+                    let released = self.release(true)?;
                     let release_ms = release_started.elapsed().as_secs_f64() * 1_000.0;
                     self.checkpoint_failed_segments = 0;
                     Metrics::count(&self.metrics.checkpoints_written);
@@ -1098,7 +1131,7 @@ impl Router {
             if persisted != self.persisted_seen {
                 self.persisted_seen = persisted;
                 if self.release_held_segments != 0 && self.checkpointed_seq != 0 {
-                    self.release(self.checkpointed_seq, false)?;
+                    self.release(false)?;
                 }
             }
         }

@@ -173,3 +173,75 @@ fn checkpoints_bound_the_journal_and_a_restart_recovers(routing: &str, journal_f
     }
     slave.expect_alive();
 }
+
+#[test]
+fn a_corrupt_newest_checkpoint_falls_back_to_the_older_one_and_the_journal_above_it() {
+    // Shows: two checkpoints are kept and the journal is released only below the older one, so after a byte of the newest is flipped a restart loads the older one, replays the journal above it, and acks, copies and copy seqs continue exactly; before, the journal below the newest was gone and the bridge could not start.
+    let mut bridge = Bridge::start_with_follow_extra(
+        &[
+            ("journal_segment_bytes", "1048576"),
+            ("journal_bytes_max", "16777216"),
+            ("checkpoint_journal_bytes", "2097152"),
+            ("journal_sync", "\"group\""),
+            ("rate_limit_per_second", "100000"),
+            ("rate_limit_burst", "100000"),
+            ("hb_ms", "20000"),
+            ("metrics_listen", "\"127.0.0.1:0\""),
+        ],
+        "mode = \"frozen\"",
+    );
+    let journal = bridge.journal_directory();
+    let line = bridge.read_stdout_line();
+    let metrics_address = line.trim().strip_prefix("tradebridge metrics on http://").and_then(|rest| rest.strip_suffix("/metrics")).expect("metrics line").to_string();
+    let (mut slave, _) = bridge.login_as(SLAVE_LOGIN, SLAVE_KEY, "slave", 0);
+    slave.send(STATE_TEXT);
+    slave.expect_alive();
+    let (mut master, _) = bridge.login("master", 0);
+    let mut last = 0;
+    // Bounded: 300 batches are about 22 MiB of journal, far past three checkpoints.
+    for batch in 0..300 {
+        let seqs = last + 1..=last + BATCH_EVENTS;
+        seqs.clone().for_each(|seq| master.send(&event_text(seq)));
+        for seq in seqs.clone() {
+            assert_eq!(master.recv(), Message::Ack(Ack { seq }));
+        }
+        for seq in seqs {
+            let copy = expect_copy(&mut slave);
+            assert_eq!(copy.seq, seq);
+            slave.send(&result_text(&copy));
+        }
+        last += BATCH_EVENTS;
+        let written = metric(&http_get(&metrics_address, "/metrics"), "tradebridge_checkpoints_written_total") as u64;
+        if written >= 3 {
+            break;
+        }
+        assert!(batch < 299, "three checkpoints within 300 batches");
+    }
+    slave.expect_alive();
+    drop((slave, master));
+    bridge.kill();
+    let (segments, checkpoints) = journal_files(&journal);
+    assert_eq!(checkpoints.len(), 2, "two checkpoints kept: {checkpoints:?}");
+    let (newest, older) = (checkpoints.iter().max().copied().unwrap(), checkpoints.iter().min().copied().unwrap());
+    assert!(segments[0].0 > 1, "the journal was released below a checkpoint: {segments:?}");
+    assert!(segments[0].0 <= older + 1, "the journal still holds every record above the older checkpoint {older}: {segments:?}");
+    let newest_path = journal.join(format!("checkpoint-{newest:020}.bin"));
+    let mut bytes = std::fs::read(&newest_path).expect("read the newest checkpoint");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&newest_path, &bytes).expect("write it back damaged");
+
+    let bridge = bridge.restart();
+    let (mut master, welcome) = bridge.login("master", 0);
+    let Message::Welcome(welcome) = welcome else { panic!("expected welcome, got {welcome:?}") };
+    assert_eq!(welcome.ack_seq, last, "every acked event is known");
+    let (mut slave, _) = bridge.login_as(SLAVE_LOGIN, SLAVE_KEY, "slave", last);
+    slave.expect_alive();
+    for seq in last + 1..=last + 2 {
+        master.send(&event_text(seq));
+        assert_eq!(master.recv(), Message::Ack(Ack { seq }));
+        let copy = expect_copy(&mut slave);
+        assert_eq!(copy.seq, seq, "copy seqs continue");
+        assert_copy_of_event(&copy);
+    }
+}

@@ -463,6 +463,19 @@ impl Journal {
         self.segments.iter().map(Segment::segment_bytes).sum()
     }
 
+    /// Bytes of the segments that hold `seq` or any later record (the
+    /// active one always counted): what the journal has grown by since the
+    /// record before `seq`, to a segment.
+    pub fn bytes_from(&self, seq: u64) -> u64 {
+        let last = self.segments.len() - 1;
+        self.segments
+            .iter()
+            .enumerate()
+            .filter(|(position, segment)| *position == last || segment.next_seq() > seq)
+            .map(|(_, segment)| segment.segment_bytes())
+            .sum()
+    }
+
     /// Memory of the offset index (entries, not counting growth slack).
     pub fn index_bytes(&self) -> u64 {
         self.index_records * INDEX_BYTES_PER_RECORD
