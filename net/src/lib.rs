@@ -65,6 +65,7 @@ pub mod journal_tool;
 pub mod limits;
 pub mod links;
 pub mod metrics;
+pub mod panic_guard;
 pub mod reload;
 pub mod router;
 pub mod session;

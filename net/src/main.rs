@@ -680,6 +680,11 @@ fn exit_on_panic() {
     let report = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         report(info);
+        if tradebridge_net::panic_guard::is_catching() {
+            // The replay of one journal record: it is quarantined and the
+            // start goes on (router::Router::recover).
+            return;
+        }
         eprintln!("tradebridge: a thread panicked; exiting (code {EXIT_PANIC}) so the bridge restarts on its journal");
         std::process::exit(EXIT_PANIC);
     }));

@@ -116,6 +116,8 @@ pub struct Metrics {
     /// Checkpoints written (after which journal segments are released);
     /// only grows.
     pub checkpoints_written: AtomicU64,
+    /// Journal records the replay at start could not apply and set aside.
+    pub journal_records_quarantined: AtomicU64,
     /// Slaves whose terminal had finished copy seqs above the journal's,
     /// whose numbering moved above them; only grows.
     pub copy_seq_rebases: AtomicU64,
@@ -154,6 +156,7 @@ impl Default for Metrics {
             session_records_dropped: AtomicU64::new(0),
             outbox_full: AtomicU64::new(0),
             checkpoints_written: AtomicU64::new(0),
+            journal_records_quarantined: AtomicU64::new(0),
             copy_seq_rebases: AtomicU64::new(0),
             journal_flushes: AtomicU64::new(0),
             journal_bytes: AtomicU64::new(0),
@@ -190,7 +193,8 @@ impl Metrics {
             ("tradebridge_session_records_dropped_total", "Session starts and ends not recorded for Postgres: the shard->router ring was full.", &self.session_records_dropped),
             ("tradebridge_ring_full_refused_total", "Frames refused because the shard->router ring stayed full while the router read nothing from it for 3 x hb_ms.", &self.ring_full_refused),
             ("tradebridge_outbox_full_total", "Messages dropped on a full connection outbox.", &self.outbox_full),
-            ("tradebridge_checkpoints_written_total", "Checkpoints written; each releases the journal segments below it.", &self.checkpoints_written),
+            ("tradebridge_checkpoints_written_total", "Checkpoints written; each releases the journal segments below the one before it.", &self.checkpoints_written),
+            ("tradebridge_journal_records_quarantined_total", "Journal records the replay at start could not apply (the engine panicked on one, or it did not decode), set aside in journal_dir/quarantined-records.", &self.journal_records_quarantined),
             ("tradebridge_journal_flushes_total", "Journal flushes to storage; each makes a group of records durable.", &self.journal_flushes),
             ("tradebridge_copy_seq_rebases_total", "Slaves whose terminal had finished copy seqs the journal does not hold; their copies were numbered above them.", &self.copy_seq_rebases),
         ];

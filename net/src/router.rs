@@ -43,6 +43,7 @@
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::os::fd::IntoRawFd as _;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -671,19 +672,11 @@ impl Router {
     /// copies are journaled already), each slave's last copy `seq` and its
     /// copies for replay; publishes each master's durable `ack_seq`.
     fn recover(&mut self) -> anyhow::Result<()> {
-        let mut decisions = Vec::new();
-        // The copies the last replayed input (event, update or result) caused
-        // whose records have not followed it yet: the router journals them
-        // right after their cause, so only a stop between the two leaves some
-        // missing, and only at the journal's end.
-        let mut copies_due: VecDeque<Decision> = VecDeque::new();
-        // The skips the last replayed input decided, until its skips record
-        // (journaled with a persister, after its copies) is seen.
-        let mut skips_due: Vec<SkipEntry> = Vec::new();
-        let mut assembler = ConfigAssembler::default();
+        let mut replay = Replay::default();
         let replay_from = self.restore_checkpoint()?;
         let last_seq = self.journal.last_seq();
-        tracing::info!(replay_from, last_seq, "replaying the journal");
+        let quarantine = RecordQuarantine::open(self.journal.directory())?;
+        tracing::info!(replay_from, last_seq, quarantined = quarantine.len(), "replaying the journal");
         for journal_seq in replay_from..=last_seq {
             let Some(entry) = self.journal.read(journal_seq) else {
                 continue;
@@ -691,63 +684,25 @@ impl Router {
             // The payload is copied out so the engine and the tables can be
             // updated while the journal is borrowed no longer.
             let entry = OwnedEntry { seq: entry.seq, kind: entry.kind, payload: aligned_copy(entry.payload) };
-            if entry.kind == JOURNAL_KIND_MASTER_EVENT {
-                let record = access_checked::<MasterEventRecord>(&entry.payload)
-                    .with_context(|| format!("journal record {} is not a valid master event", entry.seq))?;
-                let login = record.master_login.to_native();
-                let progress = self.masters.entry(login).or_default();
-                progress.event_seq = progress.event_seq.max(record.seq.to_native());
-                progress.journal_seq = entry.seq;
-                let event = record.to_event().with_context(|| format!("journal record {}", entry.seq))?;
-                self.engine.on_master_event(login, &event, record.received_ms.to_native(), &mut decisions);
-                expect_copies(&mut copies_due, &mut skips_due, &mut decisions, entry.seq);
-            } else if entry.kind == JOURNAL_KIND_COPY {
-                let record = access_checked::<CopyRecord>(&entry.payload)
-                    .with_context(|| format!("journal record {} is not a valid copy", entry.seq))?;
-                let slave = record.slave_login.to_native();
-                let copy = record.to_copy().with_context(|| format!("journal record {}", entry.seq))?;
-                if copies_due.front().is_some_and(|due| due.slave == slave) {
-                    copies_due.pop_front();
-                }
-                self.copy_seqs.insert(slave, copy.seq);
-                self.remember_instruction(slave, copy.seq, instruction_of(&copy));
-                if let Some(account) = self.accounts.get(slave) {
-                    account.delivery().retain(copy);
-                }
-            } else if entry.kind == JOURNAL_KIND_UPDATE {
-                let update = Update::decode(&entry.payload).with_context(|| format!("journal record {}", entry.seq))?;
-                self.apply_update(&update, &mut decisions);
-                expect_copies(&mut copies_due, &mut skips_due, &mut decisions, entry.seq);
-            } else if entry.kind == JOURNAL_KIND_SLAVE_SEQ {
-                let rebase = SeqRebase::decode(&entry.payload).with_context(|| format!("journal record {}", entry.seq))?;
-                self.apply_rebase(&rebase, &mut decisions);
-                expect_copies(&mut copies_due, &mut skips_due, &mut decisions, entry.seq);
-            } else if entry.kind == JOURNAL_KIND_SKIPS {
-                skips_due.clear();
-            } else if entry.kind == JOURNAL_KIND_CONFIG {
-                let part = decode_config_part(&entry.payload).with_context(|| format!("journal record {}", entry.seq))?;
-                match assembler.push(&part) {
-                    Ok(None) => {}
-                    Ok(Some((generation, _applied_ms, bytes))) => {
-                        let document: ConfigDocument = serde_json::from_slice(&bytes)
-                            .with_context(|| format!("journal record {}: configuration {generation} does not read", entry.seq))?;
-                        let report = self.apply_document(generation, document, &mut decisions);
-                        tracing::info!(seq = entry.seq, generation, ?report, "configuration replayed");
-                        expect_copies(&mut copies_due, &mut skips_due, &mut decisions, entry.seq);
-                    }
-                    // A stop while its parts were written: the change was
-                    // never applied (that happens after its last part).
-                    Err(error) => tracing::warn!(seq = entry.seq, %error, "an unfinished configuration record is skipped"),
-                }
-            } else if entry.kind == JOURNAL_KIND_RESULT {
-                let record = access_checked::<ResultRecord>(&entry.payload)
-                    .with_context(|| format!("journal record {} is not a valid result", entry.seq))?;
-                let result = record.to_result().with_context(|| format!("journal record {}", entry.seq))?;
-                // The copies this result caused were journaled after it.
-                self.on_result(record.slave_login.to_native(), &result, record.received_ms.to_native(), &mut decisions);
-                expect_copies(&mut copies_due, &mut skips_due, &mut decisions, entry.seq);
+            if quarantine.holds(entry.seq) {
+                tracing::error!(seq = entry.seq, kind = entry.kind, "journal record quarantined at an earlier start; not replayed");
+                continue;
             }
+            // One record that makes the engine panic, or does not decode,
+            // must not stop every start after it (a crash loop): it is
+            // quarantined and the replay goes on without it.
+            let outcome = crate::panic_guard::catch(|| self.replay_record(&entry, &mut replay));
+            let failure = match outcome {
+                Ok(Ok(())) => continue,
+                Ok(Err(error)) => format!("{error:#}"),
+                Err(panic) => format!("panicked: {panic}"),
+            };
+            replay.decisions.clear();
+            let path = quarantine.add(&entry, &failure)?;
+            Metrics::count(&self.metrics.journal_records_quarantined);
+            tracing::error!(seq = entry.seq, kind = entry.kind, failure = %failure, path = %path.display(), "journal record quarantined: the replay goes on without it (its payload is kept in the file)");
         }
+        let Replay { copies_due, skips_due, .. } = replay;
         if !copies_due.is_empty() {
             // The input is durable (its master may hold its ack) but the
             // bridge stopped before its copies were: issue them now, as the
@@ -763,6 +718,68 @@ impl Router {
             if let Some(account) = self.accounts.get(*login) {
                 account.durable_event_seq.store(progress.event_seq, Ordering::Release);
             }
+        }
+        Ok(())
+    }
+
+    /// Replays one journal record into the engine and the tables.
+    fn replay_record(&mut self, entry: &OwnedEntry, replay: &mut Replay) -> anyhow::Result<()> {
+        if entry.kind == JOURNAL_KIND_MASTER_EVENT {
+            let record = access_checked::<MasterEventRecord>(&entry.payload)
+                .with_context(|| format!("journal record {} is not a valid master event", entry.seq))?;
+            let login = record.master_login.to_native();
+            let progress = self.masters.entry(login).or_default();
+            progress.event_seq = progress.event_seq.max(record.seq.to_native());
+            progress.journal_seq = entry.seq;
+            let event = record.to_event().with_context(|| format!("journal record {}", entry.seq))?;
+            injected_engine_fault(event.seq);
+            self.engine.on_master_event(login, &event, record.received_ms.to_native(), &mut replay.decisions);
+            replay.expect_copies(entry.seq);
+        } else if entry.kind == JOURNAL_KIND_COPY {
+            let record = access_checked::<CopyRecord>(&entry.payload)
+                .with_context(|| format!("journal record {} is not a valid copy", entry.seq))?;
+            let slave = record.slave_login.to_native();
+            let copy = record.to_copy().with_context(|| format!("journal record {}", entry.seq))?;
+            if replay.copies_due.front().is_some_and(|due| due.slave == slave) {
+                replay.copies_due.pop_front();
+            }
+            self.copy_seqs.insert(slave, copy.seq);
+            self.remember_instruction(slave, copy.seq, instruction_of(&copy));
+            if let Some(account) = self.accounts.get(slave) {
+                account.delivery().retain(copy);
+            }
+        } else if entry.kind == JOURNAL_KIND_UPDATE {
+            let update = Update::decode(&entry.payload).with_context(|| format!("journal record {}", entry.seq))?;
+            self.apply_update(&update, &mut replay.decisions);
+            replay.expect_copies(entry.seq);
+        } else if entry.kind == JOURNAL_KIND_SLAVE_SEQ {
+            let rebase = SeqRebase::decode(&entry.payload).with_context(|| format!("journal record {}", entry.seq))?;
+            self.apply_rebase(&rebase, &mut replay.decisions);
+            replay.expect_copies(entry.seq);
+        } else if entry.kind == JOURNAL_KIND_SKIPS {
+            replay.skips_due.clear();
+        } else if entry.kind == JOURNAL_KIND_CONFIG {
+            let part = decode_config_part(&entry.payload).with_context(|| format!("journal record {}", entry.seq))?;
+            match replay.assembler.push(&part) {
+                Ok(None) => {}
+                Ok(Some((generation, _applied_ms, bytes))) => {
+                    let document: ConfigDocument = serde_json::from_slice(&bytes)
+                        .with_context(|| format!("journal record {}: configuration {generation} does not read", entry.seq))?;
+                    let report = self.apply_document(generation, document, &mut replay.decisions);
+                    tracing::info!(seq = entry.seq, generation, ?report, "configuration replayed");
+                    replay.expect_copies(entry.seq);
+                }
+                // A stop while its parts were written: the change was
+                // never applied (that happens after its last part).
+                Err(error) => tracing::warn!(seq = entry.seq, %error, "an unfinished configuration record is skipped"),
+            }
+        } else if entry.kind == JOURNAL_KIND_RESULT {
+            let record = access_checked::<ResultRecord>(&entry.payload)
+                .with_context(|| format!("journal record {} is not a valid result", entry.seq))?;
+            let result = record.to_result().with_context(|| format!("journal record {}", entry.seq))?;
+            // The copies this result caused were journaled after it.
+            self.on_result(record.slave_login.to_native(), &result, record.received_ms.to_native(), &mut replay.decisions);
+            replay.expect_copies(entry.seq);
         }
         Ok(())
     }
@@ -1592,6 +1609,7 @@ impl Router {
         self.pending.push_back(PendingAck { journal_seq, waiting: Waiting::Ack { shard, ack, event_received_ns } });
         let event = record.to_event().context("master event record")?;
         let received_ms = record.received_ms.to_native();
+        injected_engine_fault(event.seq);
         let issued = self.decide_and_issue(event_received_ns, |router, decisions| router.engine.on_master_event(login, &event, received_ms, decisions));
         self.metrics.record(Stage::FrameToRouted, event_received_ns, self.started.elapsed().as_nanos() as u64);
         issued
@@ -1737,17 +1755,112 @@ fn instruction_of(copy: &Copy) -> CopyInstruction {
 /// Takes the copies a replayed input (journal record `seq`) decided as the
 /// ones its next records must hold; leftovers of the input before it mean a
 /// copy that was not journaled (too large to encode) and are dropped, logged.
-fn expect_copies(copies_due: &mut VecDeque<Decision>, skips_due: &mut Vec<SkipEntry>, decisions: &mut Vec<Decision>, seq: u64) {
-    if !copies_due.is_empty() {
-        tracing::warn!(copies = copies_due.len(), before_seq = seq, "journaled copies fewer than their input decided; not re-issued");
-        copies_due.clear();
+/// Builds with debug assertions only (what the tests run): panics in place
+/// of the engine for the master event whose seq the environment variable
+/// `TRADEBRIDGE_TEST_ENGINE_PANIC_EVENT_SEQ` names, live and in the replay,
+/// so a test can show that such a panic does not become a crash loop.
+/// Nothing of it is in a release build.
+#[cfg(debug_assertions)]
+fn injected_engine_fault(event_seq: u64) {
+    static SEQ: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    let seq = SEQ.get_or_init(|| std::env::var("TRADEBRIDGE_TEST_ENGINE_PANIC_EVENT_SEQ").ok().and_then(|value| value.parse().ok()));
+    if *seq == Some(event_seq) {
+        panic!("injected engine fault on master event seq {event_seq} (TRADEBRIDGE_TEST_ENGINE_PANIC_EVENT_SEQ)");
     }
-    skips_due.clear();
-    skips_due.extend(decisions.iter().filter_map(|decision| match decision.outcome {
-        Outcome::Skip(reason) => Some(SkipEntry { slave: decision.slave, master: decision.master, pos: decision.pos, reason: reason.index() }),
-        Outcome::Copy(_) => None,
-    }));
-    copies_due.extend(decisions.drain(..).filter(|decision| matches!(decision.outcome, Outcome::Copy(_))));
+}
+
+#[cfg(not(debug_assertions))]
+fn injected_engine_fault(_event_seq: u64) {}
+
+/// What the replay carries from one journal record to the next.
+#[derive(Default)]
+struct Replay {
+    /// The decisions of the record being replayed; reused.
+    decisions: Vec<Decision>,
+    /// The copies the last replayed input (event, update or result) caused
+    /// whose records have not followed it yet: the router journals them
+    /// right after their cause, so only a stop between the two leaves some
+    /// missing, and only at the journal's end.
+    copies_due: VecDeque<Decision>,
+    /// The skips the last replayed input decided, until its skips record
+    /// (journaled with a persister, after its copies) is seen.
+    skips_due: Vec<SkipEntry>,
+    /// Assembles configuration records written in parts.
+    assembler: ConfigAssembler,
+}
+
+impl Replay {
+    fn expect_copies(&mut self, seq: u64) {
+        if !self.copies_due.is_empty() {
+            tracing::warn!(copies = self.copies_due.len(), before_seq = seq, "journaled copies fewer than their input decided; not re-issued");
+            self.copies_due.clear();
+        }
+        self.skips_due.clear();
+        self.skips_due.extend(self.decisions.iter().filter_map(|decision| match decision.outcome {
+            Outcome::Skip(reason) => Some(SkipEntry { slave: decision.slave, master: decision.master, pos: decision.pos, reason: reason.index() }),
+            Outcome::Copy(_) => None,
+        }));
+        self.copies_due.extend(self.decisions.drain(..).filter(|decision| matches!(decision.outcome, Outcome::Copy(_))));
+    }
+}
+
+/// Journal records the replay could not apply (the engine panicked on one,
+/// or it did not decode), kept as files in `<journal_dir>/quarantined-records/`
+/// named by journal seq, so later starts skip them without trying again.
+struct RecordQuarantine {
+    directory: PathBuf,
+    seqs: std::collections::BTreeSet<u64>,
+}
+
+/// Directory of quarantined records, inside the journal directory.
+pub const QUARANTINED_RECORDS_DIRECTORY: &str = "quarantined-records";
+
+impl RecordQuarantine {
+    /// Reads the seqs quarantined by earlier starts.
+    fn open(journal_directory: &Path) -> anyhow::Result<RecordQuarantine> {
+        let directory = journal_directory.join(QUARANTINED_RECORDS_DIRECTORY);
+        let mut seqs = std::collections::BTreeSet::new();
+        match std::fs::read_dir(&directory) {
+            Ok(entries) => {
+                for entry in entries {
+                    let entry = entry.with_context(|| format!("listing {}", directory.display()))?;
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    if let Some(seq) = name.split('-').next().and_then(|digits| digits.parse::<u64>().ok()) {
+                        seqs.insert(seq);
+                    }
+                }
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error).with_context(|| format!("listing {}", directory.display())),
+        }
+        Ok(RecordQuarantine { directory, seqs })
+    }
+
+    fn len(&self) -> usize {
+        self.seqs.len()
+    }
+
+    fn holds(&self, seq: u64) -> bool {
+        self.seqs.contains(&seq)
+    }
+
+    /// Writes the record's payload to `<seq>-kind<kind>.bin` (synced) and
+    /// the failure beside it in `<seq>-kind<kind>.txt`; returns the payload
+    /// file's path.
+    fn add(&self, entry: &OwnedEntry, failure: &str) -> anyhow::Result<PathBuf> {
+        std::fs::create_dir_all(&self.directory).with_context(|| format!("creating {}", self.directory.display()))?;
+        let stem = format!("{:020}-kind{}", entry.seq, entry.kind);
+        let reason = self.directory.join(format!("{stem}.txt"));
+        std::fs::write(&reason, format!("journal seq {} kind {}: {failure}\n", entry.seq, entry.kind))
+            .with_context(|| format!("writing {}", reason.display()))?;
+        let path = self.directory.join(format!("{stem}.bin"));
+        let mut file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        std::io::Write::write_all(&mut file, &entry.payload).with_context(|| format!("writing {}", path.display()))?;
+        file.sync_all().with_context(|| format!("syncing {}", path.display()))?;
+        let directory = std::fs::File::open(&self.directory).with_context(|| format!("opening {}", self.directory.display()))?;
+        directory.sync_all().with_context(|| format!("syncing {}", self.directory.display()))?;
+        Ok(path)
+    }
 }
 
 /// A journal record copied out of the mapping during recovery.

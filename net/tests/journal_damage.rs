@@ -149,3 +149,46 @@ fn a_flipped_byte_in_the_active_segment_refuses_the_start_until_quarantined_and_
     let copy = expect_copy(&mut slave);
     assert_eq!((copy.seq, copy.pos), (copies[5].seq + 1, 17), "and copying goes on");
 }
+
+#[test]
+fn an_engine_panic_on_one_record_is_quarantined_at_the_next_start_instead_of_a_crash_loop() {
+    // Shows: the engine panicking on a master event (injected, test builds only) ends the bridge with 70 after the event is journaled; the restart, with the same fault still there, quarantines that record (file and reason kept, logged) and starts with the master's ack_seq including it; copying goes on; a later start skips the quarantined record without trying it again.
+    const FAULT: (&str, &str) = ("TRADEBRIDGE_TEST_ENGINE_PANIC_EVENT_SEQ", "3");
+    let bridge = Bridge::start(&[]);
+    let (mut master, _) = bridge.login("master", 0);
+    let mut slave = slave_with_state(&bridge, SLAVE_LOGIN, SLAVE_KEY, 0);
+    for seq in 1..=2u64 {
+        master.send(&support::open_event_text(seq, 10 + seq));
+        assert!(matches!(master.recv(), Message::Ack(ack) if ack.seq == seq));
+        expect_copy(&mut slave);
+    }
+    drop((master, slave));
+    let mut bridge = bridge.restart_with_environment(&[FAULT]);
+    let (mut master, welcome) = bridge.login("master", 2);
+    assert!(matches!(welcome, Message::Welcome(ref welcome) if welcome.ack_seq == 2), "{welcome:?}");
+    master.send(&support::open_event_text(3, 13));
+    assert_eq!(bridge.wait_exit(Duration::from_secs(10)), Some(70), "the live panic ends the process (its service manager restarts it)");
+    drop(master);
+    let quarantined = bridge.journal_directory().join("quarantined-records");
+    assert!(!quarantined.exists());
+
+    let bridge = bridge.restart_with_environment(&[FAULT]);
+    let files: Vec<String> = fs::read_dir(&quarantined).expect("the record was quarantined").map(|entry| entry.expect("entry").file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(files.len(), 2, "{files:?}");
+    let reason_file = files.iter().find(|name| name.ends_with(".txt")).expect("the reason");
+    let reason = fs::read_to_string(quarantined.join(reason_file)).expect("read the reason");
+    assert!(reason.contains("injected engine fault on master event seq 3"), "{reason}");
+    let (mut master, welcome) = bridge.login("master", 3);
+    assert!(matches!(welcome, Message::Welcome(ref welcome) if welcome.ack_seq == 3), "the quarantined event stays acked: {welcome:?}");
+    let mut slave = slave_with_state(&bridge, SLAVE_LOGIN, SLAVE_KEY, 2);
+    master.send(&support::open_event_text(4, 14));
+    assert!(matches!(master.recv(), Message::Ack(ack) if ack.seq == 4));
+    let copy = expect_copy(&mut slave);
+    assert_eq!((copy.seq, copy.pos), (3, 14), "copying goes on after the quarantined event");
+    drop((master, slave));
+
+    let bridge = bridge.restart();
+    let (_master, welcome) = bridge.login("master", 4);
+    assert!(matches!(welcome, Message::Welcome(ref welcome) if welcome.ack_seq == 4), "{welcome:?}");
+    assert_eq!(fs::read_dir(&quarantined).expect("list").count(), 2, "skipped, not quarantined again");
+}

@@ -137,7 +137,14 @@ impl Bridge {
     /// Starts a bridge on a configuration file written by the caller into
     /// `directory` (which the bridge then owns and removes).
     pub fn start_with_config_file(directory: PathBuf, config_path: PathBuf) -> Bridge {
+        Bridge::start_with_environment(directory, config_path, &[])
+    }
+
+    /// Like [`Bridge::start_with_config_file`], with environment variables
+    /// added to the bridge's.
+    pub fn start_with_environment(directory: PathBuf, config_path: PathBuf, environment: &[(&str, &str)]) -> Bridge {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tradebridge"))
+            .envs(environment.iter().copied())
             .arg("serve")
             .arg("--config")
             .arg(&config_path)
@@ -194,10 +201,15 @@ impl Bridge {
 
     /// Kills the bridge and starts a new one on the same configuration and
     /// journal directory (it may listen on another port).
-    pub fn restart(mut self) -> Bridge {
+    pub fn restart(self) -> Bridge {
+        self.restart_with_environment(&[])
+    }
+
+    /// [`Bridge::restart`] with environment variables added.
+    pub fn restart_with_environment(mut self, environment: &[(&str, &str)]) -> Bridge {
         self.kill();
         self.owns_directory = false;
-        Bridge::start_with_config_file(self.directory.clone(), self.config_path.clone())
+        Bridge::start_with_environment(self.directory.clone(), self.config_path.clone(), environment)
     }
 
     /// The journal directory of this bridge.
