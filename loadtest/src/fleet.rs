@@ -178,6 +178,12 @@ impl Fleet {
         let _ = writeln!(text, "rate_limit_per_second = {}", server.rate_limit_per_second);
         let _ = writeln!(text, "rate_limit_burst = {}", server.rate_limit_burst);
         let _ = writeln!(text, "connections_max = {}", server.connections_max);
+        // Every simulated EA connects from this machine's loopback address,
+        // all at once: the front door's per-address and pending budgets are
+        // raised to the fleet's room (a flood test sets its own).
+        let _ = writeln!(text, "connections_per_address_max = {}", server.connections_max);
+        let _ = writeln!(text, "pending_connections_max = {}", server.connections_max);
+        let _ = writeln!(text, "new_connections_per_address_per_second = 1000000");
         for account in self.masters.iter().chain(&self.slaves) {
             let _ = write!(
                 text,

@@ -52,6 +52,8 @@ pub struct Shared {
     /// Without `[persist]`: the append-only audit file beside the journal
     /// (refused hellos), written by its own thread.
     pub audit: Option<crate::audit::AuditFile>,
+    /// Budgets a connection must pass before it may log in.
+    pub front_door: Arc<crate::front_door::FrontDoor>,
 }
 
 /// Refused hellos one shard records per second at most (see
@@ -65,7 +67,6 @@ impl Shared {
         let started_wall_ms = unix_ms();
         let accounts = Arc::new(AccountTable::new(&config, 0));
         Shared {
-            config,
             accounts,
             connections: AtomicU32::new(0),
             shutting_down: AtomicBool::new(false),
@@ -73,6 +74,8 @@ impl Shared {
             metrics: Arc::new(Metrics::default()),
             started_wall_ms,
             audit: None,
+            front_door: Arc::new(crate::front_door::FrontDoor::new(&config.server)),
+            config,
         }
     }
 

@@ -60,6 +60,7 @@ pub mod checkpoint;
 pub mod clock;
 pub mod context;
 pub mod doorbell;
+pub mod front_door;
 pub mod hot_thread;
 pub mod journal_tool;
 pub mod limits;

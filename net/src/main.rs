@@ -706,7 +706,11 @@ fn start_metrics(address: std::net::SocketAddr, shared: &Arc<Shared>) -> anyhow:
     let listener = std::net::TcpListener::bind(address).map_err(|error| anyhow::anyhow!("server.metrics_listen = {address}: {error}"))?;
     let bound = listener.local_addr()?;
     let render_shared = Arc::clone(shared);
-    let render: Arc<dyn Fn() -> String + Send + Sync> = Arc::new(move || render_shared.metrics.render(render_shared.connections_open()));
+    let render: Arc<dyn Fn() -> String + Send + Sync> = Arc::new(move || {
+        let mut text = render_shared.metrics.render(render_shared.connections_open());
+        render_shared.front_door.render(&mut text);
+        text
+    });
     std::thread::Builder::new().name("metrics".into()).spawn(move || metrics::serve(listener, render))?;
     println!("tradebridge metrics on http://{bound}/metrics");
     tracing::info!(address = %bound, "metrics listening");

@@ -34,6 +34,7 @@ use tradebridge_core::record::{encode_session, journal_kind, MasterEventMeta, Ma
 use crate::accounts::{authenticate, is_valid_at, AccountEntry, AuthError, SessionControl, SessionDetails};
 use crate::metrics::{Metrics, Stage};
 use crate::links::{SlaveHello, Update, JOURNAL_KIND_SLAVE_SEQ, JOURNAL_KIND_UPDATE};
+use crate::front_door::PendingSlot;
 use crate::limits::BadFrameWindow;
 use crate::context::{CopyTimes, Outbound, ShardContext, OUTBOX_MESSAGES_MAX};
 use crate::ws::{self, WebSocket, WsError, WsMessage};
@@ -118,14 +119,21 @@ enum Wake {
 ///
 /// Not an `async fn`: the upgrade is boxed before the task starts, so the
 /// task does not also keep a slot for the `TcpStream` it moved away.
-pub fn serve_connection(stream: TcpStream, shard: Rc<ShardContext>) -> impl std::future::Future<Output = ()> {
+/// `pending` is the connection's place in `pending_connections_max`, given
+/// back at `welcome`.
+pub fn serve_connection(stream: TcpStream, shard: Rc<ShardContext>, pending: PendingSlot) -> impl std::future::Future<Output = ()> {
     let hello_deadline_ms = shard.shared.now_ms() + shard.shared.config.server.hello_timeout_ms;
     let upgrading = Box::pin(upgrade(stream, Rc::clone(&shard)));
-    serve_upgraded(upgrading, shard, hello_deadline_ms)
+    serve_upgraded(upgrading, shard, hello_deadline_ms, pending)
 }
 
 /// The connection after [`serve_connection`] boxed its upgrade.
-async fn serve_upgraded(upgrading: std::pin::Pin<Box<impl std::future::Future<Output = Option<Socket>>>>, shard: Rc<ShardContext>, hello_deadline_ms: u64) {
+async fn serve_upgraded(
+    upgrading: std::pin::Pin<Box<impl std::future::Future<Output = Option<Socket>>>>,
+    shard: Rc<ShardContext>,
+    hello_deadline_ms: u64,
+    pending: PendingSlot,
+) {
     // Every stage is its own boxed future, so the connection's task holds
     // the socket and the stage it is in, not the union of all stages' state
     // (an idle connection's task was 1,688 bytes, most of it the upgrade's
@@ -133,7 +141,7 @@ async fn serve_upgraded(upgrading: std::pin::Pin<Box<impl std::future::Future<Ou
     let Some(mut socket) = upgrading.await else {
         return;
     };
-    let flow = Box::pin(greet_and_serve(&mut socket, &shard, hello_deadline_ms)).await;
+    let flow = Box::pin(greet_and_serve(&mut socket, &shard, hello_deadline_ms, pending)).await;
     Box::pin(finish(&mut socket, flow)).await;
 }
 
@@ -142,14 +150,15 @@ async fn serve_upgraded(upgrading: std::pin::Pin<Box<impl std::future::Future<Ou
 async fn upgrade(stream: TcpStream, shard: Rc<ShardContext>) -> Option<Socket> {
     let server = &shard.shared.config.server;
     // A peer that stops reading (zero window) must not hold its connection,
-    // and its connections_max slot, forever: a write that makes no progress
-    // for 3 x hb_ms fails, as a peer that stops sending does.
-    let write_timeout = Duration::from_millis(HEARTBEATS_MISSED_MAX * server.hb_ms);
-    if let Err(error) = stream.set_write_timeout(Some(write_timeout)) {
+    // and its slots, forever: before `welcome` a write that makes no
+    // progress for hello_timeout_ms fails (after it, 3 x hb_ms).
+    if let Err(error) = stream.set_write_timeout(Some(Duration::from_millis(server.hello_timeout_ms))) {
         tracing::warn!(shard = shard.index, %error, "cannot bound socket writes; a peer that never reads can hold its connection");
     }
     let hello_timeout_ms = server.hello_timeout_ms;
-    let upgrade = Box::pin(ws::accept(stream, EA_PATH, server.frame_bytes_max as usize));
+    // Until `welcome`, frames are held to hello_frame_bytes_max: a peer that
+    // has not logged in makes the bridge buffer a few KiB at most.
+    let upgrade = Box::pin(ws::accept(stream, EA_PATH, server.hello_frame_bytes_max as usize));
     let upgraded = or(async { Some(upgrade.await) }, async {
         Timer::new(Duration::from_millis(hello_timeout_ms)).await;
         None
@@ -170,7 +179,7 @@ async fn upgrade(stream: TcpStream, shard: Rc<ShardContext>) -> Option<Socket> {
 
 /// Reads and checks `hello`, then serves the session; returns how to close.
 /// Its own state is the `hello` and the boxed stage it awaits.
-async fn greet_and_serve(socket: &mut Socket, shard: &ShardContext, hello_deadline_ms: u64) -> Flow {
+async fn greet_and_serve(socket: &mut Socket, shard: &ShardContext, hello_deadline_ms: u64, pending: PendingSlot) -> Flow {
     let hello = match Box::pin(read_hello(socket, shard, hello_deadline_ms)).await {
         Ok(hello) => hello,
         Err(flow) => return flow,
@@ -188,6 +197,13 @@ async fn greet_and_serve(socket: &mut Socket, shard: &ShardContext, hello_deadli
             return if sent { Flow::Close(close_code::UNAUTHORIZED, "unauthorized") } else { Flow::End };
         }
     };
+    // Logged in: no longer pending; the session's own bounds from here on.
+    drop(pending);
+    let server = &shard.shared.config.server;
+    socket.set_frame_bytes_max(server.frame_bytes_max as usize);
+    if let Err(error) = socket.set_write_timeout(Duration::from_millis(HEARTBEATS_MISSED_MAX * server.hb_ms)) {
+        tracing::warn!(shard = shard.index, %error, "cannot bound socket writes; a peer that never reads can hold its connection");
+    }
     Box::pin(run_session(socket, shard, &account, &hello)).await
 }
 

@@ -17,7 +17,8 @@
 //! - Shard 0 binds first; the others bind the address it resolved, so a
 //!   configured port 0 still gives one port for all shards.
 //! - The number of open EA connections never exceeds `connections_max`: a
-//!   connection over the limit is dropped before the upgrade.
+//!   connection over the limit is dropped before the upgrade, as is one
+//!   over the front door's budgets (`crate::front_door`).
 
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -36,6 +37,7 @@ use tradebridge_core::ring::Consumer;
 
 use crate::context::{ConnectionSlot, CopyTimes, Outbound, ShardContext, Shared};
 use crate::doorbell::Doorbell;
+use crate::front_door::{Admitted, Refusal};
 use crate::links::{cores, routing, ShardLinks, RING_BATCH_RECORDS_MAX};
 use crate::metrics::Stage;
 use crate::router::Router;
@@ -208,14 +210,26 @@ async fn run_shard(
         if context.shared.is_shutting_down() {
             continue;
         }
+        let peer = stream.peer_addr().ok().map(|address| address.ip());
+        let now_ms = context.shared.now_ms();
+        let front_door = &context.shared.front_door;
         let Some(slot) = ConnectionSlot::take(&context.shared) else {
-            tracing::warn!(shard = index, connections_max = context.shared.config.server.connections_max, "connection refused: connections_max reached");
+            front_door.refused(Refusal::ConnectionsMax, peer, index, now_ms);
             continue;
+        };
+        let admitted = match front_door.admit(peer, now_ms) {
+            Ok(admitted) => admitted,
+            Err(refusal) => {
+                front_door.refused(refusal, peer, index, now_ms);
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
         let connection_context = Rc::clone(&context);
         glommio::spawn_local(async move {
-            serve_connection(stream, connection_context).await;
+            let Admitted { pending, address } = admitted;
+            serve_connection(stream, connection_context, pending).await;
+            drop(address);
             drop(slot);
         })
         .detach();

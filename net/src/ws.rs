@@ -354,6 +354,17 @@ impl WebSocket {
         self.stream.peer_addr().ok()
     }
 
+    /// Changes the largest frame accepted from here on (the session raises
+    /// the small pre-`welcome` bound to `frame_bytes_max`).
+    pub fn set_frame_bytes_max(&mut self, frame_bytes_max: usize) {
+        self.reader.frame_bytes_max = frame_bytes_max;
+    }
+
+    /// How long a write may make no progress before it fails.
+    pub fn set_write_timeout(&self, timeout: std::time::Duration) -> io::Result<()> {
+        Ok(self.stream.set_write_timeout(Some(timeout))?)
+    }
+
     /// The next message, `None` after the peer's close or the end of the
     /// stream. Cancel-safe.
     pub async fn next(&mut self) -> Option<Result<WsMessage, WsError>> {

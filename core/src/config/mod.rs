@@ -20,6 +20,7 @@
 //!   follow is then inert, with a warning in `Config::warnings`), and no
 //!   (slave, master) pair repeats.
 
+pub mod cidr;
 mod diff;
 mod document;
 mod error;
@@ -37,6 +38,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::protocol::Role;
 
+pub use cidr::Cidr;
 pub use diff::{ConfigDiff, ConfigOp};
 pub use document::ConfigDocument;
 pub use error::{ConfigError, ConfigWarning};
@@ -368,6 +370,23 @@ pub struct ServerConfig {
     /// open or snapshot entry for them is ignored; also the bound of closed
     /// positions kept while their copies settle (the oldest is evicted).
     pub closed_positions_remembered_max: u32,
+    /// Connections accepted but not yet welcomed (upgrade, `hello`), all
+    /// shards: a separate, smaller budget within `connections_max`, so
+    /// connections that never log in cannot take the logged-in EAs' room.
+    pub pending_connections_max: u32,
+    /// Concurrent connections (pending or welcomed) from one address (an
+    /// IPv6 /64 counts as one); peers in `trusted_proxies` are exempt.
+    pub connections_per_address_max: u32,
+    /// New connections per second from one address (a token bucket of as
+    /// many); peers in `trusted_proxies` are exempt.
+    pub new_connections_per_address_per_second: u32,
+    /// Largest frame read before `welcome` (the `hello`), and the largest
+    /// upgrade request; the session's own limit is `frame_bytes_max`.
+    pub hello_frame_bytes_max: u32,
+    /// Immediate peers that relay many EAs (a local nginx or haproxy): not
+    /// limited per address. (Reading the client's address from the PROXY
+    /// protocol or a forwarded header is not built yet.)
+    pub trusted_proxies: Vec<Cidr>,
 }
 
 /// `mode` of a follow or of a slave account.

@@ -1090,3 +1090,37 @@ fn the_public_demo_keys_are_refused_on_a_listener_that_is_not_loopback() {
     let own = minimal().replace("listen = \"127.0.0.1:8080\"", "listen = \"0.0.0.0:8080\"");
     Config::from_toml_str(&own).expect("a key of its own loads on any listener");
 }
+
+#[test]
+fn front_door_limits_parse_default_within_their_bounds_and_refuse_what_is_above() {
+    // Shows the pre-welcome budget, per-address limits, hello frame bound and trusted proxies: defaults; unset ones lowered to connections_max / frame_bytes_max; set ones above them refused naming the key; a bad proxy range named by its position.
+    let server = Config::from_toml_str(&minimal()).unwrap().server;
+    assert_eq!(
+        (server.pending_connections_max, server.connections_per_address_max, server.new_connections_per_address_per_second, server.hello_frame_bytes_max),
+        (1024, 256, 64, 4096)
+    );
+    assert!(server.trusted_proxies.is_empty());
+    let with = |extra: &str| minimal().replace("journal_dir = \"./data/journal\"\n", &format!("journal_dir = \"./j\"\n{extra}\n"));
+    let small = Config::from_toml_str(&with("connections_max = 100\nframe_bytes_max = 2048")).unwrap().server;
+    assert_eq!((small.pending_connections_max, small.connections_per_address_max, small.hello_frame_bytes_max), (100, 100, 2048));
+    let set = Config::from_toml_str(&with(
+        "pending_connections_max = 10\nconnections_per_address_max = 3\nnew_connections_per_address_per_second = 2\nhello_frame_bytes_max = 1024\ntrusted_proxies = [\"127.0.0.1\", \"::1\", \"10.0.0.0/8\"]",
+    ))
+    .unwrap()
+    .server;
+    assert_eq!((set.pending_connections_max, set.connections_per_address_max, set.new_connections_per_address_per_second, set.hello_frame_bytes_max), (10, 3, 2, 1024));
+    let proxies: Vec<String> = set.trusted_proxies.iter().map(ToString::to_string).collect();
+    assert_eq!(proxies, ["127.0.0.1/32", "::1/128", "10.0.0.0/8"]);
+    for (extra, key, says) in [
+        ("connections_max = 100\npending_connections_max = 101", "server.pending_connections_max", "above connections_max = 100"),
+        ("connections_max = 100\nconnections_per_address_max = 200", "server.connections_per_address_max", "above connections_max = 100"),
+        ("frame_bytes_max = 2048\nhello_frame_bytes_max = 4096", "server.hello_frame_bytes_max", "above frame_bytes_max = 2048"),
+        ("hello_frame_bytes_max = 100", "server.hello_frame_bytes_max", "100"),
+        ("new_connections_per_address_per_second = 0", "server.new_connections_per_address_per_second", "0"),
+        ("trusted_proxies = [\"127.0.0.1\", \"10.0.0.1/8\"]", "server.trusted_proxies[1]", "host bits set"),
+    ] {
+        let error = error_of(&with(extra));
+        assert_eq!(error.key(), key, "{extra}: {error}");
+        assert!(error.to_string().contains(says), "{extra}: {error}");
+    }
+}

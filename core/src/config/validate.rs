@@ -22,7 +22,7 @@ use super::error::ConfigError;
 use super::follow::{follow, SharedSymbolRules};
 use super::raw::{RawAccount, RawAdmin, RawFile, RawIdle, RawPersist, RawRole, RawServer};
 use super::{
-    AccountConfig, AccountRisk, AdminConfig, AdminToken, Config, IdleStrategy, JournalFlush, JournalSync, MoneyBasis, PersistConfig, Routing, ServerConfig,
+    AccountConfig, AccountRisk, AdminConfig, Cidr, AdminToken, Config, IdleStrategy, JournalFlush, JournalSync, MoneyBasis, PersistConfig, Routing, ServerConfig,
     CONTRACT_SIZE_MAX, CONTRACT_SIZE_MIN,
 };
 use crate::protocol::Role;
@@ -206,6 +206,40 @@ const CLOSED_POSITIONS_REMEMBERED_MAX: Range<u32> = Range {
     default: 4_096,
     min: 0,
     max: 1_000_000,
+};
+/// Connections still in their upgrade or `hello`: a fleet reconnecting at
+/// once after a restart passes through in a few hundred milliseconds; a
+/// flood of connections that never log in stops here, not at
+/// `connections_max`. Lowered to `connections_max` when unset.
+const PENDING_CONNECTIONS_MAX: Range<u32> = Range {
+    key: "pending_connections_max",
+    default: 1_024,
+    min: 1,
+    max: 1_000_000,
+};
+/// One VPS running many terminals shares one address; 256 of them is a
+/// large one. Lowered to `connections_max` when unset.
+const CONNECTIONS_PER_ADDRESS_MAX: Range<u32> = Range {
+    key: "connections_per_address_max",
+    default: 256,
+    min: 1,
+    max: 1_000_000,
+};
+/// A VPS's terminals reconnecting together after a network blip.
+const NEW_CONNECTIONS_PER_ADDRESS_PER_SECOND: Range<u32> = Range {
+    key: "new_connections_per_address_per_second",
+    default: 64,
+    min: 1,
+    max: 1_000_000,
+};
+/// A `hello` is under 300 bytes; a few KiB bound what a connection that
+/// has not logged in may make the bridge buffer. Lowered to
+/// `frame_bytes_max` when unset.
+const HELLO_FRAME_BYTES_MAX: Range<u32> = Range {
+    key: "hello_frame_bytes_max",
+    default: 4_096,
+    min: 512,
+    max: 1 << 20,
 };
 /// Position-count limits of a slave account (absent means unlimited).
 const MAX_POSITIONS: Range<u32> = Range {
@@ -678,7 +712,17 @@ fn server(table: Table<'_>, raw: &RawServer) -> Result<ServerConfig, ConfigError
             &raw.closed_positions_remembered_max,
             CLOSED_POSITIONS_REMEMBERED_MAX,
         )?,
+        pending_connections_max: number(table, &raw.pending_connections_max, PENDING_CONNECTIONS_MAX)?,
+        connections_per_address_max: number(table, &raw.connections_per_address_max, CONNECTIONS_PER_ADDRESS_MAX)?,
+        new_connections_per_address_per_second: number(
+            table,
+            &raw.new_connections_per_address_per_second,
+            NEW_CONNECTIONS_PER_ADDRESS_PER_SECOND,
+        )?,
+        hello_frame_bytes_max: number(table, &raw.hello_frame_bytes_max, HELLO_FRAME_BYTES_MAX)?,
+        trusted_proxies: cidrs(table, raw.trusted_proxies.as_deref().unwrap_or_default(), "trusted_proxies")?,
     };
+    front_door_bounds(table, raw, &mut server)?;
     // A journal record holds one ring record, and a segment its largest
     // record (with the segment header).
     let record_bytes_max = u64::from(server.record_bytes_max());
@@ -696,6 +740,40 @@ fn server(table: Table<'_>, raw: &RawServer) -> Result<ServerConfig, ConfigError
     assert!(server.ring_bytes.is_power_of_two());
     assert!(server.hb_ms > 0 && server.frame_bytes_max > 0);
     Ok(server)
+}
+
+/// A list of addresses or ranges; an error names the entry's position.
+fn cidrs(table: Table<'_>, values: &[Spanned<String>], key: &str) -> Result<Vec<Cidr>, ConfigError> {
+    let mut ranges = Vec::with_capacity(values.len());
+    for (index, value) in values.iter().enumerate() {
+        let range = value.get_ref().trim().parse::<Cidr>().map_err(|error| table.error(value.span().start, &format!("{key}[{index}]"), error.to_string()))?;
+        ranges.push(range);
+    }
+    Ok(ranges)
+}
+
+/// The front door's budgets lie within `connections_max` and the hello's
+/// frame within `frame_bytes_max`: unset ones are lowered to them, set ones
+/// above them are refused.
+fn front_door_bounds(table: Table<'_>, raw: &RawServer, server: &mut ServerConfig) -> Result<(), ConfigError> {
+    let connections_max = server.connections_max;
+    let frame_bytes_max = server.frame_bytes_max;
+    let bounded = [
+        (&raw.pending_connections_max, &mut server.pending_connections_max, PENDING_CONNECTIONS_MAX.key, connections_max, "connections_max"),
+        (&raw.connections_per_address_max, &mut server.connections_per_address_max, CONNECTIONS_PER_ADDRESS_MAX.key, connections_max, "connections_max"),
+        (&raw.hello_frame_bytes_max, &mut server.hello_frame_bytes_max, HELLO_FRAME_BYTES_MAX.key, frame_bytes_max, "frame_bytes_max"),
+    ];
+    for (raw_value, value, key, bound, bound_key) in bounded {
+        match raw_value {
+            None => *value = (*value).min(bound),
+            Some(set) if *value > bound => {
+                let message = format!("{} is above {bound_key} = {bound}; expected at most that", *value);
+                return Err(table.error(set.span().start, key, message));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// The journal holds two segments at least, and a checkpoint is taken while

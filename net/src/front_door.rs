@@ -1,0 +1,369 @@
+//! The front door: what a connection must pass before it may log in, so
+//! that connections that never do cannot take the room of the EAs that do.
+//!
+//! - A separate budget for connections not yet welcomed
+//!   (`pending_connections_max`, within `connections_max`): a
+//!   [`PendingSlot`] is taken at accept and given back at `welcome` or when
+//!   the connection ends.
+//! - Per address (an IPv6 /64 counts as one address): at most
+//!   `connections_per_address_max` open at once and
+//!   `new_connections_per_address_per_second` new ones (a token bucket of
+//!   as many). Immediate peers in `trusted_proxies` are exempt.
+//! - Refusals are counted per reason and logged at most once a second (with
+//!   how many more there were), so a flood cannot flood the log.
+//!
+//! # Invariants
+//! - The address table holds an entry per address with an open connection,
+//!   plus ones refused or closed within the last second; it never holds more
+//!   than `tracked_max` (twice `connections_max`, at least 1,024): a new
+//!   address that finds it full after pruning is refused.
+//! - Time is passed in (`now_ms`); nothing here reads a clock.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tradebridge_core::config::cidr::canonical;
+use tradebridge_core::config::{Cidr, ServerConfig};
+
+use crate::limits::TokenBucket;
+
+/// Why a connection was refused at accept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// `connections_max` connections are open.
+    ConnectionsMax,
+    /// `pending_connections_max` connections are between accept and welcome.
+    PendingMax,
+    /// `connections_per_address_max` connections from this address are open.
+    PerAddressMax,
+    /// More than `new_connections_per_address_per_second` new connections.
+    PerAddressRate,
+    /// The address table is full (a flood from very many addresses).
+    AddressesTracked,
+}
+
+impl Refusal {
+    pub const ALL: [Refusal; 5] =
+        [Refusal::ConnectionsMax, Refusal::PendingMax, Refusal::PerAddressMax, Refusal::PerAddressRate, Refusal::AddressesTracked];
+
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Refusal::ConnectionsMax => "connections_max",
+            Refusal::PendingMax => "pending_connections_max",
+            Refusal::PerAddressMax => "connections_per_address_max",
+            Refusal::PerAddressRate => "new_connections_per_address_per_second",
+            Refusal::AddressesTracked => "addresses_tracked",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One address's connections and its budget of new ones.
+#[derive(Debug)]
+struct AddressEntry {
+    /// Connections from it open now (pending or welcomed).
+    open: u32,
+    /// New connections it may still open this second.
+    bucket: TokenBucket,
+    /// Its last connection attempt or close.
+    last_ms: u64,
+}
+
+/// Open connections and recent attempts per address.
+#[derive(Debug)]
+pub struct AddressTable {
+    per_address_max: u32,
+    per_second: u32,
+    tracked_max: usize,
+    entries: HashMap<IpAddr, AddressEntry>,
+    pruned_ms: u64,
+    /// The latest `now_ms` an admission was given.
+    latest_ms: u64,
+}
+
+/// How long an address with nothing open is remembered: its bucket (of one
+/// second's worth) is full again by then.
+const FORGET_AFTER_MS: u64 = 1_000;
+
+/// The address an entry is kept under: IPv4 as it is, IPv6 by its /64 (one
+/// host or one subscriber usually holds a whole /64).
+fn address_key(address: IpAddr) -> IpAddr {
+    match canonical(address) {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & (u128::MAX << 64))),
+        v4 => v4,
+    }
+}
+
+impl AddressTable {
+    pub fn new(per_address_max: u32, per_second: u32, tracked_max: usize) -> AddressTable {
+        AddressTable { per_address_max, per_second, tracked_max, entries: HashMap::new(), pruned_ms: 0, latest_ms: 0 }
+    }
+
+    /// Counts a new connection from `address` at `now_ms`, or says why not.
+    pub fn admit(&mut self, address: IpAddr, now_ms: u64) -> Result<(), Refusal> {
+        let key = address_key(address);
+        self.latest_ms = self.latest_ms.max(now_ms);
+        if now_ms.saturating_sub(self.pruned_ms) >= FORGET_AFTER_MS {
+            self.prune(now_ms);
+        }
+        if !self.entries.contains_key(&key) && self.entries.len() >= self.tracked_max {
+            self.prune(now_ms);
+            if self.entries.len() >= self.tracked_max {
+                return Err(Refusal::AddressesTracked);
+            }
+        }
+        let per_second = self.per_second;
+        let entry = self.entries.entry(key).or_insert_with(|| AddressEntry { open: 0, bucket: TokenBucket::new(per_second, per_second, now_ms), last_ms: now_ms });
+        entry.last_ms = now_ms;
+        if entry.open >= self.per_address_max {
+            return Err(Refusal::PerAddressMax);
+        }
+        if !entry.bucket.take(now_ms) {
+            return Err(Refusal::PerAddressRate);
+        }
+        entry.open += 1;
+        Ok(())
+    }
+
+    /// Uncounts a connection `admit` counted.
+    pub fn release(&mut self, address: IpAddr, now_ms: u64) {
+        let key = address_key(address);
+        let entry = self.entries.get_mut(&key).expect("an admitted address has an entry until its last connection is released");
+        debug_assert!(entry.open > 0);
+        entry.open -= 1;
+        entry.last_ms = now_ms;
+    }
+
+    /// Forgets addresses with nothing open and no attempt for a second.
+    fn prune(&mut self, now_ms: u64) {
+        self.entries.retain(|_, entry| entry.open > 0 || now_ms.saturating_sub(entry.last_ms) < FORGET_AFTER_MS);
+        self.pruned_ms = now_ms;
+    }
+
+    /// Addresses held.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// The shared state of the front door, across shards.
+#[derive(Debug)]
+pub struct FrontDoor {
+    pending_max: u64,
+    trusted_proxies: Vec<Cidr>,
+    addresses: Mutex<AddressTable>,
+    /// Connections between accept and welcome.
+    pending: AtomicU64,
+    /// Refusals per [`Refusal`], for the metrics.
+    refused: [AtomicU64; 5],
+    /// The second of the last refusal logged, and refusals not logged since.
+    log_window: Mutex<(u64, u64)>,
+}
+
+impl FrontDoor {
+    pub fn new(server: &ServerConfig) -> FrontDoor {
+        let tracked_max = (2 * server.connections_max as usize).max(1_024);
+        FrontDoor {
+            pending_max: u64::from(server.pending_connections_max),
+            trusted_proxies: server.trusted_proxies.clone(),
+            addresses: Mutex::new(AddressTable::new(server.connections_per_address_max, server.new_connections_per_address_per_second, tracked_max)),
+            pending: AtomicU64::new(0),
+            refused: Default::default(),
+            log_window: Mutex::new((u64::MAX, 0)),
+        }
+    }
+
+    /// Admits a connection from `peer` at `now_ms`: its pending slot and,
+    /// unless the peer is a trusted proxy, its place in the address table.
+    pub fn admit(self: &Arc<Self>, peer: Option<IpAddr>, now_ms: u64) -> Result<Admitted, Refusal> {
+        let taken = self.pending.fetch_update(Ordering::AcqRel, Ordering::Acquire, |pending| (pending < self.pending_max).then_some(pending + 1)).is_ok();
+        if !taken {
+            return Err(Refusal::PendingMax);
+        }
+        let pending = PendingSlot { door: Some(Arc::clone(self)) };
+        let tracked = match peer {
+            Some(address) if !self.trusted_proxies.iter().any(|proxy| proxy.contains(address)) => {
+                self.lock_addresses().admit(address, now_ms)?;
+                Some(address)
+            }
+            _ => None,
+        };
+        Ok(Admitted { pending, address: AddressSlot { door: Arc::clone(self), address: tracked } })
+    }
+
+    /// Counts a refusal and logs it, at most once a second (with the count
+    /// of those not logged).
+    pub fn refused(&self, refusal: Refusal, peer: Option<IpAddr>, shard: u32, now_ms: u64) {
+        self.refused[refusal.index()].fetch_add(1, Ordering::Relaxed);
+        let second = now_ms / 1_000;
+        let mut window = self.log_window.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if window.0 == second {
+            window.1 += 1;
+            return;
+        }
+        let not_logged = std::mem::replace(&mut window.1, 0);
+        window.0 = second;
+        drop(window);
+        let peer = peer.map(|address| address.to_string()).unwrap_or_default();
+        tracing::warn!(shard, reason = refusal.label(), %peer, not_logged_before = not_logged, "connection refused at accept (logged at most once a second; tradebridge_connections_refused_total counts them all)");
+    }
+
+    /// Refusals of `refusal` so far.
+    pub fn refused_count(&self, refusal: Refusal) -> u64 {
+        self.refused[refusal.index()].load(Ordering::Relaxed)
+    }
+
+    /// Connections between accept and welcome now.
+    pub fn pending(&self) -> u64 {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    /// Appends the front door's series to a Prometheus text exposition.
+    pub fn render(&self, text: &mut String) {
+        use std::fmt::Write as _;
+        let _ = writeln!(text, "# HELP tradebridge_connections_refused_total Connections refused at accept, by the limit that refused them.\n# TYPE tradebridge_connections_refused_total counter");
+        for refusal in Refusal::ALL {
+            let _ = writeln!(text, "tradebridge_connections_refused_total{{reason=\"{}\"}} {}", refusal.label(), self.refused_count(refusal));
+        }
+        let _ = writeln!(
+            text,
+            "# HELP tradebridge_connections_pending Connections accepted and not yet welcomed (upgrade or hello in progress).\n# TYPE tradebridge_connections_pending gauge\ntradebridge_connections_pending {}",
+            self.pending()
+        );
+        let addresses = self.lock_addresses().len();
+        let _ = writeln!(
+            text,
+            "# HELP tradebridge_connection_addresses Addresses the per-address limits track now.\n# TYPE tradebridge_connection_addresses gauge\ntradebridge_connection_addresses {addresses}"
+        );
+    }
+
+    fn lock_addresses(&self) -> std::sync::MutexGuard<'_, AddressTable> {
+        self.addresses.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// What an admitted connection holds until it ends.
+pub struct Admitted {
+    /// Given back at welcome (or at the end, when it never is).
+    pub pending: PendingSlot,
+    /// Given back when the connection ends.
+    pub address: AddressSlot,
+}
+
+/// One connection not yet welcomed; dropping it uncounts it.
+pub struct PendingSlot {
+    door: Option<Arc<FrontDoor>>,
+}
+
+impl Drop for PendingSlot {
+    fn drop(&mut self) {
+        if let Some(door) = self.door.take() {
+            let before = door.pending.fetch_sub(1, Ordering::AcqRel);
+            debug_assert!(before > 0, "a pending slot was released twice");
+        }
+    }
+}
+
+/// One connection counted against its address; dropping it uncounts it.
+pub struct AddressSlot {
+    door: Arc<FrontDoor>,
+    address: Option<IpAddr>,
+}
+
+impl Drop for AddressSlot {
+    /// Gives the slot back, dated as the table's latest admission (the drop
+    /// has no clock; an address is then forgotten a second after it).
+    fn drop(&mut self) {
+        if let Some(address) = self.address.take() {
+            let mut table = self.door.lock_addresses();
+            let now_ms = table.latest_ms;
+            table.release(address, now_ms);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn an_address_is_held_to_its_concurrent_and_per_second_budgets() {
+        // Shows the concurrent bound (released slots count again), the per-second bucket refilling with time, other addresses unaffected, an IPv6 /64 counted as one address and a mapped IPv4 peer as its IPv4 address.
+        let mut table = AddressTable::new(3, 4, 100);
+        let one = ip("192.0.2.1");
+        for _ in 0..3 {
+            assert_eq!(table.admit(one, 0), Ok(()));
+        }
+        assert_eq!(table.admit(one, 0), Err(Refusal::PerAddressMax));
+        table.release(one, 0);
+        assert_eq!(table.admit(ip("::ffff:192.0.2.1"), 0), Ok(()), "the mapped peer is the same address, and a slot came back");
+        table.release(one, 0);
+        assert_eq!(table.admit(one, 0), Err(Refusal::PerAddressRate), "four new ones this second already");
+        assert_eq!(table.admit(one, 250), Ok(()), "a token refilled after 250 ms at 4 a second");
+        assert_eq!(table.admit(ip("192.0.2.2"), 250), Ok(()), "another address has its own budget");
+        for index in 0..3 {
+            assert_eq!(table.admit(ip(&format!("2001:db8:1:2::{index}")), 250), Ok(()));
+        }
+        assert_eq!(table.admit(ip("2001:db8:1:2:ffff::9"), 250), Err(Refusal::PerAddressMax), "one /64");
+        assert_eq!(table.admit(ip("2001:db8:1:3::1"), 250), Ok(()), "the next /64");
+    }
+
+    #[test]
+    fn the_table_forgets_idle_addresses_and_never_grows_past_its_bound() {
+        // Shows addresses with nothing open are forgotten a second after their last attempt, and a new address that finds the table full is refused until then.
+        let mut table = AddressTable::new(10, 10, 4);
+        for index in 0..4 {
+            let address = ip(&format!("198.51.100.{index}"));
+            table.admit(address, 0).unwrap();
+            if index < 3 {
+                table.release(address, 0);
+            }
+        }
+        assert_eq!(table.len(), 4);
+        assert_eq!(table.admit(ip("198.51.100.9"), 500), Err(Refusal::AddressesTracked));
+        assert_eq!(table.admit(ip("198.51.100.9"), 1_000), Ok(()), "the three idle ones were forgotten");
+        assert_eq!(table.len(), 2, "the one still open and the new one");
+    }
+
+    #[test]
+    fn the_front_door_counts_pending_connections_exempts_trusted_proxies_and_counts_refusals() {
+        // Shows pending slots bound connections before welcome and come back when dropped; a trusted proxy's connections are not limited per address while others are; refusals are counted per reason.
+        let mut server = tradebridge_core::config::Config::from_toml_str(
+            "[server]\nlisten = \"127.0.0.1:0\"\njournal_dir = \"/tmp/unused\"\npending_connections_max = 3\nconnections_per_address_max = 1\ntrusted_proxies = [\"127.0.0.1\"]\n",
+        )
+        .unwrap()
+        .server;
+        server.new_connections_per_address_per_second = 100;
+        let door = Arc::new(FrontDoor::new(&server));
+        let proxy = Some(ip("127.0.0.1"));
+        let first = door.admit(proxy, 0).unwrap();
+        let second = door.admit(proxy, 0).unwrap();
+        assert_eq!(door.pending(), 2);
+        let Admitted { pending, address } = door.admit(Some(ip("203.0.113.5")), 0).unwrap();
+        assert!(matches!(door.admit(proxy, 0), Err(Refusal::PendingMax)));
+        drop(pending);
+        assert_eq!(door.pending(), 2, "welcomed: no longer pending");
+        assert!(matches!(door.admit(Some(ip("203.0.113.5")), 0), Err(Refusal::PerAddressMax)), "its address slot is still held");
+        drop(address);
+        let again = door.admit(Some(ip("203.0.113.5")), 10).unwrap();
+        drop((first, second, again));
+        assert_eq!(door.pending(), 0);
+        door.refused(Refusal::PendingMax, proxy, 0, 0);
+        door.refused(Refusal::PendingMax, proxy, 0, 1);
+        assert_eq!((door.refused_count(Refusal::PendingMax), door.refused_count(Refusal::PerAddressRate)), (2, 0));
+    }
+}
