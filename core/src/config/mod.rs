@@ -380,8 +380,8 @@ pub struct ServerConfig {
     /// New connections per second from one address (a token bucket of as
     /// many); peers in `trusted_proxies` are exempt.
     pub new_connections_per_address_per_second: u32,
-    /// Largest frame read before `welcome` (the `hello`), and the largest
-    /// upgrade request; the session's own limit is `frame_bytes_max`.
+    /// Largest frame read before `welcome` (the `hello`); the session's own
+    /// limit is `frame_bytes_max`.
     pub hello_frame_bytes_max: u32,
     /// Immediate peers that relay many EAs (a local nginx or haproxy): not
     /// limited per address. (Reading the client's address from the PROXY
