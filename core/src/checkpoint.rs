@@ -12,7 +12,7 @@
 //! # Layout
 //! - [`encode`] / [`decode`]: state <-> file bytes, with the checks.
 //! - [`write_file`]: temporary file, fsync, rename, directory fsync.
-//! - [`list`], [`remove_older`]: the checkpoint files of a directory.
+//! - [`list`], [`remove_all_but`]: the checkpoint files of a directory.
 //!
 //! # Invariants
 //! - A file is only ever seen complete under its final name: it is written
@@ -210,19 +210,12 @@ pub fn list(directory: &Path) -> Result<Vec<(u64, PathBuf)>, CheckpointError> {
     Ok(found)
 }
 
-/// Removes every checkpoint file of `directory` but the newest `keep` of
-/// those at or below `seq` (the one just written is `seq`; the bridge keeps
-/// two, so that one unreadable file leaves the other), then syncs the
-/// directory. Files above `seq` can only be left from a journal since
-/// removed, and go too. Returns how many were removed.
-pub fn remove_older(directory: &Path, seq: u64, keep: usize) -> Result<u32, CheckpointError> {
+/// Removes every checkpoint file of `directory` whose seq is not in
+/// `keep`, then syncs the directory. Returns how many were removed.
+pub fn remove_all_but(directory: &Path, keep: &[u64]) -> Result<u32, CheckpointError> {
     let mut removed = 0u32;
-    let mut kept = 0usize;
-    // `list` gives the newest first.
-    for (other_seq, path) in list(directory)? {
-        if other_seq <= seq && kept < keep {
-            kept += 1;
-        } else {
+    for (seq, path) in list(directory)? {
+        if !keep.contains(&seq) {
             fs::remove_file(&path).map_err(io_error(&path, "remove"))?;
             removed += 1;
         }
@@ -265,14 +258,22 @@ mod tests {
         let seqs: Vec<u64> = list(directory_path).unwrap().into_iter().map(|(seq, _)| seq).collect();
         assert_eq!(seqs, vec![70, 12, 9, 5]);
         assert!(!directory_path.join("checkpoint-00000000000000000099.bin.tmp").exists());
-        // The one just written (12) and the one before it (9) are kept; 70
-        // is from a journal since replaced.
-        assert_eq!(remove_older(directory_path, 12, 2).unwrap(), 2);
+        // The one just written (12) and the one the router ran from (9);
+        // 70 is from a journal since replaced.
+        assert_eq!(remove_all_but(directory_path, &[12, 9]).unwrap(), 2);
         let seqs: Vec<u64> = list(directory_path).unwrap().into_iter().map(|(seq, _)| seq).collect();
         assert_eq!(seqs, vec![12, 9]);
-        assert_eq!(remove_older(directory_path, 12, 1).unwrap(), 1);
+        assert_eq!(remove_all_but(directory_path, &[12, 0]).unwrap(), 1);
         let seqs: Vec<u64> = list(directory_path).unwrap().into_iter().map(|(seq, _)| seq).collect();
         assert_eq!(seqs, vec![12]);
+        for seq in [20u64, 30] {
+            write_file(directory_path, seq, &encode(seq, &seq, 0).unwrap()).unwrap();
+        }
+        // The new one (30) and the one the router ran from (12), not the
+        // newer 20 (say, unreadable at start).
+        assert_eq!(remove_all_but(directory_path, &[30, 12]).unwrap(), 1);
+        let seqs: Vec<u64> = list(directory_path).unwrap().into_iter().map(|(seq, _)| seq).collect();
+        assert_eq!(seqs, vec![30, 12]);
         assert_eq!(parse_file_name(&file_name(u64::MAX)), Some(u64::MAX));
         assert_eq!(parse_file_name("checkpoint-1.bin"), None);
     }

@@ -1046,3 +1046,65 @@ fn renamed_segment_is_refused() {
         JournalError::BadSegment { defect: tradebridge_core::journal::SegmentDefect::FirstSeqMismatch { name_seq: 7, header_seq: 1 }, .. }
     ), "{message}");
 }
+
+// Damage that takes the last record of a sealed segment leaves nothing valid after it there: salvage records the skip in the next segment's header instead of setting that segment, and every later one, aside.
+#[test]
+fn salvage_of_a_sealed_segments_last_record_keeps_the_segments_after_it() {
+    let directory = TempDirectory::new("salvage-sealed-last");
+    let (mut journal, _) = open(&directory.0, small_options());
+    append_varied(&mut journal, 60);
+    let files = segment_files(&directory.0);
+    assert!(files.len() >= 4);
+    let middle = files[1].clone();
+    let last_of_middle = journal.iter_from(0).map(|entry| entry.seq).filter(|seq| journal.location(*seq).unwrap().0 == middle.as_path()).max().unwrap();
+    let (_, offset) = journal.location(last_of_middle).expect("held");
+    drop(journal);
+    flip_byte(&middle, offset + 4);
+    let salvage = JournalOptions { sealed_corruption: SealedCorruption::Salvage, ..small_options() };
+    let (journal, recovery) = open(&directory.0, salvage);
+    assert!(recovery.quarantined_segments.is_empty(), "no valid segment set aside: {recovery:?}");
+    assert_eq!(recovery.salvaged.len(), 1);
+    assert_eq!((recovery.salvaged[0].records_kept, recovery.salvaged[0].lost_seqs.clone()), (0, vec![(last_of_middle, last_of_middle + 1)]));
+    assert_eq!((recovery.last_seq, recovery.records_count), (60, 59));
+    for seq in (1..=60).filter(|seq| *seq != last_of_middle) {
+        assert_record(&journal, seq, varied_length(seq));
+    }
+    drop(journal);
+    let (_, recovery) = open(&directory.0, small_options());
+    assert_eq!((recovery.last_seq, recovery.records_count, recovery.salvaged.len()), (60, 59, 0), "the recorded skip reads back");
+}
+
+// A salvage interrupted after writing the first of its new segments (a crash) loses nothing when it is run again: the new segment is written again, and the later valid records are still moved out before the damage is cut.
+#[test]
+fn an_interrupted_salvage_run_again_keeps_every_valid_record() {
+    let build = |label: &str| {
+        let directory = TempDirectory::new(label);
+        let (mut journal, _) = open(&directory.0, small_options());
+        for seq in 1..=10 {
+            journal.append(kind_of(seq), &payload(seq, 40), 0).expect("append");
+        }
+        let (path, offset_3) = journal.location(3).map(|(path, offset)| (path.to_path_buf(), offset)).expect("held");
+        let (_, offset_6) = journal.location(6).expect("held");
+        drop(journal);
+        flip_byte(&path, offset_3 + 30);
+        flip_byte(&path, offset_6 + 30);
+        (directory, path)
+    };
+    let salvage = JournalOptions { sealed_corruption: SealedCorruption::Salvage, ..small_options() };
+    // A finished salvage, for the file its first new segment becomes.
+    let (finished, _) = build("salvage-finished");
+    let (_, recovery) = open(&finished.0, salvage);
+    assert_eq!(recovery.salvaged[0].lost_seqs, vec![(3, 4), (6, 7)]);
+    let first_new = recovery.salvaged[0].new_segments[0].clone();
+    // The interrupted one: the damaged segment as found, and that first new segment beside it.
+    let (interrupted, _) = build("salvage-interrupted");
+    fs::copy(&first_new, interrupted.0.join(first_new.file_name().unwrap())).expect("copy the first new segment");
+    let (journal, recovery) = open(&interrupted.0, salvage);
+    assert!(recovery.quarantined_segments.is_empty(), "{recovery:?}");
+    assert_eq!(recovery.salvaged[0].records_kept, 6);
+    let held: Vec<u64> = journal.iter_from(0).map(|entry| entry.seq).collect();
+    assert_eq!(held, vec![1, 2, 4, 5, 7, 8, 9, 10]);
+    for seq in [1, 2, 4, 5, 7, 8, 9, 10] {
+        assert_record(&journal, seq, 40);
+    }
+}

@@ -157,6 +157,8 @@ pub fn decode_state(bytes: &[u8]) -> Result<(u64, RouterState), checkpoint::Chec
 struct Job {
     /// Journal seq the state is as of.
     seq: u64,
+    /// The checkpoint to keep beside it (0: none).
+    previous_seq: u64,
     /// The file's bytes.
     bytes: Vec<u8>,
 }
@@ -216,9 +218,12 @@ impl CheckpointWriter {
     }
 
     /// Hands a serialized checkpoint to the thread.
-    pub fn submit(&self, seq: u64, bytes: Vec<u8>) -> anyhow::Result<()> {
+    /// `previous_seq`: the checkpoint the router runs from now (written, or
+    /// loaded at start; 0 for none), kept beside the new one; every other
+    /// file is removed (an unreadable one the start skipped included).
+    pub fn submit(&self, seq: u64, bytes: Vec<u8>, previous_seq: u64) -> anyhow::Result<()> {
         let jobs = self.jobs.as_ref().context("the checkpoint writer is stopping")?;
-        jobs.send(Job { seq, bytes }).map_err(|_| anyhow::anyhow!("the checkpoint writer thread has stopped"))
+        jobs.send(Job { seq, bytes, previous_seq }).map_err(|_| anyhow::anyhow!("the checkpoint writer thread has stopped"))
     }
 
     /// The thread's next report, if one is in.
@@ -236,12 +241,12 @@ impl Drop for CheckpointWriter {
     }
 }
 
-/// Writes one checkpoint durably, then removes all but it and the one
-/// before it.
+/// Writes one checkpoint durably, then removes all but it and the one the
+/// router ran from before it.
 fn write(directory: &Path, job: Job) -> Written {
     let started = Instant::now();
     let written = checkpoint::write_file(directory, job.seq, &job.bytes).and_then(|path| {
-        checkpoint::remove_older(directory, job.seq, 2)?;
+        checkpoint::remove_all_but(directory, &[job.seq, job.previous_seq])?;
         Ok(path)
     });
     match written {

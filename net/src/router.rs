@@ -612,12 +612,14 @@ impl Router {
         let options = self.journal.options();
         let near_full = self.journal.retained_bytes() + 2 * options.segment_bytes >= options.retained_bytes_max;
         // Below the older of the two checkpoints kept; below the newest when
-        // the journal is near full (the older one is then no longer usable).
-        let checkpoint_seq = if near_full { self.checkpointed_seq } else { self.older_checkpoint_seq };
+        // the journal has no room for two checkpoints' worth, or is near
+        // full (the older one is then no longer usable).
+        let two = self.keeps_two_checkpoints();
+        let checkpoint_seq = if near_full || !two { self.checkpointed_seq } else { self.older_checkpoint_seq };
         if checkpoint_seq == 0 {
             return Ok(0);
         }
-        if near_full && self.older_checkpoint_seq != 0 && !self.single_checkpoint_logged {
+        if two && near_full && self.older_checkpoint_seq != 0 && !self.single_checkpoint_logged {
             tracing::warn!(
                 newest_seq = self.checkpointed_seq,
                 older_seq = self.older_checkpoint_seq,
@@ -856,6 +858,16 @@ impl Router {
         tracing::info!(seq, masters = self.masters.len(), slaves = self.copy_seqs.len(), "checkpoint restored");
     }
 
+    /// True when `journal_bytes_max` holds two checkpoints' worth of
+    /// journal (`2 x checkpoint_journal_bytes`) and two segments to spare:
+    /// then the journal is kept from the older of two checkpoints. Else
+    /// from the newest only: keeping more would fill the journal before the
+    /// next checkpoint is due.
+    fn keeps_two_checkpoints(&self) -> bool {
+        let options = self.journal.options();
+        2 * self.checkpoint_journal_bytes + 2 * options.segment_bytes <= options.retained_bytes_max
+    }
+
     /// True when the journal is large enough to call for a checkpoint and
     /// has a sealed segment one would release.
     fn checkpoint_due(&self) -> bool {
@@ -884,7 +896,7 @@ impl Router {
             CheckpointStep::Idle if self.checkpoint_due() => self.take_checkpoint()?,
             CheckpointStep::Idle => {}
             CheckpointStep::Serialized { seq, bytes, serialize_us } if self.journal.durable_seq() >= seq => {
-                self.checkpoint_writer.submit(seq, bytes)?;
+                self.checkpoint_writer.submit(seq, bytes, self.checkpointed_seq)?;
                 self.checkpoint = CheckpointStep::Writing { seq, serialize_us };
             }
             waiting @ CheckpointStep::Serialized { .. } => self.checkpoint = waiting,
@@ -1850,13 +1862,15 @@ impl RecordQuarantine {
     fn add(&self, entry: &OwnedEntry, failure: &str) -> anyhow::Result<PathBuf> {
         std::fs::create_dir_all(&self.directory).with_context(|| format!("creating {}", self.directory.display()))?;
         let stem = format!("{:020}-kind{}", entry.seq, entry.kind);
-        let reason = self.directory.join(format!("{stem}.txt"));
-        std::fs::write(&reason, format!("journal seq {} kind {}: {failure}\n", entry.seq, entry.kind))
-            .with_context(|| format!("writing {}", reason.display()))?;
+        // The payload first: the seq counts as quarantined once a file of
+        // it exists, so that file must hold the record.
         let path = self.directory.join(format!("{stem}.bin"));
         let mut file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
         std::io::Write::write_all(&mut file, &entry.payload).with_context(|| format!("writing {}", path.display()))?;
         file.sync_all().with_context(|| format!("syncing {}", path.display()))?;
+        let reason = self.directory.join(format!("{stem}.txt"));
+        std::fs::write(&reason, format!("journal seq {} kind {}: {failure}\n", entry.seq, entry.kind))
+            .with_context(|| format!("writing {}", reason.display()))?;
         let directory = std::fs::File::open(&self.directory).with_context(|| format!("opening {}", self.directory.display()))?;
         directory.sync_all().with_context(|| format!("syncing {}", self.directory.display()))?;
         Ok(path)

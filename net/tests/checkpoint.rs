@@ -231,7 +231,9 @@ fn a_corrupt_newest_checkpoint_falls_back_to_the_older_one_and_the_journal_above
     bytes[middle] ^= 0x40;
     std::fs::write(&newest_path, &bytes).expect("write it back damaged");
 
-    let bridge = bridge.restart();
+    let mut bridge = bridge.restart();
+    let line = bridge.read_stdout_line();
+    let metrics_address = line.trim().strip_prefix("tradebridge metrics on http://").and_then(|rest| rest.strip_suffix("/metrics")).expect("metrics line").to_string();
     let (mut master, welcome) = bridge.login("master", 0);
     let Message::Welcome(welcome) = welcome else { panic!("expected welcome, got {welcome:?}") };
     assert_eq!(welcome.ack_seq, last, "every acked event is known");
@@ -243,5 +245,84 @@ fn a_corrupt_newest_checkpoint_falls_back_to_the_older_one_and_the_journal_above
         let copy = expect_copy(&mut slave);
         assert_eq!(copy.seq, seq, "copy seqs continue");
         assert_copy_of_event(&copy);
+        slave.send(&result_text(&copy));
     }
+    last += 2;
+    // The next checkpoint keeps the one this start ran from (the older),
+    // not the unreadable newest: that one goes.
+    for _ in 0..300 {
+        if metric(&http_get(&metrics_address, "/metrics"), "tradebridge_checkpoints_written_total") as u64 >= 1 {
+            break;
+        }
+        let seqs = last + 1..=last + BATCH_EVENTS;
+        seqs.clone().for_each(|seq| master.send(&event_text(seq)));
+        for seq in seqs.clone() {
+            assert_eq!(master.recv(), Message::Ack(Ack { seq }));
+        }
+        for seq in seqs {
+            let copy = expect_copy(&mut slave);
+            assert_eq!(copy.seq, seq);
+            slave.send(&result_text(&copy));
+        }
+        last += BATCH_EVENTS;
+    }
+    slave.expect_alive();
+    let (_, checkpoints_after) = journal_files(&journal);
+    let mut checkpoints_after = checkpoints_after;
+    checkpoints_after.sort_unstable();
+    assert_eq!(checkpoints_after.len(), 2, "{checkpoints_after:?}");
+    assert_eq!(checkpoints_after[0], older, "the checkpoint this start ran from is kept: {checkpoints_after:?}");
+    assert!(!checkpoints_after.contains(&newest), "the unreadable one is removed: {checkpoints_after:?}");
+}
+
+#[test]
+fn a_checkpoint_threshold_above_half_the_journal_keeps_one_checkpoint_and_never_fills_the_journal() {
+    // Shows: with checkpoint_journal_bytes (8 MiB) above half of journal_bytes_max (12 MiB), two checkpoints' worth of journal cannot fit, so the journal is released below the newest checkpoint and traffic of several times the journal's size flows through; keeping two there filled the journal and stopped the router (found by review).
+    let mut bridge = Bridge::start_with_follow_extra(
+        &[
+            ("journal_segment_bytes", "1048576"),
+            ("journal_bytes_max", "12582912"),
+            ("checkpoint_journal_bytes", "8388608"),
+            ("journal_sync", "\"group\""),
+            ("rate_limit_per_second", "100000"),
+            ("rate_limit_burst", "100000"),
+            ("hb_ms", "20000"),
+            ("metrics_listen", "\"127.0.0.1:0\""),
+        ],
+        "mode = \"frozen\"",
+    );
+    let journal = bridge.journal_directory();
+    let line = bridge.read_stdout_line();
+    let metrics_address = line.trim().strip_prefix("tradebridge metrics on http://").and_then(|rest| rest.strip_suffix("/metrics")).expect("metrics line").to_string();
+    let (mut slave, _) = bridge.login_as(SLAVE_LOGIN, SLAVE_KEY, "slave", 0);
+    slave.send(STATE_TEXT);
+    slave.expect_alive();
+    let (mut master, _) = bridge.login("master", 0);
+    let mut last = 0;
+    let mut written = 0;
+    // Bounded: 800 batches are about 60 MiB of journal, five times its bound.
+    for _ in 0..800 {
+        let seqs = last + 1..=last + BATCH_EVENTS;
+        seqs.clone().for_each(|seq| master.send(&event_text(seq)));
+        for seq in seqs.clone() {
+            assert_eq!(master.recv(), Message::Ack(Ack { seq }));
+        }
+        for seq in seqs {
+            let copy = expect_copy(&mut slave);
+            assert_eq!(copy.seq, seq);
+            slave.send(&result_text(&copy));
+        }
+        last += BATCH_EVENTS;
+        let metrics = http_get(&metrics_address, "/metrics");
+        assert!(metric(&metrics, "tradebridge_journal_bytes") as u64 <= 12 << 20, "{metrics}");
+        written = metric(&metrics, "tradebridge_checkpoints_written_total") as u64;
+        if written >= 4 {
+            break;
+        }
+    }
+    assert!(written >= 4, "four checkpoints within 800 batches: {written}");
+    let (segments, _) = journal_files(&journal);
+    let bytes: u64 = segments.iter().map(|(_, bytes)| bytes).sum();
+    assert!(bytes <= 12 << 20, "{segments:?}");
+    slave.expect_alive();
 }

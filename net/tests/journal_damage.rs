@@ -154,7 +154,7 @@ fn a_flipped_byte_in_the_active_segment_refuses_the_start_until_quarantined_and_
 fn an_engine_panic_on_one_record_is_quarantined_at_the_next_start_instead_of_a_crash_loop() {
     // Shows: the engine panicking on a master event (injected, test builds only) ends the bridge with 70 after the event is journaled; the restart, with the same fault still there, quarantines that record (file and reason kept, logged) and starts with the master's ack_seq including it; copying goes on; a later start skips the quarantined record without trying it again.
     const FAULT: (&str, &str) = ("TRADEBRIDGE_TEST_ENGINE_PANIC_EVENT_SEQ", "3");
-    let bridge = Bridge::start(&[]);
+    let bridge = Bridge::start(&[("metrics_listen", "\"127.0.0.1:0\"")]);
     let (mut master, _) = bridge.login("master", 0);
     let mut slave = slave_with_state(&bridge, SLAVE_LOGIN, SLAVE_KEY, 0);
     for seq in 1..=2u64 {
@@ -187,8 +187,14 @@ fn an_engine_panic_on_one_record_is_quarantined_at_the_next_start_instead_of_a_c
     assert_eq!((copy.seq, copy.pos), (3, 14), "copying goes on after the quarantined event");
     drop((master, slave));
 
-    let bridge = bridge.restart();
+    // Started again with the fault still there: the record is skipped, not
+    // replayed (which would panic) and quarantined a second time.
+    let mut bridge = bridge.restart_with_environment(&[FAULT]);
+    let line = bridge.read_stdout_line();
+    let metrics_address = line.trim().strip_prefix("tradebridge metrics on http://").and_then(|rest| rest.strip_suffix("/metrics")).expect("metrics line").to_string();
     let (_master, welcome) = bridge.login("master", 4);
     assert!(matches!(welcome, Message::Welcome(ref welcome) if welcome.ack_seq == 4), "{welcome:?}");
-    assert_eq!(fs::read_dir(&quarantined).expect("list").count(), 2, "skipped, not quarantined again");
+    let metrics = support::http_get(&metrics_address, "/metrics");
+    assert_eq!(support::metric(&metrics, "tradebridge_journal_records_quarantined_total"), 0.0, "skipped, not quarantined again: {metrics}");
+    assert_eq!(fs::read_dir(&quarantined).expect("list").count(), 2);
 }

@@ -40,7 +40,7 @@ use super::layout::{
     parse_segment_file_name, records_per_segment_max, QUARANTINE_EXTENSION, SEGMENT_EXTENSION, TEMPORARY_EXTENSION,
 };
 use super::options::{JournalOptions, SealedCorruption, SyncPolicy, SEGMENT_BYTES_MAX};
-use super::segment::{file_is_all_zero, quarantined_seq_bound, read_segment_header, sync_directory, Segment};
+use super::segment::{file_is_all_zero, quarantined_seq_bound, read_segment_header, record_skip_in_header, sync_directory, Segment};
 
 /// What `Journal::open` found and did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -176,12 +176,30 @@ pub(crate) fn recover(directory: &Path, options: &JournalOptions) -> Result<Reco
     let mut segments = VecDeque::with_capacity(listing.len());
     let mut quarantined = Vec::new();
     let mut expected_seq = None;
+    // Segments a salvage just wrote again (an interrupted salvage's
+    // leftovers in the listing): already in `segments`, not read twice.
+    let mut salvaged_names = std::collections::BTreeSet::new();
     for (position, (name_seq, path)) in listing.iter().enumerate() {
+        if salvaged_names.contains(name_seq) {
+            continue;
+        }
         let is_last = position + 1 == listing.len();
         let next_name_seq = listing.get(position + 1).map(|(next_name_seq, _)| *next_name_seq);
-        let context =
-            SegmentContext { directory, path, name_seq: *name_seq, expected_seq, next_name_seq, is_last, options };
+        let following = &listing[position + 1..];
+        let context = SegmentContext {
+            directory,
+            path,
+            name_seq: *name_seq,
+            expected_seq,
+            next_name_seq,
+            following,
+            is_last,
+            options,
+        };
         let outcome = recover_segment(&context, &mut recovery)?;
+        if let SegmentOutcome::Salvaged(made) = &outcome {
+            salvaged_names.extend(made.iter().skip(1).map(Segment::first_seq));
+        }
         let (segment, cut) = match outcome {
             SegmentOutcome::Intact(segment) => (segment, false),
             SegmentOutcome::CutHere(segment) => (segment, true),
@@ -316,6 +334,8 @@ struct SegmentContext<'a> {
     /// First sequence of the next listed segment, by its file name; `None`
     /// for the last.
     next_name_seq: Option<u64>,
+    /// The segments listed after this one.
+    following: &'a [(u64, PathBuf)],
     /// True for the newest segment, whose torn tail is cut, not refused.
     is_last: bool,
     /// The options the journal is opened with.
@@ -408,7 +428,12 @@ fn salvage(
     mut runs: Vec<super::segment::Run>,
     recovery: &mut Recovery,
 ) -> Result<Vec<Segment>, JournalError> {
-    if let Some(next_name_seq) = context.next_name_seq {
+    // The next segment that is not one an interrupted salvage of this one
+    // already wrote (those are written again, whole, below).
+    let run_names: std::collections::BTreeSet<u64> = runs.iter().map(|run| run.first_seq).collect();
+    let next_original = context.following.iter().find(|(name_seq, _)| !run_names.contains(name_seq));
+    if let Some((next_name_seq, _)) = next_original {
+        let next_name_seq = *next_name_seq;
         runs.retain(|run| run.first_seq < next_name_seq);
         for run in &mut runs {
             let room = usize::try_from(next_name_seq - run.first_seq).unwrap_or(usize::MAX);
@@ -442,6 +467,15 @@ fn salvage(
         records_kept += run.offsets.len() as u64;
         next_seq = created.next_seq();
         new_segments.push(created);
+    }
+    // The next segment must follow what is kept: when the damage took the
+    // last numbers before it, its header records the skip (else the chain
+    // check would set it, and every valid segment after it, aside).
+    if let Some((next_name_seq, next_path)) = next_original {
+        if next_seq < *next_name_seq {
+            lost_seqs.push((next_seq, *next_name_seq));
+            record_skip_in_header(next_path, *next_name_seq, next_seq)?;
+        }
     }
     segment.zero_tail()?;
     let new_paths = new_segments.iter().map(|created| created.path().to_path_buf()).collect();

@@ -701,6 +701,27 @@ pub(crate) fn quarantined_seq_bound(path: &Path, name_seq: u64) -> Result<Option
     Ok(Some(scanned_bound.max(name_seq)))
 }
 
+/// Rewrites the header of the segment at `path` (named `name_seq`) to
+/// record that the numbers from `skipped_from_seq` up to it are skipped,
+/// and syncs it. For a salvage whose damage took the last numbers of the
+/// segment before this one. Only the header changes.
+pub(crate) fn record_skip_in_header(path: &Path, name_seq: u64, skipped_from_seq: u64) -> Result<(), JournalError> {
+    use std::os::unix::fs::FileExt as _;
+    assert!(skipped_from_seq < name_seq);
+    let file = OpenOptions::new().read(true).write(true).open(path).map_err(io_error(path, "open"))?;
+    let Some(header) = read_usable_header(&file, path)? else {
+        // Unreadable: the chain check sets it aside as before.
+        return Ok(());
+    };
+    if header.first_seq != name_seq || header.skipped_from_seq == skipped_from_seq {
+        return Ok(());
+    }
+    let rewritten = encode_segment_header(name_seq, header.segment_bytes, skipped_from_seq);
+    file.write_all_at(&rewritten, 0).map_err(io_error(path, "write header"))?;
+    file.sync_data().map_err(io_error(path, "fsync header"))?;
+    Ok(())
+}
+
 /// The header of the segment file at `path` when it decodes and its sizes
 /// are ones this code maps; `None` otherwise. Reads only; used where a
 /// header is consulted before (or instead of) opening the segment.
