@@ -34,8 +34,9 @@ pub const CHECKPOINT_MAGIC: [u8; 8] = *b"TBCHKPT\0";
 /// Format version; raised whenever the state's layout changes, so an older
 /// file is refused (and the journal replayed) rather than misread, unless
 /// the reader knows its layout ([`decode_versioned`]). 2: the router's
-/// state carries the configuration in effect (issue 14).
-pub const CHECKPOINT_VERSION: u32 = 2;
+/// state carries the configuration in effect (issue 14). 3: each account of
+/// that configuration carries `allow_from`.
+pub const CHECKPOINT_VERSION: u32 = 3;
 
 /// Header bytes: magic 8, version 4, crc 4, seq 8, payload length 8.
 pub const CHECKPOINT_HEADER_BYTES: usize = 32;

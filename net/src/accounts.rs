@@ -26,6 +26,7 @@
 
 use std::collections::HashMap;
 use std::future::poll_fn;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::task::Poll;
@@ -33,7 +34,7 @@ use std::task::Poll;
 use futures_util::task::AtomicWaker;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use tradebridge_core::config::{Config, ServerConfig};
+use tradebridge_core::config::{Cidr, Config, ServerConfig};
 use tradebridge_core::protocol::{Copy, CopyAction, Hello, Role};
 
 use crate::limits::TokenBucket;
@@ -194,6 +195,8 @@ struct Credentials {
     previous: Vec<([u8; 32], u64)>,
     /// False: every `hello` is refused (`enabled = false`).
     enabled: bool,
+    /// Addresses a `hello` is accepted from; empty: any.
+    allow_from: Vec<Cidr>,
 }
 
 /// One configured account, as the shards share it.
@@ -353,11 +356,15 @@ impl AccountTable {
             kept.insert(account.login);
             let server = Arc::clone(servers.entry(account.server.clone()).or_insert_with(|| Arc::from(account.server.as_str())));
             let previous = account.previous_keys.iter().map(|key| (key.key_sha256, key.expires_ms)).collect();
-            let credentials = Credentials { server, key_sha256: account.key_sha256, previous, enabled: account.enabled };
+            let credentials = Credentials { server, key_sha256: account.key_sha256, previous, enabled: account.enabled, allow_from: account.allow_from.clone() };
             match entries.get(&account.login).cloned() {
                 Some(entry) if entry.role == account.role => {
                     let mut current = lock(&entry.credentials);
-                    if *current.server != *credentials.server || current.key_sha256 != credentials.key_sha256 || current.previous != credentials.previous {
+                    if *current.server != *credentials.server
+                        || current.key_sha256 != credentials.key_sha256
+                        || current.previous != credentials.previous
+                        || current.allow_from != credentials.allow_from
+                    {
                         change.credentials_changed += 1;
                     }
                     if current.enabled && !credentials.enabled {
@@ -412,6 +419,7 @@ pub enum AuthError {
     WrongRole,
     WrongKey,
     Disabled,
+    AddressNotAllowed,
 }
 
 impl std::fmt::Display for AuthError {
@@ -422,6 +430,7 @@ impl std::fmt::Display for AuthError {
             AuthError::WrongRole => "field `role`: expected the account's role",
             AuthError::WrongKey => "field `key`: its SHA-256 does not match the account's key_sha256",
             AuthError::Disabled => "the account is disabled (enabled = false)",
+            AuthError::AddressNotAllowed => "the connection's address is not in the account's allow_from",
         };
         formatter.write_str(text)
     }
@@ -430,8 +439,9 @@ impl std::fmt::Display for AuthError {
 /// Checks a `hello` against the table: the login must be configured, and the
 /// server, role and key must be the account's.
 /// `now_ms`: the wall clock (ms since the epoch), for the expiry of
-/// replaced keys.
-pub fn authenticate(table: &AccountTable, hello: &Hello, now_ms: u64) -> Result<Arc<AccountEntry>, AuthError> {
+/// replaced keys; `peer`: the connection's immediate peer, for
+/// `allow_from` (unknown: refused when the account has a list).
+pub fn authenticate(table: &AccountTable, hello: &Hello, now_ms: u64, peer: Option<IpAddr>) -> Result<Arc<AccountEntry>, AuthError> {
     // The key is hashed even for an unknown login, so the reply time does not
     // tell which logins exist.
     let key_sha256: [u8; 32] = Sha256::digest(hello.key.as_bytes()).into();
@@ -454,6 +464,9 @@ pub fn authenticate(table: &AccountTable, hello: &Hello, now_ms: u64) -> Result<
     }
     if !credentials.enabled {
         return Err(AuthError::Disabled);
+    }
+    if !credentials.allow_from.is_empty() && !peer.is_some_and(|peer| credentials.allow_from.iter().any(|range| range.contains(peer))) {
+        return Err(AuthError::AddressNotAllowed);
     }
     Ok(entry)
 }
@@ -488,7 +501,7 @@ key_sha256 = "027ab56e7d6dd58a1d2af792a0e893afbeadaa1b9978c57d8ffe4b05531a15aa"
     }
 
     fn authenticate_now(table: &AccountTable, hello: &Hello) -> Result<Arc<AccountEntry>, AuthError> {
-        authenticate(table, hello, 0)
+        authenticate(table, hello, 0, None)
     }
 
     fn table() -> AccountTable {
@@ -588,12 +601,40 @@ key_sha256 = "027ab56e7d6dd58a1d2af792a0e893afbeadaa1b9978c57d8ffe4b05531a15aa"
         );
         let table = AccountTable::new(&Config::from_toml_str(&source).expect("valid"), 0);
         let expiry = 1_796_702_400_000; // 2026-12-08T04:00:00Z
-        let login = |key: &str, now_ms: u64| authenticate(&table, &hello(key, 7, "S", Role::Slave), now_ms).map(|entry| entry.login);
+        let login = |key: &str, now_ms: u64| authenticate(&table, &hello(key, 7, "S", Role::Slave), now_ms, None).map(|entry| entry.login);
         assert_eq!(login("old", expiry - 1), Ok(7));
         assert_eq!(login("new", expiry - 1), Ok(7));
         assert_eq!(login("old", expiry), Err(AuthError::WrongKey));
         assert_eq!(login("new", expiry + 86_400_000), Ok(7));
         assert_eq!(login("other", expiry - 1), Err(AuthError::WrongKey));
+    }
+
+    // An account with allow_from accepts a hello only from an address in it (v4, v6, a mapped v4 peer), after the key; one without accepts any; a reload that changes the list counts as a credentials change.
+    #[test]
+    fn allow_from_limits_the_addresses_a_hello_is_accepted_from() {
+        let hash = |key: &str| -> String { Sha256::digest(key.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect() };
+        let source = |allow: &str| {
+            format!(
+                "[server]\nlisten = \"127.0.0.1:0\"\njournal_dir = \"/tmp/unused\"\n[[account]]\nlogin = 7\nserver = \"S\"\nrole = \"slave\"\nkey_sha256 = \"{}\"\n{allow}\n[[account]]\nlogin = 8\nserver = \"S\"\nrole = \"slave\"\nkey_sha256 = \"{}\"\n",
+                hash("seven"),
+                hash("eight")
+            )
+        };
+        let config = Config::from_toml_str(&source("allow_from = [\"203.0.113.0/24\", \"2001:db8::/32\"]")).expect("valid");
+        let table = AccountTable::new(&config, 0);
+        let login = |key: &str, login: u64, peer: Option<&str>| {
+            authenticate(&table, &hello(key, login, "S", Role::Slave), 0, peer.map(|peer| peer.parse().unwrap())).map(|entry| entry.login)
+        };
+        assert_eq!(login("seven", 7, Some("203.0.113.9")), Ok(7));
+        assert_eq!(login("seven", 7, Some("::ffff:203.0.113.9")), Ok(7));
+        assert_eq!(login("seven", 7, Some("2001:db8::5")), Ok(7));
+        assert_eq!(login("seven", 7, Some("198.51.100.1")), Err(AuthError::AddressNotAllowed));
+        assert_eq!(login("seven", 7, None), Err(AuthError::AddressNotAllowed), "an unknown peer is not in any list");
+        assert_eq!(login("wrong", 7, Some("198.51.100.1")), Err(AuthError::WrongKey), "the key is checked first");
+        assert_eq!(login("eight", 8, Some("198.51.100.1")), Ok(8), "no list: any address");
+        let change = table.apply(&Config::from_toml_str(&source("")).expect("valid"), 0);
+        assert_eq!(change.credentials_changed, 1);
+        assert_eq!(login("seven", 7, Some("198.51.100.1")), Ok(7), "the list was lifted by the reload");
     }
 
     // Claiming a login supersedes the previous session, and only the live

@@ -28,7 +28,7 @@ use anyhow::Context as _;
 use serde::ser::{SerializeSeq, SerializeTuple};
 use serde::{Deserialize, Serialize, Serializer};
 use tradebridge_core::checkpoint;
-use tradebridge_core::config::ConfigDocument;
+use tradebridge_core::config::{ConfigDocument, ConfigDocumentV2};
 use tradebridge_core::engine::{CopyInstruction, EngineState, EngineStateRef};
 use tradebridge_core::protocol::{Copy, Role};
 
@@ -141,15 +141,32 @@ struct RouterStateV1 {
     kept: Vec<(u64, Vec<Copy>)>,
 }
 
-/// A checkpoint file's state, of this version or version 1.
+/// [`RouterState`] as version 2 checkpoints hold it (accounts without
+/// `allow_from`).
+#[derive(Deserialize)]
+struct RouterStateV2 {
+    engine: EngineState,
+    masters: Vec<MasterProgressEntry>,
+    copy_seqs: Vec<(u64, u64)>,
+    instructions: Vec<(u64, BTreeMap<u64, CopyInstruction>)>,
+    kept: Vec<(u64, Vec<Copy>)>,
+    config: Option<(u64, ConfigDocumentV2)>,
+}
+
+/// A checkpoint file's state, of this version or versions 1 and 2.
 pub fn decode_state(bytes: &[u8]) -> Result<(u64, RouterState), checkpoint::CheckpointError> {
     checkpoint::decode_versioned(bytes, |version, payload| match version {
         checkpoint::CHECKPOINT_VERSION => postcard::from_bytes(payload).map_err(|error| error.to_string()),
+        2 => {
+            let old: RouterStateV2 = postcard::from_bytes(payload).map_err(|error| error.to_string())?;
+            let config = old.config.map(|(generation, document)| (generation, ConfigDocument::from(document)));
+            Ok(RouterState { engine: old.engine, masters: old.masters, copy_seqs: old.copy_seqs, instructions: old.instructions, kept: old.kept, config })
+        }
         1 => {
             let old: RouterStateV1 = postcard::from_bytes(payload).map_err(|error| error.to_string())?;
             Ok(RouterState { engine: old.engine, masters: old.masters, copy_seqs: old.copy_seqs, instructions: old.instructions, kept: old.kept, config: None })
         }
-        other => Err(format!("version {other}; expected {} or 1", checkpoint::CHECKPOINT_VERSION)),
+        other => Err(format!("version {other}; expected {}, 2 or 1", checkpoint::CHECKPOINT_VERSION)),
     })
 }
 
@@ -365,6 +382,42 @@ key_sha256 = "1111111111111111111111111111111111111111111111111111111111111111"
             Err(error) => assert!(error.to_string().contains("version 9"), "{error}"),
             Ok(_) => panic!("an unknown version was read"),
         }
+    }
+
+    #[test]
+    fn a_version_2_checkpoint_loads_its_accounts_without_allow_from() {
+        // Shows: a checkpoint of version 2 (accounts before allow_from) loads, its configuration's accounts read back with an empty allow_from.
+        #[derive(Serialize)]
+        struct V2<'engine> {
+            engine: EngineStateRef<'engine>,
+            masters: Vec<MasterProgressEntry>,
+            copy_seqs: Vec<(u64, u64)>,
+            instructions: Vec<(u64, BTreeMap<u64, CopyInstruction>)>,
+            kept: Vec<(u64, Vec<Copy>)>,
+            config: Option<(u64, ConfigDocumentV2)>,
+        }
+        let config = Config::from_toml_str(CONFIG).expect("config");
+        let engine = Engine::new(&config);
+        let document = config.document("test");
+        let accounts = document
+            .accounts
+            .iter()
+            .map(|account| tradebridge_core::config::AccountConfigV2 {
+                login: account.login,
+                server: account.server.clone(),
+                role: account.role,
+                key_sha256: account.key_sha256,
+                enabled: account.enabled,
+                platform: account.platform.clone(),
+                previous_keys: account.previous_keys.clone(),
+                contracts: account.contracts.clone(),
+                risk: account.risk.clone(),
+            })
+            .collect();
+        let old_document = ConfigDocumentV2 { source: document.source.clone(), accounts, follows: document.follows.clone() };
+        let old = V2 { engine: engine.state(), masters: vec![(100, 7, 7)], copy_seqs: vec![], instructions: vec![], kept: vec![], config: Some((4, old_document)) };
+        let (seq, state) = decode_state(&checkpoint::encode_version(2, 7, &old, 0).expect("serializes")).expect("version 2 reads");
+        assert_eq!((seq, state.config), (7, Some((4, document))));
     }
 
     #[test]

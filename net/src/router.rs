@@ -679,6 +679,7 @@ impl Router {
         let last_seq = self.journal.last_seq();
         let quarantine = RecordQuarantine::open(self.journal.directory())?;
         tracing::info!(replay_from, last_seq, quarantined = quarantine.len(), "replaying the journal");
+        let mut failed: Vec<(OwnedEntry, String)> = Vec::new();
         for journal_seq in replay_from..=last_seq {
             let Some(entry) = self.journal.read(journal_seq) else {
                 continue;
@@ -700,9 +701,27 @@ impl Router {
                 Err(panic) => format!("panicked: {panic}"),
             };
             replay.decisions.clear();
-            let path = quarantine.add(&entry, &failure)?;
+            tracing::error!(seq = entry.seq, kind = entry.kind, failure = %failure, "journal record not replayed");
+            failed.push((entry, failure));
+        }
+        // Many failures are no longer one bad record but a fault of this
+        // binary or of the state (a journal format it does not read, a bug
+        // that breaks every event after one): the start is refused, and
+        // nothing is set aside, so a fixed binary replays them all.
+        let quarantine_max = self.config.server.journal_records_quarantined_max as usize;
+        if failed.len() > quarantine_max {
+            let (entry, failure) = failed.last().expect("more than the bound, so at least one");
+            anyhow::bail!(
+                "{} journal records could not be replayed, above journal_records_quarantined_max = {quarantine_max} (the last: seq {} kind {}: {failure}); that is not one bad record but a fault of this binary or of its state: refusing to start, nothing set aside",
+                failed.len(),
+                entry.seq,
+                entry.kind
+            );
+        }
+        for (entry, failure) in &failed {
+            let path = quarantine.add(entry, failure)?;
             Metrics::count(&self.metrics.journal_records_quarantined);
-            tracing::error!(seq = entry.seq, kind = entry.kind, failure = %failure, path = %path.display(), "journal record quarantined: the replay goes on without it (its payload is kept in the file)");
+            tracing::error!(seq = entry.seq, kind = entry.kind, failure = %failure, path = %path.display(), "journal record quarantined: the replay went on without it (its payload is kept in the file)");
         }
         let Replay { copies_due, skips_due, .. } = replay;
         if !copies_due.is_empty() {

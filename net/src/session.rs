@@ -184,7 +184,8 @@ async fn greet_and_serve(socket: &mut Socket, shard: &ShardContext, hello_deadli
         Ok(hello) => hello,
         Err(flow) => return flow,
     };
-    let account = match authenticate(&shard.shared.accounts, &hello, shard.shared.wall_ms()) {
+    let peer = socket.peer_address().map(|address| address.ip());
+    let account = match authenticate(&shard.shared.accounts, &hello, shard.shared.wall_ms(), peer) {
         Ok(account) => account,
         Err(reason @ AuthError::Disabled) => {
             record_auth_failure(shard, socket, &hello, reason, close_code::ACCOUNT_REVOKED);

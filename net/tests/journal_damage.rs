@@ -22,7 +22,13 @@ use tradebridge_net::router::open_journal;
 /// Runs `tradebridge ARGUMENTS --config CONFIG` to its end; one still
 /// running after 20 s (a `serve` that started) is killed and fails the test.
 fn tradebridge(arguments: &[&str], config: &Path) -> Output {
+    tradebridge_with_environment(arguments, config, &[])
+}
+
+/// [`tradebridge`] with environment variables added.
+fn tradebridge_with_environment(arguments: &[&str], config: &Path, environment: &[(&str, &str)]) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tradebridge"))
+        .envs(environment.iter().copied())
         .args(arguments)
         .arg("--config")
         .arg(config)
@@ -197,4 +203,30 @@ fn an_engine_panic_on_one_record_is_quarantined_at_the_next_start_instead_of_a_c
     let metrics = support::http_get(&metrics_address, "/metrics");
     assert_eq!(support::metric(&metrics, "tradebridge_journal_records_quarantined_total"), 0.0, "skipped, not quarantined again: {metrics}");
     assert_eq!(fs::read_dir(&quarantined).expect("list").count(), 2);
+}
+
+#[test]
+fn more_failed_records_than_the_bound_refuse_the_start_and_set_nothing_aside() {
+    // Shows: with journal_records_quarantined_max = 0 a record the engine panics on refuses the start (exit 1, the bound named) instead of being set aside, and nothing is written to quarantined-records; without the fault the same journal replays that record and starts with it.
+    const FAULT: (&str, &str) = ("TRADEBRIDGE_TEST_ENGINE_PANIC_EVENT_SEQ", "2");
+    let bridge = Bridge::start(&[("journal_records_quarantined_max", "0")]);
+    let (mut master, _) = bridge.login("master", 0);
+    let mut slave = slave_with_state(&bridge, SLAVE_LOGIN, SLAVE_KEY, 0);
+    for seq in 1..=2u64 {
+        master.send(&support::open_event_text(seq, 10 + seq));
+        assert!(matches!(master.recv(), Message::Ack(ack) if ack.seq == seq));
+        expect_copy(&mut slave);
+    }
+    drop((master, slave));
+    let mut bridge = bridge;
+    bridge.kill();
+    let config_path = bridge.directory.join("tradebridge.toml");
+    let refused = tradebridge_with_environment(&["serve"], &config_path, &[FAULT]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("above journal_records_quarantined_max = 0") && stderr.contains("nothing set aside"), "{stderr}");
+    assert!(!bridge.journal_directory().join("quarantined-records").exists());
+    let bridge = Bridge::start_with_config_file(bridge.directory.clone(), config_path);
+    let (_master, welcome) = bridge.login("master", 2);
+    assert!(matches!(welcome, Message::Welcome(ref welcome) if welcome.ack_seq == 2), "{welcome:?}");
 }

@@ -24,6 +24,20 @@ pub struct ConfigDocument {
     pub follows: Vec<FollowConfig>,
 }
 
+/// [`ConfigDocument`] as checkpoints of version 2 hold it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ConfigDocumentV2 {
+    pub source: String,
+    pub accounts: Vec<super::AccountConfigV2>,
+    pub follows: Vec<FollowConfig>,
+}
+
+impl From<ConfigDocumentV2> for ConfigDocument {
+    fn from(old: ConfigDocumentV2) -> ConfigDocument {
+        ConfigDocument { source: old.source, accounts: old.accounts.into_iter().map(AccountConfig::from).collect(), follows: old.follows }
+    }
+}
+
 impl Config {
     /// This configuration's accounts and follows as a document.
     pub fn document(&self, source: &str) -> ConfigDocument {

@@ -40,7 +40,7 @@ use crate::protocol::Role;
 
 pub use cidr::Cidr;
 pub use diff::{ConfigDiff, ConfigOp};
-pub use document::ConfigDocument;
+pub use document::{ConfigDocument, ConfigDocumentV2};
 pub use error::{ConfigError, ConfigWarning};
 pub use hours::{TradingHours, DAY_MS, WEEKDAYS_ALL};
 
@@ -387,6 +387,10 @@ pub struct ServerConfig {
     /// limited per address. (Reading the client's address from the PROXY
     /// protocol or a forwarded header is not built yet.)
     pub trusted_proxies: Vec<Cidr>,
+    /// Journal records one start may set aside because replaying them
+    /// failed (the engine panicked, or the record did not decode); above
+    /// it the start is refused and nothing is set aside.
+    pub journal_records_quarantined_max: u32,
 }
 
 /// `mode` of a follow or of a slave account.
@@ -507,6 +511,44 @@ pub struct AccountConfig {
     pub contracts: BTreeMap<String, f64>,
     /// Slave only: account-wide limits (all defaults on a master).
     pub risk: AccountRisk,
+    /// Addresses a `hello` of this account is accepted from (CIDR ranges,
+    /// IPv4 and IPv6); empty: any. Checked against the connection's
+    /// immediate peer.
+    #[serde(default)]
+    pub allow_from: Vec<Cidr>,
+}
+
+/// [`AccountConfig`] as checkpoints of version 2 hold it (postcard is
+/// positional: a field added is a new layout), read back with an empty
+/// `allow_from`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AccountConfigV2 {
+    pub login: u64,
+    pub server: String,
+    pub role: Role,
+    pub key_sha256: [u8; 32],
+    pub enabled: bool,
+    pub platform: Option<String>,
+    pub previous_keys: Vec<PreviousKey>,
+    pub contracts: BTreeMap<String, f64>,
+    pub risk: AccountRisk,
+}
+
+impl From<AccountConfigV2> for AccountConfig {
+    fn from(old: AccountConfigV2) -> AccountConfig {
+        AccountConfig {
+            login: old.login,
+            server: old.server,
+            role: old.role,
+            key_sha256: old.key_sha256,
+            enabled: old.enabled,
+            platform: old.platform,
+            previous_keys: old.previous_keys,
+            contracts: old.contracts,
+            risk: old.risk,
+            allow_from: Vec::new(),
+        }
+    }
 }
 
 /// A replaced API key, accepted until `expires_ms`.

@@ -70,6 +70,7 @@ pub(crate) struct RawServer {
     pub new_connections_per_address_per_second: Option<Spanned<u32>>,
     pub hello_frame_bytes_max: Option<Spanned<u32>>,
     pub trusted_proxies: Option<Vec<Spanned<String>>>,
+    pub journal_records_quarantined_max: Option<Spanned<u32>>,
 }
 
 /// `[persist]`: the Postgres record of the journal.
@@ -142,6 +143,7 @@ pub(crate) struct RawAccount {
     pub enabled: Option<bool>,
     pub platform: Option<Spanned<String>>,
     pub previous_keys: Option<Vec<RawPreviousKey>>,
+    pub allow_from: Option<Vec<Spanned<String>>>,
     pub contracts: Option<Spanned<BTreeMap<String, Spanned<f64>>>>,
     pub mode: Option<Spanned<CopyMode>>,
     pub max_positions: Option<Spanned<u32>>,

@@ -1124,3 +1124,17 @@ fn front_door_limits_parse_default_within_their_bounds_and_refuse_what_is_above(
         assert!(error.to_string().contains(says), "{extra}: {error}");
     }
 }
+
+#[test]
+fn allow_from_parses_ranges_and_names_a_bad_one_by_account_and_position() {
+    // Shows an account's allow_from takes IPv4 and IPv6 addresses and ranges (empty when absent), and a bad entry is refused naming account[N].allow_from[i] and the expected form.
+    let source = minimal().replace("role = \"slave\"\n", "role = \"slave\"\nallow_from = [\"203.0.113.0/24\", \"2001:db8::1\"]\n");
+    let config = Config::from_toml_str(&source).unwrap();
+    let ranges: Vec<String> = config.accounts[1].allow_from.iter().map(ToString::to_string).collect();
+    assert_eq!(ranges, ["203.0.113.0/24", "2001:db8::1/128"]);
+    assert!(config.accounts[0].allow_from.is_empty());
+    let bad = minimal().replace("role = \"slave\"\n", "role = \"slave\"\nallow_from = [\"203.0.113.0/24\", \"office\"]\n");
+    let error = error_of(&bad);
+    assert_eq!(error.key(), "account[1].allow_from[1]", "{error}");
+    assert!(error.to_string().contains("\"office\" is not an address"), "{error}");
+}

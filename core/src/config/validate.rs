@@ -241,6 +241,14 @@ const HELLO_FRAME_BYTES_MAX: Range<u32> = Range {
     min: 512,
     max: 1 << 20,
 };
+/// One bad record (a bug hit by one event) is set aside at a start; many
+/// mean a fault of the binary, and the start is refused instead.
+const JOURNAL_RECORDS_QUARANTINED_MAX: Range<u32> = Range {
+    key: "journal_records_quarantined_max",
+    default: 16,
+    min: 0,
+    max: 100_000,
+};
 /// Position-count limits of a slave account (absent means unlimited).
 const MAX_POSITIONS: Range<u32> = Range {
     key: "max_positions",
@@ -721,6 +729,7 @@ fn server(table: Table<'_>, raw: &RawServer) -> Result<ServerConfig, ConfigError
         )?,
         hello_frame_bytes_max: number(table, &raw.hello_frame_bytes_max, HELLO_FRAME_BYTES_MAX)?,
         trusted_proxies: cidrs(table, raw.trusted_proxies.as_deref().unwrap_or_default(), "trusted_proxies")?,
+        journal_records_quarantined_max: number(table, &raw.journal_records_quarantined_max, JOURNAL_RECORDS_QUARANTINED_MAX)?,
     };
     front_door_bounds(table, raw, &mut server)?;
     // A journal record holds one ring record, and a segment its largest
@@ -875,7 +884,20 @@ fn account(table: Table<'_>, raw: &RawAccount) -> Result<AccountConfig, ConfigEr
         },
         contracts,
         risk,
+        allow_from: allow_from(table, raw)?,
     })
+}
+
+/// At most this many ranges per account: a list an operator reads.
+const ALLOW_FROM_MAX: usize = 64;
+
+fn allow_from(table: Table<'_>, raw: &RawAccount) -> Result<Vec<Cidr>, ConfigError> {
+    let values = raw.allow_from.as_deref().unwrap_or_default();
+    if values.len() > ALLOW_FROM_MAX {
+        let message = format!("{} ranges; expected at most {ALLOW_FROM_MAX}", values.len());
+        return Err(table.error(values[ALLOW_FROM_MAX].span().start, "allow_from", message));
+    }
+    cidrs(table, values, "allow_from")
 }
 
 fn only_on(table: Table<'_>, offset: usize, key: &str, role: &str, why: &str) -> ConfigError {

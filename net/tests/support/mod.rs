@@ -236,6 +236,38 @@ impl Bridge {
             })
     }
 
+    /// Opens a WebSocket on `/ea` from the IPv4 loopback address `source`
+    /// (127.0.0.2, say: every 127/8 address is this machine's).
+    pub fn connect_from(&self, source: [u8; 4]) -> Client {
+        use std::os::fd::FromRawFd as _;
+        let std::net::SocketAddr::V4(target) = self.address else { panic!("the test bridge listens on IPv4") };
+        // SAFETY: plain socket calls on a descriptor owned here (handed to
+        // the TcpStream at once); the sockaddr structs outlive the calls.
+        let stream = unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+            let stream = TcpStream::from_raw_fd(fd);
+            let mut local: libc::sockaddr_in = std::mem::zeroed();
+            local.sin_family = libc::AF_INET as libc::sa_family_t;
+            local.sin_addr.s_addr = u32::from_ne_bytes(source);
+            let length = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            assert_eq!(libc::bind(fd, std::ptr::addr_of!(local).cast(), length), 0, "bind: {}", std::io::Error::last_os_error());
+            let mut remote: libc::sockaddr_in = std::mem::zeroed();
+            remote.sin_family = libc::AF_INET as libc::sa_family_t;
+            remote.sin_port = target.port().to_be();
+            remote.sin_addr.s_addr = u32::from_ne_bytes(target.ip().octets());
+            assert_eq!(libc::connect(fd, std::ptr::addr_of!(remote).cast(), length), 0, "connect: {}", std::io::Error::last_os_error());
+            stream
+        };
+        stream.set_read_timeout(Some(READ_TIMEOUT)).expect("read timeout");
+        stream.set_nodelay(true).expect("nodelay");
+        let url = format!("ws://{}/ea", self.address);
+        match tungstenite::client::client(url, stream) {
+            Ok((socket, _)) => Client { socket, pending: std::collections::VecDeque::new() },
+            Err(error) => panic!("websocket upgrade on /ea from {source:?}: {error}"),
+        }
+    }
+
     /// Opens a WebSocket on `/ea`.
     pub fn connect(&self) -> Client {
         self.connect_path("/ea").expect("websocket upgrade on /ea")
