@@ -422,6 +422,23 @@ pub enum AuthError {
     AddressNotAllowed,
 }
 
+impl AuthError {
+    pub const ALL: [AuthError; 6] =
+        [AuthError::UnknownLogin, AuthError::WrongServer, AuthError::WrongRole, AuthError::WrongKey, AuthError::Disabled, AuthError::AddressNotAllowed];
+
+    /// The metric label (`tradebridge_auth_failures_total{reason}`).
+    pub fn label(self) -> &'static str {
+        match self {
+            AuthError::UnknownLogin => "unknown_login",
+            AuthError::WrongServer => "wrong_server",
+            AuthError::WrongRole => "wrong_role",
+            AuthError::WrongKey => "wrong_key",
+            AuthError::Disabled => "disabled",
+            AuthError::AddressNotAllowed => "address_not_allowed",
+        }
+    }
+}
+
 impl std::fmt::Display for AuthError {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let text = match self {

@@ -11,6 +11,13 @@
 //!   as many). Immediate peers in `trusted_proxies` are exempt.
 //! - Refusals are counted per reason and logged at most once a second (with
 //!   how many more there were), so a flood cannot flood the log.
+//! - Failed logins ([`AuthFailures`]): the answer to each is held back
+//!   longer (100 ms doubled per earlier failure of its login or address, up
+//!   to `auth_delay_ms_max`), and an address that fails
+//!   `auth_block_after_failures` times within `auth_block_seconds` is
+//!   refused at accept for `auth_block_seconds`. A right key is never held
+//!   back, and a login is never blocked (a stranger could lock a follower
+//!   out), only an address.
 //!
 //! # Invariants
 //! - The address table holds an entry per address with an open connection,
@@ -27,6 +34,7 @@ use std::sync::{Arc, Mutex};
 use tradebridge_core::config::cidr::canonical;
 use tradebridge_core::config::{Cidr, ServerConfig};
 
+use crate::accounts::AuthError;
 use crate::limits::TokenBucket;
 
 /// Why a connection was refused at accept.
@@ -40,13 +48,22 @@ pub enum Refusal {
     PerAddressMax,
     /// More than `new_connections_per_address_per_second` new connections.
     PerAddressRate,
+    /// The address is blocked after `auth_block_after_failures` failed
+    /// logins.
+    AuthBlocked,
     /// The address table is full (a flood from very many addresses).
     AddressesTracked,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 5] =
-        [Refusal::ConnectionsMax, Refusal::PendingMax, Refusal::PerAddressMax, Refusal::PerAddressRate, Refusal::AddressesTracked];
+    pub const ALL: [Refusal; 6] = [
+        Refusal::ConnectionsMax,
+        Refusal::PendingMax,
+        Refusal::PerAddressMax,
+        Refusal::PerAddressRate,
+        Refusal::AuthBlocked,
+        Refusal::AddressesTracked,
+    ];
 
     /// The metric label.
     pub fn label(self) -> &'static str {
@@ -55,6 +72,7 @@ impl Refusal {
             Refusal::PendingMax => "pending_connections_max",
             Refusal::PerAddressMax => "connections_per_address_max",
             Refusal::PerAddressRate => "new_connections_per_address_per_second",
+            Refusal::AuthBlocked => "auth_blocked",
             Refusal::AddressesTracked => "addresses_tracked",
         }
     }
@@ -156,6 +174,113 @@ impl AddressTable {
     }
 }
 
+/// Failed logins of one login or one address, counted over a window.
+#[derive(Clone, Copy, Debug)]
+struct Failures {
+    count: u32,
+    /// When the window of `count` began.
+    first_ms: u64,
+    /// The latest failure.
+    last_ms: u64,
+    /// Refused at accept until then (addresses only).
+    blocked_until_ms: u64,
+}
+
+/// Failed logins per login and per address: how long a failed login's
+/// answer is held back (growing with the failures), and which addresses
+/// are blocked for a while.
+#[derive(Debug)]
+pub struct AuthFailures {
+    block_after: u32,
+    window_ms: u64,
+    delay_ms_max: u64,
+    tracked_max: usize,
+    by_address: HashMap<IpAddr, Failures>,
+    by_login: HashMap<u64, Failures>,
+    pruned_ms: u64,
+}
+
+/// The first held-back answer (the second failure); doubled with each
+/// further one.
+const AUTH_DELAY_MS_FIRST: u64 = 100;
+
+impl AuthFailures {
+    pub fn new(block_after: u32, window_ms: u64, delay_ms_max: u64, tracked_max: usize) -> AuthFailures {
+        AuthFailures { block_after, window_ms, delay_ms_max, tracked_max, by_address: HashMap::new(), by_login: HashMap::new(), pruned_ms: 0 }
+    }
+
+    /// Records a failed login of `login` from `address` (`None`: a trusted
+    /// proxy's, or unknown); returns how long to hold its answer back: 0 for
+    /// the first failure, then 100 ms doubled per failure, up to the bound.
+    pub fn failed(&mut self, address: Option<IpAddr>, login: u64, now_ms: u64) -> u64 {
+        if now_ms.saturating_sub(self.pruned_ms) >= self.window_ms.min(60_000) {
+            self.prune(now_ms);
+        }
+        let (window_ms, tracked_max) = (self.window_ms, self.tracked_max);
+        let login_count = bump(&mut self.by_login, login, now_ms, window_ms, tracked_max).map_or(1, |failures| failures.count);
+        let address_count = match address.map(address_key) {
+            Some(key) => match bump(&mut self.by_address, key, now_ms, window_ms, tracked_max) {
+                Some(failures) => {
+                    if self.block_after > 0 && failures.count >= self.block_after {
+                        failures.blocked_until_ms = now_ms + window_ms;
+                    }
+                    failures.count
+                }
+                None => 1,
+            },
+            None => 0,
+        };
+        let failures = login_count.max(address_count);
+        if failures <= 1 || self.delay_ms_max == 0 {
+            return 0;
+        }
+        (AUTH_DELAY_MS_FIRST << (failures - 2).min(20)).min(self.delay_ms_max)
+    }
+
+    /// A login succeeded: its own failures are forgotten (its address's are
+    /// not: one good account does not excuse a scanner beside it).
+    pub fn succeeded(&mut self, login: u64) {
+        self.by_login.remove(&login);
+    }
+
+    /// True while `address` is blocked.
+    pub fn is_blocked(&self, address: IpAddr, now_ms: u64) -> bool {
+        self.by_address.get(&address_key(address)).is_some_and(|failures| now_ms < failures.blocked_until_ms)
+    }
+
+    fn prune(&mut self, now_ms: u64) {
+        let window_ms = self.window_ms;
+        let keep = |failures: &Failures| now_ms.saturating_sub(failures.last_ms) < window_ms || now_ms < failures.blocked_until_ms;
+        self.by_address.retain(|_, failures| keep(failures));
+        self.by_login.retain(|_, failures| keep(failures));
+        self.pruned_ms = now_ms;
+    }
+
+    /// Logins and addresses tracked.
+    pub fn len(&self) -> usize {
+        self.by_address.len() + self.by_login.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Counts one failure of `key` in `map`, in a window of `window_ms` that
+/// starts again after it; `None` when the map is full (not tracked).
+fn bump<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Failures>, key: K, now_ms: u64, window_ms: u64, tracked_max: usize) -> Option<&mut Failures> {
+    if !map.contains_key(&key) && map.len() >= tracked_max {
+        return None;
+    }
+    let failures = map.entry(key).or_insert(Failures { count: 0, first_ms: now_ms, last_ms: now_ms, blocked_until_ms: 0 });
+    if now_ms.saturating_sub(failures.first_ms) >= window_ms {
+        *failures = Failures { count: 0, first_ms: now_ms, last_ms: now_ms, blocked_until_ms: failures.blocked_until_ms };
+    }
+    failures.count = failures.count.saturating_add(1);
+    failures.last_ms = now_ms;
+    Some(failures)
+}
+
 /// The shared state of the front door, across shards.
 #[derive(Debug)]
 pub struct FrontDoor {
@@ -165,9 +290,13 @@ pub struct FrontDoor {
     /// Connections between accept and welcome.
     pending: AtomicU64,
     /// Refusals per [`Refusal`], for the metrics.
-    refused: [AtomicU64; 5],
+    refused: [AtomicU64; 6],
     /// The second of the last refusal logged, and refusals not logged since.
     log_window: Mutex<(u64, u64)>,
+    /// Failed logins per login and per address.
+    auth: Mutex<AuthFailures>,
+    /// Failed logins per [`AuthError`] (in `AuthError::ALL` order).
+    auth_failures: [AtomicU64; 6],
 }
 
 impl FrontDoor {
@@ -180,7 +309,44 @@ impl FrontDoor {
             pending: AtomicU64::new(0),
             refused: Default::default(),
             log_window: Mutex::new((u64::MAX, 0)),
+            auth: Mutex::new(AuthFailures::new(server.auth_block_after_failures, server.auth_block_seconds * 1_000, server.auth_delay_ms_max, tracked_max)),
+            auth_failures: Default::default(),
         }
+    }
+
+    /// True when `peer` is a trusted proxy's address (exempt from the
+    /// per-address limits and blocks).
+    fn is_trusted(&self, peer: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|proxy| proxy.contains(peer))
+    }
+
+    /// Records a refused `hello` of `login` from `peer`; returns how long to
+    /// hold the refusal back (growing with that login's and address's
+    /// failures), and blocks the address once it failed
+    /// `auth_block_after_failures` times.
+    pub fn auth_failed(&self, reason: AuthError, peer: Option<IpAddr>, login: u64, now_ms: u64) -> u64 {
+        let index = AuthError::ALL.iter().position(|known| *known == reason).expect("every reason is listed");
+        self.auth_failures[index].fetch_add(1, Ordering::Relaxed);
+        if reason == AuthError::Disabled {
+            // The right key of an account the operator disabled: no guess,
+            // and its EA's retries must not block the address for others.
+            return 0;
+        }
+        let address = peer.filter(|peer| !self.is_trusted(*peer));
+        let mut auth = self.auth.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let delay_ms = auth.failed(address, login, now_ms);
+        if let Some(address) = address {
+            if auth.is_blocked(address, now_ms) {
+                drop(auth);
+                tracing::warn!(%address, login, "address blocked after too many failed logins (auth_block_after_failures); its connections are refused for auth_block_seconds");
+            }
+        }
+        delay_ms
+    }
+
+    /// Records a `hello` accepted for `login`.
+    pub fn auth_succeeded(&self, login: u64) {
+        self.auth.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).succeeded(login);
     }
 
     /// Admits a connection from `peer` at `now_ms`: its pending slot and,
@@ -192,7 +358,10 @@ impl FrontDoor {
         }
         let pending = PendingSlot { door: Some(Arc::clone(self)) };
         let tracked = match peer {
-            Some(address) if !self.trusted_proxies.iter().any(|proxy| proxy.contains(address)) => {
+            Some(address) if !self.is_trusted(address) => {
+                if self.auth.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).is_blocked(address, now_ms) {
+                    return Err(Refusal::AuthBlocked);
+                }
                 self.lock_addresses().admit(address, now_ms)?;
                 Some(address)
             }
@@ -240,6 +409,10 @@ impl FrontDoor {
             "# HELP tradebridge_connections_pending Connections accepted and not yet welcomed (upgrade or hello in progress).\n# TYPE tradebridge_connections_pending gauge\ntradebridge_connections_pending {}",
             self.pending()
         );
+        let _ = writeln!(text, "# HELP tradebridge_auth_failures_total Refused hellos, by reason.\n# TYPE tradebridge_auth_failures_total counter");
+        for (index, reason) in AuthError::ALL.iter().enumerate() {
+            let _ = writeln!(text, "tradebridge_auth_failures_total{{reason=\"{}\"}} {}", reason.label(), self.auth_failures[index].load(Ordering::Relaxed));
+        }
         let addresses = self.lock_addresses().len();
         let _ = writeln!(
             text,
@@ -295,6 +468,37 @@ impl Drop for AddressSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failed_logins_are_answered_later_each_time_and_block_the_address_not_the_login() {
+        // Shows the held-back answer grows (0, 100, 200, 400 ms, up to the bound) with the failures of a login or an address, a success clears the login's count, the address is blocked at the threshold for the window and then forgotten, another address is not blocked, and failures of one address for many logins still block it.
+        let mut auth = AuthFailures::new(5, 10_000, 300, 100);
+        let scanner = Some(ip("198.51.100.7"));
+        assert_eq!(auth.failed(scanner, 1, 0), 0);
+        assert_eq!(auth.failed(scanner, 1, 0), 100);
+        assert_eq!(auth.failed(scanner, 1, 0), 200);
+        assert_eq!(auth.failed(scanner, 2, 0), 300, "the address's fourth failure, capped at 300 ms");
+        assert!(!auth.is_blocked(ip("198.51.100.7"), 0));
+        assert_eq!(auth.failed(scanner, 3, 0), 300);
+        assert!(auth.is_blocked(ip("198.51.100.7"), 0), "the fifth failure blocks the address");
+        assert!(auth.is_blocked(ip("198.51.100.7"), 9_999) && !auth.is_blocked(ip("198.51.100.7"), 10_000));
+        assert!(!auth.is_blocked(ip("198.51.100.8"), 0));
+        let typo = Some(ip("203.0.113.1"));
+        assert_eq!(auth.failed(typo, 9, 0), 0);
+        assert_eq!(auth.failed(typo, 9, 0), 100);
+        auth.succeeded(9);
+        assert_eq!(auth.failed(Some(ip("203.0.113.2")), 9, 0), 0, "a success forgot login 9's failures");
+        assert_eq!(auth.failed(None, 1, 0), 300, "a trusted proxy's: only the login counts (its fourth: 400 ms, capped)");
+        assert!(!auth.is_empty());
+        auth.prune(20_001);
+        assert!(auth.is_empty(), "all forgotten a window after their last failure and block");
+        let mut small = AuthFailures::new(0, 10_000, 0, 2);
+        for login in 0..10 {
+            assert_eq!(small.failed(Some(ip("192.0.2.1")), login, 0), 0, "no delay configured");
+        }
+        assert!(small.len() <= 4, "bounded: {}", small.len());
+        assert!(!small.is_blocked(ip("192.0.2.1"), 0), "0 never blocks");
+    }
 
     fn ip(text: &str) -> IpAddr {
         text.parse().unwrap()

@@ -185,17 +185,21 @@ async fn greet_and_serve(socket: &mut Socket, shard: &ShardContext, hello_deadli
         Err(flow) => return flow,
     };
     let peer = socket.peer_address().map(|address| address.ip());
+    let front_door = &shard.shared.front_door;
     let account = match authenticate(&shard.shared.accounts, &hello, shard.shared.wall_ms(), peer) {
-        Ok(account) => account,
-        Err(reason @ AuthError::Disabled) => {
-            record_auth_failure(shard, socket, &hello, reason, close_code::ACCOUNT_REVOKED);
-            let sent = send_error(socket, ErrorCode::Unauthorized, &format!("account {} is disabled by the operator", hello.login)).await;
-            return if sent { Flow::Close(close_code::ACCOUNT_REVOKED, "account disabled") } else { Flow::End };
+        Ok(account) => {
+            front_door.auth_succeeded(hello.login);
+            account
         }
         Err(reason) => {
-            record_auth_failure(shard, socket, &hello, reason, close_code::UNAUTHORIZED);
-            let sent = send_error(socket, ErrorCode::Unauthorized, "login, server, role or key not accepted").await;
-            return if sent { Flow::Close(close_code::UNAUTHORIZED, "unauthorized") } else { Flow::End };
+            // Each failure of this login or address is answered later than
+            // the one before (bounded by auth_delay_ms_max): a guesser's
+            // rate falls, an EA with a typo is answered within seconds.
+            let delay_ms = front_door.auth_failed(reason, peer, hello.login, shard.shared.now_ms());
+            if delay_ms > 0 {
+                Timer::new(Duration::from_millis(delay_ms)).await;
+            }
+            return refuse_hello(socket, shard, &hello, reason).await;
         }
     };
     // Logged in: no longer pending; the session's own bounds from here on.
@@ -206,6 +210,22 @@ async fn greet_and_serve(socket: &mut Socket, shard: &ShardContext, hello_deadli
         tracing::warn!(shard = shard.index, %error, "cannot bound socket writes; a peer that never reads can hold its connection");
     }
     Box::pin(run_session(socket, shard, &account, &hello)).await
+}
+
+/// Answers a refused `hello` (logged and audited) and says how to close.
+async fn refuse_hello(socket: &mut Socket, shard: &ShardContext, hello: &Hello, reason: AuthError) -> Flow {
+    match reason {
+        AuthError::Disabled => {
+            record_auth_failure(shard, socket, hello, reason, close_code::ACCOUNT_REVOKED);
+            let sent = send_error(socket, ErrorCode::Unauthorized, &format!("account {} is disabled by the operator", hello.login)).await;
+            if sent { Flow::Close(close_code::ACCOUNT_REVOKED, "account disabled") } else { Flow::End }
+        }
+        _ => {
+            record_auth_failure(shard, socket, hello, reason, close_code::UNAUTHORIZED);
+            let sent = send_error(socket, ErrorCode::Unauthorized, "login, server, role or key not accepted").await;
+            if sent { Flow::Close(close_code::UNAUTHORIZED, "unauthorized") } else { Flow::End }
+        }
+    }
 }
 
 /// Waits for the first frame until `deadline_ms` and accepts it only as a

@@ -271,3 +271,34 @@ fn a_hello_above_hello_frame_bytes_max_is_refused_and_the_session_limit_applies_
     client.send(&big_ping);
     assert_eq!(client.recv(), Message::Pong, "after welcome frame_bytes_max applies");
 }
+
+#[test]
+fn failed_logins_are_answered_later_each_time_and_then_block_the_address_only() {
+    // Shows: wrong keys from 127.0.0.2 are refused (4001) later each time (the 2nd after >= 100 ms, the 3rd after >= 200 ms), the 3rd blocks that address so its next connection is closed at accept, while an EA from 127.0.0.1 logs in meanwhile with its right key; counted by reason.
+    let mut bridge = start_bridge("auth_block_after_failures = 3\nauth_delay_ms_max = 300\nauth_block_seconds = 60");
+    let line = bridge.read_stdout_line();
+    let metrics_address = line.trim().strip_prefix("tradebridge metrics on http://").and_then(|rest| rest.strip_suffix("/metrics")).expect("metrics line").to_string();
+    let login = master_login(0);
+    let mut answered_ms = Vec::new();
+    for _ in 0..3 {
+        let mut client = bridge.connect_from([127, 0, 0, 2]);
+        let started = Instant::now();
+        client.send(&hello_text("not-the-key-0123456789abcdef", login, SERVER, "master", 0));
+        client.expect_error(tradebridge_core::protocol::ErrorCode::Unauthorized);
+        answered_ms.push(started.elapsed().as_millis() as u64);
+        client.expect_close(4001);
+    }
+    assert!(answered_ms[1] >= 100 && answered_ms[2] >= 200, "held back longer each time: {answered_ms:?}");
+    let mut blocked = connect_from([127, 0, 0, 2], bridge.address).expect("connect");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !closed_by_peer(&mut blocked) {
+        assert!(Instant::now() < deadline, "a blocked address's connection is closed at accept");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mut ea = bridge.connect();
+    ea.send(&hello_text(&key_of(login), login, SERVER, "master", 0));
+    assert!(matches!(ea.recv(), Message::Welcome(_)), "another address, the right key: welcomed");
+    let metrics = http_get(&metrics_address, "/metrics");
+    assert_eq!(metric(&metrics, "tradebridge_auth_failures_total{reason=\"wrong_key\"}"), 3.0, "{metrics}");
+    assert!(metric(&metrics, "tradebridge_connections_refused_total{reason=\"auth_blocked\"}") >= 1.0, "{metrics}");
+}

@@ -391,6 +391,15 @@ pub struct ServerConfig {
     /// failed (the engine panicked, or the record did not decode); above
     /// it the start is refused and nothing is set aside.
     pub journal_records_quarantined_max: u32,
+    /// Failed logins from one address (within `auth_block_seconds`) after
+    /// which its connections are refused at accept for `auth_block_seconds`;
+    /// 0: never blocked. Trusted proxies are exempt.
+    pub auth_block_after_failures: u32,
+    /// How long failures are counted, and an address stays blocked.
+    pub auth_block_seconds: u64,
+    /// Most a failed login's answer is held back: 100 ms doubled with each
+    /// earlier failure of its login or address, up to this; 0: never.
+    pub auth_delay_ms_max: u64,
 }
 
 /// `mode` of a follow or of a slave account.

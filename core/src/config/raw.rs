@@ -71,6 +71,9 @@ pub(crate) struct RawServer {
     pub hello_frame_bytes_max: Option<Spanned<u32>>,
     pub trusted_proxies: Option<Vec<Spanned<String>>>,
     pub journal_records_quarantined_max: Option<Spanned<u32>>,
+    pub auth_block_after_failures: Option<Spanned<u32>>,
+    pub auth_block_seconds: Option<Spanned<u64>>,
+    pub auth_delay_ms_max: Option<Spanned<u64>>,
 }
 
 /// `[persist]`: the Postgres record of the journal.

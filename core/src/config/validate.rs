@@ -249,6 +249,29 @@ const JOURNAL_RECORDS_QUARANTINED_MAX: Range<u32> = Range {
     min: 0,
     max: 100_000,
 };
+/// A terminal retrying a mistyped key fails a few times a minute; a
+/// scanner, hundreds.
+const AUTH_BLOCK_AFTER_FAILURES: Range<u32> = Range {
+    key: "auth_block_after_failures",
+    default: 20,
+    min: 0,
+    max: 1_000_000,
+};
+/// Ten minutes: long enough to stop a scanner, short enough for an
+/// operator's own typo.
+const AUTH_BLOCK_SECONDS: Range<u64> = Range {
+    key: "auth_block_seconds",
+    default: 600,
+    min: 1,
+    max: 86_400,
+};
+/// Four seconds: below an EA's reconnect backoff, far above a guess's cost.
+const AUTH_DELAY_MS_MAX: Range<u64> = Range {
+    key: "auth_delay_ms_max",
+    default: 4_000,
+    min: 0,
+    max: 60_000,
+};
 /// Position-count limits of a slave account (absent means unlimited).
 const MAX_POSITIONS: Range<u32> = Range {
     key: "max_positions",
@@ -730,6 +753,9 @@ fn server(table: Table<'_>, raw: &RawServer) -> Result<ServerConfig, ConfigError
         hello_frame_bytes_max: number(table, &raw.hello_frame_bytes_max, HELLO_FRAME_BYTES_MAX)?,
         trusted_proxies: cidrs(table, raw.trusted_proxies.as_deref().unwrap_or_default(), "trusted_proxies")?,
         journal_records_quarantined_max: number(table, &raw.journal_records_quarantined_max, JOURNAL_RECORDS_QUARANTINED_MAX)?,
+        auth_block_after_failures: number(table, &raw.auth_block_after_failures, AUTH_BLOCK_AFTER_FAILURES)?,
+        auth_block_seconds: number(table, &raw.auth_block_seconds, AUTH_BLOCK_SECONDS)?,
+        auth_delay_ms_max: number(table, &raw.auth_delay_ms_max, AUTH_DELAY_MS_MAX)?,
     };
     front_door_bounds(table, raw, &mut server)?;
     // A journal record holds one ring record, and a segment its largest
