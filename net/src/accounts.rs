@@ -197,6 +197,9 @@ struct Credentials {
     enabled: bool,
     /// Addresses a `hello` is accepted from; empty: any.
     allow_from: Vec<Cidr>,
+    /// When the current key stops being accepted (`key_expires`, or
+    /// `key_created` + `key_max_age_days`), ms since the epoch.
+    key_expiry_ms: Option<u64>,
 }
 
 /// One configured account, as the shards share it.
@@ -227,6 +230,11 @@ impl AccountEntry {
     /// The broker server name the `hello` must carry.
     pub fn server(&self) -> Arc<str> {
         Arc::clone(&lock(&self.credentials).server)
+    }
+
+    /// When the current key stops being accepted, if it ever does.
+    pub fn key_expiry_ms(&self) -> Option<u64> {
+        lock(&self.credentials).key_expiry_ms
     }
 
     /// False while the account is disabled.
@@ -343,6 +351,20 @@ impl AccountTable {
     /// enabled flag, and removed ones, or ones whose role changed, are
     /// returned so their sessions can be closed (a role change gets a new
     /// entry). Accounts of one server share its name.
+    /// Accounts whose current key expires within `within_ms` of `now_ms`
+    /// (not yet expired), and those whose key has expired.
+    pub fn key_expiry_counts(&self, now_ms: u64, within_ms: u64) -> (u64, u64) {
+        let (mut expiring, mut expired) = (0, 0);
+        for account in self.iter() {
+            match account.key_expiry_ms() {
+                Some(expiry_ms) if expiry_ms <= now_ms => expired += 1,
+                Some(expiry_ms) if expiry_ms - now_ms <= within_ms => expiring += 1,
+                _ => {}
+            }
+        }
+        (expiring, expired)
+    }
+
     pub fn apply(&self, config: &Config, now_ms: u64) -> TableChange {
         let mut entries = self.entries.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut servers: HashMap<String, Arc<str>> = HashMap::new();
@@ -356,7 +378,14 @@ impl AccountTable {
             kept.insert(account.login);
             let server = Arc::clone(servers.entry(account.server.clone()).or_insert_with(|| Arc::from(account.server.as_str())));
             let previous = account.previous_keys.iter().map(|key| (key.key_sha256, key.expires_ms)).collect();
-            let credentials = Credentials { server, key_sha256: account.key_sha256, previous, enabled: account.enabled, allow_from: account.allow_from.clone() };
+            let credentials = Credentials {
+                server,
+                key_sha256: account.key_sha256,
+                previous,
+                enabled: account.enabled,
+                allow_from: account.allow_from.clone(),
+                key_expiry_ms: account.key_expiry_ms(config.server.key_max_age_days),
+            };
             match entries.get(&account.login).cloned() {
                 Some(entry) if entry.role == account.role => {
                     let mut current = lock(&entry.credentials);
@@ -364,6 +393,7 @@ impl AccountTable {
                         || current.key_sha256 != credentials.key_sha256
                         || current.previous != credentials.previous
                         || current.allow_from != credentials.allow_from
+                        || current.key_expiry_ms != credentials.key_expiry_ms
                     {
                         change.credentials_changed += 1;
                     }
@@ -420,11 +450,19 @@ pub enum AuthError {
     WrongKey,
     Disabled,
     AddressNotAllowed,
+    KeyExpired,
 }
 
 impl AuthError {
-    pub const ALL: [AuthError; 6] =
-        [AuthError::UnknownLogin, AuthError::WrongServer, AuthError::WrongRole, AuthError::WrongKey, AuthError::Disabled, AuthError::AddressNotAllowed];
+    pub const ALL: [AuthError; 7] = [
+        AuthError::UnknownLogin,
+        AuthError::WrongServer,
+        AuthError::WrongRole,
+        AuthError::WrongKey,
+        AuthError::Disabled,
+        AuthError::AddressNotAllowed,
+        AuthError::KeyExpired,
+    ];
 
     /// The metric label (`tradebridge_auth_failures_total{reason}`).
     pub fn label(self) -> &'static str {
@@ -435,6 +473,7 @@ impl AuthError {
             AuthError::WrongKey => "wrong_key",
             AuthError::Disabled => "disabled",
             AuthError::AddressNotAllowed => "address_not_allowed",
+            AuthError::KeyExpired => "key_expired",
         }
     }
 }
@@ -448,6 +487,7 @@ impl std::fmt::Display for AuthError {
             AuthError::WrongKey => "field `key`: its SHA-256 does not match the account's key_sha256",
             AuthError::Disabled => "the account is disabled (enabled = false)",
             AuthError::AddressNotAllowed => "the connection's address is not in the account's allow_from",
+            AuthError::KeyExpired => "the account's key has expired (key_expires, or key_created + key_max_age_days): rotate it",
         };
         formatter.write_str(text)
     }
@@ -465,13 +505,17 @@ pub fn authenticate(table: &AccountTable, hello: &Hello, now_ms: u64, peer: Opti
     let entry = table.get(hello.login).ok_or(AuthError::UnknownLogin)?;
     let credentials = lock(&entry.credentials).clone();
     // Every key is compared, in constant time each, whichever matches.
-    let mut key_matches: bool = key_sha256.ct_eq(&credentials.key_sha256).into();
+    let current_matches: bool = key_sha256.ct_eq(&credentials.key_sha256).into();
+    let mut previous_matches = false;
     for (previous, expires_ms) in &credentials.previous {
         let matches: bool = key_sha256.ct_eq(previous).into();
-        key_matches |= matches && now_ms < *expires_ms;
+        previous_matches |= matches && now_ms < *expires_ms;
     }
-    if !key_matches {
+    if !current_matches && !previous_matches {
         return Err(AuthError::WrongKey);
+    }
+    if current_matches && !previous_matches && credentials.key_expiry_ms.is_some_and(|expiry_ms| now_ms >= expiry_ms) {
+        return Err(AuthError::KeyExpired);
     }
     if *credentials.server != *hello.server {
         return Err(AuthError::WrongServer);
@@ -652,6 +696,30 @@ key_sha256 = "027ab56e7d6dd58a1d2af792a0e893afbeadaa1b9978c57d8ffe4b05531a15aa"
         let change = table.apply(&Config::from_toml_str(&source("")).expect("valid"), 0);
         assert_eq!(change.credentials_changed, 1);
         assert_eq!(login("seven", 7, Some("198.51.100.1")), Ok(7), "the list was lifted by the reload");
+    }
+
+    // A current key past its expiry (key_expires, or key_created + key_max_age_days) is refused as expired, not as wrong; a previous key within its grace still works; counts of expiring and expired keys follow the clock.
+    #[test]
+    fn an_expired_key_is_refused_and_counted() {
+        let hash = |key: &str| -> String { Sha256::digest(key.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect() };
+        let source = format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\njournal_dir = \"/tmp/unused\"\nkey_max_age_days = 30\n[[account]]\nlogin = 7\nserver = \"S\"\nrole = \"slave\"\nkey_sha256 = \"{}\"\nkey_created = 2026-12-08T04:00:00Z\nprevious_keys = [{{ key_sha256 = \"{}\", expires = 2027-01-09T04:00:00Z }}]\n",
+            hash("new"),
+            hash("old")
+        );
+        let table = AccountTable::new(&Config::from_toml_str(&source).expect("valid"), 0);
+        let created = 1_796_702_400_000; // 2026-12-08T04:00:00Z
+        let expiry = created + 30 * 86_400_000;
+        let login = |key: &str, now_ms: u64| authenticate(&table, &hello(key, 7, "S", Role::Slave), now_ms, None).map(|entry| entry.login);
+        assert_eq!(table.get(7).unwrap().key_expiry_ms(), Some(expiry));
+        assert_eq!(login("new", expiry - 1), Ok(7));
+        assert_eq!(login("new", expiry), Err(AuthError::KeyExpired));
+        assert_eq!(login("old", expiry), Ok(7), "the previous key keeps its own grace");
+        assert_eq!(login("other", expiry), Err(AuthError::WrongKey));
+        let week = 7 * 86_400_000;
+        assert_eq!(table.key_expiry_counts(expiry - week - 1, week), (0, 0));
+        assert_eq!(table.key_expiry_counts(expiry - week, week), (1, 0));
+        assert_eq!(table.key_expiry_counts(expiry, week), (0, 1));
     }
 
     // Claiming a login supersedes the previous session, and only the live

@@ -182,6 +182,11 @@ pub fn apply(document: &mut DocumentMut, edit: &Edit) -> Result<(), EditError> {
                 table.insert("previous_keys", value(kept));
             }
             table.insert("key_sha256", value(key_sha256.as_str()));
+            // The new key's age starts now (key_max_age_days); an expiry set
+            // for the old key does not carry over.
+            let created: toml_edit::Datetime = rfc3339_of_ms(*now_ms).parse().map_err(|error| EditError::BadInput(format!("key_created: {error}")))?;
+            table.insert("key_created", value(created));
+            table.remove("key_expires");
         }
         Edit::AddFollow { master, slave, rules } => {
             if follow_index(document, *master, *slave).is_some() {
@@ -455,6 +460,7 @@ key_sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
         assert!(text.contains("expires = 2026-12-09T04:00:00Z"), "{text}");
         let account = config.account(1).unwrap();
         assert_eq!((account.key_sha256, account.previous_keys.len()), ([0xaa; 32], 1));
+        assert_eq!(account.key_created_ms, Some(now - now % 1_000), "the new key's age starts at the rotation (whole seconds)");
         assert_eq!((account.previous_keys[0].key_sha256, account.previous_keys[0].expires_ms), ([0; 32], now + 86_400_000));
         let (_, again) = edited(&[rotate("a", 86_400_000, now), rotate("b", 3_600_000, now + 25 * 3_600_000)]).unwrap();
         let previous = &again.account(1).unwrap().previous_keys;

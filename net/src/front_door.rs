@@ -296,7 +296,7 @@ pub struct FrontDoor {
     /// Failed logins per login and per address.
     auth: Mutex<AuthFailures>,
     /// Failed logins per [`AuthError`] (in `AuthError::ALL` order).
-    auth_failures: [AtomicU64; 6],
+    auth_failures: [AtomicU64; 7],
 }
 
 impl FrontDoor {
@@ -327,9 +327,10 @@ impl FrontDoor {
     pub fn auth_failed(&self, reason: AuthError, peer: Option<IpAddr>, login: u64, now_ms: u64) -> u64 {
         let index = AuthError::ALL.iter().position(|known| *known == reason).expect("every reason is listed");
         self.auth_failures[index].fetch_add(1, Ordering::Relaxed);
-        if reason == AuthError::Disabled {
-            // The right key of an account the operator disabled: no guess,
-            // and its EA's retries must not block the address for others.
+        if matches!(reason, AuthError::Disabled | AuthError::KeyExpired) {
+            // The right key of an account the operator disabled, or whose
+            // key expired: no guess, and its EA's retries must not block the
+            // address for others.
             return 0;
         }
         let address = peer.filter(|peer| !self.is_trusted(*peer));

@@ -709,6 +709,13 @@ fn start_metrics(address: std::net::SocketAddr, shared: &Arc<Shared>) -> anyhow:
     let render: Arc<dyn Fn() -> String + Send + Sync> = Arc::new(move || {
         let mut text = render_shared.metrics.render(render_shared.connections_open());
         render_shared.front_door.render(&mut text);
+        let (expiring, expired) = render_shared.accounts.key_expiry_counts(render_shared.wall_ms(), tradebridge_net::session::KEY_EXPIRY_NOTICE_MS);
+        let _ = std::fmt::Write::write_fmt(
+            &mut text,
+            format_args!(
+                "# HELP tradebridge_keys_expiring Accounts whose key expires within 7 days (key_expires, or key_created + key_max_age_days).\n# TYPE tradebridge_keys_expiring gauge\ntradebridge_keys_expiring {expiring}\n# HELP tradebridge_keys_expired Accounts whose key has expired: their EAs are refused until it is rotated.\n# TYPE tradebridge_keys_expired gauge\ntradebridge_keys_expired {expired}\n"
+            ),
+        );
         text
     });
     std::thread::Builder::new().name("metrics".into()).spawn(move || metrics::serve(listener, render))?;

@@ -212,6 +212,21 @@ async fn greet_and_serve(socket: &mut Socket, shard: &ShardContext, hello_deadli
     Box::pin(run_session(socket, shard, &account, &hello)).await
 }
 
+/// A key is announced as expiring this long before it does.
+pub const KEY_EXPIRY_NOTICE_MS: u64 = 7 * 86_400_000;
+
+/// The `welcome` notice for a key that expires at `expiry_ms`, when that is
+/// within [`KEY_EXPIRY_NOTICE_MS`] of `now_ms`.
+pub fn key_expiry_notice(expiry_ms: Option<u64>, now_ms: u64) -> Option<String> {
+    let expiry_ms = expiry_ms?;
+    (expiry_ms.saturating_sub(now_ms) <= KEY_EXPIRY_NOTICE_MS).then(|| {
+        format!(
+            "this account's key expires {}; ask the operator for a new one (tradebridge key rotate)",
+            tradebridge_core::config::rfc3339_of_ms(expiry_ms)
+        )
+    })
+}
+
 /// Answers a refused `hello` (logged and audited) and says how to close.
 async fn refuse_hello(socket: &mut Socket, shard: &ShardContext, hello: &Hello, reason: AuthError) -> Flow {
     match reason {
@@ -219,6 +234,11 @@ async fn refuse_hello(socket: &mut Socket, shard: &ShardContext, hello: &Hello, 
             record_auth_failure(shard, socket, hello, reason, close_code::ACCOUNT_REVOKED);
             let sent = send_error(socket, ErrorCode::Unauthorized, &format!("account {} is disabled by the operator", hello.login)).await;
             if sent { Flow::Close(close_code::ACCOUNT_REVOKED, "account disabled") } else { Flow::End }
+        }
+        AuthError::KeyExpired => {
+            record_auth_failure(shard, socket, hello, reason, close_code::UNAUTHORIZED);
+            let sent = send_error(socket, ErrorCode::Unauthorized, &format!("account {}'s key has expired; ask the operator for a new one", hello.login)).await;
+            if sent { Flow::Close(close_code::UNAUTHORIZED, "key expired") } else { Flow::End }
         }
         _ => {
             record_auth_failure(shard, socket, hello, reason, close_code::UNAUTHORIZED);
@@ -427,7 +447,11 @@ async fn run_session(socket: &mut Socket, shard: &ShardContext, account: &Accoun
             return Flow::Close(close_code::TRY_AGAIN_LATER, "busy: the bridge could not take the hello; reconnect");
         }
     }
-    let welcome = Message::Welcome(Welcome { version: 1, session: session_id.clone(), hb_ms: server.hb_ms, ack_seq });
+    let notice = key_expiry_notice(account.key_expiry_ms(), shard.shared.wall_ms());
+    if let Some(notice) = &notice {
+        tracing::warn!(shard = shard.index, login = account.login, %notice, "welcome with a notice: the account's key expires soon");
+    }
+    let welcome = Message::Welcome(Welcome { version: 1, session: session_id.clone(), hb_ms: server.hb_ms, ack_seq, notice });
     let control = Arc::new(SessionControl::default());
     account.claim(Arc::clone(&control));
     if shard.shared.is_shutting_down() {

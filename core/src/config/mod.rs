@@ -400,6 +400,10 @@ pub struct ServerConfig {
     /// Most a failed login's answer is held back: 100 ms doubled with each
     /// earlier failure of its login or address, up to this; 0: never.
     pub auth_delay_ms_max: u64,
+    /// Days a key is accepted after its `key_created` (the seed's rotation
+    /// every 30 days); 0: no age limit. `welcome` carries a notice in the
+    /// last 7 days.
+    pub key_max_age_days: u32,
 }
 
 /// `mode` of a follow or of a slave account.
@@ -525,6 +529,26 @@ pub struct AccountConfig {
     /// immediate peer.
     #[serde(default)]
     pub allow_from: Vec<Cidr>,
+    /// When the current key was made (ms since the epoch, UTC), if known:
+    /// with `key_max_age_days` it expires that many days later.
+    #[serde(default)]
+    pub key_created_ms: Option<u64>,
+    /// When the current key expires regardless of its age, if set.
+    #[serde(default)]
+    pub key_expires_ms: Option<u64>,
+}
+
+impl AccountConfig {
+    /// When the current key stops being accepted: the earlier of
+    /// `key_expires` and `key_created` + `max_age_days` (0: no age limit);
+    /// `None` when neither applies.
+    pub fn key_expiry_ms(&self, max_age_days: u32) -> Option<u64> {
+        let aged = self.key_created_ms.filter(|_| max_age_days > 0).map(|created| created.saturating_add(u64::from(max_age_days) * DAY_MS));
+        match (aged, self.key_expires_ms) {
+            (Some(aged), Some(expires)) => Some(aged.min(expires)),
+            (aged, expires) => aged.or(expires),
+        }
+    }
 }
 
 /// [`AccountConfig`] as checkpoints of version 2 hold it (postcard is
@@ -556,6 +580,8 @@ impl From<AccountConfigV2> for AccountConfig {
             contracts: old.contracts,
             risk: old.risk,
             allow_from: Vec::new(),
+            key_created_ms: None,
+            key_expires_ms: None,
         }
     }
 }

@@ -74,6 +74,7 @@ pub(crate) struct RawServer {
     pub auth_block_after_failures: Option<Spanned<u32>>,
     pub auth_block_seconds: Option<Spanned<u64>>,
     pub auth_delay_ms_max: Option<Spanned<u64>>,
+    pub key_max_age_days: Option<Spanned<u32>>,
 }
 
 /// `[persist]`: the Postgres record of the journal.
@@ -147,6 +148,8 @@ pub(crate) struct RawAccount {
     pub platform: Option<Spanned<String>>,
     pub previous_keys: Option<Vec<RawPreviousKey>>,
     pub allow_from: Option<Vec<Spanned<String>>>,
+    pub key_created: Option<Spanned<toml::value::Datetime>>,
+    pub key_expires: Option<Spanned<toml::value::Datetime>>,
     pub contracts: Option<Spanned<BTreeMap<String, Spanned<f64>>>>,
     pub mode: Option<Spanned<CopyMode>>,
     pub max_positions: Option<Spanned<u32>>,

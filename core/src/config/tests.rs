@@ -1138,3 +1138,32 @@ fn allow_from_parses_ranges_and_names_a_bad_one_by_account_and_position() {
     assert_eq!(error.key(), "account[1].allow_from[1]", "{error}");
     assert!(error.to_string().contains("\"office\" is not an address"), "{error}");
 }
+
+#[test]
+fn key_dates_parse_and_the_key_expires_at_the_earlier_of_its_age_and_its_date() {
+    // Shows key_created / key_expires parse as UTC instants, key_max_age_days defaults to 30 (0 = no age limit), the expiry is the earlier of created + age and key_expires (either alone when only one applies), and a date without an offset is refused naming account[N].key_created.
+    let dated = |lines: &str, server: &str| {
+        let source = minimal()
+            .replace("role = \"slave\"\n", &format!("role = \"slave\"\n{lines}\n"))
+            .replace("journal_dir = \"./data/journal\"\n", &format!("journal_dir = \"./j\"\n{server}\n"));
+        Config::from_toml_str(&source)
+    };
+    let day = super::DAY_MS;
+    let created = 1_796_702_400_000; // 2026-12-08T04:00:00Z
+    let config = dated("key_created = 2026-12-08T04:00:00Z", "").unwrap();
+    assert_eq!(config.server.key_max_age_days, 30);
+    let account = &config.accounts[1];
+    assert_eq!((account.key_created_ms, account.key_expires_ms), (Some(created), None));
+    assert_eq!(account.key_expiry_ms(30), Some(created + 30 * day));
+    assert_eq!(account.key_expiry_ms(0), None, "0: no age limit");
+    let both = dated("key_created = 2026-12-08T04:00:00Z\nkey_expires = 2026-12-10T04:00:00Z", "").unwrap();
+    assert_eq!(both.accounts[1].key_expiry_ms(30), Some(created + 2 * day), "the earlier of the two");
+    assert_eq!(both.accounts[1].key_expiry_ms(1), Some(created + day));
+    assert_eq!(both.accounts[1].key_expiry_ms(0), Some(created + 2 * day));
+    assert_eq!(config.accounts[0].key_expiry_ms(30), None, "no dates: never");
+    assert_eq!(dated("", "key_max_age_days = 0").unwrap().server.key_max_age_days, 0);
+    let error = dated("key_created = 2026-12-08T04:00:00", "").unwrap_err();
+    assert_eq!(error.key(), "account[1].key_created", "{error}");
+    assert!(error.to_string().contains("expected a date-time with an offset"), "{error}");
+    assert_eq!(dated("", "key_max_age_days = 3651").unwrap_err().key(), "server.key_max_age_days");
+}

@@ -272,6 +272,13 @@ const AUTH_DELAY_MS_MAX: Range<u64> = Range {
     min: 0,
     max: 60_000,
 };
+/// The seed's rotation every 30 days; up to ten years.
+const KEY_MAX_AGE_DAYS: Range<u32> = Range {
+    key: "key_max_age_days",
+    default: 30,
+    min: 0,
+    max: 3_650,
+};
 /// Position-count limits of a slave account (absent means unlimited).
 const MAX_POSITIONS: Range<u32> = Range {
     key: "max_positions",
@@ -756,6 +763,7 @@ fn server(table: Table<'_>, raw: &RawServer) -> Result<ServerConfig, ConfigError
         auth_block_after_failures: number(table, &raw.auth_block_after_failures, AUTH_BLOCK_AFTER_FAILURES)?,
         auth_block_seconds: number(table, &raw.auth_block_seconds, AUTH_BLOCK_SECONDS)?,
         auth_delay_ms_max: number(table, &raw.auth_delay_ms_max, AUTH_DELAY_MS_MAX)?,
+        key_max_age_days: number(table, &raw.key_max_age_days, KEY_MAX_AGE_DAYS)?,
     };
     front_door_bounds(table, raw, &mut server)?;
     // A journal record holds one ring record, and a segment its largest
@@ -911,6 +919,18 @@ fn account(table: Table<'_>, raw: &RawAccount) -> Result<AccountConfig, ConfigEr
         contracts,
         risk,
         allow_from: allow_from(table, raw)?,
+        key_created_ms: key_date(table, raw.key_created.as_ref(), "key_created")?,
+        key_expires_ms: key_date(table, raw.key_expires.as_ref(), "key_expires")?,
+    })
+}
+
+/// A key's date: a TOML offset date-time (`2026-12-08T04:00:00Z`).
+fn key_date(table: Table<'_>, value: Option<&Spanned<toml::value::Datetime>>, key: &str) -> Result<Option<u64>, ConfigError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    super::datetime_ms(value.get_ref()).map(Some).ok_or_else(|| {
+        table.error(value.span().start, key, format!("{}: expected a date-time with an offset, such as 2026-12-08T04:00:00Z", value.get_ref()))
     })
 }
 

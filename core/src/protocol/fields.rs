@@ -54,6 +54,7 @@ fields! {
     Session => "session",
     HbMs => "hb_ms",
     AckSeq => "ack_seq",
+    Notice => "notice",
     Seq => "seq",
     Kind => "kind",
     Pos => "pos",
@@ -95,9 +96,9 @@ fields! {
 const KEY_TABLE_SLOTS: usize = 128;
 
 /// The key lookup hash: first byte, last byte and length, which happen to
-/// tell all 47 keys of v1 apart in 128 slots (checked when the table is
+/// tell all 48 keys (v1's and the bridge's `notice`) apart in 128 slots (checked when the table is
 /// built, at compile time). One hash and one comparison replace a chain of
-/// up to 47 string comparisons per key: keys are most of a frame's work.
+/// up to 48 string comparisons per key: keys are most of a frame's work.
 const fn key_hash(key: &[u8]) -> usize {
     debug_assert!(!key.is_empty());
     let first = key[0] as usize;

@@ -144,6 +144,10 @@ pub struct Welcome {
     pub hb_ms: u64,
     /// Master: highest `event.seq` held durably. Slave: 0.
     pub ack_seq: u64,
+    /// Something the EA should show its user (the account's key expires
+    /// soon); absent when there is nothing. Not in PROTOCOL.md v1: a peer
+    /// that does not know it ignores it, as every unknown key.
+    pub notice: Option<String>,
 }
 
 /// `event`: one change on the master account.

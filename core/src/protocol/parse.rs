@@ -261,13 +261,14 @@ fn parse_hello(object: &mut Object) -> Result<Hello, ProtocolError> {
 }
 
 fn parse_welcome(object: &mut Object) -> Result<Welcome, ProtocolError> {
-    let (mut version, mut session, mut hb_ms, mut ack_seq) = (None, None, None, None);
+    let (mut version, mut session, mut hb_ms, mut ack_seq, mut notice) = (None, None, None, None, None);
     while let Some(field) = object.next()? {
         match field {
             Field::Version => object.u32(&mut version, field)?,
             Field::Session => object.text(&mut session, field)?,
             Field::HbMs => object.u64(&mut hb_ms, field)?,
             Field::AckSeq => object.u64(&mut ack_seq, field)?,
+            Field::Notice => object.text(&mut notice, field)?,
             _ => object.skip()?,
         }
     }
@@ -276,6 +277,7 @@ fn parse_welcome(object: &mut Object) -> Result<Welcome, ProtocolError> {
         session: object.required(session, Field::Session)?,
         hb_ms: object.required(hb_ms, Field::HbMs)?,
         ack_seq: object.required(ack_seq, Field::AckSeq)?,
+        notice,
     })
 }
 

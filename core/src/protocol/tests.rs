@@ -150,8 +150,21 @@ fn protocol_examples_parse_to_expected_structs() {
         session: "<id>".into(),
         hb_ms: 5000,
         ack_seq: 41,
+        notice: None,
     };
-    assert_eq!(parse_text(WELCOME), Ok(Message::Welcome(welcome)));
+    assert_eq!(parse_text(WELCOME), Ok(Message::Welcome(welcome.clone())));
+    // The bridge's optional `notice` (not in PROTOCOL.md v1) round-trips,
+    // and is absent from the text when there is none.
+    let noticed = Welcome { notice: Some("the key expires 2026-12-14T00:00:00Z".into()), ..welcome.clone() };
+    let written = |message: &Message| {
+        let mut out = Vec::new();
+        write(message, &mut out);
+        String::from_utf8(out).unwrap()
+    };
+    let text = written(&Message::Welcome(noticed.clone()));
+    assert!(text.contains(r#""notice":"the key expires 2026-12-14T00:00:00Z""#), "{text}");
+    assert_eq!(parse_text(&text), Ok(Message::Welcome(noticed)));
+    assert!(!written(&Message::Welcome(welcome)).contains("notice"));
     assert_eq!(parse_text(PING), Ok(Message::Ping));
     assert_eq!(parse_text(PONG), Ok(Message::Pong));
     assert_eq!(parse_text(EVENT), Ok(Message::Event(example_event())));
@@ -1191,13 +1204,14 @@ mod properties {
     }
 
     fn small_messages() -> Union<BoxedStrategy<Message>> {
-        let welcome = (any::<u32>(), text(), wire_u64(), wire_u64()).prop_map(
-            |(version, session, hb_ms, ack_seq)| {
+        let welcome = (any::<u32>(), text(), wire_u64(), wire_u64(), prop::option::of(text())).prop_map(
+            |(version, session, hb_ms, ack_seq, notice)| {
                 Message::Welcome(Welcome {
                     version,
                     session,
                     hb_ms,
                     ack_seq,
+                    notice,
                 })
             },
         );

@@ -144,6 +144,9 @@ fn write_welcome(members: &mut Members, welcome: &Welcome) {
     members.text("session", &welcome.session);
     members.u64("hb_ms", welcome.hb_ms);
     members.u64("ack_seq", welcome.ack_seq);
+    if let Some(notice) = &welcome.notice {
+        members.text("notice", notice);
+    }
 }
 
 fn write_event(members: &mut Members, event: &Event) {

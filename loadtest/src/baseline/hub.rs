@@ -219,7 +219,7 @@ impl Hub {
             Role::Master => self.masters.get(&login).map_or(0, |master| master.event_seq),
             Role::Slave => 0,
         };
-        let welcome = Message::Welcome(Welcome { version: 1, session, hb_ms, ack_seq });
+        let welcome = Message::Welcome(Welcome { version: 1, session, hb_ms, ack_seq, notice: None });
         // A fresh outbox holds OUTBOX_MESSAGES_MAX > 1 + COPIES_RETAINED_MAX
         // messages, so neither the welcome nor the replay can be refused.
         let queued = live.outbox.try_send(Outgoing::Frame(welcome)).is_ok();
