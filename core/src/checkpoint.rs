@@ -35,7 +35,8 @@ pub const CHECKPOINT_MAGIC: [u8; 8] = *b"TBCHKPT\0";
 /// file is refused (and the journal replayed) rather than misread, unless
 /// the reader knows its layout ([`decode_versioned`]). 2: the router's
 /// state carries the configuration in effect (issue 14). 3: each account of
-/// that configuration carries `allow_from`.
+/// that configuration carries `allow_from`, `key_created_ms` and
+/// `key_expires_ms` (issue 16; no landed build wrote another version 3).
 pub const CHECKPOINT_VERSION: u32 = 3;
 
 /// Header bytes: magic 8, version 4, crc 4, seq 8, payload length 8.

@@ -46,6 +46,9 @@ pub enum Refusal {
     PendingMax,
     /// `connections_per_address_max` connections from this address are open.
     PerAddressMax,
+    /// `pending_connections_per_address_max` of this address's are not
+    /// welcomed yet.
+    PendingPerAddressMax,
     /// More than `new_connections_per_address_per_second` new connections.
     PerAddressRate,
     /// The address is blocked after `auth_block_after_failures` failed
@@ -56,10 +59,11 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 6] = [
+    pub const ALL: [Refusal; 7] = [
         Refusal::ConnectionsMax,
         Refusal::PendingMax,
         Refusal::PerAddressMax,
+        Refusal::PendingPerAddressMax,
         Refusal::PerAddressRate,
         Refusal::AuthBlocked,
         Refusal::AddressesTracked,
@@ -71,6 +75,7 @@ impl Refusal {
             Refusal::ConnectionsMax => "connections_max",
             Refusal::PendingMax => "pending_connections_max",
             Refusal::PerAddressMax => "connections_per_address_max",
+            Refusal::PendingPerAddressMax => "pending_connections_per_address_max",
             Refusal::PerAddressRate => "new_connections_per_address_per_second",
             Refusal::AuthBlocked => "auth_blocked",
             Refusal::AddressesTracked => "addresses_tracked",
@@ -87,6 +92,8 @@ impl Refusal {
 struct AddressEntry {
     /// Connections from it open now (pending or welcomed).
     open: u32,
+    /// Of those, the ones not yet welcomed.
+    pending: u32,
     /// New connections it may still open this second.
     bucket: TokenBucket,
     /// Its last connection attempt or close.
@@ -97,6 +104,7 @@ struct AddressEntry {
 #[derive(Debug)]
 pub struct AddressTable {
     per_address_max: u32,
+    pending_per_address_max: u32,
     per_second: u32,
     tracked_max: usize,
     entries: HashMap<IpAddr, AddressEntry>,
@@ -109,6 +117,9 @@ pub struct AddressTable {
 /// second's worth) is full again by then.
 const FORGET_AFTER_MS: u64 = 1_000;
 
+/// A full table is pruned at most this often.
+const PRUNE_FULL_MS: u64 = 100;
+
 /// The address an entry is kept under: IPv4 as it is, IPv6 by its /64 (one
 /// host or one subscriber usually holds a whole /64).
 fn address_key(address: IpAddr) -> IpAddr {
@@ -119,8 +130,8 @@ fn address_key(address: IpAddr) -> IpAddr {
 }
 
 impl AddressTable {
-    pub fn new(per_address_max: u32, per_second: u32, tracked_max: usize) -> AddressTable {
-        AddressTable { per_address_max, per_second, tracked_max, entries: HashMap::new(), pruned_ms: 0, latest_ms: 0 }
+    pub fn new(per_address_max: u32, pending_per_address_max: u32, per_second: u32, tracked_max: usize) -> AddressTable {
+        AddressTable { per_address_max, pending_per_address_max, per_second, tracked_max, entries: HashMap::new(), pruned_ms: 0, latest_ms: 0 }
     }
 
     /// Counts a new connection from `address` at `now_ms`, or says why not.
@@ -131,22 +142,38 @@ impl AddressTable {
             self.prune(now_ms);
         }
         if !self.entries.contains_key(&key) && self.entries.len() >= self.tracked_max {
-            self.prune(now_ms);
+            // Full: pruned at most every PRUNE_FULL_MS, so a flood of new
+            // addresses cannot make every accept scan the table.
+            if now_ms.saturating_sub(self.pruned_ms) >= PRUNE_FULL_MS {
+                self.prune(now_ms);
+            }
             if self.entries.len() >= self.tracked_max {
                 return Err(Refusal::AddressesTracked);
             }
         }
         let per_second = self.per_second;
-        let entry = self.entries.entry(key).or_insert_with(|| AddressEntry { open: 0, bucket: TokenBucket::new(per_second, per_second, now_ms), last_ms: now_ms });
+        let entry = self.entries.entry(key).or_insert_with(|| AddressEntry { open: 0, pending: 0, bucket: TokenBucket::new(per_second, per_second, now_ms), last_ms: now_ms });
         entry.last_ms = now_ms;
         if entry.open >= self.per_address_max {
             return Err(Refusal::PerAddressMax);
+        }
+        if entry.pending >= self.pending_per_address_max {
+            return Err(Refusal::PendingPerAddressMax);
         }
         if !entry.bucket.take(now_ms) {
             return Err(Refusal::PerAddressRate);
         }
         entry.open += 1;
+        entry.pending += 1;
         Ok(())
+    }
+
+    /// A connection `admit` counted was welcomed (or ended before): no
+    /// longer pending.
+    pub fn welcomed(&mut self, address: IpAddr) {
+        let entry = self.entries.get_mut(&address_key(address)).expect("a pending connection's address has an entry");
+        debug_assert!(entry.pending > 0 && entry.pending <= entry.open);
+        entry.pending -= 1;
     }
 
     /// Uncounts a connection `admit` counted.
@@ -178,6 +205,9 @@ impl AddressTable {
 #[derive(Clone, Copy, Debug)]
 struct Failures {
     count: u32,
+    /// Addresses: the distinct logins failed in the window, up to
+    /// [`AUTH_BLOCK_DISTINCT_LOGINS`] (0 = none yet).
+    logins: [u64; AUTH_BLOCK_DISTINCT_LOGINS],
     /// When the window of `count` began.
     first_ms: u64,
     /// The latest failure.
@@ -204,6 +234,12 @@ pub struct AuthFailures {
 /// further one.
 const AUTH_DELAY_MS_FIRST: u64 = 100;
 
+/// An address is blocked only when its failures name at least this many
+/// logins: a scanner, not one terminal retrying a stale key (which a 4001
+/// makes wait 15-30 s per try, and which would otherwise block every
+/// account on its VPS).
+const AUTH_BLOCK_DISTINCT_LOGINS: usize = 3;
+
 impl AuthFailures {
     pub fn new(block_after: u32, window_ms: u64, delay_ms_max: u64, tracked_max: usize) -> AuthFailures {
         AuthFailures { block_after, window_ms, delay_ms_max, tracked_max, by_address: HashMap::new(), by_login: HashMap::new(), pruned_ms: 0 }
@@ -212,16 +248,30 @@ impl AuthFailures {
     /// Records a failed login of `login` from `address` (`None`: a trusted
     /// proxy's, or unknown); returns how long to hold its answer back: 0 for
     /// the first failure, then 100 ms doubled per failure, up to the bound.
-    pub fn failed(&mut self, address: Option<IpAddr>, login: u64, now_ms: u64) -> u64 {
+    /// `login`: the configured login whose key was wrong, `None` for a
+    /// login no account has (not tracked per login: any number is free).
+    pub fn failed(&mut self, address: Option<IpAddr>, login: Option<u64>, now_ms: u64) -> u64 {
         if now_ms.saturating_sub(self.pruned_ms) >= self.window_ms.min(60_000) {
             self.prune(now_ms);
         }
         let (window_ms, tracked_max) = (self.window_ms, self.tracked_max);
-        let login_count = bump(&mut self.by_login, login, now_ms, window_ms, tracked_max).map_or(1, |failures| failures.count);
+        let login_count = match login {
+            Some(login) => bump(&mut self.by_login, login, now_ms, window_ms, tracked_max).map_or(1, |failures| failures.count),
+            None => 0,
+        };
         let address_count = match address.map(address_key) {
             Some(key) => match bump(&mut self.by_address, key, now_ms, window_ms, tracked_max) {
                 Some(failures) => {
-                    if self.block_after > 0 && failures.count >= self.block_after {
+                    // Unknown logins count as one "login" each time (0 is
+                    // never a configured login): a scanner of numbers.
+                    let named = login.unwrap_or(0);
+                    if let Some(slot) = failures.logins.iter_mut().find(|seen| **seen == 0 || (named != 0 && **seen == named)) {
+                        if *slot == 0 {
+                            *slot = if named == 0 { u64::MAX - u64::from(failures.count) } else { named };
+                        }
+                    }
+                    let distinct = failures.logins.iter().filter(|seen| **seen != 0).count();
+                    if self.block_after > 0 && failures.count >= self.block_after && distinct >= AUTH_BLOCK_DISTINCT_LOGINS {
                         failures.blocked_until_ms = now_ms + window_ms;
                     }
                     failures.count
@@ -272,9 +322,10 @@ fn bump<K: std::hash::Hash + Eq>(map: &mut HashMap<K, Failures>, key: K, now_ms:
     if !map.contains_key(&key) && map.len() >= tracked_max {
         return None;
     }
-    let failures = map.entry(key).or_insert(Failures { count: 0, first_ms: now_ms, last_ms: now_ms, blocked_until_ms: 0 });
+    let fresh = Failures { count: 0, logins: [0; AUTH_BLOCK_DISTINCT_LOGINS], first_ms: now_ms, last_ms: now_ms, blocked_until_ms: 0 };
+    let failures = map.entry(key).or_insert(fresh);
     if now_ms.saturating_sub(failures.first_ms) >= window_ms {
-        *failures = Failures { count: 0, first_ms: now_ms, last_ms: now_ms, blocked_until_ms: failures.blocked_until_ms };
+        *failures = Failures { blocked_until_ms: failures.blocked_until_ms, ..fresh };
     }
     failures.count = failures.count.saturating_add(1);
     failures.last_ms = now_ms;
@@ -290,7 +341,7 @@ pub struct FrontDoor {
     /// Connections between accept and welcome.
     pending: AtomicU64,
     /// Refusals per [`Refusal`], for the metrics.
-    refused: [AtomicU64; 6],
+    refused: [AtomicU64; 7],
     /// The second of the last refusal logged, and refusals not logged since.
     log_window: Mutex<(u64, u64)>,
     /// Failed logins per login and per address.
@@ -305,7 +356,12 @@ impl FrontDoor {
         FrontDoor {
             pending_max: u64::from(server.pending_connections_max),
             trusted_proxies: server.trusted_proxies.clone(),
-            addresses: Mutex::new(AddressTable::new(server.connections_per_address_max, server.new_connections_per_address_per_second, tracked_max)),
+            addresses: Mutex::new(AddressTable::new(
+                server.connections_per_address_max,
+                server.pending_connections_per_address_max,
+                server.new_connections_per_address_per_second,
+                tracked_max,
+            )),
             pending: AtomicU64::new(0),
             refused: Default::default(),
             log_window: Mutex::new((u64::MAX, 0)),
@@ -327,12 +383,15 @@ impl FrontDoor {
     pub fn auth_failed(&self, reason: AuthError, peer: Option<IpAddr>, login: u64, now_ms: u64) -> u64 {
         let index = AuthError::ALL.iter().position(|known| *known == reason).expect("every reason is listed");
         self.auth_failures[index].fetch_add(1, Ordering::Relaxed);
-        if matches!(reason, AuthError::Disabled | AuthError::KeyExpired) {
-            // The right key of an account the operator disabled, or whose
-            // key expired: no guess, and its EA's retries must not block the
-            // address for others.
-            return 0;
-        }
+        // Only a guess counts: a wrong key, or a login no account has. A
+        // right key refused for another reason (disabled, expired, wrong
+        // server or role, outside allow_from) is an EA to fix, and its
+        // retries must not block the address for the others there.
+        let login = match reason {
+            AuthError::WrongKey => Some(login),
+            AuthError::UnknownLogin => None,
+            _ => return 0,
+        };
         let address = peer.filter(|peer| !self.is_trusted(*peer));
         let mut auth = self.auth.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let delay_ms = auth.failed(address, login, now_ms);
@@ -357,13 +416,14 @@ impl FrontDoor {
         if !taken {
             return Err(Refusal::PendingMax);
         }
-        let pending = PendingSlot { door: Some(Arc::clone(self)) };
+        let mut pending = PendingSlot { door: Some(Arc::clone(self)), address: None };
         let tracked = match peer {
             Some(address) if !self.is_trusted(address) => {
                 if self.auth.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).is_blocked(address, now_ms) {
                     return Err(Refusal::AuthBlocked);
                 }
                 self.lock_addresses().admit(address, now_ms)?;
+                pending.address = Some(address);
                 Some(address)
             }
             _ => None,
@@ -434,9 +494,11 @@ pub struct Admitted {
     pub address: AddressSlot,
 }
 
-/// One connection not yet welcomed; dropping it uncounts it.
+/// One connection not yet welcomed; dropping it uncounts it (globally and
+/// for its address; dropped before its [`AddressSlot`]).
 pub struct PendingSlot {
     door: Option<Arc<FrontDoor>>,
+    address: Option<IpAddr>,
 }
 
 impl Drop for PendingSlot {
@@ -444,6 +506,9 @@ impl Drop for PendingSlot {
         if let Some(door) = self.door.take() {
             let before = door.pending.fetch_sub(1, Ordering::AcqRel);
             debug_assert!(before > 0, "a pending slot was released twice");
+            if let Some(address) = self.address.take() {
+                door.lock_addresses().welcomed(address);
+            }
         }
     }
 }
@@ -475,27 +540,39 @@ mod tests {
         // Shows the held-back answer grows (0, 100, 200, 400 ms, up to the bound) with the failures of a login or an address, a success clears the login's count, the address is blocked at the threshold for the window and then forgotten, another address is not blocked, and failures of one address for many logins still block it.
         let mut auth = AuthFailures::new(5, 10_000, 300, 100);
         let scanner = Some(ip("198.51.100.7"));
-        assert_eq!(auth.failed(scanner, 1, 0), 0);
-        assert_eq!(auth.failed(scanner, 1, 0), 100);
-        assert_eq!(auth.failed(scanner, 1, 0), 200);
-        assert_eq!(auth.failed(scanner, 2, 0), 300, "the address's fourth failure, capped at 300 ms");
+        assert_eq!(auth.failed(scanner, Some(1), 0), 0);
+        assert_eq!(auth.failed(scanner, Some(1), 0), 100);
+        assert_eq!(auth.failed(scanner, Some(1), 0), 200);
+        assert_eq!(auth.failed(scanner, Some(2), 0), 300, "the address's fourth failure, capped at 300 ms");
         assert!(!auth.is_blocked(ip("198.51.100.7"), 0));
-        assert_eq!(auth.failed(scanner, 3, 0), 300);
-        assert!(auth.is_blocked(ip("198.51.100.7"), 0), "the fifth failure blocks the address");
+        assert_eq!(auth.failed(scanner, Some(3), 0), 300);
+        assert!(auth.is_blocked(ip("198.51.100.7"), 0), "the fifth failure, naming a third login, blocks the address");
         assert!(auth.is_blocked(ip("198.51.100.7"), 9_999) && !auth.is_blocked(ip("198.51.100.7"), 10_000));
         assert!(!auth.is_blocked(ip("198.51.100.8"), 0));
         let typo = Some(ip("203.0.113.1"));
-        assert_eq!(auth.failed(typo, 9, 0), 0);
-        assert_eq!(auth.failed(typo, 9, 0), 100);
+        assert_eq!(auth.failed(typo, Some(9), 0), 0);
+        assert_eq!(auth.failed(typo, Some(9), 0), 100);
         auth.succeeded(9);
-        assert_eq!(auth.failed(Some(ip("203.0.113.2")), 9, 0), 0, "a success forgot login 9's failures");
-        assert_eq!(auth.failed(None, 1, 0), 300, "a trusted proxy's: only the login counts (its fourth: 400 ms, capped)");
+        assert_eq!(auth.failed(Some(ip("203.0.113.2")), Some(9), 0), 0, "a success forgot login 9's failures");
+        assert_eq!(auth.failed(None, Some(1), 0), 300, "a trusted proxy's: only the login counts (its fourth: 400 ms, capped)");
+        // One terminal retrying a stale key never blocks its address.
+        let stale = Some(ip("203.0.113.77"));
+        for _ in 0..10 {
+            auth.failed(stale, Some(42), 0);
+        }
+        assert!(!auth.is_blocked(ip("203.0.113.77"), 0), "one login only: delayed, not blocked");
+        // Unknown logins each count as another login, and are not tracked per login.
+        let numbers = Some(ip("203.0.113.88"));
+        for _ in 0..5 {
+            auth.failed(numbers, None, 0);
+        }
+        assert!(auth.is_blocked(ip("203.0.113.88"), 0), "a scanner of login numbers is blocked");
         assert!(!auth.is_empty());
         auth.prune(20_001);
         assert!(auth.is_empty(), "all forgotten a window after their last failure and block");
         let mut small = AuthFailures::new(0, 10_000, 0, 2);
         for login in 0..10 {
-            assert_eq!(small.failed(Some(ip("192.0.2.1")), login, 0), 0, "no delay configured");
+            assert_eq!(small.failed(Some(ip("192.0.2.1")), Some(login), 0), 0, "no delay configured");
         }
         assert!(small.len() <= 4, "bounded: {}", small.len());
         assert!(!small.is_blocked(ip("192.0.2.1"), 0), "0 never blocks");
@@ -508,18 +585,27 @@ mod tests {
     #[test]
     fn an_address_is_held_to_its_concurrent_and_per_second_budgets() {
         // Shows the concurrent bound (released slots count again), the per-second bucket refilling with time, other addresses unaffected, an IPv6 /64 counted as one address and a mapped IPv4 peer as its IPv4 address.
-        let mut table = AddressTable::new(3, 4, 100);
+        let mut table = AddressTable::new(3, 3, 4, 100);
         let one = ip("192.0.2.1");
         for _ in 0..3 {
             assert_eq!(table.admit(one, 0), Ok(()));
+            table.welcomed(one);
         }
         assert_eq!(table.admit(one, 0), Err(Refusal::PerAddressMax));
         table.release(one, 0);
         assert_eq!(table.admit(ip("::ffff:192.0.2.1"), 0), Ok(()), "the mapped peer is the same address, and a slot came back");
+        table.welcomed(one);
         table.release(one, 0);
         assert_eq!(table.admit(one, 0), Err(Refusal::PerAddressRate), "four new ones this second already");
         assert_eq!(table.admit(one, 250), Ok(()), "a token refilled after 250 ms at 4 a second");
         assert_eq!(table.admit(ip("192.0.2.2"), 250), Ok(()), "another address has its own budget");
+        // Not yet welcomed: at most 2 pending per address, however many open.
+        let mut pending = AddressTable::new(10, 2, 100, 100);
+        let vps = ip("203.0.113.50");
+        assert!(pending.admit(vps, 0).is_ok() && pending.admit(vps, 0).is_ok());
+        assert_eq!(pending.admit(vps, 0), Err(Refusal::PendingPerAddressMax));
+        pending.welcomed(vps);
+        assert_eq!(pending.admit(vps, 0), Ok(()), "one was welcomed: room for another pending");
         for index in 0..3 {
             assert_eq!(table.admit(ip(&format!("2001:db8:1:2::{index}")), 250), Ok(()));
         }
@@ -530,10 +616,11 @@ mod tests {
     #[test]
     fn the_table_forgets_idle_addresses_and_never_grows_past_its_bound() {
         // Shows addresses with nothing open are forgotten a second after their last attempt, and a new address that finds the table full is refused until then.
-        let mut table = AddressTable::new(10, 10, 4);
+        let mut table = AddressTable::new(10, 10, 10, 4);
         for index in 0..4 {
             let address = ip(&format!("198.51.100.{index}"));
             table.admit(address, 0).unwrap();
+            table.welcomed(address);
             if index < 3 {
                 table.release(address, 0);
             }

@@ -702,21 +702,21 @@ impl Router {
             };
             replay.decisions.clear();
             tracing::error!(seq = entry.seq, kind = entry.kind, failure = %failure, "journal record not replayed");
+            // Many failures are no longer one bad record but a fault of
+            // this binary or of the state (a journal format it does not
+            // read, a bug that breaks every event after one): the start is
+            // refused at once, and nothing is set aside, so a fixed binary
+            // replays them all.
+            let quarantine_max = self.config.server.journal_records_quarantined_max as usize;
+            if failed.len() + 1 > quarantine_max {
+                anyhow::bail!(
+                    "{} journal records could not be replayed, above journal_records_quarantined_max = {quarantine_max} (the last: seq {} kind {}: {failure}); that is not one bad record but a fault of this binary or of its state: refusing to start, nothing set aside",
+                    failed.len() + 1,
+                    entry.seq,
+                    entry.kind
+                );
+            }
             failed.push((entry, failure));
-        }
-        // Many failures are no longer one bad record but a fault of this
-        // binary or of the state (a journal format it does not read, a bug
-        // that breaks every event after one): the start is refused, and
-        // nothing is set aside, so a fixed binary replays them all.
-        let quarantine_max = self.config.server.journal_records_quarantined_max as usize;
-        if failed.len() > quarantine_max {
-            let (entry, failure) = failed.last().expect("more than the bound, so at least one");
-            anyhow::bail!(
-                "{} journal records could not be replayed, above journal_records_quarantined_max = {quarantine_max} (the last: seq {} kind {}: {failure}); that is not one bad record but a fault of this binary or of its state: refusing to start, nothing set aside",
-                failed.len(),
-                entry.seq,
-                entry.kind
-            );
         }
         for (entry, failure) in &failed {
             let path = quarantine.add(entry, failure)?;

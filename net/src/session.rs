@@ -195,7 +195,10 @@ async fn greet_and_serve(socket: &mut Socket, shard: &ShardContext, hello_deadli
             // Each failure of this login or address is answered later than
             // the one before (bounded by auth_delay_ms_max): a guesser's
             // rate falls, an EA with a typo is answered within seconds.
-            let delay_ms = front_door.auth_failed(reason, peer, hello.login, shard.shared.now_ms());
+            // Never past the hello's own deadline: the connection holds a
+            // pending slot meanwhile.
+            let now_ms = shard.shared.now_ms();
+            let delay_ms = front_door.auth_failed(reason, peer, hello.login, now_ms).min(hello_deadline_ms.saturating_sub(now_ms));
             if delay_ms > 0 {
                 Timer::new(Duration::from_millis(delay_ms)).await;
             }

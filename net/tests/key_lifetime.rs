@@ -15,7 +15,7 @@ const DAY_MS: u64 = 86_400_000;
 
 #[test]
 fn a_key_near_its_expiry_is_welcomed_with_a_notice_and_an_expired_one_refused() {
-    // Shows: with key_max_age_days = 30, a key made 25 days ago gets welcome with a notice naming its expiry; one whose key_expires passed yesterday is refused with 4001 and "expired"; one with no dates gets no notice; tradebridge_keys_expiring and tradebridge_keys_expired count them.
+    // Shows: with key_max_age_days = 30, a key made 25 days ago gets welcome with a notice naming its expiry; one whose key_expires passed yesterday, and one made 31 days ago, are refused with 4001 and "expired"; one with no dates gets no notice; tradebridge_keys_expiring and tradebridge_keys_expired count them.
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() as u64;
     let now_s = now_ms - now_ms % 1_000;
     let directory = temp_directory("key-lifetime");
@@ -29,7 +29,7 @@ fn a_key_near_its_expiry_is_welcomed_with_a_notice_and_an_expired_one_refused() 
         account(600001, &format!("key_created = {}", rfc3339_of_ms(now_s - 25 * DAY_MS))),
         account(600002, &format!("key_expires = {}", rfc3339_of_ms(now_s - DAY_MS))),
         account(600003, ""),
-    );
+    ) + &account(600004, &format!("key_created = {}", rfc3339_of_ms(now_s - 31 * DAY_MS)));
     let config_path = directory.join("tradebridge.toml");
     std::fs::write(&config_path, config).expect("write config");
     let mut bridge = Bridge::start_with_config_file(directory, config_path);
@@ -49,10 +49,15 @@ fn a_key_near_its_expiry_is_welcomed_with_a_notice_and_an_expired_one_refused() 
     assert!(message.contains("expired"), "{message}");
     expired.expect_close(4001);
 
+    let mut aged = bridge.connect();
+    aged.send(&hello_text(&key(600004), 600004, SERVER_NAME, "master", 0));
+    assert!(aged.expect_error(ErrorCode::Unauthorized).contains("expired"), "31 days after key_created, with key_max_age_days 30");
+    aged.expect_close(4001);
+
     let (_fresh, welcome) = bridge.login_as(600003, &key(600003), "master", 0);
     assert!(matches!(welcome, Message::Welcome(ref welcome) if welcome.notice.is_none()), "{welcome:?}");
 
     let metrics = http_get(&metrics_address, "/metrics");
-    assert_eq!((metric(&metrics, "tradebridge_keys_expiring"), metric(&metrics, "tradebridge_keys_expired")), (1.0, 1.0), "{metrics}");
-    assert_eq!(metric(&metrics, "tradebridge_auth_failures_total{reason=\"key_expired\"}"), 1.0, "{metrics}");
+    assert_eq!((metric(&metrics, "tradebridge_keys_expiring"), metric(&metrics, "tradebridge_keys_expired")), (1.0, 2.0), "{metrics}");
+    assert_eq!(metric(&metrics, "tradebridge_auth_failures_total{reason=\"key_expired\"}"), 2.0, "{metrics}");
 }

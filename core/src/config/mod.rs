@@ -377,6 +377,9 @@ pub struct ServerConfig {
     /// Concurrent connections (pending or welcomed) from one address (an
     /// IPv6 /64 counts as one); peers in `trusted_proxies` are exempt.
     pub connections_per_address_max: u32,
+    /// Of those, the ones not yet welcomed: a few addresses must not hold
+    /// the whole `pending_connections_max`.
+    pub pending_connections_per_address_max: u32,
     /// New connections per second from one address (a token bucket of as
     /// many); peers in `trusted_proxies` are exempt.
     pub new_connections_per_address_per_second: u32,

@@ -67,6 +67,7 @@ pub(crate) struct RawServer {
     pub closed_positions_remembered_max: Option<Spanned<u32>>,
     pub pending_connections_max: Option<Spanned<u32>>,
     pub connections_per_address_max: Option<Spanned<u32>>,
+    pub pending_connections_per_address_max: Option<Spanned<u32>>,
     pub new_connections_per_address_per_second: Option<Spanned<u32>>,
     pub hello_frame_bytes_max: Option<Spanned<u32>>,
     pub trusted_proxies: Option<Vec<Spanned<String>>>,

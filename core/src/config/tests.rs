@@ -1103,6 +1103,11 @@ fn front_door_limits_parse_default_within_their_bounds_and_refuse_what_is_above(
     let with = |extra: &str| minimal().replace("journal_dir = \"./data/journal\"\n", &format!("journal_dir = \"./j\"\n{extra}\n"));
     let small = Config::from_toml_str(&with("connections_max = 100\nframe_bytes_max = 2048")).unwrap().server;
     assert_eq!((small.pending_connections_max, small.connections_per_address_max, small.hello_frame_bytes_max), (100, 100, 2048));
+    assert_eq!(server.pending_connections_per_address_max, 32);
+    let tiny = Config::from_toml_str(&with("pending_connections_max = 8")).unwrap().server;
+    assert_eq!(tiny.pending_connections_per_address_max, 8, "lowered to pending_connections_max");
+    let error = error_of(&with("pending_connections_max = 8\npending_connections_per_address_max = 9"));
+    assert_eq!(error.key(), "server.pending_connections_per_address_max", "{error}");
     let set = Config::from_toml_str(&with(
         "pending_connections_max = 10\nconnections_per_address_max = 3\nnew_connections_per_address_per_second = 2\nhello_frame_bytes_max = 1024\ntrusted_proxies = [\"127.0.0.1\", \"::1\", \"10.0.0.0/8\"]",
     ))

@@ -225,6 +225,15 @@ const CONNECTIONS_PER_ADDRESS_MAX: Range<u32> = Range {
     min: 1,
     max: 1_000_000,
 };
+/// A handshake takes milliseconds: 32 at a time from one address let a
+/// VPS's terminals in quickly, and 32 addresses, not 4, to hold the default
+/// pending budget. Lowered to `pending_connections_max` when unset.
+const PENDING_CONNECTIONS_PER_ADDRESS_MAX: Range<u32> = Range {
+    key: "pending_connections_per_address_max",
+    default: 32,
+    min: 1,
+    max: 1_000_000,
+};
 /// A VPS's terminals reconnecting together after a network blip.
 const NEW_CONNECTIONS_PER_ADDRESS_PER_SECOND: Range<u32> = Range {
     key: "new_connections_per_address_per_second",
@@ -752,6 +761,7 @@ fn server(table: Table<'_>, raw: &RawServer) -> Result<ServerConfig, ConfigError
         )?,
         pending_connections_max: number(table, &raw.pending_connections_max, PENDING_CONNECTIONS_MAX)?,
         connections_per_address_max: number(table, &raw.connections_per_address_max, CONNECTIONS_PER_ADDRESS_MAX)?,
+        pending_connections_per_address_max: number(table, &raw.pending_connections_per_address_max, PENDING_CONNECTIONS_PER_ADDRESS_MAX)?,
         new_connections_per_address_per_second: number(
             table,
             &raw.new_connections_per_address_per_second,
@@ -815,6 +825,15 @@ fn front_door_bounds(table: Table<'_>, raw: &RawServer, server: &mut ServerConfi
             }
             Some(_) => {}
         }
+    }
+    let pending_max = server.pending_connections_max;
+    match &raw.pending_connections_per_address_max {
+        None => server.pending_connections_per_address_max = server.pending_connections_per_address_max.min(pending_max),
+        Some(set) if server.pending_connections_per_address_max > pending_max => {
+            let message = format!("{} is above pending_connections_max = {pending_max}; expected at most that", server.pending_connections_per_address_max);
+            return Err(table.error(set.span().start, PENDING_CONNECTIONS_PER_ADDRESS_MAX.key, message));
+        }
+        Some(_) => {}
     }
     Ok(())
 }
