@@ -244,6 +244,9 @@ private:
       m_last_logged = "";
       Print("TradeBridge: connected to ", m_host, ":", IntegerToString(m_port), " session ", welcome.session,
             " heartbeat ", TbULongToString(welcome.hb_ms), " ms, ack_seq ", TbULongToString(welcome.ack_seq));
+      // The bridge's notice (this account's key expires soon): in the
+      // Experts log at every login, so the user sees it before copying stops.
+      if(welcome.notice != "") Print("TradeBridge: NOTICE from the bridge: ", welcome.notice);
       return true;
      }
 

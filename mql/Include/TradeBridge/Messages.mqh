@@ -158,6 +158,7 @@ struct TbWelcome
    string            session;      // bridge session id, for logs
    ulong             hb_ms;        // heartbeat period the EA must keep
    ulong             ack_seq;      // master: highest event seq held durably
+   string            notice;       // for the user (the key expires soon); "" when none (not in PROTOCOL.md v1)
   };
 void TbWriteWelcome(TbJsonWriter &writer, const TbWelcome &message)
   {
@@ -167,6 +168,7 @@ void TbWriteWelcome(TbJsonWriter &writer, const TbWelcome &message)
    writer.FieldString("session", message.session);
    writer.FieldULong("hb_ms", message.hb_ms);
    writer.FieldULong("ack_seq", message.ack_seq);
+   if(message.notice != "") writer.FieldString("notice", message.notice);
    writer.EndObject();
   }
 bool TbReadWelcome(const TbJsonReader &reader, int object, TbWelcome &message, string &error)
@@ -174,10 +176,11 @@ bool TbReadWelcome(const TbJsonReader &reader, int object, TbWelcome &message, s
    ulong version = 0;
    message.ack_seq = 0;
    message.session = "";
+   message.notice = "";
    if(!TbNeedULong(reader, object, "v", version, error)) return false;
    message.version = (uint)version;
    return TbOptString(reader, object, "session", message.session, error) && TbNeedULong(reader, object, "hb_ms", message.hb_ms, error) &&
-          TbOptULong(reader, object, "ack_seq", message.ack_seq, error);
+          TbOptULong(reader, object, "ack_seq", message.ack_seq, error) && TbOptString(reader, object, "notice", message.notice, error);
   }
 
 void TbWritePing(TbJsonWriter &writer) { writer.BeginObject(); writer.FieldString("t", "ping"); writer.EndObject(); }
