@@ -561,6 +561,11 @@ key_sha256 = "027ab56e7d6dd58a1d2af792a0e893afbeadaa1b9978c57d8ffe4b05531a15aa"
         }
     }
 
+    /// `key_sha256` of `key`, as the configuration holds it.
+    fn hash(key: &str) -> String {
+        Sha256::digest(key.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+
     fn authenticate_now(table: &AccountTable, hello: &Hello) -> Result<Arc<AccountEntry>, AuthError> {
         authenticate(table, hello, 0, None)
     }
@@ -654,7 +659,6 @@ key_sha256 = "027ab56e7d6dd58a1d2af792a0e893afbeadaa1b9978c57d8ffe4b05531a15aa"
     // A replaced key is accepted until its expiry and refused from then on, beside the current key (time injected).
     #[test]
     fn a_previous_key_works_until_it_expires() {
-        let hash = |key: &str| -> String { Sha256::digest(key.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect() };
         let source = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\njournal_dir = \"/tmp/unused\"\n[[account]]\nlogin = 7\nserver = \"S\"\nrole = \"slave\"\nkey_sha256 = \"{}\"\nprevious_keys = [{{ key_sha256 = \"{}\", expires = 2026-12-08T04:00:00Z }}]\n",
             hash("new"),
@@ -673,7 +677,6 @@ key_sha256 = "027ab56e7d6dd58a1d2af792a0e893afbeadaa1b9978c57d8ffe4b05531a15aa"
     // An account with allow_from accepts a hello only from an address in it (v4, v6, a mapped v4 peer), after the key; one without accepts any; a reload that changes the list counts as a credentials change.
     #[test]
     fn allow_from_limits_the_addresses_a_hello_is_accepted_from() {
-        let hash = |key: &str| -> String { Sha256::digest(key.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect() };
         let source = |allow: &str| {
             format!(
                 "[server]\nlisten = \"127.0.0.1:0\"\njournal_dir = \"/tmp/unused\"\n[[account]]\nlogin = 7\nserver = \"S\"\nrole = \"slave\"\nkey_sha256 = \"{}\"\n{allow}\n[[account]]\nlogin = 8\nserver = \"S\"\nrole = \"slave\"\nkey_sha256 = \"{}\"\n",
@@ -701,7 +704,6 @@ key_sha256 = "027ab56e7d6dd58a1d2af792a0e893afbeadaa1b9978c57d8ffe4b05531a15aa"
     // A current key past its expiry (key_expires, or key_created + key_max_age_days) is refused as expired, not as wrong; a previous key within its grace still works; counts of expiring and expired keys follow the clock.
     #[test]
     fn an_expired_key_is_refused_and_counted() {
-        let hash = |key: &str| -> String { Sha256::digest(key.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect() };
         let source = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\njournal_dir = \"/tmp/unused\"\nkey_max_age_days = 30\n[[account]]\nlogin = 7\nserver = \"S\"\nrole = \"slave\"\nkey_sha256 = \"{}\"\nkey_created = 2026-12-08T04:00:00Z\nprevious_keys = [{{ key_sha256 = \"{}\", expires = 2027-01-09T04:00:00Z }}]\n",
             hash("new"),

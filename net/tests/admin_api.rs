@@ -14,16 +14,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{json, Value};
-use support::{expect_copy, open_event_text, slave_with_state, temp_directory, Bridge, ACCOUNTS, MASTER_LOGIN, READ_TIMEOUT, SERVER_DEFAULTS, SLAVE2_KEY, SLAVE2_LOGIN, SLAVE_KEY, SLAVE_LOGIN};
+use support::{expect_copy, open_event_text, sha256_hex, slave_with_state, temp_directory, Bridge, ACCOUNTS, MASTER_LOGIN, READ_TIMEOUT, SERVER_DEFAULTS, SLAVE2_KEY, SLAVE2_LOGIN, SLAVE_KEY, SLAVE_LOGIN};
 use tradebridge_core::protocol::{Ack, CopyAction, ErrorCode, Message};
 
 const TOKEN: &str = "test-admin-token-0123456789";
 const NEW_SLAVE: u64 = 300_001;
 
-fn sha256_hex(text: &str) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(text.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect()
-}
 
 /// A bridge with `[admin]` on a free loopback port, and the API's address.
 fn start() -> (Bridge, PathBuf, String) {

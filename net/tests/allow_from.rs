@@ -6,8 +6,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use sha2::{Digest as _, Sha256};
-use support::{hello_text, temp_directory, Bridge};
+use support::{hello_text, sha256_hex, temp_directory, Bridge};
 use tradebridge_core::protocol::{ErrorCode, Message};
 
 const KEY: &str = "allow-from-test-key-0123456789abcdef";
@@ -16,7 +15,7 @@ const KEY: &str = "allow-from-test-key-0123456789abcdef";
 fn a_hello_from_outside_allow_from_is_refused_with_4001_and_audited() {
     // Shows: the master's list holds 127.0.0.2 only: from 127.0.0.1 its right key is refused (error unauthorized, close 4001) and an audit line names the reason and the address; from 127.0.0.2 it is welcomed.
     let directory = temp_directory("allow-from");
-    let hash: String = Sha256::digest(KEY.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect();
+    let hash = sha256_hex(KEY);
     let config = format!(
         "[server]\nlisten = \"127.0.0.1:0\"\njournal_dir = \"{}\"\n\n[[account]]\nlogin = 500001\nserver = \"S\"\nrole = \"master\"\nkey_sha256 = \"{hash}\"\nallow_from = [\"127.0.0.2\", \"2001:db8::/32\"]\n",
         directory.join("journal").display()

@@ -8,7 +8,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use support::{close_event_text, expect_copy, http_get, metric, open_event_text, Bridge, SLAVE_KEY, SLAVE_LOGIN, STATE_TEXT};
+use support::{close_event_text, expect_copy, http_get, metric, open_event_text, Bridge, Client, SLAVE_KEY, SLAVE_LOGIN, STATE_TEXT};
 use tradebridge_core::protocol::{Ack, Copy, CopyAction, Message};
 
 /// Events per batch: sent together, then their acks and copies read.
@@ -63,6 +63,40 @@ fn journal_files(directory: &Path) -> (Vec<(u64, u64)>, Vec<u64>) {
     (segments, checkpoints)
 }
 
+/// A bridge with `overrides` (and metrics) whose slave 1 copies frozen
+/// (one copy per event, `assert_copy_of_event`), its slave logged in with
+/// its state and its master logged in: the bridge, its journal directory,
+/// its metrics address, the master and the slave.
+fn start_trading(overrides: &[(&str, &str)]) -> (Bridge, std::path::PathBuf, String, Client, Client) {
+    let mut overrides = overrides.to_vec();
+    overrides.extend([("rate_limit_per_second", "100000"), ("rate_limit_burst", "100000"), ("hb_ms", "20000"), ("metrics_listen", "\"127.0.0.1:0\"")]);
+    let mut bridge = Bridge::start_with_follow_extra(&overrides, "mode = \"frozen\"");
+    let journal = bridge.journal_directory();
+    let metrics_address = bridge.read_metrics_address();
+    let (mut slave, _) = bridge.login_as(SLAVE_LOGIN, SLAVE_KEY, "slave", 0);
+    slave.send(STATE_TEXT);
+    slave.expect_alive();
+    let (master, _) = bridge.login("master", 0);
+    (bridge, journal, metrics_address, master, slave)
+}
+
+/// Sends events `first..first + BATCH_EVENTS` together, reads each ack,
+/// then each copy (once each, in seq order, the copy of its event) and
+/// answers it with a result.
+fn trade_batch(master: &mut Client, slave: &mut Client, first: u64) {
+    let seqs = first..first + BATCH_EVENTS;
+    seqs.clone().for_each(|seq| master.send(&event_text(seq)));
+    for seq in seqs.clone() {
+        assert_eq!(master.recv(), Message::Ack(Ack { seq }));
+    }
+    for seq in seqs {
+        let copy = expect_copy(slave);
+        assert_eq!(copy.seq, seq, "copies arrive once each, in seq order");
+        assert_copy_of_event(&copy);
+        slave.send(&result_text(&copy));
+    }
+}
+
 #[test]
 fn checkpoints_keep_a_tiny_journal_bounded_and_a_killed_bridge_recovers_from_one() {
     // Shows: with a 2 MiB journal, 8,000 events (several times its size) are all acked and copied while the journal stays within 2 MiB and its segments are released after checkpoints; after SIGKILL mid-stream the restart (from a checkpoint: the journal no longer starts at seq 1) gives the right ack_seq, re-sends exactly the unconfirmed copies above the slave's last_seq, and routes nothing twice. Under every routing and every way a group is flushed: a checkpoint that holds the rings while its seq waits for an io_uring flush once made the inline router loop without giving the executor the turn that flush needed (6 of 10 runs hung under `uring`).
@@ -77,41 +111,16 @@ fn checkpoints_keep_a_tiny_journal_bounded_and_a_killed_bridge_recovers_from_one
 fn checkpoints_bound_the_journal_and_a_restart_recovers(routing: &str, journal_flush: &str) {
     let routing = format!("\"{routing}\"");
     let journal_flush = format!("\"{journal_flush}\"");
-    let mut bridge = Bridge::start_with_follow_extra(
-        &[
-            ("journal_segment_bytes", "1048576"),
-            ("journal_bytes_max", "2097152"),
-            ("journal_sync", "\"group\""),
-            ("routing", &routing),
-            ("journal_flush", &journal_flush),
-            ("rate_limit_per_second", "100000"),
-            ("rate_limit_burst", "100000"),
-            ("hb_ms", "20000"),
-            ("metrics_listen", "\"127.0.0.1:0\""),
-        ],
-        "mode = \"frozen\"",
-    );
-    let journal = bridge.journal_directory();
-    let line = bridge.read_stdout_line();
-    let metrics_address = line.trim().strip_prefix("tradebridge metrics on http://").and_then(|rest| rest.strip_suffix("/metrics")).expect("metrics line").to_string();
-    let (mut slave, _) = bridge.login_as(SLAVE_LOGIN, SLAVE_KEY, "slave", 0);
-    slave.send(STATE_TEXT);
-    slave.expect_alive();
-    let (mut master, _) = bridge.login("master", 0);
+    let (bridge, journal, metrics_address, mut master, mut slave) = start_trading(&[
+        ("journal_segment_bytes", "1048576"),
+        ("journal_bytes_max", "2097152"),
+        ("journal_sync", "\"group\""),
+        ("routing", &routing),
+        ("journal_flush", &journal_flush),
+    ]);
     let mut segment_names_seen = BTreeSet::new();
     for batch in 0..BATCHES {
-        let first = batch * BATCH_EVENTS + 1;
-        let seqs = first..first + BATCH_EVENTS;
-        seqs.clone().for_each(|seq| master.send(&event_text(seq)));
-        for seq in seqs.clone() {
-            assert_eq!(master.recv(), Message::Ack(Ack { seq }));
-        }
-        for seq in seqs {
-            let copy = expect_copy(&mut slave);
-            assert_eq!(copy.seq, seq, "copies arrive once each, in seq order");
-            assert_copy_of_event(&copy);
-            slave.send(&result_text(&copy));
-        }
+        trade_batch(&mut master, &mut slave, batch * BATCH_EVENTS + 1);
         let (segments, _) = journal_files(&journal);
         let bytes: u64 = segments.iter().map(|(_, bytes)| bytes).sum();
         assert!(bytes <= 2 << 20, "batch {batch}: the journal holds {bytes} bytes in {segments:?}");
@@ -177,39 +186,16 @@ fn checkpoints_bound_the_journal_and_a_restart_recovers(routing: &str, journal_f
 #[test]
 fn a_corrupt_newest_checkpoint_falls_back_to_the_older_one_and_the_journal_above_it() {
     // Shows: two checkpoints are kept and the journal is released only below the older one, so after a byte of the newest is flipped a restart loads the older one, replays the journal above it, and acks, copies and copy seqs continue exactly; before, the journal below the newest was gone and the bridge could not start.
-    let mut bridge = Bridge::start_with_follow_extra(
-        &[
-            ("journal_segment_bytes", "1048576"),
-            ("journal_bytes_max", "16777216"),
-            ("checkpoint_journal_bytes", "2097152"),
-            ("journal_sync", "\"group\""),
-            ("rate_limit_per_second", "100000"),
-            ("rate_limit_burst", "100000"),
-            ("hb_ms", "20000"),
-            ("metrics_listen", "\"127.0.0.1:0\""),
-        ],
-        "mode = \"frozen\"",
-    );
-    let journal = bridge.journal_directory();
-    let line = bridge.read_stdout_line();
-    let metrics_address = line.trim().strip_prefix("tradebridge metrics on http://").and_then(|rest| rest.strip_suffix("/metrics")).expect("metrics line").to_string();
-    let (mut slave, _) = bridge.login_as(SLAVE_LOGIN, SLAVE_KEY, "slave", 0);
-    slave.send(STATE_TEXT);
-    slave.expect_alive();
-    let (mut master, _) = bridge.login("master", 0);
+    let (mut bridge, journal, metrics_address, mut master, mut slave) = start_trading(&[
+        ("journal_segment_bytes", "1048576"),
+        ("journal_bytes_max", "16777216"),
+        ("checkpoint_journal_bytes", "2097152"),
+        ("journal_sync", "\"group\""),
+    ]);
     let mut last = 0;
     // Bounded: 300 batches are about 22 MiB of journal, far past three checkpoints.
     for batch in 0..300 {
-        let seqs = last + 1..=last + BATCH_EVENTS;
-        seqs.clone().for_each(|seq| master.send(&event_text(seq)));
-        for seq in seqs.clone() {
-            assert_eq!(master.recv(), Message::Ack(Ack { seq }));
-        }
-        for seq in seqs {
-            let copy = expect_copy(&mut slave);
-            assert_eq!(copy.seq, seq);
-            slave.send(&result_text(&copy));
-        }
+        trade_batch(&mut master, &mut slave, last + 1);
         last += BATCH_EVENTS;
         let written = metric(&http_get(&metrics_address, "/metrics"), "tradebridge_checkpoints_written_total") as u64;
         if written >= 3 {
@@ -232,8 +218,7 @@ fn a_corrupt_newest_checkpoint_falls_back_to_the_older_one_and_the_journal_above
     std::fs::write(&newest_path, &bytes).expect("write it back damaged");
 
     let mut bridge = bridge.restart();
-    let line = bridge.read_stdout_line();
-    let metrics_address = line.trim().strip_prefix("tradebridge metrics on http://").and_then(|rest| rest.strip_suffix("/metrics")).expect("metrics line").to_string();
+    let metrics_address = bridge.read_metrics_address();
     let (mut master, welcome) = bridge.login("master", 0);
     let Message::Welcome(welcome) = welcome else { panic!("expected welcome, got {welcome:?}") };
     assert_eq!(welcome.ack_seq, last, "every acked event is known");
@@ -254,16 +239,7 @@ fn a_corrupt_newest_checkpoint_falls_back_to_the_older_one_and_the_journal_above
         if metric(&http_get(&metrics_address, "/metrics"), "tradebridge_checkpoints_written_total") as u64 >= 1 {
             break;
         }
-        let seqs = last + 1..=last + BATCH_EVENTS;
-        seqs.clone().for_each(|seq| master.send(&event_text(seq)));
-        for seq in seqs.clone() {
-            assert_eq!(master.recv(), Message::Ack(Ack { seq }));
-        }
-        for seq in seqs {
-            let copy = expect_copy(&mut slave);
-            assert_eq!(copy.seq, seq);
-            slave.send(&result_text(&copy));
-        }
+        trade_batch(&mut master, &mut slave, last + 1);
         last += BATCH_EVENTS;
     }
     slave.expect_alive();
@@ -278,40 +254,17 @@ fn a_corrupt_newest_checkpoint_falls_back_to_the_older_one_and_the_journal_above
 #[test]
 fn a_checkpoint_threshold_above_half_the_journal_keeps_one_checkpoint_and_never_fills_the_journal() {
     // Shows: with checkpoint_journal_bytes (8 MiB) above half of journal_bytes_max (12 MiB), two checkpoints' worth of journal cannot fit, so the journal is released below the newest checkpoint and traffic of several times the journal's size flows through; keeping two there filled the journal and stopped the router (found by review).
-    let mut bridge = Bridge::start_with_follow_extra(
-        &[
-            ("journal_segment_bytes", "1048576"),
-            ("journal_bytes_max", "12582912"),
-            ("checkpoint_journal_bytes", "8388608"),
-            ("journal_sync", "\"group\""),
-            ("rate_limit_per_second", "100000"),
-            ("rate_limit_burst", "100000"),
-            ("hb_ms", "20000"),
-            ("metrics_listen", "\"127.0.0.1:0\""),
-        ],
-        "mode = \"frozen\"",
-    );
-    let journal = bridge.journal_directory();
-    let line = bridge.read_stdout_line();
-    let metrics_address = line.trim().strip_prefix("tradebridge metrics on http://").and_then(|rest| rest.strip_suffix("/metrics")).expect("metrics line").to_string();
-    let (mut slave, _) = bridge.login_as(SLAVE_LOGIN, SLAVE_KEY, "slave", 0);
-    slave.send(STATE_TEXT);
-    slave.expect_alive();
-    let (mut master, _) = bridge.login("master", 0);
+    let (_bridge, journal, metrics_address, mut master, mut slave) = start_trading(&[
+        ("journal_segment_bytes", "1048576"),
+        ("journal_bytes_max", "12582912"),
+        ("checkpoint_journal_bytes", "8388608"),
+        ("journal_sync", "\"group\""),
+    ]);
     let mut last = 0;
     let mut written = 0;
     // Bounded: 800 batches are about 60 MiB of journal, five times its bound.
     for _ in 0..800 {
-        let seqs = last + 1..=last + BATCH_EVENTS;
-        seqs.clone().for_each(|seq| master.send(&event_text(seq)));
-        for seq in seqs.clone() {
-            assert_eq!(master.recv(), Message::Ack(Ack { seq }));
-        }
-        for seq in seqs {
-            let copy = expect_copy(&mut slave);
-            assert_eq!(copy.seq, seq);
-            slave.send(&result_text(&copy));
-        }
+        trade_batch(&mut master, &mut slave, last + 1);
         last += BATCH_EVENTS;
         let metrics = http_get(&metrics_address, "/metrics");
         assert!(metric(&metrics, "tradebridge_journal_bytes") as u64 <= 12 << 20, "{metrics}");

@@ -12,17 +12,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{expect_copy, open_event_text, slave_with_state, temp_directory, Bridge, ACCOUNTS, MASTER_LOGIN, SERVER_DEFAULTS, SLAVE2_KEY, SLAVE2_LOGIN, SLAVE_KEY, SLAVE_LOGIN};
+use support::{expect_copy, open_event_text, sha256_hex, slave_with_state, temp_directory, Bridge, ACCOUNTS, MASTER_LOGIN, SERVER_DEFAULTS, SLAVE2_KEY, SLAVE2_LOGIN, SLAVE_KEY, SLAVE_LOGIN};
 use tradebridge_core::protocol::{Ack, Message};
 use tradebridge_persist::testing::TestCluster;
 
 const TOKEN: &str = "postgres-test-admin-token";
 const NEW_SLAVE: u64 = 300_001;
 
-fn sha256_hex(text: &str) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(text.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect()
-}
 
 /// The file: the test accounts, `[persist]` on `cluster` (Postgres the
 /// source by default) and `[admin]`.

@@ -11,13 +11,11 @@ mod support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::FromRawFd as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sha2::{Digest as _, Sha256};
-use support::{expect_copy, hello_text, http_get, metric, open_event_text, temp_directory, Bridge, Client, STATE_TEXT};
+use support::{connect_from, expect_copy, hello_text, http_get, metric, open_event_text, sha256_hex, temp_directory, Bridge, Client, STATE_TEXT};
 use tradebridge_core::protocol::Message;
 
 const SERVER: &str = "Flood-Server";
@@ -39,10 +37,6 @@ fn key_of(login: u64) -> String {
     format!("front-door-test-key-{login}-0123456789abcdef")
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
 /// A bridge with 10 masters, each followed 1:1 by a slave.
 fn start_bridge(extra_server: &str) -> Bridge {
     let directory = temp_directory("front-door");
@@ -52,7 +46,7 @@ fn start_bridge(extra_server: &str) -> Bridge {
     );
     for index in 0..MASTERS {
         for (login, role) in [(master_login(index), "master"), (slave_login(index), "slave")] {
-            let hash = hex(&Sha256::digest(key_of(login).as_bytes()));
+            let hash = sha256_hex(&key_of(login));
             text.push_str(&format!("\n[[account]]\nlogin = {login}\nserver = \"{SERVER}\"\nrole = \"{role}\"\nkey_sha256 = \"{hash}\"\n"));
         }
         text.push_str(&format!("\n[[follow]]\nslave = {}\nmaster = {}\nlot = {{ mode = \"multiplier\", value = 1.0 }}\n", slave_login(index), master_login(index)));
@@ -60,38 +54,6 @@ fn start_bridge(extra_server: &str) -> Bridge {
     let config_path = directory.join("tradebridge.toml");
     std::fs::write(&config_path, text).expect("write config");
     Bridge::start_with_config_file(directory, config_path)
-}
-
-/// A non-blocking TCP connect from `source` (any port) to `target`; the
-/// connection may still be in progress when it returns.
-fn connect_from(source: [u8; 4], target: SocketAddr) -> std::io::Result<TcpStream> {
-    let SocketAddr::V4(target) = target else { panic!("the bridge listens on IPv4 loopback") };
-    // SAFETY: plain socket calls on a descriptor this function owns; the
-    // sockaddr structs live on the stack for the calls.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0);
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let stream = TcpStream::from_raw_fd(fd);
-        let mut local: libc::sockaddr_in = std::mem::zeroed();
-        local.sin_family = libc::AF_INET as libc::sa_family_t;
-        local.sin_addr.s_addr = u32::from_ne_bytes(source);
-        if libc::bind(fd, std::ptr::addr_of!(local).cast(), std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let mut remote: libc::sockaddr_in = std::mem::zeroed();
-        remote.sin_family = libc::AF_INET as libc::sa_family_t;
-        remote.sin_port = target.port().to_be();
-        remote.sin_addr.s_addr = u32::from_ne_bytes(target.ip().octets());
-        if libc::connect(fd, std::ptr::addr_of!(remote).cast(), std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t) != 0 {
-            let error = std::io::Error::last_os_error();
-            if error.raw_os_error() != Some(libc::EINPROGRESS) {
-                return Err(error);
-            }
-        }
-        Ok(stream)
-    }
 }
 
 /// True once the bridge has closed (or reset, or refused) the connection.
@@ -126,7 +88,7 @@ fn flood(source: [u8; 4], target: SocketAddr, count: usize, trickle: bool, patie
     let mut sockets: Vec<(TcpStream, Instant, bool)> = Vec::with_capacity(count);
     let mut refused_at_connect = 0;
     for index in 0..count {
-        match connect_from(source, target) {
+        match connect_from(source, target, true) {
             Ok(stream) => sockets.push((stream, Instant::now(), false)),
             Err(_) => refused_at_connect += 1,
         }
@@ -169,8 +131,7 @@ fn flood(source: [u8; 4], target: SocketAddr, count: usize, trickle: bool, patie
 fn a_flood_of_silent_and_slow_connections_from_one_address_does_not_keep_the_eas_out() {
     // Shows: with the defaults (pending 1024 and 32 per address, 256 open per address, 64 new a second per address), 5,000 silent and 200 one-byte-a-second connections from their own addresses are all refused or closed within hello_timeout_ms (plus scheduling), while 20 EAs from another address are each welcomed within 1 s and every copy arrives; the refusals are counted per reason; the bridge's peak memory stays under 64 MiB above its start.
     let mut bridge = start_bridge("");
-    let line = bridge.read_stdout_line();
-    let metrics_address = line.trim().strip_prefix("tradebridge metrics on http://").and_then(|rest| rest.strip_suffix("/metrics")).expect("metrics line").to_string();
+    let metrics_address = bridge.read_metrics_address();
     let pid = bridge.pid();
     let (rss_before_kib, _) = memory_kib(pid);
     let target = bridge.address;
@@ -278,8 +239,7 @@ fn a_hello_above_hello_frame_bytes_max_is_refused_and_the_session_limit_applies_
 fn failed_logins_are_answered_later_each_time_and_then_block_the_address_only() {
     // Shows: wrong keys for three logins from 127.0.0.2 are refused (4001) later each time (the 2nd after >= 100 ms, the 3rd after >= 200 ms), the 3rd blocks that address so its next connection is closed at accept (within 0.5 s, not by the 2 s hello timeout), while an EA from 127.0.0.1 logs in meanwhile with its right key; counted by reason.
     let mut bridge = start_bridge("auth_block_after_failures = 3\nauth_delay_ms_max = 300\nauth_block_seconds = 60");
-    let line = bridge.read_stdout_line();
-    let metrics_address = line.trim().strip_prefix("tradebridge metrics on http://").and_then(|rest| rest.strip_suffix("/metrics")).expect("metrics line").to_string();
+    let metrics_address = bridge.read_metrics_address();
     let login = master_login(0);
     let mut answered_ms = Vec::new();
     // Three logins: one terminal retrying one stale key is only delayed,
@@ -293,7 +253,7 @@ fn failed_logins_are_answered_later_each_time_and_then_block_the_address_only() 
         client.expect_close(4001);
     }
     assert!(answered_ms[1] >= 100 && answered_ms[2] >= 200, "held back longer each time: {answered_ms:?}");
-    let mut blocked = connect_from([127, 0, 0, 2], bridge.address).expect("connect");
+    let mut blocked = connect_from([127, 0, 0, 2], bridge.address, true).expect("connect");
     // Well inside hello_timeout_ms (2 s), which would close it anyway.
     let deadline = Instant::now() + Duration::from_millis(500);
     while !closed_by_peer(&mut blocked) {

@@ -156,11 +156,10 @@ fn a_flipped_byte_in_the_active_segment_refuses_the_start_until_quarantined_and_
     assert_eq!((copy.seq, copy.pos), (copies[5].seq + 1, 17), "and copying goes on");
 }
 
-#[test]
-fn an_engine_panic_on_one_record_is_quarantined_at_the_next_start_instead_of_a_crash_loop() {
-    // Shows: the engine panicking on a master event (injected, test builds only) ends the bridge with 70 after the event is journaled; the restart, with the same fault still there, quarantines that record (file and reason kept, logged) and starts with the master's ack_seq including it; copying goes on; a later start skips the quarantined record without trying it again.
-    const FAULT: (&str, &str) = ("TRADEBRIDGE_TEST_ENGINE_PANIC_EVENT_SEQ", "3");
-    let bridge = Bridge::start(&[("metrics_listen", "\"127.0.0.1:0\"")]);
+/// A bridge with `overrides` whose master has sent events 1 and 2, each
+/// acked and copied to the slave; both sessions closed again.
+fn bridge_with_two_copied_events(overrides: &[(&str, &str)]) -> Bridge {
+    let bridge = Bridge::start(overrides);
     let (mut master, _) = bridge.login("master", 0);
     let mut slave = slave_with_state(&bridge, SLAVE_LOGIN, SLAVE_KEY, 0);
     for seq in 1..=2u64 {
@@ -168,7 +167,14 @@ fn an_engine_panic_on_one_record_is_quarantined_at_the_next_start_instead_of_a_c
         assert!(matches!(master.recv(), Message::Ack(ack) if ack.seq == seq));
         expect_copy(&mut slave);
     }
-    drop((master, slave));
+    bridge
+}
+
+#[test]
+fn an_engine_panic_on_one_record_is_quarantined_at_the_next_start_instead_of_a_crash_loop() {
+    // Shows: the engine panicking on a master event (injected, test builds only) ends the bridge with 70 after the event is journaled; the restart, with the same fault still there, quarantines that record (file and reason kept, logged) and starts with the master's ack_seq including it; copying goes on; a later start skips the quarantined record without trying it again.
+    const FAULT: (&str, &str) = ("TRADEBRIDGE_TEST_ENGINE_PANIC_EVENT_SEQ", "3");
+    let bridge = bridge_with_two_copied_events(&[("metrics_listen", "\"127.0.0.1:0\"")]);
     let mut bridge = bridge.restart_with_environment(&[FAULT]);
     let (mut master, welcome) = bridge.login("master", 2);
     assert!(matches!(welcome, Message::Welcome(ref welcome) if welcome.ack_seq == 2), "{welcome:?}");
@@ -196,8 +202,7 @@ fn an_engine_panic_on_one_record_is_quarantined_at_the_next_start_instead_of_a_c
     // Started again with the fault still there: the record is skipped, not
     // replayed (which would panic) and quarantined a second time.
     let mut bridge = bridge.restart_with_environment(&[FAULT]);
-    let line = bridge.read_stdout_line();
-    let metrics_address = line.trim().strip_prefix("tradebridge metrics on http://").and_then(|rest| rest.strip_suffix("/metrics")).expect("metrics line").to_string();
+    let metrics_address = bridge.read_metrics_address();
     let (_master, welcome) = bridge.login("master", 4);
     assert!(matches!(welcome, Message::Welcome(ref welcome) if welcome.ack_seq == 4), "{welcome:?}");
     let metrics = support::http_get(&metrics_address, "/metrics");
@@ -209,16 +214,7 @@ fn an_engine_panic_on_one_record_is_quarantined_at_the_next_start_instead_of_a_c
 fn more_failed_records_than_the_bound_refuse_the_start_and_set_nothing_aside() {
     // Shows: with journal_records_quarantined_max = 0 a record the engine panics on refuses the start (exit 1, the bound named) instead of being set aside, and nothing is written to quarantined-records; without the fault the same journal replays that record and starts with it.
     const FAULT: (&str, &str) = ("TRADEBRIDGE_TEST_ENGINE_PANIC_EVENT_SEQ", "2");
-    let bridge = Bridge::start(&[("journal_records_quarantined_max", "0")]);
-    let (mut master, _) = bridge.login("master", 0);
-    let mut slave = slave_with_state(&bridge, SLAVE_LOGIN, SLAVE_KEY, 0);
-    for seq in 1..=2u64 {
-        master.send(&support::open_event_text(seq, 10 + seq));
-        assert!(matches!(master.recv(), Message::Ack(ack) if ack.seq == seq));
-        expect_copy(&mut slave);
-    }
-    drop((master, slave));
-    let mut bridge = bridge;
+    let mut bridge = bridge_with_two_copied_events(&[("journal_records_quarantined_max", "0")]);
     bridge.kill();
     let config_path = bridge.directory.join("tradebridge.toml");
     let refused = tradebridge_with_environment(&["serve"], &config_path, &[FAULT]);

@@ -6,8 +6,7 @@ mod support;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sha2::{Digest as _, Sha256};
-use support::{hello_text, http_get, metric, temp_directory, Bridge, SERVER_NAME};
+use support::{hello_text, http_get, metric, sha256_hex, temp_directory, Bridge, SERVER_NAME};
 use tradebridge_core::config::rfc3339_of_ms;
 use tradebridge_core::protocol::{ErrorCode, Message};
 
@@ -20,7 +19,7 @@ fn a_key_near_its_expiry_is_welcomed_with_a_notice_and_an_expired_one_refused() 
     let now_s = now_ms - now_ms % 1_000;
     let directory = temp_directory("key-lifetime");
     let account = |login: u64, dates: &str| {
-        let hash: String = Sha256::digest(format!("key-lifetime-key-{login}-0123456789").as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect();
+        let hash = sha256_hex(&format!("key-lifetime-key-{login}-0123456789"));
         format!("\n[[account]]\nlogin = {login}\nserver = \"{SERVER_NAME}\"\nrole = \"master\"\nkey_sha256 = \"{hash}\"\n{dates}\n")
     };
     let config = format!(
@@ -33,8 +32,7 @@ fn a_key_near_its_expiry_is_welcomed_with_a_notice_and_an_expired_one_refused() 
     let config_path = directory.join("tradebridge.toml");
     std::fs::write(&config_path, config).expect("write config");
     let mut bridge = Bridge::start_with_config_file(directory, config_path);
-    let line = bridge.read_stdout_line();
-    let metrics_address = line.trim().strip_prefix("tradebridge metrics on http://").and_then(|rest| rest.strip_suffix("/metrics")).expect("metrics line").to_string();
+    let metrics_address = bridge.read_metrics_address();
     let key = |login: u64| format!("key-lifetime-key-{login}-0123456789");
 
     let (_near, welcome) = bridge.login_as(600001, &key(600001), "master", 0);

@@ -13,8 +13,7 @@ use tradebridge_core::protocol::{Ack, Message};
 fn metrics_endpoint_reports_counters_and_stage_latencies() {
     // Shows: GET /metrics answers Prometheus text with the journaled event and copy counts and a latency count per stage; other paths get 404.
     let mut bridge = Bridge::start(&[("metrics_listen", "\"127.0.0.1:0\"")]);
-    let line = bridge.read_stdout_line();
-    let address = line.trim().strip_prefix("tradebridge metrics on http://").and_then(|rest| rest.strip_suffix("/metrics")).expect("metrics line").to_string();
+    let address = bridge.read_metrics_address();
     let (mut slave, _) = bridge.login_as(SLAVE_LOGIN, SLAVE_KEY, "slave", 0);
     let (mut master, _) = bridge.login("master", 0);
     master.send(&open_event_text(1, 9001));
@@ -64,8 +63,7 @@ fn metrics_endpoint_reports_counters_and_stage_latencies() {
 fn a_client_sending_a_byte_at_a_time_is_cut_off() {
     // Shows: the endpoint gives a whole request 2 s (REQUEST_TIMEOUT_MS), not 2 s per read: a client dripping one byte every 300 ms is disconnected long before its 30 bytes (9 s) are sent.
     let mut bridge = Bridge::start(&[("metrics_listen", "\"127.0.0.1:0\"")]);
-    let line = bridge.read_stdout_line();
-    let address = line.trim().strip_prefix("tradebridge metrics on http://").and_then(|rest| rest.strip_suffix("/metrics")).expect("metrics line").to_string();
+    let address = bridge.read_metrics_address();
     let mut stream = TcpStream::connect(&address).expect("connect to metrics");
     stream.set_read_timeout(Some(Duration::from_millis(300))).expect("timeout");
     let started = std::time::Instant::now();
@@ -97,8 +95,7 @@ fn a_client_sending_a_byte_at_a_time_is_cut_off() {
 fn a_stalled_client_does_not_hold_up_other_scrapes() {
     // Shows: with three clients connected and silent (each holds a worker for up to 2 s), a fourth GET /metrics is still answered at once, well inside the 2 s a stalled client may hold its worker; with one worker it would wait for the first stall to time out.
     let mut bridge = Bridge::start(&[("metrics_listen", "\"127.0.0.1:0\"")]);
-    let line = bridge.read_stdout_line();
-    let address = line.trim().strip_prefix("tradebridge metrics on http://").and_then(|rest| rest.strip_suffix("/metrics")).expect("metrics line").to_string();
+    let address = bridge.read_metrics_address();
     let stalled: Vec<TcpStream> = (0..tradebridge_net::metrics::WORKERS - 1).map(|_| TcpStream::connect(&address).expect("connect a stalled client")).collect();
     // Let the workers take the stalled connections first.
     std::thread::sleep(Duration::from_millis(200));

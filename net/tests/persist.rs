@@ -31,13 +31,8 @@ fn start(overrides: &[(&str, &str)], cluster: &TestCluster) -> (Bridge, String) 
     // The [persist] table follows the last [[follow]] of the test accounts.
     let slave2_follow = format!("symbols_deny = [\"EURUSD\"]\n{}", persist_table(&cluster.url("bridge")));
     let mut bridge = Bridge::start_with_follow_extra(&all, &slave2_follow);
-    let metrics = metrics_address(&mut bridge);
+    let metrics = bridge.read_metrics_address();
     (bridge, metrics)
-}
-
-fn metrics_address(bridge: &mut Bridge) -> String {
-    let line = bridge.read_stdout_line();
-    line.trim().strip_prefix("tradebridge metrics on http://").and_then(|rest| rest.strip_suffix("/metrics")).expect("metrics line").to_string()
 }
 
 /// Waits until the persister has read everything durable and committed it:
@@ -129,7 +124,7 @@ fn kill_9_mid_stream_then_restart_leaves_every_journaled_record_in_postgres_once
     // The clients stay open until the kill, so the bridge sees no end of their sessions.
     let mut bridge = bridge.restart();
     drop((master, slave));
-    let metrics = metrics_address(&mut bridge);
+    let metrics = bridge.read_metrics_address();
     let (mut master, welcome) = bridge.login("master", 0);
     let Message::Welcome(welcome) = welcome else { panic!("expected welcome, got {welcome:?}") };
     assert!(welcome.ack_seq >= 700, "ack_seq {}", welcome.ack_seq);

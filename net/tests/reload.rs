@@ -9,7 +9,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{close_event_text, expect_copy, open_event_text, slave_with_state, temp_directory, Bridge, Client, ACCOUNTS, SERVER_DEFAULTS, SLAVE2_KEY, SLAVE2_LOGIN, SLAVE_KEY, SLAVE_LOGIN};
+use support::{close_event_text, expect_copy, open_event_text, sha256_hex, slave_with_state, temp_directory, Bridge, Client, ACCOUNTS, SERVER_DEFAULTS, SLAVE2_KEY, SLAVE2_LOGIN, SLAVE_KEY, SLAVE_LOGIN};
 use tradebridge_core::protocol::{Ack, Copy, CopyAction, Message};
 
 /// The test configuration; `slave2_follow`: slave 2's follow is in it,
@@ -171,10 +171,6 @@ fn after_kill_9_the_change_is_replayed_where_it_was_made() {
 const SLAVE2_KEY_SHA256: &str = "5be9b1e9441e77b4709302c501b9608f5e852061d507d6cb71bbeb78a310de93";
 const SLAVE1_KEY_SHA256: &str = "b9a5a2f553b362d6600a5461589956d2672870b866df579f20b9165ebb1293b2";
 
-fn sha256_hex(key: &str) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(key.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect()
-}
 
 fn expect_revoked(client: &mut Client) {
     match client.recv() {

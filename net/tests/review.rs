@@ -100,8 +100,7 @@ fn small_ring_bridge(hb_ms: &str) -> (Bridge, String) {
         ("metrics_listen", "\"127.0.0.1:0\""),
     ];
     let mut bridge = Bridge::start(&overrides);
-    let line = bridge.read_stdout_line();
-    let metrics = line.trim().strip_prefix("tradebridge metrics on http://").and_then(|rest| rest.strip_suffix("/metrics")).expect("metrics line").to_string();
+    let metrics = bridge.read_metrics_address();
     (bridge, metrics)
 }
 

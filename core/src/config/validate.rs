@@ -817,21 +817,22 @@ fn front_door_bounds(table: Table<'_>, raw: &RawServer, server: &mut ServerConfi
         (&raw.hello_frame_bytes_max, &mut server.hello_frame_bytes_max, HELLO_FRAME_BYTES_MAX.key, frame_bytes_max, "frame_bytes_max"),
     ];
     for (raw_value, value, key, bound, bound_key) in bounded {
-        match raw_value {
-            None => *value = (*value).min(bound),
-            Some(set) if *value > bound => {
-                let message = format!("{} is above {bound_key} = {bound}; expected at most that", *value);
-                return Err(table.error(set.span().start, key, message));
-            }
-            Some(_) => {}
-        }
+        within(table, raw_value, value, key, bound, bound_key)?;
     }
+    // After the loop: bounded by pending_connections_max as lowered there.
     let pending_max = server.pending_connections_max;
-    match &raw.pending_connections_per_address_max {
-        None => server.pending_connections_per_address_max = server.pending_connections_per_address_max.min(pending_max),
-        Some(set) if server.pending_connections_per_address_max > pending_max => {
-            let message = format!("{} is above pending_connections_max = {pending_max}; expected at most that", server.pending_connections_per_address_max);
-            return Err(table.error(set.span().start, PENDING_CONNECTIONS_PER_ADDRESS_MAX.key, message));
+    let key = PENDING_CONNECTIONS_PER_ADDRESS_MAX.key;
+    within(table, &raw.pending_connections_per_address_max, &mut server.pending_connections_per_address_max, key, pending_max, "pending_connections_max")
+}
+
+/// `value` (of `key`, set as `raw_value`) lowered to `bound` when unset,
+/// refused naming `bound_key` when set above it.
+fn within(table: Table<'_>, raw_value: &Option<Spanned<u32>>, value: &mut u32, key: &str, bound: u32, bound_key: &str) -> Result<(), ConfigError> {
+    match raw_value {
+        None => *value = (*value).min(bound),
+        Some(set) if *value > bound => {
+            let message = format!("{} is above {bound_key} = {bound}; expected at most that", *value);
+            return Err(table.error(set.span().start, key, message));
         }
         Some(_) => {}
     }

@@ -236,29 +236,21 @@ impl Bridge {
             })
     }
 
+    /// The address of the bridge's metrics endpoint, from the line it prints
+    /// after the listening line (with `metrics_listen` set).
+    pub fn read_metrics_address(&mut self) -> String {
+        let line = self.read_stdout_line();
+        line.trim()
+            .strip_prefix("tradebridge metrics on http://")
+            .and_then(|rest| rest.strip_suffix("/metrics"))
+            .unwrap_or_else(|| panic!("expected the metrics line, got {line:?}"))
+            .to_string()
+    }
+
     /// Opens a WebSocket on `/ea` from the IPv4 loopback address `source`
     /// (127.0.0.2, say: every 127/8 address is this machine's).
     pub fn connect_from(&self, source: [u8; 4]) -> Client {
-        use std::os::fd::FromRawFd as _;
-        let std::net::SocketAddr::V4(target) = self.address else { panic!("the test bridge listens on IPv4") };
-        // SAFETY: plain socket calls on a descriptor owned here (handed to
-        // the TcpStream at once); the sockaddr structs outlive the calls.
-        let stream = unsafe {
-            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
-            assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
-            let stream = TcpStream::from_raw_fd(fd);
-            let mut local: libc::sockaddr_in = std::mem::zeroed();
-            local.sin_family = libc::AF_INET as libc::sa_family_t;
-            local.sin_addr.s_addr = u32::from_ne_bytes(source);
-            let length = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-            assert_eq!(libc::bind(fd, std::ptr::addr_of!(local).cast(), length), 0, "bind: {}", std::io::Error::last_os_error());
-            let mut remote: libc::sockaddr_in = std::mem::zeroed();
-            remote.sin_family = libc::AF_INET as libc::sa_family_t;
-            remote.sin_port = target.port().to_be();
-            remote.sin_addr.s_addr = u32::from_ne_bytes(target.ip().octets());
-            assert_eq!(libc::connect(fd, std::ptr::addr_of!(remote).cast(), length), 0, "connect: {}", std::io::Error::last_os_error());
-            stream
-        };
+        let stream = connect_from(source, self.address, false).unwrap_or_else(|error| panic!("connect from {source:?}: {error}"));
         stream.set_read_timeout(Some(READ_TIMEOUT)).expect("read timeout");
         stream.set_nodelay(true).expect("nodelay");
         let url = format!("ws://{}/ea", self.address);
@@ -298,6 +290,48 @@ impl Drop for Bridge {
             let _ = std::fs::remove_dir_all(&self.directory);
         }
     }
+}
+
+/// A TCP connection to `target` from the IPv4 address `source` (any port);
+/// with `nonblocking`, the connect may still be in progress on return.
+pub fn connect_from(source: [u8; 4], target: SocketAddr, nonblocking: bool) -> std::io::Result<TcpStream> {
+    use std::os::fd::FromRawFd as _;
+    let SocketAddr::V4(target) = target else { panic!("the test bridge listens on IPv4") };
+    let flags = if nonblocking { libc::SOCK_NONBLOCK } else { 0 };
+    // SAFETY: plain socket calls on a descriptor owned here (handed to the
+    // TcpStream at once, which closes it on every path); the sockaddr
+    // structs outlive the calls.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC | flags, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let stream = TcpStream::from_raw_fd(fd);
+        let length = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let mut local: libc::sockaddr_in = std::mem::zeroed();
+        local.sin_family = libc::AF_INET as libc::sa_family_t;
+        local.sin_addr.s_addr = u32::from_ne_bytes(source);
+        if libc::bind(fd, std::ptr::addr_of!(local).cast(), length) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut remote: libc::sockaddr_in = std::mem::zeroed();
+        remote.sin_family = libc::AF_INET as libc::sa_family_t;
+        remote.sin_port = target.port().to_be();
+        remote.sin_addr.s_addr = u32::from_ne_bytes(target.ip().octets());
+        if libc::connect(fd, std::ptr::addr_of!(remote).cast(), length) != 0 {
+            let error = std::io::Error::last_os_error();
+            if !(nonblocking && error.raw_os_error() == Some(libc::EINPROGRESS)) {
+                return Err(error);
+            }
+        }
+        Ok(stream)
+    }
+}
+
+/// SHA-256 of `text` in lowercase hex, as `key_sha256` holds an API key.
+pub fn sha256_hex(text: &str) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(text.as_bytes()).iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// Logs a slave in, sends its state and waits for a pong, so the shard has
