@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use super::error::{io_error, JournalError, RecordDefect, SegmentDefect};
 use super::layout::{parse_segment_file_name, SEGMENT_HEADER_BYTES};
+use super::recovery::records_skip;
 use super::segment::{check_segment_header, runs_after, scan_records};
 
 /// What [`inspect`] found, segment by segment, oldest first.
@@ -178,8 +179,7 @@ fn inspect_segment(
         Err(defect) => return Ok(report(0, 0, SegmentState::BadHeader(defect))),
     };
     let gap = expected_seq.filter(|expected_seq| {
-        let recorded_skip = header.skipped_from_seq == *expected_seq && name_seq > *expected_seq;
-        name_seq != *expected_seq && !recorded_skip
+        name_seq != *expected_seq && !records_skip(&header, name_seq, *expected_seq)
     });
     let file_bytes = bytes.len() as u64;
     let mut padded = bytes;

@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 
 use super::error::{io_error, JournalError, RecordDefect};
 use super::layout::{
-    parse_segment_file_name, records_per_segment_max, QUARANTINE_EXTENSION, SEGMENT_EXTENSION, TEMPORARY_EXTENSION,
+    parse_segment_file_name, SegmentHeader, records_per_segment_max, QUARANTINE_EXTENSION, SEGMENT_EXTENSION, TEMPORARY_EXTENSION,
 };
 use super::options::{JournalOptions, SealedCorruption, SyncPolicy, SEGMENT_BYTES_MAX};
 use super::segment::{file_is_all_zero, quarantined_seq_bound, read_segment_header, record_skip_in_header, sync_directory, Segment};
@@ -318,7 +318,13 @@ fn is_recorded_skip(path: &Path, name_seq: u64, expected_seq: u64) -> Result<boo
         return Ok(false);
     }
     let header = read_segment_header(path)?;
-    Ok(header.is_some_and(|header| header.first_seq == name_seq && header.skipped_from_seq == expected_seq))
+    Ok(header.is_some_and(|header| records_skip(&header, name_seq, expected_seq)))
+}
+
+/// True when `header`, of the segment named `name_seq` where `expected_seq`
+/// was due, records that the numbers from `expected_seq` were skipped.
+pub(super) fn records_skip(header: &SegmentHeader, name_seq: u64, expected_seq: u64) -> bool {
+    name_seq > expected_seq && header.first_seq == name_seq && header.skipped_from_seq == expected_seq
 }
 
 /// Everything `recover_segment` needs to know about one listed file.
